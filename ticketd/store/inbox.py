@@ -1,0 +1,131 @@
+"""The raw-mail queue of record: store first, claim, finish or quarantine."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ticketd.clock import utcnow
+from ticketd.store.db import durably, reading
+from ticketd.store.tables import raw_mail
+
+
+@dataclass(frozen=True)
+class Stored:
+    raw_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class RawMail:
+    """One mail as it arrived, before it is stored."""
+    raw: bytes
+    source: str
+    dedupe_key: str
+    message_id: str | None
+    envelope_from: str | None = None
+    envelope_to: list[str] | None = None
+    mailbox: str | None = None
+
+    def row(self) -> dict:
+        return dict(
+            received_at=utcnow(), source=self.source, mailbox=self.mailbox,
+            envelope_from=self.envelope_from, envelope_to=json.dumps(self.envelope_to or []),
+            # PostgreSQL text cannot hold NUL; a header carrying one must not
+            # make the mail unstorable (451 forever) when the bytes are fine.
+            message_id=self.message_id.replace("\x00", "")[:998] if self.message_id else None,
+            dedupe_key=self.dedupe_key, size=len(self.raw), raw=self.raw, state="received",
+        )
+
+
+def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
+    """Commit several mails in one transaction (one fsync: group commit).
+
+    Duplicates (already stored, or twice in the batch) are answered with the
+    first row. If another writer races us to a key, the whole batch falls
+    back to one transaction per mail, which settles who was first.
+    """
+    keys = [m.dedupe_key for m in mails]
+    try:
+        with durably(engine) as conn, conn.begin():
+            known = dict(conn.execute(
+                select(raw_mail.c.dedupe_key, raw_mail.c.id).where(raw_mail.c.dedupe_key.in_(set(keys)))
+            ).all())
+            results = []
+            for mail in mails:
+                if mail.dedupe_key in known:
+                    results.append(Stored(known[mail.dedupe_key], True))
+                    continue
+                raw_id = conn.execute(insert(raw_mail).values(**mail.row()).returning(raw_mail.c.id)).scalar_one()
+                known[mail.dedupe_key] = raw_id
+                results.append(Stored(raw_id, False))
+        return results
+    except IntegrityError:
+        return [store_raw(engine, m.raw, source=m.source, dedupe_key=m.dedupe_key, message_id=m.message_id,
+                          envelope_from=m.envelope_from, envelope_to=m.envelope_to, mailbox=m.mailbox)
+                for m in mails]
+
+
+def store_raw(
+    engine: Engine,
+    raw: bytes,
+    *,
+    source: str,
+    dedupe_key: str,
+    message_id: str | None,
+    envelope_from: str | None = None,
+    envelope_to: list[str] | None = None,
+    mailbox: str | None = None,
+) -> Stored:
+    """Commit the bytes; a second delivery of the same mail returns the first row."""
+    row = RawMail(raw, source, dedupe_key, message_id, envelope_from, envelope_to, mailbox).row()
+    try:
+        with durably(engine) as conn, conn.begin():
+            raw_id = conn.execute(insert(raw_mail).values(**row).returning(raw_mail.c.id)).scalar_one()
+        return Stored(raw_id, False)
+    except IntegrityError:
+        with reading(engine) as conn:
+            existing = conn.execute(
+                select(raw_mail.c.id).where(raw_mail.c.dedupe_key == dedupe_key)
+            ).scalar_one_or_none()
+        if existing is None:
+            raise
+        return Stored(existing, True)
+
+
+def pending_ids(engine: Engine, limit: int = 500) -> list[int]:
+    """Raw mails still waiting to be processed, oldest first."""
+    with reading(engine) as conn:
+        return list(conn.execute(
+            select(raw_mail.c.id).where(raw_mail.c.state == "received").order_by(raw_mail.c.id).limit(limit)
+        ).scalars())
+
+
+def load_raw(engine: Engine, raw_ids: list[int]) -> list[dict]:
+    """Raw rows still waiting, in the order given."""
+    with reading(engine) as conn:
+        rows = {r["id"]: dict(r) for r in conn.execute(
+            select(raw_mail).where(raw_mail.c.id.in_(raw_ids), raw_mail.c.state == "received")).mappings()}
+    return [rows[i] for i in raw_ids if i in rows]
+
+
+def quarantine_in(conn: Connection, raw_id: int, reason: str, now: datetime) -> None:
+    """Set a claimed mail aside with the reason; its bytes stay as they came."""
+    conn.execute(update(raw_mail).where(raw_mail.c.id == raw_id).values(
+        state="quarantined", reason=reason, processed_at=now))
+
+
+def requeue(engine: Engine, raw_id: int) -> bool:
+    """Put a quarantined mail back in line; False if it was not quarantined."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(raw_mail).where(raw_mail.c.id == raw_id, raw_mail.c.state == "quarantined").values(
+                state="received", reason=None
+            )
+        )
+    return result.rowcount == 1
+

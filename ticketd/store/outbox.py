@@ -1,0 +1,79 @@
+"""Outbox rows: insert, claim once, mark sent / retry / failed, and the reads the sweep and limits need."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from ticketd.store.tables import outbox
+
+
+def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id: int | None, template: str,
+                      recipient: str, message_id: str, automatic: bool, raw: bytes, now: datetime) -> int:
+    """A pending row due now, in the caller's transaction; its id."""
+    return conn.execute(insert(outbox).values(
+        ticket_id=ticket_id, message_row_id=message_row_id, template=template,
+        recipient=recipient, message_id=message_id, automatic=automatic,
+        raw=raw, state="pending", attempts=0, next_attempt_at=now, created_at=now,
+    ).returning(outbox.c.id)).scalar_one()
+
+
+def was_sent_for_ticket(conn: Connection, addresses: list[str], ticket_id: int, template: str) -> bool:
+    """Whether this ticket already has a row of `template` to any of `addresses`."""
+    return conn.execute(select(outbox.c.id).where(
+        outbox.c.recipient.in_(addresses), outbox.c.ticket_id == ticket_id,
+        outbox.c.template == template)).first() is not None
+
+
+def recent_automatic_count(conn: Connection, addresses: list[str], since: datetime) -> int:
+    """Automatic mails queued to any of `addresses` after `since`."""
+    return conn.execute(select(func.count()).select_from(outbox).where(
+        outbox.c.recipient.in_(addresses), outbox.c.automatic.is_(True),
+        outbox.c.created_at > since)).scalar_one()
+
+
+def claim_row(conn: Connection, outbox_id: int, now: datetime) -> dict | None:
+    """Take a due pending row for sending (one conditional UPDATE); the row, or None if not ours."""
+    result = conn.execute(
+        update(outbox)
+        .where(outbox.c.id == outbox_id, outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
+        .values(state="sending", claimed_at=now, attempts=outbox.c.attempts + 1)
+    )
+    if result.rowcount != 1:
+        return None
+    return dict(conn.execute(select(outbox).where(outbox.c.id == outbox_id)).mappings().one())
+
+
+def mark_sent(conn: Connection, outbox_id: int, now: datetime) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
+        state="sent", sent_at=now, last_error=None))
+
+
+def mark_retry(conn: Connection, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
+    """Back to pending, released, due again at `next_attempt_at`."""
+    conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
+        state="pending", claimed_at=None, last_error=error, next_attempt_at=next_attempt_at))
+
+
+def mark_failed(conn: Connection, outbox_id: int, reason: str) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(state="failed", last_error=reason))
+
+
+def release_expired_claims(conn: Connection, claimed_before: datetime) -> int:
+    """Rows claimed before `claimed_before` go back to pending; how many."""
+    return conn.execute(
+        update(outbox).where(outbox.c.state == "sending", outbox.c.claimed_at < claimed_before)
+        .values(state="pending", claimed_at=None, last_error="claim expired (worker stopped mid-send)")
+    ).rowcount
+
+
+def due_pending(conn: Connection, now: datetime, grace: timedelta, limit: int = 1000) -> list[tuple[int, datetime]]:
+    """(id, next_attempt_at) of pending rows to enqueue: deferred ones when due, fresh ones after `grace`."""
+    return conn.execute(
+        select(outbox.c.id, outbox.c.next_attempt_at).where(
+            outbox.c.state == "pending",
+            or_(and_(outbox.c.attempts > 0, outbox.c.next_attempt_at <= now),
+                outbox.c.next_attempt_at <= now - grace))
+        .order_by(outbox.c.next_attempt_at).limit(limit)
+    ).all()

@@ -1,0 +1,165 @@
+"""Reads and writes of tickets, participants, messages, attachments and events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, insert, select, update
+
+from ticketd.store.db import insert_if_absent
+from ticketd.store.tables import (
+    attachments,
+    events,
+    messages,
+    participants,
+    ratings,
+    raw_mail,
+    reactions,
+    ticket_tags,
+    tickets,
+)
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_ticket(conn: Connection, ticket_id: int) -> dict | None:
+    row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def lock_ticket(conn: Connection, ticket_id: int) -> dict | None:
+    """The ticket, locked for this transaction on PostgreSQL (SQLite locks the file)."""
+    stmt = select(tickets).where(tickets.c.id == ticket_id)
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).mappings().first()
+    return dict(row) if row else None
+
+
+def tickets_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list[int]:
+    """Tickets holding any of these Message-IDs, in the order the ids were given."""
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return []
+    rows = conn.execute(
+        select(messages.c.message_id, messages.c.ticket_id).where(messages.c.message_id.in_(ids))
+    ).all()
+    by_id = {mid: tid for mid, tid in rows}
+    return [by_id[m] for m in ids if m in by_id]
+
+
+def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str | None:
+    if not email:
+        return None
+    return conn.execute(
+        select(participants.c.role).where(participants.c.ticket_id == ticket_id, participants.c.email == email.lower())
+    ).scalar_one_or_none()
+
+
+def participants_of(conn: Connection, ticket_id: int) -> list[dict]:
+    rows = conn.execute(
+        select(participants).where(participants.c.ticket_id == ticket_id).order_by(participants.c.id)
+    ).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def thread_message_ids(conn: Connection, ticket_id: int, limit: int = 20) -> list[str]:
+    """The ticket's Message-IDs, oldest first, for a References header."""
+    rows = conn.execute(
+        select(messages.c.message_id).where(messages.c.ticket_id == ticket_id, messages.c.message_id.is_not(None),
+                                            messages.c.internal.is_(False))
+        .order_by(messages.c.id)
+    ).scalars().all()
+    return rows[:1] + rows[1:][-(limit - 1):] if rows else []
+
+
+def create_ticket(conn: Connection, **values) -> int:
+    return conn.execute(insert(tickets).values(**values).returning(tickets.c.id)).scalar_one()
+
+
+def update_ticket(conn: Connection, ticket_id: int, now: datetime, **values) -> None:
+    conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(updated_at=now, **values))
+
+
+def add_participant(conn: Connection, ticket_id: int, email: str, role: str, name: str | None, now: datetime) -> bool:
+    """Add if absent, in one statement (ON CONFLICT DO NOTHING); True if added."""
+    return insert_if_absent(conn, participants, dict(ticket_id=ticket_id, email=email.lower(), role=role,
+                                                     name=name, created_at=now), ["ticket_id", "email"])
+
+
+def add_message(conn: Connection, **values) -> int:
+    for key in ("to_addrs", "cc_addrs"):
+        if isinstance(values.get(key), list):
+            values[key] = json.dumps(values[key])
+    return conn.execute(insert(messages).values(**values).returning(messages.c.id)).scalar_one()
+
+
+def add_attachments(conn: Connection, message_row_id: int, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(insert(attachments), [dict(r, message_id=message_row_id) for r in rows])
+
+
+def add_event(conn: Connection, ticket_id: int, at: datetime, actor: str, kind: str, *,
+              from_value: str | None = None, to_value: str | None = None, reason: str | None = None,
+              message_row_id: int | None = None, rules_hash: str | None = None) -> None:
+    conn.execute(insert(events).values(
+        ticket_id=ticket_id, at=at, actor=actor, kind=kind, from_value=from_value, to_value=to_value,
+        reason=reason, message_id=message_row_id, rules_hash=rules_hash,
+    ))
+
+
+def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
+    for tag in dict.fromkeys(tags):
+        if conn.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == ticket_id,
+                                                        ticket_tags.c.tag == tag)).first() is None:
+            conn.execute(insert(ticket_tags).values(ticket_id=ticket_id, tag=tag))
+
+
+def get_message(conn: Connection, row_id: int) -> dict | None:
+    row = conn.execute(select(messages).where(messages.c.id == row_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def note_texts(conn: Connection, ticket_id: int) -> list[str]:
+    """Texts of the ticket's internal notes (#note), to keep them out of customer mail.
+
+    Only applied notes: a rejected agent mail is internal too, but its text
+    is what the agent will send again once the command is fixed.
+    """
+    noted = select(events.c.message_id).where(events.c.ticket_id == ticket_id, events.c.kind == "internal_note")
+    return list(conn.execute(
+        select(messages.c.text).where(messages.c.ticket_id == ticket_id, messages.c.internal.is_(True),
+                                      messages.c.id.in_(noted))
+    ).scalars())
+
+
+def add_reaction(conn: Connection, message_row_id: int, reaction: str, by_addr: str, now: datetime) -> bool:
+    """Record a like/dislike once per address and message; False if that address already reacted."""
+    return insert_if_absent(conn, reactions, dict(message_id=message_row_id, reaction=reaction,
+                                                  by_addr=by_addr.lower()[:320], created_at=now),
+                            ["message_id", "by_addr"])
+
+
+def add_rating(conn: Connection, ticket_id: int, usefulness: int, speed: int, politeness: int,
+               message_row_id: int | None, now: datetime) -> None:
+    conn.execute(insert(ratings).values(ticket_id=ticket_id, usefulness=usefulness, speed=speed,
+                                        politeness=politeness, message_id=message_row_id, created_at=now))
+
+
+def claim_raw(conn: Connection, raw_id: int) -> dict | None:
+    """Take a received raw mail for processing, once, even with several processors."""
+    result = conn.execute(
+        update(raw_mail).where(raw_mail.c.id == raw_id, raw_mail.c.state == "received")
+        .values(state="processing", attempts=raw_mail.c.attempts + 1)
+    )
+    if result.rowcount != 1:
+        return None
+    return dict(conn.execute(select(raw_mail).where(raw_mail.c.id == raw_id)).mappings().one())
+
+
+def finish_raw(conn: Connection, raw_id: int, ticket_id: int | None, now: datetime) -> None:
+    conn.execute(update(raw_mail).where(raw_mail.c.id == raw_id).values(
+        state="done", ticket_id=ticket_id, processed_at=now, reason=None))
