@@ -1,0 +1,1 @@
+"""The pure heart: statuses, lifecycle decisions, tags, signatures, loop signals."""

@@ -1,0 +1,39 @@
+"""Which agent gets a ticket next: round robin or least open, skipping away and full agents (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+
+from ticketd.domain.rules import Agent
+
+
+def available(agent: Agent, open_counts: Mapping[str, int]) -> bool:
+    """Not away, and under `max_open` if the file sets one."""
+    if agent.away:
+        return False
+    return agent.max_open is None or open_counts.get(agent.email, 0) < agent.max_open
+
+
+def _after(members: Sequence[Agent], last: str | None) -> list[Agent]:
+    """Members in file order, starting after `last` (from the top if `last` left the group)."""
+    emails = [a.email for a in members]
+    if last in emails:
+        start = emails.index(last) + 1
+        return list(members[start:]) + list(members[:start])
+    return list(members)
+
+
+def next_agent(strategy: str, members: Sequence[Agent], last: str | None, open_counts: Mapping[str, int],
+               exclude: Collection[str] = ()) -> Agent | None:
+    """The agent to give the next ticket to, or None if nobody is available.
+
+    round_robin: the first available member after `last`, in file order.
+    least_open: the available member with the fewest open tickets; ties go
+    round robin from `last`, so equal loads still rotate.
+    """
+    candidates = [a for a in _after(members, last) if a.email not in exclude and available(a, open_counts)]
+    if not candidates:
+        return None
+    if strategy == "least_open":
+        return min(candidates, key=lambda a: open_counts.get(a.email, 0))  # min keeps the first of equals
+    return candidates[0]

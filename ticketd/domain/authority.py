@@ -1,0 +1,92 @@
+"""Is this mail the agent's? The checks a mail must pass before its commands count (pure).
+
+PRODUCT.md, "Agents by email": the mail came through that agent's own signed
+reply address and From is that agent. Identity comes from From alone (not
+Reply-To, not Sender); several From addresses carry no authority. Optionally
+the topmost Authentication-Results header (RFC 8601), which our own MTA
+adds, must come from a trusted authserv-id and show DKIM or DMARC passing
+for From's domain. A header lower down claiming a trusted authserv-id was
+written by someone on the way, not by us, and is ignored (RFC 8601 section 5).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ticketd.domain.signing import address_fingerprint
+
+
+@dataclass(frozen=True)
+class Verdict:
+    agent: str | None        # the agent's address when the mail is theirs
+    reason: str              # why, either way, for the history
+
+
+def _strip_comments(value: str) -> str:
+    # RFC 5322 CFWS comments, possibly nested: "(sender verified (twice))"
+    previous = None
+    while previous != value:
+        previous, value = value, re.sub(r"\([^()]*\)", " ", value)
+    return value
+
+
+def _aligned(domain: str | None, from_domain: str) -> bool:
+    # Relaxed alignment (RFC 7489 section 3.1): same organisational domain,
+    # approximated as equal or one a subdomain of the other.
+    if not domain:
+        return False
+    domain = domain.lower().lstrip("@").rsplit("@", 1)[-1].strip(".")
+    return domain == from_domain or from_domain.endswith("." + domain) or domain.endswith("." + from_domain)
+
+
+def authentication_passes(header: str, trusted_ids: list[str] | tuple[str, ...], from_addr: str) -> tuple[bool, str]:
+    """Whether one Authentication-Results value is trusted and shows DKIM/DMARC pass for From."""
+    value = _strip_comments(header or "")
+    parts = [p.strip() for p in value.split(";")]
+    authserv = parts[0].split()[0].lower() if parts and parts[0].split() else ""
+    if authserv not in {t.lower() for t in trusted_ids}:
+        return False, f"topmost Authentication-Results is from {authserv or 'nobody'!r}, not a trusted authserv-id"
+    from_domain = from_addr.rsplit("@", 1)[-1].lower()
+    for resinfo in parts[1:]:
+        tokens = resinfo.split()
+        if not tokens or "=" not in tokens[0]:
+            continue
+        method, _, result = tokens[0].lower().partition("=")
+        props = dict(t.lower().split("=", 1) for t in tokens[1:] if "=" in t)
+        if result != "pass":
+            continue
+        if method == "dmarc" and _aligned(props.get("header.from", from_domain), from_domain):
+            return True, f"dmarc=pass by {authserv}"
+        if method == "dkim" and _aligned(props.get("header.d") or props.get("header.i"), from_domain):
+            return True, f"dkim=pass by {authserv}"
+    return False, f"Authentication-Results by {authserv} shows no DKIM or DMARC pass for {from_domain}"
+
+
+def agent_authority(*, from_addr: str | None, from_count: int, reply_fingerprint: str | None,
+                    agent_emails: list[str] | tuple[str, ...] | set[str],
+                    authentication_results: list[str] | tuple[str, ...] = (),
+                    require_authentication: bool = False,
+                    trusted_authserv_ids: list[str] | tuple[str, ...] = ()) -> Verdict:
+    """The agent whose mail this is, or None with the reason it is not an agent's."""
+    agents = {a.lower() for a in agent_emails}
+    sender = (from_addr or "").lower()
+    if from_count != 1 or not sender:
+        return Verdict(None, f"From names {from_count} addresses; agent mail needs exactly one")
+    if sender not in agents:
+        return Verdict(None, "From is not an agent")
+    if reply_fingerprint is None:
+        return Verdict(None, f"From claims agent {sender} but the mail did not come through "
+                             "that agent's signed reply address")
+    if reply_fingerprint != address_fingerprint(sender):
+        return Verdict(None, f"From claims agent {sender} but the mail came through another "
+                             "person's signed reply address")
+    if require_authentication:
+        topmost = authentication_results[0] if authentication_results else ""
+        if not topmost:
+            return Verdict(None, f"From claims agent {sender} but the mail has no Authentication-Results")
+        passed, why = authentication_passes(topmost, trusted_authserv_ids, sender)
+        if not passed:
+            return Verdict(None, f"From claims agent {sender} but {why}")
+        return Verdict(sender, f"signed reply address of {sender}; {why}")
+    return Verdict(sender, f"signed reply address of {sender}")

@@ -1,0 +1,217 @@
+"""`#commands` at the top of an agent's reply: read them, check them, plan their effect (pure).
+
+PRODUCT.md, "Agents by email": only lines at the very top of the reply,
+before any other text, are commands. A quoted line (`> #status closed`), a
+`#word` below the first line of text, or a command only in the HTML part
+(the caller reads the plain text) is text. A mail's commands apply all
+together or not at all: any error rejects them all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ticketd.domain.lifecycle import agent_may_set, parse_when
+from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
+
+# How to write each command; quoted back in every rejection.
+USAGE = {
+    "note": "#note  (the whole reply becomes an internal note for agents; text may follow on the same line)",
+    "status": "#status open | waiting_customer | solution_proposed | closed",
+    "assign": "#assign <agent email or group name>",
+    "priority": "#priority " + " | ".join(PRIORITIES),
+    "type": "#type " + " | ".join(TYPES),
+    "postpone": "#postpone <duration such as 3d, 12h, 2w, or an ISO date such as 2030-12-01>",
+    "dev": "#dev <engineer> <tracker-key> <due date: ISO date such as 2030-12-01, or a duration such as 14d>",
+    "propose": "#propose  (the text below it is the proposed solution the customer accepts or rejects)",
+    "close": "#close  (optionally a reason on the same line)",
+}
+
+_COMMAND_LINE = re.compile(r"^[ \t]*#([A-Za-z][\w-]*)(?:[ \t]+(.*?))?[ \t]*$")
+# RFC 3676 section 4.3 signature separator ("-- "); "--" alone as clients mangle it.
+_SIGNATURE = re.compile(r"^-- ?$")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str        # lower case, without '#'
+    args: str
+    line: str        # as written, for messages back to the agent
+
+
+@dataclass(frozen=True)
+class AgentReply:
+    commands: tuple[Command, ...]
+    body: str        # the text after the commands, signature cut
+
+
+def cut_signature(text: str) -> str:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if _SIGNATURE.match(line):
+            lines = lines[:i]
+            break
+    return "\n".join(lines).strip()
+
+
+def read_agent_reply(text: str) -> AgentReply:
+    """Split the command lines at the very top from the reply's text."""
+    lines = (text or "").splitlines()
+    commands: list[Command] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+            continue
+        m = _COMMAND_LINE.match(line)
+        if not m:
+            break
+        commands.append(Command(m.group(1).lower(), (m.group(2) or "").strip(), line.strip()))
+        i += 1
+    return AgentReply(tuple(commands), cut_signature("\n".join(lines[i:])))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an agent's mail asks for, once every command checked out."""
+    internal: bool = False
+    status: Status | None = None
+    status_command: str | None = None        # the command line that sets the status
+    close_reason: str | None = None
+    assign_to: str | None = None              # an agent's email or a group name
+    priority: str | None = None
+    type: str | None = None
+    postponed_until: datetime | None = None
+    dev_engineer: str | None = None
+    dev_tracker_key: str | None = None
+    dev_due: datetime | None = None
+    propose: bool = False
+    errors: tuple[str, ...] = ()
+    usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
+                  groups: Collection[str]) -> Plan:
+    """Check every command; the plan, or every error with how to write it."""
+    errors: list[str] = []
+    usage: list[str] = []
+    values: dict = {}
+    status_lines: list[tuple[str, Status]] = []
+    seen: dict[str, str] = {}
+
+    def fail(cmd: Command | None, message: str, name: str | None = None) -> None:
+        errors.append(f"{cmd.line}: {message}" if cmd else message)
+        key = name or (cmd.name if cmd else None)
+        if key in USAGE and USAGE[key] not in usage:
+            usage.append(USAGE[key])
+
+    agent_set = {a.lower(): a for a in agents}
+    group_set = {g.lower(): g for g in groups}
+    for cmd in reply.commands:
+        if cmd.name not in USAGE:
+            fail(cmd, f"#{cmd.name} is not a command. Commands are: "
+                      + ", ".join("#" + n for n in USAGE) + ".")
+            continue
+        if cmd.name in seen and cmd.name != "note":
+            fail(cmd, f"#{cmd.name} is given twice ({seen[cmd.name]!r} and {cmd.line!r}); give it once.")
+            continue
+        seen[cmd.name] = cmd.line
+        args = cmd.args.split()
+        if cmd.name == "note":
+            values["internal"] = True
+        elif cmd.name == "status":
+            status = parse_status(cmd.args) if cmd.args else None
+            if not cmd.args:
+                fail(cmd, "#status needs a status.")
+            elif status is None:
+                fail(cmd, f"{cmd.args!r} is not a status.")
+            elif status == Status.POSTPONED:
+                fail(cmd, "postponed needs a wake-up time: use #postpone instead.", "postpone")
+            elif status == Status.IN_DEVELOPMENT:
+                fail(cmd, "in_development needs engineer, tracker key and due date: use #dev instead.", "dev")
+            elif not agent_may_set(status):
+                fail(cmd, f"agents cannot set the status {status.value}.")
+            else:
+                status_lines.append((cmd.line, status))
+                if status == Status.SOLUTION_PROPOSED:
+                    values["propose"] = True
+        elif cmd.name == "assign":
+            target = cmd.args.strip("<> ").lower()
+            if not target:
+                fail(cmd, "#assign needs an agent's email or a group name.")
+            elif target in agent_set:
+                values["assign_to"] = agent_set[target]
+            elif target in group_set:
+                values["assign_to"] = group_set[target]
+            else:
+                fail(cmd, f"{cmd.args!r} is neither an agent nor a group in rules.yaml "
+                          f"(agents: {', '.join(sorted(agent_set)) or 'none'}; "
+                          f"groups: {', '.join(sorted(group_set)) or 'none'}).")
+        elif cmd.name == "priority":
+            if cmd.args.lower() in PRIORITIES:
+                values["priority"] = cmd.args.lower()
+            else:
+                fail(cmd, f"{cmd.args or 'nothing'!r} is not a priority.")
+        elif cmd.name == "type":
+            if cmd.args.lower() in TYPES:
+                values["type"] = cmd.args.lower()
+            else:
+                fail(cmd, f"{cmd.args or 'nothing'!r} is not a type.")
+        elif cmd.name == "postpone":
+            until = parse_when(cmd.args, now) if len(args) == 1 else None
+            if until is None:
+                fail(cmd, f"{cmd.args or 'nothing'!r} is not a duration or an ISO date.")
+            elif until <= now:
+                fail(cmd, f"{cmd.args!r} is in the past; give a time to wake the ticket up in the future.")
+            else:
+                values["postponed_until"] = until
+                status_lines.append((cmd.line, Status.POSTPONED))
+        elif cmd.name == "dev":
+            if len(args) != 3:
+                fail(cmd, f"#dev takes exactly three words, engineer, tracker key and due date; got {len(args)}.")
+            else:
+                due = parse_when(args[2], now)
+                if due is None:
+                    fail(cmd, f"{args[2]!r} is not an ISO date or a duration.")
+                elif due <= now:
+                    fail(cmd, f"the due date {args[2]!r} is in the past.")
+                else:
+                    values.update(dev_engineer=args[0][:320], dev_tracker_key=args[1][:128], dev_due=due)
+                    status_lines.append((cmd.line, Status.IN_DEVELOPMENT))
+        elif cmd.name == "propose":
+            if cmd.args:
+                fail(cmd, "#propose takes nothing on its line; put the proposed solution below it.")
+            else:
+                values["propose"] = True
+                status_lines.append((cmd.line, Status.SOLUTION_PROPOSED))
+        elif cmd.name == "close":
+            values["close_reason"] = cmd.args or None
+            status_lines.append((cmd.line, Status.CLOSED))
+
+    if len(status_lines) > 1 and len({s for _, s in status_lines}) > 1:
+        fail(None, "these change the status in different ways: "
+                   + "; ".join(line for line, _ in status_lines) + ". Give one status change per mail.")
+    elif len(status_lines) > 1:
+        fail(None, "the status is set twice: " + "; ".join(line for line, _ in status_lines)
+                   + ". Give it once.")
+    note_text = reply.body or next((c.args for c in reply.commands if c.name == "note"), "")
+    if values.get("internal") and values.get("propose"):
+        fail(None, "#note keeps the reply from the customer, but a proposed solution must reach them: "
+                   "send the note and the proposal as two mails.", "propose")
+    if values.get("propose") and not reply.body:
+        fail(None, "a proposed solution needs its text below the commands.", "propose")
+    if values.get("internal") and not note_text:
+        fail(None, "the note is empty; write it below #note.", "note")
+
+    if errors:
+        return Plan(errors=tuple(errors), usage=tuple(usage))
+    status_line, status = status_lines[0] if status_lines else (None, None)
+    return Plan(status=status, status_command=status_line, **values)

@@ -1,0 +1,27 @@
+"""A mail ticketd has decided to send, before it is rendered (pure data)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# RFC 3834 section 5: what our automatic mail says about itself.
+AUTO_REPLIED = "auto-replied"      # an automatic answer to a customer's mail
+AUTO_GENERATED = "auto-generated"  # a notification nobody asked for directly
+
+
+@dataclass(frozen=True)
+class Notice:
+    template: str                  # e.g. "requester/ticket_opened", "agent/ticket_assigned"
+    recipient: str
+    ticket_id: int | None
+    context: Mapping[str, object] = field(default_factory=dict)
+    # None for a relayed human reply (an agent's answer is not automatic).
+    auto_submitted: str | None = AUTO_GENERATED
+    # The agent whose signed reply address goes into Reply-To; None: the
+    # recipient is a customer and gets the ticket's public reply address.
+    agent_reply_to: str | None = None
+    # Shown as From's display name ("Alice via Support").
+    from_name: str | None = None
+    message_row_id: int | None = None   # the stored message this mail carries, if any
+    in_reply_to: str | None = None      # Message-ID this mail answers, for threading

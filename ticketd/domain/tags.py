@@ -1,0 +1,33 @@
+"""The ticket tag in subjects, e.g. `[#1042]`: format, find, and clean subjects."""
+
+from __future__ import annotations
+
+import re
+
+TAG_RE = re.compile(r"\[#(\d{1,12})\]")
+# Reply and forward prefixes in the languages our customers write in.
+_PREFIX_RE = re.compile(
+    r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|r|odp|enc|res|ответ|回复|转发)\s*(\[\d+\])?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+
+
+def format_tag(ticket_id: int) -> str:
+    return f"[#{ticket_id}]"
+
+
+def find_tags(subject: str | None) -> list[int]:
+    """Every ticket tag in a subject, in order."""
+    return [int(m) for m in TAG_RE.findall(subject or "")]
+
+
+def strip_prefixes(subject: str) -> str:
+    """The subject without Re:/Fwd:/AW: and friends in front."""
+    return _PREFIX_RE.sub("", subject or "").strip()
+
+
+def tagged_subject(ticket_id: int, subject: str) -> str:
+    """`[#N] subject`, with any tag of N already present removed first."""
+    clean = strip_prefixes(subject)
+    clean = re.sub(r"\s*\[#%d\]\s*" % ticket_id, " ", clean).strip()
+    return f"{format_tag(ticket_id)} {clean}".strip()

@@ -1,0 +1,92 @@
+"""Which timers a status starts, and when they are due (pure: the clock comes in as `now`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from ticketd.domain.rules import BusinessHours, TimerSpec
+from ticketd.domain.statuses import Status
+
+# PRODUCT.md: waiting_customer warns after 3 days and closes after 4 unless rules.yaml says otherwise.
+DEFAULT_WAITING = TimerSpec(warn_after=3 * 86400, close_after=4 * 86400)
+
+RESPOND, WARN, CLOSE, WAKE, DUE = "respond", "warn", "close", "wake", "due"
+
+
+@dataclass(frozen=True)
+class PlannedTimer:
+    kind: str          # respond | warn | close | wake | due
+    due_at: datetime   # naive UTC, as stored
+
+
+def add_business_seconds(start: datetime, seconds: float, hours: BusinessHours) -> datetime:
+    """`start` (naive UTC) plus `seconds` of working time in the weekly schedule, skipping holidays."""
+    zone = ZoneInfo(hours.timezone)
+    local = start.replace(tzinfo=UTC).astimezone(zone)
+    remaining = seconds
+    day = local.date()
+    for _ in range(3 * 366):  # a schedule with no working day left is caught by the loader
+        if day not in hours.holidays:
+            midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+            for begin, end in hours.week.get(day.weekday(), ()):
+                span_start = max(midnight + timedelta(seconds=begin), local)
+                span_end = midnight + timedelta(seconds=end)
+                if span_end <= span_start:
+                    continue
+                available = (span_end - span_start).total_seconds()
+                if remaining <= available:
+                    due = span_start + timedelta(seconds=remaining)
+                    return due.astimezone(UTC).replace(tzinfo=None)
+                remaining -= available
+        day += timedelta(days=1)
+    return start + timedelta(seconds=seconds)
+
+
+def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until: datetime | None = None,
+         dev_due: datetime | None = None, business_hours: BusinessHours | None = None) -> list[PlannedTimer]:
+    """The timers a ticket entering `status` at `now` starts."""
+    if status == Status.CLOSED.value:
+        return []
+    if spec is None and status == Status.WAITING_CUSTOMER.value:
+        spec = DEFAULT_WAITING
+    planned: list[PlannedTimer] = []
+    if spec is not None and spec.respond_within:
+        if spec.business_hours and business_hours is not None:
+            due = add_business_seconds(now, spec.respond_within, business_hours)
+        else:
+            due = now + timedelta(seconds=spec.respond_within)
+        planned.append(PlannedTimer(RESPOND, due))
+    if status == Status.WAITING_CUSTOMER.value and spec is not None:
+        if spec.warn_after:
+            planned.append(PlannedTimer(WARN, now + timedelta(seconds=spec.warn_after)))
+        if spec.close_after:
+            planned.append(PlannedTimer(CLOSE, now + timedelta(seconds=spec.close_after)))
+    if status == Status.POSTPONED.value and postponed_until is not None:
+        planned.append(PlannedTimer(WAKE, postponed_until))
+    if status == Status.IN_DEVELOPMENT.value and dev_due is not None:
+        before = spec.remind_before if spec is not None and spec.remind_before else 0
+        planned.append(PlannedTimer(DUE, dev_due - timedelta(seconds=before)))
+    return planned
+
+
+def describe(kind: str, status: str, spec: TimerSpec | None) -> str:
+    """How a timer reads in history and mail, e.g. "respond_within 4h in new"."""
+    def human(seconds: float | None) -> str:
+        if not seconds:
+            return "?"
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if seconds % size == 0:
+                return f"{int(seconds // size)}{unit}"
+        return f"{int(seconds)}s"
+
+    if kind == RESPOND:
+        return f"respond_within {human(spec.respond_within if spec else None)} in {status}"
+    if kind == WARN:
+        return f"warn_after {human(spec.warn_after if spec else None)} in {status}"
+    if kind == CLOSE:
+        return f"close_after {human(spec.close_after if spec else None)} in {status}"
+    if kind == WAKE:
+        return "postponed until reached"
+    return "development due date reached"
