@@ -1,0 +1,1 @@
+"""Mail in: the SMTP receiver, the IMAP poller, parsing and threading."""

@@ -1,0 +1,181 @@
+"""Header values to text: unfolding, raw 8-bit bytes, RFC 2047 encoded words, addresses, Message-IDs."""
+
+from __future__ import annotations
+
+import binascii
+import email.header
+import email.utils
+import re
+
+from ingest.charsets import decode_bytes, lookup_codec
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_QUOTED_OR_WORD = re.compile(r'"(?:[^"\\]|\\.)*"|(?:=\?[^?\s]+\?[bBqQ]\?[^?]*\?=\s*)+')
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _unfold(value: str) -> str:
+    # RFC 5322 section 2.2.3: unfolding removes the CRLF before the folding
+    # whitespace; any other CR/LF (stray, or decoded out of an encoded word,
+    # as in Zammad's mail027) must not reach a header value either.
+    return re.sub(r"\r?\n(?=[ \t])", "", value).replace("\r", " ").replace("\n", " ")
+
+
+_ESCAPED_8BIT = re.compile("[\udc80-\udcff]")
+
+
+def has_8bit(value: str) -> bool:
+    return not value.isascii() and _ESCAPED_8BIT.search(value) is not None
+
+
+def decode_8bit(value: str, hints: tuple[str, ...]) -> str:
+    # The parser reads header bytes as ASCII with surrogateescape; undo that.
+    if has_8bit(value):
+        return decode_bytes(value.encode("utf-8", "surrogateescape"), None, hints)
+    return value
+
+
+def _word_bytes(encoding: str, text: str) -> bytes | None:
+    """The bytes of one encoded word's text (RFC 2047 section 4), None if hopeless."""
+    if encoding in "bB":
+        text = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        text += "=" * (-len(text) % 4)
+        try:
+            return binascii.a2b_base64(text)
+        except (binascii.Error, ValueError):
+            return None
+    text = text.replace("_", " ")
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "=" and re.fullmatch(r"[0-9A-Fa-f]{2}", text[i + 1:i + 3]):
+            out.append(int(text[i + 1:i + 3], 16))
+            i += 3
+            continue
+        out.extend(ch.encode("utf-8", "surrogateescape"))
+        i += 1
+    return bytes(out)
+
+
+def _decode_words(value: str, hints: tuple[str, ...]) -> str:
+    """Decode RFC 2047 encoded words; whitespace between two of them is dropped (section 6.2).
+
+    Adjacent words in one charset are joined before decoding, because senders
+    split multi-byte characters across words (RFC 2047 forbids it; they do).
+    """
+    out: list[str] = []
+    pending = bytearray()
+    pending_charset: str | None = None
+    last_end = 0
+    after_word = False
+
+    def flush() -> None:
+        nonlocal pending, pending_charset
+        if pending_charset is not None:
+            out.append(decode_bytes(bytes(pending), pending_charset, hints))
+        pending, pending_charset = bytearray(), None
+
+    for match in _ENCODED_WORD.finditer(value):
+        gap = value[last_end:match.start()]
+        last_end = match.end()
+        charset = match.group(1).split("*", 1)[0]  # RFC 2231 section 5 language suffix
+        data = _word_bytes(match.group(2), match.group(3))
+        if data is None:
+            flush()
+            out.append(gap + match.group(0))
+            after_word = False
+            continue
+        joined = after_word and not gap.strip()
+        if not (joined and lookup_codec(charset) == lookup_codec(pending_charset)):
+            flush()
+        if not joined:
+            out.append(gap)
+        pending_charset = charset
+        pending.extend(data)
+        after_word = True
+    flush()
+    out.append(value[last_end:])
+    return "".join(out)
+
+
+def decode_header_value(value: object, charset_hint: str | None = None,
+                        hints: tuple[str, ...] = ()) -> str:
+    """A header's text with encoded words (RFC 2047) decoded, never raising."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    hints = ((charset_hint,) if charset_hint else ()) + tuple(hints)
+    text = decode_8bit(_unfold(str(value)), hints)
+    if "=?" in text:
+        text = _decode_words(text, hints)
+    return _CONTROL.sub(" ", text).strip()
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _protect_words(value: str, hints: tuple[str, ...]) -> str:
+    """Encoded words decoded into quoted strings, so a comma in a name stays in it.
+
+    RFC 2047 section 5(3) says the decoded text is a phrase, never address
+    syntax; decoding first and parsing after splits "=?..?Müller, Bernd?=".
+    Many mailers also put encoded words inside quotes, which RFC 2047 forbids
+    and everyone decodes.
+    """
+    def repl(match: re.Match) -> str:
+        token = match.group(0)
+        if token.startswith('"'):
+            inner = re.sub(r"\\(.)", r"\1", token[1:-1])
+            return _quote(_CONTROL.sub(" ", _decode_words(inner, hints))) if "=?" in inner else token
+        trailing = token[len(token.rstrip()):]
+        return _quote(_CONTROL.sub(" ", _decode_words(token.rstrip(), hints))) + trailing
+
+    return _QUOTED_OR_WORD.sub(repl, value)
+
+
+def clean_name(name: str, quoted: bool = True) -> str:
+    name = _CONTROL.sub(" ", name)
+    if not quoted:
+        # A comment beside a phrase is not part of the name (RFC 5322 section
+        # 3.2.2): "MAILER-DAEMON (Mail Delivery System) <postmaster@…>".
+        name = re.sub(r"\s*\([^()]*\)", "", name).strip() or name.strip("() ")
+    return re.sub(r"[ \t]+", " ", name).strip().strip("'\"").strip()
+
+
+def _valid_addr(addr: str) -> bool:
+    local, at, domain = addr.rpartition("@")
+    return bool(at and local and domain and not re.search(r'[\s<>(),;"]', addr))
+
+
+def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(display name, lower-case address) pairs from raw header values."""
+    pairs = []
+    for value in values:
+        value = decode_8bit(_unfold(str(value)), hints)
+        if "=?" in value:
+            value = _protect_words(value, hints)
+        found = email.utils.getaddresses([value])
+        good = [(name, addr.strip().strip("<>")) for name, addr in found if _valid_addr(addr.strip().strip("<>"))]
+        if not good and "<" not in value:
+            # "From: Test test@example.com" (a fax gateway in the corpus): no
+            # brackets, so the token with the @ is the address.
+            for name, addr in found:
+                tokens = addr.split()
+                if tokens and _valid_addr(tokens[-1]):
+                    good.append((name or " ".join(tokens[:-1]), tokens[-1]))
+        pairs.extend((clean_name(name, '"' in value), addr.lower()) for name, addr in good)
+    return pairs
+
+
+def msgids(value: str) -> list[str]:
+    ids = re.findall(r"<([^<>\s]+)>", value)
+    if not ids and value.strip():
+        # Some clients (and a fax gateway in the corpus) write ids bare.
+        ids = [tok for tok in value.split() if "@" in tok]
+    return [i.strip("<>") for i in ids]

@@ -1,0 +1,610 @@
+"""Raw RFC 5322 bytes to a ParsedMail: tolerant of the mail people really send.
+
+Uses the stdlib parser with (a raw-header variant of) the `compat32` policy,
+which is several times faster than `policy.default` (bench/README.md), and
+decodes headers itself (ingest.headers, ingest.charsets) so that broken
+encoded words, unknown charsets and raw 8-bit headers give readable text
+instead of exceptions. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import binascii
+import email
+import email.errors
+import email.message
+import email.utils
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from email.policy import Compat32
+
+from ingest.charsets import decode_bytes, guess_charset, is_utf8
+from ingest.headers import clean_name, decode_8bit, decode_header_value, has_8bit, msgids, parse_addresses
+from ingest.html_text import html_to_text
+
+_TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to")
+# Leaves the stdlib parses into sub-messages that we keep whole as attachments
+# (RFC 3464 delivery reports are a list of header blocks to it).
+_WHOLE_PARTS = ("message/rfc822", "message/delivery-status", "message/global",
+                "message/disposition-notification", "message/global-delivery-status")
+_EXTENSIONS = {
+    "message/rfc822": ".eml", "message/global": ".eml", "message/delivery-status": ".txt",
+    "message/global-delivery-status": ".txt", "message/disposition-notification": ".txt",
+    "text/rfc822-headers": ".txt", "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics",
+    "text/csv": ".csv", "text/xml": ".xml", "image/jpeg": ".jpg", "image/jpg": ".jpg", "image/pjpeg": ".jpg",
+    "image/png": ".png", "image/gif": ".gif", "image/bmp": ".bmp", "image/tiff": ".tif",
+    "image/svg+xml": ".svg", "image/webp": ".webp", "application/pdf": ".pdf", "application/zip": ".zip",
+    "application/msword": ".doc", "application/vnd.ms-excel": ".xls", "application/pgp-signature": ".asc",
+    "application/pgp-encrypted": ".asc", "application/pkcs7-signature": ".p7s",
+    "application/x-pkcs7-signature": ".p7s", "application/pkcs7-mime": ".p7m",
+    "application/x-pkcs7-mime": ".p7m", "application/ms-tnef": ".dat", "application/json": ".json",
+    "video/quicktime": ".mov", "video/mp4": ".mp4", "audio/mpeg": ".mp3", "audio/wav": ".wav",
+}
+
+
+class MailTooComplex(ValueError):
+    """The mail nests deeper or has more parts than we agree to walk."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str          # sanitised, display only; storage is by sha256
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message_id: str | None
+    in_reply_to: list[str]
+    references: list[str]
+    from_addr: str | None              # lower case, or None when absent or ambiguous
+    from_name: str | None
+    from_count: int                    # several From addresses carry no authority
+    to: list[str]
+    cc: list[str]
+    reply_to: list[str]
+    subject: str
+    date: str | None
+    headers: dict[str, str]            # lower-case name -> first value, decoded
+    text: str                          # the body as text (plain part, or HTML made readable)
+    html: str | None                   # the HTML part as sent, if any
+    content_type: str                  # of the top-level entity (e.g. multipart/report)
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+
+class _RawHeaders(Compat32):
+    """compat32, but header values come back as written.
+
+    compat32 turns a header holding raw 8-bit bytes into an `unknown-8bit`
+    Header whose str() is replacement characters; we want the bytes, to guess
+    their charset ourselves (RFC 6532 allows UTF-8 there; old mailers send
+    their local charset).
+    """
+
+    def header_fetch_parse(self, name, value):
+        # Trailing blanks too: the stdlib compares "base64 " to "base64" and
+        # would leave such a part undecoded.
+        return value.strip(" \t") if isinstance(value, str) else value
+
+    # An attached mail is stored as re-serialised by the generator. Keeping
+    # each header value exactly as read (compat32 drops the whitespace after
+    # the colon) and writing it back unfolded-as-was keeps its bytes.
+    def header_source_parse(self, sourcelines):
+        name, value = sourcelines[0].split(":", 1)
+        return name, (value + "".join(sourcelines[1:])).rstrip("\r\n")
+
+    def fold(self, name, value):
+        return f"{name}:{value}{self.linesep}"
+
+    def fold_binary(self, name, value):
+        return self.fold(name, value).encode("utf-8", "surrogateescape")
+
+
+_POLICY = _RawHeaders()
+
+
+# ---------------------------------------------------------------- filenames
+
+
+def _extension(content_type: str) -> str:
+    if content_type in _EXTENSIONS:
+        return _EXTENSIONS[content_type]
+    main, _, sub = content_type.partition("/")
+    if main in ("image", "audio", "video") and re.fullmatch(r"[a-z0-9]{2,5}", sub):
+        return "." + sub
+    return ".txt" if main == "text" else ".bin"
+
+
+def generic_name(content_type: str, index: int = 0) -> str:
+    """A name for a nameless part: image.jpg, document.html, video1.mov, file.bin."""
+    main = content_type.split("/", 1)[0]
+    stem = {"text/html": "document", "text/plain": "text"}.get(
+        content_type, main if main in ("image", "video", "audio", "text") else "file")
+    return f"{stem}{index or ''}{_extension(content_type)}"
+
+
+def safe_filename(name: str | None, content_type: str, index: int = 0) -> str:
+    """A display name that cannot escape a directory or carry control chars."""
+    return _sanitise(name) or generic_name(content_type, index)
+
+
+def _sanitise(name: str | None) -> str:
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # isprintable() also drops format characters such as U+202E (RIGHT-TO-LEFT
+    # OVERRIDE), which disguise "txt.exe" as "exe.txt".
+    name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
+    name = name.strip(" .")
+    if len(name.encode()) > 255:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext[:16] if dot else ""
+        while len((stem + dot + ext).encode()) > 255:
+            stem = stem[:-1]
+        name = stem + dot + ext
+    return name
+
+
+def _part_filename(part: email.message.Message, hints: tuple[str, ...]) -> str | None:
+    """The sender's file name: RFC 2183 filename, else the Content-Type name."""
+    try:
+        raw = part.get_filename()
+    except Exception:  # a parameter too broken to read (bad RFC 2231 continuations)
+        raw = None
+    if not raw:
+        return None
+    charset = part.get_content_charset()
+    return decode_header_value(raw, None, ((charset,) if charset else ()) + hints) or None
+
+
+def _fallback_name(part: email.message.Message, ctype: str, hints: tuple[str, ...]) -> str | None:
+    """A meaningful name for a part the sender left nameless."""
+    if ctype in _WHOLE_PARTS or ctype == "text/rfc822-headers":
+        # Delivery reports label their parts ("Delivery report", "Undelivered Message").
+        if ctype in ("message/rfc822", "message/global"):
+            inner = _children(part)[0] if _children(part) else None
+            subject = decode_header_value(inner.get("subject"), None, hints) if inner is not None else ""
+            if subject:
+                return subject[:120] + ".eml"
+        description = decode_header_value(part.get("content-description"), None, hints)
+        if description and len(description) <= 120:
+            return description.replace("/", "-") + _extension(ctype)
+        return ctype.split("/")[1] + _extension(ctype)  # "delivery-status.txt", "rfc822.eml"
+    content_id = str(part.get("content-id") or "").strip().strip("<>")
+    local = content_id.split("@", 1)[0]
+    if re.fullmatch(r"[\w.-]{1,100}\.[A-Za-z0-9]{2,5}", local):
+        return local  # Outlook: Content-ID: <image001.jpg@01CDB132.D8A510F0>
+    return None
+
+
+# ---------------------------------------------------------------- body walk
+
+
+def _payload(part: email.message.Message) -> str | list:
+    # Message.get_payload() decodes 8-bit text with the part's charset
+    # parameter and raises when that parameter itself holds 8-bit bytes;
+    # the stored payload is what we want anyway.
+    return part._payload  # noqa: SLF001
+
+
+def _children(part: email.message.Message) -> list[email.message.Message]:
+    payload = _payload(part)
+    return [c for c in payload if isinstance(c, email.message.Message)] if isinstance(payload, list) else []
+
+
+def _check_limits(msg: email.message.Message, max_depth: int, max_parts: int) -> None:
+    """Refuse hostile structure before walking it (attached mails count too)."""
+    stack = [(msg, 0)]
+    seen = 0
+    while stack:
+        part, depth = stack.pop()
+        seen += 1
+        if seen > max_parts:
+            raise MailTooComplex(f"more than {max_parts} MIME parts")
+        if depth > max_depth:
+            raise MailTooComplex(f"MIME nesting deeper than {max_depth}")
+        stack.extend((child, depth + 1) for child in _children(part))
+
+
+def _disposition(part: email.message.Message) -> str:
+    return str(part.get("content-disposition") or "").split(";")[0].strip().lower()
+
+
+@dataclass
+class _Body:
+    """Body parts in order, grouped so each alternative contributes once."""
+    segments: list[tuple[int, str, email.message.Message]] = field(default_factory=list)
+    attachments: list[email.message.Message] = field(default_factory=list)
+
+    def extend(self, other: _Body) -> None:
+        self.segments += other.segments
+        self.attachments += other.attachments
+
+
+class _Walker:
+    def __init__(self) -> None:
+        self.groups = 0
+
+    def group(self) -> int:
+        self.groups += 1
+        return self.groups
+
+    def body(self, part: email.message.Message, top: bool = False) -> _Body:
+        ctype = part.get_content_type()
+        out = _Body()
+        if not part.is_multipart() or ctype in _WHOLE_PARTS:
+            kind = self.body_kind(part, ctype, top)
+            if kind:
+                out.segments.append((self.group(), kind, part))
+            else:
+                out.attachments.append(part)
+            return out
+        children = _children(part)
+        if ctype == "multipart/alternative":
+            return self.alternative(children)
+        if ctype == "multipart/related" and children:
+            # RFC 2387: the root is named by the start parameter, else it is the first part.
+            start = str(part.get_param("start") or "").strip().strip("<>")
+            root = next((c for c in children if start and str(c.get("content-id") or "").strip().strip("<>") == start),
+                        children[0])
+            out.extend(self.body(root))
+            for child in children:
+                if child is not root:
+                    out.attachments += self.leaves(child)
+            return out
+        for child in children:  # mixed, report, signed, encrypted, digest, unknown
+            out.extend(self.body(child))
+        return out
+
+    @staticmethod
+    def body_kind(part: email.message.Message, ctype: str, top: bool) -> str | None:
+        if ctype.startswith("multipart/"):
+            return "plain"  # no boundary, or one never found: the parts are text as sent
+        if ctype not in ("text/plain", "text/html") or _disposition(part) == "attachment":
+            return None
+        if not top and part.get_filename(None):  # name="" is no name (RT's crashes-file-based-parser)
+            return None
+        return "plain" if ctype == "text/plain" else "html"
+
+    def alternative(self, children: list[email.message.Message]) -> _Body:
+        # RFC 2046 section 5.1.4: alternatives in increasing order of preference.
+        # We want the plain text (for replies and rules) and the richest HTML.
+        results = [self.body(child) for child in children]
+        has = [{kind for _, kind, _ in r.segments} for r in results]
+        plain = next((i for i, kinds in enumerate(has) if "plain" in kinds), None)
+        html = next((i for i in reversed(range(len(has))) if "html" in has[i]), None)
+        chosen = sorted({i for i in (plain, html) if i is not None})
+        out = _Body()
+        group = self.group()
+        for i in chosen:
+            out.segments += [(group, kind, p) for _, kind, p in results[i].segments]
+            out.attachments += results[i].attachments
+        if not chosen and results:
+            out.extend(results[-1])
+            chosen = [len(results) - 1]
+        # A calendar invite or similar sent as an alternative is still worth keeping.
+        for i, (child, result) in enumerate(zip(children, results)):
+            if i not in chosen and not child.is_multipart():
+                out.attachments += result.attachments
+        return out
+
+    def leaves(self, part: email.message.Message) -> list[email.message.Message]:
+        if part.is_multipart() and part.get_content_type() not in _WHOLE_PARTS:
+            return [leaf for child in _children(part) for leaf in self.leaves(child)]
+        return [part]
+
+
+def _part_bytes(part: email.message.Message, linesep: str = "\n") -> bytes:
+    ctype = part.get_content_type()
+    payload = _payload(part)
+    if ctype in _WHOLE_PARTS and isinstance(payload, list):
+        if ctype.startswith("message/") and ctype.endswith(("rfc822", "global")) and payload:
+            try:
+                data = payload[0].as_bytes(policy=_POLICY.clone(linesep=linesep))
+            except Exception:
+                data = str(payload[0]).encode("utf-8", "surrogateescape")
+            return data if data.strip() else b""
+        try:
+            whole = part.as_bytes()
+        except Exception:
+            whole = str(part).encode("utf-8", "surrogateescape")
+        whole = whole.replace(b"\r\n", b"\n")
+        return whole.split(b"\n\n", 1)[1] if b"\n\n" in whole else whole
+    cte = str(part.get("content-transfer-encoding") or "").strip().lower()
+    if cte in ("x-uuencode", "uuencode", "uue", "x-uue") and isinstance(payload, str):
+        return uudecode(payload.encode("utf-8", "surrogateescape"))
+    if cte == "base64" and isinstance(payload, str):
+        return b64decode(payload.encode("utf-8", "surrogateescape"))
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # a transfer encoding too broken to undo: keep it as sent
+        data = None
+    if data is None:
+        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+    return data
+
+
+def b64decode(data: bytes) -> bytes:
+    """Base64 as much as it decodes (RFC 2045 section 6.8 says ignore what does not fit).
+
+    The stdlib returns the undecoded text when the length is off by one
+    character; a truncated part should still give its bytes.
+    """
+    data = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+    if len(data) % 4 == 1:
+        data = data[:-1]
+    data += b"=" * (-len(data) % 4)
+    try:
+        return binascii.a2b_base64(data)
+    except binascii.Error:
+        return b""
+
+
+def uudecode(data: bytes) -> bytes:
+    """uuencoded bytes, with or without the `begin`/`end` lines (Mac mailers omit them)."""
+    out = bytearray()
+    for line in data.splitlines():
+        if line.strip() == b"end":
+            break
+        if not line.strip() or line.startswith(b"begin "):
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            # Some encoders pad short lines inconsistently; trust the length byte.
+            size = 1 + (((line[0] - 32) & 63) * 4 + 2) // 3
+            try:
+                out += binascii.a2b_uu(line[:size].ljust(size))
+            except binascii.Error:
+                continue
+    return bytes(out)
+
+
+# A file uuencoded into the text itself (Lotus Notes and other old clients).
+_INLINE_UUENCODE = re.compile(r"^begin [0-7]{3,4} (\S[^\n]*)\n(.*?)^end[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def _inline_files(text: str) -> tuple[str, list[Attachment]]:
+    """Text with its inline uuencoded files taken out, and the files."""
+    if "begin " not in text:
+        return text, []
+    files: list[Attachment] = []
+
+    def take(match: re.Match) -> str:
+        name = _sanitise(match.group(1).strip())
+        data = uudecode(match.group(2).encode("utf-8", "surrogateescape"))
+        files.append(Attachment(filename=name or generic_name("application/octet-stream"),
+                                content_type="application/octet-stream", data=data))
+        return f"[{name}]"
+
+    return _INLINE_UUENCODE.sub(take, text), files
+
+
+def _part_text(part: email.message.Message, hints: tuple[str, ...]) -> str:
+    data = _part_bytes(part)
+    text = decode_bytes(data, part.get_content_charset(), hints)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if part.get_content_type() == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
+        text = unflow(text, str(part.get_param("delsp") or "").lower() == "yes")
+    return text
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """RFC 3676 format=flowed: join soft line breaks (same quote depth only)."""
+    out: list[str] = []
+    current: str | None = None
+    depth = -1
+    for line in text.split("\n"):
+        quote = len(line) - len(line.lstrip(">"))
+        body = line[quote:]
+        if body.startswith(" "):
+            body = body[1:]  # space-stuffing, section 4.4
+        if current is not None and quote == depth:
+            current += body
+        else:
+            if current is not None:
+                out.append(current)
+            current, depth = (">" * quote + (" " if quote else "") + body), quote
+        flowed = body.endswith(" ") and body != "-- "
+        if flowed:
+            if delsp:
+                current = current[:-1]
+            continue
+        out.append(current)
+        current, depth = None, -1
+    if current is not None:
+        out.append(current)
+    return "\n".join(out)
+
+
+def _charset_hints(msg: email.message.Message) -> tuple[str, ...]:
+    """Every charset the mail declares, for text that declares none (raw 8-bit headers)."""
+    found: list[str] = []
+    stack = [msg]
+    while stack:
+        part = stack.pop(0)
+        charset = part.get_content_charset()
+        if charset and charset not in found:
+            found.append(charset)
+        stack.extend(_children(part))
+    return tuple(found)
+
+
+def _repair_head(raw: bytes) -> bytes | None:
+    """Header block of a mail whose headers the stdlib gave up on, repaired.
+
+    A line in the header block that is neither `Name: value` nor folded ends
+    the headers for the stdlib (MissingHeaderBodySeparatorDefect), and the
+    rest of the headers become body text. Mail in the corpus has such lines:
+    unindented base64 continuations from a spam filter, a "---- Original
+    email message ----" banner on top. Such a line is taken as a fold when a
+    header precedes it, and dropped when none does.
+    """
+    nl = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
+    head, sep, body = raw.partition(nl + nl)
+    if not sep:
+        return None
+    lines = head.split(nl)
+    header_re = re.compile(rb"^[\x21-\x39\x3b-\x7e]+:")
+    if sum(1 for line in lines if header_re.match(line)) < 2:
+        return None
+    fixed: list[bytes] = []
+    for line in lines:
+        if header_re.match(line) or line[:1] in (b" ", b"\t"):
+            fixed.append(line)
+        elif fixed:
+            fixed.append(b" " + line)
+    return nl.join(fixed) + sep + body
+
+
+def _message_from_bytes(raw: bytes) -> email.message.Message:
+    try:
+        msg = email.message_from_bytes(raw, policy=_POLICY)
+        if any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect) for d in msg.defects) or not msg.keys():
+            repaired = _repair_head(raw)
+            if repaired is not None:
+                msg = email.message_from_bytes(repaired, policy=_POLICY)
+        return msg
+    except RecursionError as exc:  # the stdlib parser recurses once per nesting level
+        raise MailTooComplex("MIME nesting too deep to parse") from exc
+
+
+def _body_text(walked: _Body, hints: tuple[str, ...]) -> tuple[str, str | None]:
+    """The body as text (each alternative once, plain preferred) and the HTML as sent."""
+    groups: dict[int, dict[str, list[str]]] = {}
+    html_parts: list[str] = []
+    for group, kind, part in walked.segments:
+        text = _part_text(part, hints)
+        groups.setdefault(group, {"plain": [], "html": []})[kind].append(text)
+        if kind == "html":
+            html_parts.append(text)
+    texts = []
+    for chunks in groups.values():
+        if "".join(chunks["plain"]).strip() or not chunks["html"]:
+            texts.append("\n".join(chunks["plain"]))
+        else:
+            texts.append(html_to_text("\n".join(chunks["html"])))
+    # NUL cannot be stored in a PostgreSQL text column and means nothing in mail text.
+    text = "\n".join(t.strip("\n") for t in texts if t.strip()).replace("\x00", "")
+    return text, ("\n".join(html_parts).replace("\x00", "") if html_parts else None)
+
+
+def _attachments(parts: list[email.message.Message], hints: tuple[str, ...], linesep: str) -> list[Attachment]:
+    attachments: list[Attachment] = []
+    generic: dict[str, int] = {}
+    for part in parts:
+        ctype = part.get_content_type()
+        disposition = _disposition(part)
+        filename = _part_filename(part, hints) or _fallback_name(part, ctype, hints)
+        if ctype == "message/rfc822" and filename and "." not in filename[-6:]:
+            filename += ".eml"
+        name = _sanitise(filename)
+        if not name:
+            count = generic.get(ctype, 0)
+            generic[ctype] = count + 1
+            name = generic_name(ctype, count)  # image.png, image1.png, …
+        content_id = str(part.get("content-id") or "").strip().strip("<>") or None
+        attachments.append(
+            Attachment(
+                filename=name,
+                content_type=ctype,
+                data=_part_bytes(part, linesep),
+                content_id=decode_8bit(content_id, hints) if content_id else None,
+                inline=disposition == "inline" or (bool(content_id) and disposition != "attachment"),
+            )
+        )
+    return attachments
+
+
+def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> ParsedMail:
+    """Parse raw bytes; raises MailTooComplex past the limits, nothing else by design."""
+    if raw.startswith(b"From ") and b"\n" in raw:
+        first, rest = raw.split(b"\n", 1)
+        if b":" not in first.split(b" ", 1)[0]:
+            raw = rest  # an mbox separator line, not a header
+    msg = _message_from_bytes(raw)
+    _check_limits(msg, max_depth, max_parts)
+    hints = _charset_hints(msg)
+    raw_8bit = b"\n".join(str(v).encode("utf-8", "surrogateescape") for _, v in msg.raw_items() if has_8bit(str(v)))
+    if raw_8bit and not is_utf8(raw_8bit):
+        # All raw 8-bit header text together says more about its charset than
+        # one short Subject does; the guess then also serves undeclared bodies.
+        hints += (guess_charset(raw_8bit, hints)[0],)
+
+    headers: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        key = decode_8bit(str(name), hints).strip().lower()
+        if key not in headers:
+            headers[key] = decode_header_value(value, None, hints)
+
+    def addresses(name: str) -> list[tuple[str, str]]:
+        return parse_addresses([str(v) for v in msg.get_all(name, [])], hints)
+
+    froms = addresses("from")
+    from_name, from_addr = (froms[0] if len(froms) == 1 else ("", None))
+    if len(froms) > 1:
+        from_name = froms[0][0]
+    elif not froms:
+        # "MAILER-DAEMON (Mail Delivery System)": no address, but a name to show.
+        named = email.utils.getaddresses([headers.get("from", "")])
+        from_name = clean_name(named[0][0], False) if named else ""
+
+    first_line = raw.split(b"\n", 1)[0]
+    linesep = "\r\n" if first_line.endswith(b"\r") else "\n"  # for attached mails, as they came
+    walked = _Walker().body(msg, top=True)
+    text, html = _body_text(walked, hints)
+    text, inline_files = _inline_files(text)
+    attachments = _attachments(walked.attachments, hints, linesep) + inline_files
+
+    return ParsedMail(
+        message_id=(msgids(headers.get("message-id", "")) or [None])[0],
+        in_reply_to=msgids(headers.get("in-reply-to", "")),
+        references=msgids(headers.get("references", "")),
+        from_addr=from_addr,
+        from_name=from_name or None,
+        from_count=len(froms),
+        to=[a for _, a in addresses("to")],
+        cc=[a for _, a in addresses("cc")],
+        reply_to=[a for _, a in addresses("reply-to")],
+        subject=headers.get("subject", ""),
+        date=headers.get("date"),
+        headers=headers,
+        text=text,
+        html=html,
+        content_type=msg.get_content_type(),
+        attachments=attachments,
+        defects=[type(d).__name__ for d in msg.defects],
+    )
+
+
+def dedupe_key(raw: bytes) -> tuple[str, str | None]:
+    """The key a second delivery of the same mail collides on, and its Message-ID.
+
+    Trace headers (Received, Return-Path, Delivered-To) differ between the
+    SMTP route and the IMAP route, so they are left out; line endings are
+    normalised because one route may store CRLF and the other LF. The
+    Message-ID alone is not trusted: two different mails sharing one (broken
+    clients, forgeries) must both be kept, so the body takes part too.
+    """
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    body_hash = hashlib.sha256(body.rstrip()).hexdigest()
+    msg = email.message_from_bytes(head + b"\n\n")
+    message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
+    if message_id:
+        return f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}", message_id
+    kept = [
+        f"{name.lower()}:{value}"
+        for name, value in msg.items()
+        if name.lower() not in _TRACE_HEADERS and not name.lower().startswith("x-")
+    ]
+    head_hash = hashlib.sha256("\n".join(kept).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"sha:{head_hash[:40]}:{body_hash[:24]}", None
