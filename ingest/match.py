@@ -1,0 +1,114 @@
+"""Which ticket a mail belongs to, in PRODUCT.md's order (pure).
+
+1. a signed reply address `support+<token>@domain` we put in Reply-To;
+2. In-Reply-To / References naming a mail on the ticket (our signed
+   Message-IDs, or a Message-ID we received on it);
+3. the subject tag, only when the sender already takes part in that ticket;
+4. otherwise a new ticket.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from ticketd.domain.signing import Signer, address_fingerprint
+
+_TICKET_TOKEN = re.compile(r"^t(\d+)(?:a([0-9a-f]{8}))?$")
+_REACTION_TOKEN = re.compile(r"^([ld])(\d+)$")
+_MESSAGE_ID_TOKEN = re.compile(r"^t(\d+)\.m[0-9a-f]+$")
+
+
+@dataclass(frozen=True)
+class ReplyAddress:
+    """What a verified `+token` says: the ticket, and whose address it was."""
+    ticket_id: int | None = None
+    agent_fingerprint: str | None = None    # set on an agent's own reply address
+    reaction: str | None = None              # like | dislike
+    message_row_id: int | None = None        # the message a reaction is about
+
+
+@dataclass(frozen=True)
+class Match:
+    ticket_id: int | None
+    matched_by: str           # reply_address | references | subject_tag | new
+
+
+# ---------------------------------------------------------------- minting
+
+
+def reply_address(signer: Signer, support_address: str, ticket_id: int, agent_email: str | None = None) -> str:
+    """The signed Reply-To for one recipient of a ticket's mail."""
+    payload = f"t{ticket_id}" + (f"a{address_fingerprint(agent_email)}" if agent_email else "")
+    local, domain = support_address.split("@", 1)
+    return f"{local}+{signer.sign(payload)}@{domain}"
+
+
+def reaction_address(signer: Signer, support_address: str, message_row_id: int, reaction: str) -> str:
+    local, domain = support_address.split("@", 1)
+    payload = ("l" if reaction == "like" else "d") + str(message_row_id)
+    return f"{local}+{signer.sign(payload)}@{domain}"
+
+
+def new_message_id(signer: Signer, domain: str, ticket_id: int | None, nonce: str | None = None) -> str:
+    """A signed Message-ID (without brackets) so our own mail is recognised."""
+    nonce = nonce or secrets.token_hex(8)
+    return f"{signer.sign(f't{ticket_id or 0}.m{nonce}')}@{domain}"
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_reply_addresses(signer: Signer, support_address: str, recipients: list[str]) -> list[ReplyAddress]:
+    """Every validly signed +token among the recipients; forged ones are ignored."""
+    local, domain = support_address.lower().split("@", 1)
+    found = []
+    for addr in recipients:
+        addr = addr.lower().strip("<> ")
+        a_local, _, a_domain = addr.partition("@")
+        if a_domain != domain or not a_local.startswith(local + "+"):
+            continue
+        payload = signer.verify(a_local[len(local) + 1:])
+        if payload is None:
+            continue
+        if m := _TICKET_TOKEN.match(payload):
+            found.append(ReplyAddress(ticket_id=int(m.group(1)), agent_fingerprint=m.group(2)))
+        elif m := _REACTION_TOKEN.match(payload):
+            found.append(ReplyAddress(reaction="like" if m.group(1) == "l" else "dislike",
+                                      message_row_id=int(m.group(2))))
+    return found
+
+
+def our_message_ticket(signer: Signer, domain: str, message_id: str) -> int | None:
+    """The ticket named by one of our signed Message-IDs, or None."""
+    local, _, mid_domain = message_id.lower().rpartition("@")
+    if mid_domain != domain.lower():
+        return None
+    payload = signer.verify(local)
+    if payload and (m := _MESSAGE_ID_TOKEN.match(payload)):
+        ticket_id = int(m.group(1))
+        return ticket_id or None
+    return None
+
+
+def is_our_message_id(signer: Signer, domain: str, message_id: str | None) -> bool:
+    if not message_id:
+        return False
+    local, _, mid_domain = message_id.lower().rpartition("@")
+    return mid_domain == domain.lower() and signer.verify(local) is not None
+
+
+def choose_ticket(
+    reply_ticket: int | None,
+    referenced_tickets: list[int],
+    tagged_tickets_where_participant: list[int],
+) -> Match:
+    """Apply the threading order to what the shell found."""
+    if reply_ticket is not None:
+        return Match(reply_ticket, "reply_address")
+    if referenced_tickets:
+        return Match(referenced_tickets[0], "references")
+    if tagged_tickets_where_participant:
+        return Match(tagged_tickets_where_participant[0], "subject_tag")
+    return Match(None, "new")
