@@ -1,0 +1,247 @@
+"""The IMAP poller: fetch new mail with BODY.PEEK[], commit it, and only then flag or move it.
+
+One thread per mailbox. The order is what keeps mail safe: a fetch never
+marks a message seen (BODY.PEEK[], RFC 3501 section 6.4.5), the raw bytes are
+committed, and only then is the message flagged \\Seen or moved away. A crash
+or a dropped connection in between leaves it unseen on the server, so it is
+fetched again and the dedupe key makes that second copy harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+import time
+
+from imapclient import IMAPClient
+from imapclient.imapclient import DELETED, SEEN, SocketTimeout
+
+from ingest.parse import dedupe_key
+from ticketd.app import App
+from ticketd.settings import ImapSettings
+from ticketd.store.errors import StoreError
+from ticketd.store.imap_cursor import load_cursor, save_cursor
+from ticketd.store.inbox import store_raw
+
+log = logging.getLogger("ticketd.imap")
+
+# RFC 2177: a server may drop a client idling for 30 minutes; re-issue IDLE
+# well before that, and also often enough to notice a silently dead link.
+IDLE_RENEW_SECONDS = 5 * 60
+# How long one wait inside IDLE lasts: the bound on how late stop() is seen.
+IDLE_CHECK_SECONDS = 1.0
+BACKOFF_FIRST_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 60.0
+# Messages fetched per round trip; mail may be 25 MB each, so keep it small.
+FETCH_BATCH = 10
+TIMEOUTS = SocketTimeout(connect=10, read=60)
+
+
+class Poller:
+    """Takes mail from one IMAP folder into raw_mail until stopped."""
+
+    def __init__(self, app: App, box: ImapSettings) -> None:
+        self.app = app
+        self.box = box
+        self._stop = threading.Event()
+        self._client: IMAPClient | None = None
+        self._delay = BACKOFF_FIRST_SECONDS
+        self._uidvalidity = 0
+        self._last_uid = 0
+        self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=3)
+        client = self._client
+        if self._thread.is_alive() and client is not None:
+            # Stuck in a slow read: cut the socket. Whatever was stored but not
+            # yet flagged stays unseen on the server and is deduplicated later.
+            try:
+                client.socket().shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._thread.join(timeout=5)
+
+    # -- the connection loop -------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            client = None
+            try:
+                client = self._connect()
+                self._client = client
+                self._open_folder(client)
+                while not self._stop.is_set():
+                    self._sync(client)
+                    self._delay = BACKOFF_FIRST_SECONDS
+                    self._wait_for_mail(client)
+                continue
+            except StoreError as exc:
+                problem = f"storing failed, mail stays unseen on the server: {exc}"
+            except Exception as exc:  # dropped connection, refused login, server error
+                problem = f"{type(exc).__name__}: {exc}"
+            finally:
+                self._client = None
+                if client is not None:
+                    _close(client)
+            if self._stop.is_set():
+                break
+            log.warning("imap %s: %s; reconnecting in %.0fs", self.box.key, problem, self._delay)
+            self._back_off()
+
+    def _back_off(self) -> None:
+        self._stop.wait(self._delay)
+        self._delay = min(self._delay * 2, BACKOFF_MAX_SECONDS)
+
+    def _connect(self) -> IMAPClient:
+        box = self.box
+        context = None
+        if box.ssl:
+            context = ssl.create_default_context()
+            if not box.ssl_verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        client = IMAPClient(box.host, port=box.port, ssl=box.ssl, ssl_context=context, timeout=TIMEOUTS)
+        try:
+            client.login(box.username, box.password)
+            if box.move_to and not client.folder_exists(box.move_to):
+                client.create_folder(box.move_to)
+        except Exception:
+            _close(client)
+            raise
+        log.info("imap %s: connected", box.key)
+        return client
+
+    def _open_folder(self, client: IMAPClient) -> None:
+        info = client.select_folder(self.box.folder)
+        uidvalidity = int(info[b"UIDVALIDITY"])
+        cursor = load_cursor(self.app.engine, self.box.key)
+        if cursor is None:
+            # First poll: the old, already read mail of the folder stays there.
+            save_cursor(self.app.engine, self.box.key, uidvalidity, 0)
+            last_uid = 0
+        elif cursor.uidvalidity != uidvalidity:
+            # RFC 3501 section 2.3.1.1: the old UIDs mean nothing now. Start
+            # over with only the unseen mail, not the whole folder; what was
+            # already stored is recognised by its dedupe key.
+            log.warning("imap %s: UIDVALIDITY changed from %s to %s; taking only unseen mail",
+                        self.box.key, cursor.uidvalidity, uidvalidity)
+            save_cursor(self.app.engine, self.box.key, uidvalidity, 0)
+            last_uid = 0
+        else:
+            last_uid = cursor.last_uid
+        self._uidvalidity, self._last_uid = uidvalidity, last_uid
+
+    # -- one round -----------------------------------------------------------
+
+    def _sync(self, client: IMAPClient) -> None:
+        """Store every unseen message above the cursor, then flag or move it."""
+        _announced_new_mail(client)  # what is announced so far, this SEARCH sees
+        last = self._last_uid
+        # `n:*` always names the highest UID even when it is below n
+        # (RFC 3501 section 6.4.8), hence the filter.
+        uids = sorted(u for u in client.search(["UID", f"{last + 1}:*", "UNSEEN"]) if u > last)
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start:start + FETCH_BATCH]
+            stored = self._store_batch(client, batch)
+            self._mark_done(client, stored)
+            save_cursor(self.app.engine, self.box.key, self._uidvalidity, batch[-1])
+            self._last_uid = batch[-1]
+
+    def _store_batch(self, client: IMAPClient, batch: list[int]) -> list[int]:
+        fetched = client.fetch(batch, [b"BODY.PEEK[]"])
+        stored: list[int] = []
+        try:
+            for uid in batch:
+                raw = fetched.get(uid, {}).get(b"BODY[]")
+                if raw is None:  # expunged by someone else between SEARCH and FETCH
+                    continue
+                key, message_id = dedupe_key(raw)
+                result = store_raw(self.app.engine, raw, source="imap", dedupe_key=key,
+                                   message_id=message_id, mailbox=self.box.key)
+                log.info("imap %s: uid %s Message-ID %s %s raw mail %s", self.box.key, uid, message_id,
+                         "already stored as" if result.duplicate else "stored as", result.raw_id)
+                stored.append(uid)
+        finally:
+            if stored:
+                self.app.mail_arrived.set()
+        return stored
+
+    def _mark_done(self, client: IMAPClient, uids: list[int]) -> None:
+        """Only called once the mail is committed: now it may leave the unseen set."""
+        if not uids:
+            return
+        client.add_flags(uids, [SEEN], silent=True)
+        target = self.box.move_to
+        if not target:
+            return
+        if client.has_capability("MOVE"):  # RFC 6851
+            client.move(uids, target)
+            return
+        client.copy(uids, target)
+        client.add_flags(uids, [DELETED], silent=True)
+        if client.has_capability("UIDPLUS"):  # RFC 4315: expunge only these
+            client.uid_expunge(uids)
+        else:
+            # Plain EXPUNGE (RFC 3501 section 6.4.3) also removes whatever
+            # else in the folder carries \Deleted: the best a server without
+            # UIDPLUS allows.
+            client.expunge()
+
+    # -- between rounds ------------------------------------------------------
+
+    def _wait_for_mail(self, client: IMAPClient) -> None:
+        if _announced_new_mail(client):
+            # Mail that arrived during the round was announced in the reply
+            # to one of its commands; IDLE would not announce it again.
+            return
+        if self.box.idle and client.has_capability("IDLE"):
+            self._idle(client)
+        elif not self._stop.wait(self.box.poll_seconds):
+            # RFC 3501 section 6.1.2: NOOP is the poll. A server may answer a
+            # SEARCH from the view the session already had (Dovecot does), so
+            # without it new mail would wait for one more round.
+            client.noop()
+
+    def _idle(self, client: IMAPClient) -> None:
+        """Wait in IDLE (RFC 2177) until the server reports a change, or renew it."""
+        client.idle()
+        renew_at = time.monotonic() + IDLE_RENEW_SECONDS
+        try:
+            while not self._stop.is_set() and time.monotonic() < renew_at:
+                began = time.monotonic()
+                responses = client.idle_check(timeout=IDLE_CHECK_SECONDS)
+                if any(r[:1] != (b"OK",) for r in responses):
+                    return  # EXISTS, EXPUNGE, FETCH or BYE: look at the folder again
+                if not responses and time.monotonic() - began < IDLE_CHECK_SECONDS / 2:
+                    # Readable but nothing parsed: the server closed the
+                    # connection. Ending IDLE below raises and reconnects.
+                    return
+        finally:
+            client.idle_done()
+
+
+def _announced_new_mail(client: IMAPClient) -> bool:
+    """Whether the server sent EXISTS (RFC 3501 section 7.3.1) since the last call.
+
+    A server may announce new mail with the reply to any command. imaplib
+    keeps such unrequested responses in `untagged_responses`, the same dict
+    imapclient reads SELECT and CAPABILITY data from.
+    """
+    return client._imap.untagged_responses.pop("EXISTS", None) is not None
+
+
+def _close(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception:
+            pass
