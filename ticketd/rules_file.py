@@ -1,0 +1,512 @@
+"""Load rules.yaml into a frozen RuleSet, or fail with every error located and explained.
+
+Safe YAML (marks kept per path), then strict pydantic models (unknown keys
+are errors), then cross-checks (every group and agent referenced exists).
+Patterns compile with RE2, which has no backtracking: a pattern run against
+attacker-controlled mail cannot hang the daemon (issue 5).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import re2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ticketd.domain.rules import (
+    Agent,
+    BusinessHours,
+    Condition,
+    Group,
+    Route,
+    RuleSet,
+    TimerSpec,
+)
+from ticketd.domain.statuses import PRIORITIES, TYPES, Status
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_FIELDS = ("from", "to", "cc", "subject", "body", "type", "priority")
+_HEADER_NAME = re.compile(r"^header\.[A-Za-z0-9-]+$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False   # the error goes into our message, not to stderr
+
+
+class RulesError(ValueError):
+    """rules.yaml is not valid; `errors` holds one located, explained line per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+# ---------------------------------------------------------------- YAML with marks
+
+
+class _MarkingLoader(yaml.SafeLoader):
+    """SafeLoader that remembers where every key and value was written."""
+
+    def construct_document(self, node):
+        self.marks: dict[tuple, tuple[int, int]] = {}
+        self._record(node, ())
+        return super().construct_document(node)
+
+    def _record(self, node, path: tuple) -> None:
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+                # The key's own position is what an admin looks for when a key is wrong.
+                self.marks[path + (key, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                self._record(value_node, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self._record(item, path + (index,))
+
+
+def _path_text(path: Iterable) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+class _Errors:
+    def __init__(self, source: str, marks: dict[tuple, tuple[int, int]]) -> None:
+        self.source = source
+        self.marks = marks
+        self.items: list[tuple[tuple[int, int], str]] = []
+
+    def add(self, path: tuple, message: str, *, at_key: bool = False) -> None:
+        path = tuple(path)
+        mark = self.marks.get(path + ("<key>",)) if at_key else None
+        probe = path
+        while mark is None:
+            mark = self.marks.get(probe)
+            if not probe:
+                break
+            probe = probe[:-1]
+        line, col = mark or (1, 1)
+        self.items.append(((line, col), f"{self.source}:{line}:{col}: {_path_text(path)}: {message}"))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise RulesError([text for _, text in sorted(self.items, key=lambda item: item[0])])
+
+
+# ---------------------------------------------------------------- the file's shape
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AgentModel(_Strict):
+    email: str
+    name: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    away: bool = False
+    max_open: int | None = Field(default=None, ge=1)
+
+
+class GroupModel(_Strict):
+    assign: Literal["round_robin", "least_open"] = "round_robin"
+
+
+class ThenModel(_Strict):
+    group: str | None = None
+    assignee: str | None = None
+    priority: Literal["low", "normal", "high", "urgent"] | None = None
+    type: Literal["question", "idea", "bug"] | None = None
+    tags: list[str] = Field(default_factory=list)
+    suppress_ack: bool = False
+
+
+class RouteModel(_Strict):
+    name: str | None = None
+    if_: dict[str, str | list[str]] = Field(default_factory=dict, alias="if")
+    then: dict[str, Any] | None = None   # validated on its own (ThenModel), so both halves report
+    continue_: bool = Field(default=False, alias="continue")
+
+
+class TimerModel(_Strict):
+    respond_within: str | None = None
+    on_breach: Literal["reassign", "notify"] = "reassign"
+    warn_after: str | None = None
+    close_after: str | None = None
+    remind_before: str | None = None
+    business_hours: bool = False
+
+
+class BusinessHoursModel(_Strict):
+    timezone: str = "UTC"
+    week: dict[str, str | list[str]] = Field(default_factory=dict)
+    holidays: list[date] = Field(default_factory=list)
+
+
+_TOP = {"agents": list, "groups": dict, "routes": list, "timers": dict, "business_hours": dict}
+
+
+@dataclass
+class _Parsed:
+    """The sections that validated, each item with its index or key (broken items left out)."""
+    agents: list[tuple[int, AgentModel]] = field(default_factory=list)
+    groups: dict[str, GroupModel] = field(default_factory=dict)
+    group_names: list[str] = field(default_factory=list)   # including ones with broken settings
+    thens: dict[int, ThenModel] = field(default_factory=dict)
+    routes: list[tuple[int, RouteModel]] = field(default_factory=list)
+    timers: dict[str, TimerModel] = field(default_factory=dict)
+    business_hours: BusinessHoursModel | None = None
+
+
+def _validate(model: type[BaseModel], value: Any, path: tuple, errors: _Errors):
+    if value is None:
+        value = {}
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        _pydantic_errors(errors, exc, path, model)
+        return None
+
+
+def _parse(data: dict, errors: _Errors) -> _Parsed:
+    """Validate item by item, so one broken entry does not hide the errors of the others."""
+    parsed = _Parsed()
+    for key, value in data.items():
+        if key not in _TOP:
+            close = difflib.get_close_matches(str(key), _TOP, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else "allowed: " + ", ".join(_TOP)
+            errors.add((key,), f"unknown key `{key}`; {hint}", at_key=True)
+        elif value is not None and not isinstance(value, _TOP[key]):
+            errors.add((key,), "write a list of entries, each starting with -" if _TOP[key] is list
+                       else "write a mapping of name: settings")
+    agents, routes = data.get("agents") or [], data.get("routes") or []
+    groups, timers = data.get("groups") or {}, data.get("timers") or {}
+    if isinstance(agents, list):
+        for i, item in enumerate(agents):
+            if (m := _validate(AgentModel, item, ("agents", i), errors)) is not None:
+                parsed.agents.append((i, m))
+    if isinstance(groups, dict):
+        parsed.group_names = [str(name) for name in groups]
+        for name, item in groups.items():
+            if (m := _validate(GroupModel, item, ("groups", name), errors)) is not None:
+                parsed.groups[str(name)] = m
+    if isinstance(routes, list):
+        for i, item in enumerate(routes):
+            m = _validate(RouteModel, item, ("routes", i), errors)
+            if m is None and isinstance(item, dict) and isinstance(item.get("then"), dict):
+                _validate(ThenModel, item["then"], ("routes", i, "then"), errors)   # report both halves
+            if m is not None:
+                # A broken `then:` is reported; the `if:` is still checked.
+                then = _validate(ThenModel, m.then, ("routes", i, "then"), errors)
+                parsed.routes.append((i, m))
+                parsed.thens[i] = then or ThenModel()
+    if isinstance(timers, dict):
+        for status, item in timers.items():
+            if (m := _validate(TimerModel, item, ("timers", status), errors)) is not None:
+                parsed.timers[str(status)] = m
+    if isinstance(data.get("business_hours"), dict):
+        parsed.business_hours = _validate(BusinessHoursModel, data["business_hours"], ("business_hours",), errors)
+    return parsed
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed where an unknown key `loc` was written (for "did you mean")."""
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+_HINTS = {
+    "literal_error": lambda e: f"write one of {e['ctx']['expected']}",
+    "bool_type": lambda e: "write true or false",
+    "bool_parsing": lambda e: "write true or false",
+    "int_parsing": lambda e: "write a whole number, e.g. 5",
+    "int_type": lambda e: "write a whole number, e.g. 5",
+    "greater_than_equal": lambda e: "write a number of at least 1",
+    "list_type": lambda e: "write a list, e.g. [a, b]",
+    "dict_type": lambda e: "write a mapping of key: value",
+    "model_type": lambda e: "write a mapping of key: value",
+    "string_type": lambda e: "write a text value (quote it if it looks like a number or date)",
+    "date_from_datetime_parsing": lambda e: "write a date as YYYY-MM-DD",
+    "date_parsing": lambda e: "write a date as YYYY-MM-DD",
+    "date_type": lambda e: "write a date as YYYY-MM-DD",
+    "missing": lambda e: "this key is required",
+}
+
+
+def _pydantic_errors(errors: _Errors, exc: ValidationError, prefix: tuple, model: type[BaseModel]) -> None:
+    for e in exc.errors():
+        # pydantic adds the union member's name to the location; drop it.
+        loc = tuple(p for p in e["loc"] if p not in ("str", "list[str]"))
+        if e["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            allowed = _allowed_keys(model, loc)
+            loc = prefix + loc
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else "allowed here: " + ", ".join(allowed)
+            errors.add(loc, f"unknown key `{key}`; {hint}", at_key=True)
+            continue
+        loc = prefix + loc
+        hint = _HINTS.get(e["type"], lambda e: e["msg"])(e)
+        got = e.get("input")
+        got_text = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f"got {got!r}; "
+        errors.add(loc, f"{got_text}{hint}")
+
+
+# ---------------------------------------------------------------- values
+
+
+def parse_duration(value: object) -> float:
+    """`<n>s|m|h|d` (or combined, e.g. 1h30m) -> seconds; ValueError says what to write."""
+    text = str(value).strip().lower().replace(" ", "")
+    match = _DURATION.match(text)
+    if isinstance(value, bool) or not text or not match or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration: write <n>s, <n>m, <n>h or <n>d, e.g. 4h or 1h30m")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
+
+
+def compile_pattern(text: str):
+    """Compile with RE2; ValueError names what RE2 refused (backreferences, lookaround)."""
+    try:
+        return re2.compile(text, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(
+            f"{text!r} is not a pattern RE2 accepts ({reason}); write a regular expression "
+            "without backreferences or lookaround, e.g. (?i)invoice|refund") from None
+
+
+def _email_ok(value: str) -> bool:
+    return re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value) is not None
+
+
+def _duration(errors: _Errors, path: tuple, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        errors.add(path, str(exc))
+        return None
+    if seconds <= 0:
+        errors.add(path, f"{value!r} is zero; write a positive duration, e.g. 30m")
+        return None
+    return seconds
+
+
+# ---------------------------------------------------------------- building the RuleSet
+
+
+def _build_agents(model: _Parsed, errors: _Errors) -> tuple[Agent, ...]:
+    agents, seen = [], set()
+    for i, a in model.agents:
+        email = a.email.strip().lower()
+        if not _email_ok(email):
+            errors.add(("agents", i, "email"), f"{a.email!r} is not an address; write e.g. alice@example.com")
+        if email in seen:
+            errors.add(("agents", i, "email"), f"{email} is listed twice; keep one entry per agent")
+        seen.add(email)
+        for j, group in enumerate(a.groups):
+            if group not in model.group_names:
+                errors.add(("agents", i, "groups", j), _unknown("group", group, model.group_names))
+        agents.append(Agent(email=email, name=a.name or email, groups=tuple(a.groups), away=a.away,
+                            max_open=a.max_open))
+    return tuple(agents)
+
+
+def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"no {kind} named {name!r}; did you mean {close[0]!r}?"
+    listing = ", ".join(known) if known else f"none defined: add it under {kind}s:"
+    return f"no {kind} named {name!r}; known {kind}s: {listing}"
+
+
+def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condition, ...]:
+    conditions = []
+    for key, raw in route.if_.items():
+        path = ("routes", i, "if", key)
+        values = [raw] if isinstance(raw, str) else list(raw)
+        if key in ("type", "priority"):
+            allowed = TYPES if key == "type" else PRIORITIES
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                errors.add(path, f"{bad[0]!r} is not a {key}; write one of {', '.join(allowed)}")
+            conditions.append(Condition(field=key, values=tuple(values)))
+            continue
+        if key not in _FIELDS and not _HEADER_NAME.match(key):
+            close = difflib.get_close_matches(key, _FIELDS, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else (
+                "write one of " + ", ".join(_FIELDS) + " or header.<Name>, e.g. header.X-Priority")
+            errors.add(path, f"unknown condition `{key}`; {hint}", at_key=True)
+            continue
+        patterns = []
+        for j, text in enumerate(values):
+            try:
+                patterns.append(compile_pattern(text))
+            except ValueError as exc:
+                errors.add(path if isinstance(raw, str) else path + (j,), str(exc))
+        field = key if not key.startswith("header.") else "header." + key[len("header."):].lower()
+        conditions.append(Condition(field=field, patterns=tuple(patterns)))
+    return tuple(conditions)
+
+
+def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) -> tuple[Route, ...]:
+    routes = []
+    emails = [a.email for a in agents]
+    for i, r in model.routes:
+        then = model.thens[i]
+        if then.group is not None and then.group not in model.group_names:
+            errors.add(("routes", i, "then", "group"), _unknown("group", then.group, model.group_names))
+        assignee = then.assignee.strip().lower() if then.assignee else None
+        if assignee is not None and assignee not in emails:
+            errors.add(("routes", i, "then", "assignee"), _unknown("agent", assignee, emails))
+        for j, tag in enumerate(then.tags):
+            if not _TAG.match(tag):
+                errors.add(("routes", i, "then", "tags", j),
+                           f"{tag!r} is not a tag; write lower-case letters, digits, - _ . :, e.g. vip")
+        routes.append(Route(
+            name=r.name or f"route {i + 1}", conditions=_build_conditions(r, i, errors), group=then.group,
+            assignee=assignee, priority=then.priority, type=then.type, tags=tuple(then.tags),
+            suppress_ack=then.suppress_ack, continue_=r.continue_,
+        ))
+    return tuple(routes)
+
+
+def _build_timers(model: _Parsed, errors: _Errors) -> dict[str, TimerSpec]:
+    timers = {}
+    statuses = [s.value for s in Status]
+    for status, t in model.timers.items():
+        path = ("timers", status)
+        if status not in statuses:
+            errors.add(path, _unknown("status", status, [s for s in statuses if s != "closed"]), at_key=True)
+            continue
+        if status == Status.CLOSED.value:
+            errors.add(path, "a closed ticket has no timers; remove this entry", at_key=True)
+            continue
+        spec = TimerSpec(
+            respond_within=_duration(errors, path + ("respond_within",), t.respond_within),
+            on_breach=t.on_breach,
+            warn_after=_duration(errors, path + ("warn_after",), t.warn_after),
+            close_after=_duration(errors, path + ("close_after",), t.close_after),
+            remind_before=_duration(errors, path + ("remind_before",), t.remind_before),
+            business_hours=t.business_hours,
+        )
+        for key in ("warn_after", "close_after"):
+            if getattr(t, key) is not None and status != Status.WAITING_CUSTOMER.value:
+                errors.add(path + (key,), f"{key} only applies to waiting_customer; move it under "
+                                          "timers.waiting_customer")
+        if t.remind_before is not None and status != Status.IN_DEVELOPMENT.value:
+            errors.add(path + ("remind_before",), "remind_before only applies to in_development; move it "
+                                                  "under timers.in_development")
+        if spec.warn_after and spec.close_after and spec.close_after <= spec.warn_after:
+            errors.add(path + ("close_after",), f"close_after ({t.close_after}) must be later than warn_after "
+                                                f"({t.warn_after}); e.g. warn_after: 3d, close_after: 4d")
+        if t.business_hours and model.business_hours is None:
+            errors.add(path + ("business_hours",), "business_hours: true needs a top-level business_hours: "
+                                                   "{timezone: ..., week: {mon: '09:00-17:00', ...}}")
+        timers[status] = spec
+    return timers
+
+
+def _build_business_hours(model: _Parsed, errors: _Errors) -> BusinessHours | None:
+    bh = model.business_hours
+    if bh is None:
+        return None
+    try:
+        ZoneInfo(bh.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.add(("business_hours", "timezone"), f"{bh.timezone!r} is not a time zone; write e.g. Europe/Berlin")
+    week: dict[int, tuple[tuple[int, int], ...]] = {}
+    for day, spans in bh.week.items():
+        path = ("business_hours", "week", day)
+        if day not in _DAYS:
+            errors.add(path, f"unknown day `{day}`; write one of {', '.join(_DAYS)}", at_key=True)
+            continue
+        out = []
+        for text in [spans] if isinstance(spans, str) else spans:
+            m = _HOURS.match(text.strip())
+            start = end = -1
+            if m:
+                h1, m1, h2, m2 = (int(g) for g in m.groups())
+                start, end = h1 * 3600 + m1 * 60, h2 * 3600 + m2 * 60
+            if not m or not (0 <= start < end <= 86400) or m1 >= 60 or m2 >= 60:
+                errors.add(path, f"{text!r} is not a span of hours; write e.g. '09:00-17:00'")
+                continue
+            out.append((start, end))
+        week[_DAYS.index(day)] = tuple(sorted(out))
+    if bh.week and not any(week.values()):
+        errors.add(("business_hours", "week"), "no working hours at all; write e.g. mon: '09:00-17:00'")
+    if not bh.week:
+        errors.add(("business_hours", "week"), "write the working hours, e.g. week: {mon: '09:00-17:00'}")
+    return BusinessHours(timezone=bh.timezone, week=week, holidays=frozenset(bh.holidays))
+
+
+def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
+    """Parse and validate; RulesError lists every problem, located and explained."""
+    loader = _MarkingLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise RulesError([f"{where}: not valid YAML: {exc.problem or exc}; check indentation, colons "
+                          "and quotes (quote patterns that contain : # [ ] { })"]) from None
+    except yaml.YAMLError as exc:
+        raise RulesError([f"{source}: not valid YAML: {exc}"]) from None
+    finally:
+        loader.dispose()
+    errors = _Errors(source, getattr(loader, "marks", {}))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        errors.add((), "the file must be a mapping with agents:, groups:, routes: and timers:")
+        errors.raise_if_any()
+    model = _parse(data, errors)
+    agents = _build_agents(model, errors)
+    routes = _build_routes(model, agents, errors)
+    timers = _build_timers(model, errors)
+    business_hours = _build_business_hours(model, errors)
+    errors.raise_if_any()
+    return RuleSet(
+        agents=agents,
+        groups={name: Group(name=name, assign=spec.assign) for name, spec in model.groups.items()},
+        routes=routes, timers=timers, business_hours=business_hours,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(), source=source,
+    )
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RulesError([f"{path}: cannot read the rules file: {exc.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RulesError([f"{path}: byte {exc.start} is not UTF-8; save the file as UTF-8"]) from None
+    return load_rules_text(text, str(path))
+
+
+def summary(rules: RuleSet) -> str:
+    """One line for `rules check` and the reload log."""
+    timers = ", ".join(rules.timers) or "no statuses"
+    return (f"{len(rules.agents)} agents, {len(rules.groups)} groups, {len(rules.routes)} routes, "
+            f"timers for {timers}, digest {rules.digest[:12]}")

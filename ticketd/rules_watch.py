@@ -1,0 +1,106 @@
+"""Reload rules.yaml when it changes or on SIGHUP; a file that fails validation is never applied."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+
+from ticketd.app import App
+from ticketd.assignment import sweep_unassigned
+from ticketd.rules_file import RulesError, load_rules, summary
+
+log = logging.getLogger("ticketd.rules")
+
+
+def reload(app: App) -> bool:
+    """Load the rules file and swap it in if valid; True if new rules are in force.
+
+    On any error the last good rules stay in force and every message is
+    logged at ERROR: an admin must never get a silently half-applied file.
+    """
+    path = app.settings.rules_file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        log.error("rules file %s cannot be read (%s); keeping rules %s", path, exc.strerror, app.rules.digest[:12])
+        return False
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == app.rules.digest:
+        return False
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        log.error("rules file %s NOT applied (%d errors); keeping rules %s", path, len(exc.errors),
+                  app.rules.digest[:12])
+        for line in exc.errors:
+            log.error("  %s", line)
+        return False
+    app.rules = rules
+    log.info("rules reloaded from %s: %s", path, summary(rules))
+    # Someone may have become available (away: false, a higher max_open).
+    try:
+        sweep_unassigned(app, grace_seconds=0)
+    except Exception:
+        log.exception("assigning waiting tickets after the reload failed; the sweep retries")
+    return True
+
+
+class RulesWatcher:
+    """Polls the rules file once a second (mtime, size, then content hash)."""
+
+    def __init__(self, app: App, interval: float = 1.0) -> None:
+        self.app = app
+        self.interval = interval
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._seen: tuple | None = None
+        self._failed_digest: str | None = None
+        self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
+        # daemon.run() hooks SIGHUP to this (ticketd/daemon.py).
+        app.reload_rules = self.reload
+
+    def reload(self) -> bool:
+        """SIGHUP: reload now, and say so even when the file is unchanged or still broken."""
+        with self._lock:
+            self._failed_digest = None
+            changed = reload(self.app)
+            if not changed:
+                log.info("SIGHUP: rules %s stay in force", self.app.rules.digest[:12])
+            return changed
+
+    def _stamp(self) -> tuple | None:
+        try:
+            st = self.app.settings.rules_file.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def _poll(self) -> None:
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return
+        self._seen = stamp
+        try:
+            digest = hashlib.sha256(self.app.settings.rules_file.read_bytes()).hexdigest()
+        except OSError:
+            return
+        if digest in (self.app.rules.digest, self._failed_digest):
+            return   # unchanged, or the same broken file already reported
+        with self._lock:
+            if not reload(self.app):
+                self._failed_digest = digest
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._poll()
+            except Exception:
+                log.exception("watching the rules file failed; trying again")
+
+    def start(self) -> None:
+        self._thread.start()   # the first poll compares the file with the rules in force
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

@@ -1,0 +1,164 @@
+"""Typed daemon settings from ticketd.yaml, overridable by TICKETD_* variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_ACCEPT_WORDS = [
+    "accept", "accepted", "yes", "ok", "okay",
+    "да", "принимаю", "ок",            # Russian
+    "sí", "si", "acepto", "vale",      # Spanish
+    "accetto", "va bene",              # Italian
+    "接受", "是", "好", "好的", "可以",   # Chinese
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SmtpSettings(_Strict):
+    listen: str = "127.0.0.1:2525"
+    max_message_bytes: int = 26_214_400
+    # Extra recipient addresses we accept besides support_address (and its
+    # +token forms). Anything else is refused with 550 at RCPT.
+    extra_addresses: list[str] = Field(default_factory=list)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class ImapSettings(_Strict):
+    host: str
+    port: int = 993
+    ssl: bool = True
+    ssl_verify: bool = True
+    username: str
+    password: str
+    folder: str = "INBOX"
+    poll_seconds: float = 30
+    move_to: str | None = None      # move processed mail here instead of flagging \Seen
+    idle: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.username}@{self.host}:{self.port}/{self.folder}"
+
+
+class OutboundSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 25
+    starttls: bool = False
+    ssl: bool = False
+    verify_certificates: bool = True
+    username: str | None = None
+    password: str | None = None
+    timeout_seconds: float = 30
+    max_attempts: int = 8
+    retry_base_seconds: float = 30
+
+
+class AgentAuthSettings(_Strict):
+    """Optional extra proof that agent mail is really the agent's (issue 4)."""
+    require_authentication_results: bool = False
+    trusted_authserv_ids: list[str] = Field(default_factory=list)
+
+
+class Settings(_Strict):
+    support_address: str = "support@example.com"
+    database_url: str = "sqlite:///var/ticketd.db"
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    secret_key: str = "change-me"
+    # Older keys still accepted when verifying, so the key can be rotated
+    # without breaking threads that are already open.
+    previous_secret_keys: list[str] = Field(default_factory=list)
+    rules_file: Path = Path("rules.yaml")
+    templates_dir: Path | None = None   # admin overrides of templates/
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    imap: list[ImapSettings] = Field(default_factory=list)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    agent_auth: AgentAuthSettings = Field(default_factory=AgentAuthSettings)
+    accept_words: list[str] = Field(default_factory=lambda: list(DEFAULT_ACCEPT_WORDS))
+    auto_mails_per_recipient_per_hour: int = 10
+    max_mime_depth: int = 20
+    max_mime_parts: int = 500
+    sweep_seconds: float = 5
+    log_level: str = "INFO"
+
+    @field_validator("support_address")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("support_address must be an address like support@example.com")
+        return value.strip().lower()
+
+    @property
+    def support_domain(self) -> str:
+        return self.support_address.rsplit("@", 1)[1]
+
+    @property
+    def attachments_dir(self) -> Path:
+        return self.data_dir / "attachments"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """TICKETD_SMTP__LISTEN=... -> {"smtp": {"listen": ...}}; values are YAML."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith("TICKETD_") or name == "TICKETD_CONFIG":
+            continue
+        path = [part.lower() for part in name[len("TICKETD_"):].split("__")]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = yaml.safe_load(value) if value != "" else None
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_relative(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    # Paths in the file are relative to the file, so `ticketd run --config
+    # /etc/ticketd/ticketd.yaml` works from any working directory.
+    for key in ("data_dir", "rules_file", "templates_dir"):
+        if data.get(key) and not Path(data[key]).is_absolute():
+            data[key] = str(base / data[key])
+    url = data.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///"):]
+        if rel and rel != ":memory:":
+            data["database_url"] = "sqlite:///" + str(base / rel)
+    return data
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Settings from the YAML file (if any) with the environment on top."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or environ.get("TICKETD_CONFIG")
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path:
+        path = Path(path)
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the top level must be a mapping of settings")
+        data = loaded
+        base = path.resolve().parent
+    data = _merge(data, _env_overrides(environ))
+    return Settings.model_validate(_resolve_relative(data, base))
