@@ -1,0 +1,214 @@
+"""An agent's mail on a ticket: who counts as the agent, its commands applied all or none, the reply relayed.
+
+Decisions worth knowing (issue 4):
+- An agent mail whose commands cannot all be applied changes nothing: it is
+  kept as an internal message (nothing is lost, nothing reaches the
+  customer) and the agent gets agent/command_rejected with every error.
+- A public reply carrying a line of an internal note is held back the same
+  way as a bad command, so a note never reaches a customer by copy-paste.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ingest.html_text import html_to_text
+from ticketd.app import App
+from ticketd.assignment import assign_in_tx
+from ticketd.domain.authority import Verdict, agent_authority
+from ticketd.domain.commands import Plan, plan_commands, read_agent_reply
+from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
+from ticketd.domain.statuses import Status
+from ticketd.store import tickets as store
+from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
+
+if TYPE_CHECKING:
+    from ticketd.pipeline import IncomingMail
+
+
+def agent_verdict(app: App, mail: IncomingMail, ticket_id: int) -> Verdict:
+    """PRODUCT.md: the agent's own signed reply address for this ticket, and From is that agent."""
+    p = mail.parsed
+    reply = mail.reply_address
+    fingerprint = reply.agent_fingerprint if reply is not None and reply.ticket_id == ticket_id else None
+    auth = app.settings.agent_auth
+    # Only the topmost Authentication-Results counts: ours is added last, on top.
+    topmost = p.headers.get("authentication-results")
+    return agent_authority(
+        from_addr=p.from_addr, from_count=p.from_count, reply_fingerprint=fingerprint,
+        agent_emails=[a.email for a in app.rules.agents],
+        authentication_results=[topmost] if topmost else [],
+        require_authentication=auth.require_authentication_results,
+        trusted_authserv_ids=auth.trusted_authserv_ids,
+    )
+
+
+def _html_only(mail: IncomingMail) -> bool:
+    # Without a text/plain part the text was made from HTML, where hidden
+    # elements look like visible lines: commands are read from plain text only.
+    p = mail.parsed
+    return p.html is not None and p.text.strip() == html_to_text(p.html).strip()
+
+
+def _squash(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _quoted_note(conn, ticket_id: int, body: str) -> bool:
+    """Whether a public reply carries a line of an internal note (unquoted copy-paste, or a
+    client that quotes without '>'): such a reply is held back, never relayed."""
+    squashed = _squash(body)
+    for note in store.note_texts(conn, ticket_id):
+        for line in note.splitlines():
+            line = _squash(line)
+            if len(line) >= 20 and line in squashed:
+                return True
+    return False
+
+
+def _reject(conn, app: App, mail: IncomingMail, ticket: dict, agent, plan: Plan, now) -> Decision:
+    """Nothing changes; the mail is kept as an internal message and the agent told what to fix."""
+    row_id = store_message(conn, app, mail, ticket["id"], now, author_role="agent", internal=True)
+    store.add_event(conn, ticket["id"], now, agent.email, "commands_rejected", message_row_id=row_id,
+                    reason="; ".join(plan.errors) + f"; {mail_ref(mail)}")
+    errors = list(plan.errors) + [f"Write it as: {u}" for u in plan.usage]
+    return Decision(ticket["id"], notices=[Notice(
+        template="agent/command_rejected", recipient=agent.email, ticket_id=ticket["id"],
+        auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=mail.parsed.message_id,
+        context={"errors": errors, "text": mail.text, "agent_name": agent.name},
+    )])
+
+
+def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: Verdict, now) -> Decision:
+    """An agent's reply: check its commands, apply them all or none, relay the public text."""
+    ticket_id = ticket["id"]
+    agent = app.rules.agent(verdict.agent)
+    actor = agent.email
+    ref = mail_ref(mail)
+    store.add_participant(conn, ticket_id, actor, "agent", agent.name, now)
+    if mail.robot_reason is not None:
+        # An agent's out-of-office answering our notification: kept, never relayed.
+        row_id = store_message(conn, app, mail, ticket_id, now, author_role="agent", internal=True)
+        store.add_event(conn, ticket_id, now, actor, "not_relayed", message_row_id=row_id,
+                        reason=f"automatic mail ({mail.robot_reason}); {ref}")
+        return Decision(ticket_id)
+
+    reply = read_agent_reply(mail.text)
+    if reply.commands and _html_only(mail):
+        plan = Plan(errors=("commands were found in a mail without a plain-text part; hidden HTML can "
+                            "look like commands there, so none were applied. Send the reply with a "
+                            "plain-text part (or as plain text).",))
+    else:
+        plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
+                             groups=list(app.rules.groups))
+    public = bool(reply.body) and not plan.internal
+    if plan.ok and public and _quoted_note(conn, ticket_id, reply.body):
+        plan = Plan(errors=("the reply contains text of an internal note, so it was not sent to the "
+                            "customer. Reply again without the note's text.",))
+    if not plan.ok:
+        return _reject(conn, app, mail, ticket, agent, plan, now)
+
+    savepoint = conn.begin_nested()
+    try:
+        decision = _apply_plan(conn, app, mail, ticket, agent, reply, plan, public, verdict, now)
+    except ValueError as exc:  # e.g. #assign to a target that vanished from the rules
+        savepoint.rollback()
+        ticket = store.lock_ticket(conn, ticket_id)
+        line = next((c.line for c in reply.commands if c.name == "assign"), "#assign")
+        return _reject(conn, app, mail, ticket, agent, Plan(errors=(f"{line}: {exc}",)), now)
+    savepoint.commit()
+    return decision
+
+
+def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, plan: Plan, public: bool,
+                verdict: Verdict, now) -> Decision:
+    p = mail.parsed
+    ticket_id = ticket["id"]
+    actor = agent.email
+    ref = mail_ref(mail)
+    decision = Decision(ticket_id)
+    if plan.internal:
+        note_args = next((c.args for c in reply.commands if c.name == "note"), "")
+        stored_text = "\n".join(t for t in (note_args, reply.body) if t)
+    else:
+        # A commands-only mail keeps its commands in full_text and events.
+        stored_text = reply.body
+    row_id = store_message(conn, app, mail, ticket_id, now, author_role="agent", internal=not public,
+                           text=stored_text)
+    kind = "agent_replied" if public else ("internal_note" if plan.internal else "agent_commands")
+    commands = "; ".join(c.line for c in reply.commands)
+    store.add_event(conn, ticket_id, now, actor, kind, message_row_id=row_id,
+                    reason=f"{ref} via {verdict.reason}" + (f"; commands: {commands}" if commands else ""))
+
+    if public and ticket["first_response_at"] is None:
+        store.update_ticket(conn, ticket_id, now, first_response_at=now)
+        ticket["first_response_at"] = now
+    if ticket["status"] == Status.NEW.value and public and plan.status is None:
+        set_status(conn, app, ticket, Status.OPEN, now, actor=actor, kind="status",
+                   reason=f"first agent reply; {ref}", row_id=row_id)
+
+    for name in ("priority", "type"):
+        value = getattr(plan, name)
+        if value is not None and value != ticket[name]:
+            store.update_ticket(conn, ticket_id, now, **{name: value})
+            store.add_event(conn, ticket_id, now, actor, name, from_value=ticket[name], to_value=value,
+                            reason=f"#{name} {value}; {ref}", message_row_id=row_id)
+            ticket[name] = value
+
+    status_changed = False
+    if plan.status is not None:
+        fields = {}
+        if plan.status == Status.POSTPONED:
+            fields["postponed_until"] = plan.postponed_until
+        elif plan.status == Status.IN_DEVELOPMENT:
+            fields.update(dev_engineer=plan.dev_engineer, dev_tracker_key=plan.dev_tracker_key,
+                          dev_due=plan.dev_due)
+        if plan.status == Status.CLOSED:
+            kind, why = "closed_by_agent", f"closed by agent {actor}" + (
+                f" ({plan.close_reason})" if plan.close_reason else "")
+        else:
+            kind, why = "status", f"{plan.status_command} by {actor}"
+        status_changed = set_status(conn, app, ticket, plan.status, now, actor=actor, kind=kind,
+                                    reason=f"{why}; {ref}", row_id=row_id, **fields)
+
+    if plan.assign_to is not None:
+        decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor)
+        ticket.update(store.get_ticket(conn, ticket_id))
+    if not public and not plan.internal and plan.status is None and plan.assign_to is None:
+        store.update_ticket(conn, ticket_id, now)
+
+    customers = customers_of(conn, app, ticket_id)
+    if public:
+        template = "requester/solution_proposed" if plan.propose else "requester/agent_reply"
+        for email in customers:
+            decision.notices.append(Notice(
+                template=template, recipient=email, ticket_id=ticket_id, auto_submitted=None,
+                from_name=agent.name, context={"text": reply.body, "agent_name": agent.name},
+                message_row_id=row_id, in_reply_to=p.message_id,
+            ))
+    elif status_changed and plan.status in (Status.POSTPONED, Status.IN_DEVELOPMENT):
+        for email in customers:
+            decision.notices.append(Notice(
+                template="requester/status_changed", recipient=email, ticket_id=ticket_id,
+                context={"status": plan.status.value, "reason": None}, from_name=agent.name,
+            ))
+    if status_changed and plan.status == Status.CLOSED and ticket["requester"] in customers:
+        decision.notices.append(Notice(
+            template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
+            context={"reason": plan.close_reason or f"closed by {agent.name}", "closed_by": "agent"},
+        ))
+    if plan.internal:
+        others = {pp["email"] for pp in store.participants_of(conn, ticket_id) if pp["role"] == "agent"}
+        if ticket["assignee"]:
+            others.add(ticket["assignee"])
+        others.discard(actor)
+        for email in sorted(others):
+            if app.rules.agent(email) is None:
+                continue
+            decision.notices.append(Notice(
+                template="agent/internal_note", recipient=email, ticket_id=ticket_id,
+                auto_submitted=AUTO_GENERATED, agent_reply_to=email, from_name=agent.name,
+                context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
+            ))
+    return decision
+

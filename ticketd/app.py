@@ -1,0 +1,53 @@
+"""What every shell function needs, built once from settings and passed down."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ticketd.domain.rules import RuleSet
+from ticketd.domain.signing import Signer
+from ticketd.rules_file import load_rules
+from ticketd.settings import Settings
+from ticketd.store.db import ensure_schema, make_engine
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+log = logging.getLogger("ticketd")
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    signer: Signer
+    rules: RuleSet
+    # How work leaves a committed transaction: (actor name, args). The daemon
+    # points this at dramatiq; until then nothing is sent anywhere, and the
+    # sweeps pick the rows up from the database.
+    # Returns False when the broker could not take the job (the sweep retries).
+    enqueue: Callable[[str, tuple], bool | None] = lambda name, args: None
+    # Woken when a raw mail is committed, so processing starts at once.
+    mail_arrived: threading.Event = field(default_factory=threading.Event)
+
+
+def build_app(settings: Settings, *, create_schema: bool = True) -> App:
+    engine = make_engine(settings.database_url)
+    if create_schema:
+        ensure_schema(engine)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.rules_file.exists():
+        rules = load_rules(settings.rules_file)
+    else:
+        log.warning("no rules file at %s: no agents, no routes, no timers", settings.rules_file)
+        rules = RuleSet()
+    return App(
+        settings=settings,
+        engine=engine,
+        signer=Signer(settings.secret_key, tuple(settings.previous_secret_keys)),
+        rules=rules,
+    )

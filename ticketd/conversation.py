@@ -1,0 +1,108 @@
+"""What an incoming mail does to its ticket: open one, or follow up on one.
+
+Called inside the pipeline's transaction; returns the notices to send and
+the jobs to enqueue after commit. Lifecycle decisions come from
+ticketd.domain; this module reads and writes through ticketd.store.
+
+A follow-up goes to ticketd.agent_mail when the agent checks pass and to
+ticketd.customer_mail otherwise; a like/dislike click goes to
+ticketd.reactions. The decisions worth knowing (issue 4) are written next
+to their code in those modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ticketd.agent_mail import agent_verdict, apply_agent_mail
+from ticketd.app import App
+from ticketd.assignment import assign_in_tx
+from ticketd.customer_mail import apply_customer_mail
+from ticketd.domain.lifecycle import parse_key_facts
+from ticketd.domain.notices import AUTO_REPLIED, Notice
+from ticketd.domain.rules import MailFacts
+from ticketd.domain.statuses import Status
+from ticketd.domain.tags import TAG_RE, strip_prefixes
+from ticketd.reactions import record_reactions
+from ticketd.store import tickets as store
+from ticketd.ticket_changes import Decision, is_ours, mail_ref, store_message
+from ticketd.timers import on_status_change
+
+if TYPE_CHECKING:
+    from ticketd.pipeline import IncomingMail
+
+__all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ticket"]
+
+
+def mail_facts(mail: IncomingMail) -> MailFacts:
+    p = mail.parsed
+    return MailFacts(from_addr=p.from_addr or "", to=", ".join(p.to), cc=", ".join(p.cc), subject=p.subject,
+                     body=p.text, headers=p.headers)
+
+
+def _new_subject(subject: str) -> str:
+    # A tag of another ticket in a new ticket's subject would be misleading on
+    # every later mail ("[#2] [#1] ...") and names a ticket this sender is not
+    # part of (PRODUCT.md, Threading): it is dropped.
+    return " ".join(strip_prefixes(TAG_RE.sub(" ", subject or "")).split()) or "(no subject)"
+
+
+def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
+    """A new conversation: create the ticket in `new`, route it, acknowledge it."""
+    if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
+        return Decision(reacted)  # a like/dislike click opens nothing
+    p = mail.parsed
+    requester = p.from_addr or (p.headers.get("from") or "unknown")[:320].lower()
+    # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
+    facts = parse_key_facts(mail.text)
+    route = app.rules.route(replace(mail_facts(mail), type=facts.values.get("type", "")))
+    ticket_id = store.create_ticket(
+        conn, subject=_new_subject(p.subject), status=Status.NEW.value,
+        priority=route.priority or "normal", type=route.type or facts.values.get("type"),
+        source=facts.values.get("source"), scale=facts.values.get("scale"),
+        reproducible=facts.values.get("reproducible"), requester=requester,
+        requester_name=p.from_name, group_name=route.group, assignee=None,
+        suppress_ack=route.suppress_ack, created_at=now, updated_at=now,
+    )
+    store.add_participant(conn, ticket_id, requester, "requester", p.from_name, now)
+    for cc in p.cc:
+        if not is_ours(app, cc) and cc != requester:
+            store.add_participant(conn, ticket_id, cc, "follower", None, now)
+    row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
+    store.add_event(conn, ticket_id, now, requester, "created", to_value=Status.NEW.value,
+                    reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)
+    if facts.values or facts.ignored:
+        store.add_event(conn, ticket_id, now, requester, "key_facts", message_row_id=row_id,
+                        to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
+                        reason=f"key facts at the top of {mail_ref(mail)}" + (
+                            f"; not understood: {' | '.join(facts.ignored)}" if facts.ignored else ""))
+    if route.routes:
+        store.add_event(conn, ticket_id, now, "system:rules", "routed", to_value=route.group,
+                        reason="routes: " + ", ".join(route.routes), rules_hash=app.rules.digest)
+    if route.tags:
+        store.add_tags(conn, ticket_id, route.tags)
+    if mail.robot_reason:
+        store.add_event(conn, ticket_id, now, "system:loops", "not_answered", reason=mail.robot_reason)
+    on_status_change(conn, app, ticket_id, Status.NEW.value, now)   # issue 5: timers of `new`
+
+    decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
+    if route.assignee:   # `then: {assignee: ...}`; otherwise the rule worker picks from the group
+        decision.notices.extend(assign_in_tx(conn, app, ticket_id, route.assignee, now, "system:rules"))
+    if mail.robot_reason is None and not route.suppress_ack and p.from_addr:
+        decision.notices.append(Notice(
+            template="requester/ticket_opened", recipient=p.from_addr, ticket_id=ticket_id,
+            auto_submitted=AUTO_REPLIED, in_reply_to=p.message_id, message_row_id=row_id,
+        ))
+    return decision
+
+
+def apply_followup(conn, app: App, mail: IncomingMail, ticket_id: int, now) -> Decision:
+    """A reply on an existing ticket, from its customer side or its agent."""
+    if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
+        return Decision(reacted)
+    ticket = store.lock_ticket(conn, ticket_id)
+    verdict = agent_verdict(app, mail, ticket_id)
+    if verdict.agent is not None:
+        return apply_agent_mail(conn, app, mail, ticket, verdict, now)
+    return apply_customer_mail(conn, app, mail, ticket, verdict, now)

@@ -1,0 +1,86 @@
+"""A customer-side reply: followers, acceptance or rejection, reopening, rating, the assignee told.
+
+Decision worth knowing (issue 4): a mail whose From is an agent but that
+fails the agent checks is stored as customer-side mail and shown to the
+assignee; it changes nothing (no command, no acceptance, no reopening) and
+joins nobody as a follower.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ticketd.app import App
+from ticketd.domain.authority import Verdict
+from ticketd.domain.lifecycle import CustomerEffect, customer_reply_effect, first_line
+from ticketd.domain.notices import AUTO_GENERATED, Notice
+from ticketd.domain.statuses import Status
+from ticketd.store import tickets as store
+from ticketd.timers import start_response_clock
+from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message
+
+if TYPE_CHECKING:
+    from ticketd.pipeline import IncomingMail
+
+
+def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: Verdict, now) -> Decision:
+    """A reply from the ticket's customer side (any mail on the ticket that is not agent mail)."""
+    p = mail.parsed
+    ticket_id = ticket["id"]
+    # A From naming an agent that failed the agent checks is
+    # stored and shown to the assignee, but changes nothing: its #commands are
+    # text, and it may not accept, reject or reopen on the customer's behalf.
+    decision = Decision(ticket_id)
+    ref = mail_ref(mail)
+    claims_agent = app.rules.agent(p.from_addr) is not None
+    role = store.participant_role(conn, ticket_id, p.from_addr)
+    row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
+    if p.from_addr and role is None and not claims_agent and not is_ours(app, p.from_addr):
+        store.add_participant(conn, ticket_id, p.from_addr, "follower", p.from_name, now)
+        role = "follower"
+    for cc in p.cc:
+        if not is_ours(app, cc) and app.rules.agent(cc) is None:
+            store.add_participant(conn, ticket_id, cc, "follower", None, now)
+    who = p.from_addr or "unknown"
+    store.add_event(conn, ticket_id, now, who, "customer_replied", message_row_id=row_id,
+                    reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"
+                                                           if claims_agent else ""))
+
+    acts = mail.robot_reason is None and not claims_agent and role in ("requester", "follower")
+    effect = customer_reply_effect(Status(ticket["status"]), mail.text, app.settings.accept_words) if acts \
+        else CustomerEffect("none")
+    notify_text = mail.text
+    if effect.kind == "accepted":
+        set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
+                   reason=f"proposed solution accepted ({first_line(mail.text)[:80]!r}); {ref}", row_id=row_id)
+        decision.notices.append(Notice(
+            template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
+            context={"reason": "you accepted the proposed solution", "closed_by": "customer"},
+            in_reply_to=p.message_id,
+        ))
+        notify_text = f"[accepted the proposed solution; the ticket is closed]\n\n{mail.text}"
+    elif effect.kind == "rejected":
+        set_status(conn, app, ticket, Status.OPEN, now, actor=who, kind="rejected",
+                   reason=f"proposed solution rejected: {mail.text[:1000]}; {ref}", row_id=row_id)
+        notify_text = f"[rejected the proposed solution; the ticket is open again]\n\n{mail.text}"
+    elif effect.kind == "reopened":
+        set_status(conn, app, ticket, Status.OPEN, now, actor=who,
+                   kind="reopened" if ticket["status"] == Status.CLOSED.value else "status",
+                   reason=f"customer replied; {ref}", row_id=row_id)
+    elif effect.kind == "rated":
+        store.add_rating(conn, ticket_id, *effect.rating, row_id, now)
+        store.add_event(conn, ticket_id, now, who, "rated", to_value=" ".join(map(str, effect.rating)),
+                        reason=f"usefulness, speed, politeness; {ref}", message_row_id=row_id)
+        store.update_ticket(conn, ticket_id, now)
+        return decision
+    else:
+        store.update_ticket(conn, ticket_id, now)
+        if acts:   # a new question on an open ticket: the respond clock runs again
+            start_response_clock(conn, app, ticket_id, ticket["status"], now)
+    if ticket["assignee"] and mail.robot_reason is None:
+        decision.notices.append(Notice(
+            template="agent/customer_replied", recipient=ticket["assignee"], ticket_id=ticket_id,
+            auto_submitted=AUTO_GENERATED, agent_reply_to=ticket["assignee"],
+            context={"text": notify_text}, message_row_id=row_id, in_reply_to=p.message_id,
+        ))
+    return decision

@@ -1,0 +1,86 @@
+"""Shared steps of a ticket change made by incoming mail: the decision, the stored message, status moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ingest.html_clean import clean_html
+from ticketd.app import App
+from ticketd.domain.notices import Notice
+from ticketd.domain.statuses import Status
+from ticketd.store import tickets as store
+from ticketd.timers import on_status_change
+
+if TYPE_CHECKING:
+    from ticketd.pipeline import IncomingMail
+
+
+@dataclass
+class Decision:
+    """What a mail did to its ticket: the notices to send and the jobs to enqueue after commit."""
+
+    ticket_id: int
+    notices: list[Notice] = field(default_factory=list)
+    jobs: list[tuple[str, tuple]] = field(default_factory=list)
+
+
+def is_ours(app: App, address: str) -> bool:
+    """Whether an address is our own: the support address, its +tagged forms, or an extra address."""
+    support = app.settings.support_address
+    local, domain = support.split("@", 1)
+    address = address.lower()
+    return address == support or address.startswith(local + "+") and address.endswith("@" + domain) or (
+        address in app.settings.smtp.extra_addresses)
+
+
+def mail_ref(mail: IncomingMail) -> str:
+    """How history names the mail that caused an event."""
+    mid = mail.parsed.message_id
+    return f"mail <{mid}>" if mid else f"raw mail {mail.raw_id} (no Message-ID)"
+
+
+def store_message(conn, app: App, mail: IncomingMail, ticket_id: int, now, *, author_role: str,
+                  internal: bool = False, text: str | None = None) -> int:
+    p = mail.parsed
+    row_id = store.add_message(
+        conn, ticket_id=ticket_id, raw_mail_id=mail.raw_id, direction="in", message_id=p.message_id,
+        from_addr=p.from_addr, from_name=p.from_name, to_addrs=p.to, cc_addrs=p.cc, subject=p.subject,
+        text=mail.text if text is None else text, full_text=p.text, html=clean_html(p.html), internal=internal,
+        auto_generated=mail.robot_reason is not None, author_role=author_role,
+        matched_by=mail.matched_by, created_at=now,
+    )
+    store.add_attachments(conn, row_id, mail.attachments)
+    return row_id
+
+
+def customers_of(conn, app: App, ticket_id: int) -> list[str]:
+    """Requester and followers who get public replies (never agents, never our own addresses)."""
+    return [p["email"] for p in store.participants_of(conn, ticket_id)
+            if p["role"] in ("requester", "follower") and not p["bounced_at"]
+            and app.rules.agent(p["email"]) is None and not is_ours(app, p["email"])]
+
+
+_TIMED_FIELDS = ("postponed_until", "dev_due")
+
+
+def set_status(conn, app: App, ticket: dict, to: Status, now, *, actor: str, kind: str, reason: str,
+               row_id: int | None, **fields) -> bool:
+    """Move the ticket to `to` with its history event and timers; False if it already was there."""
+    if ticket["status"] == to.value and not fields:
+        return False
+    if to == Status.CLOSED:
+        fields.setdefault("closed_at", now)
+    elif ticket["status"] == Status.CLOSED.value:
+        fields.setdefault("closed_at", None)
+    store.update_ticket(conn, ticket["id"], now, status=to.value, **fields)
+    store.add_event(conn, ticket["id"], now, actor, kind, from_value=ticket["status"], to_value=to.value,
+                    reason=reason, message_row_id=row_id)
+    # A new wake-up or due date re-arms the timers even when the status
+    # stays (a second #postpone on a postponed ticket moves its wake-up).
+    retimed = any(ticket.get(key) != fields[key] for key in _TIMED_FIELDS if key in fields)
+    if ticket["status"] != to.value or retimed:
+        on_status_change(conn, app, ticket["id"], to.value, now)
+    ticket.update(status=to.value, **fields)
+    return True
+
