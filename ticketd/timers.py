@@ -1,0 +1,175 @@
+"""Per-status timers as database rows: armed on a status change, fired once by the sweep.
+
+Due times are absolute (naive UTC) in the `timers` table, so a restart or a
+sleeping laptop's clock jump only makes a timer fire late, never twice or
+never (issue 5). Each firing claims its row with UPDATE ... WHERE
+state = 'armed', so several daemons and workers fire it exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from outbound.outbox import queue_notices
+from ticketd.app import App
+from ticketd.assignment import give, pick
+from ticketd.clock import iso, utcnow
+from ticketd.domain import timers as plan_of
+from ticketd.domain.notices import AUTO_GENERATED, Notice
+from ticketd.domain.statuses import Status
+from ticketd.store import tickets as store
+from ticketd.store import timers as timer_rows
+from ticketd.store.db import reading
+from ticketd.store.timers import armed as armed  # re-exported: a ticket's armed timers
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+log = logging.getLogger("ticketd.timers")
+
+ACTOR = "system:timers"
+
+
+def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
+    """Cancel the ticket's armed timers and arm the ones rules.yaml gives `status`."""
+    timer_rows.cancel_armed(conn, ticket_id, now)
+    ticket = store.get_ticket(conn, ticket_id)
+    planned = plan_of.plan(status, app.rules.timer(status), now, postponed_until=ticket["postponed_until"],
+                           dev_due=ticket["dev_due"], business_hours=app.rules.business_hours)
+    if planned:
+        timer_rows.arm_timers(conn, ticket_id, status, [(p.kind, p.due_at) for p in planned], now)
+
+
+def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
+    """A customer wrote and the status stays: start `respond_within` unless a clock already runs.
+
+    A running clock is left alone, so the oldest unanswered message keeps
+    its deadline; the clock counts from this message (issue 5).
+    """
+    planned = [p for p in plan_of.plan(status, app.rules.timer(status), now,
+                                       business_hours=app.rules.business_hours) if p.kind == plan_of.RESPOND]
+    if planned and timer_rows.armed_due_at(conn, ticket_id, plan_of.RESPOND) is None:
+        timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, planned[0].due_at, now)
+
+
+def fire_due_timers(app: App, limit: int = 200) -> int:
+    """Fire every armed timer whose time has come; how many this process fired."""
+    now = utcnow()
+    with reading(app.engine) as conn:
+        due = timer_rows.due_armed(conn, now, limit)
+    fired = 0
+    for timer_id, ticket_id in due:
+        try:
+            if _fire_one(app, timer_id, ticket_id):
+                fired += 1
+        except Exception:
+            log.exception("timer %s of ticket %s failed; it stays armed for the next sweep", timer_id, ticket_id)
+    return fired
+
+
+def _fire_one(app: App, timer_id: int, ticket_id: int) -> bool:
+    outbox_ids: list[int] = []
+    with app.engine.begin() as conn:
+        # The ticket first, then the timer row: the same lock order as a
+        # status change (which holds the ticket and cancels timers).
+        ticket = store.lock_ticket(conn, ticket_id)
+        now = utcnow()
+        timer = timer_rows.claim_timer(conn, timer_id, now)
+        if timer is None:
+            return False   # another daemon or worker fired it, or a status change cancelled it
+        if ticket is None or ticket["status"] != timer["status"]:
+            return True    # the ticket moved on before the sweep came round
+        late = (now - timer["due_at"]).total_seconds()
+        notices = _HANDLERS[timer["kind"]](conn, app, ticket, timer, now)
+        outbox_ids = queue_notices(conn, app, notices, now)
+    for outbox_id in outbox_ids:
+        app.enqueue("send_mail", (outbox_id,))
+    log.info("timer %s (%s) fired on ticket %s, %.1fs after due", timer_id, timer["kind"], ticket_id, late)
+    return True
+
+
+def _breach_notice(app: App, ticket: dict, email: str, what: str, reason: str) -> Notice:
+    return Notice(template="agent/timer_breached", recipient=email, ticket_id=ticket["id"],
+                  context={"timer": what, "reason": reason}, auto_submitted=AUTO_GENERATED, agent_reply_to=email)
+
+
+def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
+    status = timer["status"]
+    spec = app.rules.timer(status)
+    if timer_rows.agent_replied_since(conn, ticket["id"], timer["created_at"]):
+        return []   # answered in time for this clock: no breach
+    what = plan_of.describe(plan_of.RESPOND, status, spec)
+    store.add_event(conn, ticket["id"], now, ACTOR, "timer_breached", from_value=ticket["assignee"],
+                    reason=what, rules_hash=app.rules.digest)
+    current = ticket["assignee"]
+    on_breach = spec.on_breach if spec is not None else "notify"
+    group = ticket["group_name"]
+    if on_breach == "reassign" and group:
+        agent = pick(conn, app.rules, group, now, exclude=(current,) if current else ())
+        if agent is not None:
+            notices = give(conn, app, ticket, agent, now, ACTOR, f"{what} breached",
+                           template="agent/timer_breached", context={"timer": what})
+            if current:
+                notices.append(_breach_notice(app, ticket, current, what, f"reassigned to {agent.email}"))
+            # The new assignee gets a fresh clock of their own.
+            timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, status,
+                                 plan_of.plan(status, spec, now, business_hours=app.rules.business_hours)[0].due_at,
+                                 now)
+            return notices
+    recipients = [current] if current else [a.email for a in app.rules.members(group or "") if not a.away]
+    reason = "nobody else available to take it" if on_breach == "reassign" else "on_breach: notify"
+    return [_breach_notice(app, ticket, email, what, reason) for email in recipients]
+
+
+def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
+    close_at = timer_rows.armed_due_at(conn, ticket["id"], plan_of.CLOSE)
+    store.add_event(conn, ticket["id"], now, ACTOR, "waiting_reminder", to_value=ticket["requester"],
+                    reason=plan_of.describe(plan_of.WARN, timer["status"], app.rules.timer(timer["status"])),
+                    rules_hash=app.rules.digest)
+    return [Notice(template="requester/waiting_reminder", recipient=ticket["requester"], ticket_id=ticket["id"],
+                   context={"close_at": iso(close_at) if close_at else ""}, auto_submitted=AUTO_GENERATED)]
+
+
+def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str) -> None:
+    values = {"status": status}
+    if status == Status.CLOSED.value:
+        values["closed_at"] = now
+    store.update_ticket(conn, ticket["id"], now, **values)
+    store.add_event(conn, ticket["id"], now, ACTOR, kind, from_value=ticket["status"], to_value=status,
+                    reason=reason, rules_hash=app.rules.digest)
+    on_status_change(conn, app, ticket["id"], status, now)
+
+
+def _close(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
+    what = plan_of.describe(plan_of.CLOSE, timer["status"], app.rules.timer(timer["status"]))
+    _set_status(conn, app, ticket, Status.CLOSED.value, now, "auto_closed", what)
+    return [Notice(template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket["id"],
+                   context={"reason": "no answer while we waited for you"}, auto_submitted=AUTO_GENERATED)]
+
+
+def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
+    _set_status(conn, app, ticket, Status.OPEN.value, now, "status",
+                f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])} reached")
+    if ticket["assignee"]:
+        return [_breach_notice(app, ticket, ticket["assignee"], "postponed until reached", "the ticket is open again")]
+    return []
+
+
+def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
+    what = f"development due {iso(ticket['dev_due'])}" + (f" ({ticket['dev_tracker_key']})"
+                                                          if ticket["dev_tracker_key"] else "")
+    store.add_event(conn, ticket["id"], now, ACTOR, "dev_due_reminder", to_value=ticket["dev_engineer"],
+                    reason=what, rules_hash=app.rules.digest)
+    people = [p for p in dict.fromkeys([ticket["assignee"], ticket["dev_engineer"]]) if p]
+    return [_breach_notice(app, ticket, email, what, "reminder") for email in people]
+
+
+_HANDLERS = {
+    plan_of.RESPOND: _respond,
+    plan_of.WARN: _warn,
+    plan_of.CLOSE: _close,
+    plan_of.WAKE: _wake,
+    plan_of.DUE: _due,
+}
