@@ -1,0 +1,1 @@
+"""Mail out: render templates, queue them in the outbox, deliver to the smarthost."""

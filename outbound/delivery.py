@@ -1,0 +1,126 @@
+"""Deliver outbox rows: claim once, send, record the outcome; sweep what was left behind.
+
+The database is the record; dramatiq (and Redis) only carry outbox ids. A
+job delivered twice finds the row already claimed and does nothing, because
+the claim is one conditional UPDATE made before connecting to the smarthost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from outbound.outbox import queue_notices
+from outbound.send import FAILED, SENT, send_raw
+from ticketd.app import App
+from ticketd.clock import utcnow
+from ticketd.domain.notices import AUTO_GENERATED, Notice
+from ticketd.store import tickets as store
+from ticketd.store import outbox as outbox_store
+
+log = logging.getLogger("ticketd.outbound")
+
+FAILED_TEMPLATE = "agent/delivery_failed"
+MAX_BACKOFF_SECONDS = 6 * 3600
+
+
+def backoff_seconds(base: float, attempts: int) -> float:
+    """Exponential backoff after `attempts` tries, capped at six hours."""
+    return min(base * 2 ** attempts, MAX_BACKOFF_SECONDS)
+
+
+def lease_seconds(app: App) -> float:
+    # One SMTP transaction is a handful of commands, each bounded by the
+    # timeout; a claim older than this belongs to a worker that died.
+    return 10 * app.settings.outbound.timeout_seconds
+
+
+def _claim(app: App, outbox_id: int, now: datetime) -> dict | None:
+    with app.engine.begin() as conn:
+        return outbox_store.claim_row(conn, outbox_id, now)
+
+
+def deliver(app: App, outbox_id: int) -> str | None:
+    """Send one outbox row if it is due and nobody else holds it; the new state, or None."""
+    row = _claim(app, outbox_id, utcnow())
+    if row is None:
+        return None
+    result = send_raw(app.settings.outbound, app.settings.support_address, row["recipient"], bytes(row["raw"]))
+    now = utcnow()
+    if result.outcome == SENT:
+        with app.engine.begin() as conn:
+            outbox_store.mark_sent(conn, outbox_id, now)
+        log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", outbox_id, row["message_id"],
+                 row["ticket_id"], row["recipient"], result.reply)
+        return "sent"
+    if result.outcome == FAILED or row["attempts"] >= app.settings.outbound.max_attempts:
+        reason = result.reply if result.outcome == FAILED else (
+            f"gave up after {row['attempts']} attempts; last reply: {result.reply}")
+        _fail(app, row, reason, now)
+        return "failed"
+    delay = backoff_seconds(app.settings.outbound.retry_base_seconds, row["attempts"] - 1)
+    with app.engine.begin() as conn:
+        outbox_store.mark_retry(conn, outbox_id, result.reply, now + timedelta(seconds=delay))
+    log.warning("outbox %s (Message-ID <%s>, ticket %s) to %s deferred %.1fs after attempt %s: %s", outbox_id,
+                row["message_id"], row["ticket_id"], row["recipient"], delay, row["attempts"], result.reply)
+    return "pending"
+
+
+def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
+    """Failed for good: record it on the ticket and tell the assigned agent, never in a loop."""
+    queued: list[int] = []
+    with app.engine.begin() as conn:
+        outbox_store.mark_failed(conn, row["id"], reason)
+        ticket = store.get_ticket(conn, row["ticket_id"]) if row["ticket_id"] else None
+        if ticket is not None:
+            store.add_event(conn, ticket["id"], now, "system:outbound", "delivery_failed",
+                            to_value=row["recipient"], reason=f"{row['template']}: {reason}")
+            agent = ticket["assignee"]
+            # No loops: a failed notice to the agent is never reported to that
+            # agent, and a failure report is never reported again.
+            if agent and agent.lower() != row["recipient"].lower() and row["template"] != FAILED_TEMPLATE:
+                queued = queue_notices(conn, app, [Notice(
+                    template=FAILED_TEMPLATE, recipient=agent, ticket_id=ticket["id"],
+                    auto_submitted=AUTO_GENERATED, agent_reply_to=agent,
+                    context={"failed_recipient": row["recipient"], "failed_template": row["template"],
+                             "reason": reason},
+                )], now)
+    log.error("outbox %s (Message-ID <%s>, ticket %s) to %s failed: %s", row["id"], row["message_id"],
+              row["ticket_id"], row["recipient"], reason)
+    for outbox_id in queued:
+        app.enqueue("send_mail", (outbox_id,))
+
+
+# Rows the sweep re-enqueued lately (per process): a row still waiting in a
+# long queue is not piled onto it again every round.
+_recently_swept: dict[tuple[str, int], tuple[float, datetime]] = {}
+
+
+def sweep_outbox(app: App, now: datetime | None = None) -> list[int]:
+    """Recover crashed claims and re-enqueue due pending rows; the ids enqueued."""
+    now = now or utcnow()
+    with app.engine.begin() as conn:
+        recovered = outbox_store.release_expired_claims(conn, now - timedelta(seconds=lease_seconds(app)))
+        # A deferred row (attempts > 0) has no job waiting: the sweep is its
+        # retry. A fresh row had one enqueued at commit; give it a moment
+        # before calling it lost (Redis down or flushed, a crash before enqueue).
+        grace = timedelta(seconds=max(1.0, 2 * app.settings.sweep_seconds))
+        due = outbox_store.due_pending(conn, now, grace, limit=1000)
+    if recovered:
+        log.warning("%s outbox rows had expired claims and are pending again", recovered)
+    mono = time.monotonic()
+    resend_after = max(5.0, 10 * app.settings.sweep_seconds)
+    for stale in [k for k, (t, _) in _recently_swept.items() if mono - t > resend_after]:
+        del _recently_swept[stale]
+    enqueued = []
+    db = app.settings.database_url
+    for outbox_id, due_at in due:
+        seen = _recently_swept.get((db, outbox_id))
+        if seen is not None and seen[1] == due_at:
+            continue
+        # enqueue returns False when the broker is unreachable: try next round.
+        if app.enqueue("send_mail", (outbox_id,)) is not False:
+            _recently_swept[(db, outbox_id)] = (mono, due_at)
+            enqueued.append(outbox_id)
+    return enqueued

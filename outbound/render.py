@@ -1,0 +1,53 @@
+"""Render a notice's templates with jinja2 (pure: no I/O beyond reading templates)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+
+class TemplateError(RuntimeError):
+    """A template is missing or failed to render; the message names it."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
+
+
+class Renderer:
+    """Admin overrides first, then the shipped templates/ directory."""
+
+    def __init__(self, override_dir: Path | None = None) -> None:
+        paths = [str(override_dir)] if override_dir else []
+        paths.append(str(DEFAULT_TEMPLATES))
+        loader = jinja2.FileSystemLoader(paths)
+        # Customer text is data, never template source: it only ever arrives
+        # as a variable, and StrictUndefined turns a typo into an error.
+        self.text_env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
+                                           autoescape=False, keep_trailing_newline=True)
+        self.html_env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
+
+    def render(self, name: str, context: dict) -> Rendered:
+        try:
+            body = self.text_env.get_template(f"{name}.txt.j2")
+            subject_tpl = self.text_env.get_template(f"{name}.subject.j2")
+            subject = " ".join(subject_tpl.render(context).split())
+            text = body.render(context)
+            try:
+                html_tpl = self.html_env.get_template(f"{name}.html.j2")
+            except jinja2.TemplateNotFound:
+                html = None
+            else:
+                html = html_tpl.render(context)
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateError(f"template {name}: file {exc.name} not found") from exc
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template {name} failed to render: {exc}") from exc
+        return Rendered(subject=subject, text=text, html=html)

@@ -1,0 +1,72 @@
+"""Hand one stored mail to the smarthost over SMTP and classify the answer."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+
+from ticketd.settings import OutboundSettings
+
+SENT, RETRY, FAILED = "sent", "retry", "failed"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: str          # sent | retry | failed
+    reply: str            # the server's reply (or our connection error), for the record
+
+
+def _context(settings: OutboundSettings) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if not settings.verify_certificates:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _classify(code: int, text: str) -> SendResult:
+    reply = f"{code} {text}".strip()
+    if 200 <= code < 300:
+        return SendResult(SENT, reply)
+    # RFC 5321 section 4.2.1: 4yz is transient (try again), 5yz permanent.
+    return SendResult(FAILED if 500 <= code < 600 else RETRY, reply)
+
+
+def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: bytes) -> SendResult:
+    """One SMTP transaction for one recipient; never raises for network trouble."""
+    try:
+        if settings.ssl:
+            client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
+                                                    context=_context(settings))
+        else:
+            client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
+        with client:
+            client.ehlo_or_helo_if_needed()
+            if settings.starttls and not settings.ssl:
+                client.starttls(context=_context(settings))
+                client.ehlo()
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            code, text = client.mail(mail_from)
+            if code != 250:
+                return _classify(code, text.decode("utf-8", "replace"))
+            code, text = client.rcpt(recipient)
+            if code not in (250, 251):
+                return _classify(code, text.decode("utf-8", "replace"))
+            code, text = client.data(raw)
+            return _classify(code, text.decode("utf-8", "replace"))
+    except smtplib.SMTPResponseException as exc:      # e.g. 535 at AUTH, 421 at greeting
+        return _classify(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")
+                         if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error))
+    except ssl.SSLError as exc:
+        # An unverifiable certificate is a subclass of ValueError too; it is
+        # the smarthost's to fix, and the mail waits for it.
+        return SendResult(RETRY, f"{type(exc).__name__}: {exc}")
+    except (UnicodeError, ValueError) as exc:
+        # e.g. a non-ASCII address the smarthost cannot take: retrying will not help.
+        return SendResult(FAILED, f"{type(exc).__name__}: {exc}")
+    except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
+        # Refused, timed out, dropped, TLS trouble: the mail is still ours to retry.
+        return SendResult(RETRY, f"{type(exc).__name__}: {exc}")
