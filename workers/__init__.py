@@ -1,0 +1,1 @@
+"""The workers between mail in and mail out: dramatiq actors and periodic sweeps."""

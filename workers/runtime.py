@@ -1,0 +1,88 @@
+"""Wire the broker into an App: in-process workers, or Redis for `ticketd worker`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+
+from ticketd.app import App
+from workers.actors import QUEUE, declare_actors
+from workers.sweeps import sweep_once
+
+log = logging.getLogger("ticketd.workers")
+
+
+def make_broker(app: App) -> dramatiq.Broker:
+    if app.settings.redis_url:
+        broker = RedisBroker(url=app.settings.redis_url, namespace="ticketd")
+    else:
+        broker = StubBroker()
+    broker.declare_queue(QUEUE)
+    return broker
+
+
+def bind(app: App, broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
+    """Declare the actors on `broker` and point app.enqueue at them."""
+    actors = declare_actors(broker, app)
+
+    def enqueue(name: str, args: tuple) -> bool:
+        try:
+            actors[name].send(*args)
+        except Exception as exc:
+            # Redis down: the row is committed and the sweep will enqueue it
+            # again, so this delays the work and never loses it.
+            log.warning("could not enqueue %s%s (%s); the sweep will retry", name, args, exc)
+            return False
+        return True
+
+    app.enqueue = enqueue
+    return actors
+
+
+class WorkerPool:
+    """dramatiq worker threads inside this process."""
+
+    def __init__(self, broker: dramatiq.Broker, threads: int = 4) -> None:
+        self.worker = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads, worker_timeout=200)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop(timeout=30_000)
+
+
+class Sweeper:
+    """Periodic, idempotent catch-up: re-enqueue what a crash or outage left behind."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.app.settings.sweep_seconds):
+            try:
+                sweep_once(self.app)
+            except Exception:
+                log.exception("sweep failed; trying again next round")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def worker_components(app: App, *, in_process: bool) -> list:
+    broker = make_broker(app)
+    bind(app, broker)
+    components: list = [Sweeper(app)]
+    if in_process:
+        components.insert(0, WorkerPool(broker))
+    return components

@@ -1,0 +1,24 @@
+"""One sweep pass: pending outbox rows, unassigned tickets, due timers."""
+
+from __future__ import annotations
+
+import logging
+
+from outbound.delivery import sweep_outbox
+from ticketd.app import App
+from ticketd.assignment import sweep_unassigned
+from ticketd.timers import fire_due_timers
+
+log = logging.getLogger("ticketd.sweeps")
+
+# Each step runs on its own: one that fails never keeps the others from
+# catching up.
+STEPS = (sweep_outbox, sweep_unassigned, fire_due_timers)
+
+
+def sweep_once(app: App) -> None:
+    for step in STEPS:
+        try:
+            step(app)
+        except Exception:
+            log.exception("sweep step %s failed; trying again next round", step.__name__)
