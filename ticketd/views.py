@@ -1,0 +1,141 @@
+"""Read models for the CLI: tickets, messages, events and quarantine as JSON-ready dicts."""
+
+from __future__ import annotations
+
+import email
+import email.utils
+import json
+from typing import TYPE_CHECKING
+
+from ticketd.clock import iso
+from ingest.parse import decode_header_value
+from ticketd.store import read_models as rows_of
+from ticketd.store import tickets as store
+from ticketd.store.db import reading
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def _ticket_summary(row, people: list[dict]) -> dict:
+    return {
+        "id": row["id"],
+        "tag": f"[#{row['id']}]",
+        "subject": row["subject"],
+        "status": row["status"],
+        "priority": row["priority"],
+        "type": row["type"],
+        "requester": row["requester"],
+        "followers": [p["email"] for p in people if p["role"] == "follower"],
+        "assignee": row["assignee"],
+        "group": row["group_name"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "closed_at": iso(row["closed_at"]),
+        "source": row["source"],
+        "scale": row["scale"],
+        "reproducible": row["reproducible"],
+        "postponed_until": iso(row["postponed_until"]),
+        "dev": {"engineer": row["dev_engineer"], "tracker_key": row["dev_tracker_key"],
+                "due": iso(row["dev_due"])} if row["dev_engineer"] else None,
+    }
+
+
+def list_tickets(engine: Engine, status: str | None = None, limit: int | None = None) -> list[dict]:
+    """Tickets, newest first."""
+    with reading(engine) as conn:
+        rows = rows_of.ticket_rows(conn, status, limit)
+        ids = [r["id"] for r in rows]
+        people: dict[int, list[dict]] = {i: [] for i in ids}
+        if ids:
+            for p in rows_of.participant_rows(conn, ids):
+                people[p["ticket_id"]].append(dict(p))
+    return [_ticket_summary(r, people[r["id"]]) for r in rows]
+
+
+def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
+    """One ticket with its messages (and their attachments) and history."""
+    with reading(engine) as conn:
+        row = store.get_ticket(conn, ticket_id)
+        if row is None:
+            return None
+        people = store.participants_of(conn, ticket_id)
+        msgs = rows_of.message_rows(conn, ticket_id)
+        atts: dict[int, list[dict]] = {m["id"]: [] for m in msgs}
+        if msgs:
+            for a in rows_of.attachment_rows(conn, list(atts)):
+                atts[a["message_id"]].append({
+                    "filename": a["filename"], "size": a["size"], "sha256": a["sha256"],
+                    "content_type": a["content_type"], "inline": bool(a["inline"]),
+                })
+        evts = rows_of.event_rows(conn, ticket_id)
+        sent = rows_of.outbox_rows(conn, ticket_id)
+    out = _ticket_summary(row, people)
+    out["participants"] = [{"email": p["email"], "role": p["role"], "name": p["name"],
+                            "bounced": p["bounced_at"] is not None} for p in people]
+    out["messages"] = [{
+        "id": m["id"],
+        "direction": m["direction"],
+        "message_id": m["message_id"],
+        "from": m["from_addr"],
+        "from_name": m["from_name"],
+        "to": json.loads(m["to_addrs"] or "[]"),
+        "cc": json.loads(m["cc_addrs"] or "[]"),
+        "subject": m["subject"],
+        "text": m["text"],
+        "full_text": m["full_text"],
+        "internal": bool(m["internal"]),
+        "auto_generated": bool(m["auto_generated"]),
+        "author_role": m["author_role"],
+        "matched_by": m["matched_by"],
+        "created_at": iso(m["created_at"]),
+        "attachments": atts[m["id"]],
+    } for m in msgs]
+    out["messages"] += [_outgoing(row) for row in sent]
+    # One conversation in time order; a mail in comes before what it caused.
+    out["messages"].sort(key=lambda m: (m["created_at"] or "", m["direction"] == "out"))
+    out["events"] = [{
+        "at": iso(e["at"]), "actor": e["actor"], "kind": e["kind"], "from": e["from_value"],
+        "to": e["to_value"], "reason": e["reason"], "message": e["message_id"], "rules_hash": e["rules_hash"],
+    } for e in evts]
+    return out
+
+
+def _outgoing(row) -> dict:
+    """An outbox row as a message of the ticket (direction out)."""
+    msg = email.message_from_bytes(bytes(row["raw"]))
+    body = next((part for part in msg.walk() if part.get_content_type() == "text/plain"), None)
+    text = body.get_payload(decode=True).decode(body.get_content_charset() or "utf-8", "replace") if body else ""
+    return {
+        "id": None,
+        "outbox_id": row["id"],
+        "direction": "out",
+        "message_id": row["message_id"],
+        "from": email.utils.parseaddr(str(msg.get("From", "")))[1],
+        "from_name": None,
+        "to": [row["recipient"]],
+        "cc": [],
+        "subject": decode_header_value(msg.get("Subject", "")),
+        "text": text.replace("\r\n", "\n"),
+        "full_text": text.replace("\r\n", "\n"),
+        # Mail to agents is never shown to a customer; notes least of all.
+        "internal": row["template"].startswith("agent/"),
+        "auto_generated": bool(row["automatic"]),
+        "author_role": "system",
+        "matched_by": None,
+        "template": row["template"],
+        "state": row["state"],
+        "sent_at": iso(row["sent_at"]),
+        "last_error": row["last_error"],
+        "created_at": iso(row["created_at"]),
+        "attachments": [],
+    }
+
+
+def list_quarantine(engine: Engine) -> list[dict]:
+    with reading(engine) as conn:
+        rows = rows_of.quarantined_rows(conn)
+    return [{
+        "id": r["id"], "received_at": iso(r["received_at"]), "reason": r["reason"],
+        "message_id": r["message_id"], "size": r["size"], "source": r["source"], "attempts": r["attempts"],
+    } for r in rows]
