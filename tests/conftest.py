@@ -1,0 +1,113 @@
+"""Shared fixtures: real databases (SQLite file, PostgreSQL), an app, a receiver, a sink."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from ticketd.app import build_app
+from ticketd.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+PG_ADMIN_URL = os.environ.get("TICKETD_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TICKETD_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+MINIMAL_RULES = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+  - {email: bob@example.com,   name: Bob,   groups: [support, billing]}
+  - {email: carol@example.com, name: Carol, groups: [billing], away: true}
+groups:
+  support: {assign: round_robin}
+  billing: {assign: round_robin}
+routes:
+  - name: invoices go to billing
+    if: {subject: "(?i)invoice|refund"}
+    then: {group: billing, priority: high}
+  - name: everything else
+    then: {group: support}
+timers:
+  new:              {respond_within: 4h, on_breach: reassign}
+  open:             {respond_within: 1d, on_breach: reassign}
+  waiting_customer: {warn_after: 3d, close_after: 4d}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path}/ticketd.db"
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    name = "ticketd_test_" + uuid.uuid4().hex[:12]
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with admin.connect() as conn:
+        conn.exec_driver_sql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/ticketd.db"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+def write_config(tmp_path: Path, db_url: str, *, rules: str = MINIMAL_RULES, smtp_port: int | None = None,
+                 outbound_port: int = 2, extra: str = "") -> Path:
+    (tmp_path / "rules.yaml").write_text(rules)
+    config = tmp_path / "ticketd.yaml"
+    config.write_text(
+        f"""\
+support_address: support@example.com
+database_url: "{db_url}"
+data_dir: {tmp_path / 'var'}
+secret_key: test-secret
+rules_file: {tmp_path / 'rules.yaml'}
+smtp:
+  listen: 127.0.0.1:{smtp_port or free_port()}
+outbound:
+  host: 127.0.0.1
+  port: {outbound_port}
+sweep_seconds: 0.2
+{extra}"""
+    )
+    return config
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build an App on a given database URL with the minimal rules."""
+    apps = []
+
+    def _make(db_url: str, **kw):
+        config = write_config(tmp_path, db_url, **kw)
+        app = build_app(load_settings(config, environ={}))
+        apps.append(app)
+        return app
+
+    yield _make
+    for app in apps:
+        app.engine.dispose()

@@ -1,0 +1,85 @@
+"""A TCP forwarder for fault injection at the protocol: cut, hold or drop traffic."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from tests.conftest import free_port
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; can refuse, cut, or mute replies."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self.mute_replies = threading.Event()   # server->client bytes are swallowed
+        self._open = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+
+    def start(self) -> TcpProxy:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._open.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def _accept(self) -> None:
+        while self._open.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, is_reply: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if is_reply and self.mute_replies.is_set():
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        """Drop every open connection and refuse new ones."""
+        self._open.clear()
+        if self._listener:
+            # shutdown() wakes the thread blocked in accept(); close() alone
+            # would leave the socket listening until that call returns.
+            try:
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self._listener.close()
+        with self._lock:
+            for s in self._conns:
+                # shutdown() sends the FIN at once; close() alone would wait
+                # for the pump threads still reading the socket.
+                for end in (lambda: s.shutdown(socket.SHUT_RDWR), s.close):
+                    try:
+                        end()
+                    except OSError:
+                        pass
+            self._conns.clear()
+
+    def restore(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._open.set()
+        threading.Thread(target=self._accept, daemon=True).start()
