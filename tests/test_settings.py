@@ -1,0 +1,82 @@
+"""ticketd.yaml and TICKETD_* variables (PRODUCT.md, Files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from ticketd.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_config_is_the_embedded_default():
+    settings = load_settings(ROOT / "ticketd.yaml", environ={})
+    assert settings.redis_url is None
+    assert settings.smtp.host_port == ("127.0.0.1", 2525)
+    assert settings.database_url == f"sqlite:///{ROOT / 'var' / 'ticketd.db'}"
+    assert settings.data_dir == ROOT / "var" and settings.rules_file == ROOT / "rules.yaml"
+    assert settings.imap == []
+
+
+def test_every_key_can_come_from_the_environment_nested_with_double_underscore(tmp_path):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("support_address: help@example.net\nsmtp: {listen: 127.0.0.1:2525}\n")
+    settings = load_settings(config, environ={
+        "TICKETD_SMTP__LISTEN": "0.0.0.0:25",
+        "TICKETD_SMTP__MAX_MESSAGE_BYTES": "1000",
+        "TICKETD_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "TICKETD_OUTBOUND__STARTTLS": "true",
+        "TICKETD_IMAP": '[{host: imap.example.net, username: u, password: p}]',
+        "UNRELATED": "x",
+    })
+    assert settings.support_address == "help@example.net"
+    assert settings.smtp.host_port == ("0.0.0.0", 25) and settings.smtp.max_message_bytes == 1000
+    assert settings.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.outbound.starttls is True
+    assert settings.imap[0].host == "imap.example.net" and settings.imap[0].folder == "INBOX"
+
+
+def test_paths_are_relative_to_the_config_file(tmp_path):
+    (tmp_path / "etc").mkdir()
+    config = tmp_path / "etc" / "ticketd.yaml"
+    config.write_text("database_url: sqlite:///db/t.db\ndata_dir: data\nrules_file: rules.yaml\n")
+    settings = load_settings(config, environ={})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'etc' / 'db' / 't.db'}"
+    assert settings.data_dir == tmp_path / "etc" / "data"
+    assert settings.rules_file == tmp_path / "etc" / "rules.yaml"
+
+
+def test_a_typo_in_a_key_is_an_error_not_a_silent_default(tmp_path):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("smtp: {listn: 127.0.0.1:2525}\n")
+    with pytest.raises(ValidationError, match="listn"):
+        load_settings(config, environ={})
+
+
+def test_cli_names_the_bad_key_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("smtp: {listn: 127.0.0.1:2525}\n")
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{config} is not valid" in done.stderr and "smtp.listn: Extra inputs are not permitted" in done.stderr
+
+
+def test_cli_with_a_broken_rules_file_lists_every_error_and_exits_1(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "rules.yaml").write_text("agents:\n  - {emial: x@example.com}\n")
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("rules_file: rules.yaml\ndatabase_url: sqlite:///t.db\n")
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "agents[0].email: this key is required" in done.stderr
+    assert "unknown key `emial`; did you mean `email`?" in done.stderr
