@@ -1,0 +1,99 @@
+"""`ticketd tickets list/show --json` print what PRODUCT.md promises, on both databases."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import smtplib
+import subprocess
+import sys
+from email.message import EmailMessage
+
+from ingest.smtp import Receiver
+from ticketd.pipeline import drain
+from tests.conftest import write_config
+
+TOP_LEVEL = {"id", "tag", "subject", "status", "priority", "type", "requester", "followers", "assignee",
+             "group", "created_at", "updated_at"}
+MESSAGE = {"direction", "from", "to", "subject", "text", "internal", "matched_by", "attachments"}
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def _cli(config, *args) -> str:
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
+    app = make_app(db_url)
+    config = write_config(tmp_path, db_url)  # the same database, for the CLI
+    receiver = Receiver(app)
+    receiver.start()
+    pdf = b"%PDF-1.4 not really a pdf\n" * 10
+    msg = EmailMessage()
+    msg["From"] = "Zoë Kunde <zoe@example.org>"
+    msg["To"] = "support@example.com"
+    msg["Cc"] = "colleague@example.org"
+    msg["Subject"] = "Rechnung doppelt — bitte prüfen"
+    msg["Message-ID"] = "<json-1@example.org>"
+    msg.set_content("Die Rechnung kam zweimal.\n")
+    msg.add_alternative('<p onclick="steal()">Die Rechnung kam <b>zweimal</b>.<script>x()</script></p>',
+                        subtype="html")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="../../etc/Rechnung 1.pdf")
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            client.send_message(msg)
+    finally:
+        receiver.stop(grace=0)
+    assert drain(app) == 1
+
+    listed = json.loads(_cli(config, "tickets", "list", "--json"))
+    assert len(listed) == 1
+    summary = listed[0]
+    assert TOP_LEVEL <= set(summary) and "messages" not in summary and "events" not in summary
+    assert summary["tag"] == f"[#{summary['id']}]"
+    assert summary["status"] == "new" and summary["requester"] == "zoe@example.org"
+    assert summary["followers"] == ["colleague@example.org"]
+    assert summary["subject"] == "Rechnung doppelt — bitte prüfen"
+    assert ISO_UTC.match(summary["created_at"]) and ISO_UTC.match(summary["updated_at"])
+    assert json.loads(_cli(config, "tickets", "list", "--status", "closed", "--json")) == []
+
+    shown = json.loads(_cli(config, "tickets", "show", str(summary["id"]), "--json"))
+    assert TOP_LEVEL <= set(shown) and {"messages", "events"} <= set(shown)
+    inbound = [m for m in shown["messages"] if m["direction"] == "in"]
+    assert len(inbound) == 1
+    first = inbound[0]
+    assert MESSAGE <= set(first)
+    assert first["from"] == "zoe@example.org" and first["matched_by"] == "new" and first["internal"] is False
+    assert first["text"].strip() == "Die Rechnung kam zweimal."
+    [attachment] = first["attachments"]
+    # The sender's path is display-only and cut to a bare name; storage is by content.
+    assert attachment == {"filename": "Rechnung 1.pdf", "size": len(pdf),
+                          "sha256": hashlib.sha256(pdf).hexdigest(), "content_type": "application/pdf",
+                          "inline": False}
+    stored = app.settings.attachments_dir / attachment["sha256"][:2] / attachment["sha256"]
+    assert stored.read_bytes() == pdf
+    # The acknowledgement is on the ticket as a mail out.
+    outbound = [m for m in shown["messages"] if m["direction"] == "out"]
+    assert [m["template"] for m in outbound if m["to"] == ["zoe@example.org"]] == ["requester/ticket_opened"]
+    assert all(MESSAGE <= set(m) for m in outbound)
+    assert shown["events"][0]["kind"] == "created" and ISO_UTC.match(shown["events"][0]["at"])
+
+    from sqlalchemy import select
+
+    from ticketd.store.tables import messages
+
+    with app.engine.connect() as conn:
+        html = conn.execute(select(messages.c.html)).scalar_one()
+    assert "<b>zweimal</b>" in html and "script" not in html and "onclick" not in html
+
+
+def test_show_unknown_ticket_fails_clearly(tmp_path, sqlite_url, make_app):
+    make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "show", "99", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no ticket 99" in done.stderr

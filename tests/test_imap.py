@@ -1,0 +1,365 @@
+"""The IMAP poller against a real private Dovecot: store, then flag or move; IDLE; dedupe; outages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import smtplib
+import time
+from contextlib import contextmanager
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+import sqlalchemy
+from sqlalchemy import func, select
+
+from ingest.imap import Poller
+from ingest.smtp import Receiver
+from tests.conftest import PG_ADMIN_URL, write_config
+from tests.daemon import DaemonProcess
+from tests.dovecot import Dovecot, dovecot, dovecot_factory  # noqa: F401  (fixtures)
+from ticketd.pipeline import drain
+from ticketd.store.imap_cursor import load_cursor
+from ticketd.store.tables import raw_mail, tickets
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.dovecot
+
+
+def _mail(subject: str, message_id: str, body: str = "The printer is on fire.\n", trace: str = "") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Customer <cust@example.org>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id
+    msg.set_content(body)
+    return trace.encode() + msg.as_bytes(policy=policy.SMTP)
+
+
+def _raw_count(app) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(raw_mail)).scalar_one()
+
+
+def _ticket_subjects(app) -> list[str]:
+    with app.engine.connect() as conn:
+        return list(conn.execute(select(tickets.c.subject).order_by(tickets.c.id)).scalars())
+
+
+def _append(server: Dovecot, raw: bytes, folder: str = "INBOX", flags: tuple = ()) -> None:
+    with server.client() as client:
+        client.append(folder, raw, flags=flags)
+
+
+def _flags(server: Dovecot, folder: str = "INBOX") -> dict[int, set[bytes]]:
+    """UID -> flags of every message in `folder`, read without changing anything."""
+    with server.client() as client:
+        client.select_folder(folder, readonly=True)
+        uids = client.search("ALL")
+        if not uids:
+            return {}
+        fetched = client.fetch(uids, ["FLAGS"])
+    # \Recent is the server's session bookkeeping (RFC 3501 2.3.2), not ours.
+    return {uid: set(data[b"FLAGS"]) - {b"\\Recent"} for uid, data in fetched.items()}
+
+
+@contextmanager
+def _polling(app, box=None):
+    poller = Poller(app, box or app.settings.imap[0])
+    poller.start()
+    try:
+        yield poller
+    finally:
+        began = time.monotonic()
+        poller.stop()
+        stopped_in = time.monotonic() - began
+        assert not poller._thread.is_alive()
+        assert stopped_in < 3, f"stop() took {stopped_in:.1f}s"
+
+
+@contextmanager
+def _raw_mail_locked(postgres_url: str):
+    """Hold raw_mail so the poller waits inside its INSERT, until the block ends."""
+    name = postgres_url.rsplit("/", 1)[1]
+    blocker = sqlalchemy.create_engine(postgres_url)
+    observer = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with blocker.begin() as conn:
+            conn.exec_driver_sql("LOCK TABLE raw_mail IN EXCLUSIVE MODE")
+            with observer.connect() as watch:
+                def inserting():
+                    return watch.exec_driver_sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = %(db)s"
+                        " AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO raw_mail%%'",
+                        {"db": name}).scalar_one() == 1
+                yield inserting
+    finally:
+        blocker.dispose()
+        observer.dispose()
+
+
+def _polled_once(app) -> bool:
+    """The poller has selected the folder and saved its cursor."""
+    return load_cursor(app.engine, app.settings.imap[0].key) is not None
+
+
+def test_appended_mail_becomes_ticket_and_is_flagged_only_after_commit(make_app, db_url, dovecot):
+    app = make_app(db_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2))
+    _append(dovecot, _mail("Printer on fire", "<fire@client.example.org>"))
+    assert _flags(dovecot) == {1: set()}
+
+    with _polling(app):
+        # The moment the server shows \Seen, the raw mail must already be committed.
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], step=0.01)
+        assert _raw_count(app) == 1
+
+    with app.engine.connect() as conn:
+        row = conn.execute(select(raw_mail)).mappings().one()
+    assert row["source"] == "imap"
+    assert row["mailbox"] == app.settings.imap[0].key
+    assert row["message_id"] == "fire@client.example.org"
+    assert drain(app) == 1
+    assert _ticket_subjects(app) == ["Printer on fire"]
+
+
+@pytest.mark.parametrize("capability", [None, "IMAP4rev1 IDLE UIDPLUS", "IMAP4rev1 IDLE"],
+                         ids=["move", "copy-uid-expunge", "copy-expunge"])
+def test_move_to_folder_after_commit(make_app, sqlite_url, dovecot_factory, capability):
+    # Without MOVE (RFC 6851) the poller copies, flags \Deleted and expunges.
+    server = dovecot_factory(f"imap_capability = {capability}" if capability else "")
+    with server.client() as client:
+        assert (b"MOVE" in client.capabilities()) == (capability is None)
+    app = make_app(sqlite_url, extra=server.settings_yaml(move_to="Processed"))
+    _append(server, _mail("Refund please", "<refund@client.example.org>"))
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: _flags(server) == {})
+    assert [flags for flags in _flags(server, "Processed").values()] == [{b"\\Seen"}]
+    assert drain(app) == 1
+    assert _ticket_subjects(app) == ["Refund please"]
+
+
+def test_tls_without_verification_takes_mail(make_app, sqlite_url, dovecot_factory):
+    server = dovecot_factory(tls=True)  # imaps with a self-signed certificate
+    app = make_app(sqlite_url, extra=server.settings_yaml(ssl=True, ssl_verify=False))
+    _append(server, _mail("Over TLS", "<tls@client.example.org>"))
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: b"\\Seen" in _flags(server)[1])
+
+
+def test_tls_verification_refuses_untrusted_certificate(make_app, sqlite_url, dovecot_factory, caplog):
+    server = dovecot_factory(tls=True)
+    app = make_app(sqlite_url, extra=server.settings_yaml(ssl=True, ssl_verify=True))
+    _append(server, _mail("Not to an impostor", "<verify@client.example.org>"))
+    with _polling(app):
+        assert eventually(lambda: "CERTIFICATE_VERIFY_FAILED" in caplog.text, timeout=3)
+    assert _raw_count(app) == 0
+    assert _flags(server) == {1: set()}
+    assert "test-password" not in caplog.text
+
+
+def test_idle_delivers_within_two_seconds(make_app, sqlite_url, dovecot):
+    # poll_seconds is long: only IDLE can bring the mail in this fast.
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=True, poll_seconds=60))
+    with _polling(app):
+        assert eventually(lambda: _polled_once(app))
+        time.sleep(0.3)  # let it enter IDLE
+        began = time.monotonic()
+        _append(dovecot, _mail("Idle mail", "<idle@client.example.org>"))
+        assert eventually(lambda: _raw_count(app) == 1, timeout=2, step=0.02)
+        took = time.monotonic() - began
+    assert took < 2
+    assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], timeout=2)
+
+
+def test_mail_arriving_during_a_round_is_not_left_for_later(make_app, postgres_url, dovecot):
+    # Mail that lands while a round is busy is announced (EXISTS) in the reply
+    # to one of the round's commands; IDLE does not announce it a second time.
+    app = make_app(postgres_url, extra=dovecot.settings_yaml(poll_seconds=60))
+    with _polling(app):
+        assert eventually(lambda: _polled_once(app))
+        with _raw_mail_locked(postgres_url) as inserting:
+            _append(dovecot, _mail("First", "<first@client.example.org>"))
+            assert eventually(inserting)  # the round is stuck storing the first mail
+            _append(dovecot, _mail("Second", "<second@client.example.org>"))
+        assert eventually(lambda: _raw_count(app) == 2, timeout=3)
+
+
+def test_second_delivery_and_second_run_store_once(make_app, sqlite_url, dovecot, caplog):
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.1))
+    raw = _mail("Twice", "<twice@client.example.org>")
+    _append(dovecot, raw)
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+        # The same mail delivered again into the folder: fetched, recognised, flagged.
+        _append(dovecot, raw)
+        assert eventually(lambda: all(b"\\Seen" in f for f in _flags(dovecot).values()) and len(_flags(dovecot)) == 2)
+        assert _raw_count(app) == 1
+
+    # A second run, after someone marked everything unread again: the cursor
+    # keeps it from fetching old UIDs (they stay unread), and nothing doubles.
+    with dovecot.client() as client:
+        client.select_folder("INBOX")
+        client.remove_flags(client.search("ALL"), [b"\\Seen"])
+    with _polling(app):
+        assert eventually(lambda: caplog.text.count("connected") == 2)
+        time.sleep(0.5)  # several 0.1 s rounds
+    assert _flags(dovecot) == {1: set(), 2: set()}
+    assert _raw_count(app) == 1
+    assert drain(app) == 1
+    assert _ticket_subjects(app) == ["Twice"]
+
+
+def test_same_mail_by_smtp_and_imap_is_stored_once(make_app, sqlite_url, dovecot):
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml())
+    msg = EmailMessage()
+    msg["From"] = "Customer <cust@example.org>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = "Both routes"
+    msg["Message-ID"] = "<both@client.example.org>"
+    msg.set_content("Sent once, delivered twice.\n")
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            assert client.send_message(msg) == {}
+    finally:
+        receiver.stop(grace=0)
+    assert _raw_count(app) == 1
+
+    # The mailbox copy went through other MTAs: its own trace headers, LF vs CRLF.
+    trace = ("Return-Path: <cust@example.org>\r\nDelivered-To: support@example.com\r\n"
+             "Received: from mx.example.com (mx.example.com [192.0.2.7]) by imap.example.com\r\n"
+             "\twith ESMTPS id 4XyZ; Tue, 2 Jan 2024 10:00:00 +0000\r\n")
+    _append(dovecot, trace.encode() + msg.as_bytes(policy=policy.SMTP))
+    with _polling(app):
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1])
+    assert _raw_count(app) == 1
+    with app.engine.connect() as conn:
+        assert conn.execute(select(raw_mail.c.source)).scalar_one() == "smtp"
+
+
+def test_changed_uidvalidity_does_not_reimport(make_app, sqlite_url, dovecot, caplog):
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    with dovecot.client() as client:
+        client.create_folder("Support")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(folder="Support"))
+    key = app.settings.imap[0].key
+    # Mail read by a person before ticketd ever ran is history, not new mail.
+    read = _mail("Read long ago", "<read@client.example.org>")
+    _append(dovecot, read, "Support", flags=(b"\\Seen",))
+    old = _mail("Old mail", "<old@client.example.org>")
+    _append(dovecot, old, "Support")
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot, "Support")[2])
+    assert _raw_count(app) == 1
+    before = load_cursor(app.engine, key)
+    assert before.last_uid == 2
+    # While ticketd is down the folder is rebuilt (a restore, a server move):
+    # new UIDVALIDITY, the old mail back (one read, one unseen), one new mail.
+    with dovecot.client() as client:
+        client.delete_folder("Support")
+        client.create_folder("Support")
+        client.append("Support", read, flags=(b"\\Seen",))
+        client.append("Support", old)
+        client.append("Support", _mail("New mail", "<new@client.example.org>"))
+        uidvalidity = client.folder_status("Support", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    assert uidvalidity != before.uidvalidity
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 2)
+        assert eventually(lambda: all(b"\\Seen" in f for f in _flags(dovecot, "Support").values()))
+        assert len(_flags(dovecot, "Support")) == 3
+    assert load_cursor(app.engine, key).uidvalidity == uidvalidity
+    assert "UIDVALIDITY changed" in caplog.text
+    assert "old@client.example.org already stored as raw mail 1" in caplog.text
+    assert drain(app) == 2
+    assert _ticket_subjects(app) == ["Old mail", "New mail"]
+
+
+def test_reconnects_after_server_restart_and_loses_nothing(make_app, sqlite_url, dovecot, caplog):
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(poll_seconds=60))
+    with _polling(app):
+        assert eventually(lambda: _polled_once(app))
+        dovecot.stop()  # cuts the idling session
+        assert eventually(lambda: "reconnecting" in caplog.text, timeout=3)
+        dovecot.start()
+        _append(dovecot, _mail("After the outage", "<outage@client.example.org>"))
+        # Back-off: retries after 1 s, then 2 s; the server is back within one of them.
+        assert eventually(lambda: _raw_count(app) == 1, timeout=8)
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1])
+    assert caplog.text.count("connected") >= 2
+    assert _raw_count(app) == 1
+    assert drain(app) == 1
+
+
+def test_connection_cut_between_commit_and_flag_refetches_once(make_app, postgres_url, dovecot, caplog):
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(postgres_url, extra=dovecot.settings_yaml(poll_seconds=60))
+    with _polling(app):
+        assert eventually(lambda: _polled_once(app))
+        session = dovecot.session_pids()[-1]  # the poller's imap process
+        # Another writer holds raw_mail, so the poller waits in its INSERT
+        # with the fetched mail in hand; then its IMAP session dies.
+        with _raw_mail_locked(postgres_url) as inserting:
+            _append(dovecot, _mail("Cut off", "<cut@client.example.org>"))
+            assert eventually(inserting)
+            os.kill(session, signal.SIGKILL)
+        # The lock is gone: the INSERT commits, the flag cannot be sent.
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], timeout=6)
+    assert "already stored as raw mail 1" in caplog.text  # fetched again and recognised
+    assert _raw_count(app) == 1
+    assert drain(app) == 1
+
+
+def test_database_outage_leaves_mail_unseen_until_stored(make_app, postgres_url, dovecot, caplog):
+    app = make_app(postgres_url, extra=dovecot.settings_yaml(poll_seconds=60))
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with _polling(app):
+            assert eventually(lambda: _polled_once(app))
+            # The database goes away under the poller: new connections are refused.
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+                conn.exec_driver_sql(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            _append(dovecot, _mail("During the outage", "<dbdown@client.example.org>"))
+            assert eventually(lambda: "storing failed" in caplog.text, timeout=3)
+            assert _flags(dovecot) == {1: set()}  # not flagged: it was not stored
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], timeout=6)
+        assert _raw_count(app) == 1
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.dispose()
+
+
+def test_daemon_polls_imap_and_stops_promptly(tmp_path, sqlite_url, dovecot):
+    """`ticketd run` with an imap: section turns mailbox mail into tickets."""
+    config = write_config(tmp_path, sqlite_url, extra=dovecot.settings_yaml())
+    daemon = DaemonProcess(config).start()
+    try:
+        _append(dovecot, _mail("Via the daemon", "<daemon@client.example.org>"))
+        engine = sqlalchemy.create_engine(sqlite_url)
+        try:
+            def subjects():
+                with engine.connect() as conn:
+                    return list(conn.execute(select(tickets.c.subject)).scalars())
+            assert eventually(lambda: subjects() == ["Via the daemon"], timeout=8), daemon.output()
+        finally:
+            engine.dispose()
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1])
+        began = time.monotonic()
+        assert daemon.terminate(timeout=15) == 0
+        assert time.monotonic() - began < 8
+    finally:
+        daemon.stop()

@@ -1,0 +1,109 @@
+"""The SMTP receiver, driven by a real smtplib client, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import smtplib
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import func, select
+
+from ingest.smtp import Receiver
+from ticketd.pipeline import drain
+from ticketd.store.tables import messages, raw_mail, tickets
+
+
+@pytest.fixture
+def receiver_app(make_app, db_url):
+    app = make_app(db_url)
+    receiver = Receiver(app)
+    receiver.start()
+    yield app, receiver
+    receiver.stop(grace=0)
+
+
+def _mail(subject="Printer on fire", body="It is on fire.\n", sender="cust@example.org", **headers):
+    msg = EmailMessage()
+    msg["From"] = f"Customer <{sender}>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = subject
+    msg["Message-ID"] = headers.pop("message_id", f"<{abs(hash((subject, body)))}@client.example.org>")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg
+
+
+def test_mail_becomes_ticket_and_reply_threads(receiver_app):
+    app, receiver = receiver_app
+    first = _mail(message_id="<first@client.example.org>")
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        refused = client.send_message(first)
+    assert refused == {}
+    assert drain(app) == 1
+    with app.engine.connect() as conn:
+        ticket = conn.execute(select(tickets)).mappings().one()
+    assert ticket["status"] == "new"
+    assert ticket["subject"] == "Printer on fire"
+    assert ticket["requester"] == "cust@example.org"
+
+    reply = _mail(subject=f"Re: [#{ticket['id']}] Printer on fire",
+                  body="Now it is smoking.\n\nOn Mon, Customer wrote:\n> It is on fire.\n",
+                  message_id="<second@client.example.org>",
+                  In_Reply_To="<first@client.example.org>", References="<first@client.example.org>")
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.send_message(reply)
+    assert drain(app) == 1
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(messages).order_by(messages.c.id)).mappings().all()
+        assert conn.execute(select(func.count()).select_from(tickets)).scalar_one() == 1
+    assert [r["ticket_id"] for r in rows] == [ticket["id"], ticket["id"]]
+    assert rows[1]["matched_by"] == "references"
+    assert rows[1]["text"] == "Now it is smoking."
+    assert "> It is on fire." in rows[1]["full_text"]
+
+
+def test_unknown_recipient_is_refused_with_550(receiver_app):
+    _app, receiver = receiver_app
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.ehlo()
+        client.mail("cust@example.org")
+        code, _ = client.rcpt("someone-else@example.com")
+    assert code == 550
+
+
+def test_second_delivery_is_stored_once(receiver_app):
+    app, receiver = receiver_app
+    msg = _mail(message_id="<dup@client.example.org>")
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.send_message(msg)
+        del msg["Received"]
+        msg["Received"] = "from relay.example.net by mx.example.com; Mon, 1 Jan 2024 00:00:00 +0000"
+        client.send_message(msg)
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(raw_mail)).scalar_one() == 1
+
+
+def test_oversized_mail_is_refused_at_mail_from(make_app, sqlite_url):
+    app = make_app(sqlite_url, extra="")
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            client.ehlo()
+            code, _ = client.mail("cust@example.org", options=[f"SIZE={app.settings.smtp.max_message_bytes + 1}"])
+        assert code == 552
+    finally:
+        receiver.stop(grace=0)
+
+
+def test_a_nul_byte_in_the_message_id_does_not_make_the_mail_unstorable(receiver_app):
+    app, receiver = receiver_app
+    raw = (b"From: cust@example.org\r\nTo: support@example.com\r\nSubject: nul\r\n"
+           b"Message-ID: <bad\x00id@client.example.org>\r\n\r\nbody\r\n")
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        assert client.sendmail("cust@example.org", ["support@example.com"], raw) == {}
+    with app.engine.connect() as conn:
+        stored = conn.execute(select(raw_mail.c.message_id, raw_mail.c.raw)).one()
+    assert stored.message_id == "badid@client.example.org" and bytes(stored.raw) == raw
+    assert drain(app) == 1
