@@ -1,0 +1,161 @@
+"""Loops and robots: each signal stores the mail on a ticket and sends nothing; caps become events."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, update
+
+from ingest.smtp import Receiver
+from outbound.outbox import queue_notices
+from tests.sink import customer_mail, outbox_rows, submit, ticket_events
+from ticketd.clock import utcnow
+from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
+from ticketd.pipeline import drain
+from ticketd.store.tables import messages, participants, tickets
+
+DSN_BODY = b"""\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: cust@example.org
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn-1@mx.example.org>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+I could not deliver your mail.
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; someone@nowhere.example
+Action: failed
+Status: 5.1.1
+
+--B--
+"""
+
+
+def _signal_cases():
+    """(name, mail headers, SMTP MAIL FROM, raw override)."""
+    return [
+        ("auto-replied", {"Auto_Submitted": "auto-replied"}, None),
+        ("auto-generated", {"Auto_Submitted": "auto-generated"}, None),
+        ("null return path", {}, ""),
+        ("mailer-daemon From", {"_sender": "MAILER-DAEMON@mx.example.org"}, None),
+        ("Precedence bulk", {"Precedence": "bulk"}, None),
+        ("Precedence junk", {"Precedence": "junk"}, None),
+        ("Precedence list", {"Precedence": "list"}, None),
+        ("List-Id", {"List_Id": "<news.lists.example.org>"}, None),
+        ("X-Auto-Response-Suppress", {"X_Auto_Response_Suppress": "All"}, None),
+        ("multipart/report DSN", {"_raw": DSN_BODY}, None),
+        ("our Message-ID reflected", {"_our_message_id": True}, None),
+        ("our own From", {"_sender": "support@example.com"}, None),
+    ]
+
+
+@pytest.fixture
+def intake(make_app, sqlite_url):
+    app = make_app(sqlite_url)
+    receiver = Receiver(app)
+    receiver.start()
+    yield app
+    receiver.stop(grace=0)
+
+
+@pytest.mark.parametrize("name,headers,mail_from", _signal_cases(), ids=[c[0] for c in _signal_cases()])
+def test_robot_mail_is_stored_and_nothing_is_sent(intake, name, headers, mail_from):
+    app = intake
+    headers = dict(headers)
+    raw = headers.pop("_raw", None)
+    sender = headers.pop("_sender", "cust@example.org")
+    if headers.pop("_our_message_id", False):
+        from ingest.match import new_message_id
+        headers["message_id"] = f"<{new_message_id(app.signer, 'example.com', None)}>"
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", app.settings.smtp.host_port[1]) as client:
+        if raw is not None:
+            client.sendmail("", ["support@example.com"], raw)
+        else:
+            msg = customer_mail(subject=f"Loop test {name}", sender=sender, **headers)
+            client.send_message(msg, from_addr=mail_from if mail_from is not None else sender)
+    assert drain(app) == 1
+    with app.engine.connect() as conn:
+        [message] = conn.execute(select(messages)).mappings().all()
+    assert message["auto_generated"] is True
+    assert message["ticket_id"] is not None
+    assert outbox_rows(app) == []
+    assert [e["kind"] for e in ticket_events(app, message["ticket_id"], "not_answered")] == ["not_answered"]
+
+
+def _open_ticket(app, sender="cust@example.org", **headers) -> int:
+    submit(app, customer_mail(sender=sender, **headers))
+    drain(app)
+    with app.engine.connect() as conn:
+        return conn.execute(select(tickets.c.id).order_by(tickets.c.id.desc())).scalars().first()
+
+
+def _queue(app, *notices):
+    with app.engine.begin() as conn:
+        return queue_notices(conn, app, list(notices), utcnow())
+
+
+def test_suppressed_notices_become_events_not_mail(intake):
+    app = intake
+    ticket_id = _open_ticket(app)
+    assert [r["template"] for r in outbox_rows(app)] == ["requester/ticket_opened"]
+    cases = [
+        (Notice("requester/ticket_opened", "cust@example.org", ticket_id, auto_submitted=AUTO_REPLIED),
+         "already acknowledged"),
+        (Notice("requester/status_changed", "support@example.com", ticket_id, context={"status": "open"}),
+         "our own address"),
+        (Notice("requester/status_changed", "support+t1.abc@example.com", ticket_id, context={"status": "open"}),
+         "our own address"),
+        (Notice("requester/status_changed", "mailer-daemon@example.org", ticket_id, context={"status": "open"}),
+         "robot"),
+        (Notice("requester/agent_reply", "noreply@example.org", ticket_id, auto_submitted=None,
+                context={"text": "hi", "agent_name": "Alice"}), "robot"),
+    ]
+    for notice, _ in cases:
+        assert _queue(app, notice) == []
+    reasons = [e["reason"] for e in ticket_events(app, ticket_id, "mail_suppressed")]
+    assert len(reasons) == len(cases)
+    for reason, (_, expected) in zip(reasons, cases):
+        assert expected in reason
+    assert len(outbox_rows(app)) == 1
+
+
+def test_bounced_address_gets_nothing(intake):
+    app = intake
+    ticket_id = _open_ticket(app)
+    with app.engine.begin() as conn:
+        conn.execute(update(participants).where(participants.c.email == "cust@example.org")
+                     .values(bounced_at=utcnow()))
+    assert _queue(app, Notice("requester/status_changed", "cust@example.org", ticket_id,
+                              context={"status": "open"})) == []
+    [event] = ticket_events(app, ticket_id, "mail_suppressed")
+    assert "bounced" in event["reason"]
+
+
+def test_automatic_mail_per_recipient_per_hour_is_capped(make_app, sqlite_url):
+    app = make_app(sqlite_url, extra="auto_mails_per_recipient_per_hour: 3\n")
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        ids = [_open_ticket(app, subject=f"Cap {n}") for n in range(5)]
+    finally:
+        receiver.stop(grace=0)
+    assert len(outbox_rows(app)) == 3
+    for ticket_id in ids[3:]:
+        [event] = ticket_events(app, ticket_id, "mail_suppressed")
+        assert "rate limit" in event["reason"]
+    # A human agent's relayed reply is not automatic: never capped.
+    assert len(_queue(app, Notice("requester/agent_reply", "cust@example.org", ids[4], auto_submitted=None,
+                                  context={"text": "Here you go", "agent_name": "Alice"}))) == 1
+    # Agents' notifications are their work: not capped either.
+    for ticket_id in ids:
+        assert len(_queue(app, Notice("agent/ticket_assigned", "alice@example.com", ticket_id,
+                                      auto_submitted=AUTO_GENERATED, agent_reply_to="alice@example.com"))) == 1

@@ -1,0 +1,220 @@
+"""Mail out in the embedded mode: acknowledgement headers, round trip, 451, 550, a sink that is down."""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.conftest import free_port
+from ingest.match import is_our_message_id, our_message_ticket
+from outbound.delivery import deliver, sweep_outbox
+from outbound.outbox import queue_notices
+from tests.sink import Sink, customer_mail, outbox_rows, running, submit, ticket_events, wait_until
+from ticketd.clock import utcnow
+from ticketd.domain.notices import AUTO_REPLIED, Notice
+from ticketd.store.tables import messages, outbox, tickets
+
+
+def outbound_yaml(port: int, retry_base: float = 0.05, max_attempts: int = 20) -> str:
+    # A second `outbound:` key replaces the one write_config writes (YAML: last wins).
+    return (f"outbound: {{host: 127.0.0.1, port: {port}, retry_base_seconds: {retry_base}, "
+            f"max_attempts: {max_attempts}, timeout_seconds: 2}}\n")
+
+
+@pytest.fixture
+def sink():
+    s = Sink(free_port()).start()
+    yield s
+    s.stop()
+
+
+# No agents: nobody is assigned, so the customer's mail is the only mail and
+# counting deliveries counts exactly the one under test.
+NO_AGENTS = "agents: []\nroutes: []\n"
+
+
+def _app(make_app, db_url, sink, rules=None, **kw):
+    extra = dict(rules=rules) if rules else {}
+    return make_app(db_url, outbound_port=sink.port, extra=outbound_yaml(sink.port, **kw), **extra)
+
+
+def _ticket_id(app) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(tickets.c.id).order_by(tickets.c.id.desc())).scalars().first()
+
+
+def test_ack_arrives_once_with_headers_and_a_reply_threads_back(make_app, db_url, sink):
+    app = _app(make_app, db_url, sink)   # with agents: assignment mail goes out too
+    with running(app):
+        submit(app, customer_mail(subject="Printer on fire", message_id="<first@client.example.org>"))
+        # The assignment notice to an agent may arrive first; the ack is the customer's.
+        [ack] = wait_until(lambda: [m for m in sink.messages if m.rcpt_tos == ["cust@example.org"]])
+        msg = ack.message
+        ticket_id = _ticket_id(app)
+        assert ack.rcpt_tos == ["cust@example.org"]
+        assert msg["Subject"] == f"[#{ticket_id}] Printer on fire"
+        message_id = msg["Message-ID"].strip("<>")
+        assert is_our_message_id(app.signer, "example.com", message_id)
+        assert our_message_ticket(app.signer, "example.com", message_id) == ticket_id
+        assert msg["In-Reply-To"] == "<first@client.example.org>"
+        assert "<first@client.example.org>" in msg["References"]
+        assert msg["Auto-Submitted"] == "auto-replied"
+        assert msg["X-Auto-Response-Suppress"] == "All"
+        reply_to = email.utils.parseaddr(msg["Reply-To"])[1]
+        assert reply_to.startswith("support+") and reply_to.endswith("@example.com")
+        assert msg.get_content_type() == "multipart/alternative"
+        assert {p.get_content_type() for p in msg.iter_parts()} == {"text/plain", "text/html"}
+
+        # The customer's mail client answers the acknowledgement.
+        reply = customer_mail(subject="Re: " + msg["Subject"], body="More detail.\n",
+                              message_id="<second@client.example.org>",
+                              In_Reply_To=msg["Message-ID"], References=msg["Message-ID"])
+        del reply["To"]
+        reply["To"] = reply_to
+        submit(app, reply)
+
+        def threaded():
+            with app.engine.connect() as conn:
+                return conn.execute(select(messages).where(messages.c.message_id == "second@client.example.org")
+                                    ).mappings().first()
+        row = wait_until(threaded)
+        assert row["ticket_id"] == ticket_id
+        assert row["matched_by"] == "reply_address"
+        # exactly once, and no second automatic answer to the customer's reply
+        # (agents may be notified of the assignment and of the reply)
+        to_customer = [m for m in sink.settle(1.0) if m.rcpt_tos == ["cust@example.org"]]
+        assert len(to_customer) == 1
+    with app.engine.connect() as conn:
+        assert conn.execute(select(tickets.c.id)).scalars().all() == [ticket_id]
+    [row] = [r for r in outbox_rows(app) if r["recipient"] == "cust@example.org"]
+    assert row["state"] == "sent" and row["attempts"] == 1
+
+
+def test_451_three_times_then_accepted_is_one_delivery(make_app, sqlite_url, sink):
+    app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS)
+    sink.fail_next(3)
+    with running(app):
+        submit(app, customer_mail())
+        sink.wait_for(1, timeout=15)
+        got = sink.settle(1.0)
+    assert len(got) == 1
+    assert sink.attempts == 4
+    [row] = outbox_rows(app)
+    assert row["state"] == "sent" and row["attempts"] == 4
+    # the retry is the same mail: the Message-ID fixed at insert
+    assert got[0].message["Message-ID"] == f"<{row['message_id']}>"
+
+
+def test_550_fails_at_once_and_shows_on_the_ticket(make_app, db_url, sink):
+    app = _app(make_app, db_url, sink, rules=NO_AGENTS)
+    sink.reject = True
+    with running(app):
+        submit(app, customer_mail())
+        wait_until(lambda: [r for r in outbox_rows(app) if r["state"] == "failed"])
+    [row] = outbox_rows(app)
+    assert row["attempts"] == 1 and row["last_error"].startswith("550")
+    [event] = ticket_events(app, row["ticket_id"], "delivery_failed")
+    assert event["to_value"] == "cust@example.org" and "550" in event["reason"]
+    assert sink.messages == []
+
+
+def test_failure_is_told_to_the_assigned_agent_and_never_loops(make_app, sqlite_url, sink):
+    app = _app(make_app, sqlite_url, sink, max_attempts=2, rules=NO_AGENTS)
+    sink.reject = {"cust@example.org"}
+    with running(app):
+        submit(app, customer_mail())
+        wait_until(lambda: outbox_rows(app) and outbox_rows(app)[0]["state"] == "failed")
+        ticket_id = _ticket_id(app)
+        with app.engine.begin() as conn:
+            conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(assignee="alice@example.com"))
+            ids = queue_notices(conn, app, [Notice(
+                template="requester/status_changed", recipient="cust@example.org", ticket_id=ticket_id,
+                auto_submitted=AUTO_REPLIED, context={"status": "waiting_customer"})], utcnow())
+        app.enqueue("send_mail", (ids[0],))
+        [told] = sink.wait_for(1)
+        assert told.rcpt_tos == ["alice@example.com"]
+        assert "cust@example.org" in told.message.get_body(("plain",)).get_content()
+        # Now the agent's address fails too: reported on the ticket, never to the agent again.
+        sink.reject = True
+        with app.engine.begin() as conn:
+            ids = queue_notices(conn, app, [Notice(
+                template="agent/ticket_assigned", recipient="alice@example.com", ticket_id=ticket_id,
+                agent_reply_to="alice@example.com")], utcnow())
+        app.enqueue("send_mail", (ids[0],))
+        wait_until(lambda: outbox_rows(app)[-1]["state"] == "failed")
+        assert len(sink.settle(1.0)) == 1
+    rows = outbox_rows(app)
+    assert [r["template"] for r in rows] == ["requester/ticket_opened", "requester/status_changed",
+                                             "agent/delivery_failed", "agent/ticket_assigned"]
+    assert len(ticket_events(app, ticket_id, "delivery_failed")) == 3
+
+
+def test_sink_down_then_back_everything_arrives_once(make_app, sqlite_url, sink):
+    """The issue says a minute down; 10 s keeps the suite fast and exercises the same backoff."""
+    app = _app(make_app, sqlite_url, sink, retry_base=0.05, max_attempts=30, rules=NO_AGENTS)
+    sink.stop()
+    with running(app):
+        for n in range(3):
+            submit(app, customer_mail(subject=f"Down {n}"))
+        wait_until(lambda: len(outbox_rows(app)) == 3)
+        wait_until(lambda: all(r["attempts"] >= 2 for r in outbox_rows(app)), timeout=5)
+        threading.Event().wait(10)
+        assert all(r["state"] in ("pending", "sending") for r in outbox_rows(app))
+        sink.start()
+        sink.wait_for(3, timeout=15)
+        got = sink.settle(1.5)
+    assert sorted(m.message["Subject"].split("] ", 1)[1] for m in got) == ["Down 0", "Down 1", "Down 2"]
+    assert all(r["state"] == "sent" for r in outbox_rows(app))
+
+
+def test_a_redelivered_job_does_not_send_twice(make_app, db_url, sink):
+    app = _app(make_app, db_url, sink, rules=NO_AGENTS)
+    submit_app_ticket = customer_mail()
+    from ticketd.pipeline import drain
+    from ingest.smtp import Receiver
+
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        submit(app, submit_app_ticket)
+    finally:
+        receiver.stop(grace=0)
+    drain(app)
+    [row] = outbox_rows(app)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(deliver(app, row["id"]))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert deliver(app, row["id"]) is None     # a later redelivery finds it sent
+    assert sorted(results, key=str) == [None, None, None, "sent"]
+    assert len(sink.settle(0.5)) == 1
+
+
+def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlite_url, sink):
+    app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS)
+    from ticketd.pipeline import drain
+    from ingest.smtp import Receiver
+
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        submit(app, customer_mail())
+    finally:
+        receiver.stop(grace=0)
+    drain(app)
+    [row] = outbox_rows(app)
+    long_ago = utcnow().replace(year=2000)
+    # What a worker killed between claim and send leaves behind.
+    with app.engine.begin() as conn:
+        conn.execute(update(outbox).where(outbox.c.id == row["id"]).values(
+            state="sending", claimed_at=long_ago, attempts=1, next_attempt_at=long_ago))
+    sent_ids = []
+    app.enqueue = lambda name, args: sent_ids.append(args[0])
+    assert sweep_outbox(app) == [row["id"]] == sent_ids
+    assert deliver(app, row["id"]) == "sent"
+    assert len(sink.wait_for(1)) == 1

@@ -1,0 +1,80 @@
+"""The SMTP client against a smarthost that wants STARTTLS (verified certificates) and AUTH."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+
+import pytest
+
+from outbound.send import FAILED, RETRY, SENT, send_raw
+from tests.conftest import free_port
+from tests.sink import Sink, customer_mail
+from ticketd.settings import OutboundSettings
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1, made by the openssl command."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def tls_sink(certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = Sink(free_port(), tls_context=context, credentials=("ticketd", "s3cret")).start()
+    yield sink
+    sink.stop()
+
+
+def _settings(sink, **kw) -> OutboundSettings:
+    values = dict(host="127.0.0.1", port=sink.port, starttls=True, username="ticketd", password="s3cret",
+                  timeout_seconds=5)
+    values.update(kw)
+    return OutboundSettings(**values)
+
+
+RAW = customer_mail(sender="support@example.com").as_bytes()
+
+
+def test_starttls_with_a_trusted_certificate_and_auth_delivers(tls_sink, certificate, monkeypatch):
+    # Trust our test CA the way an admin would: the standard OpenSSL variable.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    result = send_raw(_settings(tls_sink), "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == SENT, result.reply
+    assert tls_sink.logins == ["ticketd"] and len(tls_sink.messages) == 1
+
+
+def test_an_untrusted_certificate_is_refused_and_retried_later(tls_sink):
+    result = send_raw(_settings(tls_sink), "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == RETRY and "CERTIFICATE_VERIFY_FAILED" in result.reply
+    assert tls_sink.messages == []
+
+
+def test_verification_can_be_switched_off(tls_sink):
+    result = send_raw(_settings(tls_sink, verify_certificates=False), "support@example.com", "c@example.org", RAW)
+    assert result.outcome == SENT and len(tls_sink.messages) == 1
+
+
+def test_a_wrong_password_fails_for_good(tls_sink):
+    result = send_raw(_settings(tls_sink, verify_certificates=False, password="wrong"),
+                      "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == FAILED and result.reply.startswith("535")
+
+
+def test_without_starttls_the_sink_refuses_and_nothing_is_sent(tls_sink):
+    result = send_raw(_settings(tls_sink, starttls=False, username=None), "support@example.com", "c@example.org", RAW)
+    assert result.outcome != SENT and tls_sink.messages == []
+
+
+def test_refused_connection_is_a_retry():
+    result = send_raw(OutboundSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2),
+                      "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == RETRY and "Refused" in result.reply
