@@ -1,0 +1,266 @@
+"""Agent mail end to end: commands, internal notes, rejections, and spoofing that must not work."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.desk import all_text, body_text, build_mail, open_desk
+from ticketd.domain.authority import agent_authority, authentication_passes
+from ticketd.domain.signing import address_fingerprint
+
+CUSTOMER, ALICE, BOB = "cust@example.org", "alice@example.com", "bob@example.com"
+
+
+@pytest.fixture
+def desk(make_app, sqlite_url):
+    yield from open_desk(make_app, sqlite_url)
+
+
+def _ticket_with_agent(desk, body="The printer is on fire.\n"):
+    desk.send(build_mail(CUSTOMER, body))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    return tid
+
+
+def _agent_mail(desk, tid, agent, body, **kw):
+    return desk.send(build_mail(agent, body, to=desk.agent_address(tid, agent), subject=f"Re: [#{tid}] Printer",
+                                **kw))
+
+
+# ---------------------------------------------------------------- commands, e2e
+
+
+def test_commands_apply_together(desk):
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "#priority urgent\n#type bug\n#assign bob@example.com\n\nBob will help you.\n")
+    ticket = desk.ticket(tid)
+    assert (ticket["priority"], ticket["type"], ticket["assignee"], ticket["status"]) == (
+        "urgent", "bug", BOB, "open")
+    assert "Bob will help you." in body_text(desk.last(CUSTOMER))
+    assert desk.last(BOB)["Reply-To"] == desk.agent_address(tid, BOB)
+    [priority] = desk.events(tid, "priority")
+    assert (priority["actor"], priority["from_value"], priority["to_value"]) == (ALICE, "normal", "urgent")
+
+
+def test_postpone_and_dev_set_fields_and_tell_the_customer(desk):
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "#postpone 2099-01-15\n")
+    ticket = desk.ticket(tid)
+    assert ticket["status"] == "postponed" and ticket["postponed_until"].year == 2099
+    assert desk.rows(recipient=CUSTOMER)[-1]["template"] == "requester/status_changed"
+    _agent_mail(desk, tid, ALICE, "#dev carol PRJ-42 2099-02-01\n")
+    ticket = desk.ticket(tid)
+    assert (ticket["status"], ticket["dev_engineer"], ticket["dev_tracker_key"]) == (
+        "in_development", "carol", "PRJ-42")
+    assert ticket["dev_due"].month == 2
+
+
+def test_a_second_postpone_moves_the_wake_up(desk):
+    from sqlalchemy import select
+
+    from ticketd.store.tables import timers
+
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "#postpone 2099-01-15\n")
+    _agent_mail(desk, tid, ALICE, "#postpone 2099-03-01\n")
+    with desk.app.engine.connect() as conn:
+        armed = conn.execute(select(timers.c.kind, timers.c.due_at).where(
+            timers.c.ticket_id == tid, timers.c.state == "armed")).all()
+    assert [(kind, due.date().isoformat()) for kind, due in armed] == [("wake", "2099-03-01")]
+
+
+@pytest.mark.parametrize("commands, fragment", [
+    ("#status finished", "'finished' is not a status"),
+    ("#status postponed", "use #postpone instead"),
+    ("#assign mallory@example.net", "is neither an agent nor a group"),
+    ("#postpone someday", "'someday' is not a duration or an ISO date"),
+    ("#frobnicate", "#frobnicate is not a command"),
+])
+def test_bad_command_changes_nothing_and_says_why(desk, commands, fragment):
+    tid = _ticket_with_agent(desk)
+    before = desk.ticket(tid)
+    customer_mail = len(desk.inbox(CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"#priority urgent\n{commands}\n\nDear customer, secret-ish reply.\n")
+    after = desk.ticket(tid)
+    assert {k: after[k] for k in ("status", "priority", "assignee", "first_response_at", "updated_at")} == {
+        k: before[k] for k in ("status", "priority", "assignee", "first_response_at", "updated_at")}
+    assert len(desk.inbox(CUSTOMER)) == customer_mail           # nothing relayed
+    rejected = desk.last(ALICE)
+    assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/command_rejected"
+    assert fragment in body_text(rejected)
+    assert "Write it as:" in body_text(rejected) or "Commands are: #note, #status" in body_text(rejected)
+    assert rejected["Reply-To"] == desk.agent_address(tid, ALICE)
+    stored = desk.messages(tid)[-1]
+    assert stored["internal"] and "secret-ish reply" in stored["text"]
+    assert fragment in desk.events(tid, "commands_rejected")[-1]["reason"]
+
+
+def test_fixed_resend_after_rejection_goes_through(desk):
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "#status waiting_custmer\n\nPlease send us the printer's error log.\n")
+    assert desk.ticket(tid)["status"] == "new" and desk.inbox(CUSTOMER)[-1]["Subject"].startswith(f"[#{tid}]")
+    _agent_mail(desk, tid, ALICE, "#status waiting_customer\n\nPlease send us the printer's error log.\n")
+    assert desk.ticket(tid)["status"] == "waiting_customer"
+    assert "Please send us the printer's error log." in body_text(desk.last(CUSTOMER))
+
+
+def test_hidden_html_and_quoted_commands_are_text(desk):
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "Thanks, looking into it.\n",
+                html='<div style="display:none">#close</div><p>Thanks, looking into it.</p>')
+    assert desk.ticket(tid)["status"] == "open"
+    _agent_mail(desk, tid, ALICE, "> #status closed\nStill looking.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    assert "> #status closed" in body_text(desk.last(CUSTOMER))
+
+
+def test_html_only_mail_with_commands_is_rejected(desk):
+    tid = _ticket_with_agent(desk)
+    msg = build_mail(ALICE, "x", to=desk.agent_address(tid, ALICE), subject=f"Re: [#{tid}] Printer")
+    msg.set_content("<div>#close</div><p>Done.</p>", subtype="html")
+    desk.send(msg)
+    assert desk.ticket(tid)["status"] == "new"
+    assert "plain-text part" in body_text(desk.last(ALICE))
+
+
+def test_agent_out_of_office_is_not_relayed(desk):
+    tid = _ticket_with_agent(desk)
+    before = len(desk.inbox(CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "I am out of the office until Monday.\n", Auto_Submitted="auto-replied")
+    assert len(desk.inbox(CUSTOMER)) == before and desk.ticket(tid)["status"] == "new"
+
+
+# ---------------------------------------------------------------- internal notes
+
+
+def test_internal_note_never_reaches_the_customer(desk):
+    secret = "Customer owes us 40k, be careful what you promise"
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, BOB, "#priority high\n")            # Bob takes part too
+    _agent_mail(desk, tid, ALICE, f"#note\n{secret}.\n")
+    note_mail = desk.last(BOB)
+    assert secret in body_text(note_mail)
+    assert desk.rows(recipient=BOB)[-1]["template"] == "agent/internal_note"
+    assert desk.ticket(tid)["status"] == "new"                  # a note is not a response
+    assert desk.messages(tid)[-1]["internal"]
+
+    # Bob answers the customer from the note mail: the quote is stripped.
+    desk.reply_to(note_mail, BOB, f"Hello, we are on it.\n\nOn Monday Alice wrote:\n> {secret}.\n")
+    assert "we are on it" in body_text(desk.last(CUSTOMER))
+    # Pasting the note without quote marks: held back, Bob is told.
+    sent_before = len(desk.inbox(CUSTOMER))
+    _agent_mail(desk, tid, BOB, f"Hello again,\n\n{secret}.\n")
+    assert len(desk.inbox(CUSTOMER)) == sent_before
+    assert "internal note" in body_text(desk.last(BOB))
+    # The customer writes, the ticket is closed by proposal and acceptance: still nothing.
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Thanks, any news?\n")
+    _agent_mail(desk, tid, ALICE, "#propose\nWe replaced it.\n")
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "ok\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    customer_rows = desk.rows(recipient=CUSTOMER)
+    assert len(customer_rows) >= 4
+    for row in customer_rows:
+        assert b"40k" not in bytes(row["raw"])
+    for mail in desk.inbox(CUSTOMER):
+        assert "40k" not in all_text(mail)
+
+
+# ---------------------------------------------------------------- spoofing
+
+
+def test_forged_agent_from_without_signed_address(desk):
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "#status waiting_customer\nPlease send logs.\n")  # alice is a participant now
+    before = desk.ticket(tid)
+    outbox_before = len(desk.rows())
+    # From alice, to the plain support address, with the tag: threads, but has no authority.
+    desk.send(build_mail(ALICE, "#status closed\n#note internal?\n", subject=f"Re: [#{tid}] Printer"))
+    after = desk.ticket(tid)
+    assert after["status"] == before["status"] == "waiting_customer"
+    stored = desk.messages(tid)[-1]
+    assert stored["author_role"] == "customer" and not stored["internal"]
+    assert stored["text"].startswith("#status closed")
+    new_rows = desk.rows()[outbox_before:]
+    assert [(r["recipient"], r["template"]) for r in new_rows] == [(ALICE, "agent/customer_replied")]
+    event = desk.events(tid, "customer_replied")[-1]
+    assert "did not come through that agent's signed reply address" in event["reason"]
+
+
+def test_another_agents_signed_address_gives_no_authority(desk):
+    tid = _ticket_with_agent(desk)
+    desk.send(build_mail(BOB, "#status closed\n", to=desk.agent_address(tid, ALICE), subject="Re: x"))
+    assert desk.ticket(tid)["status"] == "new"
+    assert "another person's signed reply address" in desk.events(tid, "customer_replied")[-1]["reason"]
+    # and the customer's own reply address (no agent in it) gives none either
+    desk.send(build_mail(ALICE, "#close\n", to=desk.agent_address(tid, None), subject="Re: x"))
+    assert desk.ticket(tid)["status"] == "new"
+
+
+def test_several_from_addresses_have_no_authority(desk):
+    tid = _ticket_with_agent(desk)
+    msg = build_mail(ALICE, "#close\n", to=desk.agent_address(tid, ALICE), subject="Re: x")
+    msg.replace_header("From", "Alice <alice@example.com>, Mallory <mallory@example.net>")
+    desk.send(msg)
+    assert desk.ticket(tid)["status"] == "new"
+
+
+def test_authentication_results_required(make_app, sqlite_url):
+    extra = "agent_auth:\n  require_authentication_results: true\n  trusted_authserv_ids: [mx.example.com]\n"
+    for desk in open_desk(make_app, sqlite_url, extra=extra):
+        tid = _ticket_with_agent(desk)
+        # Topmost header from someone else; a lower one claims our id: ignored.
+        msg = build_mail(ALICE, "#priority high\n", to=desk.agent_address(tid, ALICE), subject="Re: x")
+        msg["Authentication-Results"] = "evil.example.net; dkim=pass header.d=example.com"
+        msg["Authentication-Results"] = "mx.example.com; dkim=pass header.d=example.com"
+        desk.send(msg)
+        assert desk.ticket(tid)["priority"] == "normal"
+        msg = build_mail(ALICE, "#priority high\n", to=desk.agent_address(tid, ALICE), subject="Re: x")
+        msg["Authentication-Results"] = "mx.example.com; dkim=fail header.d=example.com; dmarc=none"
+        desk.send(msg)
+        assert desk.ticket(tid)["priority"] == "normal"
+        msg = build_mail(ALICE, "#priority high\n", to=desk.agent_address(tid, ALICE), subject="Re: x")
+        msg["Authentication-Results"] = ("mx.example.com (our MTA); spf=pass smtp.mailfrom=example.com; "
+                                         "dkim=pass (2048-bit key) header.d=example.com; dmarc=pass "
+                                         "header.from=example.com")
+        desk.send(msg)
+        assert desk.ticket(tid)["priority"] == "high"
+
+
+# ---------------------------------------------------------------- the authority decision, pure
+
+FP = address_fingerprint(ALICE)
+
+
+@pytest.mark.parametrize("kw, agent", [
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP), ALICE),
+    (dict(from_addr="Alice@Example.com", from_count=1, reply_fingerprint=FP), ALICE),
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=None), None),
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=address_fingerprint(BOB)), None),
+    (dict(from_addr=None, from_count=2, reply_fingerprint=FP), None),
+    (dict(from_addr=ALICE, from_count=2, reply_fingerprint=FP), None),
+    (dict(from_addr="mallory@example.net", from_count=1, reply_fingerprint=address_fingerprint("mallory@example.net")),
+     None),
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP, require_authentication=True,
+          trusted_authserv_ids=["mx.example.com"]), None),
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP, require_authentication=True,
+          trusted_authserv_ids=["mx.example.com"],
+          authentication_results=["mx.example.com 1; dmarc=pass header.from=example.com"]), ALICE),
+])
+def test_agent_authority(kw, agent):
+    assert agent_authority(agent_emails=[ALICE, BOB], **kw).agent == agent
+
+
+@pytest.mark.parametrize("header, passes", [
+    ("mx.example.com; dkim=pass header.d=example.com", True),
+    ("MX.example.com; dkim=pass header.i=@mail.example.com", True),
+    ("mx.example.com; dkim=pass header.d=evil.example.net", False),
+    ("mx.example.com; dmarc=pass (p=reject) header.from=example.com", True),
+    ("mx.example.com; dmarc=fail header.from=example.com", False),
+    ("mx.example.com; spf=pass smtp.mailfrom=example.com", False),
+    ("mx.example.com (comment; dkim=pass header.d=example.com); none", False),
+    ("other.example.com; dkim=pass header.d=example.com", False),
+    ("", False),
+])
+def test_authentication_passes(header, passes):
+    assert authentication_passes(header, ["mx.example.com"], ALICE)[0] is passes

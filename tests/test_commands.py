@@ -1,0 +1,127 @@
+"""#commands at the top of an agent reply: every command, and every way to get one wrong (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from ticketd.domain.commands import USAGE, plan_commands, read_agent_reply
+from ticketd.domain.statuses import Status
+
+NOW = datetime(2030, 6, 1, 12, 0)
+AGENTS = ["alice@example.com", "bob@example.com"]
+GROUPS = ["support", "billing"]
+
+
+def plan(text: str):
+    return plan_commands(read_agent_reply(text), now=NOW, agents=AGENTS, groups=GROUPS)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize("text, names, body", [
+    ("#note\nCustomer is a VIP.", ["note"], "Customer is a VIP."),
+    ("\n\n  #priority high\n#type bug\n\nThanks!", ["priority", "type"], "Thanks!"),
+    ("Hello,\n#close\n", [], "Hello,\n#close"),                       # below text: text
+    ("> #status closed\nthanks", [], "> #status closed\nthanks"),     # quoted: text
+    ("#1042 is related", [], "#1042 is related"),                     # '#' + digit: text
+    ("#propose\nDo X.\n\n-- \nAlice\nSupport", ["propose"], "Do X."),  # signature cut
+    ("#close\n\nBye\n--\nAlice", ["close"], "Bye"),
+])
+def test_read(text, names, body):
+    reply = read_agent_reply(text)
+    assert [c.name for c in reply.commands] == names
+    assert reply.body == body
+
+
+# ---------------------------------------------------------------- every command, right
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("#note\nsecret", dict(internal=True)),
+    ("#note the customer is a VIP", dict(internal=True)),
+    ("#status open\nx", dict(status=Status.OPEN)),
+    ("#status waiting_customer\nx", dict(status=Status.WAITING_CUSTOMER)),
+    ("#status Waiting Customer\nx", dict(status=Status.WAITING_CUSTOMER)),
+    ("#status solution_proposed\nDo X.", dict(status=Status.SOLUTION_PROPOSED, propose=True)),
+    ("#status closed", dict(status=Status.CLOSED)),
+    ("#assign bob@example.com", dict(assign_to="bob@example.com")),
+    ("#assign <Bob@Example.com>", dict(assign_to="bob@example.com")),
+    ("#assign billing", dict(assign_to="billing")),
+    ("#priority urgent", dict(priority="urgent")),
+    ("#PRIORITY Low", dict(priority="low")),
+    ("#type idea", dict(type="idea")),
+    ("#postpone 3d", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 6, 4, 12, 0))),
+    ("#postpone 12h", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 6, 2, 0, 0))),
+    ("#postpone 2030-07-01", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 7, 1))),
+    ("#postpone 2030-07-01T09:30:00+02:00", dict(postponed_until=datetime(2030, 7, 1, 7, 30))),
+    ("#dev carol PRJ-17 2030-06-20", dict(status=Status.IN_DEVELOPMENT, dev_engineer="carol",
+                                          dev_tracker_key="PRJ-17", dev_due=datetime(2030, 6, 20))),
+    ("#dev carol PRJ-17 14d", dict(dev_due=datetime(2030, 6, 15, 12, 0))),
+    ("#propose\nDo X.", dict(status=Status.SOLUTION_PROPOSED, propose=True)),
+    ("#close", dict(status=Status.CLOSED, close_reason=None)),
+    ("#close spam", dict(status=Status.CLOSED, close_reason="spam")),
+    ("#priority high\n#type bug\n#assign billing\n#status waiting_customer\nPlease send logs.",
+     dict(priority="high", type="bug", assign_to="billing", status=Status.WAITING_CUSTOMER)),
+    ("#note\n#assign bob@example.com\nBob, this one is yours.", dict(internal=True, assign_to="bob@example.com")),
+])
+def test_command_applies(text, expected):
+    result = plan(text)
+    assert result.ok, result.errors
+    for key, value in expected.items():
+        assert getattr(result, key) == value, key
+
+
+# ---------------------------------------------------------------- every way to get one wrong
+
+
+@pytest.mark.parametrize("text, fragment, usage", [
+    ("#stauts closed", "#stauts is not a command", None),
+    ("#status", "#status needs a status", "status"),
+    ("#status finished", "'finished' is not a status", "status"),
+    ("#status new", "agents cannot set the status new", "status"),
+    ("#status postponed", "use #postpone instead", "postpone"),
+    ("#status in_development", "use #dev instead", "dev"),
+    ("#assign", "needs an agent's email or a group name", "assign"),
+    ("#assign mallory@example.net", "is neither an agent nor a group", "assign"),
+    ("#priority extreme", "'extreme' is not a priority", "priority"),
+    ("#priority", "'nothing' is not a priority", "priority"),
+    ("#type feature", "'feature' is not a type", "type"),
+    ("#postpone soon", "'soon' is not a duration or an ISO date", "postpone"),
+    ("#postpone 2030-02-30", "is not a duration or an ISO date", "postpone"),
+    ("#postpone 3 days", "is not a duration or an ISO date", "postpone"),
+    ("#postpone 2020-01-01", "is in the past", "postpone"),
+    ("#dev carol PRJ-17", "exactly three words", "dev"),
+    ("#dev carol PRJ-17 tomorrow", "'tomorrow' is not an ISO date", "dev"),
+    ("#dev carol PRJ-17 2020-01-01", "is in the past", "dev"),
+    ("#propose", "needs its text below", "propose"),
+    ("#propose now\nDo X.", "takes nothing on its line", "propose"),
+    ("#status solution_proposed", "needs its text below", "propose"),
+    ("#note", "the note is empty", "note"),
+    ("#note\n#propose\nDo X.", "send the note and the proposal as two mails", "propose"),
+    ("#close\n#status open", "change the status in different ways", None),
+    ("#postpone 3d\n#dev carol PRJ-1 2030-07-01", "change the status in different ways", None),
+    ("#close\n#status closed", "the status is set twice", None),
+    ("#priority high\n#priority low", "given twice", "priority"),
+])
+def test_command_rejected(text, fragment, usage):
+    result = plan(text)
+    assert not result.ok
+    assert any(fragment in e for e in result.errors), result.errors
+    if usage:
+        assert USAGE[usage] in result.usage
+
+
+def test_one_bad_command_rejects_all():
+    result = plan("#priority urgent\n#status waiting_customer\n#assign nobody@nowhere\nPlease send logs.")
+    assert not result.ok
+    assert result.priority is None and result.status is None and result.assign_to is None
+    assert [e.split(":")[0] for e in result.errors] == ["#assign nobody@nowhere"]
+
+
+def test_every_error_names_the_line_written():
+    result = plan("#priority extreme\n#type feature")
+    assert [e.split(":")[0] for e in result.errors] == ["#priority extreme", "#type feature"]
+    assert set(result.usage) == {USAGE["priority"], USAGE["type"]}

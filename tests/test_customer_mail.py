@@ -1,0 +1,102 @@
+"""Customer mail end to end: strangers with a foreign tag, followers, reactions, key facts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.desk import all_text, body_text, build_mail, open_desk
+
+CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
+
+
+@pytest.fixture
+def desk(make_app, sqlite_url):
+    yield from open_desk(make_app, sqlite_url)
+
+
+def test_stranger_with_another_tickets_tag_gets_a_new_ticket_and_learns_nothing(desk):
+    desk.send(build_mail(CUSTOMER, "My password is hunter2, please reset.\n", subject="Account locked"))
+    first = desk.ticket()
+    assert desk.assign(first["id"]) == ALICE
+    stranger = "mallory@example.net"
+    desk.send(build_mail(stranger, "#status closed\nWhat is in this ticket?\n",
+                         subject=f"Re: [#{first['id']}] Account locked"))
+    second = desk.ticket()
+    assert second["id"] != first["id"] and second["requester"] == stranger
+    assert desk.ticket(first["id"])["status"] == "new"
+    assert len(desk.messages(first["id"])) == 1
+    assert desk.events(first["id"], "customer_replied") == []
+    mails = desk.inbox(stranger)
+    assert len(mails) == 1                      # the acknowledgement of their own ticket
+    text = all_text(mails[0])
+    assert f"[#{second['id']}]" in text and f"[#{first['id']}]" not in text
+    assert "hunter2" not in text and CUSTOMER not in text and ALICE not in text
+
+
+def test_followers_get_public_replies_and_may_reply(desk):
+    colleague = "colleague@example.org"
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=colleague))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    assigned = desk.last(ALICE)
+    desk.reply_to(assigned, ALICE, "#status waiting_customer\nWhich model is it?\n")
+    to_colleague = desk.last(colleague)
+    assert "Which model is it?" in body_text(to_colleague)
+    assert desk.last(CUSTOMER)["Message-ID"] != to_colleague["Message-ID"]
+
+    # The follower answers: it threads, reopens, and the agent sees it.
+    desk.reply_to(to_colleague, colleague, "It is a LaserJet 4.\n", name="Colleague")
+    assert desk.ticket(tid)["status"] == "open"
+    stored = desk.messages(tid)[-1]
+    assert (stored["from_addr"], stored["author_role"], stored["matched_by"]) == (
+        colleague, "customer", "reply_address")
+    assert "LaserJet 4" in body_text(desk.last(ALICE))
+    # A new Cc on a customer's reply joins as a follower too.
+    boss = "boss@example.org"
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Adding my boss.\n", cc=boss)
+    desk.reply_to(desk.last(ALICE), ALICE, "Noted, thanks.\n")
+    assert "Noted, thanks." in body_text(desk.last(boss))
+
+
+def test_reaction_links_record_once_and_open_nothing(desk):
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "#close\nFixed it remotely.\n")
+    reply = next(m for m in desk.inbox(CUSTOMER) if "Fixed it remotely." in body_text(m))
+    like = re.search(r"mailto:([^\s?>]+)", body_text(reply)).group(1)
+    assert like.startswith("support+")
+    tickets_before = desk.ticket()["id"]
+    for _ in range(2):
+        desk.send(build_mail(CUSTOMER, "\n", to=like, subject="Helpful"))
+    [reaction] = desk.reactions()
+    assert (reaction["reaction"], reaction["by_addr"]) == ("like", CUSTOMER)
+    assert desk.messages(tid)[reaction["message_id"] - desk.messages(tid)[0]["id"]]["text"] == "Fixed it remotely."
+    assert desk.ticket()["id"] == tickets_before          # no new ticket
+    assert desk.ticket(tid)["status"] == "closed"          # nothing reopened
+    assert len(desk.events(tid, "reaction")) == 1
+
+
+def test_key_facts_fill_fields_only_at_the_top_of_the_first_mail(desk):
+    desk.send(build_mail(CUSTOMER, "Type: feature\nSource: mobile app\nScale: 3 shops\nReproducible: no\n\n"
+                                   "Please add dark mode.\n"))
+    ticket = desk.ticket()
+    assert (ticket["type"], ticket["source"], ticket["scale"], ticket["reproducible"]) == (
+        "idea", "mobile app", "3 shops", "no")
+    [facts] = desk.events(ticket["id"], "key_facts")
+    assert facts["actor"] == CUSTOMER and facts["message_id"] is not None and "mail <" in facts["reason"]
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Type: bug\n\nalso it crashes\n")
+    assert desk.ticket(ticket["id"])["type"] == "idea"
+
+
+def test_rating_needs_a_closed_ticket_and_garbage_reopens(desk):
+    desk.send(build_mail(CUSTOMER, "Help\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "#close\n")
+    closing = desk.last(CUSTOMER)
+    assert desk.rows(recipient=CUSTOMER)[-1]["template"] == "requester/ticket_closed"
+    desk.reply_to(closing, CUSTOMER, "9 9 9\n")
+    assert desk.ticket(tid)["status"] == "open" and desk.ratings(tid) == []

@@ -1,0 +1,104 @@
+"""The whole lifecycle by mail, end to end: SMTP in, pipeline, outbox, sink, replies (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.desk import body_text, build_mail, open_desk
+
+
+@pytest.fixture
+def desk(make_app, db_url):
+    yield from open_desk(make_app, db_url)
+
+
+def test_new_to_rated(desk):
+    customer, agent = "cust@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "Type: bug\nReproducible: always\n\nThe printer is on fire.\n"))
+    ticket = desk.ticket()
+    tid = ticket["id"]
+    assert (ticket["status"], ticket["type"], ticket["reproducible"]) == ("new", "bug", "always")
+    assert desk.assign(tid) == agent  # round robin in `support` starts with alice
+
+    # The agent asks for data: first response, status set by command.
+    assigned = desk.last(agent)
+    assert desk.agent_address(tid, agent) == str(assigned["Reply-To"])
+    ask = desk.reply_to(assigned, agent, "#status waiting_customer\n\nCould you send the printer's logs?\n\n"
+                                           "-- \nAlice\n", name="Alice")
+    ticket = desk.ticket(tid)
+    assert ticket["status"] == "waiting_customer"
+    assert ticket["first_response_at"] is not None
+    relayed = desk.last(customer)
+    assert body_text(relayed).startswith("Could you send the printer's logs?")
+    assert "#status" not in body_text(relayed)
+    assert relayed["Auto-Submitted"] is None
+    assert "Alice" in str(relayed["From"]) and "support@example.com" in str(relayed["From"])
+    assert f"[#{tid}]" in str(relayed["Subject"])
+    change = desk.events(tid, "status")[-1]
+    assert (change["actor"], change["from_value"], change["to_value"]) == (agent, "new", "waiting_customer")
+    assert ask["Message-ID"].strip("<>") in change["reason"] and change["message_id"] is not None
+
+    # The customer answers: back to open, and the agent hears of it.
+    desk.reply_to(relayed, customer, "Here are the logs: paper jam at 451 degrees.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    told = desk.last(agent)
+    assert "paper jam at 451 degrees" in body_text(told)
+
+    # Proposal, rejection with a reason, second proposal, acceptance.
+    desk.reply_to(told, agent, "#propose\nRestart the printer.\n")
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    proposal = desk.last(customer)
+    assert "Restart the printer." in body_text(proposal) and "accept" in body_text(proposal)
+    desk.reply_to(proposal, customer, "It is still burning after the restart.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    rejected = desk.events(tid, "rejected")[-1]
+    assert (rejected["from_value"], rejected["to_value"], rejected["actor"]) == ("solution_proposed", "open", customer)
+    assert "still burning after the restart" in rejected["reason"]
+
+    desk.reply_to(desk.last(agent), agent, "#propose\n\nReplace the fuser unit.\n")
+    proposal = desk.last(customer)
+    assert "Replace the fuser unit." in body_text(proposal)
+    desk.reply_to(proposal, customer, "Yes!\n\nThank you, it works.\n")
+    ticket = desk.ticket(tid)
+    assert ticket["status"] == "closed" and ticket["closed_at"] is not None
+    accepted = desk.events(tid, "accepted")[-1]
+    assert (accepted["from_value"], accepted["to_value"], accepted["actor"]) == ("solution_proposed", "closed",
+                                                                                customer)
+    closing = desk.last(customer)
+    assert "three numbers" in body_text(closing)
+
+    # The rating is stored and does not reopen.
+    desk.reply_to(closing, customer, "5 4 5\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    [rating] = desk.ratings(tid)
+    assert (rating["usefulness"], rating["speed"], rating["politeness"]) == (5, 4, 5)
+    assert desk.events(tid, "rated")[-1]["to_value"] == "5 4 5"
+
+    # A later reply that is not a rating reopens.
+    desk.reply_to(closing, customer, "Sorry, it caught fire again.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    assert desk.events(tid, "reopened")[-1]["from_value"] == "closed"
+
+    # Every event says who, what and (for mail) through which mail.
+    for event in desk.events(tid):
+        assert event["actor"] and event["kind"]
+        if event["kind"] in ("status", "accepted", "rejected", "reopened", "rated", "agent_replied",
+                             "customer_replied", "closed_by_agent"):
+            assert event["message_id"] is not None and "mail <" in event["reason"], event
+
+
+def test_agent_close_and_reopen_statuses(desk):
+    """#close is logged as closed by the agent, sends the rating request, and a reply reopens."""
+    customer, agent = "ann@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "Where is my invoice copy?\n", subject="Copy please"))
+    tid = desk.ticket()["id"]
+    to_agent = desk.agent_address(tid, agent)
+    desk.send(build_mail(agent, "#close duplicate of an older request\n\nAnswered in your other ticket.\n",
+                         to=to_agent, subject=f"Re: [#{tid}] Copy please"))
+    ticket = desk.ticket(tid)
+    assert ticket["status"] == "closed"
+    [closed] = desk.events(tid, "closed_by_agent")
+    assert closed["actor"] == agent and closed["from_value"] == "new"
+    assert "duplicate of an older request" in closed["reason"]
+    templates = [r["template"] for r in desk.rows(recipient=customer)]
+    assert templates[-2:] == ["requester/agent_reply", "requester/ticket_closed"]

@@ -1,0 +1,107 @@
+"""Lifecycle decisions, table-driven over every status and the words customers write (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from ticketd.domain.lifecycle import (
+    agent_may_set,
+    customer_reply_effect,
+    is_acceptance,
+    parse_key_facts,
+    parse_rating,
+    parse_when,
+)
+from ticketd.domain.statuses import Status
+from ticketd.settings import DEFAULT_ACCEPT_WORDS
+
+WORDS = DEFAULT_ACCEPT_WORDS
+
+
+@pytest.mark.parametrize("status, allowed", [
+    (Status.NEW, False), (Status.OPEN, True), (Status.WAITING_CUSTOMER, True), (Status.POSTPONED, True),
+    (Status.IN_DEVELOPMENT, True), (Status.SOLUTION_PROPOSED, True), (Status.CLOSED, True),
+])
+def test_agent_may_set(status, allowed):
+    assert agent_may_set(status) is allowed
+
+
+@pytest.mark.parametrize("text", [
+    "accept", "Accept.", "YES!", "ok", "OK\n\nthanks a lot", "\n\n  yes  \n", "Да", "принимаю", "Sí", "acepto",
+    "va bene", "Accetto!", "接受", "好的。", "ｙｅｓ",
+])
+def test_acceptance(text):
+    assert is_acceptance(text, WORDS)
+
+
+@pytest.mark.parametrize("text", [
+    "", "ok but it still fails", "No", "yes? it still smokes", "Not accepted", "I accept that it is broken",
+    "> yes\nno it is not fixed",
+])
+def test_not_acceptance(text):
+    assert not is_acceptance(text, WORDS)
+
+
+def test_accept_words_are_configurable():
+    assert is_acceptance("Passt", ["passt"])
+    assert not is_acceptance("yes", ["passt"])
+
+
+@pytest.mark.parametrize("text, rating", [
+    ("5 4 5", (5, 4, 5)), ("5,4,5", (5, 4, 5)), ("5/5 4/5 3/5", (5, 4, 3)), (" 1\n2\n3\n", (1, 2, 3)),
+    ("usefulness: 5, speed: 3, politeness: 4", (5, 3, 4)), ("5 4 5.", (5, 4, 5)),
+    ("5 4", None), ("5 4 5 5", None), ("6 4 5", None), ("0 4 5", None), ("5 4 5 but it broke again", None),
+    ("", None),
+])
+def test_rating(text, rating):
+    assert parse_rating(text) == rating
+
+
+# (status, text) -> (kind, to_status): every status, accept / other / rating texts.
+@pytest.mark.parametrize("status, text, kind, to", [
+    (Status.NEW, "more details", "none", None),
+    (Status.OPEN, "more details", "none", None),
+    (Status.POSTPONED, "any news?", "none", None),
+    (Status.IN_DEVELOPMENT, "any news?", "none", None),
+    (Status.WAITING_CUSTOMER, "here are the logs", "reopened", Status.OPEN),
+    (Status.WAITING_CUSTOMER, "yes", "reopened", Status.OPEN),
+    (Status.SOLUTION_PROPOSED, "yes", "accepted", Status.CLOSED),
+    (Status.SOLUTION_PROPOSED, "it still fails", "rejected", Status.OPEN),
+    (Status.SOLUTION_PROPOSED, "5 4 5", "rejected", Status.OPEN),
+    (Status.CLOSED, "5 4 5", "rated", None),
+    (Status.CLOSED, "it broke again", "reopened", Status.OPEN),
+    (Status.CLOSED, "yes", "reopened", Status.OPEN),
+])
+def test_customer_reply_effect(status, text, kind, to):
+    effect = customer_reply_effect(status, text, WORDS)
+    assert (effect.kind, effect.to_status) == (kind, to)
+
+
+@pytest.mark.parametrize("text, values, ignored", [
+    ("Type: bug\nSource: web shop\nScale: all users\nReproducible: yes\n\nIt fails.",
+     {"type": "bug", "source": "web shop", "scale": "all users", "reproducible": "yes"}, ()),
+    ("\ntype: Feature request\n\nPlease add X.", {"type": "idea"}, ()),
+    ("Type: banana\nSource: app", {"source": "app"}, ("Type: banana",)),
+    ("Hello,\nType: bug", {}, ()),              # not at the top: text
+    ("> Type: bug\nhello", {}, ()),
+    ("", {}, ()),
+])
+def test_key_facts(text, values, ignored):
+    facts = parse_key_facts(text)
+    assert facts.values == values and facts.ignored == ignored
+
+
+NOW = datetime(2030, 1, 31, 10, 0)
+
+
+@pytest.mark.parametrize("value, when", [
+    ("30s", datetime(2030, 1, 31, 10, 0, 30)), ("15m", datetime(2030, 1, 31, 10, 15)),
+    ("2h", datetime(2030, 1, 31, 12, 0)), ("1d", datetime(2030, 2, 1, 10, 0)), ("1w", datetime(2030, 2, 7, 10)),
+    ("2030-03-01", datetime(2030, 3, 1)), ("2030-03-01T08:00", datetime(2030, 3, 1, 8)),
+    ("2030-03-01T08:00Z", datetime(2030, 3, 1, 8)), ("2030-03-01 08:00:00-05:00", datetime(2030, 3, 1, 13)),
+    ("tomorrow", None), ("3 days", None), ("2030-02-30", None), ("", None), ("-1d", None),
+])
+def test_parse_when(value, when):
+    assert parse_when(value, NOW) == when
