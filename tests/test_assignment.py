@@ -1,0 +1,225 @@
+"""Round robin and least open in the database: fairness under concurrency, skipping, waiting, #assign."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from ingest.match import reply_address
+from tests.conftest import ROOT
+from ticketd.assignment import assign, assign_in_tx, sweep_unassigned
+from ticketd.clock import utcnow
+from ticketd.domain.assignment import next_agent
+from ticketd.domain.rules import Agent
+from ticketd.rules_watch import reload
+from ticketd.store import tickets as store
+from ticketd.store.tables import events, outbox, tickets
+
+THREE = """\
+agents:
+  - {email: a1@example.com, name: A1, groups: [support]}
+  - {email: a2@example.com, name: A2, groups: [support]}
+  - {email: a3@example.com, name: A3, groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - then: {group: support}
+"""
+
+
+def _tickets(app, n: int, group: str = "support") -> list[int]:
+    now = utcnow()
+    with app.engine.begin() as conn:
+        return [store.create_ticket(conn, subject=f"t{i}", status="new", requester=f"c{i}@example.org",
+                                    group_name=group, created_at=now, updated_at=now) for i in range(n)]
+
+
+def _assignees(app) -> Counter:
+    with app.engine.connect() as conn:
+        return Counter(conn.execute(select(tickets.c.assignee)).scalars())
+
+
+# ---------------------------------------------------------------- pure
+
+
+def test_next_agent_round_robin_skips_away_and_full():
+    members = [Agent("a@x.io", "A"), Agent("b@x.io", "B", away=True), Agent("c@x.io", "C", max_open=2),
+               Agent("d@x.io", "D")]
+    assert next_agent("round_robin", members, None, {}).email == "a@x.io"
+    assert next_agent("round_robin", members, "a@x.io", {}).email == "c@x.io"
+    assert next_agent("round_robin", members, "a@x.io", {"c@x.io": 2}).email == "d@x.io"
+    assert next_agent("round_robin", members, "d@x.io", {}).email == "a@x.io"
+    assert next_agent("round_robin", members, "gone@x.io", {}).email == "a@x.io"
+    assert next_agent("round_robin", members, "a@x.io", {}, exclude={"c@x.io", "d@x.io"}).email == "a@x.io"
+    assert next_agent("round_robin", [members[1]], None, {}) is None
+
+
+def test_next_agent_least_open_ties_rotate():
+    members = [Agent("a@x.io", "A"), Agent("b@x.io", "B"), Agent("c@x.io", "C")]
+    assert next_agent("least_open", members, None, {"a@x.io": 3, "b@x.io": 1, "c@x.io": 2}).email == "b@x.io"
+    assert next_agent("least_open", members, "a@x.io", {}).email == "b@x.io"
+    assert next_agent("least_open", members, "b@x.io", {}).email == "c@x.io"
+
+
+# ---------------------------------------------------------------- fairness on PostgreSQL
+
+
+def test_round_robin_300_tickets_8_threads_is_exactly_100_each(make_app, postgres_url):
+    app = make_app(postgres_url, rules=THREE)
+    ids = _tickets(app, 300)
+    todo = list(ids)
+    lock = threading.Lock()
+    failures = []
+
+    def worker():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                ticket_id = todo.pop()
+            try:
+                assign(app, ticket_id)
+            except Exception as exc:  # a failure must fail the test, not vanish in a thread
+                failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+    assert _assignees(app) == {"a1@example.com": 100, "a2@example.com": 100, "a3@example.com": 100}
+    with app.engine.connect() as conn:
+        assigned = conn.execute(select(events).where(events.c.kind == "assigned")).mappings().all()
+        assert len(assigned) == 300 and {e["rules_hash"] for e in assigned} == {app.rules.digest}
+        assert conn.execute(select(outbox.c.template).distinct()).scalars().all() == ["agent/ticket_assigned"]
+
+
+WORKER = """
+import sys
+from ticketd.app import build_app
+from ticketd.assignment import assign
+from ticketd.settings import load_settings
+app = build_app(load_settings(sys.argv[1], environ={{}}), create_schema=False)
+ids = [int(x) for x in sys.argv[2].split(",")]
+import threading
+def run(part):
+    for i in part:
+        assign(app, i)
+ts = [threading.Thread(target=run, args=(ids[k::3],)) for k in range(3)]
+[t.start() for t in ts]; [t.join() for t in ts]
+"""
+
+
+def test_round_robin_300_tickets_4_processes_is_exactly_100_each(make_app, postgres_url, tmp_path):
+    app = make_app(postgres_url, rules=THREE)
+    ids = _tickets(app, 300)
+    config = tmp_path / "ticketd.yaml"
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER.format(), str(config),
+                               ",".join(map(str, ids[k::4]))], cwd=ROOT) for k in range(4)]
+    assert [p.wait(120) for p in procs] == [0, 0, 0, 0]
+    assert _assignees(app) == {"a1@example.com": 100, "a2@example.com": 100, "a3@example.com": 100}
+
+
+def test_assign_twice_is_harmless(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    [ticket_id] = _tickets(app, 1)
+    assert assign(app, ticket_id) == "a1@example.com"
+    assert assign(app, ticket_id) is None   # dramatiq redelivery
+    assert _assignees(app) == {"a1@example.com": 1}
+
+
+# ---------------------------------------------------------------- skipping and waiting
+
+
+def test_away_and_max_open_are_skipped(make_app, db_url):
+    rules = THREE.replace("name: A1, groups", "name: A1, away: true, groups").replace(
+        "name: A2, groups", "name: A2, max_open: 2, groups")
+    app = make_app(db_url, rules=rules)
+    for ticket_id in _tickets(app, 6):
+        assign(app, ticket_id)
+    assert _assignees(app) == {"a2@example.com": 2, "a3@example.com": 4}
+
+
+def test_least_open_balances_by_open_tickets(make_app, db_url):
+    app = make_app(db_url, rules=THREE.replace("round_robin", "least_open"))
+    first = _tickets(app, 3)
+    with app.engine.begin() as conn:   # a1 already carries two open tickets
+        for ticket_id in first[:2]:
+            store.update_ticket(conn, ticket_id, utcnow(), assignee="a1@example.com")
+        store.update_ticket(conn, first[2], utcnow(), assignee="a1@example.com", status="closed")
+    for ticket_id in _tickets(app, 4):
+        assign(app, ticket_id)
+    # a1 (2 open) gets none; the others alternate as their loads tie
+    assert _assignees(app) == {"a1@example.com": 3, "a2@example.com": 2, "a3@example.com": 2}
+
+
+def test_nobody_available_waits_then_reload_assigns(make_app, db_url, tmp_path):
+    away = THREE.replace("groups: [support]}", "groups: [support], away: true}")
+    app = make_app(db_url, rules=away)
+    [ticket_id] = _tickets(app, 1)
+    assert assign(app, ticket_id) is None
+    assert assign(app, ticket_id) is None
+    assert sweep_unassigned(app, grace_seconds=0) == 0
+    with app.engine.connect() as conn:
+        kinds = conn.execute(select(events.c.kind).where(events.c.ticket_id == ticket_id)).scalars().all()
+    assert kinds == ["assignment_waiting"]   # once, however often it is retried
+
+    (tmp_path / "rules.yaml").write_text(away.replace("A2, groups: [support], away: true", "A2, groups: [support], away: false"))
+    assert reload(app) is True
+    with app.engine.connect() as conn:
+        ticket = store.get_ticket(conn, ticket_id)
+        assigned = conn.execute(select(events).where(events.c.kind == "assigned")).mappings().one()
+    assert ticket["assignee"] == "a2@example.com"
+    assert assigned["rules_hash"] == app.rules.digest
+
+
+def test_broken_reload_keeps_the_last_good_rules(make_app, db_url, tmp_path, caplog):
+    app = make_app(db_url, rules=THREE)
+    before = app.rules
+    (tmp_path / "rules.yaml").write_text(THREE + "timers:\n  new: {respond_within: soon}\n  bogus: {}\n")
+    assert reload(app) is False
+    assert app.rules is before
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "NOT applied (2 errors)" in errors[0]
+    assert any("timers.new.respond_within: 'soon' is not a duration" in e for e in errors)
+    assert any("timers.bogus: no status named 'bogus'" in e for e in errors)
+
+
+def test_notice_goes_to_the_agent_with_their_signed_reply_address(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    [ticket_id] = _tickets(app, 1)
+    assign(app, ticket_id)
+    with app.engine.connect() as conn:
+        row = conn.execute(select(outbox)).mappings().one()
+    msg = email.message_from_bytes(bytes(row["raw"]))
+    assert row["recipient"] == "a1@example.com" and row["template"] == "agent/ticket_assigned"
+    assert msg["Reply-To"] == reply_address(app.signer, "support@example.com", ticket_id, "a1@example.com")
+    assert msg["Auto-Submitted"] == "auto-generated"
+
+
+# ---------------------------------------------------------------- #assign
+
+
+def test_assign_in_tx_agent_group_and_unknown(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    [ticket_id] = _tickets(app, 1)
+    now = datetime(2026, 5, 1, 12, 0)
+    with app.engine.begin() as conn:
+        notices = assign_in_tx(conn, app, ticket_id, "A3@example.com", now, "a1@example.com")
+        assert [(n.recipient, n.agent_reply_to) for n in notices] == [("a3@example.com", "a3@example.com")]
+        # group: by its strategy, never back to the current assignee
+        notices = assign_in_tx(conn, app, ticket_id, "support", now, "a3@example.com")
+        assert [n.recipient for n in notices] == ["a1@example.com"]
+        with pytest.raises(ValueError, match="nobody@example.com is not an agent in rules.yaml"):
+            assign_in_tx(conn, app, ticket_id, "nobody@example.com", now, "a1@example.com")
+        with pytest.raises(ValueError, match="'sales' is neither an agent's address nor a group"):
+            assign_in_tx(conn, app, ticket_id, "sales", now, "a1@example.com")
+        assert store.get_ticket(conn, ticket_id)["assignee"] == "a1@example.com"

@@ -1,0 +1,330 @@
+"""rules.yaml: strict validation with located errors, routing, RE2 safety, `rules check` / `rules test`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import CORPUS, MINIMAL_RULES
+from ticketd.cli import main
+from ticketd.domain.rules import MailFacts
+from ticketd.rules_file import RulesError, load_rules_text, parse_duration
+
+HEAD = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+groups:
+  support: {assign: round_robin}
+"""
+
+# (file text, expected error lines: each a substring of one error, in file order)
+BROKEN = [
+    ("agents:\n  - {email: alice@example.com, groups: [suport]}\ngroups:\n  support: {}\n",
+     ["rules.yaml:2:41: agents[0].groups[0]: no group named 'suport'; did you mean 'support'?"]),
+    (HEAD + "routes:\n  - name: x\n    if: {subjekt: hello}\n",
+     ["rules.yaml:7:10: routes[0].if.subjekt: unknown condition `subjekt`; did you mean `subject`?"]),
+    (HEAD + "routes:\n  - name: x\n    iff: {subject: hello}\n",
+     ["rules.yaml:7:5: routes[0].iff: unknown key `iff`; did you mean `if`?"]),
+    (HEAD + "routes:\n  - name: x\n    if: {subject: '(a)\\1'}\n",
+     ["rules.yaml:7:19: routes[0].if.subject: '(a)\\\\1' is not a pattern RE2 accepts (invalid escape sequence",
+      "without backreferences or lookaround"]),
+    (HEAD + "routes:\n  - if: {body: '(?=x)'}\n",
+     ["rules.yaml:6:16: routes[0].if.body: '(?=x)' is not a pattern RE2 accepts (invalid perl operator: (?="]),
+    (HEAD + "routes:\n  - then: {group: billing}\n",
+     ["rules.yaml:6:19: routes[0].then.group: no group named 'billing'; known groups: support"]),
+    (HEAD + "routes:\n  - then: {assignee: alise@example.com}\n",
+     ["routes[0].then.assignee: no agent named 'alise@example.com'; did you mean 'alice@example.com'?"]),
+    (HEAD + "routes:\n  - then: {priority: top}\n",
+     ["rules.yaml:6:22: routes[0].then.priority: got 'top'; write one of 'low', 'normal', 'high' or 'urgent'"]),
+    (HEAD + "routes:\n  - if: {priority: hgih}\n",
+     ["routes[0].if.priority: 'hgih' is not a priority; write one of low, normal, high, urgent"]),
+    (HEAD + "routes:\n  - then: {tags: [Bad Tag]}\n",
+     ["routes[0].then.tags[0]: 'Bad Tag' is not a tag; write lower-case letters"]),
+    (HEAD + "timers:\n  new: {respond_within: 4 hours}\n",
+     ["rules.yaml:6:25: timers.new.respond_within: '4 hours' is not a duration: write <n>s, <n>m, <n>h or <n>d"]),
+    (HEAD + "timers:\n  new: {respond_within: 0s}\n",
+     ["timers.new.respond_within: '0s' is zero; write a positive duration"]),
+    (HEAD + "timers:\n  new: {respond_within: 4h, on_breach: escalate}\n",
+     ["timers.new.on_breach: got 'escalate'; write one of 'reassign' or 'notify'"]),
+    (HEAD + "timers:\n  waiting: {warn_after: 1d}\n",
+     ["rules.yaml:6:3: timers.waiting: no status named 'waiting'; did you mean 'waiting_customer'?"]),
+    (HEAD + "timers:\n  open: {warn_after: 1d}\n",
+     ["timers.open.warn_after: warn_after only applies to waiting_customer"]),
+    (HEAD + "timers:\n  waiting_customer: {warn_after: 3d, close_after: 2d}\n",
+     ["timers.waiting_customer.close_after: close_after (2d) must be later than warn_after (3d)"]),
+    (HEAD + "timers:\n  closed: {respond_within: 1h}\n",
+     ["timers.closed: a closed ticket has no timers; remove this entry"]),
+    ("agents:\n  - {email: alice@example.com, awya: true}\n",
+     ["rules.yaml:2:32: agents[0].awya: unknown key `awya`; did you mean `away`?"]),
+    ("agents:\n  - {email: alice@example.com, max_open: 0}\n",
+     ["agents[0].max_open: got 0; write a number of at least 1"]),
+    ("agents:\n  - {email: alice, away: maybe}\n",
+     ["agents[0].away: got 'maybe'; write true or false"]),
+    ("agents:\n  - {email: not-an-address}\n",
+     ["agents[0].email: 'not-an-address' is not an address; write e.g. alice@example.com"]),
+    ("agents:\n  - {email: a@example.com}\n  - {email: A@example.com}\n",
+     ["rules.yaml:3:13: agents[1].email: a@example.com is listed twice"]),
+    ("groups:\n  support: {assign: round_robbin}\n",
+     ["groups.support.assign: got 'round_robbin'; write one of 'round_robin' or 'least_open'"]),
+    ("agent:\n  - {email: a@example.com}\n",
+     ["rules.yaml:1:1: agent: unknown key `agent`; did you mean `agents`?"]),
+    ("agents: {email: a@example.com}\n",
+     ["agents: write a list of entries, each starting with -"]),
+    ("agents:\n  - {email: a@example.com\n",
+     ["rules.yaml:3:1: not valid YAML"]),
+    ("- just\n- a list\n",
+     ["(top level): the file must be a mapping"]),
+    (HEAD + "business_hours: {timezone: Mars/Olympus, week: {mon: '09:00-17:00'}}\n",
+     ["business_hours.timezone: 'Mars/Olympus' is not a time zone"]),
+    (HEAD + "business_hours: {week: {monday: '9-5'}}\n",
+     ["business_hours.week.monday: unknown day `monday`; write one of mon, tue"]),
+    (HEAD + "business_hours: {week: {mon: '9-5'}}\n",
+     ["business_hours.week.mon: '9-5' is not a span of hours; write e.g. '09:00-17:00'"]),
+    (HEAD + "timers:\n  new: {respond_within: 4h, business_hours: true}\n",
+     ["timers.new.business_hours: business_hours: true needs a top-level business_hours"]),
+]
+
+
+@pytest.mark.parametrize("text, expected", BROKEN, ids=[e[0] for _, e in BROKEN])
+def test_broken_file_is_refused_with_located_explained_errors(text, expected):
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(text, "rules.yaml")
+    errors = caught.value.errors
+    for want in expected:
+        assert any(want in line for line in errors), f"{want!r} not in {errors}"
+
+
+def test_every_error_of_a_file_is_reported_at_once():
+    text = """\
+agents:
+  - {email: alice@example.com, groups: [suport], awya: true}
+groups:
+  support: {assign: round_robbin}
+routes:
+  - if: {subject: '(a)\\1', sender: x}
+    then: {group: billing, priority: top}
+timers:
+  new: {respond_within: 4 hours}
+"""
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(text, "/etc/ticketd/rules.yaml")
+    errors = caught.value.errors
+    assert len(errors) == 6, errors
+    assert [e.split(": ")[0] for e in errors] == [
+        "/etc/ticketd/rules.yaml:2:50", "/etc/ticketd/rules.yaml:4:21", "/etc/ticketd/rules.yaml:6:19",
+        "/etc/ticketd/rules.yaml:6:28", "/etc/ticketd/rules.yaml:7:38", "/etc/ticketd/rules.yaml:9:25"]
+
+
+def test_minimal_file_loads_frozen_and_hashed():
+    import dataclasses
+    import hashlib
+
+    rules = load_rules_text(MINIMAL_RULES)
+    assert rules.digest == hashlib.sha256(MINIMAL_RULES.encode()).hexdigest()
+    assert [a.email for a in rules.members("billing")] == ["bob@example.com", "carol@example.com"]
+    assert rules.agent("CAROL@example.com").away is True
+    assert rules.timer("waiting_customer").close_after == 4 * 86400
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rules.digest = "x"
+
+
+@pytest.mark.parametrize("text, seconds", [("30s", 30), ("5m", 300), ("4h", 14400), ("3d", 259200),
+                                           ("1h30m", 5400), ("1d 2h", 93600)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["4", "4 hours", "h", "", "-1h", "1.5h", True])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+EXTENDED = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+  - {email: bob@example.com, name: Bob, groups: [billing], max_open: 5}
+groups:
+  support: {assign: round_robin}
+  billing: {assign: least_open}
+routes:
+  - name: vip senders
+    if: {from: '@bigcorp\\.example$'}
+    then: {priority: urgent, tags: [vip]}
+    continue: true
+  - name: urgent invoices
+    if: {subject: '(?i)invoice', priority: urgent}
+    then: {group: billing, assignee: bob@example.com, type: question}
+  - name: robots
+    if: {header.X-Mailer: '(?i)cronbot', body: ['disk full', 'out of memory']}
+    then: {group: support, suppress_ack: true, tags: [robot]}
+  - name: everything else
+    then: {group: support}
+timers:
+  new: {respond_within: 1h, on_breach: notify}
+"""
+
+
+def test_routes_conditions_continue_and_actions():
+    rules = load_rules_text(EXTENDED)
+    vip = rules.route(MailFacts(from_addr="ceo@bigcorp.example", subject="Invoice 42"))
+    assert vip.routes == ("vip senders", "urgent invoices")
+    assert (vip.group, vip.assignee, vip.priority, vip.type, vip.tags) == (
+        "billing", "bob@example.com", "urgent", "question", ("vip",))
+    assert "from matches /@bigcorp\\.example$/" in vip.reasons[0][1][0]
+    assert vip.reasons[1][1] == ("subject matches /(?i)invoice/ at 'Invoice'", "priority is urgent")
+
+    plain_invoice = rules.route(MailFacts(from_addr="joe@small.example", subject="invoice"))
+    assert plain_invoice.routes == ("everything else",) and plain_invoice.group == "support"
+
+    robot = rules.route(MailFacts(from_addr="cron@host.example", body="alert: out of memory on db1",
+                                  headers={"x-mailer": "CronBot 2.1"}))
+    assert robot.routes == ("robots",) and robot.suppress_ack and robot.tags == ("robot",)
+    not_robot = rules.route(MailFacts(body="out of memory", headers={"x-mailer": "Thunderbird"}))
+    assert not_robot.routes == ("everything else",) and not not_robot.suppress_ack
+
+
+def test_catastrophic_pattern_runs_in_linear_time():
+    # (a+)+$ takes exponential time in a backtracking engine on "aaa...b".
+    rules = load_rules_text(HEAD + "routes:\n  - if: {body: '(a+)+$'}\n    then: {group: support}\n")
+    body = "a" * 200_000 + "b"
+    started = time.monotonic()
+    decision = rules.route(MailFacts(body=body))
+    assert time.monotonic() - started < 1.0
+    assert decision.routes == ()
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_rules_check_ok_prints_one_line_summary(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(MINIMAL_RULES)
+    result = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "3 agents, 2 groups, 2 routes, timers for new, open, waiting_customer, digest " in lines[0]
+
+
+def test_rules_check_broken_exits_1_with_every_error(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(HEAD + "routes:\n  - then: {group: billing, priority: top}\n    iff: {}\n")
+    result = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:6:38: routes[0].then.priority: got 'top'" in result.output
+    assert f"{path}:7:5: routes[0].iff: unknown key `iff`; did you mean `if`?" in result.output
+    assert "2 error(s); nothing would be applied" in result.output
+
+
+def _corpus_mail_with(subject_word: str) -> Path:
+    for path in sorted((CORPUS / "zammad").glob("*.box")):
+        for line in path.read_bytes().split(b"\n\n", 1)[0].splitlines():
+            if line.lower().startswith(b"subject:") and subject_word.encode() in line.lower():
+                return path
+    raise AssertionError(f"no corpus mail with {subject_word!r} in its headers")
+
+
+def test_rules_test_dry_run_against_corpus_mail(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MINIMAL_RULES)
+    mail = CORPUS / "zammad" / "mail002.box"
+    result = CliRunner().invoke(main, ["rules", "test", str(rules), str(mail)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "from martin@example.com" in out
+    assert "route: 'everything else' matched because no conditions" in out
+    assert "group: support" in out
+    assert "agent: alice@example.com (round_robin in support, from no database: first eligible)" in out
+    assert "timer: respond_within 4h in new, due " in out and "on breach: reassign" in out
+    assert "mail: requester/ticket_opened to martin@example.com" in out
+    assert "mail: agent/ticket_assigned to alice@example.com" in out
+    assert list(tmp_path.iterdir()) == [rules]   # nothing written
+
+
+def test_rules_test_reads_the_cursor_from_the_database_without_writing(tmp_path, make_app):
+    from sqlalchemy import insert, select
+
+    from tests.conftest import write_config
+    from ticketd.store.tables import rr_cursor, tickets
+
+    app = make_app(f"sqlite:///{tmp_path}/t.db")
+    with app.engine.begin() as conn:
+        conn.execute(insert(rr_cursor).values(group_name="support", last_agent="alice@example.com",
+                                              updated_at=__import__("datetime").datetime(2026, 1, 1)))
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db")
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "rules.yaml"),
+                                       str(CORPUS / "zammad" / "mail002.box"), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "agent: bob@example.com (round_robin in support, from the database's cursor)" in result.output
+    with app.engine.connect() as conn:
+        assert conn.execute(select(rr_cursor.c.last_agent)).scalar_one() == "alice@example.com"
+        assert conn.execute(select(tickets)).first() is None
+
+
+def test_rules_test_shows_why_a_route_matched(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MINIMAL_RULES)
+    mail = _corpus_mail_with("invoice")
+    result = CliRunner().invoke(main, ["rules", "test", str(rules), str(mail)])
+    assert result.exit_code == 0, result.output
+    assert "route: 'invoices go to billing' matched because subject matches /(?i)invoice|refund/" in result.output
+    assert "group: billing  priority: high" in result.output
+    # carol is away: bob is the only one in billing
+    assert "agent: bob@example.com" in result.output
+
+
+def test_daemon_reloads_on_change_and_sighup_and_refuses_a_broken_file(tmp_path, sqlite_url):
+    import signal
+
+    from sqlalchemy import select
+
+    from tests.conftest import free_port, write_config
+    from tests.daemon import DaemonProcess
+    from tests.sink import Sink, customer_mail, wait_until
+    from ticketd.app import build_app
+    from ticketd.settings import load_settings
+    from ticketd.store.tables import events, tickets
+
+    away = MINIMAL_RULES.replace("groups: [support]}", "groups: [support], away: true}").replace(
+        "groups: [support, billing]}", "groups: [support, billing], away: true}")
+    sink = Sink(free_port()).start()
+    config = write_config(tmp_path, sqlite_url, rules=away, outbound_port=sink.port)
+    app = build_app(load_settings(config, environ={}))
+    daemon = DaemonProcess(config).start()
+    try:
+        import smtplib
+
+        with smtplib.SMTP("127.0.0.1", app.settings.smtp.host_port[1]) as client:
+            client.send_message(customer_mail(subject="Printer on fire"))
+
+        def waiting():
+            with app.engine.connect() as conn:
+                return conn.execute(select(events.c.id).where(events.c.kind == "assignment_waiting")).first()
+
+        wait_until(waiting)
+        # A broken file is not applied, and says why at ERROR level.
+        (tmp_path / "rules.yaml").write_text(away.replace("away: true", "away: perhaps"))
+        wait_until(lambda: "NOT applied" in daemon.output(), timeout=10)
+        assert "agents[0].away: got 'perhaps'; write true or false" in daemon.output()
+        assert " ERROR " in daemon.output()
+        daemon.proc.send_signal(signal.SIGHUP)   # still broken: said again, still not applied
+        wait_until(lambda: daemon.output().count("NOT applied") >= 2, timeout=10)
+        with app.engine.connect() as conn:
+            assert conn.execute(select(tickets.c.assignee)).scalar_one() is None
+
+        # alice comes back: the watcher reloads and the waiting ticket is assigned
+        (tmp_path / "rules.yaml").write_text(away.replace("Alice, groups: [support], away: true",
+                                                          "Alice, groups: [support], away: false"))
+        wait_until(lambda: [m for m in sink.messages if "alice@example.com" in m.rcpt_tos
+                            and "Assigned to you" in m.message["Subject"]], timeout=10)
+        with app.engine.connect() as conn:
+            assert conn.execute(select(tickets.c.assignee)).scalar_one() == "alice@example.com"
+        assert "rules reloaded from" in daemon.output()
+    finally:
+        daemon.stop()
+        sink.stop()
+        app.engine.dispose()

@@ -1,0 +1,311 @@
+"""Per-status timers: planning (pure), firing once from the database, and through the real daemon."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+
+from tests.conftest import free_port, write_config
+from tests.daemon import DaemonProcess
+from tests.sink import Sink, customer_mail, wait_until
+from ticketd.app import build_app
+from ticketd.assignment import assign
+from ticketd.clock import utcnow
+from ticketd.domain.rules import BusinessHours, TimerSpec
+from ticketd.domain.timers import add_business_seconds, plan
+from ticketd.settings import load_settings
+from ticketd.store import tickets as store
+from ticketd.store.tables import events, outbox, timers
+from ticketd.timers import armed, fire_due_timers, on_status_change
+
+RULES = """\
+agents:
+  - {email: a1@example.com, name: A1, groups: [support]}
+  - {email: a2@example.com, name: A2, groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - name: notify only
+    if: {subject: '(?i)notify'}
+    then: {group: support}
+  - then: {group: support}
+timers:
+  new:              {respond_within: %(respond)s, on_breach: reassign}
+  open:             {respond_within: %(respond)s, on_breach: notify}
+  waiting_customer: {warn_after: %(warn)s, close_after: %(close)s}
+  in_development:   {remind_before: 1s}
+"""
+
+
+def rules(respond="1h", warn="1h", close="2h") -> str:
+    return RULES % dict(respond=respond, warn=warn, close=close)
+
+
+# ---------------------------------------------------------------- pure
+
+
+def test_plan_per_status():
+    now = datetime(2026, 3, 2, 10, 0)
+    spec = TimerSpec(respond_within=3600, warn_after=60, close_after=120, remind_before=600)
+    assert [(p.kind, p.due_at) for p in plan("new", spec, now)] == [("respond", now + timedelta(hours=1))]
+    assert [p.kind for p in plan("waiting_customer", spec, now)] == ["respond", "warn", "close"]
+    assert [p.kind for p in plan("waiting_customer", None, now)] == ["warn", "close"]   # PRODUCT.md 3d / 4d
+    assert plan("waiting_customer", None, now)[1].due_at == now + timedelta(days=4)
+    wake = now + timedelta(days=2)
+    assert [(p.kind, p.due_at) for p in plan("postponed", None, now, postponed_until=wake)] == [("wake", wake)]
+    due = now + timedelta(days=5)
+    assert [(p.kind, p.due_at) for p in plan("in_development", spec, now, dev_due=due)] == [
+        ("respond", now + timedelta(hours=1)), ("due", due - timedelta(minutes=10))]
+    assert plan("closed", spec, now) == []
+
+
+def test_business_hours_skip_nights_weekends_and_holidays():
+    hours = BusinessHours(timezone="Europe/Berlin", week={d: ((9 * 3600, 17 * 3600),) for d in range(5)},
+                          holidays=frozenset({date(2026, 3, 9)}))
+    friday_4pm_utc = datetime(2026, 3, 6, 15, 0)        # 16:00 in Berlin (UTC+1)
+    # 1h left on Friday, Monday the 9th is a holiday, so 3h more lands Tuesday 12:00 Berlin = 11:00 UTC
+    assert add_business_seconds(friday_4pm_utc, 4 * 3600, hours) == datetime(2026, 3, 10, 11, 0)
+    saturday = datetime(2026, 3, 7, 12, 0)
+    assert add_business_seconds(saturday, 60, hours) == datetime(2026, 3, 10, 8, 1)
+
+
+# ---------------------------------------------------------------- the shell, on both databases
+
+
+def _ticket(app, status="new", assignee=None, **fields) -> int:
+    now = utcnow()
+    with app.engine.begin() as conn:
+        return store.create_ticket(conn, subject="Printer on fire", status=status, requester="cust@example.org",
+                                   group_name="support", assignee=assignee, created_at=now, updated_at=now,
+                                   **fields)
+
+
+def _enter(app, ticket_id, status, ago: float, **fields):
+    """The ticket entered `status` `ago` seconds back, so its timers are due now."""
+    with app.engine.begin() as conn:
+        if fields or status:
+            store.update_ticket(conn, ticket_id, utcnow(), status=status, **fields)
+        on_status_change(conn, app, ticket_id, status, utcnow() - timedelta(seconds=ago))
+
+
+def _kinds(app, ticket_id) -> list[str]:
+    with app.engine.connect() as conn:
+        return list(conn.execute(select(events.c.kind).where(events.c.ticket_id == ticket_id)
+                                 .order_by(events.c.id)).scalars())
+
+
+def _mails(app) -> list[tuple[str, str]]:
+    with app.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(outbox.c.template, outbox.c.recipient).order_by(outbox.c.id))]
+
+
+def test_respond_breach_reassigns_and_tells_both(make_app, db_url):
+    app = make_app(db_url, rules=rules(respond="10s"))
+    ticket_id = _ticket(app)
+    assign(app, ticket_id)                       # a1
+    _enter(app, ticket_id, "new", ago=11)
+    assert fire_due_timers(app) == 1
+    assert fire_due_timers(app) == 0             # once
+    with app.engine.connect() as conn:
+        ticket = store.get_ticket(conn, ticket_id)
+        breach = conn.execute(select(events).where(events.c.kind == "timer_breached")).mappings().one()
+        fresh = armed(conn, ticket_id)
+    assert ticket["assignee"] == "a2@example.com"
+    assert breach["reason"] == "respond_within 10s in new" and breach["rules_hash"] == app.rules.digest
+    assert _mails(app)[-2:] == [("agent/timer_breached", "a2@example.com"), ("agent/timer_breached", "a1@example.com")]
+    assert [t["kind"] for t in fresh] == ["respond"]   # the new assignee's own clock
+
+
+def test_respond_breach_notify_and_answered_in_time(make_app, db_url):
+    app = make_app(db_url, rules=rules(respond="10s"))
+    late = _ticket(app, status="open", assignee="a1@example.com")
+    _enter(app, late, "open", ago=11)
+    answered = _ticket(app, status="open", assignee="a2@example.com")
+    _enter(app, answered, "open", ago=11)
+    with app.engine.begin() as conn:
+        store.add_message(conn, ticket_id=answered, direction="out", text="done", full_text="done",
+                          author_role="agent", created_at=utcnow())
+    assert fire_due_timers(app) == 2
+    assert "timer_breached" in _kinds(app, late) and "timer_breached" not in _kinds(app, answered)
+    assert _mails(app) == [("agent/timer_breached", "a1@example.com")]
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, late)["assignee"] == "a1@example.com"   # notify: no reassignment
+
+
+def test_waiting_customer_warns_then_closes_and_reply_stops_the_clock(make_app, db_url):
+    app = make_app(db_url, rules=rules(warn="10s", close="20s"))
+    ticket_id = _ticket(app, assignee="a1@example.com")
+    _enter(app, ticket_id, "waiting_customer", ago=15)
+    assert fire_due_timers(app) == 1
+    assert _mails(app) == [("requester/waiting_reminder", "cust@example.org")]
+    _enter(app, ticket_id, "waiting_customer", ago=25)   # a fresh wait, long past both
+    assert fire_due_timers(app) == 2
+    with app.engine.connect() as conn:
+        ticket = store.get_ticket(conn, ticket_id)
+    assert ticket["status"] == "closed" and ticket["closed_at"] is not None
+    assert "auto_closed" in _kinds(app, ticket_id)
+    assert _mails(app)[-1] == ("requester/ticket_closed", "cust@example.org")
+
+    other = _ticket(app, assignee="a1@example.com")
+    _enter(app, other, "waiting_customer", ago=25)
+    _enter(app, other, "open", ago=0)                    # the customer replied
+    assert fire_due_timers(app) == 0
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, other)["status"] == "open"
+        states = set(conn.execute(select(timers.c.kind, timers.c.state).where(timers.c.ticket_id == other)))
+    assert ("warn", "cancelled") in states and ("close", "cancelled") in states
+
+
+def test_postponed_wakes_and_development_reminds(make_app, db_url):
+    app = make_app(db_url, rules=rules())
+    sleeping = _ticket(app, assignee="a1@example.com")
+    _enter(app, sleeping, "postponed", ago=0, postponed_until=utcnow() - timedelta(seconds=1))
+    dev = _ticket(app, assignee="a2@example.com")
+    _enter(app, dev, "in_development", ago=0, dev_due=utcnow(), dev_engineer="eng@example.com",
+           dev_tracker_key="BUG-7")
+    assert fire_due_timers(app) == 2
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, sleeping)["status"] == "open"
+        assert store.get_ticket(conn, dev)["status"] == "in_development"
+    assert set(_mails(app)) == {("agent/timer_breached", "a1@example.com"),
+                                ("agent/timer_breached", "a2@example.com"),
+                                ("agent/timer_breached", "eng@example.com")}
+    assert "dev_due_reminder" in _kinds(app, dev)
+
+
+def test_many_sweepers_fire_each_timer_once(make_app, db_url):
+    app = make_app(db_url, rules=rules(respond="10s"))
+    ids = [_ticket(app, status="open", assignee="a1@example.com") for _ in range(20)]
+    for ticket_id in ids:
+        _enter(app, ticket_id, "open", ago=11)
+    fired = []
+    threads = [threading.Thread(target=lambda: fired.append(fire_due_timers(app))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(fired) == 20
+    assert len(_mails(app)) == 20
+
+
+# ---------------------------------------------------------------- through the real daemon
+
+
+def _daemon_setup(tmp_path, db_url, text):
+    sink = Sink(free_port()).start()
+    config = write_config(tmp_path, db_url, rules=text, outbound_port=sink.port)
+    app = build_app(load_settings(config, environ={}))
+    return sink, config, app
+
+
+def _send(app, msg):
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", app.settings.smtp.host_port[1]) as client:
+        client.send_message(msg)
+
+
+def _to(sink, template_subject: str, recipient: str) -> list:
+    return [m for m in sink.messages if recipient in m.rcpt_tos and m.message["Subject"].startswith(template_subject)]
+
+
+def test_every_timer_through_the_daemon(tmp_path, sqlite_url):
+    sink, config, app = _daemon_setup(tmp_path, sqlite_url, rules(respond="2s", warn="1s", close="2s"))
+    daemon = DaemonProcess(config).start()
+    try:
+        _send(app, customer_mail(subject="Printer on fire"))
+        first = wait_until(lambda: _to(sink, "[#1] Assigned to you", "a1@example.com"))
+        assert first
+        # respond_within 2s in new, reassign: a2 gets it, both are told
+        wait_until(lambda: _to(sink, "[#1] Overdue", "a2@example.com") and _to(sink, "[#1] Overdue", "a1@example.com"),
+                   timeout=15)
+        with app.engine.connect() as conn:
+            assert store.get_ticket(conn, 1)["assignee"] == "a2@example.com"
+
+        # waiting_customer: warned after 1s, closed after 2s
+        with app.engine.begin() as conn:
+            store.update_ticket(conn, 1, utcnow(), status="waiting_customer")
+            on_status_change(conn, app, 1, "waiting_customer", utcnow())
+        wait_until(lambda: _to(sink, "[#1] Waiting for your answer", "cust@example.org"), timeout=15)
+        wait_until(lambda: _to(sink, "[#1] Closed", "cust@example.org"), timeout=15)
+        with app.engine.connect() as conn:
+            assert store.get_ticket(conn, 1)["status"] == "closed"
+
+        # postponed wakes up; in_development reminds agent and engineer
+        _send(app, customer_mail(subject="Later please"))
+        wait_until(lambda: _to(sink, "[#2] Assigned to you", "a1@example.com") or
+                   _to(sink, "[#2] Assigned to you", "a2@example.com"))
+        with app.engine.begin() as conn:
+            now = utcnow()
+            store.update_ticket(conn, 2, now, status="postponed", postponed_until=now + timedelta(seconds=1))
+            on_status_change(conn, app, 2, "postponed", now)
+        wait_until(lambda: _status(app, 2) == "open", timeout=15)
+        with app.engine.begin() as conn:
+            now = utcnow()
+            store.update_ticket(conn, 2, now, status="in_development", dev_due=now + timedelta(seconds=2),
+                                dev_engineer="eng@example.com", dev_tracker_key="BUG-7")
+            on_status_change(conn, app, 2, "in_development", now)
+        wait_until(lambda: _to(sink, "[#2] Overdue", "eng@example.com"), timeout=15)
+    finally:
+        daemon.stop()
+        sink.stop()
+
+
+def _status(app, ticket_id):
+    with app.engine.connect() as conn:
+        return store.get_ticket(conn, ticket_id)["status"]
+
+
+def test_timer_survives_a_daemon_kill_and_fires_once(tmp_path, postgres_url):
+    sink, config, app = _daemon_setup(tmp_path, postgres_url, rules(respond="3s"))
+    daemon = DaemonProcess(config).start()
+    try:
+        _send(app, customer_mail(subject="please notify me"))
+        wait_until(lambda: _to(sink, "[#1] Assigned to you", "a1@example.com"))
+        with app.engine.begin() as conn:   # an agent opened it: respond_within 3s, on_breach notify
+            store.update_ticket(conn, 1, utcnow(), status="open")
+            on_status_change(conn, app, 1, "open", utcnow())
+        daemon.kill()                      # SIGKILL: no clean stop
+        time.sleep(4)                      # the timer falls due while nothing runs
+        with app.engine.connect() as conn:
+            assert [t["kind"] for t in armed(conn, 1)] == ["respond"]
+        daemon = DaemonProcess(config).start()
+        wait_until(lambda: _to(sink, "[#1] Overdue", "a1@example.com"), timeout=15)
+        sink.settle(quiet=2.5)             # nothing more: the breach fired once
+        assert len(_to(sink, "[#1] Overdue", "a1@example.com")) == 1
+        assert len([k for k in _kinds(app, 1) if k == "timer_breached"]) == 1
+    finally:
+        daemon.stop()
+        sink.stop()
+        app.engine.dispose()
+
+
+def test_a_new_customer_question_on_an_open_ticket_restarts_the_respond_clock(make_app, sqlite_url):
+    """The clock runs from the oldest unanswered customer mail, not from the status change."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, sqlite_url, rules=rules(respond="1h"))
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        agent = desk.assign(tid)
+        desk.send(build_mail(agent, "Have you tried water?\n", to=desk.agent_address(tid, agent),
+                             subject=f"Re: [#{tid}] Printer"))
+        with desk.app.engine.begin() as conn:   # the clock armed with `open` has run out, answered
+            conn.execute(timers.update().values(state="cancelled"))
+        desk.send(build_mail("cust@example.org", "Water made it worse.\n", subject=f"Re: [#{tid}] Printer",
+                             in_reply_to=desk.last("cust@example.org")["Message-ID"]))
+        with desk.app.engine.connect() as conn:
+            [clock] = armed(conn, tid)
+        assert clock["kind"] == "respond" and clock["status"] == "open"
+        assert abs((clock["due_at"] - utcnow()).total_seconds() - 3600) < 60
+        desk.send(build_mail("cust@example.org", "Hello?\n", subject=f"Re: [#{tid}] Printer",
+                             in_reply_to=desk.last("cust@example.org")["Message-ID"]))
+        with desk.app.engine.connect() as conn:
+            assert [t["due_at"] for t in armed(conn, tid)] == [clock["due_at"]]   # the first deadline stands
+    finally:
+        desk_gen.close()
