@@ -27,7 +27,7 @@ from ticketd.domain.tags import TAG_RE, strip_prefixes
 from ticketd.reactions import record_reactions
 from ticketd.store import tickets as store
 from ticketd.ticket_changes import Decision, is_ours, mail_ref, store_message
-from ticketd.timers import on_status_change
+from ticketd.timers import on_ticket_opened
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -84,7 +84,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         store.add_tags(conn, ticket_id, route.tags)
     if mail.robot_reason:
         store.add_event(conn, ticket_id, now, "system:loops", "not_answered", reason=mail.robot_reason)
-    on_status_change(conn, app, ticket_id, Status.NEW.value, now)   # issue 5: timers of `new`
+    on_ticket_opened(conn, app, ticket_id, now)   # issue 5: timers of `new`
 
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
     if route.assignee:   # `then: {assignee: ...}`; otherwise the rule worker picks from the group

@@ -36,8 +36,18 @@ def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, no
     """Cancel the ticket's armed timers and arm the ones rules.yaml gives `status`."""
     timer_rows.cancel_armed(conn, ticket_id, now)
     ticket = store.get_ticket(conn, ticket_id)
-    planned = plan_of.plan(status, app.rules.timer(status), now, postponed_until=ticket["postponed_until"],
-                           dev_due=ticket["dev_due"], business_hours=app.rules.business_hours)
+    _arm(conn, app, ticket_id, status, now, postponed_until=ticket["postponed_until"], dev_due=ticket["dev_due"])
+
+
+def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime) -> None:
+    """Arm the timers of `new` on a ticket just created: nothing to cancel, nothing postponed."""
+    _arm(conn, app, ticket_id, Status.NEW.value, now)
+
+
+def _arm(conn: Connection, app: App, ticket_id: int, status: str, now: datetime, *,
+         postponed_until: datetime | None = None, dev_due: datetime | None = None) -> None:
+    planned = plan_of.plan(status, app.rules.timer(status), now, postponed_until=postponed_until,
+                           dev_due=dev_due, business_hours=app.rules.business_hours)
     if planned:
         timer_rows.arm_timers(conn, ticket_id, status, [(p.kind, p.due_at) for p in planned], now)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
@@ -34,11 +35,16 @@ READ_ONLY = "ticketd_read_only"
 DURABLE = "ticketd_durable"
 
 
+@functools.cache
+def _insert_or_ignore(dialect_name: str, table: Table, key: tuple[str, ...]):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+
+
 def insert_if_absent(conn: Connection, table: Table, values: dict, key: list[str]) -> bool:
     """INSERT ... ON CONFLICT (key) DO NOTHING, on either engine; True if a row was added."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=key))
-    return result.rowcount == 1
+    stmt = _insert_or_ignore(conn.dialect.name, table, tuple(key))
+    return conn.execute(stmt, values).rowcount == 1
 
 
 def reading(engine: Engine) -> Connection:

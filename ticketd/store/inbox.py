@@ -42,6 +42,9 @@ class RawMail:
         )
 
 
+_INSERT_RAW = insert(raw_mail).returning(raw_mail.c.id)  # compiled once, executed with parameters
+
+
 def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
     """Commit several mails in one transaction (one fsync: group commit).
 
@@ -60,7 +63,7 @@ def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
                 if mail.dedupe_key in known:
                     results.append(Stored(known[mail.dedupe_key], True))
                     continue
-                raw_id = conn.execute(insert(raw_mail).values(**mail.row()).returning(raw_mail.c.id)).scalar_one()
+                raw_id = conn.execute(_INSERT_RAW, mail.row()).scalar_one()
                 known[mail.dedupe_key] = raw_id
                 results.append(Stored(raw_id, False))
         return results
@@ -85,7 +88,7 @@ def store_raw(
     row = RawMail(raw, source, dedupe_key, message_id, envelope_from, envelope_to, mailbox).row()
     try:
         with durably(engine) as conn, conn.begin():
-            raw_id = conn.execute(insert(raw_mail).values(**row).returning(raw_mail.c.id)).scalar_one()
+            raw_id = conn.execute(_INSERT_RAW, row).scalar_one()
         return Stored(raw_id, False)
     except IntegrityError:
         with reading(engine) as conn:

@@ -9,14 +9,17 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from ticketd.store.tables import outbox
 
 
+_INSERT_ROW = insert(outbox).returning(outbox.c.id)  # compiled once, executed with parameters
+
+
 def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id: int | None, template: str,
                       recipient: str, message_id: str, automatic: bool, raw: bytes, now: datetime) -> int:
     """A pending row due now, in the caller's transaction; its id."""
-    return conn.execute(insert(outbox).values(
+    return conn.execute(_INSERT_ROW, dict(
         ticket_id=ticket_id, message_row_id=message_row_id, template=template,
         recipient=recipient, message_id=message_id, automatic=automatic,
         raw=raw, state="pending", attempts=0, next_attempt_at=now, created_at=now,
-    ).returning(outbox.c.id)).scalar_one()
+    )).scalar_one()
 
 
 def was_sent_for_ticket(conn: Connection, addresses: list[str], ticket_id: int, template: str) -> bool:

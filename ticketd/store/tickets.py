@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ticketd.store.db import insert_if_absent
 from ticketd.store.tables import (
@@ -76,8 +76,19 @@ def thread_message_ids(conn: Connection, ticket_id: int, limit: int = 20) -> lis
     return rows[:1] + rows[1:][-(limit - 1):] if rows else []
 
 
+# Statements built once and executed with parameters: SQLAlchemy then
+# reuses their compiled form, where `.values(**row)` would build, key and
+# look up a new statement for every row (the hot path of processing).
+_INSERT_TICKET = insert(tickets).returning(tickets.c.id)
+_INSERT_MESSAGE = insert(messages).returning(messages.c.id)
+_INSERT_EVENT = insert(events)
+_CLAIM_RAW = (update(raw_mail).where(raw_mail.c.id == bindparam("raw_id"), raw_mail.c.state == "received")
+              .values(state="processing", attempts=raw_mail.c.attempts + 1))
+_FINISH_RAW = update(raw_mail).where(raw_mail.c.id == bindparam("raw_id")).values(state="done", reason=None)
+
+
 def create_ticket(conn: Connection, **values) -> int:
-    return conn.execute(insert(tickets).values(**values).returning(tickets.c.id)).scalar_one()
+    return conn.execute(_INSERT_TICKET, values).scalar_one()
 
 
 def update_ticket(conn: Connection, ticket_id: int, now: datetime, **values) -> None:
@@ -94,7 +105,7 @@ def add_message(conn: Connection, **values) -> int:
     for key in ("to_addrs", "cc_addrs"):
         if isinstance(values.get(key), list):
             values[key] = json.dumps(values[key])
-    return conn.execute(insert(messages).values(**values).returning(messages.c.id)).scalar_one()
+    return conn.execute(_INSERT_MESSAGE, values).scalar_one()
 
 
 def add_attachments(conn: Connection, message_row_id: int, rows: list[dict]) -> None:
@@ -105,7 +116,7 @@ def add_attachments(conn: Connection, message_row_id: int, rows: list[dict]) -> 
 def add_event(conn: Connection, ticket_id: int, at: datetime, actor: str, kind: str, *,
               from_value: str | None = None, to_value: str | None = None, reason: str | None = None,
               message_row_id: int | None = None, rules_hash: str | None = None) -> None:
-    conn.execute(insert(events).values(
+    conn.execute(_INSERT_EVENT, dict(
         ticket_id=ticket_id, at=at, actor=actor, kind=kind, from_value=from_value, to_value=to_value,
         reason=reason, message_id=message_row_id, rules_hash=rules_hash,
     ))
@@ -149,17 +160,10 @@ def add_rating(conn: Connection, ticket_id: int, usefulness: int, speed: int, po
                                         politeness=politeness, message_id=message_row_id, created_at=now))
 
 
-def claim_raw(conn: Connection, raw_id: int) -> dict | None:
+def claim_raw(conn: Connection, raw_id: int) -> bool:
     """Take a received raw mail for processing, once, even with several processors."""
-    result = conn.execute(
-        update(raw_mail).where(raw_mail.c.id == raw_id, raw_mail.c.state == "received")
-        .values(state="processing", attempts=raw_mail.c.attempts + 1)
-    )
-    if result.rowcount != 1:
-        return None
-    return dict(conn.execute(select(raw_mail).where(raw_mail.c.id == raw_id)).mappings().one())
+    return conn.execute(_CLAIM_RAW, dict(raw_id=raw_id)).rowcount == 1
 
 
 def finish_raw(conn: Connection, raw_id: int, ticket_id: int | None, now: datetime) -> None:
-    conn.execute(update(raw_mail).where(raw_mail.c.id == raw_id).values(
-        state="done", ticket_id=ticket_id, processed_at=now, reason=None))
+    conn.execute(_FINISH_RAW, dict(raw_id=raw_id, ticket_id=ticket_id, processed_at=now))

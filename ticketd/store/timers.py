@@ -25,8 +25,7 @@ def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[
 
 def arm_timer(conn: Connection, ticket_id: int, kind: str, status: str, due_at: datetime, now: datetime) -> None:
     """Insert one armed timer."""
-    conn.execute(insert(timers).values(ticket_id=ticket_id, kind=kind, status=status, due_at=due_at,
-                                       state="armed", created_at=now))
+    arm_timers(conn, ticket_id, status, [(kind, due_at)], now)
 
 
 def armed(conn: Connection, ticket_id: int) -> list[dict]:
