@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from ticketd.store.tables import outbox
 
 
-_INSERT_ROW = insert(outbox).returning(outbox.c.id)  # compiled once, executed with parameters
+# Compiled once, executed with parameters: these run for every notice queued.
+_INSERT_ROW = insert(outbox).returning(outbox.c.id)
+_SENT_FOR_TICKET = select(outbox.c.id).where(
+    outbox.c.recipient.in_(bindparam("addresses", expanding=True)), outbox.c.ticket_id == bindparam("ticket_id"),
+    outbox.c.template == bindparam("template"))
+_RECENT_AUTOMATIC = select(func.count()).select_from(outbox).where(
+    outbox.c.recipient.in_(bindparam("addresses", expanding=True)), outbox.c.automatic.is_(True),
+    outbox.c.created_at > bindparam("since"))
 
 
 def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id: int | None, template: str,
@@ -24,16 +31,13 @@ def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id
 
 def was_sent_for_ticket(conn: Connection, addresses: list[str], ticket_id: int, template: str) -> bool:
     """Whether this ticket already has a row of `template` to any of `addresses`."""
-    return conn.execute(select(outbox.c.id).where(
-        outbox.c.recipient.in_(addresses), outbox.c.ticket_id == ticket_id,
-        outbox.c.template == template)).first() is not None
+    return conn.execute(_SENT_FOR_TICKET, dict(addresses=addresses, ticket_id=ticket_id,
+                                               template=template)).first() is not None
 
 
 def recent_automatic_count(conn: Connection, addresses: list[str], since: datetime) -> int:
     """Automatic mails queued to any of `addresses` after `since`."""
-    return conn.execute(select(func.count()).select_from(outbox).where(
-        outbox.c.recipient.in_(addresses), outbox.c.automatic.is_(True),
-        outbox.c.created_at > since)).scalar_one()
+    return conn.execute(_RECENT_AUTOMATIC, dict(addresses=addresses, since=since)).scalar_one()
 
 
 def claim_row(conn: Connection, outbox_id: int, now: datetime) -> dict | None:

@@ -25,8 +25,11 @@ from ticketd.store.tables import (
 # ---------------------------------------------------------------- reads
 
 
+_TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))  # compiled once: read for every mail
+
+
 def get_ticket(conn: Connection, ticket_id: int) -> dict | None:
-    row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).mappings().first()
+    row = conn.execute(_TICKET, dict(ticket_id=ticket_id)).mappings().first()
     return dict(row) if row else None
 
 
