@@ -31,6 +31,7 @@ from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.tags import find_tags
 from ticketd.store import inbox
 from ticketd.store import tickets as store
+from ticketd.store.db import acknowledgement_waiting, let_acknowledgements_through
 from ticketd.store.files import store_blob
 
 log = logging.getLogger("ticketd.pipeline")
@@ -144,7 +145,8 @@ def process_batch(app: App, raw_ids: list[int]) -> list[Outcome]:
     Parsing happens before the transaction, so the write lock is held only
     for the database work; one commit for the batch saves a sync per mail.
     A mail that fails rolls back alone and is quarantined with the reason
-    (shunt, don't drop); the others commit.
+    (shunt, don't drop); the others commit. When mail waiting for its 250
+    needs the write lock, the batch commits what it has and lets it through.
     """
     rows = inbox.load_raw(app.engine, raw_ids)
     prepared: dict[int, Prepared | str] = {}
@@ -155,10 +157,25 @@ def process_batch(app: App, raw_ids: list[int]) -> list[Outcome]:
             prepared[row["id"]] = _failure(exc)
 
     outcomes: list[Outcome] = []
+    waiting = list(prepared.items())
+    while waiting:
+        done = _write_in_order(app, waiting, outcomes)
+        waiting = waiting[done:]
+        if waiting:
+            let_acknowledgements_through(app.engine)
+    return outcomes
+
+
+def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcomes: list[Outcome]) -> int:
+    """Write prepared mails in one transaction, stopping early for a waiting acknowledgement; how many."""
     jobs: list[tuple[str, tuple]] = []
+    done = 0
     with app.engine.begin() as conn:
         now = utcnow()
-        for raw_id, prep in prepared.items():
+        for raw_id, prep in prepared:
+            if done and acknowledgement_waiting(app.engine):
+                break
+            done += 1
             if not store.claim_raw(conn, raw_id):
                 continue  # another processor took it
             if isinstance(prep, Prepared):
@@ -177,7 +194,7 @@ def process_batch(app: App, raw_ids: list[int]) -> list[Outcome]:
 
     for name, args in jobs:
         app.enqueue(name, args)
-    return outcomes
+    return done
 
 
 def process_raw(app: App, raw_id: int) -> Outcome | None:

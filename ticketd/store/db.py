@@ -7,6 +7,7 @@ import re
 import sqlite3
 import threading
 import time
+import weakref
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
@@ -95,7 +96,61 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 _LOCKED = "ticketd_holds_write_lock"
 
 
-def _sqlite_begin(conn: Connection, write_lock: threading.RLock) -> None:
+class WriteQueue:
+    """The in-process queue in front of SQLite's write lock; it knows when an acknowledgement waits.
+
+    Mail waiting for its 250 goes first: a processing batch that sees one
+    waiting commits early and steps aside (`acknowledgement_waiting`,
+    `let_acknowledgements_through`), so time to 250 is bounded by one
+    mail's processing, not a batch's.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._durable_waiting = 0
+        self._count_lock = threading.Lock()
+
+    def acquire(self, durable: bool) -> None:
+        if not durable:
+            self._lock.acquire()
+            return
+        with self._count_lock:
+            self._durable_waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._count_lock:
+                self._durable_waiting -= 1
+
+    def release(self) -> None:
+        self._lock.release()
+
+    @property
+    def durable_waiting(self) -> bool:
+        return self._durable_waiting > 0
+
+
+_WRITE_QUEUES: weakref.WeakKeyDictionary[Engine, WriteQueue] = weakref.WeakKeyDictionary()
+
+
+def acknowledgement_waiting(engine: Engine) -> bool:
+    """Whether a commit of mail to acknowledge waits for this process's SQLite write lock."""
+    queue = _WRITE_QUEUES.get(engine)
+    return queue is not None and queue.durable_waiting
+
+
+def let_acknowledgements_through(engine: Engine, timeout: float = 1.0) -> None:
+    """After a commit: wait until the acknowledgements that were waiting hold the write lock.
+
+    Python's locks are not fair: without this, the thread that just released
+    the lock usually takes it again before a waiter wakes up.
+    """
+    deadline = time.monotonic() + timeout
+    while acknowledgement_waiting(engine) and time.monotonic() < deadline:
+        time.sleep(0.0002)
+
+
+def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
     """How each SQLite transaction starts, by what it is for.
 
     Writes take the write lock up front (BEGIN IMMEDIATE): pysqlite's
@@ -113,7 +168,7 @@ def _sqlite_begin(conn: Connection, write_lock: threading.RLock) -> None:
     if options.get(READ_ONLY):
         conn.exec_driver_sql("BEGIN")
         return
-    write_lock.acquire()
+    write_lock.acquire(durable=bool(options.get(DURABLE)))
     try:
         conn.exec_driver_sql("PRAGMA synchronous=" + ("FULL" if options.get(DURABLE) else "NORMAL"))
         conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -123,7 +178,7 @@ def _sqlite_begin(conn: Connection, write_lock: threading.RLock) -> None:
     conn.info[_LOCKED] = True
 
 
-def _sqlite_end(conn: Connection, write_lock: threading.RLock) -> None:
+def _sqlite_end(conn: Connection, write_lock: WriteQueue) -> None:
     if conn.info.pop(_LOCKED, False):
         write_lock.release()
 
@@ -142,7 +197,7 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
-        write_lock = threading.RLock()
+        write_lock = _WRITE_QUEUES[engine] = WriteQueue()
         event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, write_lock))
         event.listen(engine, "commit", lambda conn: _sqlite_end(conn, write_lock))
         event.listen(engine, "rollback", lambda conn: _sqlite_end(conn, write_lock))

@@ -1,0 +1,63 @@
+"""Mail waiting for its 250 goes before processing at SQLite's write lock."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import event, select
+
+from ingest.parse import dedupe_key
+from tests.sink import customer_mail
+from tests.waiting import eventually
+from ticketd.pipeline import process_batch
+from ticketd.store.db import acknowledgement_waiting, reading
+from ticketd.store.inbox import pending_ids, store_raw
+from ticketd.store.tables import raw_mail
+
+
+def _store(app, subject: str) -> int:
+    raw = customer_mail(subject=subject).as_bytes()
+    key, message_id = dedupe_key(raw)
+    return store_raw(app.engine, raw, source="smtp", dedupe_key=key, message_id=message_id,
+                     envelope_to=["support@example.com"]).raw_id
+
+
+def test_a_processing_batch_lets_an_acknowledgement_commit_between_its_mails(make_app, sqlite_url):
+    app = make_app(sqlite_url)
+    batch = [_store(app, f"question {n}") for n in range(4)]
+    seen_by_intake: dict[int, str] = {}
+    intake_started = threading.Event()
+
+    def intake() -> None:
+        late = _store(app, "arrives while a batch is processed")   # a durable commit: an acknowledgement
+        with reading(app.engine) as conn:
+            seen_by_intake.update(conn.execute(select(raw_mail.c.id, raw_mail.c.state)
+                                               .where(raw_mail.c.id.in_(batch + [late]))).all())
+
+    def on_statement(conn, cursor, statement, *_):
+        # The first mail of the batch is being written: a customer's mail now
+        # arrives and its commit queues behind the batch.
+        if statement.startswith("UPDATE raw_mail SET state") and not intake_started.is_set():
+            intake_started.set()
+            threading.Thread(target=intake).start()
+            eventually(lambda: acknowledgement_waiting(app.engine), timeout=5)
+
+    event.listen(app.engine, "before_cursor_execute", on_statement)
+    outcomes = process_batch(app, batch)
+    eventually(lambda: seen_by_intake, timeout=10)
+
+    assert [o.raw_id for o in outcomes] == batch            # all processed, in arrival order
+    assert all(o.ticket_id for o in outcomes)
+    # The intake committed after the first mail, before the other three.
+    assert [seen_by_intake[i] for i in batch] == ["done", "received", "received", "received"]
+    assert len(pending_ids(app.engine)) == 1                # only the late mail waits now
+
+
+def test_without_anyone_waiting_a_batch_is_one_transaction(make_app, sqlite_url):
+    app = make_app(sqlite_url)
+    batch = [_store(app, f"question {n}") for n in range(4)]
+    commits = []
+    event.listen(app.engine, "commit", lambda conn: commits.append(1))
+    outcomes = process_batch(app, batch)
+    assert [o.raw_id for o in outcomes] == batch
+    assert len(commits) == 1
