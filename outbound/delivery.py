@@ -18,6 +18,7 @@ from ticketd.clock import utcnow
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.store import tickets as store
 from ticketd.store import outbox as outbox_store
+from ticketd.store.db import reading
 
 log = logging.getLogger("ticketd.outbound")
 
@@ -100,14 +101,20 @@ _recently_swept: dict[tuple[str, int], tuple[float, datetime]] = {}
 def sweep_outbox(app: App, now: datetime | None = None) -> list[int]:
     """Recover crashed claims and re-enqueue due pending rows; the ids enqueued."""
     now = now or utcnow()
-    with app.engine.begin() as conn:
-        recovered = outbox_store.release_expired_claims(conn, now - timedelta(seconds=lease_seconds(app)))
-        # A deferred row (attempts > 0) has no job waiting: the sweep is its
-        # retry. A fresh row had one enqueued at commit; give it a moment
-        # before calling it lost (Redis down or flushed, a crash before enqueue).
-        grace = timedelta(seconds=max(1.0, 2 * app.settings.sweep_seconds))
+    expired_before = now - timedelta(seconds=lease_seconds(app))
+    # A deferred row (attempts > 0) has no job waiting: the sweep is its
+    # retry. A fresh row had one enqueued at commit; give it a moment
+    # before calling it lost (Redis down or flushed, a crash before enqueue).
+    grace = timedelta(seconds=max(1.0, 2 * app.settings.sweep_seconds))
+    # Mostly there is nothing to recover: look first, so that an idle sweep
+    # does not take SQLite's write lock every `sweep_seconds`.
+    with reading(app.engine) as conn:
+        expired = outbox_store.has_expired_claims(conn, expired_before)
         due = outbox_store.due_pending(conn, now, grace, limit=1000)
-    if recovered:
+    if expired:
+        with app.engine.begin() as conn:
+            recovered = outbox_store.release_expired_claims(conn, expired_before)
+            due = outbox_store.due_pending(conn, now, grace, limit=1000)
         log.warning("%s outbox rows had expired claims and are pending again", recovered)
     mono = time.monotonic()
     resend_after = max(5.0, 10 * app.settings.sweep_seconds)

@@ -218,3 +218,21 @@ def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlit
     assert sweep_outbox(app) == [row["id"]] == sent_ids
     assert deliver(app, row["id"]) == "sent"
     assert len(sink.wait_for(1)) == 1
+
+
+def test_an_idle_sweep_does_not_take_the_sqlite_write_lock(make_app, sqlite_url, sink):
+    """The sweep runs every `sweep_seconds`; with nothing to recover it only reads."""
+    import sqlite3
+
+    app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS)
+    other_process = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+    other_process.execute("BEGIN IMMEDIATE")   # another writer holds SQLite's write lock
+    try:
+        result = []
+        sweeper = threading.Thread(target=lambda: result.append(sweep_outbox(app)), daemon=True)
+        sweeper.start()
+        sweeper.join(timeout=5)
+        assert result == [[]], "the sweep waited for the write lock"
+    finally:
+        other_process.execute("ROLLBACK")
+        other_process.close()

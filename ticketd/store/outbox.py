@@ -75,6 +75,12 @@ def release_expired_claims(conn: Connection, claimed_before: datetime) -> int:
     ).rowcount
 
 
+def has_expired_claims(conn: Connection, claimed_before: datetime) -> bool:
+    """Whether any row is still `sending` from a claim taken before `claimed_before`."""
+    return conn.execute(select(outbox.c.id).where(
+        outbox.c.state == "sending", outbox.c.claimed_at < claimed_before).limit(1)).first() is not None
+
+
 def due_pending(conn: Connection, now: datetime, grace: timedelta, limit: int = 1000) -> list[tuple[int, datetime]]:
     """(id, next_attempt_at) of pending rows to enqueue: deferred ones when due, fresh ones after `grace`."""
     return conn.execute(
