@@ -363,3 +363,17 @@ def test_daemon_polls_imap_and_stops_promptly(tmp_path, sqlite_url, dovecot):
         assert time.monotonic() - began < 8
     finally:
         daemon.stop()
+
+
+def test_cursor_saves_insert_then_update_on_both_databases(make_app, db_url):
+    from ticketd.store.imap_cursor import Cursor, save_cursor
+
+    app = make_app(db_url)
+    assert load_cursor(app.engine, "INBOX") is None
+    save_cursor(app.engine, "INBOX", 7, 10)
+    save_cursor(app.engine, "INBOX", 7, 12)
+    assert load_cursor(app.engine, "INBOX") == Cursor(7, 12)
+    save_cursor(app.engine, "INBOX", 8, 3)        # the server changed UIDVALIDITY
+    save_cursor(app.engine, "Support", 1, 1)
+    assert load_cursor(app.engine, "INBOX") == Cursor(8, 3)
+    assert load_cursor(app.engine, "Support") == Cursor(1, 1)

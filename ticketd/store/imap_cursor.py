@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select, update
 
 from ticketd.clock import utcnow
+from ticketd.store.db import insert_if_absent
 from ticketd.store.tables import imap_cursor
 
 
@@ -29,15 +29,8 @@ def load_cursor(engine: Engine, mailbox: str) -> Cursor | None:
 def save_cursor(engine: Engine, mailbox: str, uidvalidity: int, last_uid: int) -> None:
     """Record the position; a new UIDVALIDITY replaces the old one with its own last UID."""
     values = dict(uidvalidity=uidvalidity, last_uid=last_uid, updated_at=utcnow())
-    for _ in range(2):
-        with engine.begin() as conn:
-            done = conn.execute(update(imap_cursor).where(imap_cursor.c.mailbox == mailbox).values(**values))
-            if done.rowcount:
-                return
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(imap_cursor).values(mailbox=mailbox, **values))
-            return
-        except IntegrityError:  # another process inserted it first: update that row
-            continue
-    raise RuntimeError(f"could not save the IMAP cursor of {mailbox}")
+    with engine.begin() as conn:
+        # The first save inserts; every later one (or one racing another
+        # process's first save) updates the row that is there.
+        if not insert_if_absent(conn, imap_cursor, dict(mailbox=mailbox, **values), ["mailbox"]):
+            conn.execute(update(imap_cursor).where(imap_cursor.c.mailbox == mailbox).values(**values))
