@@ -31,6 +31,7 @@ class Received:
     rcpt_tos: list[str]
     raw: bytes
     at: float = 0.0          # time.monotonic() when the sink answered 250
+    peer: tuple = ()         # the client's (host, port): one per SMTP connection
 
     @property
     def message(self) -> EmailMessage:
@@ -51,7 +52,7 @@ class _Handler:
                 return "451 4.3.0 try again later"
             raw = envelope.original_content or envelope.content
             self.sink.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(raw),
-                                               time.monotonic()))
+                                               time.monotonic(), tuple(session.peer or ())))
             self.sink.arrived.notify_all()
         return "250 2.0.0 OK"
 

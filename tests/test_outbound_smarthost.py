@@ -78,3 +78,40 @@ def test_refused_connection_is_a_retry():
     result = send_raw(OutboundSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2),
                       "support@example.com", "cust@example.org", RAW)
     assert result.outcome == RETRY and "Refused" in result.reply
+
+
+def test_a_delivery_thread_keeps_its_connection_and_logs_in_once(tls_sink):
+    settings = _settings(tls_sink, verify_certificates=False)
+    for n in range(3):
+        assert send_raw(settings, "support@example.com", f"c{n}@example.org", RAW).outcome == SENT
+    assert len(tls_sink.messages) == 3
+    assert len({m.peer for m in tls_sink.messages}) == 1      # one SMTP connection
+    assert tls_sink.logins == ["ticketd"]
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced_before_the_mail_is_sent():
+    sink = Sink(free_port()).start()
+    settings = OutboundSettings(host="127.0.0.1", port=sink.port, timeout_seconds=5)
+    try:
+        assert send_raw(settings, "support@example.com", "a@example.org", RAW).outcome == SENT
+        sink.stop()
+        sink.start()   # the kept connection is gone with the old server
+        assert send_raw(settings, "support@example.com", "b@example.org", RAW).outcome == SENT
+        assert [m.rcpt_tos for m in sink.messages] == [["a@example.org"], ["b@example.org"]]
+        assert sink.messages[0].peer != sink.messages[1].peer
+    finally:
+        sink.stop()
+
+
+def test_after_a_refusal_the_next_mails_go_through_and_share_a_connection():
+    sink = Sink(free_port()).start()
+    settings = OutboundSettings(host="127.0.0.1", port=sink.port, timeout_seconds=5)
+    try:
+        sink.fail_next(1)
+        assert send_raw(settings, "support@example.com", "a@example.org", RAW).outcome == RETRY
+        assert send_raw(settings, "support@example.com", "a@example.org", RAW).outcome == SENT
+        assert send_raw(settings, "support@example.com", "b@example.org", RAW).outcome == SENT
+        first, second = sink.messages
+        assert first.peer == second.peer   # kept after the success
+    finally:
+        sink.stop()
