@@ -79,10 +79,18 @@ class Sweeper:
         self._thread.join(timeout=30)
 
 
+# In `ticketd run` the workers share one interpreter (one GIL) with the
+# receiver and the processor: two threads keep delivery going without
+# starving ticket processing in a burst (bench/README.md: 4 threads gave
+# PostgreSQL 32-37 mails/s into tickets, 2 threads 43). `ticketd worker`
+# processes have their own interpreter and default to 4.
+IN_PROCESS_THREADS = 2
+
+
 def worker_components(app: App, *, in_process: bool) -> list:
     broker = make_broker(app)
     bind(app, broker)
     components: list = [Sweeper(app)]
     if in_process:
-        components.insert(0, WorkerPool(broker))
+        components.insert(0, WorkerPool(broker, IN_PROCESS_THREADS))
     return components
