@@ -28,8 +28,12 @@ from ticketd.store.inbox import store_raw
 log = logging.getLogger("ticketd.imap")
 
 # RFC 2177: a server may drop a client idling for 30 minutes; re-issue IDLE
-# well before that, and also often enough to notice a silently dead link.
-IDLE_RENEW_SECONDS = 5 * 60
+# well before that, and often enough that a silently dead link (a NAT or
+# firewall that forgot the connection) shows at DONE within a read timeout.
+IDLE_RENEW_SECONDS = 60
+# TCP keepalive: a peer that vanished without a FIN or RST is found by the
+# kernel after about idle + interval * count seconds, even inside IDLE.
+KEEPALIVE = dict(idle=30, interval=10, count=3)
 # How long one wait inside IDLE lasts: the bound on how late stop() is seen.
 IDLE_CHECK_SECONDS = 1.0
 BACKOFF_FIRST_SECONDS = 1.0
@@ -109,6 +113,7 @@ class Poller:
                 context.verify_mode = ssl.CERT_NONE
         client = IMAPClient(box.host, port=box.port, ssl=box.ssl, ssl_context=context, timeout=TIMEOUTS)
         try:
+            _keep_alive(client.socket())
             client.login(box.username, box.password)
             if box.move_to and not client.folder_exists(box.move_to):
                 client.create_folder(box.move_to)
@@ -235,6 +240,15 @@ def _announced_new_mail(client: IMAPClient) -> bool:
     imapclient reads SELECT and CAPABILITY data from.
     """
     return client._imap.untagged_responses.pop("EXISTS", None) is not None
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """Turn on TCP keepalive with short timers where the platform lets us set them."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", KEEPALIVE["idle"]), ("TCP_KEEPINTVL", KEEPALIVE["interval"]),
+                        ("TCP_KEEPCNT", KEEPALIVE["count"])):
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def _close(client: IMAPClient) -> None:

@@ -175,6 +175,20 @@ def test_idle_delivers_within_two_seconds(make_app, sqlite_url, dovecot):
     assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], timeout=2)
 
 
+def test_the_idle_connection_has_tcp_keepalive_so_a_silently_dead_link_is_noticed(make_app, sqlite_url, dovecot):
+    import socket
+
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=True, poll_seconds=60))
+    with _polling(app) as poller:
+        assert eventually(lambda: _polled_once(app))
+        sock = poller._client.socket()
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+        # Found dead within idle + interval * count seconds.
+        assert 30 + sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) * sock.getsockopt(
+            socket.IPPROTO_TCP, socket.TCP_KEEPCNT) <= 60
+
+
 def test_mail_arriving_during_a_round_is_not_left_for_later(make_app, postgres_url, dovecot):
     # Mail that lands while a round is busy is announced (EXISTS) in the reply
     # to one of the round's commands; IDLE does not announce it a second time.
