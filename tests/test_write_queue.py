@@ -61,3 +61,22 @@ def test_without_anyone_waiting_a_batch_is_one_transaction(make_app, sqlite_url)
     outcomes = process_batch(app, batch)
     assert [o.raw_id for o in outcomes] == batch
     assert len(commits) == 1
+
+
+def test_writers_of_other_processes_queue_on_the_lock_file_not_in_sqlites_busy_loop(make_app, sqlite_url):
+    import fcntl
+    import time
+
+    app = make_app(sqlite_url)
+    db_path = sqlite_url.split("///", 1)[1]
+    stored: list[int] = []
+    with open(db_path + "-writers.lock", "a+b") as other_process:   # another open file: as another process
+        fcntl.flock(other_process, fcntl.LOCK_EX)
+        writer = threading.Thread(target=lambda: stored.append(_store(app, "queued")), daemon=True)
+        writer.start()
+        time.sleep(0.5)
+        # SQLite itself is free: only the queue holds the writer back.
+        assert writer.is_alive() and not stored
+        fcntl.flock(other_process, fcntl.LOCK_UN)
+        writer.join(timeout=5)
+    assert stored and pending_ids(app.engine) == stored

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import re
 import sqlite3
@@ -97,7 +98,14 @@ _LOCKED = "ticketd_holds_write_lock"
 
 
 class WriteQueue:
-    """The in-process queue in front of SQLite's write lock; it knows when an acknowledgement waits.
+    """The queue in front of SQLite's write lock, in this process and across processes.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so under
+    load a waiting writer kept losing to others and an SMTP client waited
+    seconds for 250. Writers of one process queue on a Python lock; the
+    processes of one database (`ticketd run`, `ticketd worker`s, the CLI)
+    then take an exclusive flock(2) on a file beside it, waiting in short
+    steps, before BEGIN IMMEDIATE.
 
     Mail waiting for its 250 goes first: a processing batch that sees one
     waiting commits early and steps aside (`acknowledgement_waiting`,
@@ -105,29 +113,55 @@ class WriteQueue:
     mail's processing, not a batch's.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lock_path: Path | None = None) -> None:
         self._lock = threading.RLock()
+        self._depth = 0                     # the owner's nesting; only it touches this
         self._durable_waiting = 0
         self._count_lock = threading.Lock()
+        self._lock_file = open(lock_path, "a+b") if lock_path else None  # noqa: SIM115 (lives with the engine)
 
     def acquire(self, durable: bool) -> None:
-        if not durable:
-            self._lock.acquire()
-            return
-        with self._count_lock:
-            self._durable_waiting += 1
+        if durable:
+            with self._count_lock:
+                self._durable_waiting += 1
         try:
             self._lock.acquire()
         finally:
-            with self._count_lock:
-                self._durable_waiting -= 1
+            if durable:
+                with self._count_lock:
+                    self._durable_waiting -= 1
+        if self._depth == 0 and self._lock_file is not None:
+            try:
+                _flock_within(self._lock_file, _BUSY_TIMEOUT_SECONDS)
+            except BaseException:
+                self._lock.release()
+                raise
+        self._depth += 1
 
     def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
         self._lock.release()
 
     @property
     def durable_waiting(self) -> bool:
         return self._durable_waiting > 0
+
+
+def _flock_within(file, seconds: float) -> None:
+    """An exclusive flock(2) on `file`, or sqlite3.OperationalError after `seconds` (then 451, like SQLite's)."""
+    deadline = time.monotonic() + seconds
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError("database is locked (another ticketd process writes)") from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.005)
 
 
 _WRITE_QUEUES: weakref.WeakKeyDictionary[Engine, WriteQueue] = weakref.WeakKeyDictionary()
@@ -160,9 +194,7 @@ def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
     with NORMAL, which in WAL mode survives a killed process and, on power
     loss, can only lose work that is redone from the raw rows.
 
-    Writers of one process also queue on a Python lock first: SQLite's own
-    busy handler polls with sleeps of up to 100 ms, so under load a waiting
-    writer kept losing to others and an SMTP client waited seconds for 250.
+    Writers queue in a `WriteQueue` first.
     """
     options = conn.get_execution_options()
     if options.get(READ_ONLY):
@@ -197,7 +229,8 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
-        write_lock = _WRITE_QUEUES[engine] = WriteQueue()
+        lock_path = Path(path + "-writers.lock") if path and path != ":memory:" else None
+        write_lock = _WRITE_QUEUES[engine] = WriteQueue(lock_path)
         event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, write_lock))
         event.listen(engine, "commit", lambda conn: _sqlite_end(conn, write_lock))
         event.listen(engine, "rollback", lambda conn: _sqlite_end(conn, write_lock))
