@@ -1,4 +1,4 @@
-"""Mail waiting for its 250 goes before processing at SQLite's write lock."""
+"""Writing processed mail: batches with a failing mail, the write queue, acknowledgements first."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.waiting import eventually
 from ticketd.pipeline import process_batch
 from ticketd.store.db import acknowledgement_waiting, reading
 from ticketd.store.inbox import pending_ids, store_raw
-from ticketd.store.tables import raw_mail
+from ticketd.store.tables import raw_mail, tickets
 
 
 def _store(app, subject: str) -> int:
@@ -80,3 +80,33 @@ def test_writers_of_other_processes_queue_on_the_lock_file_not_in_sqlites_busy_l
         fcntl.flock(other_process, fcntl.LOCK_UN)
         writer.join(timeout=5)
     assert stored and pending_ids(app.engine) == stored
+
+
+def test_a_mail_failing_in_a_batch_is_quarantined_alone_and_the_others_are_written_once(
+        make_app, db_url, tmp_path):
+    # A broken acknowledgement template makes exactly the mails that get an
+    # acknowledgement fail; an auto-submitted mail gets none and goes through.
+    overrides = tmp_path / "overrides" / "requester"
+    overrides.mkdir(parents=True)
+    (overrides / "ticket_opened.txt.j2").write_text("Hello {{ no_such_variable }}\n")
+    app = make_app(db_url, extra=f"templates_dir: {tmp_path / 'overrides'}\n")
+
+    def stored(subject: str, **headers) -> int:
+        raw = customer_mail(subject=subject, **headers).as_bytes()
+        key, message_id = dedupe_key(raw)
+        return store_raw(app.engine, raw, source="smtp", dedupe_key=key, message_id=message_id,
+                         envelope_to=["support@example.com"]).raw_id
+
+    first = stored("out of office", Auto_Submitted="auto-replied")
+    failing = stored("a question")
+    last = stored("on vacation", Auto_Submitted="auto-replied")
+    outcomes = process_batch(app, [first, failing, last])
+
+    assert [(o.raw_id, o.quarantined is not None) for o in outcomes] == [
+        (first, False), (failing, True), (last, False)]
+    assert "requester/ticket_opened" in outcomes[1].quarantined
+    with reading(app.engine) as conn:
+        states = dict(conn.execute(select(raw_mail.c.id, raw_mail.c.state)).all())
+        ticket_subjects = sorted(conn.execute(select(tickets.c.subject)).scalars())
+    assert states == {first: "done", failing: "quarantined", last: "done"}
+    assert ticket_subjects == ["on vacation", "out of office"]   # written once, not once per attempt
