@@ -25,8 +25,7 @@ from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.notices import Notice
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
-from ticketd.store.bounces import has_bounced
-from ticketd.store.outbox import insert_outbox_row, recent_automatic_count, was_sent_for_ticket
+from ticketd.store.outbox import insert_outbox_row, notice_history
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -126,24 +125,24 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     recipient = notice.recipient.strip().lower()
     if _ours(app, recipient):
         return "recipient is our own address"
-    if notice.ticket_id and has_bounced(conn, notice.ticket_id, recipient):
+    history = notice_history(conn, ticket_id=notice.ticket_id, recipient=recipient,
+                             addresses=list({recipient, notice.recipient}), template=notice.template,
+                             since=now - timedelta(hours=1))
+    if notice.ticket_id and history.bounced:
         return "recipient address bounced"
     robot = auto_generated_reason({}, None, recipient)
     if robot:
         return f"recipient is a robot ({robot})"
     if notice.auto_submitted is None:
         return None  # a human agent's reply is not automatic mail: no cap
-    # Both look-ups go through the (recipient, created_at) index.
-    addresses = list({recipient, notice.recipient})
-    if notice.template == ACK_TEMPLATE and notice.ticket_id and was_sent_for_ticket(
-            conn, addresses, notice.ticket_id, ACK_TEMPLATE):
+    if notice.template == ACK_TEMPLATE and notice.ticket_id and history.template_sent:
         return "this ticket was already acknowledged"
     # Agents are exempt from the cap: their notifications are their work.
     if app.rules.agent(recipient) is None:
         limit = app.settings.auto_mails_per_recipient_per_hour
-        sent = recent_automatic_count(conn, addresses, now - timedelta(hours=1))
-        if sent >= limit:
-            return f"rate limit: {sent} automatic mails to {recipient} in the last hour (limit {limit})"
+        if history.recent_automatic >= limit:
+            return (f"rate limit: {history.recent_automatic} automatic mails to {recipient} in the last hour "
+                    f"(limit {limit})")
     return None
 
 

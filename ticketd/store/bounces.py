@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 
 from ticketd.store.tables import outbox, participants
 
@@ -29,13 +29,3 @@ def mark_bounced(conn: Connection, ticket_id: int, address: str, now: datetime) 
         participants.c.ticket_id == ticket_id, participants.c.email == address,
         participants.c.bounced_at.is_(None)).values(bounced_at=now))
 
-
-# Compiled once: checked for every notice queued.
-_BOUNCED = select(participants.c.id).where(
-    participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("address"),
-    participants.c.bounced_at.is_not(None))
-
-
-def has_bounced(conn: Connection, ticket_id: int, address: str) -> bool:
-    """Whether `address` bounced on this ticket."""
-    return conn.execute(_BOUNCED, dict(ticket_id=ticket_id, address=address)).first() is not None

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 
-from ticketd.store.tables import outbox
+from ticketd.store.tables import outbox, participants
 
 
-# Compiled once, executed with parameters: these run for every notice queued.
-_INSERT_ROW = insert(outbox).returning(outbox.c.id)
-_SENT_FOR_TICKET = select(outbox.c.id).where(
-    outbox.c.recipient.in_(bindparam("addresses", expanding=True)), outbox.c.ticket_id == bindparam("ticket_id"),
-    outbox.c.template == bindparam("template"))
-_RECENT_AUTOMATIC = select(func.count()).select_from(outbox).where(
-    outbox.c.recipient.in_(bindparam("addresses", expanding=True)), outbox.c.automatic.is_(True),
-    outbox.c.created_at > bindparam("since"))
+_INSERT_ROW = insert(outbox).returning(outbox.c.id)  # compiled once, executed with parameters
+
+# What loop protection asks before every notice, in one round trip
+# (compiled once): has the address bounced on this ticket, has this ticket
+# already had this template to it, and how many automatic mails went to it
+# since a time. Both outbox look-ups go through the (recipient, ...) indexes.
+_NOTICE_HISTORY = select(
+    exists().where(participants.c.ticket_id == bindparam("ticket_id"),
+                   participants.c.email == bindparam("recipient"), participants.c.bounced_at.is_not(None)),
+    exists().where(outbox.c.recipient.in_(bindparam("addresses", expanding=True)),
+                   outbox.c.ticket_id == bindparam("ticket_id"), outbox.c.template == bindparam("template")),
+    select(func.count()).select_from(outbox).where(
+        outbox.c.recipient.in_(bindparam("addresses_again", expanding=True)), outbox.c.automatic.is_(True),
+        outbox.c.created_at > bindparam("since")).scalar_subquery(),
+)
+
+
+@dataclass(frozen=True)
+class NoticeHistory:
+    bounced: bool          # the recipient's address bounced on this ticket
+    template_sent: bool    # this ticket already has a row of this template to the recipient
+    recent_automatic: int  # automatic mails queued to the recipient since `since`
 
 
 def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id: int | None, template: str,
@@ -29,15 +44,13 @@ def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id
     )).scalar_one()
 
 
-def was_sent_for_ticket(conn: Connection, addresses: list[str], ticket_id: int, template: str) -> bool:
-    """Whether this ticket already has a row of `template` to any of `addresses`."""
-    return conn.execute(_SENT_FOR_TICKET, dict(addresses=addresses, ticket_id=ticket_id,
-                                               template=template)).first() is not None
-
-
-def recent_automatic_count(conn: Connection, addresses: list[str], since: datetime) -> int:
-    """Automatic mails queued to any of `addresses` after `since`."""
-    return conn.execute(_RECENT_AUTOMATIC, dict(addresses=addresses, since=since)).scalar_one()
+def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, addresses: list[str],
+                   template: str, since: datetime) -> NoticeHistory:
+    """What loop protection needs to know about a notice's recipient (`addresses`: its spellings)."""
+    bounced, sent, recent = conn.execute(_NOTICE_HISTORY, dict(
+        ticket_id=ticket_id, recipient=recipient, addresses=addresses, addresses_again=addresses,
+        template=template, since=since)).one()
+    return NoticeHistory(bool(bounced), bool(sent), int(recent))
 
 
 def claim_row(conn: Connection, outbox_id: int, now: datetime) -> dict | None:
