@@ -9,7 +9,6 @@ until every row is done or quarantined ("into tickets").
 from __future__ import annotations
 
 import argparse
-import collections
 import multiprocessing as mp
 import os
 import shutil
