@@ -106,7 +106,7 @@ class Poller:
     def _connect(self) -> IMAPClient:
         box = self.box
         context = None
-        if box.ssl:
+        if box.ssl or box.starttls:
             context = ssl.create_default_context()
             if not box.ssl_verify:
                 context.check_hostname = False
@@ -114,6 +114,10 @@ class Poller:
         client = IMAPClient(box.host, port=box.port, ssl=box.ssl, ssl_context=context, timeout=TIMEOUTS)
         try:
             _keep_alive(client.socket())
+            if box.starttls:
+                # RFC 3501 section 6.2.1: TLS before LOGIN, so the password
+                # never crosses in clear; a server without STARTTLS is refused.
+                client.starttls(context)
             client.login(box.username, box.password)
             if box.move_to and not client.folder_exists(box.move_to):
                 client.create_folder(box.move_to)

@@ -79,10 +79,11 @@ def _free_port() -> int:
 class Dovecot:
     """One Dovecot master in the foreground (-F); stop() and start() keep the mail."""
 
-    def __init__(self, binary: str, extra_config: str = "", tls: bool = False) -> None:
+    def __init__(self, binary: str, extra_config: str = "", tls: bool = False, starttls: bool = False) -> None:
         self.binary = binary
         self.extra_config = extra_config
         self.tls = tls  # implicit TLS (imaps) with a fresh self-signed certificate
+        self.starttls = starttls  # plain port, TLS required (STARTTLS) before login
         self.port = _free_port()
         self.user, self.password = USER, PASSWORD
         # Not under pytest's tmp_path: that is 0700 and the unprivileged mail
@@ -106,7 +107,7 @@ class Dovecot:
             os.chown(mail, pwd.getpwnam(mail_user).pw_uid, grp.getgrnam(mail_group).gr_gid)
         (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::::\n")
         ssl = "ssl = no"
-        if self.tls:
+        if self.tls or self.starttls:
             cert, key = self.root / "cert.pem", self.root / "key.pem"
             subprocess.run(
                 ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -190,16 +191,18 @@ class Dovecot:
     def client(self) -> IMAPClient:
         """A logged-in plaintext client, as a mail user agent would connect."""
         context = None
-        if self.tls:
+        if self.tls or self.starttls:
             context = ssl_lib.create_default_context()
             context.check_hostname, context.verify_mode = False, ssl_lib.CERT_NONE
         client = IMAPClient("127.0.0.1", port=self.port, ssl=self.tls, ssl_context=context, timeout=10)
+        if self.starttls:
+            client.starttls(context)
         client.login(self.user, self.password)
         return client
 
     def settings_yaml(self, **fields) -> str:
         """An `imap:` block for ticketd.yaml pointing at this server."""
-        values = dict(host="127.0.0.1", port=self.port, ssl=self.tls, username=self.user,
+        values = dict(host="127.0.0.1", port=self.port, ssl=self.tls, starttls=self.starttls, username=self.user,
                       password=self.password, folder="INBOX", poll_seconds=1)
         values.update(fields)
         lines = ["imap:"]
@@ -225,8 +228,8 @@ def dovecot_factory():
                     "the IMAP tests need a real server", pytrace=False)
     servers: list[Dovecot] = []
 
-    def _start(extra_config: str = "", tls: bool = False) -> Dovecot:
-        server = Dovecot(binary, extra_config, tls)
+    def _start(extra_config: str = "", tls: bool = False, starttls: bool = False) -> Dovecot:
+        server = Dovecot(binary, extra_config, tls, starttls)
         servers.append(server)
         server.start()
         return server

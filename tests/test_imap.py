@@ -161,6 +161,28 @@ def test_tls_verification_refuses_untrusted_certificate(make_app, sqlite_url, do
     assert "test-password" not in caplog.text
 
 
+def test_starttls_takes_mail_over_the_plain_port(make_app, sqlite_url, dovecot_factory):
+    server = dovecot_factory(starttls=True)   # port 143 style: login only after STARTTLS
+    app = make_app(sqlite_url, extra=server.settings_yaml(ssl=False, starttls=True, ssl_verify=False))
+    _append(server, _mail("Over STARTTLS", "<starttls@client.example.org>"))
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: b"\\Seen" in _flags(server)[1])
+    logins = [line for line in server.log.splitlines() if "Login: user=<support>" in line]
+    assert len(logins) >= 2 and all("TLS" in line for line in logins)   # ours and the test's own
+
+
+def test_starttls_refuses_a_server_without_it_and_never_sends_the_password(make_app, sqlite_url, dovecot,
+                                                                          caplog):
+    # A plaintext-only server (or a man in the middle stripping STARTTLS).
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(ssl=False, starttls=True, ssl_verify=False))
+    _append(dovecot, _mail("Not in clear", "<clear@client.example.org>"))
+    with _polling(app):
+        assert eventually(lambda: "STARTTLS" in caplog.text, timeout=3)
+    assert _raw_count(app) == 0
+    assert dovecot.log.count("Login: user=<support>") == 1   # the test's own append, not the poller
+
+
 def test_idle_delivers_within_two_seconds(make_app, sqlite_url, dovecot):
     # poll_seconds is long: only IDLE can bring the mail in this fast.
     app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=True, poll_seconds=60))

@@ -56,6 +56,16 @@ def test_a_typo_in_a_key_is_an_error_not_a_silent_default(tmp_path):
         load_settings(config, environ={})
 
 
+def test_imap_takes_implicit_tls_or_starttls_not_both(tmp_path):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("imap: [{host: imap.example.net, port: 143, ssl: false, starttls: true, "
+                      "username: u, password: p}]\n")
+    assert load_settings(config, environ={}).imap[0].starttls is True
+    config.write_text("imap: [{host: imap.example.net, starttls: true, username: u, password: p}]\n")
+    with pytest.raises(ValidationError, match="not both"):
+        load_settings(config, environ={})   # ssl defaults to true (port 993)
+
+
 def test_cli_names_the_bad_key_and_exits_1(tmp_path):
     import subprocess
     import sys
@@ -80,3 +90,4 @@ def test_cli_with_a_broken_rules_file_lists_every_error_and_exits_1(tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "agents[0].email: this key is required" in done.stderr
     assert "unknown key `emial`; did you mean `email`?" in done.stderr
+

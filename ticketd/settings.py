@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_ACCEPT_WORDS = [
     "accept", "accepted", "yes", "ok", "okay",
@@ -38,7 +38,8 @@ class SmtpSettings(_Strict):
 class ImapSettings(_Strict):
     host: str
     port: int = 993
-    ssl: bool = True
+    ssl: bool = True                # implicit TLS (imaps, port 993; RFC 8314 prefers it)
+    starttls: bool = False          # plain port (143), then STARTTLS before login; with ssl: false
     ssl_verify: bool = True
     username: str
     password: str
@@ -46,6 +47,13 @@ class ImapSettings(_Strict):
     poll_seconds: float = 30
     move_to: str | None = None      # move processed mail here instead of flagging \Seen
     idle: bool = True
+
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> ImapSettings:
+        if self.ssl and self.starttls:
+            raise ValueError("imap: choose `ssl: true` (implicit TLS, usually port 993) or "
+                             "`starttls: true` with `ssl: false` (usually port 143), not both")
+        return self
 
     @property
     def key(self) -> str:
