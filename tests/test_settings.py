@@ -91,3 +91,18 @@ def test_cli_with_a_broken_rules_file_lists_every_error_and_exits_1(tmp_path):
     assert "agents[0].email: this key is required" in done.stderr
     assert "unknown key `emial`; did you mean `email`?" in done.stderr
 
+
+def test_the_cli_takes_ticketd_config_before_a_ticketd_yaml_in_the_working_directory(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "ticketd.yaml").write_text("smtp: {listn: wrong file}\n")   # would fail if read
+    chosen = tmp_path / "etc" / "chosen.yaml"
+    chosen.parent.mkdir()
+    chosen.write_text("database_url: sqlite:///chosen.db\n")
+    env = dict(os.environ, TICKETD_CONFIG=str(chosen))
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--json"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]" and (chosen.parent / "chosen.db").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if pr
 
 
 def _settings(config: str | None):
-    if config is None and Path("ticketd.yaml").exists():
+    if config is None and not os.environ.get("TICKETD_CONFIG") and Path("ticketd.yaml").exists():
         config = "ticketd.yaml"
     try:
         return load_settings(config)
