@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sqlalchemy import event, select
 
@@ -106,3 +107,28 @@ def test_a_mail_failing_in_a_batch_is_quarantined_alone_and_the_others_are_writt
         ticket_subjects = sorted(conn.execute(select(tickets.c.subject)).scalars())
     assert states == {first: "done", failing: "quarantined", last: "done"}
     assert ticket_subjects == ["on vacation", "out of office"]   # written once, not once per attempt
+
+
+def test_the_write_lock_is_held_until_the_commit_is_done(make_app, sqlite_url):
+    """A writer queued behind a commit never meets SQLite's lock: with no busy timeout it would fail."""
+    app = make_app(sqlite_url)
+    app.engine.dispose()
+    # Instrumentation: SQLite answers "database is locked" at once instead of
+    # waiting, so any overlap between a COMMIT and the next BEGIN shows.
+    event.listen(app.engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA busy_timeout=0"))
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for _ in range(150):
+                _store(app, f"writer {n} {time.monotonic_ns()}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=60)
+    assert errors == []
+    assert len(pending_ids(app.engine, limit=1000)) == 450

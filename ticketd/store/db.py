@@ -210,9 +210,40 @@ def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
     conn.info[_LOCKED] = True
 
 
-def _sqlite_end(conn: Connection, write_lock: WriteQueue) -> None:
-    if conn.info.pop(_LOCKED, False):
+def _sqlite_commit(conn: Connection, write_lock: WriteQueue) -> None:
+    """COMMIT, then let the next writer in.
+
+    SQLAlchemy's commit event comes before the driver's commit: releasing
+    the queue there let the next writer's BEGIN IMMEDIATE meet a COMMIT
+    (with its fsync) still running, and wait in SQLite's busy handler. So
+    the COMMIT is issued here; the driver's own commit then finds no
+    transaction and does nothing.
+    """
+    if not conn.info.get(_LOCKED):
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    try:
+        dbapi_connection.execute("COMMIT")
+    except BaseException:
+        _rollback_quietly(dbapi_connection)
+        raise
+    finally:
+        conn.info.pop(_LOCKED, None)
         write_lock.release()
+
+
+def _sqlite_rollback(conn: Connection, write_lock: WriteQueue) -> None:
+    if conn.info.pop(_LOCKED, False):
+        _rollback_quietly(conn.connection.dbapi_connection)
+        write_lock.release()
+
+
+def _rollback_quietly(dbapi_connection) -> None:
+    try:
+        if dbapi_connection.in_transaction:
+            dbapi_connection.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # a broken connection: the pool discards it, SQLite rolls back on close
 
 
 def make_engine(url: str) -> Engine:
@@ -232,8 +263,8 @@ def make_engine(url: str) -> Engine:
         lock_path = Path(path + "-writers.lock") if path and path != ":memory:" else None
         write_lock = _WRITE_QUEUES[engine] = WriteQueue(lock_path)
         event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, write_lock))
-        event.listen(engine, "commit", lambda conn: _sqlite_end(conn, write_lock))
-        event.listen(engine, "rollback", lambda conn: _sqlite_end(conn, write_lock))
+        event.listen(engine, "commit", lambda conn: _sqlite_commit(conn, write_lock))
+        event.listen(engine, "rollback", lambda conn: _sqlite_rollback(conn, write_lock))
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 
