@@ -58,11 +58,13 @@ class _Handler:
 
 
 class Sink:
-    def __init__(self, port: int, host: str = "127.0.0.1", *, tls_context=None,
+    def __init__(self, port: int, host: str = "127.0.0.1", *, tls_context=None, implicit_tls_context=None,
                  credentials: tuple[str, str] | None = None) -> None:
-        """tls_context: offer STARTTLS and require it; credentials: require AUTH with them."""
+        """tls_context: offer STARTTLS and require it; implicit_tls_context: TLS from the first byte
+        (port 465 style); credentials: require AUTH with them."""
         self.host, self.port = host, port
         self.tls_context = tls_context
+        self.implicit_tls_context = implicit_tls_context
         self.credentials = credentials
         self.logins: list[str] = []
         self.lock = threading.Lock()
@@ -86,6 +88,8 @@ class Sink:
         options: dict = {}
         if self.tls_context is not None:
             options.update(tls_context=self.tls_context, require_starttls=True)
+        if self.implicit_tls_context is not None:
+            options.update(ssl_context=self.implicit_tls_context)
         if self.credentials is not None:
             options.update(authenticator=self._authenticate, auth_required=True,
                            auth_require_tls=self.tls_context is not None)

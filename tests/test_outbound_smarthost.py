@@ -74,6 +74,31 @@ def test_without_starttls_the_sink_refuses_and_nothing_is_sent(tls_sink):
     assert result.outcome != SENT and tls_sink.messages == []
 
 
+@pytest.fixture
+def implicit_tls_sink(certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = Sink(free_port(), implicit_tls_context=context).start()
+    yield sink
+    sink.stop()
+
+
+def test_implicit_tls_with_a_trusted_certificate_delivers(implicit_tls_sink, certificate, monkeypatch):
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+    settings = OutboundSettings(host="127.0.0.1", port=implicit_tls_sink.port, ssl=True, timeout_seconds=5)
+    result = send_raw(settings, "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == SENT, result.reply
+    assert len(implicit_tls_sink.messages) == 1
+
+
+def test_implicit_tls_refuses_an_untrusted_certificate_and_retries_later(implicit_tls_sink):
+    settings = OutboundSettings(host="127.0.0.1", port=implicit_tls_sink.port, ssl=True, timeout_seconds=5)
+    result = send_raw(settings, "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == RETRY and "CERTIFICATE_VERIFY_FAILED" in result.reply
+    assert implicit_tls_sink.messages == []
+
+
 def test_refused_connection_is_a_retry():
     result = send_raw(OutboundSettings(host="127.0.0.1", port=free_port(), timeout_seconds=2),
                       "support@example.com", "cust@example.org", RAW)
