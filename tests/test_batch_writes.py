@@ -11,9 +11,10 @@ from ingest.parse import dedupe_key
 from tests.sink import customer_mail
 from tests.waiting import eventually
 from ticketd.pipeline import process_batch
-from ticketd.store.db import acknowledgement_waiting, reading
+from ticketd.store.db import reading
 from ticketd.store.inbox import pending_ids, store_raw
 from ticketd.store.tables import raw_mail, tickets
+from ticketd.store.write_queue import acknowledgement_waiting
 
 
 def _store(app, subject: str) -> int:

@@ -31,8 +31,8 @@ from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.tags import find_tags
 from ticketd.store import inbox
 from ticketd.store import tickets as store
-from ticketd.store.db import acknowledgement_waiting, let_acknowledgements_through
 from ticketd.store.files import store_blob
+from ticketd.store.write_queue import acknowledgement_waiting, let_acknowledgements_through
 
 log = logging.getLogger("ticketd.pipeline")
 

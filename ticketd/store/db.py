@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import re
 import sqlite3
-import threading
 import time
-import weakref
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
+
+from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 
@@ -59,9 +58,6 @@ def durably(engine: Engine) -> Connection:
     return engine.connect().execution_options(**{DURABLE: True})
 
 
-_BUSY_TIMEOUT_SECONDS = 30
-
-
 def _switch_to_wal(cursor) -> None:
     """PRAGMA journal_mode=WAL, waiting while another process holds the file.
 
@@ -70,7 +66,7 @@ def _switch_to_wal(cursor) -> None:
     so processes starting together (`ticketd run` beside `ticketd worker`s)
     must retry it themselves.
     """
-    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
     delay = 0.005
     while True:
         try:
@@ -84,10 +80,11 @@ def _switch_to_wal(cursor) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL lets readers (the CLI) run beside the writer; busy_timeout waits
-    # for the write lock instead of failing at once when two processes write.
+    # WAL lets readers (the CLI) run beside the writer. ticketd's writers
+    # queue in a WriteQueue; busy_timeout still waits for anything else that
+    # holds the file (the sqlite3 shell, a backup, a WAL checkpoint).
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
     _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -95,93 +92,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 _LOCKED = "ticketd_holds_write_lock"
-
-
-class WriteQueue:
-    """The queue in front of SQLite's write lock, in this process and across processes.
-
-    SQLite's own busy handler polls with sleeps of up to 100 ms, so under
-    load a waiting writer kept losing to others and an SMTP client waited
-    seconds for 250. Writers of one process queue on a Python lock; the
-    processes of one database (`ticketd run`, `ticketd worker`s, the CLI)
-    then take an exclusive flock(2) on a file beside it, waiting in short
-    steps, before BEGIN IMMEDIATE.
-
-    Mail waiting for its 250 goes first: a processing batch that sees one
-    waiting commits early and steps aside (`acknowledgement_waiting`,
-    `let_acknowledgements_through`), so time to 250 is bounded by one
-    mail's processing, not a batch's.
-    """
-
-    def __init__(self, lock_path: Path | None = None) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0                     # the owner's nesting; only it touches this
-        self._durable_waiting = 0
-        self._count_lock = threading.Lock()
-        self._lock_file = open(lock_path, "a+b") if lock_path else None  # noqa: SIM115 (lives with the engine)
-
-    def acquire(self, durable: bool) -> None:
-        if durable:
-            with self._count_lock:
-                self._durable_waiting += 1
-        try:
-            self._lock.acquire()
-        finally:
-            if durable:
-                with self._count_lock:
-                    self._durable_waiting -= 1
-        if self._depth == 0 and self._lock_file is not None:
-            try:
-                _flock_within(self._lock_file, _BUSY_TIMEOUT_SECONDS)
-            except BaseException:
-                self._lock.release()
-                raise
-        self._depth += 1
-
-    def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._lock_file is not None:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-        self._lock.release()
-
-    @property
-    def durable_waiting(self) -> bool:
-        return self._durable_waiting > 0
-
-
-def _flock_within(file, seconds: float) -> None:
-    """An exclusive flock(2) on `file`, or sqlite3.OperationalError after `seconds` (then 451, like SQLite's)."""
-    deadline = time.monotonic() + seconds
-    delay = 0.0005
-    while True:
-        try:
-            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("database is locked (another ticketd process writes)") from None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.005)
-
-
-_WRITE_QUEUES: weakref.WeakKeyDictionary[Engine, WriteQueue] = weakref.WeakKeyDictionary()
-
-
-def acknowledgement_waiting(engine: Engine) -> bool:
-    """Whether a commit of mail to acknowledge waits for this process's SQLite write lock."""
-    queue = _WRITE_QUEUES.get(engine)
-    return queue is not None and queue.durable_waiting
-
-
-def let_acknowledgements_through(engine: Engine, timeout: float = 1.0) -> None:
-    """After a commit: wait until the acknowledgements that were waiting hold the write lock.
-
-    Python's locks are not fair: without this, the thread that just released
-    the lock usually takes it again before a waiter wakes up.
-    """
-    deadline = time.monotonic() + timeout
-    while acknowledgement_waiting(engine) and time.monotonic() < deadline:
-        time.sleep(0.0002)
 
 
 def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
@@ -254,14 +164,14 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": _BUSY_TIMEOUT_SECONDS},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
             pool_size=8,
             max_overflow=8,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
         lock_path = Path(path + "-writers.lock") if path and path != ":memory:" else None
-        write_lock = _WRITE_QUEUES[engine] = WriteQueue(lock_path)
+        write_lock = attach(engine, lock_path)
         event.listen(engine, "begin", lambda conn: _sqlite_begin(conn, write_lock))
         event.listen(engine, "commit", lambda conn: _sqlite_commit(conn, write_lock))
         event.listen(engine, "rollback", lambda conn: _sqlite_rollback(conn, write_lock))
