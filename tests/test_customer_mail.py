@@ -100,3 +100,22 @@ def test_rating_needs_a_closed_ticket_and_garbage_reopens(desk):
     assert desk.rows(recipient=CUSTOMER)[-1]["template"] == "requester/ticket_closed"
     desk.reply_to(closing, CUSTOMER, "9 9 9\n")
     assert desk.ticket(tid)["status"] == "open" and desk.ratings(tid) == []
+
+
+def test_an_agent_who_asked_for_help_answers_as_the_customer_of_that_ticket(desk):
+    """PRODUCT.md: a mail that fails the agent checks is an ordinary customer mail. An agent
+    writing to support is the requester there, and accepts a proposed solution like anyone."""
+    bob = "bob@example.com"
+    desk.send(build_mail(bob, "My laptop will not boot.\n", subject="Laptop"))
+    tid = desk.ticket()["id"]
+    assert desk.ticket(tid)["requester"] == bob
+    assert desk.assign(tid) == ALICE
+    desk.reply_to(desk.last(ALICE), ALICE, "#propose\nHold the power button for ten seconds.\n")
+    proposal = desk.last(bob)
+    assert "ten seconds" in body_text(proposal)
+    desk.reply_to(proposal, bob, "Yes\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    assert desk.events(tid, "accepted")
+    # Commands in it are still text: the signed agent address was not used.
+    desk.reply_to(desk.last(bob), bob, "#status open\n#priority urgent\n")
+    assert desk.ticket(tid)["priority"] == "normal"

@@ -27,9 +27,11 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     """A reply from the ticket's customer side (any mail on the ticket that is not agent mail)."""
     p = mail.parsed
     ticket_id = ticket["id"]
-    # A From naming an agent that failed the agent checks is
-    # stored and shown to the assignee, but changes nothing: its #commands are
-    # text, and it may not accept, reject or reopen on the customer's behalf.
+    # PRODUCT.md: a mail that fails the agent checks is an ordinary customer
+    # mail, its #commands are text. It acts on the ticket only from the
+    # ticket's own customers: an agent who wrote to support is the requester
+    # there and may accept or reopen; an agent's From on someone else's
+    # ticket is stored and shown to the assignee, and changes nothing.
     decision = Decision(ticket_id)
     ref = mail_ref(mail)
     claims_agent = app.rules.agent(p.from_addr) is not None
@@ -46,7 +48,7 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                     reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"
                                                            if claims_agent else ""))
 
-    acts = mail.robot_reason is None and not claims_agent and role in ("requester", "follower")
+    acts = mail.robot_reason is None and role in ("requester", "follower")
     effect = customer_reply_effect(Status(ticket["status"]), mail.text, app.settings.accept_words) if acts \
         else CustomerEffect("none")
     notify_text = mail.text

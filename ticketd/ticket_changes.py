@@ -55,10 +55,14 @@ def store_message(conn, app: App, mail: IncomingMail, ticket_id: int, now, *, au
 
 
 def customers_of(conn, app: App, ticket_id: int) -> list[str]:
-    """Requester and followers who get public replies (never agents, never our own addresses)."""
+    """Requester and followers who get public replies (never our own addresses).
+
+    An agent who wrote to support is that ticket's customer and gets its
+    public replies; an agent among the followers gets agent mail instead.
+    """
     return [p["email"] for p in store.participants_of(conn, ticket_id)
-            if p["role"] in ("requester", "follower") and not p["bounced_at"]
-            and app.rules.agent(p["email"]) is None and not is_ours(app, p["email"])]
+            if not p["bounced_at"] and not is_ours(app, p["email"]) and (
+                p["role"] == "requester" or p["role"] == "follower" and app.rules.agent(p["email"]) is None)]
 
 
 _TIMED_FIELDS = ("postponed_until", "dev_due")
