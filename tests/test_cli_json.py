@@ -97,3 +97,48 @@ def test_show_unknown_ticket_fails_clearly(tmp_path, sqlite_url, make_app):
     done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "show", "99", "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no ticket 99" in done.stderr
+
+
+def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
+    """`ticketd status`: mail waiting, quarantined, to send, tickets and timers, counted from the database."""
+    from ingest.parse import dedupe_key
+    from ticketd.store.inbox import store_raw
+
+    app = make_app(db_url, extra="max_mime_depth: 2\n")
+    config = write_config(tmp_path, db_url, extra="max_mime_depth: 2\n")
+
+    def stored(raw: bytes) -> None:
+        key, message_id = dedupe_key(raw)
+        store_raw(app.engine, raw, source="smtp", dedupe_key=key, message_id=message_id,
+                  envelope_to=["support@example.com"])
+
+    def mail(n: int) -> bytes:
+        return (f"From: c{n}@example.org\r\nTo: support@example.com\r\nSubject: q{n}\r\n"
+                f"Message-ID: <status-{n}@example.org>\r\n\r\nHelp {n}\r\n").encode()
+
+    deep = b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    for depth in range(4):
+        deep = (b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (depth, depth) + deep
+                + b"\r\n--b%d--\r\n" % depth)
+    stored(b"From: d@example.org\r\nTo: support@example.com\r\nSubject: deep\r\nMessage-ID: <deep@x>\r\n" + deep)
+    for n in range(2):
+        stored(mail(n))
+    assert drain(app) == 3          # two tickets, one quarantined
+    stored(mail(9))                  # and one not processed yet
+
+    desk = json.loads(_cli(config, "status", "--json"))
+    assert ISO_UTC.match(desk["at"])
+    assert {k: desk["inbox"][k] for k in ("waiting", "processing", "quarantined", "done")} == {
+        "waiting": 1, "processing": 0, "quarantined": 1, "done": 2}
+    assert desk["inbox"]["oldest_waiting_seconds"] >= 0
+    # Two acknowledgements, no worker ran: both pending.
+    assert (desk["outbox"]["pending"], desk["outbox"]["sent"]) == (2, 0)
+    assert desk["outbox"]["oldest_unsent_seconds"] >= 0
+    assert desk["tickets"]["new"] == 2 and desk["tickets"]["closed"] == 0
+    assert desk["tickets"]["unassigned"] == 2
+    # MINIMAL_RULES: `new` has respond_within 4h, armed on each new ticket.
+    assert (desk["timers"]["armed"], desk["timers"]["overdue"]) == (2, 0)
+    assert ISO_UTC.match(desk["timers"]["next_due_at"])
+
+    text = _cli(config, "status")
+    assert "waiting 1" in text and "quarantined 1" in text and "pending 2" in text and "new 2" in text

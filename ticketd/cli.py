@@ -203,6 +203,34 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
         click.echo(line)
 
 
+# ---------------------------------------------------------------- status
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+def status(config: str | None, as_json: bool) -> None:
+    """Is mail flowing: mail waiting to be processed, mail waiting to be sent, timers, tickets."""
+    from ticketd.views import desk_status
+
+    desk = desk_status(_app(config).engine)
+    if as_json:
+        _print_json(desk)
+        return
+
+    def oldest(seconds) -> str:
+        return "" if seconds is None else f" (oldest {seconds:.0f} s)"
+
+    inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
+    click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
+               f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
+    click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
+               f"{oldest(outbox['oldest_unsent_seconds'])}, failed {outbox['failed']}, sent {outbox['sent']}")
+    click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
+    click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
+               f"next due {timers['next_due_at'] or '-'}")
+
+
 # ---------------------------------------------------------------- quarantine
 
 

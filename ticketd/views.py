@@ -1,4 +1,4 @@
-"""Read models for the CLI: tickets, messages, events and quarantine as JSON-ready dicts."""
+"""Read models for the CLI: tickets, messages, events, quarantine and the desk's status as JSON-ready dicts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import email.utils
 import json
 from typing import TYPE_CHECKING
 
-from ticketd.clock import iso
 from ingest.parse import decode_header_value
+from ticketd.clock import iso, utcnow
+from ticketd.domain.statuses import Status
 from ticketd.store import read_models as rows_of
 from ticketd.store import tickets as store
 from ticketd.store.db import reading
@@ -139,3 +140,28 @@ def list_quarantine(engine: Engine) -> list[dict]:
         "id": r["id"], "received_at": iso(r["received_at"]), "reason": r["reason"],
         "message_id": r["message_id"], "size": r["size"], "source": r["source"], "attempts": r["attempts"],
     } for r in rows]
+
+
+def desk_status(engine: Engine) -> dict:
+    """`ticketd status`: the queues (mail waiting, mail to send, timers) and the tickets by status."""
+    now = utcnow()
+    with reading(engine) as conn:
+        counts = rows_of.desk_counts(conn, now)
+
+    def age(since) -> float | None:
+        return None if since is None else round(max(0.0, (now - since).total_seconds()), 1)
+
+    raw, out = counts.raw_by_state, counts.outbox_by_state
+    return {
+        "at": iso(now),
+        "inbox": {"waiting": raw.get("received", 0), "processing": raw.get("processing", 0),
+                  "quarantined": raw.get("quarantined", 0), "done": raw.get("done", 0),
+                  "oldest_waiting_seconds": age(counts.oldest_waiting_raw)},
+        "outbox": {"pending": out.get("pending", 0), "sending": out.get("sending", 0),
+                   "failed": out.get("failed", 0), "sent": out.get("sent", 0),
+                   "oldest_unsent_seconds": age(counts.oldest_pending_outbox)},
+        "tickets": {**{s.value: counts.tickets_by_status.get(s.value, 0) for s in Status},
+                    "unassigned": counts.unassigned_open},
+        "timers": {"armed": counts.timers_armed, "overdue": counts.timers_overdue,
+                   "next_due_at": iso(counts.next_timer_due)},
+    }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, RowMapping, func, select
 
-from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets
+from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
 
 
 def ticket_rows(conn: Connection, status: str | None = None, limit: int | None = None) -> Sequence[RowMapping]:
@@ -52,3 +54,40 @@ def quarantined_rows(conn: Connection) -> Sequence[RowMapping]:
                raw_mail.c.size, raw_mail.c.source, raw_mail.c.attempts)
         .where(raw_mail.c.state == "quarantined").order_by(raw_mail.c.id)
     ).mappings().all()
+
+
+@dataclass(frozen=True)
+class DeskCounts:
+    """How much is where: the queues between mail in, tickets and mail out."""
+    raw_by_state: dict[str, int]
+    oldest_waiting_raw: datetime | None       # received_at of the oldest mail not yet processed
+    outbox_by_state: dict[str, int]
+    oldest_pending_outbox: datetime | None    # created_at of the oldest mail not yet sent
+    tickets_by_status: dict[str, int]
+    unassigned_open: int                      # tickets not closed and assigned to nobody
+    timers_armed: int
+    timers_overdue: int
+    next_timer_due: datetime | None
+
+
+def desk_counts(conn: Connection, now: datetime) -> DeskCounts:
+    """Counts for `ticketd status`; a handful of aggregate queries, no row is read whole."""
+    def by(column) -> dict[str, int]:
+        return dict(conn.execute(select(column, func.count()).group_by(column)).all())
+
+    armed = timers.c.state == "armed"
+    return DeskCounts(
+        raw_by_state=by(raw_mail.c.state),
+        oldest_waiting_raw=conn.execute(select(func.min(raw_mail.c.received_at)).where(
+            raw_mail.c.state.in_(("received", "processing")))).scalar_one(),
+        outbox_by_state=by(outbox.c.state),
+        oldest_pending_outbox=conn.execute(select(func.min(outbox.c.created_at)).where(
+            outbox.c.state.in_(("pending", "sending")))).scalar_one(),
+        tickets_by_status=by(tickets.c.status),
+        unassigned_open=conn.execute(select(func.count()).select_from(tickets).where(
+            tickets.c.assignee.is_(None), tickets.c.status != "closed")).scalar_one(),
+        timers_armed=conn.execute(select(func.count()).select_from(timers).where(armed)).scalar_one(),
+        timers_overdue=conn.execute(select(func.count()).select_from(timers).where(
+            armed, timers.c.due_at <= now)).scalar_one(),
+        next_timer_due=conn.execute(select(func.min(timers.c.due_at)).where(armed)).scalar_one(),
+    )
