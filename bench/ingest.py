@@ -204,6 +204,16 @@ outbound:
     return config
 
 
+def memory_mb(pid: int) -> dict[str, float]:
+    """The process's resident memory now (VmRSS) and at its peak so far (VmHWM), in MB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
 def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound_port: int,
                profile: str | None, workers: int = 0) -> Result:
     work.mkdir(parents=True, exist_ok=True)
@@ -223,6 +233,7 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
     spy = None
     try:
         wait_port(port, proc)
+        idle_memory = memory_mb(proc.pid)
         if profile:
             mode = "gil" if "gil" in profile_modes else "idle" if "idle" in profile_modes else "cpu"
             out = Path(profile) / f"{name.split()[1]}.{mode}.txt"
@@ -238,6 +249,9 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
             result.extra["matched_by"] = dict(q("SELECT matched_by, count(*) FROM messages "
                                                 "WHERE direction = 'in' GROUP BY matched_by"))
             result.extra["outbox"] = dict(q("SELECT state, count(*) FROM outbox GROUP BY state"))
+        after = memory_mb(proc.pid)
+        result.extra["memory"] = (f"`ticketd run` RSS {idle_memory['VmRSS']:.0f} MB idle, peak "
+                                  f"{after['VmHWM']:.0f} MB, {after['VmRSS']:.0f} MB after the run")
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -363,7 +377,8 @@ def main() -> None:
         if r.states:
             print(f"{r.name}: raw_mail {r.states}; tickets {r.extra['tickets']}; "
                   f"inbound messages by matched_by {r.extra['matched_by']}; outbox {r.extra['outbox']}; "
-                  f"sending took {r.t_sent - r.t0:.1f}s, into tickets {r.t_done - r.t0:.1f}s")
+                  f"sending took {r.t_sent - r.t0:.1f}s, into tickets {r.t_done - r.t0:.1f}s; "
+                  f"{r.extra['memory']}")
     if ceiling is not None:
         for r in results:
             if r is ceiling or r.ticket_rate is None:

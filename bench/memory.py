@@ -1,0 +1,106 @@
+"""Memory benchmark: what `ticketd run` holds while it takes in the biggest mails it accepts.
+
+    .venv/bin/python bench/memory.py [--db URL] [--mb 24] [--count 3]
+
+`ticketd run` (embedded, SQLite in a temporary directory unless --db) gets
+`--count` mails of about `--mb` MB each over SMTP (a PDF-like attachment,
+base64 on the wire, as mail clients send it), one after the other; each is
+processed and acknowledged before the next. Printed: the daemon's resident
+memory (VmRSS) idle, after each mail, and its peak (VmHWM), from /proc.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email.policy
+import os
+import smtplib
+import sys
+import tempfile
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy  # noqa: E402
+
+from tests.conftest import free_port, write_config  # noqa: E402
+from tests.daemon import DaemonProcess  # noqa: E402
+from tests.sink import Sink  # noqa: E402
+from tests.waiting import eventually  # noqa: E402
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak so far) of a process, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields
+
+
+def big_mail(n: int, megabytes: float) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = f"Big Sender {n} <big{n}@example.org>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = f"Scan of the contract, part {n}"
+    msg["Message-ID"] = f"<big-{n}-{time.monotonic_ns()}@example.org>"
+    msg.set_content("The scan is attached.\n")
+    # base64 grows the bytes by 4/3; leave room for headers under the limit.
+    payload = os.urandom(int(megabytes * 1024 * 1024 * 3 / 4))
+    msg.add_attachment(payload, maintype="application", subtype="pdf", filename=f"contract-{n}.pdf")
+    return msg
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--mb", type=float, default=24, help="size of each mail on the wire, MB")
+    parser.add_argument("--count", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sink = Sink(free_port()).start()
+        db = args.db or f"sqlite:///{work}/bench.db"
+        config = write_config(work, db, rules="agents: []\nroutes: []\n", smtp_port=free_port(),
+                              outbound_port=sink.port, extra=f"outbound: {{host: 127.0.0.1, port: {sink.port}}}\n"
+                                                          "log_level: WARNING\n")
+        daemon = DaemonProcess(config).start()
+        engine = sqlalchemy.create_engine(db)
+        try:
+            pid = daemon.proc.pid
+            idle = memory_mb(pid)
+            print(f"idle: RSS {idle['VmRSS']:.0f} MB")
+            port = int(config.read_text().split("listen: 127.0.0.1:", 1)[1].split()[0])
+            for n in range(1, args.count + 1):
+                msg = big_mail(n, args.mb)
+                wire = msg.as_bytes(policy=email.policy.SMTP)   # CRLF, as SMTP carries it
+                started = time.monotonic()
+                with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+                    client.sendmail("big@example.org", ["support@example.com"], wire)
+                accepted = time.monotonic() - started
+
+                def processed() -> bool:
+                    with engine.connect() as conn:
+                        return conn.execute(sqlalchemy.text(
+                            "SELECT count(*) FROM raw_mail WHERE state = 'done'")).scalar_one() == n
+
+                assert eventually(processed, timeout=120, step=0.1), "the mail was not processed"
+                assert eventually(lambda: len(sink.messages) == n, timeout=60), "no acknowledgement"
+                took = time.monotonic() - started
+                now = memory_mb(pid)
+                print(f"mail {n}: {len(wire) / 1e6:.1f} MB on the wire, 250 after {accepted:.2f} s, ticket and "
+                      f"acknowledgement after {took:.2f} s; RSS {now['VmRSS']:.0f} MB, peak so far "
+                      f"{now['VmHWM']:.0f} MB")
+        finally:
+            daemon.terminate()
+            engine.dispose()
+            sink.stop()
+
+
+if __name__ == "__main__":
+    main()
