@@ -1,12 +1,13 @@
 """Memory benchmark: what `ticketd run` holds while it takes in the biggest mails it accepts.
 
-    .venv/bin/python bench/memory.py [--db URL] [--mb 24] [--count 3]
+    .venv/bin/python bench/memory.py [--db URL] [--mb 24] [--count 3] [--parallel 1]
 
 `ticketd run` (embedded, SQLite in a temporary directory unless --db) gets
-`--count` mails of about `--mb` MB each over SMTP (a PDF-like attachment,
-base64 on the wire, as mail clients send it), one after the other; each is
-processed and acknowledged before the next. Printed: the daemon's resident
-memory (VmRSS) idle, after each mail, and its peak (VmHWM), from /proc.
+`--count` rounds of `--parallel` mails of about `--mb` MB each over SMTP (a
+PDF-like attachment, base64 on the wire, as mail clients send it), the
+mails of a round from as many clients at once; each round is processed and
+acknowledged before the next. Printed: the daemon's resident memory
+(VmRSS) idle, after each round, and its peak (VmHWM), from /proc.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import smtplib
 import sys
 import tempfile
+import threading
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -59,7 +61,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--mb", type=float, default=24, help="size of each mail on the wire, MB")
-    parser.add_argument("--count", type=int, default=3)
+    parser.add_argument("--count", type=int, default=3, help="rounds")
+    parser.add_argument("--parallel", type=int, default=1, help="clients sending at once in a round")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -77,25 +80,34 @@ def main() -> None:
             print(f"idle: RSS {idle['VmRSS']:.0f} MB")
             port = int(config.read_text().split("listen: 127.0.0.1:", 1)[1].split()[0])
             for n in range(1, args.count + 1):
-                msg = big_mail(n, args.mb)
-                wire = msg.as_bytes(policy=email.policy.SMTP)   # CRLF, as SMTP carries it
+                wires = [big_mail(n * 100 + i, args.mb).as_bytes(policy=email.policy.SMTP)   # CRLF, as SMTP
+                         for i in range(args.parallel)]                                    # carries it
                 started = time.monotonic()
-                with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
-                    client.sendmail("big@example.org", ["support@example.com"], wire)
+
+                def send(wire: bytes) -> None:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
+                        client.sendmail("big@example.org", ["support@example.com"], wire)
+
+                senders = [threading.Thread(target=send, args=(w,)) for w in wires]
+                for t in senders:
+                    t.start()
+                for t in senders:
+                    t.join()
                 accepted = time.monotonic() - started
+                total = n * args.parallel
 
                 def processed() -> bool:
                     with engine.connect() as conn:
                         return conn.execute(sqlalchemy.text(
-                            "SELECT count(*) FROM raw_mail WHERE state = 'done'")).scalar_one() == n
+                            "SELECT count(*) FROM raw_mail WHERE state = 'done'")).scalar_one() == total
 
-                assert eventually(processed, timeout=120, step=0.1), "the mail was not processed"
-                assert eventually(lambda: len(sink.messages) == n, timeout=60), "no acknowledgement"
+                assert eventually(processed, timeout=300, step=0.1), "the mails were not processed"
+                assert eventually(lambda: len(sink.messages) == total, timeout=120), "acknowledgements missing"
                 took = time.monotonic() - started
                 now = memory_mb(pid)
-                print(f"mail {n}: {len(wire) / 1e6:.1f} MB on the wire, 250 after {accepted:.2f} s, ticket and "
-                      f"acknowledgement after {took:.2f} s; RSS {now['VmRSS']:.0f} MB, peak so far "
-                      f"{now['VmHWM']:.0f} MB")
+                print(f"round {n}: {args.parallel} x {len(wires[0]) / 1e6:.1f} MB on the wire, all 250 after "
+                      f"{accepted:.2f} s, tickets and acknowledgements after {took:.2f} s; RSS {now['VmRSS']:.0f} MB, "
+                      f"peak so far {now['VmHWM']:.0f} MB")
         finally:
             daemon.terminate()
             engine.dispose()
