@@ -184,3 +184,62 @@ def test_quarantine_keeps_mail_whole_and_retry_redrives_it(tmp_path, sqlite_url)
     assert "processed: ticket 1" in done.stdout
     assert _count(app.engine, tickets) == 1
     app.engine.dispose()
+
+
+def test_killed_in_the_middle_of_a_burst_every_mail_becomes_a_ticket_once(tmp_path, db_url):
+    """SIGKILL while four clients send, then a restart: clients retry what got no 250 (as MTAs do);
+    every mail is stored once, processed once, replies still thread, one acknowledgement each."""
+    import threading
+
+    from ticketd.store.tables import messages, outbox
+
+    smtp_port = free_port()
+    config = write_config(tmp_path, db_url, smtp_port=smtp_port)
+    daemon = DaemonProcess(config).start()
+    engine = create_engine(db_url)
+    clients, per_client = 4, 50
+    deadline = time.monotonic() + 120
+
+    def mail(c: int, n: int) -> EmailMessage:
+        msg = _mail(c * 1000 + n)
+        del msg["From"]      # one customer per conversation (the hourly cap is per address)
+        msg["From"] = f"cust{c}-{n - 1 if n % 5 == 4 else n}@example.org"
+        if n % 5 == 4:       # every fifth mail answers the client's previous one
+            del msg["Subject"]
+            msg["Subject"] = f"Re: Question {c * 1000 + n - 1}"
+            msg["In-Reply-To"] = f"<q{c * 1000 + n - 1}@client.example.org>"
+        return msg
+
+    def client(c: int) -> None:
+        for n in range(per_client):
+            while time.monotonic() < deadline:   # until a 250, like a sending MTA's queue
+                try:
+                    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
+                        smtp.send_message(mail(c, n))
+                    break
+                except (smtplib.SMTPException, OSError):
+                    time.sleep(0.2)
+
+    senders = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    try:
+        for t in senders:
+            t.start()
+        assert eventually(lambda: _count(engine) >= clients * per_client // 3, timeout=60)
+        daemon.kill()                 # SIGKILL mid-burst: no clean stop, work in flight is cut
+        daemon = DaemonProcess(config).start()
+        for t in senders:
+            t.join(timeout=130)
+        total = clients * per_client
+        assert eventually(lambda: _count(engine, raw_mail, raw_mail.c.state == "done") == total, timeout=60)
+        assert _count(engine) == total                             # nothing doubled
+        assert _count(engine, tickets) == total - total // 5       # the replies joined their tickets
+        with engine.connect() as conn:
+            matched = dict(conn.execute(select(messages.c.matched_by, func.count()).where(
+                messages.c.direction == "in").group_by(messages.c.matched_by)).all())
+            acks_per_ticket = conn.execute(select(func.count()).select_from(outbox).where(
+                outbox.c.template == "requester/ticket_opened").group_by(outbox.c.ticket_id)).scalars().all()
+        assert matched == {"new": total - total // 5, "references": total // 5}
+        assert len(acks_per_ticket) == total - total // 5 and set(acks_per_ticket) == {1}
+    finally:
+        daemon.stop()
+        engine.dispose()
