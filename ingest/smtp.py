@@ -154,6 +154,24 @@ class IntakeHandler:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
+class _TolerantController(Controller):
+    """aiosmtpd, but a mail is not refused for its line lengths.
+
+    RFC 5321 section 4.5.3.1.6 limits a line to 1000 octets, and aiosmtpd
+    answers 500 to a longer one, and so to a whole mail with bare LF line
+    ends (it counts lines by CRLF). A 5xx makes the sender bounce a
+    customer's mail; like Postfix we take such mail instead. Only CRLF.CRLF
+    still ends the data (no SMTP smuggling), and the size limit still holds.
+    """
+
+    def __init__(self, *args, line_length_limit: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._server_class = type("TolerantSMTP", (SMTP,), {"line_length_limit": line_length_limit})
+
+    def factory(self) -> SMTP:
+        return self._server_class(self.handler, **self.SMTP_kwargs)
+
+
 class Receiver:
     """Start and stop the SMTP receiver on the configured address."""
 
@@ -161,10 +179,11 @@ class Receiver:
         self.app = app
         self.handler = IntakeHandler(app)
         host, port = app.settings.smtp.host_port
-        self.controller = Controller(
+        self.controller = _TolerantController(
             self.handler, hostname=host, port=port, server_hostname=app.settings.support_domain,
             data_size_limit=app.settings.smtp.max_message_bytes,  # 552 at MAIL FROM SIZE= and at DATA
             decode_data=False, ident="ticketd ESMTP",
+            line_length_limit=app.settings.smtp.max_message_bytes,
         )
 
     @property

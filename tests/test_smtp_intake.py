@@ -107,3 +107,25 @@ def test_a_nul_byte_in_the_message_id_does_not_make_the_mail_unstorable(receiver
         stored = conn.execute(select(raw_mail.c.message_id, raw_mail.c.raw)).one()
     assert stored.message_id == "badid@client.example.org" and bytes(stored.raw) == raw
     assert drain(app) == 1
+
+
+def test_long_lines_and_bare_lf_line_ends_are_taken_not_bounced(receiver_app):
+    """aiosmtpd alone answers 500 to both; a 5xx would bounce a customer's mail."""
+    app, receiver = receiver_app
+    port = receiver.port
+    long_line = ("word " * 1200).strip()              # 6000 octets on one line
+    crlf = (b"From: cust@example.org\r\nTo: support@example.com\r\nSubject: One long line\r\n"
+            b"Message-ID: <long@client.example.org>\r\n\r\n" + long_line.encode() + b"\r\n")
+    bare_lf = (b"From: script@example.org\nTo: support@example.com\nSubject: Sent by a script\n"
+               b"Message-ID: <lf@client.example.org>\n\n" + b"line\n" * 400)
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        assert client.sendmail("cust@example.org", ["support@example.com"], crlf) == {}
+        assert client.sendmail("script@example.org", ["support@example.com"], bare_lf) == {}
+    assert drain(app) == 2
+    with app.engine.connect() as conn:
+        stored = dict(conn.execute(select(raw_mail.c.message_id, raw_mail.c.raw)).all())
+        subjects = sorted(conn.execute(select(tickets.c.subject)).scalars())
+        texts = list(conn.execute(select(messages.c.text).order_by(messages.c.id)).scalars())
+    assert bytes(stored["long@client.example.org"]) == crlf
+    assert subjects == ["One long line", "Sent by a script"]
+    assert texts[0] == long_line and texts[1].count("line") == 400
