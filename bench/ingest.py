@@ -27,6 +27,7 @@ import sqlalchemy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mailgen  # noqa: E402
+from procstat import memory_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -202,16 +203,6 @@ outbound:
   port: {outbound_port}
 """)
     return config
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """The process's resident memory now (VmRSS) and at its peak so far (VmHWM), in MB, from /proc."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields
 
 
 def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound_port: int,

@@ -32,16 +32,7 @@ from tests.conftest import free_port, write_config  # noqa: E402
 from tests.daemon import DaemonProcess  # noqa: E402
 from tests.sink import Sink  # noqa: E402
 from tests.waiting import eventually  # noqa: E402
-
-
-def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak so far) of a process, in MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields
+from procstat import memory_mb  # noqa: E402  (bench/, the script's folder, is on sys.path)
 
 
 def big_mail(n: int, megabytes: float) -> EmailMessage:
