@@ -193,3 +193,40 @@ def ticket_events(app, ticket_id: int, kind: str | None = None) -> list[dict]:
         stmt = stmt.where(events.c.kind == kind)
     with app.engine.connect() as conn:
         return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def delivery_report(original_message_id: str, recipient: str) -> bytes:
+    """A Postfix-style DSN (RFC 3464) to support@ saying `recipient` bounced the mail `original_message_id`."""
+    return f"""\
+From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
+To: support@example.com
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <bounce-1@mx.example.org>
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+This is the mail system. Your message could not be delivered.
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.org
+
+Final-Recipient: rfc822; {recipient}
+Original-Recipient: rfc822;{recipient}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected
+
+--B
+Content-Type: text/rfc822-headers
+
+From: Support <support@example.com>
+To: {recipient}
+Subject: [#1] Printer on fire
+Message-ID: <{original_message_id}>
+
+--B--
+""".replace("\n", "\r\n").encode()

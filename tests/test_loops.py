@@ -7,35 +7,11 @@ from sqlalchemy import select, update
 
 from ingest.smtp import Receiver
 from outbound.outbox import queue_notices
-from tests.sink import customer_mail, outbox_rows, submit, ticket_events
+from tests.sink import customer_mail, delivery_report, outbox_rows, submit, ticket_events
 from ticketd.clock import utcnow
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.pipeline import drain
 from ticketd.store.tables import messages, participants, tickets
-
-DSN_BODY = b"""\
-From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
-To: cust@example.org
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <dsn-1@mx.example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B"
-
---B
-Content-Type: text/plain
-
-I could not deliver your mail.
---B
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; someone@nowhere.example
-Action: failed
-Status: 5.1.1
-
---B--
-"""
 
 
 def _signal_cases():
@@ -50,7 +26,7 @@ def _signal_cases():
         ("Precedence list", {"Precedence": "list"}, None),
         ("List-Id", {"List_Id": "<news.lists.example.org>"}, None),
         ("X-Auto-Response-Suppress", {"X_Auto_Response_Suppress": "All"}, None),
-        ("multipart/report DSN", {"_raw": DSN_BODY}, None),
+        ("multipart/report DSN", {"_raw": delivery_report("unknown-1@example.net", "someone@nowhere.example")}, None),
         ("our Message-ID reflected", {"_our_message_id": True}, None),
         ("our own From", {"_sender": "support@example.com"}, None),
     ]

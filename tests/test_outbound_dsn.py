@@ -11,7 +11,7 @@ from ingest.smtp import Receiver
 from outbound.dsn import read_report
 from outbound.outbox import queue_notices
 from tests.conftest import CORPUS
-from tests.sink import customer_mail, outbox_rows, submit, ticket_events
+from tests.sink import customer_mail, delivery_report, outbox_rows, submit, ticket_events
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
 from ticketd.pipeline import drain
@@ -37,42 +37,6 @@ def test_an_ordinary_mail_is_no_report():
     assert read_report(customer_mail().as_bytes()) is None
 
 
-def _dsn(original_message_id: str, recipient: str) -> bytes:
-    return f"""\
-From: Mail Delivery System <MAILER-DAEMON@mx.example.org>
-To: support@example.com
-Subject: Undelivered Mail Returned to Sender
-Message-ID: <bounce-1@mx.example.org>
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="B"
-
---B
-Content-Type: text/plain
-
-This is the mail system. Your message could not be delivered.
---B
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.example.org
-
-Final-Recipient: rfc822; {recipient}
-Original-Recipient: rfc822;{recipient}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected
-
---B
-Content-Type: text/rfc822-headers
-
-From: Support <support@example.com>
-To: {recipient}
-Subject: [#1] Printer on fire
-Message-ID: <{original_message_id}>
-
---B--
-""".replace("\n", "\r\n").encode()
-
-
 def test_a_bounce_of_our_ack_lands_on_its_ticket_and_marks_the_address(make_app, db_url):
     app = make_app(db_url, rules="agents: []\nroutes: []\n")
     receiver = Receiver(app)
@@ -85,7 +49,7 @@ def test_a_bounce_of_our_ack_lands_on_its_ticket_and_marks_the_address(make_app,
         submit(app, customer_mail(sender="other@example.org", subject="Printer on fire"))
         drain(app)
         with smtplib.SMTP("127.0.0.1", app.settings.smtp.host_port[1]) as client:
-            client.sendmail("", ["support@example.com"], _dsn(ack["message_id"], "gone@example.org"))
+            client.sendmail("", ["support@example.com"], delivery_report(ack["message_id"], "gone@example.org"))
         assert drain(app) == 1
     finally:
         receiver.stop(grace=0)
