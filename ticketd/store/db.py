@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import re
 import sqlite3
-import time
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach
+from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach, retry_while_locked
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 
@@ -66,17 +65,16 @@ def _switch_to_wal(cursor) -> None:
     so processes starting together (`ticketd run` beside `ticketd worker`s)
     must retry it themselves.
     """
-    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
-    delay = 0.005
-    while True:
+    def attempt() -> bool:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            return
+            return True
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc):
                 raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
+            return False
+
+    retry_while_locked(attempt, "another process holds the new database", first_delay=0.005, max_delay=0.1)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -68,19 +69,33 @@ class WriteQueue:
         return self._durable_waiting > 0
 
 
-def _flock_within(file, seconds: float) -> None:
-    """An exclusive flock(2) on `file`, or sqlite3.OperationalError after `seconds` (then 451, like SQLite's)."""
+def retry_while_locked(attempt: Callable[[], bool], what: str, *, first_delay: float, max_delay: float,
+                       seconds: float = BUSY_TIMEOUT_SECONDS) -> None:
+    """Call `attempt` until it returns True, sleeping between tries (doubling up to `max_delay`).
+
+    After `seconds` it gives up with sqlite3.OperationalError, as SQLite's
+    own busy timeout would (the receiver then answers 451).
+    """
     deadline = time.monotonic() + seconds
-    delay = 0.0005
-    while True:
+    delay = first_delay
+    while not attempt():
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError(f"database is locked ({what})")
+        time.sleep(delay)
+        delay = min(delay * 2, max_delay)
+
+
+def _flock_within(file, seconds: float) -> None:
+    """An exclusive flock(2) on `file`, waiting in steps of at most 5 ms."""
+    def attempt() -> bool:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError("database is locked (another ticketd process writes)") from None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.005)
+            return False
+
+    retry_while_locked(attempt, "another ticketd process writes", first_delay=0.0005, max_delay=0.005,
+                       seconds=seconds)
 
 
 _WRITE_QUEUES: weakref.WeakKeyDictionary[Engine, WriteQueue] = weakref.WeakKeyDictionary()
