@@ -6,7 +6,8 @@ import pytest
 
 from bench.quotes import TALON, discourse_cases, score, talon_cases, talon_html_cases
 from ingest.html_text import html_to_text
-from ingest.quotes import strip_reply
+from ingest.quotes import _LANGUAGES, _library, strip_reply
+from mailparser_reply import EmailReplyParser
 
 # Measured with `.venv/bin/python -m bench.quotes` (bench/README.md, "Reply
 # stripping"): discourse 61/64, talon 10/12, talon-html 9/9. Each floor is one
@@ -29,6 +30,17 @@ def test_talon_html_replies_share():
     good, total, failed = score(talon_html_cases(), squash=True)
     assert total == 9
     assert good >= 8, failed
+
+
+def test_our_use_of_mail_parser_reply_finds_what_the_library_finds():
+    # ingest.quotes compiles the library's header patterns once behind a
+    # line-start guard; on every corpus reply the cut must be the library's.
+    library = EmailReplyParser(languages=list(_LANGUAGES))
+    texts = [text for cases in (discourse_cases(), talon_cases(), talon_html_cases()) for _, text, _ in cases]
+    assert len(texts) == 85
+    differing = [text[:60] for text in texts if _library().reply(text) != (library.parse_reply(text) or "")]
+    assert not differing
+    assert _library().reply("Yes.\n\nOn Mon, 3 Mar 2025 at 09:12, Bob <b@example.com> wrote:\n> old") == "Yes."
 
 
 def test_talon_replies_we_strip_further_on_purpose():
