@@ -8,6 +8,7 @@ never a half-sent mail.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.charset import QP, Charset
@@ -15,7 +16,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
-from email.policy import compat32
+from email.policy import Compat32
 from typing import TYPE_CHECKING
 
 from ingest.match import new_message_id, reaction_address, reply_address
@@ -36,7 +37,26 @@ REACTION_TEMPLATES = ("requester/agent_reply", "requester/solution_proposed")
 _renderers: dict[str, Renderer] = {}
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
-SMTP_COMPAT = compat32.clone(linesep="\r\n")
+
+
+class _WirePolicy(Compat32):
+    """compat32 with CRLF line ends; a header line that already fits is written as it is.
+
+    compat32 folds every header through `email.header.Header`, which cost more
+    than the rest of composing an acknowledgement; for a printable ASCII value
+    whose line fits in `max_line_length` (78, RFC 5322 section 2.1.1) Header
+    gives the value back unchanged (tests/test_outbound_compose.py holds the
+    two equal), so only the others go through it.
+    """
+
+    def fold_binary(self, name: str, value) -> bytes:
+        if isinstance(value, str) and value.isascii() and value.isprintable() and (
+                len(name) + 2 + len(value) <= self.max_line_length):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+SMTP_COMPAT = _WirePolicy(linesep="\r\n")
 
 
 def renderer_for(app: App) -> Renderer:
@@ -52,15 +72,36 @@ def _clean(value: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
 
 
-def _header_text(value: str) -> str:
-    """A header value, RFC 2047-encoded when it is not plain ASCII."""
-    return value if value.isascii() else Header(value, "utf-8").encode()
+def _header_text(name: str, value: str) -> str | Header:
+    """A header value, RFC 2047-encoded when it is not plain ASCII.
+
+    A Header folds when the mail is written, counting the field name, so
+    every encoded word stays within 75 characters and every line within 78
+    (RFC 2047 section 2, RFC 5322 section 2.1.1) however long the text.
+    """
+    return value if value.isascii() else Header(value, "utf-8", header_name=name)
+
+
+def _mailbox(name: str, display: str, address: str) -> str | Header:
+    """`Display <address>`; a non-ASCII display name as encoded words (RFC 2047 section 5 (3))."""
+    if display.isascii():
+        return email.utils.formataddr((display, address))
+    mailbox = Header(display, "utf-8", header_name=name)
+    mailbox.append(f"<{address}>", "us-ascii")
+    return mailbox
 
 
 def _text_part(text: str, subtype: str) -> MIMENonMultipart:
     part = MIMENonMultipart("text", subtype)
     part.set_payload(text, _UTF8_QP)  # sets charset and quoted-printable, readable at the source
     return part
+
+
+def _boundary(message_id: str) -> str:
+    # "=_" never occurs in quoted-printable text (RFC 2045 section 6.7: "="
+    # starts "=XX" or ends a line), so this cannot collide with the parts and
+    # the generator need not search them for a free one (RFC 2046 5.1.1).
+    return "=_" + hashlib.blake2b(message_id.encode(), digest_size=12).hexdigest()
 
 
 def compose(app: App, notice: Notice, ticket: dict | None, references: list[str], message_id: str,
@@ -81,16 +122,16 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     }
     rendered = renderer_for(app).render(notice.template, context)
     if rendered.html:
-        msg: Message = MIMEMultipart("alternative")
+        msg: Message = MIMEMultipart("alternative", boundary=_boundary(message_id))
         msg.attach(_text_part(rendered.text, "plain"))
         msg.attach(_text_part(rendered.html, "html"))
     else:
         msg = _text_part(rendered.text, "plain")
     display = _clean(notice.from_name or "Support")
-    msg["From"] = email.utils.formataddr((display, settings.support_address), charset="utf-8")
+    msg["From"] = _mailbox("From", display, settings.support_address)
     msg["To"] = _clean(notice.recipient)
     subject = _clean(rendered.subject)
-    msg["Subject"] = _header_text(tagged_subject(ticket["id"], subject) if ticket else subject)
+    msg["Subject"] = _header_text("Subject", tagged_subject(ticket["id"], subject) if ticket else subject)
     msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=UTC))
     msg["Message-ID"] = f"<{message_id}>"
     if ticket:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 TAG_RE = re.compile(r"\[#(\d{1,12})\]")
+_SPACED_TAG_RE = re.compile(r"\s*\[#(\d{1,12})\]\s*")
 # Reply and forward prefixes in the languages our customers write in.
 _PREFIX_RE = re.compile(
     r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|r|odp|enc|res|ответ|回复|转发)\s*(\[\d+\])?\s*[:：]\s*)+",
@@ -29,5 +30,6 @@ def strip_prefixes(subject: str) -> str:
 def tagged_subject(ticket_id: int, subject: str) -> str:
     """`[#N] subject`, with any tag of N already present removed first."""
     clean = strip_prefixes(subject)
-    clean = re.sub(r"\s*\[#%d\]\s*" % ticket_id, " ", clean).strip()
+    own = str(ticket_id)
+    clean = _SPACED_TAG_RE.sub(lambda m: " " if m.group(1) == own else m.group(0), clean).strip()
     return f"{format_tag(ticket_id)} {clean}".strip()
