@@ -27,7 +27,7 @@ import sqlalchemy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mailgen  # noqa: E402
-from procstat import memory_mb  # noqa: E402
+from procstat import cpu_seconds, machine_busy, memory_mb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -64,6 +64,7 @@ def _client(port: int, mails: list[mailgen.Mail], counter, go, results) -> None:
     smtp = smtplib.SMTP("127.0.0.1", port, timeout=120)
     smtp.ehlo("bench.example.org")
     go.wait()
+    cpu_start = os.times()
     out = []
     while True:
         with counter.get_lock():
@@ -88,7 +89,8 @@ def _client(port: int, mails: list[mailgen.Mail], counter, go, results) -> None:
         smtp.quit()
     except smtplib.SMTPException:
         pass
-    results.put(out)
+    cpu_end = os.times()
+    results.put((out, cpu_end.user + cpu_end.system - cpu_start.user - cpu_start.system))
 
 
 @dataclass
@@ -101,6 +103,8 @@ class Result:
     t_done: float | None = None  # every raw row done or quarantined
     states: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    cpu: dict = field(default_factory=dict)     # CPU seconds from the first send to the end, by role
+    machine_busy: float = 0.0                   # share of all cores busy over that time
 
     @property
     def accepted(self) -> int:
@@ -122,8 +126,14 @@ class Result:
         return done / (self.t_done - self.t0)
 
 
-def drive(name: str, port: int, mails, clients: int, poll=None, timeout: float = 600) -> Result:
-    """Send every mail from `clients` processes; poll() -> {state: count} until nothing is waiting."""
+def drive(name: str, port: int, mails, clients: int, poll=None, timeout: float = 600,
+          processes: dict[str, list[int]] | None = None) -> Result:
+    """Send every mail from `clients` processes; poll() -> {state: count} until nothing is waiting.
+
+    `processes` names the pids whose CPU time is counted, by role ("server",
+    "sink"); the clients count their own.
+    """
+    processes = processes or {}
     ctx = mp.get_context("fork")  # the children share the generated mails
     counter, go, results = ctx.Value("l", 0), ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_client, args=(port, mails, counter, go, results)) for _ in range(clients)]
@@ -131,12 +141,16 @@ def drive(name: str, port: int, mails, clients: int, poll=None, timeout: float =
         p.start()
     time.sleep(0.5)  # every client connected and said EHLO
     result = Result(name)
+    cpu_start = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in processes.items()}
+    busy_start = machine_busy()
     result.t0 = time.time()
     go.set()
     collected = 0
     while collected < clients:
         try:
-            result.sent.extend(results.get(timeout=0.05))
+            sent, client_cpu = results.get(timeout=0.05)
+            result.sent.extend(sent)
+            result.cpu["clients"] = result.cpu.get("clients", 0.0) + client_cpu
             collected += 1
             continue
         except Exception:
@@ -147,6 +161,7 @@ def drive(name: str, port: int, mails, clients: int, poll=None, timeout: float =
         p.join()
     result.t_sent = max(s[2] for s in result.sent)
     if poll is None:
+        _count_cpu(result, processes, cpu_start, busy_start)
         return result
     states = poll()
     result.backlog_at_sent = states.get("received", 0)
@@ -157,7 +172,15 @@ def drive(name: str, port: int, mails, clients: int, poll=None, timeout: float =
         states = poll()
     result.t_done = time.time()
     result.states = states
+    _count_cpu(result, processes, cpu_start, busy_start)
     return result
+
+
+def _count_cpu(result: Result, processes: dict[str, list[int]], cpu_start: dict, busy_start) -> None:
+    for role, pids in processes.items():
+        result.cpu[role] = sum(cpu_seconds(pid) for pid in pids) - cpu_start[role]
+    busy, total = machine_busy()
+    result.machine_busy = (busy - busy_start[0]) / max(1e-9, total - busy_start[1])
 
 
 def state_poller(engine: sqlalchemy.Engine):
@@ -173,13 +196,13 @@ def state_poller(engine: sqlalchemy.Engine):
 # ------------------------------------------------------------------ targets
 
 
-def run_ceiling(work: Path, mails, clients: int) -> Result:
+def run_ceiling(work: Path, mails, clients: int, sink_pid: int) -> Result:
     port = free_port()
     proc = subprocess.Popen([str(PYTHON), str(ROOT / "bench" / "ceiling.py"), "--listen", f"127.0.0.1:{port}",
                              "--file", str(work / "ceiling.mbox")], stdout=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
-        return drive("ceiling (append+fsync)", port, mails, clients)
+        return drive("ceiling (append+fsync)", port, mails, clients, processes={"server": [proc.pid], "sink": [sink_pid]})
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
@@ -205,7 +228,7 @@ outbound:
     return config
 
 
-def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound_port: int,
+def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound_port: int, sink_pid: int,
                profile: str | None, workers: int = 0) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -233,7 +256,8 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
                                     "--threads", "-o", str(out), *flags],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
-        result = drive(name, port, mails, clients, poll=state_poller(engine))
+        result = drive(name, port, mails, clients, poll=state_poller(engine), processes={
+            "server": [proc.pid, *(w.pid for w in worker_procs)], "sink": [sink_pid]})
         with engine.connect() as conn:
             q = lambda sql: conn.execute(sqlalchemy.text(sql)).all()  # noqa: E731
             result.extra["tickets"] = q("SELECT count(*) FROM tickets")[0][0]
@@ -280,6 +304,12 @@ def postgres_database():
 # ------------------------------------------------------------------ report
 
 
+def markdown_table(head: tuple, rows: list[tuple]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
 def table(results: list[Result], ceiling: Result | None) -> str:
     head = ("target", "250 /s", "into tickets /s", "% of ceiling", "backlog at end of sending",
             "p50 to 250 ms", "p99 to 250 ms", "p99 / ceiling p99")
@@ -296,9 +326,18 @@ def table(results: list[Result], ceiling: Result | None) -> str:
             f"{1000 * r.latency(0.50):.1f}", f"{1000 * r.latency(0.99):.1f}",
             "-" if ceiling is None or r is ceiling else f"{r.latency(0.99) / ceiling.latency(0.99):.1f}x",
         ))
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
-    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+    return markdown_table(head, rows)
+
+
+def cpu_table(results: list[Result]) -> str:
+    """Where the CPU went, per mail, from the first send until every mail was in a ticket (or the last 250)."""
+    head = ("target", "server CPU ms/mail", "clients CPU ms/mail", "sink CPU ms/mail", "machine busy")
+    rows = []
+    for r in results:
+        per_mail = lambda role: f"{1000 * r.cpu.get(role, 0.0) / max(1, len(r.sent)):.2f}"  # noqa: E731
+        rows.append((r.name, per_mail("server"), per_mail("clients"), per_mail("sink"),
+                     f"{100 * r.machine_busy:.0f}% of {os.cpu_count()} cores"))
+    return markdown_table(head, rows)
 
 
 def main() -> None:
@@ -338,17 +377,17 @@ def main() -> None:
         for target in targets:
             print(f"running {target} ...", flush=True)
             if target == "ceiling":
-                ceiling = run_ceiling(work, mails, args.clients)
+                ceiling = run_ceiling(work, mails, args.clients, sink.pid)
                 results.append(ceiling)
             elif target == "sqlite":
                 results.append(run_daemon("ticketd SQLite" + mode, work / "sqlite",
                                           f"sqlite:///{work}/sqlite/ticketd.db", mails, args.clients, sink_port,
-                                          args.profile, args.workers))
+                                          sink.pid, args.profile, args.workers))
             elif target == "postgresql":
                 url, drop = postgres_database()
                 try:
                     results.append(run_daemon("ticketd PostgreSQL" + mode, work / "postgresql", url, mails,
-                                              args.clients, sink_port, args.profile, args.workers))
+                                              args.clients, sink_port, sink.pid, args.profile, args.workers))
                 finally:
                     drop()
             else:
@@ -364,6 +403,8 @@ def main() -> None:
     print()
     print(f"{args.n} mails, {args.clients} clients, {os.cpu_count()} cores")
     print(table(results, ceiling))
+    print()
+    print(cpu_table(results))
     for r in results:
         if r.states:
             print(f"{r.name}: raw_mail {r.states}; tickets {r.extra['tickets']}; "
