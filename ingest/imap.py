@@ -38,8 +38,10 @@ KEEPALIVE = dict(idle=30, interval=10, count=3)
 IDLE_CHECK_SECONDS = 1.0
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
-# Messages fetched per round trip; mail may be 25 MB each, so keep it small.
+# Messages fetched per round trip, and the bytes one round trip may bring:
+# a batch holds at most this much mail in memory (or one bigger message).
 FETCH_BATCH = 10
+FETCH_BATCH_BYTES = 8 * 1024 * 1024
 TIMEOUTS = SocketTimeout(connect=10, read=60)
 
 
@@ -157,11 +159,23 @@ class Poller:
         # (RFC 3501 section 6.4.8), hence the filter.
         uids = sorted(u for u in client.search(["UID", f"{last + 1}:*", "UNSEEN"]) if u > last)
         for start in range(0, len(uids), FETCH_BATCH):
-            batch = uids[start:start + FETCH_BATCH]
-            stored = self._store_batch(client, batch)
-            self._mark_done(client, stored)
-            save_cursor(self.app.engine, self.box.key, self._uidvalidity, batch[-1])
-            self._last_uid = batch[-1]
+            listed = uids[start:start + FETCH_BATCH]
+            sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in client.fetch(listed, [b"RFC822.SIZE"]).items()}
+            for batch in fetch_batches(listed, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
+                stored = self._store_batch(client, batch)
+                self._mark_done(client, stored)
+            self._warn_oversized(listed, sizes)
+            save_cursor(self.app.engine, self.box.key, self._uidvalidity, listed[-1])
+            self._last_uid = listed[-1]
+
+    def _warn_oversized(self, uids: list[int], sizes: dict[int, int]) -> None:
+        for uid in uids:
+            if sizes.get(uid, 0) > self.box.max_message_bytes:
+                # Like the receiver's 552, but nobody can be told by mail: the
+                # message stays unseen on the server for a person to handle.
+                log.warning("imap %s: uid %s is %s bytes, over max_message_bytes (%s); not taken, it stays "
+                            "unseen in %s", self.box.key, uid, sizes[uid], self.box.max_message_bytes,
+                            self.box.folder)
 
     def _store_batch(self, client: IMAPClient, batch: list[int]) -> list[int]:
         fetched = client.fetch(batch, [b"BODY.PEEK[]"])
@@ -234,6 +248,29 @@ class Poller:
                     return
         finally:
             client.idle_done()
+
+
+def fetch_batches(uids: list[int], sizes: dict[int, int], max_message: int, max_batch: int) -> list[list[int]]:
+    """`uids` in order, without those over `max_message`, cut so one fetch brings at most `max_batch` bytes.
+
+    A message bigger than `max_batch` (but within `max_message`) is fetched on its own.
+    A UID without a size (expunged meanwhile) is kept: the fetch finds nothing.
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    current_bytes = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if size > max_message:
+            continue
+        if current and current_bytes + size > max_batch:
+            batches.append(current)
+            current, current_bytes = [], 0
+        current.append(uid)
+        current_bytes += size
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _announced_new_mail(client: IMAPClient) -> bool:

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import func, select
 
-from ingest.imap import Poller
+from ingest.imap import Poller, fetch_batches
 from ingest.smtp import Receiver
 from tests.conftest import PG_ADMIN_URL, write_config
 from tests.daemon import DaemonProcess
@@ -122,6 +122,30 @@ def test_appended_mail_becomes_ticket_and_is_flagged_only_after_commit(make_app,
     assert row["message_id"] == "fire@client.example.org"
     assert drain(app) == 1
     assert _ticket_subjects(app) == ["Printer on fire"]
+
+
+def test_oversized_mail_stays_unseen_and_does_not_hold_up_the_mail_after_it(make_app, sqlite_url, dovecot, caplog):
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2, max_message_bytes=4000))
+    _append(dovecot, _mail("Huge scan", "<huge@client.example.org>", body="x" * 70 + "\n" * 100 + "y" * 5000))
+    _append(dovecot, _mail("Small question", "<small@client.example.org>"))
+    with caplog.at_level(logging.WARNING, logger="ticketd.imap"), _polling(app):
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot).get(2, set()))
+        assert eventually(lambda: load_cursor(app.engine, app.settings.imap[0].key).last_uid == 2)
+        _append(dovecot, _mail("Later question", "<later@client.example.org>"))
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot).get(3, set()))
+    assert _flags(dovecot)[1] == set()          # kept on the server, for a person
+    assert _raw_count(app) == 2                 # fetched once each, the big one never
+    assert drain(app) == 2
+    assert _ticket_subjects(app) == ["Small question", "Later question"]
+    warnings = [r.getMessage() for r in caplog.records if "over max_message_bytes" in r.getMessage()]
+    assert len(warnings) == 1 and "uid 1 is" in warnings[0] and "(4000)" in warnings[0]
+
+
+def test_fetch_batches_bound_the_bytes_of_one_fetch_and_leave_out_oversized_mail():
+    sizes = {1: 3, 2: 3, 3: 9, 4: 2, 5: 2, 6: 20, 7: 1}
+    assert fetch_batches([1, 2, 3, 4, 5, 6, 7], sizes, max_message=10, max_batch=6) == [[1, 2], [3], [4, 5, 7]]
+    assert fetch_batches([8, 9], {}, max_message=10, max_batch=6) == [[8, 9]]   # expunged meanwhile: no size
+    assert fetch_batches([6], sizes, max_message=10, max_batch=6) == []
 
 
 @pytest.mark.parametrize("capability", [None, "IMAP4rev1 IDLE UIDPLUS", "IMAP4rev1 IDLE"],

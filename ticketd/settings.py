@@ -47,6 +47,7 @@ class ImapSettings(_Strict):
     poll_seconds: float = 30
     move_to: str | None = None      # move processed mail here instead of flagging \Seen
     idle: bool = True
+    max_message_bytes: int = Field(default=26_214_400, gt=0)  # larger mail stays unseen in the folder
 
     @model_validator(mode="after")
     def _one_kind_of_tls(self) -> ImapSettings:
