@@ -586,6 +586,33 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
     )
 
 
+# Where the header ends: the first empty line, whatever the line ends.
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_HASH_CHUNK = 1 << 20
+
+
+def _normalised_body_hash(raw: bytes, start: int, chunk: int = _HASH_CHUNK) -> str:
+    """sha256 of raw[start:] with CRLF made LF and trailing whitespace cut, without copying the body.
+
+    The same digest as hashing `raw[start:].replace(b"\\r\\n", b"\\n").rstrip()`
+    (tests/test_parse.py holds them equal), in 1 MiB pieces: a mail at the
+    size limit would otherwise be copied twice more while its sender waits.
+    """
+    end = len(raw)
+    while end > start and raw[end - 1] in b" \t\r\n\x0b\x0c":  # what bytes.rstrip() removes
+        end -= 1
+    digest = hashlib.sha256()
+    view = memoryview(raw)
+    carry = b""
+    for offset in range(start, end, chunk):
+        piece = carry + view[offset:min(offset + chunk, end)].tobytes()
+        # A CR at the end of a piece may start a CRLF that the next piece ends.
+        carry = b"\r" if piece.endswith(b"\r") else b""
+        digest.update((piece[:-1] if carry else piece).replace(b"\r\n", b"\n"))
+    digest.update(carry)
+    return digest.hexdigest()
+
+
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     """The key a second delivery of the same mail collides on, and its Message-ID.
 
@@ -595,9 +622,10 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     Message-ID alone is not trusted: two different mails sharing one (broken
     clients, forgeries) must both be kept, so the body takes part too.
     """
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    body_hash = hashlib.sha256(body.rstrip()).hexdigest()
-    msg = email.message_from_bytes(head + b"\n\n")
+    blank = _BLANK_LINE.search(raw)
+    head_end, body_start = (blank.start(), blank.end()) if blank else (len(raw), len(raw))
+    body_hash = _normalised_body_hash(raw, body_start)
+    msg = email.message_from_bytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n")
     message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
     if message_id:
         return f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}", message_id

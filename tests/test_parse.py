@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import base64
+import email
+import hashlib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.parse import MailTooComplex, parse_mail, safe_filename, unflow
+from ingest.headers import msgids
+from ingest.parse import (
+    _TRACE_HEADERS,
+    MailTooComplex,
+    _normalised_body_hash,
+    dedupe_key,
+    parse_mail,
+    safe_filename,
+    unflow,
+)
 from tests.conftest import CORPUS
 from ticketd.domain.tags import find_tags, tagged_subject
 
@@ -319,3 +330,36 @@ def test_tag_survives_any_reply_prefixes(ticket, subject, before, after):
     assert ticket in find_tags("".join(after) + tagged)  # the customer's client adds its own
     assert tagged_subject(ticket, tagged) == tagged
     assert tagged_subject(ticket, "".join(after) + tagged) == tagged
+
+
+def _dedupe_key_as_first_written(raw: bytes) -> tuple[str, str | None]:
+    """The key as ticketd first computed it, with whole copies: keys stored then must still collide."""
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    body_hash = hashlib.sha256(body.rstrip()).hexdigest()
+    msg = email.message_from_bytes(head + b"\n\n")
+    message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
+    if message_id:
+        return f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}", message_id
+    kept = [f"{name.lower()}:{value}" for name, value in msg.items()
+            if name.lower() not in _TRACE_HEADERS and not name.lower().startswith("x-")]
+    head_hash = hashlib.sha256("\n".join(kept).encode("utf-8", "surrogateescape")).hexdigest()
+    return f"sha:{head_hash[:40]}:{body_hash[:24]}", None
+
+
+_LINE_SOUP = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b" ", b"\t", b"a", b"Subject: x", b"Message-ID: <m@x>",
+                                       b"Received: from y", b"\x0b"]), max_size=40).map(b"".join)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_LINE_SOUP, _LINE_SOUP)
+def test_dedupe_key_is_the_key_first_written(head, body):
+    raw = head + b"\r\n\r\n" + body if body else head
+    assert dedupe_key(raw) == _dedupe_key_as_first_written(raw)
+
+
+@settings(max_examples=400)
+@given(_LINE_SOUP, st.integers(min_value=0, max_value=5), st.integers(min_value=1, max_value=4))
+def test_body_hash_in_pieces_is_the_hash_of_the_whole(raw, start, chunk):
+    start = min(start, len(raw))
+    whole = hashlib.sha256(raw[start:].replace(b"\r\n", b"\n").rstrip()).hexdigest()
+    assert _normalised_body_hash(raw, start, chunk) == whole
