@@ -160,7 +160,8 @@ class Poller:
         uids = sorted(u for u in client.search(["UID", f"{last + 1}:*", "UNSEEN"]) if u > last)
         for start in range(0, len(uids), FETCH_BATCH):
             listed = uids[start:start + FETCH_BATCH]
-            sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in client.fetch(listed, [b"RFC822.SIZE"]).items()}
+            fetched = client.fetch(listed, [b"RFC822.SIZE"])
+            sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in fetched.items()}
             for batch in fetch_batches(listed, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
                 stored = self._store_batch(client, batch)
                 self._mark_done(client, stored)

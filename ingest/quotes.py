@@ -65,7 +65,7 @@ class _Library:
     """mail-parser-reply's reply headers for our languages, compiled once, matched only where they can start.
 
     Every header pattern of the library begins at a line start (``^``) or a
-    newline, so the ``(?=^|\n)`` guard changes no match; it spares Python's
+    newline, so the ``(?=^|\\n)`` guard changes no match; it spares Python's
     ``re`` trying all alternatives at every character, which made the
     library about ten times slower than the rest of the stripping on long
     replies (bench/README.md). Only the reply's extent is used, so the
