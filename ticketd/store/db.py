@@ -87,9 +87,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    _record.info[_SYNCHRONOUS] = "FULL"
 
 
 _LOCKED = "ticketd_holds_write_lock"
+_SYNCHRONOUS = "ticketd_synchronous"  # the connection's PRAGMA synchronous, kept with it in the pool
 
 
 def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
@@ -105,13 +107,20 @@ def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
     Writers queue in a `WriteQueue` first.
     """
     options = conn.get_execution_options()
+    # Straight to the driver, as the COMMIT below: these run for every
+    # transaction, and SQLAlchemy's statement path cost more than SQLite's.
+    dbapi_connection = conn.connection.dbapi_connection
     if options.get(READ_ONLY):
-        conn.exec_driver_sql("BEGIN")
+        dbapi_connection.execute("BEGIN")
         return
-    write_lock.acquire(durable=bool(options.get(DURABLE)))
+    durable = bool(options.get(DURABLE))
+    write_lock.acquire(durable=durable)
     try:
-        conn.exec_driver_sql("PRAGMA synchronous=" + ("FULL" if options.get(DURABLE) else "NORMAL"))
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        synchronous = "FULL" if durable else "NORMAL"
+        if conn.info.get(_SYNCHRONOUS) != synchronous:
+            dbapi_connection.execute("PRAGMA synchronous=" + synchronous)
+            conn.info[_SYNCHRONOUS] = synchronous
+        dbapi_connection.execute("BEGIN IMMEDIATE")
     except BaseException:
         write_lock.release()
         raise
