@@ -1,6 +1,10 @@
 """How much of the public reply corpora ingest.quotes.strip_reply gets exactly right.
 
-Run from the repository root:  .venv/bin/python -m bench.quotes [-v]
+Run from the repository root:  .venv/bin/python -m bench.quotes [-v] [--speed]
+
+--speed also times strip_reply over the replies of bench/ingest.py's
+generated mails (bench/mailgen.py, seed 1), the text ticketd strips in the
+ingest benchmark.
 
 Sets (../shared/corpus, see its README for the conventions):
   discourse  discourse/email_reply_trimmer: emails/X vs trimmed/X, compared after .strip()
@@ -69,6 +73,20 @@ def score(cases, *, squash: bool = False, verbose: bool = False) -> tuple[int, i
     return good, len(cases), failed
 
 
+def speed(n: int = 2000) -> str:
+    """Milliseconds per reply over the generated benchmark mails' replies."""
+    from bench import mailgen
+
+    texts = [parsed.text for parsed in (parse_mail(mail.data) for mail in mailgen.generate(n, seed=1))
+             if parsed.in_reply_to]
+    started = time.perf_counter()
+    for text in texts:
+        strip_reply(text)
+    elapsed = time.perf_counter() - started
+    average = sum(map(len, texts)) / len(texts)
+    return f"speed: {1000 * elapsed / len(texts):.2f} ms per reply ({len(texts)} replies of {average:.0f} characters)"
+
+
 def main(argv: list[str]) -> int:
     verbose = "-v" in argv
     started = time.perf_counter()
@@ -82,6 +100,8 @@ def main(argv: list[str]) -> int:
     good = sum(r[0] for r in results.values())
     total = sum(r[1] for r in results.values())
     print(f"{'all':11s} {good:3d}/{total:<3d} {100 * good / total:5.1f}%   ({time.perf_counter() - started:.2f} s)")
+    if "--speed" in argv:
+        print(speed())
     return 0
 
 
