@@ -17,6 +17,8 @@ from ticketd.store.db import ensure_schema, make_engine
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from ticketd.prepare import Preparer
+
 log = logging.getLogger("ticketd")
 
 
@@ -33,6 +35,9 @@ class App:
     enqueue: Callable[[str, tuple], bool | None] = lambda name, args: None
     # Woken when a raw mail is committed, so processing starts at once.
     mail_arrived: threading.Event = field(default_factory=threading.Event)
+    # Where raw mail is parsed before it is written (`ticketd.prepare`):
+    # None prepares in the calling thread; the daemon sets a process pool.
+    preparer: Preparer | None = None
 
 
 def build_app(settings: Settings, *, create_schema: bool = True) -> App:

@@ -39,7 +39,7 @@ def _app(config: str | None):
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors)) from None
 
 
-def _logging(level: str) -> None:
+def configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # aiosmtpd logs three INFO lines per connection; ticketd logs each mail itself.
@@ -63,7 +63,7 @@ def run(config: str | None) -> None:
     from ticketd.daemon import run as run_daemon
 
     app = _app(config)
-    _logging(app.settings.log_level)
+    configure_logging(app.settings.log_level)
     sys.exit(run_daemon(app))
 
 
@@ -75,7 +75,7 @@ def worker(config: str | None, threads: int) -> None:
     from ticketd.daemon import run_worker
 
     app = _app(config)
-    _logging(app.settings.log_level)
+    configure_logging(app.settings.log_level)
     if not app.settings.redis_url:
         raise click.UsageError("redis_url is null: `ticketd run` already runs the workers in-process")
     sys.exit(run_worker(app, threads))

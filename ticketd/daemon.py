@@ -11,6 +11,7 @@ from ingest.imap import Poller
 from ingest.smtp import Receiver
 from ticketd.app import App
 from ticketd.pipeline import drain
+from ticketd.prepare_pool import ProcessPreparer
 from ticketd.rules_watch import RulesWatcher
 from workers.runtime import WorkerPool, bind, make_broker, worker_components
 
@@ -35,6 +36,9 @@ class Processor:
         self._thread = threading.Thread(target=self._run, name="processor", daemon=True)
 
     def start(self) -> None:
+        if self.app.settings.prepare_processes:
+            self.app.preparer = ProcessPreparer(self.app.settings, self.app.signer,
+                                                self.app.settings.prepare_processes)
         self._thread.start()
 
     def _run(self) -> None:
@@ -52,6 +56,9 @@ class Processor:
         self._stop.set()
         self.app.mail_arrived.set()
         self._thread.join(timeout=60)
+        if self.app.preparer is not None:
+            self.app.preparer.close()
+            self.app.preparer = None
 
 
 def build_components(app: App) -> list[Component]:

@@ -100,6 +100,9 @@ class Settings(_Strict):
     max_mime_depth: int = 20
     max_mime_parts: int = 500
     sweep_seconds: float = 5
+    # Processes of `ticketd run` that parse incoming mail beside the one
+    # that writes it (ticketd.prepare_pool); 0 parses in the processor thread.
+    prepare_processes: int = Field(default=1, ge=0)
     log_level: str = "INFO"
 
     @field_validator("support_address")

@@ -1,0 +1,118 @@
+"""What a raw mail tells without the database: parse, robot check, quote stripping, attachments to disk.
+
+This is the CPU-heavy half of processing. It needs only the settings and
+the signing keys, so it can run in another process (`ticketd.prepare_pool`)
+while the processor writes the previous batch.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Protocol
+
+from ingest.match import is_our_message_id
+from ingest.parse import MailTooComplex, ParsedMail, parse_mail
+from ingest.quotes import strip_reply
+from ticketd.domain.loops import auto_generated_reason
+from ticketd.domain.signing import Signer
+from ticketd.domain.tags import find_tags
+from ticketd.settings import Settings
+from ticketd.store.files import store_blob
+
+
+def recipients(parsed: ParsedMail, envelope_to: list[str]) -> list[str]:
+    """Every address the mail was delivered or written to, envelope first."""
+    # The envelope (SMTP RCPT TO) is the most direct witness; IMAP mail only
+    # has headers, where the MTA usually records it in Delivered-To.
+    extra = [parsed.headers.get(h, "") for h in ("delivered-to", "x-original-to", "envelope-to")]
+    return [*envelope_to, *parsed.to, *parsed.cc, *[e.strip("<> ").lower() for e in extra if e]]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What can be learned from a raw mail without the database: done before any lock."""
+    raw_id: int
+    raw: bytes
+    parsed: ParsedMail
+    envelope_to: list[str]
+    robot_reason: str | None
+    stripped: str
+    attachments: list[dict]
+
+
+def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
+    """Parse, check for robots, strip quotes and store attachments (CPU and files only)."""
+    raw = bytes(row["raw"])
+    try:
+        parsed = parse_mail(raw, max_depth=settings.max_mime_depth, max_parts=settings.max_mime_parts)
+    except MailTooComplex as exc:
+        raise MailTooComplex(f"mail refused by the MIME limits: {exc}") from exc
+    envelope_from = row["envelope_from"]
+    if envelope_from is None and "return-path" in parsed.headers:
+        envelope_from = parsed.headers["return-path"]
+    robot_reason = auto_generated_reason(parsed.headers, envelope_from, parsed.from_addr, parsed.content_type)
+    if is_our_message_id(signer, settings.support_domain, parsed.message_id) or (
+            parsed.from_addr == settings.support_address):
+        robot_reason = "our own mail reflected back"
+    attachments = []
+    for att in parsed.attachments:
+        store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
+        attachments.append(dict(filename=att.filename, content_type=att.content_type[:255], size=len(att.data),
+                                sha256=att.sha256, content_id=att.content_id, inline=att.inline))
+    envelope_to = json.loads(row["envelope_to"] or "[]")
+    # Only a mail that can thread into a ticket is a reply worth stripping;
+    # a mail with none of the three threading signals always opens a ticket.
+    local = settings.support_address.split("@", 1)[0] + "+"
+    may_follow_up = bool(parsed.in_reply_to or parsed.references or find_tags(parsed.subject) or any(
+        r.lower().startswith(local) for r in recipients(parsed, envelope_to)))
+    stripped = strip_reply(parsed.text) if may_follow_up else parsed.text.strip()
+    return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to,
+                    robot_reason=robot_reason, stripped=stripped, attachments=attachments)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The quarantine reason for an exception being handled: its line, then the traceback."""
+    return f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=8)
+
+
+def prepare_or_reason(settings: Settings, signer: Signer, row: dict) -> Prepared | str:
+    """`prepare`, or the reason to quarantine the mail when it cannot be prepared."""
+    try:
+        return prepare(settings, signer, row)
+    except Exception as exc:
+        return failure_reason(exc)
+
+
+class PendingBatch(Protocol):
+    def result(self) -> list[tuple[int, Prepared | str]]:
+        """[(raw id, Prepared or quarantine reason)] in the order the rows were given."""
+        ...
+
+
+class Preparer(Protocol):
+    def submit(self, rows: list[dict]) -> PendingBatch: ...
+    def close(self) -> None: ...
+
+
+class InlinePreparer:
+    """Prepares in the calling thread, when asked for the result (tests, the CLI, `prepare_processes: 0`)."""
+
+    def __init__(self, settings: Settings, signer: Signer) -> None:
+        self.settings = settings
+        self.signer = signer
+
+    def submit(self, rows: list[dict]) -> PendingBatch:
+        return _Later(lambda: [(row["id"], prepare_or_reason(self.settings, self.signer, row)) for row in rows])
+
+    def close(self) -> None:
+        pass
+
+
+class _Later:
+    def __init__(self, compute) -> None:
+        self._compute = compute
+
+    def result(self) -> list[tuple[int, Prepared | str]]:
+        return self._compute()
