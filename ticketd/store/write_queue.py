@@ -23,14 +23,17 @@ class WriteQueue:
     SQLite's own busy handler polls with sleeps of up to 100 ms, so under
     load a waiting writer kept losing to others and an SMTP client waited
     seconds for 250. Writers of one process queue on a Python lock; the
-    processes of one database (`ticketd run`, `ticketd worker`s, the CLI)
-    then take an exclusive flock(2) on a file beside it, waiting in short
-    steps, before BEGIN IMMEDIATE.
+    processes of one database (`ticketd run`'s receiver and its processing
+    process, `ticketd worker`s, the CLI) then take an exclusive flock(2) on
+    a file beside it, waiting in short steps, before BEGIN IMMEDIATE.
 
     Mail waiting for its 250 goes first: a processing batch that sees one
     waiting commits early and steps aside (`acknowledgement_waiting`,
     `let_acknowledgements_through`), so time to 250 is bounded by one
-    mail's processing, not a batch's.
+    mail's processing, not a batch's. Across processes, such a writer
+    holds a shared flock on a second file (`<lock>.priority`) until it has
+    the write lock; the others see it by failing to take that file
+    exclusively.
     """
 
     def __init__(self, lock_path: Path | None = None) -> None:
@@ -39,24 +42,41 @@ class WriteQueue:
         self._durable_waiting = 0
         self._count_lock = threading.Lock()
         self._lock_file = open(lock_path, "a+b") if lock_path else None  # noqa: SIM115 (lives with the engine)
+        # Two open files: flock(2) locks belong to an open file, so the probe
+        # must not share one with the shared lock it looks for.
+        priority = Path(f"{lock_path}.priority") if lock_path else None
+        self._priority_held = open(priority, "a+b") if priority else None  # noqa: SIM115
+        self._priority_probe = open(priority, "a+b") if priority else None  # noqa: SIM115
 
     def acquire(self, durable: bool) -> None:
         if durable:
-            with self._count_lock:
-                self._durable_waiting += 1
+            self._durable_starts()
         try:
             self._lock.acquire()
+            if self._depth == 0 and self._lock_file is not None:
+                try:
+                    # A writer acknowledging mail polls in finer steps: it is
+                    # the one an SMTP client waits for.
+                    _flock_within(self._lock_file, BUSY_TIMEOUT_SECONDS, max_step=0.001 if durable else 0.005)
+                except BaseException:
+                    self._lock.release()
+                    raise
         finally:
             if durable:
-                with self._count_lock:
-                    self._durable_waiting -= 1
-        if self._depth == 0 and self._lock_file is not None:
-            try:
-                _flock_within(self._lock_file, BUSY_TIMEOUT_SECONDS)
-            except BaseException:
-                self._lock.release()
-                raise
+                self._durable_ends()
         self._depth += 1
+
+    def _durable_starts(self) -> None:
+        with self._count_lock:
+            self._durable_waiting += 1
+            if self._durable_waiting == 1 and self._priority_held is not None:
+                fcntl.flock(self._priority_held, fcntl.LOCK_SH)  # waits only for a probe's instant
+
+    def _durable_ends(self) -> None:
+        with self._count_lock:
+            self._durable_waiting -= 1
+            if self._durable_waiting == 0 and self._priority_held is not None:
+                fcntl.flock(self._priority_held, fcntl.LOCK_UN)
 
     def release(self) -> None:
         self._depth -= 1
@@ -66,7 +86,17 @@ class WriteQueue:
 
     @property
     def durable_waiting(self) -> bool:
-        return self._durable_waiting > 0
+        """Whether a writer of mail to acknowledge waits, in this process or another."""
+        if self._durable_waiting > 0:
+            return True
+        if self._priority_probe is None:
+            return False
+        try:
+            fcntl.flock(self._priority_probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._priority_probe, fcntl.LOCK_UN)
+        return False
 
 
 def retry_while_locked(attempt: Callable[[], bool], what: str, *, first_delay: float, max_delay: float,
@@ -85,8 +115,8 @@ def retry_while_locked(attempt: Callable[[], bool], what: str, *, first_delay: f
         delay = min(delay * 2, max_delay)
 
 
-def _flock_within(file, seconds: float) -> None:
-    """An exclusive flock(2) on `file`, waiting in steps of at most 5 ms."""
+def _flock_within(file, seconds: float, max_step: float) -> None:
+    """An exclusive flock(2) on `file`, waiting in steps of at most `max_step` seconds."""
     def attempt() -> bool:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -94,7 +124,7 @@ def _flock_within(file, seconds: float) -> None:
         except BlockingIOError:
             return False
 
-    retry_while_locked(attempt, "another ticketd process writes", first_delay=0.0005, max_delay=0.005,
+    retry_while_locked(attempt, "another ticketd process writes", first_delay=0.0002, max_delay=max_step,
                        seconds=seconds)
 
 
@@ -108,7 +138,7 @@ def attach(engine: Engine, lock_path: Path | None) -> WriteQueue:
 
 
 def acknowledgement_waiting(engine: Engine) -> bool:
-    """Whether a commit of mail to acknowledge waits for this process's SQLite write lock."""
+    """Whether a commit of mail to acknowledge waits for SQLite's write lock (any ticketd process)."""
     queue = _WRITE_QUEUES.get(engine)
     return queue is not None and queue.durable_waiting
 
