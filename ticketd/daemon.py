@@ -1,18 +1,22 @@
-"""`ticketd run`: start the receiver, pollers, processor and workers; stop them cleanly."""
+"""`ticketd run`: the receiver in this process, processing and workers in a child; stop them cleanly."""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import threading
+import time
 from typing import Protocol
 
 from ingest.imap import Poller
 from ingest.smtp import Receiver
-from ticketd.app import App
+from ticketd.app import App, build_app
 from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.rules_watch import RulesWatcher
+from ticketd.settings import Settings
 from workers.runtime import WorkerPool, bind, make_broker, worker_components
 
 log = logging.getLogger("ticketd.daemon")
@@ -61,21 +65,23 @@ class Processor:
             self.app.preparer = None
 
 
-def build_components(app: App) -> list[Component]:
-    """Everything `ticketd run` runs, in start order (stopped in reverse)."""
+def build_back_office(app: App) -> list[Component]:
+    """Everything of `ticketd run` but the SMTP receiver, in start order (stopped in reverse)."""
     components: list[Component] = [RulesWatcher(app)]   # also sets app.reload_rules for SIGHUP
     components.extend(worker_components(app, in_process=app.settings.redis_url is None))
     components.append(Processor(app))
     if app.settings.imap:
         components.extend(Poller(app, box) for box in app.settings.imap)
-    components.append(Receiver(app))
     return components
 
 
-def run(app: App) -> int:
-    """Run until SIGTERM or SIGINT; exit code 0 after a clean stop."""
+def build_components(app: App) -> list[Component]:
+    """Everything `ticketd run` runs, in one process, in start order (stopped in reverse)."""
+    return [*build_back_office(app), Receiver(app)]
+
+
+def _stop_on_signals(reload=None) -> threading.Event:
     stop = threading.Event()
-    components = build_components(app)
 
     def on_signal(signum, _frame):
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -83,29 +89,98 @@ def run(app: App) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    reload_rules = getattr(app, "reload_rules", None)
-    if reload_rules is not None:
-        signal.signal(signal.SIGHUP, lambda *_: reload_rules())
+    if reload is not None:
+        signal.signal(signal.SIGHUP, lambda *_: reload())
+    return stop
 
-    started = []
+
+def _stop_all(components: list[Component]) -> None:
+    for component in reversed(components):
+        try:
+            component.stop()
+        except Exception:
+            log.exception("stopping %s failed", type(component).__name__)
+
+
+# How long `ticketd run` waits for its processing process to start, and to stop.
+BACK_OFFICE_START_SECONDS = 120
+BACK_OFFICE_STOP_SECONDS = 90
+
+
+def run(app: App) -> int:
+    """Run until SIGTERM or SIGINT; 0 after a clean stop, 1 if the processing process died.
+
+    Two processes, so that two cores work and a client's wait for 250 does
+    not queue behind ticket processing for one interpreter's lock: this one
+    receives SMTP and commits raw mail; a child ("back office") processes it
+    into tickets and runs the workers, sweeps, timers and IMAP pollers
+    (`build_back_office`). They share only the database and an event that
+    says mail arrived. SIGHUP is passed on to the child, which reloads the
+    rules.
+    """
+    ctx = multiprocessing.get_context("spawn")   # not fork: threads hold locks here
+    app.mail_arrived = ctx.Event()
+    ready = ctx.Event()
+    back_office = ctx.Process(target=run_back_office, name="ticketd back office",
+                              args=(app.settings, app.mail_arrived, ready, os.getpid()))
+    stop = _stop_on_signals(reload=lambda: back_office.pid and os.kill(back_office.pid, signal.SIGHUP))
+    back_office.start()
+    receiving: list[Component] = []
+    code = 0
+    try:
+        deadline = time.monotonic() + BACK_OFFICE_START_SECONDS
+        while not ready.wait(0.1):
+            if not back_office.is_alive() or time.monotonic() > deadline or stop.is_set():
+                log.error("the back office did not start (exit code %s)", back_office.exitcode)
+                return 1
+        receiver = Receiver(app)
+        receiver.start()
+        receiving.append(receiver)
+        log.info("ticketd running")
+        print("ticketd running", flush=True)
+        while not stop.wait(1):
+            if not back_office.is_alive():
+                log.error("the back office exited (code %s); stopping", back_office.exitcode)
+                code = 1
+                break
+    finally:
+        # The receiver stops first (new mail gets 421, mail in flight is
+        # committed), then the back office finishes its mail and stops.
+        _stop_all(receiving)
+        if back_office.is_alive():
+            back_office.terminate()
+        back_office.join(BACK_OFFICE_STOP_SECONDS)
+        if back_office.is_alive():
+            log.error("the back office did not stop in %s s; killed", BACK_OFFICE_STOP_SECONDS)
+            back_office.kill()
+            back_office.join()
+    log.info("ticketd stopped")
+    return code
+
+
+def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) -> None:
+    """The child of `ticketd run`: processing, workers, sweeps, IMAP; stops with SIGTERM or its parent."""
+    from ticketd.cli import configure_logging
+
+    configure_logging(settings.log_level)
+    app = build_app(settings, create_schema=False)
+    app.mail_arrived = mail_arrived
+    components = build_back_office(app)
+    stop = _stop_on_signals(reload=getattr(app, "reload_rules", None))
+    started: list[Component] = []
     try:
         for component in components:
             component.start()
             started.append(component)
-        log.info("ticketd running")
-        print("ticketd running", flush=True)
+        ready.set()
+        # A parent killed with SIGKILL cannot stop us; an orphan is re-parented.
         while not stop.wait(1):
-            pass
+            if os.getppid() != parent_pid:
+                log.error("ticketd run (pid %s) is gone; the back office stops", parent_pid)
+                break
     finally:
-        # The receiver stops first (new mail gets 421, mail in flight is
-        # committed), then the processor finishes its mail, then workers.
-        for component in reversed(started):
-            try:
-                component.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(component).__name__)
-    log.info("ticketd stopped")
-    return 0
+        _stop_all(started)
+    log.info("back office stopped")
 
 
 def run_worker(app: App, threads: int = 4) -> int:
