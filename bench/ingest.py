@@ -27,7 +27,7 @@ import sqlalchemy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mailgen  # noqa: E402
-from procstat import cpu_seconds, machine_busy, memory_mb  # noqa: E402
+from procstat import cpu_seconds, machine_busy, memory_mb, with_descendants  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -256,8 +256,11 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
                                     "--threads", "-o", str(out), *flags],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
+        # The server is `ticketd run` with the processes it starts (the
+        # preparing pool) and any `ticketd worker`s.
+        server = [pid for p in (proc, *worker_procs) for pid in with_descendants(p.pid)]
         result = drive(name, port, mails, clients, poll=state_poller(engine), processes={
-            "server": [proc.pid, *(w.pid for w in worker_procs)], "sink": [sink_pid]})
+            "server": server, "sink": [sink_pid]})
         with engine.connect() as conn:
             q = lambda sql: conn.execute(sqlalchemy.text(sql)).all()  # noqa: E731
             result.extra["tickets"] = q("SELECT count(*) FROM tickets")[0][0]
@@ -267,6 +270,10 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
         after = memory_mb(proc.pid)
         result.extra["memory"] = (f"`ticketd run` RSS {idle_memory['VmRSS']:.0f} MB idle, peak "
                                   f"{after['VmHWM']:.0f} MB, {after['VmRSS']:.0f} MB after the run")
+        children = [memory_mb(pid) for pid in with_descendants(proc.pid)[1:]]
+        if children:
+            result.extra["memory"] += "; its child processes peak " + ", ".join(
+                f"{child['VmHWM']:.0f} MB" for child in children)
     finally:
         if spy is not None:
             spy.send_signal(signal.SIGINT)

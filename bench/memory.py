@@ -7,7 +7,9 @@
 PDF-like attachment, base64 on the wire, as mail clients send it), the
 mails of a round from as many clients at once; each round is processed and
 acknowledged before the next. Printed: the daemon's resident memory
-(VmRSS) idle, after each round, and its peak (VmHWM), from /proc.
+(VmRSS) idle, after each round, and its peak (VmHWM), from /proc; likewise
+for its child processes (the `prepare_processes` that parse mail, and
+multiprocessing's resource tracker).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tests.conftest import free_port, write_config  # noqa: E402
 from tests.daemon import DaemonProcess  # noqa: E402
 from tests.sink import Sink  # noqa: E402
 from tests.waiting import eventually  # noqa: E402
-from procstat import memory_mb  # noqa: E402  (bench/, the script's folder, is on sys.path)
+from procstat import memory_mb, with_descendants  # noqa: E402  (bench/, the script's folder, is on sys.path)
 
 
 def big_mail(n: int, megabytes: float) -> EmailMessage:
@@ -96,9 +98,11 @@ def main() -> None:
                 assert eventually(lambda: len(sink.messages) == total, timeout=120), "acknowledgements missing"
                 took = time.monotonic() - started
                 now = memory_mb(pid)
+                children = "".join(f"; child process {child}: RSS {m['VmRSS']:.0f} MB, peak {m['VmHWM']:.0f} MB"
+                                   for child in with_descendants(pid)[1:] for m in [memory_mb(child)])
                 print(f"round {n}: {args.parallel} x {len(wires[0]) / 1e6:.1f} MB on the wire, all 250 after "
                       f"{accepted:.2f} s, tickets and acknowledgements after {took:.2f} s; RSS {now['VmRSS']:.0f} MB, "
-                      f"peak so far {now['VmHWM']:.0f} MB")
+                      f"peak so far {now['VmHWM']:.0f} MB{children}")
         finally:
             daemon.terminate()
             engine.dispose()
