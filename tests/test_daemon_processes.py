@@ -78,6 +78,14 @@ def _spawned(pid: int) -> list[int]:
     return [c for c in _children(pid) if "resource_tracker" not in _command(c)]
 
 
+def _back_office_and_preparer(daemon: DaemonProcess) -> tuple[int, int]:
+    """The pids of a running `ticketd run`'s back office and its preparing process."""
+    [back_office] = _spawned(daemon.proc.pid)
+    assert eventually(lambda: len(_spawned(back_office)) == 1, timeout=20)
+    [preparer] = _spawned(back_office)
+    return back_office, preparer
+
+
 def test_run_is_receiver_back_office_and_preparing_process_and_a_killed_preparer_loses_nothing(tmp_path):
     db = f"sqlite:///{tmp_path}/t.db"
     port = free_port()
@@ -85,9 +93,7 @@ def test_run_is_receiver_back_office_and_preparing_process_and_a_killed_preparer
     daemon = DaemonProcess(config).start()
     engine = make_engine(db)
     try:
-        [back_office] = _spawned(daemon.proc.pid)
-        assert eventually(lambda: len(_spawned(back_office)) == 1, timeout=20)
-        [preparer] = _spawned(back_office)
+        back_office, preparer = _back_office_and_preparer(daemon)
 
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.send_message(_mail(1, attachment=b"\x00first log"))
@@ -113,9 +119,7 @@ def test_killed_daemon_leaves_no_process_behind(tmp_path):
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db")
     daemon = DaemonProcess(config).start()
     try:
-        [back_office] = _spawned(daemon.proc.pid)
-        assert eventually(lambda: len(_spawned(back_office)) == 1, timeout=20)
-        [preparer] = _spawned(back_office)
+        back_office, preparer = _back_office_and_preparer(daemon)
         daemon.kill()
         assert eventually(lambda: not _alive(back_office) and not _alive(preparer), timeout=15)
     finally:
@@ -212,9 +216,7 @@ def test_sigterm_stops_all_three_processes_with_exit_0(tmp_path):
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", smtp_port=port)
     daemon = DaemonProcess(config).start()
     try:
-        [back_office] = _spawned(daemon.proc.pid)
-        assert eventually(lambda: len(_spawned(back_office)) == 1, timeout=20)
-        [preparer] = _spawned(back_office)
+        back_office, preparer = _back_office_and_preparer(daemon)
         with smtplib.SMTP("127.0.0.1", port) as client:
             client.send_message(_mail(1))
         started = time.monotonic()
