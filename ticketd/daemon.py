@@ -130,7 +130,9 @@ def run(app: App) -> int:
     try:
         deadline = time.monotonic() + BACK_OFFICE_START_SECONDS
         while not ready.wait(0.1):
-            if not back_office.is_alive() or time.monotonic() > deadline or stop.is_set():
+            if stop.is_set():
+                return 0
+            if not back_office.is_alive() or time.monotonic() > deadline:
                 log.error("the back office did not start (exit code %s)", back_office.exitcode)
                 return 1
         receiver = Receiver(app)

@@ -1,6 +1,7 @@
 """Process one stored raw mail into a ticket: parse, loop-check, thread, decide, write.
 
-Shape: load -> decide (pure: ingest.match, ticketd.domain) -> write ticket,
+Shape: load -> prepare (ticketd.prepare: parse, strip; maybe in another
+process) -> decide (pure: ingest.match, ticketd.domain) -> write ticket,
 message, events and outbox rows in one transaction -> commit -> enqueue by
 id. Any exception quarantines the raw mail with the traceback, whole.
 """
