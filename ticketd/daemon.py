@@ -187,9 +187,7 @@ def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) ->
 
 def run_worker(app: App, threads: int = 4) -> int:
     """`ticketd worker`: consume the Redis queue until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = _stop_on_signals()
     broker = make_broker(app)
     bind(app, broker)
     pool = WorkerPool(broker, threads)
