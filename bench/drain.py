@@ -1,16 +1,21 @@
 """Processing benchmark: stored raw mails into tickets, in-process, without SMTP or workers.
 
-    .venv/bin/python bench/drain.py [-n 800] [--db URL] [--profile FILE]
+    .venv/bin/python bench/drain.py [-n 800] [--db URL] [--profile FILE] [--jobs]
 
 The generated mails (bench/mailgen.py) are stored as raw rows first (as the
 receiver would), then `ticketd.pipeline.drain` turns them into tickets; mails/s
-is N over the drain time. `--profile` writes cProfile stats of the drain.
+is N over the drain time. `--profile` writes cProfile stats of the drain (and of the jobs to FILE.jobs).
+`--jobs` then runs, one after another in this thread, the jobs processing
+enqueued (acknowledgements delivered to an aiosmtpd sink in another process,
+round-robin assignment, and the jobs those enqueue): the workers' share.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,14 +40,18 @@ def main() -> None:
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--profile", help="write cProfile stats here")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", action="store_true", help="then run the enqueued delivery and assignment jobs")
     args = parser.parse_args()
 
     mails = mailgen.generate(args.n, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or f"sqlite:///{tmp}/bench.db"
-        config = write_config(Path(tmp), db, rules=(ROOT / "rules.yaml").read_text(),
+        sink_port = free_port()
+        config = write_config(Path(tmp), db, rules=(ROOT / "rules.yaml").read_text(), outbound_port=sink_port,
                               extra="log_level: WARNING\n")
         app = build_app(load_settings(config, environ={}))
+        jobs: list[tuple[str, tuple]] = []
+        app.enqueue = lambda name, job_args: jobs.append((name, job_args)) or True
         raws = []
         for mail in mails:
             key, message_id = dedupe_key(mail.data)
@@ -50,7 +59,7 @@ def main() -> None:
         for i in range(0, len(raws), 100):
             store_raw_batch(app.engine, raws[i:i + 100])
         profiler = cProfile.Profile() if args.profile else None
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
         done = 0
@@ -62,9 +71,53 @@ def main() -> None:
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)
-        took = time.perf_counter() - started
-        print(f"{app.engine.dialect.name}: {done} mails processed in {took:.1f} s: {done / took:.0f} mails/s")
+        took, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(f"{app.engine.dialect.name}: {done} mails processed in {took:.1f} s: {done / took:.0f} mails/s, "
+              f"{1000 * cpu / max(1, done):.2f} ms of CPU per mail")
+        if args.jobs:
+            run_jobs(app, jobs, sink_port, done, args.profile and args.profile + ".jobs")
         app.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_jobs(app, jobs: list[tuple[str, tuple]], sink_port: int, mails: int, profile: str | None) -> None:
+    """Run the enqueued jobs in order, as a worker thread would, against an SMTP sink; print their rate."""
+    from outbound.delivery import deliver
+    from ticketd.assignment import assign
+
+    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{sink_port}",
+                             "-c", "aiosmtpd.handlers.Sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", sink_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        actors = {"send_mail": deliver, "assign_ticket": assign}
+        counts: dict[str, int] = {}
+        profiler = cProfile.Profile() if profile else None
+        started, cpu = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
+        while jobs:
+            name, job_args = jobs.pop(0)
+            actors[name](app, *job_args)
+            counts[name] = counts.get(name, 0) + 1
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        took, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        sink.terminate()
+        sink.wait(10)
+    print(f"{app.engine.dialect.name}: jobs {counts} in {took:.1f} s: {1000 * took / mails:.2f} ms per mail, "
+          f"{1000 * cpu / mails:.2f} ms of CPU")
 
 
 if __name__ == "__main__":

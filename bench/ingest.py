@@ -253,14 +253,19 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
             out = Path(profile) / f"{name.split()[1]}.{mode}.txt"
             flags = {"gil": ["--gil"], "idle": ["--idle"], "cpu": []}[mode]
             spy = subprocess.Popen([str(PY_SPY), "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "50",
-                                    "--threads", "-o", str(out), *flags],
+                                    "--threads", "--subprocesses", "-o", str(out), *flags],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
         # The server is `ticketd run` with the processes it starts (the
         # preparing pool) and any `ticketd worker`s.
         server = [pid for p in (proc, *worker_procs) for pid in with_descendants(p.pid)]
+        # Each ticketd process on its own too: the receiver (the pid started),
+        # the back office under it, the preparing process under that, workers.
+        parts = {f"server/{i}": [pid] for i, pid in enumerate(server)}
         result = drive(name, port, mails, clients, poll=state_poller(engine), processes={
-            "server": server, "sink": [sink_pid]})
+            "server": server, "sink": [sink_pid], **parts})
+        result.extra["parts"] = ", ".join(
+            f"{1000 * result.cpu[role] / max(1, len(result.sent)):.2f}" for role in parts)
         with engine.connect() as conn:
             q = lambda sql: conn.execute(sqlalchemy.text(sql)).all()  # noqa: E731
             result.extra["tickets"] = q("SELECT count(*) FROM tickets")[0][0]
@@ -417,7 +422,8 @@ def main() -> None:
             print(f"{r.name}: raw_mail {r.states}; tickets {r.extra['tickets']}; "
                   f"inbound messages by matched_by {r.extra['matched_by']}; outbox {r.extra['outbox']}; "
                   f"sending took {r.t_sent - r.t0:.1f}s, into tickets {r.t_done - r.t0:.1f}s; "
-                  f"{r.extra['memory']}")
+                  f"{r.extra['memory']}; CPU ms/mail by process, in tree order "
+                  f"(the receiver first): {r.extra['parts']}")
     if ceiling is not None:
         for r in results:
             if r is ceiling or r.ticket_rate is None:
