@@ -4,46 +4,53 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, inspect, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, inspect, select, update
 
 from ticketd.domain.statuses import Status
 from ticketd.store.db import insert_if_absent
 from ticketd.store.tables import events, rr_cursor, tickets
 
 
+# Built once, executed with parameters (see ticketd/store/tickets.py).
+_OPEN_COUNTS = (
+    select(tickets.c.assignee, func.count())
+    .where(tickets.c.assignee.is_not(None), tickets.c.status != Status.CLOSED.value)
+    .group_by(tickets.c.assignee))
+_CURSOR = select(rr_cursor.c.last_agent).where(rr_cursor.c.group_name == bindparam("group"))
+_CURSOR_FOR_UPDATE = _CURSOR.with_for_update()
+_ADVANCE_CURSOR = update(rr_cursor).where(rr_cursor.c.group_name == bindparam("group"))
+
+
 def open_counts(conn: Connection) -> dict[str, int]:
     """Open (not closed) tickets per assignee."""
-    rows = conn.execute(
-        select(tickets.c.assignee, func.count()).where(tickets.c.assignee.is_not(None),
-                                                        tickets.c.status != Status.CLOSED.value)
-        .group_by(tickets.c.assignee)
-    ).all()
-    return {assignee: count for assignee, count in rows}
+    return {assignee: count for assignee, count in conn.execute(_OPEN_COUNTS).all()}
 
 
 def lock_cursor(conn: Connection, group: str, now: datetime) -> str | None:
     """The group's last agent, with its cursor row locked until commit (created if missing).
 
-    INSERT ... ON CONFLICT DO NOTHING makes two first-ever assignments safe;
-    SELECT ... FOR UPDATE then makes every later one wait its turn. SQLite
-    already holds the database write lock (BEGIN IMMEDIATE, ticketd/store/db.py).
+    SELECT ... FOR UPDATE makes every assignment of the group wait its turn;
+    the group's first one finds no row, and INSERT ... ON CONFLICT DO NOTHING
+    makes two first-ever assignments safe before both lock the one row.
+    SQLite already holds the database write lock (BEGIN IMMEDIATE,
+    ticketd/store/db.py).
     """
-    insert_if_absent(conn, rr_cursor, dict(group_name=group, last_agent=None, updated_at=now), ["group_name"])
-    stmt = select(rr_cursor.c.last_agent).where(rr_cursor.c.group_name == group)
-    if conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).scalar_one()
+    stmt = _CURSOR_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURSOR
+    row = conn.execute(stmt, dict(group=group)).first()
+    if row is None:
+        insert_if_absent(conn, rr_cursor, dict(group_name=group, last_agent=None, updated_at=now), ["group_name"])
+        row = conn.execute(stmt, dict(group=group)).one()
+    return row[0]
 
 
 def advance_cursor(conn: Connection, group: str, agent_email: str, now: datetime) -> None:
     """Record `agent_email` as the group's last agent (the row is locked by lock_cursor)."""
-    conn.execute(update(rr_cursor).where(rr_cursor.c.group_name == group)
-                 .values(last_agent=agent_email, updated_at=now))
+    conn.execute(_ADVANCE_CURSOR, dict(group=group, last_agent=agent_email, updated_at=now))
 
 
 def read_cursor(conn: Connection, group: str) -> str | None:
     """The group's last agent, read without locking (dry runs)."""
-    return conn.execute(select(rr_cursor.c.last_agent).where(rr_cursor.c.group_name == group)).scalar()
+    return conn.execute(_CURSOR, dict(group=group)).scalar()
 
 
 def has_cursor_table(engine: Engine) -> bool:

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ticketd.clock import utcnow
@@ -42,7 +42,12 @@ class RawMail:
         )
 
 
-_INSERT_RAW = insert(raw_mail).returning(raw_mail.c.id)  # compiled once, executed with parameters
+# Built once, executed with parameters (see ticketd/store/tickets.py).
+_INSERT_RAW = insert(raw_mail).returning(raw_mail.c.id)
+_KNOWN_KEYS = select(raw_mail.c.dedupe_key, raw_mail.c.id).where(
+    raw_mail.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+_WAITING_ROWS = select(raw_mail).where(raw_mail.c.id.in_(bindparam("ids", expanding=True)),
+                                       raw_mail.c.state == "received")
 
 
 def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
@@ -55,9 +60,7 @@ def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
     keys = [m.dedupe_key for m in mails]
     try:
         with durably(engine) as conn, conn.begin():
-            known = dict(conn.execute(
-                select(raw_mail.c.dedupe_key, raw_mail.c.id).where(raw_mail.c.dedupe_key.in_(set(keys)))
-            ).all())
+            known = dict(conn.execute(_KNOWN_KEYS, dict(keys=list(set(keys)))).all())
             results = []
             for mail in mails:
                 if mail.dedupe_key in known:
@@ -111,8 +114,7 @@ def pending_ids(engine: Engine, limit: int = 500) -> list[int]:
 def load_raw(engine: Engine, raw_ids: list[int]) -> list[dict]:
     """Raw rows still waiting, in the order given."""
     with reading(engine) as conn:
-        rows = {r["id"]: dict(r) for r in conn.execute(
-            select(raw_mail).where(raw_mail.c.id.in_(raw_ids), raw_mail.c.state == "received")).mappings()}
+        rows = {r["id"]: dict(r) for r in conn.execute(_WAITING_ROWS, dict(ids=list(raw_ids))).mappings()}
     return [rows[i] for i in raw_ids if i in rows]
 
 

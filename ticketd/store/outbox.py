@@ -53,31 +53,37 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
     return NoticeHistory(bool(bounced), bool(sent), int(recent))
 
 
+# Delivery's statements, built once (see ticketd/store/tickets.py). The
+# claim is one conditional UPDATE that returns the row it took (RETURNING:
+# SQLite 3.35+, PostgreSQL), so a row is never read apart from its claim.
+_CLAIM_ROW = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "pending",
+           outbox.c.next_attempt_at <= bindparam("now"))
+    .values(state="sending", claimed_at=bindparam("now"), attempts=outbox.c.attempts + 1)
+    .returning(*outbox.c)
+)
+_UPDATE_ROW = update(outbox).where(outbox.c.id == bindparam("outbox_id"))
+
+
 def claim_row(conn: Connection, outbox_id: int, now: datetime) -> dict | None:
     """Take a due pending row for sending (one conditional UPDATE); the row, or None if not ours."""
-    result = conn.execute(
-        update(outbox)
-        .where(outbox.c.id == outbox_id, outbox.c.state == "pending", outbox.c.next_attempt_at <= now)
-        .values(state="sending", claimed_at=now, attempts=outbox.c.attempts + 1)
-    )
-    if result.rowcount != 1:
-        return None
-    return dict(conn.execute(select(outbox).where(outbox.c.id == outbox_id)).mappings().one())
+    row = conn.execute(_CLAIM_ROW, dict(outbox_id=outbox_id, now=now)).mappings().first()
+    return dict(row) if row else None
 
 
 def mark_sent(conn: Connection, outbox_id: int, now: datetime) -> None:
-    conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
-        state="sent", sent_at=now, last_error=None))
+    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="sent", sent_at=now, last_error=None))
 
 
 def mark_retry(conn: Connection, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
     """Back to pending, released, due again at `next_attempt_at`."""
-    conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
-        state="pending", claimed_at=None, last_error=error, next_attempt_at=next_attempt_at))
+    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="pending", claimed_at=None, last_error=error,
+                                   next_attempt_at=next_attempt_at))
 
 
 def mark_failed(conn: Connection, outbox_id: int, reason: str) -> None:
-    conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(state="failed", last_error=reason))
+    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="failed", last_error=reason))
 
 
 def release_expired_claims(conn: Connection, claimed_before: datetime) -> int:

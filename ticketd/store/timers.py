@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from ticketd.store.tables import messages, timers
 
@@ -16,10 +16,17 @@ def cancel_armed(conn: Connection, ticket_id: int, now: datetime) -> None:
                  .values(state="cancelled", fired_at=now))
 
 
+# Built once, executed with parameters (see ticketd/store/tickets.py):
+# processing arms and reads timers for every mail.
+_INSERT_TIMER = insert(timers)
+_ARMED_DUE_AT = select(timers.c.due_at).where(
+    timers.c.ticket_id == bindparam("ticket_id"), timers.c.state == "armed", timers.c.kind == bindparam("kind"))
+
+
 def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[tuple[str, datetime]],
                now: datetime) -> None:
     """Insert one armed timer per (kind, due_at)."""
-    conn.execute(insert(timers), [dict(ticket_id=ticket_id, kind=kind, status=status, due_at=due_at,
+    conn.execute(_INSERT_TIMER, [dict(ticket_id=ticket_id, kind=kind, status=status, due_at=due_at,
                                        state="armed", created_at=now) for kind, due_at in planned])
 
 
@@ -54,9 +61,7 @@ def claim_timer(conn: Connection, timer_id: int, now: datetime) -> dict | None:
 
 def armed_due_at(conn: Connection, ticket_id: int, kind: str) -> datetime | None:
     """When the ticket's armed timer of `kind` is due, if there is one."""
-    return conn.execute(select(timers.c.due_at).where(
-        timers.c.ticket_id == ticket_id, timers.c.state == "armed", timers.c.kind == kind)
-    ).scalar_one_or_none()
+    return conn.execute(_ARMED_DUE_AT, dict(ticket_id=ticket_id, kind=kind)).scalar_one_or_none()
 
 
 def agent_replied_since(conn: Connection, ticket_id: int, since: datetime) -> bool:
