@@ -13,6 +13,7 @@ import binascii
 import email
 import email.errors
 import email.message
+import email.parser
 import email.utils
 import hashlib
 import re
@@ -613,6 +614,9 @@ def _normalised_body_hash(raw: bytes, start: int, chunk: int = _HASH_CHUNK) -> s
     return digest.hexdigest()
 
 
+_HEAD_PARSER = email.parser.BytesParser()  # compat32, as email.message_from_bytes
+
+
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     """The key a second delivery of the same mail collides on, and its Message-ID.
 
@@ -625,7 +629,9 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     blank = _BLANK_LINE.search(raw)
     head_end, body_start = (blank.start(), blank.end()) if blank else (len(raw), len(raw))
     body_hash = _normalised_body_hash(raw, body_start)
-    msg = email.message_from_bytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n")
+    # Headers only: a multipart Content-Type would otherwise send the parser
+    # looking for its boundary, compiling a new regular expression per mail.
+    msg = _HEAD_PARSER.parsebytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n", headersonly=True)
     message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
     if message_id:
         return f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}", message_id

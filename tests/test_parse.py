@@ -347,13 +347,24 @@ def _dedupe_key_as_first_written(raw: bytes) -> tuple[str, str | None]:
 
 
 _LINE_SOUP = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b" ", b"\t", b"a", b"Subject: x", b"Message-ID: <m@x>",
-                                       b"Received: from y", b"\x0b"]), max_size=40).map(b"".join)
+                                       b"Received: from y", b"\x0b", b"Content-Type: multipart/mixed; boundary=b",
+                                       b"--b", b"--b--"]), max_size=40).map(b"".join)
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 @given(_LINE_SOUP, _LINE_SOUP)
 def test_dedupe_key_is_the_key_first_written(head, body):
     raw = head + b"\r\n\r\n" + body if body else head
+    assert dedupe_key(raw) == _dedupe_key_as_first_written(raw)
+
+
+_CORPUS_MAIL = sorted(p for p in CORPUS.rglob("*") if p.is_file() and (
+    p.suffix in (".box", ".eml") or p.parent.parent.name == "bestpractical-rt" or p.parent.name == "bestpractical-rt"))
+
+
+@pytest.mark.parametrize("path", _CORPUS_MAIL, ids=lambda p: str(p.relative_to(CORPUS)))
+def test_dedupe_key_of_corpus_mail_is_the_key_first_written(path):
+    raw = path.read_bytes()
     assert dedupe_key(raw) == _dedupe_key_as_first_written(raw)
 
 
