@@ -18,8 +18,10 @@ from ticketd.assignment import assign, assign_in_tx, sweep_unassigned
 from ticketd.clock import utcnow
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.rules import Agent
+from ticketd.domain.statuses import Status
 from ticketd.rules_watch import reload
 from ticketd.store import tickets as store
+from ticketd.store.assignment import open_counts
 from ticketd.store.tables import events, outbox, tickets
 
 THREE = """\
@@ -159,6 +161,18 @@ def test_least_open_balances_by_open_tickets(make_app, db_url):
         assign(app, ticket_id)
     # a1 (2 open) gets none; the others alternate as their loads tie
     assert _assignees(app) == {"a1@example.com": 3, "a2@example.com": 2, "a3@example.com": 2}
+
+
+def test_open_counts_are_of_the_named_agents_and_every_status_but_closed(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    ids = _tickets(app, len(Status) + 2)
+    with app.engine.begin() as conn:
+        for ticket_id, status in zip(ids, list(Status), strict=False):
+            store.update_ticket(conn, ticket_id, utcnow(), assignee="a1@example.com", status=status.value)
+        store.update_ticket(conn, ids[-2], utcnow(), assignee="a2@example.com")
+        store.update_ticket(conn, ids[-1], utcnow(), assignee="a3@example.com")
+        counts = open_counts(conn, ["a1@example.com", "a2@example.com", "nobody@example.com"])
+    assert counts == {"a1@example.com": len(Status) - 1, "a2@example.com": 1}
 
 
 def test_nobody_available_waits_then_reload_assigns(make_app, db_url, tmp_path):

@@ -44,7 +44,8 @@ def pick(conn: Connection, rules: RuleSet, group: str, now: datetime, exclude: t
     if spec is None:
         return None
     last = lock_cursor(conn, group, now)
-    agent = next_agent(spec.assign, rules.members(group), last, open_counts(conn), exclude)
+    members = rules.members(group)
+    agent = next_agent(spec.assign, members, last, open_counts(conn, (a.email for a in members)), exclude)
     if agent is not None:
         advance_cursor(conn, group, agent.email, now)
     return agent
@@ -153,7 +154,7 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
         grace_seconds = max(1.0, 2 * app.settings.sweep_seconds)
     with reading(app.engine) as conn:
         rows = waiting_unassigned(conn, limit, utcnow() - timedelta(seconds=grace_seconds))
-        counts = open_counts(conn) if rows else {}
+        counts = open_counts(conn, (a.email for a in rules.agents)) if rows else {}
     done = 0
     for ticket_id, group in rows:
         if group in rules.groups and any(available(a, counts) for a in rules.members(group)):

@@ -51,9 +51,9 @@ def facts_of(parsed: ParsedMail) -> MailFacts:
                      subject=parsed.subject, body=parsed.text, headers=parsed.headers)
 
 
-def _cursor_and_counts(engine: Engine, group: str) -> tuple[str | None, dict[str, int]]:
+def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str | None, dict[str, int]]:
     with reading(engine) as conn:   # read only: nothing is locked, nothing written
-        return read_cursor(conn, group), open_counts(conn)
+        return read_cursor(conn, group), open_counts(conn, (a.email for a in rules.members(group)))
 
 
 def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None) -> DryRun:
@@ -64,7 +64,7 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     if decision.assignee:
         result.agent, result.agent_how = decision.assignee, "assignee set by the route"
     elif decision.group and decision.group in rules.groups:
-        last, counts = _cursor_and_counts(engine, decision.group) if engine is not None else (None, {})
+        last, counts = _cursor_and_counts(engine, rules, decision.group) if engine is not None else (None, {})
         strategy = rules.groups[decision.group].assign
         agent = next_agent(strategy, rules.members(decision.group), last, counts)
         result.agent = agent.email if agent else None
