@@ -6,11 +6,11 @@ import email
 import email.policy
 from email.policy import compat32
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.parse import parse_mail
-from outbound.outbox import SMTP_COMPAT, as_wire_bytes, compose
+from outbound.outbox import SMTP_COMPAT, _text_part, as_wire_bytes, compose
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
 
@@ -81,3 +81,22 @@ def test_the_boundary_is_fixed_by_the_message_id(make_app, sqlite_url):
     boundary = email.message_from_bytes(first).get_boundary()
     assert boundary.startswith("=_") and boundary != email.message_from_bytes(other).get_boundary()
     assert first.count(b"--" + boundary.encode()) == 3  # two parts and the close
+
+
+_TEXT = st.text(alphabet=st.sampled_from(list("ab =.-\t\r\n\x0b\x0c\x1c\x85\u2028äß€😀"))
+                | st.characters(blacklist_categories=("Cs",)), max_size=300)
+
+
+@settings(max_examples=500)
+@given(_TEXT)
+def test_a_text_part_is_7bit_quoted_printable_that_decodes_to_the_text(text):
+    raw = _text_part(text, "plain").as_bytes(policy=SMTP_COMPAT)
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 76
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    assert all(byte < 128 for byte in raw)
+    part = email.message_from_bytes(raw)
+    assert (part.get_content_type(), part.get_content_charset(), part["Content-Transfer-Encoding"]) == (
+        "text/plain", "utf-8", "quoted-printable")
+    # SMTP carries lines: a bare CR or LF arrives as a line break (CRLF).
+    decoded = part.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n")
+    assert decoded == text.replace("\r\n", "\n").replace("\r", "\n")
