@@ -17,6 +17,7 @@ from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.rules_watch import RulesWatcher
 from ticketd.settings import Settings
+from ticketd.store.checkpoint import Checkpointer
 from workers.runtime import WorkerPool, bind, make_broker, worker_components
 
 log = logging.getLogger("ticketd.daemon")
@@ -68,6 +69,8 @@ class Processor:
 def build_back_office(app: App) -> list[Component]:
     """Everything of `ticketd run` but the SMTP receiver, in start order (stopped in reverse)."""
     components: list[Component] = [RulesWatcher(app)]   # also sets app.reload_rules for SIGHUP
+    if app.engine.dialect.name == "sqlite":
+        components.append(Checkpointer(app.engine))
     components.extend(worker_components(app, in_process=app.settings.redis_url is None))
     components.append(Processor(app))
     if app.settings.imap:

@@ -86,6 +86,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     _switch_to_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # No checkpoint inside a commit: the back office's Checkpointer
+    # (ticketd/store/checkpoint.py) copies the WAL beside the writers.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
     _record.info[_SYNCHRONOUS] = "FULL"
 
