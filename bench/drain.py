@@ -4,10 +4,11 @@
 
 The generated mails (bench/mailgen.py) are stored as raw rows first (as the
 receiver would), then `ticketd.pipeline.drain` turns them into tickets; mails/s
-is N over the drain time. `--profile` writes cProfile stats of the drain (and of the jobs to FILE.jobs).
-`--jobs` then runs, one after another in this thread, the jobs processing
-enqueued (acknowledgements delivered to an aiosmtpd sink in another process,
-round-robin assignment, and the jobs those enqueue): the workers' share.
+is N over the drain time. `--jobs` then runs, one after another in this
+thread, the jobs processing enqueued (acknowledgements delivered to an
+aiosmtpd sink in another process, round-robin assignment, and the jobs those
+enqueue): the workers' share. Both phases print their CPU time per mail.
+`--profile FILE` writes cProfile stats of the drain (of the jobs to FILE.jobs).
 """
 
 from __future__ import annotations

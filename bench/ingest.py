@@ -259,8 +259,9 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
         # The server is `ticketd run` with the processes it starts (the
         # preparing pool) and any `ticketd worker`s.
         server = [pid for p in (proc, *worker_procs) for pid in with_descendants(p.pid)]
-        # Each ticketd process on its own too: the receiver (the pid started),
-        # the back office under it, the preparing process under that, workers.
+        # Each ticketd process on its own too, in tree order: the receiver
+        # (the pid started), multiprocessing's resource tracker, the back
+        # office, its parsing process, then any `ticketd worker`s.
         parts = {f"server/{i}": [pid] for i, pid in enumerate(server)}
         result = drive(name, port, mails, clients, poll=state_poller(engine), processes={
             "server": server, "sink": [sink_pid], **parts})

@@ -15,8 +15,8 @@ from ticketd.store.tables import events, rr_cursor, tickets
 # Built once, executed with parameters (see ticketd/store/tickets.py).
 # By agent and by open status, so that the (assignee, status) index finds
 # only open tickets: `status != 'closed'` read every closed ticket the
-# agents ever had, 10 ms per assignment at 200 000 closed tickets
-# (bench/README.md, change 22) against 0.6.
+# agents ever had, 11 ms per assignment at 200 000 tickets against 0.3
+# (SQLite; bench/assignment.py, bench/README.md change 22).
 _OPEN_COUNTS = (
     select(tickets.c.assignee, func.count())
     .where(tickets.c.assignee.in_(bindparam("agents", expanding=True)),

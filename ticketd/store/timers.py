@@ -27,7 +27,7 @@ def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[
                now: datetime) -> None:
     """Insert one armed timer per (kind, due_at)."""
     conn.execute(_INSERT_TIMER, [dict(ticket_id=ticket_id, kind=kind, status=status, due_at=due_at,
-                                       state="armed", created_at=now) for kind, due_at in planned])
+                                      state="armed", created_at=now) for kind, due_at in planned])
 
 
 def arm_timer(conn: Connection, ticket_id: int, kind: str, status: str, due_at: datetime, now: datetime) -> None:
