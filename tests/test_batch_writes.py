@@ -49,6 +49,9 @@ def test_a_processing_batch_lets_an_acknowledgement_commit_between_its_mails(mak
     processor = threading.current_thread().name
     assert commits == [processor, "intake", processor]
     assert len(pending_ids(app.engine)) == 1                # only the late mail waits now
+    with reading(app.engine) as conn:                       # the mails given back count one attempt
+        attempts = conn.execute(select(raw_mail.c.attempts).where(raw_mail.c.id.in_(batch))).scalars().all()
+    assert attempts == [1, 1, 1, 1]
 
 
 def test_without_anyone_waiting_a_batch_is_one_transaction(make_app, sqlite_url):

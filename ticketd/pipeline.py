@@ -68,7 +68,6 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     else:
         decision = apply_followup(conn, app, mail, match.ticket_id, now)
     outbox_ids = queue_notices(conn, app, decision.notices, now)
-    store.finish_raw(conn, prep.raw_id, decision.ticket_id, now)
     log.info("raw mail %s (Message-ID %s) -> ticket %s by %s", prep.raw_id, parsed.message_id,
              decision.ticket_id, match.matched_by)
     jobs = [("send_mail", (i,)) for i in outbox_ids] + list(decision.jobs)
@@ -121,11 +120,12 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
     done = 0
     with app.engine.begin() as conn:
         now = utcnow()
+        taken = store.claim_raws(conn, [raw_id for raw_id, _ in prepared])
         for raw_id, prep in prepared:
             if done and acknowledgement_waiting(app.engine):
                 break
             done += 1
-            if not store.claim_raw(conn, raw_id):
+            if raw_id not in taken:
                 continue  # another processor took it
             if isinstance(prep, Prepared):
                 try:
@@ -145,6 +145,8 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
             log.error("raw mail %s quarantined: %s", raw_id, prep.splitlines()[0])
             inbox.quarantine_in(conn, raw_id, prep, now)
             written.append(Outcome(raw_id, None, None, quarantined=prep))
+        store.finish_raws(conn, [(o.raw_id, o.ticket_id) for o in written if o.quarantined is None], now)
+        store.release_raws(conn, [raw_id for raw_id, _ in prepared[done:] if raw_id in taken])
 
     outcomes.extend(written)
     for name, args in jobs:

@@ -89,8 +89,15 @@ def thread_message_ids(conn: Connection, ticket_id: int, limit: int = 20) -> lis
 _INSERT_TICKET = insert(tickets).returning(tickets.c.id)
 _INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 _INSERT_EVENT = insert(events)
-_CLAIM_RAW = (update(raw_mail).where(raw_mail.c.id == bindparam("raw_id"), raw_mail.c.state == "received")
-              .values(state="processing", attempts=raw_mail.c.attempts + 1))
+_CLAIM_RAWS = (
+    update(raw_mail)
+    .where(raw_mail.c.id.in_(bindparam("raw_ids", expanding=True)), raw_mail.c.state == "received")
+    .values(state="processing", attempts=raw_mail.c.attempts + 1)
+    .returning(raw_mail.c.id))
+_RELEASE_RAWS = (
+    update(raw_mail)
+    .where(raw_mail.c.id.in_(bindparam("raw_ids", expanding=True)), raw_mail.c.state == "processing")
+    .values(state="received", attempts=raw_mail.c.attempts - 1))
 _FINISH_RAW = update(raw_mail).where(raw_mail.c.id == bindparam("raw_id")).values(state="done", reason=None)
 _UPDATE_TICKET = update(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _INSERT_ATTACHMENTS = insert(attachments)
@@ -169,10 +176,24 @@ def add_rating(conn: Connection, ticket_id: int, usefulness: int, speed: int, po
                                         politeness=politeness, message_id=message_row_id, created_at=now))
 
 
-def claim_raw(conn: Connection, raw_id: int) -> bool:
-    """Take a received raw mail for processing, once, even with several processors."""
-    return conn.execute(_CLAIM_RAW, dict(raw_id=raw_id)).rowcount == 1
+def claim_raws(conn: Connection, raw_ids: list[int]) -> set[int]:
+    """Take received raw mails for processing, once, even with several processors; the ids taken.
+
+    One statement for a batch (on PostgreSQL each statement is a round
+    trip). The transaction must end with each taken mail finished,
+    quarantined or released.
+    """
+    return set(conn.execute(_CLAIM_RAWS, dict(raw_ids=raw_ids)).scalars()) if raw_ids else set()
 
 
-def finish_raw(conn: Connection, raw_id: int, ticket_id: int | None, now: datetime) -> None:
-    conn.execute(_FINISH_RAW, dict(raw_id=raw_id, ticket_id=ticket_id, processed_at=now))
+def release_raws(conn: Connection, raw_ids: list[int]) -> None:
+    """Give taken mails back, untouched, for a later transaction (as if never taken)."""
+    if raw_ids:
+        conn.execute(_RELEASE_RAWS, dict(raw_ids=raw_ids))
+
+
+def finish_raws(conn: Connection, finished: list[tuple[int, int | None]], now: datetime) -> None:
+    """Mark taken mails done, each with its ticket: (raw id, ticket id) pairs, in one executemany."""
+    if finished:
+        conn.execute(_FINISH_RAW, [dict(raw_id=raw_id, ticket_id=ticket_id, processed_at=now)
+                                   for raw_id, ticket_id in finished])
