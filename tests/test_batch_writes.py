@@ -11,7 +11,7 @@ from ingest.parse import dedupe_key
 from tests.sink import customer_mail
 from tests.waiting import eventually
 from ticketd.pipeline import process_batch
-from ticketd.store.db import reading
+from ticketd.store.db import durably, make_engine, reading
 from ticketd.store.inbox import pending_ids, store_raw
 from ticketd.store.tables import raw_mail, tickets
 from ticketd.store.write_queue import acknowledgement_waiting
@@ -66,7 +66,6 @@ def test_without_anyone_waiting_a_batch_is_one_transaction(make_app, sqlite_url)
 
 def test_writers_of_other_processes_queue_on_the_lock_file_not_in_sqlites_busy_loop(make_app, sqlite_url):
     import fcntl
-    import time
 
     app = make_app(sqlite_url)
     db_path = sqlite_url.split("///", 1)[1]
@@ -81,6 +80,44 @@ def test_writers_of_other_processes_queue_on_the_lock_file_not_in_sqlites_busy_l
         fcntl.flock(other_process, fcntl.LOCK_UN)
         writer.join(timeout=5)
     assert stored and pending_ids(app.engine) == stored
+
+
+def test_a_workers_transaction_lets_a_waiting_acknowledgement_of_another_process_go_first(make_app, sqlite_url):
+    # Two engines on one file queue like two processes: their own Python
+    # locks, one lock file. The receiver's commit polls that file; a worker
+    # of the back office waits on its process's lock and, without this
+    # rule, takes the file first each time the holder lets go.
+    app = make_app(sqlite_url)
+    receiver = make_engine(sqlite_url)
+    holder_may_commit, order = threading.Event(), []
+
+    def hold() -> None:
+        with app.engine.begin():
+            holder_may_commit.wait(10)
+            order.append("holder")
+
+    def acknowledge() -> None:
+        with durably(receiver) as conn, conn.begin():
+            order.append("acknowledgement")
+
+    def work() -> None:
+        with app.engine.begin():
+            order.append("worker")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    eventually(lambda: app.engine.pool.checkedout() == 1, timeout=5)
+    acknowledgement = threading.Thread(target=acknowledge)
+    acknowledgement.start()
+    eventually(lambda: acknowledgement_waiting(app.engine), timeout=5)
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(0.01)        # the worker is now waiting to write
+    holder_may_commit.set()
+    for thread in (holder, acknowledgement, worker):
+        thread.join(timeout=10)
+    receiver.dispose()
+    assert order == ["holder", "acknowledgement", "worker"]
 
 
 def test_a_mail_failing_in_a_batch_is_quarantined_alone_and_the_others_are_written_once(

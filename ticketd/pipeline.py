@@ -22,7 +22,7 @@ from ticketd.domain.tags import find_tags
 from ticketd.prepare import InlinePreparer, Prepared, failure_reason, prepare_or_reason, recipients
 from ticketd.store import inbox
 from ticketd.store import tickets as store
-from ticketd.store.write_queue import acknowledgement_waiting, let_acknowledgements_through
+from ticketd.store.write_queue import acknowledgement_waiting
 
 log = logging.getLogger("ticketd.pipeline")
 
@@ -103,9 +103,7 @@ def write_batch(app: App, prepared: list[tuple[int, Prepared | str]]) -> list[Ou
             done = _write_in_order(app, waiting, outcomes, guarded=False)
         except _OneFailed:
             done = _write_in_order(app, waiting, outcomes, guarded=True)
-        waiting = waiting[done:]
-        if waiting:
-            let_acknowledgements_through(app.engine)
+        waiting = waiting[done:]   # the next transaction queues behind the acknowledgement (write_queue)
     return outcomes
 
 
