@@ -15,6 +15,10 @@ from ticketd.settings import load_settings
 
 CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if present)"
 
+# The options most commands share.
+config_option = click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
 
 def _settings(config: str | None):
     if config is None and not os.environ.get("TICKETD_CONFIG") and Path("ticketd.yaml").exists():
@@ -57,7 +61,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
 def run(config: str | None) -> None:
     """The daemon: SMTP receiver, IMAP pollers, timers, and in-process workers."""
     from ticketd.daemon import run as run_daemon
@@ -68,7 +72,7 @@ def run(config: str | None) -> None:
 
 
 @main.command()
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
 @click.option("--threads", default=4, show_default=True, help="worker threads in this process")
 def worker(config: str | None, threads: int) -> None:
     """dramatiq workers for Redis mode (run any number, on any host)."""
@@ -90,9 +94,9 @@ def tickets() -> None:
 
 
 @tickets.command("list")
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
 @click.option("--status", help="only tickets in this status")
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@json_option
 def tickets_list(config: str | None, status: str | None, as_json: bool) -> None:
     """Tickets, newest first."""
     from ticketd.views import list_tickets
@@ -108,8 +112,8 @@ def tickets_list(config: str | None, status: str | None, as_json: bool) -> None:
 
 @tickets.command("show")
 @click.argument("ticket_id", type=int)
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@config_option
+@json_option
 def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
     """One ticket with its messages and history."""
     from ticketd.views import show_ticket
@@ -155,7 +159,7 @@ def _rules_path(file: str | None, config: str | None) -> Path:
 
 @rules.command("check")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
 def rules_check(file: str | None, config: str | None) -> None:
     """Validate rules; exit 1 and print every error (file:line:column: path: what to write)."""
     from ticketd.rules_file import RulesError, load_rules, summary
@@ -207,8 +211,8 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
 
 
 @main.command()
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@config_option
+@json_option
 def status(config: str | None, as_json: bool) -> None:
     """Is mail flowing: mail waiting to be processed, mail waiting to be sent, timers, tickets."""
     from ticketd.views import desk_status
@@ -240,8 +244,8 @@ def quarantine() -> None:
 
 
 @quarantine.command("list")
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@config_option
+@json_option
 def quarantine_list(config: str | None, as_json: bool) -> None:
     """Quarantined mail, oldest first."""
     from ticketd.views import list_quarantine
@@ -257,7 +261,7 @@ def quarantine_list(config: str | None, as_json: bool) -> None:
 
 @quarantine.command("retry")
 @click.argument("raw_id", type=int)
-@click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option
 def quarantine_retry(raw_id: int, config: str | None) -> None:
     """Re-drive one quarantined mail through processing now."""
     from ticketd.pipeline import process_raw
