@@ -234,10 +234,20 @@ class Poller:
             client.noop()
 
     def _idle(self, client: IMAPClient) -> None:
-        """Wait in IDLE (RFC 2177) until the server reports a change, or renew it."""
+        """Wait in IDLE (RFC 2177) until the server reports a change, or renew it.
+
+        IDLE ends at least every `poll_seconds` for a SEARCH too (issue 2:
+        mail is a ticket within `poll_seconds`): under load a new mail's
+        EXISTS once went by unseen and the poller sat in IDLE beside the
+        unseen mail. An EXISTS read while IDLE began, which imaplib keeps
+        with the unrequested responses where idle_check does not look, ends
+        it at once.
+        """
         client.idle()
-        renew_at = time.monotonic() + IDLE_RENEW_SECONDS
+        renew_at = time.monotonic() + min(IDLE_RENEW_SECONDS, self.box.poll_seconds)
         try:
+            if _announced_new_mail(client):
+                return
             while not self._stop.is_set() and time.monotonic() < renew_at:
                 began = time.monotonic()
                 responses = client.idle_check(timeout=IDLE_CHECK_SECONDS)
