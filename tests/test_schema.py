@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import inspect, text
 
 from ticketd.store.db import durably, ensure_schema, make_engine, schema_statements
@@ -56,6 +57,51 @@ def test_sqlite_runs_in_wal_with_busy_timeout(sqlite_url):
         with engine.begin() as conn:
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 1
     assert engine.pool.checkedin() == 1  # it was the one connection throughout
+    engine.dispose()
+
+
+def test_postgres_waits_for_the_wal_flush_only_for_mail_we_acknowledge(postgres_url):
+    engine = make_engine(postgres_url)
+    ensure_schema(engine)
+    for _ in range(2):   # the pooled connection goes back and forth
+        with durably(engine) as conn, conn.begin():
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        with engine.begin() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+        with engine.connect() as conn:
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    engine.dispose()
+
+
+def test_postgres_connection_killed_while_idle_is_replaced_before_use(postgres_url, monkeypatch):
+    import sqlalchemy
+
+    from ticketd.store import db
+
+    engine = make_engine(postgres_url)
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first_pid})
+    admin.dispose()
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)   # the pool's one connection counts as idle
+    with engine.begin() as conn:   # no error: the ping found it dead and the pool connected afresh
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != first_pid
+    # A connection just given back is not pinged: one statement, one round trip.
+    monkeypatch.setattr(db, "IDLE_PING_SECONDS", 3600.0)
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    admin.dispose()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    with engine.connect() as conn:   # SQLAlchemy discarded the dead pool after that error
+        assert conn.execute(text("SELECT 1")).scalar() == 1
     engine.dispose()
 
 
