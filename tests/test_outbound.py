@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+from datetime import timedelta
 import threading
 
 import pytest
@@ -193,6 +194,48 @@ def test_a_redelivered_job_does_not_send_twice(make_app, db_url, sink):
     assert deliver(app, row["id"]) is None     # a later redelivery finds it sent
     assert sorted(results, key=str) == [None, None, None, "sent"]
     assert len(sink.settle(0.5)) == 1
+
+
+def _queued_acks(app, count: int) -> list[int]:
+    """`count` tickets opened, their acknowledgements pending; the outbox ids, oldest first."""
+    from tests.sink import receive
+
+    app.enqueue = lambda name, args: True   # no worker: the jobs are called by hand
+    receive(app, *(customer_mail(subject=f"Batch {n}", sender=f"c{n}@example.org") for n in range(count)))
+    return [r["id"] for r in outbox_rows(app)]
+
+
+def test_a_job_sends_the_due_rows_behind_its_own_over_one_connection(make_app, db_url, sink):
+    app = _app(make_app, db_url, sink, rules=NO_AGENTS)
+    ids = _queued_acks(app, 5)
+    assert len(ids) == 5
+    assert deliver(app, ids[2]) == "sent"
+    got = sink.wait_for(5)
+    assert [m.rcpt_tos for m in got] == [["c2@example.org"], ["c0@example.org"], ["c1@example.org"],
+                                         ["c3@example.org"], ["c4@example.org"]]   # its own row first
+    assert len({m.peer for m in got}) == 1
+    assert [r["state"] for r in outbox_rows(app)] == ["sent"] * 5
+    assert [r["attempts"] for r in outbox_rows(app)] == [1] * 5
+    assert [deliver(app, i) for i in ids] == [None] * 5   # their own jobs find nothing left to do
+    assert len(sink.settle(0.3)) == 5
+
+
+def test_rows_behind_a_deferred_one_go_back_untried_and_are_enqueued_again(make_app, db_url, sink):
+    app = _app(make_app, db_url, sink, rules=NO_AGENTS, retry_base=60)
+    ids = _queued_acks(app, 3)
+    enqueued = []
+    app.enqueue = lambda name, args: enqueued.append((name, args)) or True
+    sink.fail_next(1)   # 451 for the first mail: the smarthost is in trouble, the rest wait
+    assert deliver(app, ids[0]) == "pending"
+    rows = outbox_rows(app)
+    assert [(r["state"], r["attempts"]) for r in rows] == [("pending", 1), ("pending", 0), ("pending", 0)]
+    assert rows[0]["last_error"] == "451 4.3.0 try again later" and rows[1]["last_error"] is None
+    assert rows[0]["next_attempt_at"] > utcnow() + timedelta(seconds=30)   # backoff for the one tried
+    assert rows[1]["claimed_at"] is None and rows[2]["claimed_at"] is None
+    assert enqueued == [("send_mail", (ids[1],)), ("send_mail", (ids[2],))]
+    assert deliver(app, ids[1]) == "sent"   # the row deferred is not due: it is not taken along
+    assert [r["state"] for r in outbox_rows(app)] == ["pending", "sent", "sent"]
+    assert sink.attempts == 3
 
 
 def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlite_url, sink):

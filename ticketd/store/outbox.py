@@ -54,26 +54,49 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
 
 
 # Delivery's statements, built once (see ticketd/store/tickets.py). The
-# claim is one conditional UPDATE that returns the row it took (RETURNING:
+# claim is one conditional UPDATE that returns the rows it took (RETURNING:
 # SQLite 3.35+, PostgreSQL), so a row is never read apart from its claim.
-_CLAIM_ROW = (
+# It takes the job's own row and the oldest due rows behind it: their own
+# jobs then find them taken and do nothing. `state = 'pending'` is checked
+# again on the row itself, so two claims never take one row (PostgreSQL
+# re-evaluates it on a row another transaction changed, under READ COMMITTED).
+CLAIM_BATCH = 16
+
+_DUE = (outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"))
+_CLAIM_DUE = (
     update(outbox)
-    .where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "pending",
-           outbox.c.next_attempt_at <= bindparam("now"))
+    .where(*_DUE, or_(outbox.c.id == bindparam("outbox_id"), outbox.c.id.in_(
+        select(outbox.c.id).where(*_DUE).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH - 1))))
     .values(state="sending", claimed_at=bindparam("now"), attempts=outbox.c.attempts + 1)
     .returning(*outbox.c)
 )
+_IS_DUE = select(outbox.c.id).where(outbox.c.id == bindparam("outbox_id"), *_DUE)
 _UPDATE_ROW = update(outbox).where(outbox.c.id == bindparam("outbox_id"))
+_RELEASE_ROW = (update(outbox).where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "sending")
+                .values(state="pending", claimed_at=None, attempts=outbox.c.attempts - 1))
 
 
-def claim_row(conn: Connection, outbox_id: int, now: datetime) -> dict | None:
-    """Take a due pending row for sending (one conditional UPDATE); the row, or None if not ours."""
-    row = conn.execute(_CLAIM_ROW, dict(outbox_id=outbox_id, now=now)).mappings().first()
-    return dict(row) if row else None
+def is_due(conn: Connection, outbox_id: int, now: datetime) -> bool:
+    """Whether the row waits to be sent now (a read: no write lock for a job with nothing to do)."""
+    return conn.execute(_IS_DUE, dict(outbox_id=outbox_id, now=now)).first() is not None
 
 
-def mark_sent(conn: Connection, outbox_id: int, now: datetime) -> None:
-    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="sent", sent_at=now, last_error=None))
+def claim_due(conn: Connection, outbox_id: int, now: datetime) -> list[dict]:
+    """Take the row, if still due, and up to CLAIM_BATCH - 1 other due rows for sending; the rows taken."""
+    rows = conn.execute(_CLAIM_DUE, dict(outbox_id=outbox_id, now=now)).mappings().all()
+    return sorted((dict(r) for r in rows), key=lambda r: (r["id"] != outbox_id, r["next_attempt_at"], r["id"]))
+
+
+def mark_sent(conn: Connection, outbox_ids: list[int], now: datetime) -> None:
+    if outbox_ids:
+        conn.execute(_UPDATE_ROW, [dict(outbox_id=i, state="sent", sent_at=now, last_error=None)
+                                   for i in outbox_ids])
+
+
+def release(conn: Connection, outbox_ids: list[int]) -> None:
+    """Give claimed rows that were not tried back, their attempt uncounted."""
+    if outbox_ids:
+        conn.execute(_RELEASE_ROW, [dict(outbox_id=i) for i in outbox_ids])
 
 
 def mark_retry(conn: Connection, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
