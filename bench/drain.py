@@ -27,10 +27,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/ingest.py must not shadow ingest/
 
 import mailgen  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+
 from ingest.parse import dedupe_key  # noqa: E402
 from ticketd.app import build_app  # noqa: E402
 from ticketd.pipeline import drain  # noqa: E402
 from ticketd.settings import load_settings  # noqa: E402
+from ticketd.store.db import READ_ONLY  # noqa: E402
 from ticketd.store.inbox import RawMail, store_raw_batch  # noqa: E402
 from tests.conftest import write_config  # noqa: E402
 
@@ -59,6 +62,7 @@ def main() -> None:
             raws.append(RawMail(mail.data, "smtp", key, message_id, mail.sender, [mailgen.SUPPORT]))
         for i in range(0, len(raws), 100):
             store_raw_batch(app.engine, raws[i:i + 100])
+        writes = count_write_transactions(app.engine)
         profiler = cProfile.Profile() if args.profile else None
         started, cpu = time.perf_counter(), time.process_time()
         if profiler:
@@ -74,10 +78,28 @@ def main() -> None:
             profiler.dump_stats(args.profile)
         took, cpu = time.perf_counter() - started, time.process_time() - cpu
         print(f"{app.engine.dialect.name}: {done} mails processed in {took:.1f} s: {done / took:.0f} mails/s, "
-              f"{1000 * cpu / max(1, done):.2f} ms of CPU per mail")
+              f"{1000 * cpu / max(1, done):.2f} ms of CPU per mail, {writes.pop() / max(1, done):.2f} write "
+              f"transactions per mail")
         if args.jobs:
             run_jobs(app, jobs, sink_port, done, args.profile and args.profile + ".jobs")
+            print(f"  ... {writes.pop() / max(1, done):.2f} write transactions per mail")
         app.engine.dispose()
+
+
+class count_write_transactions:
+    """Counts the engine's write transactions (reads through `reading` are not counted); pop() and restart."""
+
+    def __init__(self, engine) -> None:
+        self.count = 0
+        event.listen(engine, "begin", self._begin)
+
+    def _begin(self, conn) -> None:
+        if not conn.get_execution_options().get(READ_ONLY):
+            self.count += 1
+
+    def pop(self) -> int:
+        count, self.count = self.count, 0
+        return count
 
 
 def free_port() -> int:
