@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import email.utils
-from datetime import timedelta
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
