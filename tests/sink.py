@@ -3,12 +3,14 @@
     sink = Sink(port); sink.start()
     sink.fail_next(3)          # the next three DATA commands get 451
     sink.reject = True         # every DATA gets 550 until set back (or a set of recipients)
+    sink.data_delay = 0.3      # a slow smarthost: each DATA is answered that many seconds late
     sink.stop(); sink.start()  # down and up again on the same port
     sink.wait_for(2, timeout=10)
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -43,6 +45,8 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.data_delay:
+            await asyncio.sleep(self.sink.data_delay)
         with self.sink.lock:
             self.sink.attempts += 1
             if self.sink.reject is True or set(envelope.rcpt_tos) & set(self.sink.reject or ()):
@@ -73,6 +77,7 @@ class Sink:
         self.attempts = 0
         self.failures_left = 0
         self.reject: bool | set[str] = False   # True: 550 for all; a set: 550 for those recipients
+        self.data_delay = 0.0
         self._controller: Controller | None = None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):

@@ -19,10 +19,10 @@ from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.store.tables import messages, outbox, tickets
 
 
-def outbound_yaml(port: int, retry_base: float = 0.05, max_attempts: int = 20) -> str:
+def outbound_yaml(port: int, retry_base: float = 0.05, max_attempts: int = 20, timeout: float = 2) -> str:
     # A second `outbound:` key replaces the one write_config writes (YAML: last wins).
     return (f"outbound: {{host: 127.0.0.1, port: {port}, retry_base_seconds: {retry_base}, "
-            f"max_attempts: {max_attempts}, timeout_seconds: 2}}\n")
+            f"max_attempts: {max_attempts}, timeout_seconds: {timeout}}}\n")
 
 
 @pytest.fixture
@@ -236,6 +236,25 @@ def test_rows_behind_a_deferred_one_go_back_untried_and_are_enqueued_again(make_
     assert deliver(app, ids[1]) == "sent"   # the row deferred is not due: it is not taken along
     assert [r["state"] for r in outbox_rows(app)] == ["pending", "sent", "sent"]
     assert sink.attempts == 3
+
+
+def test_a_slow_smarthost_ends_the_batch_before_the_claim_could_expire(make_app, sqlite_url, sink):
+    """Rows are sent only in the first half of the claim's lease (10 x timeout); the rest go back."""
+    from outbound.delivery import lease_seconds
+
+    app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS, timeout=0.5)
+    assert lease_seconds(app) == 5   # sending stops after 2.5 s
+    ids = _queued_acks(app, 16)
+    enqueued = []
+    app.enqueue = lambda name, args: enqueued.append(args[0]) or True
+    sink.data_delay = 0.3    # within the timeout, but 16 of them take 4.8 s
+    assert deliver(app, ids[0]) == "sent"
+    rows = outbox_rows(app)
+    sent = [r["id"] for r in rows if r["state"] == "sent"]
+    back = [r for r in rows if r["state"] == "pending"]
+    assert 5 <= len(sent) <= 11 and len(sent) + len(back) == 16
+    assert all(r["attempts"] == 0 and r["claimed_at"] is None for r in back)
+    assert enqueued == [r["id"] for r in back]
 
 
 def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlite_url, sink):

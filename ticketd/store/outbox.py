@@ -66,7 +66,8 @@ _DUE = (outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"
 _CLAIM_DUE = (
     update(outbox)
     .where(*_DUE, or_(outbox.c.id == bindparam("outbox_id"), outbox.c.id.in_(
-        select(outbox.c.id).where(*_DUE).order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH - 1))))
+        select(outbox.c.id).where(*_DUE, outbox.c.id != bindparam("outbox_id"))
+        .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH - 1))))
     .values(state="sending", claimed_at=bindparam("now"), attempts=outbox.c.attempts + 1)
     .returning(*outbox.c)
 )
