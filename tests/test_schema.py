@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy
 from sqlalchemy import inspect, text
 
 from ticketd.store.db import durably, ensure_schema, make_engine, schema_statements
@@ -73,19 +74,22 @@ def test_postgres_waits_for_the_wal_flush_only_for_mail_we_acknowledge(postgres_
     engine.dispose()
 
 
-def test_postgres_connection_killed_while_idle_is_replaced_before_use(postgres_url, monkeypatch):
-    import sqlalchemy
+def _terminate_backend(postgres_url: str, pid: int) -> None:
+    """Kill one server process, as a restart or an idle timeout would, and wait until it is gone."""
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    admin.dispose()
 
+
+def test_postgres_connection_killed_while_idle_is_replaced_before_use(postgres_url, monkeypatch):
     from ticketd.store import db
 
     engine = make_engine(postgres_url)
     ensure_schema(engine)
     with engine.connect() as conn:
         first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first_pid})
-    admin.dispose()
+    _terminate_backend(postgres_url, first_pid)
     monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)   # the pool's one connection counts as idle
     with engine.begin() as conn:   # no error: the ping found it dead and the pool connected afresh
         assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != first_pid
@@ -93,10 +97,7 @@ def test_postgres_connection_killed_while_idle_is_replaced_before_use(postgres_u
     monkeypatch.setattr(db, "IDLE_PING_SECONDS", 3600.0)
     with engine.connect() as conn:
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
-    admin.dispose()
+    _terminate_backend(postgres_url, pid)
     with pytest.raises(sqlalchemy.exc.OperationalError):
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
