@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from ingest.match import reply_address
 from tests.conftest import ROOT
-from ticketd.assignment import assign, assign_in_tx, sweep_unassigned
+from ticketd.assignment import ASSIGN_BATCH, assign, assign_batch, assign_in_tx, sweep_unassigned
 from ticketd.clock import utcnow
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.rules import Agent
@@ -136,6 +136,82 @@ def test_assign_twice_is_harmless(make_app, db_url):
     assert assign(app, ticket_id) == "a1@example.com"
     assert assign(app, ticket_id) is None   # dramatiq redelivery
     assert _assignees(app) == {"a1@example.com": 1}
+
+
+# ---------------------------------------------------------------- batches
+
+
+TWO_GROUPS = THREE.replace(
+    "name: A3, groups: [support]", "name: A3, groups: [support, sales]").replace(
+    "support: {assign: round_robin}", "support: {assign: round_robin}\n  sales: {assign: round_robin}")
+
+
+def test_a_job_assigns_the_groups_unassigned_tickets_behind_its_own(make_app, db_url):
+    app = make_app(db_url, rules=TWO_GROUPS)
+    older = _tickets(app, 1)
+    support = _tickets(app, ASSIGN_BATCH + 3)
+    sales = _tickets(app, 2, group="sales")
+    with app.engine.begin() as conn:
+        store.update_ticket(conn, support[1], utcnow(), status="closed")
+    given = assign_batch(app, support[0])
+    # its own first, then the open ones behind it in id order, one batch's worth;
+    # not the older ticket, not the closed one, not another group's
+    taken = [support[0], *support[2:ASSIGN_BATCH + 1]]
+    assert list(given) == taken
+    rotation = ["a1@example.com", "a2@example.com", "a3@example.com"]
+    assert list(given.values()) == [rotation[k % 3] for k in range(ASSIGN_BATCH)]
+    assert all(assign(app, t) is None for t in taken)   # their own jobs find them assigned
+    assert assign(app, support[1]) is None               # closed
+    with app.engine.connect() as conn:
+        assert conn.execute(select(events.c.ticket_id).where(events.c.kind == "assigned")
+                            ).scalars().all() == taken
+        mailed = conn.execute(select(outbox.c.ticket_id, outbox.c.recipient).order_by(outbox.c.id)).all()
+        assert mailed == list(given.items())
+        for t in [*older, support[-2], support[-1], *sales]:
+            assert store.get_ticket(conn, t)["assignee"] is None
+    # the cursor stands where the batch left it: the next ticket continues the rotation
+    assert assign(app, support[-2]) == rotation[ASSIGN_BATCH % 3]
+    assert assign_batch(app, sales[0]) == {sales[0]: "a3@example.com", sales[1]: "a3@example.com"}
+    assert assign(app, older[0]) == rotation[(ASSIGN_BATCH + 2) % 3]
+
+
+def test_a_batch_stops_when_nobody_is_left(make_app, db_url):
+    rules = THREE.replace("name: A1, groups", "name: A1, max_open: 1, groups").replace(
+        "name: A2, groups", "name: A2, away: true, groups").replace(
+        "name: A3, groups", "name: A3, max_open: 2, groups")
+    app = make_app(db_url, rules=rules)
+    ids = _tickets(app, 5)
+    assert assign_batch(app, ids[0]) == {ids[0]: "a1@example.com", ids[1]: "a3@example.com",
+                                         ids[2]: "a3@example.com"}
+    assert assign(app, ids[3]) is None
+    with app.engine.connect() as conn:
+        waiting = conn.execute(select(events.c.ticket_id).where(events.c.kind == "assignment_waiting")
+                               ).scalars().all()
+    assert waiting == [ids[3]]   # recorded by its own job; ids[4] waits for its own
+
+
+def test_the_sweep_counts_every_ticket_a_batch_assigned(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    _tickets(app, 4)   # as if their jobs were lost
+    assert sweep_unassigned(app, grace_seconds=0) == 4
+    assert _assignees(app) == {"a1@example.com": 2, "a2@example.com": 1, "a3@example.com": 1}
+    assert sweep_unassigned(app, grace_seconds=0) == 0
+
+
+def test_a_batch_skips_a_ticket_another_transaction_holds(make_app, postgres_url):
+    app = make_app(postgres_url, rules=THREE)
+    ids = _tickets(app, 3)
+    with app.engine.connect() as holder:
+        holder.begin()
+        store.lock_ticket(holder, ids[1])   # e.g. a reply's processing holds it
+        done = {}
+        job = threading.Thread(target=lambda: done.update(assign_batch(app, ids[0])))
+        job.start()
+        job.join(10)
+        assert not job.is_alive(), "the batch waited for a ticket another transaction holds"
+        holder.rollback()
+    assert done == {ids[0]: "a1@example.com", ids[2]: "a2@example.com"}
+    assert assign(app, ids[1]) == "a3@example.com"
 
 
 # ---------------------------------------------------------------- skipping and waiting

@@ -25,6 +25,15 @@ _OPEN_COUNTS = (
 _CURSOR = select(rr_cursor.c.last_agent).where(rr_cursor.c.group_name == bindparam("group"))
 _CURSOR_FOR_UPDATE = _CURSOR.with_for_update()
 _ADVANCE_CURSOR = update(rr_cursor).where(rr_cursor.c.group_name == bindparam("group"))
+# What the unassigned sweep would take (open, unassigned, in a group), newer
+# than a given ticket. SKIP LOCKED: tickets another transaction holds are
+# left to it, so taking them never waits (bench/README.md change 28).
+_UNASSIGNED_AFTER = (
+    select(tickets)
+    .where(tickets.c.group_name == bindparam("group"), tickets.c.assignee.is_(None),
+           tickets.c.status != Status.CLOSED.value, tickets.c.id > bindparam("after"))
+    .order_by(tickets.c.id).limit(bindparam("limit")))
+_UNASSIGNED_AFTER_SKIP_LOCKED = _UNASSIGNED_AFTER.with_for_update(skip_locked=True)
 
 
 def open_counts(conn: Connection, agents: Iterable[str]) -> dict[str, int]:
@@ -47,6 +56,19 @@ def lock_cursor(conn: Connection, group: str, now: datetime) -> str | None:
         insert_if_absent(conn, rr_cursor, dict(group_name=group, last_agent=None, updated_at=now), ["group_name"])
         row = conn.execute(stmt, dict(group=group)).one()
     return row[0]
+
+
+def lock_unassigned_after(conn: Connection, group: str, ticket_id: int, limit: int) -> list[dict]:
+    """Up to `limit` open unassigned tickets of the group newer than `ticket_id`, oldest first, locked.
+
+    On PostgreSQL rows another transaction has locked are skipped, not
+    waited for: the caller already holds its own ticket and is about to
+    wait for the group's cursor, and waiting for a second ticket while
+    holding one is how two transactions deadlock. SQLite holds the file.
+    """
+    stmt = _UNASSIGNED_AFTER_SKIP_LOCKED if conn.dialect.name == "postgresql" else _UNASSIGNED_AFTER
+    rows = conn.execute(stmt, dict(group=group, after=ticket_id, limit=limit)).mappings().all()
+    return [dict(r) for r in rows]
 
 
 def advance_cursor(conn: Connection, group: str, agent_email: str, now: datetime) -> None:
