@@ -10,9 +10,12 @@ from sqlalchemy import event, select
 from ingest.parse import dedupe_key
 from tests.sink import customer_mail
 from tests.waiting import eventually
+from ticketd.assignment import assign, assign_batch
+from ticketd.clock import utcnow
 from ticketd.pipeline import process_batch
 from ticketd.store.db import durably, make_engine, reading
 from ticketd.store.inbox import pending_ids, store_raw
+from ticketd.store import tickets as store
 from ticketd.store.tables import raw_mail, tickets
 from ticketd.store.write_queue import acknowledgement_waiting
 
@@ -52,6 +55,36 @@ def test_a_processing_batch_lets_an_acknowledgement_commit_between_its_mails(mak
     with reading(app.engine) as conn:                       # the mails given back count one attempt
         attempts = conn.execute(select(raw_mail.c.attempts).where(raw_mail.c.id.in_(batch))).scalars().all()
     assert attempts == [1, 1, 1, 1]
+
+
+def test_an_assignment_batch_lets_an_acknowledgement_commit_between_its_tickets(make_app, sqlite_url):
+    app = make_app(sqlite_url, rules="agents:\n  - {email: a1@example.com, name: A1, groups: [support]}\n"
+                                     "  - {email: a2@example.com, name: A2, groups: [support]}\n"
+                                     "groups:\n  support: {assign: round_robin}\n")
+    now = utcnow()
+    with app.engine.begin() as conn:
+        ids = [store.create_ticket(conn, subject=f"t{n}", status="new", requester=f"c{n}@example.org",
+                                   group_name="support", created_at=now, updated_at=now) for n in range(4)]
+    intake = threading.Thread(target=lambda: _store(app, "arrives while tickets are assigned"), name="intake")
+    commits: list[str] = []
+
+    def on_statement(conn, cursor, statement, *_):
+        # The batch writes its first assignee: a customer's mail arrives.
+        if statement.startswith("UPDATE tickets SET") and intake.ident is None:
+            intake.start()
+            eventually(lambda: acknowledgement_waiting(app.engine), timeout=5)
+
+    event.listen(app.engine, "before_cursor_execute", on_statement)
+    event.listen(app.engine, "commit", lambda conn: commits.append(threading.current_thread().name))
+    given = assign_batch(app, ids[0])
+    intake.join(timeout=10)
+
+    assert given == {ids[0]: "a1@example.com"}        # one ticket, then the intake's turn
+    assert commits == [threading.current_thread().name, "intake"]
+    assert [assign(app, t) for t in ids[1:]] == ["a2@example.com", None, None]   # the next job takes the rest
+    with reading(app.engine) as conn:
+        assert conn.execute(select(tickets.c.assignee).order_by(tickets.c.id)).scalars().all() == [
+            "a1@example.com", "a2@example.com", "a1@example.com", "a2@example.com"]
 
 
 def test_without_anyone_waiting_a_batch_is_one_transaction(make_app, sqlite_url):

@@ -31,6 +31,7 @@ from ticketd.store.assignment import (
     waiting_unassigned,
 )
 from ticketd.store.db import reading
+from ticketd.store.write_queue import acknowledgement_waiting
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -96,7 +97,9 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
     lot, each ticket in id order by the group's strategy as if assigned one
     by one; their own jobs then find them assigned and only read (as a
     delivery job takes the due rows behind its own, bench/README.md
-    changes 27-28). Returns {ticket id: agent email} of what it assigned.
+    changes 27-28). Like a processing batch it stops after any ticket when
+    a mail waits for its 250, so that a batch holds SQLite's write lock no
+    longer than one assignment would. Returns {ticket id: agent email}.
     """
     with reading(app.engine) as conn:   # a ticket an earlier batch took needs no write lock
         if not _assignable(store.get_ticket(conn, ticket_id)):
@@ -119,6 +122,8 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
             reason = f"round robin in {group}" if spec.assign == "round_robin" else f"least open in {group}"
             notices: list[Notice] = []
             for each in batch:
+                if given and acknowledgement_waiting(app.engine):
+                    break   # a mail waits for its 250 (SQLite): the rest wait for their own jobs
                 agent = next_agent(spec.assign, members, last, counts)
                 if agent is None:   # nobody left: the rest wait for their own jobs or the sweep
                     break
