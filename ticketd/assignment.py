@@ -1,9 +1,10 @@
 """Give tickets to agents: the rule worker's `assign`, `#assign`, and the unassigned sweep.
 
-Shape: lock the ticket (and the group's unassigned tickets behind it),
-lock the group's round-robin cursor row, decide
-(ticketd.domain.assignment.next_agent), write assignee + event + outbox rows
-and the advanced cursor in one transaction, commit, enqueue the mail by id.
+Shape: lock the ticket, lock the group's round-robin cursor row (then the
+group's unassigned tickets behind it, skipping any another transaction
+holds), decide (ticketd.domain.assignment.next_agent), write assignee +
+event + outbox rows and the advanced cursor in one transaction, commit,
+enqueue the mail by id.
 The cursor row lock serialises assignments per group across every worker
 and daemon, so 300 concurrent tickets over 3 agents end 100/100/100 (issue 5).
 """
@@ -113,10 +114,12 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
         group = ticket["group_name"]
         spec = app.rules.groups.get(group) if group else None
         if spec is not None:
-            # Own ticket, then the others (never waiting for them), then the
-            # cursor: the order every assignment takes its locks in.
-            batch = [ticket, *lock_unassigned_after(conn, group, ticket_id, ASSIGN_BATCH - 1)]
+            # Own ticket, cursor, then the others without waiting for them:
+            # while it waits for the cursor a batch holds one ticket, as a
+            # single assignment does, and once it has the cursor it waits
+            # for nothing, so it cannot close a cycle of waits (PostgreSQL).
             last = lock_cursor(conn, group, now)
+            batch = [ticket, *lock_unassigned_after(conn, group, ticket_id, ASSIGN_BATCH - 1)]
             members = app.rules.members(group)
             counts = open_counts(conn, (a.email for a in members))
             reason = f"round robin in {group}" if spec.assign == "round_robin" else f"least open in {group}"

@@ -62,9 +62,10 @@ def lock_unassigned_after(conn: Connection, group: str, ticket_id: int, limit: i
     """Up to `limit` open unassigned tickets of the group newer than `ticket_id`, oldest first, locked.
 
     On PostgreSQL rows another transaction has locked are skipped, not
-    waited for: the caller already holds its own ticket and is about to
-    wait for the group's cursor, and waiting for a second ticket while
-    holding one is how two transactions deadlock. SQLite holds the file.
+    waited for: the caller holds its own ticket and the group's cursor,
+    and waiting for a ticket while holding those is how two transactions
+    deadlock (processing locks a reply's ticket, and `#assign` the cursor
+    after it). SQLite holds the file.
     """
     stmt = _UNASSIGNED_AFTER_SKIP_LOCKED if conn.dialect.name == "postgresql" else _UNASSIGNED_AFTER
     rows = conn.execute(stmt, dict(group=group, after=ticket_id, limit=limit)).mappings().all()
