@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import event, select
+import pytest
+from sqlalchemy import event, exc, select
 
 from ingest.parse import dedupe_key
 from tests.sink import customer_mail
@@ -95,6 +96,35 @@ def test_without_anyone_waiting_a_batch_is_one_transaction(make_app, sqlite_url)
     outcomes = process_batch(app, batch)
     assert [o.raw_id for o in outcomes] == batch
     assert len(commits) == 1
+
+
+def test_a_deadlock_rolls_the_batch_back_for_the_next_pass_and_quarantines_nothing(make_app, postgres_url):
+    app = make_app(postgres_url)
+    with app.engine.begin() as conn:
+        # PostgreSQL reports a deadlock on the first two inserts of a ticket
+        # (a sequence: nextval is not undone by the rollback).
+        conn.exec_driver_sql("CREATE SEQUENCE ticket_inserts")
+        conn.exec_driver_sql("""
+            CREATE FUNCTION deadlock_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF nextval('ticket_inserts') <= 2 THEN
+                    RAISE EXCEPTION 'deadlock detected (injected)' USING ERRCODE = '40P01';
+                END IF;
+                RETURN NEW;
+            END $$""")
+        conn.exec_driver_sql("CREATE TRIGGER deadlock_twice BEFORE INSERT ON tickets "
+                             "FOR EACH ROW EXECUTE FUNCTION deadlock_twice()")
+    batch = [_store(app, "first"), _store(app, "second")]
+
+    with pytest.raises(exc.OperationalError, match="deadlock detected"):
+        process_batch(app, batch)      # the plain pass, then the one with savepoints, both hit it
+    with reading(app.engine) as conn:
+        states = conn.execute(select(raw_mail.c.state).order_by(raw_mail.c.id)).scalars().all()
+    assert states == ["received", "received"]
+
+    outcomes = process_batch(app, batch)   # the processor's next pass
+    assert [o.quarantined for o in outcomes] == [None, None]
+    assert all(o.ticket_id for o in outcomes)
 
 
 def test_writers_of_other_processes_queue_on_the_lock_file_not_in_sqlites_busy_loop(make_app, sqlite_url):

@@ -22,6 +22,7 @@ from ticketd.domain.tags import find_tags
 from ticketd.prepare import InlinePreparer, Prepared, failure_reason, prepare_or_reason, recipients
 from ticketd.store import inbox
 from ticketd.store import tickets as store
+from ticketd.store.db import is_transient
 from ticketd.store.write_queue import acknowledgement_waiting
 
 log = logging.getLogger("ticketd.pipeline")
@@ -93,8 +94,11 @@ def write_batch(app: App, prepared: list[tuple[int, Prepared | str]]) -> list[Ou
     reason (shunt, don't drop); the others commit. Savepoints cost two
     round trips per mail on PostgreSQL, so a batch is first written without
     them, and only when a mail fails is it rolled back and written again
-    with one savepoint per mail. When mail waiting for its 250 needs the
-    write lock, the batch commits what it has and lets it through.
+    with one savepoint per mail. A deadlock or a lost connection is not
+    the mail's fault: it rolls the batch back and raises, and the
+    processor's next pass takes the mails again. When mail waiting for its
+    250 needs the write lock, the batch commits what it has and lets it
+    through.
     """
     outcomes: list[Outcome] = []
     waiting = list(prepared)
@@ -135,6 +139,8 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
                 except Exception as exc:
                     if not guarded:
                         raise _OneFailed from exc
+                    if is_transient(exc):
+                        raise   # the database's moment, not the mail: the next pass writes it again
                     prep = failure_reason(exc)
                 else:
                     written.append(outcome)

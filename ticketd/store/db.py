@@ -58,6 +58,19 @@ def durably(engine: Engine) -> Connection:
     return engine.connect().execution_options(**{DURABLE: True})
 
 
+# SQLSTATEs after which the same transaction, run again, may well succeed
+# (PostgreSQL's appendix A): deadlock_detected, serialization_failure,
+# lock_not_available. They say nothing about the mail being written.
+_RETRY_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error is the moment's (a deadlock, a lost connection), not the data's."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    return error.connection_invalidated or getattr(error.orig, "sqlstate", None) in _RETRY_SQLSTATES
+
+
 def _switch_to_wal(cursor) -> None:
     """PRAGMA journal_mode=WAL, waiting while another process holds the file.
 
