@@ -32,6 +32,7 @@ from ticketd.domain.rules import (
     TimerSpec,
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
+from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -55,8 +56,8 @@ class RulesError(ValueError):
 # ---------------------------------------------------------------- YAML with marks
 
 
-class _MarkingLoader(yaml.SafeLoader):
-    """SafeLoader that remembers where every key and value was written."""
+class _MarkingLoader(UniqueKeyLoader):
+    """SafeLoader that remembers where every key and value was written, and refuses a repeated key."""
 
     def construct_document(self, node):
         self.marks: dict[tuple, tuple[int, int]] = {}
@@ -466,6 +467,8 @@ def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        if isinstance(exc, DuplicateKeyError):
+            raise RulesError([f"{where}: {exc.problem}"]) from None
         raise RulesError([f"{where}: not valid YAML: {exc.problem or exc}; check indentation, colons "
                           "and quotes (quote patterns that contain : # [ ] { })"]) from None
     except yaml.YAMLError as exc:

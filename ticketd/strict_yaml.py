@@ -1,0 +1,37 @@
+"""YAML loading that refuses a key written twice in one mapping, for both of ticketd's files."""
+
+from __future__ import annotations
+
+import yaml
+from yaml.constructor import ConstructorError
+
+
+class DuplicateKeyError(ConstructorError):
+    """A mapping names the same key twice; PyYAML would keep the last one silently."""
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader, except that a repeated key is an error, as YAML 1.2 says it is.
+
+    PyYAML keeps the last value, so a second `if:` in a route or a second
+    `timers:` section would throw the first away without a word: a rules
+    change that silently half-applied (PRODUCT.md, "Who uses it").
+    """
+
+    def construct_mapping(self, node, deep=False):
+        first_seen: dict[str, int] = {}
+        for key_node, _value in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            key = key_node.value
+            if key in first_seen:
+                raise DuplicateKeyError(
+                    None, None, f"`{key}` is written twice in one mapping (first on line {first_seen[key]}); "
+                    "keep one", key_node.start_mark)
+            first_seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def load(text: str):
+    """The document in `text`; yaml.YAMLError (DuplicateKeyError for a repeated key) if it is not valid."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
