@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -77,23 +78,22 @@ def db_url(request, tmp_path):
 
 def write_config(tmp_path: Path, db_url: str, *, rules: str = MINIMAL_RULES, smtp_port: int | None = None,
                  outbound_port: int = 2, extra: str = "") -> Path:
+    """ticketd.yaml and rules.yaml in tmp_path; a top-level key in `extra` replaces the default one."""
     (tmp_path / "rules.yaml").write_text(rules)
+    defaults = {
+        "support_address": "support@example.com",
+        "database_url": f'"{db_url}"',
+        "data_dir": f"{tmp_path / 'var'}",
+        "secret_key": "test-secret",
+        "rules_file": f"{tmp_path / 'rules.yaml'}",
+        "smtp": f"\n  listen: 127.0.0.1:{smtp_port or free_port()}",
+        "outbound": f"\n  host: 127.0.0.1\n  port: {outbound_port}",
+        "sweep_seconds": "0.2",
+    }
+    overridden = set(re.findall(r"(?m)^(\w+):", extra))   # a key written twice is an error
     config = tmp_path / "ticketd.yaml"
-    config.write_text(
-        f"""\
-support_address: support@example.com
-database_url: "{db_url}"
-data_dir: {tmp_path / 'var'}
-secret_key: test-secret
-rules_file: {tmp_path / 'rules.yaml'}
-smtp:
-  listen: 127.0.0.1:{smtp_port or free_port()}
-outbound:
-  host: 127.0.0.1
-  port: {outbound_port}
-sweep_seconds: 0.2
-{extra}"""
-    )
+    config.write_text("".join(f"{key}: {value}\n" for key, value in defaults.items() if key not in overridden)
+                      + extra)
     return config
 
 

@@ -20,7 +20,7 @@ from ticketd.store.tables import messages, outbox, tickets
 
 
 def outbound_yaml(port: int, retry_base: float = 0.05, max_attempts: int = 20, timeout: float = 2) -> str:
-    # A second `outbound:` key replaces the one write_config writes (YAML: last wins).
+    # Replaces the `outbound:` that write_config writes by default.
     return (f"outbound: {{host: 127.0.0.1, port: {port}, retry_base_seconds: {retry_base}, "
             f"max_attempts: {max_attempts}, timeout_seconds: {timeout}}}\n")
 
