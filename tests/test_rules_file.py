@@ -77,6 +77,11 @@ BROKEN = [
      ["rules.yaml:3:1: not valid YAML"]),
     ("- just\n- a list\n",
      ["(top level): the file must be a mapping"]),
+    # PyYAML keeps the last of a repeated key: the first would vanish without a word
+    ("routes:\n  - name: a\n    if: {subject: x}\n    if: {from: y}\n    then: {priority: high}\n",
+     ["rules.yaml:4:5: `if` is written twice in one mapping (first on line 3); keep one"]),
+    ("timers:\n  new: {respond_within: 4h}\nagents: []\ntimers:\n  open: {respond_within: 1d}\n",
+     ["rules.yaml:4:1: `timers` is written twice in one mapping (first on line 1); keep one"]),
     (HEAD + "business_hours: {timezone: Mars/Olympus, week: {mon: '09:00-17:00'}}\n",
      ["business_hours.timezone: 'Mars/Olympus' is not a time zone"]),
     (HEAD + "business_hours: {week: {monday: '9-5'}}\n",
@@ -218,6 +223,16 @@ def test_rules_check_broken_exits_1_with_every_error(tmp_path):
     assert f"{path}:6:38: routes[0].then.priority: got 'top'" in result.output
     assert f"{path}:7:5: routes[0].iff: unknown key `iff`; did you mean `if`?" in result.output
     assert "2 error(s); nothing would be applied" in result.output
+
+
+def test_rules_check_with_a_broken_config_says_so_instead_of_checking_another_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rules.yaml").write_text(MINIMAL_RULES)   # valid, but not the file the config names
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("rules_file: other.yaml\nsmtp: {listn: 127.0.0.1:2525}\n")
+    result = CliRunner().invoke(main, ["rules", "check", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "smtp.listn: Extra inputs are not permitted" in result.output and "OK" not in result.output
 
 
 def _corpus_mail_with(subject_word: str) -> Path:

@@ -39,6 +39,49 @@ def test_every_key_can_come_from_the_environment_nested_with_double_underscore(t
     assert settings.imap[0].host == "imap.example.net" and settings.imap[0].folder == "INBOX"
 
 
+def test_text_settings_from_the_environment_are_taken_as_written(tmp_path):
+    settings = load_settings(None, environ={
+        "TICKETD_SECRET_KEY": "123456",                 # YAML would make it a number
+        "TICKETD_PREVIOUS_SECRET_KEYS": '["old #1"]',   # a list is YAML
+        "TICKETD_OUTBOUND__PASSWORD": "#pw",            # YAML would make it a comment: None
+        "TICKETD_OUTBOUND__USERNAME": "%user",          # YAML would refuse it
+        "TICKETD_SUPPORT_ADDRESS": "help@example.net # desk",
+        "TICKETD_REDIS_URL": "null",
+        "TICKETD_SMTP__MAX_MESSAGE_BYTES": "1000",
+        "TICKETD_OUTBOUND__STARTTLS": "yes",
+    })
+    assert settings.secret_key == "123456"
+    assert settings.previous_secret_keys == ["old #1"]
+    assert settings.outbound.password == "#pw" and settings.outbound.username == "%user"
+    assert settings.support_address == "help@example.net # desk"
+    assert settings.redis_url is None
+    assert settings.smtp.max_message_bytes == 1000 and settings.outbound.starttls is True
+
+
+def test_a_variable_that_names_no_setting_is_ignored_with_a_warning(caplog):
+    # Kubernetes sets TICKETD_PORT, TICKETD_SERVICE_HOST, ... for a service named ticketd.
+    settings = load_settings(None, environ={"TICKETD_PORT": "tcp://10.0.0.1:2525", "TICKETD_SMTP__LISTN": "x"})
+    assert settings.smtp.listen == "127.0.0.1:2525"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "TICKETD_PORT is not a ticketd setting (port); ignored" in warnings
+    assert "TICKETD_SMTP__LISTN is not a ticketd setting (smtp.listn); ignored" in warnings
+
+
+def test_an_environment_value_that_cannot_be_read_names_its_variable():
+    with pytest.raises(ValueError, match=r"TICKETD_SMTP__MAX_MESSAGE_BYTES: not a valid value"):
+        load_settings(None, environ={"TICKETD_SMTP__MAX_MESSAGE_BYTES": "[1000"})
+    with pytest.raises(ValueError, match=r"TICKETD_IMAP__0__PASSWORD: imap is a list; set all of it"):
+        load_settings(None, environ={"TICKETD_IMAP__0__PASSWORD": "secret"})
+
+
+def test_a_key_written_twice_in_ticketd_yaml_is_an_error(tmp_path):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("secret_key: first\nsmtp: {listen: 127.0.0.1:2525}\nsecret_key: second\n")
+    with pytest.raises(ValueError, match=r"ticketd.yaml:3: not valid YAML: `secret_key` is written twice in one "
+                                         r"mapping \(first on line 1\); keep one"):
+        load_settings(config, environ={})
+
+
 def test_paths_are_relative_to_the_config_file(tmp_path):
     (tmp_path / "etc").mkdir()
     config = tmp_path / "etc" / "ticketd.yaml"
@@ -76,6 +119,21 @@ def test_cli_names_the_bad_key_and_exits_1(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"{config} is not valid" in done.stderr and "smtp.listn: Extra inputs are not permitted" in done.stderr
+
+
+def test_cli_names_the_environment_variable_of_a_bad_value(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("database_url: sqlite:///t.db\n")
+    env = dict(os.environ, TICKETD_SMTP__MAX_MESSAGE_BYTES="lots")
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "smtp.max_message_bytes: Input should be a valid integer" in done.stderr
+    assert "(from TICKETD_SMTP__MAX_MESSAGE_BYTES)" in done.stderr
 
 
 def test_cli_with_a_broken_rules_file_lists_every_error_and_exits_1(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from ticketd.settings import load_settings
+from ticketd.settings import environment_sources, load_settings
 
 CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if present)"
 
@@ -26,8 +26,14 @@ def _settings(config: str | None):
     try:
         return load_settings(config)
     except ValidationError as exc:
-        problems = "\n".join(f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise click.ClickException(f"{config or 'settings'} is not valid:\n{problems}") from None
+        sources = environment_sources(dict(os.environ))
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            origin = next((name for key, name in sources.items() if where == key or where.startswith(key + ".")),
+                          None)
+            problems.append(f"  {where}: {error['msg']}" + (f" (from {origin})" if origin else ""))
+        raise click.ClickException(f"{config or 'settings'} is not valid:\n" + "\n".join(problems)) from None
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read settings: {exc}") from None
 
@@ -151,10 +157,7 @@ def rules() -> None:
 def _rules_path(file: str | None, config: str | None) -> Path:
     if file:
         return Path(file)
-    try:
-        return _settings(config).rules_file
-    except Exception:
-        return Path("rules.yaml")
+    return _settings(config).rules_file   # a broken config is an error, not a cue to check ./rules.yaml
 
 
 @rules.command("check")

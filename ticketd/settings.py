@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ticketd import strict_yaml
+
+log = logging.getLogger("ticketd.settings")
+
 DEFAULT_ACCEPT_WORDS = [
     "accept", "accepted", "yes", "ok", "okay",
-    "да", "принимаю", "ок",            # Russian
-    "sí", "si", "acepto", "vale",      # Spanish
-    "accetto", "va bene",              # Italian
-    "接受", "是", "好", "好的", "可以",   # Chinese
+    "да", "принимаю", "ок", "хорошо", "согласен",   # Russian
+    "sí", "si", "acepto", "vale",                  # Spanish
+    "sì", "accetto", "va bene", "certo",           # Italian
+    "接受", "是", "是的", "好", "好的", "可以", "同意",   # Chinese
 ]
 
 
@@ -122,17 +128,59 @@ class Settings(_Strict):
 
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """TICKETD_SMTP__LISTEN=... -> {"smtp": {"listen": ...}}; values are YAML."""
+    """TICKETD_SMTP__LISTEN=... -> {"smtp": {"listen": ...}}, each value read as its setting's type.
+
+    A text setting takes the value as written: a secret such as `123456` or
+    `s3cr3t #2` must not turn into a number or lose what follows `#`. Other
+    settings (numbers, true/false, lists such as TICKETD_IMAP) are YAML.
+    A variable naming no setting is ignored with a warning: platforms set
+    variables of their own under a service's name (Kubernetes: TICKETD_PORT).
+    """
     tree: dict[str, Any] = {}
-    for name, value in environ.items():
+    for name, value in sorted(environ.items()):
         if not name.startswith("TICKETD_") or name == "TICKETD_CONFIG":
             continue
         path = [part.lower() for part in name[len("TICKETD_"):].split("__")]
+        annotation = _annotation_at(Settings, path, name)
+        if annotation is None:
+            log.warning("%s is not a ticketd setting (%s); ignored", name, ".".join(path))
+            continue
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
-        node[path[-1]] = yaml.safe_load(value) if value != "" else None
+        node[path[-1]] = _env_value(name, value, annotation)
     return tree
+
+
+def environment_sources(environ: dict[str, str]) -> dict[str, str]:
+    """{"smtp.listen": "TICKETD_SMTP__LISTEN", ...}: which variable set which setting, for error messages."""
+    return {".".join(part.lower() for part in name[len("TICKETD_"):].split("__")): name
+            for name in environ if name.startswith("TICKETD_") and name != "TICKETD_CONFIG"}
+
+
+def _annotation_at(model: type[BaseModel], path: list[str], name: str) -> Any:
+    """The type of the setting at `path`, None if there is none; ValueError inside a list."""
+    field = model.model_fields.get(path[0])
+    if field is None:
+        return None
+    if len(path) == 1:
+        return field.annotation
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+        return _annotation_at(field.annotation, path[1:], name)
+    raise ValueError(f"{name}: {path[0]} is a list; set all of it, e.g. TICKETD_{path[0].upper()}='[...]'")
+
+
+def _env_value(name: str, value: str, annotation: Any) -> Any:
+    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
+    optional = type(None) in kinds
+    if optional and value.strip().lower() in ("", "null", "~"):
+        return None
+    if kinds - {type(None)} <= {str, Path}:
+        return value
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{name}: not a valid value ({getattr(exc, 'problem', None) or exc})") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +215,12 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     base = Path.cwd()
     if path:
         path = Path(path)
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = strict_yaml.load(path.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ValueError(f"{where}: not valid YAML: {exc.problem or exc}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: the top level must be a mapping of settings")
         data = loaded
