@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ingest.parse import ParsedMail
 from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
+from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
 from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 @dataclass
 class DryRun:
     decision: RouteDecision
+    key_facts: KeyFacts = field(default_factory=lambda: KeyFacts({}))
     agent: str | None = None
     agent_how: str = ""
     timers: list[str] = field(default_factory=list)
@@ -35,7 +37,11 @@ class DryRun:
         for name, reasons in self.decision.reasons:
             out.append(f"route: {name!r} matched because " + "; ".join(reasons))
         d = self.decision
-        out.append(f"group: {d.group or '-'}  priority: {d.priority or 'normal'}  type: {d.type or '-'}  "
+        if self.key_facts.values:
+            out.append("key facts: " + "; ".join(f"{k}={v}" for k, v in self.key_facts.values.items()))
+        # The ticket's type: the route's, else the key fact's (as open_ticket stores it).
+        kind = d.type or self.key_facts.values.get("type")
+        out.append(f"group: {d.group or '-'}  priority: {d.priority or 'normal'}  type: {kind or '-'}  "
                    f"tags: {', '.join(d.tags) or '-'}  acknowledgement: {'suppressed' if d.suppress_ack else 'sent'}")
         out.append(f"agent: {self.agent or 'nobody available, the ticket would wait unassigned'}"
                    + (f" ({self.agent_how})" if self.agent_how else ""))
@@ -46,9 +52,23 @@ class DryRun:
         return out
 
 
-def facts_of(parsed: ParsedMail) -> MailFacts:
+def key_facts_of(parsed: ParsedMail) -> KeyFacts:
+    """The key facts the daemon reads from this mail when it opens a ticket with it.
+
+    PRODUCT.md "Key facts": `Type:` and the other lines at the top of the
+    first mail fill the ticket's fields, and routes see its type. Same parser
+    and same text as the daemon (ticketd.pipeline.apply gives a new ticket's
+    mail `parsed.text.strip()`, ticketd.conversation.open_ticket parses it),
+    so a `type:` condition matches here exactly when it matches there.
+    """
+    return parse_key_facts(parsed.text.strip())
+
+
+def facts_of(parsed: ParsedMail, key_facts: KeyFacts | None = None) -> MailFacts:
+    key_facts = key_facts_of(parsed) if key_facts is None else key_facts
     return MailFacts(from_addr=parsed.from_addr or "", to=", ".join(parsed.to), cc=", ".join(parsed.cc),
-                     subject=parsed.subject, body=parsed.text, headers=parsed.headers)
+                     subject=parsed.subject, body=parsed.text, headers=parsed.headers,
+                     type=key_facts.values.get("type", ""))
 
 
 def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str | None, dict[str, int]]:
@@ -57,8 +77,9 @@ def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str 
 
 
 def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None) -> DryRun:
-    decision = rules.route(facts_of(parsed))
-    result = DryRun(decision)
+    key_facts = key_facts_of(parsed)
+    decision = rules.route(facts_of(parsed, key_facts))
+    result = DryRun(decision, key_facts)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
     if decision.assignee:

@@ -44,8 +44,13 @@ class MailFacts:
     subject: str = ""
     body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
+    # The ticket's type and priority as a route sees them: what the new ticket
+    # would get so far. A ticket without a `Type:` key fact has no type; every
+    # ticket has a priority, `normal` unless a route sets another (schema.sql's
+    # default), so `if: {priority: normal}` matches a plain mail (PRODUCT.md:
+    # conditions match "the ticket's `type` and `priority`").
     type: str = ""
-    priority: str = ""
+    priority: str = "normal"
 
     def value(self, name: str) -> str:
         if name.startswith("header."):

@@ -1,0 +1,96 @@
+"""`ticketd rules test` routes a mail the way the daemon does: key facts, the ticket's default priority."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from ingest.parse import dedupe_key, parse_mail
+from tests.desk import build_mail
+from ticketd.clock import utcnow
+from ticketd.pipeline import process_raw
+from ticketd.rules_dryrun import dry_run
+from ticketd.rules_file import load_rules
+from ticketd.store.inbox import store_raw
+from ticketd.store.tables import events, tickets
+
+AGENTS = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+  - {email: bob@example.com,   name: Bob,   groups: [support, billing]}
+groups:
+  support: {assign: round_robin}
+  billing: {assign: round_robin}
+timers:
+  new: {respond_within: 4h, on_breach: reassign}
+"""
+
+BY_TYPE = AGENTS + """\
+routes:
+  - name: bugs go to billing
+    if: {type: bug}
+    then: {group: billing}
+  - name: everything else
+    then: {group: support}
+"""
+
+BY_PRIORITY = AGENTS + """\
+routes:
+  - name: urgent subjects
+    if: {subject: "(?i)urgent"}
+    then: {priority: urgent}
+    continue: true
+  - name: normal priority to billing
+    if: {priority: normal}
+    then: {group: billing}
+  - name: everything else
+    then: {group: support}
+"""
+
+
+def _both_ways(make_app, sqlite_url, tmp_path, rules: str, raw: bytes):
+    """Route one mail by the dry run and by the daemon's pipeline; (dry run, ticket row, routed event)."""
+    app = make_app(sqlite_url, rules=rules)
+    dry = dry_run(load_rules(tmp_path / "rules.yaml"), parse_mail(raw), utcnow())
+    key, message_id = dedupe_key(raw)
+    stored = store_raw(app.engine, raw, source="smtp", dedupe_key=key, message_id=message_id,
+                       envelope_to=["support@example.com"])
+    outcome = process_raw(app, stored.raw_id)
+    assert outcome is not None and outcome.quarantined is None and outcome.ticket_id is not None
+    with app.engine.connect() as conn:
+        ticket = conn.execute(select(tickets).where(tickets.c.id == outcome.ticket_id)).mappings().one()
+        routed = conn.execute(select(events).where(events.c.ticket_id == outcome.ticket_id,
+                                                   events.c.kind == "routed")).mappings().one()
+    return dry, ticket, routed
+
+
+def test_a_type_key_fact_routes_the_dry_run_like_the_daemon(make_app, sqlite_url, tmp_path):
+    # PRODUCT.md "Key facts": `Type:` at the top of the first mail fills the ticket's type.
+    raw = build_mail("cust@example.org", "Type: bug\nSource: web\n\nIt crashes on save.\n",
+                     subject="Crash").as_bytes()
+    dry, ticket, routed = _both_ways(make_app, sqlite_url, tmp_path, BY_TYPE, raw)
+
+    assert (ticket["type"], ticket["group_name"], ticket["source"]) == ("bug", "billing", "web")
+    assert routed["reason"] == "routes: bugs go to billing"
+    assert dry.decision.routes == ("bugs go to billing",)
+    assert dry.decision.group == ticket["group_name"]
+    lines = dry.lines()
+    assert "route: 'bugs go to billing' matched because type is bug" in lines
+    assert any(line.startswith("group: billing  priority: normal  type: bug ") for line in lines)
+
+
+@pytest.mark.parametrize("subject, routes, group, priority", [
+    ("Printer on fire", ("normal priority to billing",), "billing", "normal"),
+    ("URGENT: printer on fire", ("urgent subjects", "everything else"), "support", "urgent"),
+])
+def test_a_priority_normal_route_matches_a_plain_mail_in_the_dry_run_and_the_daemon(
+        make_app, sqlite_url, tmp_path, subject, routes, group, priority):
+    # A new ticket's priority is `normal` unless a route sets another (schema.sql);
+    # PRODUCT.md: conditions match the ticket's priority.
+    raw = build_mail("cust@example.org", "It is on fire.\n", subject=subject).as_bytes()
+    dry, ticket, routed = _both_ways(make_app, sqlite_url, tmp_path, BY_PRIORITY, raw)
+
+    assert (ticket["group_name"], ticket["priority"], ticket["type"]) == (group, priority, None)
+    assert routed["reason"] == "routes: " + ", ".join(routes)
+    assert dry.decision.routes == routes
+    assert (dry.decision.group, dry.decision.priority or "normal") == (group, priority)
