@@ -99,6 +99,23 @@ def test_show_unknown_ticket_fails_clearly(tmp_path, sqlite_url, make_app):
     assert done.returncode == 1 and "no ticket 99" in done.stderr
 
 
+def test_reading_commands_work_while_rules_yaml_is_broken(tmp_path, sqlite_url, make_app):
+    make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    (tmp_path / "rules.yaml").write_text("agents:\n  - {emial: x@example.com}\n")   # the daemon keeps its last good rules
+    assert json.loads(_cli(config, "tickets", "list", "--json")) == []
+    assert json.loads(_cli(config, "quarantine", "list", "--json")) == []
+    assert json.loads(_cli(config, "status", "--json"))["inbox"]["waiting"] == 0
+
+
+def test_an_unknown_status_is_refused_not_an_empty_list(tmp_path, sqlite_url, make_app):
+    make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--status", "NEW",
+                           "--config", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "'NEW' is not one of 'new', 'open'" in done.stderr
+
+
 def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
     """`ticketd status`: mail waiting, quarantined, to send, tickets and timers, counted from the database."""
     from ingest.parse import dedupe_key

@@ -260,6 +260,17 @@ def test_rules_test_dry_run_against_corpus_mail(tmp_path):
     assert list(tmp_path.iterdir()) == [rules]   # nothing written
 
 
+def test_rules_test_beside_a_config_whose_database_does_not_exist_creates_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ticketd.yaml").write_text("database_url: sqlite:///var/none.db\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MINIMAL_RULES)
+    result = CliRunner().invoke(main, ["rules", "test", str(rules), str(CORPUS / "zammad" / "mail002.box")])
+    assert result.exit_code == 0, result.output
+    assert "from no database: first eligible" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules.yaml", "ticketd.yaml"]
+
+
 def test_rules_test_reads_the_cursor_from_the_database_without_writing(tmp_path, make_app):
     from sqlalchemy import insert, select
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from ticketd.domain.statuses import Status
 from ticketd.settings import environment_sources, load_settings
 
 CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if present)"
@@ -47,6 +48,15 @@ def _app(config: str | None):
         return build_app(settings)
     except RulesError as exc:
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors)) from None
+
+
+def _engine(config: str | None):
+    """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets."""
+    from ticketd.store.db import ensure_schema, make_engine
+
+    engine = make_engine(_settings(config).database_url)
+    ensure_schema(engine)
+    return engine
 
 
 def configure_logging(level: str) -> None:
@@ -101,13 +111,13 @@ def tickets() -> None:
 
 @tickets.command("list")
 @config_option
-@click.option("--status", help="only tickets in this status")
+@click.option("--status", type=click.Choice([s.value for s in Status]), help="only tickets in this status")
 @json_option
 def tickets_list(config: str | None, status: str | None, as_json: bool) -> None:
     """Tickets, newest first."""
     from ticketd.views import list_tickets
 
-    rows = list_tickets(_app(config).engine, status)
+    rows = list_tickets(_engine(config), status)
     if as_json:
         _print_json(rows)
         return
@@ -124,7 +134,7 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
     """One ticket with its messages and history."""
     from ticketd.views import show_ticket
 
-    ticket = show_ticket(_app(config).engine, ticket_id)
+    ticket = show_ticket(_engine(config), ticket_id)
     if ticket is None:
         raise click.ClickException(f"no ticket {ticket_id}")
     if as_json:
@@ -199,11 +209,14 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
     engine = None
     if config or Path("ticketd.yaml").exists():
         from ticketd.store.assignment import has_cursor_table
-        from ticketd.store.db import make_engine
+        from ticketd.store.db import make_engine, sqlite_file
 
-        engine = make_engine(_settings(config).database_url)
-        if not has_cursor_table(engine):
-            engine = None
+        url = _settings(config).database_url
+        missing = sqlite_file(url)
+        if missing is None or missing.exists():   # opening a SQLite file that is not there would create it
+            engine = make_engine(url)
+            if not has_cursor_table(engine):
+                engine = None
     parsed = parse_mail(Path(mail).read_bytes())
     click.echo(f"mail: {parsed.message_id or '(no Message-ID)'} from {parsed.from_addr or '?'}: {parsed.subject!r}")
     for line in dry_run(loaded, parsed, utcnow(), engine).lines():
@@ -220,7 +233,7 @@ def status(config: str | None, as_json: bool) -> None:
     """Is mail flowing: mail waiting to be processed, mail waiting to be sent, timers, tickets."""
     from ticketd.views import desk_status
 
-    desk = desk_status(_app(config).engine)
+    desk = desk_status(_engine(config))
     if as_json:
         _print_json(desk)
         return
@@ -253,7 +266,7 @@ def quarantine_list(config: str | None, as_json: bool) -> None:
     """Quarantined mail, oldest first."""
     from ticketd.views import list_quarantine
 
-    rows = list_quarantine(_app(config).engine)
+    rows = list_quarantine(_engine(config))
     if as_json:
         _print_json(rows)
         return
