@@ -77,6 +77,9 @@ BROKEN = [
      ["rules.yaml:3:1: not valid YAML"]),
     ("- just\n- a list\n",
      ["(top level): the file must be a mapping"]),
+    (HEAD + "routes:\n  - if: {subject: '(?i)\\bсчёт\\b'}\n    then: {group: support}\n",
+     ["rules.yaml:6:19: routes[0].if.subject: '(?i)\\\\bсчёт\\\\b': \\b sees only ASCII letters, so it never matches "
+      "beside 'с'"]),
     # PyYAML keeps the last of a repeated key: the first would vanish without a word
     ("routes:\n  - name: a\n    if: {subject: x}\n    if: {from: y}\n    then: {priority: high}\n",
      ["rules.yaml:4:5: `if` is written twice in one mapping (first on line 3); keep one"]),
@@ -190,6 +193,15 @@ def test_routes_conditions_continue_and_actions():
     assert robot.routes == ("robots",) and robot.suppress_ack and robot.tags == ("robot",)
     not_robot = rules.route(MailFacts(body="out of memory", headers={"x-mailer": "Thunderbird"}))
     assert not_robot.routes == ("everything else",) and not not_robot.suppress_ack
+
+
+def test_word_classes_in_patterns_know_every_script():
+    rules = load_rules_text(HEAD + "routes:\n  - if: {subject: '(?i)^\\w+ не пришёл', body: '[\\w.]+@'}\n"
+                                   "    then: {priority: high}\n  - if: {subject: '\\bok\\b'}\n"
+                                   "    then: {priority: low}\n")
+    assert rules.route(MailFacts(subject="Счёт не пришёл", body="пишите на почта.ру@")).priority == "high"
+    assert rules.route(MailFacts(subject="is it ok?")).priority == "low"   # ASCII \b as before
+    assert rules.route(MailFacts(subject="Счёт пришёл")).priority is None
 
 
 def test_catastrophic_pattern_runs_in_linear_time():

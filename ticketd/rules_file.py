@@ -281,10 +281,56 @@ def parse_duration(value: object) -> float:
     return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
 
 
+# RE2's \w and \b know ASCII letters only: `\w+` never matched "Счёт" and
+# `счёт\b` never matched at all, yet both compiled. \w becomes the Unicode
+# letters, digits and underscore; \b has no Unicode form in RE2 (it would
+# need lookaround), so beside non-ASCII text it is refused with a way out.
+_WORD = r"\p{L}\p{N}_"
+
+
+def _unicode_words(text: str) -> tuple[str, bool]:
+    r"""`text` with \w (and \W outside brackets) spelled for Unicode; whether it uses \b or \B."""
+    out, boundary, in_class, i = [], False, False, 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\" and i + 1 < len(text):
+            escaped = text[i + 1]
+            if escaped == "w":
+                out.append(_WORD if in_class else f"[{_WORD}]")
+            elif escaped == "W" and not in_class:
+                out.append(f"[^{_WORD}]")
+            else:
+                boundary = boundary or (escaped in "bB" and not in_class)
+                out.append(text[i:i + 2])
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+            out.append(char)
+            i += 1
+            # A ] first in the brackets (after an optional ^) is a literal.
+            for literal in ("^", "]"):
+                if text.startswith(literal, i):
+                    out.append(literal)
+                    i += 1
+            continue
+        if char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out), boundary
+
+
 def compile_pattern(text: str):
     """Compile with RE2; ValueError names what RE2 refused (backreferences, lookaround)."""
+    spelled, boundary = _unicode_words(text)
+    letter = next((c for c in text if not c.isascii() and c.isalpha()), None)
+    if boundary and letter:
+        raise ValueError(
+            f"{text!r}: \\b sees only ASCII letters, so it never matches beside {letter!r}; drop it, "
+            "or write (^|[^\\p{L}\\p{N}_]) and ($|[^\\p{L}\\p{N}_]) around the word")
     try:
-        return re2.compile(text, options=_RE2_OPTIONS)
+        return re2.compile(spelled, options=_RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ValueError(
