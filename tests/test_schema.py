@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy
 from sqlalchemy import inspect, text
 
-from ticketd.store.db import durably, ensure_schema, make_engine, schema_statements
-from ticketd.store.tables import metadata
+from ticketd.store.db import durably, ensure_schema, insert_if_absent, make_engine, schema_statements
+from ticketd.store.tables import metadata, rr_cursor
 
 
 def _shape(engine):
@@ -39,6 +39,19 @@ def test_mapping_agrees_with_schema_sql(db_url):
                           if con.__class__.__name__ == "UniqueConstraint"}
         mapped_uniques |= {(c.name,) for c in table.columns if c.unique}
         assert mapped_uniques <= uniques | {pk}, f"{name}: a unique key in tables.py is missing in schema.sql"
+    engine.dispose()
+
+
+def test_insert_if_absent_says_whether_it_added_the_row(db_url):
+    from datetime import datetime
+
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    row = dict(group_name="support", last_agent=None, updated_at=datetime(2026, 5, 1))
+    with engine.begin() as conn:
+        assert insert_if_absent(conn, rr_cursor, row, ["group_name"]) is True
+        assert insert_if_absent(conn, rr_cursor, {**row, "last_agent": "a@example.com"}, ["group_name"]) is False
+        assert conn.execute(sqlalchemy.select(rr_cursor.c.last_agent)).scalars().all() == [None]
     engine.dispose()
 
 

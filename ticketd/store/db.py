@@ -39,7 +39,10 @@ DURABLE = "ticketd_durable"
 @functools.cache
 def _insert_or_ignore(dialect_name: str, table: Table, key: tuple[str, ...]):
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+    # SQLAlchemy fetches an INSERT's rowcount only when asked to: without
+    # preserve_rowcount it reads -1 on PostgreSQL, and "added" was never true.
+    return (dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
+            .execution_options(preserve_rowcount=True))
 
 
 def insert_if_absent(conn: Connection, table: Table, values: dict, key: list[str]) -> bool:
