@@ -7,6 +7,7 @@ import re
 import pytest
 
 from tests.desk import all_text, body_text, build_mail, open_desk
+from ticketd.store.tables import participants
 
 CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
 
@@ -14,6 +15,13 @@ CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
 @pytest.fixture
 def desk(make_app, sqlite_url):
     yield from open_desk(make_app, sqlite_url)
+
+
+@pytest.fixture
+def any_desk(make_app, db_url):
+    """On SQLite and PostgreSQL: who joins a ticket and which reaction counts depend on what each
+    engine reports of an INSERT."""
+    yield from open_desk(make_app, db_url)
 
 
 def test_stranger_with_another_tickets_tag_gets_a_new_ticket_and_learns_nothing(desk):
@@ -60,7 +68,57 @@ def test_followers_get_public_replies_and_may_reply(desk):
     assert "Noted, thanks." in body_text(desk.last(boss))
 
 
-def test_reaction_links_record_once_and_open_nothing(desk):
+def test_each_new_follower_is_an_event_in_the_history(any_desk):
+    """PRODUCT.md: every change is an event (who, why); an address already on the ticket is no change."""
+    desk = any_desk
+    boss, facilities, it = "boss@example.org", "facilities@example.org", "it@example.org"
+    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=boss))
+    tid = desk.ticket()["id"]
+    [joined] = desk.events(tid, "follower_added")
+    assert (joined["actor"], joined["to_value"]) == (CUSTOMER, boss)
+    assert joined["message_id"] == desk.messages(tid)[0]["id"] and "Cc of mail <" in joined["reason"]
+    assert desk.assign(tid) == ALICE
+    # Requester, follower and agent in Cc again are no news; only facilities joins.
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Still burning.\n", cc=f"{boss}, {CUSTOMER}, {facilities}, {ALICE}")
+    # A colleague answering the first mail (threaded by References) joins as its sender.
+    desk.send(build_mail(it, "I unplugged it.\n", subject="Re: Printer on fire", in_reply_to=first["Message-ID"]))
+    events = desk.events(tid, "follower_added")
+    assert [(e["actor"], e["to_value"]) for e in events] == [(CUSTOMER, boss), (CUSTOMER, facilities), (it, it)]
+    assert [e["message_id"] for e in events[1:]] == [m["id"] for m in desk.messages(tid)[-2:]]
+    assert "wrote to the ticket" in events[2]["reason"]
+
+
+def test_auto_replies_are_stored_but_bring_in_no_followers(any_desk):
+    """PRODUCT.md "Loops and robots": auto-generated mail is stored on its ticket; neither its sender
+    nor its Cc join as followers, or every public reply would go to a robot and its list."""
+    desk = any_desk
+    robot, staff = "helpdesk@corp.example", "all-staff@corp.example"
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "Try turning it off.\n")
+    # The customer's own help desk answers our reply automatically (RFC 3834), copying its staff.
+    desk.reply_to(desk.last(CUSTOMER), robot, "Received as CORP-123.\n", cc=staff, Auto_Submitted="auto-replied")
+    stored = desk.messages(tid)[-1]
+    assert (stored["from_addr"], bool(stored["auto_generated"])) == (robot, True)
+    assert [(p["email"], p["role"]) for p in desk.rows(participants, ticket_id=tid)] == [
+        (CUSTOMER, "requester"), (ALICE, "agent")]
+    desk.reply_to(desk.last(ALICE), ALICE, "Any news?\n")
+    assert "Any news?" in body_text(desk.last(CUSTOMER))
+    assert desk.inbox(robot) == [] and desk.inbox(staff) == []
+    assert desk.events(tid, "follower_added") == []
+
+    # A robot's first mail opens a ticket of its own; its Cc stay out of that one too.
+    desk.send(build_mail("noreply@shop.example", "Your order has shipped.\n", subject="Order 77", cc=staff,
+                         Auto_Submitted="auto-generated"))
+    opened = desk.ticket()
+    assert opened["id"] != tid
+    assert [p["role"] for p in desk.rows(participants, ticket_id=opened["id"])] == ["requester"]
+    assert desk.events(opened["id"], "follower_added") == []
+
+
+def test_reaction_links_record_once_and_open_nothing(any_desk):
+    desk = any_desk
     desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
     tid = desk.ticket()["id"]
     desk.assign(tid)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from ticketd.agent_mail import agent_verdict, apply_agent_mail
 from ticketd.app import App
 from ticketd.assignment import assign_in_tx
-from ticketd.customer_mail import apply_customer_mail
+from ticketd.customer_mail import add_followers, apply_customer_mail
 from ticketd.domain.lifecycle import parse_key_facts
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.rules import MailFacts
@@ -66,12 +66,15 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         suppress_ack=route.suppress_ack, created_at=now, updated_at=now,
     )
     store.add_participant(conn, ticket_id, requester, "requester", p.from_name, now)
-    for cc in p.cc:
-        if not is_ours(app, cc) and cc != requester:
-            store.add_participant(conn, ticket_id, cc, "follower", None, now)
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
     store.add_event(conn, ticket_id, now, requester, "created", to_value=Status.NEW.value,
                     reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)
+    # PRODUCT.md: Cc of a customer's mail join as followers, each an event;
+    # an auto-generated mail ("Loops and robots") is stored but brings in no
+    # one, so a robot's Cc list never gets the ticket's public replies.
+    if mail.robot_reason is None:
+        add_followers(conn, ticket_id, [(cc, None) for cc in p.cc if not is_ours(app, cc) and cc != requester],
+                      now, actor=requester, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
     if facts.values or facts.ignored:
         store.add_event(conn, ticket_id, now, requester, "key_facts", message_row_id=row_id,
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,

@@ -23,6 +23,20 @@ if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
 
 
+def add_followers(conn, ticket_id: int, addresses: list[tuple[str, str | None]], now, *, actor: str,
+                  reason: str, row_id: int | None) -> None:
+    """Join (address, name) pairs as followers; an event for each one that was not on the ticket yet.
+
+    PRODUCT.md: "Every change is an event in the ticket's history"; someone
+    already a participant (requester, follower, agent) is no change.
+    """
+    for address, name in addresses:
+        if store.participant_role(conn, ticket_id, address) is None:
+            store.add_participant(conn, ticket_id, address, "follower", name, now)
+            store.add_event(conn, ticket_id, now, actor, "follower_added", to_value=address.lower(),
+                            reason=reason, message_row_id=row_id)
+
+
 def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: Verdict, now) -> Decision:
     """A reply from the ticket's customer side (any mail on the ticket that is not agent mail)."""
     p = mail.parsed
@@ -37,16 +51,20 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     claims_agent = app.rules.agent(p.from_addr) is not None
     role = store.participant_role(conn, ticket_id, p.from_addr)
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
-    if p.from_addr and role is None and not claims_agent and not is_ours(app, p.from_addr):
-        store.add_participant(conn, ticket_id, p.from_addr, "follower", p.from_name, now)
-        role = "follower"
-    for cc in p.cc:
-        if not is_ours(app, cc) and app.rules.agent(cc) is None:
-            store.add_participant(conn, ticket_id, cc, "follower", None, now)
     who = p.from_addr or "unknown"
     store.add_event(conn, ticket_id, now, who, "customer_replied", message_row_id=row_id,
                     reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"
                                                            if claims_agent else ""))
+    # PRODUCT.md: followers come from a customer's mail. Auto-generated mail
+    # ("Loops and robots") is only stored: an auto-reply joining, or pulling
+    # in its Cc, would get every public reply and answer it in turn.
+    if mail.robot_reason is None:
+        if p.from_addr and role is None and not claims_agent and not is_ours(app, p.from_addr):
+            add_followers(conn, ticket_id, [(p.from_addr, p.from_name)], now, actor=who, row_id=row_id,
+                          reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
+            role = "follower"
+        copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
+        add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
 
     acts = mail.robot_reason is None and role in ("requester", "follower")
     effect = customer_reply_effect(Status(ticket["status"]), mail.text, app.settings.accept_words) if acts \
