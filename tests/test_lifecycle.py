@@ -87,6 +87,27 @@ def test_new_to_rated(desk):
             assert event["message_id"] is not None and "mail <" in event["reason"], event
 
 
+@pytest.mark.parametrize("reply, rating", [
+    ("Speed: 1\nUsefulness: 5\nPoliteness: 4\n", (5, 1, 4)),   # labels say where each number goes
+    ("\uff15 \uff14 \uff15\n", (5, 4, 5)),                        # full-width digits from a CJK input method
+    ("Speed: 5\nSpeed: 4\nPoliteness: 5\n", None),              # contradictory labels: a person reads it
+])
+def test_rating_by_labels_and_full_width_digits(desk, reply, rating):
+    """PRODUCT.md: a reply with three numbers (usefulness, speed, politeness) is stored as the rating."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    desk.reply_to(desk.last(customer), customer, reply)
+    stored = [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)]
+    if rating is None:
+        assert stored == [] and desk.ticket(tid)["status"] == "open"
+    else:
+        assert stored == [rating] and desk.ticket(tid)["status"] == "closed"
+        assert desk.events(tid, "rated")[-1]["to_value"] == " ".join(map(str, rating))
+
+
 def test_agent_close_and_reopen_statuses(desk):
     """#close is logged as closed by the agent, sends the rating request, and a reply reopens."""
     customer, agent = "ann@example.org", "alice@example.com"

@@ -45,15 +45,49 @@ def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
     return bool(line) and line in {_normalise(w) for w in accept_words}
 
 
-_RATING_LABELS = re.compile(r"(?i)\b(usefulness|useful|speed|fast|politeness|polite)\b\s*[:=]?")
+# ASCII case folding only: under a Unicode (?i) "polıte" (dotless i) matches too,
+# and a label must name one of the three fields.
+_RATING_LABELS = re.compile(r"\b(?ai:(usefulness|useful|speed|fast|politeness|polite))\b\s*[:=]?")
+_RATING_FIELD = {"usefulness": 0, "useful": 0, "speed": 1, "fast": 1, "politeness": 2, "polite": 2}
 _RATING = re.compile(r"^\s*([1-5])(?:\s*/\s*5)?[\s,;/|]+([1-5])(?:\s*/\s*5)?[\s,;/|]+([1-5])(?:\s*/\s*5)?\s*[.!]?\s*$")
 
 
 def parse_rating(text: str) -> tuple[int, int, int] | None:
-    """Three numbers 1-5 (usefulness, speed, politeness) and nothing else; labels allowed."""
-    cleaned = _RATING_LABELS.sub(" ", text or "")
-    m = _RATING.match(cleaned)
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    """Three numbers 1-5 (usefulness, speed, politeness) and nothing else; labels allowed.
+
+    A label decides where its number goes ("Speed: 1 / Usefulness: 5 /
+    Politeness: 4" is 5 1 4); an unlabelled number takes its place in the
+    order PRODUCT.md asks for. Labels lead their numbers, or trail them
+    when the reply ends with one ("5 useful, 1 fast, 4 polite"). Labels that
+    leave a field empty or fill one twice are not a rating: the reply then
+    reopens the ticket and a person reads it.
+    """
+    # NFKC: full-width digits and punctuation from CJK input ("５，４，５") are
+    # the ASCII ones; other scripts' digits stay unmatched by [1-5].
+    text = unicodedata.normalize("NFKC", text or "")
+    labels = list(_RATING_LABELS.finditer(text))
+    # Labels blanked to spaces of their own length keep the offsets of the numbers.
+    m = _RATING.match(_RATING_LABELS.sub(lambda found: " " * len(found.group()), text))
+    if not m:
+        return None
+    numbers = [int(m.group(i)) for i in (1, 2, 3)]
+    # In text order: (offset, "number", its position) and (offset, "label", its field).
+    tokens = sorted([(m.start(i + 1), "number", i) for i in range(3)]
+                    + [(label.start(), "label", _RATING_FIELD[label.group(1).lower()]) for label in labels])
+    if tokens[-1][1] == "label":
+        tokens.reverse()
+    fields, pending = [0, 1, 2], None
+    for _, what, value in tokens:
+        if what == "label":
+            if pending is not None:
+                return None     # two labels in a row
+            pending = value
+        elif pending is not None:
+            fields[value], pending = pending, None
+    if pending is not None or sorted(fields) != [0, 1, 2]:
+        return None
+    by_field = dict(zip(fields, numbers))
+    return by_field[0], by_field[1], by_field[2]
 
 
 @dataclass(frozen=True)
