@@ -32,6 +32,7 @@ from ticketd.domain.rules import (
     TimerSpec,
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
+from ticketd.domain.timers import with_defaults
 from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -437,6 +438,7 @@ def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) ->
 
 
 def _build_timers(model: _Parsed, errors: _Errors) -> dict[str, TimerSpec]:
+
     timers = {}
     statuses = [s.value for s in Status]
     for status, t in model.timers.items():
@@ -462,9 +464,15 @@ def _build_timers(model: _Parsed, errors: _Errors) -> dict[str, TimerSpec]:
         if t.remind_before is not None and status != Status.IN_DEVELOPMENT.value:
             errors.add(path + ("remind_before",), "remind_before only applies to in_development; move it "
                                                   "under timers.in_development")
-        if spec.warn_after and spec.close_after and spec.close_after <= spec.warn_after:
-            errors.add(path + ("close_after",), f"close_after ({t.close_after}) must be later than warn_after "
-                                                f"({t.warn_after}); e.g. warn_after: 3d, close_after: 4d")
+        # PRODUCT.md's defaults (warn 3d, close 4d) fill what the entry leaves
+        # out, so the pair in effect is checked: {warn_after: 5d} alone would
+        # close before it warns.
+        effective = with_defaults(status, spec)
+        if effective.warn_after and effective.close_after and effective.close_after <= effective.warn_after:
+            key = "close_after" if t.close_after is not None else "warn_after"
+            errors.add(path + (key,), f"close_after ({t.close_after or '4d by default'}) must be later than "
+                                      f"warn_after ({t.warn_after or '3d by default'}); e.g. warn_after: 3d, "
+                                      "close_after: 4d")
         if t.business_hours and model.business_hours is None:
             errors.add(path + ("business_hours",), "business_hours: true needs a top-level business_hours: "
                                                    "{timezone: ..., week: {mon: '09:00-17:00', ...}}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -44,13 +44,24 @@ def add_business_seconds(start: datetime, seconds: float, hours: BusinessHours) 
     return start + timedelta(seconds=seconds)
 
 
+def with_defaults(status: str, spec: TimerSpec | None) -> TimerSpec | None:
+    """`spec` with PRODUCT.md's waiting_customer warn_after / close_after filled in where it sets none."""
+    # Each default stands on its own: an entry with only respond_within or
+    # only warn_after still warns after 3 days and closes after 4.
+    if status != Status.WAITING_CUSTOMER.value:
+        return spec
+    if spec is None:
+        return DEFAULT_WAITING
+    return replace(spec, warn_after=spec.warn_after or DEFAULT_WAITING.warn_after,
+                   close_after=spec.close_after or DEFAULT_WAITING.close_after)
+
+
 def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until: datetime | None = None,
          dev_due: datetime | None = None, business_hours: BusinessHours | None = None) -> list[PlannedTimer]:
     """The timers a ticket entering `status` at `now` starts."""
     if status == Status.CLOSED.value:
         return []
-    if spec is None and status == Status.WAITING_CUSTOMER.value:
-        spec = DEFAULT_WAITING
+    spec = with_defaults(status, spec)
     planned: list[PlannedTimer] = []
     if spec is not None and spec.respond_within:
         if spec.business_hours and business_hours is not None:
@@ -81,6 +92,7 @@ def describe(kind: str, status: str, spec: TimerSpec | None) -> str:
                 return f"{int(seconds // size)}{unit}"
         return f"{int(seconds)}s"
 
+    spec = with_defaults(status, spec)   # a defaulted warn or close reads "3d", not "?"
     if kind == RESPOND:
         return f"respond_within {human(spec.respond_within if spec else None)} in {status}"
     if kind == WARN:
