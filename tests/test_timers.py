@@ -6,6 +6,7 @@ import threading
 import time
 from datetime import date, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import free_port, write_config
@@ -15,7 +16,8 @@ from ticketd.app import build_app
 from ticketd.assignment import assign
 from ticketd.clock import utcnow
 from ticketd.domain.rules import BusinessHours, TimerSpec
-from ticketd.domain.timers import add_business_seconds, plan
+from ticketd.domain.timers import add_business_seconds, describe, plan
+from ticketd.rules_file import RulesError, load_rules_text
 from ticketd.settings import load_settings
 from ticketd.store import tickets as store
 from ticketd.store.tables import events, outbox, timers
@@ -60,6 +62,33 @@ def test_plan_per_status():
     assert [(p.kind, p.due_at) for p in plan("in_development", spec, now, dev_due=due)] == [
         ("respond", now + timedelta(hours=1)), ("due", due - timedelta(minutes=10))]
     assert plan("closed", spec, now) == []
+
+
+def test_a_partial_waiting_customer_entry_keeps_the_other_defaults():
+    """PRODUCT.md: warn after 3 days and close after 4 unless rules.yaml sets that value itself."""
+    now = datetime(2026, 3, 2, 10, 0)
+    day = 86400
+    due = {p.kind: p.due_at - now for p in plan("waiting_customer", TimerSpec(respond_within=2 * day), now)}
+    assert due == {"respond": timedelta(days=2), "warn": timedelta(days=3), "close": timedelta(days=4)}
+    due = {p.kind: p.due_at - now for p in plan("waiting_customer", TimerSpec(warn_after=day), now)}
+    assert due == {"warn": timedelta(days=1), "close": timedelta(days=4)}
+    due = {p.kind: p.due_at - now for p in plan("waiting_customer", TimerSpec(close_after=5 * day), now)}
+    assert due == {"warn": timedelta(days=3), "close": timedelta(days=5)}
+    assert describe("close", "waiting_customer", TimerSpec(warn_after=day)) == "close_after 4d in waiting_customer"
+    assert describe("warn", "waiting_customer", None) == "warn_after 3d in waiting_customer"
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ("{warn_after: 5d}", "timers.waiting_customer.warn_after: close_after (4d by default) must be later than "
+                         "warn_after (5d)"),
+    ("{close_after: 2d}", "timers.waiting_customer.close_after: close_after (2d) must be later than "
+                          "warn_after (3d by default)"),
+])
+def test_a_default_that_would_close_before_the_warning_is_refused(entry, expected):
+    text = rules().replace("{warn_after: 1h, close_after: 2h}", entry)
+    with pytest.raises(RulesError) as refused:
+        load_rules_text(text)
+    assert any(expected in line for line in refused.value.errors), refused.value.errors
 
 
 def test_business_hours_skip_nights_weekends_and_holidays():
@@ -157,6 +186,91 @@ def test_waiting_customer_warns_then_closes_and_reply_stops_the_clock(make_app, 
         assert store.get_ticket(conn, other)["status"] == "open"
         states = set(conn.execute(select(timers.c.kind, timers.c.state).where(timers.c.ticket_id == other)))
     assert ("warn", "cancelled") in states and ("close", "cancelled") in states
+
+
+def test_waiting_customer_with_only_respond_within_still_warns_and_closes(make_app, db_url):
+    """A waiting_customer entry without warn_after / close_after keeps PRODUCT.md's 3d / 4d."""
+    text = rules().replace("{warn_after: 1h, close_after: 2h}", "{respond_within: 1h, on_breach: notify}")
+    app = make_app(db_url, rules=text)
+    ticket_id = _ticket(app, assignee="a1@example.com")
+    _enter(app, ticket_id, "waiting_customer", ago=4 * 86400 + 1)
+    with app.engine.connect() as conn:
+        assert [t["kind"] for t in armed(conn, ticket_id)] == ["respond", "warn", "close"]
+    assert fire_due_timers(app) == 3
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, ticket_id)["status"] == "closed"
+    assert [k for k in _kinds(app, ticket_id) if k in ("waiting_reminder", "auto_closed")] == [
+        "waiting_reminder", "auto_closed"]
+    assert _mails(app)[-2:] == [("requester/waiting_reminder", "cust@example.org"),
+                                ("requester/ticket_closed", "cust@example.org")]
+
+
+def _make_due(app, ticket_id):
+    """Move the ticket's armed timers to one second ago, as if their time had passed."""
+    with app.engine.begin() as conn:
+        conn.execute(timers.update().where(timers.c.ticket_id == ticket_id, timers.c.state == "armed")
+                     .values(due_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_only_a_public_agent_reply_answers_the_respond_clock(make_app, db_url):
+    """PRODUCT.md respond-within: a #note, a commands-only mail or an out-of-office is no answer to the customer."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))
+    desk = next(desk_gen)
+    try:
+        not_answers = {
+            "note": ("#note checking with the vendor\n", {}),
+            "commands only": ("#priority high\n", {}),
+            "out of office": ("I am out of the office until Monday.\n", {"Auto_Submitted": "auto-replied"}),
+        }
+        tickets = {}
+        for what, (body, headers) in not_answers.items():
+            desk.send(build_mail("cust@example.org", f"Printer on fire ({what}).\n", subject=f"Fire {what}"))
+            tid = desk.ticket()["id"]
+            agent = desk.assign(tid)
+            desk.send(build_mail(agent, body, to=desk.agent_address(tid, agent), subject=f"Re: [#{tid}] Fire",
+                                 **headers))
+            assert desk.ticket(tid)["status"] == "new"
+            tickets[what] = (tid, agent)
+            _make_due(desk.app, tid)
+        assert fire_due_timers(desk.app) == len(not_answers)
+        for what, (tid, agent) in tickets.items():
+            assert len(desk.events(tid, "timer_breached")) == 1, what
+            assert desk.ticket(tid)["assignee"] not in (None, agent), what   # new: on_breach reassign
+    finally:
+        desk_gen.close()
+
+
+def test_a_customer_follow_up_after_an_agent_reply_gets_its_own_respond_clock(make_app, db_url):
+    """PRODUCT.md respond-within: the agent's earlier reply does not answer the customer's next question."""
+    from tests.desk import build_mail, open_desk
+
+    text = rules(respond="1h").replace("on_breach: notify", "on_breach: reassign")
+    desk_gen = open_desk(make_app, db_url, rules=text)
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        agent = desk.assign(tid)
+        desk.send(build_mail(agent, "Have you tried water?\n", to=desk.agent_address(tid, agent),
+                             subject=f"Re: [#{tid}] Printer"))
+        assert desk.ticket(tid)["status"] == "open"
+        with desk.app.engine.connect() as conn:
+            [answered] = armed(conn, tid)              # open's clock, armed by the reply itself
+        desk.send(build_mail("cust@example.org", "Water made it worse. What now?\n",
+                             subject=f"Re: [#{tid}] Printer", in_reply_to=desk.last("cust@example.org")["Message-ID"]))
+        with desk.app.engine.connect() as conn:
+            [clock] = armed(conn, tid)
+            states = dict(conn.execute(select(timers.c.id, timers.c.state).where(timers.c.ticket_id == tid)).all())
+        assert clock["id"] != answered["id"] and states[answered["id"]] == "cancelled"
+        assert clock["kind"] == "respond" and clock["status"] == "open" and clock["created_at"] > answered["created_at"]
+        _make_due(desk.app, tid)
+        assert fire_due_timers(desk.app) == 1
+        assert len(desk.events(tid, "timer_breached")) == 1
+        assert desk.ticket(tid)["assignee"] not in (None, agent)
+    finally:
+        desk_gen.close()
 
 
 def test_postponed_wakes_and_development_reminds(make_app, db_url):

@@ -53,15 +53,23 @@ def _arm(conn: Connection, app: App, ticket_id: int, status: str, now: datetime,
 
 
 def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
-    """A customer wrote and the status stays: start `respond_within` unless a clock already runs.
+    """A customer wrote and the status stays: start `respond_within` unless an unanswered clock runs.
 
-    A running clock is left alone, so the oldest unanswered message keeps
-    its deadline; the clock counts from this message (issue 5).
+    An unanswered clock is left alone, so the oldest unanswered message keeps
+    its deadline; otherwise the clock counts from this message (issue 5).
     """
     planned = [p for p in plan_of.plan(status, app.rules.timer(status), now,
                                        business_hours=app.rules.business_hours) if p.kind == plan_of.RESPOND]
-    if planned and timer_rows.armed_due_at(conn, ticket_id, plan_of.RESPOND) is None:
-        timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, planned[0].due_at, now)
+    if not planned:
+        return
+    running = timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)
+    if running is not None:
+        if not timer_rows.agent_replied_since(conn, ticket_id, running["created_at"]):
+            return
+        # PRODUCT.md respond-within: a public agent reply answered that clock
+        # (it would fire as "answered"), so this follow-up needs its own.
+        timer_rows.cancel_timer(conn, running["id"], now)
+    timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, planned[0].due_at, now)
 
 
 def fire_due_timers(app: App, limit: int = 200) -> int:

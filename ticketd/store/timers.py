@@ -21,6 +21,11 @@ def cancel_armed(conn: Connection, ticket_id: int, now: datetime) -> None:
 _INSERT_TIMER = insert(timers)
 _ARMED_DUE_AT = select(timers.c.due_at).where(
     timers.c.ticket_id == bindparam("ticket_id"), timers.c.state == "armed", timers.c.kind == bindparam("kind"))
+_ARMED_OF_KIND = select(timers.c.id, timers.c.created_at, timers.c.due_at).where(
+    timers.c.ticket_id == bindparam("ticket_id"), timers.c.state == "armed", timers.c.kind == bindparam("kind")
+).order_by(timers.c.due_at, timers.c.id).limit(1)
+_CANCEL_TIMER = update(timers).where(timers.c.id == bindparam("timer_id"), timers.c.state == "armed").values(
+    state="cancelled", fired_at=bindparam("now"))
 
 
 def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[tuple[str, datetime]],
@@ -33,6 +38,11 @@ def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[
 def arm_timer(conn: Connection, ticket_id: int, kind: str, status: str, due_at: datetime, now: datetime) -> None:
     """Insert one armed timer."""
     arm_timers(conn, ticket_id, status, [(kind, due_at)], now)
+
+
+def cancel_timer(conn: Connection, timer_id: int, now: datetime) -> None:
+    """Cancel one timer, if it is still armed."""
+    conn.execute(_CANCEL_TIMER, dict(timer_id=timer_id, now=now))
 
 
 def armed(conn: Connection, ticket_id: int) -> list[dict]:
@@ -64,9 +74,20 @@ def armed_due_at(conn: Connection, ticket_id: int, kind: str) -> datetime | None
     return conn.execute(_ARMED_DUE_AT, dict(ticket_id=ticket_id, kind=kind)).scalar_one_or_none()
 
 
+def armed_of_kind(conn: Connection, ticket_id: int, kind: str) -> dict | None:
+    """The ticket's armed timer of `kind` (id, created_at, due_at), soonest first, if there is one."""
+    row = conn.execute(_ARMED_OF_KIND, dict(ticket_id=ticket_id, kind=kind)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+# PRODUCT.md's respond-within is about the customer: only a public agent
+# reply, the one relayed to them, answers. An internal #note, a commands-only
+# mail, a rejected mail and an agent's out-of-office are all stored internal.
+_AGENT_REPLIED_SINCE = select(messages.c.id).where(
+    messages.c.ticket_id == bindparam("ticket_id"), messages.c.author_role == "agent",
+    messages.c.internal.is_(False), messages.c.created_at >= bindparam("since")).limit(1)
+
+
 def agent_replied_since(conn: Connection, ticket_id: int, since: datetime) -> bool:
-    """Whether an agent wrote on the ticket at or after `since`."""
-    return conn.execute(
-        select(messages.c.id).where(messages.c.ticket_id == ticket_id, messages.c.author_role == "agent",
-                                    messages.c.created_at >= since).limit(1)
-    ).first() is not None
+    """Whether an agent sent the customer a public reply on the ticket at or after `since`."""
+    return conn.execute(_AGENT_REPLIED_SINCE, dict(ticket_id=ticket_id, since=since)).first() is not None
