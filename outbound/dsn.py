@@ -1,4 +1,8 @@
-"""Read a delivery status notification (RFC 3464) into what it says about our mail (pure)."""
+"""Read a delivery status notification (RFC 3464) into what it claims about our mail (pure).
+
+Anyone can send a report: nothing here is proof. outbound.bounces links one
+to our mail only when it names a Message-ID we signed.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ _ANGLE = re.compile(r"<([^<>\s]+)>")
 @dataclass(frozen=True)
 class DeliveryReport:
     original_message_ids: list[str] = field(default_factory=list)   # without brackets, lower case
-    failed_recipients: list[str] = field(default_factory=list)      # lower case
+    failed_recipients: list[str] = field(default_factory=list)      # lower case; Final- and Original-Recipient
     status: str = ""                                                # e.g. 5.1.1
     diagnostic: str = ""
 
@@ -58,9 +62,11 @@ def read_report(raw: bytes) -> DeliveryReport | None:
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             for block in _status_blocks(part):
                 action = block.get("action", "").strip().lower()
-                recipient = block.get("final-recipient") or block.get("original-recipient") or ""
-                if action == "failed" and recipient:
-                    failed.append(recipient.rpartition(";")[2].strip().strip("<>").lower())
+                # RFC 3464 2.3.1/2.3.2: after an alias or forward, Final-Recipient
+                # is the rewritten address; Original-Recipient the one we sent to.
+                named = [block.get(f) for f in ("final-recipient", "original-recipient") if block.get(f)]
+                if action == "failed" and named:
+                    failed += [r.rpartition(";")[2].strip().strip("<>").lower() for r in named]
                     status = status or block.get("status", "").strip()
                     diagnostic = diagnostic or " ".join(block.get("diagnostic-code", "").split())
         elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import smtplib
 
 import pytest
@@ -11,11 +12,12 @@ from ingest.smtp import Receiver
 from outbound.dsn import read_report
 from outbound.outbox import queue_notices
 from tests.conftest import CORPUS
+from tests.desk import build_mail, open_desk
 from tests.sink import customer_mail, delivery_report, outbox_rows, submit, ticket_events
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
 from ticketd.pipeline import drain
-from ticketd.store.tables import messages, participants
+from ticketd.store.tables import events, messages, participants
 
 
 @pytest.mark.parametrize("path,recipient,status,message_id", [
@@ -69,3 +71,122 @@ def test_a_bounce_of_our_ack_lands_on_its_ticket_and_marks_the_address(make_app,
     with app.engine.begin() as conn:
         assert queue_notices(conn, app, [Notice("requester/status_changed", "gone@example.org", ack["ticket_id"],
                                                 context={"status": "open"})], utcnow()) == []
+
+
+# -- A report proves it is about our mail only by naming a Message-ID we signed (PRODUCT.md, Threading).
+
+VICTIM, OTHER, EVIL = "victim@example.org", "other@example.org", "mallory@evil.example.net"
+_report_ids = itertools.count(1)
+
+
+def _report(sender: str, final: str, *, original: str | None = None, headers_id: str | None = None,
+            message_id: str | None = None, in_reply_to: str | None = None) -> tuple[str, bytes]:
+    """A multipart/report (RFC 3464) saying `final` failed; returns its Message-ID and bytes.
+
+    The original is named as asked: `headers_id` in a text/rfc822-headers
+    part, `message_id` in a returned message/rfc822, `in_reply_to` in the
+    report's own In-Reply-To (as some reporters do). None of them: no
+    original at all.
+    """
+    own_id = f"report-{next(_report_ids)}@mx.example.net"
+    parts = [
+        "Content-Type: text/plain\n\nYour message could not be delivered.\n",
+        "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+        f"Final-Recipient: rfc822; {final}\n" + (f"Original-Recipient: rfc822;{original}\n" if original else "")
+        + "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n",
+    ]
+    if headers_id:
+        parts.append(f"Content-Type: text/rfc822-headers\n\nFrom: support@example.com\nTo: {final}\n"
+                     f"Subject: [#1] Printer on fire\nMessage-ID: <{headers_id}>\n")
+    if message_id:
+        parts.append(f"Content-Type: message/rfc822\n\nFrom: support@example.com\nTo: {final}\n"
+                     f"Subject: [#1] Printer on fire\nMessage-ID: <{message_id}>\n\nWe received your mail.\n")
+    raw = (f"From: {sender}\nTo: support@example.com\nSubject: Undelivered Mail Returned to Sender\n"
+           f"Message-ID: <{own_id}>\n" + (f"In-Reply-To: <{in_reply_to}>\n" if in_reply_to else "")
+           + "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+           + "".join(f"--B\n{part}" for part in parts) + "--B--\n")
+    return own_id, raw.replace("\n", "\r\n").encode()
+
+
+@pytest.fixture
+def desk(make_app, db_url):
+    yield from open_desk(make_app, db_url)
+
+
+def _open_ticket(desk, customer: str) -> tuple[int, str]:
+    """A customer's new ticket; its id and the signed Message-ID of the acknowledgement we sent them."""
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    return desk.ticket()["id"], str(desk.last(customer)["Message-ID"]).strip("<>")
+
+
+def _receive_report(desk, raw: bytes, mail_from: str = "") -> None:
+    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
+        client.sendmail(mail_from, ["support@example.com"], raw)
+    assert drain(desk.app) == 1
+    desk.flush()
+
+
+def _stored(desk, message_id: str) -> dict:
+    [row] = [m for m in desk.rows(messages) if m["message_id"] == message_id]
+    return row
+
+
+def _assert_changes_nothing(desk, report_id: str, victim_ticket: int, evil_mails: int = 0) -> None:
+    """The report is robot mail on a ticket of its own: no ticket joined, nobody bounced, nothing answered."""
+    report = _stored(desk, report_id)
+    assert report["ticket_id"] != victim_ticket and report["matched_by"] == "new"
+    assert report["auto_generated"] is True
+    assert [m["from_addr"] for m in desk.messages(victim_ticket)] == [VICTIM]
+    assert [p["bounced_at"] for p in desk.rows(participants) if p["bounced_at"]] == []
+    assert [e for e in desk.rows(events) if e["kind"] == "bounced"] == []
+    assert len(desk.inbox(EVIL)) == evil_mails
+    with desk.app.engine.begin() as conn:   # the victim still gets the desk's mail
+        assert queue_notices(conn, desk.app, [Notice("requester/status_changed", VICTIM, victim_ticket,
+                                                     context={"status": "open"})], utcnow()) != []
+
+
+def test_a_report_naming_only_an_address_joins_no_ticket_and_marks_nothing(desk):
+    victim_ticket, _ = _open_ticket(desk, VICTIM)
+    report_id, raw = _report(EVIL, VICTIM)
+    _receive_report(desk, raw, mail_from=EVIL)
+    _assert_changes_nothing(desk, report_id, victim_ticket)
+
+
+@pytest.mark.parametrize("forgery", ["tampered signature", "unsigned on our domain", "ours, to someone else"])
+def test_a_report_quoting_a_message_id_that_is_not_proof_changes_nothing(desk, forgery):
+    victim_ticket, ack_id = _open_ticket(desk, VICTIM)
+    _, evil_ack_id = _open_ticket(desk, EVIL)
+    local, domain = ack_id.rsplit("@", 1)
+    payload, signature = local.rsplit(".", 1)
+    quoted = {
+        "tampered signature": f"{payload}.{signature[:4]}{'0' * 16}@{domain}",
+        "unsigned on our domain": f"t{victim_ticket}.m0123456789abcdef@{domain}",
+        # signed, but the mail went to mallory, who is not the recipient the report names
+        "ours, to someone else": evil_ack_id,
+    }[forgery]
+    report_id, raw = _report(EVIL, VICTIM, headers_id=quoted)
+    _receive_report(desk, raw, mail_from=EVIL)
+    _assert_changes_nothing(desk, report_id, victim_ticket, evil_mails=1)   # the acknowledgement of her own ticket
+
+
+@pytest.mark.parametrize("shape", ["returned headers", "returned message", "in-reply-to only", "forwarded"])
+def test_a_report_quoting_our_signed_message_id_links_and_marks_bounced(desk, shape):
+    victim_ticket, ack_id = _open_ticket(desk, VICTIM)
+    other_ticket, _ = _open_ticket(desk, OTHER)
+    report_id, raw = {
+        "returned headers": lambda: _report("MAILER-DAEMON@mx.example.net", VICTIM, headers_id=ack_id),
+        "returned message": lambda: _report("MAILER-DAEMON@mx.example.net", VICTIM, message_id=ack_id),
+        "in-reply-to only": lambda: _report("MAILER-DAEMON@mx.example.net", VICTIM, in_reply_to=ack_id),
+        # an alias rewrote the address: RFC 3464 keeps the one we sent to as Original-Recipient
+        "forwarded": lambda: _report("MAILER-DAEMON@mx.example.net", "v.old@mail.example.org",
+                                     original=VICTIM, headers_id=ack_id),
+    }[shape]()
+    _receive_report(desk, raw)
+    report = _stored(desk, report_id)
+    assert (report["ticket_id"], report["matched_by"]) == (victim_ticket, "bounce")
+    [victim] = desk.rows(participants, ticket_id=victim_ticket, email=VICTIM)
+    assert victim["bounced_at"] is not None
+    [event] = desk.events(victim_ticket, "bounced")
+    assert event["to_value"] == VICTIM and ack_id in event["reason"]
+    assert [p["bounced_at"] for p in desk.rows(participants, ticket_id=other_ticket)] == [None]
+    assert desk.inbox("MAILER-DAEMON@mx.example.net") == []

@@ -40,9 +40,11 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     """Thread the prepared mail and write its consequences; returns the jobs for after commit."""
     settings = app.settings
     parsed = prep.parsed
-    # A delivery report on one of our outbox mails belongs to that mail's
-    # ticket: the address is marked bounced there (RFC 3464).
-    bounced_ticket = link_bounce(conn, prep.raw, now) if prep.robot_reason else None
+    # A delivery report (RFC 3464) proven to be about one of our outbox mails
+    # (it names that mail's signed Message-ID, see link_bounce) belongs to
+    # that mail's ticket, and the recipient is marked bounced there. Any other
+    # report is robot mail, threaded by the rules below and never answered.
+    bounced_ticket = link_bounce(conn, app, prep.raw, now) if prep.robot_reason else None
 
     # -- thread matching, PRODUCT.md order
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))
