@@ -63,6 +63,9 @@ BROKEN = [
      ["agents[0].max_open: got 0; write a number of at least 1"]),
     ("agents:\n  - {email: alice, away: maybe}\n",
      ["agents[0].away: got 'maybe'; write true or false"]),
+    ("agents:\n  - {email: alice@example.com, groups: []}\n",
+     ["rules.yaml:2:5: agents[0].name: write the name customers see on this agent's replies (their address "
+      "stays private)"]),
     ("agents:\n  - {email: not-an-address}\n",
      ["agents[0].email: 'not-an-address' is not an address; write e.g. alice@example.com"]),
     ("agents:\n  - {email: a@example.com}\n  - {email: A@example.com}\n",
@@ -108,7 +111,7 @@ def test_broken_file_is_refused_with_located_explained_errors(text, expected):
 def test_every_error_of_a_file_is_reported_at_once():
     text = """\
 agents:
-  - {email: alice@example.com, groups: [suport], awya: true}
+  - {email: alice@example.com, name: Alice, groups: [suport], awya: true}
 groups:
   support: {assign: round_robbin}
 routes:
@@ -122,7 +125,7 @@ timers:
     errors = caught.value.errors
     assert len(errors) == 6, errors
     assert [e.split(": ")[0] for e in errors] == [
-        "/etc/ticketd/rules.yaml:2:50", "/etc/ticketd/rules.yaml:4:21", "/etc/ticketd/rules.yaml:6:19",
+        "/etc/ticketd/rules.yaml:2:63", "/etc/ticketd/rules.yaml:4:21", "/etc/ticketd/rules.yaml:6:19",
         "/etc/ticketd/rules.yaml:6:28", "/etc/ticketd/rules.yaml:7:38", "/etc/ticketd/rules.yaml:9:25"]
 
 

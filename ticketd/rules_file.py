@@ -369,10 +369,16 @@ def _build_agents(model: _Parsed, errors: _Errors) -> tuple[Agent, ...]:
         if email in seen:
             errors.add(("agents", i, "email"), f"{email} is listed twice; keep one entry per agent")
         seen.add(email)
+        if not (a.name or "").strip():
+            # Customers see this name on the agent's replies; without it the
+            # address would stand in, and customers never see agents' private
+            # addresses (PRODUCT.md, "Who uses it").
+            errors.add(("agents", i, "name"), "write the name customers see on this agent's replies "
+                                              "(their address stays private), e.g. name: Alice")
         for j, group in enumerate(a.groups):
             if group not in model.group_names:
                 errors.add(("agents", i, "groups", j), _unknown("group", group, model.group_names))
-        agents.append(Agent(email=email, name=a.name or email, groups=tuple(a.groups), away=a.away,
+        agents.append(Agent(email=email, name=(a.name or "").strip(), groups=tuple(a.groups), away=a.away,
                             max_open=a.max_open))
     return tuple(agents)
 
