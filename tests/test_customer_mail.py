@@ -88,6 +88,14 @@ def test_each_new_follower_is_an_event_in_the_history(any_desk):
     assert "wrote to the ticket" in events[2]["reason"]
 
 
+def test_an_agent_in_cc_of_a_first_mail_is_not_a_follower(desk):
+    """Only the customer accepts a solution (PRODUCT.md); a follower could, so an agent never is one."""
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=f"{ALICE}, boss@example.org"))
+    tid = desk.ticket()["id"]
+    assert [(p["email"], p["role"]) for p in desk.rows(participants, ticket_id=tid)] == [
+        (CUSTOMER, "requester"), ("boss@example.org", "follower")]
+
+
 def test_auto_replies_are_stored_but_bring_in_no_followers(any_desk):
     """PRODUCT.md "Loops and robots": auto-generated mail is stored on its ticket; neither its sender
     nor its Cc join as followers, or every public reply would go to a robot and its list."""

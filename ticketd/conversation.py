@@ -73,8 +73,10 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # an auto-generated mail ("Loops and robots") is stored but brings in no
     # one, so a robot's Cc list never gets the ticket's public replies.
     if mail.robot_reason is None:
-        add_followers(conn, ticket_id, [(cc, None) for cc in p.cc if not is_ours(app, cc) and cc != requester],
-                      now, actor=requester, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
+        # An agent in Cc is not a follower: followers may accept or reject a
+        # solution, which only the customer does, and agents join by assignment.
+        copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and cc != requester and app.rules.agent(cc) is None]
+        add_followers(conn, ticket_id, copied, now, actor=requester, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
     if facts.values or facts.ignored:
         store.add_event(conn, ticket_id, now, requester, "key_facts", message_row_id=row_id,
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
