@@ -102,6 +102,8 @@ NOW = datetime(2030, 1, 31, 10, 0)
     ("2030-03-01", datetime(2030, 3, 1)), ("2030-03-01T08:00", datetime(2030, 3, 1, 8)),
     ("2030-03-01T08:00Z", datetime(2030, 3, 1, 8)), ("2030-03-01 08:00:00-05:00", datetime(2030, 3, 1, 13)),
     ("tomorrow", None), ("3 days", None), ("2030-02-30", None), ("", None), ("-1d", None),
+    # out of datetime's range after the zone shift or the addition: not a date, not a crash
+    ("9999-12-31T23:30:00-01:00", None), ("0001-01-01T00:30:00+01:00", None), ("999999999w", None),
 ])
 def test_parse_when(value, when):
     assert parse_when(value, NOW) == when

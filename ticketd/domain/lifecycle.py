@@ -163,6 +163,13 @@ def parse_when(value: str, now: datetime) -> datetime | None:
     the rest of the store.
     """
     value = (value or "").strip()
+    try:
+        return _parse_when(value, now)
+    except OverflowError:   # past year 9999 or before year 1 (a long duration, a zone shift at the edge)
+        return None
+
+
+def _parse_when(value: str, now: datetime) -> datetime | None:
     if m := _DURATION.match(value):
         return now + timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
