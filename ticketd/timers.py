@@ -180,7 +180,11 @@ def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notic
                                                           if ticket["dev_tracker_key"] else "")
     store.add_event(conn, ticket["id"], now, ACTOR, "dev_due_reminder", to_value=ticket["dev_engineer"],
                     reason=what, rules_hash=app.rules.digest)
-    people = [p for p in dict.fromkeys([ticket["assignee"], ticket["dev_engineer"]]) if p]
+    # `#dev <engineer>` may name anyone (a bare name, an outside address); the
+    # reminder shows agent-only detail and a reply address that answers the
+    # customer, so the engineer gets it only as an agent of rules.yaml.
+    engineer = ticket["dev_engineer"] if app.rules.agent(ticket["dev_engineer"] or "") else None
+    people = [p for p in dict.fromkeys([ticket["assignee"], engineer]) if p]
     return [_breach_notice(app, ticket, email, what, "reminder") for email in people]
 
 
