@@ -30,7 +30,7 @@ def test_agent_may_set(status, allowed):
 
 @pytest.mark.parametrize("text", [
     "accept", "Accept.", "YES!", "ok", "OK\n\nthanks a lot", "\n\n  yes  \n", "Да", "принимаю", "Sí", "acepto",
-    "va bene", "Accetto!", "接受", "好的。", "ｙｅｓ",
+    "va bene", "Accetto!", "接受", "好的。", "ｙｅｓ", "Sì", "Certo!", "Хорошо", "согласен", "是的", "同意",
 ])
 def test_acceptance(text):
     assert is_acceptance(text, WORDS)
