@@ -96,6 +96,30 @@ def test_an_agent_in_cc_of_a_first_mail_is_not_a_follower(desk):
         (CUSTOMER, "requester"), ("boss@example.org", "follower")]
 
 
+def test_tickets_show_orders_the_conversation_within_a_second(desk):
+    from datetime import datetime
+
+    from sqlalchemy import update
+
+    from ticketd.store.tables import messages, outbox
+    from ticketd.views import show_ticket
+
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Now it smokes too.\n")
+    desk.assign(tid)
+    first, second = (m["id"] for m in desk.messages(tid))
+    ack, assigned = (r["id"] for r in desk.rows(ticket_id=tid))
+    at = datetime(2026, 5, 1, 12, 0, 0)
+    with desk.app.engine.begin() as conn:   # all in one second: the fraction decides
+        for table, row_id, micro in ((messages, first, 100), (outbox, ack, 100), (messages, second, 500),
+                                     (outbox, assigned, 700)):
+            conn.execute(update(table).where(table.c.id == row_id).values(created_at=at.replace(microsecond=micro)))
+    shown = show_ticket(desk.app.engine, tid)["messages"]
+    assert [(m["direction"], m["id"] or m["outbox_id"]) for m in shown] == [
+        ("in", first), ("out", ack), ("in", second), ("out", assigned)]
+
+
 def test_auto_replies_are_stored_but_bring_in_no_followers(any_desk):
     """PRODUCT.md "Loops and robots": auto-generated mail is stored on its ticket; neither its sender
     nor its Cc join as followers, or every public reply would go to a robot and its list."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.utils
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ingest.parse import decode_header_value
@@ -74,7 +75,7 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
     out = _ticket_summary(row, people)
     out["participants"] = [{"email": p["email"], "role": p["role"], "name": p["name"],
                             "bounced": p["bounced_at"] is not None} for p in people]
-    out["messages"] = [{
+    incoming = [{
         "id": m["id"],
         "direction": m["direction"],
         "message_id": m["message_id"],
@@ -92,9 +93,13 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
         "created_at": iso(m["created_at"]),
         "attachments": atts[m["id"]],
     } for m in msgs]
-    out["messages"] += [_outgoing(row) for row in sent]
-    # One conversation in time order; a mail in comes before what it caused.
-    out["messages"].sort(key=lambda m: (m["created_at"] or "", m["direction"] == "out"))
+    # One conversation in time order, by the stored times (the printed ones
+    # drop the fraction of a second); a mail in comes before what it caused,
+    # which was written in its transaction at the same time.
+    timeline = [(m["created_at"], False, shown) for m, shown in zip(msgs, incoming, strict=True)]
+    timeline += [(row["created_at"], True, _outgoing(row)) for row in sent]
+    timeline.sort(key=lambda entry: (entry[0] or datetime.min, entry[1]))
+    out["messages"] = [shown for _, _, shown in timeline]
     out["events"] = [{
         "at": iso(e["at"]), "actor": e["actor"], "kind": e["kind"], "from": e["from_value"],
         "to": e["to_value"], "reason": e["reason"], "message": e["message_id"], "rules_hash": e["rules_hash"],
