@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+
 import pytest
 
 from tests.desk import all_text, body_text, build_mail, open_desk
@@ -16,6 +19,11 @@ def desk(make_app, sqlite_url):
     yield from open_desk(make_app, sqlite_url)
 
 
+@pytest.fixture
+def any_db_desk(make_app, db_url):
+    yield from open_desk(make_app, db_url)
+
+
 def _ticket_with_agent(desk, body="The printer is on fire.\n"):
     desk.send(build_mail(CUSTOMER, body))
     tid = desk.ticket()["id"]
@@ -26,6 +34,16 @@ def _ticket_with_agent(desk, body="The printer is on fire.\n"):
 def _agent_mail(desk, tid, agent, body, **kw):
     return desk.send(build_mail(agent, body, to=desk.agent_address(tid, agent), subject=f"Re: [#{tid}] Printer",
                                 **kw))
+
+
+def _customer_mail(desk, since: int = 0) -> list[tuple[str, str]]:
+    """(template, every text part decoded) of each outbox row for the customer, from the row's raw mail."""
+    found = []
+    for row in desk.rows(recipient=CUSTOMER)[since:]:
+        msg = email.message_from_bytes(bytes(row["raw"]), policy=email.policy.default)
+        parts = [part.get_content() for part in msg.walk() if part.get_content_maintype() == "text"]
+        found.append((row["template"], str(msg["Subject"]) + "\n" + "\n".join(parts)))
+    return found
 
 
 # ---------------------------------------------------------------- commands, e2e
@@ -112,7 +130,8 @@ def test_hidden_html_and_quoted_commands_are_text(desk):
     assert desk.ticket(tid)["status"] == "open"
     _agent_mail(desk, tid, ALICE, "> #status closed\nStill looking.\n")
     assert desk.ticket(tid)["status"] == "open"
-    assert "> #status closed" in body_text(desk.last(CUSTOMER))
+    assert body_text(desk.last(CUSTOMER)).startswith("Still looking.")   # the quote is not relayed
+    assert "#status closed" not in body_text(desk.last(CUSTOMER))
 
 
 def test_html_only_mail_with_commands_is_rejected(desk):
@@ -164,6 +183,127 @@ def test_internal_note_never_reaches_the_customer(desk):
         assert b"40k" not in bytes(row["raw"])
     for mail in desk.inbox(CUSTOMER):
         assert "40k" not in all_text(mail)
+
+
+def test_a_close_reason_under_note_stays_internal(any_db_desk):
+    desk = any_db_desk
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "#note\n#close customer is a known fraudster, do not refund\n\n"
+                                  "Checked with finance; closing.\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/ticket_closed"
+    assert "is closed (closed by Alice)" in text                # told it closed, not why
+    assert "fraudster" not in text and "finance" not in text
+    [closed] = desk.events(tid, "closed_by_agent")
+    assert "customer is a known fraudster, do not refund" in closed["reason"]   # kept for agents
+    [note] = desk.events(tid, "internal_note")
+    assert note["message_id"] == closed["message_id"] and desk.messages(tid)[-1]["internal"]
+    assert not desk.events(tid, "agent_replied")
+
+
+def test_a_public_close_reason_reaches_the_customer(desk):
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "#close duplicate of your other ticket\n")
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/ticket_closed" and "is closed (duplicate of your other ticket)" in text
+
+
+@pytest.mark.parametrize("commands, status", [
+    ("#postpone 2099-01-15", "postponed"),
+    ("#dev carol PRJ-42 2099-01-15", "in_development"),
+])
+def test_a_date_given_under_note_stays_internal(any_db_desk, commands, status):
+    desk = any_db_desk
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"#note\n{commands}\nThe vendor ships the part in January.\n")
+    ticket = desk.ticket(tid)
+    assert ticket["status"] == status
+    assert (ticket["postponed_until"] or ticket["dev_due"]).date().isoformat() == "2099-01-15"
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/status_changed"
+    assert "2099" not in text and "vendor" not in text and "PRJ-42" not in text
+    [change] = desk.events(tid, "status")
+    assert change["to_value"] == status and commands in change["reason"]
+    # Without #note the customer is told the date, as before.
+    _agent_mail(desk, tid, ALICE, "#status open\nBack on it.\n")
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"{commands}\n")
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/status_changed" and "2099-01-15" in text
+
+
+# A reply under the quoted notification, with no "On ... wrote:" over the
+# quote: the reply-stripper keeps the quote, so the commands follow it.
+_BOTTOM_POSTED = {
+    "bare_quote": "> {greeting}\n> From: cust@example.org\n\n{reply}\n",
+    "interleaved": "> {greeting}\n\n{reply}\n\n> Reply to this mail\n",
+    "whole_notification": "{quoted}\n\n{reply}\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(_BOTTOM_POSTED))
+def test_bottom_posted_note_stays_internal(any_db_desk, kind):
+    desk = any_db_desk
+    tid = _ticket_with_agent(desk)
+    notification = desk.last(ALICE)
+    quoted = "\n".join("> " + line for line in body_text(notification).splitlines())
+    before = len(desk.rows(recipient=CUSTOMER))
+    desk.reply_to(notification, ALICE, _BOTTOM_POSTED[kind].format(
+        greeting=f"Alice, ticket [#{tid}] is now yours.", quoted=quoted,
+        reply="#note\nThe customer is a known fraudster."))
+    assert _customer_mail(desk, before) == []
+    assert [e["kind"] for e in desk.events(tid)][-1] == "internal_note"
+    stored = desk.messages(tid)[-1]
+    assert stored["internal"] and stored["text"] == "The customer is a known fraudster."
+    assert desk.ticket(tid)["status"] == "new"                  # a note is not a response
+
+
+@pytest.mark.parametrize("kind", list(_BOTTOM_POSTED))
+def test_bottom_posted_reply_relays_only_the_agents_lines(any_db_desk, kind):
+    desk = any_db_desk
+    tid = _ticket_with_agent(desk)
+    notification = desk.last(ALICE)
+    quoted = "\n".join("> " + line for line in body_text(notification).splitlines())
+    before = len(desk.rows(recipient=CUSTOMER))
+    desk.reply_to(notification, ALICE, _BOTTOM_POSTED[kind].format(
+        greeting=f"Alice, ticket [#{tid}] is now yours.", quoted=quoted,
+        reply="We are replacing the printer.\n\nIt ships on Monday."))
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/agent_reply"
+    assert "We are replacing the printer.\n\nIt ships on Monday." in text.replace("\r\n", "\n")
+    assert "is now yours" not in text and "Reply to this mail" not in text and "\n>" not in text
+    assert desk.events(tid, "agent_replied") and desk.ticket(tid)["status"] == "open"
+
+
+def test_interleaved_reply_keeps_the_agents_lines_in_order(desk):
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "> From:     cust@example.org\n\nFirst, unplug it.\n\n"
+                                  "> Reply to this mail to answer the customer.\n\nThen call us.\n")
+    [(_, text)] = _customer_mail(desk, before)
+    assert "First, unplug it.\n\nThen call us." in text.replace("\r\n", "\n")
+    assert "cust@example.org" not in text and "answer the customer" not in text
+    assert desk.messages(tid)[-1]["text"] == "First, unplug it.\n\nThen call us."
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\ufeff"])
+def test_a_command_after_unicode_whitespace_is_a_command(any_db_desk, space):
+    desk = any_db_desk
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"{space}#note{space}The customer is a known fraudster.\n")
+    assert _customer_mail(desk, before) == []
+    assert desk.events(tid)[-1]["kind"] == "internal_note"
+    assert desk.messages(tid)[-1]["text"] == "The customer is a known fraudster."
+    _agent_mail(desk, tid, ALICE, f"{space}#close\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    assert [template for template, _ in _customer_mail(desk, before)] == ["requester/ticket_closed"]
+    assert "#close" not in _customer_mail(desk, before)[0][1]
+    assert desk.events(tid, "closed_by_agent")
 
 
 # ---------------------------------------------------------------- spoofing

@@ -25,7 +25,7 @@ def plan(text: str):
     ("#note\nCustomer is a VIP.", ["note"], "Customer is a VIP."),
     ("\n\n  #priority high\n#type bug\n\nThanks!", ["priority", "type"], "Thanks!"),
     ("Hello,\n#close\n", [], "Hello,\n#close"),                       # below text: text
-    ("> #status closed\nthanks", [], "> #status closed\nthanks"),     # quoted: text
+    ("> #status closed\nthanks", [], "thanks"),                       # quoted: no command, not relayed
     ("#1042 is related", [], "#1042 is related"),                     # '#' + digit: text
     ("#propose\nDo X.\n\n-- \nAlice\nSupport", ["propose"], "Do X."),  # signature cut
     ("#close\n\nBye\n--\nAlice", ["close"], "Bye"),
@@ -34,6 +34,42 @@ def test_read(text, names, body):
     reply = read_agent_reply(text)
     assert [c.name for c in reply.commands] == names
     assert reply.body == body
+
+
+@pytest.mark.parametrize("text, names, body", [
+    # Bottom-posted under a quote without "On ... wrote:", which the reply-stripper keeps.
+    ("> Alice, ticket [#1] is now yours\n> From: cust@example.org\n\n#note\nA known fraudster.",
+     ["note"], "A known fraudster."),
+    ("> Alice, ticket [#1] is now yours\n\n#note\nA known fraudster.\n\n> Reply to this mail",
+     ["note"], "A known fraudster."),
+    ("  > indented quote\n#close\nDone.", ["close"], "Done."),
+    ("#priority high\n> a quote among the commands\n#type bug\nThanks!", ["priority", "type"], "Thanks!"),
+    # Interleaved: the agent's lines in order, every quote and the gap it leaves gone.
+    ("> q1\n\nFirst.\n\n> q2\n> q2b\n\nSecond.\n> q3\nThird.\n\n\nFourth.",
+     [], "First.\n\nSecond.\nThird.\n\n\nFourth."),
+    ("> q1\n\nFirst.\n#close\n> q2", [], "First.\n#close"),            # below the agent's text: text
+])
+def test_read_around_quotes(text, names, body):
+    reply = read_agent_reply(text)
+    assert [c.name for c in reply.commands] == names
+    assert reply.body == body
+    assert ">" not in reply.body
+
+
+@pytest.mark.parametrize("text, line, args", [
+    ("\u00a0#close", "#close", ""),                                # no-break space
+    ("\u00a0\u00a0#close known fraudster", "#close known fraudster", "known fraudster"),
+    ("#close\u00a0known fraudster\u00a0", "#close\u00a0known fraudster", "known fraudster"),
+    ("\u2003#note\u202fsecret", "#note\u202fsecret", "secret"),       # em space, narrow no-break space
+    ("\u3000#priority high", "#priority high", "high"),            # ideographic space
+    ("\ufeff#close", "#close", ""),                                # byte order mark
+    ("\u200b#close", "#close", ""),                                # zero-width space
+    ("\u00a0\n\u200b \u200b\n\u00a0#close", "#close", ""),            # lines of only those are blank
+])
+def test_unicode_whitespace_before_a_command(text, line, args):
+    reply = read_agent_reply(text + "\nPlease hold.")
+    assert [(c.line, c.args) for c in reply.commands] == [(line, args)]
+    assert reply.body == "Please hold."
 
 
 # ---------------------------------------------------------------- every command, right
@@ -63,6 +99,9 @@ def test_read(text, names, body):
     ("#propose\nDo X.", dict(status=Status.SOLUTION_PROPOSED, propose=True)),
     ("#close", dict(status=Status.CLOSED, close_reason=None)),
     ("#close spam", dict(status=Status.CLOSED, close_reason="spam")),
+    ("\u00a0#close\u00a0spam", dict(status=Status.CLOSED, close_reason="spam")),
+    ("\u00a0#note\u00a0secret", dict(internal=True)),
+    ("> Alice, ticket [#1] is now yours\n\n#note\nsecret", dict(internal=True)),
     ("#priority high\n#type bug\n#assign billing\n#status waiting_customer\nPlease send logs.",
      dict(priority="high", type="bug", assign_to="billing", status=Status.WAITING_CUSTOMER)),
     ("#note\n#assign bob@example.com\nBob, this one is yours.", dict(internal=True, assign_to="bob@example.com")),

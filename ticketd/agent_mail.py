@@ -178,6 +178,13 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         store.update_ticket(conn, ticket_id, now)
 
     customers = customers_of(conn, app, ticket_id)
+    # PRODUCT.md: with #note the whole reply is internal, "never to customers",
+    # and a command's argument is part of the reply. Customers may still hear
+    # that the status changed, never the close reason or a date the agent gave
+    # (a "ticket" in a notice's context stands in for the one templates show).
+    withheld: dict = {}
+    if plan.internal:
+        withheld["ticket"] = {**store.get_ticket(conn, ticket_id), "postponed_until": None, "dev_due": None}
     if public:
         template = "requester/solution_proposed" if plan.propose else "requester/agent_reply"
         for email in customers:
@@ -190,12 +197,13 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         for email in customers:
             decision.notices.append(Notice(
                 template="requester/status_changed", recipient=email, ticket_id=ticket_id,
-                context={"status": plan.status.value, "reason": None}, from_name=agent.name,
+                context={"status": plan.status.value, "reason": None, **withheld}, from_name=agent.name,
             ))
     if status_changed and plan.status == Status.CLOSED and ticket["requester"] in customers:
         decision.notices.append(Notice(
             template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
-            context={"reason": plan.close_reason or f"closed by {agent.name}", "closed_by": "agent"},
+            context={"reason": (None if plan.internal else plan.close_reason) or f"closed by {agent.name}",
+                     "closed_by": "agent"},
         ))
     if plan.internal:
         others = {pp["email"] for pp in store.participants_of(conn, ticket_id) if pp["role"] == "agent"}

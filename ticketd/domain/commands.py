@@ -1,9 +1,11 @@
 """`#commands` at the top of an agent's reply: read them, check them, plan their effect (pure).
 
 PRODUCT.md, "Agents by email": only lines at the very top of the reply,
-before any other text, are commands. A quoted line (`> #status closed`), a
-`#word` below the first line of text, or a command only in the HTML part
-(the caller reads the plain text) is text. A mail's commands apply all
+before any other text, are commands. A `#word` below the first line of the
+agent's own text, or a command only in the HTML part (the caller reads the
+plain text) is text. Quoted lines (`> …`) are never the agent's text: a
+quoted `> #status closed` is no command, a quote above the commands does
+not push them down, and no quote is relayed. A mail's commands apply all
 together or not at all: any error rejects them all.
 """
 
@@ -30,7 +32,12 @@ USAGE = {
     "close": "#close  (optionally a reason on the same line)",
 }
 
-_COMMAND_LINE = re.compile(r"^[ \t]*#([A-Za-z][\w-]*)(?:[ \t]+(.*?))?[ \t]*$")
+# Any Unicode whitespace counts as a space: clients put U+00A0 where the agent
+# typed a space, and a command read as text would be relayed to the customer.
+# Zero-width characters and a byte order mark are as invisible as a space.
+_INVISIBLE = "\u200b\u2060\ufeff"
+_SPACE = rf"[\s{_INVISIBLE}]"
+_COMMAND_LINE = re.compile(rf"^{_SPACE}*#([A-Za-z][\w-]*)(?:{_SPACE}+(.*?))?{_SPACE}*$")
 # RFC 3676 section 4.3 signature separator ("-- "); "--" alone as clients mangle it.
 _SIGNATURE = re.compile(r"^-- ?$")
 
@@ -57,22 +64,61 @@ def cut_signature(text: str) -> str:
     return "\n".join(lines).strip()
 
 
+_BLANK = re.compile(rf"{_SPACE}*")
+_QUOTED = re.compile(rf"{_SPACE}*>")
+
+
+def _blank(line: str) -> bool:
+    return _BLANK.fullmatch(line) is not None
+
+
+def _quoted(line: str) -> bool:
+    return _QUOTED.match(line) is not None
+
+
+def _drop_quotes(lines: list[str]) -> list[str]:
+    """The agent's own lines: '>' quotes left out with the blank lines they leave behind.
+
+    PRODUCT.md: the reply text goes to customers with its quoted history
+    stripped. A quote the reply-stripper keeps (above or between the agent's
+    lines, with no "On ... wrote:" over it) is still what ticketd sent the
+    agent, an internal note included; the agent's lines keep their order.
+    """
+    kept: list[str] = []
+    after_quote = False
+    for line in lines:
+        if _quoted(line):
+            after_quote = True
+        elif _blank(line) and after_quote and (not kept or _blank(kept[-1])):
+            continue
+        else:
+            after_quote = after_quote and _blank(line)
+            kept.append(line)
+    return kept
+
+
 def read_agent_reply(text: str) -> AgentReply:
-    """Split the command lines at the very top from the reply's text."""
+    """Split the command lines at the very top from the reply's text.
+
+    Blank and quoted lines above or among the commands are not "other text"
+    (PRODUCT.md): a bottom-posted "#note" under the quoted notification is a
+    note, not a public reply carrying the quote.
+    """
     lines = (text or "").splitlines()
     commands: list[Command] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        if not line.strip():
+        if _blank(line) or _quoted(line):
             i += 1
             continue
         m = _COMMAND_LINE.match(line)
         if not m:
             break
-        commands.append(Command(m.group(1).lower(), (m.group(2) or "").strip(), line.strip()))
+        written = line.strip().strip(_INVISIBLE).strip()
+        commands.append(Command(m.group(1).lower(), (m.group(2) or "").strip(), written))
         i += 1
-    return AgentReply(tuple(commands), cut_signature("\n".join(lines[i:])))
+    return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]))))
 
 
 @dataclass(frozen=True)
