@@ -242,6 +242,37 @@ def test_only_a_public_agent_reply_answers_the_respond_clock(make_app, db_url):
         desk_gen.close()
 
 
+def test_asking_the_customer_again_restarts_the_wait(make_app, db_url):
+    """PRODUCT.md waiting_customer: warn, then close, after the customer's silence since our last question."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, db_url, rules=rules(warn="3d", close="4d"))
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        agent = desk.assign(tid)
+        desk.send(build_mail(agent, "#status waiting_customer\nWhich model is it?\n",
+                             to=desk.agent_address(tid, agent), subject=f"Re: [#{tid}] Printer"))
+        with desk.app.engine.connect() as conn:
+            first = {t["kind"]: t for t in armed(conn, tid)}
+        assert set(first) == {"warn", "close"}
+        desk.send(build_mail(agent, "And where does it stand?\n", to=desk.agent_address(tid, agent),
+                             subject=f"Re: [#{tid}] Printer"))
+        with desk.app.engine.connect() as conn:
+            again = {t["kind"]: t for t in armed(conn, tid)}
+        assert desk.ticket(tid)["status"] == "waiting_customer"
+        assert set(again) == {"warn", "close"}
+        assert all(again[k]["id"] != first[k]["id"] and again[k]["due_at"] >= first[k]["due_at"] for k in again)
+        # an internal note asks the customer nothing: the wait stands
+        desk.send(build_mail(agent, "#note\nThey never answer.\n", to=desk.agent_address(tid, agent),
+                             subject=f"Re: [#{tid}] Printer"))
+        with desk.app.engine.connect() as conn:
+            assert {t["kind"]: t["id"] for t in armed(conn, tid)} == {k: t["id"] for k, t in again.items()}
+    finally:
+        desk_gen.close()
+
+
 def test_a_customer_follow_up_after_an_agent_reply_gets_its_own_respond_clock(make_app, db_url):
     """PRODUCT.md respond-within: the agent's earlier reply does not answer the customer's next question."""
     from tests.desk import build_mail, open_desk

@@ -21,6 +21,7 @@ from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
 from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
+from ticketd.timers import on_status_change
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -170,6 +171,12 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
             kind, why = "status", f"{plan.status_command} by {actor}"
         status_changed = set_status(conn, app, ticket, plan.status, now, actor=actor, kind=kind,
                                     reason=f"{why}; {ref}", row_id=row_id, **fields)
+
+    if public and not status_changed and ticket["status"] == Status.WAITING_CUSTOMER.value:
+        # PRODUCT.md: waiting_customer warns, then closes, when the customer is
+        # silent. An agent who writes to them again asks anew, so the silence
+        # counts from this reply, not from the first question.
+        on_status_change(conn, app, ticket_id, ticket["status"], now)
 
     if plan.assign_to is not None:
         decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor)
