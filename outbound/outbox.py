@@ -70,14 +70,36 @@ def _clean(value: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
 
 
+# Longer than this, a word cannot be folded onto a line of its own within
+# 78 characters: such text goes out as encoded words, which may be split.
+_FOLDABLE_WORD = 70
+
+
 def _header_text(name: str, value: str) -> str | Header:
-    """A header value, RFC 2047-encoded when it is not plain ASCII.
+    """A header value, RFC 2047-encoded when it is not plain ASCII or has a word too long to fold.
 
     A Header folds when the mail is written, counting the field name, so
     every encoded word stays within 75 characters and every line within 78
     (RFC 2047 section 2, RFC 5322 section 2.1.1) however long the text.
+    Plain ASCII folds only between words: a pasted 1 200-character URL in a
+    subject made a line longer than the 998 RFC 5322 section 2.1.1 allows,
+    and smarthosts refused every mail of that ticket.
     """
-    return value if value.isascii() else Header(value, "utf-8", header_name=name)
+    if value.isascii() and all(len(word) <= _FOLDABLE_WORD for word in value.split()):
+        return value
+    return Header(value, "utf-8", header_name=name)
+
+
+# RFC 5322 sets no length for a msg-id, but a header line may not exceed 998
+# characters and an id cannot be folded; nor may it hold anything but ASCII
+# (RFC 5322 section 3.6.4). Such an id of a customer's mail is left out of
+# what we send rather than break the mail.
+_MAX_MESSAGE_ID = 250
+
+
+def _sendable_ids(message_ids: list[str]) -> list[str]:
+    ids = [_clean(m) for m in message_ids if m]
+    return [m for m in ids if m and len(m) <= _MAX_MESSAGE_ID and m.isascii() and " " not in m]
 
 
 def _mailbox(name: str, display: str, address: str) -> str | Header:
@@ -143,10 +165,10 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     msg["Message-ID"] = f"<{message_id}>"
     if ticket:
         msg["Reply-To"] = reply_address(app.signer, settings.support_address, ticket["id"], notice.agent_reply_to)
-    if notice.in_reply_to:
-        msg["In-Reply-To"] = f"<{_clean(notice.in_reply_to)}>"
-    if references:
-        msg["References"] = " ".join(f"<{_clean(r)}>" for r in references)
+    for in_reply_to in _sendable_ids([notice.in_reply_to or ""]):
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    if references := _sendable_ids(references):
+        msg["References"] = " ".join(f"<{r}>" for r in references)
     if notice.auto_submitted:
         msg["Auto-Submitted"] = notice.auto_submitted  # RFC 3834 section 5
         msg["X-Auto-Response-Suppress"] = "All"        # Exchange: no out-of-office back

@@ -100,3 +100,62 @@ def test_a_text_part_is_7bit_quoted_printable_that_decodes_to_the_text(text):
     # SMTP carries lines: a bare CR or LF arrives as a line break (CRLF).
     decoded = part.get_payload(decode=True).decode("utf-8").replace("\r\n", "\n")
     assert decoded == text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# ---------------------------------------------------------------- customer text that cannot be folded
+
+
+def _longest_line(raw: bytes) -> int:
+    return max(len(line) for line in raw.split(b"\r\n"))
+
+
+def test_an_unbroken_long_subject_and_message_id_keep_every_line_within_the_limit(make_app, sqlite_url):
+    """RFC 5322 2.1.1: 998 characters at most. Smarthosts refuse longer lines, and the customer's
+    subject and first Message-ID recur in every mail of the ticket."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, sqlite_url)
+    desk = next(desk_gen)
+    try:
+        url = "https://example.org/" + "x" * 1180
+        msg = build_mail("cust@example.org", "See the subject.\n", subject=url)
+        del msg["Message-ID"]
+        msg["Message-ID"] = "<" + "a" * 1100 + "@client.example.org>"
+        desk.send(msg)
+        tid = desk.ticket()["id"]
+        desk.assign(tid)
+        rows = desk.rows(ticket_id=tid)
+        assert {r["template"] for r in rows} == {"requester/ticket_opened", "agent/ticket_assigned"}
+        for row in rows:
+            raw = bytes(row["raw"])
+            assert _longest_line(raw) <= 78, row["template"]
+            sent = email.message_from_bytes(raw, policy=email.policy.default)
+            assert url in str(sent["Subject"]) and f"[#{tid}]" in str(sent["Subject"])
+            assert "a" * 1100 not in raw.decode("ascii")   # left out, not folded into an invalid header
+        assert {r["state"] for r in desk.rows(ticket_id=tid)} == {"sent"}
+    finally:
+        desk_gen.close()
+
+
+def test_a_relayed_agent_reply_threads_on_the_customers_mail_not_the_agents(make_app, sqlite_url):
+    """The customer never got the agent's own mail, and its Message-ID names the agent's host."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, sqlite_url)
+    desk = next(desk_gen)
+    try:
+        first = desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        agent = desk.assign(tid)
+        answer = build_mail(agent, "Unplug it.\n", to=desk.agent_address(tid, agent), subject=f"Re: [#{tid}] x")
+        del answer["Message-ID"]
+        answer["Message-ID"] = "<1.alice@laptop.corp-internal.example.net>"
+        desk.send(answer)
+        relayed = desk.last("cust@example.org")
+        assert relayed["In-Reply-To"] == first["Message-ID"]
+        assert "corp-internal" not in str(relayed["References"]) and "corp-internal" not in str(relayed)
+        desk.reply_to(relayed, "cust@example.org", "Done, thanks.\n")
+        desk.send(build_mail(agent, "Good.\n", to=desk.agent_address(tid, agent), subject=f"Re: [#{tid}] x"))
+        assert "corp-internal" not in str(desk.last("cust@example.org"))
+    finally:
+        desk_gen.close()

@@ -123,7 +123,6 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
 
 def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, plan: Plan, public: bool,
                 verdict: Verdict, now) -> Decision:
-    p = mail.parsed
     ticket_id = ticket["id"]
     actor = agent.email
     ref = mail_ref(mail)
@@ -194,11 +193,14 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         withheld["ticket"] = {**store.get_ticket(conn, ticket_id), "postponed_until": None, "dev_due": None}
     if public:
         template = "requester/solution_proposed" if plan.propose else "requester/agent_reply"
+        # In reply to the customers' latest mail, which they have: the
+        # agent's own mail never reached them and its id names the agent's host.
+        latest = (store.thread_message_ids(conn, ticket_id) or [None])[-1]
         for email in customers:
             decision.notices.append(Notice(
                 template=template, recipient=email, ticket_id=ticket_id, auto_submitted=None,
                 from_name=agent.name, context={"text": reply.body, "agent_name": agent.name},
-                message_row_id=row_id, in_reply_to=p.message_id,
+                message_row_id=row_id, in_reply_to=latest,
             ))
     elif status_changed and plan.status in (Status.POSTPONED, Status.IN_DEVELOPMENT):
         for email in customers:

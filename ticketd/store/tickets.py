@@ -38,7 +38,7 @@ _PARTICIPANT_ROLE = select(participants.c.role).where(
 _THREAD_MESSAGE_IDS = (
     select(messages.c.message_id)
     .where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.message_id.is_not(None),
-           messages.c.internal.is_(False))
+           messages.c.internal.is_(False), messages.c.author_role != "agent")
     .order_by(messages.c.id))
 
 
@@ -78,7 +78,11 @@ def participants_of(conn: Connection, ticket_id: int) -> list[dict]:
 
 
 def thread_message_ids(conn: Connection, ticket_id: int, limit: int = 20) -> list[str]:
-    """The ticket's Message-IDs, oldest first, for a References header."""
+    """The Message-IDs of the ticket's customer-side mail, oldest first, for a References header.
+
+    Not an agent's: customers never received the agent's own mail, and its
+    Message-ID names the agent's mail host.
+    """
     rows = conn.execute(_THREAD_MESSAGE_IDS, dict(ticket_id=ticket_id)).scalars().all()
     return rows[:1] + rows[1:][-(limit - 1):] if rows else []
 
