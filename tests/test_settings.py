@@ -164,3 +164,11 @@ def test_the_cli_takes_ticketd_config_before_a_ticketd_yaml_in_the_working_direc
                           env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]" and (chosen.parent / "chosen.db").exists()
+
+
+def test_by_default_outbound_mail_outlasts_days_of_smarthost_outage():
+    from outbound.delivery import backoff_seconds
+
+    outbound = load_settings(None, environ={}).outbound
+    waits = [backoff_seconds(outbound.retry_base_seconds, k) for k in range(1, outbound.max_attempts)]
+    assert sum(waits) >= 4 * 86400   # mail servers keep trying for days; an hour's outage must lose nothing

@@ -76,7 +76,10 @@ class OutboundSettings(_Strict):
     username: str | None = None
     password: str | None = None
     timeout_seconds: float = 30
-    max_attempts: int = 8
+    # 30 s doubling to six hours, 28 attempts: about five days, as mail
+    # servers keep retrying (Postfix's maximal_queue_lifetime); with 8 an
+    # hour's smarthost outage failed every queued mail for good.
+    max_attempts: int = 28
     retry_base_seconds: float = 30
 
 
