@@ -102,10 +102,17 @@ def _session(settings: OutboundSettings) -> _Kept:
     return _Kept(_key(settings), _connect(settings), 0.0, 0)
 
 
+def _reply_text(exc: smtplib.SMTPResponseException) -> str:
+    return exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+
+
 def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes) -> SendResult:
     code, text = client.mail(mail_from)
     if code != 250:
-        return _classify(code, text.decode("utf-8", "replace"))
+        # MAIL FROM is always the support address: a refusal there (553
+        # "sender not owned") is the smarthost's setup, the same for every
+        # mail, and the mail waits for the admin's fix like any 4xx.
+        return SendResult(RETRY, f"{code} {text.decode('utf-8', 'replace')}".strip())
     code, text = client.rcpt(recipient)
     if code not in (250, 251):
         return _classify(code, text.decode("utf-8", "replace"))
@@ -117,15 +124,20 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
     """One SMTP transaction for one recipient; never raises for network trouble."""
     kept: _Kept | None = None
     try:
-        kept = _session(settings)
+        try:
+            kept = _session(settings)
+        except smtplib.SMTPResponseException as exc:
+            # Refused at the greeting, STARTTLS or AUTH (a wrong password, 535):
+            # nothing about this mail, so it is not failed for good; it is
+            # retried with backoff until the admin fixes the smarthost setup.
+            return SendResult(RETRY, f"{exc.smtp_code} {_reply_text(exc)}".strip())
         result = _transaction(kept.client, mail_from, recipient, raw)
         if result.outcome == SENT:   # after a refusal the server may be closing: start afresh
             kept.idle_since, kept.mails = time.monotonic(), kept.mails + 1
             _kept.session, kept = kept, None
         return result
-    except smtplib.SMTPResponseException as exc:      # e.g. 535 at AUTH, 421 at greeting
-        return _classify(exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")
-                         if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error))
+    except smtplib.SMTPResponseException as exc:      # e.g. a 5xx to DATA
+        return _classify(exc.smtp_code, _reply_text(exc))
     except ssl.SSLError as exc:
         # An unverifiable certificate is a subclass of ValueError too; it is
         # the smarthost's to fix, and the mail waits for it.

@@ -44,6 +44,13 @@ class _Handler:
     def __init__(self, sink: "Sink") -> None:
         self.sink = sink
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.sink.refuse_sender:
+            return self.sink.refuse_sender
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
@@ -78,6 +85,7 @@ class Sink:
         self.failures_left = 0
         self.reject: bool | set[str] = False   # True: 550 for all; a set: 550 for those recipients
         self.data_delay = 0.0
+        self.refuse_sender: str | None = None  # a reply to MAIL FROM instead of 250, e.g. "553 5.7.1 not yours"
         self._controller: Controller | None = None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):

@@ -63,10 +63,25 @@ def test_verification_can_be_switched_off(tls_sink):
     assert result.outcome == SENT and len(tls_sink.messages) == 1
 
 
-def test_a_wrong_password_fails_for_good(tls_sink):
+def test_a_wrong_password_waits_for_the_admins_fix(tls_sink):
+    # 535 says nothing about the mail: failing it for good would lose every
+    # mail queued until the password is fixed.
     result = send_raw(_settings(tls_sink, verify_certificates=False, password="wrong"),
                       "support@example.com", "cust@example.org", RAW)
-    assert result.outcome == FAILED and result.reply.startswith("535")
+    assert result.outcome == RETRY and result.reply.startswith("535")
+    result = send_raw(_settings(tls_sink, verify_certificates=False), "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == SENT and len(tls_sink.messages) == 1
+
+
+def test_a_refused_sender_waits_for_the_admins_fix_and_a_refused_recipient_fails(tls_sink):
+    settings = _settings(tls_sink, verify_certificates=False)
+    tls_sink.refuse_sender = "553 5.7.1 support@example.com: sender not owned by user ticketd"
+    result = send_raw(settings, "support@example.com", "cust@example.org", RAW)
+    assert result.outcome == RETRY and result.reply.startswith("553 5.7.1")
+    tls_sink.refuse_sender = None
+    tls_sink.reject = {"gone@example.org"}
+    assert send_raw(settings, "support@example.com", "gone@example.org", RAW).outcome == FAILED
+    assert send_raw(settings, "support@example.com", "cust@example.org", RAW).outcome == SENT
 
 
 def test_without_starttls_the_sink_refuses_and_nothing_is_sent(tls_sink):
