@@ -106,6 +106,21 @@ def _reply_text(exc: smtplib.SMTPResponseException) -> str:
     return exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
 
 
+def ascii_domain(address: str) -> str:
+    """`address` with an internationalised domain in its ASCII form (IDNA, RFC 5890): what SMTP carries.
+
+    `kunde@bücher.example` is `kunde@xn--bcher-kva.example` on the wire; a
+    non-ASCII local part stays as it is and needs SMTPUTF8 (RFC 6531).
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address   # not a valid domain name: the smarthost's refusal will say so
+
+
 def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes) -> SendResult:
     code, text = client.mail(mail_from)
     if code != 250:
@@ -113,7 +128,7 @@ def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: byte
         # "sender not owned") is the smarthost's setup, the same for every
         # mail, and the mail waits for the admin's fix like any 4xx.
         return SendResult(RETRY, f"{code} {text.decode('utf-8', 'replace')}".strip())
-    code, text = client.rcpt(recipient)
+    code, text = client.rcpt(ascii_domain(recipient))
     if code not in (250, 251):
         return _classify(code, text.decode("utf-8", "replace"))
     code, text = client.data(raw)

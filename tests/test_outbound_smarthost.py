@@ -155,3 +155,14 @@ def test_after_a_refusal_the_next_mails_go_through_and_share_a_connection():
         assert first.peer == second.peer   # kept after the success
     finally:
         sink.stop()
+
+
+def test_an_internationalised_domain_is_sent_in_its_ascii_form(tls_sink):
+    from outbound.send import ascii_domain
+
+    assert ascii_domain("kunde@bücher.example") == "kunde@xn--bcher-kva.example"
+    assert ascii_domain("cust@example.org") == "cust@example.org"
+    result = send_raw(_settings(tls_sink, verify_certificates=False), "support@example.com",
+                      "kunde@bücher.example", RAW)
+    assert result.outcome == SENT, result.reply
+    assert tls_sink.messages[0].rcpt_tos == ["kunde@xn--bcher-kva.example"]
