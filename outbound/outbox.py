@@ -24,7 +24,7 @@ from outbound.render import Renderer
 from outbound.send import ascii_domain
 from ticketd.app import App
 from ticketd.domain.loops import auto_generated_reason
-from ticketd.domain.notices import Notice
+from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
 from ticketd.store.outbox import insert_outbox_row, notice_history
@@ -170,9 +170,12 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references := _sendable_ids(references):
         msg["References"] = " ".join(f"<{r}>" for r in references)
-    if notice.auto_submitted:
-        msg["Auto-Submitted"] = notice.auto_submitted  # RFC 3834 section 5
-        msg["X-Auto-Response-Suppress"] = "All"        # Exchange: no out-of-office back
+    # PRODUCT.md "Loops and robots": everything ticketd sends is marked. A
+    # relayed agent reply (auto_submitted None: a person's words, outside the
+    # per-recipient cap) is still a mail ticketd generated in direct response
+    # to the agent's: auto-replied (RFC 3834 section 5).
+    msg["Auto-Submitted"] = notice.auto_submitted or AUTO_REPLIED
+    msg["X-Auto-Response-Suppress"] = "All"        # Exchange: no out-of-office back
     if ticket:
         msg["X-Ticketd-Ticket"] = str(ticket["id"])
     # MIME-Version must lead the MIME headers; the classes add it first.

@@ -31,7 +31,7 @@ def test_new_to_rated(desk):
     relayed = desk.last(customer)
     assert body_text(relayed).startswith("Could you send the printer's logs?")
     assert "#status" not in body_text(relayed)
-    assert relayed["Auto-Submitted"] is None
+    assert relayed["Auto-Submitted"] == "auto-replied"   # PRODUCT.md: everything ticketd sends is marked
     assert "Alice" in str(relayed["From"]) and "support@example.com" in str(relayed["From"])
     assert f"[#{tid}]" in str(relayed["Subject"])
     change = desk.events(tid, "status")[-1]

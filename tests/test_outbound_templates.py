@@ -83,8 +83,8 @@ def test_customer_text_is_data_and_html_is_escaped(make_app, sqlite_url):
     html = msg.get_body(("html",)).get_content()
     assert text in plain and "49" not in plain
     assert "&lt;script&gt;" in html and "<script>" not in html and "49" not in html
-    # A relayed human reply is not automatic mail (RFC 3834 section 5).
-    assert msg["Auto-Submitted"] is None and msg["X-Auto-Response-Suppress"] is None
+    # PRODUCT.md marks everything ticketd sends; a relayed reply answers the agent's mail (RFC 3834 5).
+    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
 
 
 def test_cr_lf_in_subject_and_names_never_makes_a_header(make_app, sqlite_url):
