@@ -2,9 +2,23 @@
 
 One thread per mailbox. The order is what keeps mail safe: a fetch never
 marks a message seen (BODY.PEEK[], RFC 3501 section 6.4.5), the raw bytes are
-committed, and only then is the message flagged \\Seen or moved away. A crash
-or a dropped connection in between leaves it unseen on the server, so it is
-fetched again and the dedupe key makes that second copy harmless.
+committed, and only then is the message flagged \\Seen or moved away.
+
+What is new mail is said by the cursor, (mailbox, UIDVALIDITY, last UID),
+not by \\Seen: every message with a UID above the cursor is taken whatever
+its flags, because a person may read it in webmail or on a phone, or a Sieve
+rule may flag it, before the poller gets to it. The cursor moves only after
+the mail below it is committed and flagged or moved, so a crash or a dropped
+connection in between brings those messages back above the cursor: they are
+fetched again and the dedupe key makes the second copy harmless.
+
+The first poll of a folder (no cursor yet), and the first poll after its
+UIDVALIDITY changed (RFC 3501 section 2.3.1.1: the old UIDs mean nothing),
+take only the unseen mail the folder already holds: the read mail there is
+the mailbox's history, years of it perhaps, and stays where it is. From the
+UID that folder gave next on, all mail is taken. The cursor is saved only
+once that unseen mail is taken; until then a reconnect goes on with the list
+the first look made, and a restart looks again.
 """
 
 from __future__ import annotations
@@ -14,6 +28,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 
 from imapclient import IMAPClient
 from imapclient.imapclient import DELETED, SEEN, SocketTimeout
@@ -45,6 +60,15 @@ FETCH_BATCH_BYTES = 8 * 1024 * 1024
 TIMEOUTS = SocketTimeout(connect=10, read=60)
 
 
+@dataclass
+class FirstLook:
+    """The unseen mail a folder held when first selected under its UIDVALIDITY, not yet taken."""
+
+    uidvalidity: int
+    top: int  # the highest UID the folder could hold then: every UID above it is new mail
+    owed: list[int]  # the unseen UIDs up to `top` still to take, in order
+
+
 class Poller:
     """Takes mail from one IMAP folder into raw_mail until stopped."""
 
@@ -56,6 +80,7 @@ class Poller:
         self._delay = BACKOFF_FIRST_SECONDS
         self._uidvalidity = 0
         self._last_uid = 0
+        self._first_look: FirstLook | None = None
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
     def start(self) -> None:
@@ -67,7 +92,7 @@ class Poller:
         client = self._client
         if self._thread.is_alive() and client is not None:
             # Stuck in a slow read: cut the socket. Whatever was stored but not
-            # yet flagged stays unseen on the server and is deduplicated later.
+            # yet flagged is still above the cursor: fetched again, deduplicated.
             try:
                 client.socket().shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -89,7 +114,7 @@ class Poller:
                     self._wait_for_mail(client)
                 continue
             except StoreError as exc:
-                problem = f"storing failed, mail stays unseen on the server: {exc}"
+                problem = f"storing failed, mail stays on the server and is taken later: {exc}"
             except Exception as exc:  # dropped connection, refused login, server error
                 problem = f"{type(exc).__name__}: {exc}"
             finally:
@@ -132,53 +157,68 @@ class Poller:
     def _open_folder(self, client: IMAPClient) -> None:
         info = client.select_folder(self.box.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
+        self._uidvalidity = uidvalidity
         cursor = load_cursor(self.app.engine, self.box.key)
-        if cursor is None:
-            # First poll: the old, already read mail of the folder stays there.
-            save_cursor(self.app.engine, self.box.key, uidvalidity, 0)
-            last_uid = 0
-        elif cursor.uidvalidity != uidvalidity:
-            # RFC 3501 section 2.3.1.1: the old UIDs mean nothing now. Start
-            # over with only the unseen mail, not the whole folder; what was
-            # already stored is recognised by its dedupe key.
-            log.warning("imap %s: UIDVALIDITY changed from %s to %s; taking only unseen mail",
+        if cursor is not None and cursor.uidvalidity == uidvalidity:
+            self._last_uid, self._first_look = cursor.last_uid, None
+            return
+        look = self._first_look
+        if look is not None and look.uidvalidity == uidvalidity:
+            return  # reconnected during the first look: it goes on with what it still owes
+        if cursor is not None:
+            # What was already stored under the old UIDs is recognised by its dedupe key.
+            log.warning("imap %s: UIDVALIDITY changed from %s to %s; taking only the unseen mail already there",
                         self.box.key, cursor.uidvalidity, uidvalidity)
-            save_cursor(self.app.engine, self.box.key, uidvalidity, 0)
-            last_uid = 0
-        else:
-            last_uid = cursor.last_uid
-        self._uidvalidity, self._last_uid = uidvalidity, last_uid
+        top = _uid_next(client, info) - 1
+        owed = sorted(u for u in client.search(["UID", f"1:{top}", "UNSEEN"]) if u <= top) if top > 0 else []
+        self._first_look = FirstLook(uidvalidity, top, owed)
+        log.info("imap %s: first poll under UIDVALIDITY %s: of the mail up to UID %s, taking the %s unseen "
+                 "message(s) and leaving the read ones as they are; every message from UID %s on is taken",
+                 self.box.key, uidvalidity, top, len(owed), top + 1)
 
     # -- one round -----------------------------------------------------------
 
     def _sync(self, client: IMAPClient) -> None:
-        """Store every unseen message above the cursor, then flag or move it."""
+        """Store every message above the cursor, whatever its flags, then flag or move it."""
         _announced_new_mail(client)  # what is announced so far, this SEARCH sees
+        look = self._first_look
+        if look is not None:
+            while look.owed:
+                listed = look.owed[:FETCH_BATCH]
+                self._take(client, listed)
+                look.owed = look.owed[len(listed):]
+            save_cursor(self.app.engine, self.box.key, look.uidvalidity, look.top)
+            self._last_uid, self._first_look = look.top, None
         last = self._last_uid
         # `n:*` always names the highest UID even when it is below n
         # (RFC 3501 section 6.4.8), hence the filter.
-        uids = sorted(u for u in client.search(["UID", f"{last + 1}:*", "UNSEEN"]) if u > last)
+        uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
         for start in range(0, len(uids), FETCH_BATCH):
             listed = uids[start:start + FETCH_BATCH]
-            fetched = client.fetch(listed, [b"RFC822.SIZE"])
-            sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in fetched.items()}
-            for batch in fetch_batches(listed, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
-                stored = self._store_batch(client, batch)
-                self._mark_done(client, stored)
-            self._warn_oversized(listed, sizes)
+            self._take(client, listed)
             save_cursor(self.app.engine, self.box.key, self._uidvalidity, listed[-1])
             self._last_uid = listed[-1]
+
+    def _take(self, client: IMAPClient, listed: list[int]) -> None:
+        """Store the messages `listed` (at most FETCH_BATCH), then flag or move them."""
+        fetched = client.fetch(listed, [b"RFC822.SIZE", b"FLAGS"])
+        sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in fetched.items()}
+        seen = {uid for uid, data in fetched.items() if SEEN in data.get(b"FLAGS", ())}
+        for batch in fetch_batches(listed, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
+            stored = self._store_batch(client, batch, seen)
+            self._mark_done(client, stored)
+        self._warn_oversized(listed, sizes)
 
     def _warn_oversized(self, uids: list[int], sizes: dict[int, int]) -> None:
         for uid in uids:
             if sizes.get(uid, 0) > self.box.max_message_bytes:
                 # Like the receiver's 552, but nobody can be told by mail: the
-                # message stays unseen on the server for a person to handle.
+                # message stays on the server, untouched, for a person to handle.
                 log.warning("imap %s: uid %s is %s bytes, over max_message_bytes (%s); not taken, it stays "
-                            "unseen in %s", self.box.key, uid, sizes[uid], self.box.max_message_bytes,
+                            "as it is in %s", self.box.key, uid, sizes[uid], self.box.max_message_bytes,
                             self.box.folder)
 
-    def _store_batch(self, client: IMAPClient, batch: list[int]) -> list[int]:
+    def _store_batch(self, client: IMAPClient, batch: list[int], seen: set[int]) -> list[int]:
         fetched = client.fetch(batch, [b"BODY.PEEK[]"])
         stored: list[int] = []
         try:
@@ -191,6 +231,11 @@ class Poller:
                                    message_id=message_id, mailbox=self.box.key)
                 log.info("imap %s: uid %s Message-ID %s %s raw mail %s", self.box.key, uid, message_id,
                          "already stored as" if result.duplicate else "stored as", result.raw_id)
+                if uid in seen and not result.duplicate:
+                    # Read in webmail or on a phone, or flagged by a filter,
+                    # before the poller got to it: new mail all the same.
+                    log.info("imap %s: uid %s Message-ID %s was already \\Seen on the server before it was "
+                             "polled; taken as new mail all the same", self.box.key, uid, message_id)
                 stored.append(uid)
         finally:
             if stored:
@@ -198,7 +243,7 @@ class Poller:
         return stored
 
     def _mark_done(self, client: IMAPClient, uids: list[int]) -> None:
-        """Only called once the mail is committed: now it may leave the unseen set."""
+        """Only called once the mail is committed: now it may be flagged or moved."""
         if not uids:
             return
         client.add_flags(uids, [SEEN], silent=True)
@@ -282,6 +327,14 @@ def fetch_batches(uids: list[int], sizes: dict[int, int], max_message: int, max_
     if current:
         batches.append(current)
     return batches
+
+
+def _uid_next(client: IMAPClient, selected: dict) -> int:
+    """The UID the folder gives next, from the SELECT reply (RFC 3501 section 6.3.1)."""
+    if b"UIDNEXT" in selected:
+        return int(selected[b"UIDNEXT"])
+    # A server that leaves it out: one above the highest UID there is.
+    return max(client.search("ALL"), default=0) + 1
 
 
 def _announced_new_mail(client: IMAPClient) -> bool:

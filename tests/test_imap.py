@@ -21,7 +21,7 @@ from tests.conftest import PG_ADMIN_URL, write_config
 from tests.daemon import DaemonProcess
 from tests.dovecot import Dovecot, dovecot, dovecot_factory  # noqa: F401  (fixtures)
 from ticketd.pipeline import drain
-from ticketd.store.imap_cursor import load_cursor
+from ticketd.store.imap_cursor import Cursor, load_cursor, save_cursor
 from ticketd.store.tables import raw_mail, tickets
 from tests.waiting import eventually
 
@@ -274,6 +274,128 @@ def test_second_delivery_and_second_run_store_once(make_app, sqlite_url, dovecot
     assert _ticket_subjects(app) == ["Twice"]
 
 
+@pytest.mark.parametrize("move_to", [None, "Processed"], ids=["flag", "move"])
+def test_new_mail_already_read_is_taken_because_the_cursor_says_what_is_new(make_app, sqlite_url, dovecot,
+                                                                           caplog, move_to):
+    # Read on a phone, or flagged \Seen by a Sieve rule, before the poller
+    # got to it: above the cursor it is new mail all the same.
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2, move_to=move_to))
+
+    def taken(uid):
+        if move_to:
+            return uid not in _flags(dovecot) and len(_flags(dovecot, move_to)) == uid
+        return _flags(dovecot).get(uid) == {b"\\Seen"}
+
+    with _polling(app):
+        assert eventually(lambda: _polled_once(app))
+        _append(dovecot, _mail("Read on a phone", "<phone@client.example.org>"), flags=(b"\\Seen",))
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: taken(1))
+    # Read while ticketd was down: the next run takes it too.
+    _append(dovecot, _mail("Read in webmail", "<webmail@client.example.org>"), flags=(b"\\Seen",))
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 2)
+        assert eventually(lambda: taken(2))
+    if move_to:
+        assert _flags(dovecot) == {}
+        assert list(_flags(dovecot, move_to).values()) == [{b"\\Seen"}, {b"\\Seen"}]
+    else:
+        assert _flags(dovecot) == {1: {b"\\Seen"}, 2: {b"\\Seen"}}   # still read
+    assert load_cursor(app.engine, app.settings.imap[0].key).last_uid == 2
+    for message_id in ("phone@client.example.org", "webmail@client.example.org"):
+        assert f"Message-ID {message_id} was already \\Seen on the server" in caplog.text
+    assert drain(app) == 2
+    assert _ticket_subjects(app) == ["Read on a phone", "Read in webmail"]
+
+
+@pytest.mark.parametrize("move_to", [None, "Processed"], ids=["flag", "move"])
+def test_first_poll_leaves_the_read_mail_already_there(make_app, sqlite_url, dovecot, caplog, move_to):
+    # A mailbox with years of read mail: the first poll takes only the unseen
+    # mail, and the cursor goes past the read mail so no later poll takes it.
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2, move_to=move_to))
+    _append(dovecot, _mail("Read last year", "<lastyear@client.example.org>"), flags=(b"\\Seen",))
+    _append(dovecot, _mail("Still unread", "<unread@client.example.org>"))
+    _append(dovecot, _mail("Read and answered", "<answered@client.example.org>"),
+            flags=(b"\\Seen", b"\\Answered"))
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+        assert eventually(lambda: _polled_once(app))
+        with dovecot.client() as client:
+            uidvalidity = client.folder_status("INBOX", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    assert "first poll under UIDVALIDITY" in caplog.text
+    assert load_cursor(app.engine, app.settings.imap[0].key) == Cursor(uidvalidity, 3)
+    # A second run does not take the read mail either.
+    with _polling(app):
+        assert eventually(lambda: caplog.text.count("connected") == 2)
+        time.sleep(0.6)  # several 0.2 s rounds
+    assert _raw_count(app) == 1
+    with app.engine.connect() as conn:
+        assert conn.execute(select(raw_mail.c.message_id)).scalar_one() == "unread@client.example.org"
+    if move_to:
+        assert _flags(dovecot) == {1: {b"\\Seen"}, 3: {b"\\Seen", b"\\Answered"}}   # left where they were
+        assert list(_flags(dovecot, move_to).values()) == [{b"\\Seen"}]
+    else:
+        assert _flags(dovecot) == {1: {b"\\Seen"}, 2: {b"\\Seen"}, 3: {b"\\Seen", b"\\Answered"}}
+    assert drain(app) == 1
+    assert _ticket_subjects(app) == ["Still unread"]
+
+
+def test_mail_taken_but_missing_from_the_cursor_is_not_taken_twice(make_app, sqlite_url, dovecot, caplog):
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2))
+    key = app.settings.imap[0].key
+    with _polling(app):
+        assert eventually(lambda: _polled_once(app))
+        _append(dovecot, _mail("Only once", "<once@client.example.org>"))
+        assert eventually(lambda: load_cursor(app.engine, key).last_uid == 1)
+    assert _flags(dovecot) == {1: {b"\\Seen"}}
+    # What a crash after commit and flag, before the cursor write, leaves:
+    # the message stored and \Seen, the cursor still below it.
+    save_cursor(app.engine, key, load_cursor(app.engine, key).uidvalidity, 0)
+    with _polling(app):
+        assert eventually(lambda: "once@client.example.org already stored as raw mail 1" in caplog.text)
+        assert eventually(lambda: load_cursor(app.engine, key).last_uid == 1)
+    assert _raw_count(app) == 1
+    assert "was already \\Seen" not in caplog.text   # recognised, not taken as new mail
+    assert drain(app) == 1
+    assert _ticket_subjects(app) == ["Only once"]
+
+
+def test_first_poll_interrupted_still_takes_the_unseen_mail_read_meanwhile(make_app, postgres_url, dovecot,
+                                                                         caplog):
+    # The first poll listed the unseen mail; storing fails; a person reads the
+    # mail before the poller is back. It was owed, so it is still taken.
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    app = make_app(postgres_url, extra=dovecot.settings_yaml(poll_seconds=60))
+    _append(dovecot, _mail("Owed", "<owed@client.example.org>"))
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    poller = Poller(app, app.settings.imap[0])
+    try:
+        with _raw_mail_locked(postgres_url) as inserting:
+            poller.start()   # only now: the first poll must find raw_mail held
+            assert eventually(inserting)
+            with dovecot.client() as client:
+                client.select_folder("INBOX")
+                client.add_flags([1], [b"\\Seen"])
+            with admin.connect() as conn:   # the poller's INSERT fails
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %(db)s"
+                    " AND query LIKE 'INSERT INTO raw_mail%%'", {"db": name})
+            assert eventually(lambda: "storing failed" in caplog.text, timeout=3)
+        assert eventually(lambda: _raw_count(app) == 1, timeout=6)
+        assert eventually(lambda: _polled_once(app))
+    finally:
+        poller.stop()
+        admin.dispose()
+    assert not poller._thread.is_alive()
+    assert load_cursor(app.engine, app.settings.imap[0].key).last_uid == 1
+    assert drain(app) == 1
+    assert _ticket_subjects(app) == ["Owed"]
+
+
 def test_same_mail_by_smtp_and_imap_is_stored_once(make_app, sqlite_url, dovecot):
     app = make_app(sqlite_url, extra=dovecot.settings_yaml())
     msg = EmailMessage()
@@ -426,8 +548,6 @@ def test_daemon_polls_imap_and_stops_promptly(tmp_path, sqlite_url, dovecot):
 
 
 def test_cursor_saves_insert_then_update_on_both_databases(make_app, db_url):
-    from ticketd.store.imap_cursor import Cursor, save_cursor
-
     app = make_app(db_url)
     assert load_cursor(app.engine, "INBOX") is None
     save_cursor(app.engine, "INBOX", 7, 10)
