@@ -120,7 +120,16 @@ def guess_charset(data: bytes, hints: tuple[str, ...] = ()) -> tuple[str, str]:
 
 
 def decode_bytes(data: bytes, charset: str | None = None, hints: tuple[str, ...] = ()) -> str:
-    """Text from bytes: the named charset if it fits, else UTF-8, else the likeliest guess."""
+    """Text from bytes: the named charset if it fits, else UTF-8, else the likeliest guess.
+
+    A leading byte order mark is dropped: Windows editors and some webmail
+    start UTF-8 text with one, and "\\ufeffType: bug" hides the first line from
+    everything that reads it (key facts, accept words, quoted-reply markers).
+    """
+    return _decode(data, charset, hints).lstrip("\ufeff")
+
+
+def _decode(data: bytes, charset: str | None, hints: tuple[str, ...]) -> str:
     declared = lookup_codec(charset)
     if data.isascii() and not (declared or "").startswith(_SEVEN_BIT_STATEFUL):
         return data.decode("ascii")

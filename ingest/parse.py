@@ -25,7 +25,15 @@ from ingest.charsets import decode_bytes, guess_charset, is_utf8
 from ingest.headers import clean_name, decode_8bit, decode_header_value, has_8bit, msgids, parse_addresses
 from ingest.html_text import html_to_text
 
-_TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to")
+# Fields the receiving servers add on the way in, so two deliveries of one
+# mail (an SMTP retry, an IMAP copy of what also came by SMTP) carry different
+# ones: trace fields (RFC 5321 section 4.4), Delivered-To and Envelope-To
+# (qmail, Postfix, Exim), Received-SPF (RFC 7208 section 9.1),
+# Authentication-Results (RFC 8601) and the ARC set (RFC 8617 section 4.1).
+# DKIM-Signature is the sender's, the same on every route, and stays in the
+# key; so do the Resent- fields (RFC 5322 section 3.6.6): a resent mail is new.
+_TRACE_HEADERS = ("received", "return-path", "delivered-to", "x-original-to", "envelope-to", "received-spf",
+                  "authentication-results", "arc-seal", "arc-message-signature", "arc-authentication-results")
 # Leaves the stdlib parses into sub-messages that we keep whole as attachments
 # (RFC 3464 delivery reports are a list of header blocks to it).
 _WHOLE_PARTS = ("message/rfc822", "message/delivery-status", "message/global",
@@ -112,6 +120,7 @@ class _RawHeaders(Compat32):
 
 
 _POLICY = _RawHeaders()
+_RAW_HEAD_PARSER = email.parser.BytesParser(policy=_POLICY)
 
 
 # ---------------------------------------------------------------- filenames
@@ -155,10 +164,25 @@ def _sanitise(name: str | None) -> str:
     return name
 
 
+def _param(part: email.message.Message, name: str, header: str) -> str | None:
+    """A parameter's value, the RFC 2231 `name*=charset''…` form first when both are given.
+
+    RFC 6266 section 4.3: a sender writes `filename="Uber.pdf"` for old
+    readers beside `filename*=UTF-8''%C3%9Cber.pdf`, and the second is the
+    name. The stdlib's get_filename() returns the first it lists, which is
+    always the plain one (email.utils.decode_params puts RFC 2231 values last).
+    """
+    values = [v for k, v in part.get_params([], header=header) if k.strip().lower() == name]
+    if not values:
+        return None
+    extended = [v for v in values if isinstance(v, tuple)]  # only `name*=` values decode to tuples
+    return email.utils.collapse_rfc2231_value((extended or values)[0]).strip()
+
+
 def _part_filename(part: email.message.Message, hints: tuple[str, ...]) -> str | None:
     """The sender's file name: RFC 2183 filename, else the Content-Type name."""
     try:
-        raw = part.get_filename()
+        raw = _param(part, "filename", "content-disposition") or _param(part, "name", "content-type")
     except Exception:  # a parameter too broken to read (bad RFC 2231 continuations)
         raw = None
     if not raw:
@@ -167,15 +191,30 @@ def _part_filename(part: email.message.Message, hints: tuple[str, ...]) -> str |
     return decode_header_value(raw, None, ((charset,) if charset else ()) + hints) or None
 
 
+def _forwarded_subject(part: email.message.Message) -> str | None:
+    """The raw Subject of an attached mail, read from its decoded bytes if it was sent encoded."""
+    inner = _children(part)[0] if _children(part) else None
+    if inner is None:
+        return None
+    if _cte(part) not in _ENCODINGS:
+        return inner.get("subject")
+    data = _part_bytes(part)
+    blank = _BLANK_LINE.search(data)
+    try:
+        return _RAW_HEAD_PARSER.parsebytes(data[:blank.start()] if blank else data, headersonly=True).get("subject")
+    except Exception:  # a head too broken to read: the part gets a generic name
+        return None
+
+
 def _fallback_name(part: email.message.Message, ctype: str, hints: tuple[str, ...]) -> str | None:
     """A meaningful name for a part the sender left nameless."""
     if ctype in _WHOLE_PARTS or ctype == "text/rfc822-headers":
         # Delivery reports label their parts ("Delivery report", "Undelivered Message").
         if ctype in ("message/rfc822", "message/global"):
-            inner = _children(part)[0] if _children(part) else None
-            subject = decode_header_value(inner.get("subject"), None, hints) if inner is not None else ""
+            subject = decode_header_value(_forwarded_subject(part), None, hints)
             if subject:
-                return subject[:120] + ".eml"
+                # "Invoice 03/2024 overdue" is a subject, not a path to cut at the "/".
+                return subject.replace("/", "-").replace("\\", "-")[:120] + ".eml"
         description = decode_header_value(part.get("content-description"), None, hints)
         if description and len(description) <= 120:
             return description.replace("/", "-") + _extension(ctype)
@@ -304,24 +343,64 @@ class _Walker:
         return [part]
 
 
+_UUENCODE = ("x-uuencode", "uuencode", "uue", "x-uue")
+_ENCODINGS = ("base64", "quoted-printable", *_UUENCODE)  # the transfer encodings we undo
+
+
+def _cte(part: email.message.Message) -> str:
+    return str(part.get("content-transfer-encoding") or "").strip().lower()
+
+
+def _whole_part_bytes(part: email.message.Message, linesep: str) -> bytes:
+    """The body of a part the stdlib parsed into sub-messages, as it was written."""
+    payload = _payload(part)
+    ctype = part.get_content_type()
+    if ctype.startswith("message/") and ctype.endswith(("rfc822", "global")) and payload:
+        inner = payload[0]
+        try:
+            data = inner.as_bytes(policy=_POLICY.clone(linesep=linesep))
+        except Exception:
+            data = str(inner).encode("utf-8", "surrogateescape")
+        if _cte(part) in _ENCODINGS and any(
+                isinstance(d, email.errors.MissingHeaderBodySeparatorDefect) for d in inner.defects):
+            # Encoded text is no mail: a quoted-printable soft line break inside
+            # a header ends the headers for the stdlib, and the generator then
+            # writes a blank line that was never sent. Take it out again.
+            nl = linesep.encode()
+            data = data[len(nl):] if data.startswith(nl) else data.replace(nl + nl, nl, 1)
+        return data if data.strip() else b""
+    try:
+        whole = part.as_bytes()
+    except Exception:
+        whole = str(part).encode("utf-8", "surrogateescape")
+    whole = whole.replace(b"\r\n", b"\n")
+    return whole.split(b"\n\n", 1)[1] if b"\n\n" in whole else whole
+
+
+def _undo_transfer_encoding(data: bytes, cte: str) -> bytes:
+    """Bytes of an attached mail or report sent base64 or quoted-printable.
+
+    RFC 2046 section 5.2.1 allows only 7bit, 8bit and binary for
+    message/rfc822, but mailers (webmail forwarding an .eml, some gateways)
+    encode it anyway; the stdlib then parses the encoded text as if it were the
+    mail. Undone here so the attachment is the mail that was forwarded.
+    """
+    if cte == "base64":
+        return b64decode(data)
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(data)
+    if cte in _UUENCODE:
+        return uudecode(data)
+    return data
+
+
 def _part_bytes(part: email.message.Message, linesep: str = "\n") -> bytes:
     ctype = part.get_content_type()
     payload = _payload(part)
+    cte = _cte(part)
     if ctype in _WHOLE_PARTS and isinstance(payload, list):
-        if ctype.startswith("message/") and ctype.endswith(("rfc822", "global")) and payload:
-            try:
-                data = payload[0].as_bytes(policy=_POLICY.clone(linesep=linesep))
-            except Exception:
-                data = str(payload[0]).encode("utf-8", "surrogateescape")
-            return data if data.strip() else b""
-        try:
-            whole = part.as_bytes()
-        except Exception:
-            whole = str(part).encode("utf-8", "surrogateescape")
-        whole = whole.replace(b"\r\n", b"\n")
-        return whole.split(b"\n\n", 1)[1] if b"\n\n" in whole else whole
-    cte = str(part.get("content-transfer-encoding") or "").strip().lower()
-    if cte in ("x-uuencode", "uuencode", "uue", "x-uue") and isinstance(payload, str):
+        return _undo_transfer_encoding(_whole_part_bytes(part, linesep), cte)
+    if cte in _UUENCODE and isinstance(payload, str):
         return uudecode(payload.encode("utf-8", "surrogateescape"))
     if cte == "base64" and isinstance(payload, str):
         return b64decode(payload.encode("utf-8", "surrogateescape"))
@@ -334,20 +413,27 @@ def _part_bytes(part: email.message.Message, linesep: str = "\n") -> bytes:
     return data
 
 
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
+_PADDING = re.compile(rb"=+")
+
+
 def b64decode(data: bytes) -> bytes:
     """Base64 as much as it decodes (RFC 2045 section 6.8 says ignore what does not fit).
 
-    The stdlib returns the undecoded text when the length is off by one
-    character; a truncated part should still give its bytes.
+    Decoded four characters at a time, and padding ends a group of four:
+    some encoders write each chunk of a file as its own padded base64
+    (`SGVsbG8=` then `IHdvcmxk`), so the alignment starts over after `=`, where
+    dropping the `=` would shift every later byte. The stdlib gives up at the
+    first padding or at a length off by one character; a truncated part should
+    still give its bytes, so an incomplete last group is cut, never an error.
     """
-    data = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
-    if len(data) % 4 == 1:
-        data = data[:-1]
-    data += b"=" * (-len(data) % 4)
-    try:
-        return binascii.a2b_base64(data)
-    except binascii.Error:
-        return b""
+    out = []
+    for chunk in _PADDING.split(_NOT_BASE64.sub(b"", data)):
+        if len(chunk) % 4 == 1:
+            chunk = chunk[:-1]  # one lone character holds no whole byte
+        if chunk:
+            out.append(binascii.a2b_base64(chunk + b"=" * (-len(chunk) % 4)))
+    return b"".join(out)
 
 
 def uudecode(data: bytes) -> bytes:
@@ -620,11 +706,12 @@ _HEAD_PARSER = email.parser.BytesParser()  # compat32, as email.message_from_byt
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     """The key a second delivery of the same mail collides on, and its Message-ID.
 
-    Trace headers (Received, Return-Path, Delivered-To) differ between the
-    SMTP route and the IMAP route, so they are left out; line endings are
-    normalised because one route may store CRLF and the other LF. The
-    Message-ID alone is not trusted: two different mails sharing one (broken
-    clients, forgeries) must both be kept, so the body takes part too.
+    Trace fields (Received, Return-Path, Authentication-Results and the rest
+    of _TRACE_HEADERS) differ between the SMTP route and the IMAP route, so
+    they are left out; line endings are normalised because one route may
+    store CRLF and the other LF. The Message-ID alone is not trusted: two
+    different mails sharing one (broken clients, forgeries) must both be
+    kept, so the body takes part too.
     """
     blank = _BLANK_LINE.search(raw)
     head_end, body_start = (blank.start(), blank.end()) if blank else (len(raw), len(raw))
