@@ -13,6 +13,13 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _QUOTED_OR_WORD = re.compile(r'"(?:[^"\\]|\\.)*"|(?:=\?[^?\s]+\?[bBqQ]\?[^?]*\?=\s*)+')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+# The widths of the columns these values are stored in (schema.sql). SQLite
+# ignores a VARCHAR's width; PostgreSQL refuses a longer value, and a mail
+# refused there is quarantined for good, so no value parsed here exceeds them.
+ADDRESS_MAX = 320    # participants.email, messages.from_addr, tickets.requester
+NAME_MAX = 320       # participants.name, messages.from_name, tickets.requester_name
+MSGID_MAX = 998      # messages.message_id, raw_mail.message_id
+
 
 def _unfold(value: str) -> str:
     # RFC 5322 section 2.2.3: unfolding removes the CRLF before the folding
@@ -145,12 +152,28 @@ def clean_name(name: str, quoted: bool = True) -> str:
         # A comment beside a phrase is not part of the name (RFC 5322 section
         # 3.2.2): "MAILER-DAEMON (Mail Delivery System) <postmaster@…>".
         name = re.sub(r"\s*\([^()]*\)", "", name).strip() or name.strip("() ")
-    return re.sub(r"[ \t]+", " ", name).strip().strip("'\"").strip()
+    name = re.sub(r"[ \t]+", " ", name).strip().strip("'\"").strip()
+    if len(name) > NAME_MAX:
+        # A display name is only shown, so a cut one is still the sender's;
+        # the ellipsis says it was cut.
+        name = name[:NAME_MAX - 1].rstrip() + "…"
+    return name
 
 
 def _valid_addr(addr: str) -> bool:
+    """Whether addr can be someone's mailbox; one that cannot is dropped, never repaired.
+
+    Repairing would make it someone else's: an address with a NUL taken out
+    is another mailbox, and so is a long address cut to fit its column. No
+    control character belongs in an address (RFC 5322 section 3.4.1 allows
+    them only in obsolete quoted forms, NUL never), and none longer than 320
+    octets can be delivered (RFC 5321 section 4.5.3.1: a 64-octet local part,
+    "@", a 255-octet domain), which is also the width of every column that
+    holds an address.
+    """
     local, at, domain = addr.rpartition("@")
-    return bool(at and local and domain and not re.search(r'[\s<>(),;"]', addr))
+    return bool(at and local and domain and not re.search(r'[\s<>(),;"]', addr) and not _CONTROL.search(addr)
+                and len(addr.encode("utf-8", "replace")) <= ADDRESS_MAX)
 
 
 def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tuple[str, str]]:
@@ -174,8 +197,20 @@ def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tupl
 
 
 def msgids(value: str) -> list[str]:
+    """The ids of a Message-ID, In-Reply-To or References value, in order.
+
+    An id longer than the column that holds ids (998) is left out rather
+    than cut: a cut id could equal another mail's cut id, and a wrong match
+    threads a mail into a stranger's ticket or drops it as a duplicate. No
+    mailer writes one (998 characters is the longest line, RFC 5322 section
+    2.1.1). A mail left without its Message-ID is handled like any mail that
+    came without one, and a reply to it still threads by its subject tag or
+    reply address. Control characters need no check here: parse_mail reads
+    ids from decoded headers, where they are spaces, and raw_mail drops a
+    NUL from the id dedupe_key finds in the raw header.
+    """
     ids = re.findall(r"<([^<>\s]+)>", value)
     if not ids and value.strip():
         # Some clients (and a fax gateway in the corpus) write ids bare.
         ids = [tok for tok in value.split() if "@" in tok]
-    return [i.strip("<>") for i in ids]
+    return [i for i in (i.strip("<>") for i in ids) if len(i) <= MSGID_MAX]

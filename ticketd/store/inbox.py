@@ -13,6 +13,8 @@ from ticketd.clock import utcnow
 from ticketd.store.db import durably, reading
 from ticketd.store.tables import raw_mail
 
+_WIDTH = 998   # of raw_mail.envelope_from and raw_mail.message_id (schema.sql)
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -32,14 +34,34 @@ class RawMail:
     mailbox: str | None = None
 
     def row(self) -> dict:
+        # PostgreSQL text cannot hold NUL, nor a VARCHAR a longer value: an
+        # envelope or header carrying either must not make the mail
+        # unstorable (451 to every retry, and the sender bounces it days
+        # later) when the bytes are fine. The text columns only describe the
+        # mail; `raw` keeps every byte as it came.
+        message_id = self.message_id.replace("\x00", "") if self.message_id else None
+        if message_id and len(message_id) > _WIDTH:
+            message_id = None   # left out, not cut, as ingest.headers.msgids does
         return dict(
             received_at=utcnow(), source=self.source, mailbox=self.mailbox,
-            envelope_from=self.envelope_from, envelope_to=json.dumps(self.envelope_to or []),
-            # PostgreSQL text cannot hold NUL; a header carrying one must not
-            # make the mail unstorable (451 forever) when the bytes are fine.
-            message_id=self.message_id.replace("\x00", "")[:998] if self.message_id else None,
+            envelope_from=_envelope_text(self.envelope_from),
+            envelope_to=json.dumps([_envelope_text(r) for r in self.envelope_to or []]),
+            message_id=message_id or None,
             dedupe_key=self.dedupe_key, size=len(self.raw), raw=self.raw, state="received",
         )
+
+
+def _envelope_text(address: str | None) -> str | None:
+    """An SMTP envelope address as a text column can hold it: without NUL, at most 998 characters.
+
+    The stored envelope is a record (and the null sender `<>` a loop signal,
+    RFC 3834 section 2); nothing is ever sent to it, so a NUL dropped or an
+    end cut changes no one's mail. The receiver's command line limit (RFC
+    5321 section 4.5.3.1.4: 512 octets) keeps a real one far below the cut.
+    """
+    if address is None:
+        return None
+    return address.replace("\x00", "")[:_WIDTH]
 
 
 # Built once, executed with parameters (see ticketd/store/tickets.py).

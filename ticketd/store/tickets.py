@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -130,7 +131,35 @@ def add_message(conn: Connection, **values) -> int:
 
 def add_attachments(conn: Connection, message_row_id: int, rows: list[dict]) -> None:
     if rows:
-        conn.execute(_INSERT_ATTACHMENTS, [dict(r, message_id=message_row_id) for r in rows])
+        conn.execute(_INSERT_ATTACHMENTS, [dict(_attachment_columns(r), message_id=message_row_id) for r in rows])
+
+
+# Attachment headers are taken from the MIME parts as written (ingest.parse),
+# not through ingest.headers, so they are fitted to their columns here, at
+# the one place they are written: SQLite stores anything, PostgreSQL refuses
+# NUL in text and a value longer than its VARCHAR, and the mail would be
+# quarantined for good.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME_WIDTH = 255          # attachments.filename, attachments.content_type
+_CONTENT_ID_WIDTH = 998    # attachments.content_id
+
+
+def _attachment_columns(row: dict) -> dict:
+    """An attachment row with values its columns hold on either database.
+
+    The file name and content type are only shown (the file is stored by its
+    sha256), so they lose their control characters and are cut to width. A
+    Content-ID is an id (RFC 2392) that an HTML part refers to: one with a
+    control character or too long for its column is left out rather than
+    altered, since an altered id could name another part of the mail; the
+    part itself is kept, only no `cid:` link finds it.
+    """
+    filename = _CONTROL.sub("", row["filename"])[:_NAME_WIDTH] or "file.bin"
+    content_type = _CONTROL.sub("", row["content_type"])[:_NAME_WIDTH] or "application/octet-stream"
+    content_id = row.get("content_id")
+    if content_id and (len(content_id) > _CONTENT_ID_WIDTH or _CONTROL.search(content_id)):
+        content_id = None
+    return dict(row, filename=filename, content_type=content_type, content_id=content_id)
 
 
 def add_event(conn: Connection, ticket_id: int, at: datetime, actor: str, kind: str, *,
