@@ -28,6 +28,12 @@ class Component(Protocol):
     def stop(self) -> None: ...
 
 
+# `ticketd run` stops the receiver first, then the back office: what the
+# receiver committed in its last moments is processed before the processor
+# exits, for at most this long (what is left waits for the next start).
+LAST_PASS_SECONDS = 30
+
+
 class Processor:
     """Turns committed raw mail into tickets, in arrival order, in one thread.
 
@@ -56,6 +62,16 @@ class Processor:
             except Exception:  # the database is down: try again on the next wake-up
                 log.exception("processing pass failed; retrying")
                 self._stop.wait(1)
+        self._last_pass()
+
+    def _last_pass(self) -> None:
+        """Mail the receiver committed before it stopped becomes tickets before we exit (bounded)."""
+        deadline = time.monotonic() + LAST_PASS_SECONDS
+        try:
+            while drain(self.app) and time.monotonic() < deadline:
+                pass
+        except Exception:
+            log.exception("the last processing pass failed; the mail waits for the next start")
 
     def stop(self) -> None:
         self._stop.set()
