@@ -8,10 +8,12 @@ Protocol is aiosmtpd's; policy is this handler. Our own trouble is always a
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from aiosmtpd.controller import Controller
@@ -30,6 +32,36 @@ RCPT_OK = "250 2.1.5 OK"
 NO_SUCH_USER = "550 5.1.1 <{}>: no such mailbox here"
 TEMP_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+
+# On stop, a mail whose body is still arriving may take this long to end
+# and be stored (its 250); past it, the sender gets 421 and the half mail
+# is dropped, so the sender retries the whole of it. Bounded so a slow or
+# stalled sender cannot hold a stop (and a service manager's timeout) hostage.
+DATA_GRACE_SECONDS = 30.0
+# After that, how long a mail already received may take to be committed.
+COMMIT_WAIT_SECONDS = 30.0
+
+
+def wire_limit(max_message_bytes: int) -> int:
+    """The most DATA bytes a mail of `max_message_bytes` can take on the wire.
+
+    RFC 1870's SIZE is the message without the dot-stuffing of RFC 5321
+    section 4.5.2, but aiosmtpd counts the stuffed bytes. A stuffed line is
+    at least ".X" CRLF on the wire and one dot longer than in the message,
+    so the wire carries at most 4/3 of the message. aiosmtpd stops keeping
+    data past this bound, which also bounds the memory a sender can take.
+    """
+    return max_message_bytes + max_message_bytes // 3 + 1
+
+
+def _declared_size(mail_options: list[str]) -> int | None:
+    """The SIZE= of a MAIL FROM (RFC 1870), which aiosmtpd has already checked is digits."""
+    for option in mail_options:
+        keyword, _, value = option.partition("=")
+        if keyword.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return None
 
 
 def served(app: App, address: str) -> bool:
@@ -56,6 +88,7 @@ class GroupCommitter:
     def __init__(self, app: App) -> None:
         self.app = app
         self._queue: queue.Queue[tuple[RawMail, Future] | None] = queue.Queue()
+        self.last_commit = float("-inf")   # time.monotonic() of the last commit
         self._thread = threading.Thread(target=self._run, name="smtp-commit", daemon=True)
         self._thread.start()
 
@@ -85,6 +118,7 @@ class GroupCommitter:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
+            self.last_commit = time.monotonic()
             for (_, future), stored in zip(batch, results):
                 future.set_result(stored)
             self.app.mail_arrived.set()
@@ -99,14 +133,22 @@ class IntakeHandler:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self.max_bytes = app.settings.smtp.max_message_bytes
         self.accepting = True
-        self._in_flight = 0
-        self._idle = threading.Condition()
         self.committer = GroupCommitter(app)
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        # aiosmtpd announces its own (wire) limit; SIZE is the message's (RFC 1870).
+        session.host_name = hostname
+        return [f"250-SIZE {self.max_bytes}" if r.startswith("250-SIZE ") else r for r in responses]
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options):
         if not self.accepting:
             return SHUTTING_DOWN
+        declared = _declared_size(mail_options)
+        if declared is not None and declared > self.max_bytes:
+            return TOO_BIG   # RFC 1870 section 6.1: refuse now, not after the transfer
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -121,12 +163,14 @@ class IntakeHandler:
         return RCPT_OK
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
-        with self._idle:
-            self._in_flight += 1
+        raw = envelope.original_content or envelope.content
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        if len(raw) > self.max_bytes:
+            # Measured here, without the dot-stuffing aiosmtpd's limit counts.
+            log.info("refused a mail of %s bytes from %s (limit %s)", len(raw), envelope.mail_from, self.max_bytes)
+            return TOO_BIG
         try:
-            raw = envelope.original_content or envelope.content
-            if isinstance(raw, str):
-                raw = raw.encode("utf-8", "surrogateescape")
             key, message_id = dedupe_key(raw)
             mail = RawMail(raw, "smtp", key, message_id, envelope.mail_from,
                            [r.lower() for r in envelope.rcpt_tos])
@@ -136,10 +180,6 @@ class IntakeHandler:
         except Exception:
             log.exception("could not store mail from %s; answered 451", envelope.mail_from)
             return TEMP_FAILURE
-        finally:
-            with self._idle:
-                self._in_flight -= 1
-                self._idle.notify_all()
         return (OK_DUPLICATE if stored.duplicate else OK).format(stored.raw_id)
 
     async def handle_exception(self, error: Exception) -> str:
@@ -147,29 +187,103 @@ class IntakeHandler:
         log.exception("SMTP session error", exc_info=error)
         return TEMP_FAILURE
 
-    def stop_accepting(self, timeout: float = 30) -> bool:
-        """Refuse new mail (421) and wait for mail being committed; True if idle."""
-        self.accepting = False
-        with self._idle:
-            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+class Phase(enum.Enum):
+    """Where one SMTP connection is, as far as stopping is concerned."""
+
+    COMMAND = "between commands"       # told 421 and closed at once
+    BODY = "receiving a mail"          # may finish within DATA_GRACE_SECONDS
+    STORING = "committing a mail"      # gets its 250 (or 451) first
 
 
-class _TolerantController(Controller):
-    """aiosmtpd, but a mail is not refused for its line lengths.
+class Connections:
+    """The open SMTP connections, and whether the receiver is stopping.
 
-    RFC 5321 section 4.5.3.1.6 limits a line to 1000 octets, and aiosmtpd
-    answers 500 to a longer one, and so to a whole mail with bare LF line
-    ends (it counts lines by CRLF). A 5xx makes the sender bounce a
-    customer's mail; like Postfix we take such mail instead. Only CRLF.CRLF
-    still ends the data (no SMTP smuggling), and the size limit still holds.
+    Touched only from the receiver's event loop thread.
     """
 
-    def __init__(self, *args, line_length_limit: int, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._server_class = type("TolerantSMTP", (SMTP,), {"line_length_limit": line_length_limit})
+    def __init__(self) -> None:
+        self.open: set[IntakeSMTP] = set()
+        self.stopping = False
+
+    def in_phase(self, phase: Phase) -> list[IntakeSMTP]:
+        return [c for c in self.open if c.phase is phase]
+
+
+class IntakeSMTP(SMTP):
+    """aiosmtpd's protocol for one connection, which knows its phase so a stop can spare mail in flight.
+
+    It also takes mail with long lines. RFC 5321 section 4.5.3.1.6 limits a
+    line to 1000 octets, and aiosmtpd answers 500 to a longer one, and so to
+    a whole mail with bare LF line ends (it counts lines by CRLF). A 5xx
+    makes the sender bounce a customer's mail; like Postfix we take such
+    mail instead. Only CRLF.CRLF still ends the data (no SMTP smuggling),
+    and the size limit still holds.
+    """
+
+    def __init__(self, handler: IntakeHandler, *, connections: Connections, line_length_limit: int,
+                 **kwargs) -> None:
+        self.line_length_limit = line_length_limit   # read by SMTP.__init__ for its stream reader
+        super().__init__(handler, **kwargs)
+        self.connections = connections
+        self.phase = Phase.COMMAND
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.connections.open.add(self)
+        if self.connections.stopping:   # accepted just before the listener closed
+            self.hang_up()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.connections.open.discard(self)
+        super().connection_lost(error)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self.phase = Phase.BODY
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.phase = Phase.COMMAND
+        if self.connections.stopping:   # the reply to this mail is out; now the 421
+            self.hang_up()
+
+    async def _call_handler_hook(self, command: str, *args):
+        # aiosmtpd (pinned to 1.4.6) calls every handler hook through here;
+        # DATA's only once the final dot is in and the data is within limits.
+        if command == "DATA":
+            self.phase = Phase.STORING
+        return await super()._call_handler_hook(command, *args)
+
+    def hang_up(self) -> None:
+        """Say 421 unasked and close, as RFC 5321 section 3.8 lets a server that shuts down."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")
+            self.transport.close()
+
+
+async def _until(done: Callable[[], bool], seconds: float) -> bool:
+    """Whether `done()` became true within `seconds` (checked on the event loop)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not done():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+class _IntakeController(Controller):
+    """aiosmtpd's controller, serving each connection with an IntakeSMTP."""
+
+    def __init__(self, handler: IntakeHandler, *, connections: Connections, line_length_limit: int,
+                 **kwargs) -> None:
+        super().__init__(handler, **kwargs)
+        self.connections = connections
+        self.line_length_limit = line_length_limit
 
     def factory(self) -> SMTP:
-        return self._server_class(self.handler, **self.SMTP_kwargs)
+        return IntakeSMTP(self.handler, connections=self.connections, line_length_limit=self.line_length_limit,
+                          **self.SMTP_kwargs)
 
 
 class Receiver:
@@ -178,12 +292,16 @@ class Receiver:
     def __init__(self, app: App) -> None:
         self.app = app
         self.handler = IntakeHandler(app)
+        self.connections = Connections()
         host, port = app.settings.smtp.host_port
-        self.controller = _TolerantController(
+        max_bytes = app.settings.smtp.max_message_bytes
+        self.controller = _IntakeController(
             self.handler, hostname=host, port=port, server_hostname=app.settings.support_domain,
-            data_size_limit=app.settings.smtp.max_message_bytes,  # 552 at MAIL FROM SIZE= and at DATA
-            decode_data=False, ident="ticketd ESMTP",
-            line_length_limit=app.settings.smtp.max_message_bytes,
+            # aiosmtpd counts dot-stuffed wire bytes; the handler announces
+            # and enforces max_message_bytes on the message itself (552).
+            data_size_limit=wire_limit(max_bytes),
+            decode_data=False, ident="ticketd ESMTP", connections=self.connections,
+            line_length_limit=max_bytes + 1,   # one line of a mail at the limit, plus its stuffed dot
         )
 
     @property
@@ -194,13 +312,46 @@ class Receiver:
         self.controller.start()
         log.info("SMTP receiver listening on %s:%s", self.controller.hostname, self.controller.port)
 
-    def stop(self, timeout: float = 30, grace: float = 1.0) -> None:
-        """Answer 421 from now on, let mail in flight commit, then close.
+    def stop(self, timeout: float = COMMIT_WAIT_SECONDS, grace: float = 0.0, *,
+             body_grace: float = DATA_GRACE_SECONDS) -> None:
+        """Stop taking mail, finish the mail in flight, then close.
 
-        The short grace keeps the socket open so a client between commands
-        hears 421 (RFC 5321 section 3.8) rather than a bare disconnect.
+        New connections are refused; a session between commands hears 421
+        (RFC 5321 section 3.8) and is closed; a mail whose body is arriving
+        has `body_grace` seconds to end and get its 250, else 421 and nothing
+        is stored; a mail being committed has `timeout` seconds more. Then
+        it returns no sooner than `grace` seconds after the last commit
+        (none by default: the back office's processor takes a last pass over
+        what was committed, ticketd/daemon.py).
         """
-        self.handler.stop_accepting(timeout)
-        time.sleep(grace)
+        self.handler.accepting = False
+        drained = asyncio.run_coroutine_threadsafe(self._drain(body_grace, timeout), self.controller.loop)
+        try:
+            drained.result(body_grace + timeout + 5)
+        except Exception:
+            log.exception("SMTP receiver: stopping the sessions failed; closing anyway")
         self.controller.stop()
         self.handler.committer.close()
+        handover = self.handler.committer.last_commit + grace - time.monotonic()
+        if handover > 0:
+            time.sleep(handover)
+
+    async def _drain(self, body_grace: float, timeout: float) -> None:
+        connections = self.connections
+        connections.stopping = True
+        self.controller.server.close()   # new connections are refused from here on
+        for conn in connections.in_phase(Phase.COMMAND):
+            conn.hang_up()
+        arriving = connections.in_phase(Phase.BODY) + connections.in_phase(Phase.STORING)
+        if arriving:
+            log.info("SMTP receiver stopping: waiting for %s mail in flight", len(arriving))
+        if not await _until(lambda: not connections.in_phase(Phase.BODY), body_grace):
+            for conn in connections.in_phase(Phase.BODY):
+                log.warning("stopping: a mail from %s still arriving after %s s; answered 421, not stored",
+                            conn.envelope.mail_from, body_grace)
+                conn.hang_up()
+        if not await _until(lambda: not connections.open, timeout):
+            for conn in list(connections.open):
+                log.error("stopping: a session (%s) did not end in %s s; cut off", conn.phase.value, timeout)
+                if conn.transport is not None:
+                    conn.transport.abort()
