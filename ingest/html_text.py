@@ -3,13 +3,16 @@
 A single regular-expression tokenizer rather than html.parser: mail HTML is
 often hundreds of kilobytes of nested tables, and html.parser spends most
 of a mail's parse time there. Blockquotes become "> " quoting, so quoted
-history in HTML-only replies can be stripped like plain-text quoting.
+history in HTML-only replies can be stripped like plain-text quoting. End
+tags that HTML lets a writer leave out are implied the way browsers do, so a
+missing </head> or an unclosed hidden element does not swallow the mail.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections import defaultdict
 
 _TOKEN = re.compile(
     r"<!--.*?(?:-->|\Z)"                                   # comments, including Outlook's conditional ones
@@ -18,13 +21,50 @@ _TOKEN = re.compile(
     r"|<(/?)([a-zA-Z][\w:.-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
     re.DOTALL,
 )
-_SKIP = {"script", "style", "head", "title", "template", "noscript", "xml", "svg"}
+# Elements whose content is not shown. The raw text ones hold text up to their end tag, never
+# markup, so "if (a<b)" in a script is not a tag (HTML's raw text and RCDATA elements).
+_SKIP = {"head", "template", "noscript", "xml", "svg"}
+_RAW_TEXT = {"script", "style", "title"}
 _PARAGRAPH = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul", "ol", "dl", "pre", "hr", "center"}
 _LINE = {"div", "br", "tr", "li", "dt", "dd", "section", "article", "header", "footer", "address",
          "form", "fieldset", "caption", "figure", "figcaption", "main", "nav", "aside", "blockquote"}
 _CELL = {"td", "th"}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed", "param"}
+_WHITESPACE = re.compile(r"\s+")
+_BLANKS = re.compile(r"[ \t\u00a0]+")
 _HIDDEN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all", re.IGNORECASE)
+
+# What ends an element without its end tag, after the HTML parsing algorithm ("in body" and
+# "in table" insertion modes), reduced to the elements that decide where hidden content stops.
+_HEAD_CONTENT = {"base", "basefont", "bgsound", "link", "meta", "noscript", "script", "style", "template", "title"}
+_ENDS_P = {"address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div", "dl",
+           "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+           "hgroup", "hr", "li", "dd", "dt", "main", "menu", "nav", "ol", "p", "pre", "section", "summary",
+           "table", "ul", "listing", "xmp", "plaintext"}
+_TABLE_PARTS = ("td", "th", "tr", "thead", "tbody", "tfoot")
+
+
+def _implied_ends() -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    """Start tag: [(the open elements it ends, the scope they must be in)]."""
+    ends: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for starts, closed, scope in (
+        (_ENDS_P, ("p",), "button"),
+        ({"li"}, ("li",), "list"),
+        ({"dd", "dt"}, ("dd", "dt"), "default"),
+        ({"td", "th"}, _TABLE_PARTS[:2], "table"),
+        ({"tr"}, _TABLE_PARTS[:3], "table"),
+        ({"thead", "tbody", "tfoot"}, _TABLE_PARTS, "table"),
+    ):
+        for start in starts:
+            ends.setdefault(start, []).append((closed, scope))
+    return ends
+
+
+_IMPLIED = _implied_ends()
+_END_SCOPE = {"p": "button", "li": "list", "table": "table", **dict.fromkeys(_TABLE_PARTS, "table")}
+# An end tag reaches no further down than the nearest of these ("has an element in scope").
+_WALLS = {"applet", "caption", "html", "table", "td", "th", "marquee", "object", "template"}
+_RAW_END = {name: re.compile(r"</%s(?=[\s/>])[^>]*>?" % name, re.IGNORECASE) for name in _RAW_TEXT}
 
 
 def _attr(attrs: str, name: str) -> str | None:
@@ -32,6 +72,90 @@ def _attr(attrs: str, name: str) -> str | None:
     if not match:
         return None
     return html.unescape(next(g for g in match.groups() if g is not None))
+
+
+def _raw_text_end(markup: str, pos: int, name: str, missing: set[str]) -> int:
+    """Where the raw text content of `name` opened just before `pos`, and its end tag, stop."""
+    found = None if name in missing else _RAW_END[name].search(markup, pos)
+    if not found:
+        missing.add(name)  # none further on either: searching again would make repeats quadratic
+        if name == "title":
+            # Browsers would make the rest of the document the title; a mail is better off losing
+            # only the title, which never holds markup.
+            end = markup.find("<", pos)
+            return len(markup) if end < 0 else end
+        return len(markup)
+    return found.end()
+
+
+class _OpenElements:
+    """HTML's stack of open elements, kept just well enough to know where hidden content ends."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[str, bool]] = []   # (name, whether it or an ancestor is hidden)
+        self.skipping = False                     # the innermost open element is hidden
+        self.at: defaultdict[str, list[int]] = defaultdict(list)  # each name's places in the stack, innermost last
+        self.walls: list[int] = [-1]              # places of _WALLS elements, so a scope check takes constant time
+
+    def last(self, name: str) -> int:
+        at = self.at[name]
+        return at[-1] if at else -1
+
+    def in_scope(self, name: str, scope: str) -> int:
+        """The place of the innermost open `name` if a tag in this scope can reach it, else -1."""
+        places = self.at[name]
+        if not places:
+            return -1
+        place = places[-1]
+        if scope == "default":
+            floor = self.walls[-1]
+        elif scope == "table":
+            floor = max(self.last("html"), self.last("table"), self.last("template"))
+        elif scope == "button":
+            floor = max(self.walls[-1], self.last("button"))
+        else:  # list
+            floor = max(self.walls[-1], self.last("ol"), self.last("ul"))
+        return place if place >= floor else -1
+
+    def push(self, name: str, hidden: bool) -> None:
+        place = len(self.stack)
+        self.at[name].append(place)
+        if name in _WALLS:
+            self.walls.append(place)
+        self.skipping = hidden or self.skipping
+        self.stack.append((name, self.skipping))
+
+    def pop_to(self, place: int) -> None:
+        stack, at, walls = self.stack, self.at, self.walls
+        while len(stack) > place:
+            at[stack.pop()[0]].pop()
+            if walls[-1] == len(stack):
+                walls.pop()
+        self.skipping = bool(stack) and stack[-1][1]
+
+    def start(self, name: str) -> None:
+        """Ends what a start tag closes implicitly: <head> at body content, <p> at a block, a cell at a cell."""
+        if name not in _HEAD_CONTENT and self.at["head"]:
+            self.pop_to(self.at["head"][-1])
+        for ends, scope in _IMPLIED.get(name, ()):
+            for end in ends:
+                place = self.in_scope(end, scope)
+                if place >= 0:
+                    self.pop_to(place)
+
+    def end(self, name: str) -> bool | None:
+        """Closes `name` and all open inside it; whether it was shown, None if there was nothing to close."""
+        place = self.in_scope(name, _END_SCOPE.get(name, "default"))
+        if place < 0:
+            return None  # browsers ignore a stray end tag too
+        shown = not self.stack[place][1]
+        self.pop_to(place)
+        return shown
+
+    def text(self, chunk: str) -> None:
+        """Text in <head> ends it, as in browsers: it belongs to the body."""
+        if self.stack and self.stack[-1][0] == "head" and chunk.strip():
+            self.pop_to(len(self.stack) - 1)
 
 
 class _Writer:
@@ -43,18 +167,34 @@ class _Writer:
         self.line_depth = 0
         self.depth = 0
         self.pre = 0
+        self.breaks = 0
 
     def text(self, chunk: str) -> None:
         if not self.current:
             self.line_depth = self.depth
         self.current.append(chunk)
 
+    def mark(self) -> tuple[int, int]:
+        """A place in the text, to take what is written after it."""
+        return self.breaks, len(self.current)
+
+    def since(self, mark: tuple[int, int]) -> str:
+        """What this line holds after `mark`: all of it if the line began later."""
+        breaks, chunks = mark
+        return "".join(self.current[chunks:] if breaks == self.breaks else self.current)
+
     def newline(self, blank: bool = False) -> None:
-        self.lines.append((self.line_depth if self.current else self.depth, "".join(self.current)))
+        self.breaks += 1
+        self._row(self.line_depth if self.current else self.depth, "".join(self.current))
         self.current = []
         self.line_depth = self.depth
         if blank:
-            self.lines.append((self.depth, ""))
+            self._row(self.depth, "")
+
+    def _row(self, depth: int, line: str) -> None:
+        # A run of empty rows at one depth reads as one; keeping one keeps a flood of <p> small.
+        if line or not self.lines or self.lines[-1] != (depth, ""):
+            self.lines.append((depth, line))
 
     def result(self) -> str:
         if self.current:
@@ -64,8 +204,16 @@ class _Writer:
             if "\x00pre" in line:
                 line = line.replace("\x00pre", "").rstrip()
             else:
-                line = re.sub(r"[ \t\u00a0]+", " ", line).strip()
+                line = _BLANKS.sub(" ", line).strip()
             rows.append((depth, line))
+        # The depth of the next non-blank row after each row, in one backward pass: looking ahead
+        # from every blank row instead is quadratic in a mail of empty paragraphs.
+        following: list[int | None] = [None] * len(rows)
+        ahead = None
+        for i in range(len(rows) - 1, -1, -1):
+            following[i] = ahead
+            if rows[i][1]:
+                ahead = rows[i][0]
         out: list[str] = []
         last_depth = None
         for i, (depth, line) in enumerate(rows):
@@ -74,8 +222,7 @@ class _Writer:
                 last_depth = depth
                 continue
             # One blank line at most, none on top or bottom, none at a quote's edge.
-            following = next((d for d, text in rows[i + 1:] if text), None)
-            if last_depth == depth == following and out and out[-1].strip("> "):
+            if last_depth == depth == following[i] and out and out[-1].strip("> "):
                 out.append(("> " * depth).rstrip())
         return "\n".join(out)
 
@@ -83,13 +230,22 @@ class _Writer:
 def html_to_text(markup: str) -> str:
     """The visible text of an HTML document, with line structure and > quoting."""
     writer = _Writer()
-    skipping: list[str] = []          # element names whose content is not shown
-    link: list[str | None] = []       # hrefs of open <a> elements
-    link_text_start: list[int] = []
+    open_elements = _OpenElements()
+    missing_ends: set[str] = set()    # raw text elements with no end tag further on
+    link: list[tuple[str | None, tuple[int, int]]] = []  # the open <a>, if any: its href, where its text starts
     pos = 0
 
+    def end_link() -> None:
+        href, start = link.pop()
+        shown = re.sub(r"\[[^\]]*\]", "", writer.since(start)).strip()  # not image alts
+        # Show where a link goes unless its text already says so.
+        if href and re.match(r"(?i)https?:|mailto:", href) and shown and \
+                href.split(":", 1)[1].strip("/") not in shown and not re.match(r"(?i)https?:|www\.", shown):
+            writer.text(f" <{href[7:] if href.lower().startswith('mailto:') else href}>")
+
     def emit(chunk: str) -> None:
-        if skipping or not chunk:
+        open_elements.text(chunk)
+        if open_elements.skipping:
             return
         chunk = html.unescape(chunk)
         if writer.pre:
@@ -99,27 +255,38 @@ def html_to_text(markup: str) -> str:
                 if piece:
                     writer.text("\x00pre" + piece)
         else:
-            writer.text(re.sub(r"\s+", " ", chunk))
+            writer.text(_WHITESPACE.sub(" ", chunk))
 
-    for match in _TOKEN.finditer(markup):
-        emit(markup[pos:match.start()])
+    while match := _TOKEN.search(markup, pos):
+        if match.start() > pos:
+            emit(markup[pos:match.start()])
         pos = match.end()
-        name = (match.group(2) or "").lower()
+        slash, name, attrs = match.group(1, 2, 3)
         if not name:
             continue  # comment, doctype, CDATA
-        closing, attrs = match.group(1) == "/", match.group(3) or ""
+        name, closing = name.lower(), slash == "/"
         self_closing = attrs.rstrip().endswith("/") or name in _VOID
-        if skipping:
-            if closing and name == skipping[-1]:
-                skipping.pop()
-            elif not closing and not self_closing and name == skipping[-1]:
-                skipping.append(name)  # nested element of the same name inside a hidden one
-            continue
-        hidden = "style" in attrs and not self_closing and _HIDDEN.search(_attr(attrs, "style") or "")
-        if not closing and (name in _SKIP or hidden):
+        if closing:
+            was_shown = open_elements.end(name)
+            # A hidden element's own end tag is as invisible as its start tag; one that ends a
+            # shown ancestor (and so the hidden element inside it) still shapes the text.
+            if was_shown is False or (was_shown is None and open_elements.skipping):
+                continue
+        else:
+            open_elements.start(name)
+            if name in _RAW_TEXT and not self_closing:
+                pos = _raw_text_end(markup, pos, name, missing_ends)
+                continue
+            if open_elements.skipping:
+                if not self_closing:
+                    open_elements.push(name, True)
+                continue
+            hidden = name in _SKIP or "style" in attrs and not self_closing and \
+                bool(_HIDDEN.search(_attr(attrs, "style") or ""))
             if not self_closing:
-                skipping.append(name)
-            continue
+                open_elements.push(name, hidden)
+            if hidden:
+                continue
         if name == "blockquote":
             writer.newline()
             writer.depth = max(0, writer.depth + (-1 if closing else 1))
@@ -130,16 +297,10 @@ def html_to_text(markup: str) -> str:
             writer.pre = max(0, writer.pre + (-1 if closing else 1))
             continue
         if name == "a":
+            if link:
+                end_link()  # links do not nest: a new one ends the open one, as in browsers
             if not closing:
-                link.append(_attr(attrs, "href"))
-                link_text_start.append(len("".join(writer.current)))
-            elif link:
-                href, start = link.pop(), link_text_start.pop()
-                shown = re.sub(r"\[[^\]]*\]", "", "".join(writer.current)[start:]).strip()  # not image alts
-                # Show where a link goes unless its text already says so.
-                if href and re.match(r"(?i)https?:|mailto:", href) and shown and \
-                        href.split(":", 1)[1].strip("/") not in shown and not re.match(r"(?i)https?:|www\.", shown):
-                    writer.text(f" <{href[7:] if href.lower().startswith('mailto:') else href}>")
+                link.append((_attr(attrs, "href"), writer.mark()))
             continue
         if name == "img" and not closing:
             alt = (_attr(attrs, "alt") or "").strip()

@@ -1,0 +1,128 @@
+"""HTML to text: hidden content ends where browsers end it, and time grows linearly with size."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from ingest.html_text import html_to_text
+from ingest.parse import parse_mail
+
+
+# (markup, text that must show, text that must not). HTML lets a writer leave out </head>,
+# </p>, </td>, </li> and more; browsers imply them, and a hidden element's content ends there.
+CASES = {
+    "head without its end tag": (
+        "<html><head><title>x</title><body><p>My printer is on fire.</p>", "My printer is on fire.", "x"),
+    "head ended by body content": (
+        "<html><head><meta charset=utf-8>\r\n<p>Invoice 4711 was charged twice.</p></html>",
+        "Invoice 4711 was charged twice.", None),
+    "head opened twice instead of closed": (
+        "<html><head><style>p {margin: 0}</style><head><body><div>Is somebody there?</div></body></html>",
+        "Is somebody there?", "margin"),
+    "title without its end tag": (
+        "<html><head><title>Support request<body><p>Real text</p></body></html>", "Real text", "Support request"),
+    "title holding a <": ("<title>a<b</title><p>Real text</p>", "Real text", "a<b"),
+    "hidden p ended by the next p": ('<p style="display:none">preheader<p>Real text', "Real text", "preheader"),
+    "hidden p ended by a block": ('<p style="display:none">preheader<div>Real text</div>', "Real text", "preheader"),
+    "hidden td ended by the next td": (
+        "<table><tr><td style=display:none>preheader<td>Real text</td></tr></table>", "Real text", "preheader"),
+    "hidden td ended by the next tr": (
+        "<table><tr><td style=display:none>preheader<tr><td>Real text</td></tr></table>", "Real text", "preheader"),
+    "hidden li ended by the next li": (
+        "<ul><li style='display:none'>preheader<li>Real text</ul>", "Real text", "preheader"),
+    "hidden span ended by its parent": (
+        "<div><span style='display:none'>preheader</div>Real text", "Real text", "preheader"),
+    "hidden div ended by its cell": (
+        "<table><tr><td><div style='display:none'>preheader</td><td>Real text</td></tr></table>",
+        "Real text", "preheader"),
+    "script holding a <": (
+        "<p>Hello</p><script>if (a<b) {x()}</script><p>My order 123 never arrived.</p>",
+        "My order 123 never arrived.", "x()"),
+    "script writing an end tag": (
+        "<p>a</p><script>if (a<b) { document.write('</p>leak'); }</script><p>Real text</p>", "Real text", "leak"),
+    "style holding a <": ("<style>/* 600px<width */ p {margin: 0}</style>Real text", "Real text", "margin"),
+}
+
+
+@pytest.mark.parametrize("markup, shown, hidden", CASES.values(), ids=CASES.keys())
+def test_hidden_content_ends_where_browsers_end_it(markup: str, shown: str, hidden: str | None) -> None:
+    text = html_to_text(markup)
+    assert shown in text
+    assert hidden is None or hidden not in text
+
+
+def test_what_implied_end_tags_leave_alone() -> None:
+    # A cell of a table nested in a hidden cell does not end the hidden one.
+    assert html_to_text("<table><tr><td style=display:none><table><tr><td>inner<td>inner too</table>"
+                        "still hidden<td>Real</table>") == "Real"
+    # Nor does an end tag that matches nothing open (browsers ignore it).
+    assert html_to_text("<div style='display:none'><span>pre</b>still hidden</span></div>Real") == "Real"
+    assert html_to_text("<div style=display:none><div>x</div>y</div>z") == "z"
+    assert html_to_text("A<div style='display:none'>x</div>B") == "AB"  # display:none leaves no line break
+    assert html_to_text("<p>a</p><p style=display:none>b</p><p>c</p>") == "a\n\nc"
+    assert html_to_text("<p>a<SCRIPT>if (a<b) x()</SCRIPT >b") == "ab"
+
+
+def test_html_only_mail_without_head_end_tag_keeps_its_text() -> None:
+    body = "<html><head><meta charset=utf-8><title>Support request</title>\r\n<body><p>My printer is on fire.</p>"
+    raw = ("From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: help\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/html; charset=utf-8\r\n\r\n" + body).encode()
+    assert parse_mail(raw).text == "My printer is on fire."
+
+
+def test_links_that_do_not_nest_each_show_their_target() -> None:
+    # A new <a> ends the open one, as in browsers.
+    assert html_to_text("<a href='https://a.example/'>one<a href='https://b.example/'>two</a>") == \
+        "one <https://a.example/>two <https://b.example/>"
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Fails the block once it runs longer than `seconds`, so a quadratic regression cannot hang the run."""
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"over {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _cpu_seconds(markup: str) -> float:
+    """The best of two runs, in CPU time: other work on the machine does not count."""
+    best = float("inf")
+    for _ in range(2):
+        start = time.process_time()
+        html_to_text(markup)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+SHAPES = {
+    "empty paragraphs": "<p>",
+    "paragraphs": "<p>x",
+    "nested table rows": "<div><table><tr><td><span style='x'>word &amp; more</span></td></tr></table></div>\n",
+    "links on one line": "<a href='https://example.com/'>link</a> ",
+}
+
+
+@pytest.mark.parametrize("unit", SHAPES.values(), ids=SHAPES.keys())
+def test_time_grows_linearly(unit: str) -> None:
+    small = unit * (100_000 // len(unit))
+    with _deadline(60):
+        ratio = _cpu_seconds(small * 4) / max(_cpu_seconds(small), 1e-3)
+    assert ratio < 8  # four times the input: about 4 if linear, 16 if quadratic
+
+
+def test_two_megabytes_of_paragraphs_convert() -> None:
+    markup = "<p>x" * 500_000
+    with _deadline(30):  # seconds on a loaded machine; it took hours when quadratic
+        text = html_to_text(markup)
+    assert text == "\n\n".join(["x"] * 500_000)
