@@ -12,7 +12,6 @@ import enum
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -88,7 +87,6 @@ class GroupCommitter:
     def __init__(self, app: App) -> None:
         self.app = app
         self._queue: queue.Queue[tuple[RawMail, Future] | None] = queue.Queue()
-        self.last_commit = float("-inf")   # time.monotonic() of the last commit
         self._thread = threading.Thread(target=self._run, name="smtp-commit", daemon=True)
         self._thread.start()
 
@@ -118,7 +116,6 @@ class GroupCommitter:
                 for _, future in batch:
                     future.set_exception(exc)
                 continue
-            self.last_commit = time.monotonic()
             for (_, future), stored in zip(batch, results):
                 future.set_result(stored)
             self.app.mail_arrived.set()
@@ -312,17 +309,15 @@ class Receiver:
         self.controller.start()
         log.info("SMTP receiver listening on %s:%s", self.controller.hostname, self.controller.port)
 
-    def stop(self, timeout: float = COMMIT_WAIT_SECONDS, grace: float = 0.0, *,
-             body_grace: float = DATA_GRACE_SECONDS) -> None:
+    def stop(self, timeout: float = COMMIT_WAIT_SECONDS, *, body_grace: float = DATA_GRACE_SECONDS) -> None:
         """Stop taking mail, finish the mail in flight, then close.
 
         New connections are refused; a session between commands hears 421
         (RFC 5321 section 3.8) and is closed; a mail whose body is arriving
         has `body_grace` seconds to end and get its 250, else 421 and nothing
-        is stored; a mail being committed has `timeout` seconds more. Then
-        it returns no sooner than `grace` seconds after the last commit
-        (none by default: the back office's processor takes a last pass over
-        what was committed, ticketd/daemon.py).
+        is stored; a mail being committed has `timeout` seconds more. What
+        was committed becomes tickets in the back office's last pass
+        (ticketd/daemon.py).
         """
         self.handler.accepting = False
         drained = asyncio.run_coroutine_threadsafe(self._drain(body_grace, timeout), self.controller.loop)
@@ -332,9 +327,6 @@ class Receiver:
             log.exception("SMTP receiver: stopping the sessions failed; closing anyway")
         self.controller.stop()
         self.handler.committer.close()
-        handover = self.handler.committer.last_commit + grace - time.monotonic()
-        if handover > 0:
-            time.sleep(handover)
 
     async def _drain(self, body_grace: float, timeout: float) -> None:
         connections = self.connections

@@ -148,5 +148,5 @@ def open_desk(make_app, db_url: str, **kw):
     try:
         yield Desk(app, receiver, sink)
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
         sink.stop()

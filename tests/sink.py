@@ -169,7 +169,7 @@ def receive(app, *mails: EmailMessage) -> None:
             submit(app, msg)
         drain(app)
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
 
 
 @contextlib.contextmanager

@@ -245,16 +245,21 @@ _BOTTOM_POSTED = {
 }
 
 
-@pytest.mark.parametrize("kind", list(_BOTTOM_POSTED))
-def test_bottom_posted_note_stays_internal(any_db_desk, kind):
-    desk = any_db_desk
+def _answer_below_the_notification(desk, kind: str, reply: str) -> tuple[int, int]:
+    """Alice answers her notification laid out as `kind`; the ticket and the customer's outbox rows before."""
     tid = _ticket_with_agent(desk)
     notification = desk.last(ALICE)
     quoted = "\n".join("> " + line for line in body_text(notification).splitlines())
     before = len(desk.rows(recipient=CUSTOMER))
     desk.reply_to(notification, ALICE, _BOTTOM_POSTED[kind].format(
-        greeting=f"Alice, ticket [#{tid}] is now yours.", quoted=quoted,
-        reply="#note\nThe customer is a known fraudster."))
+        greeting=f"Alice, ticket [#{tid}] is now yours.", quoted=quoted, reply=reply))
+    return tid, before
+
+
+@pytest.mark.parametrize("kind", list(_BOTTOM_POSTED))
+def test_bottom_posted_note_stays_internal(any_db_desk, kind):
+    desk = any_db_desk
+    tid, before = _answer_below_the_notification(desk, kind, "#note\nThe customer is a known fraudster.")
     assert _customer_mail(desk, before) == []
     assert [e["kind"] for e in desk.events(tid)][-1] == "internal_note"
     stored = desk.messages(tid)[-1]
@@ -265,13 +270,7 @@ def test_bottom_posted_note_stays_internal(any_db_desk, kind):
 @pytest.mark.parametrize("kind", list(_BOTTOM_POSTED))
 def test_bottom_posted_reply_relays_only_the_agents_lines(any_db_desk, kind):
     desk = any_db_desk
-    tid = _ticket_with_agent(desk)
-    notification = desk.last(ALICE)
-    quoted = "\n".join("> " + line for line in body_text(notification).splitlines())
-    before = len(desk.rows(recipient=CUSTOMER))
-    desk.reply_to(notification, ALICE, _BOTTOM_POSTED[kind].format(
-        greeting=f"Alice, ticket [#{tid}] is now yours.", quoted=quoted,
-        reply="We are replacing the printer.\n\nIt ships on Monday."))
+    tid, before = _answer_below_the_notification(desk, kind, "We are replacing the printer.\n\nIt ships on Monday.")
     [(template, text)] = _customer_mail(desk, before)
     assert template == "requester/agent_reply"
     assert "We are replacing the printer.\n\nIt ships on Monday." in text.replace("\r\n", "\n")

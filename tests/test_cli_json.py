@@ -47,7 +47,7 @@ def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
         with smtplib.SMTP("127.0.0.1", receiver.port) as client:
             client.send_message(msg)
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
     assert drain(app) == 1
 
     listed = json.loads(_cli(config, "tickets", "list", "--json"))

@@ -410,7 +410,7 @@ def test_same_mail_by_smtp_and_imap_is_stored_once(make_app, sqlite_url, dovecot
         with smtplib.SMTP("127.0.0.1", receiver.port) as client:
             assert client.send_message(msg) == {}
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
     assert _raw_count(app) == 1
 
     # The mailbox copy went through other MTAs: its own trace headers, LF vs CRLF.

@@ -38,7 +38,7 @@ def intake(make_app, sqlite_url):
     receiver = Receiver(app)
     receiver.start()
     yield app
-    receiver.stop(grace=0)
+    receiver.stop()
 
 
 @pytest.mark.parametrize("name,headers,mail_from", _signal_cases(), ids=[c[0] for c in _signal_cases()])
@@ -123,7 +123,7 @@ def test_automatic_mail_per_recipient_per_hour_is_capped(make_app, sqlite_url):
     try:
         ids = [_open_ticket(app, subject=f"Cap {n}") for n in range(5)]
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
     assert len(outbox_rows(app)) == 3
     for ticket_id in ids[3:]:
         [event] = ticket_events(app, ticket_id, "mail_suppressed")

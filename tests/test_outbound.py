@@ -182,7 +182,7 @@ def test_a_redelivered_job_does_not_send_twice(make_app, db_url, sink):
     try:
         submit(app, submit_app_ticket)
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
     drain(app)
     [row] = outbox_rows(app)
     results = []
@@ -267,7 +267,7 @@ def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlit
     try:
         submit(app, customer_mail())
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
     drain(app)
     [row] = outbox_rows(app)
     long_ago = utcnow().replace(year=2000)

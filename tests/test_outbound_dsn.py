@@ -54,7 +54,7 @@ def test_a_bounce_of_our_ack_lands_on_its_ticket_and_marks_the_address(make_app,
             client.sendmail("", ["support@example.com"], delivery_report(ack["message_id"], "gone@example.org"))
         assert drain(app) == 1
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
     with app.engine.connect() as conn:
         stored = conn.execute(select(messages).where(messages.c.message_id == "bounce-1@mx.example.org")
                               ).mappings().one()

@@ -33,7 +33,7 @@ def intake(make_app, db_url):
     receiver = Receiver(app)
     receiver.start()
     yield app, receiver
-    receiver.stop(grace=0)
+    receiver.stop()
 
 
 def _mail(*extra: str, from_: str = "Customer <cust@example.org>", message_id: str = "<m1@client.example.org>",

@@ -61,7 +61,7 @@ def test_disconnect_before_final_dot_leaves_nothing(make_app, sqlite_url):
             client.send_message(_mail())
         assert _count(app.engine) == 1
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
 
 
 def test_database_unreachable_answers_451_then_accepts(make_app, postgres_url):
@@ -86,7 +86,7 @@ def test_database_unreachable_answers_451_then_accepts(make_app, postgres_url):
             assert client.send_message(_mail(1)) == {}
         assert _count(direct) == 1
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
         proxy.cut()
         direct.dispose()
 

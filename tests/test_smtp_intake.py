@@ -19,7 +19,7 @@ def receiver_app(make_app, db_url):
     receiver = Receiver(app)
     receiver.start()
     yield app, receiver
-    receiver.stop(grace=0)
+    receiver.stop()
 
 
 def _mail(subject="Printer on fire", body="It is on fire.\n", sender="cust@example.org", **headers):
@@ -94,7 +94,7 @@ def test_oversized_mail_is_refused_at_mail_from(make_app, sqlite_url):
             code, _ = client.mail("cust@example.org", options=[f"SIZE={app.settings.smtp.max_message_bytes + 1}"])
         assert code == 552
     finally:
-        receiver.stop(grace=0)
+        receiver.stop()
 
 
 def test_a_nul_byte_in_the_message_id_does_not_make_the_mail_unstorable(receiver_app):

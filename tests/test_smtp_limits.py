@@ -93,7 +93,7 @@ def small_receiver(make_app, db_url):
     receiver = Receiver(app)
     receiver.start()
     yield app, receiver
-    receiver.stop(grace=0)
+    receiver.stop()
 
 
 @pytest.mark.parametrize("line", [b". a line that starts with a dot\r\n", b".\r\n"], ids=["dotted", "only-dots"])
@@ -144,7 +144,7 @@ def test_stop_lets_a_mail_being_sent_finish_and_refuses_everything_else(make_app
     port = receiver.port
     mail = _mail_of(200_000, name="in-flight")
     wire = _stuffed(mail)
-    stopping = threading.Thread(target=receiver.stop, kwargs={"grace": 0, "body_grace": 20})
+    stopping = threading.Thread(target=receiver.stop, kwargs={"body_grace": 20})
     try:
         sender = _sender_in_data(port)
         sender.send(wire[:50_000])
@@ -171,7 +171,7 @@ def test_stop_lets_a_mail_being_sent_finish_and_refuses_everything_else(make_app
         assert _stored(app.engine) == [mail]
     finally:
         if stopping.ident is None:      # the test failed before the stop began
-            receiver.stop(grace=0)
+            receiver.stop()
 
 
 def test_a_mail_still_arriving_after_the_grace_gets_421_and_is_not_stored(make_app, sqlite_url):
@@ -181,7 +181,7 @@ def test_a_mail_still_arriving_after_the_grace_gets_421_and_is_not_stored(make_a
     sender = _sender_in_data(receiver.port)
     sender.send(_stuffed(_mail_of(5_000, name="stalled"))[:2_000])   # then the sender stalls
     started = time.monotonic()
-    stopping = threading.Thread(target=receiver.stop, kwargs={"grace": 0, "body_grace": 0.5})
+    stopping = threading.Thread(target=receiver.stop, kwargs={"body_grace": 0.5})
     stopping.start()
     code, _ = sender.getreply()
     assert code == 421

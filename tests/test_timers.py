@@ -242,6 +242,18 @@ def test_only_a_public_agent_reply_answers_the_respond_clock(make_app, db_url):
         desk_gen.close()
 
 
+def _answered_by_an_agent(desk) -> tuple[int, str]:
+    """A customer's new ticket, assigned, and its agent's public reply; the ticket and the agent."""
+    from tests.desk import build_mail
+
+    desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    agent = desk.assign(tid)
+    desk.send(build_mail(agent, "Have you tried water?\n", to=desk.agent_address(tid, agent),
+                         subject=f"Re: [#{tid}] Printer"))
+    return tid, agent
+
+
 def test_asking_the_customer_again_restarts_the_wait(make_app, db_url):
     """PRODUCT.md waiting_customer: warn, then close, after the customer's silence since our last question."""
     from tests.desk import build_mail, open_desk
@@ -281,11 +293,7 @@ def test_a_customer_follow_up_after_an_agent_reply_gets_its_own_respond_clock(ma
     desk_gen = open_desk(make_app, db_url, rules=text)
     desk = next(desk_gen)
     try:
-        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
-        tid = desk.ticket()["id"]
-        agent = desk.assign(tid)
-        desk.send(build_mail(agent, "Have you tried water?\n", to=desk.agent_address(tid, agent),
-                             subject=f"Re: [#{tid}] Printer"))
+        tid, agent = _answered_by_an_agent(desk)
         assert desk.ticket(tid)["status"] == "open"
         with desk.app.engine.connect() as conn:
             [answered] = armed(conn, tid)              # open's clock, armed by the reply itself
@@ -441,11 +449,7 @@ def test_a_new_customer_question_on_an_open_ticket_restarts_the_respond_clock(ma
     desk_gen = open_desk(make_app, sqlite_url, rules=rules(respond="1h"))
     desk = next(desk_gen)
     try:
-        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
-        tid = desk.ticket()["id"]
-        agent = desk.assign(tid)
-        desk.send(build_mail(agent, "Have you tried water?\n", to=desk.agent_address(tid, agent),
-                             subject=f"Re: [#{tid}] Printer"))
+        tid, agent = _answered_by_an_agent(desk)
         with desk.app.engine.begin() as conn:   # the clock armed with `open` has run out, answered
             conn.execute(timers.update().values(state="cancelled"))
         desk.send(build_mail("cust@example.org", "Water made it worse.\n", subject=f"Re: [#{tid}] Printer",
