@@ -76,6 +76,18 @@ def db_url(request, tmp_path):
         yield request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture
+def receiver_app(make_app, db_url):
+    """An App and its SMTP receiver, started, on each database; stopped afterwards."""
+    from ingest.smtp import Receiver
+
+    app = make_app(db_url)
+    receiver = Receiver(app)
+    receiver.start()
+    yield app, receiver
+    receiver.stop()
+
+
 def write_config(tmp_path: Path, db_url: str, *, rules: str = MINIMAL_RULES, smtp_port: int | None = None,
                  outbound_port: int = 2, extra: str = "") -> Path:
     """ticketd.yaml and rules.yaml in tmp_path; a top-level key in `extra` replaces the default one."""

@@ -27,15 +27,6 @@ LONG_ADDRESS = "b" * 400 + "@example.org"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-@pytest.fixture
-def intake(make_app, db_url):
-    app = make_app(db_url)
-    receiver = Receiver(app)
-    receiver.start()
-    yield app, receiver
-    receiver.stop()
-
-
 def _mail(*extra: str, from_: str = "Customer <cust@example.org>", message_id: str = "<m1@client.example.org>",
           subject: str = "Printer on fire", body: str = "The printer is on fire.\r\n",
           content_type: str = "text/plain; charset=utf-8") -> bytes:
@@ -75,8 +66,8 @@ def _ticket_of_last_mail(app) -> dict:
         )
 
 
-def test_nul_in_the_smtp_envelope_is_dropped_from_the_stored_envelope(intake):
-    app, receiver = intake
+def test_nul_in_the_smtp_envelope_is_dropped_from_the_stored_envelope(receiver_app):
+    app, receiver = receiver_app
     raw = _mail()
     _send(receiver, raw, sender="cu\x00st@example.org", rcpt="support+\x00x@example.com")
     got = _ticket_of_last_mail(app)
@@ -86,8 +77,8 @@ def test_nul_in_the_smtp_envelope_is_dropped_from_the_stored_envelope(intake):
     assert got["ticket"]["requester"] == "cust@example.org"
 
 
-def test_cc_address_with_nul_is_left_out(intake):
-    app, receiver = intake
+def test_cc_address_with_nul_is_left_out(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _mail("Cc: fo\x00o@example.org, Colleague <colleague@example.org>"))
     got = _ticket_of_last_mail(app)
     assert json.loads(got["message"]["cc_addrs"]) == ["colleague@example.org"]
@@ -95,8 +86,8 @@ def test_cc_address_with_nul_is_left_out(intake):
         ("cust@example.org", "requester"), ("colleague@example.org", "follower")]
 
 
-def test_message_id_of_1100_characters_is_left_out_and_a_reply_still_threads(intake):
-    app, receiver = intake
+def test_message_id_of_1100_characters_is_left_out_and_a_reply_still_threads(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _mail(message_id=f"<{LONG_ID}>"))
     first = _ticket_of_last_mail(app)
     assert first["message"]["message_id"] is None
@@ -113,8 +104,8 @@ def test_message_id_of_1100_characters_is_left_out_and_a_reply_still_threads(int
     assert reply["message"]["message_id"] == "m2@client.example.org"
 
 
-def test_from_address_over_320_characters_is_left_out(intake):
-    app, receiver = intake
+def test_from_address_over_320_characters_is_left_out(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _mail(from_=f"Long <{LONG_ADDRESS}>"))
     got = _ticket_of_last_mail(app)
     assert got["message"]["from_addr"] is None
@@ -124,16 +115,16 @@ def test_from_address_over_320_characters_is_left_out(intake):
     assert LONG_ADDRESS not in got["recipients"] and got["recipients"] == []   # nothing is acknowledged
 
 
-def test_cc_address_over_320_characters_is_left_out(intake):
-    app, receiver = intake
+def test_cc_address_over_320_characters_is_left_out(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _mail(f"Cc: {LONG_ADDRESS}, colleague@example.org"))
     got = _ticket_of_last_mail(app)
     assert json.loads(got["message"]["cc_addrs"]) == ["colleague@example.org"]
     assert [p["email"] for p in got["people"]] == ["cust@example.org", "colleague@example.org"]
 
 
-def test_display_name_of_500_characters_is_cut_to_320(intake):
-    app, receiver = intake
+def test_display_name_of_500_characters_is_cut_to_320(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _mail(from_=f'"{"N" * 500}" <cust@example.org>'))
     got = _ticket_of_last_mail(app)
     cut = "N" * 319 + "…"
@@ -151,8 +142,8 @@ def _with_image(content_id: str, content_type: str = "image/png") -> bytes:
     return _mail(content_type='multipart/mixed; boundary="BB"', body=body)
 
 
-def test_content_id_over_998_characters_is_left_out(intake):
-    app, receiver = intake
+def test_content_id_over_998_characters_is_left_out(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _with_image(f"<{'c' * 1500}@client.example.org>"))
     got = _ticket_of_last_mail(app)
     [image] = got["files"]
@@ -160,8 +151,8 @@ def test_content_id_over_998_characters_is_left_out(intake):
     assert image["size"] == 8
 
 
-def test_attachment_headers_with_nul_are_stored_without_it(intake):
-    app, receiver = intake
+def test_attachment_headers_with_nul_are_stored_without_it(receiver_app):
+    app, receiver = receiver_app
     _send(receiver, _with_image("<pic\x00ture@client.example.org>", content_type="image/pn\x00g"))
     got = _ticket_of_last_mail(app)
     [image] = got["files"]

@@ -5,21 +5,11 @@ from __future__ import annotations
 import smtplib
 from email.message import EmailMessage
 
-import pytest
 from sqlalchemy import func, select
 
 from ingest.smtp import Receiver
 from ticketd.pipeline import drain
 from ticketd.store.tables import messages, raw_mail, tickets
-
-
-@pytest.fixture
-def receiver_app(make_app, db_url):
-    app = make_app(db_url)
-    receiver = Receiver(app)
-    receiver.start()
-    yield app, receiver
-    receiver.stop()
 
 
 def _mail(subject="Printer on fire", body="It is on fire.\n", sender="cust@example.org", **headers):
