@@ -173,7 +173,9 @@ class IntakeHandler:
                            [r.lower() for r in envelope.rcpt_tos])
             stored: Stored = await asyncio.wrap_future(self.committer.submit(mail))
             log.info("stored raw mail %s (Message-ID %s)%s", stored.raw_id, message_id,
-                     " again" if stored.duplicate else "")
+                     " again" if stored.duplicate else
+                     ": a different mail reusing the Message-ID of one already stored, kept as a new mail"
+                     if stored.derived else "")
         except Exception:
             log.exception("could not store mail from %s; answered 451", envelope.mail_from)
             return TEMP_FAILURE

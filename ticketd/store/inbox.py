@@ -6,9 +6,10 @@ import json
 from datetime import datetime
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ingest.identity import HEAD_BYTES, candidate_keys, identity, same_mail
 from ticketd.clock import utcnow
 from ticketd.store.db import durably, reading
 from ticketd.store.tables import raw_mail
@@ -20,6 +21,7 @@ _WIDTH = 998   # of raw_mail.envelope_from and raw_mail.message_id (schema.sql)
 class Stored:
     raw_id: int
     duplicate: bool
+    derived: bool = False   # a different mail held its dedupe key: kept under a derived one
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ def _envelope_text(address: str | None) -> str | None:
 _INSERT_RAW = insert(raw_mail).returning(raw_mail.c.id)
 _KNOWN_KEYS = select(raw_mail.c.dedupe_key, raw_mail.c.id).where(
     raw_mail.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+# Only run when a key collides: the rows under a mail's candidate keys, with
+# the start of their bytes (their head is all ingest.identity reads).
+_CANDIDATES = select(raw_mail.c.dedupe_key, raw_mail.c.id,
+                     func.substr(raw_mail.c.raw, 1, HEAD_BYTES, type_=raw_mail.c.raw.type)).where(
+    raw_mail.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 _WAITING_ROWS = select(raw_mail).where(raw_mail.c.id.in_(bindparam("ids", expanding=True)),
                                        raw_mail.c.state == "received")
 
@@ -75,18 +82,22 @@ _WAITING_ROWS = select(raw_mail).where(raw_mail.c.id.in_(bindparam("ids", expand
 def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
     """Commit several mails in one transaction (one fsync: group commit).
 
-    Duplicates (already stored, or twice in the batch) are answered with the
-    first row. If another writer races us to a key, the whole batch falls
-    back to one transaction per mail, which settles who was first.
+    A mail whose key is already taken (stored before, or earlier in the
+    batch) is settled by _settle_collision: a duplicate is answered with the
+    first row, a different mail is kept under a derived key. If another
+    writer races us to a key, the whole batch falls back to one transaction
+    per mail, which settles who was first.
     """
     keys = [m.dedupe_key for m in mails]
     try:
         with durably(engine) as conn, conn.begin():
+            # One query for the whole batch; a mail whose key is free costs
+            # nothing more than its INSERT.
             known = dict(conn.execute(_KNOWN_KEYS, dict(keys=list(set(keys)))).all())
             results = []
             for mail in mails:
                 if mail.dedupe_key in known:
-                    results.append(Stored(known[mail.dedupe_key], True))
+                    results.append(_settle_collision(conn, mail))
                     continue
                 raw_id = conn.execute(_INSERT_RAW, mail.row()).scalar_one()
                 known[mail.dedupe_key] = raw_id
@@ -96,6 +107,11 @@ def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
         return [store_raw(engine, m.raw, source=m.source, dedupe_key=m.dedupe_key, message_id=m.message_id,
                           envelope_from=m.envelope_from, envelope_to=m.envelope_to, mailbox=m.mailbox)
                 for m in mails]
+
+
+# How often a collision is settled again when another writer takes the key
+# we chose between our read and our INSERT; each round sees that row.
+_SETTLE_ATTEMPTS = 5
 
 
 def store_raw(
@@ -109,20 +125,49 @@ def store_raw(
     envelope_to: list[str] | None = None,
     mailbox: str | None = None,
 ) -> Stored:
-    """Commit the bytes; a second delivery of the same mail returns the first row."""
-    row = RawMail(raw, source, dedupe_key, message_id, envelope_from, envelope_to, mailbox).row()
+    """Commit the bytes; a second delivery of the same mail returns the first row, a different mail gets its own."""
+    mail = RawMail(raw, source, dedupe_key, message_id, envelope_from, envelope_to, mailbox)
     try:
         with durably(engine) as conn, conn.begin():
-            raw_id = conn.execute(_INSERT_RAW, row).scalar_one()
+            raw_id = conn.execute(_INSERT_RAW, mail.row()).scalar_one()
         return Stored(raw_id, False)
     except IntegrityError:
-        with reading(engine) as conn:
-            existing = conn.execute(
-                select(raw_mail.c.id).where(raw_mail.c.dedupe_key == dedupe_key)
-            ).scalar_one_or_none()
-        if existing is None:
-            raise
-        return Stored(existing, True)
+        pass
+    attempts = _SETTLE_ATTEMPTS
+    while True:
+        try:
+            with durably(engine) as conn, conn.begin():
+                return _settle_collision(conn, mail)
+        except IntegrityError:
+            attempts -= 1
+            if not attempts:
+                raise
+
+
+def _settle_collision(conn: Connection, mail: RawMail) -> Stored:
+    """A mail whose dedupe key is taken: the row of the same mail, or a new row under a derived key.
+
+    Two different mails can share a key: the key is the Message-ID and the
+    body, and a Message-ID is only meant to be unique (RFC 5322 section
+    3.6.4); broken clients reuse them, forgers copy them, and two customers
+    may both write just "Thanks". The key stays as it was first written, so
+    that a redelivery after an upgrade still collides; ingest.identity
+    decides whether the mails under the mail's candidate keys are this one,
+    and which derived key a different one takes.
+    """
+    ident = identity(mail.raw)
+    candidates = candidate_keys(mail.dedupe_key, ident)
+    rows = {key: (raw_id, head) for key, raw_id, head in conn.execute(_CANDIDATES, dict(keys=candidates))}
+    for key in candidates:
+        if key in rows and same_mail(identity(bytes(rows[key][1])), ident):
+            return Stored(rows[key][0], True)
+    free = next((key for key in candidates if key not in rows), None)
+    if free is None:
+        # candidate_keys gives the last key only to a mail with this Date and
+        # From, which same_mail always takes for this mail.
+        raise RuntimeError(f"no free dedupe key for Message-ID {mail.message_id}: {candidates}")
+    raw_id = conn.execute(_INSERT_RAW, dict(mail.row(), dedupe_key=free)).scalar_one()
+    return Stored(raw_id, False, derived=True)
 
 
 def pending_ids(engine: Engine, limit: int = 500) -> list[int]:
