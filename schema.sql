@@ -6,6 +6,19 @@
 --   BLOB                               ->  BYTEA
 -- Times are UTC, stored without zone. Every statement ends with ';' on its
 -- own line end so the file can be split without a SQL parser.
+--
+-- A database built from this file is stamped with the latest schema version.
+-- Any change here needs a step in ticketd/store/migrations.py that makes the
+-- same change to an existing database (tests/test_schema_migrations.py
+-- compares the two).
+
+-- Which schema the database has: the highest version. One row per step
+-- applied to an existing database; one row for a database built from here.
+CREATE TABLE schema_version (
+    version         INTEGER PRIMARY KEY,
+    description     TEXT NOT NULL,
+    applied_at      TIMESTAMP NOT NULL
+);
 
 -- Every mail that reached us, byte for byte, before anything else happens.
 -- It is the queue of record: processing reads `state = 'received'` rows in

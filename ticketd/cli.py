@@ -42,20 +42,29 @@ def _settings(config: str | None):
 def _app(config: str | None):
     from ticketd.app import build_app
     from ticketd.rules_file import RulesError
+    from ticketd.store.migrations import SchemaVersionError
 
     settings = _settings(config)
+    # Before the schema is checked, so the upgrade steps it applies are logged.
+    configure_logging(settings.log_level)
     try:
         return build_app(settings)
     except RulesError as exc:
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors)) from None
+    except SchemaVersionError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _engine(config: str | None):
     """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets."""
     from ticketd.store.db import ensure_schema, make_engine
+    from ticketd.store.migrations import SchemaVersionError
 
     engine = make_engine(_settings(config).database_url)
-    ensure_schema(engine)
+    try:
+        ensure_schema(engine)
+    except SchemaVersionError as exc:
+        raise click.ClickException(str(exc)) from None
     return engine
 
 

@@ -1,17 +1,21 @@
-"""Engines for SQLite and PostgreSQL, and building the database from schema.sql."""
+"""Engines for SQLite and PostgreSQL, and building the database from schema.sql or upgrading it."""
 
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import sqlite3
 import time
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, inspect, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ticketd.store.migrations import LATEST, database_version, stamp, upgrade
 from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach, retry_while_locked
+
+log = logging.getLogger("ticketd.schema")
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 
@@ -275,18 +279,32 @@ _SCHEMA_LOCK = 0x7469636B  # "tick"
 
 
 def ensure_schema(engine: Engine) -> bool:
-    """Create the tables from schema.sql if the database has none; True if it did.
+    """Create the tables from schema.sql, or bring an older database up to them; True if it created them.
 
-    Several processes may start at once (`ticketd run` beside `ticketd
-    worker`s): the check and the creation happen under one lock, a
-    transaction-scoped advisory lock on PostgreSQL and the write lock
-    (BEGIN IMMEDIATE) on SQLite, so exactly one of them creates the schema.
+    A new database is built from schema.sql and stamped with the latest
+    version; an existing one gets the steps of ticketd/store/migrations.py
+    above its version; one from a newer ticketd raises SchemaVersionError
+    and is left as it is. Several processes may start at once (`ticketd
+    run` beside `ticketd worker`s): the check and the changes happen in one
+    transaction under one lock, a transaction-scoped advisory lock on
+    PostgreSQL and the write lock (BEGIN IMMEDIATE) on SQLite, so exactly
+    one of them creates or migrates the schema, and a failing step leaves
+    the database as it was.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
-        if inspect(conn).has_table("raw_mail"):
-            return False
-        for stmt in schema_statements(engine.dialect.name):
-            conn.execute(text(stmt))
-    return True
+        version = database_version(conn)
+        if version is None:
+            for stmt in schema_statements(engine.dialect.name):
+                conn.execute(text(stmt))
+            stamp(conn, LATEST, "created from schema.sql")
+            applied = []
+        else:
+            applied = upgrade(conn, version)
+    # Logged once committed: a step that failed to commit was not applied.
+    for step in applied:
+        log.info("schema: applied step %s: %s", step.version, step.description)
+    if version is None:
+        log.info("schema: created from schema.sql at version %s", LATEST)
+    return version is None

@@ -21,6 +21,14 @@ def _id() -> Column:
     return Column("id", Integer, primary_key=True, autoincrement=True)
 
 
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", DateTime, nullable=False),
+)
+
 raw_mail = Table(
     "raw_mail",
     metadata,

@@ -1,0 +1,101 @@
+"""Schema versions: the numbered steps that bring an older database to what schema.sql builds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, inspect, text
+
+from ticketd.clock import utcnow
+
+# The schema as it stood before versioning: a database with raw_mail but
+# no schema_version table has it (tests/fixtures/schema_v1.sql keeps it).
+BASELINE = 1
+
+
+class SchemaVersionError(Exception):
+    """The database's schema version is one this ticketd must not touch."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change to an existing database, DDL or a data fix, run in the migrating transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _create_schema_version(conn: Connection) -> None:
+    """The version table itself, so an upgraded database records its steps as a fresh one does."""
+    # Written out here, not read from schema.sql: a step must make the same
+    # change whatever later steps do to the table.
+    conn.execute(text(
+        "CREATE TABLE schema_version ("
+        " version INTEGER PRIMARY KEY,"
+        " description TEXT NOT NULL,"
+        " applied_at TIMESTAMP NOT NULL)"))
+
+
+def _forget_cursors_at_uid_zero(conn: Connection) -> None:
+    """Cursors left at UID 0 by the \\Seen-based poller: the mailbox gets a first look again."""
+    # The poller before the UID cursor (commit c61b211) saved last_uid = 0
+    # at a folder's first poll and moved it only for unseen mail it took, so
+    # a folder holding only read mail still says 0. The poller now takes
+    # every UID above the cursor, read or not: that folder's whole read
+    # history would become tickets. With no row, ingest/imap.py does what it
+    # does for a new folder (and for a changed UIDVALIDITY): take the unseen
+    # mail already there, leave the read mail, and take everything from the
+    # UIDNEXT of that look on. Mail already stored is recognised by its
+    # dedupe key. A cursor above 0 is kept: the mail up to it was looked at.
+    # The current poller saves 0 only for a folder that was empty at its
+    # first look, so a second first look there leaves out at most mail that
+    # came while ticketd was stopped and was read before it started again.
+    conn.execute(text("DELETE FROM imap_cursor WHERE last_uid = 0"))
+
+
+# In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
+# needs a step here making the same change to an existing database;
+# tests/test_schema_migrations.py fails until the two agree.
+STEPS: tuple[Step, ...] = (
+    Step(2, "schema_version table records the steps applied", _create_schema_version),
+    Step(3, "IMAP cursors at UID 0 from the \\Seen-based poller take a first look again",
+         _forget_cursors_at_uid_zero),
+)
+LATEST = STEPS[-1].version
+
+
+def database_version(conn: Connection) -> int | None:
+    """The schema version of the database; None when it holds no ticketd tables yet."""
+    tables = set(inspect(conn).get_table_names())
+    if "raw_mail" not in tables:
+        return None
+    if "schema_version" not in tables:
+        return BASELINE
+    version = conn.execute(text("SELECT MAX(version) FROM schema_version")).scalar()
+    if version is None:
+        raise SchemaVersionError("the schema_version table is empty: the database's schema version is unknown; "
+                                 "restore it from a backup or insert the version it has")
+    return int(version)
+
+
+def stamp(conn: Connection, version: int, description: str) -> None:
+    """Record that the database now has schema `version`."""
+    conn.execute(text("INSERT INTO schema_version (version, description, applied_at) VALUES (:v, :d, :at)"),
+                 {"v": version, "d": description, "at": utcnow()})
+
+
+def upgrade(conn: Connection, current: int) -> list[Step]:
+    """Apply, in order, every step above `current`, recording each; the steps applied."""
+    if current > LATEST:
+        # Its newer steps may have changed what this code reads and writes.
+        raise SchemaVersionError(
+            f"the database has schema version {current}, but this ticketd knows only up to version {LATEST}: "
+            f"a newer ticketd has upgraded it. Run that newer ticketd (or a later one); this one leaves "
+            f"the database untouched")
+    pending = [step for step in STEPS if step.version > current]
+    for step in pending:
+        step.apply(conn)
+        stamp(conn, step.version, step.description)
+    return pending
