@@ -10,7 +10,7 @@ from sqlalchemy import insert
 from ticketd.clock import utcnow
 from ticketd.daemon import build_back_office
 from ticketd.store.checkpoint import Checkpointer, checkpoint
-from ticketd.store.db import ensure_schema, make_engine
+from ticketd.store.db import WAL_SIZE_LIMIT_BYTES, ensure_schema, make_engine
 from ticketd.store.tables import raw_mail
 
 MAIL = b"x" * 200_000  # about 50 pages of WAL per row
@@ -42,6 +42,19 @@ def test_commits_leave_the_wal_to_the_checkpointer(tmp_path):
     assert (busy, copied) == (0, frames) and frames * 4096 >= 8_000_000
     _write(engine, 5)    # a checkpointed WAL starts again from its beginning
     assert _wal_bytes(path) == grown
+    engine.dispose()
+
+
+def test_a_wal_grown_past_the_limit_is_cut_back_after_its_checkpoint(tmp_path):
+    path = tmp_path / "ticketd.db"
+    engine = make_engine(f"sqlite:///{path}")
+    ensure_schema(engine)
+    _write(engine, WAL_SIZE_LIMIT_BYTES // len(MAIL) + 10)   # a burst with no checkpoint
+    assert _wal_bytes(path) > WAL_SIZE_LIMIT_BYTES
+    busy, frames, copied = checkpoint(engine)
+    assert (busy, copied) == (0, frames)
+    _write(engine, 1)    # the log restarts from its beginning and the file is cut
+    assert _wal_bytes(path) <= WAL_SIZE_LIMIT_BYTES
     engine.dispose()
 
 

@@ -98,6 +98,11 @@ def _switch_to_wal(cursor) -> None:
     retry_while_locked(attempt, "another process holds the new database", first_delay=0.005, max_delay=0.1)
 
 
+# What a WAL file is cut back to once checkpointed: far above what the
+# checkpointer lets it reach in steady flow (ticketd/store/checkpoint.py).
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers (the CLI) run beside the writer. ticketd's writers
     # queue in a WriteQueue; busy_timeout still waits for anything else that
@@ -110,6 +115,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # No checkpoint inside a commit: the back office's Checkpointer
     # (ticketd/store/checkpoint.py) copies the WAL beside the writers.
     cursor.execute("PRAGMA wal_autocheckpoint=0")
+    # A WAL file keeps the size of its longest run between checkpoints (a
+    # burst, or a reader holding an old snapshot); when the log restarts
+    # after a checkpoint, SQLite cuts the file back to this.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     cursor.close()
     _record.info[_SYNCHRONOUS] = "FULL"
 
