@@ -45,7 +45,7 @@ def _app(config: str | None):
     from ticketd.store.migrations import SchemaVersionError
 
     settings = _settings(config)
-    # Before the schema is checked, so the upgrade steps it applies are logged.
+    # Before the schema is checked, so that the upgrade steps it applies are logged.
     configure_logging(settings.log_level)
     try:
         return build_app(settings)
@@ -91,9 +91,7 @@ def run(config: str | None) -> None:
     """The daemon: SMTP receiver, IMAP pollers, timers, and in-process workers."""
     from ticketd.daemon import run as run_daemon
 
-    app = _app(config)
-    configure_logging(app.settings.log_level)
-    sys.exit(run_daemon(app))
+    sys.exit(run_daemon(_app(config)))
 
 
 @main.command()
@@ -104,7 +102,6 @@ def worker(config: str | None, threads: int) -> None:
     from ticketd.daemon import run_worker
 
     app = _app(config)
-    configure_logging(app.settings.log_level)
     if not app.settings.redis_url:
         raise click.UsageError("redis_url is null: `ticketd run` already runs the workers in-process")
     sys.exit(run_worker(app, threads))
