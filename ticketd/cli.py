@@ -236,10 +236,10 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
 @config_option
 @json_option
 def status(config: str | None, as_json: bool) -> None:
-    """Is mail flowing: mail waiting to be processed, mail waiting to be sent, timers, tickets."""
+    """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets."""
     from ticketd.views import desk_status
 
-    desk = desk_status(_engine(config))
+    desk = desk_status(_engine(config), _settings(config).data_dir)
     if as_json:
         _print_json(desk)
         return
@@ -248,6 +248,7 @@ def status(config: str | None, as_json: bool) -> None:
         return "" if seconds is None else f" (oldest {seconds:.0f} s)"
 
     inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
+    click.echo(f"daemon   {_daemon_line(desk['daemon'])}")
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
                f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
     click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
@@ -255,6 +256,98 @@ def status(config: str | None, as_json: bool) -> None:
     click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
     click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
                f"next due {timers['next_due_at'] or '-'}")
+
+
+def _daemon_line(daemon: dict) -> str:
+    if daemon["running"] is None:
+        return f"unknown ({daemon['error']})"
+    if not daemon["running"]:
+        return "not running"
+    return f"running (pid {daemon['pid'] if daemon['pid'] is not None else 'not written yet'})"
+
+
+# ---------------------------------------------------------------- outbox
+
+OUTBOX_STATES = ("pending", "sending", "failed", "sent")
+UNSENT = ("pending", "sending", "failed")
+RETRY_ACTOR = "admin:cli"
+
+
+@main.group()
+def outbox() -> None:
+    """Mail to send: what waits or failed, and sending failed mail again."""
+
+
+@outbox.command("list")
+@config_option
+@click.option("--state", "states", multiple=True, type=click.Choice(OUTBOX_STATES),
+              help="only rows in this state (repeatable; default: all but sent)")
+@json_option
+def outbox_list(config: str | None, states: tuple[str, ...], as_json: bool) -> None:
+    """Mail to send, newest first (by default everything not sent yet)."""
+    from ticketd.views import list_outbox
+
+    rows = list_outbox(_engine(config), states or UNSENT)
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        ticket = f"[#{r['ticket_id']}]" if r["ticket_id"] else "-"
+        click.echo(f"{r['id']:>6}  {r['state']:<7} {r['attempts']:>3}x {ticket:>8}  {r['created_at']}  "
+                   f"{r['recipient']:<28} {r['template']:<28} {_outbox_detail(r)}")
+
+
+def _outbox_detail(row: dict) -> str:
+    """When it goes next or went, and the last error's first line."""
+    when = f"sent {row['sent_at']}" if row["state"] == "sent" else (
+        "" if row["state"] == "failed" else f"next {row['next_attempt_at']}")
+    error = (row["last_error"] or "").strip().splitlines()
+    return "  ".join(part for part in (when, error[0] if error else "") if part)
+
+
+@outbox.command("retry")
+@click.argument("outbox_id", type=int, required=False)
+@click.option("--all-failed", is_flag=True, help="every failed row instead of one")
+@config_option
+def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) -> None:
+    """Send failed mail again: pending, attempts reset, due now; the running daemon's sweep sends it."""
+    if (outbox_id is None) != all_failed:
+        raise click.UsageError("give one outbox ID or --all-failed")
+    engine = _engine(config)
+    requeued = _requeue_failed(engine, None if all_failed else [outbox_id])
+    if outbox_id is not None and not requeued:
+        from ticketd.store.db import reading
+        from ticketd.store.outbox import state_of
+
+        with reading(engine) as conn:
+            state = state_of(conn, outbox_id)
+        raise click.ClickException(f"no outbox row {outbox_id}" if state is None else
+                                   f"outbox {outbox_id} is {state}, not failed: nothing to retry")
+    for r in requeued:
+        ticket = f" (ticket [#{r['ticket_id']}])" if r["ticket_id"] else ""
+        click.echo(f"outbox {r['id']}: {r['template']} to {r['recipient']}{ticket} is pending again, "
+                   f"Message-ID <{r['message_id']}>")
+    if requeued:
+        click.echo(f"the running `ticketd run` sends {'it' if len(requeued) == 1 else 'them'} "
+                   "at its next outbox sweep")
+    else:
+        click.echo("no failed mail")
+
+
+def _requeue_failed(engine, outbox_ids: list[int] | None) -> list[dict]:
+    """Failed rows back to pending in one transaction, each retry an event on its ticket."""
+    from ticketd.clock import utcnow
+    from ticketd.store.outbox import requeue_failed
+    from ticketd.store.tickets import add_event
+
+    now = utcnow()
+    with engine.begin() as conn:
+        rows = [dict(r) for r in requeue_failed(conn, outbox_ids, now)]
+        for r in rows:
+            if r["ticket_id"]:
+                add_event(conn, r["ticket_id"], now, RETRY_ACTOR, "delivery_retried", to_value=r["recipient"],
+                          reason=f"{r['template']}: outbox {r['id']} sent again by `ticketd outbox retry`")
+    return rows
 
 
 # ---------------------------------------------------------------- quarantine

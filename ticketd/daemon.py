@@ -13,6 +13,7 @@ from typing import Protocol
 from ingest.imap import Poller
 from ingest.smtp import Receiver
 from ticketd.app import App, build_app
+from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
 from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.rules_watch import RulesWatcher
@@ -135,8 +136,22 @@ def run(app: App) -> int:
     into tickets and runs the workers, sweeps, timers and IMAP pollers
     (`build_back_office`). They share only the database and an event that
     says mail arrived. SIGHUP is passed on to the child, which reloads the
-    rules.
+    rules. The pid file's lock (`ticketd.pidlock`) is held for the whole
+    run: a second `ticketd run` on the same data_dir refuses to start.
     """
+    try:
+        lock = PidLock(pid_path(app.settings.data_dir)).acquire()
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        return _run_processes(app)
+    finally:
+        lock.release()
+
+
+def _run_processes(app: App) -> int:
+    """The receiver here and the back office in a child, until a signal or the child's death."""
     ctx = multiprocessing.get_context("spawn")   # not fork: threads hold locks here
     app.mail_arrived = ctx.Event()
     ready = ctx.Event()

@@ -1,16 +1,20 @@
-"""Read models for the CLI: tickets, messages, events, quarantine and the desk's status as JSON-ready dicts."""
+"""Read models for the CLI: tickets, messages, events, quarantine, outbox and the desk's status as JSON-ready dicts."""
 
 from __future__ import annotations
 
 import email
 import email.utils
 import json
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.parse import decode_header_value
 from ticketd.clock import iso, utcnow
 from ticketd.domain.statuses import Status
+from ticketd.pidlock import pid_path, probe
+from ticketd.store import outbox as outbox_store
 from ticketd.store import read_models as rows_of
 from ticketd.store import tickets as store
 from ticketd.store.db import reading
@@ -147,8 +151,29 @@ def list_quarantine(engine: Engine) -> list[dict]:
     } for r in rows]
 
 
-def desk_status(engine: Engine) -> dict:
-    """`ticketd status`: the queues (mail waiting, mail to send, timers) and the tickets by status."""
+def list_outbox(engine: Engine, states: Sequence[str]) -> list[dict]:
+    """Outbox rows in these states, newest first, without the mail's bytes."""
+    with reading(engine) as conn:
+        rows = outbox_store.listed_rows(conn, states)
+    return [{
+        "id": r["id"], "ticket_id": r["ticket_id"], "template": r["template"], "recipient": r["recipient"],
+        "message_id": r["message_id"], "automatic": bool(r["automatic"]), "state": r["state"],
+        "attempts": r["attempts"], "last_error": r["last_error"], "created_at": iso(r["created_at"]),
+        "next_attempt_at": iso(r["next_attempt_at"]), "sent_at": iso(r["sent_at"]),
+    } for r in rows]
+
+
+def daemon_status(data_dir: Path) -> dict:
+    """Whether a `ticketd run` holds the lock of this data_dir, and its pid."""
+    holder = probe(pid_path(data_dir))
+    shown = {"running": holder.running, "pid": holder.pid}
+    if holder.error:
+        shown["error"] = holder.error
+    return shown
+
+
+def desk_status(engine: Engine, data_dir: Path) -> dict:
+    """`ticketd status`: the daemon, the queues (mail waiting, mail to send, timers) and the tickets by status."""
     now = utcnow()
     with reading(engine) as conn:
         counts = rows_of.desk_counts(conn, now)
@@ -159,6 +184,7 @@ def desk_status(engine: Engine) -> dict:
     raw, out = counts.raw_by_state, counts.outbox_by_state
     return {
         "at": iso(now),
+        "daemon": daemon_status(data_dir),
         "inbox": {"waiting": raw.get("received", 0), "processing": raw.get("processing", 0),
                   "quarantined": raw.get("quarantined", 0), "done": raw.get("done", 0),
                   "oldest_waiting_seconds": age(counts.oldest_waiting_raw)},

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, insert, or_, select, update
 
 from ticketd.store.tables import outbox, participants
 
@@ -133,3 +134,35 @@ def due_pending(conn: Connection, now: datetime, grace: timedelta, limit: int = 
                 outbox.c.next_attempt_at <= now - grace))
         .order_by(outbox.c.next_attempt_at).limit(limit)
     ).all()
+
+
+# ---------------------------------------------------------------- the admin's view: list and retry
+
+# What `ticketd outbox list` shows of a row: everything but the mail's bytes.
+_LISTED = [c for c in outbox.c if c.name != "raw"]
+
+
+def listed_rows(conn: Connection, states: Sequence[str]) -> Sequence[RowMapping]:
+    """Rows in these states, without their bytes, newest first."""
+    return conn.execute(select(*_LISTED).where(outbox.c.state.in_(list(states)))
+                        .order_by(outbox.c.id.desc())).mappings().all()
+
+
+def state_of(conn: Connection, outbox_id: int) -> str | None:
+    """The row's state, or None when there is no such row."""
+    return conn.execute(select(outbox.c.state).where(outbox.c.id == outbox_id)).scalar_one_or_none()
+
+
+def requeue_failed(conn: Connection, outbox_ids: Sequence[int] | None, now: datetime) -> list[RowMapping]:
+    """Failed rows (these, or every one when None) pending again, attempts reset, due now; the rows changed.
+
+    The bytes, and so the Message-ID, stay as they were: the retry is the
+    same mail and threads as the first try would have. The last error is
+    kept until a delivery replaces or clears it.
+    """
+    stmt = update(outbox).where(outbox.c.state == "failed")
+    if outbox_ids is not None:
+        stmt = stmt.where(outbox.c.id.in_(list(outbox_ids)))
+    stmt = stmt.values(state="pending", attempts=0, next_attempt_at=now, claimed_at=None).returning(
+        outbox.c.id, outbox.c.ticket_id, outbox.c.template, outbox.c.recipient, outbox.c.message_id)
+    return sorted(conn.execute(stmt).mappings().all(), key=lambda r: r["id"])

@@ -1,0 +1,177 @@
+"""`ticketd outbox list / retry`: mail refused by the smarthost, listed, sent again by the running daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import smtplib
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import free_port, write_config
+from tests.daemon import DaemonProcess
+from tests.sink import Sink, customer_mail, outbox_rows, receive, running, submit, ticket_events, wait_until
+from tests.test_outbound import NO_AGENTS, outbound_yaml
+from ticketd.clock import utcnow
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+LISTED = {"id", "ticket_id", "template", "recipient", "message_id", "automatic", "state", "attempts",
+          "last_error", "created_at", "next_attempt_at", "sent_at"}
+
+
+@pytest.fixture
+def sink():
+    s = Sink(free_port()).start()
+    yield s
+    s.stop()
+
+
+def _cli(config, *args) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def _ok(config, *args) -> str:
+    done = _cli(config, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _listed(config, *args) -> list[dict]:
+    return json.loads(_ok(config, "outbox", "list", "--json", *args))
+
+
+def _app(make_app, db_url, sink, **kw):
+    return make_app(db_url, rules=NO_AGENTS, outbound_port=sink.port, extra=outbound_yaml(sink.port, **kw))
+
+
+def test_a_refused_mail_is_listed_retried_and_sent_by_the_running_daemon_with_its_message_id(
+        tmp_path, make_app, db_url, sink):
+    app = _app(make_app, db_url, sink)
+    config = tmp_path / "ticketd.yaml"
+    sink.reject = True
+    with running(app):
+        submit(app, customer_mail())
+        wait_until(lambda: [r for r in outbox_rows(app) if r["state"] == "failed"])
+    [row] = outbox_rows(app)
+
+    [shown] = _listed(config)
+    assert LISTED <= set(shown)
+    assert {k: shown[k] for k in ("id", "ticket_id", "template", "recipient", "message_id", "state", "attempts")} == {
+        "id": row["id"], "ticket_id": row["ticket_id"], "template": "requester/ticket_opened",
+        "recipient": "cust@example.org", "message_id": row["message_id"], "state": "failed", "attempts": 1}
+    assert shown["last_error"].startswith("550")
+    assert ISO_UTC.match(shown["created_at"]) and ISO_UTC.match(shown["next_attempt_at"])
+    assert shown["sent_at"] is None
+    assert _listed(config, "--state", "sent") == []
+    text = _ok(config, "outbox", "list")
+    assert f"[#{row['ticket_id']}]" in text and "failed" in text and "550 5.1.1" in text
+
+    sink.reject = False
+    with running(app):
+        said = _ok(config, "outbox", "retry", str(row["id"]))
+        assert f"outbox {row['id']}" in said and "pending again" in said
+        [got] = sink.wait_for(1, timeout=20)
+        wait_until(lambda: outbox_rows(app)[0]["state"] == "sent")
+        assert len(sink.settle(0.5)) == 1
+    # The same mail as the first try: its Message-ID, so replies thread into the ticket.
+    assert got.rcpt_tos == ["cust@example.org"]
+    assert got.message["Message-ID"] == f"<{row['message_id']}>"
+    [after] = outbox_rows(app)
+    assert (after["state"], after["attempts"], after["message_id"], bytes(after["raw"])) == (
+        "sent", 1, row["message_id"], bytes(row["raw"]))
+    [retried] = ticket_events(app, row["ticket_id"], "delivery_retried")
+    assert retried["actor"] == "admin:cli" and retried["to_value"] == "cust@example.org"
+    assert _listed(config) == []
+    assert [r["state"] for r in _listed(config, "--state", "sent")] == ["sent"]
+
+    # A row that is not failed is refused, and left as it is.
+    again = _cli(config, "outbox", "retry", str(row["id"]))
+    assert again.returncode == 1 and f"outbox {row['id']} is sent, not failed" in again.stderr
+    assert outbox_rows(app) == [after]
+    missing = _cli(config, "outbox", "retry", "999")
+    assert missing.returncode == 1 and "no outbox row 999" in missing.stderr
+    assert len(ticket_events(app, row["ticket_id"], "delivery_retried")) == 1
+
+
+def test_all_failed_resets_attempts_of_every_failed_row_and_nothing_else(tmp_path, make_app, sqlite_url, sink):
+    app = _app(make_app, sqlite_url, sink, max_attempts=2)
+    config = tmp_path / "ticketd.yaml"
+    # a gives up after two 451s; then b is refused with 550 and c is delivered.
+    receive(app, customer_mail(subject="Case a", sender="a@example.org"))
+    sink.fail_next(2)
+    with running(app):
+        wait_until(lambda: outbox_rows(app)[0]["state"] == "failed")
+    receive(app, *(customer_mail(subject=f"Case {who}", sender=f"{who}@example.org") for who in "bc"))
+    sink.reject = {"b@example.org"}
+    with running(app):
+        wait_until(lambda: [r["state"] for r in outbox_rows(app)[1:]] == ["failed", "sent"])
+    a, b, c = outbox_rows(app)
+    assert a["attempts"] == 2 and a["last_error"].startswith("gave up after 2 attempts")
+    assert b["attempts"] == 1 and b["last_error"].startswith("550")
+
+    listed = _listed(config)
+    assert [r["id"] for r in listed] == [b["id"], a["id"]]   # newest first, the sent one left out
+    assert [r["id"] for r in _listed(config, "--state", "failed", "--state", "sent")] == [
+        c["id"], b["id"], a["id"]]
+
+    before = utcnow()
+    said = _ok(config, "outbox", "retry", "--all-failed")
+    assert f"outbox {a['id']}" in said and f"outbox {b['id']}" in said
+    new_a, new_b, new_c = outbox_rows(app)
+    for old, new in ((a, new_a), (b, new_b)):
+        assert (new["state"], new["attempts"], new["claimed_at"]) == ("pending", 0, None)
+        assert before - timedelta(seconds=1) <= new["next_attempt_at"] <= utcnow()
+        assert new["message_id"] == old["message_id"] and bytes(new["raw"]) == bytes(old["raw"])
+    assert new_c == c
+    assert {r["state"] for r in _listed(config)} == {"pending"}
+    assert "no failed mail" in _ok(config, "outbox", "retry", "--all-failed")
+
+    # Attempts start again from zero: with max_attempts 2, whichever of the
+    # two gets this 451 would fail for good had its attempts not been reset.
+    sink.reject = False
+    sink.fail_next(1)
+    with running(app):
+        wait_until(lambda: all(r["state"] == "sent" for r in outbox_rows(app)), timeout=20)
+    delivered = {m.rcpt_tos[0]: m.message["Message-ID"] for m in sink.settle(0.5)}
+    assert delivered == {f"{who}@example.org": f"<{row['message_id']}>" for who, row in zip("abc", (a, b, c))}
+
+
+def test_retry_needs_one_id_or_all_failed(tmp_path, make_app, sqlite_url, sink):
+    _app(make_app, sqlite_url, sink)
+    config = tmp_path / "ticketd.yaml"
+    assert _cli(config, "outbox", "retry").returncode == 2
+    assert _cli(config, "outbox", "retry", "1", "--all-failed").returncode == 2
+    assert _cli(config, "outbox", "list", "--state", "lost").returncode == 2
+
+
+@pytest.mark.redis
+def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_path, sqlite_url, sink):
+    from tests.test_outbound_processes import RedisServer
+
+    redis = RedisServer(free_port()).start()
+    port = free_port()
+    config = write_config(tmp_path, sqlite_url, rules=NO_AGENTS, smtp_port=port,
+                          extra=outbound_yaml(sink.port) + f"redis_url: {redis.url}\n")
+    processes = [DaemonProcess(config, "worker"), DaemonProcess(config, "run")]
+    try:
+        for proc in processes:
+            proc.start()
+        sink.reject = True
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.send_message(customer_mail())
+        [row] = wait_until(lambda: [r for r in _listed(config, "--state", "failed")], timeout=20)
+        sink.reject = False
+        _ok(config, "outbox", "retry", str(row["id"]))
+        [got] = sink.wait_for(1, timeout=20)
+        assert got.message["Message-ID"] == f"<{row['message_id']}>"
+        assert [r["id"] for r in _listed(config, "--state", "sent")] == [row["id"]]
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        redis.stop()
