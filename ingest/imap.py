@@ -229,8 +229,10 @@ class Poller:
                 key, message_id = dedupe_key(raw)
                 result = store_raw(self.app.engine, raw, source="imap", dedupe_key=key,
                                    message_id=message_id, mailbox=self.box.key)
-                log.info("imap %s: uid %s Message-ID %s %s raw mail %s", self.box.key, uid, message_id,
-                         "already stored as" if result.duplicate else "stored as", result.raw_id)
+                log.info("imap %s: uid %s Message-ID %s %s raw mail %s%s", self.box.key, uid, message_id,
+                         "already stored as" if result.duplicate else "stored as", result.raw_id,
+                         " (a different mail reusing the Message-ID of one already stored)"
+                         if result.derived else "")
                 if uid in seen and not result.duplicate:
                     # Read in webmail or on a phone, or flagged by a filter,
                     # before the poller got to it: new mail all the same.
