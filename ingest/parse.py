@@ -478,9 +478,11 @@ def _inline_files(text: str) -> tuple[str, list[Attachment]]:
 
 def _part_text(part: email.message.Message, hints: tuple[str, ...]) -> str:
     data = _part_bytes(part)
-    text = decode_bytes(data, part.get_content_charset(), hints)
+    ctype = part.get_content_type()
+    # An HTML part may name its charset in a <meta> where MIME names none.
+    text = decode_bytes(data, part.get_content_charset(), hints, html=ctype == "text/html")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if part.get_content_type() == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
+    if ctype == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
         text = unflow(text, str(part.get_param("delsp") or "").lower() == "yes")
     return text
 
