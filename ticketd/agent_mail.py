@@ -6,6 +6,10 @@ Decisions worth knowing (issue 4):
   customer) and the agent gets agent/command_rejected with every error.
 - A public reply carrying a line of an internal note is held back the same
   way as a bad command, so a note never reaches a customer by copy-paste.
+- A mail of commands only, every one of which would change nothing (`#close`
+  on a closed ticket), is kept internal and answered with
+  agent/command_unchanged saying why for each: silence would look like a lost
+  mail. Any other mail notes such commands in its history event only.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from ingest.html_text import html_to_text
 from ticketd.app import App
 from ticketd.assignment import assign_in_tx
 from ticketd.domain.authority import Verdict, agent_authority
-from ticketd.domain.commands import Plan, plan_commands, read_agent_reply
+from ticketd.domain.commands import Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
+from ticketd.store.read_models import event_rows
 from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
 from ticketd.timers import on_status_change
 
@@ -80,6 +85,41 @@ def _reject(conn, app: App, mail: IncomingMail, ticket: dict, agent, plan: Plan,
     )])
 
 
+def _status_event(conn, ticket: dict) -> dict | None:
+    """The latest history event that moved the ticket into its current status, if any."""
+    statuses = {s.value for s in Status}
+    for event in reversed(event_rows(conn, ticket["id"])):
+        if event["to_value"] == ticket["status"] and event["from_value"] in statuses:
+            return dict(event)
+    return None
+
+
+def _unchanged(conn, ticket: dict, reply, plan: Plan) -> Unchanged:
+    """Which of the mail's commands would change nothing on the ticket as it is now."""
+    same_status = plan.status is not None and plan.status.value == ticket["status"]
+    return unchanged_commands(reply, plan, ticket, status_event=_status_event(conn, ticket) if same_status else None)
+
+
+def _answer_unchanged(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, unchanged: Unchanged,
+                      now) -> Decision:
+    """Every command would change nothing: the ticket stays as it is, the mail is kept, the agent told why.
+
+    PRODUCT.md: a command that cannot be applied gets the agent a reply. A
+    commands-only mail that changes nothing would otherwise leave no trace
+    the agent can see, as if it never arrived. The stored message is
+    internal like any commands-only mail, so it answers no respond-within
+    clock, and no timer is touched.
+    """
+    row_id = store_message(conn, app, mail, ticket["id"], now, author_role="agent", internal=True, text=reply.body)
+    store.add_event(conn, ticket["id"], now, agent.email, "commands_unchanged", message_row_id=row_id,
+                    reason="; ".join(unchanged.reasons) + f"; {mail_ref(mail)}")
+    return Decision(ticket["id"], notices=[Notice(
+        template="agent/command_unchanged", recipient=agent.email, ticket_id=ticket["id"],
+        auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=mail.parsed.message_id,
+        context={"reasons": list(unchanged.reasons), "text": mail.text, "agent_name": agent.name},
+    )])
+
+
 def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: Verdict, now) -> Decision:
     """An agent's reply: check its commands, apply them all or none, relay the public text."""
     ticket_id = ticket["id"]
@@ -108,10 +148,14 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                             "customer. Reply again without the note's text.",))
     if not plan.ok:
         return _reject(conn, app, mail, ticket, agent, plan, now)
+    unchanged = _unchanged(conn, ticket, reply, plan)
+    if unchanged.whole_mail:
+        return _answer_unchanged(conn, app, mail, ticket, agent, reply, unchanged, now)
 
     savepoint = conn.begin_nested()
     try:
-        decision = _apply_plan(conn, app, mail, ticket, agent, reply, plan, public, verdict, now)
+        decision = _apply_plan(conn, app, mail, ticket, agent, reply, plan, public, verdict, now,
+                               unchanged.reasons)
     except ValueError as exc:  # e.g. #assign to a target that vanished from the rules
         savepoint.rollback()
         ticket = store.lock_ticket(conn, ticket_id)
@@ -122,7 +166,13 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
 
 
 def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, plan: Plan, public: bool,
-                verdict: Verdict, now) -> Decision:
+                verdict: Verdict, now, unchanged: tuple[str, ...] = ()) -> Decision:
+    """Apply a checked plan: the stored message, its event, the field and status changes, the notices.
+
+    Commands that change nothing (`unchanged`) are named in the event only:
+    a mail that also changes something, relays a reply or stores a note has
+    a visible effect already, and a notice per redundant command would be noise.
+    """
     ticket_id = ticket["id"]
     actor = agent.email
     ref = mail_ref(mail)
@@ -138,7 +188,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     kind = "agent_replied" if public else ("internal_note" if plan.internal else "agent_commands")
     commands = "; ".join(c.line for c in reply.commands)
     store.add_event(conn, ticket_id, now, actor, kind, message_row_id=row_id,
-                    reason=f"{ref} via {verdict.reason}" + (f"; commands: {commands}" if commands else ""))
+                    reason=f"{ref} via {verdict.reason}" + (f"; commands: {commands}" if commands else "")
+                    + (f"; changed nothing: {'; '.join(unchanged)}" if unchanged else ""))
 
     if public and ticket["first_response_at"] is None:
         store.update_ticket(conn, ticket_id, now, first_response_at=now)

@@ -6,18 +6,21 @@ agent's own text, or a command only in the HTML part (the caller reads the
 plain text) is text. Quoted lines (`> …`) are never the agent's text: a
 quoted `> #status closed` is no command, a quote above the commands does
 not push them down, and no quote is relayed. A mail's commands apply all
-together or not at all: any error rejects them all.
+together or not at all: any error rejects them all. A checked command can
+still change nothing (`#close` on a closed ticket): `unchanged_commands`
+says which, and why, against the ticket as it is.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ticketd.domain.lifecycle import agent_may_set, parse_when
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
+from ticketd.domain.tags import format_tag
 
 # How to write each command; quoted back in every rejection.
 USAGE = {
@@ -261,3 +264,86 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         return Plan(errors=tuple(errors), usage=tuple(usage))
     status_line, status = status_lines[0] if status_lines else (None, None)
     return Plan(status=status, status_command=status_line, **values)
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """The commands of a checked plan that would change nothing on the ticket as it is."""
+    reasons: tuple[str, ...] = ()   # "<command as written>: why nothing changes", one per such command
+    whole_mail: bool = False        # every command is such, and there is no public text and no #note
+
+
+# How the event that set the current status reads in an answer to the agent.
+_STATUS_STEPS = {
+    "closed_by_agent": "closed by agent {actor}",
+    "accepted": "closed when {actor} accepted the proposed solution",
+    "auto_closed": "closed automatically: {reason}",
+    "rejected": "opened when {actor} rejected the proposed solution",
+    "reopened": "reopened by a mail from {actor}",
+}
+
+
+def _when(at: datetime) -> str:
+    return at.replace(microsecond=0).isoformat() + "Z"
+
+
+def _since(event: Mapping | None) -> str:
+    """Who set the current status and when, as " (closed by agent x at ...)"; empty without an event."""
+    if event is None:
+        return ""
+    reason = (event.get("reason") or "").split(";")[0]
+    step = _STATUS_STEPS.get(event["kind"], "set by {actor}").format(actor=event["actor"], reason=reason)
+    return f" ({step} at {_when(event['at'])})"
+
+
+def _status_unchanged(plan: Plan, ticket: Mapping, status_event: Mapping | None) -> str | None:
+    """Why the plan's status change changes nothing, or None if it changes something."""
+    if plan.status is None or plan.status.value != ticket["status"]:
+        return None
+    since = _since(status_event)
+    if plan.status == Status.POSTPONED:
+        if plan.postponed_until != ticket["postponed_until"]:
+            return None
+        return f"the ticket is already postponed until {_when(plan.postponed_until)}{since}"
+    if plan.status == Status.IN_DEVELOPMENT:
+        asked = (plan.dev_engineer, plan.dev_tracker_key, plan.dev_due)
+        if asked != (ticket["dev_engineer"], ticket["dev_tracker_key"], ticket["dev_due"]):
+            return None
+        return f"the ticket is already in development with these engineer, tracker key and due date{since}"
+    if plan.status == Status.CLOSED:
+        return f"ticket {format_tag(ticket['id'])} is already closed{since}"
+    return f"the status is already {plan.status.value}{since}"
+
+
+def _unchanged_reason(cmd: Command, plan: Plan, ticket: Mapping, status_event: Mapping | None) -> str | None:
+    """Why one checked command changes nothing on the ticket, or None if it changes something."""
+    if cmd.name in ("priority", "type"):
+        value = getattr(plan, cmd.name)
+        return f"the {cmd.name} is already {value}" if value == ticket[cmd.name] else None
+    if cmd.name == "assign":
+        # A group always picks again (skipping the current assignee): only an
+        # agent named who already has the ticket changes nothing.
+        target, assignee = plan.assign_to or "", ticket["assignee"] or ""
+        if "@" in target and target.casefold() == assignee.casefold():
+            return f"the ticket is already assigned to {assignee}"
+        return None
+    if cmd.name in ("status", "close", "propose", "postpone", "dev"):
+        return _status_unchanged(plan, ticket, status_event)
+    return None   # #note: not a change to the ticket's fields
+
+
+def unchanged_commands(reply: AgentReply, plan: Plan, ticket: Mapping, *,
+                       status_event: Mapping | None = None) -> Unchanged:
+    """Which commands of a checked plan change nothing on `ticket`, and whether that is the whole mail.
+
+    `status_event` is the history event that set the ticket's current status
+    (`kind`, `actor`, `at`, `reason`), to say who did it and when.
+    """
+    changing = [c for c in reply.commands if c.name != "note"]
+    reasons = []
+    for cmd in changing:
+        why = _unchanged_reason(cmd, plan, ticket, status_event)
+        if why is not None:
+            reasons.append(f"{cmd.line}: {why}")
+    whole = bool(changing) and len(reasons) == len(changing) and not reply.body and not plan.internal
+    return Unchanged(tuple(reasons), whole)
