@@ -32,6 +32,10 @@ NO_SUCH_USER = "550 5.1.1 <{}>: no such mailbox here"
 TEMP_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+# RFC 6531 section 3.3: an address in a MAIL or RCPT is UTF-8; other 8-bit
+# bytes cannot name a mailbox, and a 4xx would only bring them back.
+BAD_SENDER = "553 5.1.7 The sender address is not UTF-8 (RFC 6531)"
+BAD_RECIPIENT = "553 5.1.3 The recipient address is not UTF-8 (RFC 6531)"
 
 # On stop, a mail whose body is still arriving may take this long to end
 # and be stored (its 250); past it, the sender gets 421 and the half mail
@@ -63,15 +67,36 @@ def _declared_size(mail_options: list[str]) -> int | None:
     return None
 
 
+def _utf8(address: str) -> bool:
+    """Whether an address aiosmtpd read with SMTPUTF8 on came as UTF-8 (it escapes other bytes)."""
+    return not any("\udc80" <= ch <= "\udcff" for ch in address)
+
+
+def _address_key(address: str) -> str:
+    """An address as compared here: lower case, its domain in ASCII (IDNA, RFC 5890).
+
+    With SMTPUTF8 a sender may write our domain in U-labels (RFC 6531
+    section 3.3), `bücher.example` for `xn--bcher-kva.example`. The local
+    part is lowered like an ASCII one, although RFC 6531 leaves its case to
+    the mailbox's owner as RFC 5321 section 2.4 does.
+    """
+    address = address.lower().strip("<> ")
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address   # not a domain name IDNA can write: compared as it came
+
+
 def served(app: App, address: str) -> bool:
     """Addresses we accept mail for: the support address, its +tokens, extras."""
-    address = address.lower().strip("<> ")
-    support = app.settings.support_address
-    local, domain = support.split("@", 1)
-    a_local, _, a_domain = address.partition("@")
+    local, _, domain = _address_key(app.settings.support_address).rpartition("@")
+    a_local, _, a_domain = _address_key(address).rpartition("@")
     if a_domain == domain and (a_local == local or a_local.startswith(local + "+")):
         return True
-    return address in {a.lower() for a in app.settings.smtp.extra_addresses}
+    return _address_key(address) in {_address_key(a) for a in app.settings.smtp.extra_addresses}
 
 
 class GroupCommitter:
@@ -146,6 +171,8 @@ class IntakeHandler:
         declared = _declared_size(mail_options)
         if declared is not None and declared > self.max_bytes:
             return TOO_BIG   # RFC 1870 section 6.1: refuse now, not after the transfer
+        if not _utf8(address):
+            return BAD_SENDER
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -153,6 +180,8 @@ class IntakeHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options):
         if not self.accepting:
             return SHUTTING_DOWN
+        if not _utf8(address):
+            return BAD_RECIPIENT   # not echoed: aiosmtpd writes replies as UTF-8, which it is not
         if not served(self.app, address):
             return NO_SUCH_USER.format(address)
         envelope.rcpt_tos.append(address)
@@ -299,7 +328,12 @@ class Receiver:
             # aiosmtpd counts dot-stuffed wire bytes; the handler announces
             # and enforces max_message_bytes on the message itself (552).
             data_size_limit=wire_limit(max_bytes),
-            decode_data=False, ident="ticketd ESMTP", connections=self.connections,
+            # Raw bytes to the handler (RFC 6152 8BITMIME), and SMTPUTF8 (RFC
+            # 6531) for customers whose addresses are not ASCII: set here, not
+            # left to the controller's default, which differs from the SMTP
+            # class's. aiosmtpd then reads MAIL and RCPT arguments as UTF-8.
+            decode_data=False, enable_SMTPUTF8=True,
+            ident="ticketd ESMTP", connections=self.connections,
             line_length_limit=max_bytes + 1,   # one line of a mail at the limit, plus its stuffed dot
         )
 

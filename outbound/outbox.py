@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ingest.match import new_message_id, reaction_address, reply_address
 from outbound.render import Renderer
-from outbound.send import ascii_domain
+from outbound.send import header_address
 from ticketd.app import App
 from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.notices import AUTO_REPLIED, Notice
@@ -159,7 +159,7 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
         msg = _text_part(rendered.text, "plain")
     display = _clean(notice.from_name or "Support")
     msg["From"] = _mailbox("From", display, settings.support_address)
-    msg["To"] = ascii_domain(_clean(notice.recipient))
+    msg["To"] = header_address(_clean(notice.recipient))
     subject = _clean(rendered.subject)
     msg["Subject"] = _header_text("Subject", tagged_subject(ticket["id"], subject) if ticket else subject)
     msg["Date"] = email.utils.format_datetime(now.replace(tzinfo=UTC))

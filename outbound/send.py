@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import socket
 import ssl
@@ -121,8 +122,44 @@ def ascii_domain(address: str) -> str:
         return address   # not a valid domain name: the smarthost's refusal will say so
 
 
-def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes) -> SendResult:
-    code, text = client.mail(mail_from)
+def header_address(address: str) -> str:
+    """`address` as a header field of a compat32 mail carries it: an ASCII domain, a UTF-8 local part raw.
+
+    An address is never an encoded word (RFC 2047 section 5 (3)); with
+    SMTPUTF8 it is written in UTF-8 as it is (RFC 6532 section 3.2). The
+    email package's compat32 writes a value holding surrogate-escaped bytes
+    as those bytes (under an 8bit `cte_type`), and any other non-ASCII
+    value as encoded words; so a UTF-8 local part goes in as its escaped
+    bytes. An ASCII address comes back unchanged.
+    """
+    address = ascii_domain(address)
+    if address.isascii():
+        return address
+    return address.encode("utf-8").decode("ascii", "surrogateescape")
+
+
+def _head(raw: bytes) -> bytes:
+    """The header section of a mail (RFC 5322 section 2.1): up to the first empty line."""
+    return re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+
+
+def smtputf8_need(mail_from: str, recipient: str, raw: bytes) -> str | None:
+    """What in this mail needs SMTPUTF8 (RFC 6531 section 3.2), or None when plain SMTP can carry it.
+
+    A UTF-8 local part in the envelope needs it, and so do raw UTF-8 header
+    fields (RFC 6532 section 3): 8BITMIME (RFC 6152) is for the body only.
+    """
+    for address in (recipient, mail_from):
+        if not ascii_domain(address).isascii():
+            return address
+    if not _head(raw).isascii():
+        return "the UTF-8 in its header fields (RFC 6532)"
+    return None
+
+
+def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: bytes,
+                 options: list[str]) -> SendResult:
+    code, text = client.mail(ascii_domain(mail_from), options)
     if code != 250:
         # MAIL FROM is always the support address: a refusal there (553
         # "sender not owned") is the smarthost's setup, the same for every
@@ -146,7 +183,16 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
             # nothing about this mail, so it is not failed for good; it is
             # retried with backoff until the admin fixes the smarthost setup.
             return SendResult(RETRY, f"{exc.smtp_code} {_reply_text(exc)}".strip())
-        result = _transaction(kept.client, mail_from, recipient, raw)
+        need = smtputf8_need(mail_from, recipient, raw)
+        if need is not None and not kept.client.has_extn("smtputf8"):
+            # RFC 6531 section 3.2: such a mail must not go to a server without
+            # the extension, and a UTF-8 local part has no ASCII form to
+            # downgrade to; waiting will not change the smarthost. Nothing of
+            # the mail was sent, so the connection stays good for the next one.
+            kept.idle_since = time.monotonic()
+            _kept.session, kept = kept, None
+            return SendResult(FAILED, f"the smarthost does not offer SMTPUTF8 (RFC 6531), needed for {need}")
+        result = _transaction(kept.client, mail_from, recipient, raw, ["SMTPUTF8"] if need else [])
         if result.outcome == SENT:   # after a refusal the server may be closing: start afresh
             kept.idle_since, kept.mails = time.monotonic(), kept.mails + 1
             _kept.session, kept = kept, None
@@ -158,7 +204,7 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
         # the smarthost's to fix, and the mail waits for it.
         return SendResult(RETRY, f"{type(exc).__name__}: {exc}")
     except (UnicodeError, ValueError) as exc:
-        # e.g. a non-ASCII address the smarthost cannot take: retrying will not help.
+        # e.g. an address smtplib cannot write even with SMTPUTF8: retrying will not help.
         return SendResult(FAILED, f"{type(exc).__name__}: {exc}")
     except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
         # Refused, timed out, dropped, TLS trouble: the mail is still ours to retry.
