@@ -41,12 +41,51 @@ def _fields(block: str) -> dict[str, str]:
     return parsed
 
 
+def _text(value) -> str:
+    """A header value or body the compat32 parser read from bytes, with its raw UTF-8 (RFC 6532) as text."""
+    text = str(value)
+    try:
+        return text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return text   # already text
+
+
+def _body_text(part: Message) -> str:
+    """A part's body as UTF-8 text: a global report (RFC 6533) carries raw UTF-8 in it."""
+    data = part.get_payload(decode=True)   # bytes as they came (get_payload() alone replaces 8-bit ones)
+    return data.decode("utf-8", "replace") if isinstance(data, bytes) else ""
+
+
+def _blocks_of(text: str) -> list[dict[str, str]]:
+    return [_fields(b) for b in re.split(r"\r?\n\s*\r?\n", text) if b.strip()]
+
+
 def _status_blocks(part: Message) -> list[dict[str, str]]:
     payload = part.get_payload()
-    if isinstance(payload, list):  # the email package parses message/delivery-status as header blocks
-        return [{k.lower(): str(v) for k, v in block.items()} for block in payload]
-    text = payload if isinstance(payload, str) else ""
-    return [_fields(b) for b in re.split(r"\r?\n\s*\r?\n", text) if b.strip()]
+    if not isinstance(payload, list):
+        return _blocks_of(_body_text(part))
+    # message/delivery-status: the email package parses each block as headers.
+    # message/global-delivery-status (RFC 6533) it parses as one message: the
+    # per-message block its headers, the per-recipient blocks its body.
+    blocks = []
+    for item in payload:
+        blocks.append({k.lower(): _text(v) for k, v in item.items()})
+        if not item.is_multipart():
+            blocks += _blocks_of(_body_text(item))
+    return blocks
+
+
+# RFC 6533 section 3: a "utf-8" address type writes some characters as \x{HHHH}.
+_UTF8_ESCAPE = re.compile(r"\\x\{([0-9A-Fa-f]{1,6})\}")
+
+
+def _recipient(field_value: str) -> str:
+    """The address of a Final- or Original-Recipient field ("type; address"), lower case."""
+    kind, _, address = field_value.partition(";")
+    address = address.strip().strip("<>")
+    if kind.strip().lower() == "utf-8":
+        address = _UTF8_ESCAPE.sub(lambda m: chr(min(int(m.group(1), 16), 0x10FFFF)), address)
+    return address.lower()
 
 
 def read_report(raw: bytes) -> DeliveryReport | None:
@@ -66,10 +105,10 @@ def read_report(raw: bytes) -> DeliveryReport | None:
                 # is the rewritten address; Original-Recipient the one we sent to.
                 named = [block.get(f) for f in ("final-recipient", "original-recipient") if block.get(f)]
                 if action == "failed" and named:
-                    failed += [r.rpartition(";")[2].strip().strip("<>").lower() for r in named]
+                    failed += [_recipient(r) for r in named]
                     status = status or block.get("status", "").strip()
                     diagnostic = diagnostic or " ".join(block.get("diagnostic-code", "").split())
-        elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers"):
+        elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"):
             payload = part.get_payload()
             if isinstance(payload, list) and payload:
                 ids += _ids(payload[0].get("Message-ID"))

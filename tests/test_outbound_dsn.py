@@ -80,23 +80,30 @@ _report_ids = itertools.count(1)
 
 
 def _report(sender: str, final: str, *, original: str | None = None, headers_id: str | None = None,
-            message_id: str | None = None, in_reply_to: str | None = None) -> tuple[str, bytes]:
+            message_id: str | None = None, in_reply_to: str | None = None,
+            international: bool = False) -> tuple[str, bytes]:
     """A multipart/report (RFC 3464) saying `final` failed; returns its Message-ID and bytes.
 
     The original is named as asked: `headers_id` in a text/rfc822-headers
     part, `message_id` in a returned message/rfc822, `in_reply_to` in the
     report's own In-Reply-To (as some reporters do). None of them: no
-    original at all.
+    original at all. `international`: the RFC 6533 form, a
+    message/global-delivery-status with "utf-8" addresses in raw UTF-8 and
+    the original's header in message/global-headers.
     """
     own_id = f"report-{next(_report_ids)}@mx.example.net"
+    status_type, address_type, headers_type = (
+        ("message/global-delivery-status", "utf-8", "message/global-headers") if international
+        else ("message/delivery-status", "rfc822", "text/rfc822-headers"))
     parts = [
         "Content-Type: text/plain\n\nYour message could not be delivered.\n",
-        "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
-        f"Final-Recipient: rfc822; {final}\n" + (f"Original-Recipient: rfc822;{original}\n" if original else "")
+        f"Content-Type: {status_type}\n\nReporting-MTA: dns; mx.example.net\n\n"
+        f"Final-Recipient: {address_type}; {final}\n"
+        + (f"Original-Recipient: {address_type};{original}\n" if original else "")
         + "Action: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 user unknown\n",
     ]
     if headers_id:
-        parts.append(f"Content-Type: text/rfc822-headers\n\nFrom: support@example.com\nTo: {final}\n"
+        parts.append(f"Content-Type: {headers_type}\n\nFrom: support@example.com\nTo: {final}\n"
                      f"Subject: [#1] Printer on fire\nMessage-ID: <{headers_id}>\n")
     if message_id:
         parts.append(f"Content-Type: message/rfc822\n\nFrom: support@example.com\nTo: {final}\n"
@@ -106,6 +113,16 @@ def _report(sender: str, final: str, *, original: str | None = None, headers_id:
            + "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
            + "".join(f"--B\n{part}" for part in parts) + "--B--\n")
     return own_id, raw.replace("\n", "\r\n").encode()
+
+
+@pytest.mark.parametrize("written", ["müller@example.de", "m\\x{FC}ller@example.de", "M\\x{dc}LLER@example.de"])
+def test_an_international_report_names_the_utf8_recipient(written):
+    # RFC 6533: raw UTF-8 in a message/global-delivery-status, or \x{HHHH} escapes.
+    _, raw = _report("MAILER-DAEMON@mx.example.net", written, headers_id="ack-1@example.com", international=True)
+    report = read_report(raw)
+    assert report is not None
+    assert report.failed_recipients == ["müller@example.de"]
+    assert (report.status, report.original_message_ids) == ("5.1.1", ["ack-1@example.com"])
 
 
 @pytest.fixture
@@ -167,6 +184,16 @@ def test_a_report_quoting_a_message_id_that_is_not_proof_changes_nothing(desk, f
     report_id, raw = _report(EVIL, VICTIM, headers_id=quoted)
     _receive_report(desk, raw, mail_from=EVIL)
     _assert_changes_nothing(desk, report_id, victim_ticket, evil_mails=1)   # the acknowledgement of her own ticket
+
+
+def test_an_international_report_of_our_mail_to_a_utf8_customer_marks_them_bounced(desk):
+    customer = "müller@example.de"
+    ticket_id, ack_id = _open_ticket(desk, customer)
+    report_id, raw = _report("MAILER-DAEMON@mx.example.net", customer, headers_id=ack_id, international=True)
+    _receive_report(desk, raw)
+    assert (_stored(desk, report_id)["ticket_id"], _stored(desk, report_id)["matched_by"]) == (ticket_id, "bounce")
+    [row] = desk.rows(participants, ticket_id=ticket_id, email=customer)
+    assert row["bounced_at"] is not None
 
 
 @pytest.mark.parametrize("shape", ["returned headers", "returned message", "in-reply-to only", "forwarded"])
