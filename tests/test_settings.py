@@ -172,3 +172,12 @@ def test_by_default_outbound_mail_outlasts_days_of_smarthost_outage():
     outbound = load_settings(None, environ={}).outbound
     waits = [backoff_seconds(outbound.retry_base_seconds, k) for k in range(1, outbound.max_attempts)]
     assert sum(waits) >= 4 * 86400   # mail servers keep trying for days; an hour's outage must lose nothing
+
+
+def test_the_support_address_is_written_as_smtp_carries_it(tmp_path):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("support_address: Hilfe@Bücher.example\n")
+    assert load_settings(config, environ={}).support_address == "hilfe@xn--bcher-kva.example"
+    config.write_text("support_address: hjälp@example.se\n")
+    with pytest.raises(ValidationError, match="ASCII local part.*smtp.extra_addresses"):
+        load_settings(config, environ={})

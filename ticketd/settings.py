@@ -119,7 +119,19 @@ class Settings(_Strict):
     def _lower(cls, value: str) -> str:
         if "@" not in value:
             raise ValueError("support_address must be an address like support@example.com")
-        return value.strip().lower()
+        local, _, domain = value.strip().lower().rpartition("@")
+        if not local.isascii():
+            # Every mail ticketd sends comes from it: a UTF-8 local part would
+            # need SMTPUTF8 (RFC 6531) at every customer's server.
+            raise ValueError("support_address must have an ASCII local part; a UTF-8 address can take "
+                             "mail too when listed under smtp.extra_addresses")
+        if not domain.isascii():
+            try:
+                # Written in its ASCII form (IDNA, RFC 5890), as SMTP and Message-IDs carry it.
+                domain = domain.encode("idna").decode("ascii")
+            except UnicodeError:
+                raise ValueError(f"support_address: {domain!r} is not a domain name") from None
+        return f"{local}@{domain}"
 
     @property
     def support_domain(self) -> str:
