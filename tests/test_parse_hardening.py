@@ -139,17 +139,18 @@ def test_forwarded_mail_sent_encoded_is_stored_as_the_mail(ctype, cte):
     # RFC 2046 section 5.2.1 forbids either encoding for message/rfc822; mailers use them anyway.
     raw = _with_part(f"Content-Type: {ctype}\r\nContent-Transfer-Encoding: {cte}\r\n\r\n".encode()
                      + _encode(_FORWARDED, cte))
-    attachment, = parse_mail(raw).attachments
+    attachment, inner = parse_mail(raw).attachments  # the forwarded mail, then its own file
     assert attachment.data == _FORWARDED
     assert attachment.sha256 == hashlib.sha256(_FORWARDED).hexdigest()
     assert attachment.filename == "Original problem.eml"
+    assert (inner.filename, inner.data) == ("inner.pdf", b"%PDF-1.4 hello")
 
 
 def test_forwarded_mail_sent_quoted_printable_is_named_by_its_decoded_subject():
     forwarded = _FORWARDED.replace(b"Original problem", "Überweisung".encode())
     raw = _with_part(b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
                      + quopri.encodestring(forwarded))
-    attachment, = parse_mail(raw).attachments
+    attachment, _inner_pdf = parse_mail(raw).attachments
     assert attachment.filename == "Überweisung.eml"
     assert attachment.data == forwarded
 
@@ -174,7 +175,7 @@ def test_forwarded_mail_is_named_by_its_whole_subject(subject, name):
 
 def test_forwarded_mail_sent_as_is_keeps_its_bytes():
     raw = _with_part(b"Content-Type: message/rfc822\r\n\r\n" + _FORWARDED)
-    attachment, = parse_mail(raw).attachments
+    attachment, _inner_pdf = parse_mail(raw).attachments
     assert attachment.data == _FORWARDED
 
 
