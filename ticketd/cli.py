@@ -55,12 +55,12 @@ def _app(config: str | None):
         raise click.ClickException(str(exc)) from None
 
 
-def _engine(config: str | None):
+def _engine(config: str | None, settings=None):
     """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets."""
     from ticketd.store.db import ensure_schema, make_engine
     from ticketd.store.migrations import SchemaVersionError
 
-    engine = make_engine(_settings(config).database_url)
+    engine = make_engine((settings or _settings(config)).database_url)
     try:
         ensure_schema(engine)
     except SchemaVersionError as exc:
@@ -239,7 +239,8 @@ def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets."""
     from ticketd.views import desk_status
 
-    desk = desk_status(_engine(config), _settings(config).data_dir)
+    settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
+    desk = desk_status(_engine(config, settings), settings.data_dir)
     if as_json:
         _print_json(desk)
         return
