@@ -5,7 +5,8 @@ blocks) in many languages. Around it, our own pass cuts at what it misses
 in real mail (measured in bench/quotes.py): header blocks and "wrote:"
 lines broken over several lines, separator lines (-----, _____),
 forwarded-message banners, "-- " signatures and "Sent from my iPhone"
-lines, and trailing ">" quotes.
+lines, and trailing ">" quotes. Each asks for the whole shape, so that the
+writer's own "--" divider, "Von: Montag" or "… wrote:" stays in the reply.
 """
 
 from __future__ import annotations
@@ -22,22 +23,28 @@ _LIBRARY = None
 _DELIMITER = re.compile(r"^\s*[-_=*~#+ᐧ]{2,}\s*$|^\s*ᐧ\s*$")
 # "-----Original Message-----", "---------- Forwarded message ---------",
 # "*-------- Original Message --------*", "Begin forwarded message:".
+# The words start with a letter and the rules have four characters or more:
+# a line of dashes alone is a separator (see _DELIMITER), and "-- Part two --"
+# is someone's own heading; every mailer's banner has five or more.
 _BANNER = re.compile(
-    r"^\s*[*>]*\s*(-{2,}|_{2,}|={2,})\s*[\w .'-]{3,40}\s*(-{2,}|_{2,}|={2,})\s*[*]*\s*$"
+    r"^\s*[*>]*\s*(-{4,}|_{4,}|={4,})\s*[^\W\d_][\w .'-]{2,39}\s*(-{4,}|_{4,}|={4,})\s*[*]*\s*$"
     r"|^\s*(begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié)\s*:?\s*$",
     re.IGNORECASE,
 )
-_HEADER_KEY = (
-    r"from|von|de|da|van|od|från|fra|от|від|kimden|发件人|寄件人|"
-    r"to|an|à|a|aan|do|till|til|кому|komu|"
-    r"cc|kopie|copie|"
-    r"subject|betreff|objet|oggetto|asunto|onderwerp|temat|assunto|ämne|emne|тема|主题|主旨|"
-    r"sent|gesendet|envoyé|enviado|inviato|verzonden|wysłano|skickat|sendt|отправлено|发送时间|"
-    r"date|datum|fecha|data|дата|日期|reply-to|risposta|antwort an|répondre à"
-)
-_HEADER_LINE = re.compile(r"^\s*[*>]*\s*(%s)\s*[*]*\s*[:：]\s*\S" % _HEADER_KEY, re.IGNORECASE)
-_FROM_LINE = re.compile(
-    r"^\s*[*>]*\s*(from|von|de|da|van|od|från|fra|от|від|kimden|发件人|寄件人)\s*[*]*\s*[:：]\s*\S", re.IGNORECASE)
+# The keys of an embedded mail's header block, by what they name.
+_HEADER_KEYS = {
+    "from": "from|von|de|da|van|od|från|fra|от|від|kimden|发件人|寄件人",
+    "to": "to|an|à|a|aan|do|till|til|para|кому|komu|cc|kopie|copie",
+    "subject": "subject|betreff|objet|oggetto|asunto|onderwerp|temat|assunto|ämne|emne|тема|主题|主旨",
+    "date": "sent|gesendet|envoyé|enviado|inviato|verzonden|wysłano|skickat|sendt|отправлено|发送时间|"
+            "date|datum|fecha|data|дата|日期",
+    "other": "reply-to|risposta|antwort an|répondre à",
+}
+_HEADER_KIND = {key: kind for kind, keys in _HEADER_KEYS.items() for key in keys.split("|")}
+_HEADER_KEY = "|".join(_HEADER_KEYS.values())
+_HEADER_LINE = re.compile(r"^\s*[*>]*\s*(%s)\s*[*]*\s*[:：]\s*(\S.*)" % _HEADER_KEY, re.IGNORECASE)
+# Any "Key: value" line, as mail-parser-reply's header blocks start.
+_KEY_LINE = re.compile(r"^[>* ]*[^\W\d_](?:[^\W\d_]|[ -]){0,24}[* ]*[:：]")
 # The verb of an attribution: "… wrote:", "… schrieb am …:", "… a écrit :", …
 _VERB = re.compile(
     r"\b(wrote|writes|schrieb|a écrit|escribió|ha scritto|schreef|geschreven|napisał\(a\)|napisał|escreveu|"
@@ -48,6 +55,8 @@ _VERB = re.compile(
 _ATTRIBUTION_END = re.compile(r"([:：]|\b(wrote|schrieb)\s*-*)\s*$", re.IGNORECASE)
 # How they start: "On Tue, …", "Am 21.04.2016 …", "Le 4 janv. …", a date.
 _OPENER_WORD = re.compile(r"^\s*(on|am|le|el|il|op|em|den|w dniu)\s", re.IGNORECASE)
+# The first part of an attribution wrapped over lines, "On Thu, 31 Mar 2016 at 11:16 Some One".
+_WRAPPED_OPENER = re.compile(r"^\s*(on|am|le|el|il|op|em|w dniu)\s.*\d", re.IGNORECASE)
 _OPENER = re.compile(r"^\s*(-+\s*)?(on|am|le|el|il|op|em|den|dne|w dniu|в|у)\s.*\d|^\s*\d", re.IGNORECASE)
 # An attribution that starts with a date: "2013/7/20 sam via Meta <info@…>",
 # "2016-03-03 17:21 GMT+01:00 Some One".
@@ -58,7 +67,15 @@ _MOBILE_SIGNATURE = re.compile(
     r"get outlook for |diese nachricht wurde von meinem|from my (iphone|ipad|android)|<<sent by )",
     re.IGNORECASE,
 )
-_SIGNATURE = re.compile(r"^--\s*$")
+# A rule of dashes or underscores that many signatures open with.
+_RULE = re.compile(r"^\s*[-_]{7,}\s*$")
+# Under a bare "--" or a rule, a signature opens with this many lines that
+# are not sentences (name, title, company, address, phone, web site), and
+# ends, a disclaimer included, within the longer count.
+_SIGNATURE_HEAD = 6
+_SIGNATURE_LINES = 25
+# "1. Unplug it", "- step two": a list item is the writer's text, not a signature's line.
+_LIST_ITEM = re.compile(r"^\s*([-*•]+|\d{1,2}[.)])\s+\S")
 
 
 class _Library:
@@ -124,10 +141,19 @@ def _library_cut(text: str) -> str:
         kept = _library().reply(text)
     except Exception:  # the library on input it does not expect: keep ours
         return text
-    wanted = [_squash(line) for line in kept.split("\n") if line.strip()]
-    if not wanted:
-        return text
     lines = text.split("\n")
+    end = _last_kept_line(lines, kept)
+    if end is None:
+        return text
+    rest = next((j for j in range(end + 1, len(lines)) if lines[j].strip()), None)
+    if rest is not None and not _library_quote_starts(lines, rest):
+        return text
+    return "\n".join(lines[:end + 1])
+
+
+def _last_kept_line(lines: list[str], kept: str) -> int | None:
+    """The index of the last of our lines the library kept, when it kept our first lines."""
+    wanted = [_squash(line) for line in kept.split("\n") if line.strip()]
     matched = 0
     for index, line in enumerate(lines):
         if not line.strip():
@@ -135,10 +161,21 @@ def _library_cut(text: str) -> str:
         if matched < len(wanted) and _squash(line) == wanted[matched]:
             matched += 1
             if matched == len(wanted):
-                return "\n".join(lines[:index + 1])
+                return index
         else:
             break
-    return text
+    return None
+
+
+def _library_quote_starts(lines: list[str], j: int) -> bool:
+    """Whether the quote mail-parser-reply found at line j has the shape our own rules ask for."""
+    # The library takes any two "Key: value" lines for a header block and any
+    # "On … wrote:" line for an attribution, in the middle of a sentence too.
+    if _KEY_LINE.match(lines[j]):
+        return _is_header_block(lines, j)
+    if any(_VERB.search(line) for line in lines[j:j + 2]):
+        return any(_attribution_start(lines, k) is not None for k in range(j, min(j + 2, len(lines))))
+    return True  # a shape only the library knows: trust it
 
 
 def _squash(line: str) -> str:
@@ -146,12 +183,36 @@ def _squash(line: str) -> str:
 
 
 def _is_header_block(lines: list[str], i: int) -> bool:
-    """Header lines close together, one of them From:/Von:/De:, the first on line i: an embedded mail."""
+    """An embedded mail's header block from line i: From with a date, and To or Subject, close together."""
+    # Two lines are not enough: "Von: Montag" over "An: Freitag" is a
+    # schedule. Outlook writes From, Sent, To, Subject; Thunderbird and Apple
+    # Mail Subject, Date, From, To: all name the sender, a date, and a
+    # recipient or a subject. Some drop the colon after To and Subject; a
+    # sender's address over a date with digits is then shape enough.
     if not _HEADER_LINE.match(lines[i]):
         return False
-    block = [line for line in lines[i:i + 8] if line.strip()][:4]
-    headers = [line for line in block if _HEADER_LINE.match(line)]
-    return len(headers) >= 2 and any(_FROM_LINE.match(line) for line in headers[:3])
+    block = [line for line in lines[i:i + 10] if line.strip()][:5]
+    headers = [m for m in map(_HEADER_LINE.match, block) if m]
+    kinds = [_HEADER_KIND.get(m.group(1).lower(), "other") for m in headers]
+    if "from" not in kinds[:3]:
+        return False
+    values: dict[str, str] = {}
+    for kind, m in zip(kinds, headers):
+        if kind not in values and _value_fits(kind, m.group(2).strip()):
+            values[kind] = m.group(2)
+    if "from" not in values or "date" not in values:
+        return False
+    return "to" in values or "subject" in values or (
+        "@" in values["from"] and any(c.isdigit() for c in values["date"]))
+
+
+def _value_fits(kind: str, value: str) -> bool:
+    """Whether a header's value has the shape its key asks for: an address or a name, a date."""
+    if kind in ("from", "to"):
+        return "@" in value or not value[0].isdigit()  # "An: 17:00" is a time
+    if kind == "date":
+        return any(c.isdigit() for c in value) or len(value.split()) <= 3  # "Sent: Monday"
+    return True
 
 
 def _attribution_start(lines: list[str], i: int) -> int | None:
@@ -159,24 +220,43 @@ def _attribution_start(lines: list[str], i: int) -> int | None:
     if not _may_end_attribution(lines[i]) or not _ATTRIBUTION_END.search(lines[i]):
         return None
     block = [i]
-    while len(block) < 4 and block[-1] > 0 and lines[block[-1] - 1].strip() \
-            and not lines[block[-1] - 1].lstrip().startswith(">"):
+    while len(block) < 4 and block[-1] > 0 and _may_wrap_attribution(lines[block[-1] - 1]):
         block.append(block[-1] - 1)
     verb = next((j for j in block if _VERB.search(lines[j])), None)
     if verb is None:
         # Any language: a time, an address and a closing colon, as in
         # "26.06.2014, 14:41, "Alexander L" <abc@example.com>:" (Yandex).
+        # Without a verb it takes the quote under it too: "Call me at 14:30
+        # or write to bob@example.com:" is a sentence.
         line = lines[i]
         return i if re.search(r"\d{1,2}:\d{2}", line) and re.search(r"\S@\S", line) and line.rstrip().endswith(":") \
-            else None
+            and _followed_by_quote(lines, i) else None
     start = next((j for j in block if j <= verb and _OPENER.match(lines[j])), None)
     start = verb if start is None else min(start, verb)
     text = " ".join(lines[start:i + 1])
+    if start > 0 and _own_line(lines[start - 1]) and "@" not in text and not _followed_by_quote(lines, i):
+        return None  # right under a line of the writer's, with no quote under it: their own sentence
     # "He wrote:" in running text is not an attribution; a date or an address
     # makes it one, and so does a quote right under "On Monday, Bob wrote:".
     if re.search(r"\d|@", text) or (_OPENER_WORD.match(lines[start]) and _followed_by_quote(lines, i)):
         return start
     return None
+
+
+def _may_wrap_attribution(line: str) -> bool:
+    """Whether a line above may be the first part of an attribution: not blank, not quoted, not a finished sentence."""
+    return bool(line.strip()) and not line.lstrip().startswith(">") and not _finished_sentence(line)
+
+
+def _finished_sentence(line: str) -> bool:
+    """Whether a line ends a sentence: "I ordered a printer.", not "schrieb am Fr., 28." nor "Acme Inc."."""
+    end = line.rstrip()
+    return end.endswith(("!", "?")) or _ends_sentence(end.split())
+
+
+def _own_line(line: str) -> bool:
+    """A line of the writer's text: not blank, not quoted, not a separator."""
+    return bool(line.strip()) and not line.lstrip().startswith(">") and not _DELIMITER.match(line)
 
 
 def _may_end_attribution(line: str) -> bool:
@@ -188,8 +268,10 @@ def _may_end_attribution(line: str) -> bool:
 
 def _opener_of_wrapped_attribution(lines: list[str], i: int) -> bool:
     """ "On Thu, 31 Mar 2016 at 11:16 Some One", blank lines, then "> wrote:". """
-    if not re.match(r"^\s*(on|am|le|el|il|op|em|w dniu)\s.*\d", lines[i], re.IGNORECASE) or len(lines[i]) > 200:
+    if not _WRAPPED_OPENER.match(lines[i]) or len(lines[i]) > 200:
         return False
+    if _finished_sentence(lines[i]):
+        return False  # "On 3 May I ordered a printer." is a sentence, not an attribution's first half
     return any(_VERB.search(line) and _ATTRIBUTION_END.search(line) for line in lines[i + 1:i + 7])
 
 
@@ -203,7 +285,7 @@ def _cut_index(lines: list[str]) -> int | None:
             continue
         if _opener_of_wrapped_attribution(lines, i):
             return i
-        if _BANNER.match(line) or _SIGNATURE.match(line):
+        if _BANNER.match(line) or _is_signature_start(lines, i):
             return i
         if _DELIMITER.match(line) and _quoted_material_follows(lines, i):
             return i
@@ -230,10 +312,74 @@ def _quoted_material_follows(lines: list[str], i: int) -> bool:
         line = lines[j]
         if not line.strip() or _DELIMITER.match(line):
             continue
-        return bool(line.lstrip().startswith(">") or _is_header_block(lines, j) or _BANNER.match(line)
-                    or _attribution_start(lines, j) is not None or _opener_of_wrapped_attribution(lines, j)
-                    or _MOBILE_SIGNATURE.match(line))
+        return _quote_starts(lines, j) or bool(_MOBILE_SIGNATURE.match(line))
     return True
+
+
+def _quote_starts(lines: list[str], j: int) -> bool:
+    """Whether line j opens quoted history: a "> " quote, a header block, a banner or an attribution."""
+    line = lines[j]
+    return bool(line.lstrip().startswith(">") or _is_header_block(lines, j) or _BANNER.match(line)
+                or _attribution_start(lines, j) is not None or _opener_of_wrapped_attribution(lines, j))
+
+
+def _is_signature_start(lines: list[str], i: int) -> bool:
+    """Whether line i starts a signature: "-- ", or a bare "--" or a rule over what reads as a signature."""
+    # RFC 3676 section 4.3 makes "-- " the separator. Many mailers drop its
+    # space, and many signatures open with a rule instead, but people also
+    # type "--" or a rule as a divider in their own text.
+    line = lines[i]
+    if line.startswith("--") and not line[2:].strip():
+        if len(line) > 2:
+            return True  # the space (or other blank) RFC 3676 puts after "--"
+    elif not (line.lstrip().startswith(("-", "_")) and _RULE.match(line)):
+        return False
+    return _signature_follows(lines, i)
+
+
+def _signature_follows(lines: list[str], i: int) -> bool:
+    """Whether the lines under the divider on line i, up to the end or the quoted history, read as a signature."""
+    above = _previous_line(lines, i)
+    if _own_line(above) and above.rstrip().endswith((":", "：")):
+        return False  # "The log:" over "--": the divider introduces what follows
+    counted = 0
+    for j in range(i + 1, len(lines)):
+        line = lines[j]
+        if line.rstrip() == "--":
+            return False  # "--" again: a divider between parts of the text
+        if not line.strip() or _DELIMITER.match(line):
+            continue
+        if _quote_starts(lines, j):
+            break
+        counted += 1
+        if counted > _SIGNATURE_LINES or counted <= _SIGNATURE_HEAD and _reads_as_prose(line):
+            return False  # too long for a signature (not near the end), or it opens with a sentence
+    return True
+
+
+def _previous_line(lines: list[str], i: int) -> str:
+    """The nearest non-blank line above line i ("" at the top)."""
+    return next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+
+
+def _reads_as_prose(line: str) -> bool:
+    """Whether a line reads as someone's sentence or list item rather than a signature's name, title or number."""
+    if _MOBILE_SIGNATURE.match(line):
+        return False  # "Sent from my cell, please excuse any typos."
+    text = line.strip()
+    words = text.split()
+    lowercase = [word for word in (w.strip(".,;:!?()\"'") for w in words)
+                 if len(word) > 1 and word.isalpha() and word.islower()]
+    return (len(text) > 80 or len(lowercase) >= 5 or text.endswith("?") or _ends_sentence(words)
+            or bool(_LIST_ITEM.match(line)))
+
+
+def _ends_sentence(words: list[str]) -> bool:
+    """Two words or more closed by a full stop after a word: "Please help.", not "Acme Inc." nor "Ph.D."."""
+    if len(words) < 2 or not words[-1].endswith("."):
+        return False
+    last = words[-1].rstrip(".").strip("\"'()")
+    return last.isalpha() and not (last[:1].isupper() and len(last) <= 4)
 
 
 def _only_signature_after(lines: list[str], i: int) -> bool:
@@ -244,8 +390,9 @@ def _only_signature_after(lines: list[str], i: int) -> bool:
 
 
 def _followed_by_quote(lines: list[str], i: int) -> bool:
-    rest = [line for line in lines[i + 1:] if line.strip()]
-    return bool(rest) and rest[0].lstrip().startswith((">", "|"))
+    # Only the next non-blank line is read: attributions call this on every "… wrote:" line.
+    following = next((lines[j] for j in range(i + 1, len(lines)) if lines[j].strip()), "")
+    return following.lstrip().startswith((">", "|"))
 
 
 def _cut(text: str) -> str:
