@@ -337,6 +337,13 @@ def _is_signature_start(lines: list[str], i: int) -> bool:
     return _signature_follows(lines, i)
 
 
+def cut_signature(text: str) -> str:
+    """The text above its signature, by the rule strip_reply cuts with."""
+    lines = text.split("\n")
+    end = next((i for i in range(len(lines)) if _is_signature_start(lines, i)), len(lines))
+    return "\n".join(lines[:end]).strip()
+
+
 def _signature_follows(lines: list[str], i: int) -> bool:
     """Whether the lines under the divider on line i, up to the end or the quoted history, read as a signature."""
     above = _previous_line(lines, i)

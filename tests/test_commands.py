@@ -29,6 +29,9 @@ def plan(text: str):
     ("#1042 is related", [], "#1042 is related"),                     # '#' + digit: text
     ("#propose\nDo X.\n\n-- \nAlice\nSupport", ["propose"], "Do X."),  # signature cut
     ("#close\n\nBye\n--\nAlice", ["close"], "Bye"),
+    # A typed divider over more of the agent's words is no signature: relayed whole (as strip_reply keeps it).
+    ("#close\nPrinter fixed.\n--\nAlso the scanner was replaced, please check it.", ["close"],
+     "Printer fixed.\n--\nAlso the scanner was replaced, please check it."),
 ])
 def test_read(text, names, body):
     reply = read_agent_reply(text)

@@ -18,6 +18,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ingest.quotes import cut_signature
 from ticketd.domain.lifecycle import agent_may_set, parse_when
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
 from ticketd.domain.tags import format_tag
@@ -41,8 +42,6 @@ USAGE = {
 _INVISIBLE = "\u200b\u2060\ufeff"
 _SPACE = rf"[\s{_INVISIBLE}]"
 _COMMAND_LINE = re.compile(rf"^{_SPACE}*#([A-Za-z][\w-]*)(?:{_SPACE}+(.*?))?{_SPACE}*$")
-# RFC 3676 section 4.3 signature separator ("-- "); "--" alone as clients mangle it.
-_SIGNATURE = re.compile(r"^-- ?$")
 
 
 @dataclass(frozen=True)
@@ -56,15 +55,6 @@ class Command:
 class AgentReply:
     commands: tuple[Command, ...]
     body: str        # the text after the commands, signature cut
-
-
-def cut_signature(text: str) -> str:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if _SIGNATURE.match(line):
-            lines = lines[:i]
-            break
-    return "\n".join(lines).strip()
 
 
 _BLANK = re.compile(rf"{_SPACE}*")
