@@ -176,6 +176,21 @@ def _valid_addr(addr: str) -> bool:
                 and len(addr.encode("utf-8", "replace")) <= ADDRESS_MAX)
 
 
+def ascii_domain(address: str) -> str:
+    """`address` with an internationalised domain in its ASCII form (IDNA, RFC 5890): what SMTP carries.
+
+    `kunde@bücher.example` is `kunde@xn--bcher-kva.example` on the wire; a
+    non-ASCII local part stays as it is and needs SMTPUTF8 (RFC 6531).
+    """
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address   # not a domain name IDNA can write: left as it came (a smarthost's refusal says so)
+
+
 def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs from raw header values."""
     pairs = []

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from ingest.headers import ascii_domain
 from ingest.parse import dedupe_key
 from ticketd.app import App
 from ticketd.store.inbox import RawMail, Stored, store_raw_batch
@@ -80,14 +81,7 @@ def _address_key(address: str) -> str:
     part is lowered like an ASCII one, although RFC 6531 leaves its case to
     the mailbox's owner as RFC 5321 section 2.4 does.
     """
-    address = address.lower().strip("<> ")
-    local, at, domain = address.rpartition("@")
-    if not at or domain.isascii():
-        return address
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return address   # not a domain name IDNA can write: compared as it came
+    return ascii_domain(address.lower().strip("<> "))
 
 
 def served(app: App, address: str) -> bool:

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ingest.headers import ascii_domain
 from ticketd.settings import OutboundSettings
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
@@ -105,21 +106,6 @@ def _session(settings: OutboundSettings) -> _Kept:
 
 def _reply_text(exc: smtplib.SMTPResponseException) -> str:
     return exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-
-
-def ascii_domain(address: str) -> str:
-    """`address` with an internationalised domain in its ASCII form (IDNA, RFC 5890): what SMTP carries.
-
-    `kunde@bücher.example` is `kunde@xn--bcher-kva.example` on the wire; a
-    non-ASCII local part stays as it is and needs SMTPUTF8 (RFC 6531).
-    """
-    local, at, domain = address.rpartition("@")
-    if not at or domain.isascii():
-        return address
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
-        return address   # not a valid domain name: the smarthost's refusal will say so
 
 
 def header_address(address: str) -> str:

@@ -158,7 +158,7 @@ def test_after_a_refusal_the_next_mails_go_through_and_share_a_connection():
 
 
 def test_an_internationalised_domain_is_sent_in_its_ascii_form(tls_sink):
-    from outbound.send import ascii_domain
+    from ingest.headers import ascii_domain
 
     assert ascii_domain("kunde@bücher.example") == "kunde@xn--bcher-kva.example"
     assert ascii_domain("cust@example.org") == "cust@example.org"
