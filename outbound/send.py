@@ -124,9 +124,13 @@ def header_address(address: str) -> str:
     return address.encode("utf-8").decode("ascii", "surrogateescape")
 
 
+_EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
+
+
 def _head(raw: bytes) -> bytes:
-    """The header section of a mail (RFC 5322 section 2.1): up to the first empty line."""
-    return re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    """The header section of a mail (RFC 5322 section 2.1): up to the first empty line, the body not copied."""
+    end = _EMPTY_LINE.search(raw)
+    return raw[:end.start()] if end else raw
 
 
 def smtputf8_need(mail_from: str, recipient: str, raw: bytes) -> str | None:
