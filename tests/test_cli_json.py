@@ -13,18 +13,12 @@ from email.message import EmailMessage
 from ingest.smtp import Receiver
 from ticketd.pipeline import drain
 from tests.conftest import write_config
+from tests.cli import cli_ok
 
 TOP_LEVEL = {"id", "tag", "subject", "status", "priority", "type", "requester", "followers", "assignee",
              "group", "created_at", "updated_at"}
 MESSAGE = {"direction", "from", "to", "subject", "text", "internal", "matched_by", "attachments"}
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-def _cli(config, *args) -> str:
-    done = subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
@@ -50,7 +44,7 @@ def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
         receiver.stop()
     assert drain(app) == 1
 
-    listed = json.loads(_cli(config, "tickets", "list", "--json"))
+    listed = json.loads(cli_ok(config, "tickets", "list", "--json"))
     assert len(listed) == 1
     summary = listed[0]
     assert TOP_LEVEL <= set(summary) and "messages" not in summary and "events" not in summary
@@ -59,9 +53,9 @@ def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
     assert summary["followers"] == ["colleague@example.org"]
     assert summary["subject"] == "Rechnung doppelt — bitte prüfen"
     assert ISO_UTC.match(summary["created_at"]) and ISO_UTC.match(summary["updated_at"])
-    assert json.loads(_cli(config, "tickets", "list", "--status", "closed", "--json")) == []
+    assert json.loads(cli_ok(config, "tickets", "list", "--status", "closed", "--json")) == []
 
-    shown = json.loads(_cli(config, "tickets", "show", str(summary["id"]), "--json"))
+    shown = json.loads(cli_ok(config, "tickets", "show", str(summary["id"]), "--json"))
     assert TOP_LEVEL <= set(shown) and {"messages", "events"} <= set(shown)
     inbound = [m for m in shown["messages"] if m["direction"] == "in"]
     assert len(inbound) == 1
@@ -103,9 +97,9 @@ def test_reading_commands_work_while_rules_yaml_is_broken(tmp_path, sqlite_url, 
     make_app(sqlite_url)
     config = write_config(tmp_path, sqlite_url)
     (tmp_path / "rules.yaml").write_text("agents:\n  - {emial: x@example.com}\n")   # the daemon keeps its last good rules
-    assert json.loads(_cli(config, "tickets", "list", "--json")) == []
-    assert json.loads(_cli(config, "quarantine", "list", "--json")) == []
-    assert json.loads(_cli(config, "status", "--json"))["inbox"]["waiting"] == 0
+    assert json.loads(cli_ok(config, "tickets", "list", "--json")) == []
+    assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
+    assert json.loads(cli_ok(config, "status", "--json"))["inbox"]["waiting"] == 0
 
 
 def test_an_unknown_status_is_refused_not_an_empty_list(tmp_path, sqlite_url, make_app):
@@ -143,7 +137,7 @@ def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
     assert drain(app) == 3          # two tickets, one quarantined
     stored(mail(9))                  # and one not processed yet
 
-    desk = json.loads(_cli(config, "status", "--json"))
+    desk = json.loads(cli_ok(config, "status", "--json"))
     assert ISO_UTC.match(desk["at"])
     assert {k: desk["inbox"][k] for k in ("waiting", "processing", "quarantined", "done")} == {
         "waiting": 1, "processing": 0, "quarantined": 1, "done": 2}
@@ -157,5 +151,5 @@ def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
     assert (desk["timers"]["armed"], desk["timers"]["overdue"]) == (2, 0)
     assert ISO_UTC.match(desk["timers"]["next_due_at"])
 
-    text = _cli(config, "status")
+    text = cli_ok(config, "status")
     assert "waiting 1" in text and "quarantined 1" in text and "pending 2" in text and "new 2" in text

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import smtplib
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -16,6 +13,7 @@ from tests.conftest import free_port, write_config
 from tests.daemon import DaemonProcess
 from tests.sink import Sink, customer_mail, outbox_rows, receive, running, submit, ticket_events, wait_until
 from tests.test_outbound import NO_AGENTS, outbound_yaml
+from tests.cli import cli_ok, run_cli
 from ticketd.clock import utcnow
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -30,20 +28,8 @@ def sink():
     s.stop()
 
 
-def _cli(config, *args) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=env)
-
-
-def _ok(config, *args) -> str:
-    done = _cli(config, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _listed(config, *args) -> list[dict]:
-    return json.loads(_ok(config, "outbox", "list", "--json", *args))
+    return json.loads(cli_ok(config, "outbox", "list", "--json", *args))
 
 
 def _app(make_app, db_url, sink, **kw):
@@ -69,12 +55,12 @@ def test_a_refused_mail_is_listed_retried_and_sent_by_the_running_daemon_with_it
     assert ISO_UTC.match(shown["created_at"]) and ISO_UTC.match(shown["next_attempt_at"])
     assert shown["sent_at"] is None
     assert _listed(config, "--state", "sent") == []
-    text = _ok(config, "outbox", "list")
+    text = cli_ok(config, "outbox", "list")
     assert f"[#{row['ticket_id']}]" in text and "failed" in text and "550 5.1.1" in text
 
     sink.reject = False
     with running(app):
-        said = _ok(config, "outbox", "retry", str(row["id"]))
+        said = cli_ok(config, "outbox", "retry", str(row["id"]))
         assert f"outbox {row['id']}" in said and "pending again" in said
         [got] = sink.wait_for(1, timeout=20)
         wait_until(lambda: outbox_rows(app)[0]["state"] == "sent")
@@ -91,10 +77,10 @@ def test_a_refused_mail_is_listed_retried_and_sent_by_the_running_daemon_with_it
     assert [r["state"] for r in _listed(config, "--state", "sent")] == ["sent"]
 
     # A row that is not failed is refused, and left as it is.
-    again = _cli(config, "outbox", "retry", str(row["id"]))
+    again = run_cli(config, "outbox", "retry", str(row["id"]))
     assert again.returncode == 1 and f"outbox {row['id']} is sent, not failed" in again.stderr
     assert outbox_rows(app) == [after]
-    missing = _cli(config, "outbox", "retry", "999")
+    missing = run_cli(config, "outbox", "retry", "999")
     assert missing.returncode == 1 and "no outbox row 999" in missing.stderr
     assert len(ticket_events(app, row["ticket_id"], "delivery_retried")) == 1
 
@@ -121,7 +107,7 @@ def test_all_failed_resets_attempts_of_every_failed_row_and_nothing_else(tmp_pat
         c["id"], b["id"], a["id"]]
 
     before = utcnow()
-    said = _ok(config, "outbox", "retry", "--all-failed")
+    said = cli_ok(config, "outbox", "retry", "--all-failed")
     assert f"outbox {a['id']}" in said and f"outbox {b['id']}" in said
     new_a, new_b, new_c = outbox_rows(app)
     for old, new in ((a, new_a), (b, new_b)):
@@ -130,7 +116,7 @@ def test_all_failed_resets_attempts_of_every_failed_row_and_nothing_else(tmp_pat
         assert new["message_id"] == old["message_id"] and bytes(new["raw"]) == bytes(old["raw"])
     assert new_c == c
     assert {r["state"] for r in _listed(config)} == {"pending"}
-    assert "no failed mail" in _ok(config, "outbox", "retry", "--all-failed")
+    assert "no failed mail" in cli_ok(config, "outbox", "retry", "--all-failed")
 
     # Attempts start again from zero: with max_attempts 2, whichever of the
     # two gets this 451 would fail for good had its attempts not been reset.
@@ -145,9 +131,9 @@ def test_all_failed_resets_attempts_of_every_failed_row_and_nothing_else(tmp_pat
 def test_retry_needs_one_id_or_all_failed(tmp_path, make_app, sqlite_url, sink):
     _app(make_app, sqlite_url, sink)
     config = tmp_path / "ticketd.yaml"
-    assert _cli(config, "outbox", "retry").returncode == 2
-    assert _cli(config, "outbox", "retry", "1", "--all-failed").returncode == 2
-    assert _cli(config, "outbox", "list", "--state", "lost").returncode == 2
+    assert run_cli(config, "outbox", "retry").returncode == 2
+    assert run_cli(config, "outbox", "retry", "1", "--all-failed").returncode == 2
+    assert run_cli(config, "outbox", "list", "--state", "lost").returncode == 2
 
 
 @pytest.mark.redis
@@ -167,7 +153,7 @@ def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_
             client.send_message(customer_mail())
         [row] = wait_until(lambda: [r for r in _listed(config, "--state", "failed")], timeout=20)
         sink.reject = False
-        _ok(config, "outbox", "retry", str(row["id"]))
+        cli_ok(config, "outbox", "retry", str(row["id"]))
         [got] = sink.wait_for(1, timeout=20)
         assert got.message["Message-ID"] == f"<{row['message_id']}>"
         assert [r["id"] for r in _listed(config, "--state", "sent")] == [row["id"]]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,23 +14,18 @@ from tests.conftest import write_config
 from tests.daemon import DaemonProcess
 from tests.test_daemon_processes import _alive, _spawned
 from tests.waiting import eventually
+from tests.cli import run_cli
 from ticketd.pidlock import AlreadyRunning, PidLock, probe
 
 
-def _cli(config, *args) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=Path(__file__).parents[1])
-
-
 def _daemon(config) -> dict:
-    done = _cli(config, "status", "--json")
+    done = run_cli(config, "status", "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["daemon"]
 
 
 def _status_line(config) -> str:
-    done = _cli(config, "status")
+    done = run_cli(config, "status")
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[0]
 
@@ -76,7 +69,7 @@ def test_second_run_refuses_status_tells_and_sigkill_frees_the_lock(tmp_path):
         assert _status_line(config) == f"daemon   running (pid {pid})"
 
         started = time.monotonic()
-        second = _cli(config, "run")
+        second = run_cli(config, "run")
         assert second.returncode == 1
         assert time.monotonic() - started < 15
         assert f"ticketd is already running on {pid_file.parent} (pid {pid}" in second.stderr

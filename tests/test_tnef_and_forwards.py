@@ -9,8 +9,6 @@ import logging
 import quopri
 import smtplib
 import struct
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 
@@ -23,6 +21,7 @@ from ingest.parse import MailTooComplex, parse_mail
 from ingest.tnef import TnefError, tnef_contents
 from tests import tnef_builder as tb
 from tests.conftest import write_config
+from tests.cli import cli_ok
 from ticketd.pipeline import drain
 from ticketd.store.files import attachment_path
 
@@ -323,13 +322,6 @@ def test_forwards_nested_deeper_than_the_limit_are_refused_even_when_sent_encode
 # ------------------------------------------------------------ through the receiver and the CLI
 
 
-def _cli(config, *args) -> str:
-    done = subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def test_tickets_show_lists_the_files_inside_winmail_dat_and_forwarded_mail(receiver_app, tmp_path, db_url):
     app, receiver = receiver_app
     config = write_config(tmp_path, db_url)  # the same database and data_dir, for the CLI
@@ -344,12 +336,12 @@ def test_tickets_show_lists_the_files_inside_winmail_dat_and_forwarded_mail(rece
         for msg in sent.values():
             client.send_message(msg)
     assert drain(app) == 3
-    assert json.loads(_cli(config, "quarantine", "list", "--json")) == []
+    assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
 
-    tickets = {t["subject"]: t["id"] for t in json.loads(_cli(config, "tickets", "list", "--json"))}
+    tickets = {t["subject"]: t["id"] for t in json.loads(cli_ok(config, "tickets", "list", "--json"))}
 
     def attachments(subject):
-        shown = json.loads(_cli(config, "tickets", "show", str(tickets[subject]), "--json"))
+        shown = json.loads(cli_ok(config, "tickets", "show", str(tickets[subject]), "--json"))
         [message] = [m for m in shown["messages"] if m["direction"] == "in"]
         return message, message["attachments"]
 

@@ -1,0 +1,24 @@
+"""Running the real `ticketd` command line against a test's config, as an admin would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(config, *args: str) -> subprocess.CompletedProcess:
+    """`ticketd ARGS --config CONFIG` in a fresh interpreter; TICKETD_* of the test run left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+
+
+def cli_ok(config, *args: str) -> str:
+    """What a command that must succeed prints."""
+    done = run_cli(config, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
