@@ -14,12 +14,13 @@ from sqlalchemy import select
 
 from ingest.match import reply_address
 from tests.conftest import ROOT
-from ticketd.assignment import ASSIGN_BATCH, assign, assign_batch, assign_in_tx, sweep_unassigned
+from tests.waiting import eventually
+from ticketd.assignment import ASSIGN_BATCH, assign, assign_batch, assign_in_tx, release_departed, sweep_unassigned
 from ticketd.clock import utcnow
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.rules import Agent
 from ticketd.domain.statuses import Status
-from ticketd.rules_watch import reload
+from ticketd.rules_watch import RulesWatcher, reload
 from ticketd.store import tickets as store
 from ticketd.store.assignment import open_counts
 from ticketd.store.tables import events, outbox, tickets
@@ -269,6 +270,80 @@ def test_nobody_available_waits_then_reload_assigns(make_app, db_url, tmp_path):
         assigned = conn.execute(select(events).where(events.c.kind == "assigned")).mappings().one()
     assert ticket["assignee"] == "a2@example.com"
     assert assigned["rules_hash"] == app.rules.digest
+
+
+def test_an_agent_removed_from_the_rules_leaves_their_open_tickets_to_the_group(make_app, db_url, tmp_path):
+    app = make_app(db_url, rules=THREE)
+    ids = _tickets(app, 4)
+    for ticket_id in ids:
+        assign(app, ticket_id)                        # a1, a2, a3, a1
+    with app.engine.begin() as conn:
+        store.update_ticket(conn, ids[3], utcnow(), status=Status.CLOSED.value)
+    (tmp_path / "rules.yaml").write_text(THREE.replace("  - {email: a1@example.com, name: A1, groups: [support]}\n", ""))
+    assert reload(app) is True
+
+    with app.engine.connect() as conn:
+        assignees = {t: store.get_ticket(conn, t)["assignee"] for t in ids}
+        released = conn.execute(select(events).where(events.c.ticket_id == ids[0])
+                                .order_by(events.c.id)).mappings().all()
+        notice = conn.execute(select(outbox).where(outbox.c.ticket_id == ids[0])
+                              .order_by(outbox.c.id.desc())).mappings().first()
+    # The open ticket goes round robin after a3 (the group's last): to a2;
+    # the closed one keeps its history; the others are untouched.
+    assert assignees == {ids[0]: "a2@example.com", ids[1]: "a2@example.com", ids[2]: "a3@example.com",
+                         ids[3]: "a1@example.com"}
+    unassigned, given = released[-2:]
+    assert (unassigned["kind"], unassigned["from_value"]) == ("unassigned", "a1@example.com")
+    assert "a1@example.com is no longer an agent in rules.yaml" in unassigned["reason"]
+    assert (given["kind"], given["from_value"], given["to_value"]) == ("assigned", None, "a2@example.com")
+    assert (notice["recipient"], notice["template"]) == ("a2@example.com", "agent/ticket_assigned")
+    assert release_departed(app) == 0                 # nothing left to release
+
+
+def test_removed_agents_tickets_wait_when_nobody_is_available(make_app, db_url, tmp_path):
+    app = make_app(db_url, rules=THREE)
+    [ticket_id] = _tickets(app, 1)
+    assign(app, ticket_id)
+    alone = THREE.replace("  - {email: a1@example.com, name: A1, groups: [support]}\n", "").replace(
+        "groups: [support]}", "groups: [support], away: true}")
+    (tmp_path / "rules.yaml").write_text(alone)
+    assert reload(app) is True
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, ticket_id)["assignee"] is None
+        kinds = conn.execute(select(events.c.kind).where(events.c.ticket_id == ticket_id)
+                             .order_by(events.c.id)).scalars().all()
+    assert kinds[-2:] == ["unassigned", "assignment_waiting"]
+    # a2 back from holiday: the reload's sweep assigns it
+    (tmp_path / "rules.yaml").write_text(alone.replace("A2, groups: [support], away: true", "A2, groups: [support]"))
+    assert reload(app) is True
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, ticket_id)["assignee"] == "a2@example.com"
+
+
+def test_the_back_office_releases_at_start_what_a_rules_edit_made_while_stopped(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    [ticket_id] = _tickets(app, 1)
+    assign(app, ticket_id)                            # a1
+    restarted = make_app(db_url, rules=THREE.replace("  - {email: a1@example.com, name: A1, groups: [support]}\n", ""))
+    watcher = RulesWatcher(restarted, interval=60)
+    watcher.start()
+    try:
+        def reassigned():
+            with restarted.engine.connect() as conn:
+                return store.get_ticket(conn, ticket_id)["assignee"] == "a2@example.com"
+        eventually(reassigned)
+    finally:
+        watcher.stop()
+
+
+def test_release_covers_more_than_one_batch(make_app, db_url):
+    app = make_app(db_url, rules=THREE)
+    ids = _tickets(app, 5)
+    with app.engine.begin() as conn:
+        for ticket_id in ids:
+            store.update_ticket(conn, ticket_id, utcnow(), assignee="left@example.com", status=Status.OPEN.value)
+    assert release_departed(app, batch=2) == 5
+    assert _assignees(app) == Counter({"a1@example.com": 2, "a2@example.com": 2, "a3@example.com": 1})
 
 
 def test_broken_reload_keeps_the_last_good_rules(make_app, db_url, tmp_path, caplog):

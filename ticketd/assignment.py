@@ -29,6 +29,7 @@ from ticketd.store.assignment import (
     lock_cursor,
     lock_unassigned_after,
     open_counts,
+    open_tickets_of_non_agents,
     waiting_unassigned,
 )
 from ticketd.store.db import reading
@@ -208,3 +209,53 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
             except Exception:
                 log.exception("assigning ticket %s failed; the next sweep retries", ticket_id)
     return done
+
+
+def release_departed(app: App, batch: int = 100) -> int:
+    """Give open tickets of addresses that are no longer agents back to their groups; how many.
+
+    An agent removed from rules.yaml (someone who left the team) kept their
+    tickets: customer replies and timer notices still went to their address,
+    and round robin never looks at an assigned ticket again. Each such ticket
+    is unassigned (an event names the former agent) and given to its group's
+    next available agent, or waits in the group like any unassigned ticket.
+    Runs when the back office starts and after every rules reload; one
+    ticket per transaction, so a large release never holds the write lock
+    long and never holds one ticket while waiting for another.
+    """
+    released = 0
+    while True:
+        with reading(app.engine) as conn:
+            rows = open_tickets_of_non_agents(conn, (a.email for a in app.rules.agents), batch)
+        done = sum(_release(app, ticket_id) for ticket_id, _ in rows)
+        released += done
+        if len(rows) < batch or not done:
+            return released
+
+
+def _release(app: App, ticket_id: int) -> bool:
+    """Unassign one ticket whose assignee is no agent, and give it to its group; False if it changed meanwhile."""
+    rules = app.rules
+    with app.engine.begin() as conn:
+        ticket = store.lock_ticket(conn, ticket_id)
+        if (ticket is None or ticket["status"] == Status.CLOSED.value or ticket["assignee"] is None
+                or rules.agent(ticket["assignee"]) is not None):
+            return False
+        now = utcnow()
+        former, group = ticket["assignee"], ticket["group_name"]
+        store.update_ticket(conn, ticket_id, now, assignee=None)
+        store.add_event(conn, ticket_id, now, ACTOR, "unassigned", from_value=former,
+                        reason=f"{former} is no longer an agent in rules.yaml", rules_hash=rules.digest)
+        ticket["assignee"] = None
+        agent = pick(conn, rules, group, now) if group in rules.groups else None
+        if agent is None:
+            wait(conn, app, ticket_id, group, now)
+            outbox_ids: list[int] = []
+        else:
+            notices = give(conn, app, ticket, agent, now, ACTOR, f"{former} left the agents; next in {group}")
+            outbox_ids = queue_notices(conn, app, notices, now)
+    for outbox_id in outbox_ids:
+        app.enqueue("send_mail", (outbox_id,))
+    log.warning("ticket %s: %s is no longer an agent in rules.yaml; %s", ticket_id, former,
+                f"given to {agent.email}" if agent else f"waits for an agent of {group or 'no group'}")
+    return True

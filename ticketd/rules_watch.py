@@ -7,7 +7,7 @@ import logging
 import threading
 
 from ticketd.app import App
-from ticketd.assignment import sweep_unassigned
+from ticketd.assignment import release_departed, sweep_unassigned
 from ticketd.rules_file import RulesError, load_rules, summary
 
 log = logging.getLogger("ticketd.rules")
@@ -38,11 +38,13 @@ def reload(app: App) -> bool:
         return False
     app.rules = rules
     log.info("rules reloaded from %s: %s", path, summary(rules))
-    # Someone may have become available (away: false, a higher max_open).
+    # An agent removed from the file leaves their open tickets to their groups;
+    # someone may have become available (away: false, a higher max_open).
     try:
+        release_departed(app)
         sweep_unassigned(app, grace_seconds=0)
     except Exception:
-        log.exception("assigning waiting tickets after the reload failed; the sweep retries")
+        log.exception("assigning tickets after the reload failed; the sweep and the next start retry")
     return True
 
 
@@ -92,6 +94,11 @@ class RulesWatcher:
                 self._failed_digest = digest
 
     def _run(self) -> None:
+        # The file may have lost an agent while the daemon was stopped.
+        try:
+            release_departed(self.app)
+        except Exception:
+            log.exception("releasing the tickets of removed agents failed; the next reload or start retries")
         while not self._stop.wait(self.interval):
             try:
                 self._poll()

@@ -34,11 +34,21 @@ _UNASSIGNED_AFTER = (
            tickets.c.status != Status.CLOSED.value, tickets.c.id > bindparam("after"))
     .order_by(tickets.c.id).limit(bindparam("limit")))
 _UNASSIGNED_AFTER_SKIP_LOCKED = _UNASSIGNED_AFTER.with_for_update(skip_locked=True)
+_OPEN_OF_NON_AGENTS = (
+    select(tickets.c.id, tickets.c.assignee)
+    .where(tickets.c.assignee.is_not(None), tickets.c.assignee.not_in(bindparam("agents", expanding=True)),
+           tickets.c.status.in_([s.value for s in Status if s is not Status.CLOSED]))
+    .order_by(tickets.c.id).limit(bindparam("limit")))
 
 
 def open_counts(conn: Connection, agents: Iterable[str]) -> dict[str, int]:
     """Open (not closed) tickets of each of these agents (by email) that has any."""
     return {assignee: count for assignee, count in conn.execute(_OPEN_COUNTS, dict(agents=list(agents))).all()}
+
+
+def open_tickets_of_non_agents(conn: Connection, agents: Iterable[str], limit: int) -> list[tuple[int, str]]:
+    """(id, assignee) of open tickets assigned to an address not among `agents`, oldest first."""
+    return [tuple(r) for r in conn.execute(_OPEN_OF_NON_AGENTS, dict(agents=list(agents), limit=limit)).all()]
 
 
 def lock_cursor(conn: Connection, group: str, now: datetime) -> str | None:
