@@ -53,6 +53,13 @@ def test_every_shipped_template_is_documented_and_renders():
         assert rendered.html and "<" in rendered.html
 
 
+def test_every_customer_mail_keeps_the_tickets_subject():
+    # Gmail starts a new conversation when the subject changes (templates/README.md).
+    renderer = Renderer()
+    for name in (n for n in CONTEXTS if n.startswith("requester/")):
+        assert renderer.render(name, {**BASE, **CONTEXTS[name]}).subject.strip() == TICKET["subject"], name
+
+
 def test_status_wording_differs_per_status():
     statuses = ["open", "waiting_customer", "postponed", "in_development", "solution_proposed", "closed"]
     texts = {s: Renderer().render("requester/status_changed", {**BASE, "status": s}).text for s in statuses}
