@@ -152,8 +152,8 @@ def sweep_outbox(app: App, now: datetime | None = None) -> list[int]:
     """Recover crashed claims and re-enqueue due pending rows; the ids enqueued."""
     now = now or utcnow()
     expired_before = now - timedelta(seconds=lease_seconds(app))
-    # A deferred row (attempts > 0) has no job waiting: the sweep is its
-    # retry. A fresh row had one enqueued at commit; give it a moment
+    # A deferred or retried row (attempts > 0, or a last error) has no job
+    # waiting: the sweep is its retry. A fresh row had one enqueued at commit; give it a moment
     # before calling it lost (Redis down or flushed, a crash before enqueue).
     grace = timedelta(seconds=max(1.0, 2 * app.settings.sweep_seconds))
     # Mostly there is nothing to recover: look first, so that an idle sweep

@@ -136,6 +136,37 @@ def test_retry_needs_one_id_or_all_failed(tmp_path, make_app, sqlite_url, sink):
     assert run_cli(config, "outbox", "list", "--state", "lost").returncode == 2
 
 
+def test_retry_wakes_the_running_daemon_which_sends_at_once(tmp_path, sqlite_url, sink):
+    # A sweep every ten minutes: only the wake-up (SIGUSR1) can send the row within the test.
+    port = free_port()
+    config = write_config(tmp_path, sqlite_url, rules=NO_AGENTS, smtp_port=port,
+                          extra=outbound_yaml(sink.port) + "sweep_seconds: 600\n")
+    daemon = DaemonProcess(config).start()
+    try:
+        sink.reject = True
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.send_message(customer_mail())
+        [row] = wait_until(lambda: _listed(config, "--state", "failed"), timeout=20)
+        sink.reject = False
+        said = cli_ok(config, "outbox", "retry", str(row["id"]))
+        assert f"the running `ticketd run` (pid {daemon.proc.pid}) sends it now" in said
+        [got] = sink.wait_for(1, timeout=15)
+        assert got.message["Message-ID"] == f"<{row['message_id']}>"
+        assert daemon.proc.poll() is None          # SIGUSR1 wakes it, never stops it
+    finally:
+        assert daemon.terminate() == 0
+
+
+def test_retry_without_a_daemon_says_when_the_mail_goes(tmp_path, make_app, sqlite_url, sink):
+    app = _app(make_app, sqlite_url, sink)
+    sink.reject = True
+    with running(app):
+        submit(app, customer_mail())
+        [row] = wait_until(lambda: [r for r in outbox_rows(app) if r["state"] == "failed"])
+    said = cli_ok(tmp_path / "ticketd.yaml", "outbox", "retry", str(row["id"]))
+    assert "no `ticketd run` holds" in said and "at its next outbox sweep" in said
+
+
 @pytest.mark.redis
 def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_path, sqlite_url, sink):
     from tests.test_outbound_processes import RedisServer

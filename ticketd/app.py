@@ -35,6 +35,9 @@ class App:
     enqueue: Callable[[str, tuple], bool | None] = lambda name, args: None
     # Woken when a raw mail is committed, so processing starts at once.
     mail_arrived: threading.Event = field(default_factory=threading.Event)
+    # Runs the sweep (outbox, unassigned tickets, timers) now instead of at
+    # its next turn; the Sweeper sets it (workers/runtime.py).
+    sweep_now: Callable[[], None] = lambda: None
     # Where raw mail is parsed before it is written (`ticketd.prepare`):
     # None prepares in the calling thread; the daemon sets a process pool.
     preparer: Preparer | None = None

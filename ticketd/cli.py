@@ -311,10 +311,11 @@ def _outbox_detail(row: dict) -> str:
 @click.option("--all-failed", is_flag=True, help="every failed row instead of one")
 @config_option
 def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) -> None:
-    """Send failed mail again: pending, attempts reset, due now; the running daemon's sweep sends it."""
+    """Send failed mail again: pending, attempts reset, due now; the running daemon sends it at once."""
     if (outbox_id is None) != all_failed:
         raise click.UsageError("give one outbox ID or --all-failed")
-    engine = _engine(config)
+    settings = _settings(config)
+    engine = _engine(config, settings)
     requeued = _requeue_failed(engine, None if all_failed else [outbox_id])
     if outbox_id is not None and not requeued:
         from ticketd.store.db import reading
@@ -328,11 +329,32 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
         ticket = f" (ticket [#{r['ticket_id']}])" if r["ticket_id"] else ""
         click.echo(f"outbox {r['id']}: {r['template']} to {r['recipient']}{ticket} is pending again, "
                    f"Message-ID <{r['message_id']}>")
-    if requeued:
-        click.echo(f"the running `ticketd run` sends {'it' if len(requeued) == 1 else 'them'} "
-                   "at its next outbox sweep")
-    else:
+    if not requeued:
         click.echo("no failed mail")
+        return
+    them = "it" if len(requeued) == 1 else "them"
+    pid = _wake_daemon(settings.data_dir)
+    if pid is not None:
+        click.echo(f"the running `ticketd run` (pid {pid}) sends {them} now")
+    else:
+        click.echo(f"no `ticketd run` holds {settings.data_dir}/ticketd.pid on this machine: "
+                   f"the daemon sends {them} at its next outbox sweep")
+
+
+def _wake_daemon(data_dir: Path) -> int | None:
+    """Ask the daemon of this data_dir to sweep now (SIGUSR1); its pid, or None if none was reached."""
+    import signal
+
+    from ticketd.pidlock import pid_path, probe
+
+    holder = probe(pid_path(data_dir))
+    if not holder.running or holder.pid is None:
+        return None
+    try:
+        os.kill(holder.pid, signal.SIGUSR1)
+    except OSError:   # another user's daemon: its sweep sends the mail in a few seconds
+        return None
+    return holder.pid
 
 
 def _requeue_failed(engine, outbox_ids: list[int] | None) -> list[dict]:

@@ -100,7 +100,8 @@ def build_components(app: App) -> list[Component]:
     return [*build_back_office(app), Receiver(app)]
 
 
-def _stop_on_signals(reload=None) -> threading.Event:
+def _stop_on_signals(reload=None, sweep=None) -> threading.Event:
+    """SIGTERM and SIGINT stop; SIGHUP reloads the rules; SIGUSR1 sweeps now (`ticketd outbox retry`)."""
     stop = threading.Event()
 
     def on_signal(signum, _frame):
@@ -111,6 +112,8 @@ def _stop_on_signals(reload=None) -> threading.Event:
     signal.signal(signal.SIGINT, on_signal)
     if reload is not None:
         signal.signal(signal.SIGHUP, lambda *_: reload())
+    if sweep is not None:
+        signal.signal(signal.SIGUSR1, lambda *_: sweep())
     return stop
 
 
@@ -139,6 +142,9 @@ def run(app: App) -> int:
     rules. The pid file's lock (`ticketd.pidlock`) is held for the whole
     run: a second `ticketd run` on the same data_dir refuses to start.
     """
+    # SIGUSR1's default is to terminate: a `ticketd outbox retry` that finds
+    # the pid file before the handlers are in place must not stop the daemon.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     try:
         lock = PidLock(pid_path(app.settings.data_dir)).acquire()
     except AlreadyRunning as exc:
@@ -157,7 +163,11 @@ def _run_processes(app: App) -> int:
     ready = ctx.Event()
     back_office = ctx.Process(target=run_back_office, name="ticketd back office",
                               args=(app.settings, app.mail_arrived, ready, os.getpid()))
-    stop = _stop_on_signals(reload=lambda: back_office.pid and os.kill(back_office.pid, signal.SIGHUP))
+    def forward(signum: int):
+        # Only once the back office has its own handlers (it sets `ready` after them).
+        return lambda: ready.is_set() and back_office.is_alive() and os.kill(back_office.pid, signum)
+
+    stop = _stop_on_signals(reload=forward(signal.SIGHUP), sweep=forward(signal.SIGUSR1))
     back_office.start()
     receiving: list[Component] = []
     code = 0
@@ -202,7 +212,7 @@ def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) ->
     app = build_app(settings, create_schema=False)
     app.mail_arrived = mail_arrived
     components = build_back_office(app)
-    stop = _stop_on_signals(reload=getattr(app, "reload_rules", None))
+    stop = _stop_on_signals(reload=getattr(app, "reload_rules", None), sweep=app.sweep_now)
     started: list[Component] = []
     try:
         for component in components:

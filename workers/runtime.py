@@ -57,18 +57,28 @@ class WorkerPool:
 
 
 class Sweeper:
-    """Periodic, idempotent catch-up: re-enqueue what a crash or outage left behind."""
+    """Periodic, idempotent catch-up: re-enqueue what a crash or outage left behind.
+
+    `app.sweep_now` wakes it before its time: SIGUSR1 to `ticketd run`,
+    which `ticketd outbox retry` sends so that mail goes out at once.
+    """
 
     def __init__(self, app: App) -> None:
         self.app = app
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+        app.sweep_now = self._wake.set
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.app.settings.sweep_seconds):
+        while True:
+            self._wake.wait(self.app.settings.sweep_seconds)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 sweep_once(self.app)
             except Exception:
@@ -76,6 +86,7 @@ class Sweeper:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=30)
 
 

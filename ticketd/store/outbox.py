@@ -126,11 +126,17 @@ def has_expired_claims(conn: Connection, claimed_before: datetime) -> bool:
 
 
 def due_pending(conn: Connection, now: datetime, grace: timedelta, limit: int = 1000) -> list[tuple[int, datetime]]:
-    """(id, next_attempt_at) of pending rows to enqueue: deferred ones when due, fresh ones after `grace`."""
+    """(id, next_attempt_at) of pending rows to enqueue: ones without a job when due, fresh ones after `grace`.
+
+    A row with a last error has no job waiting for it: deferred after an
+    attempt, released from an expired claim, or sent again by `ticketd
+    outbox retry` (attempts reset to 0). A fresh row had its job enqueued
+    at commit.
+    """
     return conn.execute(
         select(outbox.c.id, outbox.c.next_attempt_at).where(
             outbox.c.state == "pending",
-            or_(and_(outbox.c.attempts > 0, outbox.c.next_attempt_at <= now),
+            or_(and_(or_(outbox.c.attempts > 0, outbox.c.last_error.is_not(None)), outbox.c.next_attempt_at <= now),
                 outbox.c.next_attempt_at <= now - grace))
         .order_by(outbox.c.next_attempt_at).limit(limit)
     ).all()
