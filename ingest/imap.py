@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.imapclient import DELETED, SEEN, SocketTimeout
 
+from ingest.imap_auth import log_in
 from ingest.parse import dedupe_key
 from ticketd.app import App
 from ticketd.settings import ImapSettings
@@ -145,7 +146,7 @@ class Poller:
                 # RFC 3501 section 6.2.1: TLS before LOGIN, so the password
                 # never crosses in clear; a server without STARTTLS is refused.
                 client.starttls(context)
-            client.login(box.username, box.password)
+            log_in(client, box)
             if box.move_to and not client.folder_exists(box.move_to):
                 client.create_folder(box.move_to)
         except Exception:

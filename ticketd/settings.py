@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -48,7 +48,11 @@ class ImapSettings(_Strict):
     starttls: bool = False          # plain port (143), then STARTTLS before login; with ssl: false
     ssl_verify: bool = True
     username: str
-    password: str
+    # `password`, or an OAuth 2.0 access token (SASL XOAUTH2 or OAUTHBEARER)
+    # printed by `oauth2_token_command` at each login (ingest/imap_auth.py).
+    auth: Literal["password", "xoauth2", "oauthbearer"] = "password"
+    password: str | None = None
+    oauth2_token_command: str | None = None
     folder: str = "INBOX"
     poll_seconds: float = 30
     move_to: str | None = None      # move processed mail here instead of flagging \Seen
@@ -60,6 +64,22 @@ class ImapSettings(_Strict):
         if self.ssl and self.starttls:
             raise ValueError("imap: choose `ssl: true` (implicit TLS, usually port 993) or "
                              "`starttls: true` with `ssl: false` (usually port 143), not both")
+        return self
+
+    @model_validator(mode="after")
+    def _credentials_for_auth(self) -> ImapSettings:
+        if self.auth == "password":
+            if self.password is None:
+                raise ValueError("imap: `password` is required with `auth: password` (or set `auth: xoauth2` "
+                                 "and `oauth2_token_command`)")
+            if self.oauth2_token_command is not None:
+                raise ValueError("imap: `oauth2_token_command` needs `auth: xoauth2` or `auth: oauthbearer`")
+        else:
+            if not (self.oauth2_token_command or "").strip():
+                raise ValueError(f"imap: `auth: {self.auth}` needs `oauth2_token_command`, a command that "
+                                 "prints a fresh access token")
+            if self.password is not None:
+                raise ValueError(f"imap: `auth: {self.auth}` logs in with a token: remove `password`")
         return self
 
     @property
