@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ingest.parse import dedupe_key, parse_mail
 from tests.desk import build_mail
@@ -12,7 +12,7 @@ from ticketd.pipeline import process_raw
 from ticketd.rules_dryrun import dry_run
 from ticketd.rules_file import load_rules
 from ticketd.store.inbox import store_raw
-from ticketd.store.tables import events, tickets
+from ticketd.store.tables import events, outbox, tickets, timers
 
 AGENTS = """\
 agents:
@@ -94,3 +94,45 @@ def test_a_priority_normal_route_matches_a_plain_mail_in_the_dry_run_and_the_dae
     assert routed["reason"] == "routes: " + ", ".join(routes)
     assert dry.decision.routes == routes
     assert (dry.decision.group, dry.decision.priority or "normal") == (group, priority)
+
+
+CLOSES_SPAM = AGENTS + """\
+routes:
+  - name: spam
+    if: {header.X-Spam-Flag: "(?i)^yes"}
+    then: {group: support, close: true, tags: [spam]}
+  - name: everything else
+    then: {group: support}
+"""
+
+
+def test_a_closing_route_keeps_the_mail_closed_unanswered_and_unassigned(make_app, sqlite_url, tmp_path):
+    raw = build_mail("spammer@example.net", "Cheap watches.\n", subject="Offer", X_Spam_Flag="YES").as_bytes()
+    dry, ticket, routed = _both_ways(make_app, sqlite_url, tmp_path, CLOSES_SPAM, raw)
+    assert (ticket["status"], ticket["assignee"], ticket["group_name"]) == ("closed", None, "support")
+    assert ticket["closed_at"] is not None
+    assert routed["reason"] == "routes: spam"
+    lines = dry.lines()
+    assert "status: closed at once by the route (no acknowledgement, no agent, no timers)" in lines
+    assert "mail: none" in lines and not any(line.startswith(("agent:", "timer:")) for line in lines)
+    assert any("acknowledgement: suppressed" in line for line in lines)
+
+    app = make_app(sqlite_url, rules=CLOSES_SPAM)
+    with app.engine.connect() as conn:
+        kinds = conn.execute(select(events.c.kind, events.c.reason).where(events.c.ticket_id == ticket["id"])
+                             .order_by(events.c.id)).all()
+        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(timers)
+                            .where(timers.c.state == "armed")).scalar_one() == 0
+    assert [k for k, _ in kinds] == ["created", "routed", "closed_by_route"]
+    assert kinds[-1][1] == "closed by route 'spam': no acknowledgement, no agent"
+
+    # The sender writes again on it (not spam this time): reopened like any closed ticket.
+    again = build_mail("spammer@example.net", "Really, I have a question.\n", subject=f"Re: [#{ticket['id']}] Offer")
+    key, message_id = dedupe_key(again.as_bytes())
+    stored = store_raw(app.engine, again.as_bytes(), source="smtp", dedupe_key=key, message_id=message_id,
+                       envelope_to=["support@example.com"])
+    outcome = process_raw(app, stored.raw_id)
+    assert outcome.ticket_id == ticket["id"]
+    with app.engine.connect() as conn:
+        assert conn.execute(select(tickets.c.status).where(tickets.c.id == ticket["id"])).scalar_one() == "open"

@@ -179,6 +179,17 @@ timers:
 """
 
 
+def test_a_closing_route_may_not_name_an_assignee():
+    head = MINIMAL_RULES.split("routes:")[0]
+    text = head + "routes:\n  - {then: {assignee: alice@example.com, close: true}}\n"
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(text, "rules.yaml")
+    assert any("routes[0].then.close" in e and "a ticket the route closes goes to nobody" in e
+               for e in caught.value.errors), caught.value.errors
+    closing = load_rules_text(head + "routes:\n  - {then: {close: true}}\n")
+    assert closing.route(MailFacts()).close
+
+
 def test_routes_conditions_continue_and_actions():
     rules = load_rules_text(EXTENDED)
     vip = rules.route(MailFacts(from_addr="ceo@bigcorp.example", subject="Invoice 42"))

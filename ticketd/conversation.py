@@ -26,7 +26,7 @@ from ticketd.domain.statuses import Status
 from ticketd.domain.tags import TAG_RE, strip_prefixes
 from ticketd.reactions import record_reactions
 from ticketd.store import tickets as store
-from ticketd.ticket_changes import Decision, is_ours, mail_ref, store_message
+from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message
 from ticketd.timers import on_ticket_opened
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def _new_subject(subject: str) -> str:
 
 
 def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
-    """A new conversation: create the ticket in `new`, route it, acknowledge it."""
+    """A new conversation: create the ticket in `new`, route it, acknowledge it (or close it, if a route says so)."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
         return Decision(reacted)  # a like/dislike click opens nothing
     p = mail.parsed
@@ -89,6 +89,16 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         store.add_tags(conn, ticket_id, route.tags)
     if mail.robot_reason:
         store.add_event(conn, ticket_id, now, "system:loops", "not_answered", reason=mail.robot_reason)
+    if route.close:
+        # `then: {close: true}` (spam, notifications nobody answers): kept and
+        # closed, never acknowledged (an answer to a forged sender is
+        # backscatter) and never given to an agent. A mail from the sender
+        # on it later reopens it like any closed ticket.
+        ticket = store.get_ticket(conn, ticket_id)
+        set_status(conn, app, ticket, Status.CLOSED, now, actor="system:rules", kind="closed_by_route",
+                   reason="closed by route " + ", ".join(repr(r) for r in route.routes)
+                   + ": no acknowledgement, no agent", row_id=row_id)
+        return Decision(ticket_id)
     on_ticket_opened(conn, app, ticket_id, now)   # issue 5: timers of `new`
 
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])

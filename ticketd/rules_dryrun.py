@@ -41,11 +41,15 @@ class DryRun:
             out.append("key facts: " + "; ".join(f"{k}={v}" for k, v in self.key_facts.values.items()))
         # The ticket's type: the route's, else the key fact's (as open_ticket stores it).
         kind = d.type or self.key_facts.values.get("type")
+        ack = "suppressed" if d.suppress_ack or d.close else "sent"
         out.append(f"group: {d.group or '-'}  priority: {d.priority or 'normal'}  type: {kind or '-'}  "
-                   f"tags: {', '.join(d.tags) or '-'}  acknowledgement: {'suppressed' if d.suppress_ack else 'sent'}")
-        out.append(f"agent: {self.agent or 'nobody available, the ticket would wait unassigned'}"
-                   + (f" ({self.agent_how})" if self.agent_how else ""))
-        out.extend(f"timer: {t}" for t in self.timers or ["none for status new"])
+                   f"tags: {', '.join(d.tags) or '-'}  acknowledgement: {ack}")
+        if d.close:
+            out.append("status: closed at once by the route (no acknowledgement, no agent, no timers)")
+        else:
+            out.append(f"agent: {self.agent or 'nobody available, the ticket would wait unassigned'}"
+                       + (f" ({self.agent_how})" if self.agent_how else ""))
+            out.extend(f"timer: {t}" for t in self.timers or ["none for status new"])
         out.extend(f"mail: {m}" for m in self.mails or ["none"])
         if self.robot_reason:
             out.append(f"not answered: {self.robot_reason}")
@@ -82,6 +86,8 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     result = DryRun(decision, key_facts)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
+    if decision.close:
+        return result   # stored closed: nothing is assigned, timed or sent
     if decision.assignee:
         result.agent, result.agent_how = decision.assignee, "assignee set by the route"
     elif decision.group and decision.group in rules.groups:

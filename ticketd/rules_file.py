@@ -137,6 +137,7 @@ class ThenModel(_Strict):
     type: Literal["question", "idea", "bug"] | None = None
     tags: list[str] = Field(default_factory=list)
     suppress_ack: bool = False
+    close: bool = False
 
 
 class RouteModel(_Strict):
@@ -431,6 +432,9 @@ def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) ->
         assignee = then.assignee.strip().lower() if then.assignee else None
         if assignee is not None and assignee not in emails:
             errors.add(("routes", i, "then", "assignee"), _unknown("agent", assignee, emails))
+        if then.close and assignee is not None:
+            errors.add(("routes", i, "then", "close"), "a ticket the route closes goes to nobody: "
+                       "remove `assignee` (a `group` is kept for when the sender writes again)")
         for j, tag in enumerate(then.tags):
             if not _TAG.match(tag):
                 errors.add(("routes", i, "then", "tags", j),
@@ -438,7 +442,7 @@ def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) ->
         routes.append(Route(
             name=r.name or f"route {i + 1}", conditions=_build_conditions(r, i, errors), group=then.group,
             assignee=assignee, priority=then.priority, type=then.type, tags=tuple(then.tags),
-            suppress_ack=then.suppress_ack, continue_=r.continue_,
+            suppress_ack=then.suppress_ack, close=then.close, continue_=r.continue_,
         ))
     return tuple(routes)
 

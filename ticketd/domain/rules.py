@@ -88,6 +88,7 @@ class Route:
     type: str | None = None
     tags: tuple[str, ...] = ()
     suppress_ack: bool = False
+    close: bool = False          # stored closed at once: no acknowledgement, agent or timers
     continue_: bool = False
 
 
@@ -119,6 +120,7 @@ class RouteDecision:
     type: str | None = None
     tags: tuple[str, ...] = ()
     suppress_ack: bool = False
+    close: bool = False
     # route name -> why each of its conditions held (for `rules test`)
     reasons: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -166,6 +168,7 @@ class RuleSet:
                     type=route.type or decision.type,
                     tags=tuple(dict.fromkeys(decision.tags + route.tags)),
                     suppress_ack=decision.suppress_ack or route.suppress_ack,
+                    close=decision.close or route.close,
                     reasons=decision.reasons + ((route.name, tuple(reasons) or ("no conditions",)),),
                 )
                 facts = replace(facts, priority=route.priority or facts.priority, type=route.type or facts.type)
