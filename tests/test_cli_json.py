@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from ingest.smtp import Receiver
 from ticketd.pipeline import drain
 from tests.conftest import write_config
-from tests.cli import cli_ok
+from tests.cli import cli_ok, run_cli
 
 TOP_LEVEL = {"id", "tag", "subject", "status", "priority", "type", "requester", "followers", "assignee",
              "group", "created_at", "updated_at"}
@@ -83,6 +83,34 @@ def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
     with app.engine.connect() as conn:
         html = conn.execute(select(messages.c.html)).scalar_one()
     assert "<b>zweimal</b>" in html and "script" not in html and "onclick" not in html
+
+
+def test_list_filters_by_status_assignee_and_requester(tmp_path, db_url, make_app):
+    from ticketd.clock import utcnow
+    from ticketd.store import tickets as store
+
+    app = make_app(db_url)
+    config = write_config(tmp_path, db_url)
+    now = utcnow()
+    made = [("new", None, "ann@example.org"), ("open", "alice@example.com", "ann@example.org"),
+            ("waiting_customer", "bob@example.com", "ben@example.org"), ("closed", "alice@example.com", "ben@example.org")]
+    with app.engine.begin() as conn:
+        ids = [store.create_ticket(conn, subject=f"t{i}", status=status, requester=requester, assignee=assignee,
+                                   created_at=now, updated_at=now) for i, (status, assignee, requester) in enumerate(made)]
+
+    def listed(*args) -> list[int]:
+        return [t["id"] for t in json.loads(cli_ok(config, "tickets", "list", "--json", *args))]
+
+    assert listed() == ids[::-1]
+    assert listed("--open") == [ids[2], ids[1], ids[0]]
+    assert listed("--status", "new", "--status", "closed") == [ids[3], ids[0]]
+    assert listed("--assignee", "Alice@Example.com") == [ids[3], ids[1]]
+    assert listed("--assignee", "alice@example.com", "--open") == [ids[1]]
+    assert listed("--assignee", "none") == [ids[0]]
+    assert listed("--requester", "ben@example.org") == [ids[3], ids[2]]
+    assert listed("--limit", "2") == [ids[3], ids[2]]
+    refused = run_cli(config, "tickets", "list", "--open", "--status", "closed")
+    assert refused.returncode == 2 and "--open leaves out closed tickets" in refused.stderr
 
 
 def test_show_unknown_ticket_fails_clearly(tmp_path, sqlite_url, make_app):

@@ -117,13 +117,26 @@ def tickets() -> None:
 
 @tickets.command("list")
 @config_option
-@click.option("--status", type=click.Choice([s.value for s in Status]), help="only tickets in this status")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in Status]),
+              help="only tickets in this status (repeat for several)")
+@click.option("--open", "open_only", is_flag=True, help="only tickets not closed")
+@click.option("--assignee", metavar="EMAIL", help="only this agent's tickets; `none`: unassigned ones")
+@click.option("--requester", metavar="EMAIL", help="only tickets this address opened")
+@click.option("--limit", type=click.IntRange(min=1), help="at most this many, the newest")
 @json_option
-def tickets_list(config: str | None, status: str | None, as_json: bool) -> None:
+def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool, assignee: str | None,
+                 requester: str | None, limit: int | None, as_json: bool) -> None:
     """Tickets, newest first."""
+    from ticketd.store.read_models import UNASSIGNED
     from ticketd.views import list_tickets
 
-    rows = list_tickets(_engine(config), status)
+    if open_only:
+        if Status.CLOSED.value in statuses:
+            raise click.UsageError("--open leaves out closed tickets: drop --status closed or --open")
+        statuses = statuses or tuple(s.value for s in Status if s is not Status.CLOSED)
+    if assignee is not None and assignee.strip().lower() == "none":
+        assignee = UNASSIGNED
+    rows = list_tickets(_engine(config), limit=limit, statuses=statuses, assignee=assignee, requester=requester)
     if as_json:
         _print_json(rows)
         return

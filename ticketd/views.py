@@ -47,10 +47,10 @@ def _ticket_summary(row, people: list[dict]) -> dict:
     }
 
 
-def list_tickets(engine: Engine, status: str | None = None, limit: int | None = None) -> list[dict]:
-    """Tickets, newest first."""
+def list_tickets(engine: Engine, status: str | None = None, limit: int | None = None, **filters) -> list[dict]:
+    """Tickets, newest first; `filters` as rows_of.ticket_rows takes them."""
     with reading(engine) as conn:
-        rows = rows_of.ticket_rows(conn, status, limit)
+        rows = rows_of.ticket_rows(conn, status, limit, **filters)
         ids = [r["id"] for r in rows]
         people: dict[int, list[dict]] = {i: [] for i in ids}
         if ids:

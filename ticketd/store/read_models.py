@@ -11,11 +11,24 @@ from sqlalchemy import Connection, RowMapping, func, select
 from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
 
 
-def ticket_rows(conn: Connection, status: str | None = None, limit: int | None = None) -> Sequence[RowMapping]:
-    """Tickets, newest first, optionally of one status."""
+# `assignee=UNASSIGNED` asks for tickets nobody has.
+UNASSIGNED = ""
+
+
+def ticket_rows(conn: Connection, status: str | None = None, limit: int | None = None, *,
+                statuses: Sequence[str] = (), assignee: str | None = None,
+                requester: str | None = None) -> Sequence[RowMapping]:
+    """Tickets, newest first, optionally of some statuses, one assignee (or none) and one requester."""
     stmt = select(tickets).order_by(tickets.c.id.desc())
-    if status:
-        stmt = stmt.where(tickets.c.status == status)
+    wanted = [*statuses, *([status] if status else [])]
+    if wanted:
+        stmt = stmt.where(tickets.c.status.in_(wanted))
+    if assignee == UNASSIGNED:
+        stmt = stmt.where(tickets.c.assignee.is_(None))
+    elif assignee is not None:
+        stmt = stmt.where(tickets.c.assignee == assignee.lower())
+    if requester is not None:
+        stmt = stmt.where(tickets.c.requester == requester.lower())
     if limit:
         stmt = stmt.limit(limit)
     return conn.execute(stmt).mappings().all()
