@@ -34,7 +34,9 @@ CREATE TABLE raw_mail (
     dedupe_key      VARCHAR(128) NOT NULL,         -- a second delivery hits this
     size            INTEGER NOT NULL,
     raw             BLOB NOT NULL,
-    state           VARCHAR(16) NOT NULL DEFAULT 'received',
+    state           VARCHAR(16) NOT NULL DEFAULT 'received',  -- received | processing | done | quarantined | erased
+                                                   -- (erased: bytes and sender gone, dedupe_key kept; a done
+                                                   -- row with size 0 lost its bytes to retention)
     reason          TEXT,                          -- why it is quarantined
     attempts        INTEGER NOT NULL DEFAULT 0,
     processed_at    TIMESTAMP,

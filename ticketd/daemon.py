@@ -13,6 +13,7 @@ from typing import Protocol
 from ingest.imap import Poller
 from ingest.smtp import Receiver
 from ticketd.app import App, build_app
+from ticketd.erase import RetentionKeeper
 from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
 from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
@@ -90,6 +91,8 @@ def build_back_office(app: App) -> list[Component]:
         components.append(Checkpointer(app.engine))
     components.extend(worker_components(app, in_process=app.settings.redis_url is None))
     components.append(Processor(app))
+    if app.settings.retention.enabled:   # off by default: then not even a query
+        components.append(RetentionKeeper(app))
     if app.settings.imap:
         components.extend(Poller(app, box) for box in app.settings.imap)
     return components

@@ -109,6 +109,16 @@ class AgentAuthSettings(_Strict):
     trusted_authserv_ids: list[str] = Field(default_factory=list)
 
 
+class RetentionSettings(_Strict):
+    """How long erasable data is kept (GDPR Art. 5(1)(e), storage limitation); null keeps it for ever."""
+    closed_tickets_days: int | None = Field(default=None, gt=0, strict=True)   # tickets closed longer ago are erased
+    raw_mail_days: int | None = Field(default=None, gt=0, strict=True)   # processed mail loses its original bytes
+
+    @property
+    def enabled(self) -> bool:
+        return self.closed_tickets_days is not None or self.raw_mail_days is not None
+
+
 class Settings(_Strict):
     support_address: str = "support@example.com"
     database_url: str = "sqlite:///var/ticketd.db"
@@ -124,6 +134,7 @@ class Settings(_Strict):
     imap: list[ImapSettings] = Field(default_factory=list)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     agent_auth: AgentAuthSettings = Field(default_factory=AgentAuthSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     accept_words: list[str] = Field(default_factory=lambda: list(DEFAULT_ACCEPT_WORDS))
     auto_mails_per_recipient_per_hour: int = 10
     max_mime_depth: int = 20

@@ -159,7 +159,10 @@ def _settle_collision(conn: Connection, mail: RawMail) -> Stored:
     candidates = candidate_keys(mail.dedupe_key, ident)
     rows = {key: (raw_id, head) for key, raw_id, head in conn.execute(_CANDIDATES, dict(keys=candidates))}
     for key in candidates:
-        if key in rows and same_mail(identity(bytes(rows[key][1])), ident):
+        # A row without bytes is a tombstone (ticketd.store.erase: erased, or
+        # dropped by retention): only its key is left, and that key stands for
+        # the mail it was, so a redelivery never brings an erased mail back.
+        if key in rows and (not rows[key][1] or same_mail(identity(bytes(rows[key][1])), ident)):
             return Stored(rows[key][0], True)
     free = next((key for key in candidates if key not in rows), None)
     if free is None:

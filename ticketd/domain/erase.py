@@ -1,0 +1,39 @@
+"""When retention makes closed tickets and processed raw mail due, and how much one transaction erases (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# What erased words read, in messages kept for the rest of a conversation.
+ERASED_TEXT = "[erased]"
+
+# At most this much per transaction: on SQLite a transaction holds the one
+# write lock, and mail waiting for its 250 queues behind it (ticketd.store.write_queue).
+TICKETS_PER_TRANSACTION = 50
+RAW_ROWS_PER_TRANSACTION = 500
+
+# How often `ticketd run` looks for what retention has made due, after the first look at start.
+RETENTION_INTERVAL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class RetentionCutoffs:
+    """What is due: tickets closed before `closed_before`, processed raw mail before `processed_before`.
+
+    None: that kind is kept for ever (retention off for it).
+    """
+    closed_before: datetime | None = None
+    processed_before: datetime | None = None
+
+    @property
+    def off(self) -> bool:
+        return self.closed_before is None and self.processed_before is None
+
+
+def retention_cutoffs(now: datetime, closed_tickets_days: int | None, raw_mail_days: int | None) -> RetentionCutoffs:
+    """The cutoffs for a pass at `now` under the `retention` settings (days, or None for never)."""
+    def before(days: int | None) -> datetime | None:
+        return None if days is None else now - timedelta(days=days)
+
+    return RetentionCutoffs(closed_before=before(closed_tickets_days), processed_before=before(raw_mail_days))

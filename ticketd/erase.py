@@ -1,0 +1,201 @@
+"""Erase a ticket, a person, or what retention made due (GDPR Art. 17) in bounded transactions; then freed files."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ticketd.clock import utcnow
+from ticketd.domain.erase import (
+    RAW_ROWS_PER_TRANSACTION,
+    RETENTION_INTERVAL_SECONDS,
+    TICKETS_PER_TRANSACTION,
+    retention_cutoffs,
+)
+from ticketd.store import erase as store
+from ticketd.store.db import is_transient, reading
+from ticketd.store.erase import Erased
+from ticketd.store.files import attachment_path
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+    from ticketd.app import App
+
+log = logging.getLogger("ticketd.erase")
+
+__all__ = ["Erased", "RetentionKeeper", "erase_ticket", "forget", "retention_pass", "summary"]
+
+# A deadlock with a delivery or a timer on PostgreSQL says nothing about the
+# erasure (ticketd.store.db.is_transient): the transaction is run again.
+_ATTEMPTS = 3
+
+# Between two retention transactions: the processor and the workers, which
+# queue on the same write lock, get their turn.
+_PAUSE_SECONDS = 0.05
+
+
+def summary(erased: Erased) -> str:
+    """`messages 3, attachments 1, …`: the counts that are not zero, for the log and the terminal."""
+    return ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in erased.counts().items() if n) or "nothing"
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection, Erased], None], *, dry_run: bool = False) -> Erased:
+    """Run `work` in one write transaction (engine.begin: SQLite's write queue); roll it back for a dry run."""
+    for attempt in range(1, _ATTEMPTS + 1):
+        erased = Erased()
+        try:
+            with engine.connect() as conn, conn.begin() as tx:
+                work(conn, erased)
+                # Counted before commit, where the deleted rows are already gone.
+                erased.files_removed = len(erased.files - store.referenced_files(conn, erased.files))
+                if dry_run:
+                    tx.rollback()
+            return erased
+        except Exception as exc:
+            if attempt == _ATTEMPTS or not is_transient(exc):
+                raise
+            log.warning("erasure rolled back (%s); trying again", exc)
+    raise AssertionError("unreachable")
+
+
+def _remove_files(engine: Engine, attachments_dir: Path, erased: Erased) -> None:
+    """Unlink the attachment files of the erasure that no attachment row names (two tickets can share one).
+
+    Asked again after the commit, so a mail that arrived meanwhile with the
+    same file keeps it.
+    """
+    if not erased.files:
+        return
+    with reading(engine) as conn:
+        kept = store.referenced_files(conn, erased.files)
+    removed = 0
+    for sha256 in sorted(erased.files - kept):
+        try:
+            attachment_path(attachments_dir, sha256).unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    erased.files_removed = removed
+
+
+def erase_ticket(engine: Engine, attachments_dir: Path, ticket_id: int, why: str, *,
+                 dry_run: bool = False) -> Erased | None:
+    """Erase one ticket and everything stored for it in one transaction; None if there is no such ticket.
+
+    A dry run counts what would go and changes nothing.
+    """
+    now = utcnow()
+    erased = _in_transaction(engine, lambda conn, e: store.erase_ticket(conn, ticket_id, now, why, e),
+                             dry_run=dry_run)
+    if not erased.tickets:
+        return None
+    if not dry_run:
+        _remove_files(engine, attachments_dir, erased)
+        # No event can record it (the ticket is gone): this line is the audit record.
+        log.info("ticket %s erased by %s: %s", ticket_id, why, summary(erased))
+    return erased
+
+
+def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry_run: bool = False) -> Erased:
+    """Erase one person (lower-case `address`) in one transaction: their tickets, and their traces on others."""
+    now = utcnow()
+
+    def work(conn: Connection, erased: Erased) -> None:
+        for ticket_id in store.tickets_requested_by(conn, address):
+            store.erase_ticket(conn, ticket_id, now, why, erased)
+        store.erase_traces(conn, address, now, why, erased)
+
+    erased = _in_transaction(engine, work, dry_run=dry_run)
+    if not dry_run:
+        _remove_files(engine, attachments_dir, erased)
+        # The address itself is not logged: the log would keep what was erased.
+        log.info("an address was forgotten by %s: tickets %s erased; %s", why,
+                 ", ".join(map(str, erased.tickets)) or "none", summary(erased))
+    return erased
+
+
+# ---------------------------------------------------------------- retention
+
+
+def retention_pass(app: App, now: datetime | None = None, *, stop: threading.Event | None = None,
+                   tickets_per_transaction: int = TICKETS_PER_TRANSACTION,
+                   raw_rows_per_transaction: int = RAW_ROWS_PER_TRANSACTION) -> Erased | None:
+    """Erase what `retention` made due at `now`, in small transactions; None when retention is off.
+
+    Off, it runs no query at all. Due rows are looked up without the write
+    lock, then erased in transactions of at most `tickets_per_transaction`
+    tickets or `raw_rows_per_transaction` raw mails, each checking again
+    that its rows are still due (a reply may have reopened a ticket).
+    """
+    retention = app.settings.retention
+    now = now or utcnow()
+    cutoffs = retention_cutoffs(now, retention.closed_tickets_days, retention.raw_mail_days)
+    if cutoffs.off:
+        return None
+    total = Erased()
+
+    def stopping() -> bool:
+        return stop is not None and stop.wait(_PAUSE_SECONDS)
+
+    if cutoffs.closed_before is not None:
+        closed_before = cutoffs.closed_before
+        why = f"retention (closed_tickets_days: {retention.closed_tickets_days})"
+        while True:
+            with reading(app.engine) as conn:
+                due = store.closed_tickets_due(conn, closed_before, tickets_per_transaction)
+            if not due:
+                break
+            erased = _in_transaction(app.engine, lambda conn, e: [
+                store.erase_ticket(conn, t, now, why, e, closed_before=closed_before) for t in due])
+            _remove_files(app.engine, app.settings.attachments_dir, erased)
+            total.absorb(erased)
+            if len(due) < tickets_per_transaction or not erased.tickets or stopping():
+                break
+    if cutoffs.processed_before is not None and not (stop is not None and stop.is_set()):
+        processed_before = cutoffs.processed_before
+        why = f"retention (raw_mail_days: {retention.raw_mail_days})"
+        after_id = 0
+        while True:
+            with reading(app.engine) as conn:
+                due = store.raw_mail_due(conn, processed_before, after_id, raw_rows_per_transaction)
+            if not due:
+                break
+            with app.engine.begin() as conn:
+                total.raw_bytes_dropped += store.drop_raw_bytes(conn, due, processed_before, now, why)
+            after_id = due[-1]
+            if len(due) < raw_rows_per_transaction or stopping():
+                break
+    if any(total.counts().values()):
+        log.info("retention pass: tickets %s erased; %s", ", ".join(map(str, total.tickets)) or "none",
+                 summary(total))
+    return total
+
+
+class RetentionKeeper:
+    """`ticketd run`'s retention: a pass at start, then about hourly; built only when retention is on."""
+
+    def __init__(self, app: App, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
+        self.app = app
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                retention_pass(self.app, stop=self._stop)
+            except Exception:   # the database is down: the next pass catches up
+                log.exception("retention pass failed; trying again at the next one")
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)

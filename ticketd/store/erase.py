@@ -1,0 +1,257 @@
+"""Erasure in the database: a ticket with everything stored for it, a person's traces, raw mail made tombstones."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+
+from sqlalchemy import Connection, ColumnElement, Table, delete, func, or_, select, update
+
+from ingest.identity import HEAD_BYTES, identity
+from ticketd.clock import iso
+from ticketd.domain.erase import ERASED_TEXT
+from ticketd.store.tables import (
+    attachments,
+    events,
+    messages,
+    outbox,
+    participants,
+    ratings,
+    raw_mail,
+    reactions,
+    ticket_tags,
+    tickets,
+    timers,
+)
+from ticketd.store.tickets import lock_ticket
+
+# States of raw mail an erasure may turn into a tombstone: not `processing`,
+# which a processor holds and finishes in its own transaction.
+_AT_REST = ("received", "quarantined", "done")
+
+
+@dataclass
+class Erased:
+    """What an erasure removed or blanked, counted, and the attachment files it may have freed."""
+    tickets: list[int] = field(default_factory=list)
+    messages: int = 0
+    messages_blanked: int = 0
+    attachments: int = 0
+    events: int = 0
+    events_anonymised: int = 0
+    participants: int = 0
+    tags: int = 0
+    timers: int = 0
+    ratings: int = 0
+    reactions: int = 0
+    outbox: int = 0
+    raw_mail: int = 0
+    addresses_removed: int = 0
+    raw_bytes_dropped: int = 0    # processed raw mail that kept its row and lost its bytes (retention)
+    files_removed: int = 0        # attachment files no row names any more
+    files: set[str] = field(default_factory=set)   # sha256 of the attachment rows deleted
+
+    def counts(self) -> dict[str, int]:
+        """Every count by name, `tickets` being how many tickets were erased."""
+        counted = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("tickets", "files")}
+        return {"tickets": len(self.tickets), **counted}
+
+    def absorb(self, other: Erased) -> None:
+        """Add another erasure's counts, tickets and files to these."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            elif isinstance(mine, set):
+                mine |= theirs
+            else:
+                setattr(self, f.name, mine + theirs)
+
+
+def _delete(conn: Connection, table: Table, where: ColumnElement) -> int:
+    return conn.execute(delete(table).where(where)).rowcount
+
+
+def _tombstone(conn: Connection, where: ColumnElement, now: datetime, why: str) -> int:
+    """Raw mail reduced to its dedupe key: the bytes and what names the sender go, the row stays.
+
+    The key keeps a redelivery of the same mail (an SMTP retry, an IMAP
+    refetch) a duplicate (ticketd.store.inbox), so an erased ticket is not
+    opened again by its own mail. `size` becomes 0, the size of what is
+    kept: the row then says truly what it holds.
+    """
+    return conn.execute(update(raw_mail).where(where, raw_mail.c.state.in_(_AT_REST)).values(
+        raw=b"", size=0, envelope_from=None, envelope_to=None, message_id=None, state="erased",
+        reason=f"erased {iso(now)} by {why}", ticket_id=None)).rowcount
+
+
+# ---------------------------------------------------------------- one ticket
+
+
+def erase_ticket(conn: Connection, ticket_id: int, now: datetime, why: str, erased: Erased, *,
+                 closed_before: datetime | None = None) -> bool:
+    """Delete the ticket and every row stored for it, in the caller's transaction; False if there is none.
+
+    With `closed_before`, only a ticket still closed before then is erased
+    (retention: a reply may have reopened it since it was found due). The
+    ticket is locked first, the order a status change and a timer take.
+    """
+    ticket = lock_ticket(conn, ticket_id)
+    if ticket is None:
+        return False
+    if closed_before is not None and not (
+            ticket["status"] == "closed" and ticket["closed_at"] is not None and ticket["closed_at"] < closed_before):
+        return False
+    own = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
+    own_raw = select(messages.c.raw_mail_id).where(messages.c.ticket_id == ticket_id,
+                                                   messages.c.raw_mail_id.is_not(None))
+    erased.files |= set(conn.execute(select(attachments.c.sha256).where(attachments.c.message_id.in_(own))).scalars())
+    erased.attachments += _delete(conn, attachments, attachments.c.message_id.in_(own))
+    erased.reactions += _delete(conn, reactions, reactions.c.message_id.in_(own))
+    erased.events += _delete(conn, events, events.c.ticket_id == ticket_id)
+    erased.ratings += _delete(conn, ratings, ratings.c.ticket_id == ticket_id)
+    # Mail to it in any state: pending mail is no longer sent; a delivery
+    # that already claimed a row finds it gone and records nothing
+    # (outbound.delivery: its UPDATEs then match no row).
+    erased.outbox += _delete(conn, outbox, outbox.c.ticket_id == ticket_id)
+    # A row of another ticket pointing at one of its messages stays with that ticket, without the pointer.
+    for column in (events.c.message_id, ratings.c.message_id, outbox.c.message_row_id):
+        conn.execute(update(column.table).where(column.in_(own)).values({column.name: None}))
+    erased.timers += _delete(conn, timers, timers.c.ticket_id == ticket_id)
+    erased.participants += _delete(conn, participants, participants.c.ticket_id == ticket_id)
+    erased.tags += _delete(conn, ticket_tags, ticket_tags.c.ticket_id == ticket_id)
+    erased.raw_mail += _tombstone(conn, or_(raw_mail.c.ticket_id == ticket_id, raw_mail.c.id.in_(own_raw)), now, why)
+    erased.messages += _delete(conn, messages, messages.c.ticket_id == ticket_id)
+    conn.execute(delete(tickets).where(tickets.c.id == ticket_id))
+    erased.tickets.append(ticket_id)
+    return True
+
+
+# ---------------------------------------------------------------- one person
+
+
+def tickets_requested_by(conn: Connection, address: str) -> list[int]:
+    """Ids of the tickets whose requester is `address` (lower case), oldest first."""
+    return list(conn.execute(select(tickets.c.id).where(func.lower(tickets.c.requester) == address)
+                             .order_by(tickets.c.id)).scalars())
+
+
+def erase_traces(conn: Connection, address: str, now: datetime, why: str, erased: Erased) -> None:
+    """What is left of `address` (lower case) once their own tickets are erased, in the caller's transaction.
+
+    Their words on other tickets are blanked, not deleted: the messages
+    stay so that the conversation around them (agents' answers, events,
+    threading by Message-ID) still reads in order. From goes too (NULL, as
+    for a mail whose From could not be read): it is their address.
+    """
+    theirs = conn.execute(select(messages.c.id, messages.c.raw_mail_id).where(
+        func.lower(messages.c.from_addr) == address)).all()
+    ids = [row.id for row in theirs]
+    if ids:
+        erased.files |= set(conn.execute(select(attachments.c.sha256)
+                                         .where(attachments.c.message_id.in_(ids))).scalars())
+        erased.attachments += _delete(conn, attachments, attachments.c.message_id.in_(ids))
+        erased.messages_blanked += conn.execute(update(messages).where(messages.c.id.in_(ids)).values(
+            text=ERASED_TEXT, full_text=ERASED_TEXT, html=None, subject=None, from_addr=None,
+            from_name=None)).rowcount
+        erased.raw_mail += _tombstone(conn, raw_mail.c.id.in_([r.raw_mail_id for r in theirs if r.raw_mail_id]),
+                                      now, why)
+    named = _remove_from_recipients(conn, address, erased)
+    # The original bytes of a mail that named them (in Cc) name them still:
+    # the message keeps its words, the raw copy goes.
+    erased.raw_mail += _tombstone(conn, raw_mail.c.id.in_(
+        select(messages.c.raw_mail_id).where(messages.c.id.in_(named))), now, why) if named else 0
+    erased.participants += _delete(conn, participants, func.lower(participants.c.email) == address)
+    erased.reactions += _delete(conn, reactions, func.lower(reactions.c.by_addr) == address)
+    erased.outbox += _delete(conn, outbox, func.lower(outbox.c.recipient) == address)
+    # History keeps what happened, not who: an event they caused or that names them says "[erased]".
+    for column in (events.c.actor, events.c.from_value, events.c.to_value):
+        erased.events_anonymised += conn.execute(update(events).where(func.lower(column) == address)
+                                                 .values({column.name: ERASED_TEXT})).rowcount
+    erased.raw_mail += _tombstone(conn, func.lower(raw_mail.c.envelope_from) == address, now, why)
+    erased.raw_mail += _tombstone_loose_mail_from(conn, address, now, why)
+
+
+def _remove_from_recipients(conn: Connection, address: str, erased: Erased) -> list[int]:
+    """Take `address` out of the To and Cc lists of other people's messages; the ids of those messages."""
+    # The lists are JSON as tickets.add_message wrote them (non-ASCII
+    # escaped), so that spelling is searched for; a LIKE match is only a
+    # candidate, each list is then compared exactly.
+    spelled = json.dumps(address)[1:-1]
+    found = conn.execute(select(messages.c.id, messages.c.to_addrs, messages.c.cc_addrs).where(or_(
+        func.lower(messages.c.to_addrs).contains(spelled, autoescape=True),
+        func.lower(messages.c.cc_addrs).contains(spelled, autoescape=True)))).mappings().all()
+    changed = []
+    for row in found:
+        values = {}
+        for name in ("to_addrs", "cc_addrs"):
+            listed = json.loads(row[name] or "[]")
+            kept = [a for a in listed if str(a).lower() != address]
+            if len(kept) != len(listed):
+                values[name] = json.dumps(kept)
+        if values:
+            conn.execute(update(messages).where(messages.c.id == row["id"]).values(values))
+            erased.addresses_removed += len(values)
+            changed.append(row["id"])
+    return changed
+
+
+def _tombstone_loose_mail_from(conn: Connection, address: str, now: datetime, why: str) -> int:
+    """Tombstone raw mail From `address` that no message holds: quarantined, waiting, or a like/dislike click."""
+    held = select(messages.c.raw_mail_id).where(messages.c.raw_mail_id.is_not(None))
+    loose = conn.execute(select(raw_mail.c.id, func.substr(raw_mail.c.raw, 1, HEAD_BYTES, type_=raw_mail.c.raw.type))
+                         .where(raw_mail.c.state.in_(_AT_REST), raw_mail.c.size > 0,
+                                or_(raw_mail.c.ticket_id.is_(None), raw_mail.c.id.not_in(held)))).all()
+    # ingest.identity reads From as the dedupe check does: lower-case addr-specs of the head.
+    ids = [raw_id for raw_id, head in loose if address in identity(bytes(head or b"")).senders]
+    return _tombstone(conn, raw_mail.c.id.in_(ids), now, why) if ids else 0
+
+
+# ---------------------------------------------------------------- retention
+
+
+def closed_tickets_due(conn: Connection, closed_before: datetime, limit: int) -> list[int]:
+    """Ids of tickets closed before `closed_before`, oldest first, at most `limit`."""
+    return list(conn.execute(select(tickets.c.id).where(tickets.c.status == "closed",
+                                                        tickets.c.closed_at < closed_before)
+                             .order_by(tickets.c.id).limit(limit)).scalars())
+
+
+def _raw_due(processed_before: datetime):
+    # Processed mail only: quarantined mail is the evidence of a failure and
+    # waiting mail is not processed yet. A row without processed_at (from
+    # before the column was set) counts from when it arrived.
+    return (raw_mail.c.state == "done", raw_mail.c.size > 0,
+            func.coalesce(raw_mail.c.processed_at, raw_mail.c.received_at) < processed_before)
+
+
+def raw_mail_due(conn: Connection, processed_before: datetime, after_id: int, limit: int) -> list[int]:
+    """Ids above `after_id` of processed raw mail that still has its bytes and is due, in id order."""
+    return list(conn.execute(select(raw_mail.c.id).where(raw_mail.c.id > after_id, *_raw_due(processed_before))
+                             .order_by(raw_mail.c.id).limit(limit)).scalars())
+
+
+def drop_raw_bytes(conn: Connection, raw_ids: list[int], processed_before: datetime, now: datetime, why: str) -> int:
+    """Tombstone these processed raw mails if still due, keeping state `done` and their ticket; how many.
+
+    As an erased row (`_tombstone`) but for state and ticket: `done` with
+    its ticket still says what became of the mail, and the dedupe check
+    takes any row without bytes for the mail it was.
+    """
+    if not raw_ids:
+        return 0
+    return conn.execute(update(raw_mail).where(raw_mail.c.id.in_(raw_ids), *_raw_due(processed_before)).values(
+        raw=b"", size=0, envelope_from=None, envelope_to=None, message_id=None,
+        reason=f"original bytes dropped {iso(now)} by {why}")).rowcount
+
+
+# ---------------------------------------------------------------- files
+
+
+def referenced_files(conn: Connection, sha256s: set[str]) -> set[str]:
+    """Which of these attachment files some attachment row still names."""
+    if not sha256s:
+        return set()
+    return set(conn.execute(select(attachments.c.sha256).where(attachments.c.sha256.in_(sorted(sha256s)))
+                            .distinct()).scalars())
