@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -167,8 +168,13 @@ def _run_processes(app: App) -> int:
     back_office = ctx.Process(target=run_back_office, name="ticketd back office",
                               args=(app.settings, app.mail_arrived, ready, os.getpid()))
     def forward(signum: int):
-        # Only once the back office has its own handlers (it sets `ready` after them).
-        return lambda: ready.is_set() and back_office.is_alive() and os.kill(back_office.pid, signum)
+        def to_back_office() -> None:
+            # Only once the back office has its own handlers (it sets `ready`
+            # after them); an error here would surface in the main loop.
+            if ready.is_set() and back_office.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(back_office.pid, signum)
+        return to_back_office
 
     stop = _stop_on_signals(reload=forward(signal.SIGHUP), sweep=forward(signal.SIGUSR1))
     back_office.start()
