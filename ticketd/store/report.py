@@ -1,0 +1,48 @@
+"""What `ticketd report` reads: tickets created and closed in a window, open counts, events, ratings, reactions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select
+
+from ticketd.domain.report import BREACH_KINDS, REOPEN_KINDS, Rating, Reaction, TicketTimes
+from ticketd.domain.statuses import Status
+from ticketd.store.tables import events, messages, ratings, reactions, tickets
+
+_TIMES = (tickets.c.id, tickets.c.assignee, tickets.c.created_at, tickets.c.first_response_at, tickets.c.closed_at)
+
+
+def created_since(conn: Connection, since: datetime) -> list[TicketTimes]:
+    return [TicketTimes(*row) for row in conn.execute(select(*_TIMES).where(tickets.c.created_at >= since))]
+
+
+def closed_since(conn: Connection, since: datetime) -> list[TicketTimes]:
+    return [TicketTimes(*row) for row in conn.execute(
+        select(*_TIMES).where(tickets.c.status == Status.CLOSED.value, tickets.c.closed_at >= since))]
+
+
+def open_by_assignee(conn: Connection) -> dict[str | None, int]:
+    """Tickets not closed, by assignee (None: unassigned)."""
+    return dict(conn.execute(select(tickets.c.assignee, func.count())
+                             .where(tickets.c.status != Status.CLOSED.value).group_by(tickets.c.assignee)).all())
+
+
+def event_kinds_since(conn: Connection, since: datetime) -> dict[str, int]:
+    """How many breach and reopen events the window holds, by kind."""
+    return dict(conn.execute(select(events.c.kind, func.count())
+                             .where(events.c.at >= since, events.c.kind.in_(BREACH_KINDS + REOPEN_KINDS))
+                             .group_by(events.c.kind)).all())
+
+
+def ratings_since(conn: Connection, since: datetime) -> list[Rating]:
+    return [Rating(*row) for row in conn.execute(
+        select(tickets.c.assignee, ratings.c.usefulness, ratings.c.speed, ratings.c.politeness)
+        .join(tickets, tickets.c.id == ratings.c.ticket_id).where(ratings.c.created_at >= since))]
+
+
+def reactions_since(conn: Connection, since: datetime) -> list[Reaction]:
+    """Likes and dislikes in the window, each with the address of the agent whose reply it was."""
+    return [Reaction(*row) for row in conn.execute(
+        select(messages.c.from_addr, reactions.c.reaction)
+        .join(messages, messages.c.id == reactions.c.message_id).where(reactions.c.created_at >= since))]
