@@ -74,10 +74,12 @@ CREATE TABLE tickets (
     first_response_at   TIMESTAMP,
     created_at          TIMESTAMP NOT NULL,
     updated_at          TIMESTAMP NOT NULL,
-    closed_at           TIMESTAMP
+    closed_at           TIMESTAMP,
+    merged_into         INTEGER REFERENCES tickets (id)   -- `tickets merge`: mail to this ticket goes there
 );
 CREATE INDEX tickets_status ON tickets (status);
 CREATE INDEX tickets_assignee ON tickets (assignee, status);
+CREATE INDEX tickets_merged_into ON tickets (merged_into);
 
 -- Labels routes put on a ticket (`then: {tags: [...]}`).
 CREATE TABLE ticket_tags (

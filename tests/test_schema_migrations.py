@@ -134,6 +134,9 @@ def test_version_1_database_is_brought_to_what_schema_sql_builds(db_url, fresh_u
     with engine.connect() as conn:
         mail = conn.execute(text("SELECT message_id, raw, ticket_id FROM raw_mail")).one()
     assert (mail.message_id, bytes(mail.raw), mail.ticket_id) == ("fire@example.org", b"hello", 1)
+    # A ticket from before `tickets merge` was merged into nothing.
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT merged_into FROM tickets")).all() == [(None,)]
     # A cursor the \Seen-based poller left at 0 is gone, which ingest/imap.py
     # reads as "before its first poll"; one that had moved is kept.
     assert load_cursor(engine, READ_ONLY_BOX) is None

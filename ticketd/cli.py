@@ -163,6 +163,10 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
     click.echo(f"status {ticket['status']}, priority {ticket['priority']}, type {ticket['type'] or '-'}, "
                f"assignee {ticket['assignee'] or '-'}, group {ticket['group'] or '-'}")
     click.echo(f"requester {ticket['requester']}; followers {', '.join(ticket['followers']) or '-'}")
+    if ticket["merged_into"] is not None:
+        click.echo(f"merged into [#{ticket['merged_into']}]: its conversation and mail to it are there")
+    if ticket["merged_from"]:
+        click.echo("merged into this one: " + ", ".join(f"[#{t}]" for t in ticket["merged_from"]))
     for m in ticket["messages"]:
         flag = " (internal)" if m["internal"] else ""
         click.echo(f"\n--- {m['direction']} {m['created_at']} {m['from']}{flag} [{m['matched_by'] or '-'}]")
@@ -173,6 +177,48 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
     for e in ticket["events"]:
         change = f" {e['from'] or ''} -> {e['to']}" if e["to"] else ""
         click.echo(f"  {e['at']} {e['actor']}: {e['kind']}{change}" + (f" ({e['reason']})" if e["reason"] else ""))
+
+
+def _confirm(preview: str, question: str, refusal: str, as_json: bool) -> None:
+    """Show what would happen and ask; without a terminal to ask on, refuse (exit 1) saying `refusal`."""
+    click.echo(preview, err=as_json)   # stdout stays for the JSON
+    if not sys.stdin.isatty():
+        raise click.ClickException(refusal)
+    click.confirm(question, abort=True, err=as_json)
+
+
+@tickets.command("merge")
+@click.argument("source_id", metavar="SOURCE", type=int)
+@click.argument("into_id", metavar="INTO", type=int)
+@click.option("--yes", is_flag=True, help="merge without asking")
+@config_option
+@json_option
+def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, as_json: bool) -> None:
+    """Merge ticket SOURCE into INTO: its messages, people and tags move there, and SOURCE is closed.
+
+    Mail that names SOURCE (its reply address, its Message-IDs, its tag)
+    goes to INTO from then on. Nobody gets mail about the merge.
+    """
+    from ticketd.merge import MergeRefused, merge
+
+    settings = _settings(config)
+    configure_logging(settings.log_level)   # the INFO line of the merge
+    engine = _engine(config, settings)
+    what = f"ticket [#{source_id}] into [#{into_id}]"
+    try:
+        if not yes:
+            preview = merge(engine, source_id, into_id, dry_run=True)
+            _confirm(f"would merge {what}: {preview.summary()}", f"Merge {what}? Mail to [#{source_id}] then goes "
+                     f"to [#{into_id}]", f"not merged: no terminal to confirm on; run again with --yes to merge "
+                     f"{what}", as_json)
+        merged = merge(engine, source_id, into_id)
+    except MergeRefused as exc:
+        raise click.ClickException(f"not merged: {exc}") from None
+    if as_json:
+        _print_json({"source": source_id, "into": into_id, "moved": merged.counts()})
+    else:
+        click.echo(f"ticket [#{source_id}] merged into [#{into_id}]: {merged.summary()}; "
+                   f"[#{source_id}] is closed")
 
 
 # ---------------------------------------------------------------- rules
@@ -440,10 +486,8 @@ def _confirm_erasure(what: str, preview, as_json: bool) -> None:
     """Show what would be erased and ask; without a terminal to ask on, refuse (exit 1)."""
     from ticketd.erase import summary
 
-    click.echo(f"would erase {what}: {summary(preview)}", err=as_json)
-    if not sys.stdin.isatty():
-        raise click.ClickException(f"not erased: no terminal to confirm on; run again with --yes to erase {what}")
-    click.confirm(f"Erase {what}? This cannot be undone", abort=True, err=as_json)
+    _confirm(f"would erase {what}: {summary(preview)}", f"Erase {what}? This cannot be undone",
+             f"not erased: no terminal to confirm on; run again with --yes to erase {what}", as_json)
 
 
 def _erasure_setup(config: str | None):

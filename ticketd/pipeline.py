@@ -9,7 +9,7 @@ id. Any exception quarantines the raw mail with the traceback, whole.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses
 from ingest.parse import ParsedMail
@@ -23,6 +23,7 @@ from ticketd.prepare import InlinePreparer, Prepared, failure_reason, prepare_or
 from ticketd.store import inbox
 from ticketd.store import tickets as store
 from ticketd.store.db import is_transient
+from ticketd.store.merge import final_ticket, lock_final
 from ticketd.store.write_queue import acknowledgement_waiting
 
 log = logging.getLogger("ticketd.pipeline")
@@ -46,19 +47,45 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     # report is robot mail, threaded by the rules below and never answered.
     bounced_ticket = link_bounce(conn, app, prep.raw, now) if prep.robot_reason else None
 
-    # -- thread matching, PRODUCT.md order
+    # -- thread matching, PRODUCT.md order. A ticket merged into another
+    # (`ticketd tickets merge`) stands for the one its chain ends at, so
+    # whatever names it (reply address, Message-IDs, tag) lands there; a
+    # ticket that no longer exists (erased) names none.
+    redirected: dict[int, int] = {}
+
+    def resolved(ticket_id: int) -> int | None:
+        final = final_ticket(conn, ticket_id)
+        if final is not None and final != ticket_id:
+            redirected[ticket_id] = final
+        return final
+
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))
     reply = next((a for a in addresses if a.ticket_id is not None), None)
-    reply_ticket = reply.ticket_id if reply and store.get_ticket(conn, reply.ticket_id) else None
+    reply_ticket = resolved(reply.ticket_id) if reply else None
+    if reply_ticket is not None and reply_ticket != reply.ticket_id:
+        # An agent's signed address for the merged ticket is theirs for the
+        # one it went into: their #commands apply there (ticketd.agent_mail).
+        reply = replace(reply, ticket_id=reply_ticket)
     referenced = parsed.in_reply_to + list(reversed(parsed.references))
     by_refs = [t for t in (our_message_ticket(app.signer, settings.support_domain, m) for m in referenced) if t]
     by_refs += store.tickets_by_message_ids(conn, referenced)
-    by_refs = [t for t in dict.fromkeys(by_refs) if store.get_ticket(conn, t)]
-    tagged = [t for t in find_tags(parsed.subject)
-              if store.participant_role(conn, t, parsed.from_addr) is not None]
+    by_refs = [t for t in dict.fromkeys(resolved(t) for t in dict.fromkeys(by_refs)) if t is not None]
+    # The sender must take part in the ticket the tag leads to: the merged
+    # ticket's participants moved there.
+    tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
+              if final is not None and store.participant_role(conn, final, parsed.from_addr) is not None]
     match = choose_ticket(reply_ticket, by_refs, tagged)
-    if bounced_ticket is not None and store.get_ticket(conn, bounced_ticket):
-        match = Match(bounced_ticket, "bounce")
+    if bounced_ticket is not None and (bounced := resolved(bounced_ticket)) is not None:
+        match = Match(bounced, "bounce")
+    if match.ticket_id is not None:
+        # Locked, and followed again should a merge have committed since the
+        # lookups above: a mail never lands on (nor reopens) a merged ticket.
+        final = lock_final(conn, match.ticket_id)
+        if final != match.ticket_id:
+            redirected[match.ticket_id] = final
+            if reply is not None and reply.ticket_id == match.ticket_id:
+                reply = replace(reply, ticket_id=final)
+            match = Match(final, match.matched_by)
 
     mail = IncomingMail(
         raw_id=prep.raw_id, parsed=parsed,
@@ -71,8 +98,10 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     else:
         decision = apply_followup(conn, app, mail, match.ticket_id, now)
     outbox_ids = queue_notices(conn, app, decision.notices, now)
-    log.info("raw mail %s (Message-ID %s) -> ticket %s by %s", prep.raw_id, parsed.message_id,
-             decision.ticket_id, match.matched_by)
+    merged = sorted(named for named, final in redirected.items() if final == decision.ticket_id)
+    log.info("raw mail %s (Message-ID %s) -> ticket %s by %s%s", prep.raw_id, parsed.message_id,
+             decision.ticket_id, match.matched_by,
+             f" (it names {', '.join(f'[#{t}]' for t in merged)}, merged into it)" if merged else "")
     jobs = [("send_mail", (i,)) for i in outbox_ids] + list(decision.jobs)
     return Outcome(prep.raw_id, decision.ticket_id, match.matched_by), jobs
 

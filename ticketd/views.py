@@ -18,6 +18,7 @@ from ticketd.store import outbox as outbox_store
 from ticketd.store import read_models as rows_of
 from ticketd.store import tickets as store
 from ticketd.store.db import reading
+from ticketd.store.merge import merged_sources
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -44,6 +45,7 @@ def _ticket_summary(row, people: list[dict]) -> dict:
         "postponed_until": iso(row["postponed_until"]),
         "dev": {"engineer": row["dev_engineer"], "tracker_key": row["dev_tracker_key"],
                 "due": iso(row["dev_due"])} if row["dev_engineer"] else None,
+        "merged_into": row["merged_into"],
     }
 
 
@@ -75,8 +77,13 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
                     "content_type": a["content_type"], "inline": bool(a["inline"]),
                 })
         evts = rows_of.event_rows(conn, ticket_id)
-        sent = rows_of.outbox_rows(conn, ticket_id)
+        # Tickets merged into this one brought their messages; the mail
+        # ticketd sent on them stays theirs (its Message-ID names them) and
+        # is shown here too, so the conversation reads whole.
+        sources = merged_sources(conn, ticket_id)
+        sent = [r for t in (ticket_id, *sources) for r in rows_of.outbox_rows(conn, t)]
     out = _ticket_summary(row, people)
+    out["merged_from"] = sources
     out["participants"] = [{"email": p["email"], "role": p["role"], "name": p["name"],
                             "bounced": p["bounced_at"] is not None} for p in people]
     incoming = [{

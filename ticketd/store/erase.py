@@ -123,6 +123,11 @@ def erase_ticket(conn: Connection, ticket_id: int, now: datetime, why: str, eras
     erased.tags += _delete(conn, ticket_tags, ticket_tags.c.ticket_id == ticket_id)
     erased.raw_mail += _tombstone(conn, or_(raw_mail.c.ticket_id == ticket_id, raw_mail.c.id.in_(own_raw)), now, why)
     erased.messages += _delete(conn, messages, messages.c.ticket_id == ticket_id)
+    # Tickets merged into it (`tickets merge`) lead where it led, so a chain
+    # S1 -> S2 -> T keeps leading S1's mail to T when S2 goes; at the end of
+    # a chain they lead nowhere, and their mail is theirs again.
+    conn.execute(update(tickets).where(tickets.c.merged_into == ticket_id)
+                 .values(merged_into=ticket["merged_into"]))
     conn.execute(delete(tickets).where(tickets.c.id == ticket_id))
     erased.tickets.append(ticket_id)
     return True

@@ -55,6 +55,16 @@ def _forget_cursors_at_uid_zero(conn: Connection) -> None:
     conn.execute(text("DELETE FROM imap_cursor WHERE last_uid = 0"))
 
 
+def _add_merged_into(conn: Connection) -> None:
+    """tickets.merged_into, NULL on every existing ticket, and its index."""
+    # ADD COLUMN with REFERENCES and no default: SQLite allows it (the new
+    # column is NULL everywhere), PostgreSQL too. The index serves the
+    # lookup of tickets merged into one being erased, and PostgreSQL's own
+    # foreign key check when a ticket is deleted.
+    conn.execute(text("ALTER TABLE tickets ADD COLUMN merged_into INTEGER REFERENCES tickets (id)"))
+    conn.execute(text("CREATE INDEX tickets_merged_into ON tickets (merged_into)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -62,6 +72,7 @@ STEPS: tuple[Step, ...] = (
     Step(2, "schema_version table records the steps applied", _create_schema_version),
     Step(3, "IMAP cursors at UID 0 from the \\Seen-based poller take a first look again",
          _forget_cursors_at_uid_zero),
+    Step(4, "tickets.merged_into records `ticketd tickets merge`", _add_merged_into),
 )
 LATEST = STEPS[-1].version
 

@@ -82,6 +82,7 @@ tickets = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Column("closed_at", DateTime),
+    Column("merged_into", Integer, ForeignKey("tickets.id")),
 )
 
 ticket_tags = Table(

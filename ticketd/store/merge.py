@@ -1,0 +1,160 @@
+"""Merge in the database: one ticket's conversation moved onto another, and merged tickets followed to their end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, delete, func, select, update
+
+from ticketd.domain.merge import follow_merges, joining, refusal
+from ticketd.store.tables import (
+    attachments,
+    messages,
+    participants,
+    ratings,
+    raw_mail,
+    reactions,
+    ticket_tags,
+    tickets,
+    timers,
+)
+from ticketd.store.tickets import add_event, lock_ticket, participants_of, update_ticket
+from ticketd.store.timers import cancel_armed
+
+ACTOR = "admin:cli"
+WHY = "`ticketd tickets merge`"
+
+
+class MergeRefused(Exception):
+    """The merge may not happen; the message says why, and what to do instead."""
+
+
+@dataclass
+class Merged:
+    """What a merge moved onto INTO, counted."""
+    source: int
+    into: int
+    messages: int = 0
+    attachments: int = 0     # with their messages
+    reactions: int = 0       # with their messages
+    ratings: int = 0
+    participants: int = 0    # joined INTO
+    participants_already_there: int = 0
+    tags: int = 0            # new on INTO
+    timers_cancelled: int = 0
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "into")}
+
+    def summary(self) -> str:
+        """`messages 3, participants 1, …`: the counts that are not zero, for history, log and terminal."""
+        return ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in self.counts().items() if n) or "nothing"
+
+
+# Built once, executed with parameters: processing follows merged tickets
+# for every mail that names one (see ticketd/store/tickets.py).
+_MERGED_INTO = select(tickets.c.id, tickets.c.merged_into).where(tickets.c.id == bindparam("ticket_id"))
+
+
+def _merged_into(conn: Connection, ticket_id: int) -> tuple[bool, int | None]:
+    row = conn.execute(_MERGED_INTO, dict(ticket_id=ticket_id)).first()
+    return (row is not None, row.merged_into if row is not None else None)
+
+
+def final_ticket(conn: Connection, ticket_id: int) -> int | None:
+    """The ticket a mail naming `ticket_id` belongs to: itself, or the end of its merged_into chain; None if gone."""
+    exists, onward = _merged_into(conn, ticket_id)
+    if not exists:
+        return None
+    return ticket_id if onward is None else follow_merges(ticket_id, lambda t: _merged_into(conn, t)[1])
+
+
+def lock_final(conn: Connection, ticket_id: int) -> int:
+    """`final_ticket` of a ticket known to exist, locked; a merge committed since it was looked up is followed."""
+    # A merge takes the same row locks (PostgreSQL; SQLite's writers take
+    # turns): once a ticket is locked here, its merged_into is the last word.
+    return follow_merges(ticket_id, lambda t: (lock_ticket(conn, t) or {}).get("merged_into"))
+
+
+def merged_sources(conn: Connection, ticket_id: int) -> list[int]:
+    """Every ticket whose merged_into chain ends at `ticket_id`, in id order."""
+    found: set[int] = set()
+    frontier = [ticket_id]
+    while frontier:
+        step = conn.execute(select(tickets.c.id).where(tickets.c.merged_into.in_(frontier))).scalars().all()
+        frontier = [t for t in step if t not in found and t != ticket_id]
+        found.update(frontier)
+    return sorted(found)
+
+
+def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime) -> Merged:
+    """Move SOURCE's conversation onto INTO and close SOURCE, in the caller's transaction.
+
+    Raises MergeRefused, having changed nothing, when the merge may not happen.
+    """
+    # Both locked in id order, as two merges of the same pair in opposite
+    # directions would otherwise deadlock on PostgreSQL.
+    locked = {t: lock_ticket(conn, t) for t in sorted({source_id, into_id})}
+    source, into = locked.get(source_id), locked.get(into_id)
+    into_end = final_ticket(conn, into_id) if into is not None and into["merged_into"] is not None else None
+    why_not = refusal(source_id, into_id, source, into, into_end)
+    if why_not is not None:
+        raise MergeRefused(why_not)
+    merged = Merged(source_id, into_id)
+
+    own = select(messages.c.id).where(messages.c.ticket_id == source_id).scalar_subquery()
+    merged.attachments = _count(conn, attachments, attachments.c.message_id.in_(own))
+    merged.reactions = _count(conn, reactions, reactions.c.message_id.in_(own))
+    # Messages carry their attachments and reactions (both hang on the
+    # message); a rating names its message and its ticket, and goes along.
+    # Events stay: they are SOURCE's own history, and the ones naming a
+    # moved message still name it.
+    merged.messages = conn.execute(update(messages).where(messages.c.ticket_id == source_id)
+                                   .values(ticket_id=into_id)).rowcount
+    merged.ratings = conn.execute(update(ratings).where(ratings.c.ticket_id == source_id)
+                                  .values(ticket_id=into_id)).rowcount
+    # The raw mail follows the ticket its message is on, so that erasing
+    # SOURCE later leaves the original mail of INTO's messages alone.
+    conn.execute(update(raw_mail).where(raw_mail.c.ticket_id == source_id).values(ticket_id=into_id))
+
+    into_emails = [p["email"] for p in participants_of(conn, into_id)]
+    for person in joining(participants_of(conn, source_id), into_emails):
+        if person.role is None:
+            # Already on INTO (participants(ticket_id, email) is unique): their role there stands.
+            conn.execute(delete(participants).where(participants.c.id == person.participant_id))
+            merged.participants_already_there += 1
+        else:
+            conn.execute(update(participants).where(participants.c.id == person.participant_id)
+                         .values(ticket_id=into_id, role=person.role))
+            merged.participants += 1
+
+    into_tags = set(conn.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == into_id)).scalars())
+    for tag in conn.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == source_id)
+                            .order_by(ticket_tags.c.tag)).scalars().all():
+        if tag not in into_tags:
+            conn.execute(ticket_tags.insert().values(ticket_id=into_id, tag=tag))
+            merged.tags += 1
+    conn.execute(delete(ticket_tags).where(ticket_tags.c.ticket_id == source_id))
+
+    merged.timers_cancelled = _count(conn, timers, timers.c.ticket_id == source_id, timers.c.state == "armed")
+    cancel_armed(conn, source_id, now)
+    # SOURCE is closed without the closing mail and its rating request:
+    # nothing was solved there, and its customer now follows INTO. Its
+    # pending outbox rows are left to go out: each is a mail already
+    # composed (its Message-ID fixed at insert) about something that
+    # happened before the merge, and a reply to one threads onto INTO.
+    update_ticket(conn, source_id, now, status="closed", merged_into=into_id,
+                  closed_at=source["closed_at"] if source["status"] == "closed" else now)
+    moved = merged.summary()
+    add_event(conn, source_id, now, ACTOR, "merged_into", from_value=source["status"], to_value="closed",
+              reason=f"merged into [#{into_id}] by {WHY}: {moved}; closed without mail to the customer")
+    # INTO keeps its status: a closed one is not reopened by a merge.
+    update_ticket(conn, into_id, now)
+    add_event(conn, into_id, now, ACTOR, "merged", from_value=f"[#{source_id}]", to_value=f"[#{into_id}]",
+              reason=f"ticket [#{source_id}] merged into this one by {WHY}: {moved}")
+    return merged
+
+
+def _count(conn: Connection, table, *where) -> int:
+    return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
