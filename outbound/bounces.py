@@ -9,6 +9,7 @@ from ingest.match import our_message_ticket
 from outbound.dsn import read_report
 from ticketd.store import tickets as store
 from ticketd.store.bounces import mark_bounced, outbox_rows_by_message_ids
+from ticketd.store.merge import final_ticket
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -39,9 +40,11 @@ def link_bounce(conn: Connection, app: App, raw: bytes, now: datetime) -> int | 
         if row["ticket_id"] != signed[row["message_id"].lower()] or recipient not in report.failed_recipients:
             continue
         # One outbox row is one recipient: that address is all the report proves bounced.
-        mark_bounced(conn, row["ticket_id"], recipient, now)
-        store.add_event(conn, row["ticket_id"], now, "system:outbound", "bounced", to_value=recipient,
+        # On the ticket the mail's ticket was merged into, if it was: its people are there.
+        ticket_id = final_ticket(conn, row["ticket_id"]) or row["ticket_id"]
+        mark_bounced(conn, ticket_id, recipient, now)
+        store.add_event(conn, ticket_id, now, "system:outbound", "bounced", to_value=recipient,
                         reason=" ".join(x for x in (report.status, report.diagnostic,
                                                      f"(report on <{row['message_id']}>)") if x))
-        return row["ticket_id"]
+        return ticket_id
     return None

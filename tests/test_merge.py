@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import smtplib
 import subprocess
 import sys
 
@@ -14,10 +15,12 @@ from sqlalchemy import select
 from tests.cli import ROOT, cli_ok, run_cli
 from tests.conftest import MINIMAL_RULES
 from tests.desk import body_text, build_mail, open_desk
+from tests.sink import delivery_report
 from ticketd.clock import utcnow
 from ticketd.domain.merge import Joining, follow_merges, joining, refusal
 from ticketd.erase import erase_ticket
 from ticketd.merge import MergeRefused, merge
+from ticketd.pipeline import drain
 from ticketd.store import tables as t
 from ticketd.store.merge import final_ticket, lock_final
 from ticketd.store.tickets import add_rating, add_reaction
@@ -166,6 +169,20 @@ def test_reply_address_references_and_tag_of_the_source_land_on_the_target(desk)
     assert landed[by_tag["Message-ID"].strip("<>")] == (target, "subject_tag")
     assert desk.messages(source) == [] and desk.ticket(source)["status"] == "closed"
     assert len(desk.events(target, "customer_replied")) == 3 and desk.events(source, "customer_replied") == []
+
+
+def test_a_bounce_of_the_sources_mail_marks_the_address_on_the_target(desk):
+    target = _open(desk, CUSTOMER, "Printer on fire")
+    source = _open(desk, COLLEAGUE, "Printer is smoking")
+    ack = desk.last(COLLEAGUE)
+    merge(desk.app.engine, source, target)
+    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
+        client.sendmail("", ["support@example.com"], delivery_report(str(ack["Message-ID"]).strip("<>"), COLLEAGUE))
+    assert drain(desk.app) == 1
+    [colleague] = [p for p in desk.rows(t.participants, ticket_id=target) if p["email"] == COLLEAGUE]
+    assert colleague["bounced_at"] is not None      # no more automatic mail to them on the target
+    assert [e["to_value"] for e in desk.events(target, "bounced")] == [COLLEAGUE]
+    assert desk.events(source, "bounced") == []
 
 
 def test_a_stranger_with_the_source_tag_still_gets_a_new_ticket(desk):
