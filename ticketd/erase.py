@@ -17,7 +17,7 @@ from ticketd.domain.erase import (
     retention_cutoffs,
 )
 from ticketd.store import erase as store
-from ticketd.store.db import is_transient, reading
+from ticketd.store.db import admin_transaction, reading
 from ticketd.store.erase import Erased
 from ticketd.store.files import attachment_path
 
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ticketd.erase")
 
 __all__ = ["Erased", "RetentionKeeper", "erase_ticket", "forget", "retention_pass", "summary"]
-
-# A deadlock with a delivery or a timer on PostgreSQL says nothing about the
-# erasure (ticketd.store.db.is_transient): the transaction is run again.
-_ATTEMPTS = 3
 
 # Between two retention transactions: the processor and the workers, which
 # queue on the same write lock, get their turn.
@@ -46,21 +42,14 @@ def summary(erased: Erased) -> str:
 
 def _in_transaction(engine: Engine, work: Callable[[Connection, Erased], None], *, dry_run: bool = False) -> Erased:
     """Run `work` in one write transaction (engine.begin: SQLite's write queue); roll it back for a dry run."""
-    for attempt in range(1, _ATTEMPTS + 1):
-        erased = Erased()
-        try:
-            with engine.connect() as conn, conn.begin() as tx:
-                work(conn, erased)
-                # Counted before commit, where the deleted rows are already gone.
-                erased.files_removed = len(erased.files - store.referenced_files(conn, erased.files))
-                if dry_run:
-                    tx.rollback()
-            return erased
-        except Exception as exc:
-            if attempt == _ATTEMPTS or not is_transient(exc):
-                raise
-            log.warning("erasure rolled back (%s); trying again", exc)
-    raise AssertionError("unreachable")
+    def counted(conn: Connection) -> Erased:
+        erased = Erased()   # afresh for each attempt
+        work(conn, erased)
+        # Counted before commit, where the deleted rows are already gone.
+        erased.files_removed = len(erased.files - store.referenced_files(conn, erased.files))
+        return erased
+
+    return admin_transaction(engine, counted, dry_run=dry_run)
 
 
 def _remove_files(engine: Engine, attachments_dir: Path, erased: Erased) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ticketd.clock import utcnow
 from ticketd.store import merge as store
-from ticketd.store.db import is_transient
+from ticketd.store.db import admin_transaction
 from ticketd.store.merge import Merged, MergeRefused
 
 if TYPE_CHECKING:
@@ -17,31 +17,16 @@ log = logging.getLogger("ticketd.merge")
 
 __all__ = ["MergeRefused", "Merged", "merge"]
 
-# A deadlock with the processor or a timer on PostgreSQL says nothing about
-# the merge (ticketd.store.db.is_transient): it is run again.
-_ATTEMPTS = 3
-
 
 def merge(engine: Engine, source_id: int, into_id: int, *, dry_run: bool = False) -> Merged:
     """Merge SOURCE into INTO in one transaction (engine.begin: SQLite's write queue); MergeRefused if it may not.
 
     A dry run counts what would move and changes nothing.
     """
-    for attempt in range(1, _ATTEMPTS + 1):
-        try:
-            with engine.connect() as conn, conn.begin() as tx:
-                merged = store.merge_tickets(conn, source_id, into_id, utcnow())
-                if dry_run:
-                    tx.rollback()
-        except MergeRefused:
-            raise
-        except Exception as exc:
-            if attempt == _ATTEMPTS or not is_transient(exc):
-                raise
-            log.warning("merge rolled back (%s); trying again", exc)
-            continue
-        if not dry_run:
-            # The history of both tickets says it too; the log line is for whoever watches the daemon's.
-            log.info("ticket %s merged into ticket %s: %s", source_id, into_id, merged.summary())
-        return merged
-    raise AssertionError("unreachable")
+    now = utcnow()
+    merged = admin_transaction(engine, lambda conn: store.merge_tickets(conn, source_id, into_id, now),
+                               dry_run=dry_run)
+    if not dry_run:
+        # The history of both tickets says it too; the log line is for whoever watches the daemon's.
+        log.info("ticket %s merged into ticket %s: %s", source_id, into_id, merged.summary())
+    return merged

@@ -7,7 +7,9 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -16,6 +18,8 @@ from ticketd.store.migrations import LATEST, database_version, stamp, upgrade
 from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach, retry_while_locked
 
 log = logging.getLogger("ticketd.schema")
+
+T = TypeVar("T")
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 
@@ -76,6 +80,28 @@ def is_transient(error: BaseException) -> bool:
     if not isinstance(error, exc.DBAPIError):
         return False
     return error.connection_invalidated or getattr(error.orig, "sqlstate", None) in _RETRY_SQLSTATES
+
+
+def admin_transaction(engine: Engine, work: Callable[[Connection], T], *, dry_run: bool = False,
+                      attempts: int = 3) -> T:
+    """`work(conn)` in one write transaction, run again after a transient error; rolled back for a dry run.
+
+    For the admin's commands (merge, erasure): a deadlock with the processor
+    or a timer on PostgreSQL says nothing about the change, which is made
+    again from the start. Any other error, or the last attempt's, is raised.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.connect() as conn, conn.begin() as tx:
+                result = work(conn)
+                if dry_run:
+                    tx.rollback()
+                return result
+        except Exception as error:
+            if attempt == attempts or not is_transient(error):
+                raise
+            logging.getLogger("ticketd.admin").warning("transaction rolled back (%s); trying again", error)
+    raise AssertionError("unreachable")
 
 
 def _switch_to_wal(cursor) -> None:
