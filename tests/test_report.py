@@ -71,6 +71,7 @@ def test_report_reads_the_window_from_the_database(tmp_path, make_app, db_url):
                       status="closed", closed_at=now - 5 * HOUR)
         ticket(now - 8 * HOUR, assignee="bob@example.com", first_response_at=now - 5 * HOUR)
         ticket(now - 2 * HOUR)                                           # not answered yet, unassigned
+        ticket(now - 3 * HOUR, status="closed", closed_at=now - HOUR, merged_into=fast)   # counted in `fast`
         ticket(old, assignee="alice@example.com", first_response_at=old + HOUR,
                status="closed", closed_at=old + 2 * HOUR)                # outside the window
         reply = store.add_message(conn, ticket_id=fast, direction="in", from_addr="alice@example.com", text="Fixed.",

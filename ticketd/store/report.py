@@ -13,13 +13,19 @@ from ticketd.store.tables import events, messages, ratings, reactions, tickets
 _TIMES = (tickets.c.id, tickets.c.assignee, tickets.c.created_at, tickets.c.first_response_at, tickets.c.closed_at)
 
 
+# A ticket merged into another is left out of the figures: its conversation
+# went on in the other one, which counts it (`ticketd tickets merge`).
+
+
 def created_since(conn: Connection, since: datetime) -> list[TicketTimes]:
-    return [TicketTimes(*row) for row in conn.execute(select(*_TIMES).where(tickets.c.created_at >= since))]
+    return [TicketTimes(*row) for row in conn.execute(
+        select(*_TIMES).where(tickets.c.created_at >= since, tickets.c.merged_into.is_(None)))]
 
 
 def closed_since(conn: Connection, since: datetime) -> list[TicketTimes]:
     return [TicketTimes(*row) for row in conn.execute(
-        select(*_TIMES).where(tickets.c.status == Status.CLOSED.value, tickets.c.closed_at >= since))]
+        select(*_TIMES).where(tickets.c.status == Status.CLOSED.value, tickets.c.closed_at >= since,
+                              tickets.c.merged_into.is_(None)))]
 
 
 def open_by_assignee(conn: Connection) -> dict[str | None, int]:
