@@ -6,11 +6,7 @@ import email
 import hashlib
 import email.policy
 import json
-import os
-import pty
 import smtplib
-import subprocess
-import sys
 import threading
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -19,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from ingest.parse import dedupe_key
-from tests.cli import ROOT, cli_ok, run_cli
+from tests.cli import cli_ok, run_cli, run_cli_at_a_terminal, run_cli_without_terminal
 from tests.conftest import MINIMAL_RULES, free_port
 from tests.sink import Sink, outbox_rows, wait_until
 from ticketd.clock import utcnow
@@ -192,44 +188,24 @@ def test_an_unknown_ticket_is_a_clear_error(tmp_path, make_app, sqlite_url):
         assert done.returncode == 1 and "Error: no ticket 99" in done.stderr and "Traceback" not in done.stderr
 
 
-def _cli_without_terminal(config, *args: str) -> subprocess.CompletedProcess:
-    """As tests.cli.run_cli, with stdin not a terminal even when the tests run in one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
-
-
-def _cli_at_a_terminal(config, answer: str, *args: str) -> subprocess.CompletedProcess:
-    """The command with a terminal on stdin, where the admin types `answer`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    main, terminal = pty.openpty()
-    try:
-        os.write(main, answer.encode() + b"\n")
-        return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, stdin=terminal)
-    finally:
-        os.close(terminal)
-        os.close(main)
-
-
 def test_without_yes_it_shows_the_counts_and_asks_and_without_a_terminal_it_refuses(tmp_path, make_app, sqlite_url):
     app = make_app(sqlite_url)
     config = tmp_path / "ticketd.yaml"
     deliver(app, mail_bytes("cust@example.org", "Printer on fire", "<c1@client.example.org>"))
 
-    refused = _cli_without_terminal(config, "tickets", "delete", "1")
+    refused = run_cli_without_terminal(config, "tickets", "delete", "1")
     assert refused.returncode == 1
     assert "would erase ticket [#1]: tickets 1, messages 1," in refused.stdout
     assert "not erased: no terminal to confirm on; run again with --yes" in refused.stderr
-    refused_json = _cli_without_terminal(config, "forget", "cust@example.org", "--json")
+    refused_json = run_cli_without_terminal(config, "forget", "cust@example.org", "--json")
     assert refused_json.returncode == 1 and refused_json.stdout == ""   # stdout stays for JSON
     assert "would erase cust@example.org: tickets 1," in refused_json.stderr
 
-    declined = _cli_at_a_terminal(config, "n", "tickets", "delete", "1")
+    declined = run_cli_at_a_terminal(config, "n", "tickets", "delete", "1")
     assert declined.returncode == 1 and "Erase ticket [#1]? This cannot be undone" in declined.stdout
     assert everything_of(app, 1)["tickets"] and rows(app, t.raw_mail)[0]["state"] == "done"
 
-    confirmed = _cli_at_a_terminal(config, "y", "tickets", "delete", "1")
+    confirmed = run_cli_at_a_terminal(config, "y", "tickets", "delete", "1")
     assert confirmed.returncode == 0, confirmed.stderr
     assert "ticket [#1] erased" in confirmed.stdout
     assert not everything_of(app, 1)["tickets"]

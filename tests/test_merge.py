@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
 import smtplib
-import subprocess
-import sys
 
 import pytest
 from sqlalchemy import select
 
-from tests.cli import ROOT, cli_ok, run_cli
+from tests.cli import cli_ok, run_cli, run_cli_at_a_terminal, run_cli_without_terminal
 from tests.conftest import MINIMAL_RULES
 from tests.desk import body_text, build_mail, open_desk
 from tests.sink import delivery_report
@@ -255,43 +251,25 @@ def test_merges_that_make_no_sense_are_refused_and_change_nothing(desk):
         merge(desk.app.engine, target, source)
 
 
-def _without_terminal(config, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
-
-
-def _at_a_terminal(config, answer: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    main, terminal = pty.openpty()
-    try:
-        os.write(main, answer.encode() + b"\n")
-        return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
-                              capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, stdin=terminal)
-    finally:
-        os.close(terminal)
-        os.close(main)
-
-
 def test_without_yes_it_shows_the_counts_and_asks_and_without_a_terminal_it_refuses(desk):
     target = _open(desk, CUSTOMER, "Printer on fire")
     source = _open(desk, COLLEAGUE, "Printer is smoking")
     config, args = _config(desk), ("tickets", "merge", str(source), str(target))
 
-    refused = _without_terminal(config, *args)
+    refused = run_cli_without_terminal(config, *args)
     assert refused.returncode == 1
     assert refused.stdout == (f"would merge ticket [#{source}] into [#{target}]: "
                               "messages 1, participants 1, timers cancelled 1\n")
     assert "not merged: no terminal to confirm on; run again with --yes" in refused.stderr
-    refused_json = _without_terminal(config, *args, "--json")
+    refused_json = run_cli_without_terminal(config, *args, "--json")
     assert refused_json.returncode == 1 and refused_json.stdout == ""   # stdout stays for JSON
     assert "would merge" in refused_json.stderr
 
-    declined = _at_a_terminal(config, "n", *args)
+    declined = run_cli_at_a_terminal(config, "n", *args)
     assert declined.returncode == 1 and f"Merge ticket [#{source}] into [#{target}]?" in declined.stdout
     assert desk.ticket(source)["merged_into"] is None and len(desk.messages(source)) == 1
 
-    confirmed = _at_a_terminal(config, "y", *args)
+    confirmed = run_cli_at_a_terminal(config, "y", *args)
     assert confirmed.returncode == 0, confirmed.stderr
     assert f"ticket [#{source}] merged into [#{target}]: messages 1" in confirmed.stdout
     assert desk.ticket(source)["merged_into"] == target
