@@ -148,14 +148,21 @@ def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
 _recently_swept: dict[tuple[str, int], tuple[float, datetime]] = {}
 
 
-def sweep_outbox(app: App, now: datetime | None = None) -> list[int]:
-    """Recover crashed claims and re-enqueue due pending rows; the ids enqueued."""
+def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float | None = None) -> list[int]:
+    """Recover crashed claims and re-enqueue due pending rows; the ids enqueued.
+
+    `grace_seconds` 0: every pending row now, for a sweep an admin's command
+    asked for (its rows had no job enqueued; a second job for a row that has
+    one finds it claimed or sent).
+    """
     now = now or utcnow()
     expired_before = now - timedelta(seconds=lease_seconds(app))
     # A deferred or retried row (attempts > 0, or a last error) has no job
     # waiting: the sweep is its retry. A fresh row had one enqueued at commit; give it a moment
     # before calling it lost (Redis down or flushed, a crash before enqueue).
-    grace = timedelta(seconds=max(1.0, 2 * app.settings.sweep_seconds))
+    if grace_seconds is None:
+        grace_seconds = max(1.0, 2 * app.settings.sweep_seconds)
+    grace = timedelta(seconds=grace_seconds)
     # Mostly there is nothing to recover: look first, so that an idle sweep
     # does not take SQLite's write lock every `sweep_seconds`.
     with reading(app.engine) as conn:

@@ -60,15 +60,22 @@ class Sweeper:
     """Periodic, idempotent catch-up: re-enqueue what a crash or outage left behind.
 
     `app.sweep_now` wakes it before its time: SIGUSR1 to `ticketd run`,
-    which `ticketd outbox retry` sends so that mail goes out at once.
+    which the admin's commands that queue mail or change tickets send
+    (`outbox retry`, `tickets assign`, `tickets close`), so that it goes
+    out at once; that sweep takes fresh rows too, which had no job.
     """
 
     def __init__(self, app: App) -> None:
         self.app = app
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._asked = False
         self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
-        app.sweep_now = self._wake.set
+        app.sweep_now = self._ask
+
+    def _ask(self) -> None:
+        self._asked = True
+        self._wake.set()
 
     def start(self) -> None:
         self._thread.start()
@@ -79,14 +86,15 @@ class Sweeper:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            asked, self._asked = self._asked, False
             try:
-                sweep_once(self.app)
+                sweep_once(self.app, asked=asked)
             except Exception:
                 log.exception("sweep failed; trying again next round")
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._wake.set()   # not `_ask`: a stopping sweeper sweeps no more
         self._thread.join(timeout=30)
 
 

@@ -16,9 +16,13 @@ log = logging.getLogger("ticketd.sweeps")
 STEPS = (sweep_outbox, sweep_unassigned, fire_due_timers)
 
 
-def sweep_once(app: App) -> None:
+def sweep_once(app: App, *, asked: bool = False) -> None:
+    """Every step once; `asked` (SIGUSR1 from an admin's command) takes fresh rows without the grace."""
     for step in STEPS:
         try:
-            step(app)
+            if asked and step in (sweep_outbox, sweep_unassigned):
+                step(app, grace_seconds=0)
+            else:
+                step(app)
         except Exception:
             log.exception("sweep step %s failed; trying again next round", step.__name__)
