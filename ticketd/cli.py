@@ -221,6 +221,52 @@ def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, a
                    f"[#{source_id}] is closed")
 
 
+def _admin_change(config: str | None, change):
+    """Run one admin change on the app; AdminRefused becomes the command's error."""
+    from ticketd.admin import AdminRefused
+
+    app = _app(config)
+    try:
+        return app, change(app)
+    except AdminRefused as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _mail_goes(app, outbox_ids: list[int]) -> str:
+    """Wake the daemon for the queued mail; what to tell the admin about when it goes."""
+    if not outbox_ids:
+        return "no mail to send"
+    pid = _wake_daemon(app.settings.data_dir)
+    return (f"the running `ticketd run` (pid {pid}) sends the mail now" if pid is not None else
+            "no `ticketd run` on this machine: the daemon sends the mail at its next sweep")
+
+
+@tickets.command("assign")
+@click.argument("ticket_id", type=int)
+@click.argument("target", metavar="AGENT_OR_GROUP")
+@config_option
+def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
+    """Give a ticket to an agent (even an away one), or to a group by its strategy; the agent is told."""
+    from ticketd.admin import assign
+
+    app, (assignee, outbox_ids) = _admin_change(config, lambda app: assign(app, ticket_id, target))
+    who = assignee or f"nobody yet: it waits in {target} for someone available"
+    click.echo(f"ticket [#{ticket_id}] assigned to {who}; {_mail_goes(app, outbox_ids)}")
+
+
+@tickets.command("close")
+@click.argument("ticket_id", type=int)
+@click.option("--reason", help="why, for the history and the customer's closing mail")
+@click.option("--silent", is_flag=True, help="no closing mail (and rating request) to the customer")
+@config_option
+def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str | None) -> None:
+    """Close a ticket as an agent's #close does, logged as the admin's; the customer gets the closing mail."""
+    from ticketd.admin import close
+
+    app, outbox_ids = _admin_change(config, lambda app: close(app, ticket_id, reason, tell_customer=not silent))
+    click.echo(f"ticket [#{ticket_id}] closed; {_mail_goes(app, outbox_ids)}")
+
+
 # ---------------------------------------------------------------- rules
 
 

@@ -1,0 +1,82 @@
+"""Ticket changes an admin makes from the command line: assign, close; each an event, its mail queued."""
+
+from __future__ import annotations
+
+import logging
+
+from outbound.outbox import queue_notices
+from ticketd.app import App
+from ticketd.assignment import assign_in_tx
+from ticketd.clock import utcnow
+from ticketd.domain.notices import Notice
+from ticketd.domain.statuses import Status
+from ticketd.store import tickets as store
+from ticketd.store.db import admin_transaction
+from ticketd.ticket_changes import customers_of, set_status
+
+log = logging.getLogger("ticketd.admin")
+
+# Who did it, in the ticket's history (PRODUCT.md: every change says who).
+ACTOR = "admin:cli"
+
+
+class AdminRefused(Exception):
+    """The change cannot be made; the message says why and the ticket is as it was."""
+
+
+def _open_ticket(conn, ticket_id: int) -> dict:
+    ticket = store.lock_ticket(conn, ticket_id)
+    if ticket is None:
+        raise AdminRefused(f"no ticket {ticket_id}")
+    if ticket["merged_into"] is not None:
+        raise AdminRefused(f"ticket [#{ticket_id}] was merged into [#{ticket['merged_into']}]: change that one")
+    return ticket
+
+
+def assign(app: App, ticket_id: int, target: str) -> tuple[str | None, list[int]]:
+    """Give the ticket to an agent (even an away one) or to a group by its strategy; (assignee, outbox ids).
+
+    As `#assign` does (ticketd.assignment.assign_in_tx): the agent gets the
+    assignment notice; a group with nobody available leaves the ticket
+    waiting there.
+    """
+    def work(conn) -> tuple[str | None, list[int]]:
+        ticket = _open_ticket(conn, ticket_id)
+        if ticket["status"] == Status.CLOSED.value:
+            raise AdminRefused(f"ticket [#{ticket_id}] is closed: it waits for nobody")
+        now = utcnow()
+        try:
+            notices = assign_in_tx(conn, app, ticket_id, target, now, ACTOR)
+        except ValueError as exc:
+            raise AdminRefused(str(exc)) from None
+        return store.get_ticket(conn, ticket_id)["assignee"], queue_notices(conn, app, notices, now)
+
+    assignee, outbox_ids = admin_transaction(app.engine, work)
+    log.info("ticket %s assigned by %s to %s", ticket_id, ACTOR, assignee or f"nobody yet ({target})")
+    return assignee, outbox_ids
+
+
+def close(app: App, ticket_id: int, reason: str | None, *, tell_customer: bool = True) -> list[int]:
+    """Close the ticket as an agent's `#close` does, logged as the admin's; the outbox ids.
+
+    The requester gets the closing mail with its rating request unless
+    `tell_customer` is False (a ticket opened by mistake, a test).
+    """
+    def work(conn) -> list[int]:
+        ticket = _open_ticket(conn, ticket_id)
+        if ticket["status"] == Status.CLOSED.value:
+            raise AdminRefused(f"ticket [#{ticket_id}] is already closed")
+        now = utcnow()
+        why = "closed by `ticketd tickets close`" + (f" ({reason})" if reason else "")
+        set_status(conn, app, ticket, Status.CLOSED, now, actor=ACTOR, kind="closed_by_admin",
+                   reason=why + ("" if tell_customer else "; the customer was not told"), row_id=None)
+        notices = []
+        if tell_customer and ticket["requester"] in customers_of(conn, app, ticket_id):
+            notices.append(Notice(template="requester/ticket_closed", recipient=ticket["requester"],
+                                  ticket_id=ticket_id, context={"reason": reason or "closed by the support team",
+                                                                "closed_by": "admin"}))
+        return queue_notices(conn, app, notices, now)
+
+    outbox_ids = admin_transaction(app.engine, work)
+    log.info("ticket %s closed by %s", ticket_id, ACTOR)
+    return outbox_ids
