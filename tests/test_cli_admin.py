@@ -48,7 +48,7 @@ def test_assign_to_an_agent_or_a_group_is_an_event_and_tells_the_agent(tmp_path,
 
     said = cli_ok(config, "tickets", "assign", str(ticket_id), "Bob@example.com")   # away, but asked for by name
     assert f"ticket [#{ticket_id}] assigned to bob@example.com" in said
-    assert "no `ticketd run` on this machine" in said
+    assert "no `ticketd run` holds" in said and "sends the mail at its next outbox sweep" in said
     [assigned] = [e for e in _rows(app, events, ticket_id) if e["kind"] == "assigned"]
     assert (assigned["actor"], assigned["from_value"], assigned["to_value"]) == ("admin:cli", None, "bob@example.com")
     [notice] = _rows(app, outbox, ticket_id)

@@ -232,13 +232,13 @@ def _admin_change(config: str | None, change):
         raise click.ClickException(str(exc)) from None
 
 
-def _mail_goes(app, outbox_ids: list[int]) -> str:
-    """Wake the daemon for the queued mail; what to tell the admin about when it goes."""
-    if not outbox_ids:
-        return "no mail to send"
-    pid = _wake_daemon(app.settings.data_dir)
-    return (f"the running `ticketd run` (pid {pid}) sends the mail now" if pid is not None else
-            "no `ticketd run` on this machine: the daemon sends the mail at its next sweep")
+def _mail_goes(data_dir: Path, what: str) -> str:
+    """Wake the daemon for mail just queued; when `what` (the mail, it, them) goes, for the admin."""
+    pid = _wake_daemon(data_dir)
+    if pid is not None:
+        return f"the running `ticketd run` (pid {pid}) sends {what} now"
+    return (f"no `ticketd run` holds {data_dir}/ticketd.pid on this machine: "
+            f"the daemon sends {what} at its next outbox sweep")
 
 
 @tickets.command("assign")
@@ -251,7 +251,8 @@ def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
 
     app, (assignee, outbox_ids) = _admin_change(config, lambda app: assign(app, ticket_id, target))
     who = assignee or f"nobody yet: it waits in {target} for someone available"
-    click.echo(f"ticket [#{ticket_id}] assigned to {who}; {_mail_goes(app, outbox_ids)}")
+    mail = _mail_goes(app.settings.data_dir, "the mail") if outbox_ids else "no mail to send"
+    click.echo(f"ticket [#{ticket_id}] assigned to {who}; {mail}")
 
 
 @tickets.command("close")
@@ -264,7 +265,8 @@ def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str 
     from ticketd.admin import close
 
     app, outbox_ids = _admin_change(config, lambda app: close(app, ticket_id, reason, tell_customer=not silent))
-    click.echo(f"ticket [#{ticket_id}] closed; {_mail_goes(app, outbox_ids)}")
+    mail = _mail_goes(app.settings.data_dir, "the mail") if outbox_ids else "no mail to send"
+    click.echo(f"ticket [#{ticket_id}] closed; {mail}")
 
 
 # ---------------------------------------------------------------- rules
@@ -437,13 +439,7 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
     if not requeued:
         click.echo("no failed mail")
         return
-    them = "it" if len(requeued) == 1 else "them"
-    pid = _wake_daemon(settings.data_dir)
-    if pid is not None:
-        click.echo(f"the running `ticketd run` (pid {pid}) sends {them} now")
-    else:
-        click.echo(f"no `ticketd run` holds {settings.data_dir}/ticketd.pid on this machine: "
-                   f"the daemon sends {them} at its next outbox sweep")
+    click.echo(_mail_goes(settings.data_dir, "it" if len(requeued) == 1 else "them"))
 
 
 def _wake_daemon(data_dir: Path) -> int | None:
