@@ -112,12 +112,11 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     return decision
 
 
-def apply_followup(conn, app: App, mail: IncomingMail, ticket_id: int, now) -> Decision:
-    """A reply on an existing ticket, from its customer side or its agent."""
+def apply_followup(conn, app: App, mail: IncomingMail, ticket: dict, now) -> Decision:
+    """A reply on an existing ticket (its row, locked by the caller), from its customer side or its agent."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
         return Decision(reacted)
-    ticket = store.lock_ticket(conn, ticket_id)
-    verdict = agent_verdict(app, mail, ticket_id)
+    verdict = agent_verdict(app, mail, ticket["id"])
     if verdict.agent is not None:
         return apply_agent_mail(conn, app, mail, ticket, verdict, now)
     return apply_customer_mail(conn, app, mail, ticket, verdict, now)

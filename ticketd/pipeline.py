@@ -23,7 +23,7 @@ from ticketd.prepare import InlinePreparer, Prepared, failure_reason, prepare_or
 from ticketd.store import inbox
 from ticketd.store import tickets as store
 from ticketd.store.db import is_transient
-from ticketd.store.merge import final_ticket, lock_final
+from ticketd.store.merge import final_ticket, lock_final_ticket
 from ticketd.store.write_queue import acknowledgement_waiting
 
 log = logging.getLogger("ticketd.pipeline")
@@ -77,10 +77,12 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     match = choose_ticket(reply_ticket, by_refs, tagged)
     if bounced_ticket is not None and (bounced := resolved(bounced_ticket)) is not None:
         match = Match(bounced, "bounce")
+    ticket = None
     if match.ticket_id is not None:
         # Locked, and followed again should a merge have committed since the
         # lookups above: a mail never lands on (nor reopens) a merged ticket.
-        final = lock_final(conn, match.ticket_id)
+        ticket = lock_final_ticket(conn, match.ticket_id)
+        final = ticket["id"]
         if final != match.ticket_id:
             redirected[match.ticket_id] = final
             if reply is not None and reply.ticket_id == match.ticket_id:
@@ -96,7 +98,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
     else:
-        decision = apply_followup(conn, app, mail, match.ticket_id, now)
+        decision = apply_followup(conn, app, mail, ticket, now)
     outbox_ids = queue_notices(conn, app, decision.notices, now)
     merged = sorted(named for named, final in redirected.items() if final == decision.ticket_id)
     log.info("raw mail %s (Message-ID %s) -> ticket %s by %s%s", prep.raw_id, parsed.message_id,

@@ -70,11 +70,26 @@ def final_ticket(conn: Connection, ticket_id: int) -> int | None:
     return ticket_id if onward is None else follow_merges(ticket_id, lambda t: _merged_into(conn, t)[1])
 
 
-def lock_final(conn: Connection, ticket_id: int) -> int:
-    """`final_ticket` of a ticket known to exist, locked; a merge committed since it was looked up is followed."""
+def lock_final_ticket(conn: Connection, ticket_id: int) -> dict:
+    """The row of `final_ticket` of a ticket known to exist, locked; a merge committed since it was looked up is followed.
+
+    The row is the caller's to change (ticketd.conversation.apply_followup),
+    so the ticket is not read and locked a second time.
+    """
     # A merge takes the same row locks (PostgreSQL; SQLite's writers take
     # turns): once a ticket is locked here, its merged_into is the last word.
-    return follow_merges(ticket_id, lambda t: (lock_ticket(conn, t) or {}).get("merged_into"))
+    rows: dict[int, dict] = {}
+
+    def onward(t: int) -> int | None:
+        rows[t] = lock_ticket(conn, t) or {}
+        return rows[t].get("merged_into")
+
+    return rows[follow_merges(ticket_id, onward)]
+
+
+def lock_final(conn: Connection, ticket_id: int) -> int:
+    """The id of `lock_final_ticket`."""
+    return lock_final_ticket(conn, ticket_id)["id"]
 
 
 def merged_sources(conn: Connection, ticket_id: int) -> list[int]:
