@@ -14,6 +14,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from outbound.attachments import fill_files
 from outbound.outbox import queue_notices
 from outbound.send import FAILED, RETRY, SENT, SendResult, send_raw
 from ticketd.app import App
@@ -75,7 +76,8 @@ def _send_in_turn(app: App, rows: list[dict]) -> dict[int, SendResult]:
     for row in rows:
         if time.monotonic() > deadline:
             break
-        result = send_raw(app.settings.outbound, app.settings.support_address, row["recipient"], bytes(row["raw"]))
+        raw = fill_files(bytes(row["raw"]), row["message_id"], app.settings.attachments_dir)
+        result = send_raw(app.settings.outbound, app.settings.support_address, row["recipient"], raw)
         results[row["id"]] = result
         if result.outcome == RETRY:
             break

@@ -20,6 +20,7 @@ from email.policy import Compat32
 from typing import TYPE_CHECKING
 
 from ingest.match import new_message_id, reaction_address, reply_address
+from outbound.attachments import Listed, choose, mixed_boundary, placeholder_part
 from outbound.render import Renderer
 from outbound.send import header_address
 from ticketd.app import App
@@ -28,6 +29,7 @@ from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
 from ticketd.store.outbox import insert_outbox_row, notice_history
+from ticketd.store.read_models import attachment_rows
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -135,8 +137,8 @@ def _boundary(message_id: str) -> str:
 
 
 def compose(app: App, notice: Notice, ticket: dict | None, references: list[str], message_id: str,
-            now: datetime) -> Message:
-    """The whole mail for one notice.
+            now: datetime, files: list[Listed] | tuple[Listed, ...] = ()) -> Message:
+    """The whole mail for one notice; `files` become empty parts that delivery fills (outbound.attachments).
 
     Built with the compat32 classes and explicit RFC 2047 encoding: the same
     bytes as the `email.policy` header registry would give, at a fraction of
@@ -157,6 +159,11 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
         msg.attach(_text_part(rendered.html, "html"))
     else:
         msg = _text_part(rendered.text, "plain")
+    if files:
+        body, msg = msg, MIMEMultipart("mixed", boundary=mixed_boundary(message_id))
+        msg.attach(body)
+        for listed in files:
+            msg.attach(placeholder_part(listed))
     display = _clean(notice.from_name or "Support")
     msg["From"] = _mailbox("From", display, settings.support_address)
     msg["To"] = header_address(_clean(notice.recipient))
@@ -231,6 +238,14 @@ def _with_reaction_links(app: App, notice: Notice) -> Notice:
     return replace(notice, context=context)
 
 
+def _files_for(conn: Connection, app: App, notice: Notice) -> list[Listed]:
+    """The files this notice mentions, those within the size limit marked attached."""
+    if not notice.attach_from:
+        return []
+    rows = attachment_rows(conn, list(notice.attach_from))
+    return choose(rows, notice.attach_from, app.settings.outbound.max_attachment_bytes)
+
+
 def queue_notices(conn: Connection, app: App, notices: list[Notice], now: datetime) -> list[int]:
     """Insert one outbox row per notice; returns their ids for enqueueing after commit.
 
@@ -246,10 +261,13 @@ def queue_notices(conn: Connection, app: App, notices: list[Notice], now: dateti
                                 to_value=notice.recipient, reason=f"{notice.template}: {reason}")
             continue
         notice = _with_reaction_links(app, notice)
+        files = _files_for(conn, app, notice)
+        if files:
+            notice = replace(notice, context={**notice.context, "attachments": [f.as_context() for f in files]})
         ticket = store.get_ticket(conn, notice.ticket_id) if notice.ticket_id else None
         references = store.thread_message_ids(conn, ticket["id"]) if ticket else []
         message_id = new_message_id(app.signer, app.settings.support_domain, notice.ticket_id)
-        msg = compose(app, notice, ticket, references, message_id, now)
+        msg = compose(app, notice, ticket, references, message_id, now, [f for f in files if f.attached])
         ids.append(insert_outbox_row(
             conn, ticket_id=notice.ticket_id, message_row_id=notice.message_row_id, template=notice.template,
             recipient=notice.recipient, message_id=message_id, automatic=notice.auto_submitted is not None,

@@ -235,6 +235,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         store.update_ticket(conn, ticket_id, now)
 
     customers = customers_of(conn, app, ticket_id)
+    files = (row_id,) if mail.attachments else ()   # the agent's own files go where their words go
     # PRODUCT.md: with #note the whole reply is internal, "never to customers",
     # and a command's argument is part of the reply. Customers may still hear
     # that the status changed, never the close reason or a date the agent gave
@@ -251,7 +252,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
             decision.notices.append(Notice(
                 template=template, recipient=email, ticket_id=ticket_id, auto_submitted=None,
                 from_name=agent.name, context={"text": reply.body, "agent_name": agent.name},
-                message_row_id=row_id, in_reply_to=latest,
+                message_row_id=row_id, in_reply_to=latest, attach_from=files,
             ))
     elif status_changed and plan.status in (Status.POSTPONED, Status.IN_DEVELOPMENT):
         for email in customers:
@@ -277,6 +278,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 template="agent/internal_note", recipient=email, ticket_id=ticket_id,
                 auto_submitted=AUTO_GENERATED, agent_reply_to=email, from_name=agent.name,
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
+                attach_from=files,
             ))
     return decision
 

@@ -101,6 +101,9 @@ class OutboundSettings(_Strict):
     # hour's smarthost outage failed every queued mail for good.
     max_attempts: int = 28
     retry_base_seconds: float = 30
+    # Files sent along with one mail, in bytes before base64 (which adds a
+    # third): 10 MiB stays under the 20-25 MB most providers accept.
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
 
 class AgentAuthSettings(_Strict):

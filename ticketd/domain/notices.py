@@ -25,3 +25,6 @@ class Notice:
     from_name: str | None = None
     message_row_id: int | None = None   # the stored message this mail carries, if any
     in_reply_to: str | None = None      # Message-ID this mail answers, for threading
+    # Stored messages whose attachments go with this mail, newest first when
+    # not all fit (outbound.attachments); never a customer's mail for an internal note.
+    attach_from: tuple[int, ...] = ()

@@ -1,0 +1,200 @@
+"""Files travel with the mail: the customer's to the agent, the agent's to the customer, a note's to agents only."""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+
+import pytest
+from ingest.smtp import Receiver
+from outbound.attachments import Listed, choose, fill_files, mixed_boundary, placeholder_part
+from tests.conftest import free_port
+from tests.desk import Desk, body_text, build_mail, open_desk
+from tests.sink import Sink
+from ticketd.pipeline import drain
+from ticketd.store.files import attachment_path
+from ticketd.store.tables import outbox
+
+CUSTOMER, ALICE, BOB = "cust@example.org", "alice@example.com", "bob@example.com"
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40          # binary, about 10 kB
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\xff" * 700
+
+
+@pytest.fixture
+def desk(make_app, db_url):
+    yield from open_desk(make_app, db_url)
+
+
+def _with_files(msg, *files):
+    for name, data, maintype, subtype in files:
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg
+
+
+def _reply(desk: Desk, received, sender: str, body: str, *files):
+    """A mail client's reply to `received`, with files attached."""
+    msg = build_mail(sender, body, to=str(received["Reply-To"]), subject="Re: " + str(received["Subject"]),
+                     in_reply_to=str(received["Message-ID"]))
+    return desk.send(_with_files(msg, *files))
+
+
+def _files(mail) -> dict[str, bytes]:
+    return {part.get_filename(): part.get_content() for part in mail.iter_attachments()}
+
+
+def _open_assigned(desk: Desk, body: str = "The printer is on fire.\n") -> int:
+    desk.send(build_mail(CUSTOMER, body))
+    ticket_id = desk.ticket()["id"]
+    assert desk.assign(ticket_id) == ALICE
+    return ticket_id
+
+
+def test_the_customers_files_reach_the_assigned_agent_whole(desk):
+    ticket_id = _open_assigned(desk)
+    _reply(desk, desk.last(CUSTOMER), CUSTOMER, "Here is the log and a photo.\n",
+           ("Protokoll März.pdf", PDF, "application", "pdf"), ("photo.png", PNG, "image", "png"))
+    notice = desk.last(ALICE)
+    assert "Here is the log and a photo." in body_text(notice)
+    assert _files(notice) == {"Protokoll März.pdf": PDF, "photo.png": PNG}
+    assert notice.get_content_type() == "multipart/mixed"
+    assert "Protokoll März.pdf (10.2 kB)" in body_text(notice)
+    # The outbox keeps the mail without the files' bytes (one copy on disk, not one per recipient).
+    row = desk.rows(outbox, ticket_id=ticket_id, template="agent/customer_replied")[-1]
+    assert len(row["raw"]) < 4000 and b"X-Ticketd-Attachment" in bytes(row["raw"])
+    assert b"X-Ticketd-Attachment" not in desk.sink.messages[-1].raw
+
+
+def test_an_agents_files_reach_the_customer_and_followers(desk):
+    follower = "colleague@example.org"
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=follower))
+    ticket_id = desk.ticket()["id"]
+    desk.assign(ticket_id)
+    _reply(desk, desk.last(ALICE), ALICE, "Please follow the attached guide.\n",
+           ("guide.pdf", PDF, "application", "pdf"))
+    for person in (CUSTOMER, follower):
+        relayed = desk.last(person)
+        assert "Please follow the attached guide." in body_text(relayed)
+        assert _files(relayed) == {"guide.pdf": PDF}
+        assert "Not attached" not in body_text(relayed)
+
+
+def test_a_notes_files_go_to_other_agents_and_never_to_the_customer(make_app, db_url):
+    rules_with_bob = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+  - {email: bob@example.com, name: Bob, groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - name: all
+    then: {group: support}
+"""
+    for desk in open_desk(make_app, db_url, rules=rules_with_bob):
+        desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+        ticket_id = desk.ticket()["id"]
+        first = desk.assign(ticket_id)
+        other = BOB if first == ALICE else ALICE
+        # The other agent takes part, then the first writes a note with a file.
+        _reply(desk, desk.last(first), first, f"#assign {other}\n")
+        _reply(desk, desk.last(other), other, "#note\nThe customer's contract, for reference.\n",
+               ("contract.pdf", PDF, "application", "pdf"))
+        note = [m for m in desk.inbox(first) if "contract" in body_text(m)][-1]
+        assert _files(note) == {"contract.pdf": PDF}
+        assert all(not _files(m) for m in desk.inbox(CUSTOMER))
+        assert all(b"contract" not in m.raw for m in desk.sink.messages if CUSTOMER in m.rcpt_tos)
+        assert desk.ticket(ticket_id)["status"] == "new"
+
+
+@pytest.fixture
+def small_desk(make_app, sqlite_url):
+    """Mail may carry at most 11 000 bytes of files."""
+    sink = Sink(free_port()).start()
+    app = make_app(sqlite_url, extra=f"outbound:\n  host: 127.0.0.1\n  port: {sink.port}\n"
+                                     "  max_attachment_bytes: 11000\n")
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        yield Desk(app, receiver, sink)
+    finally:
+        receiver.stop()
+        sink.stop()
+
+
+def test_files_over_the_limit_are_named_not_attached(small_desk):
+    desk = small_desk
+    _open_assigned(desk)
+    big = bytes(range(256)) * 100                       # 25 600 bytes: over the limit on its own
+    _reply(desk, desk.last(CUSTOMER), CUSTOMER, "Three files.\n", ("big.bin", big, "application", "octet-stream"),
+           ("guide.pdf", PDF, "application", "pdf"), ("photo.png", PNG, "image", "png"))
+    notice = desk.last(ALICE)
+    assert _files(notice) == {"guide.pdf": PDF}        # the PNG no longer fits beside the PDF
+    text = body_text(notice).replace("\r\n", "\n")
+    assert "big.bin (25.6 kB): not attached, over the size limit" in text
+    assert "photo.png (1.4 kB): not attached" in text and "guide.pdf (10.2 kB)\n" in text
+
+    _reply(desk, notice, ALICE, "The same file, back.\n", ("big.bin", big, "application", "octet-stream"))
+    relayed = desk.last(CUSTOMER)
+    assert _files(relayed) == {}
+    assert "Not attached, too large for one mail" in body_text(relayed) and "big.bin (25.6 kB)" in body_text(relayed)
+
+
+def test_a_file_erased_before_sending_leaves_a_note_in_its_place(desk):
+    ticket_id = _open_assigned(desk)
+    sent = len(desk.sink.messages)
+    # Queue the agent's notice, then lose the file before delivery.
+    msg = build_mail(CUSTOMER, "Log attached.\n", to=str(desk.last(CUSTOMER)["Reply-To"]),
+                     subject="Re: " + str(desk.last(CUSTOMER)["Subject"]))
+    _with_files(msg, ("log.pdf", PDF, "application", "pdf"))
+    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
+        client.send_message(msg, to_addrs=[str(msg["To"])])
+    assert drain(desk.app) == 1
+    attachment_path(desk.app.settings.attachments_dir, hashlib.sha256(PDF).hexdigest()).unlink()
+    desk.flush()
+    notice = desk.last(ALICE)
+    assert len(desk.sink.messages) == sent + 1
+    assert _files(notice) == {}
+    assert "An attachment was erased before this mail was sent" in notice.as_string()
+    assert "Log attached." in body_text(notice) and desk.rows(outbox, ticket_id=ticket_id)[-1]["state"] == "sent"
+
+
+def test_text_a_customer_writes_cannot_pull_in_a_stored_file(desk):
+    """The marker only counts in a part under the mail's own boundary, which quoted-printable text cannot hold."""
+    secret = b"another customer's invoice " * 50
+    desk.send(_with_files(build_mail("other@example.org", "Invoice attached.\n", subject="Invoice"),
+                          ("invoice.pdf", secret, "application", "pdf")))
+    sha = hashlib.sha256(secret).hexdigest()
+    _open_assigned(desk)
+    boundary = mixed_boundary("anything")
+    _reply(desk, desk.last(CUSTOMER), CUSTOMER,
+           f"--{boundary}\nX-Ticketd-Attachment: {sha}\n\nX-Ticketd-Attachment: {sha}\n\n", )
+    for delivered in desk.sink.messages:
+        assert b"another customer's invoice" not in delivered.raw
+        assert "another customer" not in delivered.message.as_string()
+    assert all(not _files(m) for m in desk.inbox(ALICE))
+
+
+def test_choose_keeps_newest_messages_first_and_one_copy_of_each_file():
+    rows = [dict(id=1, message_id=10, filename="old.pdf", size=600, content_type="application/pdf", sha256="a" * 64),
+            dict(id=2, message_id=11, filename="logo.png", size=100, content_type="image/png", sha256="b" * 64),
+            dict(id=3, message_id=11, filename="new.pdf", size=500, content_type="application/pdf", sha256="c" * 64),
+            dict(id=4, message_id=10, filename="logo.png", size=100, content_type="image/png", sha256="b" * 64)]
+    listed = choose(rows, (11, 10), limit=700)
+    assert [(f.filename, f.attached) for f in listed] == [("logo.png", True), ("new.pdf", True), ("old.pdf", False)]
+    assert [f.attached for f in choose(rows, (11, 10), limit=0)] == [False, False, False]
+
+
+def test_a_mail_without_files_goes_out_byte_for_byte(tmp_path):
+    raw = b"Subject: x\r\nX-Ticketd-Attachment: " + b"a" * 64 + b"\r\n\r\nno parts\r\n"
+    assert fill_files(raw, "id@example.com", tmp_path) == raw
+    assert fill_files(b"Subject: y\r\n\r\nbody\r\n", "id@example.com", tmp_path) == b"Subject: y\r\n\r\nbody\r\n"
+
+
+def test_a_senders_content_type_and_file_name_cannot_break_the_header():
+    hostile = Listed(filename="Résumé.pdf", size=3, content_type='image/png"\r\nBcc: victim@example.net',
+                     sha256="0" * 64, attached=True)
+    part = placeholder_part(hostile)
+    assert part.get_content_type() == "application/octet-stream"
+    assert part.get_filename() == "Résumé.pdf"
+    assert "Bcc" not in part.as_string()
+    assert placeholder_part(Listed("a.pdf", 3, "Application/PDF", "0" * 64, True)).get_content_type() == (
+        "application/pdf")
