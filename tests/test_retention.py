@@ -16,11 +16,14 @@ from ticketd.clock import utcnow
 from ticketd.daemon import build_back_office
 from ticketd.domain.erase import RetentionCutoffs, retention_cutoffs
 from ticketd.erase import RetentionKeeper, retention_pass
+from ticketd.merge import merge
 from ticketd.pipeline import drain
 from ticketd.settings import load_settings
 from ticketd.store import tables as t
 from ticketd.store.files import attachment_path
+from ticketd.store.db import reading
 from ticketd.store.inbox import store_raw
+from ticketd.store.merge import final_ticket
 from ticketd.store.tickets import update_ticket
 
 NOW = datetime(2026, 3, 2, 12, 0, 0)
@@ -134,6 +137,25 @@ def test_a_pass_erases_only_what_is_due(make_app, db_url, caplog):
     caplog.clear()
     assert set(retention_pass(app, start + timedelta(days=31)).counts().values()) == {0}
     assert [r for r in caplog.records if r.name == "ticketd.erase"] == []   # nothing erased: no line
+
+
+def test_a_merged_ticket_stays_while_its_merge_leads_somewhere(make_app, db_url):
+    app = make_app(db_url, extra=RETENTION)
+    deliver(app, *(mail_bytes(f"{who}@example.org", f"Case {who}", f"<{who}@client.example.org>")
+                   for who in ("source", "into")))
+    source, into = ticket_of(app, "source@client.example.org"), ticket_of(app, "into@client.example.org")
+    merge(app.engine, source, into)
+    later = utcnow() + timedelta(days=31)
+    # SOURCE was closed by the merge long enough ago; INTO is open: its old mail must still lead to INTO.
+    assert retention_pass(app, later).tickets == []
+    with reading(app.engine) as conn:
+        assert final_ticket(conn, source) == into
+
+    _close(app, into, utcnow())
+    assert retention_pass(app, later).tickets == [into]
+    assert [r["merged_into"] for r in rows(app, t.tickets)] == [None]   # leads nowhere now
+    assert retention_pass(app, later).tickets == [source]
+    assert rows(app, t.tickets) == []
 
 
 def test_a_mail_whose_bytes_retention_dropped_is_still_a_duplicate_when_it_comes_again(make_app, db_url):

@@ -93,15 +93,17 @@ def erase_ticket(conn: Connection, ticket_id: int, now: datetime, why: str, eras
                  closed_before: datetime | None = None) -> bool:
     """Delete the ticket and every row stored for it, in the caller's transaction; False if there is none.
 
-    With `closed_before`, only a ticket still closed before then is erased
-    (retention: a reply may have reopened it since it was found due). The
+    With `closed_before`, only a ticket still closed before then, and not
+    merged into another since, is erased (retention: a reply may have
+    reopened it since it was found due; closed_tickets_due). The
     ticket is locked first, the order a status change and a timer take.
     """
     ticket = lock_ticket(conn, ticket_id)
     if ticket is None:
         return False
     if closed_before is not None and not (
-            ticket["status"] == "closed" and ticket["closed_at"] is not None and ticket["closed_at"] < closed_before):
+            ticket["status"] == "closed" and ticket["closed_at"] is not None and ticket["closed_at"] < closed_before
+            and ticket["merged_into"] is None):
         return False
     own = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
     own_raw = select(messages.c.raw_mail_id).where(messages.c.ticket_id == ticket_id,
@@ -217,9 +219,16 @@ def _tombstone_loose_mail_from(conn: Connection, address: str, now: datetime, wh
 
 
 def closed_tickets_due(conn: Connection, closed_before: datetime, limit: int) -> list[int]:
-    """Ids of tickets closed before `closed_before`, oldest first, at most `limit`."""
+    """Ids of tickets closed before `closed_before`, oldest first, at most `limit`.
+
+    A merged ticket is left out while its merge leads somewhere: it holds
+    nothing but its history, and erasing it would send a reply to its old
+    mail to a new ticket instead of the one it was merged into. When that
+    one is erased, erase_ticket clears the pointer and it is due again.
+    """
     return list(conn.execute(select(tickets.c.id).where(tickets.c.status == "closed",
-                                                        tickets.c.closed_at < closed_before)
+                                                        tickets.c.closed_at < closed_before,
+                                                        tickets.c.merged_into.is_(None))
                              .order_by(tickets.c.id).limit(limit)).scalars())
 
 
