@@ -179,6 +179,36 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
         click.echo(f"  {e['at']} {e['actor']}: {e['kind']}{change}" + (f" ({e['reason']})" if e["reason"] else ""))
 
 
+@tickets.command("files")
+@click.argument("ticket_id", type=int)
+@click.option("--out", type=click.Path(file_okay=False), help="copy the files into this directory")
+@config_option
+@json_option
+def tickets_files(ticket_id: int, out: str | None, config: str | None, as_json: bool) -> None:
+    """The files customers and agents sent on a ticket; with --out, copies of them (for one too large to mail)."""
+    from ticketd.ticket_files import copy_files, files_of
+    from ticketd.views import show_ticket
+
+    settings = _settings(config)
+    ticket = show_ticket(_engine(config, settings), ticket_id)
+    if ticket is None:
+        raise click.ClickException(f"no ticket {ticket_id}")
+    files = files_of(ticket)
+    copied = copy_files(files, settings.attachments_dir, Path(out)) if out else [(f, None) for f in files]
+    if as_json:
+        _print_json([{**f, "copied_to": str(path) if path else None} for f, path in copied] if out else files)
+        return
+    if not files:
+        click.echo(f"ticket [#{ticket_id}] has no files")
+    for f, path in copied:
+        if out:
+            click.echo(f"{path}" if path else f"{f['filename']}: not on disk (erased), not copied")
+            continue
+        note = " (internal note)" if f["internal"] else ""
+        click.echo(f"message {f['message']} from {f['from']}{note}: {f['filename']} "
+                   f"({f['size']} bytes, {f['content_type']}, sha256 {f['sha256'][:12]})")
+
+
 def _confirm(preview: str, question: str, refusal: str, as_json: bool) -> None:
     """Show what would happen and ask; without a terminal to ask on, refuse (exit 1) saying `refusal`."""
     click.echo(preview, err=as_json)   # stdout stays for the JSON
