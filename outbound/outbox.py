@@ -173,6 +173,11 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     msg["Message-ID"] = f"<{message_id}>"
     if ticket:
         msg["Reply-To"] = reply_address(app.signer, settings.support_address, ticket["id"], notice.agent_reply_to)
+    elif notice.agent_reply_to:
+        # A mail about no one ticket (the daily summary): a reply to the
+        # support address would open a ticket from the agent; it goes back
+        # to them, and the per-ticket addresses in the mail act on tickets.
+        msg["Reply-To"] = header_address(_clean(notice.agent_reply_to))
     for in_reply_to in _sendable_ids([notice.in_reply_to or ""]):
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references := _sendable_ids(references):

@@ -31,6 +31,7 @@ from ticketd.domain.rules import (
     RuleSet,
     TimerSpec,
 )
+from ticketd.domain.daily_summary import DailySummary
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
 from ticketd.domain.timers import with_defaults
 from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
@@ -162,7 +163,14 @@ class BusinessHoursModel(_Strict):
     holidays: list[date] = Field(default_factory=list)
 
 
-_TOP = {"agents": list, "groups": dict, "routes": list, "timers": dict, "business_hours": dict}
+class DailySummaryModel(_Strict):
+    at: str
+    timezone: str | None = None
+    days: list[str] = Field(default_factory=lambda: list(_DAYS))
+
+
+_TOP = {"agents": list, "groups": dict, "routes": list, "timers": dict, "business_hours": dict,
+        "daily_summary": dict}
 
 
 @dataclass
@@ -175,6 +183,7 @@ class _Parsed:
     routes: list[tuple[int, RouteModel]] = field(default_factory=list)
     timers: dict[str, TimerModel] = field(default_factory=dict)
     business_hours: BusinessHoursModel | None = None
+    daily_summary: DailySummaryModel | None = None
 
 
 def _validate(model: type[BaseModel], value: Any, path: tuple, errors: _Errors):
@@ -225,6 +234,8 @@ def _parse(data: dict, errors: _Errors) -> _Parsed:
                 parsed.timers[str(status)] = m
     if isinstance(data.get("business_hours"), dict):
         parsed.business_hours = _validate(BusinessHoursModel, data["business_hours"], ("business_hours",), errors)
+    if isinstance(data.get("daily_summary"), dict):
+        parsed.daily_summary = _validate(DailySummaryModel, data["daily_summary"], ("daily_summary",), errors)
     return parsed
 
 
@@ -523,6 +534,32 @@ def _build_business_hours(model: _Parsed, errors: _Errors) -> BusinessHours | No
     return BusinessHours(timezone=bh.timezone, week=week, holidays=frozenset(bh.holidays))
 
 
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def _build_daily_summary(model: _Parsed, errors: _Errors) -> DailySummary | None:
+    spec = model.daily_summary
+    if spec is None:
+        return None
+    m = _TIME.match(spec.at.strip())
+    at = int(m.group(1)) * 3600 + int(m.group(2)) * 60 if m else -1
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        errors.add(("daily_summary", "at"), f"{spec.at!r} is not a time of day; write e.g. '08:30'")
+    # Its own zone, else the business hours' one: a desk states its time zone once.
+    timezone = spec.timezone or (model.business_hours.timezone if model.business_hours else "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.add(("daily_summary", "timezone"), f"{timezone!r} is not a time zone; write e.g. Europe/Berlin")
+    for i, day in enumerate(spec.days):
+        if day not in _DAYS:
+            errors.add(("daily_summary", "days", i), f"unknown day `{day}`; write one of {', '.join(_DAYS)}")
+    if not spec.days:
+        errors.add(("daily_summary", "days"), "no days at all; leave `days` out for every day")
+    return DailySummary(at=max(at, 0), timezone=timezone,
+                        days=frozenset(_DAYS.index(d) for d in spec.days if d in _DAYS))
+
+
 def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
     """Parse and validate; RulesError lists every problem, located and explained."""
     loader = _MarkingLoader(text)
@@ -550,11 +587,12 @@ def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
     routes = _build_routes(model, agents, errors)
     timers = _build_timers(model, errors)
     business_hours = _build_business_hours(model, errors)
+    daily_summary = _build_daily_summary(model, errors)
     errors.raise_if_any()
     return RuleSet(
         agents=agents,
         groups={name: Group(name=name, assign=spec.assign) for name, spec in model.groups.items()},
-        routes=routes, timers=timers, business_hours=business_hours,
+        routes=routes, timers=timers, business_hours=business_hours, daily_summary=daily_summary,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(), source=source,
     )
 
@@ -575,5 +613,6 @@ def load_rules(path: str | Path) -> RuleSet:
 def summary(rules: RuleSet) -> str:
     """One line for `rules check` and the reload log."""
     timers = ", ".join(rules.timers) or "no statuses"
+    summary_time = f", {rules.daily_summary.describe()}" if rules.daily_summary else ""
     return (f"{len(rules.agents)} agents, {len(rules.groups)} groups, {len(rules.routes)} routes, "
-            f"timers for {timers}, digest {rules.digest[:12]}")
+            f"timers for {timers}{summary_time}, digest {rules.digest[:12]}")

@@ -1,4 +1,4 @@
-"""One sweep pass: pending outbox rows, unassigned tickets, due timers."""
+"""One sweep pass: pending outbox rows, unassigned tickets, due timers, the agents' daily summaries."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import logging
 from outbound.delivery import sweep_outbox
 from ticketd.app import App
 from ticketd.assignment import sweep_unassigned
+from ticketd.daily_summary import send_daily_summaries
 from ticketd.timers import fire_due_timers
 
 log = logging.getLogger("ticketd.sweeps")
 
 # Each step runs on its own: one that fails never keeps the others from
 # catching up.
-STEPS = (sweep_outbox, sweep_unassigned, fire_due_timers)
+STEPS = (sweep_outbox, sweep_unassigned, fire_due_timers, send_daily_summaries)
 
 
 def sweep_once(app: App, *, asked: bool = False) -> None:

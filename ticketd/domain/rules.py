@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Protocol
 
+from ticketd.domain.daily_summary import DailySummary
+
 
 class Pattern(Protocol):
     pattern: str
@@ -132,6 +134,7 @@ class RuleSet:
     routes: tuple[Route, ...] = ()
     timers: Mapping[str, TimerSpec] = field(default_factory=dict)
     business_hours: BusinessHours | None = None
+    daily_summary: DailySummary | None = None
     digest: str = hashlib.sha256(b"").hexdigest()
     source: str = ""
 
