@@ -391,6 +391,26 @@ def test_forget_erases_a_person_everywhere_and_leaves_the_others_readable(tmp_pa
     assert again["tickets_erased"] == [] and set(again["erased"].values()) == {0}
 
 
+def test_forget_takes_a_former_agent_off_the_tickets_they_worked(tmp_path, make_app, db_url):
+    app = make_app(db_url)
+    config = tmp_path / "ticketd.yaml"
+    gone = "gone@example.com"   # an agent once, no longer in rules.yaml
+    deliver(app, mail_bytes("cust@example.org", "Printer", "<p1@client.example.org>"))
+    ticket_id = ticket_of(app, "p1@client.example.org")
+    with app.engine.begin() as conn:
+        conn.execute(t.tickets.update().where(t.tickets.c.id == ticket_id).values(
+            status="closed", assignee="Gone@example.com", dev_engineer=gone))
+        conn.execute(t.rr_cursor.insert().values(group_name="support", last_agent=gone, updated_at=utcnow()))
+    assert any(gone in v for _, _, v in _every_value(app))
+
+    done = json.loads(cli_ok(config, "forget", gone, "--yes", "--json"))
+
+    assert done["tickets_erased"] == [] and done["erased"]["addresses_removed"] == 3
+    assert [(table, column) for table, column, v in _every_value(app) if gone in v] == []
+    [ticket] = rows(app, t.tickets)
+    assert (ticket["id"], ticket["assignee"], ticket["requester"]) == (ticket_id, None, "cust@example.org")
+
+
 def test_forget_refuses_an_address_that_is_not_one_or_is_our_own(tmp_path, make_app, sqlite_url):
     make_app(sqlite_url)
     config = tmp_path / "ticketd.yaml"

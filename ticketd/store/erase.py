@@ -20,6 +20,7 @@ from ticketd.store.tables import (
     ratings,
     raw_mail,
     reactions,
+    rr_cursor,
     ticket_tags,
     tickets,
     timers,
@@ -172,6 +173,13 @@ def erase_traces(conn: Connection, address: str, now: datetime, why: str, erased
     erased.participants += _delete(conn, participants, func.lower(participants.c.email) == address)
     erased.reactions += _delete(conn, reactions, func.lower(reactions.c.by_addr) == address)
     erased.outbox += _delete(conn, outbox, func.lower(outbox.c.recipient) == address)
+    # A former agent (no longer in rules.yaml, else forget refuses) still
+    # stands on the tickets they worked and may be the last one round robin gave a ticket to.
+    for column in (tickets.c.assignee, tickets.c.dev_engineer):
+        erased.addresses_removed += conn.execute(update(tickets).where(func.lower(column) == address)
+                                                 .values({column.name: None})).rowcount
+    erased.addresses_removed += conn.execute(update(rr_cursor).where(func.lower(rr_cursor.c.last_agent) == address)
+                                             .values(last_agent=None)).rowcount
     # History keeps what happened, not who: an event they caused or that names them says "[erased]".
     for column in (events.c.actor, events.c.from_value, events.c.to_value):
         erased.events_anonymised += conn.execute(update(events).where(func.lower(column) == address)
