@@ -19,6 +19,7 @@ from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.domain.assignment import available, next_agent
+from ticketd.domain.conversation import FETCH_CHARS, SHOWN_MESSAGES, Shown, shown_conversation
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
 from ticketd.domain.statuses import Status
@@ -33,6 +34,7 @@ from ticketd.store.assignment import (
     waiting_unassigned,
 )
 from ticketd.store.db import reading
+from ticketd.store.read_models import attachment_rows, latest_messages
 from ticketd.store.write_queue import acknowledgement_waiting
 
 if TYPE_CHECKING:
@@ -60,14 +62,28 @@ def pick(conn: Connection, rules: RuleSet, group: str, now: datetime, exclude: t
 
 def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, actor: str, reason: str,
          *, template: str = "agent/ticket_assigned", context: dict | None = None) -> list[Notice]:
-    """Write the assignee and its event; the notice tells the agent (Reply-To: their signed address)."""
+    """Write the assignee and its event; the notice tells the agent (Reply-To: their signed address).
+
+    The notice carries the ticket's latest messages, internal notes
+    included, and their files: the agent has no other way to read what
+    the customer asked.
+    """
     store.update_ticket(conn, ticket["id"], now, assignee=agent.email)
     store.add_event(conn, ticket["id"], now, actor, "assigned", from_value=ticket["assignee"],
                     to_value=agent.email, reason=reason, rules_hash=app.rules.digest)
     store.add_participant(conn, ticket["id"], agent.email, "agent", agent.name, now)
-    ctx = {"agent_name": agent.name, "reason": reason, **(context or {})}
+    shown = conversation_of(conn, ticket["id"])
+    ctx = {"agent_name": agent.name, "reason": reason, "conversation": shown.messages,
+           "conversation_omitted": shown.omitted, **(context or {})}
     return [Notice(template=template, recipient=agent.email, ticket_id=ticket["id"], context=ctx,
-                   auto_submitted=AUTO_GENERATED, agent_reply_to=agent.email)]
+                   auto_submitted=AUTO_GENERATED, agent_reply_to=agent.email, attach_from=shown.attach_from)]
+
+
+def conversation_of(conn: Connection, ticket_id: int) -> Shown:
+    """The ticket's latest messages for an agent's notice: two indexed queries, however long the ticket."""
+    latest, total = latest_messages(conn, ticket_id, SHOWN_MESSAGES, FETCH_CHARS)
+    files = attachment_rows(conn, [row["id"] for row in latest]) if latest else []
+    return shown_conversation(latest, total, files)
 
 
 def wait(conn: Connection, app: App, ticket_id: int, group: str | None, now: datetime, actor: str = ACTOR) -> None:

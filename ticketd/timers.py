@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from outbound.outbox import queue_notices
 from ticketd.app import App
-from ticketd.assignment import give, pick
+from ticketd.assignment import conversation_of, give, pick
 from ticketd.clock import iso, utcnow
 from ticketd.domain import timers as plan_of
+from ticketd.domain.conversation import Shown
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
@@ -108,9 +109,14 @@ def _fire_one(app: App, timer_id: int, ticket_id: int) -> bool:
     return True
 
 
-def _breach_notice(app: App, ticket: dict, email: str, what: str, reason: str) -> Notice:
-    return Notice(template="agent/timer_breached", recipient=email, ticket_id=ticket["id"],
-                  context={"timer": what, "reason": reason}, auto_submitted=AUTO_GENERATED, agent_reply_to=email)
+def _breach_notice(app: App, ticket: dict, email: str, what: str, reason: str, shown: Shown | None = None) -> Notice:
+    """A timer's warning to one agent; with `shown`, the conversation for someone who has not seen it."""
+    context: dict = {"timer": what, "reason": reason}
+    if shown is not None:
+        context.update(conversation=shown.messages, conversation_omitted=shown.omitted)
+    return Notice(template="agent/timer_breached", recipient=email, ticket_id=ticket["id"], context=context,
+                  auto_submitted=AUTO_GENERATED, agent_reply_to=email,
+                  attach_from=shown.attach_from if shown is not None else ())
 
 
 def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
@@ -138,7 +144,9 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
             return notices
     recipients = [current] if current else [a.email for a in app.rules.members(group or "") if not a.away]
     reason = "nobody else available to take it" if on_breach == "reassign" else "on_breach: notify"
-    return [_breach_notice(app, ticket, email, what, reason) for email in recipients]
+    # An unassigned ticket's group has never seen what the customer wrote.
+    shown = conversation_of(conn, ticket["id"]) if recipients and not current else None
+    return [_breach_notice(app, ticket, email, what, reason, shown) for email in recipients]
 
 
 def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:

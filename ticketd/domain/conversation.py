@@ -1,0 +1,75 @@
+"""What of a ticket's conversation an agent's notice shows: its latest messages, each text cut to a readable size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+# An agent works the ticket from this mail alone (there is no web UI), but
+# a mail of fifty messages is not read: older ones are counted, not shown.
+SHOWN_MESSAGES = 10
+TEXT_CHARS = 8000
+# How much of each text the store reads: TEXT_CHARS with room for leading
+# blank lines, so a pasted multi-megabyte log is never carried into the
+# assignment transaction, which holds SQLite's write lock.
+FETCH_CHARS = TEXT_CHARS + 1000
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The conversation as the templates get it, and which shown messages have files."""
+    messages: list[dict]                # oldest first
+    omitted: int                        # earlier messages not shown
+    attach_from: tuple[int, ...]        # ids of shown messages with attachments, newest first
+
+
+def cut_text(head: str, length: int, limit: int = TEXT_CHARS) -> str:
+    """The text stripped and cut to `limit` characters, ending in a marker that says how much is left out.
+
+    `head` is the start of the text as read (all of it when `length`, the
+    whole text's length in characters, is no longer).
+    """
+    whole = len(head) >= length
+    body = head.strip() if whole else head.lstrip()
+    total = len(body) if whole else length - (len(head) - len(body))
+    shown = body[:limit]
+    more = total - len(shown)
+    return f"{shown}\n[… {more} more characters]" if more > 0 else shown
+
+
+def _one_line(value: str | None) -> str | None:
+    # A display name is printed on the message's header line: a line break
+    # in it must not start a line that reads as another message.
+    return " ".join(value.split()) if value else value
+
+
+def entry(row: Mapping, files: Sequence[Mapping]) -> dict:
+    """One stored message as the templates see it."""
+    return {
+        "at": row["created_at"],
+        "direction": row["direction"],
+        "author_role": row["author_role"],
+        "from": _one_line(row["from_addr"]),
+        "from_name": _one_line(row["from_name"]),
+        "internal": bool(row["internal"]),
+        "auto_generated": bool(row["auto_generated"]),
+        "text": cut_text(row["text"] or "", row["text_length"] or 0),
+        "attachments": [{"filename": f["filename"], "size": f["size"]} for f in files],
+    }
+
+
+def shown_conversation(latest: Sequence[Mapping], total: int, files: Iterable[Mapping]) -> Shown:
+    """The last SHOWN_MESSAGES of `latest` (message rows, `text` maybe cut, with `text_length`), oldest first.
+
+    `total` is how many messages the ticket has; `files` are attachment rows
+    of those messages.
+    """
+    shown = sorted(latest, key=lambda row: row["id"])[-SHOWN_MESSAGES:]
+    by_message: dict[int, list[Mapping]] = {}
+    for row in files:
+        by_message.setdefault(row["message_id"], []).append(row)
+    return Shown(
+        messages=[entry(row, by_message.get(row["id"], [])) for row in shown],
+        omitted=max(0, total - len(shown)),
+        attach_from=tuple(row["id"] for row in reversed(shown) if by_message.get(row["id"])),
+    )
