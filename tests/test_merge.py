@@ -85,7 +85,7 @@ def test_merge_moves_the_conversation_and_closes_the_source_without_mail(desk):
 
     assert done == {"source": source, "into": target, "moved": {
         "messages": 1, "attachments": 1, "reactions": 1, "ratings": 1, "participants": 2,
-        "participants_already_there": 1, "tags": 1, "timers_cancelled": 1}}
+        "participants_already_there": 1, "tags": 1, "timers_cancelled": 1}, "assignee": None}
     assert desk.messages(source) == []
     moved = desk.messages(target)
     assert [m["id"] for m in moved][-1] == source_message["id"] and len(moved) == 2
@@ -125,6 +125,29 @@ def test_merge_moves_the_conversation_and_closes_the_source_without_mail(desk):
     listed = json.loads(cli_ok(_config(desk), "tickets", "list", "--json"))
     assert {r["id"]: (r["status"], r["merged_into"]) for r in listed} == {
         source: ("closed", target), target: ("new", None)}
+
+
+def test_an_unassigned_target_goes_to_the_agent_who_had_the_source(desk):
+    target = _open(desk, CUSTOMER, "Printer on fire")
+    source = _open(desk, COLLEAGUE, "Printer is smoking")
+    with desk.app.engine.begin() as conn:   # someone took the second report; the first still waits
+        conn.execute(t.tickets.update().where(t.tickets.c.id == source).values(assignee=ALICE))
+
+    done = json.loads(cli_ok(_config(desk), "tickets", "merge", str(source), str(target), "--yes", "--json"))
+
+    assert done["assignee"] == ALICE and desk.ticket(target)["assignee"] == ALICE
+    [given] = desk.events(target, "assigned")
+    assert (given["actor"], given["to_value"]) == ("admin:cli", ALICE)
+    assert f"had [#{source}]" in given["reason"]
+    assert f"assigned to {ALICE}, who had [#{source}]" in desk.events(target, "merged")[0]["reason"]
+
+    # A target that has its agent keeps them.
+    third = _open(desk, BOSS, "Printer outage")
+    with desk.app.engine.begin() as conn:
+        conn.execute(t.tickets.update().where(t.tickets.c.id == third).values(assignee="bob@example.com"))
+    assert json.loads(cli_ok(_config(desk), "tickets", "merge", str(third), str(target), "--yes",
+                             "--json"))["assignee"] is None
+    assert desk.ticket(target)["assignee"] == ALICE
 
 
 def test_merging_into_a_closed_ticket_keeps_it_closed_and_a_reply_reopens_only_the_target(desk):

@@ -245,7 +245,7 @@ def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, a
     except MergeRefused as exc:
         raise click.ClickException(f"not merged: {exc}") from None
     if as_json:
-        _print_json({"source": source_id, "into": into_id, "moved": merged.counts()})
+        _print_json({"source": source_id, "into": into_id, "moved": merged.counts(), "assignee": merged.assignee})
     else:
         click.echo(f"ticket [#{source_id}] merged into [#{into_id}]: {merged.summary()}; "
                    f"[#{source_id}] is closed")

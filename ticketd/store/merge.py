@@ -43,13 +43,15 @@ class Merged:
     participants_already_there: int = 0
     tags: int = 0            # new on INTO
     timers_cancelled: int = 0
+    assignee: str | None = None   # SOURCE's agent, who INTO went to (it had none)
 
     def counts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "into")}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "into", "assignee")}
 
     def summary(self) -> str:
         """`messages 3, participants 1, …`: the counts that are not zero, for history, log and terminal."""
-        return ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in self.counts().items() if n) or "nothing"
+        moved = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in self.counts().items() if n) or "nothing"
+        return moved + (f"; assigned to {self.assignee}, who had [#{self.source}]" if self.assignee else "")
 
 
 # Built once, executed with parameters: processing follows merged tickets
@@ -161,6 +163,13 @@ def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime)
     # happened before the merge, and a reply to one threads onto INTO.
     update_ticket(conn, source_id, now, status="closed", merged_into=into_id,
                   closed_at=source["closed_at"] if source["status"] == "closed" else now)
+    # An open INTO nobody has yet goes to the agent who was working SOURCE:
+    # the same problem, and they know it (round robin would pick anyone).
+    if into["assignee"] is None and source["assignee"] and into["status"] != "closed":
+        merged.assignee = source["assignee"]
+        update_ticket(conn, into_id, now, assignee=merged.assignee)
+        add_event(conn, into_id, now, ACTOR, "assigned", from_value=None, to_value=merged.assignee,
+                  reason=f"had [#{source_id}], merged into this one by {WHY}")
     moved = merged.summary()
     add_event(conn, source_id, now, ACTOR, "merged_into", from_value=source["status"], to_value="closed",
               reason=f"merged into [#{into_id}] by {WHY}: {moved}; closed without mail to the customer")
