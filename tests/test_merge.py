@@ -188,6 +188,9 @@ def test_reply_address_references_and_tag_of_the_source_land_on_the_target(desk)
     assert landed[by_tag["Message-ID"].strip("<>")] == (target, "subject_tag")
     assert desk.messages(source) == [] and desk.ticket(source)["status"] == "closed"
     assert len(desk.events(target, "customer_replied")) == 3 and desk.events(source, "customer_replied") == []
+    followed = desk.events(target, "merge_followed")
+    assert [e["reason"] for e in followed] == [
+        f"mail {m['Message-ID']} names [#{source}], merged into this one" for m in (by_address, by_references, by_tag)]
 
 
 def test_a_bounce_of_the_sources_mail_marks_the_address_on_the_target(desk):

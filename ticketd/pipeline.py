@@ -25,6 +25,7 @@ from ticketd.store import tickets as store
 from ticketd.store.db import is_transient
 from ticketd.store.merge import final_ticket, lock_final_ticket
 from ticketd.store.write_queue import acknowledgement_waiting
+from ticketd.ticket_changes import mail_ref
 
 log = logging.getLogger("ticketd.pipeline")
 
@@ -101,6 +102,9 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         decision = apply_followup(conn, app, mail, ticket, now)
     outbox_ids = queue_notices(conn, app, decision.notices, now)
     merged = sorted(named for named, final in redirected.items() if final == decision.ticket_id)
+    if merged:   # the history says why a mail naming another ticket is here
+        store.add_event(conn, decision.ticket_id, now, "system:threading", "merge_followed",
+                        reason=f"{mail_ref(mail)} names {', '.join(f'[#{t}]' for t in merged)}, merged into this one")
     log.info("raw mail %s (Message-ID %s) -> ticket %s by %s%s", prep.raw_id, parsed.message_id,
              decision.ticket_id, match.matched_by,
              f" (it names {', '.join(f'[#{t}]' for t in merged)}, merged into it)" if merged else "")
