@@ -30,15 +30,14 @@ def _local(when: datetime | None, zone: ZoneInfo) -> str | None:
     return when.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M") if when else None
 
 
-def _line(app: App, agent: Agent, entry: Entry | dict, zone: ZoneInfo, *, take: bool = False) -> dict:
+def _line(app: App, agent: Agent, entry: Entry, zone: ZoneInfo, *, take: bool = False) -> dict:
     """What a template shows of one ticket, with the agent's own signed address to act on it."""
-    ticket = entry.ticket if isinstance(entry, Entry) else entry
+    ticket = entry.ticket
     return {
         "id": ticket["id"], "tag": f"[#{ticket['id']}]", "subject": ticket["subject"], "status": ticket["status"],
         "priority": ticket["priority"], "requester": ticket["requester"], "group": ticket["group_name"],
         "updated_at": _local(ticket["updated_at"], zone), "created_at": _local(ticket["created_at"], zone),
-        "due_at": _local(entry.due_at, zone) if isinstance(entry, Entry) else None,
-        "overdue": entry.overdue if isinstance(entry, Entry) else False,
+        "due_at": _local(entry.due_at, zone), "overdue": entry.overdue,
         # Mail to this address from the agent is the agent's mail on that
         # ticket (PRODUCT.md "Agents by email"), as a reply to a notice is.
         "address": reply_address(app.signer, app.settings.support_address, ticket["id"], agent.email),
@@ -55,7 +54,8 @@ def _notices(app: App, agents: list[Agent], now: datetime, zone: ZoneInfo) -> li
     notices = []
     for agent in agents:
         entries = ordered(mine.get(agent.email, []), due, now)
-        unassigned = [_line(app, agent, t, zone, take=True) for g in agent.groups for t in waiting.get(g, [])]
+        unassigned = [_line(app, agent, Entry(t, None, False), zone, take=True)
+                      for g in agent.groups for t in waiting.get(g, [])]
         unassigned_total = sum(totals.get(g, 0) for g in agent.groups)
         if not entries and not unassigned_total:
             continue   # nothing to tell: no mail
