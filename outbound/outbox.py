@@ -12,6 +12,8 @@ import email.utils
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from email.generator import NLCRE, BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -194,9 +196,25 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     return msg
 
 
+class _WireGenerator(BytesGenerator):
+    """BytesGenerator writing a text part's body in one piece instead of line by line.
+
+    The stdlib writes every line and every line end on its own: for a
+    notice quoting a conversation that was half a million calls per
+    thousand mails, and most of the cost of composing it. One
+    substitution gives the same bytes (tests/test_outbound_compose.py).
+    """
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(NLCRE.sub(self._NL, lines))
+
+
 def as_wire_bytes(msg: Message) -> bytes:
     """CRLF line ends, as SMTP carries them (RFC 5321 section 2.3.8)."""
-    return msg.as_bytes(policy=SMTP_COMPAT)
+    out = BytesIO()
+    _WireGenerator(out, mangle_from_=False, policy=SMTP_COMPAT).flatten(msg, unixfrom=False)
+    return out.getvalue()
 
 
 def _ours(app: App, address: str) -> bool:

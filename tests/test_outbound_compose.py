@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.parse import parse_mail
+from outbound.attachments import Listed
 from outbound.outbox import SMTP_COMPAT, _text_part, as_wire_bytes, compose
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
@@ -37,7 +38,8 @@ def _notices():
     long_name = "Zoë Ångström-Øresund " * 4
     yield Notice("requester/ticket_opened", "cust@example.org", 42), TICKET, []
     yield (Notice("requester/agent_reply", "cust@example.org", 42, auto_submitted=None, from_name=long_name,
-                  in_reply_to="abc@example.org", context={"text": "Grüße " * 400, "agent_name": long_name}),
+                  in_reply_to="abc@example.org",
+                  context={"text": "Grüße " * 400 + "\rlone CR\r\nCRLF\nLF", "agent_name": long_name}),
            dict(TICKET, subject="Drucker brennt – schon wieder, bitte dringend ansehen " * 3),
            [f"{i:040d}@tickets.example.com" for i in range(12)])
     yield (Notice("agent/ticket_assigned", "alice@example.com", 42, agent_reply_to="alice@example.com"),
@@ -50,8 +52,10 @@ def _notices():
 def test_composed_mail_is_byte_for_byte_the_stdlib_output_and_parses_back(make_app, sqlite_url):
     app = make_app(sqlite_url)
     now = utcnow()
+    files = [Listed("Grüße.pdf", 10, "application/pdf", "a" * 64, True),
+             Listed("b.png", 5, "image/png", "b" * 64, True)]
     for index, (notice, ticket, references) in enumerate(_notices()):
-        msg = compose(app, notice, ticket, references, f"m{index}@example.com", now)
+        msg = compose(app, notice, ticket, references, f"m{index}@example.com", now, files if index % 2 else ())
         raw = as_wire_bytes(msg)
         assert raw == msg.as_bytes(policy=STDLIB_WIRE)
         assert [line for line in raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n") if len(line) > 78] == []

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, func, select
+from sqlalchemy import Connection, RowMapping, bindparam, func, select
 
 from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
 
@@ -45,6 +45,22 @@ def message_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
                         .order_by(messages.c.id)).mappings().all()
 
 
+# Built once, executed with parameters: both run inside every assignment
+# and every notice that carries files, where building the statement cost
+# more than running it (see ticketd/store/tickets.py).
+_LATEST_MESSAGES = (
+    select(messages.c.id, messages.c.created_at, messages.c.direction, messages.c.author_role,
+           messages.c.from_addr, messages.c.from_name, messages.c.internal, messages.c.auto_generated,
+           func.substr(messages.c.text, 1, bindparam("chars")).label("text"),
+           func.length(messages.c.text).label("text_length"),
+           select(func.count()).select_from(messages).where(messages.c.ticket_id == bindparam("ticket_id"))
+           .scalar_subquery().label("total"))
+    .where(messages.c.ticket_id == bindparam("ticket_id")).order_by(messages.c.id.desc())
+    .limit(bindparam("limit")))
+_ATTACHMENTS_OF = (select(attachments).where(attachments.c.message_id.in_(bindparam("ids", expanding=True)))
+                   .order_by(attachments.c.id))
+
+
 def latest_messages(conn: Connection, ticket_id: int, limit: int,
                     text_chars: int) -> tuple[Sequence[RowMapping], int]:
     """The ticket's last `limit` messages, newest first, and how many it has; one statement on messages_ticket.
@@ -52,21 +68,13 @@ def latest_messages(conn: Connection, ticket_id: int, limit: int,
     Each row's `text` is the first `text_chars` characters of the column and
     `text_length` its whole length, so a huge text is measured, not read.
     """
-    total = (select(func.count()).select_from(messages).where(messages.c.ticket_id == ticket_id)
-             .scalar_subquery())
-    rows = conn.execute(
-        select(messages.c.id, messages.c.created_at, messages.c.direction, messages.c.author_role,
-               messages.c.from_addr, messages.c.from_name, messages.c.internal, messages.c.auto_generated,
-               func.substr(messages.c.text, 1, text_chars).label("text"),
-               func.length(messages.c.text).label("text_length"), total.label("total"))
-        .where(messages.c.ticket_id == ticket_id).order_by(messages.c.id.desc()).limit(limit)
-    ).mappings().all()
+    rows = conn.execute(_LATEST_MESSAGES, {"ticket_id": ticket_id, "limit": limit, "chars": text_chars}
+                        ).mappings().all()
     return rows, (rows[0]["total"] if rows else 0)
 
 
 def attachment_rows(conn: Connection, message_row_ids: list[int]) -> Sequence[RowMapping]:
-    return conn.execute(select(attachments).where(attachments.c.message_id.in_(message_row_ids))
-                        .order_by(attachments.c.id)).mappings().all()
+    return conn.execute(_ATTACHMENTS_OF, {"ids": list(message_row_ids)}).mappings().all()
 
 
 def event_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
