@@ -139,9 +139,11 @@ def all_text(msg: EmailMessage) -> str:
     return msg.as_string()
 
 
-def open_desk(make_app, db_url: str, **kw):
-    """Start receiver and sink; yields a Desk; stops both."""
+def open_desk(make_app, db_url: str, *, outbound: str = "", **kw):
+    """Start receiver and sink; yields a Desk; stops both. `outbound`: more `outbound:` settings lines."""
     sink = Sink(free_port()).start()
+    if outbound:
+        kw["extra"] = kw.get("extra", "") + f"outbound:\n  host: 127.0.0.1\n  port: {sink.port}\n{outbound}"
     app = make_app(db_url, outbound_port=sink.port, **kw)
     receiver = Receiver(app)
     receiver.start()

@@ -10,12 +10,9 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from ingest.smtp import Receiver
 from outbound.render import Renderer
 from tests.cli import cli_ok
-from tests.conftest import free_port
-from tests.desk import Desk, body_text, build_mail, open_desk
-from tests.sink import Sink
+from tests.desk import body_text, build_mail, open_desk
 from ticketd.assignment import assign_in_tx
 from ticketd.clock import utcnow
 from ticketd.domain.conversation import SHOWN_MESSAGES, TEXT_CHARS, cut_text, shown_conversation
@@ -155,13 +152,7 @@ def test_the_assignment_mail_shows_what_the_customer_wrote_and_their_files(any_d
 
 
 def test_a_file_over_the_size_limit_is_named_not_attached(make_app, sqlite_url):
-    sink = Sink(free_port()).start()
-    app = make_app(sqlite_url, extra=f"outbound:\n  host: 127.0.0.1\n  port: {sink.port}\n"
-                                     "  max_attachment_bytes: 3000\n")
-    receiver = Receiver(app)
-    receiver.start()
-    try:
-        desk = Desk(app, receiver, sink)
+    for desk in open_desk(make_app, sqlite_url, outbound="  max_attachment_bytes: 3000\n"):
         big = bytes(range(256)) * 40                   # 10 240 bytes: over the limit on its own
         mail = _with_a_file(build_mail(CUSTOMER, "The printer is on fire.\n"))
         mail.add_attachment(big, maintype="application", subtype="octet-stream", filename="dump.bin")
@@ -171,9 +162,6 @@ def test_a_file_over_the_size_limit_is_named_not_attached(make_app, sqlite_url):
         assert "File: screenshot.png (2.0 kB)\nFile: dump.bin (10.2 kB)\n" in text
         assert "Not attached, over the size limit for one mail:\n  dump.bin (10.2 kB)\n" in text
         assert [part.get_filename() for part in desk.last(ALICE).iter_attachments()] == ["screenshot.png"]
-    finally:
-        receiver.stop()
-        sink.stop()
 
 
 def test_a_reassigned_ticket_shows_replies_and_internal_notes(any_db_desk):

@@ -6,11 +6,8 @@ import hashlib
 import smtplib
 
 import pytest
-from ingest.smtp import Receiver
 from outbound.attachments import Listed, choose, fill_files, mixed_boundary, placeholder_part
-from tests.conftest import free_port
 from tests.desk import Desk, body_text, build_mail, open_desk
-from tests.sink import Sink
 from ticketd.pipeline import drain
 from ticketd.store.files import attachment_path
 from ticketd.store.tables import outbox
@@ -79,17 +76,7 @@ def test_an_agents_files_reach_the_customer_and_followers(desk):
 
 
 def test_a_notes_files_go_to_other_agents_and_never_to_the_customer(make_app, db_url):
-    rules_with_bob = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-  - {email: bob@example.com, name: Bob, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - name: all
-    then: {group: support}
-"""
-    for desk in open_desk(make_app, db_url, rules=rules_with_bob):
+    for desk in open_desk(make_app, db_url):   # Alice and Bob in support
         desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
         ticket_id = desk.ticket()["id"]
         first = desk.assign(ticket_id)
@@ -108,16 +95,7 @@ routes:
 @pytest.fixture
 def small_desk(make_app, sqlite_url):
     """Mail may carry at most 11 000 bytes of files."""
-    sink = Sink(free_port()).start()
-    app = make_app(sqlite_url, extra=f"outbound:\n  host: 127.0.0.1\n  port: {sink.port}\n"
-                                     "  max_attachment_bytes: 11000\n")
-    receiver = Receiver(app)
-    receiver.start()
-    try:
-        yield Desk(app, receiver, sink)
-    finally:
-        receiver.stop()
-        sink.stop()
+    yield from open_desk(make_app, sqlite_url, outbound="  max_attachment_bytes: 11000\n")
 
 
 def test_files_over_the_limit_are_named_not_attached(small_desk):
