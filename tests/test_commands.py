@@ -147,6 +147,7 @@ def test_command_applies(text, expected):
     ("#postpone 3d\n#dev carol PRJ-1 2030-07-01", "change the status in different ways", None),
     ("#close\n#status closed", "the status is set twice", None),
     ("#priority high\n#priority low", "given twice", "priority"),
+    ("#history of everything", "takes nothing on its line", "history"),
 ])
 def test_command_rejected(text, fragment, usage):
     result = plan(text)

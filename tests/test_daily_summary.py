@@ -145,6 +145,11 @@ def test_each_agent_gets_their_own_list_once_and_acts_through_its_links(desk):
                          subject=query["subject"]))
     assert desk.ticket(first)["status"] == "waiting_customer"
     assert "Which model is it?" in body_text(desk.last(CUSTOMER))
+    # "its history": the conversation comes back to her.
+    address, query = _link(text, f"[#{first}]", "its history:")
+    assert query["body"] == "#history"
+    desk.send(build_mail(ALICE, query["body"] + "\n", to=address, subject=query["subject"]))
+    assert "Which model is it?" in body_text(desk.last(ALICE)) and "History:" in str(desk.last(ALICE)["Subject"])
 
 
 def test_overdue_tickets_lead_and_say_so(make_app, db_url):

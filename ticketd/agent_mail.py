@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from ingest.html_text import html_to_text
 from ticketd.app import App
-from ticketd.assignment import assign_in_tx
+from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.domain.authority import Verdict, agent_authority
 from ticketd.domain.commands import Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
+from ticketd.domain.conversation import HISTORY_MESSAGES
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
@@ -177,6 +178,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     actor = agent.email
     ref = mail_ref(mail)
     decision = Decision(ticket_id)
+    # Read before this mail is stored: the agent asked for what came before it.
+    history = conversation_of(conn, ticket_id, HISTORY_MESSAGES) if plan.history else None
     if plan.internal:
         note_args = next((c.args for c in reply.commands if c.name == "note"), "")
         stored_text = "\n".join(t for t in (note_args, reply.body) if t)
@@ -231,7 +234,9 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     if plan.assign_to is not None:
         decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor)
         ticket.update(store.get_ticket(conn, ticket_id))
-    if not public and not plan.internal and plan.status is None and plan.assign_to is None:
+    # A commands-only mail touches the ticket; asking for its history alone does not.
+    only_history = plan.history and not reply.body and all(c.name == "history" for c in reply.commands)
+    if not public and not plan.internal and plan.status is None and plan.assign_to is None and not only_history:
         store.update_ticket(conn, ticket_id, now)
 
     customers = customers_of(conn, app, ticket_id)
@@ -280,5 +285,12 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
                 attach_from=files,
             ))
+    if history is not None:
+        decision.notices.append(Notice(
+            template="agent/ticket_history", recipient=actor, ticket_id=ticket_id, auto_submitted=AUTO_REPLIED,
+            agent_reply_to=actor, in_reply_to=mail.parsed.message_id, attach_from=history.attach_from,
+            context={"agent_name": agent.name, "conversation": history.messages,
+                     "conversation_omitted": history.omitted},
+        ))
     return decision
 

@@ -79,11 +79,11 @@ def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, 
                    auto_submitted=AUTO_GENERATED, agent_reply_to=agent.email, attach_from=shown.attach_from)]
 
 
-def conversation_of(conn: Connection, ticket_id: int) -> Shown:
+def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGES) -> Shown:
     """The ticket's latest messages for an agent's notice: two indexed queries, however long the ticket."""
-    latest, total = latest_messages(conn, ticket_id, SHOWN_MESSAGES, FETCH_CHARS)
+    latest, total = latest_messages(conn, ticket_id, limit, FETCH_CHARS)
     files = attachment_rows(conn, [row["id"] for row in latest]) if latest else []
-    return shown_conversation(latest, total, files)
+    return shown_conversation(latest, total, files, limit)
 
 
 def wait(conn: Connection, app: App, ticket_id: int, group: str | None, now: datetime, actor: str = ACTOR) -> None:

@@ -34,6 +34,7 @@ USAGE = {
     "dev": "#dev <engineer> <tracker-key> <due date: ISO date such as 2030-12-01, or a duration such as 14d>",
     "propose": "#propose  (the text below it is the proposed solution the customer accepts or rejects)",
     "close": "#close  (optionally a reason on the same line)",
+    "history": "#history  (ticketd mails you the ticket's conversation and files; it changes nothing)",
 }
 
 # Any Unicode whitespace counts as a space: clients put U+00A0 where the agent
@@ -129,6 +130,7 @@ class Plan:
     dev_tracker_key: str | None = None
     dev_due: datetime | None = None
     propose: bool = False
+    history: bool = False                     # #history: the conversation is mailed to the agent
     errors: tuple[str, ...] = ()
     usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
 
@@ -234,6 +236,11 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         elif cmd.name == "close":
             values["close_reason"] = cmd.args or None
             status_lines.append((cmd.line, Status.CLOSED))
+        elif cmd.name == "history":
+            if cmd.args:
+                fail(cmd, "#history takes nothing on its line.")
+            else:
+                values["history"] = True
 
     if len(status_lines) > 1 and len({s for _, s in status_lines}) > 1:
         fail(None, "these change the status in different ways: "
@@ -329,11 +336,13 @@ def unchanged_commands(reply: AgentReply, plan: Plan, ticket: Mapping, *,
     `status_event` is the history event that set the ticket's current status
     (`kind`, `actor`, `at`, `reason`), to say who did it and when.
     """
-    changing = [c for c in reply.commands if c.name != "note"]
+    changing = [c for c in reply.commands if c.name not in ("note", "history")]
     reasons = []
     for cmd in changing:
         why = _unchanged_reason(cmd, plan, ticket, status_event)
         if why is not None:
             reasons.append(f"{cmd.line}: {why}")
-    whole = bool(changing) and len(reasons) == len(changing) and not reply.body and not plan.internal
+    # #history always has an effect: the mail it asks for.
+    whole = (bool(changing) and len(reasons) == len(changing) and not reply.body and not plan.internal
+             and not plan.history)
     return Unchanged(tuple(reasons), whole)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 # An agent works the ticket from this mail alone (there is no web UI), but
 # a mail of fifty messages is not read: older ones are counted, not shown.
 SHOWN_MESSAGES = 10
+HISTORY_MESSAGES = 50   # what `#history` asks for: the whole story, within reason
 TEXT_CHARS = 8000
 # How much of each text the store reads: TEXT_CHARS with room for leading
 # blank lines, so a pasted multi-megabyte log is never carried into the
@@ -58,13 +59,14 @@ def entry(row: Mapping, files: Sequence[Mapping]) -> dict:
     }
 
 
-def shown_conversation(latest: Sequence[Mapping], total: int, files: Iterable[Mapping]) -> Shown:
-    """The last SHOWN_MESSAGES of `latest` (message rows, `text` maybe cut, with `text_length`), oldest first.
+def shown_conversation(latest: Sequence[Mapping], total: int, files: Iterable[Mapping],
+                       limit: int = SHOWN_MESSAGES) -> Shown:
+    """The last `limit` of `latest` (message rows, `text` maybe cut, with `text_length`), oldest first.
 
     `total` is how many messages the ticket has; `files` are attachment rows
     of those messages.
     """
-    shown = sorted(latest, key=lambda row: row["id"])[-SHOWN_MESSAGES:]
+    shown = sorted(latest, key=lambda row: row["id"])[-limit:]
     by_message: dict[int, list[Mapping]] = {}
     for row in files:
         by_message.setdefault(row["message_id"], []).append(row)
