@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -184,3 +185,27 @@ def test_the_sweep_sends_it_when_its_time_has_come(make_app, sqlite_url):
         assert [r["recipient"] for r in desk.rows(outbox, template="agent/daily_summary")] == [ALICE]
         sweep_once(desk.app)
         assert len(desk.rows(outbox, template="agent/daily_summary")) == 1
+
+
+def test_processes_that_sweep_at_once_queue_each_summary_once(make_app, db_url):
+    """Every `ticketd run` and `ticketd worker` sweeps: all find the summary due in the same second."""
+    apps = [make_app(db_url, rules=RULES.replace('"08:00"', '"00:00"')) for _ in range(4)]
+    for desk in open_desk(make_app, db_url, rules=RULES.replace('"08:00"', '"00:00"')):
+        desk.send(build_mail(CUSTOMER, "Help.\n"))
+        desk.assign(desk.ticket()["id"])
+        start = threading.Barrier(len(apps))
+        sent: list[list[str]] = []
+
+        def sweep(app):
+            start.wait()
+            sent.append(send_daily_summaries(app))
+
+        daily_summary._done.clear()
+        threads = [threading.Thread(target=sweep, args=(app,)) for app in apps]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        rows = desk.rows(outbox, template="agent/daily_summary")
+        assert [r["recipient"] for r in rows] == [ALICE]      # Bob has nothing to hear about
+        assert [a for each in sent for a in each] == [ALICE] and len(sent) == len(apps)
