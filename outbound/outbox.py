@@ -12,13 +12,13 @@ import email.utils
 import hashlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from io import BytesIO
 from email.generator import NLCRE, BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import Compat32
+from io import BytesIO
 from typing import TYPE_CHECKING
 
 from ingest.match import new_message_id, reaction_address, reply_address

@@ -196,7 +196,7 @@ def test_processes_that_sweep_at_once_queue_each_summary_once(make_app, db_url):
         start = threading.Barrier(len(apps))
         sent: list[list[str]] = []
 
-        def sweep(app):
+        def sweep(app, start=start, sent=sent):
             start.wait()
             sent.append(send_daily_summaries(app))
 

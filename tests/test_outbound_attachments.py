@@ -6,6 +6,7 @@ import hashlib
 import smtplib
 
 import pytest
+
 from outbound.attachments import Listed, choose, fill_files, mixed_boundary, placeholder_part
 from tests.desk import Desk, body_text, build_mail, open_desk
 from ticketd.pipeline import drain

@@ -20,8 +20,8 @@ from ticketd.merge import merge
 from ticketd.pipeline import drain
 from ticketd.settings import load_settings
 from ticketd.store import tables as t
-from ticketd.store.files import attachment_path
 from ticketd.store.db import reading
+from ticketd.store.files import attachment_path
 from ticketd.store.inbox import store_raw
 from ticketd.store.merge import final_ticket
 from ticketd.store.tickets import update_ticket

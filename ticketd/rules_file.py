@@ -22,6 +22,7 @@ import re2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ticketd.domain.daily_summary import DailySummary
 from ticketd.domain.rules import (
     Agent,
     BusinessHours,
@@ -31,7 +32,6 @@ from ticketd.domain.rules import (
     RuleSet,
     TimerSpec,
 )
-from ticketd.domain.daily_summary import DailySummary
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
 from ticketd.domain.timers import with_defaults
 from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader

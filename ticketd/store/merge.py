@@ -73,7 +73,7 @@ def final_ticket(conn: Connection, ticket_id: int) -> int | None:
 
 
 def lock_final_ticket(conn: Connection, ticket_id: int) -> dict:
-    """The row of `final_ticket` of a ticket known to exist, locked; a merge committed since it was looked up is followed.
+    """The row of `final_ticket` of a ticket known to exist, locked; a merge committed since is followed.
 
     The row is the caller's to change (ticketd.conversation.apply_followup),
     so the ticket is not read and locked a second time.
