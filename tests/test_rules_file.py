@@ -52,7 +52,7 @@ BROKEN = [
     (HEAD + "timers:\n  waiting: {warn_after: 1d}\n",
      ["rules.yaml:6:3: timers.waiting: no status named 'waiting'; did you mean 'waiting_customer'?"]),
     (HEAD + "timers:\n  open: {warn_after: 1d}\n",
-     ["timers.open.warn_after: warn_after only applies to waiting_customer"]),
+     ["timers.open.warn_after: warn_after only applies to waiting_customer and solution_proposed"]),
     (HEAD + "timers:\n  waiting_customer: {warn_after: 3d, close_after: 2d}\n",
      ["timers.waiting_customer.close_after: close_after (2d) must be later than warn_after (3d)"]),
     (HEAD + "timers:\n  closed: {respond_within: 1h}\n",

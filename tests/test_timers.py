@@ -205,6 +205,27 @@ def test_waiting_customer_with_only_respond_within_still_warns_and_closes(make_a
                                 ("requester/ticket_closed", "cust@example.org")]
 
 
+def test_a_proposed_solution_nobody_answers_is_reminded_then_closed_when_rules_say_so(make_app, db_url):
+    """Without an entry a proposal waits for ever; with warn_after / close_after it warns, then closes."""
+    assert [p.kind for p in plan("solution_proposed", None, utcnow())] == []
+    text = rules().replace("  in_development:", "  solution_proposed: {warn_after: 1h, close_after: 2h}\n"
+                                                "  in_development:")
+    app = make_app(db_url, rules=text)
+    ticket_id = _ticket(app, assignee="a1@example.com")
+    _enter(app, ticket_id, "solution_proposed", ago=2 * 3600 + 1)
+    with app.engine.connect() as conn:
+        assert [t["kind"] for t in armed(conn, ticket_id)] == ["warn", "close"]
+    assert fire_due_timers(app) == 2
+    with app.engine.connect() as conn:
+        ticket = store.get_ticket(conn, ticket_id)
+        raws = {r.template: bytes(r.raw) for r in conn.execute(select(outbox.c.template, outbox.c.raw))}
+    assert ticket["status"] == "closed"
+    assert [k for k in _kinds(app, ticket_id) if k in ("waiting_reminder", "auto_closed")] == [
+        "waiting_reminder", "auto_closed"]
+    assert b"we proposed a solution on ticket" in raws["requester/waiting_reminder"]
+    assert b"no answer to the solution we proposed" in raws["requester/ticket_closed"].replace(b"=\r\n", b"")
+
+
 def _make_due(app, ticket_id):
     """Move the ticket's armed timers to one second ago, as if their time had passed."""
     with app.engine.begin() as conn:

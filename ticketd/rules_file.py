@@ -33,7 +33,7 @@ from ticketd.domain.rules import (
     TimerSpec,
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
-from ticketd.domain.timers import with_defaults
+from ticketd.domain.timers import WAITING_STATUSES, with_defaults
 from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -479,9 +479,9 @@ def _build_timers(model: _Parsed, errors: _Errors) -> dict[str, TimerSpec]:
             business_hours=t.business_hours,
         )
         for key in ("warn_after", "close_after"):
-            if getattr(t, key) is not None and status != Status.WAITING_CUSTOMER.value:
-                errors.add(path + (key,), f"{key} only applies to waiting_customer; move it under "
-                                          "timers.waiting_customer")
+            if getattr(t, key) is not None and status not in WAITING_STATUSES:
+                errors.add(path + (key,), f"{key} only applies to waiting_customer and solution_proposed; "
+                                          "move it under timers.waiting_customer")
         if t.remind_before is not None and status != Status.IN_DEVELOPMENT.value:
             errors.add(path + ("remind_before",), "remind_before only applies to in_development; move it "
                                                   "under timers.in_development")

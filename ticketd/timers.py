@@ -155,7 +155,8 @@ def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
                     reason=plan_of.describe(plan_of.WARN, timer["status"], app.rules.timer(timer["status"])),
                     rules_hash=app.rules.digest)
     return [Notice(template="requester/waiting_reminder", recipient=ticket["requester"], ticket_id=ticket["id"],
-                   context={"close_at": iso(close_at) if close_at else ""}, auto_submitted=AUTO_GENERATED)]
+                   context={"close_at": iso(close_at) if close_at else "", "status": timer["status"]},
+                   auto_submitted=AUTO_GENERATED)]
 
 
 def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str) -> None:
@@ -171,8 +172,10 @@ def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: 
 def _close(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
     what = plan_of.describe(plan_of.CLOSE, timer["status"], app.rules.timer(timer["status"]))
     _set_status(conn, app, ticket, Status.CLOSED.value, now, "auto_closed", what)
+    unanswered = ("no answer to the solution we proposed" if timer["status"] == Status.SOLUTION_PROPOSED.value
+                  else "no answer while we waited for you")
     return [Notice(template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket["id"],
-                   context={"reason": "no answer while we waited for you"}, auto_submitted=AUTO_GENERATED)]
+                   context={"reason": unanswered}, auto_submitted=AUTO_GENERATED)]
 
 
 def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:

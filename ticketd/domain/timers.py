@@ -14,6 +14,11 @@ DEFAULT_WAITING = TimerSpec(warn_after=3 * 86400, close_after=4 * 86400)
 
 RESPOND, WARN, CLOSE, WAKE, DUE = "respond", "warn", "close", "wake", "due"
 
+# Statuses that wait for the customer, where silence may warn and then
+# close: waiting_customer (PRODUCT.md, with defaults) and, when rules.yaml
+# sets it, solution_proposed (a proposal nobody answers stays open for ever).
+WAITING_STATUSES = (Status.WAITING_CUSTOMER.value, Status.SOLUTION_PROPOSED.value)
+
 
 @dataclass(frozen=True)
 class PlannedTimer:
@@ -69,7 +74,7 @@ def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until:
         else:
             due = now + timedelta(seconds=spec.respond_within)
         planned.append(PlannedTimer(RESPOND, due))
-    if status == Status.WAITING_CUSTOMER.value and spec is not None:
+    if status in WAITING_STATUSES and spec is not None:
         if spec.warn_after:
             planned.append(PlannedTimer(WARN, now + timedelta(seconds=spec.warn_after)))
         if spec.close_after:
