@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+CANNED = "canned"                     # saved replies: <templates>/canned/<name>.txt
+_CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
 
 
 class TemplateError(RuntimeError):
@@ -27,6 +30,7 @@ class Renderer:
     def __init__(self, override_dir: Path | None = None) -> None:
         paths = [str(override_dir)] if override_dir else []
         paths.append(str(DEFAULT_TEMPLATES))
+        self.dirs = [Path(p) for p in paths]
         loader = jinja2.FileSystemLoader(paths)
         # Customer text is data, never template source: it only ever arrives
         # as a variable, and StrictUndefined turns a typo into an error.
@@ -51,3 +55,18 @@ class Renderer:
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name} failed to render: {exc}") from exc
         return Rendered(subject=subject, text=text, html=html)
+
+    def canned_names(self) -> list[str]:
+        """The saved replies there are (`#canned <name>`), admin's and shipped, sorted."""
+        return sorted({p.stem for d in self.dirs for p in (d / CANNED).glob("*.txt")
+                       if _CANNED_NAME.fullmatch(p.stem)})
+
+    def canned(self, name: str, context: dict) -> str | None:
+        """The saved reply `name` rendered (the ticket's variables, as in any template); None if there is none."""
+        name = name.strip().lower()
+        if not _CANNED_NAME.fullmatch(name) or name not in self.canned_names():
+            return None
+        try:
+            return self.text_env.get_template(f"{CANNED}/{name}.txt").render(context).strip()
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"saved reply {name} failed to render: {exc}") from exc

@@ -14,16 +14,19 @@ Decisions worth knowing (issue 4):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ingest.html_text import html_to_text
+from outbound.outbox import renderer_for
 from ticketd.app import App
 from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.domain.authority import Verdict, agent_authority
-from ticketd.domain.commands import Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
+from ticketd.domain.commands import USAGE, Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
 from ticketd.domain.conversation import HISTORY_MESSAGES
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
+from ticketd.domain.tags import format_tag
 from ticketd.store import tickets as store
 from ticketd.store.read_models import event_rows
 from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
@@ -143,6 +146,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     else:
         plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
                              groups=list(app.rules.groups))
+    if plan.ok and plan.canned:
+        reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal
     if plan.ok and public and _quoted_note(conn, ticket_id, reply.body):
         plan = Plan(errors=("the reply contains text of an internal note, so it was not sent to the "
@@ -164,6 +169,19 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(f"{line}: {exc}",)), now)
     savepoint.commit()
     return decision
+
+
+def _with_saved_reply(app: App, ticket: dict, agent, reply, plan: Plan):
+    """`#canned <name>`: the saved reply's text first, the agent's own below it; or a plan that says what is missing."""
+    renderer = renderer_for(app)
+    text = renderer.canned(plan.canned, {"ticket": ticket, "tag": format_tag(ticket["id"]), "agent_name": agent.name,
+                                         "support_address": app.settings.support_address})
+    if text is None:
+        line = next(c.line for c in reply.commands if c.name == "canned")
+        names = ", ".join(renderer.canned_names()) or "none (put <name>.txt files under canned/ in templates_dir)"
+        return reply, Plan(errors=(f"{line}: there is no saved reply {plan.canned!r}; saved replies: {names}.",),
+                           usage=(USAGE["canned"],))
+    return replace(reply, body="\n\n".join(t for t in (text, reply.body) if t)), plan
 
 
 def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, plan: Plan, public: bool,

@@ -35,6 +35,8 @@ USAGE = {
     "propose": "#propose  (the text below it is the proposed solution the customer accepts or rejects)",
     "close": "#close  (optionally a reason on the same line)",
     "history": "#history  (ticketd mails you the ticket's conversation and files; it changes nothing)",
+    "canned": "#canned <name>  (the saved reply canned/<name>.txt goes out as your reply; your own text, "
+              "if any, below it)",
 }
 
 # Any Unicode whitespace counts as a space: clients put U+00A0 where the agent
@@ -131,6 +133,7 @@ class Plan:
     dev_due: datetime | None = None
     propose: bool = False
     history: bool = False                     # #history: the conversation is mailed to the agent
+    canned: str | None = None                 # #canned: the saved reply's name, its text goes first
     errors: tuple[str, ...] = ()
     usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
 
@@ -236,6 +239,11 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         elif cmd.name == "close":
             values["close_reason"] = cmd.args or None
             status_lines.append((cmd.line, Status.CLOSED))
+        elif cmd.name == "canned":
+            if len(args) != 1:
+                fail(cmd, "#canned takes the name of one saved reply.")
+            else:
+                values["canned"] = args[0].lower()
         elif cmd.name == "history":
             if cmd.args:
                 fail(cmd, "#history takes nothing on its line.")
@@ -252,9 +260,9 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
     if values.get("internal") and values.get("propose"):
         fail(None, "#note keeps the reply from the customer, but a proposed solution must reach them: "
                    "send the note and the proposal as two mails.", "propose")
-    if values.get("propose") and not reply.body:
+    if values.get("propose") and not reply.body and not values.get("canned"):
         fail(None, "a proposed solution needs its text below the commands.", "propose")
-    if values.get("internal") and not note_text:
+    if values.get("internal") and not note_text and not values.get("canned"):
         fail(None, "the note is empty; write it below #note.", "note")
 
     if errors:
