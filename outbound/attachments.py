@@ -15,7 +15,7 @@ import base64
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from email.mime.base import MIMEBase
 from pathlib import Path
@@ -100,11 +100,24 @@ def _base64_lines(data: bytes) -> bytes:
     return b"\r\n".join(base64.b64encode(data[i:i + _BASE64_LINE]) for i in range(0, len(data), _BASE64_LINE))
 
 
-def _stored_file(files_dir: Path, sha256: str) -> bytes | None:
-    """The file's bytes, or None when it is gone or no longer what was stored."""
+class FileNotHere(Exception):
+    """A file the database still names is missing under this host's data_dir: try again, do not send without it."""
+
+
+def _stored_file(files_dir: Path, sha256: str, still_named: Callable[[str], bool]) -> bytes | None:
+    """The file's bytes, or None when it was erased or is no longer what was stored.
+
+    A missing file that an attachment row still names was not erased: this
+    process looks at another data_dir than the one processing wrote to (a
+    `ticketd worker` on a host without the shared data_dir), and sending
+    the mail without it would lose it for good. FileNotHere says so.
+    """
     try:
         data = attachment_path(files_dir, sha256).read_bytes()
     except FileNotFoundError:
+        if still_named(sha256):
+            raise FileNotHere(f"attachment file {sha256[:12]}… is not under {files_dir}, though a ticket holds "
+                              "it; every ticketd process that sends mail needs the daemon's data_dir") from None
         return None
     if hashlib.sha256(data).hexdigest() != sha256:
         log.error("attachment file %s does not match its sha256; not sent", sha256)
@@ -116,13 +129,14 @@ _GONE = (b"\r\nContent-Type: text/plain; charset=\"us-ascii\"\r\nContent-Transfe
          b"(An attachment was erased before this mail was sent.)")
 
 
-def fill_files(raw: bytes, message_id: str, files_dir: Path) -> bytes:
+def fill_files(raw: bytes, message_id: str, files_dir: Path, still_named: Callable[[str], bool]) -> bytes:
     """The mail as it goes out: every marked part holds its file, base64-encoded.
 
     A mail without marked parts comes back unchanged. A file erased or
-    damaged since the mail was queued leaves a line saying so in its place.
-    Only parts under this mail's own boundary are looked at, so text a
-    customer wrote can never pull a file in.
+    damaged since the mail was queued leaves a line saying so in its place;
+    one missing that `still_named` (by sha256) raises FileNotHere. Only
+    parts under this mail's own boundary are looked at, so text a customer
+    wrote can never pull a file in.
     """
     if _MARKER_LINE not in raw:
         return raw
@@ -136,6 +150,6 @@ def fill_files(raw: bytes, message_id: str, files_dir: Path) -> bytes:
             continue
         # The marker is the part's last header, perhaps folded over lines.
         sha = _SHA256.search(piece, at + len(_MARKER_LINE), head_end + 2)
-        data = _stored_file(files_dir, sha.group().decode()) if sha else None
+        data = _stored_file(files_dir, sha.group().decode(), still_named) if sha else None
         pieces[i] = _GONE if data is None else piece[:at] + b"\r\n\r\n" + _base64_lines(data)
     return delimiter.join(pieces)

@@ -14,7 +14,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from outbound.attachments import fill_files
+from outbound.attachments import FileNotHere, fill_files
 from outbound.outbox import queue_notices
 from outbound.send import FAILED, RETRY, SENT, SendResult, send_raw
 from ticketd.app import App
@@ -23,6 +23,7 @@ from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.store import tickets as store
 from ticketd.store import outbox as outbox_store
 from ticketd.store.db import reading
+from ticketd.store.erase import referenced_files
 
 log = logging.getLogger("ticketd.outbound")
 
@@ -76,12 +77,23 @@ def _send_in_turn(app: App, rows: list[dict]) -> dict[int, SendResult]:
     for row in rows:
         if time.monotonic() > deadline:
             break
-        raw = fill_files(bytes(row["raw"]), row["message_id"], app.settings.attachments_dir)
+        try:
+            raw = fill_files(bytes(row["raw"]), row["message_id"], app.settings.attachments_dir,
+                             lambda sha256: _still_named(app, sha256))
+        except FileNotHere as exc:   # this host lacks the files: retried like a smarthost's 4xx
+            results[row["id"]] = SendResult(RETRY, str(exc))
+            continue
         result = send_raw(app.settings.outbound, app.settings.support_address, row["recipient"], raw)
         results[row["id"]] = result
         if result.outcome == RETRY:
             break
     return results
+
+
+def _still_named(app: App, sha256: str) -> bool:
+    """Whether an attachment row still names this file (it was not erased)."""
+    with reading(app.engine) as conn:
+        return bool(referenced_files(conn, {sha256}))
 
 
 def _new_state(app: App, row: dict, result: SendResult) -> str:

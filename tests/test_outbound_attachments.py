@@ -8,10 +8,11 @@ import smtplib
 import pytest
 
 from outbound.attachments import Listed, choose, fill_files, mixed_boundary, placeholder_part
+from outbound.delivery import deliver
 from tests.desk import Desk, body_text, build_mail, open_desk
 from ticketd.pipeline import drain
 from ticketd.store.files import attachment_path
-from ticketd.store.tables import outbox
+from ticketd.store.tables import attachments, outbox
 
 CUSTOMER, ALICE, BOB = "cust@example.org", "alice@example.com", "bob@example.com"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40          # binary, about 10 kB
@@ -117,16 +118,24 @@ def test_files_over_the_limit_are_named_not_attached(small_desk):
     assert "Not attached, too large for one mail" in body_text(relayed) and "big.bin (25.6 kB)" in body_text(relayed)
 
 
-def test_a_file_erased_before_sending_leaves_a_note_in_its_place(desk):
+def _queue_notice_with_a_file(desk) -> int:
+    """A customer's reply with a PDF processed, its notice to the agent queued, not yet sent; the ticket."""
     ticket_id = _open_assigned(desk)
-    sent = len(desk.sink.messages)
-    # Queue the agent's notice, then lose the file before delivery.
     msg = build_mail(CUSTOMER, "Log attached.\n", to=str(desk.last(CUSTOMER)["Reply-To"]),
                      subject="Re: " + str(desk.last(CUSTOMER)["Subject"]))
     _with_files(msg, ("log.pdf", PDF, "application", "pdf"))
     with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
         client.send_message(msg, to_addrs=[str(msg["To"])])
     assert drain(desk.app) == 1
+    return ticket_id
+
+
+def test_a_file_erased_before_sending_leaves_a_note_in_its_place(desk):
+    ticket_id = _queue_notice_with_a_file(desk)
+    sent = len(desk.sink.messages)
+    # As `ticketd forget` does to a person's files on someone else's ticket: rows and file gone.
+    with desk.app.engine.begin() as conn:
+        conn.execute(attachments.delete())
     attachment_path(desk.app.settings.attachments_dir, hashlib.sha256(PDF).hexdigest()).unlink()
     desk.flush()
     notice = desk.last(ALICE)
@@ -134,6 +143,26 @@ def test_a_file_erased_before_sending_leaves_a_note_in_its_place(desk):
     assert _files(notice) == {}
     assert "An attachment was erased before this mail was sent" in notice.as_string()
     assert "Log attached." in body_text(notice) and desk.rows(outbox, ticket_id=ticket_id)[-1]["state"] == "sent"
+
+
+def test_a_file_a_ticket_still_holds_but_this_host_lacks_is_waited_for(desk):
+    """A worker on a host without the daemon's data_dir must not send the mail without the file."""
+    ticket_id = _queue_notice_with_a_file(desk)
+    sent = len(desk.sink.messages)
+    path = attachment_path(desk.app.settings.attachments_dir, hashlib.sha256(PDF).hexdigest())
+    kept = path.read_bytes()
+    path.unlink()
+    [row] = [r for r in desk.rows(outbox, ticket_id=ticket_id) if r["state"] == "pending"]
+    assert deliver(desk.app, row["id"]) == "pending"
+    [waiting] = desk.rows(outbox, id=row["id"])
+    assert "needs the daemon's data_dir" in waiting["last_error"] and len(desk.sink.messages) == sent
+
+    path.write_bytes(kept)   # the shared data_dir is back
+    with desk.app.engine.begin() as conn:
+        conn.execute(outbox.update().where(outbox.c.id == row["id"]).values(next_attempt_at=waiting["created_at"]))
+    assert deliver(desk.app, row["id"]) == "sent"
+    desk.sink.wait_for(sent + 1)
+    assert _files(desk.last(ALICE)) == {"log.pdf": PDF}
 
 
 def test_text_a_customer_writes_cannot_pull_in_a_stored_file(desk):
@@ -164,8 +193,9 @@ def test_choose_keeps_newest_messages_first_and_one_copy_of_each_file():
 
 def test_a_mail_without_files_goes_out_byte_for_byte(tmp_path):
     raw = b"Subject: x\r\nX-Ticketd-Attachment: " + b"a" * 64 + b"\r\n\r\nno parts\r\n"
-    assert fill_files(raw, "id@example.com", tmp_path) == raw
-    assert fill_files(b"Subject: y\r\n\r\nbody\r\n", "id@example.com", tmp_path) == b"Subject: y\r\n\r\nbody\r\n"
+    assert fill_files(raw, "id@example.com", tmp_path, lambda sha256: True) == raw
+    plain = b"Subject: y\r\n\r\nbody\r\n"
+    assert fill_files(plain, "id@example.com", tmp_path, lambda sha256: True) == plain
 
 
 def test_a_senders_content_type_and_file_name_cannot_break_the_header():
