@@ -174,9 +174,11 @@ def test_a_reassigned_ticket_shows_replies_and_internal_notes(any_db_desk):
     _agent_mail(desk, tid, ALICE, "#assign bob@example.com\n")
     assert desk.ticket(tid)["assignee"] == BOB
     opened, reply, burning, note, assign = desk.messages(tid)
-    expected = [(opened, "customer"), (reply, "agent"), (burning, "customer"), (note, "agent, internal note"),
-                (assign, "agent, internal note")]
+    expected = [(opened, "customer"), (reply, "agent"), (burning, "customer"), (note, "agent, internal note")]
     assert "\n".join(_shown(m, label) for m, label in expected) in _plain(desk, BOB)
+    # The #assign mail says nothing to read (its change is an event): not shown, not counted.
+    assert (assign["internal"], assign["text"]) == (True, "")
+    assert "(no text)" not in _plain(desk, BOB) and "not shown" not in _plain(desk, BOB)
     assert "internal note</b>" in _html(desk, BOB)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, select
+from sqlalchemy import Connection, RowMapping, bindparam, func, or_, select
 
 from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
 
@@ -47,15 +47,18 @@ def message_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
 
 # Built once, executed with parameters: both run inside every assignment
 # and every notice that carries files, where building the statement cost
-# more than running it (see ticketd/store/tickets.py).
+# more than running it (see ticketd/store/tickets.py). An agent's mail of
+# commands only (`#priority high`, `#history`) is stored internal and
+# without text: it says nothing to read, and its changes are events.
+_SAID = or_(messages.c.internal.is_(False), messages.c.text != "")
 _LATEST_MESSAGES = (
     select(messages.c.id, messages.c.created_at, messages.c.direction, messages.c.author_role,
            messages.c.from_addr, messages.c.from_name, messages.c.internal, messages.c.auto_generated,
            func.substr(messages.c.text, 1, bindparam("chars")).label("text"),
            func.length(messages.c.text).label("text_length"),
-           select(func.count()).select_from(messages).where(messages.c.ticket_id == bindparam("ticket_id"))
+           select(func.count()).select_from(messages).where(messages.c.ticket_id == bindparam("ticket_id"), _SAID)
            .scalar_subquery().label("total"))
-    .where(messages.c.ticket_id == bindparam("ticket_id")).order_by(messages.c.id.desc())
+    .where(messages.c.ticket_id == bindparam("ticket_id"), _SAID).order_by(messages.c.id.desc())
     .limit(bindparam("limit")))
 _ATTACHMENTS_OF = (select(attachments).where(attachments.c.message_id.in_(bindparam("ids", expanding=True)))
                    .order_by(attachments.c.id))
@@ -63,7 +66,7 @@ _ATTACHMENTS_OF = (select(attachments).where(attachments.c.message_id.in_(bindpa
 
 def latest_messages(conn: Connection, ticket_id: int, limit: int,
                     text_chars: int) -> tuple[Sequence[RowMapping], int]:
-    """The ticket's last `limit` messages, newest first, and how many it has; one statement on messages_ticket.
+    """The ticket's last `limit` messages that say something, newest first, and how many; one statement.
 
     Each row's `text` is the first `text_chars` characters of the column and
     `text_length` its whole length, so a huge text is measured, not read.
