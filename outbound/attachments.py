@@ -30,6 +30,7 @@ _MARKER_LINE = b"\r\n" + MARKER.encode() + b":"
 # sender wrote (parameters, spaces, CR/LF) never reaches our header.
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _SHA256 = re.compile(rb"[0-9a-f]{64}")
+_MARKED = re.compile(rb"\r\n" + MARKER.encode() + rb":\s*([0-9a-f]{64})")
 _BASE64_LINE = 57   # bytes per 76-character line (RFC 2045 section 6.8)
 
 
@@ -94,6 +95,11 @@ def placeholder_part(listed: Listed) -> MIMEBase:
     part[MARKER] = listed.sha256
     part.set_payload("")
     return part
+
+
+def marked_files(raw: bytes) -> set[str]:
+    """The sha256 of every file a queued mail will carry (its marked parts; a folded marker too)."""
+    return {m.group(1).decode() for m in _MARKED.finditer(raw)}
 
 
 def _base64_lines(data: bytes) -> bytes:

@@ -13,6 +13,7 @@ from tests.desk import Desk, body_text, build_mail, open_desk
 from ticketd.pipeline import drain
 from ticketd.store.files import attachment_path
 from ticketd.store.tables import attachments, outbox
+from ticketd.views import show_ticket
 
 CUSTOMER, ALICE, BOB = "cust@example.org", "alice@example.com", "bob@example.com"
 PDF = b"%PDF-1.4\n" + bytes(range(256)) * 40          # binary, about 10 kB
@@ -61,6 +62,17 @@ def test_the_customers_files_reach_the_assigned_agent_whole(desk):
     row = desk.rows(outbox, ticket_id=ticket_id, template="agent/customer_replied")[-1]
     assert len(row["raw"]) < 4000 and b"X-Ticketd-Attachment" in bytes(row["raw"])
     assert b"X-Ticketd-Attachment" not in desk.sink.messages[-1].raw
+
+
+def test_the_tickets_view_lists_the_files_each_mail_out_carries(desk):
+    ticket_id = _open_assigned(desk)
+    _reply(desk, desk.last(CUSTOMER), CUSTOMER, "Log.\n", ("Protokoll März.pdf", PDF, "application", "pdf"))
+    shown = show_ticket(desk.app.engine, ticket_id)
+    [notice] = [m for m in shown["messages"] if m.get("template") == "agent/customer_replied"]
+    assert [(a["filename"], a["size"], a["sha256"]) for a in notice["attachments"]] == [
+        ("Protokoll März.pdf", len(PDF), hashlib.sha256(PDF).hexdigest())]
+    assert all(m["attachments"] == [] for m in shown["messages"]
+               if m["direction"] == "out" and m.get("template") != "agent/customer_replied")
 
 
 def test_an_agents_files_reach_the_customer_and_followers(desk):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.parse import decode_header_value
+from outbound.attachments import MARKER, marked_files
 from ticketd.clock import iso, utcnow
 from ticketd.domain.statuses import Status
 from ticketd.pidlock import pid_path, probe
@@ -82,6 +83,7 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
         # is shown here too, so the conversation reads whole.
         sources = merged_sources(conn, ticket_id)
         sent = [r for t in (ticket_id, *sources) for r in rows_of.outbox_rows(conn, t)]
+        sizes = rows_of.file_sizes(conn, {sha for r in sent for sha in marked_files(bytes(r["raw"]))})
     out = _ticket_summary(row, people)
     out["merged_from"] = sources
     out["participants"] = [{"email": p["email"], "role": p["role"], "name": p["name"],
@@ -108,7 +110,7 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
     # drop the fraction of a second); a mail in comes before what it caused,
     # which was written in its transaction at the same time.
     timeline = [(m["created_at"], False, shown) for m, shown in zip(msgs, incoming, strict=True)]
-    timeline += [(row["created_at"], True, _outgoing(row)) for row in sent]
+    timeline += [(row["created_at"], True, _outgoing(row, sizes)) for row in sent]
     timeline.sort(key=lambda entry: (entry[0] or datetime.min, entry[1]))
     out["messages"] = [shown for _, _, shown in timeline]
     out["events"] = [{
@@ -118,9 +120,12 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
     return out
 
 
-def _outgoing(row) -> dict:
-    """An outbox row as a message of the ticket (direction out)."""
+def _outgoing(row, sizes: dict[str, int]) -> dict:
+    """An outbox row as a message of the ticket (direction out), with the files it carries."""
     msg = email.message_from_bytes(bytes(row["raw"]))
+    files = [{"filename": part.get_filename() or "", "size": sizes.get(str(part[MARKER]).strip(), 0),
+              "sha256": str(part[MARKER]).strip(), "content_type": part.get_content_type(), "inline": False}
+             for part in msg.walk() if part[MARKER]]
     body = next((part for part in msg.walk() if part.get_content_type() == "text/plain"), None)
     text = body.get_payload(decode=True).decode(body.get_content_charset() or "utf-8", "replace") if body else ""
     return {
@@ -145,7 +150,7 @@ def _outgoing(row) -> dict:
         "sent_at": iso(row["sent_at"]),
         "last_error": row["last_error"],
         "created_at": iso(row["created_at"]),
-        "attachments": [],
+        "attachments": files,
     }
 
 

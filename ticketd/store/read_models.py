@@ -80,6 +80,14 @@ def attachment_rows(conn: Connection, message_row_ids: list[int]) -> Sequence[Ro
     return conn.execute(_ATTACHMENTS_OF, {"ids": list(message_row_ids)}).mappings().all()
 
 
+def file_sizes(conn: Connection, sha256s: set[str]) -> dict[str, int]:
+    """The size of each of these attachment files that some attachment row names."""
+    if not sha256s:
+        return {}
+    return dict(conn.execute(select(attachments.c.sha256, func.max(attachments.c.size))
+                             .where(attachments.c.sha256.in_(sorted(sha256s))).group_by(attachments.c.sha256)).all())
+
+
 def event_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
     return conn.execute(select(events).where(events.c.ticket_id == ticket_id)
                         .order_by(events.c.id)).mappings().all()
