@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from ingest.match import read_reply_addresses
 from outbound.outbox import compose
 from outbound.render import DEFAULT_TEMPLATES, Renderer, TemplateError
+from outbound.template_check import SAMPLES, shipped_templates
 from tests.sink import customer_mail, outbox_rows, receive
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
@@ -20,34 +21,18 @@ TICKET = dict(id=42, subject="Printer on fire", status="open", priority="normal"
               requester_name="Customer", assignee="alice@example.com", postponed_until=None, dev_due=None)
 BASE = dict(ticket=TICKET, tag="[#42]", support_address="support@example.com", recipient="cust@example.org")
 
-# The per-template variables templates/README.md documents (beyond the ones in BASE).
-CONTEXTS = {
-    "requester/ticket_opened": {},
-    "requester/agent_reply": {"text": "Try turning it off.", "agent_name": "Alice"},
-    "requester/status_changed": {"status": "waiting_customer"},
-    "requester/solution_proposed": {"text": "Replace the fuser.", "agent_name": "Alice"},
-    "requester/waiting_reminder": {},
-    "requester/ticket_closed": {},
-    "agent/ticket_assigned": {},
-    "agent/customer_replied": {"text": "Still burning."},
-    "agent/timer_breached": {"timer": "respond within 4h"},
-    "agent/command_rejected": {"errors": ["#status: unknown status 'opne'"]},
-    "agent/delivery_failed": {"failed_recipient": "cust@example.org", "failed_template": "requester/agent_reply",
-                              "reason": "550 5.1.1 no such user"},
-    "agent/internal_note": {"text": "Check the fuser.", "agent_name": "Alice"},
-}
+# The per-template variables templates/README.md documents (beyond the ones in BASE): the samples
+# `ticketd templates check` renders with.
+CONTEXTS = SAMPLES
 
 
 def test_every_shipped_template_is_documented_and_renders():
-    shipped = {str(p.relative_to(DEFAULT_TEMPLATES)).removesuffix(".txt.j2")
-               for p in DEFAULT_TEMPLATES.glob("*/*.txt.j2")}
-    assert set(CONTEXTS) <= shipped
+    shipped = set(shipped_templates())
+    assert set(CONTEXTS) == shipped   # `templates check` has a sample for each
     readme = (DEFAULT_TEMPLATES / "README.md").read_text()
     renderer = Renderer()
     for name in sorted(shipped):
         assert f"`{name}`" in readme, f"{name} missing from templates/README.md"
-        if name not in CONTEXTS:
-            continue  # added by another part of ticketd with its own tests
         rendered = renderer.render(name, {**BASE, **CONTEXTS[name]})
         assert rendered.subject.strip() and rendered.text.strip()
         assert rendered.html and "<" in rendered.html

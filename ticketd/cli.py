@@ -331,6 +331,28 @@ def rules_check(file: str | None, config: str | None) -> None:
     click.echo(f"{path}: OK: {summary(loaded)}")
 
 
+@main.group()
+def templates() -> None:
+    """The mail templates and saved replies (templates_dir overrides first)."""
+
+
+@templates.command("check")
+@config_option
+def templates_check(config: str | None) -> None:
+    """Render every template and saved reply with sample values; exit 1 and name each that fails."""
+    from outbound.template_check import check_templates
+
+    override_dir = _settings(config).templates_dir
+    errors, templates_count, canned_count = check_templates(override_dir)
+    where = f"templates_dir {override_dir}" if override_dir else "the shipped templates"
+    if errors:
+        for line in errors:
+            click.echo(line, err=True)
+        click.echo(f"{where}: {len(errors)} error(s); mail that needs them would be quarantined", err=True)
+        sys.exit(1)
+    click.echo(f"{where}: OK: {templates_count} templates and {canned_count} saved replies render")
+
+
 @rules.command("test")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("mail", type=click.Path(dir_okay=False, exists=True))

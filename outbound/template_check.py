@@ -1,0 +1,89 @@
+"""Render every template and saved reply with sample values, so an admin's override is checked before mail needs it.
+
+A template that fails when a mail needs it rolls that mail's whole change
+back (templates/README.md): an override with a typo would quarantine
+every customer mail that asks for it. `ticketd templates check` renders
+them all first, with the variables templates/README.md documents.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from outbound.render import DEFAULT_TEMPLATES, Renderer, TemplateError
+
+_TICKET = dict(id=1042, subject="Printer on fire", status="open", priority="normal", type="bug",
+               requester="cust@example.org", requester_name="Customer", assignee="alice@example.com",
+               group_name="support", postponed_until=None, dev_engineer=None, dev_tracker_key=None, dev_due=None,
+               created_at=datetime(2026, 1, 5, 9, 0), updated_at=datetime(2026, 1, 5, 9, 30))
+_BASE = dict(ticket=_TICKET, tag="[#1042]", support_address="support@example.com", recipient="cust@example.org")
+_FILES = [dict(filename="screenshot.png", size=48213, content_type="image/png", attached=True),
+          dict(filename="dump.zip", size=31457280, content_type="application/zip", attached=False)]
+_CONVERSATION = [dict(at=datetime(2026, 1, 5, 9, 0), direction="in", author_role="customer",
+                      from_name="Customer", internal=False, auto_generated=False, text="It is on fire.",
+                      attachments=[dict(filename="screenshot.png", size=48213)], **{"from": "cust@example.org"}),
+                 dict(at=datetime(2026, 1, 5, 9, 30), direction="in", author_role="agent", from_name="Alice",
+                      internal=True, auto_generated=False, text="Checking with the vendor.", attachments=[],
+                      **{"from": "alice@example.com"})]
+_LINE = dict(id=1042, tag="[#1042]", subject="Printer on fire", status="open", priority="normal",
+             requester="cust@example.org", group="support", created_at="2026-01-05 10:00",
+             updated_at="2026-01-05 10:30", due_at="2026-01-06 10:30", overdue=False,
+             address="support+token@example.com", take=None)
+
+# What each shipped template gets beyond _BASE (templates/README.md, "The templates").
+SAMPLES: dict[str, dict] = {
+    "requester/ticket_opened": {},
+    "requester/agent_reply": dict(text="Try turning it off.", agent_name="Alice", attachments=_FILES,
+                                  like_address="support+like@example.com",
+                                  dislike_address="support+dislike@example.com"),
+    "requester/status_changed": dict(status="waiting_customer", reason=""),
+    "requester/solution_proposed": dict(text="Replace the fuser.", agent_name="Alice", attachments=_FILES,
+                                        like_address="support+like@example.com",
+                                        dislike_address="support+dislike@example.com"),
+    "requester/waiting_reminder": dict(close_at="2026-01-09T10:30:00Z", status="waiting_customer"),
+    "requester/ticket_closed": dict(reason="closed by Alice", closed_by="agent"),
+    "agent/ticket_assigned": dict(agent_name="Alice", reason="round robin in support", conversation=_CONVERSATION,
+                                  conversation_omitted=3, attachments=_FILES),
+    "agent/customer_replied": dict(text="Still burning.", attachments=_FILES),
+    "agent/timer_breached": dict(timer="respond_within 4h in new", reason="reassigned to bob@example.com",
+                                 conversation=_CONVERSATION, conversation_omitted=0, attachments=_FILES),
+    "agent/command_rejected": dict(errors=["#status opne: 'opne' is not a status."], text="#status opne",
+                                   agent_name="Alice"),
+    "agent/command_unchanged": dict(reasons=["#close: ticket [#1042] is already closed"], text="#close",
+                                    agent_name="Alice"),
+    "agent/delivery_failed": dict(failed_recipient="cust@example.org", failed_template="requester/agent_reply",
+                                  reason="550 5.1.1 no such user"),
+    "agent/internal_note": dict(text="Check the fuser.", agent_name="Alice", attachments=_FILES),
+    "agent/ticket_history": dict(agent_name="Alice", conversation=_CONVERSATION, conversation_omitted=0,
+                                 attachments=_FILES),
+    "agent/daily_summary": dict(ticket={}, tag="", recipient="alice@example.com", agent_name="Alice",
+                                date="2026-01-06", timezone="Europe/Berlin", tickets=[_LINE], overdue=0,
+                                unassigned=[dict(_LINE, take="#assign alice@example.com")], unassigned_total=1),
+}
+CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")
+
+
+def shipped_templates() -> list[str]:
+    """Every template name ticketd sends, as `<audience>/<event>`."""
+    return sorted(str(p.relative_to(DEFAULT_TEMPLATES)).removesuffix(".txt.j2")
+                  for p in DEFAULT_TEMPLATES.glob("*/*.txt.j2"))
+
+
+def check_templates(override_dir: Path | None) -> tuple[list[str], int, int]:
+    """Render every template and saved reply (overrides first); (errors, templates, saved replies)."""
+    renderer = Renderer(override_dir)
+    errors = []
+    names = shipped_templates()
+    for name in names:
+        try:
+            renderer.render(name, {**_BASE, **SAMPLES.get(name, {})})
+        except TemplateError as exc:
+            errors.append(str(exc))
+    canned = renderer.canned_names()
+    for name in canned:
+        try:
+            renderer.canned(name, CANNED_SAMPLE)
+        except TemplateError as exc:
+            errors.append(str(exc))
+    return errors, len(names), len(canned)
