@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tests.cli import run_cli
 from tests.conftest import write_config
+from tests.daemon import DaemonProcess
+from tests.sink import wait_until
 
 
 def test_the_shipped_templates_render(tmp_path, sqlite_url):
@@ -32,3 +34,17 @@ def test_a_broken_override_and_saved_reply_are_named_and_exit_1(tmp_path, sqlite
     (overrides / "canned" / "thanks.txt").write_text("Thanks, {{ ticket.requester_name }}!\n")
     done = run_cli(config, "templates", "check")
     assert done.returncode == 0 and "OK: 15 templates and 3 saved replies render" in done.stdout
+
+
+def test_the_daemon_names_a_broken_override_when_it_starts(tmp_path, sqlite_url):
+    overrides = tmp_path / "overrides" / "requester"
+    overrides.mkdir(parents=True)
+    (overrides / "ticket_opened.subject.j2").write_text("Re: {{ ticket.subjet }}\n")
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {tmp_path / 'overrides'}\n")
+    daemon = DaemonProcess(config).start()
+    try:
+        wait_until(lambda: "template requester/ticket_opened failed to render" in daemon.output())
+        assert "mail that needs it will be quarantined" in daemon.output()
+    finally:
+        assert daemon.terminate() == 0
+        daemon.stop()

@@ -213,6 +213,16 @@ def _run_processes(app: App) -> int:
     return code
 
 
+def _check_overrides(settings: Settings) -> None:
+    """Say at start which of the admin's templates fail: a mail that needs one is quarantined."""
+    if settings.templates_dir is None:
+        return   # the shipped ones are tested
+    from outbound.template_check import check_templates
+
+    for line in check_templates(settings.templates_dir)[0]:
+        log.error("%s; mail that needs it will be quarantined (see `ticketd templates check`)", line)
+
+
 def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) -> None:
     """The child of `ticketd run`: processing, workers, sweeps, IMAP; stops with SIGTERM or its parent."""
     from ticketd.cli import configure_logging
@@ -220,6 +230,7 @@ def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) ->
     configure_logging(settings.log_level)
     app = build_app(settings, create_schema=False)
     app.mail_arrived = mail_arrived
+    _check_overrides(settings)
     components = build_back_office(app)
     stop = _stop_on_signals(reload=getattr(app, "reload_rules", None), sweep=app.sweep_now)
     started: list[Component] = []
