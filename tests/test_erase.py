@@ -20,11 +20,13 @@ from tests.conftest import MINIMAL_RULES, free_port
 from tests.sink import Sink, outbox_rows, wait_until
 from ticketd.clock import utcnow
 from ticketd.erase import erase_ticket
-from ticketd.pipeline import drain
+from ticketd.pipeline import drain, write_batch
+from ticketd.prepare import InlinePreparer
+from ticketd.prepare_pool import ProcessPreparer
 from ticketd.store import tables as t
 from ticketd.store.db import reading
 from ticketd.store.files import attachment_path
-from ticketd.store.inbox import store_raw
+from ticketd.store.inbox import load_raw, store_raw
 from ticketd.store.outbox import insert_outbox_row
 from ticketd.store.tickets import add_rating, add_reaction
 
@@ -158,6 +160,7 @@ def test_delete_erases_the_ticket_and_everything_stored_for_it_and_only_that(tmp
     # The other ticket, with the file both sent, is untouched.
     assert everything_of(app, kept) == kept_before
     assert shared.exists() and not own.exists()
+    assert list(files.rglob(".aside-*")) == []   # the shared file was set aside and put back
     for raw_id, key in zip(raw_ids, dedupe_keys, strict=True):
         [tomb] = rows(app, t.raw_mail, t.raw_mail.c.id == raw_id)
         assert_tombstone(tomb, f"`ticketd tickets delete {doomed}`")
@@ -232,6 +235,39 @@ def test_a_redelivery_of_an_erased_mail_stays_a_duplicate(tmp_path, make_app, db
     assert_tombstone(tomb, "a test")
     assert rows(app, t.tickets) == [] and rows(app, t.attachments) == []
     assert not attachment_path(app.settings.attachments_dir, hashlib.sha256(OWN).hexdigest()).exists()
+
+
+@pytest.mark.parametrize("preparer", ["inline", "process"])
+def test_a_file_erased_while_a_mail_with_it_is_prepared_is_written_again_after_its_commit(
+        tmp_path, make_app, db_url, preparer):
+    """The file was on disk when the new mail was prepared, so preparing did not write it; the erasure
+    asked before that mail committed and removed it. Processing checks its files after the commit."""
+    app = make_app(db_url)
+    deliver(app, mail_bytes("cust@example.org", "Printer on fire", "<f1@client.example.org>",
+                            files=(("manual.pdf", SHARED),)))
+    doomed = ticket_of(app, "f1@client.example.org")
+    second = mail_bytes("other@example.org", "Scanner jammed", "<f2@client.example.org>",
+                        files=(("manual.pdf", SHARED),))
+    key, message_id = dedupe_key(second)
+    stored = store_raw(app.engine, second, source="smtp", dedupe_key=key, message_id=message_id,
+                       envelope_from="other@example.org", envelope_to=["support@example.com"])
+    pool = ProcessPreparer(app.settings, app.signer, 1) if preparer == "process" else InlinePreparer(
+        app.settings, app.signer)
+    try:
+        prepared = pool.submit(load_raw(app.engine, [stored.raw_id])).result()
+    finally:
+        pool.close()
+    file = attachment_path(app.settings.attachments_dir, hashlib.sha256(SHARED).hexdigest())
+
+    erased = erase_ticket(app.engine, app.settings.attachments_dir, doomed, "a test")
+    assert erased is not None and erased.files_removed == 1 and not file.exists()   # the window
+    [outcome] = write_batch(app, prepared)
+
+    assert outcome.quarantined is None and outcome.ticket_id != doomed
+    assert file.read_bytes() == SHARED
+    [row] = rows(app, t.attachments)
+    assert row["sha256"] == hashlib.sha256(SHARED).hexdigest()
+    assert [p.name for p in file.parent.iterdir()] == [file.name]   # nothing set aside is left behind
 
 
 def test_a_reply_to_an_erased_ticket_by_reply_address_references_or_tag_opens_a_new_ticket(

@@ -19,7 +19,7 @@ from ticketd.domain.erase import (
 from ticketd.store import erase as store
 from ticketd.store.db import admin_transaction, reading
 from ticketd.store.erase import Erased
-from ticketd.store.files import attachment_path
+from ticketd.store.files import put_back, set_aside
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -55,21 +55,23 @@ def _in_transaction(engine: Engine, work: Callable[[Connection, Erased], None], 
 def _remove_files(engine: Engine, attachments_dir: Path, erased: Erased) -> None:
     """Unlink the attachment files of the erasure that no attachment row names (two tickets can share one).
 
-    Asked again after the commit, so a mail that arrived meanwhile with the
-    same file keeps it.
+    Each file is set aside before the rows are asked (`ticketd.store.files`),
+    so a mail committed meanwhile with the same file either shows in the
+    answer, and the file is put back, or finds the file gone after its own
+    commit and writes it again.
     """
     if not erased.files:
         return
+    aside = {sha256: path for sha256 in sorted(erased.files)
+             if (path := set_aside(attachments_dir, sha256)) is not None}
     with reading(engine) as conn:
-        kept = store.referenced_files(conn, erased.files)
-    removed = 0
-    for sha256 in sorted(erased.files - kept):
-        try:
-            attachment_path(attachments_dir, sha256).unlink()
-            removed += 1
-        except FileNotFoundError:
-            pass
-    erased.files_removed = removed
+        kept = store.referenced_files(conn, set(aside))
+    for sha256, path in aside.items():
+        if sha256 in kept:
+            put_back(attachments_dir, sha256, path)
+        else:
+            path.unlink()
+    erased.files_removed = len(aside) - len(kept)
 
 
 def erase_ticket(engine: Engine, attachments_dir: Path, ticket_id: int, why: str, *,

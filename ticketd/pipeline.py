@@ -19,7 +19,14 @@ from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.conversation import apply_followup, open_ticket
 from ticketd.domain.tags import find_tags
-from ticketd.prepare import InlinePreparer, Prepared, failure_reason, prepare_or_reason, recipients
+from ticketd.prepare import (
+    InlinePreparer,
+    Prepared,
+    failure_reason,
+    prepare_or_reason,
+    recipients,
+    write_missing_files,
+)
 from ticketd.store import inbox
 from ticketd.store import tickets as store
 from ticketd.store.db import is_transient
@@ -156,6 +163,7 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
     """
     jobs: list[tuple[str, tuple]] = []
     written: list[Outcome] = []
+    with_files: list[Prepared] = []
     done = 0
     with app.engine.begin() as conn:
         now = utcnow()
@@ -182,6 +190,8 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
                 else:
                     written.append(outcome)
                     jobs.extend(mail_jobs)
+                    if prep.attachments:
+                        with_files.append(prep)
                     continue
             log.error("raw mail %s quarantined: %s", raw_id, prep.splitlines()[0])
             inbox.quarantine_in(conn, raw_id, prep, now)
@@ -190,6 +200,10 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
         store.release_raws(conn, [raw_id for raw_id, _ in prepared[done:] if raw_id in taken])
 
     outcomes.extend(written)
+    for prep in with_files:
+        if rewritten := write_missing_files(app.settings, prep):
+            log.warning("raw mail %s: %d attachment file(s) erased meanwhile were written again", prep.raw_id,
+                        rewritten)
     for name, args in jobs:
         app.enqueue(name, args)
     return done

@@ -19,7 +19,7 @@ from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.signing import Signer
 from ticketd.domain.tags import find_tags
 from ticketd.settings import Settings
-from ticketd.store.files import store_blob
+from ticketd.store.files import attachment_path, store_blob
 
 
 def recipients(parsed: ParsedMail, envelope_to: list[str]) -> list[str]:
@@ -42,13 +42,17 @@ class Prepared:
     attachments: list[dict]
 
 
+def _parse(settings: Settings, raw: bytes) -> ParsedMail:
+    try:
+        return parse_mail(raw, max_depth=settings.max_mime_depth, max_parts=settings.max_mime_parts)
+    except MailTooComplex as exc:
+        raise MailTooComplex(f"mail refused by the MIME limits: {exc}") from exc
+
+
 def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     """Parse, check for robots, strip quotes and store attachments (CPU and files only)."""
     raw = bytes(row["raw"])
-    try:
-        parsed = parse_mail(raw, max_depth=settings.max_mime_depth, max_parts=settings.max_mime_parts)
-    except MailTooComplex as exc:
-        raise MailTooComplex(f"mail refused by the MIME limits: {exc}") from exc
+    parsed = _parse(settings, raw)
     envelope_from = row["envelope_from"]
     if envelope_from is None and "return-path" in parsed.headers:
         envelope_from = parsed.headers["return-path"]
@@ -70,6 +74,21 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     stripped = strip_reply(parsed.text) if may_follow_up else parsed.text.strip()
     return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to,
                     robot_reason=robot_reason, stripped=stripped, attachments=attachments)
+
+
+def write_missing_files(settings: Settings, prepared: Prepared) -> int:
+    """After the commit: write again the mail's files an erasure removed meanwhile (`ticketd.store.files`); how many.
+
+    One stat per file; the mail is parsed again only when one is gone (a
+    preparing process does not send the files' bytes back).
+    """
+    root = settings.attachments_dir
+    missing = {a["sha256"] for a in prepared.attachments if not attachment_path(root, a["sha256"]).exists()}
+    if missing:
+        for att in prepared.parsed.attachments or _parse(settings, prepared.raw).attachments:
+            if att.sha256 in missing:
+                store_blob(root, att.sha256, att.data)
+    return len(missing)
 
 
 def failure_reason(exc: BaseException) -> str:

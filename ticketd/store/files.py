@@ -1,4 +1,4 @@
-"""Attachments on disk under data_dir, stored by sha256 and written atomically."""
+"""Attachments on disk under data_dir, stored by sha256 and written atomically; set aside before erasure."""
 
 from __future__ import annotations
 
@@ -32,3 +32,27 @@ def store_blob(root: Path, sha256: str, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# Erasure and processing meet on a shared file without a lock (a file may be
+# named by several tickets' rows, and processing writes it before its
+# transaction). Erasure moves the file out of the way first and only then
+# asks whether any row still names it; processing checks the file again
+# after its commit and writes it anew if it is gone. Whichever order the
+# two take, a file named by a committed row ends up on disk.
+
+
+def set_aside(root: Path, sha256: str) -> Path | None:
+    """Move the file to a hidden name beside it before deciding to remove it; None if it is not there."""
+    path = attachment_path(root, sha256)
+    aside = path.with_name(f".aside-{sha256}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    return aside
+
+
+def put_back(root: Path, sha256: str, aside: Path) -> None:
+    """Return a set-aside file that a row still names (over a copy a writer may have written meanwhile)."""
+    os.replace(aside, attachment_path(root, sha256))
