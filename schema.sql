@@ -216,3 +216,14 @@ CREATE TABLE reactions (
     created_at      TIMESTAMP NOT NULL
 );
 CREATE UNIQUE INDEX reactions_once ON reactions (message_id, by_addr);
+
+-- An agent's own absence, set by mail to their desk address (`#away`,
+-- `#back`); rules.yaml's `away:` is the admin's and stays apart. Round
+-- robin, reassignment and the daily summary skip an agent while a row
+-- says they are away: `until` is NULL (until they write #back) or later
+-- than now.
+CREATE TABLE agent_absences (
+    agent           VARCHAR(320) PRIMARY KEY,      -- lower case, as rules.yaml lists it
+    since           TIMESTAMP NOT NULL,
+    until           TIMESTAMP
+);

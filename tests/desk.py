@@ -105,7 +105,7 @@ class Desk:
         return mails[-1]
 
     def rows(self, table=outbox, **where) -> list[dict]:
-        stmt = select(table).order_by(table.c.id)
+        stmt = select(table).order_by(*table.primary_key)
         for key, value in where.items():
             stmt = stmt.where(table.c[key] == value)
         with self.app.engine.connect() as conn:

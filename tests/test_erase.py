@@ -437,11 +437,12 @@ def test_forget_takes_a_former_agent_off_the_tickets_they_worked(tmp_path, make_
         conn.execute(t.tickets.update().where(t.tickets.c.id == ticket_id).values(
             status="closed", assignee="Gone@example.com", dev_engineer=gone))
         conn.execute(t.rr_cursor.insert().values(group_name="support", last_agent=gone, updated_at=utcnow()))
+        conn.execute(t.agent_absences.insert().values(agent=gone, since=utcnow(), until=None))   # their #away
     assert any(gone in v for _, _, v in _every_value(app))
 
     done = json.loads(cli_ok(config, "forget", gone, "--yes", "--json"))
 
-    assert done["tickets_erased"] == [] and done["erased"]["addresses_removed"] == 3
+    assert done["tickets_erased"] == [] and done["erased"]["addresses_removed"] == 4
     assert [(table, column) for table, column, v in _every_value(app) if gone in v] == []
     [ticket] = rows(app, t.tickets)
     assert (ticket["id"], ticket["assignee"], ticket["requester"]) == (ticket_id, None, "cust@example.org")

@@ -24,6 +24,7 @@ from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
+from ticketd.store.absences import rules_now
 from ticketd.store.assignment import (
     advance_cursor,
     last_assignment_event,
@@ -53,7 +54,7 @@ def pick(conn: Connection, rules: RuleSet, group: str, now: datetime, exclude: t
     if spec is None:
         return None
     last = lock_cursor(conn, group, now)
-    members = rules.members(group)
+    members = rules_now(conn, rules, now).members(group)   # agents away by their own word are skipped
     agent = next_agent(spec.assign, members, last, open_counts(conn, (a.email for a in members)), exclude)
     if agent is not None:
         advance_cursor(conn, group, agent.email, now)
@@ -137,7 +138,7 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
             # for nothing, so it cannot close a cycle of waits (PostgreSQL).
             last = lock_cursor(conn, group, now)
             batch = [ticket, *lock_unassigned_after(conn, group, ticket_id, ASSIGN_BATCH - 1)]
-            members = app.rules.members(group)
+            members = rules_now(conn, app.rules, now).members(group)
             counts = open_counts(conn, (a.email for a in members))
             reason = f"round robin in {group}" if spec.assign == "round_robin" else f"least open in {group}"
             notices: list[Notice] = []
@@ -211,11 +212,14 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
     job enqueued when it was created, as the outbox sweep does for mail;
     a reload passes 0, since then nobody else is about to assign.
     """
-    rules = app.rules
     if grace_seconds is None:
         grace_seconds = max(1.0, 2 * app.settings.sweep_seconds)
+    now = utcnow()
     with reading(app.engine) as conn:
-        rows = waiting_unassigned(conn, limit, utcnow() - timedelta(seconds=grace_seconds))
+        rows = waiting_unassigned(conn, limit, now - timedelta(seconds=grace_seconds))
+        # Someone back from an absence of their own (#back, or its end
+        # passed) is available again here, as after a rules reload.
+        rules = rules_now(conn, app.rules, now) if rows else app.rules
         counts = open_counts(conn, (a.email for a in rules.agents)) if rows else {}
     done = 0
     for ticket_id, group in rows:

@@ -14,6 +14,7 @@ from ticketd.domain.daily_summary import Entry, latest_slot, ordered
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent
 from ticketd.store import daily_summary as rows
+from ticketd.store.absences import rules_now
 from ticketd.store.db import reading
 
 log = logging.getLogger("ticketd.daily_summary")
@@ -78,8 +79,8 @@ def send_daily_summaries(app: App, now: datetime | None = None) -> list[str]:
     key = app.settings.database_url
     if slot is None or _done.get(key) == slot:
         return []
-    present = [a for a in app.rules.agents if not a.away]
     with reading(app.engine) as conn:
+        present = [a for a in rules_now(conn, app.rules, now).agents if not a.away]
         had = rows.summarised_since(conn, [a.email for a in present], slot)
     agents = [a for a in present if a.email not in had]
     queued: list[int] = []

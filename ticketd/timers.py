@@ -22,6 +22,7 @@ from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
 from ticketd.store import timers as timer_rows
+from ticketd.store.absences import rules_now
 from ticketd.store.db import reading
 from ticketd.store.timers import armed as armed  # re-exported: a ticket's armed timers
 
@@ -142,7 +143,8 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
                                  plan_of.plan(status, spec, now, business_hours=app.rules.business_hours)[0].due_at,
                                  now)
             return notices
-    recipients = [current] if current else [a.email for a in app.rules.members(group or "") if not a.away]
+    recipients = [current] if current else [
+        a.email for a in rules_now(conn, app.rules, now).members(group or "") if not a.away]
     reason = "nobody else available to take it" if on_breach == "reassign" else "on_breach: notify"
     # An unassigned ticket's group has never seen what the customer wrote.
     shown = conversation_of(conn, ticket["id"]) if recipients and not current else None

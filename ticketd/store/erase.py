@@ -12,6 +12,7 @@ from ingest.identity import HEAD_BYTES, identity
 from ticketd.clock import iso
 from ticketd.domain.erase import ERASED_TEXT
 from ticketd.store.tables import (
+    agent_absences,
     attachments,
     events,
     messages,
@@ -180,6 +181,7 @@ def erase_traces(conn: Connection, address: str, now: datetime, why: str, erased
                                                  .values({column.name: None})).rowcount
     erased.addresses_removed += conn.execute(update(rr_cursor).where(func.lower(rr_cursor.c.last_agent) == address)
                                              .values(last_agent=None)).rowcount
+    erased.addresses_removed += _delete(conn, agent_absences, agent_absences.c.agent == address)
     # History keeps what happened, not who: an event they caused or that names them says "[erased]".
     for column in (events.c.actor, events.c.from_value, events.c.to_value):
         erased.events_anonymised += conn.execute(update(events).where(func.lower(column) == address)

@@ -65,6 +65,15 @@ def _add_merged_into(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX tickets_merged_into ON tickets (merged_into)"))
 
 
+def _add_agent_absences(conn: Connection) -> None:
+    """agent_absences, empty: no agent has set an absence of their own yet."""
+    conn.execute(text(
+        "CREATE TABLE agent_absences ("
+        " agent VARCHAR(320) PRIMARY KEY,"
+        " since TIMESTAMP NOT NULL,"
+        " until TIMESTAMP)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -73,6 +82,7 @@ STEPS: tuple[Step, ...] = (
     Step(3, "IMAP cursors at UID 0 from the \\Seen-based poller take a first look again",
          _forget_cursors_at_uid_zero),
     Step(4, "tickets.merged_into records `ticketd tickets merge`", _add_merged_into),
+    Step(5, "agent_absences records the #away an agent sets by mail", _add_agent_absences),
 )
 LATEST = STEPS[-1].version
 

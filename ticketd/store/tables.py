@@ -217,3 +217,11 @@ reactions = Table(
     Column("by_addr", String(320), nullable=False),
     Column("created_at", DateTime, nullable=False),
 )
+
+agent_absences = Table(
+    "agent_absences",
+    metadata,
+    Column("agent", String(320), primary_key=True),
+    Column("since", DateTime, nullable=False),
+    Column("until", DateTime),
+)

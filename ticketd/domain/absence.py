@@ -1,0 +1,79 @@
+"""An agent's own absence, asked for by mail to their desk address (`#away`, `#back`), and what it means (pure).
+
+rules.yaml's `away:` is the admin's switch. An agent going on leave should
+not need an admin: they write `#away 2w` (or `#away 2030-12-01`, back on that
+day, or `#away` alone, until `#back`) to their desk address, the Reply-To
+of their daily summary. While away they are skipped wherever rules.yaml's
+`away: true` skips them (round robin, reassignment after a breach, the daily
+summary); the tickets they hold stay theirs, and a ticket's respond timer
+hands it on should it wait for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ticketd.domain.commands import read_agent_reply
+from ticketd.domain.lifecycle import parse_when
+from ticketd.domain.rules import RuleSet
+
+DESK_USAGE = {
+    "away": "#away  (until you write #back), #away 5d  (a duration: h, d or w), "
+            "or #away 2030-12-01  (an ISO date: back at its start, UTC)",
+    "back": "#back  (you take new tickets again)",
+}
+
+
+@dataclass(frozen=True)
+class DeskRequest:
+    """What one mail to an agent's desk address asks for."""
+    action: str                      # away | back | show (no command: what stands, and how to change it)
+    until: datetime | None = None    # for away: None until #back
+
+
+@dataclass(frozen=True)
+class DeskRefusal:
+    """Why the mail's commands were not applied, with the line that was wrong."""
+    line: str
+    error: str
+
+
+def read_desk_mail(text: str, now: datetime) -> DeskRequest | DeskRefusal:
+    """The request in the command lines at the top of the agent's mail (`read_agent_reply`'s rules)."""
+    commands = read_agent_reply(text).commands
+    if not commands:
+        return DeskRequest("show")
+    if len(commands) > 1:
+        return DeskRefusal(commands[1].line, "one command per mail here: #away or #back.")
+    command = commands[0]
+    if command.name == "back":
+        if command.args:
+            return DeskRefusal(command.line, "#back takes nothing on its line.")
+        return DeskRequest("back")
+    if command.name != "away":
+        return DeskRefusal(command.line, f"#{command.name} is not a command at this address, which knows only "
+                                         "#away and #back; a ticket's commands go in a reply to that ticket's mail.")
+    written = command.args.removeprefix("until ").strip() if command.args.lower().startswith("until ") else (
+        command.args)
+    if not written:
+        return DeskRequest("away")
+    until = parse_when(written, now)
+    if until is None:
+        return DeskRefusal(command.line, f"{written!r} is not a duration or an ISO date.")
+    if until <= now:
+        return DeskRefusal(command.line, f"{written!r} is in the past; give the time you are back.")
+    return DeskRequest("away", until)
+
+
+def is_absent(until: datetime | None, now: datetime) -> bool:
+    """Whether an absence row with this `until` still holds at `now` (NULL: until #back)."""
+    return until is None or until > now
+
+
+def with_absences(rules: RuleSet, absent: Collection[str]) -> RuleSet:
+    """The rule set with the agents in `absent` away, as if rules.yaml said so; `rules` itself when none is."""
+    if not any(a.email in absent and not a.away for a in rules.agents):
+        return rules
+    return replace(rules, agents=tuple(replace(a, away=True) if a.email in absent else a for a in rules.agents))
