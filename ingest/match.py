@@ -17,6 +17,7 @@ from ticketd.domain.signing import Signer, address_fingerprint
 
 _TICKET_TOKEN = re.compile(r"^t(\d+)(?:a([0-9a-f]{8}))?$")
 _REACTION_TOKEN = re.compile(r"^([ld])(\d+)$")
+_DESK_TOKEN = re.compile(r"^a([0-9a-f]{8})$")
 _MESSAGE_ID_TOKEN = re.compile(r"^t(\d+)\.m[0-9a-f]+$")
 
 
@@ -27,6 +28,7 @@ class ReplyAddress:
     agent_fingerprint: str | None = None    # set on an agent's own reply address
     reaction: str | None = None              # like | dislike
     message_row_id: int | None = None        # the message a reaction is about
+    desk: bool = False                       # an agent's desk address: about no ticket (`#away`, `#back`)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,12 @@ def reply_address(signer: Signer, support_address: str, ticket_id: int, agent_em
     payload = f"t{ticket_id}" + (f"a{address_fingerprint(agent_email)}" if agent_email else "")
     local, domain = support_address.split("@", 1)
     return f"{local}+{signer.sign(payload)}@{domain}"
+
+
+def desk_address(signer: Signer, support_address: str, agent_email: str) -> str:
+    """An agent's own signed address about no ticket: where they write `#away` and `#back`."""
+    local, domain = support_address.split("@", 1)
+    return f"{local}+{signer.sign('a' + address_fingerprint(agent_email))}@{domain}"
 
 
 def reaction_address(signer: Signer, support_address: str, message_row_id: int, reaction: str) -> str:
@@ -74,6 +82,8 @@ def read_reply_addresses(signer: Signer, support_address: str, recipients: list[
             continue
         if m := _TICKET_TOKEN.match(payload):
             found.append(ReplyAddress(ticket_id=int(m.group(1)), agent_fingerprint=m.group(2)))
+        elif m := _DESK_TOKEN.match(payload):
+            found.append(ReplyAddress(agent_fingerprint=m.group(1), desk=True))
         elif m := _REACTION_TOKEN.match(payload):
             found.append(ReplyAddress(reaction="like" if m.group(1) == "l" else "dislike",
                                       message_row_id=int(m.group(2))))

@@ -21,7 +21,7 @@ from email.policy import Compat32
 from io import BytesIO
 from typing import TYPE_CHECKING
 
-from ingest.match import new_message_id, reaction_address, reply_address
+from ingest.match import desk_address, new_message_id, reaction_address, reply_address
 from outbound.attachments import Listed, choose, mixed_boundary, placeholder_part
 from outbound.render import Renderer
 from outbound.send import header_address
@@ -176,10 +176,11 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     if ticket:
         msg["Reply-To"] = reply_address(app.signer, settings.support_address, ticket["id"], notice.agent_reply_to)
     elif notice.agent_reply_to:
-        # A mail about no one ticket (the daily summary): a reply to the
-        # support address would open a ticket from the agent; it goes back
-        # to them, and the per-ticket addresses in the mail act on tickets.
-        msg["Reply-To"] = header_address(_clean(notice.agent_reply_to))
+        # A mail about no one ticket (the daily summary, a desk reply): a
+        # reply to the support address would open a ticket from the agent;
+        # it goes to their desk address (#away, #back), and the per-ticket
+        # addresses in the mail act on tickets.
+        msg["Reply-To"] = desk_address(app.signer, settings.support_address, notice.agent_reply_to)
     for in_reply_to in _sendable_ids([notice.in_reply_to or ""]):
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references := _sendable_ids(references):

@@ -60,6 +60,10 @@ SAMPLES: dict[str, dict] = {
     "agent/daily_summary": dict(ticket={}, tag="", recipient="alice@example.com", agent_name="Alice",
                                 date="2026-01-06", timezone="Europe/Berlin", tickets=[_LINE], overdue=0,
                                 unassigned=[dict(_LINE, take="#assign alice@example.com")], unassigned_total=1),
+    "agent/desk_reply": dict(ticket={}, tag="", recipient="alice@example.com", agent_name="Alice", outcome="away",
+                             away=True, since="2026-01-05 09:00 UTC", until="2026-01-19 00:00 UTC", open_tickets=3,
+                             away_by_rules=False, error=None, line=None, desk_address="support+desk@example.com",
+                             usage=["#away  (until you write #back)", "#back  (you take new tickets again)"]),
 }
 CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")
 

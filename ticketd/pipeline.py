@@ -15,6 +15,7 @@ from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket,
 from ingest.parse import ParsedMail
 from outbound.bounces import link_bounce
 from outbound.outbox import queue_notices
+from ticketd.agent_desk import apply_desk_mail, desk_agent
 from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.conversation import apply_followup, open_ticket
@@ -68,6 +69,13 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         return final
 
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))
+    if (agent := desk_agent(app, parsed, addresses)) is not None:
+        # An agent's mail to their desk address is about no ticket. A robot's
+        # (their vacation responder) is kept and not answered.
+        notices = [] if prep.robot_reason else apply_desk_mail(conn, app, agent, parsed, prep.stripped, now)
+        log.info("raw mail %s (Message-ID %s) -> desk of %s", prep.raw_id, parsed.message_id, agent.email)
+        outbox_ids = queue_notices(conn, app, notices, now)
+        return Outcome(prep.raw_id, None, "desk"), [("send_mail", (i,)) for i in outbox_ids]
     reply = next((a for a in addresses if a.ticket_id is not None), None)
     reply_ticket = resolved(reply.ticket_id) if reply else None
     if reply_ticket is not None and reply_ticket != reply.ticket_id:

@@ -1,0 +1,199 @@
+"""An agent's desk address: `#away` and `#back` by mail, and everything that then skips them until they are back."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from ingest.match import desk_address
+from tests.desk import body_text, build_mail, open_desk
+from ticketd import daily_summary
+from ticketd.assignment import sweep_unassigned
+from ticketd.clock import utcnow
+from ticketd.daily_summary import send_daily_summaries
+from ticketd.domain.absence import DeskRefusal, DeskRequest, read_desk_mail, with_absences
+from ticketd.rules_file import load_rules_text
+from ticketd.store.tables import agent_absences, raw_mail, tickets, timers
+from ticketd.timers import fire_due_timers
+
+CUSTOMER, ALICE, BOB, CAROL, DAVE = ("cust@example.org", "alice@example.com", "bob@example.com",
+                                     "carol@example.com", "dave@example.com")
+RULES = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+  - {email: bob@example.com, name: Bob, groups: [support]}
+  - {email: carol@example.com, name: Carol, groups: [support]}
+  - {email: dave@example.com, name: Dave, groups: [billing]}
+groups:
+  support: {assign: round_robin}
+  billing: {assign: round_robin}
+routes:
+  - if: {subject: "(?i)invoice"}
+    then: {group: billing}
+  - then: {group: support}
+timers:
+  new: {respond_within: 4h, on_breach: reassign}
+daily_summary: {at: "00:00"}
+"""
+NOW = datetime(2026, 11, 23, 9, 0)
+
+
+# ---------------------------------------------------------------- what a desk mail asks (pure)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("#away\n", DeskRequest("away")),
+    ("#away 5d\nSee you.\n", DeskRequest("away", NOW + timedelta(days=5))),
+    ("#AWAY until 2026-12-01\n", DeskRequest("away", datetime(2026, 12, 1))),
+    ("#away 2026-12-01T13:00+01:00\n", DeskRequest("away", datetime(2026, 12, 1, 12, 0))),
+    ("> quoted summary\n\n#back\n", DeskRequest("back")),
+    ("Hello, what can I write here?\n", DeskRequest("show")),
+    ("", DeskRequest("show")),
+    ("#away soon\n", DeskRefusal("#away soon", "'soon' is not a duration or an ISO date.")),
+    ("#away 2026-11-01\n", DeskRefusal("#away 2026-11-01",
+                                       "'2026-11-01' is in the past; give the time you are back.")),
+    ("#back now\n", DeskRefusal("#back now", "#back takes nothing on its line.")),
+    ("#away 2d\n#back\n", DeskRefusal("#back", "one command per mail here: #away or #back.")),
+])
+def test_a_desk_mail_asks_for_one_thing(text, expected):
+    assert read_desk_mail(text, NOW) == expected
+
+
+def test_a_ticket_command_at_the_desk_is_refused_saying_where_it_goes():
+    refused = read_desk_mail("#status open\n", NOW)
+    assert isinstance(refused, DeskRefusal) and refused.line == "#status open"
+    assert "#status is not a command at this address" in refused.error and "reply to that ticket" in refused.error
+
+
+def test_absent_agents_are_away_in_the_rule_set_and_nobody_else():
+    rules = load_rules_text(RULES)
+    assert with_absences(rules, set()) is rules
+    assert with_absences(rules, {"nobody@example.com"}) is rules
+    overlaid = with_absences(rules, {BOB})
+    assert [(a.email, a.away) for a in overlaid.members("support")] == [(ALICE, False), (BOB, True), (CAROL, False)]
+    assert overlaid.digest == rules.digest and overlaid.routes == rules.routes
+
+
+# ---------------------------------------------------------------- on a desk
+
+
+@pytest.fixture
+def desk(make_app, db_url):
+    daily_summary._done.clear()
+    yield from open_desk(make_app, db_url, rules=RULES)
+
+
+def _new_ticket(desk, subject: str = "Printer on fire") -> tuple[int, str | None]:
+    desk.send(build_mail(CUSTOMER, f"{subject}.\n", subject=subject))
+    ticket_id = desk.ticket()["id"]
+    return ticket_id, desk.assign(ticket_id)
+
+
+def _to_desk(desk, agent: str, body: str, *, sender: str | None = None, **headers) -> None:
+    address = desk_address(desk.app.signer, desk.app.settings.support_address, agent)
+    desk.send(build_mail(sender or agent, body, to=address, subject="away", **headers))
+
+
+def test_an_agent_away_by_a_reply_to_their_summary_gets_no_new_tickets_until_back(desk):
+    first, assignee = _new_ticket(desk)
+    assert assignee == ALICE
+    assert send_daily_summaries(desk.app, utcnow()) == [ALICE]
+    desk.flush()
+    [summary] = [m for m in desk.inbox(ALICE) if str(m["Subject"]).startswith("Your tickets")]
+    assert "Going away? Reply to this mail with" in body_text(summary)
+    tickets_before = len(desk.rows(tickets))
+
+    desk.reply_to(summary, ALICE, "#away 5d\n\nOn holiday.\n")
+
+    answer = desk.last(ALICE)
+    until = desk.rows(agent_absences, agent=ALICE)[0]["until"]
+    assert until is not None and timedelta(days=5) - timedelta(minutes=1) < until - utcnow() <= timedelta(days=5)
+    assert str(answer["Subject"]) == f"You are away until {until:%Y-%m-%d %H:%M} UTC"
+    text = body_text(answer)
+    assert "Noted: you are away until" in text and "The 1\nopen ticket you hold stay yours" in text.replace(
+        "\r\n", "\n")
+    assert answer["Auto-Submitted"] == "auto-replied" and answer["In-Reply-To"]
+    # Her mail opened no ticket and is kept, done.
+    assert len(desk.rows(tickets)) == tickets_before
+    last_raw = desk.rows(raw_mail)[-1]
+    assert (last_raw["state"], last_raw["ticket_id"]) == ("done", None)
+
+    assert [_new_ticket(desk, s)[1] for s in ("Scanner", "Fax", "Modem")] == [BOB, CAROL, BOB]
+    assert desk.ticket(first)["assignee"] == ALICE      # what she holds stays hers
+
+    desk.reply_to(answer, ALICE, "#back\n")
+    back = desk.last(ALICE)
+    assert str(back["Subject"]) == "You take new tickets"
+    assert "Welcome back" in body_text(back) and desk.rows(agent_absences) == []
+    assert [_new_ticket(desk, s)[1] for s in ("Router", "Phone")] == [CAROL, ALICE]
+
+
+def test_a_group_whose_only_agent_is_away_waits_and_gets_its_ticket_when_the_absence_ends(desk):
+    _to_desk(desk, DAVE, "#away 2d\n")
+    waiting, assignee = _new_ticket(desk, "Invoice wrong")
+    assert assignee is None and [e["to_value"] for e in desk.events(waiting, "assignment_waiting")] == ["billing"]
+    assert sweep_unassigned(desk.app, grace_seconds=0) == 0
+
+    with desk.app.engine.begin() as conn:   # two days pass
+        conn.execute(agent_absences.update().values(until=utcnow() - timedelta(seconds=1)))
+    assert sweep_unassigned(desk.app, grace_seconds=0) == 1
+    assert desk.ticket(waiting)["assignee"] == DAVE
+
+    _to_desk(desk, DAVE, "#away\n")          # until #back
+    assert str(desk.last(DAVE)["Subject"]) == "You are away until you write #back"
+    other, assignee = _new_ticket(desk, "Invoice twice")
+    assert assignee is None
+    _to_desk(desk, DAVE, "#back\n")
+    assert sweep_unassigned(desk.app, grace_seconds=0) == 1
+    assert desk.ticket(other)["assignee"] == DAVE
+
+
+def test_a_breach_reassigns_past_an_agent_away_and_the_summary_skips_them(desk):
+    ticket_id, assignee = _new_ticket(desk)
+    assert assignee == ALICE
+    _to_desk(desk, BOB, "#away 1w\n")
+    with desk.app.engine.begin() as conn:   # her 4h have run out
+        conn.execute(timers.update().where(timers.c.ticket_id == ticket_id).values(due_at=utcnow()))
+    assert fire_due_timers(desk.app) == 1
+    desk.flush()
+    assert desk.ticket(ticket_id)["assignee"] == CAROL      # Bob would have been next
+    assert sorted(send_daily_summaries(desk.app, utcnow())) == [CAROL]   # Alice holds nothing now; Bob is away
+
+
+def test_mail_to_an_agents_desk_from_anyone_else_is_customer_mail(desk):
+    _to_desk(desk, ALICE, "#away\nI am Alice, honestly.\n", sender="mallory@example.org")
+    _to_desk(desk, ALICE, "#away\n", sender=BOB)     # another agent, not through his own desk
+    assert desk.rows(agent_absences) == []
+    opened = desk.rows(tickets)
+    assert [(t["requester"], t["status"]) for t in opened] == [("mallory@example.org", "new"), (BOB, "new")]
+    assert [m["matched_by"] for t in opened for m in desk.messages(t["id"]) if m["direction"] == "in"] == [
+        "new", "new"]
+
+
+def test_the_desk_says_what_was_wrong_and_where_the_agent_stands(desk):
+    _to_desk(desk, ALICE, "#status open\n")
+    refused = desk.last(ALICE)
+    assert str(refused["Subject"]) == "Not applied: #status open"
+    assert "#status is not a command at this address" in body_text(refused)
+
+    _to_desk(desk, ALICE, "#away 2020-01-01\n")
+    assert "is in the past" in body_text(desk.last(ALICE)) and desk.rows(agent_absences) == []
+
+    _to_desk(desk, ALICE, "What is this address for?\n")
+    shown = desk.last(ALICE)
+    text = body_text(shown)
+    assert str(shown["Subject"]) == "You take new tickets" and "you hold 0 open tickets" in text
+    assert "#away 5d" in text and "#back" in text
+    assert desk_address(desk.app.signer, "support@example.com", ALICE) in text
+    assert desk.rows(tickets) == []
+
+    _to_desk(desk, ALICE, "#back\n")
+    assert "You were not away by your own word" in body_text(desk.last(ALICE))
+
+
+def test_an_automatic_reply_to_the_desk_is_kept_and_not_answered(desk):
+    _to_desk(desk, ALICE, "I am out of the office.\n#away\n", Auto_Submitted="auto-replied")
+    assert desk.inbox(ALICE) == [] and desk.rows(agent_absences) == [] and desk.rows(tickets) == []
+    assert [(r["state"], r["ticket_id"]) for r in desk.rows(raw_mail)] == [("done", None)]
+
