@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
 
 from ingest.match import desk_address
+from tests.cli import cli_ok, run_cli
 from tests.desk import body_text, build_mail, open_desk
 from ticketd import daily_summary
 from ticketd.assignment import sweep_unassigned
@@ -197,3 +199,28 @@ def test_an_automatic_reply_to_the_desk_is_kept_and_not_answered(desk):
     assert desk.inbox(ALICE) == [] and desk.rows(agent_absences) == [] and desk.rows(tickets) == []
     assert [(r["state"], r["ticket_id"]) for r in desk.rows(raw_mail)] == [("done", None)]
 
+
+def test_an_admin_sees_who_is_away_and_sets_an_absence_for_an_agent(tmp_path, desk):
+    config = tmp_path / "ticketd.yaml"
+    _to_desk(desk, BOB, "#away 1w\n")
+    listed = {a["email"]: a for a in json.loads(cli_ok(config, "agents", "list", "--json"))}
+    assert list(listed) == [ALICE, BOB, CAROL, DAVE]
+    bob = listed[BOB]
+    assert (bob["available"], bob["away"], bob["away_in_rules"], bob["groups"]) == (False, True, False, ["support"])
+    assert bob["absence"]["until"] > bob["absence"]["since"] and bob["absence"]["until"].endswith("Z")
+    assert bob["desk_address"] == desk_address(desk.app.signer, "support@example.com", BOB)
+    assert listed[ALICE]["absence"] is None and listed[ALICE]["available"] is True
+
+    assert "carol@example.com is away until ticketd agents back" in cli_ok(config, "agents", "away", CAROL)
+    assert [_new_ticket(desk, s)[1] for s in ("Scanner", "Fax")] == [ALICE, ALICE]   # Bob and Carol are away
+    assert "away until #back" in cli_ok(config, "agents", "list")
+    cli_ok(config, "agents", "back", CAROL)
+    assert _new_ticket(desk, "Modem")[1] == CAROL
+    assert json.loads(cli_ok(config, "agents", "list", "--json"))[0]["open_tickets"] == 2
+
+    for args, error in ((("away", "nobody@example.com"), "nobody@example.com is not an agent"),
+                        (("away", ALICE, "--until", "soon"), "'soon' is not a duration or an ISO date"),
+                        (("away", ALICE, "--until", "2020-01-01"), "'2020-01-01' is in the past")):
+        refused = run_cli(config, "agents", *args)
+        assert refused.returncode != 0 and error in refused.stderr, refused.stderr
+    assert desk.rows(agent_absences, agent=ALICE) == []

@@ -299,6 +299,81 @@ def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str 
     click.echo(f"ticket [#{ticket_id}] closed; {mail}")
 
 
+# ---------------------------------------------------------------- agents
+
+
+@main.group()
+def agents() -> None:
+    """The agents in rules.yaml: who is away, who holds how much; an absence set for one."""
+
+
+@agents.command("list")
+@config_option
+@json_option
+def agents_list(config: str | None, as_json: bool) -> None:
+    """Every agent: groups, open tickets, away (rules.yaml's or their own #away), their desk address."""
+    from ticketd.agents import agents_now
+    from ticketd.clock import utcnow
+
+    listed = agents_now(_app(config), utcnow())
+    if as_json:
+        _print_json(listed)
+        return
+    for a in listed:
+        if a["absence"]:
+            until = a["absence"]["until"]
+            away = f"away until {until}" if until else "away until #back"
+        else:
+            away = "away (rules.yaml)" if a["away_in_rules"] else ("available" if a["available"] else "full")
+        limit = f"/{a['max_open']}" if a["max_open"] is not None else ""
+        click.echo(f"{a['email']:<32} {away:<36} open {a['open_tickets']}{limit:<5} {','.join(a['groups'])}")
+
+
+def _agent(app, email: str):
+    agent = app.rules.agent(email)
+    if agent is None:
+        raise click.ClickException(f"{email} is not an agent in {app.settings.rules_file} "
+                                   f"(agents: {', '.join(a.email for a in app.rules.agents) or 'none'})")
+    return agent
+
+
+@agents.command("away")
+@click.argument("email")
+@click.option("--until", "until_text", metavar="WHEN",
+              help="a duration (3d, 12h, 2w) or an ISO date or time (UTC); without it, until `agents back`")
+@config_option
+def agents_away(email: str, until_text: str | None, config: str | None) -> None:
+    """Mark an agent away, as their own #away does: round robin and reassignment skip them."""
+    from ticketd.agents import set_away
+    from ticketd.clock import iso, utcnow
+    from ticketd.domain.lifecycle import parse_when
+
+    app = _app(config)
+    agent = _agent(app, email)
+    now = utcnow()
+    until = parse_when(until_text, now) if until_text else None
+    if until_text and until is None:
+        raise click.BadParameter(f"{until_text!r} is not a duration or an ISO date", param_hint="--until")
+    if until is not None and until <= now:
+        raise click.BadParameter(f"{until_text!r} is in the past", param_hint="--until")
+    set_away(app, agent.email, until, now)
+    click.echo(f"{agent.email} is away until {iso(until) if until else 'ticketd agents back'}")
+
+
+@agents.command("back")
+@click.argument("email")
+@config_option
+def agents_back(email: str, config: str | None) -> None:
+    """End an agent's absence set by #away or `agents away` (rules.yaml's `away:` stays the file's)."""
+    from ticketd.agents import set_back
+
+    app = _app(config)
+    agent = _agent(app, email)
+    set_back(app, agent.email)
+    note = "; rules.yaml still marks them away" if agent.away else ""
+    click.echo(f"{agent.email} takes new tickets again{note} (waiting tickets go out at the daemon's next sweep)")
+
+
 # ---------------------------------------------------------------- rules
 
 
