@@ -56,7 +56,9 @@ NOW = datetime(2026, 11, 23, 9, 0)
     ("#away 2026-11-01\n", DeskRefusal("#away 2026-11-01",
                                        "'2026-11-01' is in the past; give the time you are back.")),
     ("#back now\n", DeskRefusal("#back now", "#back takes nothing on its line.")),
-    ("#away 2d\n#back\n", DeskRefusal("#back", "one command per mail here: #away or #back.")),
+    ("#away 2d\n#back\n", DeskRefusal("#back", "one command per mail here: #away, #back or #summary.")),
+    ("#summary\n", DeskRequest("summary")),
+    ("#summary please\n", DeskRefusal("#summary please", "#summary takes nothing on its line.")),
 ])
 def test_a_desk_mail_asks_for_one_thing(text, expected):
     assert read_desk_mail(text, NOW) == expected
@@ -192,6 +194,20 @@ def test_the_desk_says_what_was_wrong_and_where_the_agent_stands(desk):
 
     _to_desk(desk, ALICE, "#back\n")
     assert "You were not away by your own word" in body_text(desk.last(ALICE))
+
+
+def test_summary_at_the_desk_lists_the_agents_tickets_now_even_none(desk):
+    _to_desk(desk, ALICE, "#summary\n")
+    empty = desk.last(ALICE)
+    assert str(empty["Subject"]) == f"Your tickets on {utcnow().date()}: 0 open"
+    assert "None." in body_text(empty) and empty["Auto-Submitted"] == "auto-replied"
+    assert empty["Reply-To"] == desk_address(desk.app.signer, "support@example.com", ALICE)
+
+    ticket_id, _ = _new_ticket(desk)
+    _to_desk(desk, ALICE, "#summary\n")
+    listed = body_text(desk.last(ALICE))
+    assert f"[#{ticket_id}] Printer on fire" in listed and "(times in UTC)" in listed
+    assert desk.rows(agent_absences) == [] and desk.ticket(ticket_id)["assignee"] == ALICE
 
 
 def test_an_automatic_reply_to_the_desk_is_kept_and_not_answered(desk):

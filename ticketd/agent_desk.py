@@ -1,4 +1,4 @@
-"""Mail to an agent's desk address: `#away` and `#back` applied, and the agent told where they stand.
+"""Mail to an agent's desk address: `#away` and `#back` applied and the agent told where they stand; `#summary`.
 
 The desk address (`ingest.match.desk_address`) is the Reply-To of mail
 about no one ticket (the daily summary). Like a ticket's reply address it
@@ -10,12 +10,15 @@ mail. A desk mail opens no ticket: its raw mail is kept, done, with none.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from ingest.match import ReplyAddress, desk_address
 from ingest.parse import ParsedMail
 from ticketd.app import App
-from ticketd.domain.absence import DESK_USAGE, DeskRefusal, read_desk_mail
+from ticketd.daily_summary import summary_notices
+from ticketd.domain.absence import DESK_USAGE, DeskRefusal, DeskRequest, read_desk_mail
 from ticketd.domain.authority import agent_authority
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.rules import Agent
@@ -46,8 +49,17 @@ def _when(at: datetime | None) -> str | None:
 
 
 def apply_desk_mail(conn, app: App, agent: Agent, parsed: ParsedMail, text: str, now: datetime) -> list[Notice]:
-    """Apply the mail's `#away` or `#back` and answer with where the agent stands (even for no command)."""
+    """Apply the mail's `#away` or `#back` and answer with where the agent stands (even for no command).
+
+    `#summary` is answered with the agent's daily summary as of now, even
+    an empty one: it changes nothing.
+    """
     request = read_desk_mail(text, now)
+    if isinstance(request, DeskRequest) and request.action == "summary":
+        spec = app.rules.daily_summary
+        zone = ZoneInfo(spec.timezone if spec is not None else "UTC")
+        return [replace(n, auto_submitted=AUTO_REPLIED, in_reply_to=parsed.message_id)
+                for n in summary_notices(conn, app, [agent], now, zone, even_empty=True)]
     context: dict = {"agent_name": agent.name, "usage": list(DESK_USAGE.values()), "error": None, "line": None,
                      "away_by_rules": agent.away}
     if isinstance(request, DeskRefusal):

@@ -48,17 +48,23 @@ def _line(app: App, agent: Agent, entry: Entry, zone: ZoneInfo, *, take: bool = 
 
 def _notices(app: App, agents: list[Agent], now: datetime, zone: ZoneInfo) -> list[Notice]:
     with reading(app.engine) as conn:
-        mine = rows.open_tickets_of(conn, [a.email for a in agents])
-        groups = {g for a in agents for g in a.groups}
-        waiting, totals = rows.unassigned_in(conn, groups, UNASSIGNED_SHOWN)
-        due = rows.next_timers(conn, [t["id"] for ts in mine.values() for t in ts])
+        return summary_notices(conn, app, agents, now, zone)
+
+
+def summary_notices(conn, app: App, agents: list[Agent], now: datetime, zone: ZoneInfo, *,
+                    even_empty: bool = False) -> list[Notice]:
+    """Each agent's summary as of `now`; one with nothing to list gets none unless `even_empty` (asked for)."""
+    mine = rows.open_tickets_of(conn, [a.email for a in agents])
+    groups = {g for a in agents for g in a.groups}
+    waiting, totals = rows.unassigned_in(conn, groups, UNASSIGNED_SHOWN)
+    due = rows.next_timers(conn, [t["id"] for ts in mine.values() for t in ts])
     notices = []
     for agent in agents:
         entries = ordered(mine.get(agent.email, []), due, now)
         unassigned = [_line(app, agent, Entry(t, None, False), zone, take=True)
                       for g in agent.groups for t in waiting.get(g, [])]
         unassigned_total = sum(totals.get(g, 0) for g in agent.groups)
-        if not entries and not unassigned_total:
+        if not entries and not unassigned_total and not even_empty:
             continue   # nothing to tell: no mail
         notices.append(Notice(
             template=rows.TEMPLATE, recipient=agent.email, ticket_id=None, auto_submitted=AUTO_GENERATED,

@@ -1,4 +1,4 @@
-"""An agent's own absence, asked for by mail to their desk address (`#away`, `#back`), and what it means (pure).
+"""An agent's desk address: `#away`, `#back` and `#summary` read from a mail, and what an absence means (pure).
 
 rules.yaml's `away:` is the admin's switch. An agent going on leave should
 not need an admin: they write `#away 2w` (or `#away 2030-12-01`, back on that
@@ -6,7 +6,8 @@ day, or `#away` alone, until `#back`) to their desk address, the Reply-To
 of their daily summary. While away they are skipped wherever rules.yaml's
 `away: true` skips them (round robin, reassignment after a breach, the daily
 summary); the tickets they hold stay theirs, and a ticket's respond timer
-hands it on should it wait for them.
+hands it on should it wait for them. `#summary` asks for the daily summary
+now.
 """
 
 from __future__ import annotations
@@ -23,13 +24,14 @@ DESK_USAGE = {
     "away": "#away  (until you write #back), #away 5d  (a duration: h, d or w), "
             "or #away 2030-12-01  (an ISO date: back at its start, UTC)",
     "back": "#back  (you take new tickets again)",
+    "summary": "#summary  (your open tickets and those waiting in your groups, now)",
 }
 
 
 @dataclass(frozen=True)
 class DeskRequest:
     """What one mail to an agent's desk address asks for."""
-    action: str                      # away | back | show (no command: what stands, and how to change it)
+    action: str                      # away | back | summary | show (no command: what stands, and how to change it)
     until: datetime | None = None    # for away: None until #back
 
 
@@ -46,15 +48,16 @@ def read_desk_mail(text: str, now: datetime) -> DeskRequest | DeskRefusal:
     if not commands:
         return DeskRequest("show")
     if len(commands) > 1:
-        return DeskRefusal(commands[1].line, "one command per mail here: #away or #back.")
+        return DeskRefusal(commands[1].line, "one command per mail here: #away, #back or #summary.")
     command = commands[0]
-    if command.name == "back":
+    if command.name in ("back", "summary"):
         if command.args:
-            return DeskRefusal(command.line, "#back takes nothing on its line.")
-        return DeskRequest("back")
+            return DeskRefusal(command.line, f"#{command.name} takes nothing on its line.")
+        return DeskRequest(command.name)
     if command.name != "away":
         return DeskRefusal(command.line, f"#{command.name} is not a command at this address, which knows only "
-                                         "#away and #back; a ticket's commands go in a reply to that ticket's mail.")
+                                         "#away, #back and #summary; a ticket's commands go in a reply to that "
+                                         "ticket's mail.")
     written = command.args.removeprefix("until ").strip() if command.args.lower().startswith("until ") else (
         command.args)
     if not written:
