@@ -6,10 +6,15 @@ import email
 import hashlib
 import email.policy
 import json
+import os
+import signal
 import smtplib
+import subprocess
+import sys
 import threading
 from email.message import EmailMessage
 from email.utils import parseaddr
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +24,7 @@ from tests.cli import cli_ok, run_cli, run_cli_at_a_terminal, run_cli_without_te
 from tests.conftest import MINIMAL_RULES, free_port
 from tests.sink import Sink, outbox_rows, wait_until
 from ticketd.clock import utcnow
-from ticketd.erase import erase_ticket
+from ticketd.erase import erase_ticket, settle_interrupted_erasures
 from ticketd.pipeline import drain, write_batch
 from ticketd.prepare import InlinePreparer
 from ticketd.prepare_pool import ProcessPreparer
@@ -160,7 +165,7 @@ def test_delete_erases_the_ticket_and_everything_stored_for_it_and_only_that(tmp
     # The other ticket, with the file both sent, is untouched.
     assert everything_of(app, kept) == kept_before
     assert shared.exists() and not own.exists()
-    assert list(files.rglob(".aside-*")) == []   # the shared file was set aside and put back
+    assert list((files / ".aside").iterdir()) == []   # the shared file was set aside and put back
     for raw_id, key in zip(raw_ids, dedupe_keys, strict=True):
         [tomb] = rows(app, t.raw_mail, t.raw_mail.c.id == raw_id)
         assert_tombstone(tomb, f"`ticketd tickets delete {doomed}`")
@@ -267,7 +272,36 @@ def test_a_file_erased_while_a_mail_with_it_is_prepared_is_written_again_after_i
     assert file.read_bytes() == SHARED
     [row] = rows(app, t.attachments)
     assert row["sha256"] == hashlib.sha256(SHARED).hexdigest()
-    assert [p.name for p in file.parent.iterdir()] == [file.name]   # nothing set aside is left behind
+    assert [p.name for p in file.parent.iterdir()] == [file.name]
+    assert list((app.settings.attachments_dir / ".aside").iterdir()) == []   # nothing set aside is left behind
+
+
+def test_files_an_erasure_killed_midway_left_set_aside_are_put_back_or_removed(tmp_path, make_app, db_url):
+    app = make_app(db_url)
+    deliver(app, mail_bytes("cust@example.org", "Printer on fire", "<k1@client.example.org>",
+                            files=(("manual.pdf", SHARED), ("photo.jpg", OWN))))
+    root = app.settings.attachments_dir
+    shared, own = (hashlib.sha256(data).hexdigest() for data in (SHARED, OWN))
+    with app.engine.begin() as conn:   # the erasure's transaction took the photo's row; the manual's stays
+        conn.execute(t.attachments.delete().where(t.attachments.c.sha256 == own))
+    # The erasing process sets both files aside and is killed before it decides.
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal, sys; from pathlib import Path; "
+                               "from ticketd.store.files import set_aside; "
+                               "[set_aside(Path(sys.argv[1]), sha) for sha in sys.argv[2:]]; "
+                               "os.kill(os.getpid(), signal.SIGKILL)", str(root), shared, own],
+        cwd=Path(__file__).parent.parent, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert not attachment_path(root, shared).exists() and not attachment_path(root, own).exists()
+    alive = root / ".aside" / f"{'0' * 64}-{os.getpid()}"   # a running erasure's: not ours to settle
+    alive.write_bytes(b"in flight")
+
+    assert settle_interrupted_erasures(app.engine, root) == 2
+
+    assert attachment_path(root, shared).read_bytes() == SHARED    # a row names it: back in its place
+    assert not attachment_path(root, own).exists()                  # nothing names it: gone
+    assert sorted(p.name for p in (root / ".aside").iterdir()) == [alive.name]
+    assert settle_interrupted_erasures(app.engine, root) == 0
 
 
 def test_a_reply_to_an_erased_ticket_by_reply_address_references_or_tag_opens_a_new_ticket(

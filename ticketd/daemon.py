@@ -14,7 +14,7 @@ from typing import Protocol
 from ingest.imap import Poller
 from ingest.smtp import Receiver
 from ticketd.app import App, build_app
-from ticketd.erase import RetentionKeeper
+from ticketd.erase import RetentionKeeper, settle_interrupted_erasures
 from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
 from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
@@ -223,6 +223,14 @@ def _check_overrides(settings: Settings) -> None:
         log.error("%s; mail that needs it will be quarantined (see `ticketd templates check`)", line)
 
 
+def _settle_erasures(app: App) -> None:
+    """Files an erasure killed midway left set aside (`ticketd.store.files`): put back or removed now."""
+    try:
+        settle_interrupted_erasures(app.engine, app.settings.attachments_dir)
+    except Exception:
+        log.exception("settling files set aside by an interrupted erasure failed; the next erasure retries")
+
+
 def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) -> None:
     """The child of `ticketd run`: processing, workers, sweeps, IMAP; stops with SIGTERM or its parent."""
     from ticketd.cli import configure_logging
@@ -231,6 +239,7 @@ def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) ->
     app = build_app(settings, create_schema=False)
     app.mail_arrived = mail_arrived
     _check_overrides(settings)
+    _settle_erasures(app)
     components = build_back_office(app)
     stop = _stop_on_signals(reload=getattr(app, "reload_rules", None), sweep=app.sweep_now)
     started: list[Component] = []

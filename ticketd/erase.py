@@ -19,7 +19,7 @@ from ticketd.domain.erase import (
 from ticketd.store import erase as store
 from ticketd.store.db import admin_transaction, reading
 from ticketd.store.erase import Erased
-from ticketd.store.files import put_back, set_aside
+from ticketd.store.files import put_back, set_aside, set_aside_by_the_dead
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ticketd.erase")
 
-__all__ = ["Erased", "RetentionKeeper", "erase_ticket", "forget", "retention_pass", "summary"]
+__all__ = ["Erased", "RetentionKeeper", "erase_ticket", "forget", "retention_pass", "settle_interrupted_erasures",
+           "summary"]
 
 # Between two retention transactions: the processor and the workers, which
 # queue on the same write lock, get their turn.
@@ -62,16 +63,32 @@ def _remove_files(engine: Engine, attachments_dir: Path, erased: Erased) -> None
     """
     if not erased.files:
         return
+    settle_interrupted_erasures(engine, attachments_dir)
     aside = {sha256: path for sha256 in sorted(erased.files)
              if (path := set_aside(attachments_dir, sha256)) is not None}
+    erased.files_removed = _settle(engine, attachments_dir, aside)
+
+
+def _settle(engine: Engine, attachments_dir: Path, aside: dict[str, Path]) -> int:
+    """Put back the set-aside files a row names, unlink the others; how many were unlinked."""
     with reading(engine) as conn:
         kept = store.referenced_files(conn, set(aside))
     for sha256, path in aside.items():
         if sha256 in kept:
             put_back(attachments_dir, sha256, path)
         else:
-            path.unlink()
-    erased.files_removed = len(aside) - len(kept)
+            path.unlink(missing_ok=True)
+    return len(aside) - len(kept)
+
+
+def settle_interrupted_erasures(engine: Engine, attachments_dir: Path) -> int:
+    """At start: the files an erasure killed midway left set aside, put back or unlinked; how many there were."""
+    aside = set_aside_by_the_dead(attachments_dir)
+    if aside:
+        removed = _settle(engine, attachments_dir, aside)
+        log.warning("%d attachment file(s) left set aside by an interrupted erasure: %d put back, %d removed",
+                    len(aside), len(aside) - removed, removed)
+    return len(aside)
 
 
 def erase_ticket(engine: Engine, attachments_dir: Path, ticket_id: int, why: str, *,
