@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, insert, or_, select
 
-from ticketd.domain.absence import with_absences
+from ticketd.domain.absence import is_absent, with_absences
 from ticketd.domain.rules import RuleSet
 from ticketd.store.tables import agent_absences
 
@@ -25,7 +25,7 @@ def absent_agents(conn: Connection, now: datetime) -> dict[str, tuple[datetime, 
 def absence_of(conn: Connection, agent: str, now: datetime) -> tuple[datetime, datetime | None] | None:
     """(since, until) of the agent's absence if it holds at `now`; None if they are not away."""
     row = conn.execute(_ONE, {"agent": agent}).first()
-    if row is None or (row.until is not None and row.until <= now):
+    if row is None or not is_absent(row.until, now):
         return None
     return row.since, row.until
 
