@@ -60,7 +60,10 @@ def test_followers_get_public_replies_and_may_reply(desk):
     stored = desk.messages(tid)[-1]
     assert (stored["from_addr"], stored["author_role"], stored["matched_by"]) == (
         colleague, "customer", "reply_address")
-    assert "LaserJet 4" in body_text(desk.last(ALICE))
+    told = desk.last(ALICE)
+    assert "LaserJet 4" in body_text(told)
+    # The assignee is told who wrote: the follower, not the requester.
+    assert body_text(told).startswith(f"Colleague <{colleague}> wrote on [#{tid}]:")
     # A new Cc on a customer's reply joins as a follower too.
     boss = "boss@example.org"
     desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Adding my boss.\n", cc=boss)

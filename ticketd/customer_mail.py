@@ -101,7 +101,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         decision.notices.append(Notice(
             template="agent/customer_replied", recipient=ticket["assignee"], ticket_id=ticket_id,
             auto_submitted=AUTO_GENERATED, agent_reply_to=ticket["assignee"],
-            context={"text": notify_text}, message_row_id=row_id, in_reply_to=p.message_id,
+            context={"text": notify_text, "sender": p.from_addr or "", "sender_name": p.from_name or ""},
+            message_row_id=row_id, in_reply_to=p.message_id,
             attach_from=(row_id,) if mail.attachments else (),
         ))
     return decision
