@@ -289,6 +289,24 @@ def test_interleaved_reply_keeps_the_agents_lines_in_order(desk):
     assert desk.messages(tid)[-1]["text"] == "First, unplug it.\n\nThen call us."
 
 
+def test_agents_addresses_in_a_relayed_reply_read_as_the_support_address(any_db_desk):
+    """PRODUCT.md: customers never see agents' private addresses, also not in a signature without
+    the `-- ` line (Outlook's) or a colleague's address the agent typed."""
+    desk = any_db_desk
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "Please restart it.\nOr ask Bob (BOB@example.com).\n\nAlice Smith\n"
+                                  "Support Engineer\nalice@example.com | +1 555 0100\n"
+                                  "See also alice@example.com.au and malice@example.com\n")
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/agent_reply"
+    assert "alice@example.com\n" not in text and "alice@example.com |" not in text and BOB not in text.lower()
+    assert "Or ask Bob (support@example.com)." in text and "support@example.com | +1 555 0100" in text
+    # Only agents' own addresses: someone else's, or one that merely starts like one, is left alone.
+    assert "alice@example.com.au and malice@example.com" in text
+    assert "alice@example.com | +1 555" in desk.messages(tid)[-1]["text"]   # stored as the agent wrote it
+
+
 @pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\ufeff"])
 def test_a_command_after_unicode_whitespace_is_a_command(any_db_desk, space):
     desk = any_db_desk

@@ -25,6 +25,7 @@ from ticketd.domain.authority import Verdict, agent_authority
 from ticketd.domain.commands import USAGE, Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
 from ticketd.domain.conversation import HISTORY_MESSAGES
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
+from ticketd.domain.private_addresses import withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
 from ticketd.store import tickets as store
@@ -58,6 +59,11 @@ def _html_only(mail: IncomingMail) -> bool:
     # elements look like visible lines: commands are read from plain text only.
     p = mail.parsed
     return p.html is not None and p.text.strip() == html_to_text(p.html).strip()
+
+
+def _withheld(app: App, text: str | None) -> str | None:
+    """Text for customers: agents' own addresses in it read as the support address."""
+    return text and withhold_addresses(text, (a.email for a in app.rules.agents), app.settings.support_address)
 
 
 def _squash(text: str) -> str:
@@ -271,10 +277,11 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         # In reply to the customers' latest mail, which they have: the
         # agent's own mail never reached them and its id names the agent's host.
         latest = (store.thread_message_ids(conn, ticket_id) or [None])[-1]
+        relayed = _withheld(app, reply.body)
         for email in customers:
             decision.notices.append(Notice(
                 template=template, recipient=email, ticket_id=ticket_id, auto_submitted=None,
-                from_name=agent.name, context={"text": reply.body, "agent_name": agent.name},
+                from_name=agent.name, context={"text": relayed, "agent_name": agent.name},
                 message_row_id=row_id, in_reply_to=latest, attach_from=files,
             ))
     elif status_changed and plan.status in (Status.POSTPONED, Status.IN_DEVELOPMENT):
@@ -286,7 +293,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     if status_changed and plan.status == Status.CLOSED and ticket["requester"] in customers:
         decision.notices.append(Notice(
             template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
-            context={"reason": (None if plan.internal else plan.close_reason) or f"closed by {agent.name}",
+            context={"reason": (None if plan.internal else _withheld(app, plan.close_reason))
+                     or f"closed by {agent.name}",
                      "closed_by": "agent"},
         ))
     if plan.internal:
