@@ -388,3 +388,22 @@ def test_assign_in_tx_agent_group_and_unknown(make_app, db_url):
         with pytest.raises(ValueError, match="'sales' is neither an agent's address nor a group"):
             assign_in_tx(conn, app, ticket_id, "sales", now, "a1@example.com")
         assert store.get_ticket(conn, ticket_id)["assignee"] == "a1@example.com"
+
+
+def test_assign_to_a_group_where_nobody_else_can_take_it_is_refused(make_app, db_url):
+    """Unassigning would only let the next sweep give the ticket straight back: it stays, and why is said."""
+    app = make_app(db_url, rules=THREE.replace("groups: [support]}", "groups: [support], away: true}", 2)
+                   .replace("name: A2, groups: [support], away: true}", "name: A2, groups: [support], max_open: 1}"))
+    [ticket_id, held_by_a2] = _tickets(app, 2)
+    with app.engine.begin() as conn:
+        store.update_ticket(conn, held_by_a2, utcnow(), assignee="a2@example.com")
+    now = datetime(2026, 5, 1, 12, 0)
+    with app.engine.begin() as conn:
+        assert [n.recipient for n in assign_in_tx(conn, app, ticket_id, "support", now, "admin")] == [
+            "a3@example.com"]
+        with pytest.raises(ValueError) as refused:
+            assign_in_tx(conn, app, ticket_id, "support", now, "a3@example.com")
+        assert str(refused.value).startswith(
+            "nobody else in support can take it now (a1@example.com is away; a2@example.com has 1 open tickets "
+            "(max_open 1); a3@example.com has it); it stays with a3@example.com.")
+        assert store.get_ticket(conn, ticket_id)["assignee"] == "a3@example.com"

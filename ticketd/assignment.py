@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.clock import utcnow
-from ticketd.domain.assignment import available, next_agent
+from ticketd.domain.assignment import available, next_agent, why_unavailable
 from ticketd.domain.conversation import FETCH_CHARS, SHOWN_MESSAGES, Shown, shown_conversation
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
@@ -168,8 +168,9 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
     """`#assign <agent email or group>` inside the caller's transaction; ValueError if `target` is unknown.
 
     An agent is assigned as asked (an explicit choice, even if away); a group
-    picks by its strategy, skipping the current assignee, and the ticket
-    waits unassigned in that group when nobody is available.
+    picks by its strategy, skipping the current assignee. An unassigned
+    ticket waits in that group when nobody is available; an assigned one
+    stays with its agent (ValueError saying why nobody else can take it).
     """
     rules = app.rules
     target = target.strip()
@@ -193,11 +194,15 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
         store.add_event(conn, ticket_id, now, actor, "group", from_value=ticket["group_name"], to_value=target,
                         reason="#assign", rules_hash=rules.digest)
     agent = pick(conn, rules, target, now, exclude)
+    if agent is None and ticket["assignee"]:
+        # Unassigned, the ticket would wait in the group, and the next sweep
+        # would give it straight back to the agent who asked to pass it on.
+        members = rules_now(conn, rules, now).members(target)
+        counts = open_counts(conn, (a.email for a in members))
+        raise ValueError(f"nobody else in {target} can take it now ({why_unavailable(members, counts, exclude)}); "
+                         f"it stays with {ticket['assignee']}. To give it to someone by name, even someone away: "
+                         "#assign <their address>")
     if agent is None:
-        if ticket["assignee"]:
-            store.update_ticket(conn, ticket_id, now, assignee=None)
-            store.add_event(conn, ticket_id, now, actor, "unassigned", from_value=ticket["assignee"],
-                            reason=f"#assign {target}", rules_hash=rules.digest)
         wait(conn, app, ticket_id, target, now, actor)
         return []
     return give(conn, app, ticket, agent, now, actor, f"#assign {target} by {actor}")

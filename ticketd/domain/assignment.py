@@ -37,3 +37,18 @@ def next_agent(strategy: str, members: Sequence[Agent], last: str | None, open_c
     if strategy == "least_open":
         return min(candidates, key=lambda a: open_counts.get(a.email, 0))  # min keeps the first of equals
     return candidates[0]
+
+
+def why_unavailable(members: Sequence[Agent], open_counts: Mapping[str, int], exclude: Collection[str]) -> str:
+    """Why nobody in `members` can take a ticket, one clause per member (for a refused `#assign <group>`)."""
+    clauses = []
+    for agent in members:
+        if agent.email in exclude:
+            clauses.append(f"{agent.email} has it")
+        elif agent.away:
+            clauses.append(f"{agent.email} is away")
+        elif agent.max_open is not None and open_counts.get(agent.email, 0) >= agent.max_open:
+            clauses.append(f"{agent.email} has {open_counts.get(agent.email, 0)} open tickets "
+                           f"(max_open {agent.max_open})")
+    return "; ".join(clauses) or "the group has no agents"
+
