@@ -7,7 +7,7 @@ import re
 import pytest
 
 from tests.desk import all_text, body_text, build_mail, open_desk
-from ticketd.store.tables import participants
+from ticketd.store.tables import participants, tickets
 
 CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
 
@@ -212,3 +212,25 @@ def test_an_agent_who_asked_for_help_answers_as_the_customer_of_that_ticket(desk
     # Commands in it are still text: the signed agent address was not used.
     desk.reply_to(desk.last(bob), bob, "#status open\n#priority urgent\n")
     assert desk.ticket(tid)["priority"] == "normal"
+
+
+def test_a_reused_message_id_never_draws_replies_away_from_the_original(any_desk):
+    """PRODUCT.md: a mail never joins, reads or changes another customer's ticket. Someone who sends a
+    mail of their own under the customer's Message-ID opens a ticket of their own, and the replies
+    that name that Message-ID still go to the ticket that received it first."""
+    desk = any_desk
+    colleague, mallory = "colleague@example.org", "mallory@example.net"
+    original = desk.send(build_mail(CUSTOMER, "Our VPN password is hunter2 and it fails.\n", cc=colleague))
+    tid = desk.ticket()["id"]
+    for n in range(3):   # enough that an unordered lookup would pick a copy some of the time
+        forged = build_mail(mallory, f"Anything {n}.\n", subject="Printer on fire")
+        forged.replace_header("Message-ID", str(original["Message-ID"]))
+        desk.send(forged)
+    assert desk.ticket()["id"] != tid and desk.ticket()["requester"] == mallory
+    desk.send(build_mail(colleague, "Also failing here, password hunter2.\n", subject="Re: Printer on fire",
+                         in_reply_to=str(original["Message-ID"]), cc=CUSTOMER))
+    [joined] = [m for m in desk.messages(tid) if m["from_addr"] == colleague]
+    assert joined["matched_by"] == "references"
+    assert all(m["from_addr"] != colleague for t in desk.rows(tickets) if t["id"] != tid
+               for m in desk.messages(t["id"]))
+

@@ -33,7 +33,7 @@ from ticketd.store.tables import (
 _TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _TICKET_FOR_UPDATE = _TICKET.with_for_update()
 _TICKETS_BY_MESSAGE_IDS = select(messages.c.message_id, messages.c.ticket_id).where(
-    messages.c.message_id.in_(bindparam("message_ids", expanding=True)))
+    messages.c.message_id.in_(bindparam("message_ids", expanding=True))).order_by(messages.c.id)
 _PARTICIPANT_ROLE = select(participants.c.role).where(
     participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
 _THREAD_MESSAGE_IDS = (
@@ -56,12 +56,19 @@ def lock_ticket(conn: Connection, ticket_id: int) -> dict | None:
 
 
 def tickets_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list[int]:
-    """Tickets holding any of these Message-IDs, in the order the ids were given."""
+    """Tickets holding any of these Message-IDs, in the order the ids were given.
+
+    A Message-ID on several tickets (the same mail again with other bytes: a
+    list's copy with its footer, or someone reusing another's id to catch the
+    replies to it) leads to the ticket that stored it first, the original's.
+    """
     ids = [m for m in message_ids if m]
     if not ids:
         return []
     rows = conn.execute(_TICKETS_BY_MESSAGE_IDS, dict(message_ids=ids)).all()
-    by_id = {mid: tid for mid, tid in rows}
+    by_id: dict[str, int] = {}
+    for mid, tid in rows:
+        by_id.setdefault(mid, tid)
     return [by_id[m] for m in ids if m in by_id]
 
 
