@@ -12,7 +12,7 @@ from ingest.smtp import Receiver
 from outbound.dsn import read_report
 from outbound.outbox import queue_notices
 from tests.conftest import CORPUS
-from tests.desk import build_mail, open_desk
+from tests.desk import body_text, build_mail, open_desk
 from tests.sink import customer_mail, delivery_report, outbox_rows, submit, ticket_events
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
@@ -217,3 +217,25 @@ def test_a_report_quoting_our_signed_message_id_links_and_marks_bounced(desk, sh
     assert event["to_value"] == VICTIM and ack_id in event["reason"]
     assert [p["bounced_at"] for p in desk.rows(participants, ticket_id=other_ticket)] == [None]
     assert desk.inbox("MAILER-DAEMON@mx.example.net") == []
+
+
+def test_a_bounced_customer_who_writes_again_gets_the_answer(desk):
+    """A bounce marks the address; mail to it is then suppressed with an event, never dropped without a
+    trace, and the customer's own next mail shows the address works: the agent's answer reaches them."""
+    ticket_id, ack_id = _open_ticket(desk, VICTIM)
+    assert desk.assign(ticket_id) == "alice@example.com"
+    _receive_report(desk, _report("MAILER-DAEMON@mx.example.net", VICTIM, headers_id=ack_id)[1])
+    agent_address = desk.agent_address(ticket_id, "alice@example.com")
+    desk.send(build_mail("alice@example.com", "Try turning it off.\n", to=agent_address, subject="Re: x"))
+    [suppressed] = desk.events(ticket_id, "mail_suppressed")
+    assert suppressed["to_value"] == VICTIM and "bounced" in suppressed["reason"]
+    delivered = len(desk.inbox(VICTIM))
+
+    desk.reply_to(desk.inbox(VICTIM)[-1], VICTIM, "My mailbox was full, sorry. Still burning.\n")
+    [cleared] = desk.events(ticket_id, "bounce_cleared")
+    assert cleared["to_value"] == VICTIM and "bounced at" in cleared["reason"]
+    assert [p["bounced_at"] for p in desk.rows(participants, ticket_id=ticket_id, email=VICTIM)] == [None]
+    desk.send(build_mail("alice@example.com", "Replace the fuser.\n", to=agent_address, subject="Re: x"))
+    assert len(desk.inbox(VICTIM)) == delivered + 1
+    assert "Replace the fuser." in body_text(desk.last(VICTIM))
+

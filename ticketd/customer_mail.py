@@ -16,6 +16,7 @@ from ticketd.domain.lifecycle import CustomerEffect, customer_reply_effect, firs
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
+from ticketd.store.bounces import clear_bounced
 from ticketd.timers import start_response_clock
 from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message
 
@@ -59,6 +60,12 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     # ("Loops and robots") is only stored: an auto-reply joining, or pulling
     # in its Cc, would get every public reply and answer it in turn.
     if mail.robot_reason is None:
+        if role is not None and (bounced_at := clear_bounced(conn, ticket_id, p.from_addr)) is not None:
+            # Their own mail shows the address works again (a full mailbox
+            # emptied, a typo'd alias fixed): they get the ticket's mail again.
+            store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.from_addr,
+                            reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
+                            message_row_id=row_id)
         if p.from_addr and role is None and not claims_agent and not is_ours(app, p.from_addr):
             add_followers(conn, ticket_id, [(p.from_addr, p.from_name)], now, actor=who, row_id=row_id,
                           reason=f"wrote to the ticket; {ref} by {mail.matched_by}")

@@ -59,9 +59,11 @@ def customers_of(conn, app: App, ticket_id: int) -> list[str]:
 
     An agent who wrote to support is that ticket's customer and gets its
     public replies; an agent among the followers gets agent mail instead.
+    An address that bounced is still listed: the mail to it is then
+    suppressed with an event saying so, never left out without a trace.
     """
     return [p["email"] for p in store.participants_of(conn, ticket_id)
-            if not p["bounced_at"] and not is_ours(app, p["email"]) and (
+            if not is_ours(app, p["email"]) and (
                 p["role"] == "requester" or p["role"] == "follower" and app.rules.agent(p["email"]) is None)]
 
 

@@ -23,3 +23,14 @@ def mark_bounced(conn: Connection, ticket_id: int, address: str, now: datetime) 
     conn.execute(update(participants).where(
         participants.c.ticket_id == ticket_id, participants.c.email == address,
         participants.c.bounced_at.is_(None)).values(bounced_at=now))
+
+
+def clear_bounced(conn: Connection, ticket_id: int, address: str) -> datetime | None:
+    """Take the participant's bounce mark off; when it had bounced (None if it had not)."""
+    marked = conn.execute(select(participants.c.bounced_at).where(
+        participants.c.ticket_id == ticket_id, participants.c.email == address)).scalar_one_or_none()
+    if marked is not None:
+        conn.execute(update(participants).where(
+            participants.c.ticket_id == ticket_id, participants.c.email == address).values(bounced_at=None))
+    return marked
+
