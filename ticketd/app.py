@@ -12,6 +12,7 @@ from ticketd.domain.rules import RuleSet
 from ticketd.domain.signing import Signer
 from ticketd.rules_file import load_rules
 from ticketd.settings import Settings
+from ticketd.signing_key import signing_key
 from ticketd.store.db import ensure_schema, make_engine
 
 if TYPE_CHECKING:
@@ -56,6 +57,6 @@ def build_app(settings: Settings, *, create_schema: bool = True) -> App:
     return App(
         settings=settings,
         engine=engine,
-        signer=Signer(settings.secret_key, tuple(settings.previous_secret_keys)),
+        signer=Signer(signing_key(settings.secret_key, settings.data_dir), tuple(settings.previous_secret_keys)),
         rules=rules,
     )
