@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, time
 from pathlib import Path
 
 import jinja2
@@ -11,6 +12,15 @@ import jinja2
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CANNED = "canned"                     # saved replies: <templates>/canned/<name>.txt
 _CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
+
+
+def when(value) -> str:
+    """A stored (naive UTC) time as people read it: `2030-12-01` at midnight, else to the minute with UTC."""
+    if not isinstance(value, datetime):
+        return "" if value is None else str(value)
+    if value.time() == time():
+        return value.date().isoformat()
+    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 class TemplateError(RuntimeError):
@@ -37,6 +47,8 @@ class Renderer:
         self.text_env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,
                                            autoescape=False, keep_trailing_newline=True)
         self.html_env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
+        for env in (self.text_env, self.html_env):
+            env.filters["when"] = when
 
     def render(self, name: str, context: dict) -> Rendered:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 
 import pytest
 
@@ -67,11 +68,18 @@ def test_postpone_and_dev_set_fields_and_tell_the_customer(desk):
     ticket = desk.ticket(tid)
     assert ticket["status"] == "postponed" and ticket["postponed_until"].year == 2099
     assert desk.rows(recipient=CUSTOMER)[-1]["template"] == "requester/status_changed"
-    _agent_mail(desk, tid, ALICE, "#dev carol PRJ-42 2099-02-01\n")
+    assert "is postponed until 2099-01-15. We will" in body_text(desk.last(CUSTOMER))
+    assert "(until 2099-01-15T00:00:00Z)" in desk.events(tid, "status")[-1]["reason"]
+    _agent_mail(desk, tid, ALICE, "#dev carol PRJ-42 2099-02-01T09:30:00\n")
     ticket = desk.ticket(tid)
     assert (ticket["status"], ticket["dev_engineer"], ticket["dev_tracker_key"]) == (
         "in_development", "carol", "PRJ-42")
     assert ticket["dev_due"].month == 2
+    assert "(expected by 2099-02-01 09:30 UTC)" in body_text(desk.last(CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "#postpone 1w\n")
+    assert "(until 20" in desk.events(tid, "status")[-1]["reason"]
+    # to the minute, no seconds or microseconds
+    assert re.search(r"postponed until \d{4}-\d\d-\d\d \d\d:\d\d UTC\. We", body_text(desk.last(CUSTOMER)))
 
 
 def test_a_second_postpone_moves_the_wake_up(desk):

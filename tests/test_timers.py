@@ -60,7 +60,11 @@ def test_plan_per_status():
     assert [(p.kind, p.due_at) for p in plan("postponed", None, now, postponed_until=wake)] == [("wake", wake)]
     due = now + timedelta(days=5)
     assert [(p.kind, p.due_at) for p in plan("in_development", spec, now, dev_due=due)] == [
-        ("respond", now + timedelta(hours=1)), ("due", due - timedelta(minutes=10))]
+        ("respond", now + timedelta(hours=1)), ("due", due - timedelta(minutes=10)), ("due", due)]
+    # A due date closer than remind_before is reminded of on the day only.
+    soon = now + timedelta(minutes=5)
+    assert [(p.kind, p.due_at) for p in plan("in_development", spec, now, dev_due=soon)] == [
+        ("respond", now + timedelta(hours=1)), ("due", soon)]
     assert plan("closed", spec, now) == []
 
 
@@ -435,7 +439,7 @@ def test_every_timer_through_the_daemon(tmp_path, sqlite_url):
             store.update_ticket(conn, 2, now, status="in_development", dev_due=now + timedelta(seconds=2),
                                 dev_engineer="a1@example.com", dev_tracker_key="BUG-7")
             on_status_change(conn, app, 2, "in_development", now)
-        wait_until(lambda: _to(sink, "[#2] Overdue", "a1@example.com"), timeout=15)
+        wait_until(lambda: _to(sink, "[#2] Reminder", "a1@example.com"), timeout=15)
     finally:
         daemon.stop()
         sink.stop()

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ingest.html_text import html_to_text
 from outbound.outbox import renderer_for
 from ticketd.app import App
+from ticketd.clock import iso
 from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.domain.authority import Verdict, agent_authority
 from ticketd.domain.commands import USAGE, Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
@@ -246,6 +247,11 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 f" ({plan.close_reason})" if plan.close_reason else "")
         else:
             kind, why = "status", f"{plan.status_command} by {actor}"
+            # The time the command's words came to, as it was then (`3d` from when?).
+            if plan.status == Status.POSTPONED:
+                why += f" (until {iso(plan.postponed_until)})"
+            elif plan.status == Status.IN_DEVELOPMENT:
+                why += f" (due {iso(plan.dev_due)})"
         status_changed = set_status(conn, app, ticket, plan.status, now, actor=actor, kind=kind,
                                     reason=f"{why}; {ref}", row_id=row_id, **fields)
 

@@ -110,9 +110,13 @@ def _fire_one(app: App, timer_id: int, ticket_id: int) -> bool:
     return True
 
 
-def _breach_notice(app: App, ticket: dict, email: str, what: str, reason: str, shown: Shown | None = None) -> Notice:
-    """A timer's warning to one agent; with `shown`, the conversation for someone who has not seen it."""
-    context: dict = {"timer": what, "reason": reason}
+def _breach_notice(app: App, ticket: dict, email: str, what: str, reason: str, shown: Shown | None = None, *,
+                   reminder: bool = False) -> Notice:
+    """A timer's warning to one agent; with `shown`, the conversation for someone who has not seen it.
+
+    `reminder`: a date the agent set came (a wake-up, a due date), nothing was missed.
+    """
+    context: dict = {"timer": what, "reason": reason, "reminder": reminder}
     if shown is not None:
         context.update(conversation=shown.messages, conversation_omitted=shown.omitted)
     return Notice(template="agent/timer_breached", recipient=email, ticket_id=ticket["id"], context=context,
@@ -184,13 +188,18 @@ def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
     _set_status(conn, app, ticket, Status.OPEN.value, now, "status",
                 f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])} reached")
     if ticket["assignee"]:
-        return [_breach_notice(app, ticket, ticket["assignee"], "postponed until reached", "the ticket is open again")]
+        return [_breach_notice(app, ticket, ticket["assignee"],
+                               f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])}, reached",
+                               "the ticket is open again", reminder=True)]
     return []
 
 
 def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
-    what = f"development due {iso(ticket['dev_due'])}" + (f" ({ticket['dev_tracker_key']})"
-                                                          if ticket["dev_tracker_key"] else "")
+    # Two reminders when rules.yaml sets remind_before: that long before the
+    # due date, and on it (domain/timers.plan).
+    ahead = ticket["dev_due"] is not None and timer["due_at"] < ticket["dev_due"]
+    what = (f"development due {iso(ticket['dev_due'])}" + (" (coming up)" if ahead else ", reached")
+            + (f", {ticket['dev_tracker_key']}" if ticket["dev_tracker_key"] else ""))
     store.add_event(conn, ticket["id"], now, ACTOR, "dev_due_reminder", to_value=ticket["dev_engineer"],
                     reason=what, rules_hash=app.rules.digest)
     # `#dev <engineer>` may name anyone (a bare name, an outside address); the
@@ -198,7 +207,8 @@ def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notic
     # customer, so the engineer gets it only as an agent of rules.yaml.
     engineer = ticket["dev_engineer"] if app.rules.agent(ticket["dev_engineer"] or "") else None
     people = [p for p in dict.fromkeys([ticket["assignee"], engineer]) if p]
-    return [_breach_notice(app, ticket, email, what, "reminder") for email in people]
+    return [_breach_notice(app, ticket, email, what, f"#dev {ticket['dev_engineer']}" if ticket["dev_engineer"]
+                           else "", reminder=True) for email in people]
 
 
 _HANDLERS = {

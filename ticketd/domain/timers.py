@@ -83,7 +83,9 @@ def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until:
         planned.append(PlannedTimer(WAKE, postponed_until))
     if status == Status.IN_DEVELOPMENT.value and dev_due is not None:
         before = spec.remind_before if spec is not None and spec.remind_before else 0
-        planned.append(PlannedTimer(DUE, dev_due - timedelta(seconds=before)))
+        if before and dev_due - timedelta(seconds=before) > now:
+            planned.append(PlannedTimer(DUE, dev_due - timedelta(seconds=before)))
+        planned.append(PlannedTimer(DUE, dev_due))   # and on the day itself (docs/rules.md)
     return planned
 
 
