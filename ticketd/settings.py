@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
+import re
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ticketd import strict_yaml
 
@@ -23,6 +33,59 @@ DEFAULT_ACCEPT_WORDS = [
     "接受", "是", "是的", "好", "好的", "可以", "同意",   # Chinese
 ]
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# A sweep or a poll loop waits this long at least: 0 would spin a core at 100%.
+MIN_LOOP_SECONDS = 0.05
+
+
+class _Int(int):
+    """A YAML integer that remembers how it was written, for a text setting such as `password: 0123`."""
+    text: str
+
+
+class _Float(float):
+    """A YAML float that remembers how it was written (`secret_key: 1e5` stays `1e5`)."""
+    text: str
+
+
+class _SettingsLoader(strict_yaml.UniqueKeyLoader):
+    """ticketd.yaml and TICKETD_* values, read the way a person means them.
+
+    PyYAML follows YAML 1.1: `yes`, `no`, `on`, `off` are booleans and a date
+    is a date, so `accept_words: [yes, ok]` failed as "not a valid string".
+    Here only true/false are booleans (as in YAML 1.2), and numbers keep the
+    text they were written as: a digits-only password is a text setting's
+    value as written (`0123`, not 83). A boolean setting still takes yes/no:
+    pydantic reads those words itself.
+    """
+
+    def construct_yaml_int(self, node):
+        """An int that keeps its source text (see _as_typed)."""
+        number = _Int(super().construct_yaml_int(node))
+        number.text = node.value
+        return number
+
+    def construct_yaml_float(self, node):
+        """A float that keeps its source text (see _as_typed)."""
+        number = _Float(super().construct_yaml_float(node))
+        number.text = node.value
+        return number
+
+
+_BOOL, _TIMESTAMP = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp"
+_SettingsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_BOOL, _TIMESTAMP)]
+    for first, resolvers in strict_yaml.UniqueKeyLoader.yaml_implicit_resolvers.items()}
+_SettingsLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_SettingsLoader.add_constructor("tag:yaml.org,2002:int", _SettingsLoader.construct_yaml_int)
+_SettingsLoader.add_constructor("tag:yaml.org,2002:float", _SettingsLoader.construct_yaml_float)
+
+
+def _load_yaml(text: str) -> Any:
+    """The YAML document in `text`, read by _SettingsLoader; yaml.YAMLError if it is not valid."""
+    return yaml.load(text, Loader=_SettingsLoader)   # a SafeLoader: it builds no Python objects
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,10 +93,21 @@ class _Strict(BaseModel):
 
 class SmtpSettings(_Strict):
     listen: str = "127.0.0.1:2525"
-    max_message_bytes: int = 26_214_400
+    max_message_bytes: int = Field(default=26_214_400, gt=0)
     # Extra recipient addresses we accept besides support_address (and its
     # +token forms). Anything else is refused with 550 at RCPT.
     extra_addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        """`host:port` with a port the receiver can bind, checked here rather than as a traceback at startup."""
+        _host, colon, port = value.rpartition(":")
+        # isascii: str.isdigit() also takes "²", which int() refuses.
+        if not colon or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+            raise ValueError(f"smtp.listen must be host:port with a port from 1 to 65535, e.g. 127.0.0.1:2525; "
+                             f"got {value!r}")
+        return value
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -43,7 +117,7 @@ class SmtpSettings(_Strict):
 
 class ImapSettings(_Strict):
     host: str
-    port: int = 993
+    port: int = Field(default=993, ge=1, le=65535)
     ssl: bool = True                # implicit TLS (imaps, port 993; RFC 8314 prefers it)
     starttls: bool = False          # plain port (143), then STARTTLS before login; with ssl: false
     ssl_verify: bool = True
@@ -54,7 +128,7 @@ class ImapSettings(_Strict):
     password: str | None = None
     oauth2_token_command: str | None = None
     folder: str = "INBOX"
-    poll_seconds: float = 30
+    poll_seconds: float = Field(default=30, ge=MIN_LOOP_SECONDS, allow_inf_nan=False)
     move_to: str | None = None      # move processed mail here instead of flagging \Seen
     idle: bool = True
     max_message_bytes: int = Field(default=26_214_400, gt=0)  # larger mail stays unseen in the folder
@@ -89,18 +163,18 @@ class ImapSettings(_Strict):
 
 class OutboundSettings(_Strict):
     host: str = "127.0.0.1"
-    port: int = 25
+    port: int = Field(default=25, ge=1, le=65535)
     starttls: bool = False
     ssl: bool = False
     verify_certificates: bool = True
     username: str | None = None
     password: str | None = None
-    timeout_seconds: float = 30
+    timeout_seconds: float = Field(default=30, gt=0, allow_inf_nan=False)   # 0 would make the socket non-blocking
     # 30 s doubling to six hours, 28 attempts: about five days, as mail
     # servers keep retrying (Postfix's maximal_queue_lifetime); with 8 an
     # hour's smarthost outage failed every queued mail for good.
-    max_attempts: int = 28
-    retry_base_seconds: float = 30
+    max_attempts: int = Field(default=28, ge=1)
+    retry_base_seconds: float = Field(default=30, gt=0, allow_inf_nan=False)   # 0 burns every attempt at once
     # Files sent along with one mail, in bytes before base64 (which adds a
     # third): 10 MiB stays under the 20-25 MB most providers accept.
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
@@ -139,14 +213,33 @@ class Settings(_Strict):
     agent_auth: AgentAuthSettings = Field(default_factory=AgentAuthSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     accept_words: list[str] = Field(default_factory=lambda: list(DEFAULT_ACCEPT_WORDS))
-    auto_mails_per_recipient_per_hour: int = 10
-    max_mime_depth: int = 20
-    max_mime_parts: int = 500
-    sweep_seconds: float = 5
+    # 0 is allowed: no automatic mail to customers at all (outbound/outbox.py
+    # suppresses it; agents' replies are not automatic and still go).
+    auto_mails_per_recipient_per_hour: int = Field(default=10, ge=0)
+    max_mime_depth: int = Field(default=20, ge=1)
+    max_mime_parts: int = Field(default=500, ge=1)
+    sweep_seconds: float = Field(default=5, ge=MIN_LOOP_SECONDS, allow_inf_nan=False)
     # Processes of `ticketd run` that parse incoming mail beside the one
     # that writes it (ticketd.prepare_pool); 0 parses in the processor thread.
     prepare_processes: int = Field(default=1, ge=0)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        """One of the logging levels, upper case; cli.configure_logging would quietly take a typo as INFO."""
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}; got {value!r}")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        """A URL the Redis client opens; anything else would fail only when the first job is queued."""
+        if value is not None and not value.lower().startswith(REDIS_SCHEMES):
+            raise ValueError(f"redis_url must be a redis://, rediss:// or unix:// URL, or null; got {value!r}")
+        return value
 
     @field_validator("support_address")
     @classmethod
@@ -190,7 +283,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         if not name.startswith("TICKETD_") or name == "TICKETD_CONFIG":
             continue
         path = [part.lower() for part in name[len("TICKETD_"):].split("__")]
-        annotation = _annotation_at(Settings, path, name)
+        annotation = _annotation_at(Settings, path, name, ())
         if annotation is None:
             log.warning("%s is not a ticketd setting (%s); ignored", name, ".".join(path))
             continue
@@ -207,29 +300,159 @@ def environment_sources(environ: dict[str, str]) -> dict[str, str]:
             for name in environ if name.startswith("TICKETD_") and name != "TICKETD_CONFIG"}
 
 
-def _annotation_at(model: type[BaseModel], path: list[str], name: str) -> Any:
-    """The type of the setting at `path`, None if there is none; ValueError inside a list."""
+def _annotation_at(model: type[BaseModel], path: list[str], name: str, above: tuple[str, ...]) -> Any:
+    """The type of the setting at `path` (below the keys `above`), None if there is none.
+
+    ValueError for a path that goes on below a list (set whole) or below a
+    plain value, naming the variable to set instead.
+    """
     field = model.model_fields.get(path[0])
     if field is None:
         return None
     if len(path) == 1:
         return field.annotation
+    here = (*above, path[0])
     if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-        return _annotation_at(field.annotation, path[1:], name)
-    raise ValueError(f"{name}: {path[0]} is a list; set all of it, e.g. TICKETD_{path[0].upper()}='[...]'")
+        return _annotation_at(field.annotation, path[1:], name, here)
+    whole = "TICKETD_" + "__".join(part.upper() for part in here)
+    if get_origin(field.annotation) is list:
+        raise ValueError(f"{name}: {'.'.join(here)} is a list; set all of it, e.g. {whole}='[...]'")
+    raise ValueError(f"{name}: {'.'.join(here)} takes no nested keys; set {whole} itself")
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The types a setting may hold, None's type left out: `str | None` -> {str}."""
+    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
+    return kinds - {type(None)}
+
+
+def _is_text(annotation: Any) -> bool:
+    """A setting written as text: a string or a path."""
+    return _kinds(annotation) <= {str, Path}
+
+
+def _is_text_list(annotation: Any) -> bool:
+    """A list of text, such as accept_words or smtp.extra_addresses."""
+    return _kinds(annotation) == {list[str]}
 
 
 def _env_value(name: str, value: str, annotation: Any) -> Any:
-    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, UnionType) else {annotation}
-    optional = type(None) in kinds
+    """The value of variable `name` as the setting of type `annotation` takes it."""
+    optional = get_origin(annotation) in (Union, UnionType) and type(None) in get_args(annotation)
     if optional and value.strip().lower() in ("", "null", "~"):
         return None
-    if kinds - {type(None)} <= {str, Path}:
+    if _is_text(annotation):
         return value
+    if _is_text_list(annotation):
+        stripped = value.strip()
+        if not stripped:
+            return []
+        # One plain value is a one-item list, taken as written like any text
+        # (TICKETD_SMTP__EXTRA_ADDRESSES=help@example.com); only a YAML
+        # list ([a, b], or lines starting "- ") is read as YAML.
+        if not (stripped.startswith("[") or re.match(r"-\s", stripped)):
+            return [value]
     try:
-        return yaml.safe_load(value)
+        return _load_yaml(value)
     except yaml.YAMLError as exc:
         raise ValueError(f"{name}: not a valid value ({getattr(exc, 'problem', None) or exc})") from None
+
+
+def _as_typed(model: type[BaseModel], data: Any) -> Any:
+    """`data` (read as YAML) with each value shaped for its setting in `model`.
+
+    A number under a text setting becomes the text it was written as
+    (`password: 123456`), a single value under a list of text a one-item
+    list; every other number becomes a plain int or float. Unknown keys are
+    left for pydantic to report.
+    """
+    if not isinstance(data, dict):
+        return _plain(data)
+    shaped = {}
+    for key, value in data.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        shaped[key] = _plain(value) if field is None else _as_annotated(field.annotation, value)
+    return shaped
+
+
+def _as_annotated(annotation: Any, value: Any) -> Any:
+    """`value` shaped for a setting of type `annotation` (see _as_typed)."""
+    if _is_text(annotation):
+        return _as_text(value)
+    if _is_text_list(annotation):
+        if isinstance(value, (str, _Int, _Float)):
+            value = [value]
+        return [_as_text(item) for item in value] if isinstance(value, list) else _plain(value)
+    nested = _nested_model(annotation)
+    if nested and isinstance(value, list):
+        return [_as_typed(nested, item) for item in value]
+    if nested:
+        return _as_typed(nested, value)
+    return _plain(value)
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model of a section (`smtp`) or of a list's items (`imap`), None for a plain setting."""
+    nested = [kind for kind in (annotation, *get_args(annotation)) if isinstance(kind, type)
+              and issubclass(kind, BaseModel)]
+    return nested[0] if nested else None
+
+
+def _as_text(value: Any) -> Any:
+    """A number as the text it was written as; anything else unchanged, for pydantic to judge."""
+    return value.text if isinstance(value, (_Int, _Float)) else _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    """`value` with _Int and _Float made plain again, so no YAML artefact reaches the Settings."""
+    if isinstance(value, _Int):
+        return int(value)
+    if isinstance(value, _Float):
+        return float(value)
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model that holds the keys at `loc` (`("imap", 0)` -> ImapSettings), None if none."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue   # an item of a list of models: the same model
+        field = model.model_fields.get(part)
+        nested = _nested_model(field.annotation) if field else None
+        if nested is None:
+            return None
+        model = nested
+    return model
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> PydanticCustomError:
+    """The error for a key written at `loc` that is no setting: a likely meant key and the valid ones."""
+    key, dotted = str(loc[-1]), ".".join(str(part) for part in loc)
+    model = _model_at(loc[:-1])
+    valid = list(model.model_fields) if model else []
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    under = f"under {'.'.join(str(part) for part in loc[:-1])}" if len(loc) > 1 else "at the top level"
+    return PydanticCustomError("unknown_key", "{message}",
+                               {"message": f"unknown key `{dotted}`; {hint}valid keys {under}: {', '.join(valid)}"})
+
+
+def _explained(exc: ValidationError) -> ValidationError:
+    """`exc` with pydantic's "Extra inputs are not permitted" replaced by _unknown_key's message."""
+    details = []
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden":
+            kind = _unknown_key(error["loc"])
+        else:
+            # Rebuilt as it was: same type and message (the message as a value, so braces in it stay).
+            kind = PydanticCustomError(error["type"], "{message}", {"message": error["msg"]})
+        details.append({"type": kind, "loc": error["loc"], "input": error["input"]})
+    return ValidationError.from_exception_data(exc.title, details)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -246,7 +469,7 @@ def _resolve_relative(data: dict[str, Any], base: Path) -> dict[str, Any]:
     # Paths in the file are relative to the file, so `ticketd run --config
     # /etc/ticketd/ticketd.yaml` works from any working directory.
     for key in ("data_dir", "rules_file", "templates_dir"):
-        if data.get(key) and not Path(data[key]).is_absolute():
+        if data.get(key) and isinstance(data[key], str) and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     url = data.get("database_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -265,7 +488,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     if path:
         path = Path(path)
         try:
-            loaded = strict_yaml.load(path.read_text(encoding="utf-8")) or {}
+            loaded = _load_yaml(path.read_text(encoding="utf-8")) or {}
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -274,5 +497,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             raise ValueError(f"{path}: the top level must be a mapping of settings")
         data = loaded
         base = path.resolve().parent
-    data = _merge(data, _env_overrides(environ))
-    return Settings.model_validate(_resolve_relative(data, base))
+    data = _as_typed(Settings, _merge(data, _env_overrides(environ)))
+    try:
+        return Settings.model_validate(_resolve_relative(data, base))
+    except ValidationError as exc:
+        raise _explained(exc) from None
