@@ -181,3 +181,14 @@ def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
 
     text = cli_ok(config, "status")
     assert "waiting 1" in text and "quarantined 1" in text and "pending 2" in text and "new 2" in text
+
+
+def test_reading_commands_never_create_a_database(tmp_path):
+    """Run without the daemon's --config, `tickets list` must not answer "no tickets" from a new empty file."""
+    db = tmp_path / "elsewhere.db"
+    config = write_config(tmp_path, f"sqlite:///{db}")
+    for args in (("tickets", "list", "--json"), ("quarantine", "list", "--json"), ("status", "--json")):
+        done = run_cli(config, *args)
+        assert done.returncode == 1, (args, done.stdout)
+        assert f"no database at {db}" in done.stderr and "--config" in done.stderr
+    assert not db.exists()

@@ -56,11 +56,21 @@ def _app(config: str | None):
 
 
 def _engine(config: str | None, settings=None):
-    """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets."""
-    from ticketd.store.db import ensure_schema, make_engine
+    """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets.
+
+    A SQLite file that is not there is an error, not a new empty database:
+    `tickets list` run without the right --config answering "no tickets"
+    would mislead, and leave a stray database behind.
+    """
+    from ticketd.store.db import ensure_schema, make_engine, sqlite_file
     from ticketd.store.migrations import SchemaVersionError
 
-    engine = make_engine((settings or _settings(config)).database_url)
+    url = (settings or _settings(config)).database_url
+    missing = sqlite_file(url)
+    if missing is not None and not missing.exists():
+        raise click.ClickException(f"no database at {missing}: is --config (or TICKETD_CONFIG) the daemon's? "
+                                   "`ticketd run` creates it when it starts")
+    engine = make_engine(url)
     try:
         ensure_schema(engine)
     except SchemaVersionError as exc:
