@@ -37,6 +37,11 @@ from ticketd.domain.timers import WAITING_STATUSES, with_defaults
 from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# The longest duration the file accepts. Timers are `now + duration` as a
+# datetime, which ends in the year 9999: 3000000d passed `rules check` and
+# then every new mail was quarantined with OverflowError. Ten years is more
+# than any desk's timer needs and far inside datetime's range.
+MAX_DURATION_DAYS = 3650
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FIELDS = ("from", "to", "cc", "subject", "body", "type", "priority")
 _HEADER_NAME = re.compile(r"^header\.[A-Za-z0-9-]+$")
@@ -62,17 +67,25 @@ class _MarkingLoader(UniqueKeyLoader):
     """SafeLoader that remembers where every key and value was written, and refuses a repeated key."""
 
     def construct_document(self, node):
-        self.marks: dict[tuple, tuple[int, int]] = {}
+        """Record every node's position (and each scalar's text as written) before building the data."""
+        # Not `marks`: yaml's Parser keeps its own stack under that name, and
+        # an empty document (no node to record) left the parser's list there.
+        self.node_marks: dict[tuple, tuple[int, int]] = {}
+        self.node_texts: dict[tuple, str] = {}
         self._record(node, ())
         return super().construct_document(node)
 
     def _record(self, node, path: tuple) -> None:
-        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        """Remember where the node at `path` starts, and its children's positions."""
+        self.node_marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.ScalarNode):
+            # As written: `yes` becomes True, and the error should say `yes`.
+            self.node_texts[path] = node.value
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
                 key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
                 # The key's own position is what an admin looks for when a key is wrong.
-                self.marks[path + (key, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                self.node_marks[path + (key, "<key>")] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                 self._record(value_node, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
@@ -90,10 +103,17 @@ def _path_text(path: Iterable) -> str:
 
 
 class _Errors:
-    def __init__(self, source: str, marks: dict[tuple, tuple[int, int]]) -> None:
+    def __init__(self, source: str, marks: dict[tuple, tuple[int, int]],
+                 texts: dict[tuple, str] | None = None) -> None:
+        """Collect errors for `source`, located by the loader's `marks` (and `texts`, scalars as written)."""
         self.source = source
         self.marks = marks
+        self.texts = texts or {}
         self.items: list[tuple[tuple[int, int], str]] = []
+
+    def written(self, path: tuple, value: object) -> str:
+        """The value at `path` as the admin wrote it (`yes`, not True), else its repr."""
+        return self.texts.get(tuple(path), repr(value))
 
     def add(self, path: tuple, message: str, *, at_key: bool = False) -> None:
         path = tuple(path)
@@ -124,7 +144,8 @@ class AgentModel(_Strict):
     name: str | None = None
     groups: list[str] = Field(default_factory=list)
     away: bool = False
-    max_open: int | None = Field(default=None, ge=1)
+    # strict: pydantic would read `true` as 1 and refuse 2.5 in its own words.
+    max_open: int | None = Field(default=None, ge=1, strict=True)
 
 
 class GroupModel(_Strict):
@@ -149,11 +170,13 @@ class RouteModel(_Strict):
 
 
 class TimerModel(_Strict):
-    respond_within: str | None = None
+    # Durations are checked by parse_duration, not pydantic: `4` (no unit)
+    # must hear "add a unit", not "quote it", which would still be wrong.
+    respond_within: Any = None
     on_breach: Literal["reassign", "notify"] = "reassign"
-    warn_after: str | None = None
-    close_after: str | None = None
-    remind_before: str | None = None
+    warn_after: Any = None
+    close_after: Any = None
+    remind_before: Any = None
     business_hours: bool = False
 
 
@@ -179,7 +202,7 @@ class _Parsed:
     agents: list[tuple[int, AgentModel]] = field(default_factory=list)
     groups: dict[str, GroupModel] = field(default_factory=dict)
     group_names: list[str] = field(default_factory=list)   # including ones with broken settings
-    thens: dict[int, ThenModel] = field(default_factory=dict)
+    thens: dict[int, ThenModel | None] = field(default_factory=dict)   # None: broken, already reported
     routes: list[tuple[int, RouteModel]] = field(default_factory=list)
     timers: dict[str, TimerModel] = field(default_factory=dict)
     business_hours: BusinessHoursModel | None = None
@@ -187,6 +210,7 @@ class _Parsed:
 
 
 def _validate(model: type[BaseModel], value: Any, path: tuple, errors: _Errors):
+    """`value` as `model`, or None with its errors added (an empty entry is an empty mapping)."""
     if value is None:
         value = {}
     try:
@@ -227,7 +251,7 @@ def _parse(data: dict, errors: _Errors) -> _Parsed:
                 # A broken `then:` is reported; the `if:` is still checked.
                 then = _validate(ThenModel, m.then, ("routes", i, "then"), errors)
                 parsed.routes.append((i, m))
-                parsed.thens[i] = then or ThenModel()
+                parsed.thens[i] = then
     if isinstance(timers, dict):
         for status, item in timers.items():
             if (m := _validate(TimerModel, item, ("timers", status), errors)) is not None:
@@ -248,9 +272,11 @@ _HINTS = {
     "literal_error": lambda e: f"write one of {e['ctx']['expected']}",
     "bool_type": lambda e: "write true or false",
     "bool_parsing": lambda e: "write true or false",
-    "int_parsing": lambda e: "write a whole number, e.g. 5",
-    "int_type": lambda e: "write a whole number, e.g. 5",
-    "greater_than_equal": lambda e: "write a number of at least 1",
+    # max_open is the file's only number.
+    "int_parsing": lambda e: "write a whole number of at least 1, e.g. 5",
+    "int_type": lambda e: "write a whole number of at least 1, e.g. 5",
+    "int_from_float": lambda e: "write a whole number of at least 1, e.g. 5",
+    "greater_than_equal": lambda e: "write a whole number of at least 1",
     "list_type": lambda e: "write a list, e.g. [a, b]",
     "dict_type": lambda e: "write a mapping of key: value",
     "model_type": lambda e: "write a mapping of key: value",
@@ -262,8 +288,22 @@ _HINTS = {
 }
 
 
+def _union_duplicate(e: dict) -> bool:
+    """Whether this error is one half of a `str | list[str]` failure the other half already explains.
+
+    pydantic reports each union member: `subject: yes` got "write a text
+    value" and "write a list", two errors for one problem.
+    """
+    if "str" in e["loc"] and isinstance(e.get("input"), list):
+        return True   # a list: its items are checked by the list member
+    return "list[str]" in e["loc"] and e["type"] == "list_type"   # not a list: the text member speaks
+
+
 def _pydantic_errors(errors: _Errors, exc: ValidationError, prefix: tuple, model: type[BaseModel]) -> None:
+    """Add pydantic's errors under `prefix`, each in the file's words."""
     for e in exc.errors():
+        if _union_duplicate(e):
+            continue
         # pydantic adds the union member's name to the location; drop it.
         loc = tuple(p for p in e["loc"] if p not in ("str", "list[str]"))
         if e["type"] == "extra_forbidden":
@@ -275,9 +315,17 @@ def _pydantic_errors(errors: _Errors, exc: ValidationError, prefix: tuple, model
             errors.add(loc, f"unknown key `{key}`; {hint}", at_key=True)
             continue
         loc = prefix + loc
-        hint = _HINTS.get(e["type"], lambda e: e["msg"])(e)
         got = e.get("input")
-        got_text = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f"got {got!r}; "
+        if isinstance(got, bool) and e["type"] == "string_type":
+            # YAML 1.1 reads yes/no/on/off as booleans: quoting is the whole fix.
+            written = errors.written(loc, got)
+            errors.add(loc, f"got {written}, which YAML reads as {str(got).lower()}; quote it: '{written}'")
+            continue
+        hint = _HINTS.get(e["type"], lambda e: e["msg"])(e)
+        if isinstance(got, bool) and e["type"] == "int_type":
+            hint = "true or false is not a number; " + hint
+        shown = errors.written(loc, got) if isinstance(got, bool) else repr(got)
+        got_text = "" if isinstance(got, (dict, list)) or e["type"] == "missing" else f"got {shown}; "
         errors.add(loc, f"{got_text}{hint}")
 
 
@@ -285,13 +333,24 @@ def _pydantic_errors(errors: _Errors, exc: ValidationError, prefix: tuple, model
 
 
 def parse_duration(value: object) -> float:
-    """`<n>s|m|h|d` (or combined, e.g. 1h30m) -> seconds; ValueError says what to write."""
+    """`<n>s|m|h|d` (or combined, e.g. 1h30m), at most MAX_DURATION_DAYS -> seconds; ValueError says what to write."""
     text = str(value).strip().lower().replace(" ", "")
+    if not isinstance(value, bool) and text.isascii() and text.isdigit():
+        # `4` or `'4'`: quoting does not help, a unit does.
+        raise ValueError(f"{value!r} is not a duration: it has no unit; add one, e.g. '{text}h' "
+                         "(s, m, h or d)")
     match = _DURATION.match(text)
     if isinstance(value, bool) or not text or not match or not any(match.groups()):
         raise ValueError(f"{value!r} is not a duration: write <n>s, <n>m, <n>h or <n>d, e.g. 4h or 1h30m")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return float(days * 86400 + hours * 3600 + minutes * 60 + seconds)
+    # Digits past 9 are over the bound whatever the unit; int() of thousands would be refused anyway.
+    too_long = any(len(g or "") > 9 for g in match.groups())
+    days, hours, minutes, seconds = (0 if too_long else int(g or 0) for g in match.groups())
+    total = days * 86400 + hours * 3600 + minutes * 60 + seconds
+    if too_long or total > MAX_DURATION_DAYS * 86400:
+        shown = str(value) if len(str(value)) <= 24 else str(value)[:12] + "..."
+        raise ValueError(f"{shown!r} is longer than {MAX_DURATION_DAYS}d (10 years), the longest duration "
+                         f"rules.yaml accepts; write at most {MAX_DURATION_DAYS}d, e.g. 30d")
+    return float(total)
 
 
 # RE2's \w and \b know ASCII letters only: `\w+` never matched "Счёт" and
@@ -352,11 +411,17 @@ def compile_pattern(text: str):
 
 
 def _email_ok(value: str) -> bool:
+    """Whether `value` looks like an address (one @, a dot in the domain, no spaces)."""
     return re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", value) is not None
 
 
-def _duration(errors: _Errors, path: tuple, value: str | None) -> float | None:
+def _duration(errors: _Errors, path: tuple, value: object) -> float | None:
+    """The duration at `path` in seconds; None (and an error added) if it is not a valid one."""
     if value is None:
+        return None
+    if isinstance(value, bool):
+        written = errors.written(path, value)
+        errors.add(path, f"got {written}, which YAML reads as {str(value).lower()}; write a duration, e.g. 4h")
         return None
     try:
         seconds = parse_duration(value)
@@ -405,10 +470,17 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
 
 
 def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condition, ...]:
+    """The route's `if:` entries as Conditions; each unknown field, value or pattern is an error."""
     conditions = []
     for key, raw in route.if_.items():
         path = ("routes", i, "if", key)
         values = [raw] if isinstance(raw, str) else list(raw)
+        if not values:
+            # "Any of none" never holds: the route would silently never apply.
+            example = "[bug]" if key == "type" else "[high]" if key == "priority" else "['(?i)invoice']"
+            errors.add(path, f"an empty list matches no mail, so this route never applies; write at least "
+                             f"one value, e.g. {key}: {example}, or remove `{key}`")
+            continue
         if key in ("type", "priority"):
             allowed = TYPES if key == "type" else PRIORITIES
             bad = [v for v in values if v not in allowed]
@@ -433,11 +505,32 @@ def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condi
     return tuple(conditions)
 
 
+def _check_then_acts(route: RouteModel, i: int, then: ThenModel | None, errors: _Errors) -> None:
+    """A route must do something: without `then:` (or with an empty one) it only swallows mail.
+
+    First match wins, so a matching route without actions stops routing and
+    the ticket waits in no group. With `continue: true` it would only add its
+    name to the `routed` event, which no admin means to write either.
+    """
+    if then is None or then != ThenModel():
+        return   # a broken `then:` is reported already; this one acts
+    if route.continue_:
+        problem = "with continue: true and nothing under `then:`, this route changes nothing"
+        fix = "write what it does, e.g. then: {tags: [vip]}, or remove the route"
+    else:
+        problem = ("nothing under `then:`, so mail this route matches stops here (the first match wins) "
+                   "and waits in no group")
+        fix = "write what it does, e.g. then: {group: support}, or remove the route"
+    errors.add(("routes", i, "then"), f"{problem}; {fix}")
+
+
 def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) -> tuple[Route, ...]:
+    """The routes in file order; unknown groups, agents and bad tags are errors."""
     routes = []
     emails = [a.email for a in agents]
     for i, r in model.routes:
-        then = model.thens[i]
+        _check_then_acts(r, i, model.thens[i], errors)
+        then = model.thens[i] or ThenModel()
         if then.group is not None and then.group not in model.group_names:
             errors.add(("routes", i, "then", "group"), _unknown("group", then.group, model.group_names))
         assignee = then.assignee.strip().lower() if then.assignee else None
@@ -560,25 +653,49 @@ def _build_daily_summary(model: _Parsed, errors: _Errors) -> DailySummary | None
                         days=frozenset(_DAYS.index(d) for d in spec.days if d in _DAYS))
 
 
+_UNCLOSED = {"while scanning a quoted scalar": "the quote opened here is never closed; close it on this line",
+             "while parsing a flow mapping": "the { opened here is never closed; add the }",
+             "while parsing a flow sequence": "the [ opened here is never closed; add the ]"}
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> str:
+    """One located line for a YAML error.
+
+    An unclosed quote or bracket is found only at the end of the file, a line
+    past the last one: the place to fix is where it opened (context_mark).
+    """
+    mark = exc.problem_mark or exc.context_mark
+    at_end = mark is not None and mark.index >= len(text.rstrip())
+    if at_end and exc.context_mark is not None:
+        mark = exc.context_mark
+        explained = _UNCLOSED.get(exc.context or "", f"{exc.context} here, the file ends first; close it")
+        return f"{source}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {explained}"
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    if isinstance(exc, DuplicateKeyError):
+        return f"{where}: {exc.problem}"
+    return (f"{where}: not valid YAML: {exc.problem or exc}; check indentation, colons "
+            "and quotes (quote patterns that contain : # [ ] { })")
+
+
 def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
     """Parse and validate; RulesError lists every problem, located and explained."""
     loader = _MarkingLoader(text)
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        if isinstance(exc, DuplicateKeyError):
-            raise RulesError([f"{where}: {exc.problem}"]) from None
-        raise RulesError([f"{where}: not valid YAML: {exc.problem or exc}; check indentation, colons "
-                          "and quotes (quote patterns that contain : # [ ] { })"]) from None
+        raise RulesError([_yaml_error(exc, text, source)]) from None
     except yaml.YAMLError as exc:
         raise RulesError([f"{source}: not valid YAML: {exc}"]) from None
     finally:
         loader.dispose()
-    errors = _Errors(source, getattr(loader, "marks", {}))
-    if data is None:
-        data = {}
+    errors = _Errors(source, getattr(loader, "node_marks", {}), getattr(loader, "node_texts", {}))
+    if data is None or data == {}:
+        # An editor that truncates and then writes, or `: > rules.yaml`, shows
+        # the daemon an empty file: applied, every agent would vanish and every
+        # open ticket be unassigned and reassigned. Refused, the rules in
+        # force stay.
+        raise RulesError([(f"{source}:1:1: (top level): the file is empty; a rules file needs at least "
+                          "`agents:`, e.g. agents: [{email: alice@example.com, name: Alice}]")])
     if not isinstance(data, dict):
         errors.add((), "the file must be a mapping with agents:, groups:, routes: and timers:")
         errors.raise_if_any()
@@ -598,16 +715,22 @@ def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
 
 
 def load_rules(path: str | Path) -> RuleSet:
+    """Read and validate the rules file at `path`; RulesError if it cannot be read or is not valid."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise RulesError([f"{path}: cannot read the rules file: {exc.strerror}"]) from None
+    return load_rules_bytes(raw, str(path))
+
+
+def load_rules_bytes(raw: bytes, source: str) -> RuleSet:
+    """Validate the bytes of a rules file already read (the watcher loads exactly the bytes it saw settle)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RulesError([f"{path}: byte {exc.start} is not UTF-8; save the file as UTF-8"]) from None
-    return load_rules_text(text, str(path))
+        raise RulesError([f"{source}: byte {exc.start} is not UTF-8; save the file as UTF-8"]) from None
+    return load_rules_text(text, source)
 
 
 def summary(rules: RuleSet) -> str:

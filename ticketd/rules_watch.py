@@ -8,28 +8,31 @@ import threading
 
 from ticketd.app import App
 from ticketd.assignment import release_departed, sweep_unassigned
-from ticketd.rules_file import RulesError, load_rules, summary
+from ticketd.rules_file import RulesError, load_rules_bytes, summary
 
 log = logging.getLogger("ticketd.rules")
 
 
-def reload(app: App) -> bool:
-    """Load the rules file and swap it in if valid; True if new rules are in force.
+def reload(app: App, data: bytes | None = None) -> bool:
+    """Load the rules file (or `data`, its bytes already read) and swap it in if valid; True if new rules are in force.
 
     On any error the last good rules stay in force and every message is
     logged at ERROR: an admin must never get a silently half-applied file.
     """
     path = app.settings.rules_file
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        log.error("rules file %s cannot be read (%s); keeping rules %s", path, exc.strerror, app.rules.digest[:12])
-        return False
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            log.error("rules file %s cannot be read (%s); keeping rules %s", path, exc.strerror,
+                      app.rules.digest[:12])
+            return False
     digest = hashlib.sha256(data).hexdigest()
     if digest == app.rules.digest:
         return False
     try:
-        rules = load_rules(path)
+        # The bytes hashed are the bytes loaded: a second read could see a newer, half-written file.
+        rules = load_rules_bytes(data, str(path))
     except RulesError as exc:
         log.error("rules file %s NOT applied (%d errors); keeping rules %s", path, len(exc.errors),
                   app.rules.digest[:12])
@@ -49,11 +52,19 @@ def reload(app: App) -> bool:
 
 
 class RulesWatcher:
-    """Polls the rules file once a second (mtime, size, then content hash)."""
+    """Polls the rules file once a second (mtime, size, then content hash).
 
-    def __init__(self, app: App, interval: float = 1.0) -> None:
+    A change is loaded only once the file has stopped changing for `settle`
+    seconds: an editor that truncates and then writes, or a large file
+    written in pieces, would otherwise be loaded half written, and a half
+    list of agents is valid YAML that unassigns everyone cut off.
+    """
+
+    def __init__(self, app: App, interval: float = 1.0, settle: float = 0.5) -> None:
+        """Watch app.settings.rules_file every `interval` seconds; hook SIGHUP to an immediate reload."""
         self.app = app
         self.interval = interval
+        self.settle = settle
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._seen: tuple | None = None
@@ -72,28 +83,40 @@ class RulesWatcher:
             return changed
 
     def _stamp(self) -> tuple | None:
+        """The file's (mtime, size, inode), or None if it cannot be seen (mid-rename, deleted)."""
         try:
             st = self.app.settings.rules_file.stat()
         except OSError:
             return None
         return st.st_mtime_ns, st.st_size, st.st_ino
 
+    def _settled(self, stamp: tuple) -> bool:
+        """Whether the file still has `stamp` after `settle` seconds, i.e. nobody is writing it now."""
+        if self._stop.wait(self.settle):
+            return False   # stopping: load nothing half seen
+        return self._stamp() == stamp
+
     def _poll(self) -> None:
+        """Reload if the file changed and has stopped changing; a file still being written waits a poll."""
         stamp = self._stamp()
-        if stamp is None or stamp == self._seen:
-            return
-        self._seen = stamp
+        if stamp is None or stamp == self._seen or not self._settled(stamp):
+            return   # unchanged, or still being written: the next poll looks again
         try:
-            digest = hashlib.sha256(self.app.settings.rules_file.read_bytes()).hexdigest()
+            data = self.app.settings.rules_file.read_bytes()
         except OSError:
             return
+        if self._stamp() != stamp:
+            return   # written again while read: the next poll looks again
+        self._seen = stamp
+        digest = hashlib.sha256(data).hexdigest()
         if digest in (self.app.rules.digest, self._failed_digest):
             return   # unchanged, or the same broken file already reported
         with self._lock:
-            if not reload(self.app):
+            if not reload(self.app, data):
                 self._failed_digest = digest
 
     def _run(self) -> None:
+        """The watcher thread: release removed agents' tickets once, then poll until stopped."""
         # The file may have lost an agent while the daemon was stopped.
         try:
             release_departed(self.app)
@@ -106,8 +129,10 @@ class RulesWatcher:
                 log.exception("watching the rules file failed; trying again")
 
     def start(self) -> None:
+        """Start polling in the background."""
         self._thread.start()   # the first poll compares the file with the rules in force
 
     def stop(self) -> None:
+        """Stop polling (a settle wait in progress ends at once) and wait for the thread."""
         self._stop.set()
         self._thread.join(timeout=10)
