@@ -31,6 +31,7 @@ def test_agent_may_set(status, allowed):
 @pytest.mark.parametrize("text", [
     "accept", "Accept.", "YES!", "ok", "OK\n\nthanks a lot", "\n\n  yes  \n", "Да", "принимаю", "Sí", "acepto",
     "va bene", "Accetto!", "接受", "好的。", "ｙｅｓ", "Sì", "Certo!", "Хорошо", "согласен", "是的", "同意",
+    "Ok 👍", "yes 🙂", "OK 👍🏽", "ok ❤️",
 ])
 def test_acceptance(text):
     assert is_acceptance(text, WORDS)
@@ -38,7 +39,7 @@ def test_acceptance(text):
 
 @pytest.mark.parametrize("text", [
     "", "ok but it still fails", "No", "yes? it still smokes", "Not accepted", "I accept that it is broken",
-    "> yes\nno it is not fixed",
+    "> yes\nno it is not fixed", "> yes 👍\nno", "👍", "yes 🙂 but no",
 ])
 def test_not_acceptance(text):
     assert not is_acceptance(text, WORDS)
@@ -85,6 +86,9 @@ def test_customer_reply_effect(status, text, kind, to):
     ("\ntype: Feature request\n\nPlease add X.", {"type": "idea"}, ()),
     ("Type: banana\nSource: app", {"source": "app"}, ("Type: banana",)),
     ("Hello,\nType: bug", {}, ()),              # not at the top: text
+    # HTML written a paragraph per line: blank lines between the facts
+    ("Type: bug\n\nSource: web\n\nScale: all\n\nIt fails.\n\nSource: not a fact",
+     {"type": "bug", "source": "web", "scale": "all"}, ()),
     ("> Type: bug\nhello", {}, ()),
     ("", {}, ()),
 ])

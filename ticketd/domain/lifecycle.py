@@ -26,9 +26,24 @@ def agent_may_set(status: Status) -> bool:
 _EDGE_PUNCT = " \t.,;:!?¡¿。，！？、…'\"«»“”()-~"
 
 
+# Emoji sequences also carry these: a variation selector, a zero-width joiner.
+_EMOJI_GLUE = "\ufe0f\ufe0e\u200d"
+
+
+def _trailing(char: str) -> bool:
+    """Punctuation, a symbol (an emoji, "👍") or emoji glue: what `_normalise` trims off a line's end.
+
+    Only off its end: at its start a symbol may be a quote marker ("> yes").
+    """
+    return char in _EDGE_PUNCT or char in _EMOJI_GLUE or unicodedata.category(char)[0] in "PS"
+
+
 def _normalise(line: str) -> str:
     line = unicodedata.normalize("NFKC", line).casefold().strip(_EDGE_PUNCT)
-    return " ".join(line.split())
+    end = len(line)
+    while end and _trailing(line[end - 1]):
+        end -= 1
+    return " ".join(line[:end].split())
 
 
 def first_line(text: str) -> str:
@@ -36,10 +51,10 @@ def first_line(text: str) -> str:
 
 
 def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
-    """The first non-empty line is one accept word (case, width and edge punctuation ignored).
+    """The first non-empty line is one accept word (case, width, edge punctuation and emoji ignored).
 
     Deliberately strict: "ok but it still fails" is a rejection with a reason,
-    not an acceptance; "OK!" and "Yes." are acceptances.
+    not an acceptance; "OK!", "Yes." and "Ok 👍" are acceptances.
     """
     line = _normalise(first_line(text))
     return bool(line) and line in {_normalise(w) for w in accept_words}
@@ -132,8 +147,8 @@ def parse_key_facts(text: str) -> KeyFacts:
     ignored: list[str] = []
     for line in (text or "").splitlines():
         if not line.strip():
-            if values or ignored:
-                break
+            # HTML mail written a paragraph per line (<p>Type: bug</p><p>Source: web</p>,
+            # Outlook's MsoNormal) reads as facts with blank lines between them.
             continue
         m = _FACT_LINE.match(line)
         if not m:
