@@ -142,6 +142,11 @@ class Plan:
         return not self.errors
 
 
+def _word(args: str) -> str:
+    """A one-word argument as typed in a hurry: `High.` is `high`."""
+    return args.strip().rstrip(".,;:!").lower()
+
+
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                   groups: Collection[str]) -> Plan:
     """Check every command; the plan, or every error with how to write it."""
@@ -188,7 +193,9 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 if status == Status.SOLUTION_PROPOSED:
                     values["propose"] = True
         elif cmd.name == "assign":
-            target = cmd.args.strip("<> ").lower()
+            # As a mail client completes it: `Bob Smith <bob@example.com>`, or a mailto: link.
+            named = re.search(r"<([^<>\s]+)>", cmd.args)
+            target = (named.group(1) if named else cmd.args).strip("<> ").removeprefix("mailto:").lower()
             if not target:
                 fail(cmd, "#assign needs an agent's email or a group name.")
             elif target in agent_set:
@@ -200,17 +207,18 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                           f"(agents: {', '.join(sorted(agent_set)) or 'none'}; "
                           f"groups: {', '.join(sorted(group_set)) or 'none'}).")
         elif cmd.name == "priority":
-            if cmd.args.lower() in PRIORITIES:
-                values["priority"] = cmd.args.lower()
+            if _word(cmd.args) in PRIORITIES:
+                values["priority"] = _word(cmd.args)
             else:
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a priority.")
         elif cmd.name == "type":
-            if cmd.args.lower() in TYPES:
-                values["type"] = cmd.args.lower()
+            if _word(cmd.args) in TYPES:
+                values["type"] = _word(cmd.args)
             else:
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a type.")
         elif cmd.name == "postpone":
-            until = parse_when(cmd.args, now) if len(args) == 1 else None
+            # One word, or an ISO date and a time of day (`2030-12-01 09:00`).
+            until = parse_when(cmd.args, now) if len(args) in (1, 2) else None
             if until is None:
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a duration or an ISO date.")
             elif until <= now:

@@ -167,12 +167,14 @@ def parse_key_facts(text: str) -> KeyFacts:
 
 # ---------------------------------------------------------------- times in commands
 
-_DURATION = re.compile(r"^(\d{1,4})\s*(s|m|h|d|w)$", re.IGNORECASE)
+# One or more parts, as rules.yaml's durations combine: `3d`, `1h30m`, `2w 3d`.
+_DURATION = re.compile(r"^(?:\d{1,4}\s*[smhdw]\s*)+$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d{1,4})\s*([smhdw])", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_when(value: str, now: datetime) -> datetime | None:
-    """A duration (`3d`, `12h`, `2w`) from now, or an ISO date / date-time (UTC); None if neither.
+    """A duration (`3d`, `12h`, `2w`, `1h30m`) from now, or an ISO date / date-time (UTC); None if neither.
 
     A bare date means the start of that day, UTC. Times are naive UTC like
     the rest of the store.
@@ -185,8 +187,9 @@ def parse_when(value: str, now: datetime) -> datetime | None:
 
 
 def _parse_when(value: str, now: datetime) -> datetime | None:
-    if m := _DURATION.match(value):
-        return now + timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+    if _DURATION.match(value):
+        return now + timedelta(seconds=sum(int(n) * _UNIT_SECONDS[unit.lower()]
+                                           for n, unit in _DURATION_PART.findall(value)))
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
             return datetime.combine(date.fromisoformat(value), time())
