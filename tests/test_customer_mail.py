@@ -172,6 +172,30 @@ def test_reaction_links_record_once_and_open_nothing(any_desk):
     assert len(desk.events(tid, "reaction")) == 1
 
 
+def test_a_reaction_may_change_and_its_words_reach_the_agent(any_desk):
+    """A second click of the other link changes the reaction; words written with a click are stored
+    on the ticket and the assignee gets them; a phone's tagline alone is no words."""
+    desk = any_desk
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "Unplug it.\n")
+    like, dislike = re.findall(r"mailto:([^\s?>]+)", body_text(desk.last(CUSTOMER)))[-2:]
+    desk.send(build_mail(CUSTOMER, "\nSent from my iPhone\n", to=like, subject="Helpful"))
+    told_before = len(desk.inbox(ALICE))
+    assert len(desk.messages(tid)) == 2 and len(desk.inbox(ALICE)) == told_before
+    desk.send(build_mail(CUSTOMER, "It did NOT help, the printer exploded. Please call me!\n", to=dislike,
+                         subject="Not helpful"))
+    [reaction] = desk.reactions()
+    assert reaction["reaction"] == "dislike"
+    changed = desk.events(tid, "reaction")[-1]
+    assert (changed["from_value"], changed["to_value"]) == ("like", "dislike")
+    stored = desk.messages(tid)[-1]
+    assert (stored["from_addr"], stored["text"]) == (CUSTOMER, "It did NOT help, the printer exploded. Please call me!")
+    assert "printer exploded" in body_text(desk.last(ALICE)) and len(desk.inbox(ALICE)) == told_before + 1
+    assert desk.ticket(tid)["status"] == "open" and len(desk.rows(tickets)) == 1
+
+
 def test_key_facts_fill_fields_only_at_the_top_of_the_first_mail(desk):
     desk.send(build_mail(CUSTOMER, "Type: feature\nSource: mobile app\nScale: 3 shops\nReproducible: no\n\n"
                                    "Please add dark mode.\n"))

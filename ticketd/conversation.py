@@ -51,7 +51,7 @@ def _new_subject(subject: str) -> str:
 def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     """A new conversation: create the ticket in `new`, route it, acknowledge it (or close it, if a route says so)."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
-        return Decision(reacted)  # a like/dislike click opens nothing
+        return reacted  # a like/dislike click opens nothing
     p = mail.parsed
     requester = p.from_addr or (p.headers.get("from") or "unknown")[:320].lower()
     # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
@@ -115,7 +115,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
 def apply_followup(conn, app: App, mail: IncomingMail, ticket: dict, now) -> Decision:
     """A reply on an existing ticket (its row, locked by the caller), from its customer side or its agent."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
-        return Decision(reacted)
+        return reacted
     verdict = agent_verdict(app, mail, ticket["id"])
     if verdict.agent is not None:
         return apply_agent_mail(conn, app, mail, ticket, verdict, now)

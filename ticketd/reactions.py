@@ -1,29 +1,42 @@
 """Like/dislike clicks: a mail to a signed reaction address, recorded on the message it names.
 
-Decision worth knowing (issue 4): a mail to a like/dislike address records
-the reaction and nothing else.
+Decisions worth knowing (issue 4): a mail to a like/dislike address never
+opens or reopens a ticket. A second click of the other link changes the
+reaction (the latest stands; the history keeps both). Words written in such
+a mail ("it did NOT help, call me") are the customer's: they are stored on
+the ticket and the assignee gets them, like any customer mail.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from ingest.quotes import cut_signature, strip_reply
 from ticketd.app import App
+from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.store import tickets as store
-from ticketd.ticket_changes import mail_ref
+from ticketd.ticket_changes import Decision, mail_ref, store_message
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
 
+# What a phone or webmail puts in an otherwise empty mail: no words of the customer's.
+_BOILERPLATE = re.compile(
+    r"(?is)^\W*(sent from|get outlook|envoy[ée] de|von meinem|enviado desde|inviato da)\b.{0,80}$")
 
-def record_reactions(conn, app: App, mail: IncomingMail, now) -> int | None:
-    """A mail to a signed like/dislike address: record it on that message; its ticket, or None.
 
-    Such a mail never opens a ticket or reopens one; a second reaction from
-    the same address on the same message is ignored (the first one stands).
-    """
+def own_words(text: str) -> str:
+    """The text a customer wrote in a reaction mail: quotes, signature and device taglines left out."""
+    words = cut_signature(strip_reply(text or "")).strip()
+    return "" if _BOILERPLATE.match(words) else words
+
+
+def record_reactions(conn, app: App, mail: IncomingMail, now) -> Decision | None:
+    """A mail to a signed like/dislike address: record it on that message; None if it names none."""
     ticket_id = None
     who = mail.parsed.from_addr or "unknown"
+    recorded = []
     for reaction in mail.reactions:
         message = store.get_message(conn, reaction.message_row_id) if reaction.message_row_id else None
         if message is None:
@@ -33,9 +46,34 @@ def record_reactions(conn, app: App, mail: IncomingMail, now) -> int | None:
             store.add_event(conn, ticket_id, now, who, "reaction_ignored", to_value=reaction.reaction,
                             reason=f"automatic mail ({mail.robot_reason}); {mail_ref(mail)}",
                             message_row_id=message["id"])
-        elif store.add_reaction(conn, message["id"], reaction.reaction, who, now):
-            store.add_event(conn, ticket_id, now, who, "reaction", to_value=reaction.reaction,
+            continue
+        before = store.add_reaction(conn, message["id"], reaction.reaction, who, now)
+        if before is not None:
+            store.add_event(conn, ticket_id, now, who, "reaction", from_value=before or None,
+                            to_value=reaction.reaction,
                             reason=f"{reaction.reaction} on message {message['id']}; {mail_ref(mail)}",
                             message_row_id=message["id"])
-    return ticket_id
+        recorded.append(reaction.reaction)
+    if ticket_id is None:
+        return None
+    words = own_words(mail.text) if recorded else ""
+    notices = _keep_words(conn, app, mail, ticket_id, words, recorded[-1], now) if words else []
+    return Decision(ticket_id, notices=notices)
 
+
+def _keep_words(conn, app: App, mail: IncomingMail, ticket_id: int, words: str, reaction: str,
+                now) -> list[Notice]:
+    """The customer's words with their click: a message on the ticket, and the assignee told."""
+    row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer", text=words)
+    store.add_event(conn, ticket_id, now, mail.parsed.from_addr or "unknown", "customer_replied",
+                    message_row_id=row_id, reason=f"{mail_ref(mail)} with a {reaction}")
+    store.update_ticket(conn, ticket_id, now)
+    assignee = store.get_ticket(conn, ticket_id)["assignee"]
+    if not assignee:
+        return []
+    p = mail.parsed
+    return [Notice(
+        template="agent/customer_replied", recipient=assignee, ticket_id=ticket_id,
+        auto_submitted=AUTO_GENERATED, agent_reply_to=assignee, message_row_id=row_id, in_reply_to=p.message_id,
+        context={"text": f"[with a {reaction} of the reply]\n\n{words}", "sender": p.from_addr or "",
+                 "sender_name": p.from_name or ""})]

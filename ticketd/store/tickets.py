@@ -203,11 +203,21 @@ def note_texts(conn: Connection, ticket_id: int) -> list[str]:
     ).scalars())
 
 
-def add_reaction(conn: Connection, message_row_id: int, reaction: str, by_addr: str, now: datetime) -> bool:
-    """Record a like/dislike once per address and message; False if that address already reacted."""
-    return insert_if_absent(conn, reactions, dict(message_id=message_row_id, reaction=reaction,
-                                                  by_addr=by_addr.lower()[:320], created_at=now),
-                            ["message_id", "by_addr"])
+def add_reaction(conn: Connection, message_row_id: int, reaction: str, by_addr: str, now: datetime) -> str | None:
+    """Record a like/dislike, one per address and message; the reaction it replaced, "" if none, None if the same.
+
+    A second click of the other link is a change of mind: the latest stands.
+    """
+    by_addr = by_addr.lower()[:320]
+    if insert_if_absent(conn, reactions, dict(message_id=message_row_id, reaction=reaction, by_addr=by_addr,
+                                              created_at=now), ["message_id", "by_addr"]):
+        return ""
+    where = (reactions.c.message_id == message_row_id, reactions.c.by_addr == by_addr)
+    before = conn.execute(select(reactions.c.reaction).where(*where)).scalar_one()
+    if before == reaction:
+        return None
+    conn.execute(update(reactions).where(*where).values(reaction=reaction, created_at=now))
+    return before
 
 
 def add_rating(conn: Connection, ticket_id: int, usefulness: int, speed: int, politeness: int,
