@@ -185,7 +185,7 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
             click.echo(f"    [attachment] {a['filename']} ({a['size']} bytes, sha256 {a['sha256'][:12]})")
     click.echo("\nhistory:")
     for e in ticket["events"]:
-        change = f" {e['from'] or ''} -> {e['to']}" if e["to"] else ""
+        change = (f" {e['from']} -> {e['to']}" if e["from"] else f" -> {e['to']}") if e["to"] else ""
         click.echo(f"  {e['at']} {e['actor']}: {e['kind']}{change}" + (f" ({e['reason']})" if e["reason"] else ""))
 
 
