@@ -187,7 +187,7 @@ def test_reading_commands_never_create_a_database(tmp_path):
     """Run without the daemon's --config, `tickets list` must not answer "no tickets" from a new empty file."""
     db = tmp_path / "elsewhere.db"
     config = write_config(tmp_path, f"sqlite:///{db}")
-    for args in (("tickets", "list", "--json"), ("quarantine", "list", "--json"), ("status", "--json")):
+    for args in (("tickets", "list", "--json"), ("quarantine", "list", "--json"), ("outbox", "list", "--json")):
         done = run_cli(config, *args)
         assert done.returncode == 1, (args, done.stdout)
         assert f"no database at {db}" in done.stderr and "--config" in done.stderr

@@ -214,11 +214,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_ticketd_run_and_reading_commands_exit_with_the_message_on_a_newer_database(tmp_path, db_url):
     config = str(write_config(tmp_path, db_url))
-    listed = _cli("tickets", "list", "--json", "--config", config)   # an empty database: built, and read
+    engine = make_engine(db_url)
+    ensure_schema(engine)
+    listed = _cli("tickets", "list", "--json", "--config", config)   # an empty database, read
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.strip() == "[]"
 
-    engine = make_engine(db_url)
     newer = _stamp_newer(engine)
     engine.dispose()
     for command in (["run"], ["tickets", "list", "--json"]):

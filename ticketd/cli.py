@@ -55,19 +55,20 @@ def _app(config: str | None):
         raise click.ClickException(str(exc)) from None
 
 
-def _engine(config: str | None, settings=None):
+def _engine(config: str | None, settings=None, *, create: bool = False):
     """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets.
 
     A SQLite file that is not there is an error, not a new empty database:
     `tickets list` run without the right --config answering "no tickets"
-    would mislead, and leave a stray database behind.
+    would mislead, and leave a stray database behind. `create`: for `status`,
+    whose "not running, nothing waiting" is true of a desk not started yet.
     """
     from ticketd.store.db import ensure_schema, make_engine, sqlite_file
     from ticketd.store.migrations import SchemaVersionError
 
     url = (settings or _settings(config)).database_url
     missing = sqlite_file(url)
-    if missing is not None and not missing.exists():
+    if missing is not None and not missing.exists() and not create:
         raise click.ClickException(f"no database at {missing}: is --config (or TICKETD_CONFIG) the daemon's? "
                                    "`ticketd run` creates it when it starts")
     engine = make_engine(url)
@@ -484,7 +485,7 @@ def status(config: str | None, as_json: bool) -> None:
     from ticketd.views import desk_status
 
     settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
-    desk = desk_status(_engine(config, settings), settings.data_dir)
+    desk = desk_status(_engine(config, settings, create=True), settings.data_dir)
     if as_json:
         _print_json(desk)
         return
