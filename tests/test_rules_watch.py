@@ -7,22 +7,12 @@ import time
 
 from sqlalchemy import func, select
 
+from tests.test_assignment import THREE
 from ticketd.assignment import assign
 from ticketd.clock import utcnow
 from ticketd.rules_watch import RulesWatcher, reload
 from ticketd.store import tickets as store
 from ticketd.store.tables import events, outbox
-
-THREE = """\
-agents:
-  - {email: a1@example.com, name: A1, groups: [support]}
-  - {email: a2@example.com, name: A2, groups: [support]}
-  - {email: a3@example.com, name: A3, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
-"""
 
 
 def _assigned_tickets(app, n: int) -> list[int]:

@@ -105,11 +105,16 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         if acts:   # a new question on an open ticket: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)
     if ticket["assignee"] and mail.robot_reason is None:
-        decision.notices.append(Notice(
-            template="agent/customer_replied", recipient=ticket["assignee"], ticket_id=ticket_id,
-            auto_submitted=AUTO_GENERATED, agent_reply_to=ticket["assignee"],
-            context={"text": notify_text, "sender": p.from_addr or "", "sender_name": p.from_name or ""},
-            message_row_id=row_id, in_reply_to=p.message_id,
-            attach_from=(row_id,) if mail.attachments else (),
-        ))
+        decision.notices.append(assignee_told(ticket["assignee"], ticket_id, mail, notify_text, row_id))
     return decision
+
+
+def assignee_told(assignee: str, ticket_id: int, mail: IncomingMail, text: str, row_id: int) -> Notice:
+    """agent/customer_replied: what a customer-side mail (stored as `row_id`) said, and who wrote it."""
+    p = mail.parsed
+    return Notice(
+        template="agent/customer_replied", recipient=assignee, ticket_id=ticket_id,
+        auto_submitted=AUTO_GENERATED, agent_reply_to=assignee,
+        context={"text": text, "sender": p.from_addr or "", "sender_name": p.from_name or ""},
+        message_row_id=row_id, in_reply_to=p.message_id, attach_from=(row_id,) if mail.attachments else (),
+    )

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from ingest.quotes import cut_signature, strip_reply
 from ticketd.app import App
-from ticketd.domain.notices import AUTO_GENERATED, Notice
+from ticketd.customer_mail import assignee_told
+from ticketd.domain.notices import Notice
 from ticketd.store import tickets as store
 from ticketd.ticket_changes import Decision, mail_ref, store_message
 
@@ -69,11 +70,5 @@ def _keep_words(conn, app: App, mail: IncomingMail, ticket_id: int, words: str, 
                     message_row_id=row_id, reason=f"{mail_ref(mail)} with a {reaction}")
     store.update_ticket(conn, ticket_id, now)
     assignee = store.get_ticket(conn, ticket_id)["assignee"]
-    if not assignee:
-        return []
-    p = mail.parsed
-    return [Notice(
-        template="agent/customer_replied", recipient=assignee, ticket_id=ticket_id,
-        auto_submitted=AUTO_GENERATED, agent_reply_to=assignee, message_row_id=row_id, in_reply_to=p.message_id,
-        context={"text": f"[with a {reaction} of the reply]\n\n{words}", "sender": p.from_addr or "",
-                 "sender_name": p.from_name or ""})]
+    return [assignee_told(assignee, ticket_id, mail, f"[with a {reaction} of the reply]\n\n{words}", row_id)
+            ] if assignee else []
