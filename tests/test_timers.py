@@ -496,3 +496,50 @@ def test_a_new_customer_question_on_an_open_ticket_restarts_the_respond_clock(ma
             assert [t["due_at"] for t in armed(conn, tid)] == [clock["due_at"]]   # the first deadline stands
     finally:
         desk_gen.close()
+
+
+def test_a_ticket_passed_on_gives_its_new_agent_a_fresh_respond_clock(make_app, db_url):
+    """The clock that reassigns forgotten tickets restarts for an agent given one by #assign, as on a breach."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        agent = desk.assign(tid)
+        other = next(a for a in ("a1@example.com", "a2@example.com") if a != agent)
+        with desk.app.engine.begin() as conn:   # 50 minutes of the customer's hour have gone
+            conn.execute(timers.update().where(timers.c.ticket_id == tid, timers.c.state == "armed")
+                         .values(due_at=utcnow() + timedelta(minutes=10)))
+        desk.send(build_mail(agent, f"#assign {other}\n", to=desk.agent_address(tid, agent),
+                             subject=f"Re: [#{tid}] Printer"))
+        assert desk.ticket(tid)["assignee"] == other
+        with desk.app.engine.connect() as conn:
+            [clock] = armed(conn, tid)
+        assert clock["kind"] == "respond" and clock["due_at"] > utcnow() + timedelta(minutes=55)
+        # A command that gives the ticket to nobody new leaves that clock alone.
+        desk.send(build_mail(other, "#priority high\n", to=desk.agent_address(tid, other),
+                             subject=f"Re: [#{tid}] Printer"))
+        with desk.app.engine.connect() as conn:
+            assert [t["id"] for t in armed(conn, tid)] == [clock["id"]]
+    finally:
+        desk_gen.close()
+
+
+def test_the_first_assignment_keeps_the_clock_the_customer_started(make_app, db_url):
+    """The respond clock counts from the customer's mail, not from when round robin found an agent."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        with desk.app.engine.connect() as conn:
+            [before] = armed(conn, tid)
+        desk.assign(tid)
+        with desk.app.engine.connect() as conn:
+            assert [(t["id"], t["due_at"]) for t in armed(conn, tid)] == [(before["id"], before["due_at"])]
+    finally:
+        desk_gen.close()
