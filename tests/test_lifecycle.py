@@ -91,6 +91,8 @@ def test_new_to_rated(desk):
     ("Speed: 1\nUsefulness: 5\nPoliteness: 4\n", (5, 1, 4)),   # labels say where each number goes
     ("\uff15 \uff14 \uff15\n", (5, 4, 5)),                        # full-width digits from a CJK input method
     ("Speed: 5\nSpeed: 4\nPoliteness: 5\n", None),              # contradictory labels: a person reads it
+    ("Hi,\n\n5 4 5\n\nThank you,\nAnna\n", (5, 4, 5)),              # courtesy around the numbers
+    ("5 5 5\nThanks, but the tray jams now.\n", None),            # more to say: reopened
 ])
 def test_rating_by_labels_and_full_width_digits(desk, reply, rating):
     """PRODUCT.md: a reply with three numbers (usefulness, speed, politeness) is stored as the rating."""

@@ -60,6 +60,38 @@ def test_rating(text, rating):
     assert parse_rating(text) == rating
 
 
+@pytest.mark.parametrize("text, rating", [
+    ("5 4 5\n\nThanks!", (5, 4, 5)),
+    ("Hi,\n\n5 4 5\n\nThank you,\nAnna", (5, 4, 5)),
+    ("Hello team!\n5 5 5\nBest regards,\nAnna Smith\nACME Inc.", (5, 5, 5)),
+    ("5 4 5, thanks a lot!", (5, 4, 5)),
+    ("4 4 5 спасибо", (4, 4, 5)),
+    ("Usefulness: 5\nSpeed: 4\nPoliteness: 5\nCheers", (5, 4, 5)),
+    ("Danke!\n5 5 4", (5, 5, 4)),
+    ("Hallo,\n5 4 5\nViele Grüße\nJörg", (5, 4, 5)),
+])
+def test_a_rating_said_politely_is_only_a_rating(text, rating):
+    """PRODUCT.md: a reply to a closed ticket reopens it "unless it is only a rating"; thanks are no request."""
+    assert parse_rating(text) == rating
+    assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "rated"
+
+
+@pytest.mark.parametrize("text", [
+    "5 5 5\nThanks, but the printer broke again",
+    "5 5 5\nThanks\nIt broke again",
+    "5 5 5\nIt Broke Again",
+    "Hi, the printer is on fire\n5 5 5",
+    "5 5 5\nThanks!\nP.S. Can you look at my invoice?",
+    "5 5 5\nBest regards,\nAnna\n+49 30 1234567",
+    "5 5 5\nThanks,\nAnna\nBob\nCarol\nDave",
+    "Thanks 5 5 5 for nothing",
+])
+def test_a_rating_with_more_to_say_reopens(text):
+    """Anything beyond greetings, thanks and a name is a person's words: a person reads them."""
+    assert parse_rating(text) is None
+    assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "reopened"
+
+
 # (status, text) -> (kind, to_status): every status, accept / other / rating texts.
 @pytest.mark.parametrize("status, text, kind, to", [
     (Status.NEW, "more details", "none", None),

@@ -6,6 +6,7 @@ comes in as `now`, settings (accept words) as arguments.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -68,6 +69,81 @@ _RATING = re.compile(r"^\s*([1-5])(?:\s*/\s*5)?[\s,;/|]+([1-5])(?:\s*/\s*5)?[\s,
 
 
 def parse_rating(text: str) -> tuple[int, int, int] | None:
+    """Three numbers 1-5 (usefulness, speed, politeness), and nothing else but courtesy; labels allowed.
+
+    Courtesy is a greeting line before the numbers, thanks after them (on
+    their line or below), and a sign-off with at most two lines of name
+    under it: "Hi,\n5 4 5\nThank you,\nAnna" is only a rating. Any other
+    word is something a person should read (`_rating_of` for the numbers).
+    """
+    if (rating := _rating_of(text)) is not None:
+        return rating
+    lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
+    if lines and (_courtesy(lines[0], _GREETINGS, _GREETING_ADDRESSEES) or _courtesy(lines[0], _THANKS)):
+        lines = lines[1:]
+    for end in range(len(lines), 0, -1):
+        if _closing(lines[end:]):
+            numbers = "\n".join(lines[:end])
+            if (rating := _rating_of(numbers) or _rating_of(_TRAILING_THANKS.sub("", numbers))) is not None:
+                return rating
+    return None
+
+
+# Courtesy around a rating, in the languages of the default accept words (and German, French).
+_GREETINGS = ("hi", "hello", "hey", "dear", "good morning", "good afternoon", "good evening", "hallo",
+              "guten tag", "moin", "bonjour", "salut", "hola", "buenos días", "buenas", "ciao", "buongiorno",
+              "salve", "привет", "здравствуйте", "добрый день", "你好", "您好")
+_GREETING_ADDRESSEES = frozenset({"team", "all", "there", "support", "everyone", "folks", "guys", "zusammen",
+                                  "tous", "todos", "tutti", "всем"})
+_THANKS = ("thanks", "thank you", "many thanks", "thanks a lot", "thanks so much", "thank you very much",
+           "thank you so much", "thx", "ty", "danke", "vielen dank", "danke schön", "danke sehr", "merci",
+           "merci beaucoup", "gracias", "muchas gracias", "grazie", "grazie mille", "спасибо", "большое спасибо",
+           "谢谢", "感谢", "多谢", "非常感谢")
+_SIGN_OFFS = _THANKS + (
+    "cheers", "best", "best regards", "best wishes", "kind regards", "regards", "warm regards", "br",
+    "sincerely", "yours sincerely", "all the best", "viele grüße", "beste grüße", "liebe grüße",
+    "freundliche grüße", "mit freundlichen grüßen", "lg", "gruß", "grüße", "cordialement", "bien à vous",
+    "saludos", "un saludo", "saludos cordiales", "saluti", "cordiali saluti", "с уважением", "всего доброго",
+    "此致", "祝好")
+_TRAILING_THANKS = re.compile(r"[\s,;.!-]*(?i:" + "|".join(sorted(map(re.escape, _THANKS), key=len, reverse=True))
+                              + r")[\s.!]*$")
+_NAME_WORD = re.compile(r"^[^\W\d_][^\W\d]*(?:[.'’&-][^\W\d]*)*\.?$")
+
+
+@functools.cache
+def _folded(phrases: tuple[str, ...]) -> frozenset[str]:
+    """The phrases as `_normalise` leaves a line ("Viele Grüße" is "viele grüsse")."""
+    return frozenset(map(_normalise, phrases))
+
+
+def _name_like(words: list[str]) -> bool:
+    """A person's or company's name: capitalised words without digits ("Anna Smith", "ACME Inc.")."""
+    return all(_NAME_WORD.match(w) and w[0].isupper() for w in words)
+
+
+def _courtesy(line: str, phrases: tuple[str, ...], addressees: frozenset[str] = frozenset()) -> bool:
+    """`line` is one of `phrases`, then at most three words of a name or an addressee ("Hi team", "Thanks, Anna!")."""
+    words = line.split()
+    known = _folded(phrases)
+    for size in range(min(len(words), 4), 0, -1):
+        if _normalise(" ".join(words[:size])) in known:
+            rest = [w.strip(",;:!.") for w in words[size:]]
+            rest = [w for w in rest if w]
+            return len(rest) <= 3 and (_name_like(rest) or all(w.casefold() in addressees for w in rest))
+    return False
+
+
+def _closing(lines: list[str]) -> bool:
+    """What may follow the numbers: nothing, or thanks or a sign-off, then at most two lines of a name."""
+    if not lines:
+        return True
+    if not _courtesy(lines[0], _SIGN_OFFS):
+        return False
+    names = [line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)]
+    return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
+
+
+def _rating_of(text: str) -> tuple[int, int, int] | None:
     """Three numbers 1-5 (usefulness, speed, politeness) and nothing else; labels allowed.
 
     A label decides where its number goes ("Speed: 1 / Usefulness: 5 /
