@@ -96,6 +96,7 @@ class ParsedMail:
     content_type: str                  # of the top-level entity (e.g. multipart/report)
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    reply_to_name: str | None = None   # of the first Reply-To address
 
 
 class _RawHeaders(Compat32):
@@ -766,6 +767,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         return parse_addresses([str(v) for v in msg.get_all(name, [])], hints)
 
     froms = addresses("from")
+    reply_tos = addresses("reply-to")
     from_name, from_addr = (froms[0] if len(froms) == 1 else ("", None))
     if len(froms) > 1:
         from_name = froms[0][0]
@@ -796,7 +798,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         from_count=len(froms),
         to=[a for _, a in addresses("to")],
         cc=[a for _, a in addresses("cc")],
-        reply_to=[a for _, a in addresses("reply-to")],
+        reply_to=[a for _, a in reply_tos],
         subject=headers.get("subject", ""),
         date=headers.get("date"),
         headers=headers,
@@ -805,6 +807,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         content_type=msg.get_content_type(),
         attachments=attachments,
         defects=[type(d).__name__ for d in msg.defects] + unpacker.defects,
+        reply_to_name=(reply_tos[0][0] or None) if reply_tos else None,
     )
 
 

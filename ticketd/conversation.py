@@ -21,6 +21,7 @@ from ticketd.assignment import assign_in_tx
 from ticketd.customer_mail import add_followers, apply_customer_mail
 from ticketd.domain.lifecycle import parse_key_facts
 from ticketd.domain.notices import AUTO_REPLIED, Notice
+from ticketd.domain.requester import requester_of
 from ticketd.domain.rules import MailFacts
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import TAG_RE, strip_prefixes
@@ -53,22 +54,30 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
         return reacted  # a like/dislike click opens nothing
     p = mail.parsed
-    requester = p.from_addr or (p.headers.get("from") or "unknown")[:320].lower()
     # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
     facts = parse_key_facts(mail.text)
     route = app.rules.route(replace(mail_facts(mail), type=facts.values.get("type", "")))
+    customer = requester_of(p.from_addr, p.from_name, p.headers.get("from") or "", p.reply_to, p.reply_to_name,
+                            use_reply_to=route.requester == "reply_to",
+                            not_a_customer=lambda a: is_ours(app, a) or app.rules.agent(a) is not None)
+    requester = customer.address
     ticket_id = store.create_ticket(
         conn, subject=_new_subject(p.subject), status=Status.NEW.value,
         priority=route.priority or "normal", type=route.type or facts.values.get("type"),
         source=facts.values.get("source"), scale=facts.values.get("scale"),
         reproducible=facts.values.get("reproducible"), requester=requester,
-        requester_name=p.from_name, group_name=route.group, assignee=None,
+        requester_name=customer.name, group_name=route.group, assignee=None,
         suppress_ack=route.suppress_ack, created_at=now, updated_at=now,
     )
-    store.add_participant(conn, ticket_id, requester, "requester", p.from_name, now)
+    store.add_participant(conn, ticket_id, requester, "requester", customer.name, now)
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
     store.add_event(conn, ticket_id, now, requester, "created", to_value=Status.NEW.value,
                     reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)
+    if customer.from_reply_to:
+        store.add_event(conn, ticket_id, now, "system:rules", "requester", from_value=p.from_addr,
+                        to_value=requester, message_row_id=row_id, rules_hash=app.rules.digest,
+                        reason="Reply-To of a contact form's mail (requester: reply_to), route "
+                        + ", ".join(repr(r) for r in route.routes))
     # PRODUCT.md: Cc of a customer's mail join as followers, each an event;
     # an auto-generated mail ("Loops and robots") is stored but brings in no
     # one, so a robot's Cc list never gets the ticket's public replies.
@@ -104,9 +113,9 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
     if route.assignee:   # `then: {assignee: ...}`; otherwise the rule worker picks from the group
         decision.notices.extend(assign_in_tx(conn, app, ticket_id, route.assignee, now, "system:rules"))
-    if mail.robot_reason is None and not route.suppress_ack and p.from_addr:
+    if mail.robot_reason is None and not route.suppress_ack and (p.from_addr or customer.from_reply_to):
         decision.notices.append(Notice(
-            template="requester/ticket_opened", recipient=p.from_addr, ticket_id=ticket_id,
+            template="requester/ticket_opened", recipient=requester, ticket_id=ticket_id,
             auto_submitted=AUTO_REPLIED, in_reply_to=p.message_id, message_row_id=row_id,
         ))
     return decision

@@ -11,6 +11,7 @@ from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
 from ticketd.domain.loops import auto_generated_reason
+from ticketd.domain.requester import Requester, requester_of
 from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.store.assignment import open_counts, read_cursor
@@ -29,6 +30,7 @@ class DryRun:
     timers: list[str] = field(default_factory=list)
     mails: list[str] = field(default_factory=list)
     robot_reason: str | None = None
+    requester: Requester | None = None
 
     def lines(self) -> list[str]:
         out = []
@@ -42,6 +44,8 @@ class DryRun:
         # The ticket's type: the route's, else the key fact's (as open_ticket stores it).
         kind = d.type or self.key_facts.values.get("type")
         ack = "suppressed" if d.suppress_ack or d.close else "sent"
+        if self.requester is not None and self.requester.from_reply_to:
+            out.append(f"requester: {self.requester.address} (Reply-To; the route says requester: reply_to)")
         out.append(f"group: {d.group or '-'}  priority: {d.priority or 'normal'}  type: {kind or '-'}  "
                    f"tags: {', '.join(d.tags) or '-'}  acknowledgement: {ack}")
         if d.close:
@@ -86,6 +90,10 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     result = DryRun(decision, key_facts)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
+    result.requester = requester_of(parsed.from_addr, parsed.from_name, parsed.headers.get("from") or "",
+                                    parsed.reply_to, parsed.reply_to_name,
+                                    use_reply_to=decision.requester == "reply_to",
+                                    not_a_customer=lambda a: rules.agent(a) is not None)
     if decision.close:
         return result   # stored closed: nothing is assigned, timed or sent
     if decision.assignee:
@@ -102,8 +110,9 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         what = plan_of.describe(planned.kind, Status.NEW.value, rules.timer(Status.NEW.value))
         on_breach = rules.timer(Status.NEW.value).on_breach
         result.timers.append(f"{what}, due {planned.due_at.isoformat(timespec='seconds')}Z, on breach: {on_breach}")
-    if result.robot_reason is None and not decision.suppress_ack and parsed.from_addr:
-        result.mails.append(f"requester/ticket_opened to {parsed.from_addr}")
+    if result.robot_reason is None and not decision.suppress_ack and (
+            parsed.from_addr or result.requester.from_reply_to):
+        result.mails.append(f"requester/ticket_opened to {result.requester.address}")
     if result.agent:
         result.mails.append(f"agent/ticket_assigned to {result.agent}")
     return result

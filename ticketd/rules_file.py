@@ -160,6 +160,7 @@ class ThenModel(_Strict):
     tags: list[str] = Field(default_factory=list)
     suppress_ack: bool = False
     close: bool = False
+    requester: Literal["from", "reply_to"] | None = None
 
 
 class RouteModel(_Strict):
@@ -546,7 +547,7 @@ def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) ->
         routes.append(Route(
             name=r.name or f"route {i + 1}", conditions=_build_conditions(r, i, errors), group=then.group,
             assignee=assignee, priority=then.priority, type=then.type, tags=tuple(then.tags),
-            suppress_ack=then.suppress_ack, close=then.close, continue_=r.continue_,
+            suppress_ack=then.suppress_ack, close=then.close, requester=then.requester, continue_=r.continue_,
         ))
     return tuple(routes)
 

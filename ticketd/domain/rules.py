@@ -91,6 +91,7 @@ class Route:
     tags: tuple[str, ...] = ()
     suppress_ack: bool = False
     close: bool = False          # stored closed at once: no acknowledgement, agent or timers
+    requester: str | None = None   # "reply_to": a contact form's mail, the customer is in Reply-To
     continue_: bool = False
 
 
@@ -123,6 +124,7 @@ class RouteDecision:
     tags: tuple[str, ...] = ()
     suppress_ack: bool = False
     close: bool = False
+    requester: str | None = None
     # route name -> why each of its conditions held (for `rules test`)
     reasons: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
@@ -172,6 +174,7 @@ class RuleSet:
                     tags=tuple(dict.fromkeys(decision.tags + route.tags)),
                     suppress_ack=decision.suppress_ack or route.suppress_ack,
                     close=decision.close or route.close,
+                    requester=route.requester or decision.requester,
                     reasons=decision.reasons + ((route.name, tuple(reasons) or ("no conditions",)),),
                 )
                 facts = replace(facts, priority=route.priority or facts.priority, type=route.type or facts.type)
