@@ -182,3 +182,19 @@ def test_the_support_address_is_written_as_smtp_carries_it(tmp_path):
     config.write_text("support_address: hjälp@example.se\n")
     with pytest.raises(ValidationError, match="ASCII local part.*smtp.extra_addresses"):
         load_settings(config, environ={})
+
+
+@pytest.mark.parametrize("command", [("run",), ("worker",)])
+def test_the_daemon_and_workers_refuse_to_start_without_a_rules_file(tmp_path, sqlite_url, command):
+    """A mistyped rules_file would run a desk whose tickets wait for nobody; reading commands still work."""
+    from tests.cli import run_cli
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, sqlite_url, extra="redis_url: redis://127.0.0.1:1/0\n")
+    (tmp_path / "rules.yaml").unlink()
+    done = run_cli(config, *command)
+    assert done.returncode == 1
+    assert f"no rules file at {tmp_path / 'rules.yaml'}" in done.stderr and "TICKETD_RULES_FILE" in done.stderr
+    assert not (tmp_path / "ticketd.db").exists()   # refused before the database was touched
+    status = run_cli(config, "status")
+    assert status.returncode == 0, status.stderr

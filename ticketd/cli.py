@@ -39,12 +39,21 @@ def _settings(config: str | None):
         raise click.ClickException(f"cannot read settings: {exc}") from None
 
 
-def _app(config: str | None):
+def _app(config: str | None, *, needs_rules: bool = False):
+    """The App for a command; `needs_rules`: a daemon or worker, which refuses to start without rules.yaml.
+
+    A wrong `rules_file` path would otherwise start a desk with no agents,
+    routes or timers, whose tickets wait for nobody, said once in the log.
+    """
     from ticketd.app import build_app
     from ticketd.rules_file import RulesError
     from ticketd.store.migrations import SchemaVersionError
 
     settings = _settings(config)
+    if needs_rules and not settings.rules_file.is_file():
+        raise click.ClickException(
+            f"no rules file at {settings.rules_file}: without one no ticket is assigned or timed. Write it "
+            "(docs/rules.md; `ticketd rules check` validates it) or point rules_file (TICKETD_RULES_FILE) at it")
     # Before the schema is checked, so that the upgrade steps it applies are logged.
     configure_logging(settings.log_level)
     try:
@@ -102,7 +111,7 @@ def run(config: str | None) -> None:
     """The daemon: SMTP receiver, IMAP pollers, timers, and in-process workers."""
     from ticketd.daemon import run as run_daemon
 
-    sys.exit(run_daemon(_app(config)))
+    sys.exit(run_daemon(_app(config, needs_rules=True)))
 
 
 @main.command()
@@ -112,7 +121,7 @@ def worker(config: str | None, threads: int) -> None:
     """dramatiq workers for Redis mode (run any number, on any host)."""
     from ticketd.daemon import run_worker
 
-    app = _app(config)
+    app = _app(config, needs_rules=True)
     if not app.settings.redis_url:
         raise click.UsageError("redis_url is null: `ticketd run` already runs the workers in-process")
     sys.exit(run_worker(app, threads))
