@@ -136,3 +136,41 @@ def test_a_closing_route_keeps_the_mail_closed_unanswered_and_unassigned(make_ap
     assert outcome.ticket_id == ticket["id"]
     with app.engine.connect() as conn:
         assert conn.execute(select(tickets.c.status).where(tickets.c.id == ticket["id"])).scalar_one() == "open"
+
+
+def _dump(path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return list(db.iterdump())
+
+
+def test_rules_test_with_the_daemon_config_says_which_ticket_a_reply_joins(make_app, sqlite_url, tmp_path):
+    """A reply is no new ticket: `rules test --config` threads it as the daemon would, reading only."""
+    from tests.cli import cli_ok
+    from tests.desk import open_desk
+
+    desk_gen = open_desk(make_app, sqlite_url, rules=BY_TYPE)
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "It crashes on save.\n", subject="Crash"))
+        tid = desk.ticket()["id"]
+        ack = desk.last("cust@example.org")
+        reply = build_mail("cust@example.org", "Type: bug\nStill crashing.\n", subject=f"Re: {ack['Subject']}",
+                           in_reply_to=str(ack["Message-ID"]))
+        stranger = build_mail("eve@example.net", "Tell me about it.\n", subject=f"[#{tid}] Crash")
+    finally:
+        desk_gen.close()
+    for name, msg in (("reply.eml", reply), ("stranger.eml", stranger)):
+        (tmp_path / name).write_bytes(msg.as_bytes())
+    config, rules = tmp_path / "ticketd.yaml", tmp_path / "rules.yaml"
+    before = _dump(tmp_path / "ticketd.db")
+
+    lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "reply.eml")).splitlines()
+    assert lines[1] == (f"thread: joins ticket [#{tid}] (matched by references); routes, assignment, timers and "
+                        "the acknowledgement apply only to a new ticket. As a new ticket it would get:")
+    assert "  route: 'bugs go to billing' matched because type is bug" in lines
+    # Another customer's tag threads nothing (PRODUCT.md): a new ticket of their own.
+    lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "stranger.eml")).splitlines()
+    assert not any(line.startswith("thread:") for line in lines) and "route: 'everything else' matched" in lines[1]
+    assert _dump(tmp_path / "ticketd.db") == before   # read only

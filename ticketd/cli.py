@@ -452,7 +452,7 @@ def templates_check(config: str | None) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("mail", type=click.Path(dir_okay=False, exists=True))
 @click.option("--config", type=click.Path(dir_okay=False),
-              help="read the round-robin cursor from this daemon's database (read only)")
+              help="read this daemon's database (read only): the round-robin cursor, and which ticket a reply joins")
 def rules_test(file: str, mail: str, config: str | None) -> None:
     """Dry run: which route and timers would apply to MAIL, and what would be sent. Writes nothing."""
     from ingest.parse import parse_mail
@@ -466,20 +466,28 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
         for line in exc.errors:
             click.echo(line, err=True)
         sys.exit(1)
-    engine = None
+    engine = app = None
     if config or Path("ticketd.yaml").exists():
+        from ticketd.app import App
+        from ticketd.domain.signing import Signer
+        from ticketd.signing_key import signing_key
         from ticketd.store.assignment import has_cursor_table
         from ticketd.store.db import make_engine, sqlite_file
 
-        url = _settings(config).database_url
-        missing = sqlite_file(url)
+        settings = _settings(config)
+        missing = sqlite_file(settings.database_url)
         if missing is None or missing.exists():   # opening a SQLite file that is not there would create it
-            engine = make_engine(url)
+            engine = make_engine(settings.database_url)
             if not has_cursor_table(engine):
                 engine = None
+        # Threading needs the daemon's key; a key not made yet has signed nothing to thread by.
+        key = signing_key(settings.secret_key, settings.data_dir, create=False)
+        if engine is not None and key is not None:
+            app = App(settings=settings, engine=engine, signer=Signer(key, tuple(settings.previous_secret_keys)),
+                      rules=loaded)
     parsed = parse_mail(Path(mail).read_bytes())
     click.echo(f"mail: {parsed.message_id or '(no Message-ID)'} from {parsed.from_addr or '?'}: {parsed.subject!r}")
-    for line in dry_run(loaded, parsed, utcnow(), engine).lines():
+    for line in dry_run(loaded, parsed, utcnow(), engine, app).lines():
         click.echo(line)
 
 

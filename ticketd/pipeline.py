@@ -9,7 +9,7 @@ id. Any exception quarantines the raw mail with the traceback, whole.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses
 from ingest.parse import ParsedMail
@@ -46,6 +46,53 @@ class Outcome:
     quarantined: str | None = None
 
 
+@dataclass
+class Thread:
+    """Which ticket a mail belongs to, and what led there."""
+    match: Match
+    reply: ReplyAddress | None   # the signed reply address it came through, if any
+    # ticket named -> the ticket it was merged into, for every merged one the mail named
+    redirected: dict[int, int] = field(default_factory=dict)
+
+
+def _resolved(conn, redirected: dict[int, int], ticket_id: int) -> int | None:
+    """The ticket `ticket_id` stands for now (a merged one's final ticket, noted in `redirected`); None if erased."""
+    final = final_ticket(conn, ticket_id)
+    if final is not None and final != ticket_id:
+        redirected[ticket_id] = final
+    return final
+
+
+def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress]) -> Thread:
+    """PRODUCT.md's threading order over what the database holds; reads only.
+
+    A ticket merged into another (`ticketd tickets merge`) stands for the
+    one its chain ends at, so whatever names it (reply address,
+    Message-IDs, tag) lands there; a ticket that no longer exists (erased)
+    names none.
+    """
+    redirected: dict[int, int] = {}
+
+    def resolved(ticket_id: int) -> int | None:
+        return _resolved(conn, redirected, ticket_id)
+
+    reply = next((a for a in addresses if a.ticket_id is not None), None)
+    reply_ticket = resolved(reply.ticket_id) if reply else None
+    if reply_ticket is not None and reply_ticket != reply.ticket_id:
+        # An agent's signed address for the merged ticket is theirs for the
+        # one it went into: their #commands apply there (ticketd.agent_mail).
+        reply = replace(reply, ticket_id=reply_ticket)
+    referenced = parsed.in_reply_to + list(reversed(parsed.references))
+    by_refs = [t for t in (our_message_ticket(app.signer, app.settings.support_domain, m) for m in referenced) if t]
+    by_refs += store.tickets_by_message_ids(conn, referenced)
+    by_refs = [t for t in dict.fromkeys(resolved(t) for t in dict.fromkeys(by_refs)) if t is not None]
+    # The sender must take part in the ticket the tag leads to: the merged
+    # ticket's participants moved there.
+    tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
+              if final is not None and store.participant_role(conn, final, parsed.from_addr) is not None]
+    return Thread(choose_ticket(reply_ticket, by_refs, tagged), reply, redirected)
+
+
 def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str, tuple]]]:
     """Thread the prepared mail and write its consequences; returns the jobs for after commit."""
     settings = app.settings
@@ -56,18 +103,6 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     # report is robot mail, threaded by the rules below and never answered.
     bounced_ticket = link_bounce(conn, app, prep.raw, now) if prep.robot_reason else None
 
-    # -- thread matching, PRODUCT.md order. A ticket merged into another
-    # (`ticketd tickets merge`) stands for the one its chain ends at, so
-    # whatever names it (reply address, Message-IDs, tag) lands there; a
-    # ticket that no longer exists (erased) names none.
-    redirected: dict[int, int] = {}
-
-    def resolved(ticket_id: int) -> int | None:
-        final = final_ticket(conn, ticket_id)
-        if final is not None and final != ticket_id:
-            redirected[ticket_id] = final
-        return final
-
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))
     if (agent := desk_agent(app, parsed, addresses)) is not None:
         # An agent's mail to their desk address is about no ticket. A robot's
@@ -76,22 +111,9 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         log.info("raw mail %s (Message-ID %s) -> desk of %s", prep.raw_id, parsed.message_id, agent.email)
         outbox_ids = queue_notices(conn, app, notices, now)
         return Outcome(prep.raw_id, None, "desk"), [("send_mail", (i,)) for i in outbox_ids]
-    reply = next((a for a in addresses if a.ticket_id is not None), None)
-    reply_ticket = resolved(reply.ticket_id) if reply else None
-    if reply_ticket is not None and reply_ticket != reply.ticket_id:
-        # An agent's signed address for the merged ticket is theirs for the
-        # one it went into: their #commands apply there (ticketd.agent_mail).
-        reply = replace(reply, ticket_id=reply_ticket)
-    referenced = parsed.in_reply_to + list(reversed(parsed.references))
-    by_refs = [t for t in (our_message_ticket(app.signer, settings.support_domain, m) for m in referenced) if t]
-    by_refs += store.tickets_by_message_ids(conn, referenced)
-    by_refs = [t for t in dict.fromkeys(resolved(t) for t in dict.fromkeys(by_refs)) if t is not None]
-    # The sender must take part in the ticket the tag leads to: the merged
-    # ticket's participants moved there.
-    tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
-              if final is not None and store.participant_role(conn, final, parsed.from_addr) is not None]
-    match = choose_ticket(reply_ticket, by_refs, tagged)
-    if bounced_ticket is not None and (bounced := resolved(bounced_ticket)) is not None:
+    found = find_thread(conn, app, parsed, addresses)
+    match, reply, redirected = found.match, found.reply, found.redirected
+    if bounced_ticket is not None and (bounced := _resolved(conn, redirected, bounced_ticket)) is not None:
         match = Match(bounced, "bounce")
     ticket = None
     if match.ticket_id is not None:

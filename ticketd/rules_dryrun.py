@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ingest.match import read_reply_addresses
 from ingest.parse import ParsedMail
+from ticketd.agent_desk import desk_agent
+from ticketd.app import App
 from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
@@ -14,6 +17,8 @@ from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.requester import Requester, requester_of
 from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
+from ticketd.pipeline import find_thread
+from ticketd.prepare import recipients
 from ticketd.store.assignment import open_counts, read_cursor
 from ticketd.store.db import reading
 
@@ -31,8 +36,19 @@ class DryRun:
     mails: list[str] = field(default_factory=list)
     robot_reason: str | None = None
     requester: Requester | None = None
+    # Where the daemon's database would thread it: "joins [#N] by references", "desk of ..."; None: a new ticket
+    follow_up: str | None = None
 
     def lines(self) -> list[str]:
+        if self.follow_up is not None:
+            # Routes, the acknowledgement and assignment are for a new ticket;
+            # what a follow-up does depends on who writes and the ticket's state.
+            return [f"thread: {self.follow_up}; routes, assignment, timers and the acknowledgement apply "
+                    "only to a new ticket. As a new ticket it would get:",
+                    *(f"  {line}" for line in self._new_ticket_lines())]
+        return self._new_ticket_lines()
+
+    def _new_ticket_lines(self) -> list[str]:
         out = []
         if not self.decision.routes:
             out.append("route: none matched")
@@ -84,10 +100,32 @@ def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str 
         return read_cursor(conn, group), open_counts(conn, (a.email for a in rules.members(group)))
 
 
-def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None) -> DryRun:
+def follow_up_of(app: App, parsed: ParsedMail) -> str | None:
+    """Whether the daemon whose database `app` reads would thread the mail into a ticket (or a desk); read only.
+
+    The same lookups as ticketd.pipeline.apply, with the mail's headers as
+    its recipients (a file has no envelope).
+    """
+    addresses = read_reply_addresses(app.signer, app.settings.support_address, recipients(parsed, []))
+    if (agent := desk_agent(app, parsed, addresses)) is not None:
+        return f"goes to the desk of {agent.email} (an agent's own commands, no ticket)"
+    with reading(app.engine) as conn:
+        found = find_thread(conn, app, parsed, addresses)
+    if found.match.ticket_id is None:
+        return None
+    merged = "".join(f", which [#{named}] was merged into" for named, final in found.redirected.items()
+                     if final == found.match.ticket_id)
+    return f"joins ticket [#{found.match.ticket_id}]{merged} (matched by {found.match.matched_by})"
+
+
+def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None,
+            app: App | None = None) -> DryRun:
+    """What `rules` would do with the mail; with `engine`, the database's cursor; with `app`, its threading too."""
     key_facts = key_facts_of(parsed)
     decision = rules.route(facts_of(parsed, key_facts))
     result = DryRun(decision, key_facts)
+    if app is not None:
+        result.follow_up = follow_up_of(app, parsed)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
     result.requester = requester_of(parsed.from_addr, parsed.from_name, parsed.headers.get("from") or "",

@@ -15,17 +15,20 @@ EXAMPLE_SECRET = "change-me"
 KEY_FILE = "secret_key"
 
 
-def signing_key(configured: str, data_dir: Path) -> str:
+def signing_key(configured: str, data_dir: Path, *, create: bool = True) -> str | None:
     """`configured`, unless it is empty or the example's: then the key kept in data_dir/secret_key.
 
     The first process to need one makes it (random, mode 0600) and every
     later one, on this host or another sharing data_dir, reads the same key,
     so `ticketd run` works out of the box without signing with a public key.
+    With `create` False (a read-only look) a key not made yet is None.
     """
     if configured and configured != EXAMPLE_SECRET:
         return configured
     path = data_dir / KEY_FILE
     if not path.exists():
+        if not create:
+            return None
         _create(path)
     key = path.read_text(encoding="ascii").strip()
     if not key:
