@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ingest.match import our_message_ticket
 from outbound.dsn import read_report
+from ticketd.domain.notices import Notice, delivery_failed_notice
 from ticketd.store import tickets as store
 from ticketd.store.bounces import mark_bounced, outbox_rows_by_message_ids
 from ticketd.store.merge import final_ticket
@@ -17,8 +19,17 @@ if TYPE_CHECKING:
     from ticketd.app import App
 
 
-def link_bounce(conn: Connection, app: App, raw: bytes, now: datetime) -> int | None:
-    """If `raw` is a DSN proven to be about one of our outbox mails: record the bounce; the ticket id.
+@dataclass(frozen=True)
+class Bounce:
+    """One of our mails a delivery report proved undelivered."""
+    ticket_id: int
+    recipient: str
+    template: str       # of the mail that bounced
+    reason: str         # the report's status and diagnostic
+
+
+def link_bounce(conn: Connection, app: App, raw: bytes, now: datetime) -> Bounce | None:
+    """If `raw` is a DSN proven to be about one of our outbox mails: record the bounce and say what bounced.
 
     Anyone can send a multipart/report (RFC 3464), and what it says is only
     its sender's claim. It is about our mail only when it names one of our
@@ -43,8 +54,16 @@ def link_bounce(conn: Connection, app: App, raw: bytes, now: datetime) -> int | 
         # On the ticket the mail's ticket was merged into, if it was: its people are there.
         ticket_id = final_ticket(conn, row["ticket_id"]) or row["ticket_id"]
         mark_bounced(conn, ticket_id, recipient, now)
+        said = " ".join(x for x in (report.status, report.diagnostic) if x) or "a delivery report"
         store.add_event(conn, ticket_id, now, "system:outbound", "bounced", to_value=recipient,
-                        reason=" ".join(x for x in (report.status, report.diagnostic,
-                                                     f"(report on <{row['message_id']}>)") if x))
-        return ticket_id
+                        reason=f"{said} (report on <{row['message_id']}>)")
+        return Bounce(ticket_id, recipient, row["template"], said)
     return None
+
+
+def assignee_told(conn: Connection, bounce: Bounce, ticket_id: int) -> list[Notice]:
+    """The assignee hears of a bounce as of any mail that failed for good (templates/README.md)."""
+    ticket = store.get_ticket(conn, ticket_id)
+    told = delivery_failed_notice(ticket["assignee"] if ticket else None, ticket_id, bounce.recipient,
+                                  bounce.template, bounce.reason)
+    return [told] if told is not None else []

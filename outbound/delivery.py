@@ -19,7 +19,7 @@ from outbound.outbox import queue_notices
 from outbound.send import FAILED, RETRY, SENT, SendResult, send_raw
 from ticketd.app import App
 from ticketd.clock import utcnow
-from ticketd.domain.notices import AUTO_GENERATED, Notice
+from ticketd.domain.notices import delivery_failed_notice
 from ticketd.store import tickets as store
 from ticketd.store import outbox as outbox_store
 from ticketd.store.db import reading
@@ -27,7 +27,6 @@ from ticketd.store.erase import referenced_files
 
 log = logging.getLogger("ticketd.outbound")
 
-FAILED_TEMPLATE = "agent/delivery_failed"
 MAX_BACKOFF_SECONDS = 6 * 3600
 
 
@@ -141,16 +140,9 @@ def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
         if ticket is not None:
             store.add_event(conn, ticket["id"], now, "system:outbound", "delivery_failed",
                             to_value=row["recipient"], reason=f"{row['template']}: {reason}")
-            agent = ticket["assignee"]
-            # No loops: a failed notice to the agent is never reported to that
-            # agent, and a failure report is never reported again.
-            if agent and agent.lower() != row["recipient"].lower() and row["template"] != FAILED_TEMPLATE:
-                queued = queue_notices(conn, app, [Notice(
-                    template=FAILED_TEMPLATE, recipient=agent, ticket_id=ticket["id"],
-                    auto_submitted=AUTO_GENERATED, agent_reply_to=agent,
-                    context={"failed_recipient": row["recipient"], "failed_template": row["template"],
-                             "reason": reason},
-                )], now)
+            told = delivery_failed_notice(ticket["assignee"], ticket["id"], row["recipient"], row["template"], reason)
+            if told is not None:
+                queued = queue_notices(conn, app, [told], now)
     log.error("outbox %s (Message-ID <%s>, ticket %s) to %s failed: %s", row["id"], row["message_id"],
               row["ticket_id"], row["recipient"], reason)
     for outbox_id in queued:

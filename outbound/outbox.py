@@ -233,13 +233,16 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     history = notice_history(conn, ticket_id=notice.ticket_id, recipient=recipient,
                              addresses=list({recipient, notice.recipient}), template=notice.template,
                              since=now - timedelta(hours=1))
-    if notice.ticket_id and history.bounced:
-        return "recipient address bounced"
     robot = auto_generated_reason({}, None, recipient)
     if robot:
         return f"recipient is a robot ({robot})"
     if notice.auto_submitted is None:
-        return None  # a human agent's reply is not automatic mail: no cap
+        # A human agent's reply is not automatic mail: no cap, and it is
+        # tried even to an address that bounced (a full mailbox empties; a
+        # second bounce tells the agent again, see outbound.bounces).
+        return None
+    if notice.ticket_id and history.bounced:
+        return "recipient address bounced"
     if notice.template == ACK_TEMPLATE and notice.ticket_id and history.template_sent:
         return "this ticket was already acknowledged"
     # Agents are exempt from the cap: their notifications are their work.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses
 from ingest.parse import ParsedMail
-from outbound.bounces import link_bounce
+from outbound.bounces import assignee_told, link_bounce
 from outbound.outbox import queue_notices
 from ticketd.agent_desk import apply_desk_mail, desk_agent
 from ticketd.app import App
@@ -101,7 +101,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     # (it names that mail's signed Message-ID, see link_bounce) belongs to
     # that mail's ticket, and the recipient is marked bounced there. Any other
     # report is robot mail, threaded by the rules below and never answered.
-    bounced_ticket = link_bounce(conn, app, prep.raw, now) if prep.robot_reason else None
+    bounce = link_bounce(conn, app, prep.raw, now) if prep.robot_reason else None
 
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))
     if (agent := desk_agent(app, parsed, addresses)) is not None:
@@ -113,7 +113,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         return Outcome(prep.raw_id, None, "desk"), [("send_mail", (i,)) for i in outbox_ids]
     found = find_thread(conn, app, parsed, addresses)
     match, reply, redirected = found.match, found.reply, found.redirected
-    if bounced_ticket is not None and (bounced := _resolved(conn, redirected, bounced_ticket)) is not None:
+    if bounce is not None and (bounced := _resolved(conn, redirected, bounce.ticket_id)) is not None:
         match = Match(bounced, "bounce")
     ticket = None
     if match.ticket_id is not None:
@@ -137,6 +137,8 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         decision = open_ticket(conn, app, mail, now)
     else:
         decision = apply_followup(conn, app, mail, ticket, now)
+    if bounce is not None and match.matched_by == "bounce":
+        decision.notices.extend(assignee_told(conn, bounce, decision.ticket_id))
     outbox_ids = queue_notices(conn, app, decision.notices, now)
     merged = sorted(named for named, final in redirected.items() if final == decision.ticket_id)
     if merged:   # the history says why a mail naming another ticket is here

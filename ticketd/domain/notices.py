@@ -28,3 +28,20 @@ class Notice:
     # Stored messages whose attachments go with this mail, newest first when
     # not all fit (outbound.attachments); never a customer's mail for an internal note.
     attach_from: tuple[int, ...] = ()
+
+
+DELIVERY_FAILED = "agent/delivery_failed"
+
+
+def delivery_failed_notice(assignee: str | None, ticket_id: int, recipient: str, template: str,
+                           reason: str) -> Notice | None:
+    """The assignee's word that a mail on their ticket failed for good (5xx, retries spent, a bounce).
+
+    None where it would loop or reach nobody: no assignee, a failed mail to
+    the assignee themself, or a failure report that failed.
+    """
+    if not assignee or assignee.lower() == recipient.strip().lower() or template == DELIVERY_FAILED:
+        return None
+    return Notice(template=DELIVERY_FAILED, recipient=assignee, ticket_id=ticket_id, auto_submitted=AUTO_GENERATED,
+                  agent_reply_to=assignee,
+                  context={"failed_recipient": recipient, "failed_template": template, "reason": reason})
