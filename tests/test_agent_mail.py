@@ -244,6 +244,24 @@ def test_a_date_given_under_note_stays_internal(any_db_desk, commands, status):
     assert template == "requester/status_changed" and "2099-01-15" in text
 
 
+@pytest.mark.parametrize("commands, says", [
+    ("#status waiting_customer", "we need something from you to go on with ticket"),
+    ("#status open", "is being worked on"),
+])
+def test_a_status_set_without_words_still_tells_the_customer(desk, commands, says):
+    """The customer is never reminded of, or closed for, a question nobody told them about."""
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"{commands}\n")
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/status_changed" and says in " ".join(text.split())
+    # Under #note the customer hears of the status, never the note.
+    _agent_mail(desk, tid, ALICE, "#status open\n" if commands != "#status open" else "#status waiting_customer\n")
+    _agent_mail(desk, tid, ALICE, f"#note\n{commands}\nThey never read their mail.\n")
+    [(template, text)] = _customer_mail(desk, before + 2)
+    assert template == "requester/status_changed" and says in " ".join(text.split()) and "never read" not in text
+
+
 # A reply under the quoted notification, with no "On ... wrote:" over the
 # quote: the reply-stripper keeps the quote, so the commands follow it.
 _BOTTOM_POSTED = {

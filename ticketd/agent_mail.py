@@ -290,7 +290,10 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 from_name=agent.name, context={"text": relayed, "agent_name": agent.name},
                 message_row_id=row_id, in_reply_to=latest, attach_from=files,
             ))
-    elif status_changed and plan.status in (Status.POSTPONED, Status.IN_DEVELOPMENT):
+    elif status_changed and plan.status != Status.CLOSED:
+        # A status set without words (or under #note) still reaches the
+        # customer: waiting_customer's reminder and auto-close must follow a
+        # question they were told of. Closing has its own mail, below.
         for email in customers:
             decision.notices.append(Notice(
                 template="requester/status_changed", recipient=email, ticket_id=ticket_id,
