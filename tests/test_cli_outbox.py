@@ -192,3 +192,37 @@ def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_
         for proc in reversed(processes):
             proc.stop()
         redis.stop()
+
+
+ONE_AGENT = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - then: {group: support}
+"""
+
+
+def test_all_failed_leaves_the_reports_of_the_failures_it_retries(tmp_path, make_app, sqlite_url, sink):
+    """A failure report says "the customer has not seen it": stale the moment that mail is sent again."""
+    from ticketd.assignment import assign
+
+    app = make_app(sqlite_url, rules=ONE_AGENT, outbound_port=sink.port, extra=outbound_yaml(sink.port))
+    config = tmp_path / "ticketd.yaml"
+    receive(app, customer_mail())
+    [ack] = outbox_rows(app)
+    assert assign(app, ack["ticket_id"]) == "alice@example.com"
+    sink.reject = True   # the smarthost refuses everything: the ack, the assignment, the report of the ack
+    with running(app):
+        wait_until(lambda: len(outbox_rows(app)) == 3 and all(r["state"] == "failed" for r in outbox_rows(app)))
+    templates = {r["template"]: r for r in outbox_rows(app)}
+    assert set(templates) == {"requester/ticket_opened", "agent/ticket_assigned", "agent/delivery_failed"}
+
+    said = cli_ok(config, "outbox", "retry", "--all-failed")
+    assert "1 failed agent/delivery_failed mail(s) left failed" in said
+    states = {r["template"]: r["state"] for r in outbox_rows(app)}
+    assert states == {"requester/ticket_opened": "pending", "agent/ticket_assigned": "pending",
+                      "agent/delivery_failed": "failed"}
+    report = templates["agent/delivery_failed"]["id"]
+    assert f"outbox {report}: agent/delivery_failed" in cli_ok(config, "outbox", "retry", str(report))

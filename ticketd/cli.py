@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from ticketd.domain.notices import DELIVERY_FAILED
 from ticketd.domain.statuses import Status
 from ticketd.settings import environment_sources, load_settings
 
@@ -40,7 +41,8 @@ def _settings(config: str | None):
 
 
 def _app(config: str | None, *, needs_rules: bool = False):
-    """The App for a command; `needs_rules`: a daemon or worker, which refuses to start without rules.yaml.
+    """The App for a command; `needs_rules`: a daemon or worker, which refuses to start without rules.yaml
+    or with a template override that fails `ticketd templates check`.
 
     A wrong `rules_file` path would otherwise start a desk with no agents,
     routes or timers, whose tickets wait for nobody, said once in the log.
@@ -54,6 +56,17 @@ def _app(config: str | None, *, needs_rules: bool = False):
         raise click.ClickException(
             f"no rules file at {settings.rules_file}: without one no ticket is assigned or timed. Write it "
             "(docs/rules.md; `ticketd rules check` validates it) or point rules_file (TICKETD_RULES_FILE) at it")
+    if needs_rules and settings.templates_dir is not None:
+        # A broken override fails every mail that needs it, each sweep again (an assignment that never
+        # happens), so the daemon refuses it as it refuses a broken rules.yaml.
+        from outbound.template_check import check_templates
+
+        errors = check_templates(settings.templates_dir)[0]
+        if errors:
+            raise click.ClickException(
+                f"templates_dir {settings.templates_dir}: {len(errors)} template(s) fail, and every mail that "
+                "needs one would fail:\n" + "\n".join(f"  {line}" for line in errors) +
+                "\nFix or remove them; `ticketd templates check` checks them")
     # Before the schema is checked, so that the upgrade steps it applies are logged.
     configure_logging(settings.log_level)
     try:
@@ -434,16 +447,22 @@ def templates() -> None:
 @templates.command("check")
 @config_option
 def templates_check(config: str | None) -> None:
-    """Render every template and saved reply with sample values; exit 1 and name each that fails."""
-    from outbound.template_check import check_templates
+    """Render every template and saved reply with sample values; exit 1 and name each that fails.
+
+    Also names each template overridden in part and what its mail is then made of (templates/README.md).
+    """
+    from outbound.template_check import check_templates, partial_overrides
 
     override_dir = _settings(config).templates_dir
     errors, templates_count, canned_count = check_templates(override_dir)
     where = f"templates_dir {override_dir}" if override_dir else "the shipped templates"
+    for line in partial_overrides(override_dir):
+        click.echo(line)
     if errors:
         for line in errors:
             click.echo(line, err=True)
-        click.echo(f"{where}: {len(errors)} error(s); mail that needs them would be quarantined", err=True)
+        click.echo(f"{where}: {len(errors)} error(s); mail that needs them would be quarantined, and "
+                   "`ticketd run` and `ticketd worker` refuse to start", err=True)
         sys.exit(1)
     click.echo(f"{where}: OK: {templates_count} templates and {canned_count} saved replies render")
 
@@ -578,7 +597,7 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
         raise click.UsageError("give one outbox ID or --all-failed")
     settings = _settings(config)
     engine = _engine(config, settings)
-    requeued = _requeue_failed(engine, None if all_failed else [outbox_id])
+    requeued, reports_left = _requeue_failed(engine, None if all_failed else [outbox_id])
     if outbox_id is not None and not requeued:
         from ticketd.store.db import reading
         from ticketd.store.outbox import state_of
@@ -591,6 +610,9 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
         ticket = f" (ticket [#{r['ticket_id']}])" if r["ticket_id"] else ""
         click.echo(f"outbox {r['id']}: {r['template']} to {r['recipient']}{ticket} is pending again, "
                    f"Message-ID <{r['message_id']}>")
+    if reports_left:
+        click.echo(f"{reports_left} failed {DELIVERY_FAILED} mail(s) left failed: they report the failures "
+                   "just retried, and a mail that fails again is reported anew (retry one by its ID to send it)")
     if not requeued:
         click.echo("no failed mail")
         return
@@ -613,20 +635,27 @@ def _wake_daemon(data_dir: Path) -> int | None:
     return holder.pid
 
 
-def _requeue_failed(engine, outbox_ids: list[int] | None) -> list[dict]:
-    """Failed rows back to pending in one transaction, each retry an event on its ticket."""
+def _requeue_failed(engine, outbox_ids: list[int] | None) -> tuple[list[dict], int]:
+    """Failed rows back to pending in one transaction, each retry an event on its ticket; (rows, reports left).
+
+    Every failed row but the agents' failure reports, whose news the retry
+    makes stale ("the customer has not seen it" as the mail goes out again);
+    one asked for by its ID is sent.
+    """
     from ticketd.clock import utcnow
-    from ticketd.store.outbox import requeue_failed
+    from ticketd.store.outbox import failed_count, requeue_failed
     from ticketd.store.tickets import add_event
 
     now = utcnow()
+    except_templates = (DELIVERY_FAILED,) if outbox_ids is None else ()
     with engine.begin() as conn:
-        rows = [dict(r) for r in requeue_failed(conn, outbox_ids, now)]
+        rows = [dict(r) for r in requeue_failed(conn, outbox_ids, now, except_templates)]
         for r in rows:
             if r["ticket_id"]:
                 add_event(conn, r["ticket_id"], now, RETRY_ACTOR, "delivery_retried", to_value=r["recipient"],
                           reason=f"{r['template']}: outbox {r['id']} sent again by `ticketd outbox retry`")
-    return rows
+        left = failed_count(conn, except_templates) if except_templates else 0
+    return rows, left
 
 
 # ---------------------------------------------------------------- quarantine

@@ -159,16 +159,25 @@ def state_of(conn: Connection, outbox_id: int) -> str | None:
     return conn.execute(select(outbox.c.state).where(outbox.c.id == outbox_id)).scalar_one_or_none()
 
 
-def requeue_failed(conn: Connection, outbox_ids: Sequence[int] | None, now: datetime) -> list[RowMapping]:
-    """Failed rows (these, or every one when None) pending again, attempts reset, due now; the rows changed.
+def requeue_failed(conn: Connection, outbox_ids: Sequence[int] | None, now: datetime,
+                   except_templates: Sequence[str] = ()) -> list[RowMapping]:
+    """Failed rows (these, or every one when None, but `except_templates`) pending again, attempts reset, due now.
 
     The bytes, and so the Message-ID, stay as they were: the retry is the
     same mail and threads as the first try would have. The last error is
-    kept until a delivery replaces or clears it.
+    kept until a delivery replaces or clears it. Returns the rows changed.
     """
     stmt = update(outbox).where(outbox.c.state == "failed")
     if outbox_ids is not None:
         stmt = stmt.where(outbox.c.id.in_(list(outbox_ids)))
+    if except_templates:
+        stmt = stmt.where(outbox.c.template.not_in(list(except_templates)))
     stmt = stmt.values(state="pending", attempts=0, next_attempt_at=now, claimed_at=None).returning(
         outbox.c.id, outbox.c.ticket_id, outbox.c.template, outbox.c.recipient, outbox.c.message_id)
     return sorted(conn.execute(stmt).mappings().all(), key=lambda r: r["id"])
+
+
+def failed_count(conn: Connection, templates: Sequence[str]) -> int:
+    """How many failed rows of these templates there are."""
+    return conn.execute(select(func.count()).select_from(outbox).where(
+        outbox.c.state == "failed", outbox.c.template.in_(list(templates)))).scalar_one()
