@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import threading
 import time
 from datetime import date, datetime, timedelta
@@ -174,6 +176,12 @@ def test_waiting_customer_warns_then_closes_and_reply_stops_the_clock(make_app, 
     _enter(app, ticket_id, "waiting_customer", ago=15)
     assert fire_due_timers(app) == 1
     assert _mails(app) == [("requester/waiting_reminder", "cust@example.org")]
+    with app.engine.connect() as conn:
+        reminder = email.message_from_bytes(bytes(conn.execute(select(outbox.c.raw)).scalar_one()),
+                                            policy=email.policy.default).get_body(("plain",)).get_content()
+        close_at = armed(conn, ticket_id)[0]["due_at"]
+    # As people read a time: to the minute, with its zone, no ISO "T" or seconds.
+    assert f"it will be closed on {close_at:%Y-%m-%d %H:%M} UTC." in reminder and "to keep it open" in reminder
     _enter(app, ticket_id, "waiting_customer", ago=25)   # a fresh wait, long past both
     assert fire_due_timers(app) == 2
     with app.engine.connect() as conn:
@@ -227,6 +235,7 @@ def test_a_proposed_solution_nobody_answers_is_reminded_then_closed_when_rules_s
     assert [k for k in _kinds(app, ticket_id) if k in ("waiting_reminder", "auto_closed")] == [
         "waiting_reminder", "auto_closed"]
     assert b"we proposed a solution on ticket" in raws["requester/waiting_reminder"]
+    assert b"to keep it open" not in raws["requester/waiting_reminder"]   # any reply but "accept" rejects it
     assert b"no answer to the solution we proposed" in raws["requester/ticket_closed"].replace(b"=\r\n", b"")
 
 

@@ -161,7 +161,7 @@ def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
                     reason=plan_of.describe(plan_of.WARN, timer["status"], app.rules.timer(timer["status"])),
                     rules_hash=app.rules.digest)
     return [Notice(template="requester/waiting_reminder", recipient=ticket["requester"], ticket_id=ticket["id"],
-                   context={"close_at": iso(close_at) if close_at else "", "status": timer["status"]},
+                   context={"close_at": close_at, "status": timer["status"]},
                    auto_submitted=AUTO_GENERATED)]
 
 
