@@ -238,9 +238,11 @@ def html_to_text(markup: str) -> str:
     def end_link() -> None:
         href, start = link.pop()
         shown = re.sub(r"\[[^\]]*\]", "", writer.since(start)).strip()  # not image alts
-        # Show where a link goes unless its text already says so.
+        # Show where a link goes unless its text already says so. Text that
+        # is an address of its own is no exception: "https://bank.example"
+        # over a link to elsewhere is how phishing and trackers read.
         if href and re.match(r"(?i)https?:|mailto:", href) and shown and \
-                href.split(":", 1)[1].strip("/") not in shown and not re.match(r"(?i)https?:|www\.", shown):
+                href.split(":", 1)[1].strip("/").lower() not in shown.lower():
             writer.text(f" <{href[7:] if href.lower().startswith('mailto:') else href}>")
 
     def emit(chunk: str) -> None:

@@ -81,6 +81,21 @@ def test_links_that_do_not_nest_each_show_their_target() -> None:
         "one <https://a.example/>two <https://b.example/>"
 
 
+@pytest.mark.parametrize("markup, text", [
+    # A link whose text is an address shows its real target when that is another one (phishing, trackers).
+    ("<a href='https://phish.example/login'>https://bank.example/login</a>",
+     "https://bank.example/login <https://phish.example/login>"),
+    ("<a href='https://t.example/c/123'>www.shop.example</a>", "www.shop.example <https://t.example/c/123>"),
+    # Text that says where the link goes needs nothing more.
+    ("<a href='https://bank.example/login'>https://bank.example/login</a>", "https://bank.example/login"),
+    ("<a href='https://www.shop.example/'>www.shop.example</a>", "www.shop.example"),
+    ("<a href='mailto:help@shop.example'>help@shop.example</a>", "help@shop.example"),
+    ("<a href='https://shop.example/faq'>our FAQ</a>", "our FAQ <https://shop.example/faq>"),
+])
+def test_a_link_shows_where_it_really_goes(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
 @contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
     """Fails the block once it runs longer than `seconds`, so a quadratic regression cannot hang the run."""
