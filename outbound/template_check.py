@@ -66,6 +66,7 @@ SAMPLES: dict[str, dict] = {
                              away_by_rules=False, error=None, line=None, desk_address="support+desk@example.com",
                              usage=["#away  (until you write #back)", "#back  (you take new tickets again)"]),
 }
+_FILES_OF = ("subject", "txt", "html")   # <name>.<file>.j2
 CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")
 
 
@@ -73,6 +74,39 @@ def shipped_templates() -> list[str]:
     """Every template name ticketd sends, as `<audience>/<event>`."""
     return sorted(str(p.relative_to(DEFAULT_TEMPLATES)).removesuffix(".txt.j2")
                   for p in DEFAULT_TEMPLATES.glob("*/*.txt.j2"))
+
+
+def partial_overrides(override_dir: Path | None) -> list[str]:
+    """One line per template templates_dir overrides in part, saying what its mail is made of."""
+    if override_dir is None:
+        return []
+    renderer = Renderer(override_dir)
+    lines = []
+    for name in shipped_templates():
+        mine = renderer.overridden(name)
+        if not mine or mine == set(_FILES_OF):
+            continue
+        has = " and ".join(f".{part}.j2" for part in _FILES_OF if part in mine)
+        lacks = " or ".join(f".{part}.j2" for part in _FILES_OF if part not in mine)
+        if mine & {"txt", "html"} == {"txt"}:
+            body = "plain text only, from your .txt.j2 (no HTML part: the shipped .html.j2 is not used)"
+        elif mine & {"txt", "html"} == {"html"}:
+            body = "your .html.j2 and a plain-text part made from it (the shipped .txt.j2 is not used)"
+        else:
+            body = "the shipped text and HTML"
+        subject = "your subject" if "subject" in mine else "the shipped subject"
+        lines.append(f"{name}: overridden in part (templates_dir has {has}, not {lacks}): sent as {body}, "
+                     f"with {subject}")
+    # A shared part is included by both bodies of the agent mails that use it: one overridden alone
+    # makes those mails' text and HTML show different things.
+    kinds = {".txt": "text", ".html": "HTML"}
+    for part in sorted(p for p in (override_dir / "_parts").glob("*") if p.suffix in kinds):
+        other = part.with_suffix(".html" if part.suffix == ".txt" else ".txt")
+        if not other.is_file():
+            lines.append(f"_parts/{part.name}: overridden without _parts/{other.name}: mail that includes both "
+                         f"shows yours in its {kinds[part.suffix]} part and the shipped one in its "
+                         f"{kinds[other.suffix]} part; override both")
+    return lines
 
 
 def check_templates(override_dir: Path | None) -> tuple[list[str], int, int]:

@@ -131,7 +131,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         raw_id=prep.raw_id, parsed=parsed,
         text=prep.stripped if match.ticket_id is not None else parsed.text.strip(),
         attachments=prep.attachments, robot_reason=prep.robot_reason, matched_by=match.matched_by,
-        reply_address=reply, reactions=[a for a in addresses if a.reaction],
+        reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
@@ -258,6 +258,7 @@ class IncomingMail:
     matched_by: str
     reply_address: ReplyAddress | None   # the signed reply address that matched, if any
     reactions: list[ReplyAddress]        # like/dislike addresses it was sent to
+    html: str | None = None              # the HTML part, sanitised (ticketd.prepare)
 
 
 BATCH = 8  # mails per transaction: fewer syncs, yet the lock is never held long

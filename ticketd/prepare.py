@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.match import is_our_message_id
+from ingest.html_clean import clean_html
 from ingest.parse import MailTooComplex, ParsedMail, parse_mail
 from ingest.quotes import strip_reply
 from ticketd.domain.loops import auto_generated_reason
@@ -40,6 +41,7 @@ class Prepared:
     robot_reason: str | None
     stripped: str
     attachments: list[dict]
+    html: str | None = None   # the HTML part sanitised for agents (ingest.html_clean), made here, before any lock
 
 
 def _parse(settings: Settings, raw: bytes) -> ParsedMail:
@@ -73,7 +75,8 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
         r.lower().startswith(local) for r in recipients(parsed, envelope_to)))
     stripped = strip_reply(parsed.text) if may_follow_up else parsed.text.strip()
     return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to,
-                    robot_reason=robot_reason, stripped=stripped, attachments=attachments)
+                    robot_reason=robot_reason, stripped=stripped, attachments=attachments,
+                    html=clean_html(parsed.html))
 
 
 def write_missing_files(settings: Settings, prepared: Prepared) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ingest.html_clean import clean_html
 from ticketd.app import App
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
@@ -46,7 +45,7 @@ def store_message(conn, app: App, mail: IncomingMail, ticket_id: int, now, *, au
     row_id = store.add_message(
         conn, ticket_id=ticket_id, raw_mail_id=mail.raw_id, direction="in", message_id=p.message_id,
         from_addr=p.from_addr, from_name=p.from_name, to_addrs=p.to, cc_addrs=p.cc, subject=p.subject,
-        text=mail.text if text is None else text, full_text=p.text, html=clean_html(p.html), internal=internal,
+        text=mail.text if text is None else text, full_text=p.text, html=mail.html, internal=internal,
         auto_generated=mail.robot_reason is not None, author_role=author_role,
         matched_by=mail.matched_by, created_at=now,
     )
