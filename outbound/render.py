@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
 
 import jinja2
+
+from ingest.html_text import html_to_text
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CANNED = "canned"                     # saved replies: <templates>/canned/<name>.txt
@@ -23,6 +26,24 @@ def when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _where(exc: jinja2.TemplateError, dirs: list[Path]) -> str:
+    """`<file> line <n>: ` of the template text that failed (an included part's own), or "" if unknown."""
+    # A syntax error knows its place; an error while rendering is found in the traceback, whose
+    # frames jinja2 rewrites to the template's file and line.
+    filename, lineno = getattr(exc, "filename", None), getattr(exc, "lineno", None)
+    if filename is None:
+        roots = [d.resolve() for d in dirs]
+        tb = exc.__traceback__
+        while tb is not None:   # the innermost template frame: an included part's, not the includer's
+            path = Path(tb.tb_frame.f_code.co_filename).resolve()
+            if any(root in path.parents for root in roots):
+                filename, lineno = str(path), tb.tb_lineno
+            tb = tb.tb_next
+    if filename is None:
+        return ""
+    return f"{filename} line {lineno}: " if lineno else f"{filename}: "
+
+
 class TemplateError(RuntimeError):
     """A template is missing or failed to render; the message names it."""
 
@@ -35,9 +56,12 @@ class Rendered:
 
 
 class Renderer:
-    """Admin overrides first, then the shipped templates/ directory."""
+    """Admin overrides first, then the shipped templates/ directory; both bodies of a mail from one of them."""
 
     def __init__(self, override_dir: Path | None = None) -> None:
+        self.override_dir = override_dir
+        # jinja2's FileSystemLoader names a file os.path.normpath(<search path>/<name>).
+        self._override_prefix = os.path.normpath(override_dir) + os.sep if override_dir else None
         paths = [str(override_dir)] if override_dir else []
         paths.append(str(DEFAULT_TEMPLATES))
         self.dirs = [Path(p) for p in paths]
@@ -50,22 +74,45 @@ class Renderer:
         for env in (self.text_env, self.html_env):
             env.filters["when"] = when
 
+    def overridden(self, name: str) -> set[str]:
+        """Which of a template's files (`subject`, `txt`, `html`) templates_dir holds now."""
+        if self.override_dir is None:
+            return set()
+        return {part for part in ("subject", "txt", "html") if (self.override_dir / f"{name}.{part}.j2").is_file()}
+
+    def _is_override(self, template: jinja2.Template) -> bool:
+        # Where the loader found it, not what is on disk now: jinja2 keeps a shipped file it loaded while
+        # that file is unchanged, so an override added while the daemon runs is used from the next start.
+        return self._override_prefix is not None and (template.filename or "").startswith(self._override_prefix)
+
     def render(self, name: str, context: dict) -> Rendered:
+        # The text and HTML parts are alternatives of the same content (RFC 2046 section 5.1.4): a client
+        # shows one of them. An admin's text beside the shipped HTML would never reach the many who read
+        # HTML, so an override of one body never pairs with the shipped other one. Text alone goes out as
+        # text only: every client shows it, and HTML made from it would add nothing but markup. HTML alone
+        # gets a text part made from it, since HTML-only mail is scored as spam (SpamAssassin MIME_HTML_ONLY)
+        # and text-only readers would get nothing.
         try:
-            body = self.text_env.get_template(f"{name}.txt.j2")
             subject_tpl = self.text_env.get_template(f"{name}.subject.j2")
             subject = " ".join(subject_tpl.render(context).split())
-            text = body.render(context)
+            text_tpl = self.text_env.get_template(f"{name}.txt.j2")
             try:
                 html_tpl = self.html_env.get_template(f"{name}.html.j2")
             except jinja2.TemplateNotFound:
-                html = None
+                html_tpl = None
+            admin_text = self._is_override(text_tpl)
+            admin_html = html_tpl is not None and self._is_override(html_tpl)
+            if admin_text and not admin_html:
+                html_tpl = None
+            html = html_tpl.render(context) if html_tpl is not None else None
+            if admin_html and not admin_text:
+                text = html_to_text(html) + "\n"
             else:
-                html = html_tpl.render(context)
+                text = text_tpl.render(context)
         except jinja2.TemplateNotFound as exc:
             raise TemplateError(f"template {name}: file {exc.name} not found") from exc
         except jinja2.TemplateError as exc:
-            raise TemplateError(f"template {name} failed to render: {exc}") from exc
+            raise TemplateError(f"template {name} failed to render: {_where(exc, self.dirs)}{exc}") from exc
         return Rendered(subject=subject, text=text, html=html)
 
     def canned_names(self) -> list[str]:
@@ -81,4 +128,4 @@ class Renderer:
         try:
             return self.text_env.get_template(f"{CANNED}/{name}.txt").render(context).strip()
         except jinja2.TemplateError as exc:
-            raise TemplateError(f"saved reply {name} failed to render: {exc}") from exc
+            raise TemplateError(f"saved reply {name} failed to render: {_where(exc, self.dirs)}{exc}") from exc

@@ -29,8 +29,10 @@ def test_a_broken_override_and_saved_reply_are_named_and_exit_1(tmp_path, sqlite
     config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
     done = run_cli(config, "templates", "check")
     assert done.returncode == 1
-    assert "template agent/customer_replied failed to render: 'txt' is undefined" in done.stderr
-    assert "saved reply thanks failed to render" in done.stderr and "requester_nme" in done.stderr
+    assert (f"template agent/customer_replied failed to render: {overrides / 'agent' / 'customer_replied.txt.j2'} "
+            "line 1: 'txt' is undefined") in done.stderr
+    assert f"saved reply thanks failed to render: {overrides / 'canned' / 'thanks.txt'} line 1: " in done.stderr
+    assert "requester_nme" in done.stderr
     assert "saved reply fine" not in done.stderr
     assert f"templates_dir {overrides}: 2 error(s)" in done.stderr
 
@@ -40,15 +42,44 @@ def test_a_broken_override_and_saved_reply_are_named_and_exit_1(tmp_path, sqlite
     assert done.returncode == 0 and f"OK: {SHIPPED} templates and 3 saved replies render" in done.stdout
 
 
-def test_the_daemon_names_a_broken_override_when_it_starts(tmp_path, sqlite_url):
+def test_templates_overridden_in_part_are_listed_with_what_is_sent(tmp_path, sqlite_url):
+    overrides = tmp_path / "overrides"
+    for name in ("requester/ticket_opened.txt.j2", "requester/ticket_opened.subject.j2",
+                 "agent/ticket_assigned.html.j2", "_parts/conversation.txt",
+                 "agent/internal_note.txt.j2", "agent/internal_note.html.j2", "agent/internal_note.subject.j2"):
+        (overrides / name).parent.mkdir(parents=True, exist_ok=True)
+        (overrides / name).write_text("{{ tag }}\n")
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert ("requester/ticket_opened: overridden in part (templates_dir has .subject.j2 and .txt.j2, not .html.j2): "
+            "sent as plain text only, from your .txt.j2 (no HTML part: the shipped .html.j2 is not used), "
+            "with your subject") in lines
+    assert ("agent/ticket_assigned: overridden in part (templates_dir has .html.j2, not .subject.j2 or .txt.j2): "
+            "sent as your .html.j2 and a plain-text part made from it (the shipped .txt.j2 is not used), "
+            "with the shipped subject") in lines
+    assert any(line.startswith("_parts/conversation.txt: overridden without _parts/conversation.html")
+               for line in lines)
+    assert not any("internal_note" in line for line in lines)   # overridden whole
+    assert f"OK: {SHIPPED} templates" in lines[-1]
+
+
+def test_the_daemon_refuses_a_broken_override_and_starts_once_it_is_fixed(tmp_path, sqlite_url):
     overrides = tmp_path / "overrides" / "requester"
     overrides.mkdir(parents=True)
     (overrides / "ticket_opened.subject.j2").write_text("Re: {{ ticket.subjet }}\n")
     config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {tmp_path / 'overrides'}\n")
+    done = run_cli(config, "run")
+    assert done.returncode == 1
+    assert (f"template requester/ticket_opened failed to render: {overrides / 'ticket_opened.subject.j2'} line 1: "
+            "'dict object' has no attribute 'subjet'") in done.stderr
+
+    (overrides / "ticket_opened.subject.j2").write_text("Re: {{ ticket.subject }}\n")
     daemon = DaemonProcess(config).start()
     try:
-        wait_until(lambda: "template requester/ticket_opened failed to render" in daemon.output())
-        assert "mail that needs it will be quarantined" in daemon.output()
+        wait_until(lambda: "ticketd running" in daemon.output())
+        assert "failed to render" not in daemon.output()
     finally:
         assert daemon.terminate() == 0
         daemon.stop()
