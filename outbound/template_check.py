@@ -41,7 +41,7 @@ SAMPLES: dict[str, dict] = {
     "requester/solution_proposed": dict(text="Replace the fuser.", agent_name="Alice", attachments=_FILES,
                                         like_address="support+like@example.com",
                                         dislike_address="support+dislike@example.com"),
-    "requester/waiting_reminder": dict(close_at="2026-01-09T10:30:00Z", status="waiting_customer"),
+    "requester/waiting_reminder": dict(close_at=datetime(2026, 1, 9, 10, 30), status="waiting_customer"),
     "requester/ticket_closed": dict(reason="closed by Alice", closed_by="agent"),
     "agent/ticket_assigned": dict(agent_name="Alice", reason="round robin in support", conversation=_CONVERSATION,
                                   conversation_omitted=3, attachments=_FILES),
