@@ -118,7 +118,7 @@ CREATE TABLE messages (
     internal        BOOLEAN NOT NULL DEFAULT FALSE,
     auto_generated  BOOLEAN NOT NULL DEFAULT FALSE,
     author_role     VARCHAR(16) NOT NULL,          -- customer | agent | system
-    matched_by      VARCHAR(32),                   -- reply_address | references | subject_tag | new
+    matched_by      VARCHAR(32),                   -- reply_address | references | message_id | subject_tag | new
     created_at      TIMESTAMP NOT NULL
 );
 CREATE INDEX messages_ticket ON messages (ticket_id, id);

@@ -113,12 +113,21 @@ def choose_ticket(
     reply_ticket: int | None,
     referenced_tickets: list[int],
     tagged_tickets_where_participant: list[int],
+    copy_of: int | None = None,
 ) -> Match:
-    """Apply the threading order to what the shell found."""
+    """Apply the threading order to what the shell found.
+
+    `copy_of`: the ticket holding a mail of the sender's with this very
+    Message-ID, which this one is a copy of (a list's copy with its footer,
+    the same mail sent again with other bytes): it goes where the first
+    went, under the references it would have matched had it carried them.
+    """
     if reply_ticket is not None:
         return Match(reply_ticket, "reply_address")
     if referenced_tickets:
         return Match(referenced_tickets[0], "references")
+    if copy_of is not None:
+        return Match(copy_of, "message_id")
     if tagged_tickets_where_participant:
         return Match(tagged_tickets_where_participant[0], "subject_tag")
     return Match(None, "new")

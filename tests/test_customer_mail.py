@@ -43,6 +43,31 @@ def test_stranger_with_another_tickets_tag_gets_a_new_ticket_and_learns_nothing(
     assert "hunter2" not in text and CUSTOMER not in text and ALICE not in text
 
 
+def test_a_copy_of_a_first_mail_with_other_bytes_joins_its_ticket(any_desk):
+    """A list's copy with its footer (or the mail sent again) has another dedupe key, not another conversation."""
+    desk = any_desk
+    first = build_mail(CUSTOMER, "The printer is on fire.\n", subject="Printer on fire")
+    desk.send(first)
+    ticket = desk.ticket()
+    copy = build_mail(CUSTOMER, "The printer is on fire.\n\n-- \nsupport-list mailing list\n",
+                      subject="[support-list] Printer on fire")
+    copy.replace_header("Message-ID", first["Message-ID"])
+    desk.send(copy)
+    assert desk.ticket()["id"] == ticket["id"]
+    assert [m["matched_by"] for m in desk.messages(ticket["id"])] == ["new", "message_id"]
+    assert len(desk.inbox(CUSTOMER)) == 1        # one acknowledgement
+    # A script that gives every mail one Message-ID still opens a ticket per question.
+    other = build_mail(CUSTOMER, "And the scanner jams.\n", subject="Scanner jams")
+    other.replace_header("Message-ID", first["Message-ID"])
+    desk.send(other)
+    assert desk.ticket()["id"] != ticket["id"] and desk.ticket()["subject"] == "Scanner jams"
+    # Someone else's mail under that Message-ID is no copy of it.
+    forged = build_mail("mallory@example.net", "The printer is on fire.\n", subject="Printer on fire")
+    forged.replace_header("Message-ID", first["Message-ID"])
+    desk.send(forged)
+    assert desk.ticket()["requester"] == "mallory@example.net" and len(desk.messages(ticket["id"])) == 2
+
+
 def test_followers_get_public_replies_and_may_reply(desk):
     colleague = "colleague@example.org"
     desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=colleague))

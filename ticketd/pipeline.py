@@ -19,7 +19,7 @@ from ticketd.agent_desk import apply_desk_mail, desk_agent
 from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.conversation import apply_followup, open_ticket
-from ticketd.domain.tags import find_tags
+from ticketd.domain.tags import find_tags, same_subject
 from ticketd.prepare import (
     InlinePreparer,
     Prepared,
@@ -90,7 +90,13 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     # ticket's participants moved there.
     tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
               if final is not None and store.participant_role(conn, final, parsed.from_addr) is not None]
-    return Thread(choose_ticket(reply_ticket, by_refs, tagged), reply, redirected)
+    # A copy of a mail stored already, its bytes changed on the way (so the
+    # dedupe key differs): where the sender's first copy went. The subject
+    # must agree, list tags aside: a script that gives every mail one fixed
+    # Message-ID must not pile its mails onto its first ticket.
+    first = store.first_copy(conn, parsed.message_id, parsed.from_addr)
+    copy_of = resolved(first[0]) if first and same_subject(first[1], parsed.subject) else None
+    return Thread(choose_ticket(reply_ticket, by_refs, tagged, copy_of), reply, redirected)
 
 
 def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str, tuple]]]:

@@ -27,6 +27,13 @@ def strip_prefixes(subject: str) -> str:
     return _PREFIX_RE.sub("", subject or "").strip()
 
 
+def same_subject(first: str, other: str) -> bool:
+    """Whether two subjects say the same, Re:/Fwd: and [bracketed] list or ticket tags aside."""
+    def bare(subject: str) -> str:
+        return " ".join(re.sub(r"\[[^\]]*\]", " ", strip_prefixes(subject)).casefold().split())
+    return bare(first) == bare(other)
+
+
 def tagged_subject(ticket_id: int, subject: str) -> str:
     """`[#N] subject`, with any tag of N already present removed first."""
     clean = strip_prefixes(subject)

@@ -34,6 +34,9 @@ _TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _TICKET_FOR_UPDATE = _TICKET.with_for_update()
 _TICKETS_BY_MESSAGE_IDS = select(messages.c.message_id, messages.c.ticket_id).where(
     messages.c.message_id.in_(bindparam("message_ids", expanding=True))).order_by(messages.c.id)
+_FIRST_COPY = select(messages.c.ticket_id, messages.c.subject).where(
+    messages.c.message_id == bindparam("message_id"), messages.c.from_addr == bindparam("from_addr"),
+    messages.c.direction == "in").order_by(messages.c.id).limit(1)
 _PARTICIPANT_ROLE = select(participants.c.role).where(
     participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
 _THREAD_MESSAGE_IDS = (
@@ -70,6 +73,14 @@ def tickets_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list
     for mid, tid in rows:
         by_id.setdefault(mid, tid)
     return [by_id[m] for m in ids if m in by_id]
+
+
+def first_copy(conn: Connection, message_id: str | None, from_addr: str | None) -> tuple[int, str] | None:
+    """(ticket, subject) of the first mail in with this Message-ID from this sender, if any."""
+    if not message_id or not from_addr:
+        return None
+    row = conn.execute(_FIRST_COPY, dict(message_id=message_id, from_addr=from_addr)).first()
+    return (row[0], row[1] or "") if row else None
 
 
 def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str | None:
