@@ -45,9 +45,9 @@ def deliver(app: App, outbox_id: int) -> str | None:
     """Send a due outbox row, and due rows behind it, over one connection; the row's new state, or None.
 
     None when there is nothing to do: the row was sent, is not due, or
-    another job took it (maybe along with its own). One claim and one
-    record for up to CLAIM_BATCH rows, where each row used to cost two
-    write transactions (bench/README.md).
+    another job took it (maybe along with its own). One claim for up to
+    CLAIM_BATCH rows (bench/README.md); each 250 is written as it comes
+    (`_record_sent`), the rest of the outcomes together at the end.
     """
     now = utcnow()
     with reading(app.engine) as conn:
@@ -84,9 +84,21 @@ def _send_in_turn(app: App, rows: list[dict]) -> dict[int, SendResult]:
             continue
         result = send_raw(app.settings.outbound, app.settings.support_address, row["recipient"], raw)
         results[row["id"]] = result
-        if result.outcome == RETRY:
+        if result.outcome == SENT:
+            _record_sent(app, row, result)
+        elif result.outcome == RETRY:
             break
     return results
+
+
+def _record_sent(app: App, row: dict, result: SendResult) -> None:
+    """A 250 is written at once, not with the batch's other results: a worker stopped or killed
+    before the batch ends must not leave mail it delivered claimed, to be sent again when the
+    claim expires. Only a mail delivered in the moment before the crash may go twice."""
+    with app.engine.begin() as conn:
+        outbox_store.mark_sent(conn, [row["id"]], utcnow())
+    log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
+             row["ticket_id"], row["recipient"], result.reply)
 
 
 def _still_named(app: App, sha256: str) -> bool:
@@ -111,17 +123,17 @@ def _record(app: App, rows: list[dict], results: dict[int, SendResult]) -> dict[
     due_again = {r["id"]: now + timedelta(seconds=backoff_seconds(app.settings.outbound.retry_base_seconds,
                                                                   r["attempts"] - 1))
                  for r in tried if states[r["id"]] == "pending"}
-    with app.engine.begin() as conn:
-        outbox_store.mark_sent(conn, [r["id"] for r in tried if states[r["id"]] == "sent"], now)
-        outbox_store.release(conn, [r["id"] for r in rows if r["id"] not in states])
-        for outbox_id, when in due_again.items():
-            outbox_store.mark_retry(conn, outbox_id, results[outbox_id].reply, when)
+    untried = [r["id"] for r in rows if r["id"] not in states]
+    if untried or due_again:   # sent rows are written already (`_record_sent`)
+        with app.engine.begin() as conn:
+            outbox_store.release(conn, untried)
+            for outbox_id, when in due_again.items():
+                outbox_store.mark_retry(conn, outbox_id, results[outbox_id].reply, when)
     for row in tried:
         reply, state = results[row["id"]].reply, states[row["id"]]
         if state == "sent":
-            log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
-                     row["ticket_id"], row["recipient"], reply)
-        elif state == "pending":
+            continue
+        if state == "pending":
             log.warning("outbox %s (Message-ID <%s>, ticket %s) to %s deferred %.1fs after attempt %s: %s",
                         row["id"], row["message_id"], row["ticket_id"], row["recipient"],
                         (due_again[row["id"]] - now).total_seconds(), row["attempts"], reply)

@@ -257,6 +257,24 @@ def test_a_slow_smarthost_ends_the_batch_before_the_claim_could_expire(make_app,
     assert enqueued == [r["id"] for r in back]
 
 
+def test_each_mail_is_recorded_sent_as_it_is_delivered_not_when_the_batch_ends(make_app, db_url, sink):
+    """A worker stopped or killed mid-batch must not leave delivered mail claimed, to go again later."""
+    import threading
+
+    app = _app(make_app, db_url, sink, rules=NO_AGENTS)
+    ids = _queued_acks(app, 4)
+    sink.data_delay = 0.5
+    job = threading.Thread(target=deliver, args=(app, ids[0]))
+    job.start()
+    try:
+        sink.wait_for(1)
+        wait_until(lambda: outbox_rows(app)[0]["state"] == "sent", timeout=0.4)
+        assert job.is_alive() and [r["state"] for r in outbox_rows(app)][-1] == "sending"
+    finally:
+        job.join()
+    assert [r["state"] for r in outbox_rows(app)] == ["sent"] * 4
+
+
 def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlite_url, sink):
     app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS)
     from ticketd.pipeline import drain
