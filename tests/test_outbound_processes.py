@@ -159,3 +159,20 @@ def test_redis_down_while_mail_arrives_then_every_ack_arrives_once(tmp_path, sql
     sink.wait_for(4, timeout=30)
     got = sink.settle(1.5)
     assert sorted(m.rcpt_tos[0] for m in got) == [f"o{i}@example.org" for i in range(4)]
+
+
+def test_a_worker_follows_rules_yaml_and_sighup_as_run_does(tmp_path, sqlite_url, sink, redis_server, processes):
+    """The rule worker assigns: with the old rules it kept giving tickets to agents the new file set away."""
+    import signal
+
+    from tests.test_assignment import THREE
+
+    config = _config(tmp_path, sqlite_url, sink, redis_server.url, rules=THREE)
+    worker = DaemonProcess(config, "worker").start()
+    processes.append(worker)
+    (tmp_path / "rules.yaml").write_text(THREE.replace("name: A2,", "name: A2, away: true,"))
+    wait_until(lambda: "rules reloaded" in worker.output(), timeout=10)
+    worker.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: rules" in worker.output(), timeout=10)
+    assert worker.proc.poll() is None          # SIGHUP reloads, as for `ticketd run`; it ended the worker
+    assert worker.terminate() == 0

@@ -259,11 +259,19 @@ def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) ->
 
 
 def run_worker(app: App, threads: int = 4) -> int:
-    """`ticketd worker`: consume the Redis queue until SIGTERM or SIGINT."""
-    stop = _stop_on_signals()
+    """`ticketd worker`: consume the Redis queue until SIGTERM or SIGINT; rules.yaml followed as `run` does.
+
+    A worker assigns tickets (the rule worker), so it watches the rules file
+    and reloads on SIGHUP like `ticketd run`: otherwise routing would follow
+    a change while assignment kept the old agents until every worker was
+    restarted, a rules change half applied (PRODUCT.md).
+    """
+    watcher = RulesWatcher(app)
+    stop = _stop_on_signals(reload=app.reload_rules)
     broker = make_broker(app)
     bind(app, broker)
     pool = WorkerPool(broker, threads)
+    watcher.start()
     pool.start()
     print("ticketd worker running", flush=True)
     try:
@@ -271,4 +279,5 @@ def run_worker(app: App, threads: int = 4) -> int:
             pass
     finally:
         pool.stop()
+        watcher.stop()
     return 0
