@@ -40,8 +40,8 @@ def _settings(config: str | None):
         raise click.ClickException(f"cannot read settings: {exc}") from None
 
 
-def _app(config: str | None, *, needs_rules: bool = False):
-    """The App for a command; `needs_rules`: a daemon or worker, which refuses to start without rules.yaml
+def _app(config: str | None, *, starts_daemon: bool = False):
+    """The App for a command; `starts_daemon`: a daemon or worker, which refuses to start without rules.yaml
     or with a template override that fails `ticketd templates check`.
 
     A wrong `rules_file` path would otherwise start a desk with no agents,
@@ -52,11 +52,11 @@ def _app(config: str | None, *, needs_rules: bool = False):
     from ticketd.store.migrations import SchemaVersionError
 
     settings = _settings(config)
-    if needs_rules and not settings.rules_file.is_file():
+    if starts_daemon and not settings.rules_file.is_file():
         raise click.ClickException(
             f"no rules file at {settings.rules_file}: without one no ticket is assigned or timed. Write it "
             "(docs/rules.md; `ticketd rules check` validates it) or point rules_file (TICKETD_RULES_FILE) at it")
-    if needs_rules and settings.templates_dir is not None:
+    if starts_daemon and settings.templates_dir is not None:
         # A broken override fails every mail that needs it, each sweep again (an assignment that never
         # happens), so the daemon refuses it as it refuses a broken rules.yaml.
         from outbound.template_check import check_templates
@@ -124,7 +124,7 @@ def run(config: str | None) -> None:
     """The daemon: SMTP receiver, IMAP pollers, timers, and in-process workers."""
     from ticketd.daemon import run as run_daemon
 
-    sys.exit(run_daemon(_app(config, needs_rules=True)))
+    sys.exit(run_daemon(_app(config, starts_daemon=True)))
 
 
 @main.command()
@@ -134,7 +134,7 @@ def worker(config: str | None, threads: int) -> None:
     """dramatiq workers for Redis mode (run any number, on any host)."""
     from ticketd.daemon import run_worker
 
-    app = _app(config, needs_rules=True)
+    app = _app(config, starts_daemon=True)
     if not app.settings.redis_url:
         raise click.UsageError("redis_url is null: `ticketd run` already runs the workers in-process")
     sys.exit(run_worker(app, threads))
