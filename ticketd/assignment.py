@@ -23,9 +23,7 @@ from ticketd.domain.conversation import FETCH_CHARS, SHOWN_MESSAGES, Shown, show
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
 from ticketd.domain.statuses import Status
-from ticketd.domain.timers import RESPOND, plan
 from ticketd.store import tickets as store
-from ticketd.store import timers as timer_rows
 from ticketd.store.absences import rules_now
 from ticketd.store.assignment import (
     advance_cursor,
@@ -174,6 +172,9 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
     ticket waits in that group when nobody is available; an assigned one
     stays with its agent (ValueError saying why nobody else can take it).
     """
+    # ticketd.timers builds on this module (pick, give); imported here, not at the top.
+    from ticketd.timers import restart_unanswered_clock
+
     rules = app.rules
     target = target.strip()
     ticket = store.lock_ticket(conn, ticket_id)
@@ -186,7 +187,8 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
             raise ValueError(f"{target} is not an agent in rules.yaml (agents: {known})")
         if ticket["assignee"] == agent.email:
             return []
-        _restart_unanswered_clock(conn, app, ticket, now)
+        if ticket["assignee"]:
+            restart_unanswered_clock(conn, app, ticket, now)
         return give(conn, app, ticket, agent, now, actor, f"assigned by {actor}")
     if target not in rules.groups:
         known_groups = ", ".join(rules.groups) or "none"
@@ -208,27 +210,10 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
     if agent is None:
         wait(conn, app, ticket_id, target, now, actor)
         return []
-    _restart_unanswered_clock(conn, app, ticket, now)
+    if ticket["assignee"]:
+        restart_unanswered_clock(conn, app, ticket, now)
     return give(conn, app, ticket, agent, now, actor, f"#assign {target} by {actor}")
 
-
-def _restart_unanswered_clock(conn: Connection, app: App, ticket: dict, now: datetime) -> None:
-    """An agent passing a ticket on gives the next one a whole `respond_within`, as a breach's reassignment does.
-
-    Only between agents: the first assignment keeps the clock the
-    customer's mail started, and an answered clock fires as answered.
-    """
-    if not ticket["assignee"]:
-        return
-    running = timer_rows.armed_of_kind(conn, ticket["id"], RESPOND)
-    if running is None or timer_rows.agent_replied_since(conn, ticket["id"], running["created_at"]):
-        return
-    status = ticket["status"]
-    fresh = [p for p in plan(status, app.rules.timer(status), now, business_hours=app.rules.business_hours)
-             if p.kind == RESPOND]
-    if fresh:
-        timer_rows.cancel_timer(conn, running["id"], now)
-        timer_rows.arm_timer(conn, ticket["id"], RESPOND, status, fresh[0].due_at, now)
 
 
 def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None = None) -> int:

@@ -54,24 +54,49 @@ def _arm(conn: Connection, app: App, ticket_id: int, status: str, now: datetime,
         timer_rows.arm_timers(conn, ticket_id, status, [(p.kind, p.due_at) for p in planned], now)
 
 
+def _respond_due(app: App, status: str, now: datetime) -> datetime | None:
+    """When a `respond_within` clock of `status` started now runs out; None if the status has none."""
+    planned = [p for p in plan_of.plan(status, app.rules.timer(status), now, business_hours=app.rules.business_hours)
+               if p.kind == plan_of.RESPOND]
+    return planned[0].due_at if planned else None
+
+
+def _unanswered_clock(conn: Connection, ticket_id: int) -> dict | None:
+    """The ticket's armed respond clock that no public agent reply has answered yet, if any."""
+    running = timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)
+    if running is None or timer_rows.agent_replied_since(conn, ticket_id, running["created_at"]):
+        return None
+    return running
+
+
 def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
     """A customer wrote and the status stays: start `respond_within` unless an unanswered clock runs.
 
     An unanswered clock is left alone, so the oldest unanswered message keeps
     its deadline; otherwise the clock counts from this message (issue 5).
     """
-    planned = [p for p in plan_of.plan(status, app.rules.timer(status), now,
-                                       business_hours=app.rules.business_hours) if p.kind == plan_of.RESPOND]
-    if not planned:
+    due = _respond_due(app, status, now)
+    if due is None or _unanswered_clock(conn, ticket_id) is not None:
         return
-    running = timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)
-    if running is not None:
-        if not timer_rows.agent_replied_since(conn, ticket_id, running["created_at"]):
-            return
-        # PRODUCT.md respond-within: a public agent reply answered that clock
-        # (it would fire as "answered"), so this follow-up needs its own.
+    # PRODUCT.md respond-within: a public agent reply answered any clock still
+    # armed (it would fire as "answered"), so this follow-up needs its own.
+    if (answered := timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)) is not None:
+        timer_rows.cancel_timer(conn, answered["id"], now)
+    timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, due, now)
+
+
+def restart_unanswered_clock(conn: Connection, app: App, ticket: dict, now: datetime) -> None:
+    """An agent passing a ticket on gives the next one a whole `respond_within`, as a breach's reassignment does.
+
+    Only an unanswered clock: an answered one fires as answered. The caller
+    decides that the ticket changes hands between agents (the first
+    assignment keeps the clock the customer's mail started).
+    """
+    due = _respond_due(app, ticket["status"], now)
+    running = _unanswered_clock(conn, ticket["id"])
+    if due is not None and running is not None:
         timer_rows.cancel_timer(conn, running["id"], now)
-    timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, planned[0].due_at, now)
+        timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, ticket["status"], due, now)
 
 
 def fire_due_timers(app: App, limit: int = 200) -> int:
@@ -143,9 +168,7 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
             if current:
                 notices.append(_breach_notice(app, ticket, current, what, f"reassigned to {agent.email}"))
             # The new assignee gets a fresh clock of their own.
-            timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, status,
-                                 plan_of.plan(status, spec, now, business_hours=app.rules.business_hours)[0].due_at,
-                                 now)
+            timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, status, _respond_due(app, status, now), now)
             return notices
     recipients = [current] if current else [
         a.email for a in rules_now(conn, app.rules, now).members(group or "") if not a.away]
