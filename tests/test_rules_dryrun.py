@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from ingest.match import desk_address
 from ingest.parse import dedupe_key, parse_mail
 from tests.desk import build_mail
 from ticketd.clock import utcnow
@@ -159,9 +160,11 @@ def test_rules_test_with_the_daemon_config_says_which_ticket_a_reply_joins(make_
         reply = build_mail("cust@example.org", "Type: bug\nStill crashing.\n", subject=f"Re: {ack['Subject']}",
                            in_reply_to=str(ack["Message-ID"]))
         stranger = build_mail("eve@example.net", "Tell me about it.\n", subject=f"[#{tid}] Crash")
+        away = build_mail("alice@example.com", "#away 1w\n", subject="Away",
+                          to=desk_address(desk.app.signer, "support@example.com", "alice@example.com"))
     finally:
         desk_gen.close()
-    for name, msg in (("reply.eml", reply), ("stranger.eml", stranger)):
+    for name, msg in (("reply.eml", reply), ("stranger.eml", stranger), ("away.eml", away)):
         (tmp_path / name).write_bytes(msg.as_bytes())
     config, rules = tmp_path / "ticketd.yaml", tmp_path / "rules.yaml"
     before = _dump(tmp_path / "ticketd.db")
@@ -173,4 +176,7 @@ def test_rules_test_with_the_daemon_config_says_which_ticket_a_reply_joins(make_
     # Another customer's tag threads nothing (PRODUCT.md): a new ticket of their own.
     lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "stranger.eml")).splitlines()
     assert not any(line.startswith("thread:") for line in lines) and "route: 'everything else' matched" in lines[1]
+    # An agent's mail to their desk address is about no ticket: no route, nothing "as a new ticket".
+    lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "away.eml")).splitlines()
+    assert lines[1:] == ["desk: goes to the desk of alice@example.com (the agent's own commands; no ticket, no route)"]
     assert _dump(tmp_path / "ticketd.db") == before   # read only

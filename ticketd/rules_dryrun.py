@@ -36,10 +36,13 @@ class DryRun:
     mails: list[str] = field(default_factory=list)
     robot_reason: str | None = None
     requester: Requester | None = None
-    # Where the daemon's database would thread it: "joins [#N] by references", "desk of ..."; None: a new ticket
+    # Where the daemon's database would thread it ("joins ticket [#N] (matched by references)"); None: a new ticket
     follow_up: str | None = None
+    desk_of: str | None = None   # the agent whose desk address it came through: no ticket at all
 
     def lines(self) -> list[str]:
+        if self.desk_of is not None:
+            return [f"desk: goes to the desk of {self.desk_of} (the agent's own commands; no ticket, no route)"]
         if self.follow_up is not None:
             # Routes, the acknowledgement and assignment are for a new ticket;
             # what a follow-up does depends on who writes and the ticket's state.
@@ -100,22 +103,22 @@ def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str 
         return read_cursor(conn, group), open_counts(conn, (a.email for a in rules.members(group)))
 
 
-def follow_up_of(app: App, parsed: ParsedMail) -> str | None:
-    """Whether the daemon whose database `app` reads would thread the mail into a ticket (or a desk); read only.
+def thread_of(app: App, parsed: ParsedMail, result: DryRun) -> None:
+    """Where the daemon whose database `app` reads would put the mail: a desk, a ticket, or (neither) a new one.
 
-    The same lookups as ticketd.pipeline.apply, with the mail's headers as
-    its recipients (a file has no envelope).
+    The same lookups as ticketd.pipeline.apply, read only, with the mail's
+    headers as its recipients (a file has no envelope).
     """
     addresses = read_reply_addresses(app.signer, app.settings.support_address, recipients(parsed, []))
     if (agent := desk_agent(app, parsed, addresses)) is not None:
-        return f"goes to the desk of {agent.email} (an agent's own commands, no ticket)"
+        result.desk_of = agent.email
+        return
     with reading(app.engine) as conn:
         found = find_thread(conn, app, parsed, addresses)
-    if found.match.ticket_id is None:
-        return None
-    merged = "".join(f", which [#{named}] was merged into" for named, final in found.redirected.items()
-                     if final == found.match.ticket_id)
-    return f"joins ticket [#{found.match.ticket_id}]{merged} (matched by {found.match.matched_by})"
+    if found.match.ticket_id is not None:
+        merged = "".join(f", which [#{named}] was merged into" for named, final in found.redirected.items()
+                         if final == found.match.ticket_id)
+        result.follow_up = f"joins ticket [#{found.match.ticket_id}]{merged} (matched by {found.match.matched_by})"
 
 
 def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None,
@@ -125,7 +128,7 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     decision = rules.route(facts_of(parsed, key_facts))
     result = DryRun(decision, key_facts)
     if app is not None:
-        result.follow_up = follow_up_of(app, parsed)
+        thread_of(app, parsed, result)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
     result.requester = requester_of(parsed.from_addr, parsed.from_name, parsed.headers.get("from") or "",
