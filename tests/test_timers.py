@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import threading
@@ -507,15 +508,25 @@ def test_a_new_customer_question_on_an_open_ticket_restarts_the_respond_clock(ma
         desk_gen.close()
 
 
-def test_a_ticket_passed_on_gives_its_new_agent_a_fresh_respond_clock(make_app, db_url):
-    """The clock that reassigns forgotten tickets restarts for an agent given one by #assign, as on a breach."""
+@contextlib.contextmanager
+def _customer_ticket(make_app, db_url, text: str):
+    """A desk on `text`'s rules where a customer has just opened a ticket; (desk, ticket id)."""
     from tests.desk import build_mail, open_desk
 
-    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))
+    desk_gen = open_desk(make_app, db_url, rules=text)
     desk = next(desk_gen)
     try:
         desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
-        tid = desk.ticket()["id"]
+        yield desk, desk.ticket()["id"]
+    finally:
+        desk_gen.close()
+
+
+def test_a_ticket_passed_on_gives_its_new_agent_a_fresh_respond_clock(make_app, db_url):
+    """The clock that reassigns forgotten tickets restarts for an agent given one by #assign, as on a breach."""
+    from tests.desk import build_mail
+
+    with _customer_ticket(make_app, db_url, rules(respond="1h")) as (desk, tid):
         agent = desk.assign(tid)
         other = next(a for a in ("a1@example.com", "a2@example.com") if a != agent)
         with desk.app.engine.begin() as conn:   # 50 minutes of the customer's hour have gone
@@ -532,23 +543,13 @@ def test_a_ticket_passed_on_gives_its_new_agent_a_fresh_respond_clock(make_app, 
                              subject=f"Re: [#{tid}] Printer"))
         with desk.app.engine.connect() as conn:
             assert [t["id"] for t in armed(conn, tid)] == [clock["id"]]
-    finally:
-        desk_gen.close()
 
 
 def test_the_first_assignment_keeps_the_clock_the_customer_started(make_app, db_url):
     """The respond clock counts from the customer's mail, not from when round robin found an agent."""
-    from tests.desk import build_mail, open_desk
-
-    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))
-    desk = next(desk_gen)
-    try:
-        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
-        tid = desk.ticket()["id"]
+    with _customer_ticket(make_app, db_url, rules(respond="1h")) as (desk, tid):
         with desk.app.engine.connect() as conn:
             [before] = armed(conn, tid)
         desk.assign(tid)
         with desk.app.engine.connect() as conn:
             assert [(t["id"], t["due_at"]) for t in armed(conn, tid)] == [(before["id"], before["due_at"])]
-    finally:
-        desk_gen.close()
