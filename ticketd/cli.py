@@ -20,13 +20,14 @@ CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if pr
 # The options most commands share.
 config_option = click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+_DATABASE_URL = "ticketd.database_url"
 
 
 def _settings(config: str | None):
     if config is None and not os.environ.get("TICKETD_CONFIG") and Path("ticketd.yaml").exists():
         config = "ticketd.yaml"
     try:
-        return load_settings(config)
+        settings = load_settings(config)
     except ValidationError as exc:
         sources = environment_sources(dict(os.environ))
         problems = []
@@ -38,6 +39,9 @@ def _settings(config: str | None):
         raise click.ClickException(f"{config or 'settings'} is not valid:\n" + "\n".join(problems)) from None
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot read settings: {exc}") from None
+    if (ctx := click.get_current_context(silent=True)) is not None:
+        ctx.meta[_DATABASE_URL] = settings.database_url   # for the one-line error when it cannot be reached
+    return settings
 
 
 def _app(config: str | None, *, starts_daemon: bool = False):
@@ -112,7 +116,28 @@ def _print_json(value) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-@click.group()
+class _Commands(click.Group):
+    """The command group; a database it cannot connect to is one line naming it, not a driver's traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except (OperationalError, InterfaceError) as exc:
+            raise click.ClickException(_database_error(ctx.meta.get(_DATABASE_URL), exc)) from None
+
+
+def _database_error(url: str | None, exc) -> str:
+    """`cannot use the database URL (password hidden): what the server or driver said`, on one line."""
+    from sqlalchemy.engine import make_url
+
+    where = make_url(url).render_as_string(hide_password=True) if url else "of the settings"
+    said = " ".join(str(exc.orig if exc.orig is not None else exc).split())
+    return f"cannot use the database {where}: {said}"
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="ticketd")
 def main() -> None:
     """ticketd: a help-desk that lives in email."""
