@@ -35,6 +35,9 @@ DEFAULT_ACCEPT_WORDS = [
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# dramatiq prefixes every Redis key with the namespace and a colon: no colon,
+# space or glob character in it, so one desk's keys never match another's.
+REDIS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # A sweep or a poll loop waits this long at least: 0 would spin a core at 100%.
 MIN_LOOP_SECONDS = 0.05
 
@@ -200,6 +203,10 @@ class Settings(_Strict):
     support_address: str = "support@example.com"
     database_url: str = "sqlite:///var/ticketd.db"
     redis_url: str | None = None
+    # The prefix of this desk's keys in Redis: desks sharing one Redis
+    # database each need their own, or their workers take each other's jobs.
+    # "ticketd" is the prefix every release before the setting used.
+    redis_namespace: str = "ticketd"
     data_dir: Path = Path("var")
     secret_key: str = "change-me"
     # Older keys still accepted when verifying, so the key can be rotated
@@ -239,6 +246,15 @@ class Settings(_Strict):
         """A URL the Redis client opens; anything else would fail only when the first job is queued."""
         if value is not None and not value.lower().startswith(REDIS_SCHEMES):
             raise ValueError(f"redis_url must be a redis://, rediss:// or unix:// URL, or null; got {value!r}")
+        return value
+
+    @field_validator("redis_namespace")
+    @classmethod
+    def _redis_key_prefix(cls, value: str) -> str:
+        """A prefix dramatiq can put before its keys without one desk's keys running into another's."""
+        if not REDIS_NAMESPACE.fullmatch(value):
+            raise ValueError("redis_namespace must be 1 to 64 letters, digits, '-', '_' or '.', starting with a "
+                             f"letter or digit (it prefixes this desk's keys in Redis); got {value!r}")
         return value
 
     @field_validator("support_address")

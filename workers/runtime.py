@@ -18,7 +18,9 @@ log = logging.getLogger("ticketd.workers")
 
 def make_broker(app: App) -> dramatiq.Broker:
     if app.settings.redis_url:
-        broker = RedisBroker(url=app.settings.redis_url, namespace="ticketd")
+        # The namespace keeps desks sharing one Redis database apart: each
+        # worker takes only its own desk's jobs, whose ids name its own rows.
+        broker = RedisBroker(url=app.settings.redis_url, namespace=app.settings.redis_namespace)
     else:
         broker = StubBroker()
     broker.declare_queue(QUEUE)
