@@ -120,6 +120,11 @@ def _library() -> _Library:
 
 def strip_reply(text: str) -> str:
     """The visible reply; the whole text when stripping would leave nothing."""
+    return own_reply(text) or text.strip()
+
+
+def own_reply(text: str) -> str:
+    """The visible reply, empty when the mail holds only quoted text (and perhaps a signature)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         return ""
@@ -128,7 +133,7 @@ def strip_reply(text: str) -> str:
         reply = _cut(_library_cut(reply))
     if not reply.strip():
         reply = _reply_below_quote(text)
-    return reply.strip("\n").rstrip() or text.strip()
+    return reply.strip("\n").rstrip()
 
 
 def _library_cut(text: str) -> str:

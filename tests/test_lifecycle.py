@@ -125,3 +125,54 @@ def test_agent_close_and_reopen_statuses(desk):
     assert "duplicate of an older request" in closed["reason"]
     templates = [r["template"] for r in desk.rows(recipient=customer)]
     assert templates[-2:] == ["requester/agent_reply", "requester/ticket_closed"]
+
+
+def _proposed(desk, customer, agent, **first):
+    desk.send(build_mail(customer, "The printer is on fire.\n", **first))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(agent), agent, "#propose\nRestart the printer.\n")
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    return tid
+
+
+def test_only_the_requester_accepts_a_proposal_and_a_follower_may_object(desk):
+    """PRODUCT.md: "Only the customer accepts a proposed solution"; a Cc'd colleague's objection reopens."""
+    customer, colleague, agent = "cust@example.org", "boss@example.org", "alice@example.com"
+    tid = _proposed(desk, customer, agent, cc=colleague)
+    proposal = desk.inbox(colleague)[-1]
+    assert "Restart the printer." in body_text(proposal)
+
+    desk.reply_to(proposal, colleague, "OK\n")
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    assert desk.events(tid, "accepted") == []
+    told = desk.last(agent)
+    assert "only the requester accepts a proposed solution" in body_text(told)
+    assert "boss@example.org" in body_text(told)
+
+    desk.reply_to(proposal, colleague, "It is still burning here.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    assert desk.events(tid, "rejected")[-1]["actor"] == colleague
+
+    desk.reply_to(desk.last(agent), agent, "#propose\nReplace the fuser.\n")
+    desk.reply_to(desk.last(customer), customer, "ok\n")
+    assert desk.ticket(tid)["status"] == "closed"
+
+
+def test_a_reply_with_only_the_quoted_proposal_leaves_it_standing(desk):
+    """Its text would be the reason (PRODUCT.md), and it has none: a send pressed by mistake."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    tid = _proposed(desk, customer, agent)
+    proposal = desk.last(customer)
+    quoted = "".join(f"> {line}\n" for line in body_text(proposal).splitlines())
+    desk.reply_to(proposal, customer, f"On Monday, Support wrote:\n{quoted}")
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    assert desk.events(tid, "rejected") == []
+    assert "the reply has no text of its own" in body_text(desk.last(agent))
+
+    screenshot = build_mail(customer, f"On Monday, Support wrote:\n{quoted}", subject="Re: " + str(proposal["Subject"]),
+                            to=str(proposal["Reply-To"] or proposal["From"]), in_reply_to=str(proposal["Message-ID"]))
+    screenshot.add_attachment(b"\x89PNG fire", maintype="image", subtype="png", filename="still-burning.png")
+    desk.send(screenshot)
+    assert desk.ticket(tid)["status"] == "open"
+    assert "(no text; 1 file(s))" in desk.events(tid, "rejected")[-1]["reason"]

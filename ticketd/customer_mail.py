@@ -74,9 +74,13 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
 
     acts = mail.robot_reason is None and role in ("requester", "follower")
-    effect = customer_reply_effect(Status(ticket["status"]), mail.text, app.settings.accept_words) if acts \
+    own_text = "" if mail.quoted_only else mail.text
+    effect = customer_reply_effect(Status(ticket["status"]), own_text, app.settings.accept_words,
+                                   by_requester=role == "requester", has_files=bool(_files_sent(mail))) if acts \
         else CustomerEffect("none")
     notify_text = mail.text
+    if effect.unchanged_because:
+        notify_text = f"[the proposed solution stands: {effect.unchanged_because}]\n\n{mail.text}"
     if effect.kind == "accepted":
         set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
                    reason=f"proposed solution accepted ({first_line(mail.text)[:80]!r}); {ref}", row_id=row_id)
@@ -87,8 +91,9 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         ))
         notify_text = f"[accepted the proposed solution; the ticket is closed]\n\n{mail.text}"
     elif effect.kind == "rejected":
+        said = own_text.strip()[:1000] or f"(no text; {len(_files_sent(mail))} file(s))"
         set_status(conn, app, ticket, Status.OPEN, now, actor=who, kind="rejected",
-                   reason=f"proposed solution rejected: {mail.text[:1000]}; {ref}", row_id=row_id)
+                   reason=f"proposed solution rejected: {said}; {ref}", row_id=row_id)
         notify_text = f"[rejected the proposed solution; the ticket is open again]\n\n{mail.text}"
     elif effect.kind == "reopened":
         set_status(conn, app, ticket, Status.OPEN, now, actor=who,
@@ -107,6 +112,11 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     if ticket["assignee"] and mail.robot_reason is None:
         decision.notices.append(assignee_told(ticket["assignee"], ticket_id, mail, notify_text, row_id))
     return decision
+
+
+def _files_sent(mail: IncomingMail) -> list[dict]:
+    """The files a mail carries, without the inline images of a signature (a logo is no reply)."""
+    return [a for a in mail.attachments if not a.get("inline")]
 
 
 def assignee_told(assignee: str, ticket_id: int, mail: IncomingMail, text: str, row_id: int) -> Notice:

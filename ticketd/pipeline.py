@@ -138,6 +138,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         text=prep.stripped if match.ticket_id is not None else parsed.text.strip(),
         attachments=prep.attachments, robot_reason=prep.robot_reason, matched_by=match.matched_by,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
+        quoted_only=prep.quoted_only and match.ticket_id is not None,
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
@@ -265,6 +266,7 @@ class IncomingMail:
     reply_address: ReplyAddress | None   # the signed reply address that matched, if any
     reactions: list[ReplyAddress]        # like/dislike addresses it was sent to
     html: str | None = None              # the HTML part, sanitised (ticketd.prepare)
+    quoted_only: bool = False            # a reply with only quoted text: `text` is then the whole text
 
 
 BATCH = 8  # mails per transaction: fewer syncs, yet the lock is never held long

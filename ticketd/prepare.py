@@ -15,7 +15,7 @@ from typing import Protocol
 from ingest.match import is_our_message_id
 from ingest.html_clean import clean_html
 from ingest.parse import MailTooComplex, ParsedMail, parse_mail
-from ingest.quotes import strip_reply
+from ingest.quotes import own_reply
 from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.signing import Signer
 from ticketd.domain.tags import find_tags
@@ -42,6 +42,7 @@ class Prepared:
     stripped: str
     attachments: list[dict]
     html: str | None = None   # the HTML part sanitised for agents (ingest.html_clean), made here, before any lock
+    quoted_only: bool = False  # a reply with nothing of its own: `stripped` is then its whole text
 
 
 def _parse(settings: Settings, raw: bytes) -> ParsedMail:
@@ -73,10 +74,10 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     local = settings.support_address.split("@", 1)[0] + "+"
     may_follow_up = bool(parsed.in_reply_to or parsed.references or find_tags(parsed.subject) or any(
         r.lower().startswith(local) for r in recipients(parsed, envelope_to)))
-    stripped = strip_reply(parsed.text) if may_follow_up else parsed.text.strip()
+    own = own_reply(parsed.text) if may_follow_up else parsed.text.strip()
     return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to,
-                    robot_reason=robot_reason, stripped=stripped, attachments=attachments,
-                    html=clean_html(parsed.html))
+                    robot_reason=robot_reason, stripped=own or parsed.text.strip(), attachments=attachments,
+                    html=clean_html(parsed.html), quoted_only=not own and bool(parsed.text.strip()))
 
 
 def write_missing_files(settings: Settings, prepared: Prepared) -> int:

@@ -183,15 +183,31 @@ def _rating_of(text: str) -> tuple[int, int, int] | None:
 
 @dataclass(frozen=True)
 class CustomerEffect:
-    """What a customer-side reply does: kind is accepted | rejected | reopened | rated | none."""
+    """What a customer-side reply does: kind is accepted | rejected | reopened | rated | none.
+
+    `unchanged_because`: for the assignee, why a reply to a proposal left it standing.
+    """
     kind: str
     to_status: Status | None = None
     rating: tuple[int, int, int] | None = None
+    unchanged_because: str | None = None
 
 
-def customer_reply_effect(status: Status, text: str, accept_words) -> CustomerEffect:
+def customer_reply_effect(status: Status, text: str, accept_words, *, by_requester: bool = True,
+                          has_files: bool = False) -> CustomerEffect:
+    """What a reply from the ticket's customer side does to it; `text` is the reply without its quote."""
     if status == Status.SOLUTION_PROPOSED:
+        # A reply with nothing of its own (only the quoted proposal, a send
+        # pressed by mistake) gives no reason to reject it (PRODUCT.md: "its
+        # text is the reason"); a screenshot alone does.
+        if not (text or "").strip() and not has_files:
+            return CustomerEffect("none", unchanged_because="the reply has no text of its own")
         if is_acceptance(text, accept_words):
+            # PRODUCT.md: "Only the customer accepts a proposed solution". A
+            # Cc'd colleague's "ok" does not close the requester's ticket; their
+            # objection reopens it like the requester's (reopening loses nothing).
+            if not by_requester:
+                return CustomerEffect("none", unchanged_because="only the requester accepts a proposed solution")
             return CustomerEffect("accepted", Status.CLOSED)
         return CustomerEffect("rejected", Status.OPEN)
     if status == Status.CLOSED:
