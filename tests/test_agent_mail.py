@@ -447,3 +447,21 @@ def test_agent_authority(kw, agent):
 ])
 def test_authentication_passes(header, passes):
     assert authentication_passes(header, ["mx.example.com"], ALICE)[0] is passes
+
+
+def test_a_reply_with_only_the_quoted_notification_is_not_relayed(desk):
+    """Send pressed before writing: the customer would get "On ..., Support wrote:" as the first response."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    told = desk.last(agent)
+    quoted = "".join(f"> {line}\n" for line in body_text(told).splitlines())
+    before = len(desk.inbox(customer))
+    desk.reply_to(told, agent, f"On Monday, Support <support@example.com> wrote:\n{quoted}")
+    assert len(desk.inbox(customer)) == before
+    ticket = desk.ticket(tid)
+    assert (ticket["status"], ticket["first_response_at"]) == ("new", None)
+    answer = body_text(desk.last(agent))
+    assert "no text of its own" in answer and "nothing was sent to the customer" in answer
+    assert desk.events(tid, "commands_rejected")

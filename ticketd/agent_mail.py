@@ -145,6 +145,13 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                         reason=f"automatic mail ({mail.robot_reason}); {ref}")
         return Decision(ticket_id)
 
+    if mail.quoted_only and not mail.attachments:
+        # Send pressed on a reply with nothing written: relaying it would give
+        # the customer an attribution line ("On Monday, ... wrote:") and count
+        # as the first response.
+        return _reject(conn, app, mail, ticket, agent, Plan(errors=(
+            "the reply has no text of its own (only the quoted mail), so nothing was sent to the customer. "
+            "Write the answer above the quoted text and send it again.",)), now)
     reply = read_agent_reply(mail.text)
     if reply.commands and _html_only(mail):
         plan = Plan(errors=("commands were found in a mail without a plain-text part; hidden HTML can "
