@@ -5,17 +5,19 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+from datetime import timedelta
 
 import pytest
 
 from outbound.render import Renderer, TemplateError
 from outbound.template_check import _BASE, SAMPLES
 from tests.cli import run_cli
-from tests.conftest import write_config
+from tests.conftest import MINIMAL_RULES, write_config
 from tests.sink import customer_mail, outbox_rows, receive
 from ticketd.assignment import sweep_unassigned
 from ticketd.clock import utcnow
 from ticketd.store import tickets as store
+from ticketd.timers import fire_due_timers, on_status_change
 
 SHIPPED_TEXT = "we have received your request and opened ticket"   # in both shipped bodies of ticket_opened
 ADMIN_TEXT = "Thanks for writing to Acme, {{ ticket.requester_name }}: we answer within a day. {{ tag }}\n"
@@ -130,3 +132,24 @@ def test_a_template_broken_while_running_logs_its_traceback_once(make_app, sqlit
     assert len(failures) == 6   # each ticket on each sweep still says it failed ...
     assert len([r for r in failures if r.exc_info]) == 1   # ... with one traceback in all
     assert all("ticket_assigned.html.j2 line 3" in r.getMessage() for r in failures if not r.exc_info)
+
+
+def test_a_timer_failing_on_a_broken_template_logs_its_traceback_once(make_app, sqlite_url, tmp_path, caplog):
+    """The timer stays armed and fails again every sweep: one traceback, then a line per retry."""
+    overrides = _overrides(tmp_path, {"agent/timer_breached.html.j2": BROKEN_HTML})
+    app = make_app(sqlite_url, extra=f"templates_dir: {overrides}\n",
+                   rules=MINIMAL_RULES.replace("open:             {respond_within: 1d, on_breach: reassign}",
+                                               "open: {respond_within: 10s, on_breach: notify}"))
+    now = utcnow()
+    with app.engine.begin() as conn:
+        ticket_id = store.create_ticket(conn, subject="late", status="open", requester="c@example.org",
+                                        group_name="support", assignee="alice@example.com", created_at=now,
+                                        updated_at=now)
+        on_status_change(conn, app, ticket_id, "open", now - timedelta(seconds=11))
+    caplog.set_level(logging.ERROR, logger="ticketd.timers")
+    for _ in range(3):
+        assert fire_due_timers(app) == 0
+    failures = [r for r in caplog.records if r.name == "ticketd.timers"]
+    assert len(failures) == 3
+    assert len([r for r in failures if r.exc_info]) == 1
+    assert all("timer_breached.html.j2 line 3" in r.getMessage() for r in failures if not r.exc_info)

@@ -23,6 +23,7 @@ from ticketd.domain.conversation import FETCH_CHARS, SHOWN_MESSAGES, Shown, show
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
 from ticketd.domain.statuses import Status
+from ticketd.repeating_failures import RepeatingFailures
 from ticketd.store import tickets as store
 from ticketd.store.absences import rules_now
 from ticketd.store.assignment import (
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 log = logging.getLogger("ticketd.assignment")
+# A template broken while the daemon runs fails every waiting ticket's assignment the same way each sweep.
+_failures = RepeatingFailures(log)
 
 ACTOR = "system:assignment"
 # A rule worker's job assigns at most this many tickets of one group at once.
@@ -239,26 +242,9 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
         if group in rules.groups and any(available(a, counts) for a in rules.members(group)):
             try:
                 done += len(assign_batch(app, ticket_id))
-            except Exception as exc:
-                _log_failure(ticket_id, exc)
+            except Exception:
+                _failures.failed("assigning ticket %s failed; the next sweep retries", ticket_id)
     return done
-
-
-# Errors whose traceback is in the log already. A template broken while the daemon runs fails the
-# assignment of every waiting ticket the same way each sweep: a traceback each time buried the log.
-_LOGGED: set[str] = set()
-
-
-def _log_failure(ticket_id: int, exc: Exception) -> None:
-    """The traceback of an error the first time, one line when it comes again."""
-    error = f"{type(exc).__name__}: {exc}"
-    if error in _LOGGED:
-        log.error("assigning ticket %s failed again: %s; the next sweep retries", ticket_id, error)
-        return
-    if len(_LOGGED) >= 100:   # errors naming a row each would otherwise pile up for months
-        _LOGGED.clear()
-    _LOGGED.add(error)
-    log.exception("assigning ticket %s failed; the next sweep retries", ticket_id)
 
 
 def release_departed(app: App, batch: int = 100) -> int:

@@ -20,6 +20,7 @@ from ticketd.domain import timers as plan_of
 from ticketd.domain.conversation import Shown
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.statuses import Status
+from ticketd.repeating_failures import RepeatingFailures
 from ticketd.store import tickets as store
 from ticketd.store import timers as timer_rows
 from ticketd.store.absences import rules_now
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 log = logging.getLogger("ticketd.timers")
+# A template broken while the daemon runs fails the same timers the same way every sweep.
+_failures = RepeatingFailures(log)
 
 ACTOR = "system:timers"
 
@@ -110,7 +113,7 @@ def fire_due_timers(app: App, limit: int = 200) -> int:
             if _fire_one(app, timer_id, ticket_id):
                 fired += 1
         except Exception:
-            log.exception("timer %s of ticket %s failed; it stays armed for the next sweep", timer_id, ticket_id)
+            _failures.failed("timer %s of ticket %s failed; it stays armed for the next sweep", timer_id, ticket_id)
     return fired
 
 
