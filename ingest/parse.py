@@ -97,6 +97,10 @@ class ParsedMail:
     attachments: list[Attachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     reply_to_name: str | None = None   # of the first Reply-To address
+    # Who wrote it, for the customer side: From's address; of several (RFC 5322 3.6.2: several authors,
+    # Sender the one who sent), Sender's when it is one of them, else the first. Never agent authority.
+    author: str | None = None
+    co_authors: list[str] = field(default_factory=list)   # the other From addresses
 
 
 class _RawHeaders(Compat32):
@@ -769,8 +773,11 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
     froms = addresses("from")
     reply_tos = addresses("reply-to")
     from_name, from_addr = (froms[0] if len(froms) == 1 else ("", None))
+    author = froms[0] if froms else None
     if len(froms) > 1:
-        from_name = froms[0][0]
+        senders = {a for _, a in addresses("sender")}
+        author = next((f for f in froms if f[1] in senders), author)
+        from_name = author[0]
     elif not froms:
         # "MAILER-DAEMON (Mail Delivery System)": no address, but a name to show.
         named = email.utils.getaddresses([headers.get("from", "")])
@@ -808,6 +815,8 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         attachments=attachments,
         defects=[type(d).__name__ for d in msg.defects] + unpacker.defects,
         reply_to_name=(reply_tos[0][0] or None) if reply_tos else None,
+        author=author[1] if author else None,
+        co_authors=[a for _, a in froms if author and a != author[1]],
     )
 
 

@@ -283,3 +283,19 @@ def test_a_reused_message_id_never_draws_replies_away_from_the_original(any_desk
     assert all(m["from_addr"] != colleague for t in desk.rows(tickets) if t["id"] != tid
                for m in desk.messages(t["id"]))
 
+
+
+def test_a_mail_from_several_authors_has_one_requester_and_the_others_follow(desk):
+    """RFC 5322 3.6.2: several From addresses are co-authors; Sender says which of them sent it."""
+    msg = build_mail(CUSTOMER, "Both of us see the printer burning.\n")
+    msg.replace_header("From", f"Cust <{CUSTOMER}>, Boss <boss@example.org>")
+    msg["Sender"] = "boss@example.org"
+    desk.send(msg)
+    ticket = desk.ticket()
+    assert ticket["requester"] == "boss@example.org"
+    assert [(p["email"], p["role"]) for p in desk.rows(participants, ticket_id=ticket["id"])] == [
+        ("boss@example.org", "requester"), (CUSTOMER, "follower")]
+    assert len(desk.inbox("boss@example.org")) == 1          # the acknowledgement
+    desk.assign(ticket["id"])
+    desk.reply_to(desk.last(ALICE), ALICE, "We are on our way.\n")
+    assert "We are on our way." in body_text(desk.last(CUSTOMER))

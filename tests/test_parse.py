@@ -146,6 +146,12 @@ def test_encoded_display_name_with_a_comma_stays_one_name():
 def test_several_from_addresses_carry_no_authority():
     parsed = parse_mail(_mail("From: a@example.com, b@example.com"))
     assert parsed.from_addr is None and parsed.from_count == 2
+    # The customer side still has one author: the first, or the Sender among them (RFC 5322 3.6.2).
+    assert (parsed.author, parsed.co_authors) == ("a@example.com", ["b@example.com"])
+    parsed = parse_mail(_mail("From: A <a@example.com>, B <b@example.com>\nSender: b@example.com"))
+    assert (parsed.author, parsed.from_name, parsed.co_authors) == ("b@example.com", "B", ["a@example.com"])
+    assert parse_mail(_mail("From: MAILER-DAEMON (Mail Delivery System)")).author is None
+    assert parse_mail(_mail("From: One <one@example.com>")).author == "one@example.com"
 
 
 def test_message_ids_bare_or_bracketed():

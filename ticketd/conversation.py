@@ -38,7 +38,7 @@ __all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ti
 
 def mail_facts(mail: IncomingMail) -> MailFacts:
     p = mail.parsed
-    return MailFacts(from_addr=p.from_addr or "", to=", ".join(p.to), cc=", ".join(p.cc), subject=p.subject,
+    return MailFacts(from_addr=p.author or "", to=", ".join(p.to), cc=", ".join(p.cc), subject=p.subject,
                      body=p.text, headers=p.headers)
 
 
@@ -57,7 +57,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
     facts = parse_key_facts(mail.text)
     route = app.rules.route(replace(mail_facts(mail), type=facts.values.get("type", "")))
-    customer = requester_of(p.from_addr, p.from_name, p.headers.get("from") or "", p.reply_to, p.reply_to_name,
+    customer = requester_of(p.author, p.from_name, p.headers.get("from") or "", p.reply_to, p.reply_to_name,
                             use_reply_to=route.requester == "reply_to",
                             not_a_customer=lambda a: is_ours(app, a) or app.rules.agent(a) is not None)
     requester = customer.address
@@ -74,7 +74,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     store.add_event(conn, ticket_id, now, requester, "created", to_value=Status.NEW.value,
                     reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)
     if customer.from_reply_to:
-        store.add_event(conn, ticket_id, now, "system:rules", "requester", from_value=p.from_addr,
+        store.add_event(conn, ticket_id, now, "system:rules", "requester", from_value=p.author,
                         to_value=requester, message_row_id=row_id, rules_hash=app.rules.digest,
                         reason="Reply-To of a contact form's mail (requester: reply_to), route "
                         + ", ".join(repr(r) for r in route.routes))
@@ -86,6 +86,11 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         # solution, which only the customer does, and agents join by assignment.
         copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and cc != requester and app.rules.agent(cc) is None]
         add_followers(conn, ticket_id, copied, now, actor=requester, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
+        # Several From addresses (RFC 5322 3.6.2): the others wrote it too, and hear the answers.
+        authors = [(a, None) for a in p.co_authors
+                   if not is_ours(app, a) and a != requester and app.rules.agent(a) is None]
+        add_followers(conn, ticket_id, authors, now, actor=requester, row_id=row_id,
+                      reason=f"in From of {mail_ref(mail)} beside {requester}")
     if facts.values or facts.ignored:
         store.add_event(conn, ticket_id, now, requester, "key_facts", message_row_id=row_id,
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
@@ -113,7 +118,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
     if route.assignee:   # `then: {assignee: ...}`; otherwise the rule worker picks from the group
         decision.notices.extend(assign_in_tx(conn, app, ticket_id, route.assignee, now, "system:rules"))
-    if mail.robot_reason is None and not route.suppress_ack and (p.from_addr or customer.from_reply_to):
+    if mail.robot_reason is None and not route.suppress_ack and (p.author or customer.from_reply_to):
         decision.notices.append(Notice(
             template="requester/ticket_opened", recipient=requester, ticket_id=ticket_id,
             auto_submitted=AUTO_REPLIED, in_reply_to=p.message_id, message_row_id=row_id,

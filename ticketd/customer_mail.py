@@ -49,10 +49,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     # ticket is stored and shown to the assignee, and changes nothing.
     decision = Decision(ticket_id)
     ref = mail_ref(mail)
-    claims_agent = app.rules.agent(p.from_addr) is not None
-    role = store.participant_role(conn, ticket_id, p.from_addr)
+    claims_agent = app.rules.agent(p.author) is not None
+    role = store.participant_role(conn, ticket_id, p.author) if p.author else None
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
-    who = p.from_addr or "unknown"
+    who = p.author or "unknown"
     store.add_event(conn, ticket_id, now, who, "customer_replied", message_row_id=row_id,
                     reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"
                                                            if claims_agent else ""))
@@ -60,14 +60,14 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     # ("Loops and robots") is only stored: an auto-reply joining, or pulling
     # in its Cc, would get every public reply and answer it in turn.
     if mail.robot_reason is None:
-        if role is not None and (bounced_at := clear_bounced(conn, ticket_id, p.from_addr)) is not None:
+        if role is not None and (bounced_at := clear_bounced(conn, ticket_id, p.author)) is not None:
             # Their own mail shows the address works again (a full mailbox
             # emptied, a typo'd alias fixed): they get the ticket's mail again.
-            store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.from_addr,
+            store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.author,
                             reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
                             message_row_id=row_id)
-        if p.from_addr and role is None and not claims_agent and not is_ours(app, p.from_addr):
-            add_followers(conn, ticket_id, [(p.from_addr, p.from_name)], now, actor=who, row_id=row_id,
+        if p.author and role is None and not claims_agent and not is_ours(app, p.author):
+            add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
                           reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
             role = "follower"
         copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
@@ -125,6 +125,6 @@ def assignee_told(assignee: str, ticket_id: int, mail: IncomingMail, text: str, 
     return Notice(
         template="agent/customer_replied", recipient=assignee, ticket_id=ticket_id,
         auto_submitted=AUTO_GENERATED, agent_reply_to=assignee,
-        context={"text": text, "sender": p.from_addr or "", "sender_name": p.from_name or ""},
+        context={"text": text, "sender": p.author or "", "sender_name": p.from_name or ""},
         message_row_id=row_id, in_reply_to=p.message_id, attach_from=(row_id,) if mail.attachments else (),
     )

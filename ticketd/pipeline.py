@@ -89,7 +89,7 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     # The sender must take part in the ticket the tag leads to: the merged
     # ticket's participants moved there.
     tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
-              if final is not None and store.participant_role(conn, final, parsed.from_addr) is not None]
+              if final is not None and store.participant_role(conn, final, parsed.author) is not None]
     # A copy of a mail stored already, its bytes changed on the way (so the
     # dedupe key differs): where the sender's first copy went. The subject
     # must agree, list tags aside: a script that gives every mail one fixed

@@ -93,7 +93,7 @@ def key_facts_of(parsed: ParsedMail) -> KeyFacts:
 
 def facts_of(parsed: ParsedMail, key_facts: KeyFacts | None = None) -> MailFacts:
     key_facts = key_facts_of(parsed) if key_facts is None else key_facts
-    return MailFacts(from_addr=parsed.from_addr or "", to=", ".join(parsed.to), cc=", ".join(parsed.cc),
+    return MailFacts(from_addr=parsed.author or "", to=", ".join(parsed.to), cc=", ".join(parsed.cc),
                      subject=parsed.subject, body=parsed.text, headers=parsed.headers,
                      type=key_facts.values.get("type", ""))
 
@@ -131,7 +131,7 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         thread_of(app, parsed, result)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
-    result.requester = requester_of(parsed.from_addr, parsed.from_name, parsed.headers.get("from") or "",
+    result.requester = requester_of(parsed.author, parsed.from_name, parsed.headers.get("from") or "",
                                     parsed.reply_to, parsed.reply_to_name,
                                     use_reply_to=decision.requester == "reply_to",
                                     not_a_customer=lambda a: rules.agent(a) is not None)
@@ -152,7 +152,7 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         on_breach = rules.timer(Status.NEW.value).on_breach
         result.timers.append(f"{what}, due {planned.due_at.isoformat(timespec='seconds')}Z, on breach: {on_breach}")
     if result.robot_reason is None and not decision.suppress_ack and (
-            parsed.from_addr or result.requester.from_reply_to):
+            parsed.author or result.requester.from_reply_to):
         result.mails.append(f"requester/ticket_opened to {result.requester.address}")
     if result.agent:
         result.mails.append(f"agent/ticket_assigned to {result.agent}")
