@@ -850,6 +850,14 @@ def _normalised_body_hash(raw: bytes, start: int, chunk: int = _HASH_CHUNK) -> s
 _HEAD_PARSER = email.parser.BytesParser()  # compat32, as email.message_from_bytes
 
 
+def _message_id_as_written(msg) -> str | None:
+    """The first Message-ID of a compat32 head, its raw 8-bit bytes decoded as UTF-8."""
+    value = next((v for k, v in msg.raw_items() if k.lower() == "message-id"), "")
+    if not isinstance(value, str):
+        return None
+    return (msgids(value.encode("ascii", "surrogateescape").decode("utf-8", "replace"))[:1] or [None])[0]
+
+
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     """The key a second delivery of the same mail collides on, and its Message-ID.
 
@@ -868,7 +876,11 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     msg = _HEAD_PARSER.parsebytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n", headersonly=True)
     message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
     if message_id:
-        return f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}", message_id
+        # The key hashes the Message-ID as compat32 reads it (8-bit bytes as U+FFFD), as every key
+        # stored so far was made; the Message-ID returned for the log and `quarantine list` is
+        # its bytes read as UTF-8 (RFC 6532), as the parser reads it.
+        key = f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}"
+        return key, _message_id_as_written(msg) or message_id
     kept = [
         f"{name.lower()}:{value}"
         for name, value in msg.items()
