@@ -92,3 +92,19 @@ def test_a_finished_change_is_still_applied_at_the_next_poll(make_app, sqlite_ur
     watcher._poll()
     assert app.rules.agent("a3@example.com").away is True
     assert time.monotonic() - started < 1.0
+
+
+def test_a_file_without_agents_is_not_applied_over_one_with_agents(make_app, sqlite_url, tmp_path, caplog):
+    """Valid YAML with its `agents:` block cut out would unassign every open ticket at once."""
+    app = make_app(sqlite_url, rules=THREE)
+    ids = _assigned_tickets(app, 3)
+    before, counts = app.rules, _counts(app)
+    headless = "groups:\n  support: {assign: round_robin}\nroutes:\n  - then: {group: support}\n"
+    (tmp_path / "rules.yaml").write_text(headless)
+    assert reload(app) is False
+    assert app.rules is before and _counts(app) == counts
+    with app.engine.connect() as conn:
+        assert all(store.get_ticket(conn, i)["assignee"] for i in ids)
+    assert any("NOT applied: it names no agents" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    (tmp_path / "rules.yaml").write_text(THREE.replace("a3@example.com", "a4@example.com"))
+    assert reload(app) is True   # a file with agents still applies

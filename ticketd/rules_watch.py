@@ -39,6 +39,13 @@ def reload(app: App, data: bytes | None = None) -> bool:
         for line in exc.errors:
             log.error("  %s", line)
         return False
+    if app.rules.agents and not rules.agents:
+        # Valid YAML, but every open ticket would lose its agent at once: an `agents:` block cut out
+        # by mistake, or a file from another desk. A desk truly left without agents starts with it.
+        log.error("rules file %s NOT applied: it names no agents, and the %d in force would lose every open "
+                  "ticket; keeping rules %s (to run the desk without agents, restart ticketd with this file)",
+                  path, len(app.rules.agents), app.rules.digest[:12])
+        return False
     app.rules = rules
     log.info("rules reloaded from %s: %s", path, summary(rules))
     # An agent removed from the file leaves their open tickets to their groups;
