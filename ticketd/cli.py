@@ -544,9 +544,11 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
 def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets."""
     from ticketd.views import desk_status
+    from workers.broker_health import queue_status
 
     settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
     desk = desk_status(_engine(config, settings, create=True), settings.data_dir)
+    desk["queue"] = queue_status(settings)
     if as_json:
         _print_json(desk)
         return
@@ -556,6 +558,7 @@ def status(config: str | None, as_json: bool) -> None:
 
     inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
     click.echo(f"daemon   {_daemon_line(desk['daemon'])}")
+    click.echo(f"queue    {_queue_line(desk['queue'])}")
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
                f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
     click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
@@ -563,6 +566,16 @@ def status(config: str | None, as_json: bool) -> None:
     click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
     click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
                f"next due {timers['next_due_at'] or '-'}")
+
+
+def _queue_line(queue: dict) -> str:
+    if queue["backend"] != "redis":
+        return "in-process (the workers run inside `ticketd run`)"
+    where = f"redis {queue['url']} (namespace {queue['namespace']})"
+    if not queue["reachable"]:
+        return f"{where}: UNREACHABLE ({queue['error']}); mail waits in the outbox until it answers"
+    waiting = queue["waiting"]
+    return f"{where}: answers, {waiting} job{'' if waiting == 1 else 's'} waiting"
 
 
 def _daemon_line(daemon: dict) -> str:

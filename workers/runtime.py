@@ -11,6 +11,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from ticketd.app import App
 from workers.actors import QUEUE, declare_actors
+from workers.broker_health import EnqueueHealth, describe
 from workers.sweeps import sweep_once
 
 log = logging.getLogger("ticketd.workers")
@@ -30,15 +31,25 @@ def make_broker(app: App) -> dramatiq.Broker:
 def bind(app: App, broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     """Declare the actors on `broker` and point app.enqueue at them."""
     actors = declare_actors(broker, app)
+    # Half a sweep: each sweep finds the next try due, and makes it.
+    health = EnqueueHealth(retry_seconds=app.settings.sweep_seconds / 2)
+    where = describe(app.settings)
 
     def enqueue(name: str, args: tuple) -> bool:
+        if not health.may_try():
+            return False
         try:
             actors[name].send(*args)
         except Exception as exc:
             # Redis down: the row is committed and the sweep will enqueue it
-            # again, so this delays the work and never loses it.
-            log.warning("could not enqueue %s%s (%s); the sweep will retry", name, args, exc)
+            # again, so this delays the work and never loses it. Said once per
+            # outage: a line per job and sweep buried the log.
+            if health.failed():
+                log.warning("cannot enqueue jobs to %s: %s. Mail and assignments wait in the database; the sweep "
+                            "enqueues them once it answers (said again only then)", where, str(exc).rstrip(". "))
             return False
+        if (down := health.worked()) is not None:
+            log.info("%s takes jobs again after %.0f s; the sweep enqueues what waited", where, down)
         return True
 
     app.enqueue = enqueue

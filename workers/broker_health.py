@@ -1,0 +1,108 @@
+"""Whether the job queue takes jobs: told once when that changes, and probed for `ticketd status`."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import redis
+from dramatiq.common import dq_name
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ticketd.settings import Settings
+from workers.actors import QUEUE
+
+# `ticketd status` waits this long at most for Redis: a monitoring check must
+# not hang on a host that drops packets.
+PING_SECONDS = 2.0
+
+
+def shown_url(url: str) -> str:
+    """`url` with its password (in the address or a `password=` parameter) replaced by ***, for logs and status."""
+    netloc = urlsplit(url).netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            url = url.replace(netloc, f"{user.split(':', 1)[0]}:***@{host}", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url)
+
+
+def describe(settings: Settings) -> str:
+    """The queue backend as the log names it."""
+    if settings.redis_url is None:
+        return "the in-process queue"
+    return f"Redis at {shown_url(settings.redis_url)} (namespace {settings.redis_namespace})"
+
+
+class EnqueueHealth:
+    """Whether enqueueing works in this process, so that the log says when that changes and never per job.
+
+    While the broker is down one real try goes through every `retry_seconds`
+    and every other enqueue fails at once: a Redis that does not answer holds
+    each try for its socket timeout (5 s), which the processor would wait per
+    mail and the sweep per pending row. Whatever is not enqueued stays pending
+    in the database and the sweep enqueues it later (STYLE.md: a Redis outage
+    delays mail, never loses it).
+    """
+
+    def __init__(self, retry_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._next_try = 0.0
+
+    def may_try(self) -> bool:
+        """False while the broker is down and its next try is not due: fail this enqueue without trying."""
+        with self._lock:
+            if self._down_since is None:
+                return True
+            now = self._clock()
+            if now < self._next_try:
+                return False
+            self._next_try = now + self.retry_seconds
+            return True
+
+    def failed(self) -> bool:
+        """Record a failed enqueue; True when it is the first since enqueueing worked (the one to report)."""
+        with self._lock:
+            now = self._clock()
+            self._next_try = now + self.retry_seconds
+            if self._down_since is not None:
+                return False
+            self._down_since = now
+            return True
+
+    def worked(self) -> float | None:
+        """Record an enqueue that worked; the seconds the broker was down when this ends an outage, else None."""
+        with self._lock:
+            if self._down_since is None:
+                return None
+            down, self._down_since = self._clock() - self._down_since, None
+            return down
+
+
+def queue_status(settings: Settings) -> dict:
+    """For `ticketd status`: the backend, and for Redis whether it answers a PING and how many jobs wait."""
+    if settings.redis_url is None:
+        # The queue lives inside `ticketd run`; the daemon line says whether that runs.
+        return {"backend": "in-process"}
+    namespace = settings.redis_namespace
+    shown = {"backend": "redis", "url": shown_url(settings.redis_url), "namespace": namespace}
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=PING_SECONDS,
+                                  socket_timeout=PING_SECONDS, retry=Retry(NoBackoff(), 0))
+    try:
+        client.ping()
+        # dramatiq's list of job ids per queue, and of delayed ones (read directly: its own
+        # dispatch script would register this command as a worker).
+        waiting = sum(int(client.llen(f"{namespace}:{name}")) for name in (QUEUE, dq_name(QUEUE)))
+    except (redis.RedisError, OSError) as exc:
+        return {**shown, "reachable": False, "error": " ".join(str(exc).split()) or type(exc).__name__,
+                "waiting": None}
+    finally:
+        client.close()
+    return {**shown, "reachable": True, "error": None, "waiting": waiting}
