@@ -99,6 +99,20 @@ def _record_sent(app: App, row: dict, result: SendResult) -> None:
         outbox_store.mark_sent(conn, [row["id"]], utcnow())
     log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
              row["ticket_id"], row["recipient"], result.reply)
+    _wake_next(app, row)
+
+
+def _wake_next(app: App, row: dict) -> None:
+    """The row behind this one in its line (ticket and recipient) may go now: enqueue it.
+
+    Its own job may have found it held back (`ticketd.store.outbox` claims
+    only the head of a line) and done nothing. Read after the outcome is
+    committed: a row committed later has its own job, which finds the line free.
+    """
+    with reading(app.engine) as conn:
+        waiting = outbox_store.next_in_line(conn, row["ticket_id"], row["recipient"], row["id"])
+    if waiting is not None:
+        app.enqueue("send_mail", (waiting,))
 
 
 def _still_named(app: App, sha256: str) -> bool:
@@ -159,6 +173,7 @@ def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
               row["ticket_id"], row["recipient"], reason)
     for outbox_id in queued:
         app.enqueue("send_mail", (outbox_id,))
+    _wake_next(app, row)   # a mail that failed for good holds no line
 
 
 # Rows the sweep re-enqueued lately (per process): a row still waiting in a

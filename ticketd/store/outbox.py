@@ -63,15 +63,30 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
 # re-evaluates it on a row another transaction changed, under READ COMMITTED).
 CLAIM_BATCH = 16
 
+# Mail to one recipient about one ticket leaves in the order it was queued:
+# an agent's reply before the "closed" mail queued with it or after it. A row
+# is taken only at the head of its line, with no earlier row of its ticket
+# and recipient still waiting or being sent; a retrying one holds the line,
+# one that failed for good does not. So one claim never holds two rows of a
+# line, and no two workers send them at once. The look-up goes through the
+# outbox_ticket index (ticket_id first): a ticket has few rows. A mail about
+# no ticket (ticket_id NULL: summaries, desk replies) is in no line.
+_EARLIER = outbox.alias("earlier")
+_HEAD_OF_LINE = ~exists().where(
+    _EARLIER.c.ticket_id == outbox.c.ticket_id, _EARLIER.c.recipient == outbox.c.recipient,
+    _EARLIER.c.id < outbox.c.id, _EARLIER.c.state.in_(("pending", "sending")))
 _DUE = (outbox.c.state == "pending", outbox.c.next_attempt_at <= bindparam("now"))
 _CLAIM_DUE = (
     update(outbox)
-    .where(*_DUE, or_(outbox.c.id == bindparam("outbox_id"), outbox.c.id.in_(
-        select(outbox.c.id).where(*_DUE, outbox.c.id != bindparam("outbox_id"))
+    .where(*_DUE, _HEAD_OF_LINE, or_(outbox.c.id == bindparam("outbox_id"), outbox.c.id.in_(
+        select(outbox.c.id).where(*_DUE, _HEAD_OF_LINE, outbox.c.id != bindparam("outbox_id"))
         .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH - 1))))
     .values(state="sending", claimed_at=bindparam("now"), attempts=outbox.c.attempts + 1)
     .returning(*outbox.c)
 )
+_NEXT_IN_LINE = select(func.min(outbox.c.id)).where(
+    outbox.c.ticket_id == bindparam("ticket_id"), outbox.c.recipient == bindparam("recipient"),
+    outbox.c.id > bindparam("after_id"), outbox.c.state == "pending")
 _IS_DUE = select(outbox.c.id).where(outbox.c.id == bindparam("outbox_id"), *_DUE)
 _UPDATE_ROW = update(outbox).where(outbox.c.id == bindparam("outbox_id"))
 _RELEASE_ROW = (update(outbox).where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "sending")
@@ -87,6 +102,14 @@ def claim_due(conn: Connection, outbox_id: int, now: datetime) -> list[dict]:
     """Take the row, if still due, and up to CLAIM_BATCH - 1 other due rows for sending; the rows taken."""
     rows = conn.execute(_CLAIM_DUE, dict(outbox_id=outbox_id, now=now)).mappings().all()
     return sorted((dict(r) for r in rows), key=lambda r: (r["id"] != outbox_id, r["next_attempt_at"], r["id"]))
+
+
+def next_in_line(conn: Connection, ticket_id: int | None, recipient: str, after_id: int) -> int | None:
+    """The pending row that waited behind `after_id` (same ticket and recipient), if any."""
+    if ticket_id is None:
+        return None
+    return conn.execute(_NEXT_IN_LINE, dict(ticket_id=ticket_id, recipient=recipient, after_id=after_id)
+                        ).scalar_one_or_none()
 
 
 def mark_sent(conn: Connection, outbox_ids: list[int], now: datetime) -> None:
