@@ -30,7 +30,7 @@ from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
-from ticketd.store.outbox import insert_outbox_row, notice_history
+from ticketd.store.outbox import Thread, insert_outbox_row, notice_history, ticket_thread
 from ticketd.store.read_models import attachment_rows
 
 if TYPE_CHECKING:
@@ -273,6 +273,14 @@ def _files_for(conn: Connection, app: App, notice: Notice) -> list[Listed]:
     return choose(rows, notice.attach_from, app.settings.outbound.max_attachment_bytes)
 
 
+def _answering_people(notice: Notice, thread: Thread) -> Notice:
+    """In reply to a person's mail, never a robot's: a bounce or auto-reply the ticket holds becomes
+    the conversation's latest mail (what an agent's reply means to answer, ticketd/agent_mail.py)."""
+    if notice.in_reply_to not in thread.robots:
+        return notice
+    return replace(notice, in_reply_to=thread.references[-1] if thread.references else None)
+
+
 def queue_notices(conn: Connection, app: App, notices: list[Notice], now: datetime) -> list[int]:
     """Insert one outbox row per notice; returns their ids for enqueueing after commit.
 
@@ -292,9 +300,10 @@ def queue_notices(conn: Connection, app: App, notices: list[Notice], now: dateti
         if files:
             notice = replace(notice, context={**notice.context, "attachments": [f.as_context() for f in files]})
         ticket = store.get_ticket(conn, notice.ticket_id) if notice.ticket_id else None
-        references = store.thread_message_ids(conn, ticket["id"]) if ticket else []
+        thread = ticket_thread(conn, ticket["id"]) if ticket else Thread([], frozenset())
+        notice = _answering_people(notice, thread)
         message_id = new_message_id(app.signer, app.settings.support_domain, notice.ticket_id)
-        msg = compose(app, notice, ticket, references, message_id, now, [f for f in files if f.attached])
+        msg = compose(app, notice, ticket, thread.references, message_id, now, [f for f in files if f.attached])
         ids.append(insert_outbox_row(
             conn, ticket_id=notice.ticket_id, message_row_id=notice.message_row_id, template=notice.template,
             recipient=notice.recipient, message_id=message_id, automatic=notice.auto_submitted is not None,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, RowMapping, and_, bindparam, exists, func, insert, or_, select, update
 
-from ticketd.store.tables import outbox, participants
+from ticketd.store.tables import messages, outbox, participants
 
 
 _INSERT_ROW = insert(outbox).returning(outbox.c.id)  # compiled once, executed with parameters
@@ -52,6 +52,35 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
         ticket_id=ticket_id, recipient=recipient, addresses=addresses, addresses_again=addresses,
         template=template, since=since)).one()
     return NoticeHistory(bool(bounced), bool(sent), int(recent))
+
+
+# The mail on a ticket outbound mail may name (In-Reply-To, References): the
+# customer-side conversation, not an agent's mail (customers never received
+# it) nor an internal note. Whether it is a robot's comes along.
+_THREAD = (
+    select(messages.c.message_id, messages.c.auto_generated)
+    .where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.message_id.is_not(None),
+           messages.c.internal.is_(False), messages.c.author_role != "agent")
+    .order_by(messages.c.id))
+
+
+@dataclass(frozen=True)
+class Thread:
+    """What mail about a ticket may answer and refer to."""
+    references: list[str]     # people's mail, the first and the latest, oldest first
+    robots: frozenset[str]    # mail on the ticket that is no one's words: delivery reports, auto-replies
+
+
+def ticket_thread(conn: Connection, ticket_id: int, limit: int = 20) -> Thread:
+    """The ticket's conversation for threading headers, at most `limit` ids, and its robots' mail apart.
+
+    A delivery report or an auto-reply joins the ticket as a message, but it
+    is no part of the conversation: its Message-ID in our mail would thread
+    the customer's copy onto a mail they never had (a bounce of our own mail).
+    """
+    rows = conn.execute(_THREAD, dict(ticket_id=ticket_id)).all()
+    people = [message_id for message_id, robot in rows if not robot]
+    return Thread(people[:1] + people[1:][-(limit - 1):], frozenset(m for m, robot in rows if robot))
 
 
 # Delivery's statements, built once (see ticketd/store/tickets.py). The
