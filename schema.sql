@@ -53,6 +53,18 @@ CREATE TABLE imap_cursor (
     updated_at      TIMESTAMP NOT NULL
 );
 
+-- How each IMAP poller fares, for `ticketd status`: the last poll that went
+-- through, or the error it fails with, since when and how often. NULL
+-- error: polling works. Written by the poller, read by the CLI.
+CREATE TABLE imap_health (
+    mailbox         VARCHAR(512) PRIMARY KEY,      -- as imap_cursor names it
+    last_ok_at      TIMESTAMP,                     -- NULL: no poll has gone through yet
+    error           TEXT,
+    failing_since   TIMESTAMP,                     -- the first failure since the last good poll
+    failures        INTEGER NOT NULL DEFAULT 0,    -- failed tries since then
+    updated_at      TIMESTAMP NOT NULL
+);
+
 CREATE TABLE tickets (
     id                  INTEGER PRIMARY KEY AUTOINCREMENT,
     subject             TEXT NOT NULL,

@@ -31,14 +31,17 @@ import time
 from dataclasses import dataclass
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 from imapclient.imapclient import DELETED, SEEN, SocketTimeout
 
 from ingest.imap_auth import log_in
 from ingest.parse import dedupe_key
 from ticketd.app import App
+from ticketd.clock import utcnow
 from ticketd.settings import ImapSettings
 from ticketd.store.errors import StoreError
 from ticketd.store.imap_cursor import load_cursor, save_cursor
+from ticketd.store.imap_health import record_poll_failure, record_poll_ok
 from ticketd.store.inbox import store_raw
 
 log = logging.getLogger("ticketd.imap")
@@ -59,6 +62,9 @@ BACKOFF_MAX_SECONDS = 60.0
 FETCH_BATCH = 10
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
 TIMEOUTS = SocketTimeout(connect=10, read=60)
+# A poller that works says so in imap_health (for `ticketd status`) at most
+# this often; a failure, and the first good poll after one, at once.
+HEALTH_NOTE_SECONDS = 60.0
 
 
 @dataclass
@@ -82,6 +88,7 @@ class Poller:
         self._uidvalidity = 0
         self._last_uid = 0
         self._first_look: FirstLook | None = None
+        self._ok_noted_at: float | None = None   # monotonic time of the last good poll written; None: failing
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
     def start(self) -> None:
@@ -112,12 +119,13 @@ class Poller:
                 while not self._stop.is_set():
                     self._sync(client)
                     self._delay = BACKOFF_FIRST_SECONDS
+                    self._note_ok()
                     self._wait_for_mail(client)
                 continue
             except StoreError as exc:
                 problem = f"storing failed, mail stays on the server and is taken later: {exc}"
             except Exception as exc:  # dropped connection, refused login, server error
-                problem = f"{type(exc).__name__}: {exc}"
+                problem = failure_text(exc)
             finally:
                 self._client = None
                 if client is not None:
@@ -125,7 +133,29 @@ class Poller:
             if self._stop.is_set():
                 break
             log.warning("imap %s: %s; reconnecting in %.0fs", self.box.key, problem, self._delay)
+            self._note_failure(problem)
             self._back_off()
+
+    # -- what `ticketd status` shows -------------------------------------------
+
+    def _note_ok(self) -> None:
+        """A round went through: written at once after a failure (or at start), else once a HEALTH_NOTE_SECONDS."""
+        now = time.monotonic()
+        if self._ok_noted_at is not None and now - self._ok_noted_at < HEALTH_NOTE_SECONDS:
+            return
+        try:
+            record_poll_ok(self.app.engine, self.box.key, utcnow())
+        except Exception as exc:   # the database's trouble: the poller's own writes will say so
+            log.debug("imap %s: could not record the good poll for status: %s", self.box.key, exc)
+            return
+        self._ok_noted_at = now
+
+    def _note_failure(self, problem: str) -> None:
+        self._ok_noted_at = None
+        try:
+            record_poll_failure(self.app.engine, self.box.key, problem, utcnow())
+        except Exception as exc:
+            log.debug("imap %s: could not record the failure for status: %s", self.box.key, exc)
 
     def _back_off(self) -> None:
         self._stop.wait(self._delay)
@@ -307,6 +337,17 @@ class Poller:
                     return
         finally:
             client.idle_done()
+
+
+def failure_text(exc: Exception) -> str:
+    """What went wrong, for the log and `ticketd status`: a refused login says so in the server's words."""
+    if isinstance(exc, LoginError):
+        # imapclient wraps the server's bytes in their repr: b'[AUTHENTICATIONFAILED] Authentication failed.'
+        said = str(exc)
+        if said[:2] in ("b'", 'b"') and said[-1:] == said[1]:
+            said = said[2:-1]
+        return f"login refused (LoginError): {said}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def fetch_batches(uids: list[int], sizes: dict[int, int], max_message: int, max_batch: int) -> list[list[int]]:

@@ -543,12 +543,15 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
 @json_option
 def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets."""
+    from ingest.imap_health import imap_status
     from ticketd.views import desk_status
     from workers.broker_health import queue_status
 
     settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
-    desk = desk_status(_engine(config, settings, create=True), settings.data_dir)
+    engine = _engine(config, settings, create=True)
+    desk = desk_status(engine, settings.data_dir)
     desk["queue"] = queue_status(settings)
+    desk["imap"] = imap_status(engine, settings.imap)
     if as_json:
         _print_json(desk)
         return
@@ -559,6 +562,8 @@ def status(config: str | None, as_json: bool) -> None:
     inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
     click.echo(f"daemon   {_daemon_line(desk['daemon'])}")
     click.echo(f"queue    {_queue_line(desk['queue'])}")
+    for box in desk["imap"]:
+        click.echo(f"imap     {_imap_line(box)}")
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
                f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
     click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
@@ -576,6 +581,16 @@ def _queue_line(queue: dict) -> str:
         return f"{where}: UNREACHABLE ({queue['error']}); mail waits in the outbox until it answers"
     waiting = queue["waiting"]
     return f"{where}: answers, {waiting} job{'' if waiting == 1 else 's'} waiting"
+
+
+def _imap_line(box: dict) -> str:
+    if box["state"] == "failing":
+        polled = f"last poll {box['last_ok_at']}" if box["last_ok_at"] else "never polled"
+        return (f"{box['mailbox']}: FAILING since {box['failing_since']}, {box['failures']} failed "
+                f"tr{'y' if box['failures'] == 1 else 'ies'}, {polled}: {box['error']}")
+    if box["state"] == "ok":
+        return f"{box['mailbox']}: polling, last poll {box['last_ok_at']}"
+    return f"{box['mailbox']}: {box['state']}"
 
 
 def _daemon_line(daemon: dict) -> str:

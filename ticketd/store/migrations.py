@@ -74,6 +74,18 @@ def _add_agent_absences(conn: Connection) -> None:
         " until TIMESTAMP)"))
 
 
+def _add_imap_health(conn: Connection) -> None:
+    """imap_health, empty: each poller writes its row at its next poll."""
+    conn.execute(text(
+        "CREATE TABLE imap_health ("
+        " mailbox VARCHAR(512) PRIMARY KEY,"
+        " last_ok_at TIMESTAMP,"
+        " error TEXT,"
+        " failing_since TIMESTAMP,"
+        " failures INTEGER NOT NULL DEFAULT 0,"
+        " updated_at TIMESTAMP NOT NULL)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -83,6 +95,7 @@ STEPS: tuple[Step, ...] = (
          _forget_cursors_at_uid_zero),
     Step(4, "tickets.merged_into records `ticketd tickets merge`", _add_merged_into),
     Step(5, "agent_absences records the #away an agent sets by mail", _add_agent_absences),
+    Step(6, "imap_health records how each IMAP poller fares, for `ticketd status`", _add_imap_health),
 )
 LATEST = STEPS[-1].version
 

@@ -58,6 +58,17 @@ imap_cursor = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
+imap_health = Table(
+    "imap_health",
+    metadata,
+    Column("mailbox", String(512), primary_key=True),
+    Column("last_ok_at", DateTime),
+    Column("error", Text),
+    Column("failing_since", DateTime),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime, nullable=False),
+)
+
 tickets = Table(
     "tickets",
     metadata,
