@@ -11,6 +11,7 @@ serve many mails.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import datetime, timedelta
 
@@ -41,13 +42,15 @@ def lease_seconds(app: App) -> float:
     return 10 * app.settings.outbound.timeout_seconds
 
 
-def deliver(app: App, outbox_id: int) -> str | None:
+def deliver(app: App, outbox_id: int, stopping: threading.Event | None = None) -> str | None:
     """Send a due outbox row, and due rows behind it, over one connection; the row's new state, or None.
 
     None when there is nothing to do: the row was sent, is not due, or
     another job took it (maybe along with its own). One claim for up to
     CLAIM_BATCH rows (bench/README.md); each 250 is written as it comes
     (`_record_sent`), the rest of the outcomes together at the end.
+    `stopping` set (the worker is shutting down, workers/actors.py): the
+    mail on the wire is finished, the rows not tried yet are given back.
     """
     now = utcnow()
     with reading(app.engine) as conn:
@@ -57,7 +60,7 @@ def deliver(app: App, outbox_id: int) -> str | None:
         rows = outbox_store.claim_due(conn, outbox_id, now)
     if not rows:
         return None
-    results = _send_in_turn(app, rows)
+    results = _send_in_turn(app, rows, stopping)
     states = _record(app, rows, results)
     for row in rows:
         if row["id"] not in states:   # given back untried: its own job may have come and gone
@@ -65,16 +68,18 @@ def deliver(app: App, outbox_id: int) -> str | None:
     return states.get(outbox_id)
 
 
-def _send_in_turn(app: App, rows: list[dict]) -> dict[int, SendResult]:
+def _send_in_turn(app: App, rows: list[dict], stopping: threading.Event | None = None) -> dict[int, SendResult]:
     """Send claimed rows one after another; stops at the first that must wait (the smarthost is in trouble).
 
     It also stops at half the claim's lease, so that no row is still being
-    sent when the sweep would take it back (`lease_seconds`).
+    sent when the sweep would take it back (`lease_seconds`), and when the
+    worker is stopping: the rows left are given back (`_record`) for the
+    next worker now, not when their claim expires (up to the whole lease).
     """
     results: dict[int, SendResult] = {}
     deadline = time.monotonic() + lease_seconds(app) / 2
     for row in rows:
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or (stopping is not None and stopping.is_set()):
             break
         try:
             raw = fill_files(bytes(row["raw"]), row["message_id"], app.settings.attachments_dir,

@@ -8,6 +8,8 @@ dramatiq delivers at least once.
 
 from __future__ import annotations
 
+import threading
+
 import dramatiq
 from dramatiq import Broker
 
@@ -18,9 +20,30 @@ from ticketd.assignment import assign
 QUEUE = "ticketd"
 
 
+class StopSignal(dramatiq.Middleware):
+    """Set while the broker's worker is shutting down, so that a delivery batch stops between mails.
+
+    dramatiq's stop waits for the message in hand to finish; a batch of
+    slow mails would keep a stopping worker for minutes and, once the stop
+    gives up, leave its rows claimed until the claim expires.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+
+    def before_worker_boot(self, broker: Broker, worker) -> None:
+        self.stopping.clear()
+
+    def before_worker_shutdown(self, broker: Broker, worker) -> None:
+        self.stopping.set()
+
+
 def declare_actors(broker: Broker, app: App) -> dict[str, dramatiq.Actor]:
+    stop = StopSignal()
+    broker.add_middleware(stop)
+
     def send_mail(outbox_id: int) -> None:
-        deliver(app, outbox_id)
+        deliver(app, outbox_id, stop.stopping)
 
     def assign_ticket(ticket_id: int) -> None:
         assign(app, ticket_id)
