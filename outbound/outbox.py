@@ -152,6 +152,7 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
         "tag": f"[#{ticket['id']}]" if ticket else "",
         "support_address": settings.support_address,
         "recipient": notice.recipient,
+        "timezone": app.rules.zone_of(notice.recipient),   # for the `when` filter: theirs if an agent's
         **notice.context,
     }
     rendered = renderer_for(app).render(notice.template, context)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import jinja2
 
@@ -17,13 +18,21 @@ CANNED = "canned"                     # saved replies: <templates>/canned/<name>
 _CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
 
 
-def when(value) -> str:
-    """A stored (naive UTC) time as people read it: `2030-12-01` at midnight, else to the minute with UTC."""
+def when(value, zone: str = "UTC") -> str:
+    """A stored (naive UTC) time as people in `zone` read it: `2030-12-01` at their midnight, else to
+    the minute with the zone's name (`2030-12-01 09:00 Europe/Berlin`)."""
     if not isinstance(value, datetime):
         return "" if value is None else str(value)
-    if value.time() == time():
-        return value.date().isoformat()
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    local = value.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+    if local.time() == time():
+        return local.date().isoformat()
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
+
+
+@jinja2.pass_context
+def _when_for_reader(context, value) -> str:
+    # The mail's `timezone` (outbound.outbox.compose): the recipient agent's, else the desk's.
+    return when(value, context.get("timezone") or "UTC")
 
 
 def _where(exc: jinja2.TemplateError, dirs: list[Path]) -> str:
@@ -72,7 +81,7 @@ class Renderer:
                                            autoescape=False, keep_trailing_newline=True)
         self.html_env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
         for env in (self.text_env, self.html_env):
-            env.filters["when"] = when
+            env.filters["when"] = _when_for_reader
 
     def overridden(self, name: str) -> set[str]:
         """Which of a template's files (`subject`, `txt`, `html`) templates_dir holds now."""

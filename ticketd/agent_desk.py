@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from ingest.match import ReplyAddress, desk_address
@@ -44,8 +44,9 @@ def desk_agent(app: App, parsed: ParsedMail, addresses: list[ReplyAddress]) -> A
     return app.rules.agent(verdict.agent) if verdict.agent else None
 
 
-def _when(at: datetime | None) -> str | None:
-    return at.strftime("%Y-%m-%d %H:%M UTC") if at else None
+def _when(at: datetime | None, zone: str = "UTC") -> str | None:
+    """A stored (naive UTC) time in the agent's zone, named: `2030-12-01 09:00 Europe/Berlin`."""
+    return f"{at.replace(tzinfo=UTC).astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}" if at else None
 
 
 def apply_desk_mail(conn, app: App, agent: Agent, parsed: ParsedMail, text: str, now: datetime) -> list[Notice]:
@@ -54,12 +55,11 @@ def apply_desk_mail(conn, app: App, agent: Agent, parsed: ParsedMail, text: str,
     `#summary` is answered with the agent's daily summary as of now, even
     an empty one: it changes nothing.
     """
-    request = read_desk_mail(text, now)
+    zone = app.rules.zone_of(agent.email)
+    request = read_desk_mail(text, now, zone)
     if isinstance(request, DeskRequest) and request.action == "summary":
-        spec = app.rules.daily_summary
-        zone = ZoneInfo(spec.timezone if spec is not None else "UTC")
         return [replace(n, auto_submitted=AUTO_REPLIED, in_reply_to=parsed.message_id)
-                for n in summary_notices(conn, app, [agent], now, zone, even_empty=True)]
+                for n in summary_notices(conn, app, [agent], now, even_empty=True)]
     context: dict = {"agent_name": agent.name, "usage": list(DESK_USAGE.values()), "error": None, "line": None,
                      "away_by_rules": agent.away}
     if isinstance(request, DeskRefusal):
@@ -67,7 +67,7 @@ def apply_desk_mail(conn, app: App, agent: Agent, parsed: ParsedMail, text: str,
     elif request.action == "away":
         absences.set_absence(conn, agent.email, now, request.until)
         context["outcome"] = "away"
-        log.info("%s is away until %s, by mail", agent.email, _when(request.until) or "#back")
+        log.info("%s is away until %s, by mail", agent.email, _when(request.until, zone) or "#back")
     elif request.action == "back":
         was = absences.absence_of(conn, agent.email, now)
         absences.end_absence(conn, agent.email)
@@ -78,8 +78,8 @@ def apply_desk_mail(conn, app: App, agent: Agent, parsed: ParsedMail, text: str,
         context["outcome"] = "show"
     standing = absences.absence_of(conn, agent.email, now)
     context.update(
-        away=standing is not None, since=_when(standing[0]) if standing else None,
-        until=_when(standing[1]) if standing else None,
+        away=standing is not None, since=_when(standing[0], zone) if standing else None,
+        until=_when(standing[1], zone) if standing else None,
         open_tickets=open_counts(conn, [agent.email]).get(agent.email, 0),
         desk_address=desk_address(app.signer, app.settings.support_address, agent.email))
     # A reply to the agent's own mail: auto-replied (RFC 3834 section 5), as a command's answer is.

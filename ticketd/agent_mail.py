@@ -159,7 +159,7 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                             "plain-text part (or as plain text).",))
     else:
         plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
-                             groups=list(app.rules.groups))
+                             groups=list(app.rules.groups), zone=app.rules.zone_of(actor))
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal

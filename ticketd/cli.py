@@ -398,7 +398,8 @@ def _agent(app, email: str):
 @agents.command("away")
 @click.argument("email")
 @click.option("--until", "until_text", metavar="WHEN",
-              help="a duration (3d, 12h, 2w) or an ISO date or time (UTC); without it, until `agents back`")
+              help="a duration (3d, 12h, 2w) or an ISO date or time (in the agent's timezone from rules.yaml); "
+                   "without it, until `agents back`")
 @config_option
 def agents_away(email: str, until_text: str | None, config: str | None) -> None:
     """Mark an agent away, as their own #away does: round robin and reassignment skip them."""
@@ -409,7 +410,7 @@ def agents_away(email: str, until_text: str | None, config: str | None) -> None:
     app = _app(config)
     agent = _agent(app, email)
     now = utcnow()
-    until = parse_when(until_text, now) if until_text else None
+    until = parse_when(until_text, now, app.rules.zone_of(agent.email)) if until_text else None
     if until_text and until is None:
         raise click.BadParameter(f"{until_text!r} is not a duration or an ISO date", param_hint="--until")
     if until is not None and until <= now:

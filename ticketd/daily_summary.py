@@ -46,20 +46,22 @@ def _line(app: App, agent: Agent, entry: Entry, zone: ZoneInfo, *, take: bool = 
     }
 
 
-def _notices(app: App, agents: list[Agent], now: datetime, zone: ZoneInfo) -> list[Notice]:
+def _notices(app: App, agents: list[Agent], now: datetime) -> list[Notice]:
     with reading(app.engine) as conn:
-        return summary_notices(conn, app, agents, now, zone)
+        return summary_notices(conn, app, agents, now)
 
 
-def summary_notices(conn, app: App, agents: list[Agent], now: datetime, zone: ZoneInfo, *,
+def summary_notices(conn, app: App, agents: list[Agent], now: datetime, *,
                     even_empty: bool = False) -> list[Notice]:
-    """Each agent's summary as of `now`; one with nothing to list gets none unless `even_empty` (asked for)."""
+    """Each agent's summary as of `now`, its times in the agent's zone; one with nothing to list gets none
+    unless `even_empty` (asked for)."""
     mine = rows.open_tickets_of(conn, [a.email for a in agents])
     groups = {g for a in agents for g in a.groups}
     waiting, totals = rows.unassigned_in(conn, groups, UNASSIGNED_SHOWN)
     due = rows.next_timers(conn, [t["id"] for ts in mine.values() for t in ts])
     notices = []
     for agent in agents:
+        zone = ZoneInfo(app.rules.zone_of(agent.email))
         entries = ordered(mine.get(agent.email, []), due, now)
         unassigned = [_line(app, agent, Entry(t, None, False), zone, take=True)
                       for g in agent.groups for t in waiting.get(g, [])]
@@ -91,7 +93,7 @@ def send_daily_summaries(app: App, now: datetime | None = None) -> list[str]:
     agents = [a for a in present if a.email not in had]
     queued: list[int] = []
     to_send: list[Notice] = []
-    if agents and (notices := _notices(app, agents, now, ZoneInfo(spec.timezone))):
+    if agents and (notices := _notices(app, agents, now)):
         with app.engine.begin() as conn:
             # Looked at again under the lock: another process's sweep may have queued some meanwhile.
             rows.lock_summaries(conn)

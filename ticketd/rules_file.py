@@ -146,6 +146,7 @@ class AgentModel(_Strict):
     away: bool = False
     # strict: pydantic would read `true` as 1 and refuse 2.5 in its own words.
     max_open: int | None = Field(default=None, ge=1, strict=True)
+    timezone: str | None = None
 
 
 class GroupModel(_Strict):
@@ -456,9 +457,19 @@ def _build_agents(model: _Parsed, errors: _Errors) -> tuple[Agent, ...]:
         for j, group in enumerate(a.groups):
             if group not in model.group_names:
                 errors.add(("agents", i, "groups", j), _unknown("group", group, model.group_names))
+        if a.timezone is not None and not _zone_ok(a.timezone):
+            errors.add(("agents", i, "timezone"), f"{a.timezone!r} is not a time zone; write e.g. Europe/Berlin")
         agents.append(Agent(email=email, name=(a.name or "").strip(), groups=tuple(a.groups), away=a.away,
-                            max_open=a.max_open))
+                            max_open=a.max_open, timezone=a.timezone))
     return tuple(agents)
+
+
+def _zone_ok(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
@@ -599,9 +610,7 @@ def _build_business_hours(model: _Parsed, errors: _Errors) -> BusinessHours | No
     bh = model.business_hours
     if bh is None:
         return None
-    try:
-        ZoneInfo(bh.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not _zone_ok(bh.timezone):
         errors.add(("business_hours", "timezone"), f"{bh.timezone!r} is not a time zone; write e.g. Europe/Berlin")
     week: dict[int, tuple[tuple[int, int], ...]] = {}
     for day, spans in bh.week.items():
@@ -641,9 +650,7 @@ def _build_daily_summary(model: _Parsed, errors: _Errors) -> DailySummary | None
         errors.add(("daily_summary", "at"), f"{spec.at!r} is not a time of day; write e.g. '08:30'")
     # Its own zone, else the business hours' one: a desk states its time zone once.
     timezone = spec.timezone or (model.business_hours.timezone if model.business_hours else "UTC")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    if not _zone_ok(timezone):
         errors.add(("daily_summary", "timezone"), f"{timezone!r} is not a time zone; write e.g. Europe/Berlin")
     for i, day in enumerate(spec.days):
         if day not in _DAYS:

@@ -22,7 +22,7 @@ from ticketd.domain.rules import RuleSet
 
 DESK_USAGE = {
     "away": "#away  (until you write #back), #away 5d  (a duration: h, d or w), "
-            "or #away 2030-12-01  (an ISO date: back at its start, UTC)",
+            "or #away 2030-12-01  (an ISO date: back at its start, in your time zone)",
     "back": "#back  (you take new tickets again)",
     "summary": "#summary  (your open tickets and those waiting in your groups, now)",
 }
@@ -42,8 +42,11 @@ class DeskRefusal:
     error: str
 
 
-def read_desk_mail(text: str, now: datetime) -> DeskRequest | DeskRefusal:
-    """The request in the command lines at the top of the agent's mail (`read_agent_reply`'s rules)."""
+def read_desk_mail(text: str, now: datetime, zone: str = "UTC") -> DeskRequest | DeskRefusal:
+    """The request in the command lines at the top of the agent's mail (`read_agent_reply`'s rules).
+
+    `#away` dates are read in `zone`, the agent's time zone.
+    """
     commands = read_agent_reply(text).commands
     if not commands:
         return DeskRequest("show")
@@ -62,7 +65,7 @@ def read_desk_mail(text: str, now: datetime) -> DeskRequest | DeskRefusal:
         command.args)
     if not written:
         return DeskRequest("away")
-    until = parse_when(written, now)
+    until = parse_when(written, now, zone)
     if until is None:
         return DeskRefusal(command.line, f"{written!r} is not a duration or an ISO date.")
     if until <= now:

@@ -148,8 +148,8 @@ def _word(args: str) -> str:
 
 
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
-                  groups: Collection[str]) -> Plan:
-    """Check every command; the plan, or every error with how to write it."""
+                  groups: Collection[str], zone: str = "UTC") -> Plan:
+    """Check every command; the plan, or every error with how to write it; dates are read in `zone`."""
     errors: list[str] = []
     usage: list[str] = []
     values: dict = {}
@@ -218,7 +218,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a type.")
         elif cmd.name == "postpone":
             # One word, or an ISO date and a time of day (`2030-12-01 09:00`).
-            until = parse_when(cmd.args, now) if len(args) in (1, 2) else None
+            until = parse_when(cmd.args, now, zone) if len(args) in (1, 2) else None
             if until is None:
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a duration or an ISO date.")
             elif until <= now:
@@ -230,7 +230,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             if len(args) != 3:
                 fail(cmd, f"#dev takes exactly three words, engineer, tracker key and due date; got {len(args)}.")
             else:
-                due = parse_when(args[2], now)
+                due = parse_when(args[2], now, zone)
                 if due is None:
                     fail(cmd, f"{args[2]!r} is not an ISO date or a duration.")
                 elif due <= now:

@@ -10,7 +10,8 @@ import functools
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from ticketd.domain.statuses import AGENT_COMMAND_STATUSES, TYPES, Status
 
@@ -265,33 +266,36 @@ _DURATION_PART = re.compile(r"(\d{1,4})\s*([smhdw])", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def parse_when(value: str, now: datetime) -> datetime | None:
-    """A duration (`3d`, `12h`, `2w`, `1h30m`) from now, or an ISO date / date-time (UTC); None if neither.
+def parse_when(value: str, now: datetime, zone: str = "UTC") -> datetime | None:
+    """A duration (`3d`, `12h`, `2w`, `1h30m`) from now, or an ISO date / date-time; None if neither.
 
-    A bare date means the start of that day, UTC. Times are naive UTC like
-    the rest of the store.
+    A bare date means the start of that day and a date-time without an
+    offset is a wall-clock time, both in `zone` (the writer's time zone:
+    rules.yaml's agent or desk `timezone`); an offset (`+01:00`, `Z`) says
+    itself. The result is naive UTC like the rest of the store.
     """
     value = (value or "").strip()
     try:
-        return _parse_when(value, now)
+        return _parse_when(value, now, ZoneInfo(zone))
     except OverflowError:   # past year 9999 or before year 1 (a long duration, a zone shift at the edge)
         return None
 
 
-def _parse_when(value: str, now: datetime) -> datetime | None:
+def _parse_when(value: str, now: datetime, zone: ZoneInfo) -> datetime | None:
     if _DURATION.match(value):
         return now + timedelta(seconds=sum(int(n) * _UNIT_SECONDS[unit.lower()]
                                            for n, unit in _DURATION_PART.findall(value)))
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
         try:
-            return datetime.combine(date.fromisoformat(value), time())
+            parsed = datetime.combine(date.fromisoformat(value), time())
         except ValueError:
             return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is not None:
-        parsed = (parsed - parsed.utcoffset()).replace(tzinfo=None)
-    return parsed
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC).replace(tzinfo=None)
 

@@ -29,6 +29,7 @@ class Agent:
     groups: tuple[str, ...] = ()
     away: bool = False
     max_open: int | None = None
+    timezone: str | None = None   # where the dates the agent writes and reads are local; None: the desk's
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,18 @@ class RuleSet:
     def agent(self, email: str | None) -> Agent | None:
         email = (email or "").lower()
         return next((a for a in self.agents if a.email == email), None)
+
+    @property
+    def timezone(self) -> str:
+        """The desk's time zone: the daily summary's, else the business hours', else UTC."""
+        if self.daily_summary is not None:
+            return self.daily_summary.timezone   # itself the business hours' one unless set
+        return self.business_hours.timezone if self.business_hours is not None else "UTC"
+
+    def zone_of(self, email: str | None) -> str:
+        """The time zone an address reads and writes dates in: an agent's own, else the desk's."""
+        agent = self.agent(email)
+        return agent.timezone if agent is not None and agent.timezone else self.timezone
 
     def members(self, group: str) -> tuple[Agent, ...]:
         return tuple(a for a in self.agents if group in a.groups)
