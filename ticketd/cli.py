@@ -120,21 +120,12 @@ class _Commands(click.Group):
     """The command group; a database it cannot connect to is one line naming it, not a driver's traceback."""
 
     def invoke(self, ctx: click.Context):
-        from sqlalchemy.exc import InterfaceError, OperationalError
+        from ticketd.store.errors import Unreachable, unreachable_message
 
         try:
             return super().invoke(ctx)
-        except (OperationalError, InterfaceError) as exc:
-            raise click.ClickException(_database_error(ctx.meta.get(_DATABASE_URL), exc)) from None
-
-
-def _database_error(url: str | None, exc) -> str:
-    """`cannot use the database URL (password hidden): what the server or driver said`, on one line."""
-    from sqlalchemy.engine import make_url
-
-    where = make_url(url).render_as_string(hide_password=True) if url else "of the settings"
-    said = " ".join(str(exc.orig if exc.orig is not None else exc).split())
-    return f"cannot use the database {where}: {said}"
+        except Unreachable as exc:
+            raise click.ClickException(unreachable_message(ctx.meta.get(_DATABASE_URL), exc)) from None
 
 
 @click.group(cls=_Commands)
