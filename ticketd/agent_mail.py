@@ -30,6 +30,7 @@ from ticketd.domain.private_addresses import withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
 from ticketd.store import tickets as store
+from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
 from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
 from ticketd.timers import on_status_change
@@ -289,7 +290,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         template = "requester/solution_proposed" if plan.propose else "requester/agent_reply"
         # In reply to the customers' latest mail, which they have: the
         # agent's own mail never reached them and its id names the agent's host.
-        latest = (store.thread_message_ids(conn, ticket_id) or [None])[-1]
+        latest = (ticket_thread(conn, ticket_id).references or [None])[-1]
         relayed = _withheld(app, reply.body)
         for email in customers:
             decision.notices.append(Notice(

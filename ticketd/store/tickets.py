@@ -39,13 +39,6 @@ _FIRST_COPY = select(messages.c.ticket_id, messages.c.subject).where(
     messages.c.direction == "in").order_by(messages.c.id).limit(1)
 _PARTICIPANT_ROLE = select(participants.c.role).where(
     participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
-_THREAD_MESSAGE_IDS = (
-    select(messages.c.message_id)
-    .where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.message_id.is_not(None),
-           messages.c.internal.is_(False), messages.c.author_role != "agent")
-    .order_by(messages.c.id))
-
-
 def get_ticket(conn: Connection, ticket_id: int) -> dict | None:
     row = conn.execute(_TICKET, dict(ticket_id=ticket_id)).mappings().first()
     return dict(row) if row else None
@@ -94,16 +87,6 @@ def participants_of(conn: Connection, ticket_id: int) -> list[dict]:
         select(participants).where(participants.c.ticket_id == ticket_id).order_by(participants.c.id)
     ).mappings().all()
     return [dict(r) for r in rows]
-
-
-def thread_message_ids(conn: Connection, ticket_id: int, limit: int = 20) -> list[str]:
-    """The Message-IDs of the ticket's customer-side mail, oldest first, for a References header.
-
-    Not an agent's: customers never received the agent's own mail, and its
-    Message-ID names the agent's mail host.
-    """
-    rows = conn.execute(_THREAD_MESSAGE_IDS, dict(ticket_id=ticket_id)).scalars().all()
-    return rows[:1] + rows[1:][-(limit - 1):] if rows else []
 
 
 # Writes, built once likewise: `.values(**row)` would build, key and look
