@@ -18,12 +18,14 @@ from ticketd.erase import RetentionKeeper, settle_interrupted_erasures
 from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
 from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
+from ticketd.repeating_failures import RepeatingFailures
 from ticketd.rules_watch import RulesWatcher
 from ticketd.settings import Settings
 from ticketd.store.checkpoint import Checkpointer
 from workers.runtime import WorkerPool, bind, make_broker, worker_components
 
 log = logging.getLogger("ticketd.daemon")
+_failures = RepeatingFailures(log)   # processing with the database down fails the same way at every wake-up
 
 
 class Component(Protocol):
@@ -63,7 +65,7 @@ class Processor:
                 while drain(self.app) and not self._stop.is_set():
                     pass
             except Exception:  # the database is down: try again on the next wake-up
-                log.exception("processing pass failed; retrying")
+                _failures.failed("processing pass failed; retrying")
                 self._stop.wait(1)
         self._last_pass()
 

@@ -8,9 +8,12 @@ from outbound.delivery import sweep_outbox
 from ticketd.app import App
 from ticketd.assignment import sweep_unassigned
 from ticketd.daily_summary import send_daily_summaries
+from ticketd.repeating_failures import RepeatingFailures
 from ticketd.timers import fire_due_timers
 
 log = logging.getLogger("ticketd.sweeps")
+# A database down for an hour fails every step the same way every few seconds: one traceback will do.
+_failures = RepeatingFailures(log)
 
 # Each step runs on its own: one that fails never keeps the others from
 # catching up.
@@ -26,4 +29,4 @@ def sweep_once(app: App, *, asked: bool = False) -> None:
             else:
                 step(app)
         except Exception:
-            log.exception("sweep step %s failed; trying again next round", step.__name__)
+            _failures.failed("sweep step %s failed; trying again next round", step.__name__)
