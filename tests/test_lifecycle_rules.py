@@ -32,6 +32,10 @@ def test_agent_may_set(status, allowed):
     "accept", "Accept.", "YES!", "ok", "OK\n\nthanks a lot", "\n\n  yes  \n", "Да", "принимаю", "Sí", "acepto",
     "va bene", "Accetto!", "接受", "好的。", "ｙｅｓ", "Sì", "Certo!", "Хорошо", "согласен", "是的", "同意",
     "Ok 👍", "yes 🙂", "OK 👍🏽", "ok ❤️",
+    # Thanks, praise or "it works" beside the accept word, as customers write it.
+    "Yes, it works now, thanks!", "OK, thanks", "ok thank you", "Да, спасибо", "Sí, gracias", "Yes – works",
+    "Yes, thanks Anna", "Okay!! Works now", "好的，谢谢", "ok, great job",
+    "Thanks, that solved it.", "Danke, es funktioniert!",   # thanks that say it works
 ])
 def test_acceptance(text):
     assert is_acceptance(text, WORDS)
@@ -40,6 +44,8 @@ def test_acceptance(text):
 @pytest.mark.parametrize("text", [
     "", "ok but it still fails", "No", "yes? it still smokes", "Not accepted", "I accept that it is broken",
     "> yes\nno it is not fixed", "> yes 👍\nno", "👍", "yes 🙂 but no",
+    "OK, I'll tell Pat to install it", "Yes - but the tray jams", "ok, but", "Thanks", "Thanks, I will try it",
+    "works?", "Yes, thanks, but it fails on Mondays",
 ])
 def test_not_acceptance(text):
     assert not is_acceptance(text, WORDS)
@@ -69,6 +75,8 @@ def test_rating(text, rating):
     ("Usefulness: 5\nSpeed: 4\nPoliteness: 5\nCheers", (5, 4, 5)),
     ("Danke!\n5 5 4", (5, 5, 4)),
     ("Hallo,\n5 4 5\nViele Grüße\nJörg", (5, 4, 5)),
+    ("5 5 4\nCarl", (5, 5, 4)), ("Thanks!\n5, 5, 4\nIvy Chen", (5, 5, 4)),   # a bare name signs too
+    ("5 5 4 - great job", (5, 5, 4)), ("5 5 5, perfect!", (5, 5, 5)),
 ])
 def test_a_rating_said_politely_is_only_a_rating(text, rating):
     """PRODUCT.md: a reply to a closed ticket reopens it "unless it is only a rating"; thanks are no request."""
@@ -85,6 +93,7 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     "5 5 5\nBest regards,\nAnna\n+49 30 1234567",
     "5 5 5\nThanks,\nAnna\nBob\nCarol\nDave",
     "Thanks 5 5 5 for nothing",
+    "5 5 5\nCarl\nCall me back", "5 5 5 - great job but slow",
 ])
 def test_a_rating_with_more_to_say_reopens(text):
     """Anything beyond greetings, thanks and a name is a person's words: a person reads them."""

@@ -53,13 +53,47 @@ def first_line(text: str) -> str:
 
 
 def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
-    """The first non-empty line is one accept word (case, width, edge punctuation and emoji ignored).
+    """The first non-empty line is an accept word, perhaps with thanks or "it works" (case, width, edge
+    punctuation and emoji ignored).
 
-    Deliberately strict: "ok but it still fails" is a rejection with a reason,
-    not an acceptance; "OK!", "Yes." and "Ok 👍" are acceptances.
+    Customers write "Yes, it works now, thanks!" and "Да, спасибо" as often as
+    "yes" (PRODUCT.md: the first line is the accept word). A line of thanks
+    that says it works ("Thanks, that solved it") accepts too. Anything else
+    on the line keeps it a rejection with a reason: "ok but it still fails",
+    "yes? it still smokes".
     """
     line = _normalise(first_line(text))
-    return bool(line) and line in {_normalise(w) for w in accept_words}
+    if not line:
+        return False
+    words = {_normalise(w) for w in accept_words}
+    if line in words:
+        return True
+    # The rest of the line as written (a name after thanks keeps its capital: "Yes, thanks Anna").
+    written = unicodedata.normalize("NFKC", first_line(text))
+    if "?" in written:
+        return False   # a question ("works?", "ok, thanks?") accepts nothing
+    written = written.strip(_EDGE_PUNCT)
+    for word in sorted(words, key=len, reverse=True):
+        rest = written[len(word):]
+        if written.casefold().startswith(word) and rest[:1] and not rest[0].isalnum() and _only_courtesy(rest):
+            return True
+    pieces = _pieces(written)
+    return all(map(_courteous, pieces)) and any(_normalise(p) in _folded(_CONFIRMATIONS) for p in pieces)
+
+
+def _pieces(text: str) -> list[str]:
+    """A line cut at its punctuation ("Yes, it works - thanks!": "Yes", "it works", "thanks")."""
+    return [p.strip() for p in _PIECE_BREAK.split(text) if _normalise(p)]
+
+
+def _only_courtesy(rest: str) -> bool:
+    """What follows an accept word is only thanks, praise or "it works": "ok thank you", ", works now!"."""
+    pieces = _pieces(rest)
+    return bool(pieces) and all(map(_courteous, pieces))
+
+
+def _courteous(piece: str) -> bool:
+    return _normalise(piece) in _folded(_THANKS + _PRAISE + _CONFIRMATIONS) or _courtesy(piece, _THANKS)
 
 
 # ASCII case folding only: under a Unicode (?i) "polıte" (dotless i) matches too,
@@ -106,8 +140,19 @@ _SIGN_OFFS = _THANKS + (
     "freundliche grüße", "mit freundlichen grüßen", "lg", "gruß", "grüße", "cordialement", "bien à vous",
     "saludos", "un saludo", "saludos cordiales", "saluti", "cordiali saluti", "с уважением", "всего доброго",
     "此致", "祝好")
-_TRAILING_THANKS = re.compile(r"[\s,;.!-]*(?i:" + "|".join(sorted(map(re.escape, _THANKS), key=len, reverse=True))
-                              + r")[\s.!]*$")
+# Praise and "it works" beside the accept word or the numbers of a rating.
+_PRAISE = ("great", "great job", "good job", "great work", "well done", "excellent", "perfect", "awesome", "super",
+           "brilliant", "toll", "prima", "parfait", "génial", "excelente", "perfecto", "perfetto", "ottimo",
+           "отлично", "супер", "太好了", "很好")
+_CONFIRMATIONS = ("it works", "it works now", "works", "works now", "working now", "it is working now",
+                  "it's working", "it's working now", "all good", "that worked", "that solved it", "solved",
+                  "problem solved", "fixed", "that fixed it", "that did it", "that did the trick",
+                  "es funktioniert", "funktioniert", "funktioniert jetzt", "ça marche", "ça fonctionne",
+                  "funciona", "ya funciona", "funziona", "ora funziona", "работает", "всё работает",
+                  "все работает", "заработало", "可以了", "好了", "解决了")
+_PIECE_BREAK = re.compile(r"[,;.!?。，！？、…]+|\s+[-–—]+\s+")
+_TRAILING_THANKS = re.compile(r"[\s,;.!–—-]*(?i:" + "|".join(sorted(map(re.escape, _THANKS + _PRAISE), key=len,
+                                                                    reverse=True)) + r")[\s.!]*$")
 _NAME_WORD = re.compile(r"^[^\W\d_][^\W\d]*(?:[.'’&-][^\W\d]*)*\.?$")
 
 
@@ -135,11 +180,12 @@ def _courtesy(line: str, phrases: tuple[str, ...], addressees: frozenset[str] = 
 
 
 def _closing(lines: list[str]) -> bool:
-    """What may follow the numbers: nothing, or thanks or a sign-off, then at most two lines of a name."""
+    """What may follow the numbers: nothing; thanks or a sign-off, then at most two lines of a name; or a
+    name alone, one line of one or two words ("5 5 4\nCarl": "It Broke Again" is no signature)."""
     if not lines:
         return True
     if not _courtesy(lines[0], _SIGN_OFFS):
-        return False
+        return len(lines) == 1 and len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _name_like(lines[0].split())
     names = [line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)]
     return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
 
