@@ -465,3 +465,15 @@ def test_a_reply_with_only_the_quoted_notification_is_not_relayed(desk):
     answer = body_text(desk.last(agent))
     assert "no text of its own" in answer and "nothing was sent to the customer" in answer
     assert desk.events(tid, "commands_rejected")
+
+
+def test_a_command_under_a_greeting_is_neither_applied_nor_sent_to_the_customer(desk):
+    customer, agent = "cust@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    before = len(desk.inbox(customer))
+    desk.reply_to(desk.last(agent), agent, "Hi team,\n#close\nthis is spam.\n")
+    assert len(desk.inbox(customer)) == before
+    assert desk.ticket(tid)["status"] == "new"
+    assert "'#close' below other text is not read as a command" in body_text(desk.last(agent))

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from ticketd.domain.commands import USAGE, plan_commands, read_agent_reply
+from ticketd.domain.commands import USAGE, plan_commands, read_agent_reply, stray_commands
 from ticketd.domain.statuses import Status
 
 NOW = datetime(2030, 6, 1, 12, 0)
@@ -177,3 +177,18 @@ def test_every_error_names_the_line_written():
     result = plan("#priority extreme\n#type feature")
     assert [e.split(":")[0] for e in result.errors] == ["#priority extreme", "#type feature"]
     assert set(result.usage) == {USAGE["priority"], USAGE["type"]}
+
+
+@pytest.mark.parametrize("text, stray", [
+    ("Hi team,\n#close\nthis is spam.\n", ["#close"]),
+    ("Hello,\n\nplease try again.\n  #status waiting_customer\n", ["#status waiting_customer"]),
+    ("Our #1 priority is your printer.\n#hashtag\nSee issue\n#42\n", []),   # not commands of ours
+    ("#close\nDone.\n", []),                                                # at the top: a command
+])
+def test_a_command_below_other_text_stops_the_reply(text, stray):
+    """A command line under a greeting is not read as one, and would reach the customer: nothing goes."""
+    reply = read_agent_reply(text)
+    assert stray_commands(reply.body) == stray
+    plan = plan_commands(reply, now=datetime(2030, 1, 1), agents=[], groups=[])
+    assert plan.ok is (not stray)
+    assert all(any(line in e and "commands go on the first lines" in e for e in plan.errors) for line in stray)

@@ -117,6 +117,20 @@ def read_agent_reply(text: str) -> AgentReply:
     return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]))))
 
 
+def stray_commands(body: str) -> list[str]:
+    """Lines of the reply's text that are exactly a command of ours, as written (`#close`, `#status open`).
+
+    An unknown word after `#` is text (`#1 priority`, `#hashtag`); a known
+    command alone on a line below other text is an agent's slip.
+    """
+    stray = []
+    for line in (body or "").splitlines():
+        m = _COMMAND_LINE.match(line)
+        if m and m.group(1).lower() in USAGE:
+            stray.append(line.strip().strip(_INVISIBLE).strip())
+    return stray
+
+
 @dataclass(frozen=True)
 class Plan:
     """What an agent's mail asks for, once every command checked out."""
@@ -272,6 +286,13 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         fail(None, "a proposed solution needs its text below the commands.", "propose")
     if values.get("internal") and not note_text and not values.get("canned"):
         fail(None, "the note is empty; write it below #note.", "note")
+
+    for line in stray_commands(reply.body):
+        # "Hi team,\n#close\nspam." went to the customer word for word, the ticket left open:
+        # the agent meant a command, and the customer must not read it.
+        fail(None, f"{line!r} below other text is not read as a command (commands go on the first lines, "
+                   "before any other text), and the reply would have gone to the customer with it in. Put "
+                   "the commands at the top.")
 
     if errors:
         return Plan(errors=tuple(errors), usage=tuple(usage))
