@@ -191,23 +191,45 @@ def ascii_domain(address: str) -> str:
         return address   # not a domain name IDNA can write: left as it came (a smarthost's refusal says so)
 
 
+def _inside_words(text: str) -> list[tuple[str, str]]:
+    """The addresses in the decoded text of encoded words that held a whole "Name <addr>", as names and addresses.
+
+    RFC 2047 section 5 forbids an encoded word to carry an address, so
+    _protect_words reads one as a name; but webmail and PHP mailers encode
+    `"Name" <addr>` whole, and mail clients (and Zammad) read the address out
+    of it. Only text that cannot be an address (it has blanks or brackets)
+    is read again, so a name encoded beside a real address stays a name.
+    """
+    if not re.search(r"[\s<>]", text):
+        return []
+    found = email.utils.getaddresses([text])
+    return [(clean_name(name, '"' in text), addr.lower()) for name, addr in found if _valid_addr(addr)]
+
+
 def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs from raw header values."""
     pairs = []
     for value in values:
         value = decode_8bit(_unfold(str(value)), hints)
-        if "=?" in value:
+        encoded = "=?" in value
+        if encoded:
             value = _protect_words(value, hints)
         found = email.utils.getaddresses([value])
-        good = [(name, addr.strip().strip("<>")) for name, addr in found if _valid_addr(addr.strip().strip("<>"))]
+        good: list[tuple[str, str]] = []
+        for name, text in found:
+            addr = text.strip().strip("<>")
+            if _valid_addr(addr):
+                good.append((clean_name(name, '"' in value), addr.lower()))
+            elif encoded:
+                good += _inside_words(text)
         if not good and "<" not in value:
             # "From: Test test@example.com" (a fax gateway in the corpus): no
             # brackets, so the token with the @ is the address.
             for name, addr in found:
                 tokens = addr.split()
                 if tokens and _valid_addr(tokens[-1]):
-                    good.append((name or " ".join(tokens[:-1]), tokens[-1]))
-        pairs.extend((clean_name(name, '"' in value), addr.lower()) for name, addr in good)
+                    good.append((clean_name(name or " ".join(tokens[:-1]), '"' in value), tokens[-1].lower()))
+        pairs.extend(good)
     return pairs
 
 

@@ -223,3 +223,62 @@ def test_plain_file_name_alone_is_still_the_name():
     raw = _with_part(b'Content-Type: application/pdf; name="other.pdf"\r\n'
                      b'Content-Disposition: attachment; filename="Uber.pdf"\r\n\r\n%PDF')
     assert [a.filename for a in parse_mail(raw).attachments] == ["Uber.pdf"]
+
+
+# ------------------------------------------------------------ a whole address inside an encoded word
+
+
+def _b_word(text: str) -> str:
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+def _q_word(text: str) -> str:
+    encoded = "".join(chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "@.") else f"={b:02X}"
+                      for b in text.encode())
+    return "=?utf-8?q?" + encoded + "?="
+
+
+@pytest.mark.parametrize("word", [
+    _b_word('"Иван Петров" <ivan@cust.test>'),
+    _b_word("Иван Петров <Ivan@Cust.test>"),
+    _q_word("Иван Петров <ivan@cust.test>"),
+    '"' + _b_word("Иван Петров <ivan@cust.test>") + '"',                   # quoted as well
+    _b_word("Иван ") + " " + _b_word("Петров <ivan@cust.test>"),         # split across two words
+], ids=["b quoted name", "b bare name", "q", "inside quotes", "two words"])
+def test_a_from_written_as_one_encoded_word_gives_its_name_and_address(word):
+    # Webmail and PHP mailers encode "Name <addr>" whole; RFC 2047 section 5 forbids
+    # it, and mail clients read it anyway: the address is the sender's, not the text.
+    parsed = parse_mail(_mail(f"From: {word}\nTo: support@example.com\nSubject: t"))
+    assert (parsed.from_addr, parsed.from_name, parsed.author) == ("ivan@cust.test", "Иван Петров", "ivan@cust.test")
+    assert parsed.from_count == 1
+
+
+def test_every_address_field_reads_addresses_inside_encoded_words():
+    parsed = parse_mail(_mail(
+        "From: " + _b_word("Anna <anna@cust.test>") + ", " + _b_word("Bob Beispiel <bob@cust.test>") + "\n"
+        "Sender: " + _b_word("Bob Beispiel <bob@cust.test>") + "\n"
+        "Reply-To: " + _b_word('"Petrova, Anna" <replies@cust.test>') + "\n"
+        "To: support@example.com, " + _q_word("Ivan <ivan@cust.test>") + "\n"
+        "Cc: " + _b_word("Olga <olga@cust.test>, Pjotr <pjotr@cust.test>") + ", carl@cust.test\n"
+        "Subject: t"))
+    assert parsed.from_count == 2 and parsed.author == "bob@cust.test" and parsed.from_name == "Bob Beispiel"
+    assert parsed.co_authors == ["anna@cust.test"]
+    assert (parsed.reply_to, parsed.reply_to_name) == (["replies@cust.test"], "Petrova, Anna")
+    assert parsed.to == ["support@example.com", "ivan@cust.test"]
+    assert parsed.cc == ["olga@cust.test", "pjotr@cust.test", "carl@cust.test"]
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    # Only the name encoded, as RFC 2047 means it: a comma in it stays in it.
+    ("=?iso-8859-1?Q?B=FCrling,=20Andreas?= <real@cust.test>", "Bürling, Andreas"),
+    (_b_word("Иван <ivan@cust.test>") + " <real@cust.test>", "Иван <ivan@cust.test>"),  # the address outside is it
+])
+def test_an_encoded_name_beside_an_address_stays_a_name(header, name):
+    parsed = parse_mail(_mail(f"From: {header}\nSubject: t"))
+    assert (parsed.from_addr, parsed.from_name, parsed.from_count) == ("real@cust.test", name, 1)
+
+
+@pytest.mark.parametrize("header", [_b_word("Иван Петров"), _b_word("Иван <ivan at cust.test>")])
+def test_encoded_words_holding_no_address_give_none(header):
+    parsed = parse_mail(_mail(f"From: {header}\nSubject: t"))
+    assert (parsed.from_addr, parsed.author, parsed.from_count) == (None, None, 0)
