@@ -56,6 +56,7 @@ SAMPLES: dict[str, dict] = {
     "agent/delivery_failed": dict(failed_recipient="cust@example.org", failed_template="requester/agent_reply",
                                   reason="550 5.1.1 no such user"),
     "agent/internal_note": dict(text="Check the fuser.", agent_name="Alice", attachments=_FILES),
+    "agent/colleague_worked": dict(text="Please restart it.", agent_name="Bob", changes=["#status waiting_customer"]),
     "agent/ticket_history": dict(agent_name="Alice", conversation=_CONVERSATION, conversation_omitted=0,
                                  attachments=_FILES),
     "agent/daily_summary": dict(ticket={}, tag="", recipient="alice@example.com", agent_name="Alice",

@@ -477,3 +477,25 @@ def test_a_command_under_a_greeting_is_neither_applied_nor_sent_to_the_customer(
     assert len(desk.inbox(customer)) == before
     assert desk.ticket(tid)["status"] == "new"
     assert "'#close' below other text is not read as a command" in body_text(desk.last(agent))
+
+
+def test_the_assignee_hears_when_a_colleague_answers_or_closes_their_ticket(desk):
+    """Alice, reassigned away, still answers from her old notice: Bob, whose ticket it is, is told."""
+    customer, alice, bob = "cust@example.org", "alice@example.com", "bob@example.com"
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    old_notice = desk.last(alice)
+    desk.reply_to(old_notice, alice, "#assign bob@example.com\n")
+    assert desk.ticket(tid)["assignee"] == bob
+    told = len(desk.inbox(bob))
+    desk.reply_to(old_notice, alice, "#status waiting_customer\nWhich model is it?\n")
+    [mail] = desk.inbox(bob)[told:]
+    text = body_text(mail)
+    assert str(mail["Subject"]) == f"[#{tid}] Alice worked on your ticket: Printer on fire"
+    assert "#status waiting_customer" in text and "Which model is it?" in text
+    desk.reply_to(old_notice, alice, "#note Bob, I asked for the model.\n")
+    assert "internal note" in body_text(desk.last(bob))   # a note goes as a note, not twice
+    assert len(desk.inbox(bob)) == told + 2
+    desk.reply_to(desk.last(bob), bob, "#priority high\n")    # the assignee's own commands: no notice to himself
+    assert len(desk.inbox(bob)) == told + 2

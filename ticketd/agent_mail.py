@@ -328,6 +328,18 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
                 attach_from=files,
             ))
+    if (assignee := ticket["assignee"]) not in (None, actor) and plan.assign_to is None and (
+            public or plan.status is not None or plan.priority or plan.type) and app.rules.agent(assignee):
+        # A colleague answering from an old notice, or setting a status: the
+        # agent the ticket belongs to would otherwise learn of it from the
+        # customer (a "closed" ticket they still answer). A note goes to them above.
+        changes = [c.line for c in reply.commands if c.name not in ("note", "history", "canned")]
+        decision.notices.append(Notice(
+            template="agent/colleague_worked", recipient=assignee, ticket_id=ticket_id,
+            auto_submitted=AUTO_GENERATED, agent_reply_to=assignee, from_name=agent.name,
+            context={"agent_name": agent.name, "text": reply.body if public else "",
+                     "changes": changes or ["replied to the customer"]}, message_row_id=row_id,
+        ))
     if history is not None:
         decision.notices.append(Notice(
             template="agent/ticket_history", recipient=actor, ticket_id=ticket_id, auto_submitted=AUTO_REPLIED,
