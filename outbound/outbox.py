@@ -249,7 +249,7 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     # Agents are exempt from the cap: their notifications are their work.
     if app.rules.agent(recipient) is None:
         limit = app.settings.auto_mails_per_recipient_per_hour
-        if history.recent_automatic >= limit:
+        if history.recent_automatic >= limit and not (notice.by_person and limit > 0):
             return (f"rate limit: {history.recent_automatic} automatic mails to {recipient} in the last hour "
                     f"(limit {limit})")
     return None

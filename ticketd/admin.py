@@ -74,7 +74,7 @@ def close(app: App, ticket_id: int, reason: str | None, *, tell_customer: bool =
         if tell_customer and ticket["requester"] in customers_of(conn, app, ticket_id):
             notices.append(Notice(template="requester/ticket_closed", recipient=ticket["requester"],
                                   ticket_id=ticket_id, context={"reason": reason or "closed by the support team",
-                                                                "closed_by": "admin"}))
+                                                                "closed_by": "admin"}, by_person=True))
         return queue_notices(conn, app, notices, now)
 
     outbox_ids = admin_transaction(app.engine, work)

@@ -306,13 +306,14 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
             decision.notices.append(Notice(
                 template="requester/status_changed", recipient=email, ticket_id=ticket_id,
                 context={"status": plan.status.value, "reason": None, **withheld}, from_name=agent.name,
+                by_person=True,
             ))
     if status_changed and plan.status == Status.CLOSED and ticket["requester"] in customers:
         decision.notices.append(Notice(
             template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
             context={"reason": (None if plan.internal else _withheld(app, plan.close_reason))
                      or f"closed by {agent.name}",
-                     "closed_by": "agent"},
+                     "closed_by": "agent"}, by_person=True,
         ))
     if plan.internal:
         others = {pp["email"] for pp in store.participants_of(conn, ticket_id) if pp["role"] == "agent"}

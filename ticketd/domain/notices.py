@@ -28,6 +28,9 @@ class Notice:
     # Stored messages whose attachments go with this mail, newest first when
     # not all fit (outbound.attachments); never a customer's mail for an internal note.
     attach_from: tuple[int, ...] = ()
+    # A person's command sent it (an agent's #close or bare #status, an admin's close): the hourly
+    # cap per recipient, which stops mail loops, does not hold it back (a cap of 0 still does).
+    by_person: bool = False
 
 
 DELIVERY_FAILED = "agent/delivery_failed"
