@@ -78,6 +78,7 @@ def test_new_to_rated(desk):
     desk.reply_to(closing, customer, "Sorry, it caught fire again.\n")
     assert desk.ticket(tid)["status"] == "open"
     assert desk.events(tid, "reopened")[-1]["from_value"] == "closed"
+    assert "this reply opened it again" in body_text(desk.last(agent))
 
     # Every event says who, what and (for mail) through which mail.
     for event in desk.events(tid):

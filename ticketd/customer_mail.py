@@ -96,6 +96,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                    reason=f"proposed solution rejected: {said}; {ref}", row_id=row_id)
         notify_text = f"[rejected the proposed solution; the ticket is open again]\n\n{mail.text}"
     elif effect.kind == "reopened":
+        if ticket["status"] == Status.CLOSED.value:
+            notify_text = f"[the ticket was closed; this reply opened it again]\n\n{mail.text}"
         set_status(conn, app, ticket, Status.OPEN, now, actor=who,
                    kind="reopened" if ticket["status"] == Status.CLOSED.value else "status",
                    reason=f"customer replied; {ref}", row_id=row_id)
