@@ -7,8 +7,10 @@ from sqlalchemy import select, update
 
 from ingest.smtp import Receiver
 from outbound.outbox import queue_notices
+from tests.desk import build_mail, open_desk
 from tests.sink import customer_mail, delivery_report, outbox_rows, submit, ticket_events
 from ticketd.clock import utcnow
+from ticketd.domain.loops import auto_generated_reason
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.pipeline import drain
 from ticketd.store.tables import messages, participants, tickets
@@ -26,6 +28,9 @@ def _signal_cases():
         ("Precedence list", {"Precedence": "list"}, None),
         ("List-Id", {"List_Id": "<news.lists.example.org>"}, None),
         ("X-Auto-Response-Suppress", {"X_Auto_Response_Suppress": "All"}, None),
+        ("X-Loop", {"X_Loop": "autoresponder@example.org"}, None),
+        ("Exchange inbox rule", {"X_MS_Exchange_Generated_Message_Source": "Mailbox Rules Agent"}, None),
+        ("Exchange inbox rules loop", {"X_MS_Exchange_Inbox_Rules_Loop": "cust@example.org"}, None),
         ("multipart/report DSN", {"_raw": delivery_report("unknown-1@example.net", "someone@nowhere.example")}, None),
         ("our Message-ID reflected", {"_our_message_id": True}, None),
         ("our own From", {"_sender": "support@example.com"}, None),
@@ -135,3 +140,59 @@ def test_automatic_mail_per_recipient_per_hour_is_capped(make_app, sqlite_url):
     for ticket_id in ids:
         assert len(_queue(app, Notice("agent/ticket_assigned", "alice@example.com", ticket_id,
                                       auto_submitted=AUTO_GENERATED, agent_reply_to="alice@example.com"))) == 1
+
+
+# ---------------------------------------------------------------- markers beyond RFC 3834
+
+CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
+
+
+@pytest.mark.parametrize(("headers", "from_addr", "says"), [
+    # procmail (formail -A "X-Loop: …") and list managers name themselves; so may whoever answered.
+    ({"x-loop": "alice@example.com"}, ALICE, "X-Loop"),
+    ({"x-loop": "owner-printers@lists.example.org"}, CUSTOMER, "X-Loop"),
+    ({"x-loop": "support@example.com"}, CUSTOMER, "X-Loop"),   # ticketd sends none: never a person's mail either
+    ({"x-loop": "yes"}, CUSTOMER, "X-Loop"),
+    # Exchange / Outlook inbox rules: an "automatic reply" or forward rule writes a new mail.
+    ({"x-ms-exchange-generated-message-source": "Mailbox Rules Agent"}, ALICE, "Mailbox Rules Agent"),
+    ({"x-ms-exchange-generated-message-source": "mailbox rules agent"}, ALICE, "Mailbox Rules Agent"),
+    ({"x-ms-exchange-inbox-rules-loop": "Alice@Example.com"}, ALICE, "X-MS-Exchange-Inbox-Rules-Loop"),
+    ({"x-ms-exchange-inbox-rules-loop": "<alice@example.com>"}, ALICE, "X-MS-Exchange-Inbox-Rules-Loop"),
+])
+def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
+    assert says in (auto_generated_reason(headers, None, from_addr) or "")
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"auto-submitted": "no"},
+    # A rule of another mailbox redirected the customer's own mail to us: a
+    # person wrote it, and the acknowledgement goes to them, not to the rule.
+    {"x-ms-exchange-inbox-rules-loop": "frontdesk@example.net"},
+    {"x-ms-exchange-generated-message-source": ""},
+], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source"])
+def test_a_persons_mail_is_not_automatic(headers):
+    assert auto_generated_reason(headers, "cust@example.org", CUSTOMER) is None
+
+
+@pytest.fixture
+def desk(make_app, sqlite_url):
+    yield from open_desk(make_app, sqlite_url)
+
+
+@pytest.mark.parametrize("headers", [
+    {"X_Loop": ALICE},
+    {"X_MS_Exchange_Generated_Message_Source": "Mailbox Rules Agent", "Thread_Topic": "Printer on fire"},
+    {"X_MS_Exchange_Inbox_Rules_Loop": ALICE},
+], ids=["X-Loop", "Exchange inbox rule", "Exchange inbox rules loop"])
+def test_an_agents_out_of_office_marked_otherwise_is_not_relayed(desk, headers):
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    before = len(desk.inbox(CUSTOMER))
+    desk.send(build_mail(ALICE, "I am out of the office until Monday.\n", to=desk.agent_address(tid, ALICE),
+                         subject=f"Automatic reply: [#{tid}] Printer on fire", **headers))
+    assert len(desk.inbox(CUSTOMER)) == before
+    assert desk.ticket(tid)["status"] == "new"
+    [event] = desk.events(tid, "not_relayed")
+    assert "automatic mail" in event["reason"]

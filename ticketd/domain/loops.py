@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 _ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply", "donotreply")
@@ -33,9 +34,36 @@ def auto_generated_reason(
         return "X-Auto-Response-Suppress"
     if headers.get("x-autoreply") or headers.get("x-autorespond"):
         return "X-Autoreply"
+    if reason := _filter_reason(headers, from_addr):
+        return reason
     if content_type.lower().startswith("multipart/report"):
         return "delivery or disposition report"  # RFC 6522
     local = (from_addr or "").split("@", 1)[0].lower()
     if local in _ROBOT_LOCALPARTS or local.startswith("mailer-daemon"):
         return f"robot sender {from_addr}"
+    return None
+
+
+def _filter_reason(headers: Mapping[str, str], from_addr: str | None) -> str | None:
+    """A mail filter's or list's loop marker: its out-of-office answers carry no RFC 3834 field.
+
+    X-Loop is what procmail recipes (formail -A "X-Loop: …", the vacation
+    recipe in procmailex(5)) and list managers (SmartList, Mailman's
+    resends) add to what they send, naming themselves. ticketd sends none
+    (outbound/outbox.py), so any X-Loop, ours included, is a machine's.
+    Exchange and Outlook mark what an inbox rule writes (an "automatic
+    reply" or a forward) `X-MS-Exchange-Generated-Message-Source: Mailbox
+    Rules Agent`, and add `X-MS-Exchange-Inbox-Rules-Loop` naming the
+    mailbox whose rule acted. A redirect also adds the latter but keeps the
+    author's From, so it marks the mail only when it names the sender.
+    """
+    loop = headers.get("x-loop", "").strip()
+    if loop:
+        return f"X-Loop: {loop[:80]}"
+    source = headers.get("x-ms-exchange-generated-message-source", "").strip()
+    if source.lower().startswith("mailbox rules agent"):
+        return "Exchange inbox rule (X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent)"
+    rule_owners = re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", headers.get("x-ms-exchange-inbox-rules-loop", ""))
+    if from_addr and from_addr.lower() in (owner.lower() for owner in rule_owners):
+        return f"Exchange inbox rule of {from_addr} (X-MS-Exchange-Inbox-Rules-Loop)"
     return None
