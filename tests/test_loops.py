@@ -28,7 +28,7 @@ def _signal_cases():
         ("Precedence list", {"Precedence": "list"}, None),
         ("List-Id", {"List_Id": "<news.lists.example.org>"}, None),
         ("X-Auto-Response-Suppress", {"X_Auto_Response_Suppress": "All"}, None),
-        ("X-Loop", {"X_Loop": "autoresponder@example.org"}, None),
+        ("X-Loop", {"X_Loop": "cust@example.org"}, None),
         ("Exchange inbox rule", {"X_MS_Exchange_Generated_Message_Source": "Mailbox Rules Agent"}, None),
         ("Exchange inbox rules loop", {"X_MS_Exchange_Inbox_Rules_Loop": "cust@example.org"}, None),
         ("multipart/report DSN", {"_raw": delivery_report("unknown-1@example.net", "someone@nowhere.example")}, None),
@@ -150,8 +150,7 @@ CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
 @pytest.mark.parametrize(("headers", "from_addr", "says"), [
     # procmail (formail -A "X-Loop: …") and list managers name themselves; so may whoever answered.
     ({"x-loop": "alice@example.com"}, ALICE, "X-Loop"),
-    ({"x-loop": "owner-printers@lists.example.org"}, CUSTOMER, "X-Loop"),
-    ({"x-loop": "support@example.com"}, CUSTOMER, "X-Loop"),   # ticketd sends none: never a person's mail either
+    ({"x-loop": "Alice <Alice@Example.com>"}, ALICE, "X-Loop"),
     ({"x-loop": "yes"}, CUSTOMER, "X-Loop"),
     # Exchange / Outlook inbox rules: an "automatic reply" or forward rule writes a new mail.
     ({"x-ms-exchange-generated-message-source": "Mailbox Rules Agent"}, ALICE, "Mailbox Rules Agent"),
@@ -170,7 +169,9 @@ def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     # person wrote it, and the acknowledgement goes to them, not to the rule.
     {"x-ms-exchange-inbox-rules-loop": "frontdesk@example.net"},
     {"x-ms-exchange-generated-message-source": ""},
-], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source"])
+    # A procmail recipe forwarding info@ to support names itself; the customer wrote the mail.
+    {"x-loop": "info@example.com"},
+], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source", "forwarded by a recipe"])
 def test_a_persons_mail_is_not_automatic(headers):
     assert auto_generated_reason(headers, "cust@example.org", CUSTOMER) is None
 

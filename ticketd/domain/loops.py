@@ -44,13 +44,19 @@ def auto_generated_reason(
     return None
 
 
+_ADDRESS = re.compile(r"[^\s<>,;\"]+@[^\s<>,;\"]+")
+
+
 def _filter_reason(headers: Mapping[str, str], from_addr: str | None) -> str | None:
     """A mail filter's or list's loop marker: its out-of-office answers carry no RFC 3834 field.
 
     X-Loop is what procmail recipes (formail -A "X-Loop: …", the vacation
     recipe in procmailex(5)) and list managers (SmartList, Mailman's
-    resends) add to what they send, naming themselves. ticketd sends none
-    (outbound/outbox.py), so any X-Loop, ours included, is a machine's.
+    resends) add to what they send, naming themselves: an X-Loop naming the
+    sender, or no address at all, is a machine's answer. One naming another
+    address is a forwarding recipe's (`info@` passed on to support) or a
+    list's relaying a person's mail: the person still wrote it (a list is
+    known by its List-Id and Precedence). ticketd sends no X-Loop.
     Exchange and Outlook mark what an inbox rule writes (an "automatic
     reply" or a forward) `X-MS-Exchange-Generated-Message-Source: Mailbox
     Rules Agent`, and add `X-MS-Exchange-Inbox-Rules-Loop` naming the
@@ -58,12 +64,13 @@ def _filter_reason(headers: Mapping[str, str], from_addr: str | None) -> str | N
     author's From, so it marks the mail only when it names the sender.
     """
     loop = headers.get("x-loop", "").strip()
-    if loop:
+    named = {a.lower() for a in _ADDRESS.findall(loop)}
+    if loop and (not named or (from_addr or "").lower() in named):
         return f"X-Loop: {loop[:80]}"
     source = headers.get("x-ms-exchange-generated-message-source", "").strip()
     if source.lower().startswith("mailbox rules agent"):
         return "Exchange inbox rule (X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent)"
-    rule_owners = re.findall(r"[^\s<>,;\"]+@[^\s<>,;\"]+", headers.get("x-ms-exchange-inbox-rules-loop", ""))
+    rule_owners = _ADDRESS.findall(headers.get("x-ms-exchange-inbox-rules-loop", ""))
     if from_addr and from_addr.lower() in (owner.lower() for owner in rule_owners):
         return f"Exchange inbox rule of {from_addr} (X-MS-Exchange-Inbox-Rules-Loop)"
     return None
