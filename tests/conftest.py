@@ -123,3 +123,34 @@ def make_app(tmp_path):
     yield _make
     for app in apps:
         app.engine.dispose()
+
+
+# Real servers many test files share: each a fixture here, started on a free port and stopped after the test.
+
+@pytest.fixture
+def sink():
+    """An aiosmtpd sink standing in for the smarthost."""
+    from tests.sink import Sink
+
+    s = Sink(free_port()).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def processes():
+    """DaemonProcess objects a test starts (append them); stopped in reverse order."""
+    started: list = []
+    yield started
+    for proc in reversed(started):
+        proc.stop()
+
+
+@pytest.fixture
+def redis_server():
+    """A private redis-server process."""
+    from tests.test_outbound_processes import RedisServer
+
+    server = RedisServer(free_port()).start()
+    yield server
+    server.stop()

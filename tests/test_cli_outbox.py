@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import free_port, write_config
 from tests.daemon import DaemonProcess
-from tests.sink import Sink, customer_mail, outbox_rows, receive, running, submit, ticket_events, wait_until
+from tests.sink import customer_mail, outbox_rows, receive, running, submit, ticket_events, wait_until
 from tests.test_outbound import NO_AGENTS, outbound_yaml
 from tests.cli import cli_ok, run_cli
 from ticketd.clock import utcnow
@@ -19,13 +19,6 @@ from ticketd.clock import utcnow
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 LISTED = {"id", "ticket_id", "template", "recipient", "message_id", "automatic", "state", "attempts",
           "last_error", "created_at", "next_attempt_at", "sent_at"}
-
-
-@pytest.fixture
-def sink():
-    s = Sink(free_port()).start()
-    yield s
-    s.stop()
 
 
 def _listed(config, *args) -> list[dict]:

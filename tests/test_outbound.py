@@ -6,14 +6,12 @@ import email.utils
 import threading
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
-from tests.conftest import free_port
 from ingest.match import is_our_message_id, our_message_ticket
 from outbound.delivery import deliver, sweep_outbox
 from outbound.outbox import queue_notices
-from tests.sink import Sink, customer_mail, outbox_rows, running, submit, ticket_events, wait_until
+from tests.sink import customer_mail, outbox_rows, running, submit, ticket_events, wait_until
 from ticketd.clock import utcnow
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.store.tables import messages, outbox, tickets
@@ -23,13 +21,6 @@ def outbound_yaml(port: int, retry_base: float = 0.05, max_attempts: int = 20, t
     # Replaces the `outbound:` that write_config writes by default.
     return (f"outbound: {{host: 127.0.0.1, port: {port}, retry_base_seconds: {retry_base}, "
             f"max_attempts: {max_attempts}, timeout_seconds: {timeout}}}\n")
-
-
-@pytest.fixture
-def sink():
-    s = Sink(free_port()).start()
-    yield s
-    s.stop()
 
 
 # No agents: nobody is assigned, so the customer's mail is the only mail and

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from sqlalchemy import update
 
 from ingest.match import reply_address
 from outbound.delivery import deliver, sweep_outbox
 from outbound.outbox import queue_notices
-from tests.conftest import free_port
 from tests.desk import body_text, build_mail
-from tests.sink import Sink, customer_mail, outbox_rows, receive, running, submit, wait_until
+from tests.sink import customer_mail, outbox_rows, receive, running, submit, wait_until
 from tests.test_outbound import outbound_yaml
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
@@ -20,13 +18,6 @@ from ticketd.store.tables import outbox
 
 CUSTOMER, FOLLOWER, ALICE = "cust@example.org", "follower@example.org", "alice@example.com"
 NO_AGENTS = "agents: []\nroutes: []\n"
-
-
-@pytest.fixture
-def sink():
-    s = Sink(free_port()).start()
-    yield s
-    s.stop()
 
 
 class Jobs:

@@ -10,9 +10,9 @@ import time
 import pytest
 from sqlalchemy import create_engine, select
 
-from tests.conftest import free_port, write_config
+from tests.conftest import write_config
 from tests.daemon import DaemonProcess
-from tests.sink import Sink, customer_mail, wait_until
+from tests.sink import customer_mail, wait_until
 from ticketd.store.tables import messages, outbox
 
 pytestmark = pytest.mark.redis
@@ -48,28 +48,6 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer(free_port()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def sink():
-    s = Sink(free_port()).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def processes():
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop()
 
 
 def _config(tmp_path, db_url, sink, redis_url=None, rules=NO_AGENTS):

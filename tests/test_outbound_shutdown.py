@@ -7,39 +7,15 @@ import time
 
 import pytest
 
-from tests.conftest import free_port
 from tests.daemon import DaemonProcess
-from tests.sink import Sink, customer_mail, outbox_rows, receive, wait_until
+from tests.sink import customer_mail, outbox_rows, receive, wait_until
 from tests.test_outbound import outbound_yaml
-from tests.test_outbound_processes import RedisServer
 from workers.runtime import bind, make_broker
 
 NO_AGENTS = "agents: []\nroutes: []\n"
 MAILS = 10
 DELAY = 1.5           # the smarthost answers each DATA this late: the batch takes MAILS * DELAY
 STOPPED_WITHIN = 8    # a stop waits for the mail on the wire, never for the rest of the batch (13.5 s more)
-
-
-@pytest.fixture
-def sink():
-    s = Sink(free_port()).start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def processes():
-    started: list[DaemonProcess] = []
-    yield started
-    for proc in reversed(started):
-        proc.stop()
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer(free_port()).start()
-    yield server
-    server.stop()
 
 
 def _desk_with_pending_acks(make_app, tmp_path, sink, extra: str = ""):

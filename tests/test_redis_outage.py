@@ -17,7 +17,7 @@ from tests.cli import run_cli
 from tests.conftest import REDIS_URL, free_port, write_config
 from tests.daemon import DaemonProcess
 from tests.redis_space import redis_namespace
-from tests.sink import Sink, customer_mail
+from tests.sink import customer_mail
 from tests.tcpproxy import TcpProxy
 from tests.waiting import eventually
 from workers.broker_health import EnqueueHealth, shown_url
@@ -31,13 +31,6 @@ def redis_proxy():
     proxy = TcpProxy(target.hostname, target.port or 6379).start()
     yield proxy, f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"
     proxy.cut()
-
-
-@pytest.fixture
-def sink():
-    s = Sink(free_port()).start()
-    yield s
-    s.stop()
 
 
 def _status(config) -> tuple[dict, str]:
