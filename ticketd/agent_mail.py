@@ -22,6 +22,7 @@ from outbound.outbox import renderer_for
 from ticketd.app import App
 from ticketd.clock import iso
 from ticketd.assignment import assign_in_tx, conversation_of
+from ticketd.domain.absence import assign_refusals
 from ticketd.domain.authority import Verdict, agent_authority
 from ticketd.domain.commands import USAGE, Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
 from ticketd.domain.conversation import HISTORY_MESSAGES
@@ -30,6 +31,8 @@ from ticketd.domain.private_addresses import withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
 from ticketd.store import tickets as store
+from ticketd.store.absences import absent_agents
+from ticketd.store.assignment import open_counts
 from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
 from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
@@ -160,7 +163,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                             "plain-text part (or as plain text).",))
     else:
         plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
-                             groups=list(app.rules.groups), zone=app.rules.zone_of(actor))
+                             groups=list(app.rules.groups), zone=app.rules.zone_of(actor),
+                             away=_away_refusals(conn, app, reply, actor, now))
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal
@@ -184,6 +188,21 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(f"{line}: {exc}",)), now)
     savepoint.commit()
     return decision
+
+
+def _away_refusals(conn, app: App, reply, actor: str, now) -> dict[str, str]:
+    """The agents `#assign` may not name now (away by rules.yaml or their own word), each with what to write instead.
+
+    Read only for a mail that has an `#assign`: a ticket given to someone away
+    would wait unseen, where the agent asking meant it to be worked on.
+    """
+    if not any(c.name == "assign" for c in reply.commands):
+        return {}
+    absent = absent_agents(conn, now)
+    if not absent and not any(a.away for a in app.rules.agents):
+        return {}
+    counts = open_counts(conn, [a.email for a in app.rules.agents])
+    return assign_refusals(app.rules, absent, counts, writer=actor, zone=app.rules.zone_of(actor))
 
 
 def _with_saved_reply(app: App, ticket: dict, agent, reply, plan: Plan):

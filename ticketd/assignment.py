@@ -170,7 +170,8 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
 def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: datetime, actor: str) -> list[Notice]:
     """`#assign <agent email or group>` inside the caller's transaction; ValueError if `target` is unknown.
 
-    An agent is assigned as asked (an explicit choice, even if away); a group
+    An agent is assigned as asked (an admin's explicit choice, even if away:
+    `#assign` by mail refuses an away agent before this, ticketd.agent_mail); a group
     picks by its strategy, skipping the current assignee. An unassigned
     ticket waits in that group when nobody is available; an assigned one
     stays with its agent (ValueError saying why nobody else can take it).
@@ -208,8 +209,7 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
         members = rules_now(conn, rules, now).members(target)
         counts = open_counts(conn, (a.email for a in members))
         raise ValueError(f"nobody else in {target} can take it now ({why_unavailable(members, counts, exclude)}); "
-                         f"it stays with {ticket['assignee']}. To give it to someone by name, even someone away: "
-                         "#assign <their address>")
+                         f"it stays with {ticket['assignee']}. To give it to someone by name: #assign <their address>")
     if agent is None:
         wait(conn, app, ticket_id, target, now, actor)
         return []

@@ -7,18 +7,21 @@ of their daily summary. While away they are skipped wherever rules.yaml's
 `away: true` skips them (round robin, reassignment after a breach, the daily
 summary); the tickets they hold stay theirs, and a ticket's respond timer
 hands it on should it wait for them. `#summary` asks for the daily summary
-now.
+now. `#assign` naming an agent who is away is refused (`assign_refusals`):
+the ticket would wait where nobody reads it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ticketd.domain.assignment import available
 from ticketd.domain.commands import read_agent_reply
 from ticketd.domain.lifecycle import parse_when
-from ticketd.domain.rules import RuleSet
+from ticketd.domain.rules import Agent, RuleSet
+from ticketd.domain.timers import local_time
 
 DESK_USAGE = {
     "away": "#away  (until you write #back), #away 5d  (a duration: h, d or w), "
@@ -83,3 +86,56 @@ def with_absences(rules: RuleSet, absent: Collection[str]) -> RuleSet:
     if not any(a.email in absent and not a.away for a in rules.agents):
         return rules
     return replace(rules, agents=tuple(replace(a, away=True) if a.email in absent else a for a in rules.agents))
+
+
+# How many agents a refused `#assign` offers by name; the rest are in `ticketd agents list`.
+OFFERED_AGENTS = 5
+
+
+def assign_refusals(rules: RuleSet, absent: Mapping[str, tuple[datetime, datetime | None]],
+                    open_counts: Mapping[str, int], *, writer: str, zone: str) -> dict[str, str]:
+    """Why `#assign` may not name each agent who is away, and what to write instead; {email: message}.
+
+    PRODUCT.md, "Agents by email": a command that cannot be applied leaves
+    the ticket unchanged and the agent is told exactly what was wrong. A
+    ticket given to someone away waits unseen until a respond timer hands it
+    on. `rules` is rules.yaml's set (its `away: true`), `absent` the agents
+    away by their own word (since, until), until-times shown in `zone`, the
+    writer's. The writer is never refused: taking a ticket oneself, away or
+    not, puts it before someone who reads it. (`ticketd tickets assign`, an
+    admin's explicit choice, still gives a ticket to an away agent.)
+    """
+    now_rules = with_absences(rules, absent)
+    refusals = {}
+    for agent in now_rules.agents:
+        if agent.away and agent.email != writer:
+            if rules.agent(agent.email).away:
+                why = "(rules.yaml marks them away; only an admin changes that)"
+            elif (until := absent[agent.email][1]) is not None:
+                why = f"until {local_time(until, zone)}"
+            else:
+                why = "until they write #back"
+            refusals[agent.email] = (f"{agent.email} is away {why}, so the ticket would wait unseen with them. "
+                                     + _instead(now_rules, agent, open_counts, writer))
+    return refusals
+
+
+def _instead(rules: RuleSet, away: Agent, open_counts: Mapping[str, int], writer: str) -> str:
+    """What to write instead of naming `away`: a group with someone available in it, or such an agent by name."""
+    def has_someone(group: str) -> bool:   # other than the writer, whom a group passing the ticket on skips
+        return any(a.email != writer and available(a, open_counts) for a in rules.members(group))
+
+    # Their own groups first: the colleagues who do the same work.
+    groups = [g for g in away.groups if g in rules.groups and has_someone(g)] or [
+        g for g in rules.groups if has_someone(g)]
+    named = sorted((a for a in rules.agents if a.email != writer and available(a, open_counts)),
+                   key=lambda a: not set(a.groups) & set(away.groups))[:OFFERED_AGENTS]
+    ways = []
+    if groups:
+        ways.append("give it to a group, which picks an available agent by its strategy ("
+                    + " or ".join(f"#assign {g}" for g in groups) + ")")
+    if named:
+        ways.append("name an available agent (" + " or ".join(f"#assign {a.email}" for a in named) + ")")
+    if not ways:
+        return "And nobody else is available to take it now: keep it until someone is back."
+    return "Instead, " + ", or ".join(ways) + "."

@@ -162,8 +162,12 @@ def _word(args: str) -> str:
 
 
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
-                  groups: Collection[str], zone: str = "UTC") -> Plan:
-    """Check every command; the plan, or every error with how to write it; dates are read in `zone`."""
+                  groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None) -> Plan:
+    """Check every command; the plan, or every error with how to write it; dates are read in `zone`.
+
+    `away`: the agents `#assign` may not name, each with why and what to
+    write instead (ticketd.domain.absence.assign_refusals).
+    """
     errors: list[str] = []
     usage: list[str] = []
     values: dict = {}
@@ -212,6 +216,8 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             target = (named.group(1) if named else cmd.args).strip("<> ").removeprefix("mailto:").lower()
             if not target:
                 fail(cmd, "#assign needs an agent's email or a group name.")
+            elif target in agent_set and agent_set[target] in (away or {}):
+                fail(cmd, away[agent_set[target]])
             elif target in agent_set:
                 values["assign_to"] = agent_set[target]
             elif target in group_set:

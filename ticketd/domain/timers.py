@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ticketd.domain.rules import BusinessHours, TimerSpec
@@ -18,6 +18,15 @@ RESPOND, WARN, CLOSE, WAKE, DUE = "respond", "warn", "close", "wake", "due"
 # close: waiting_customer (PRODUCT.md, with defaults) and, when rules.yaml
 # sets it, solution_proposed (a proposal nobody answers stays open for ever).
 WAITING_STATUSES = (Status.WAITING_CUSTOMER.value, Status.SOLUTION_PROPOSED.value)
+
+
+def local_time(at: datetime, zone: str) -> str:
+    """A stored (naive UTC) time as a reader in `zone` reads it in mail: `2030-12-01` at their midnight, else to
+    the minute with the zone's name (`2030-12-01 09:00 Europe/Berlin`), as templates' `when` filter shows it."""
+    local = at.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+    if local.time() == time():
+        return local.date().isoformat()
+    return f"{local:%Y-%m-%d %H:%M} {zone}"
 
 
 @dataclass(frozen=True)
