@@ -19,9 +19,8 @@ from datetime import datetime
 
 from ticketd.domain.assignment import available
 from ticketd.domain.commands import read_agent_reply
-from ticketd.domain.lifecycle import parse_when
 from ticketd.domain.rules import Agent, RuleSet
-from ticketd.domain.timers import local_time
+from ticketd.domain.timers import TooFarAhead, local_time, read_ahead
 
 DESK_USAGE = {
     "away": "#away  (until you write #back), #away 5d  (a duration: h, d or w), "
@@ -68,7 +67,10 @@ def read_desk_mail(text: str, now: datetime, zone: str = "UTC") -> DeskRequest |
         command.args)
     if not written:
         return DeskRequest("away")
-    until = parse_when(written, now, zone)
+    try:
+        until = read_ahead(written, now, zone)
+    except TooFarAhead as exc:
+        return DeskRefusal(command.line, str(exc))
     if until is None:
         return DeskRefusal(command.line, f"{written!r} is not a duration or an ISO date.")
     if until <= now:

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.quotes import cut_signature
-from ticketd.domain.lifecycle import agent_may_set, parse_when
+from ticketd.domain.lifecycle import agent_may_set
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
 from ticketd.domain.tags import format_tag
+from ticketd.domain.timers import TooFarAhead, read_ahead
 
 # How to write each command; quoted back in every rejection.
 USAGE = {
@@ -238,7 +239,11 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a type.")
         elif cmd.name == "postpone":
             # One word, or an ISO date and a time of day (`2030-12-01 09:00`).
-            until = parse_when(cmd.args, now, zone) if len(args) in (1, 2) else None
+            try:
+                until = read_ahead(cmd.args, now, zone) if len(args) in (1, 2) else None
+            except TooFarAhead as exc:
+                fail(cmd, str(exc))
+                continue
             if until is None:
                 fail(cmd, f"{cmd.args or 'nothing'!r} is not a duration or an ISO date.")
             elif until <= now:
@@ -250,7 +255,11 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             if len(args) != 3:
                 fail(cmd, f"#dev takes exactly three words, engineer, tracker key and due date; got {len(args)}.")
             else:
-                due = parse_when(args[2], now, zone)
+                try:
+                    due = read_ahead(args[2], now, zone)
+                except TooFarAhead as exc:
+                    fail(cmd, str(exc))
+                    continue
                 if due is None:
                     fail(cmd, f"{args[2]!r} is not an ISO date or a duration.")
                 elif due <= now:

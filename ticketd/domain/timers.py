@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ticketd.domain.lifecycle import parse_when
 from ticketd.domain.rules import BusinessHours, TimerSpec
 from ticketd.domain.statuses import Status
 
@@ -27,6 +29,58 @@ def local_time(at: datetime, zone: str) -> str:
     if local.time() == time():
         return local.date().isoformat()
     return f"{local:%Y-%m-%d %H:%M} {zone}"
+
+
+# The furthest ahead a date an agent writes may lie (`#postpone`, `#dev`, `#away`):
+# rules.yaml's longest timer duration (ticketd.rules_file.MAX_DURATION_DAYS;
+# docs/rules.md "at most 3650d"), for the same reason, far inside datetime's
+# range, and nothing a desk waits for is further off.
+FURTHEST_AHEAD_DAYS = 3650
+
+# A duration as parse_when reads one, of any number of digits: `99999d` is one, too long.
+_ANY_DURATION = re.compile(r"^(?:\d+\s*[smhdw]\s*)+$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class TooFarAhead(ValueError):
+    """A written time past FURTHEST_AHEAD_DAYS; its message names the bound and the latest time to write."""
+
+
+def read_ahead(value: str, now: datetime, zone: str = "UTC") -> datetime | None:
+    """`parse_when` (a duration from now, or an ISO date in `zone`), bounded; None if `value` is neither.
+
+    TooFarAhead when it lies more than FURTHEST_AHEAD_DAYS after `now`: a
+    duration of any length (`99999d` is a duration, only too long) or an ISO
+    date up to the year 9999 and past it in UTC.
+    """
+    written = (value or "").strip()
+    latest = now + timedelta(days=FURTHEST_AHEAD_DAYS)
+    too_far = TooFarAhead(f"{written!r} is too far ahead: dates are taken at most {FURTHEST_AHEAD_DAYS}d (10 years) "
+                          f"ahead, as rules.yaml's timers are; give a time up to {local_time(latest, zone)}.")
+    if _ANY_DURATION.match(written):
+        parts = _DURATION_PART.findall(written)
+        # Twelve digits are past the bound whatever the unit; int() of thousands of digits is refused anyway.
+        if any(len(n.lstrip("0")) > 12 for n, _ in parts):
+            raise too_far
+        seconds = sum(int(n) * _UNIT_SECONDS[unit.lower()] for n, unit in parts)
+        if seconds > FURTHEST_AHEAD_DAYS * 86400:
+            raise too_far
+        return now + timedelta(seconds=seconds)
+    at = parse_when(written, now, zone)
+    if at is None and _year_9999(written):
+        raise too_far   # a date that parse_when could not carry past the year 9999 in UTC
+    if at is not None and at > latest:
+        raise too_far
+    return at
+
+
+def _year_9999(written: str) -> bool:
+    """Whether `written` is an ISO date or date-time in the year 9999 (which UTC may carry past datetime's end)."""
+    try:
+        return datetime.fromisoformat(written).year == 9999
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
