@@ -7,6 +7,8 @@ lines broken over several lines, separator lines (-----, _____),
 forwarded-message banners, "-- " signatures and "Sent from my iPhone"
 lines, and trailing ">" quotes. Each asks for the whole shape, so that the
 writer's own "--" divider, "Von: Montag" or "… wrote:" stays in the reply.
+An inline reply (the writer's answers between the quoted questions) keeps
+its answers and the quotes between them, up to the last answer.
 """
 
 from __future__ import annotations
@@ -131,7 +133,10 @@ def own_reply(text: str) -> str:
     reply = _cut(text)
     if reply.strip():
         reply = _cut(_library_cut(reply))
-    if not reply.strip():
+    if reply.strip():
+        lines = text.split("\n")
+        reply = "\n".join(_with_inline_answers(lines, reply.split("\n")))
+    else:
         reply = _reply_below_quote(text)
     return reply.strip("\n").rstrip()
 
@@ -421,19 +426,28 @@ def _reply_below_quote(text: str) -> str:
     """Bottom-posting or a bare forward: attribution, quote or forwarded headers on top, the text under them."""
     lines = text.split("\n")
     i = 0
-    in_headers = False
+    in_headers = headers = False
     while i < len(lines):
         line = lines[i]
         if not line.strip():
             in_headers = False
         elif _BANNER.match(line) or _DELIMITER.match(line) or _HEADER_LINE.match(line):
-            in_headers = True
+            in_headers = headers = True
         elif not (in_headers or line.lstrip().startswith(">") or _attribution_start(lines, i) is not None
                   or _inside_attribution(lines, i)):
             break
         i += 1
     rest = "\n".join(lines[i:])
-    return _cut(rest) if i and rest.strip() else ""
+    reply = _cut(rest) if i and rest.strip() else ""
+    if not reply.strip():
+        return ""
+    below = _with_inline_answers(lines[i:], reply.split("\n"))
+    if headers or not _answers_a_quote(below):
+        return "\n".join(below)
+    # Answers between quotes under a quote on top: the top quote is the first
+    # question they answer, and stays (its attribution goes, as further down).
+    above = [line for line in lines[:i] if not line.strip() or _quoted(line)]
+    return "\n".join(above + below)
 
 
 def _inside_attribution(lines: list[str], i: int) -> bool:
@@ -443,3 +457,141 @@ def _inside_attribution(lines: list[str], i: int) -> bool:
         if start is not None and start <= i:
             return True
     return False
+
+
+# An initials quote as Emacs's Supercite writes it: "AL> Regards,".
+_SUPERCITE = re.compile(r"^\s*[^\W\d_]{1,4}>(\s|$)")
+# How a mail ends when the writer only signs below the quoted history:
+# "Thanks,", "Best regards", "Viele Grüße", over a name or two.
+_CLOSING = re.compile(
+    r"^\s*((many |best |kind |warm )?(thanks|thank you|thx|regards|wishes)( again| a lot| in advance)?|cheers|best|"
+    r"sincerely|yours( sincerely| truly)?|greetings|br|mfg|lg|(viele |liebe |beste |freundliche )?gr(ü|ue)(ß|ss)e?|"
+    r"danke( schön| sehr)?|merci( beaucoup)?|cordialement|bien à vous|(un )?saludos?|gracias|(cordiali )?saluti|grazie|"
+    r"(met vriendelijke )?groet(en)?|pozdrawiam|dziękuję|atenciosamente|obrigad[oa]|(med vänlig )?hälsningar?|mvh|"
+    r"с уважением|спасибо)\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+# Words a gateway's disclaimer under everything has, and no short answer needs at that length.
+_DISCLAIMER = re.compile(
+    r"confidential|intended recipient|intended solely|privileged|disclaimer|vertraulich|empfänger|confidentiel|"
+    r"destinataire|riservat|confidencial|destinatario",
+    re.IGNORECASE,
+)
+
+
+def _quoted(line: str) -> bool:
+    return line.lstrip().startswith(">") or bool(_SUPERCITE.match(line))
+
+
+def _with_inline_answers(lines: list[str], reply: list[str]) -> list[str]:
+    """The reply (the first lines of `lines`) with the writer's answers between the quotes under it.
+
+    An inline reply answers the quoted questions one by one: the writer's
+    own lines below a quote belong to the reply, with the quotes between
+    them, up to the last answer. What ends the history for good (an Outlook
+    header block, a forwarded mail, a signature) ends the search; the
+    attributions among the quotes are left out.
+    """
+    tail = _inline_tail(lines, len(reply))
+    return reply if tail is None else lines[:len(reply)] + tail
+
+
+def _inline_tail(lines: list[str], k: int) -> list[str] | None:
+    """The lines from line k through the writer's last answer below a quote; None when there is none."""
+    kept: list[int] = []
+    quote_seen = False
+    answers: list[int] = []      # the writer's lines below a quote
+    last_quote = None            # where the last quote line was, to tell the final block apart
+    rule_before: set[int] = set()  # answers right under a rule line (a signature's or a footer's)
+    rule = False
+    while k < len(lines):
+        line = lines[k]
+        if not line.strip():
+            kept.append(k)
+        elif _quoted(line) or quote_seen and _wrapped_quote_line(lines, k):
+            quote_seen, last_quote, rule = True, k, False
+            kept.append(k)
+        elif (head := _attribution_at(lines, k)):
+            if not _followed_by_quote(lines, k + head - 1):
+                break            # the quoted mail without quote marks under it
+            k += head
+            continue
+        elif _history_starts(lines, k):
+            break
+        elif _DELIMITER.match(line):
+            rule = quote_seen
+            if quote_seen:
+                kept.append(k)
+        elif not quote_seen:
+            return None          # text that is no quote under the cut: not ours to read
+        else:
+            answers.append(k)
+            if rule:
+                rule_before.add(k)
+                rule = False
+            kept.append(k)
+        k += 1
+    final = [i for i in answers if last_quote is None or i > last_quote]
+    if final and _no_answer(lines, final, rule_before):
+        answers = answers[:len(answers) - len(final)]
+    if not answers:
+        return None
+    return [lines[i] for i in kept if i <= answers[-1]]
+
+
+def _attribution_at(lines: list[str], k: int) -> int:
+    """How many lines an attribution starting on line k takes; 0 when none starts there."""
+    for j in range(k, min(k + 4, len(lines))):
+        if _attribution_start(lines, j) == k:
+            return j - k + 1
+    if _opener_of_wrapped_attribution(lines, k):
+        return next(j - k + 1 for j in range(k + 1, min(k + 7, len(lines)))
+                    if _VERB.search(lines[j]) and _ATTRIBUTION_END.search(lines[j]))
+    line = lines[k]
+    if _DATE_ATTRIBUTION.match(line) and len(line.strip()) < 120 and re.search(r"[<@]", line):
+        return 1
+    return 0
+
+
+def _history_starts(lines: list[str], k: int) -> bool:
+    """Whether line k opens what is history or a signature to the end: no answer follows it."""
+    line = lines[k]
+    return bool(_BANNER.match(line) or _is_header_block(lines, k) or _is_signature_start(lines, k)
+                or _DELIMITER.match(line) and _quoted_material_follows(lines, k)
+                or _MOBILE_SIGNATURE.match(line) and len(line.strip()) < 100 and _only_signature_after(lines, k))
+
+
+def _wrapped_quote_line(lines: list[str], k: int) -> bool:
+    """A quoted line's end that the mailer wrapped without its ">": lower case, under an unfinished quoted line."""
+    above = lines[k - 1] if k else ""
+    quoted = above.lstrip().lstrip(">").strip()
+    return (_quoted(above) and bool(quoted) and not quoted.endswith((".", "!", "?", ":", ";"))
+            and lines[k].lstrip()[:1].islower())
+
+
+def _answers_a_quote(lines: list[str]) -> bool:
+    """Whether one of the writer's lines comes below a quoted line."""
+    quote = False
+    for line in lines:
+        if _quoted(line):
+            quote = True
+        elif quote and _own_line(line):
+            return True
+    return False
+
+
+def _no_answer(lines: list[str], block: list[int], rule_before: set[int]) -> bool:
+    """Whether the writer's last lines, under the last quote, only sign the mail: a sign-off, a footer, a disclaimer."""
+    text = " ".join(lines[i].strip() for i in block)
+    if block[0] in rule_before:
+        return True              # under a rule of its own: a signature or a list's footer
+    if len(text) >= 120 and _DISCLAIMER.search(text):
+        return True
+    return len(block) <= 4 and bool(_CLOSING.match(lines[block[0]])) and all(
+        _name_line(lines[i]) for i in block[1:])
+
+
+def _name_line(line: str) -> bool:
+    """A name under a sign-off: "Bob", "Alice Smith", "Acme Support Team"."""
+    words = line.split()
+    return 0 < len(words) <= 4 and all(word[:1].isupper() and not any(c.isdigit() for c in word) for word in words)
