@@ -121,13 +121,20 @@ def test_show_unknown_ticket_fails_clearly(tmp_path, sqlite_url, make_app):
     assert done.returncode == 1 and "no ticket 99" in done.stderr
 
 
+def _status(config, *args: str) -> str:
+    """What `ticketd status` prints; no daemon runs in these tests, so it exits 2 (critical)."""
+    done = run_cli(config, "status", *args)
+    assert done.returncode == 2, done.stderr
+    return done.stdout
+
+
 def test_reading_commands_work_while_rules_yaml_is_broken(tmp_path, sqlite_url, make_app):
     make_app(sqlite_url)
     config = write_config(tmp_path, sqlite_url)
     (tmp_path / "rules.yaml").write_text("agents:\n  - {emial: x@example.com}\n")   # the daemon keeps its last good rules
     assert json.loads(cli_ok(config, "tickets", "list", "--json")) == []
     assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
-    assert json.loads(cli_ok(config, "status", "--json"))["inbox"]["waiting"] == 0
+    assert json.loads(_status(config, "--json"))["inbox"]["waiting"] == 0
 
 
 def test_an_unknown_status_is_refused_not_an_empty_list(tmp_path, sqlite_url, make_app):
@@ -165,7 +172,7 @@ def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
     assert drain(app) == 3          # two tickets, one quarantined
     stored(mail(9))                  # and one not processed yet
 
-    desk = json.loads(cli_ok(config, "status", "--json"))
+    desk = json.loads(_status(config, "--json"))
     assert ISO_UTC.match(desk["at"])
     assert {k: desk["inbox"][k] for k in ("waiting", "processing", "quarantined", "done")} == {
         "waiting": 1, "processing": 0, "quarantined": 1, "done": 2}
@@ -179,7 +186,7 @@ def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
     assert (desk["timers"]["armed"], desk["timers"]["overdue"]) == (2, 0)
     assert ISO_UTC.match(desk["timers"]["next_due_at"])
 
-    text = cli_ok(config, "status")
+    text = _status(config)
     assert "waiting 1" in text and "quarantined 1" in text and "pending 2" in text and "new 2" in text
 
 

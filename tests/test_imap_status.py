@@ -45,9 +45,10 @@ def _polling(app):
 
 
 def _status(config) -> tuple[dict, str]:
-    """`ticketd status --json` and `ticketd status`: both exit 0 whatever state they report."""
+    """`ticketd status --json` and `ticketd status`: no daemon runs here, so both exit 2 (critical) whatever
+    the mailboxes (tests/test_status_exit.py)."""
     as_json, as_text = run_cli(config, "status", "--json"), run_cli(config, "status")
-    assert as_json.returncode == 0 and as_text.returncode == 0, as_json.stderr + as_text.stderr
+    assert as_json.returncode == 2 and as_text.returncode == 2, as_json.stderr + as_text.stderr
     return json.loads(as_json.stdout), as_text.stdout
 
 

@@ -34,10 +34,12 @@ def redis_proxy():
 
 
 def _status(config) -> tuple[dict, str]:
-    """`ticketd status --json` and `ticketd status`, each of which must exit 0 (the command's convention)."""
+    """`ticketd status --json` and `ticketd status`, each exiting as its `health` says (tests/test_status_exit.py)."""
     as_json, as_text = run_cli(config, "status", "--json"), run_cli(config, "status")
-    assert as_json.returncode == 0 and as_text.returncode == 0, as_json.stderr + as_text.stderr
-    return json.loads(as_json.stdout), as_text.stdout
+    desk = json.loads(as_json.stdout)
+    exits = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}[desk["health"]]
+    assert as_json.returncode == exits and as_text.returncode == exits, as_json.stderr + as_text.stderr
+    return desk, as_text.stdout
 
 
 def _lines(output: str, level: str, logger: str = "ticketd.workers") -> list[str]:
@@ -104,7 +106,7 @@ def test_redis_cut_warns_once_keeps_mail_pending_says_so_in_status_and_sends_it_
 
 
 def test_status_names_an_unreachable_redis_without_its_password(tmp_path):
-    """A Redis nobody listens on: status says so at once (a short PING), password hidden, exit 0."""
+    """A Redis nobody listens on: status says so at once (a short PING), password hidden, exit 2."""
     port = free_port()
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/ticketd.db",
                           extra=f"redis_url: redis://:s3cret@127.0.0.1:{port}/3\n")
@@ -157,7 +159,7 @@ def test_status_gives_up_on_a_redis_that_does_not_answer_within_its_short_timeou
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/ticketd.db", extra=f"redis_url: {url}\n")
     began = time.monotonic()
     done = run_cli(config, "status", "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 2, done.stderr   # critical: Redis does not answer
     queue = json.loads(done.stdout)["queue"]
     assert queue["reachable"] is False and "Timeout" in queue["error"], queue
     assert time.monotonic() - began < 15

@@ -197,4 +197,4 @@ def test_the_daemon_and_workers_refuse_to_start_without_a_rules_file(tmp_path, s
     assert f"no rules file at {tmp_path / 'rules.yaml'}" in done.stderr and "TICKETD_RULES_FILE" in done.stderr
     assert not (tmp_path / "ticketd.db").exists()   # refused before the database was touched
     status = run_cli(config, "status")
-    assert status.returncode == 0, status.stderr
+    assert status.returncode == 2 and "health   CRITICAL" in status.stdout, status.stderr   # no daemon, no Redis

@@ -530,28 +530,68 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
 # ---------------------------------------------------------------- status
 
 
-@main.command()
+class _CheckCommand(click.Command):
+    """A command monitoring runs as a check: a mistyped option exits UNKNOWN (3), not click's 2, which a check
+    reads as CRITICAL (ticketd/health.py)."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = 3   # health.UNKNOWN
+            raise
+
+
+@main.command(cls=_CheckCommand)
 @config_option
 @json_option
 def status(config: str | None, as_json: bool) -> None:
-    """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets."""
+    """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
+
+    Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing), 2 critical (the daemon not
+    running, Redis or the database not answering), 3 unknown (settings it cannot read; ticketd/health.py).
+    """
     from ingest.imap_health import imap_status
+    from ticketd import health
+    from ticketd.clock import iso, utcnow
+    from ticketd.store.errors import Unreachable, unreachable_message
     from ticketd.views import desk_status
     from workers.broker_health import queue_status
 
-    settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
-    engine = _engine(config, settings, create=True)
-    desk = desk_status(engine, settings.data_dir)
+    try:
+        settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
+        engine = _engine(config, settings, create=True)
+        desk = desk_status(engine, settings.data_dir)
+        desk["imap"] = imap_status(engine, settings.imap)
+    except click.ClickException as exc:   # settings, or a schema, it cannot read: it could not look
+        exc.exit_code = health.UNKNOWN
+        raise
+    except Unreachable as exc:
+        # The one line every command gives, exiting CRITICAL, and the summary on stdout for the check to show.
+        message = unreachable_message(settings.database_url, exc)
+        verdict = health.unreachable_database(message)
+        if as_json:
+            _print_json({"at": iso(utcnow()), **verdict.summary()})
+        else:
+            click.echo(f"health   {verdict.line()}")
+        error = click.ClickException(message)
+        error.exit_code = verdict.state
+        raise error from None
     desk["queue"] = queue_status(settings)
-    desk["imap"] = imap_status(engine, settings.imap)
+    verdict = health.assess(desk)
     if as_json:
-        _print_json(desk)
-        return
+        _print_json({**desk, **verdict.summary()})
+    else:
+        _print_status(desk, verdict)
+    click.get_current_context().exit(verdict.state)
 
+
+def _print_status(desk: dict, verdict) -> None:
     def oldest(seconds) -> str:
         return "" if seconds is None else f" (oldest {seconds:.0f} s)"
 
     inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
+    click.echo(f"health   {verdict.line()}")
     click.echo(f"daemon   {_daemon_line(desk['daemon'])}")
     click.echo(f"queue    {_queue_line(desk['queue'])}")
     for box in desk["imap"]:
