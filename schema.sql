@@ -186,6 +186,13 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_state ON outbox (state, next_attempt_at);
 CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
 CREATE INDEX outbox_ticket ON outbox (ticket_id, template);
+-- A line (one recipient's mail about one ticket, ticketd/store/outbox.py):
+-- its rows not yet sent, in queued order, for the claim's check that no
+-- earlier row waits and for waking the next. Partial (SQLite 3.8+,
+-- PostgreSQL), so a ticket's sent history stays out of both look-ups;
+-- the queries spell the condition as it is written here, literals and
+-- all, or SQLite does not use it (bench/README.md, Outbound).
+CREATE INDEX outbox_line ON outbox (ticket_id, recipient, id) WHERE state = 'pending' OR state = 'sending';
 CREATE UNIQUE INDEX outbox_message_id ON outbox (message_id);
 
 -- Round robin: the last agent given a ticket, per group; advanced atomically.
