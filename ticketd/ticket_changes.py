@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ticketd.app import App
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
+from ticketd.domain.timers import DATE_OF_STATUS, dates_left_behind
 from ticketd.store import tickets as store
 from ticketd.timers import on_status_change
 
@@ -66,14 +67,18 @@ def customers_of(conn, app: App, ticket_id: int) -> list[str]:
                 p["role"] == "requester" or p["role"] == "follower" and app.rules.agent(p["email"]) is None)]
 
 
-_TIMED_FIELDS = ("postponed_until", "dev_due")
+_TIMED_FIELDS = tuple(DATE_OF_STATUS.values())
 
 
 def set_status(conn, app: App, ticket: dict, to: Status, now, *, actor: str, kind: str, reason: str,
                row_id: int | None, **fields) -> bool:
-    """Move the ticket to `to` with its history event and timers; False if it already was there."""
+    """Move the ticket to `to` with its history event and timers; False if it already was there.
+
+    The wake-up or due date of a status it leaves is cleared (dates_left_behind).
+    """
     if ticket["status"] == to.value and not fields:
         return False
+    fields = {**dates_left_behind(ticket, to.value), **fields}
     if to == Status.CLOSED:
         fields.setdefault("closed_at", now)
     elif ticket["status"] == Status.CLOSED.value:

@@ -192,7 +192,8 @@ def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
 
 
 def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str) -> None:
-    values = {"status": status}
+    # The date of the status left goes (a woken ticket sleeps no more); `reason` keeps it for the history.
+    values = {"status": status, **plan_of.dates_left_behind(ticket, status)}
     if status == Status.CLOSED.value:
         values["closed_at"] = now
     store.update_ticket(conn, ticket["id"], now, **values)

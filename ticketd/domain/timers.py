@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -29,6 +30,22 @@ def local_time(at: datetime, zone: str) -> str:
     if local.time() == time():
         return local.date().isoformat()
     return f"{local:%Y-%m-%d %H:%M} {zone}"
+
+
+# The date on the ticket each timed status keeps (PRODUCT.md, "The lifecycle":
+# `postponed` with a wake-up time, `in_development` with a due date).
+DATE_OF_STATUS = {Status.POSTPONED.value: "postponed_until", Status.IN_DEVELOPMENT.value: "dev_due"}
+
+
+def dates_left_behind(ticket: Mapping, to: str) -> dict[str, None]:
+    """The dates of the timed statuses other than `to` the ticket still holds, cleared: {field: None}.
+
+    A wake-up or due date means something only in its own status; left on a
+    ticket that moved on, `tickets show` reads as if it still slept. The
+    history keeps it (the event that set it, the wake-up's reason). `to`'s
+    own date is the caller's to set.
+    """
+    return {field: None for status, field in DATE_OF_STATUS.items() if status != to and ticket.get(field) is not None}
 
 
 # The furthest ahead a date an agent writes may lie (`#postpone`, `#dev`, `#away`):
