@@ -1,4 +1,4 @@
-"""Whether the job queue takes jobs: told once when that changes, and probed for `ticketd status`."""
+"""Whether the queue takes and hands out jobs: told once when that changes, and probed for `ticketd status`."""
 
 from __future__ import annotations
 
@@ -81,6 +81,46 @@ class EnqueueHealth:
         """Record an enqueue that worked; the seconds the broker was down when this ends an outage, else None."""
         with self._lock:
             if self._down_since is None:
+                return None
+            down, self._down_since = self._clock() - self._down_since, None
+            return down
+
+
+class ConsumerHealth:
+    """Which queues' consumers in this worker lost the broker, so that an outage is told once and its end once.
+
+    dramatiq consumes each queue (ours and its delay queue) in a thread of
+    its own that retries every 3 s; the outage begins when the first loses
+    the broker and ends when the last takes jobs again, whatever order they
+    fail and come back in.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down: set[str] = set()
+        self._down_since: float | None = None
+
+    def lost(self, queue: str) -> bool:
+        """Record that `queue`'s consumer lost the broker; True when this begins an outage (the one to report)."""
+        with self._lock:
+            self._down.add(queue)
+            if self._down_since is not None:
+                return False
+            self._down_since = self._clock()
+            return True
+
+    def is_down(self, queue: str) -> bool:
+        with self._lock:
+            return queue in self._down
+
+    def back(self, queue: str) -> float | None:
+        """Record that `queue`'s consumer reads the broker; the seconds it was down when this ends the outage."""
+        with self._lock:
+            if queue not in self._down:
+                return None
+            self._down.discard(queue)
+            if self._down or self._down_since is None:
                 return None
             down, self._down_since = self._clock() - self._down_since, None
             return down

@@ -8,24 +8,117 @@ import threading
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.common import dq_name
+from dramatiq.errors import BrokerConnectionError
+from dramatiq.worker import CONSUMER_RESTART_DELAY
 
 from ticketd.app import App
 from workers.actors import QUEUE, declare_actors
-from workers.broker_health import EnqueueHealth, describe
+from workers.broker_health import ConsumerHealth, EnqueueHealth, describe
 from workers.sweeps import sweep_once
 
 log = logging.getLogger("ticketd.workers")
+
+# What dramatiq's consumer thread of a queue logs, from a logger of that queue's own, each time it retries a
+# broker that does not answer (dramatiq/worker.py ConsumerThread.run): a CRITICAL line and an INFO line per queue
+# every CONSUMER_RESTART_DELAY ms for as long as the outage lasts.
+_CONNECTION_ERROR = "Consumer encountered a connection error: %s"
+_RESTARTING = "Restarting consumer in %0.2f seconds."
 
 
 def make_broker(app: App) -> dramatiq.Broker:
     if app.settings.redis_url:
         # The namespace keeps desks sharing one Redis database apart: each
         # worker takes only its own desk's jobs, whose ids name its own rows.
-        broker = RedisBroker(url=app.settings.redis_url, namespace=app.settings.redis_namespace)
-    else:
-        broker = StubBroker()
+        broker = ReportingRedisBroker(describe(app.settings), url=app.settings.redis_url,
+                                      namespace=app.settings.redis_namespace)
+        broker.declare_queue(QUEUE)
+        for queue in (QUEUE, dq_name(QUEUE)):
+            _quiet_retries(queue, broker.consumer_health)
+        return broker
+    broker = StubBroker()
     broker.declare_queue(QUEUE)
     return broker
+
+
+class DramatiqConsumerNoise(logging.Filter):
+    """Drops dramatiq's lines for each retry of a consumer while ticketd.workers has reported its lost broker.
+
+    Only those two lines, and only then: a connection error nobody reported,
+    and any other CRITICAL or ERROR of dramatiq's, pass as they are.
+    """
+
+    def __init__(self, queue: str, health: ConsumerHealth) -> None:
+        super().__init__()
+        self.queue, self.health = queue, health
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in (_CONNECTION_ERROR, _RESTARTING):
+            return True
+        return not self.health.is_down(self.queue)
+
+
+def _quiet_retries(queue: str, health: ConsumerHealth) -> None:
+    """Put the filter on the logger of `queue`'s consumer thread, in place of one an earlier broker put there."""
+    logger = logging.getLogger(f"dramatiq.worker.ConsumerThread({queue})")
+    for old in [f for f in logger.filters if isinstance(f, DramatiqConsumerNoise)]:
+        logger.removeFilter(old)
+    logger.addFilter(DramatiqConsumerNoise(queue, health))
+
+
+class ReportingRedisBroker(RedisBroker):
+    """A RedisBroker whose consumers tell a Redis outage once, and its end once (dramatiq says neither once).
+
+    While Redis is away each consumer thread retries every 3 s with a
+    CRITICAL line and an INFO line, per queue: a night's outage buried the
+    log. Here the first consumer to lose Redis logs one WARNING, the last
+    to read it again one INFO, and DramatiqConsumerNoise drops dramatiq's
+    lines between, as the enqueueing side does (`bind`).
+    """
+
+    def __init__(self, where: str, **options) -> None:
+        super().__init__(**options)
+        self.where = where   # as the log names it, password hidden
+        self.consumer_health = ConsumerHealth()
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
+        return _ReportingConsumer(super().consume(queue_name, prefetch, timeout), queue_name, self)
+
+
+class _ReportingConsumer(dramatiq.Consumer):
+    """dramatiq's consumer of one queue, telling the broker's ConsumerHealth when it loses Redis and reads it."""
+
+    def __init__(self, consumer: dramatiq.Consumer, queue: str, broker: ReportingRedisBroker) -> None:
+        self._consumer, self._queue, self._broker = consumer, queue, broker
+
+    def __iter__(self) -> _ReportingConsumer:
+        return self
+
+    def __next__(self) -> dramatiq.MessageProxy | None:
+        health = self._broker.consumer_health
+        try:
+            message = next(self._consumer)
+        except BrokerConnectionError as exc:
+            if health.lost(self._queue):
+                log.warning("the worker takes no jobs: %s does not answer (%s). It tries again every %.0f s and "
+                            "says so only once it takes jobs again", self._broker.where, str(exc).rstrip(". "),
+                            CONSUMER_RESTART_DELAY / 1000)
+            raise   # dramatiq drops this consumer and makes a new one after its restart delay
+        if (down := health.back(self._queue)) is not None:
+            log.info("the worker takes jobs from %s again after %.0f s", self._broker.where, down)
+        return message
+
+    def ack(self, message: dramatiq.MessageProxy) -> None:
+        self._consumer.ack(message)
+
+    def nack(self, message: dramatiq.MessageProxy) -> None:
+        self._consumer.nack(message)
+
+    def requeue(self, messages) -> None:
+        self._consumer.requeue(messages)
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def bind(app: App, broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:

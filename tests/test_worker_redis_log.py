@@ -1,0 +1,82 @@
+"""`ticketd worker` while Redis is down: one WARNING when its consumers lose Redis, one INFO when they take jobs again.
+
+dramatiq itself logs a CRITICAL line per queue every 3 s (its consumer
+restart delay) for as long as Redis is away, and an INFO "Restarting
+consumer" after each: a night's outage buried the log. The Redis here is a
+private redis-server the test stops and starts again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from tests.conftest import write_config
+from tests.daemon import DaemonProcess
+from tests.waiting import eventually
+from workers.broker_health import ConsumerHealth
+from workers.runtime import DramatiqConsumerNoise
+
+
+def _lines(log: str, level: str, logger: str = "ticketd.workers") -> list[str]:
+    return [line for line in log.splitlines() if f" {level} {logger}:" in line]
+
+
+@pytest.mark.redis
+def test_a_redis_outage_is_one_warning_and_one_info_in_the_worker_log(tmp_path, redis_server, processes):
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", extra=f"redis_url: {redis_server.url}\n")
+    worker = DaemonProcess(config, "worker").start()
+    processes.append(worker)
+    time.sleep(0.5)
+
+    redis_server.stop()
+    # Long enough for dramatiq to retry each of its two queues (work and delay) twice or more.
+    time.sleep(8)
+    redis_server.start()
+    eventually(lambda: _lines(worker.output(), "INFO"), timeout=15)
+    time.sleep(1)
+
+    log = worker.output()
+    assert "Consumer encountered a connection error" not in log, log
+    assert "Restarting consumer" not in log and "Traceback" not in log and " CRITICAL " not in log, log
+    [warning] = _lines(log, "WARNING")
+    assert f"Redis at {redis_server.url}" in warning and "Connection refused" in warning, warning
+    assert "takes no jobs" in warning, warning
+    [info] = _lines(log, "INFO")
+    assert f"Redis at {redis_server.url}" in info and "again" in info, info
+    assert log.index(warning) < log.index(info)
+
+
+def test_the_outage_is_told_when_the_first_queue_loses_the_broker_and_when_the_last_is_back():
+    now = [10.0]
+    health = ConsumerHealth(clock=lambda: now[0])
+    assert health.back("q") is None and not health.is_down("q")     # up: nothing to tell
+    assert health.lost("q") is True                                  # the outage begins: told
+    assert health.lost("q") is False and health.lost("q.DQ") is False   # each retry, the other queue: not
+    assert health.is_down("q") and health.is_down("q.DQ")
+    now[0] += 7
+    assert health.back("q.DQ") is None                               # one queue back, the other still down
+    assert health.lost("q.DQ") is False                              # and losing it again is the same outage
+    assert health.back("q") is None and health.back("q.DQ") == 7.0   # the last one back ends it
+    assert health.back("q.DQ") is None
+    assert health.lost("q") is True                                  # a later outage is told again
+
+
+def test_dramatiq_lines_other_than_its_consumers_connection_errors_pass_untouched():
+    health = ConsumerHealth()
+    logger = logging.getLogger("tests.worker_redis_log.consumer")
+    noise = DramatiqConsumerNoise("q", health)
+
+    def passes(level: int, msg: str, *args) -> bool:
+        return noise.filter(logger.makeRecord(logger.name, level, __file__, 1, msg, args, None))
+
+    connection_error = "Consumer encountered a connection error: %s"
+    assert passes(logging.CRITICAL, connection_error, "refused")         # nobody told it yet: dramatiq's own line
+    assert passes(logging.INFO, "Restarting consumer in %0.2f seconds.", 3.0)
+    health.lost("q")
+    assert not passes(logging.CRITICAL, connection_error, "refused")     # told once by ticketd.workers
+    assert not passes(logging.INFO, "Restarting consumer in %0.2f seconds.", 3.0)
+    assert passes(logging.CRITICAL, "Consumer encountered an unexpected error.")
+    assert passes(logging.ERROR, "Failed to enqueue message")
