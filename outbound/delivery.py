@@ -166,8 +166,11 @@ def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
     """Failed for good: record it on the ticket and tell the assigned agent, never in a loop."""
     queued: list[int] = []
     with app.engine.begin() as conn:
+        # The ticket first, as every writer of its outbox rows takes it: the
+        # assignee's notice must not commit before mail queued ahead of it
+        # (ticketd/store/outbox.py, the claim), nor this lock follow the row's.
+        ticket = store.lock_ticket(conn, row["ticket_id"]) if row["ticket_id"] else None
         outbox_store.mark_failed(conn, row["id"], reason)
-        ticket = store.get_ticket(conn, row["ticket_id"]) if row["ticket_id"] else None
         if ticket is not None:
             store.add_event(conn, ticket["id"], now, "system:outbound", "delivery_failed",
                             to_value=row["recipient"], reason=f"{row['template']}: {reason}")

@@ -49,7 +49,12 @@ class NoticeHistory:
 
 def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id: int | None, template: str,
                       recipient: str, message_id: str, automatic: bool, raw: bytes, now: datetime) -> int:
-    """A pending row due now, in the caller's transaction; its id."""
+    """A pending row due now, in the caller's transaction; its id.
+
+    The caller holds the ticket's row lock (`lock_ticket`), taken before its
+    first write: on PostgreSQL that keeps a ticket's ids in commit order (the
+    claim below relies on it).
+    """
     return conn.execute(_INSERT_ROW, dict(
         ticket_id=ticket_id, message_row_id=message_row_id, template=template,
         recipient=recipient, message_id=message_id, automatic=automatic,
@@ -111,6 +116,18 @@ CLAIM_BATCH = 16
 # one that failed for good does not. So one claim never holds two rows of a
 # line, and no two workers send them at once. A mail about no ticket
 # (ticket_id NULL: summaries, desk replies) is in no line.
+#
+# "Earlier" is a lower id, and a claim sees only committed rows, so the rule
+# holds only while a ticket's ids are in commit order. On SQLite one writer
+# at a time makes them so. On PostgreSQL an id is taken from the sequence at
+# insert, not at commit: they are in commit order because every transaction
+# that queues mail about a ticket first locks its row (`lock_ticket`, SELECT
+# ... FOR UPDATE: processing, agent mail, timers, assignment, the admin's
+# commands, delivery's failure notice) and holds it until it commits, so the
+# next one takes its ids after that commit; a ticket made in the transaction
+# is seen by no other before then. A writer without the lock could commit a
+# later row while an earlier one is still unseen, and it would be claimed
+# first (tests/test_outbox_order_postgres.py).
 #
 # The look-up goes through the partial index outbox_line (schema.sql), which
 # holds only the unsent rows, whatever history a ticket has. The states are
