@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 ACK_TEMPLATE = "requester/ticket_opened"
 REACTION_TEMPLATES = ("requester/agent_reply", "requester/solution_proposed")
+# What the waiting_customer and solution_proposed timers send the customer about their own ticket
+# (ticketd/timers.py): the warning, and the closing mail that asks for the rating.
+TIMER_LIFECYCLE_TEMPLATES = ("requester/waiting_reminder", "requester/ticket_closed")
 
 _renderers: dict[str, Renderer] = {}
 
@@ -226,6 +229,11 @@ def _ours(app: App, address: str) -> bool:
         address in {a.lower() for a in app.settings.smtp.extra_addresses})
 
 
+def _timer_lifecycle(notice: Notice) -> bool:
+    """A warning or closing mail of a wait's timers: no answer to any mail (a customer's "accept" is one)."""
+    return notice.template in TIMER_LIFECYCLE_TEMPLATES and notice.in_reply_to is None
+
+
 def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime) -> str | None:
     """Why this notice must not be sent (loops and rate limits), or None."""
     recipient = notice.recipient.strip().lower()
@@ -246,10 +254,14 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
         return "recipient address bounced"
     if notice.template == ACK_TEMPLATE and notice.ticket_id and history.template_sent:
         return "this ticket was already acknowledged"
-    # Agents are exempt from the cap: their notifications are their work.
+    # Agents are exempt from the cap: their notifications are their work. The cap stops mail loops
+    # (PRODUCT.md "caps automatic mail per recipient"): a person's command is none, nor is a wait's
+    # warning and closing mail, at most two per wait and answering no mail; without them the close
+    # timer closed the ticket with the customer never warned nor told. A cap of 0 still sends nothing.
     if app.rules.agent(recipient) is None:
         limit = app.settings.auto_mails_per_recipient_per_hour
-        if history.recent_automatic >= limit and not (notice.by_person and limit > 0):
+        exempt = notice.by_person or _timer_lifecycle(notice)
+        if history.recent_automatic >= limit and not (exempt and limit > 0):
             return (f"rate limit: {history.recent_automatic} automatic mails to {recipient} in the last hour "
                     f"(limit {limit})")
     return None
