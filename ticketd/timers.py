@@ -182,7 +182,16 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
 
 
 def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
-    close_at = timer_rows.armed_due_at(conn, ticket["id"], plan_of.CLOSE)
+    close = timer_rows.armed_of_kind(conn, ticket["id"], plan_of.CLOSE)
+    close_at = close["due_at"] if close is not None else None
+    # The grace as rules.yaml gives it now, else the one armed between the two timers.
+    grace = (plan_of.grace_after_warning(timer["status"], app.rules.timer(timer["status"]))
+             or (close_at - timer["due_at"] if close_at is not None else None))
+    if close is not None and (later := plan_of.close_after_late_warning(now, close_at, grace)):
+        # A warning sent late still gives the whole grace: never a closing time already past.
+        timer_rows.cancel_timer(conn, close["id"], now)
+        timer_rows.arm_timer(conn, ticket["id"], plan_of.CLOSE, timer["status"], later, now)
+        close_at = later
     store.add_event(conn, ticket["id"], now, ACTOR, "waiting_reminder", to_value=ticket["requester"],
                     reason=plan_of.describe(plan_of.WARN, timer["status"], app.rules.timer(timer["status"])),
                     rules_hash=app.rules.digest)
@@ -224,6 +233,8 @@ def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
 def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
     # Two reminders when rules.yaml sets remind_before: that long before the
     # due date, and on it (domain/timers.plan).
+    if plan_of.reminder_overtaken(timer["due_at"], ticket["dev_due"], now):
+        return []   # fired late, past the due date: the due date's own reminder says it
     ahead = ticket["dev_due"] is not None and timer["due_at"] < ticket["dev_due"]
     what = (f"development due {iso(ticket['dev_due'])}" + (" (coming up)" if ahead else ", reached")
             + (f", {ticket['dev_tracker_key']}" if ticket["dev_tracker_key"] else ""))

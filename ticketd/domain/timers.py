@@ -169,6 +169,34 @@ def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until:
     return planned
 
 
+def grace_after_warning(status: str, spec: TimerSpec | None) -> timedelta | None:
+    """close_after - warn_after of `status` (defaults included): the time a warning gives; None if it has none."""
+    spec = with_defaults(status, spec)
+    if spec is None or not spec.warn_after or not spec.close_after:
+        return None
+    return timedelta(seconds=spec.close_after - spec.warn_after)
+
+
+def close_after_late_warning(warned_at: datetime, close_due: datetime, grace: timedelta) -> datetime | None:
+    """When the close must move to, for a warning sent at `warned_at` that gives `grace`; None: it stands.
+
+    The warning promises the customer close_after - warn_after to answer
+    (PRODUCT.md waiting_customer); a daemon down past both times would
+    otherwise warn with a closing time gone by and close in the same sweep.
+    """
+    return warned_at + grace if close_due < warned_at + grace else None
+
+
+def reminder_overtaken(reminder_due: datetime, dev_due: datetime | None, now: datetime) -> bool:
+    """Whether a remind_before reminder ("coming up") fires only once the due date itself has passed.
+
+    The due date's own reminder ("reached") fires in the same sweep and says
+    all there is to say: two mails at once, the first promising a date already
+    gone, would be noise. The due date stays as the agent set it.
+    """
+    return dev_due is not None and reminder_due < dev_due <= now
+
+
 def describe(kind: str, status: str, spec: TimerSpec | None) -> str:
     """How a timer reads in history and mail, e.g. "respond_within 4h in new"."""
     def human(seconds: float | None) -> str:
