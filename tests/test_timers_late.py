@@ -161,3 +161,27 @@ def test_a_late_coming_up_reminder_is_not_sent_once_the_due_date_has_passed(desk
     desk.sink.settle(quiet=1.5)
     reminders = [_body(m) for m in desk.mails(agent, "[#1] Reminder")][before:]
     assert len(reminders) == 1 and "reached" in reminders[0] and "coming up" not in reminders[0], reminders
+
+
+# ---------------------------------------------------------------- 2. a postponed ticket waking up
+
+
+def test_a_waking_ticket_starts_a_respond_clock_only_for_a_customer_waiting(desk):
+    """docs/rules.md: respond_within counts from the customer's mail that waits for an answer, not from a wake-up."""
+    desk.send(customer_mail(subject="Renew in spring"))
+    answered_by, answered_notice = desk.assigned(1)
+    desk.reply(answered_by, answered_notice, "Noted, we renew it in March.\n")
+    wait_until(lambda: desk.ticket(1)["status"] == "open", timeout=20)
+    desk.reply(answered_by, answered_notice, "#postpone 3d\n")
+    desk.send(customer_mail(subject="Quote please"))   # postponed before anyone answered
+    waiting_for, waiting_notice = desk.assigned(2)
+    desk.reply(waiting_for, waiting_notice, "#postpone 3d\n")
+    wait_until(lambda: desk.ticket(1)["status"] == desk.ticket(2)["status"] == "postponed", timeout=20)
+
+    desk.due(1, wake=timedelta(seconds=1))
+    desk.due(2, wake=timedelta(seconds=1))
+    wait_until(lambda: desk.ticket(1)["status"] == desk.ticket(2)["status"] == "open", timeout=20)
+    assert desk.armed(1) == []                          # nobody waits: nothing to be overdue for
+    [clock] = desk.armed(2)                             # the customer's question still waits: a whole hour
+    assert clock["kind"] == "respond" and clock["due_at"] > utcnow() + timedelta(minutes=59)
+    assert desk.ticket(1)["assignee"] == answered_by

@@ -25,6 +25,7 @@ from ticketd.store import tickets as store
 from ticketd.store import timers as timer_rows
 from ticketd.store.absences import rules_now
 from ticketd.store.db import reading
+from ticketd.store.read_models import latest_messages
 from ticketd.store.timers import armed as armed  # re-exported: a ticket's armed timers
 
 if TYPE_CHECKING:
@@ -37,11 +38,13 @@ _failures = RepeatingFailures(log)
 ACTOR = "system:timers"
 
 
-def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
-    """Cancel the ticket's armed timers and arm the ones rules.yaml gives `status`."""
+def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, now: datetime, *,
+                     respond: bool = True) -> None:
+    """Cancel the ticket's armed timers and arm the ones rules.yaml gives `status` (`respond`: its respond clock too)."""
     timer_rows.cancel_armed(conn, ticket_id, now)
     ticket = store.get_ticket(conn, ticket_id)
-    _arm(conn, app, ticket_id, status, now, postponed_until=ticket["postponed_until"], dev_due=ticket["dev_due"])
+    _arm(conn, app, ticket_id, status, now, postponed_until=ticket["postponed_until"], dev_due=ticket["dev_due"],
+         respond=respond)
 
 
 def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime) -> None:
@@ -50,9 +53,10 @@ def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime) 
 
 
 def _arm(conn: Connection, app: App, ticket_id: int, status: str, now: datetime, *,
-         postponed_until: datetime | None = None, dev_due: datetime | None = None) -> None:
-    planned = plan_of.plan(status, app.rules.timer(status), now, postponed_until=postponed_until,
-                           dev_due=dev_due, business_hours=app.rules.business_hours)
+         postponed_until: datetime | None = None, dev_due: datetime | None = None, respond: bool = True) -> None:
+    planned = [p for p in plan_of.plan(status, app.rules.timer(status), now, postponed_until=postponed_until,
+                                       dev_due=dev_due, business_hours=app.rules.business_hours)
+               if respond or p.kind != plan_of.RESPOND]
     if planned:
         timer_rows.arm_timers(conn, ticket_id, status, [(p.kind, p.due_at) for p in planned], now)
 
@@ -200,7 +204,19 @@ def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
                    auto_submitted=AUTO_GENERATED)]
 
 
-def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str) -> None:
+def _customer_waits(conn: Connection, ticket_id: int) -> bool:
+    """Whether the customer's latest mail on the ticket waits for a public agent reply."""
+    latest, _ = latest_messages(conn, ticket_id, _WAITING_LOOKBACK, 0)
+    return plan_of.customer_waits(latest)
+
+
+# How many of a ticket's latest messages _customer_waits reads: notes beyond
+# that many in a row are taken as nobody waiting (no clock, no false breach).
+_WAITING_LOOKBACK = 20
+
+
+def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str, *,
+                respond: bool = True) -> None:
     # The date of the status left goes (a woken ticket sleeps no more); `reason` keeps it for the history.
     values = {"status": status, **plan_of.dates_left_behind(ticket, status)}
     if status == Status.CLOSED.value:
@@ -208,7 +224,7 @@ def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: 
     store.update_ticket(conn, ticket["id"], now, **values)
     store.add_event(conn, ticket["id"], now, ACTOR, kind, from_value=ticket["status"], to_value=status,
                     reason=reason, rules_hash=app.rules.digest)
-    on_status_change(conn, app, ticket["id"], status, now)
+    on_status_change(conn, app, ticket["id"], status, now, respond=respond)
 
 
 def _close(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
@@ -221,8 +237,11 @@ def _close(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Not
 
 
 def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
+    # docs/rules.md: respond_within counts from a customer's mail that waits,
+    # not from the wake-up; an answered ticket wakes with no clock to breach.
     _set_status(conn, app, ticket, Status.OPEN.value, now, "status",
-                f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])} reached")
+                f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])} reached",
+                respond=_customer_waits(conn, ticket["id"]))
     if ticket["assignee"]:
         return [_breach_notice(app, ticket, ticket["assignee"],
                                f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])}, reached",

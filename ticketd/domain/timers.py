@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -195,6 +195,20 @@ def reminder_overtaken(reminder_due: datetime, dev_due: datetime | None, now: da
     gone, would be noise. The due date stays as the agent set it.
     """
     return dev_due is not None and reminder_due < dev_due <= now
+
+
+def customer_waits(latest: Iterable[Mapping]) -> bool:
+    """Whether, in a ticket's messages newest first, the latest public words are the customer's.
+
+    docs/rules.md: `respond_within` counts from the customer's mail that
+    waits for an answer; an agent's public reply answers it, a note or an
+    auto-reply (either side's) says nothing to answer.
+    """
+    for message in latest:
+        if message["internal"] or message["auto_generated"]:
+            continue
+        return message["author_role"] == "customer"
+    return False
 
 
 def describe(kind: str, status: str, spec: TimerSpec | None) -> str:
