@@ -53,27 +53,32 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     role = store.participant_role(conn, ticket_id, p.author) if p.author else None
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
     who = p.author or "unknown"
+    if mail.robot_reason is not None:
+        # An out-of-office or other automatic mail ("Loops and robots") is kept and changes nothing:
+        # it is no reply (a waiting ticket still closes for want of one), joins nobody, tells the
+        # assignee nothing and, like an agent's (`not_relayed`), leaves `updated_at` alone.
+        store.add_event(conn, ticket_id, now, who, "automatic_mail", message_row_id=row_id,
+                        reason=f"automatic mail ({mail.robot_reason}), changes nothing; {ref} by {mail.matched_by}")
+        return decision
     store.add_event(conn, ticket_id, now, who, "customer_replied", message_row_id=row_id,
                     reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"
                                                            if claims_agent else ""))
-    # PRODUCT.md: followers come from a customer's mail. Auto-generated mail
-    # ("Loops and robots") is only stored: an auto-reply joining, or pulling
-    # in its Cc, would get every public reply and answer it in turn.
-    if mail.robot_reason is None:
-        if role is not None and (bounced_at := clear_bounced(conn, ticket_id, p.author)) is not None:
-            # Their own mail shows the address works again (a full mailbox
-            # emptied, a typo'd alias fixed): they get the ticket's mail again.
-            store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.author,
-                            reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
-                            message_row_id=row_id)
-        if p.author and role is None and not claims_agent and not is_ours(app, p.author):
-            add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
-                          reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
-            role = "follower"
-        copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
-        add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
+    # PRODUCT.md: followers come from a customer's mail (never an automatic one: an auto-reply joining,
+    # or pulling in its Cc, would get every public reply and answer it in turn).
+    if role is not None and (bounced_at := clear_bounced(conn, ticket_id, p.author)) is not None:
+        # Their own mail shows the address works again (a full mailbox
+        # emptied, a typo'd alias fixed): they get the ticket's mail again.
+        store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.author,
+                        reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
+                        message_row_id=row_id)
+    if p.author and role is None and not claims_agent and not is_ours(app, p.author):
+        add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
+                      reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
+        role = "follower"
+    copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
+    add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
 
-    acts = mail.robot_reason is None and role in ("requester", "follower")
+    acts = role in ("requester", "follower")
     own_text = "" if mail.quoted_only else mail.text
     effect = customer_reply_effect(Status(ticket["status"]), own_text, app.settings.accept_words,
                                    by_requester=role == "requester", has_files=bool(_files_sent(mail))) if acts \
@@ -111,7 +116,7 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         store.update_ticket(conn, ticket_id, now)
         if acts:   # a new question on an open ticket: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)
-    if ticket["assignee"] and mail.robot_reason is None:
+    if ticket["assignee"]:
         decision.notices.append(assignee_told(ticket["assignee"], ticket_id, mail, notify_text, row_id))
     return decision
 
