@@ -375,7 +375,9 @@ def agents_list(config: str | None, as_json: bool) -> None:
         else:
             away = "away (rules.yaml)" if a["away_in_rules"] else ("available" if a["available"] else "full")
         limit = f"/{a['max_open']}" if a["max_open"] is not None else ""
-        click.echo(f"{a['email']:<32} {away:<36} open {a['open_tickets']}{limit:<5} {','.join(a['groups'])}")
+        # The desk address (all of one length) before the groups, whose list is the one column of any width.
+        click.echo(f"{a['email']:<32} {away:<36} open {a['open_tickets']}{limit:<5} {a['desk_address']}  "
+                   f"{','.join(a['groups'])}")
 
 
 def _agent(app, email: str):
@@ -389,19 +391,22 @@ def _agent(app, email: str):
 @agents.command("away")
 @click.argument("email")
 @click.option("--until", "until_text", metavar="WHEN",
-              help="a duration (3d, 12h, 2w) or an ISO date or time (in the agent's timezone from rules.yaml); "
-                   "without it, until `agents back`")
+              help="a duration (3d, 12h, 2w) or an ISO date or time (in the agent's timezone from rules.yaml), "
+                   "at most 3650d ahead; without it, until `agents back`")
 @config_option
 def agents_away(email: str, until_text: str | None, config: str | None) -> None:
     """Mark an agent away, as their own #away does: round robin and reassignment skip them."""
     from ticketd.agents import set_away
     from ticketd.clock import iso, utcnow
-    from ticketd.domain.lifecycle import parse_when
+    from ticketd.domain.timers import TooFarAhead, read_ahead
 
     app = _app(config)
     agent = _agent(app, email)
     now = utcnow()
-    until = parse_when(until_text, now, app.rules.zone_of(agent.email)) if until_text else None
+    try:   # bounded as the agent's own #away is (docs/rules.md: at most 3650d ahead)
+        until = read_ahead(until_text, now, app.rules.zone_of(agent.email)) if until_text else None
+    except TooFarAhead as exc:
+        raise click.BadParameter(str(exc), param_hint="--until") from None
     if until_text and until is None:
         raise click.BadParameter(f"{until_text!r} is not a duration or an ISO date", param_hint="--until")
     if until is not None and until <= now:
