@@ -185,3 +185,28 @@ def test_a_waking_ticket_starts_a_respond_clock_only_for_a_customer_waiting(desk
     [clock] = desk.armed(2)                             # the customer's question still waits: a whole hour
     assert clock["kind"] == "respond" and clock["due_at"] > utcnow() + timedelta(minutes=59)
     assert desk.ticket(1)["assignee"] == answered_by
+
+
+# ---------------------------------------------------------------- 3. a clock the agent has answered
+
+
+def test_a_public_agent_reply_stops_the_respond_clock(desk):
+    """An answered customer has nothing due: no armed clock, no "next timer" in #summary, none in status --json."""
+    import json
+
+    from tests.cli import cli_ok
+
+    desk.send(customer_mail(subject="Password reset"))
+    agent, notice = desk.assigned(1)
+    assert [t["kind"] for t in desk.armed(1)] == ["respond"]
+    desk.reply(agent, notice, "Done: you can log in now.\n")
+    wait_until(lambda: desk.ticket(1)["status"] == "open", timeout=20)
+    assert desk.armed(1) == []
+    assert json.loads(cli_ok(desk.config, "status", "--json"))["timers"]["armed"] == 0
+    [me] = [a for a in json.loads(cli_ok(desk.config, "agents", "list", "--json")) if a["email"] == agent]
+    desk.send(build_mail(agent, "#summary\n", to=me["desk_address"], subject="summary"))
+    summary = desk.wait_mail(agent, "Your tickets")
+    assert "[#1] Password reset" in _body(summary) and "next timer" not in _body(summary), _body(summary)
+    # The customer's next question starts a clock of its own.
+    desk.send(customer_mail(subject="Re: [#1] Password reset", body="It fails again.\n"))
+    wait_until(lambda: [t["kind"] for t in desk.armed(1)] == ["respond"], timeout=20)

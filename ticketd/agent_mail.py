@@ -36,7 +36,7 @@ from ticketd.store.assignment import open_counts
 from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
 from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
-from ticketd.timers import on_status_change
+from ticketd.timers import answer_respond_clock, on_status_change
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -291,6 +291,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     if plan.assign_to is not None:
         decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor)
         ticket.update(store.get_ticket(conn, ticket_id))
+    if public:   # after any status change above: the clock it armed is answered too
+        answer_respond_clock(conn, ticket_id, now)
     # A commands-only mail touches the ticket; asking for its history alone does not.
     only_history = plan.history and not reply.body and all(c.name == "history" for c in reply.commands)
     if not public and not plan.internal and plan.status is None and plan.assign_to is None and not only_history:

@@ -92,6 +92,17 @@ def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str
     timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, due, now)
 
 
+def answer_respond_clock(conn: Connection, ticket_id: int, now: datetime) -> None:
+    """A public agent reply answered the customer: their respond clock stops, until they write again.
+
+    docs/rules.md: `respond_within` counts from the customer's mail that waits
+    for an answer; a clock left armed would show as due in `#summary` and
+    `ticketd status` though nothing is.
+    """
+    while (clock := timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)) is not None:
+        timer_rows.cancel_timer(conn, clock["id"], now)
+
+
 def restart_unanswered_clock(conn: Connection, app: App, ticket: dict, now: datetime) -> None:
     """An agent passing a ticket on gives the next one a whole `respond_within`, as a breach's reassignment does.
 
