@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from ticketd.domain.merge import follow_merges, joining, refusal
+from ticketd.domain.timers import dates_left_behind
 from ticketd.store.tables import (
     attachments,
     messages,
@@ -161,8 +162,11 @@ def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime)
     # pending outbox rows are left to go out: each is a mail already
     # composed (its Message-ID fixed at insert) about something that
     # happened before the merge, and a reply to one threads onto INTO.
+    # Its wake-up or due date goes, as on any way into closed (dates_left_behind); the merged_into
+    # event below says which status it left.
     update_ticket(conn, source_id, now, status="closed", merged_into=into_id,
-                  closed_at=source["closed_at"] if source["status"] == "closed" else now)
+                  closed_at=source["closed_at"] if source["status"] == "closed" else now,
+                  **dates_left_behind(source, "closed"))
     # An open INTO nobody has yet goes to the agent who was working SOURCE:
     # the same problem, and they know it (round robin would pick anyone).
     if into["assignee"] is None and source["assignee"] and into["status"] != "closed":
