@@ -210,3 +210,27 @@ def test_a_public_agent_reply_stops_the_respond_clock(desk):
     # The customer's next question starts a clock of its own.
     desk.send(customer_mail(subject="Re: [#1] Password reset", body="It fails again.\n"))
     wait_until(lambda: [t["kind"] for t in desk.armed(1)] == ["respond"], timeout=20)
+
+
+# ---------------------------------------------------------------- 4. a breach nobody could take
+
+
+def test_a_ticket_given_out_after_its_breach_gets_a_fresh_clock(desk):
+    """Everyone away at the breach: whoever comes back gets the ticket with a whole respond_within, told it is late."""
+    from tests.cli import cli_ok
+
+    for agent in ("a1@example.com", "a2@example.com"):
+        cli_ok(desk.config, "agents", "away", agent)
+    desk.send(customer_mail(subject="Printer offline"))
+    wait_until(lambda: desk.events(1, "assignment_waiting"), timeout=20)
+    desk.due(1, respond=timedelta(seconds=1))
+    wait_until(lambda: desk.events(1, "timer_breached"), timeout=20)
+    assert desk.armed(1) == [] and desk.ticket(1)["assignee"] is None
+
+    cli_ok(desk.config, "agents", "back", "a1@example.com")
+    os.kill(desk.daemon.proc.pid, signal.SIGUSR1)
+    notice = desk.wait_mail("a1@example.com", "[#1] Assigned to you")
+    assert desk.ticket(1)["assignee"] == "a1@example.com"
+    [clock] = desk.armed(1)
+    assert clock["kind"] == "respond" and clock["due_at"] > utcnow() + timedelta(minutes=59)
+    assert "already overdue" in _body(notice), _body(notice)

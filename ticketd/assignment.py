@@ -144,6 +144,9 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
             members = rules_now(conn, app.rules, now).members(group)
             counts = open_counts(conn, (a.email for a in members))
             reason = f"round robin in {group}" if spec.assign == "round_robin" else f"least open in {group}"
+            # ticketd.timers builds on this module (pick, give); imported here, not at the top.
+            from ticketd.timers import clock_for_late_assignment
+
             notices: list[Notice] = []
             for each in batch:
                 if given and acknowledgement_waiting(app.engine):
@@ -151,7 +154,8 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
                 agent = next_agent(spec.assign, members, last, counts)
                 if agent is None:   # nobody left: the rest wait for their own jobs or the sweep
                     break
-                notices += give(conn, app, each, agent, now, ACTOR, reason)
+                overdue = clock_for_late_assignment(conn, app, each, now)
+                notices += give(conn, app, each, agent, now, ACTOR, reason, context={"overdue": overdue})
                 given[each["id"]] = last = agent.email
                 counts[agent.email] = counts.get(agent.email, 0) + 1
         if not given:

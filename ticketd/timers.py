@@ -103,6 +103,23 @@ def answer_respond_clock(conn: Connection, ticket_id: int, now: datetime) -> Non
         timer_rows.cancel_timer(conn, clock["id"], now)
 
 
+def clock_for_late_assignment(conn: Connection, app: App, ticket: dict, now: datetime) -> bool:
+    """A waiting ticket given out with no respond clock while its customer waits: arm a whole one; whether it did.
+
+    Its clock ran out while nobody was available to take it (the breach was
+    recorded, nobody could be given it), and nothing would ever remind the
+    agent it finally goes to. The first assignment of a fresh ticket finds
+    the clock the customer's mail started and leaves it alone.
+    """
+    due = _respond_due(app, ticket["status"], now)
+    if due is None or timer_rows.armed_of_kind(conn, ticket["id"], plan_of.RESPOND) is not None:
+        return False
+    if not _customer_waits(conn, ticket["id"]):
+        return False
+    timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, ticket["status"], due, now)
+    return True
+
+
 def restart_unanswered_clock(conn: Connection, app: App, ticket: dict, now: datetime) -> None:
     """An agent passing a ticket on gives the next one a whole `respond_within`, as a breach's reassignment does.
 
