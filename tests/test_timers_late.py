@@ -234,3 +234,19 @@ def test_a_ticket_given_out_after_its_breach_gets_a_fresh_clock(desk):
     [clock] = desk.armed(1)
     assert clock["kind"] == "respond" and clock["due_at"] > utcnow() + timedelta(minutes=59)
     assert "already overdue" in _body(notice), _body(notice)
+
+
+# ---------------------------------------------------------------- 5. who a due-date reminder went to
+
+
+def test_a_due_date_reminder_records_who_got_it(desk):
+    """`#dev` may name someone who is no agent (a bare name): the history names the agents mailed, not them."""
+    desk.send(customer_mail(subject="Export broken"))
+    agent, notice = desk.assigned(1)
+    desk.reply(agent, notice, "#dev Bob BUG-2 5d\n")
+    wait_until(lambda: [t["kind"] for t in desk.armed(1)] == ["due", "due"], timeout=20)
+    desk.due(1, due=timedelta(seconds=1))
+    wait_until(lambda: len(desk.events(1, "dev_due_reminder")) == 2, timeout=20)
+    desk.sink.settle(quiet=1)
+    assert [e["to_value"] for e in desk.events(1, "dev_due_reminder")] == [agent, agent]
+    assert len(desk.mails(agent, "[#1] Reminder")) == 2 and not desk.mails("Bob", "[#1] Reminder")

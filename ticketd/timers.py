@@ -285,13 +285,14 @@ def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notic
     ahead = ticket["dev_due"] is not None and timer["due_at"] < ticket["dev_due"]
     what = (f"development due {iso(ticket['dev_due'])}" + (" (coming up)" if ahead else ", reached")
             + (f", {ticket['dev_tracker_key']}" if ticket["dev_tracker_key"] else ""))
-    store.add_event(conn, ticket["id"], now, ACTOR, "dev_due_reminder", to_value=ticket["dev_engineer"],
-                    reason=what, rules_hash=app.rules.digest)
     # `#dev <engineer>` may name anyone (a bare name, an outside address); the
     # reminder shows agent-only detail and a reply address that answers the
     # customer, so the engineer gets it only as an agent of rules.yaml.
     engineer = ticket["dev_engineer"] if app.rules.agent(ticket["dev_engineer"] or "") else None
     people = [p for p in dict.fromkeys([ticket["assignee"], engineer]) if p]
+    # The history names who was reminded (PRODUCT.md: who, what, to whom), not whom `#dev` named.
+    store.add_event(conn, ticket["id"], now, ACTOR, "dev_due_reminder", to_value=", ".join(people) or None,
+                    reason=what, rules_hash=app.rules.digest)
     return [_breach_notice(app, ticket, email, what, f"#dev {ticket['dev_engineer']}" if ticket["dev_engineer"]
                            else "", reminder=True) for email in people]
 
