@@ -31,7 +31,7 @@ from ticketd.store.tables import events, timers
 
 RULES = """\
 agents:
-  - {email: a1@example.com, name: Anna One, groups: [support]}
+  - {email: a1@example.com, name: Anna One, groups: [support], timezone: Europe/Berlin}
   - {email: a2@example.com, name: Ben Two, groups: [support], timezone: Asia/Tokyo}
 groups:
   support: {assign: round_robin}
@@ -250,3 +250,25 @@ def test_a_due_date_reminder_records_who_got_it(desk):
     desk.sink.settle(quiet=1)
     assert [e["to_value"] for e in desk.events(1, "dev_due_reminder")] == [agent, agent]
     assert len(desk.mails(agent, "[#1] Reminder")) == 2 and not desk.mails("Bob", "[#1] Reminder")
+
+
+# ---------------------------------------------------------------- 6. the agent's time zone
+
+
+def test_wake_up_and_due_date_reminders_show_the_agents_own_time_zone(desk):
+    """docs/rules.md "Time zones": times in mail are the reader's, with the zone's name, never raw UTC ISO."""
+    zones = {"a1@example.com": "Europe/Berlin", "a2@example.com": "Asia/Tokyo"}
+    desk.send(customer_mail(subject="Later"))
+    agent, notice = desk.assigned(1)
+    desk.reply(agent, notice, "#postpone 2030-11-30 15:00\n")   # read in the agent's zone
+    wait_until(lambda: [t["kind"] for t in desk.armed(1)] == ["wake"], timeout=20)
+    desk.due(1, wake=timedelta(seconds=1))
+    woke = _body(desk.wait_mail(agent, "[#1] Reminder"))
+    assert f"postponed until 2030-11-30 15:00 {zones[agent]}, reached" in woke, woke
+
+    desk.reply(agent, notice, "#dev a1@example.com BUG-1 2030-12-15\n")   # the agent's midnight
+    wait_until(lambda: [t["kind"] for t in desk.armed(1)] == ["due", "due"], timeout=20)
+    desk.due(1, due=timedelta(seconds=1))
+    wait_until(lambda: len(desk.mails(agent, "[#1] Reminder")) == 3, timeout=20)
+    for reminder in desk.mails(agent, "[#1] Reminder")[1:]:
+        assert "development due 2030-12-15 (coming up)" in _body(reminder), _body(reminder)

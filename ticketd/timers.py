@@ -267,12 +267,13 @@ def _close(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Not
 def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
     # docs/rules.md: respond_within counts from a customer's mail that waits,
     # not from the wake-up; an answered ticket wakes with no clock to breach.
-    _set_status(conn, app, ticket, Status.OPEN.value, now, "status",
-                f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])} reached",
+    until = ticket["postponed_until"] or timer["due_at"]
+    _set_status(conn, app, ticket, Status.OPEN.value, now, "status", f"postponed until {iso(until)} reached",
                 respond=_customer_waits(conn, ticket["id"]))
     if ticket["assignee"]:
-        return [_breach_notice(app, ticket, ticket["assignee"],
-                               f"postponed until {iso(ticket['postponed_until'] or timer['due_at'])}, reached",
+        # docs/rules.md "Time zones": the history keeps UTC, the agent reads their own zone.
+        shown = plan_of.local_time(until, app.rules.zone_of(ticket["assignee"]))
+        return [_breach_notice(app, ticket, ticket["assignee"], f"postponed until {shown}, reached",
                                "the ticket is open again", reminder=True)]
     return []
 
@@ -283,8 +284,16 @@ def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notic
     if plan_of.reminder_overtaken(timer["due_at"], ticket["dev_due"], now):
         return []   # fired late, past the due date: the due date's own reminder says it
     ahead = ticket["dev_due"] is not None and timer["due_at"] < ticket["dev_due"]
-    what = (f"development due {iso(ticket['dev_due'])}" + (" (coming up)" if ahead else ", reached")
-            + (f", {ticket['dev_tracker_key']}" if ticket["dev_tracker_key"] else ""))
+
+    def due_text(when: str) -> str:
+        return (f"development due {when}" + (" (coming up)" if ahead else ", reached")
+                + (f", {ticket['dev_tracker_key']}" if ticket["dev_tracker_key"] else ""))
+
+    def shown_to(email: str) -> str:   # docs/rules.md "Time zones": each agent reads their own zone
+        return due_text(plan_of.local_time(ticket["dev_due"], app.rules.zone_of(email))
+                        if ticket["dev_due"] is not None else "?")
+
+    what = due_text(iso(ticket["dev_due"]))   # the history keeps UTC
     # `#dev <engineer>` may name anyone (a bare name, an outside address); the
     # reminder shows agent-only detail and a reply address that answers the
     # customer, so the engineer gets it only as an agent of rules.yaml.
@@ -293,8 +302,8 @@ def _due(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notic
     # The history names who was reminded (PRODUCT.md: who, what, to whom), not whom `#dev` named.
     store.add_event(conn, ticket["id"], now, ACTOR, "dev_due_reminder", to_value=", ".join(people) or None,
                     reason=what, rules_hash=app.rules.digest)
-    return [_breach_notice(app, ticket, email, what, f"#dev {ticket['dev_engineer']}" if ticket["dev_engineer"]
-                           else "", reminder=True) for email in people]
+    return [_breach_notice(app, ticket, email, shown_to(email), f"#dev {ticket['dev_engineer']}"
+                           if ticket["dev_engineer"] else "", reminder=True) for email in people]
 
 
 _HANDLERS = {
