@@ -272,3 +272,24 @@ def test_wake_up_and_due_date_reminders_show_the_agents_own_time_zone(desk):
     wait_until(lambda: len(desk.mails(agent, "[#1] Reminder")) == 3, timeout=20)
     for reminder in desk.mails(agent, "[#1] Reminder")[1:]:
         assert "development due 2030-12-15 (coming up)" in _body(reminder), _body(reminder)
+
+
+# ---------------------------------------------------------------- 7. what a breach says
+
+
+def test_a_breach_tells_each_agent_once_what_happened_and_what_is_theirs(desk):
+    """The new agent reads why the ticket came to them; the previous one whom it went to, and no call to answer."""
+    desk.send(customer_mail(subject="Printer on fire"))
+    before, _ = desk.assigned(1)
+    desk.due(1, respond=timedelta(seconds=1))
+    after = "a2@example.com" if before == "a1@example.com" else "a1@example.com"
+    names = {"a1@example.com": "Anna One", "a2@example.com": "Ben Two"}
+    taken = _body(desk.wait_mail(after, "[#1] Overdue"))
+    lost = _body(desk.wait_mail(before, "[#1] Overdue"))
+    first = taken.splitlines()[0]
+    assert first.count("respond_within 1h in new") == 1 and "breached" not in first, first
+    assert f"from {names[before]} <{before}>" in first, first
+    assert "Reply to this mail to answer the customer." in taken
+    assert f"reassigned to {names[after]} <{after}>" in lost.splitlines()[0], lost
+    assert "Reply to this mail to answer the customer." not in lost
+    assert f"now with {names[after]} <{after}>" in lost, lost

@@ -170,13 +170,20 @@ def _fire_one(app: App, timer_id: int, ticket_id: int) -> bool:
     return True
 
 
+def _named(app: App, email: str) -> str:
+    """An agent as colleagues read them: `Name <address>` (the address alone if rules.yaml no longer has them)."""
+    agent = app.rules.agent(email)
+    return f"{agent.name} <{agent.email}>" if agent is not None else email
+
+
 def _breach_notice(app: App, ticket: dict, email: str, what: str, reason: str, shown: Shown | None = None, *,
-                   reminder: bool = False) -> Notice:
+                   reminder: bool = False, handed_to: str | None = None) -> Notice:
     """A timer's warning to one agent; with `shown`, the conversation for someone who has not seen it.
 
     `reminder`: a date the agent set came (a wake-up, a due date), nothing was missed.
+    `handed_to`: the ticket went to this colleague; the mail asks this agent for nothing more.
     """
-    context: dict = {"timer": what, "reason": reason, "reminder": reminder}
+    context: dict = {"timer": what, "reason": reason, "reminder": reminder, "handed_to": handed_to}
     if shown is not None:
         context.update(conversation=shown.messages, conversation_omitted=shown.omitted)
     return Notice(template="agent/timer_breached", recipient=email, ticket_id=ticket["id"], context=context,
@@ -198,10 +205,13 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
     if on_breach == "reassign" and group:
         agent = pick(conn, app.rules, group, now, exclude=(current,) if current else ())
         if agent is not None:
-            notices = give(conn, app, ticket, agent, now, ACTOR, f"{what} breached",
-                           template="agent/timer_breached", context={"timer": what})
+            # The event's reason names the timer; each agent's mail says what it means for them, once.
+            before = _named(app, current) if current else None
+            notices = give(conn, app, ticket, agent, now, ACTOR, f"{what} breached", template="agent/timer_breached",
+                           context={"timer": what, "reason": "it is yours now" + (f", from {before}" if before else "")})
             if current:
-                notices.append(_breach_notice(app, ticket, current, what, f"reassigned to {agent.email}"))
+                notices.append(_breach_notice(app, ticket, current, what, f"reassigned to {_named(app, agent.email)}",
+                                              handed_to=_named(app, agent.email)))
             # The new assignee gets a fresh clock of their own.
             timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, status, _respond_due(app, status, now), now)
             return notices
