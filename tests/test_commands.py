@@ -47,9 +47,7 @@ def test_read(text, names, body):
      ["note"], "A known fraudster."),
     ("  > indented quote\n#close\nDone.", ["close"], "Done."),
     ("#priority high\n> a quote among the commands\n#type bug\nThanks!", ["priority", "type"], "Thanks!"),
-    # Interleaved: the agent's lines in order, every quote and the gap it leaves gone.
-    ("> q1\n\nFirst.\n\n> q2\n> q2b\n\nSecond.\n> q3\nThird.\n\n\nFourth.",
-     [], "First.\n\nSecond.\nThird.\n\n\nFourth."),
+    # Interleaved, answers between quotes, keeps the questions: tests/test_agent_inline_reply.py.
     ("> q1\n\nFirst.\n#close\n> q2", [], "First.\n#close"),            # below the agent's text: text
 ])
 def test_read_around_quotes(text, names, body):

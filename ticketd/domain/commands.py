@@ -5,7 +5,8 @@ before any other text, are commands. A `#word` below the first line of the
 agent's own text, or a command only in the HTML part (the caller reads the
 plain text) is text. Quoted lines (`> …`) are never the agent's text: a
 quoted `> #status closed` is no command, a quote above the commands does
-not push them down, and no quote is relayed. A mail's commands apply all
+not push them down, and a quote is relayed only as the question an inline
+answer stands under (`_with_questions`). A mail's commands apply all
 together or not at all: any error rejects them all. A checked command can
 still change nothing (`#close` on a closed ticket): `unchanged_commands`
 says which, and why, against the ticket as it is.
@@ -94,16 +95,61 @@ def _drop_quotes(lines: list[str]) -> list[str]:
     return kept
 
 
+_QUOTE_MARKS = re.compile(rf"(?:{_SPACE}*>)+{_SPACE}*")
+
+
+def _empty_in_quote(line: str) -> bool:
+    """A blank line, or a quoted one of nothing but quote marks: where a quoted paragraph ends."""
+    return _blank(_QUOTE_MARKS.sub("", line, count=1) if _quoted(line) else line)
+
+
+def _with_questions(lines: list[str]) -> list[str] | None:
+    """An inline reply: the agent's lines, each answer under a quote with the quoted paragraph it stands under.
+
+    An answer is an agent's line right under a quote (blank lines between).
+    Of that quote only its last paragraph goes with it: the question
+    answered, not the notice around it (who wrote, how to reply); a quote
+    under the last answer goes as in any reply. None when no quote stands
+    between two of the agent's lines: not an inline reply.
+    """
+    kept: list[str] = []
+    quote: list[str] = []          # the quoted lines (and the blank ones among them) since the agent's last line
+    own = inline = False
+    for line in lines:
+        if _quoted(line) or (quote and _blank(line)):
+            quote.append(line)
+            continue
+        if quote:
+            end = len(quote)
+            while end and _empty_in_quote(quote[end - 1]):
+                end -= 1
+            start = end
+            while start and not _empty_in_quote(quote[start - 1]):
+                start -= 1
+            if start and kept and not _blank(kept[-1]):
+                kept.append("")    # a gap where the rest of the quote was
+            kept += quote[start:end]
+            if end < len(quote):
+                kept.append("")
+            inline, quote = inline or own, []
+        own = own or not _blank(line)
+        kept.append(line)
+    return kept if inline else None
+
+
 def read_agent_reply(text: str) -> AgentReply:
     """Split the command lines at the very top from the reply's text.
 
     Blank and quoted lines above or among the commands are not "other text"
     (PRODUCT.md): a bottom-posted "#note" under the quoted notification is a
-    note, not a public reply carrying the quote.
+    note, not a public reply carrying the quote. An inline reply (answers
+    between quotes, as the reply-stripper keeps it: ingest/quotes.py) keeps
+    the question each answer stands under, the first one's too when it is
+    under the commands; any other reply keeps none of its quotes.
     """
     lines = (text or "").splitlines()
     commands: list[Command] = []
-    i = 0
+    i = after_commands = 0
     while i < len(lines):
         line = lines[i]
         if _blank(line) or _quoted(line):
@@ -114,8 +160,9 @@ def read_agent_reply(text: str) -> AgentReply:
             break
         written = line.strip().strip(_INVISIBLE).strip()
         commands.append(Command(m.group(1).lower(), (m.group(2) or "").strip(), written))
-        i += 1
-    return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]))))
+        i = after_commands = i + 1
+    body = _with_questions(lines[after_commands:])
+    return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]) if body is None else body)))
 
 
 def stray_commands(body: str) -> list[str]:
