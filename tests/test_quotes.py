@@ -10,14 +10,14 @@ from ingest.quotes import _LANGUAGES, _library, strip_reply
 from mailparser_reply import EmailReplyParser
 
 # Measured with `.venv/bin/python -m bench.quotes` (bench/README.md, "Reply
-# stripping"): discourse 61/64, talon 10/12, talon-html 9/9. Each floor is one
+# stripping"): discourse 63/64, talon 10/12, talon-html 9/9. Each floor is one
 # case under that, so any regression beyond one case fails.
 
 
 def test_discourse_share():
     good, total, failed = score(discourse_cases())
     assert total == 64
-    assert good >= 60, failed
+    assert good >= 62, failed
 
 
 def test_talon_standard_replies_share():
