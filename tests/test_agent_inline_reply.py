@@ -112,3 +112,21 @@ def test_read_inline_answers(text, body):
     from ticketd.domain.commands import read_agent_reply
 
     assert read_agent_reply(text).body == body
+
+
+def test_a_quoted_line_the_customer_never_saw_is_not_relayed_with_its_answer(desk):
+    """Only quotes of the ticket's public mail go to the customer: a short note line or the notice's own
+    words slip past the note check (it looks for lines of 20 characters or more): the quote stays behind."""
+    tid = _customer_answered(desk)
+    desk.send(build_mail(BOB, "#priority high\n", to=desk.agent_address(tid, BOB), subject=f"Re: [#{tid}]"))
+    desk.reply_to(desk.last(ALICE), ALICE, "#note\nRefund: no.\n")
+    told = desk.last(BOB)
+    assert "Refund: no." in body_text(told)
+    asked = [line.lstrip("> ").strip() for line in body_text(told).splitlines()]
+    header = next(line for line in asked if "internal note on" in line)
+    desk.reply_to(told, BOB, _inline(told, "Hello,", {
+        "Refund: no.": "We cannot refund it.", header: "More below."}))
+    sent = _text(desk.last(CUSTOMER))
+    assert "We cannot refund it." in sent and "More below." in sent
+    assert "Refund" not in sent and "internal note" not in sent
+    assert "Refund" not in desk.messages(tid)[-1]["text"]

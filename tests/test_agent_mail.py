@@ -313,9 +313,9 @@ def test_interleaved_reply_keeps_the_agents_lines_in_order(desk):
     _agent_mail(desk, tid, ALICE, "> From:     cust@example.org\n\nFirst, unplug it.\n\n"
                                   "> Reply to this mail to answer the customer.\n\nThen call us.\n")
     [(_, text)] = _customer_mail(desk, before)
-    # Answers between quotes: each goes under the quote it answers (tests/test_agent_inline_reply.py).
-    relayed = ("> From:     cust@example.org\n\nFirst, unplug it.\n\n"
-               "> Reply to this mail to answer the customer.\n\nThen call us.")
+    # Answers between quotes go under the quote they answer only when the customer has seen that quote
+    # (tests/test_agent_inline_reply.py); these are the notice's own lines.
+    relayed = "First, unplug it.\n\nThen call us."
     assert relayed in text.replace("\r\n", "\n")
     assert desk.messages(tid)[-1]["text"] == relayed
 

@@ -24,7 +24,15 @@ from ticketd.clock import iso
 from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.domain.absence import assign_refusals
 from ticketd.domain.authority import Verdict, agent_authority
-from ticketd.domain.commands import USAGE, Plan, Unchanged, plan_commands, read_agent_reply, unchanged_commands
+from ticketd.domain.commands import (
+    USAGE,
+    Plan,
+    Unchanged,
+    plan_commands,
+    read_agent_reply,
+    unchanged_commands,
+    without_unseen_quotes,
+)
 from ticketd.domain.conversation import HISTORY_MESSAGES
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.private_addresses import withhold_addresses
@@ -156,7 +164,9 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(
             "the reply has no text of its own (only the quoted mail), so nothing was sent to the customer. "
             "Write the answer above the quoted text and send it again.",)), now)
-    reply = read_agent_reply(mail.text)
+    written = reply = read_agent_reply(mail.text)
+    if ">" in reply.body:   # an inline reply's questions: only those the customer has seen go
+        reply = replace(reply, body=without_unseen_quotes(reply.body, store.public_texts(conn, ticket_id)))
     if reply.commands and _html_only(mail):
         plan = Plan(errors=("commands were found in a mail without a plain-text part; hidden HTML can "
                             "look like commands there, so none were applied. Send the reply with a "
@@ -168,7 +178,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal
-    if plan.ok and public and _quoted_note(conn, ticket_id, reply.body):
+    # The questions dropped above count too: an answer under a quoted note was meant for colleagues.
+    if plan.ok and public and _quoted_note(conn, ticket_id, f"{written.body}\n{reply.body}"):
         plan = Plan(errors=("the reply contains text of an internal note, so it was not sent to the "
                             "customer. Reply again without the note's text.",))
     if not plan.ok:

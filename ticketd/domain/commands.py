@@ -165,6 +165,42 @@ def read_agent_reply(text: str) -> AgentReply:
     return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]) if body is None else body)))
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def without_unseen_quotes(body: str, public_texts: Collection[str]) -> str:
+    """The reply without the quoted paragraphs that are in none of the ticket's public mail.
+
+    An inline answer's question goes to the customer only when the customer
+    has seen it (their own words, or a public reply): the notice the agent
+    answers also quotes internal notes and its own lines around them
+    (PRODUCT.md: customers never see internal notes). The note check in
+    agent_mail holds back a reply with a note's longer lines; a short one,
+    or the notice's words, go quietly here, and the answer stays.
+    """
+    seen = " ".join(_words(text) for text in public_texts)
+    lines = body.split("\n")
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        if not _quoted(lines[i]):
+            kept.append(lines[i])
+            i += 1
+            continue
+        j = i
+        while j < len(lines) and _quoted(lines[j]):
+            j += 1
+        paragraph = _words(" ".join(_QUOTE_MARKS.sub("", line, count=1) for line in lines[i:j]))
+        if paragraph and paragraph in seen:
+            kept += lines[i:j]
+        else:
+            while kept and _blank(kept[-1]) and j < len(lines) and _blank(lines[j]):
+                kept.pop()     # the gap around the quote, once
+        i = j
+    return "\n".join(kept).strip("\n")
+
+
 def stray_commands(body: str) -> list[str]:
     """Lines of the reply's text that are exactly a command of ours, as written (`#close`, `#status open`).
 

@@ -197,6 +197,13 @@ def note_texts(conn: Connection, ticket_id: int) -> list[str]:
     ).scalars())
 
 
+def public_texts(conn: Connection, ticket_id: int) -> list[str]:
+    """Texts of the ticket's mail its customers may see: theirs and the public replies."""
+    return list(conn.execute(
+        select(messages.c.text).where(messages.c.ticket_id == ticket_id, messages.c.internal.is_(False))
+    ).scalars())
+
+
 def add_reaction(conn: Connection, message_row_id: int, reaction: str, by_addr: str, now: datetime) -> str | None:
     """Record a like/dislike, one per address and message; the reaction it replaced, "" if none, None if the same.
 
