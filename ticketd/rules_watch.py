@@ -1,16 +1,25 @@
-"""Reload rules.yaml when it changes or on SIGHUP; a file that fails validation is never applied."""
+"""Reload rules.yaml on change or SIGHUP and re-plan the armed timers; a file that fails validation is never applied."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import threading
+import time
 
 from ticketd.app import App
 from ticketd.assignment import release_departed, sweep_unassigned
+from ticketd.domain.rules import RuleSet
 from ticketd.rules_file import RulesError, load_rules_bytes, summary
+from ticketd.timer_replan import replan_timers
 
 log = logging.getLogger("ticketd.rules")
+
+# Set on the App while a re-plan of the armed timers is owed (it failed, say
+# with the database down): the rules those timers still follow.
+_TIMERS_PLANNED_UNDER = "timers_planned_under"
+# How often the watcher tries an owed re-plan again.
+REPLAN_RETRY_SECONDS = 10.0
 
 
 def reload(app: App, data: bytes | None = None) -> bool:
@@ -46,8 +55,11 @@ def reload(app: App, data: bytes | None = None) -> bool:
                   "ticket; keeping rules %s (to run the desk without agents, restart ticketd with this file)",
                   path, len(app.rules.agents), app.rules.digest[:12])
         return False
-    app.rules = rules
+    previous, app.rules = app.rules, rules
     log.info("rules reloaded from %s: %s", path, summary(rules))
+    # After the swap: a timer armed from now on follows the new rules, and
+    # those armed before are re-planned (PRODUCT.md: never half applied).
+    replan_armed_timers(app, timers_planned_under(app) or previous)
     # An agent removed from the file leaves their open tickets to their groups;
     # someone may have become available (away: false, a higher max_open).
     try:
@@ -55,6 +67,28 @@ def reload(app: App, data: bytes | None = None) -> bool:
         sweep_unassigned(app, grace_seconds=0)
     except Exception:
         log.exception("assigning tickets after the reload failed; the sweep and the next start retry")
+    return True
+
+
+def timers_planned_under(app: App) -> RuleSet | None:
+    """The rules the armed timers still follow while their re-plan after a reload is owed; None if none is."""
+    return getattr(app, _TIMERS_PLANNED_UNDER, None)
+
+
+def replan_armed_timers(app: App, planned_under: RuleSet) -> bool:
+    """Re-plan the armed timers from `planned_under` to the rules in force; False (and owed) if that failed."""
+    try:
+        done = replan_timers(app, planned_under, app.rules)
+    except Exception:
+        setattr(app, _TIMERS_PLANNED_UNDER, planned_under)
+        log.exception("timers NOT re-planned for rules %s: armed timers keep the due times of rules %s until "
+                      "this succeeds; trying again every %.0fs", app.rules.digest[:12], planned_under.digest[:12],
+                      REPLAN_RETRY_SECONDS)
+        return False
+    setattr(app, _TIMERS_PLANNED_UNDER, None)
+    log.info("timers re-planned: %s", done)
+    if done.due_now:
+        app.sweep_now()   # a time already past fires now, not at the next sweep
     return True
 
 
@@ -76,6 +110,7 @@ class RulesWatcher:
         self._lock = threading.Lock()
         self._seen: tuple | None = None
         self._failed_digest: str | None = None
+        self._replan_tried = 0.0   # time.monotonic() of the last try of an owed re-plan
         self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
         # daemon.run() hooks SIGHUP to this (ticketd/daemon.py).
         app.reload_rules = self.reload
@@ -87,7 +122,18 @@ class RulesWatcher:
             changed = reload(self.app)
             if not changed:
                 log.info("SIGHUP: rules %s stay in force", self.app.rules.digest[:12])
+                if (owed := timers_planned_under(self.app)) is not None:
+                    replan_armed_timers(self.app, owed)
             return changed
+
+    def _retry_replan(self) -> None:
+        """Try an owed re-plan of the armed timers again, every REPLAN_RETRY_SECONDS."""
+        if timers_planned_under(self.app) is None or time.monotonic() - self._replan_tried < REPLAN_RETRY_SECONDS:
+            return
+        self._replan_tried = time.monotonic()
+        with self._lock:
+            if (owed := timers_planned_under(self.app)) is not None:
+                replan_armed_timers(self.app, owed)
 
     def _stamp(self) -> tuple | None:
         """The file's (mtime, size, inode), or None if it cannot be seen (mid-rename, deleted)."""
@@ -105,6 +151,7 @@ class RulesWatcher:
 
     def _poll(self) -> None:
         """Reload if the file changed and has stopped changing; a file still being written waits a poll."""
+        self._retry_replan()
         stamp = self._stamp()
         if stamp is None or stamp == self._seen or not self._settled(stamp):
             return   # unchanged, or still being written: the next poll looks again

@@ -1,13 +1,14 @@
-"""Timer rows: arm, cancel, claim once, and the reads a firing needs."""
+"""Timer rows: arm, cancel, claim once, move, and the reads a firing or a re-plan after a reload needs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
-from ticketd.store.tables import messages, timers
+from ticketd.domain.statuses import Status
+from ticketd.store.tables import events, messages, tickets, timers
 
 
 def cancel_armed(conn: Connection, ticket_id: int, now: datetime) -> None:
@@ -31,8 +32,8 @@ _CANCEL_TIMER = update(timers).where(timers.c.id == bindparam("timer_id"), timer
 def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[tuple[str, datetime]],
                now: datetime) -> None:
     """Insert one armed timer per (kind, due_at)."""
-    conn.execute(_INSERT_TIMER, [dict(ticket_id=ticket_id, kind=kind, status=status, due_at=due_at,
-                                      state="armed", created_at=now) for kind, due_at in planned])
+    conn.execute(_INSERT_TIMER, [{"ticket_id": ticket_id, "kind": kind, "status": status, "due_at": due_at,
+                                  "state": "armed", "created_at": now} for kind, due_at in planned])
 
 
 def arm_timer(conn: Connection, ticket_id: int, kind: str, status: str, due_at: datetime, now: datetime) -> None:
@@ -40,9 +41,15 @@ def arm_timer(conn: Connection, ticket_id: int, kind: str, status: str, due_at: 
     arm_timers(conn, ticket_id, status, [(kind, due_at)], now)
 
 
-def cancel_timer(conn: Connection, timer_id: int, now: datetime) -> None:
-    """Cancel one timer, if it is still armed."""
-    conn.execute(_CANCEL_TIMER, dict(timer_id=timer_id, now=now))
+def cancel_timer(conn: Connection, timer_id: int, now: datetime) -> bool:
+    """Cancel one timer, if it is still armed; whether it was."""
+    return conn.execute(_CANCEL_TIMER, {"timer_id": timer_id, "now": now}).rowcount == 1
+
+
+def move_timer(conn: Connection, timer_id: int, due_at: datetime) -> bool:
+    """Make an armed timer due at `due_at`; False if it was no longer armed (fired or cancelled meanwhile)."""
+    return conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.state == "armed")
+                        .values(due_at=due_at)).rowcount == 1
 
 
 def armed(conn: Connection, ticket_id: int) -> list[dict]:
@@ -61,8 +68,13 @@ def due_armed(conn: Connection, now: datetime, limit: int) -> list[tuple[int, in
 
 
 def claim_timer(conn: Connection, timer_id: int, now: datetime) -> dict | None:
-    """Mark an armed timer fired (one conditional UPDATE); the row, or None if it was not armed."""
-    claimed = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.state == "armed")
+    """Mark an armed timer due by `now` fired (one conditional UPDATE); the row, or None if it was not.
+
+    Due by `now` as well as armed: a reload may have moved it later since
+    the sweep read it as due (ticketd/timer_replan.py).
+    """
+    claimed = conn.execute(update(timers).where(timers.c.id == timer_id, timers.c.state == "armed",
+                                                timers.c.due_at <= now)
                            .values(state="fired", fired_at=now))
     if claimed.rowcount != 1:
         return None
@@ -71,12 +83,12 @@ def claim_timer(conn: Connection, timer_id: int, now: datetime) -> dict | None:
 
 def armed_due_at(conn: Connection, ticket_id: int, kind: str) -> datetime | None:
     """When the ticket's armed timer of `kind` is due, if there is one."""
-    return conn.execute(_ARMED_DUE_AT, dict(ticket_id=ticket_id, kind=kind)).scalar_one_or_none()
+    return conn.execute(_ARMED_DUE_AT, {"ticket_id": ticket_id, "kind": kind}).scalar_one_or_none()
 
 
 def armed_of_kind(conn: Connection, ticket_id: int, kind: str) -> dict | None:
     """The ticket's armed timer of `kind` (id, created_at, due_at), soonest first, if there is one."""
-    row = conn.execute(_ARMED_OF_KIND, dict(ticket_id=ticket_id, kind=kind)).mappings().first()
+    row = conn.execute(_ARMED_OF_KIND, {"ticket_id": ticket_id, "kind": kind}).mappings().first()
     return dict(row) if row is not None else None
 
 
@@ -90,4 +102,52 @@ _AGENT_REPLIED_SINCE = select(messages.c.id).where(
 
 def agent_replied_since(conn: Connection, ticket_id: int, since: datetime) -> bool:
     """Whether an agent sent the customer a public reply on the ticket at or after `since`."""
-    return conn.execute(_AGENT_REPLIED_SINCE, dict(ticket_id=ticket_id, since=since)).first() is not None
+    return conn.execute(_AGENT_REPLIED_SINCE, {"ticket_id": ticket_id, "since": since}).first() is not None
+
+
+# ---------------------------------------------------------------- re-planning after a reload
+
+def tickets_in(conn: Connection, statuses: Iterable[str]) -> list[int]:
+    """The ids of the tickets in `statuses`, in order."""
+    return list(conn.execute(select(tickets.c.id).where(tickets.c.status.in_(list(statuses)))
+                             .order_by(tickets.c.id)).scalars())
+
+
+def lock_tickets(conn: Connection, ids: Iterable[int], statuses: Iterable[str]) -> list[dict]:
+    """Those of the tickets `ids` still in `statuses` (id, status, dev_due, postponed_until), in id order.
+
+    Locked for the transaction on PostgreSQL, in id order (SQLite's write
+    transaction holds the file): the ticket first, then its timers, as a
+    firing and a status change take them.
+    """
+    stmt = (select(tickets.c.id, tickets.c.status, tickets.c.dev_due, tickets.c.postponed_until)
+            .where(tickets.c.id.in_(list(ids)), tickets.c.status.in_(list(statuses))).order_by(tickets.c.id))
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+# A status change records the status it came from (ticketd/ticket_changes.py,
+# as agent_mail's `_status_event` reads it); the ticket's creation has none.
+_MOVED_INTO_STATUS = or_(events.c.kind == "created", events.c.from_value.in_([s.value for s in Status]))
+
+
+def entered_status(conn: Connection, ids: Iterable[int]) -> dict[int, datetime]:
+    """When each of the tickets `ids` entered the status it is in: its latest event that moved it there.
+
+    A ticket without such an event (made outside the mail flow) is left out.
+    """
+    rows = conn.execute(
+        select(events.c.ticket_id, func.max(events.c.at)).join(tickets, tickets.c.id == events.c.ticket_id)
+        .where(events.c.ticket_id.in_(list(ids)), events.c.to_value == tickets.c.status, _MOVED_INTO_STATUS)
+        .group_by(events.c.ticket_id)).all()
+    return dict(rows)
+
+
+def timers_of_current_status(conn: Connection, ids: Iterable[int]) -> list[dict]:
+    """The armed and fired timers of the tickets `ids` that belong to the status each ticket is in."""
+    rows = conn.execute(
+        select(timers).join(tickets, tickets.c.id == timers.c.ticket_id)
+        .where(timers.c.ticket_id.in_(list(ids)), timers.c.status == tickets.c.status, timers.c.state != "cancelled")
+        .order_by(timers.c.ticket_id, timers.c.id)).mappings().all()
+    return [dict(r) for r in rows]
