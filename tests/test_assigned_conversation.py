@@ -196,7 +196,7 @@ def test_reassignment_after_a_breached_timer_shows_the_conversation(desk):
     assert f"{_shown(opened, 'customer')}\n{_shown(note, 'agent, internal note')}" in text
     # The agent it was taken from is told without the conversation: that notice is not give()'s.
     told = _plain(desk, ALICE, "agent/timer_breached")
-    assert f"reassigned to {BOB}" in told and "The printer is on fire." not in told
+    assert f"reassigned to Bob <{BOB}>" in told and "The printer is on fire." not in told
 
 
 def test_a_breach_on_an_unassigned_ticket_shows_its_group_the_conversation(make_app, sqlite_url):
