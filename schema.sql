@@ -40,7 +40,13 @@ CREATE TABLE raw_mail (
     reason          TEXT,                          -- why it is quarantined
     attempts        INTEGER NOT NULL DEFAULT 0,
     processed_at    TIMESTAMP,
-    ticket_id       INTEGER
+    ticket_id       INTEGER,
+    -- An admin looked at it (`ticketd quarantine dismiss`): kept as it is,
+    -- still quarantined and retried as before, no longer a warning of
+    -- `ticketd status`. A retry clears it.
+    dismissed_at    TIMESTAMP,
+    dismissed_by    VARCHAR(320),                  -- the login name that ran the command
+    dismiss_reason  TEXT
 );
 CREATE UNIQUE INDEX raw_mail_dedupe ON raw_mail (dedupe_key);
 CREATE INDEX raw_mail_state ON raw_mail (state, id);
@@ -181,7 +187,12 @@ CREATE TABLE outbox (
     claimed_at      TIMESTAMP,
     last_error      TEXT,
     created_at      TIMESTAMP NOT NULL,
-    sent_at         TIMESTAMP
+    sent_at         TIMESTAMP,
+    -- A failed row an admin looked at (`ticketd outbox dismiss`): still
+    -- failed, sent again only by its ID, no longer a warning of status.
+    dismissed_at    TIMESTAMP,
+    dismissed_by    VARCHAR(320),                  -- the login name that ran the command
+    dismiss_reason  TEXT
 );
 CREATE INDEX outbox_state ON outbox (state, next_attempt_at);
 CREATE INDEX outbox_recipient ON outbox (recipient, created_at);
@@ -194,6 +205,9 @@ CREATE INDEX outbox_ticket ON outbox (ticket_id, template);
 -- all, or SQLite does not use it (bench/README.md, Outbound).
 CREATE INDEX outbox_line ON outbox (ticket_id, recipient, id) WHERE state = 'pending' OR state = 'sending';
 CREATE UNIQUE INDEX outbox_message_id ON outbox (message_id);
+-- When mail last went out, for `ticketd status` (one probe at the index's
+-- end, however much has been sent).
+CREATE INDEX outbox_sent ON outbox (sent_at);
 
 -- Round robin: the last agent given a ticket, per group; advanced atomically.
 CREATE TABLE rr_cursor (
@@ -215,6 +229,16 @@ CREATE TABLE timers (
 );
 CREATE INDEX timers_due ON timers (state, due_at);
 CREATE INDEX timers_ticket ON timers (ticket_id, state);
+
+-- The rules.yaml the armed timers were last planned under (one row): a
+-- daemon started after the file changed re-plans them from these
+-- (docs/rules.md), as a reload re-plans from the rules it replaces.
+CREATE TABLE timer_rules (
+    id              INTEGER PRIMARY KEY,           -- always 1
+    rules_hash      VARCHAR(64) NOT NULL,          -- sha256 of that rules.yaml
+    timing          TEXT NOT NULL,                 -- its timers: and business_hours:, as JSON
+    planned_at      TIMESTAMP NOT NULL
+);
 
 CREATE TABLE ratings (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -94,6 +94,29 @@ def _add_outbox_line_index(conn: Connection) -> None:
                       " WHERE state = 'pending' OR state = 'sending'"))
 
 
+def _add_timer_rules(conn: Connection) -> None:
+    """timer_rules, empty: the first start records the rules in force, and re-plans from the next change on."""
+    conn.execute(text(
+        "CREATE TABLE timer_rules ("
+        " id INTEGER PRIMARY KEY,"
+        " rules_hash VARCHAR(64) NOT NULL,"
+        " timing TEXT NOT NULL,"
+        " planned_at TIMESTAMP NOT NULL)"))
+
+
+def _add_outbox_sent_index(conn: Connection) -> None:
+    """outbox_sent: when each mail went, whose latest `ticketd status` reads."""
+    conn.execute(text("CREATE INDEX outbox_sent ON outbox (sent_at)"))
+
+
+def _add_dismissed(conn: Connection) -> None:
+    """dismissed_at, dismissed_by and dismiss_reason on raw_mail and outbox, NULL: nothing dismissed yet."""
+    for table in ("raw_mail", "outbox"):
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN dismissed_at TIMESTAMP"))
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN dismissed_by VARCHAR(320)"))
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN dismiss_reason TEXT"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -106,6 +129,10 @@ STEPS: tuple[Step, ...] = (
     Step(6, "imap_health records how each IMAP poller fares, for `ticketd status`", _add_imap_health),
     Step(7, "outbox_line indexes the unsent mail of each ticket and recipient, in queued order",
          _add_outbox_line_index),
+    Step(8, "timer_rules records the rules the armed timers follow, re-planned at start if the file changed",
+         _add_timer_rules),
+    Step(9, "outbox_sent indexes when mail went out, for `ticketd status`", _add_outbox_sent_index),
+    Step(10, "quarantined and failed mail an admin dismissed records who, when and why", _add_dismissed),
 )
 LATEST = STEPS[-1].version
 

@@ -47,6 +47,9 @@ raw_mail = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("processed_at", DateTime),
     Column("ticket_id", Integer),
+    Column("dismissed_at", DateTime),
+    Column("dismissed_by", String(320)),
+    Column("dismiss_reason", Text),
 )
 
 imap_cursor = Table(
@@ -184,6 +187,9 @@ outbox = Table(
     Column("last_error", Text),
     Column("created_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
+    Column("dismissed_at", DateTime),
+    Column("dismissed_by", String(320)),
+    Column("dismiss_reason", Text),
 )
 
 rr_cursor = Table(
@@ -205,6 +211,15 @@ timers = Table(
     Column("state", String(16), nullable=False, server_default="armed"),
     Column("fired_at", DateTime),
     Column("created_at", DateTime, nullable=False),
+)
+
+timer_rules = Table(
+    "timer_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("rules_hash", String(64), nullable=False),
+    Column("timing", Text, nullable=False),
+    Column("planned_at", DateTime, nullable=False),
 )
 
 ratings = Table(
