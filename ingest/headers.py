@@ -176,6 +176,11 @@ def _valid_addr(addr: str) -> bool:
                 and len(addr.encode("utf-8", "replace")) <= ADDRESS_MAX)
 
 
+def is_address(addr: str) -> bool:
+    """Whether `addr` is a bare address (local@domain) as every address read from a header is: what an RCPT may name."""
+    return _valid_addr(addr)
+
+
 def ascii_domain(address: str) -> str:
     """`address` with an internationalised domain in its ASCII form (IDNA, RFC 5890): what SMTP carries.
 

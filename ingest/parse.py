@@ -101,6 +101,8 @@ class ParsedMail:
     # Sender the one who sent), Sender's when it is one of them, else the first. Never agent authority.
     author: str | None = None
     co_authors: list[str] = field(default_factory=list)   # the other From addresses
+    # Display names of the To and Cc addresses (decoded and cleaned as From's), by address; unnamed ones absent.
+    recipient_names: dict[str, str] = field(default_factory=dict)
 
 
 class _RawHeaders(Compat32):
@@ -771,6 +773,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         return parse_addresses([str(v) for v in msg.get_all(name, [])], hints)
 
     froms = addresses("from")
+    tos, ccs = addresses("to"), addresses("cc")
     reply_tos = addresses("reply-to")
     from_name, from_addr = (froms[0] if len(froms) == 1 else ("", None))
     author = froms[0] if froms else None
@@ -803,8 +806,8 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         from_addr=from_addr,
         from_name=from_name or None,
         from_count=len(froms),
-        to=[a for _, a in addresses("to")],
-        cc=[a for _, a in addresses("cc")],
+        to=[a for _, a in tos],
+        cc=[a for _, a in ccs],
         reply_to=[a for _, a in reply_tos],
         subject=headers.get("subject", ""),
         date=headers.get("date"),
@@ -817,7 +820,17 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         reply_to_name=(reply_tos[0][0] or None) if reply_tos else None,
         author=author[1] if author else None,
         co_authors=[a for _, a in froms if author and a != author[1]],
+        recipient_names=_names(tos + ccs),
     )
+
+
+def _names(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Address -> display name, the first name given to each address (`"John Smith" <john@…>`)."""
+    names: dict[str, str] = {}
+    for name, address in pairs:
+        if name and address not in names:
+            names[address] = name
+    return names
 
 
 # Where the header ends: the first empty line, whatever the line ends.

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ingest.headers import ascii_domain
+from ingest.headers import ascii_domain, is_address
 from ticketd.settings import OutboundSettings
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
@@ -162,8 +162,26 @@ def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: byte
     return _classify(code, text.decode("utf-8", "replace"))
 
 
+def _not_an_address(recipient: str) -> SendResult | None:
+    """Failed for good, before any connection, when the recipient is no address (local@domain); else None.
+
+    Every RCPT names an address (RFC 5321 section 4.1.2). A smarthost given
+    `RCPT TO:<john smith>` may take it and add its own domain (Postfix's
+    append_at_myorigin), delivering the mail to a stranger's mailbox and
+    logging it as sent. No outbox row should hold one (a ticket whose first
+    mail named no address has no requester address, ticketd.domain.requester);
+    this guard stops any that does, whatever queued it.
+    """
+    if is_address(recipient):
+        return None
+    return SendResult(FAILED, f"not sent: {recipient!r} is not an email address (local@domain), so no "
+                              "mail server can deliver it; the ticket has no address to answer there")
+
+
 def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: bytes) -> SendResult:
     """One SMTP transaction for one recipient; never raises for network trouble."""
+    if (refused := _not_an_address(recipient)) is not None:
+        return refused
     kept: _Kept | None = None
     try:
         try:

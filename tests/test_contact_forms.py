@@ -82,8 +82,12 @@ def test_requester_of_takes_the_first_usable_reply_to_address():
     got = requester_of(FORM, "Shop", FORM, ["support@example.com", VISITOR], "Support", use_reply_to=True,
                        not_a_customer=ours)
     assert (got.address, got.name, got.from_reply_to) == (VISITOR, None, True)   # the name was the desk's
-    assert requester_of(None, None, "Broken <", [VISITOR], None, use_reply_to=False,
-                        not_a_customer=ours).address == "broken <"
+    # A From without an address names nobody to answer: never its text as an address (tests/test_requester_address.py).
+    broken = requester_of(None, None, "Broken <", [VISITOR], None, use_reply_to=False, not_a_customer=ours)
+    assert (broken.address, broken.name) == ("", "Broken <")
+    # A contact form's route still takes its Reply-To.
+    assert requester_of(None, None, "Broken <", [VISITOR], None, use_reply_to=True,
+                        not_a_customer=ours).address == VISITOR
 
 
 def test_rules_test_names_the_visitor_and_rules_check_names_the_choices():

@@ -21,7 +21,8 @@ from ticketd.assignment import assign_in_tx
 from ticketd.customer_mail import add_followers, apply_customer_mail
 from ticketd.domain.lifecycle import parse_key_facts
 from ticketd.domain.notices import AUTO_REPLIED, Notice
-from ticketd.domain.requester import requester_of
+from ticketd.domain.loops import own_address_reason
+from ticketd.domain.requester import Requester, requester_of_mail
 from ticketd.domain.rules import MailFacts
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import TAG_RE, strip_prefixes
@@ -31,6 +32,7 @@ from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, stor
 from ticketd.timers import on_ticket_opened
 
 if TYPE_CHECKING:
+    from ingest.parse import ParsedMail
     from ticketd.pipeline import IncomingMail
 
 __all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ticket"]
@@ -49,6 +51,35 @@ def _new_subject(subject: str) -> str:
     return " ".join(strip_prefixes(TAG_RE.sub(" ", subject or "")).split()) or "(no subject)"
 
 
+def _written_from_our_address(mail: IncomingMail) -> bool:
+    """A person's mail From one of our addresses (the shared mailbox in webmail), not our own mail come back."""
+    author = mail.parsed.author
+    return bool(author) and mail.robot_reason == own_address_reason(author)
+
+
+def _written_to(app: App, p: ParsedMail) -> tuple[str, str | None]:
+    """The customer of a mail our address wrote: the first in To, else Cc, who is not ours nor an agent; else none.
+
+    As Zammad does with mail from a system address: someone on the team
+    wrote to a customer from the shared mailbox with support in Cc or Bcc,
+    and the conversation is that customer's. Answering our own address
+    would answer no one (ticketd never mails itself).
+    """
+    for address in dict.fromkeys(p.to + p.cc):
+        if not is_ours(app, address) and app.rules.agent(address) is None:
+            return address, p.recipient_names.get(address)
+    return "", None
+
+
+def _why_written_to(author: str, requester: str) -> str:
+    """The `requester` event's reason for a mail our own address wrote."""
+    if requester:
+        return (f"written from our own address {author} to {requester}, the first address it names that is not "
+                "ours nor an agent's: replies go there, and no acknowledgement is sent")
+    return (f"written from our own address {author} to none but our addresses and agents: no address to answer; "
+            "nothing is sent to the customer, and agents' public replies are refused")
+
+
 def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     """A new conversation: create the ticket in `new`, route it, acknowledge it (or close it, if a route says so)."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
@@ -57,10 +88,13 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
     facts = parse_key_facts(mail.text)
     route = app.rules.route(replace(mail_facts(mail), type=facts.values.get("type", "")))
-    customer = requester_of(p.author, p.from_name, p.headers.get("from") or "", p.reply_to, p.reply_to_name,
-                            use_reply_to=route.requester == "reply_to",
-                            not_a_customer=lambda a: is_ours(app, a) or app.rules.agent(a) is not None)
-    requester = customer.address
+    customer = requester_of_mail(p, mail.envelope_from, use_reply_to=route.requester == "reply_to",
+                                 not_a_customer=lambda a: is_ours(app, a) or app.rules.agent(a) is not None)
+    ours = _written_from_our_address(mail) and not customer.from_reply_to
+    if ours:
+        customer = Requester(*_written_to(app, p))
+    requester = customer.address   # "": the mail named no address to answer (ticketd.domain.requester)
+    actor = requester or "system:intake"
     ticket_id = store.create_ticket(
         conn, subject=_new_subject(p.subject), status=Status.NEW.value,
         priority=route.priority or "normal", type=route.type or facts.values.get("type"),
@@ -69,10 +103,18 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         requester_name=customer.name, group_name=route.group, assignee=None,
         suppress_ack=route.suppress_ack, created_at=now, updated_at=now,
     )
-    store.add_participant(conn, ticket_id, requester, "requester", customer.name, now)
+    if requester:   # no address, no participant: nothing public is ever addressed to one
+        store.add_participant(conn, ticket_id, requester, "requester", customer.name, now)
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
-    store.add_event(conn, ticket_id, now, requester, "created", to_value=Status.NEW.value,
+    store.add_event(conn, ticket_id, now, actor, "created", to_value=Status.NEW.value,
                     reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)
+    if ours:
+        store.add_event(conn, ticket_id, now, "system:intake", "requester", from_value=p.author,
+                        to_value=requester or None, message_row_id=row_id,
+                        reason=_why_written_to(p.author, requester) + f"; {mail_ref(mail)}")
+    elif (why := customer.why()) is not None:
+        store.add_event(conn, ticket_id, now, "system:intake", "requester", from_value=p.author,
+                        to_value=requester or None, message_row_id=row_id, reason=f"{why}; {mail_ref(mail)}")
     if customer.from_reply_to:
         store.add_event(conn, ticket_id, now, "system:rules", "requester", from_value=p.author,
                         to_value=requester, message_row_id=row_id, rules_hash=app.rules.digest,
@@ -81,18 +123,20 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # PRODUCT.md: Cc of a customer's mail join as followers, each an event;
     # an auto-generated mail ("Loops and robots") is stored but brings in no
     # one, so a robot's Cc list never gets the ticket's public replies.
-    if mail.robot_reason is None:
+    if mail.robot_reason is None or ours:
         # An agent in Cc is not a follower: followers may accept or reject a
         # solution, which only the customer does, and agents join by assignment.
-        copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and cc != requester and app.rules.agent(cc) is None]
-        add_followers(conn, ticket_id, copied, now, actor=requester, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
+        # Mail our address wrote for a customer: whom it was written to besides them follow as well.
+        copied = [(cc, p.recipient_names.get(cc)) for cc in (p.to + p.cc if ours else p.cc)
+                  if not is_ours(app, cc) and cc != requester and app.rules.agent(cc) is None]
+        add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
         # Several From addresses (RFC 5322 3.6.2): the others wrote it too, and hear the answers.
         authors = [(a, None) for a in p.co_authors
                    if not is_ours(app, a) and a != requester and app.rules.agent(a) is None]
-        add_followers(conn, ticket_id, authors, now, actor=requester, row_id=row_id,
+        add_followers(conn, ticket_id, authors, now, actor=actor, row_id=row_id,
                       reason=f"in From of {mail_ref(mail)} beside {requester}")
     if facts.values or facts.ignored:
-        store.add_event(conn, ticket_id, now, requester, "key_facts", message_row_id=row_id,
+        store.add_event(conn, ticket_id, now, actor, "key_facts", message_row_id=row_id,
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
                         reason=f"key facts at the top of {mail_ref(mail)}" + (
                             f"; not understood: {' | '.join(facts.ignored)}" if facts.ignored else ""))
@@ -118,7 +162,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
     if route.assignee:   # `then: {assignee: ...}`; otherwise the rule worker picks from the group
         decision.notices.extend(assign_in_tx(conn, app, ticket_id, route.assignee, now, "system:rules"))
-    if mail.robot_reason is None and not route.suppress_ack and (p.author or customer.from_reply_to):
+    if mail.robot_reason is None and not route.suppress_ack and requester:
         decision.notices.append(Notice(
             template="requester/ticket_opened", recipient=requester, ticket_id=ticket_id,
             auto_submitted=AUTO_REPLIED, in_reply_to=p.message_id, message_row_id=row_id,

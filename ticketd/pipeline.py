@@ -138,7 +138,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         text=prep.stripped if match.ticket_id is not None else parsed.text.strip(),
         attachments=prep.attachments, robot_reason=prep.robot_reason, matched_by=match.matched_by,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
-        quoted_only=prep.quoted_only and match.ticket_id is not None,
+        quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
@@ -267,6 +267,7 @@ class IncomingMail:
     reactions: list[ReplyAddress]        # like/dislike addresses it was sent to
     html: str | None = None              # the HTML part, sanitised (ticketd.prepare)
     quoted_only: bool = False            # a reply with only quoted text: `text` is then the whole text
+    envelope_from: str | None = None     # SMTP MAIL FROM, else Return-Path (ticketd.prepare)
 
 
 BATCH = 8  # mails per transaction: fewer syncs, yet the lock is never held long

@@ -16,7 +16,7 @@ from ingest.match import is_our_message_id
 from ingest.html_clean import clean_html
 from ingest.parse import MailTooComplex, ParsedMail, parse_mail
 from ingest.quotes import own_reply
-from ticketd.domain.loops import auto_generated_reason
+from ticketd.domain.loops import auto_generated_reason, is_our_address, own_address_reason
 from ticketd.domain.signing import Signer
 from ticketd.domain.tags import find_tags
 from ticketd.settings import Settings
@@ -43,6 +43,7 @@ class Prepared:
     attachments: list[dict]
     html: str | None = None   # the HTML part sanitised for agents (ingest.html_clean), made here, before any lock
     quoted_only: bool = False  # a reply with nothing of its own: `stripped` is then its whole text
+    envelope_from: str | None = None   # SMTP MAIL FROM, else Return-Path; None when neither is known
 
 
 def _parse(settings: Settings, raw: bytes) -> ParsedMail:
@@ -60,9 +61,13 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     if envelope_from is None and "return-path" in parsed.headers:
         envelope_from = parsed.headers["return-path"]
     robot_reason = auto_generated_reason(parsed.headers, envelope_from, parsed.from_addr, parsed.content_type)
-    if is_our_message_id(signer, settings.support_domain, parsed.message_id) or (
-            parsed.from_addr == settings.support_address):
+    if is_our_message_id(signer, settings.support_domain, parsed.message_id):
         robot_reason = "our own mail reflected back"
+    elif robot_reason is None and is_our_address(parsed.author, settings.support_address,
+                                                 settings.smtp.extra_addresses):
+        # A person in the shared mailbox (webmail), or any of our addresses: never answered, and a
+        # new ticket's customer is whom it was written to (ticketd.conversation).
+        robot_reason = own_address_reason(parsed.author)
     attachments = []
     for att in parsed.attachments:
         store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
@@ -77,7 +82,8 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     own = own_reply(parsed.text) if may_follow_up else parsed.text.strip()
     return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to,
                     robot_reason=robot_reason, stripped=own or parsed.text.strip(), attachments=attachments,
-                    html=clean_html(parsed.html), quoted_only=not own and bool(parsed.text.strip()))
+                    html=clean_html(parsed.html), quoted_only=not own and bool(parsed.text.strip()),
+                    envelope_from=envelope_from)
 
 
 def write_missing_files(settings: Settings, prepared: Prepared) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ticketd.app import App
+from ticketd.domain.loops import is_our_address
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
 from ticketd.domain.timers import DATE_OF_STATUS, dates_left_behind
@@ -27,11 +28,7 @@ class Decision:
 
 def is_ours(app: App, address: str) -> bool:
     """Whether an address is our own: the support address, its +tagged forms, or an extra address."""
-    support = app.settings.support_address
-    local, domain = support.split("@", 1)
-    address = address.lower()
-    return address == support or address.startswith(local + "+") and address.endswith("@" + domain) or (
-        address in app.settings.smtp.extra_addresses)
+    return is_our_address(address, app.settings.support_address, app.settings.smtp.extra_addresses)
 
 
 def mail_ref(mail: IncomingMail) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 _ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply", "donotreply")
 
@@ -42,6 +42,21 @@ def auto_generated_reason(
     if local in _ROBOT_LOCALPARTS or local.startswith("mailer-daemon"):
         return f"robot sender {from_addr}"
     return None
+
+
+def is_our_address(address: str | None, support: str, extra: Iterable[str]) -> bool:
+    """Whether an address is ticketd's own: the support address, its +token forms, an smtp.extra_addresses one."""
+    if not address:
+        return False
+    address, support = address.lower(), support.lower()
+    local, domain = support.split("@", 1)
+    return address == support or address.startswith(local + "+") and address.endswith("@" + domain) or (
+        address in {a.lower() for a in extra})
+
+
+def own_address_reason(address: str) -> str:
+    """Why a person's mail From one of our addresses is not answered (PRODUCT.md: never answers its own mail)."""
+    return f"from our own address {address}: ticketd never answers its own addresses"
 
 
 _ADDRESS = re.compile(r"[^\s<>,;\"]+@[^\s<>,;\"]+")

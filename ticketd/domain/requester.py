@@ -4,18 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ingest.headers import is_address, parse_addresses
+
+if TYPE_CHECKING:
+    from ingest.parse import ParsedMail
+
+# Where the requester's address came from, when not from From.
+REPLY_TO, SENDER, ENVELOPE = "Reply-To", "Sender", "the envelope sender"
 
 
 @dataclass(frozen=True)
 class Requester:
-    address: str
+    address: str                  # "" when the mail named no address to answer
     name: str | None
     from_reply_to: bool = False   # a route's `requester: reply_to` took it from Reply-To
+    source: str | None = None     # None: From; else REPLY_TO, SENDER or ENVELOPE
+    raw_from: str = ""            # From as written, for the history when it named no address
+
+    def why(self) -> str | None:
+        """The history's reason when the requester is not From's address, else None."""
+        written = f"From: {self.raw_from}" if self.raw_from else "no From"
+        if self.source in (SENDER, ENVELOPE):
+            return f"the mail names no address in From ({written}): replies go to {self.source}, {self.address}"
+        if not self.address:
+            return (f"no address to answer: the mail names none in From ({written}), Sender or the envelope "
+                    "sender; nothing is sent to the customer, and agents' public replies are refused")
+        return None
 
 
 def requester_of(from_addr: str | None, from_name: str | None, raw_from: str, reply_to: list[str],
                  reply_to_name: str | None, *, use_reply_to: bool,
-                 not_a_customer: Callable[[str], bool]) -> Requester:
+                 not_a_customer: Callable[[str], bool], sender: str | None = None,
+                 envelope_from: str | None = None) -> Requester:
     """From, unless a route said the mail comes from a contact form and Reply-To names someone else.
 
     A website's form sends as itself (`From: wordpress@example.com`) and
@@ -24,11 +46,42 @@ def requester_of(from_addr: str | None, from_name: str | None, raw_from: str, re
     Reply-To, and a person's own mail client setting one is still that
     person writing. Our own addresses and agents are never a customer; a
     mail without a usable Reply-To keeps its sender.
+
+    A From that names no address (`From: John Smith`, or none at all) is
+    no one to answer. The one who sent the mail is then Sender's mailbox
+    (RFC 5322 3.6.2), else the SMTP envelope sender (RFC 5321 4.1.1.2, where
+    bounces go; Return-Path for mail fetched by IMAP). Reply-To stays the
+    admin's choice (PRODUCT.md: identity from From). With none of them an
+    address, the requester is "": never a name, which a smarthost may take
+    for a local mailbox of its own.
     """
-    sender = Requester(from_addr or raw_from[:320].lower() or "unknown", from_name)
+    raw_from = " ".join(raw_from.split())[:320]
+    name = from_name or (raw_from if raw_from and not from_addr else None)
+    sender_found = Requester(from_addr, from_name) if from_addr else _fallback(
+        sender, envelope_from, not_a_customer, name, raw_from)
     if not use_reply_to:
-        return sender
+        return sender_found
     usable = [a for a in reply_to if a and a != from_addr and not not_a_customer(a)]
     if not usable:
-        return sender
-    return Requester(usable[0], reply_to_name if usable[0] == reply_to[0] else None, from_reply_to=True)
+        return sender_found
+    return Requester(usable[0], reply_to_name if usable[0] == reply_to[0] else None, from_reply_to=True,
+                     source=REPLY_TO, raw_from=raw_from)
+
+
+def _fallback(sender: str | None, envelope_from: str | None, not_a_customer: Callable[[str], bool],
+              name: str | None, raw_from: str) -> Requester:
+    """Sender's address, else the envelope sender's, else none: for a From that named no address."""
+    for source, address in ((SENDER, sender), (ENVELOPE, envelope_from)):
+        address = (address or "").strip().strip("<>").strip().lower()
+        if is_address(address) and not not_a_customer(address):
+            return Requester(address, name, source=source, raw_from=raw_from)
+    return Requester("", name, raw_from=raw_from)
+
+
+def requester_of_mail(parsed: ParsedMail, envelope_from: str | None, *, use_reply_to: bool,
+                      not_a_customer: Callable[[str], bool]) -> Requester:
+    """requester_of for a parsed mail and its envelope sender (None when unknown, as for a file)."""
+    senders = parse_addresses([parsed.headers["sender"]]) if parsed.headers.get("sender") else []
+    return requester_of(parsed.author, parsed.from_name, parsed.headers.get("from") or "", parsed.reply_to,
+                        parsed.reply_to_name, use_reply_to=use_reply_to, not_a_customer=not_a_customer,
+                        sender=senders[0][1] if senders else None, envelope_from=envelope_from)
