@@ -140,7 +140,7 @@ def test_command_applies(text, expected):
     ("#type feature", "'feature' is not a type", "type"),
     ("#postpone soon", "'soon' is not a duration or an ISO date", "postpone"),
     ("#postpone 2030-02-30", "is not a duration or an ISO date", "postpone"),
-    ("#postpone 3 days", "is not a duration or an ISO date", "postpone"),
+    ("#postpone 3 months", "is not a duration or an ISO date", "postpone"),
     ("#postpone 2020-01-01", "is in the past", "postpone"),
     ("#dev carol PRJ-17", "exactly three words", "dev"),
     ("#dev carol PRJ-17 tomorrow", "'tomorrow' is not an ISO date", "dev"),
@@ -190,3 +190,156 @@ def test_a_command_below_other_text_stops_the_reply(text, stray):
     plan = plan_commands(reply, now=datetime(2030, 1, 1), agents=[], groups=[])
     assert plan.ok is (not stray)
     assert all(any(line in e and "commands go on the first lines" in e for e in plan.errors) for line in stray)
+
+
+# ---------------------------------------------------------------- a colon, or spaces after '#'
+
+
+@pytest.mark.parametrize("text, line, args, body", [
+    ("#note:\n\nVIP customer, internal: credit limit 5000.", "#note:", "",
+     "VIP customer, internal: credit limit 5000."),
+    ("#note: the customer is a VIP\nmore", "#note: the customer is a VIP", "the customer is a VIP", "more"),
+    ("#note:secret\nmore", "#note:secret", "secret", "more"),
+    ("#note :\nsecret", "#note :", "", "secret"),
+    ("# note\n\nsecret", "# note", "", "secret"),
+    ("#  Note: secret\nmore", "#  Note: secret", "secret", "more"),
+    ("\u00a0#\u00a0note\u00a0secret\nmore", "#\u00a0note\u00a0secret", "secret", "more"),
+    ("#priority: urgent\n\ncolon form", "#priority: urgent", "urgent", "colon form"),
+    ("#status:\u00a0waiting_customer\nx", "#status:\u00a0waiting_customer", "waiting_customer", "x"),
+    ("\uff03note\nsecret", "\uff03note", "", "secret"),             # a full-width number sign (CJK input)
+])
+def test_a_colon_after_the_name_or_spaces_after_the_hash(text, line, args, body):
+    reply = read_agent_reply(text)
+    assert [(c.line, c.args) for c in reply.commands] == [(line, args)]
+    assert reply.body == body
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("#note:\n\nVIP customer, internal: credit limit 5000.", dict(internal=True)),
+    ("# note\n\nsecret", dict(internal=True)),
+    ("#priority: urgent\n\ncolon form", dict(priority="urgent")),
+    ("#status: waiting_customer\nWhich model?", dict(status=Status.WAITING_CUSTOMER)),
+    ("#close: spam", dict(status=Status.CLOSED, close_reason="spam")),
+    ("# assign billing\n# type: bug", dict(assign_to="billing", type="bug")),
+])
+def test_a_colon_or_spaced_command_applies(text, expected):
+    result = plan(text)
+    assert result.ok, result.errors
+    for key, value in expected.items():
+        assert getattr(result, key) == value, key
+
+
+@pytest.mark.parametrize("text, names, body", [
+    ("# Summary\nThe printer is fixed.", [], "# Summary\nThe printer is fixed."),   # a heading, not ours
+    ("#1 priority is your printer.", [], "#1 priority is your printer."),
+    ("# 1 priority is your printer.", [], "# 1 priority is your printer."),
+    ("Hello,\n# note\nthe printer is fixed.", [], "Hello,\n# note\nthe printer is fixed."),
+])
+def test_spaced_text_that_is_no_command_of_ours_is_text(text, names, body):
+    reply = read_agent_reply(text)
+    assert [c.name for c in reply.commands] == names
+    assert reply.body == body
+    assert reply.unreadable == ()
+    assert plan(text).ok, plan(text).errors
+
+
+@pytest.mark.parametrize("text, line, usage", [
+    ("#note.\n\nsecret", "#note.", "note"),
+    ("#note!secret", "#note!secret", "note"),
+    ("#note - internal\n#close.\nsecret", "#close.", "close"),      # the first line reads, the next does not
+    ("#priority=urgent\nx", "#priority=urgent", "priority"),
+    ("#notes: the customer is a VIP\nx", "#notes: the customer is a VIP", None),   # close to #note
+    ("## Note\nsecret", "## Note", "note"),
+    ("# Notes\nsecret", "# Notes", None),
+    ("#stauts, closed\nx", "#stauts, closed", None),                   # a slip of #status
+    ("> quoted\n\n  #close.\nspam", "#close.", "close"),
+])
+def test_a_top_line_like_a_command_that_cannot_be_read_stops_the_mail(text, line, usage):
+    """Read as text it would reach the customer word for word: the whole mail is held back, the agent told."""
+    reply = read_agent_reply(text)
+    assert reply.unreadable == (line,)
+    result = plan(text)
+    assert not result.ok
+    assert any(e.startswith(f"{line}: ") and "cannot be read as a command" in e for e in result.errors), result.errors
+    if usage:
+        assert USAGE[usage] in result.usage
+
+
+@pytest.mark.parametrize("text", [
+    "Thanks!\n#note.\n",                                   # below the agent's own text: text, as before
+    "#hashtag! love it",                                   # '#' and a word that is no command of ours
+    "#1. Restart the printer.",
+    "#42: see the other ticket",
+    "#TODO: call the customer back",
+])
+def test_other_lines_starting_with_a_hash_are_text(text):
+    reply = read_agent_reply(text)
+    assert reply.unreadable == ()
+    result = plan(text)
+    assert result.ok, result.errors
+
+
+def test_a_colon_command_below_other_text_stops_the_reply():
+    assert stray_commands("Hi team,\n#note: a VIP\nthanks") == ["#note: a VIP"]
+    assert stray_commands("Hi,\n# Status\nWe are on it.") == []        # a heading in the text
+
+
+# ---------------------------------------------------------------- #assign an agent by name
+
+
+NAMES = {"alice@example.com": "Alice", "bob@example.com": "Bob Smith"}
+
+
+def plan_named(text: str, names=NAMES, groups=GROUPS, away=None):
+    return plan_commands(read_agent_reply(text), now=NOW, agents=list(names), groups=groups,
+                         names=names, away=away)
+
+
+@pytest.mark.parametrize("text, assign_to", [
+    ("#assign Alice", "alice@example.com"),
+    ("#assign alice", "alice@example.com"),
+    ("#assign: ALICE", "alice@example.com"),
+    ("#assign Bob Smith", "bob@example.com"),
+    ("#assign  bob\u00a0 smith ", "bob@example.com"),
+    ("#assign \"Bob Smith\"", "bob@example.com"),
+    ("#assign Bob Smith.", "bob@example.com"),
+    ("#assign billing", "billing"),                          # a group, as before
+])
+def test_assign_names_an_agent_by_their_name_in_rules_yaml(text, assign_to):
+    result = plan_named(text)
+    assert result.ok, result.errors
+    assert result.assign_to == assign_to
+
+
+@pytest.mark.parametrize("text", ["#assign Bob", "#assign Smith", "#assign Ali"])
+def test_assign_takes_an_agents_full_name_only(text):
+    result = plan_named(text)
+    assert not result.ok
+    [error] = result.errors
+    assert "is neither an agent nor a group" in error
+    assert "Bob Smith (bob@example.com)" in error and "Alice (alice@example.com)" in error
+
+
+def test_assign_by_a_name_two_agents_share_names_the_addresses_to_choose_from():
+    names = {"alice@example.com": "Alex", "bob@example.com": "alex", "carol@example.com": "Carol"}
+    result = plan_named("#assign Alex", names=names)
+    assert not result.ok and result.assign_to is None
+    [error] = result.errors
+    assert error.startswith("#assign Alex: ")
+    assert "#assign alice@example.com" in error and "#assign bob@example.com" in error
+    assert "carol@example.com" not in error
+    assert USAGE["assign"] in result.usage
+
+
+def test_a_group_named_as_an_agent_is_the_group():
+    """A group's name keeps meaning the group when an agent is given the same name; the agent has an address."""
+    names = {"alice@example.com": "Support", "bob@example.com": "Bob"}
+    assert plan_named("#assign support", names=names).assign_to == "support"
+    assert plan_named("#assign alice@example.com", names=names).assign_to == "alice@example.com"
+
+
+def test_assign_by_name_refuses_an_agent_who_is_away():
+    away = {"bob@example.com": "bob@example.com is away until 2030-06-08; write #assign support instead."}
+    result = plan_named("#assign bob smith", away=away)
+    assert not result.ok
+    assert result.errors == ("#assign bob smith: " + away["bob@example.com"],)

@@ -21,7 +21,8 @@ from tests.desk import build_mail
 from tests.sink import Sink, customer_mail, wait_until
 from ticketd.domain.absence import DeskRefusal, DeskRequest, read_desk_mail
 from ticketd.domain.commands import plan_commands, read_agent_reply
-from ticketd.rules_file import MAX_DURATION_DAYS
+from ticketd.domain.timers import FURTHEST_AHEAD_DAYS
+from ticketd.rules_file import MAX_DURATION_DAYS, parse_duration
 
 NOW = datetime(2030, 6, 1, 12, 0)
 LIMIT = "at most 3650d (10 years) ahead"
@@ -67,9 +68,11 @@ def test_a_time_within_the_bound_is_taken(command, until):
 
 
 def test_the_bound_is_rules_yamls_longest_duration():
-    from ticketd.domain.timers import FURTHEST_AHEAD_DAYS
-
-    assert FURTHEST_AHEAD_DAYS == MAX_DURATION_DAYS == 3650
+    """One bound (docs/rules.md "at most 3650d"): rules.yaml takes up to the furthest ahead an agent's date lies."""
+    assert MAX_DURATION_DAYS is FURTHEST_AHEAD_DAYS and FURTHEST_AHEAD_DAYS == 3650
+    assert parse_duration(f"{FURTHEST_AHEAD_DAYS}d") == FURTHEST_AHEAD_DAYS * 86400
+    with pytest.raises(ValueError, match=f"longer than {FURTHEST_AHEAD_DAYS}d"):
+        parse_duration(f"{FURTHEST_AHEAD_DAYS + 1}d")
 
 
 def test_away_past_the_bound_is_refused_the_same_way():

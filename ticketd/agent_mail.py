@@ -174,7 +174,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     else:
         plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
                              groups=list(app.rules.groups), zone=app.rules.zone_of(actor),
-                             away=_away_refusals(conn, app, reply, actor, now))
+                             away=_away_refusals(conn, app, reply, actor, now),
+                             names={a.email: a.name for a in app.rules.agents})
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal
@@ -182,6 +183,12 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     if plan.ok and public and _quoted_note(conn, ticket_id, f"{written.body}\n{reply.body}"):
         plan = Plan(errors=("the reply contains text of an internal note, so it was not sent to the "
                             "customer. Reply again without the note's text.",))
+    if plan.ok and public and not customers_of(conn, app, ticket_id):
+        # A ticket whose first mail named no address (ticketd.domain.requester): a reply stored as
+        # sent that reached no one would be a silent loss; the agent hears it at once instead.
+        plan = Plan(errors=("no address to answer: the mail that opened this ticket named none, and nobody "
+                            "follows it, so your reply was not sent. Keep what you wrote on the ticket with "
+                            "#note, or close it with #close alone.",))
     if not plan.ok:
         return _reject(conn, app, mail, ticket, agent, plan, now)
     unchanged = _unchanged(conn, ticket, reply, plan)

@@ -6,7 +6,11 @@ agent's own text, or a command only in the HTML part (the caller reads the
 plain text) is text. Quoted lines (`> …`) are never the agent's text: a
 quoted `> #status closed` is no command, a quote above the commands does
 not push them down, and a quote is relayed only as the question an inline
-answer stands under (`_with_questions`). A mail's commands apply all
+answer stands under (`_with_questions`). A command may be written
+`#status open`, `#status: open` or `# status open`. A top line that starts
+like one of ours and reads as none (`#note.`, `## Note`, `#notes:`) is
+refused, never relayed: read as text it would reach the customer, an
+internal note's words with it. A mail's commands apply all
 together or not at all: any error rejects them all. A checked command can
 still change nothing (`#close` on a closed ticket): `unchanged_commands`
 says which, and why, against the ticket as it is.
@@ -14,6 +18,7 @@ says which, and why, against the ticket as it is.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +34,7 @@ from ticketd.domain.timers import TooFarAhead, read_ahead
 USAGE = {
     "note": "#note  (the whole reply becomes an internal note for agents; text may follow on the same line)",
     "status": "#status open | waiting_customer | solution_proposed | closed",
-    "assign": "#assign <agent email or group name>",
+    "assign": "#assign <agent's email or full name, or a group name>",
     "priority": "#priority " + " | ".join(PRIORITIES),
     "type": "#type " + " | ".join(TYPES),
     "postpone": "#postpone <duration such as 3d, 12h, 2w, or an ISO date such as 2030-12-01>",
@@ -46,7 +51,15 @@ USAGE = {
 # Zero-width characters and a byte order mark are as invisible as a space.
 _INVISIBLE = "\u200b\u2060\ufeff"
 _SPACE = rf"[\s{_INVISIBLE}]"
-_COMMAND_LINE = re.compile(rf"^{_SPACE}*#([A-Za-z][\w-]*)(?:{_SPACE}+(.*?))?{_SPACE}*$")
+# A full-width number sign is what a CJK input method types for '#'.
+_HASH = "[#\uff03\ufe5f]"
+# `#name`, `#name words`, `#name: words` (a colon as in "Status: open"), `# name`
+# (spaces after the '#'). The colon and the spaced forms are commands only for a
+# name in USAGE (`_command`): "# Summary" over a reply, "#TODO: ..." stay text.
+_COMMAND_LINE = re.compile(rf"^{_SPACE}*{_HASH}(?P<gap>{_SPACE}*)(?P<name>[A-Za-z][\w-]*)"
+                           rf"(?:(?P<colon>{_SPACE}*:){_SPACE}*|{_SPACE}+|(?=$))(?P<args>.*?){_SPACE}*$")
+# A line that starts as a command might: '#'s, spaces, a word (`#note.`, `## Note`, `#priority=high`).
+_LIKE_COMMAND = re.compile(rf"^{_SPACE}*{_HASH}+{_SPACE}*([A-Za-z][\w-]*)")
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,7 @@ class Command:
 class AgentReply:
     commands: tuple[Command, ...]
     body: str        # the text after the commands, signature cut
+    unreadable: tuple[str, ...] = ()   # the top line that looks like a command and is none (`_near_command`)
 
 
 _BLANK = re.compile(rf"{_SPACE}*")
@@ -137,6 +151,47 @@ def _with_questions(lines: list[str]) -> list[str] | None:
     return kept if inline else None
 
 
+def _written(line: str) -> str:
+    """A line as the agent wrote it, without the spaces and invisible characters around it."""
+    return line.strip().strip(_INVISIBLE).strip()
+
+
+def _command(line: str) -> Command | None:
+    """The command a line is, or None when it is text.
+
+    `#word` (then a space or the end) is a command, one of ours or not (an
+    unknown one is refused: `#notes`); the colon and spaced forms only with
+    one of our names.
+    """
+    m = _COMMAND_LINE.match(line)
+    if not m:
+        return None
+    name = m.group("name").lower()
+    if (m.group("gap") or m.group("colon")) and name not in USAGE:
+        return None
+    return Command(name, m.group("args").strip(), _written(line))
+
+
+def _near_command(word: str) -> str | None:
+    """The command a word after '#' is, or is a slip of (`notes`, `stauts`, `prio`, `closed`); None if no such.
+
+    Measured as `#notes` is already refused: a line read as text goes to the
+    customer word for word, an internal note's words with it.
+    """
+    word = word.casefold()
+    for name in USAGE:
+        if word.startswith(name) or (len(word) >= 3 and name.startswith(word)):
+            return name
+    near = difflib.get_close_matches(word, USAGE, n=1, cutoff=0.75) if len(word) >= 3 else []
+    return near[0] if near else None
+
+
+def _unreadable(line: str) -> bool:
+    """Whether a line at the top, no command as written, starts as one of ours would (`#note.`, `## Note`)."""
+    m = _LIKE_COMMAND.match(line)
+    return m is not None and _near_command(m.group(1)) is not None
+
+
 def read_agent_reply(text: str) -> AgentReply:
     """Split the command lines at the very top from the reply's text.
 
@@ -155,14 +210,16 @@ def read_agent_reply(text: str) -> AgentReply:
         if _blank(line) or _quoted(line):
             i += 1
             continue
-        m = _COMMAND_LINE.match(line)
-        if not m:
+        command = _command(line)
+        if command is None:
             break
-        written = line.strip().strip(_INVISIBLE).strip()
-        commands.append(Command(m.group(1).lower(), (m.group(2) or "").strip(), written))
+        commands.append(command)
         i = after_commands = i + 1
+    # The line the commands end at, if it is one that failed to read as a command (it stays in the body).
+    unreadable = (_written(lines[i]),) if i < len(lines) and _unreadable(lines[i]) else ()
     body = _with_questions(lines[after_commands:])
-    return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]) if body is None else body)))
+    return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]) if body is None else body)),
+                      unreadable)
 
 
 def _words(text: str) -> str:
@@ -204,14 +261,15 @@ def without_unseen_quotes(body: str, public_texts: Collection[str]) -> str:
 def stray_commands(body: str) -> list[str]:
     """Lines of the reply's text that are exactly a command of ours, as written (`#close`, `#status open`).
 
-    An unknown word after `#` is text (`#1 priority`, `#hashtag`); a known
+    An unknown word after `#` is text (`#1 priority`, `#hashtag`), and so is
+    `# Status` with spaces after the '#' (a heading in the text); a known
     command alone on a line below other text is an agent's slip.
     """
     stray = []
     for line in (body or "").splitlines():
         m = _COMMAND_LINE.match(line)
-        if m and m.group(1).lower() in USAGE:
-            stray.append(line.strip().strip(_INVISIBLE).strip())
+        if m and not m.group("gap") and m.group("name").lower() in USAGE:
+            stray.append(_written(line))
     return stray
 
 
@@ -245,12 +303,52 @@ def _word(args: str) -> str:
     return args.strip().rstrip(".,;:!").lower()
 
 
+def _name_key(text: str) -> str:
+    """A name as compared: spaces (any Unicode ones) collapsed, case folded."""
+    return " ".join(text.split()).casefold()
+
+
+def _assign_target(args: str, agents: Collection[str], groups: Collection[str],
+                   names: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """What `#assign <args>` names: (an agent's email or a group's name, None), or (None, what is wrong).
+
+    An address wins, then a group's name, then an agent's full name from
+    rules.yaml (`Alice`): a group keeps its meaning when an agent is given
+    its name (the agent is still named by address), and a name two agents
+    share is refused with both addresses.
+    """
+    # As a mail client completes it: `Bob Smith <bob@example.com>`, or a mailto: link.
+    named = re.search(r"<([^<>\s]+)>", args)
+    target = (named.group(1) if named else args).strip("<> ").removeprefix("mailto:").lower()
+    agent_set = {a.lower(): a for a in agents}
+    group_set = {g.lower(): g for g in groups}
+    if not target:
+        return None, "#assign needs an agent's email or a group name."
+    if target in agent_set:
+        return agent_set[target], None
+    if target in group_set:
+        return group_set[target], None
+    written = _name_key(args.strip().strip("\"'"))
+    for key in (written, written.rstrip(".,;:!")):
+        matches = sorted(email for email, name in names.items() if _name_key(name) == key)
+        if len(matches) == 1:
+            return matches[0], None
+        if matches:
+            return None, (f"{len(matches)} agents are named {args.strip()!r} in rules.yaml; name one by address: "
+                          + " or ".join(f"#assign {email}" for email in matches) + ".")
+    listed = ", ".join(f"{names[a]} ({a})" if names.get(a) else a for a in sorted(agents, key=str.lower))
+    return None, (f"{args!r} is neither an agent nor a group in rules.yaml "
+                  f"(agents: {listed or 'none'}; groups: {', '.join(sorted(group_set)) or 'none'}).")
+
+
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
-                  groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None) -> Plan:
+                  groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None,
+                  names: Mapping[str, str] | None = None) -> Plan:
     """Check every command; the plan, or every error with how to write it; dates are read in `zone`.
 
     `away`: the agents `#assign` may not name, each with why and what to
-    write instead (ticketd.domain.absence.assign_refusals).
+    write instead (ticketd.domain.absence.assign_refusals). `names`: each
+    agent's name in rules.yaml by email, for `#assign Alice`.
     """
     errors: list[str] = []
     usage: list[str] = []
@@ -264,8 +362,6 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         if key in USAGE and USAGE[key] not in usage:
             usage.append(USAGE[key])
 
-    agent_set = {a.lower(): a for a in agents}
-    group_set = {g.lower(): g for g in groups}
     for cmd in reply.commands:
         if cmd.name not in USAGE:
             fail(cmd, f"#{cmd.name} is not a command. Commands are: "
@@ -295,21 +391,13 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 if status == Status.SOLUTION_PROPOSED:
                     values["propose"] = True
         elif cmd.name == "assign":
-            # As a mail client completes it: `Bob Smith <bob@example.com>`, or a mailto: link.
-            named = re.search(r"<([^<>\s]+)>", cmd.args)
-            target = (named.group(1) if named else cmd.args).strip("<> ").removeprefix("mailto:").lower()
-            if not target:
-                fail(cmd, "#assign needs an agent's email or a group name.")
-            elif target in agent_set and agent_set[target] in (away or {}):
-                fail(cmd, away[agent_set[target]])
-            elif target in agent_set:
-                values["assign_to"] = agent_set[target]
-            elif target in group_set:
-                values["assign_to"] = group_set[target]
+            target, wrong = _assign_target(cmd.args, agents, groups, names or {})
+            if wrong:
+                fail(cmd, wrong)
+            elif target in (away or {}):
+                fail(cmd, away[target])
             else:
-                fail(cmd, f"{cmd.args!r} is neither an agent nor a group in rules.yaml "
-                          f"(agents: {', '.join(sorted(agent_set)) or 'none'}; "
-                          f"groups: {', '.join(sorted(group_set)) or 'none'}).")
+                values["assign_to"] = target
         elif cmd.name == "priority":
             if _word(cmd.args) in PRIORITIES:
                 values["priority"] = _word(cmd.args)
@@ -384,6 +472,14 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         fail(None, "a proposed solution needs its text below the commands.", "propose")
     if values.get("internal") and not note_text and not values.get("canned"):
         fail(None, "the note is empty; write it below #note.", "note")
+
+    for line in reply.unreadable:
+        # "#note.\nVIP, credit limit 5000." was relayed to the customer word for word.
+        m = _LIKE_COMMAND.match(line)
+        near = _near_command(m.group(1)) if m else None
+        fail(None, f"{line}: cannot be read as a command (#{near}? write '#', the command's name, then a space "
+                   "or a colon and what it takes), and as text it would have gone to the customer, so nothing "
+                   "was sent.", near)
 
     for line in stray_commands(reply.body):
         # "Hi team,\n#close\nspam." went to the customer word for word, the ticket left open:
