@@ -370,19 +370,58 @@ def test_forged_agent_from_without_signed_address(desk):
     assert stored["author_role"] == "customer" and not stored["internal"]
     assert stored["text"].startswith("#status closed")
     new_rows = desk.rows()[outbox_before:]
-    assert [(r["recipient"], r["template"]) for r in new_rows] == [(ALICE, "agent/customer_replied")]
+    # Alice is the assignee and the claimed sender: she is told the mail did nothing, and why (a forger
+    # shows up there too), instead of getting her own words as a customer's reply.
+    assert [(r["recipient"], r["template"]) for r in new_rows] == [(ALICE, "agent/mail_not_applied")]
+    told = body_text(desk.last(ALICE))
+    assert "did not go to the customer" in told and "your own reply address" in told
+    assert desk.last(ALICE)["Reply-To"] == desk.agent_address(tid, ALICE)
     event = desk.events(tid, "customer_replied")[-1]
     assert "did not come through that agent's signed reply address" in event["reason"]
 
 
 def test_another_agents_signed_address_gives_no_authority(desk):
     tid = _ticket_with_agent(desk)
-    desk.send(build_mail(BOB, "#status closed\n", to=desk.agent_address(tid, ALICE), subject="Re: x"))
+    desk.send(build_mail(BOB, "#status closed\nIt is fixed now.\n", to=desk.agent_address(tid, ALICE),
+                         subject="Re: x"))
     assert desk.ticket(tid)["status"] == "new"
     assert "another person's signed reply address" in desk.events(tid, "customer_replied")[-1]["reason"]
-    # and the customer's own reply address (no agent in it) gives none either
+    # Bob thinks he answered: he is told it went nowhere, with his words, and the way to answer.
+    [row] = desk.rows(recipient=BOB)
+    assert row["template"] == "agent/mail_not_applied"
+    told = desk.last(BOB)
+    assert "another person's reply address" in body_text(told) and "It is fixed now." in body_text(told)
+    assert told["Reply-To"] == desk.agent_address(tid, BOB)
+    # Alice, the assignee, still sees what came in on her ticket.
+    assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/customer_replied"
+    # Replying to what he was told works: his own address carries his authority.
+    desk.reply_to(told, BOB, "#status closed\nIt is fixed now.\n")
+    assert desk.ticket(tid)["status"] == "closed"
+
+
+
+def test_the_customers_reply_address_gives_an_agent_no_authority(desk):
+    tid = _ticket_with_agent(desk)
     desk.send(build_mail(ALICE, "#close\n", to=desk.agent_address(tid, None), subject="Re: x"))
     assert desk.ticket(tid)["status"] == "new"
+    assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/mail_not_applied"
+
+
+def test_an_agent_writing_as_a_customer_is_not_told(desk):
+    # An agent who asks support for help is the requester of that ticket: their mail is a customer's.
+    desk.send(build_mail(BOB, "My laptop will not boot.\n"))
+    tid = desk.ticket()["id"]
+    desk.send(build_mail(BOB, "Still broken.\n", subject=f"Re: [#{tid}] Printer on fire"))
+    assert [r["template"] for r in desk.rows(recipient=BOB)] == ["requester/ticket_opened"]
+    assert len(desk.messages(tid)) == 2
+
+
+def test_an_agents_automatic_mail_is_not_answered(desk):
+    tid = _ticket_with_agent(desk)
+    msg = build_mail(BOB, "I am out of office.\n", to=desk.agent_address(tid, ALICE), subject="Re: x")
+    msg["Auto-Submitted"] = "auto-replied"
+    desk.send(msg)
+    assert desk.rows(recipient=BOB) == []
 
 
 def test_several_from_addresses_have_no_authority(desk):
@@ -436,7 +475,11 @@ FP = address_fingerprint(ALICE)
           authentication_results=["mx.example.com 1; dmarc=pass header.from=example.com"]), ALICE),
 ])
 def test_agent_authority(kw, agent):
-    assert agent_authority(agent_emails=[ALICE, BOB], **kw).agent == agent
+    verdict = agent_authority(agent_emails=[ALICE, BOB], **kw)
+    assert verdict.agent == agent
+    # Advice goes only to an agent named in From whose mail failed: never to a stranger or several.
+    claims_agent = kw["from_count"] == 1 and (kw["from_addr"] or "").lower() in (ALICE, BOB)
+    assert (verdict.advice is not None) == (claims_agent and agent is None)
 
 
 @pytest.mark.parametrize("header, passes", [
@@ -504,3 +547,73 @@ def test_the_assignee_hears_when_a_colleague_answers_or_closes_their_ticket(desk
     assert len(desk.inbox(bob)) == told + 2
     desk.reply_to(desk.last(bob), bob, "#priority high\n")    # the assignee's own commands: no notice to himself
     assert len(desk.inbox(bob)) == told + 2
+
+
+# ---------------------------------------------------------------- a colon, or spaces after '#'
+
+
+def _gmail_reply(desk, tid, agent, text):
+    """The agent answers their latest notice as Gmail lays it out: the text, then the quoted notice."""
+    notice = desk.last(agent)
+    quoted = "\n".join("> " + line for line in body_text(notice).splitlines())
+    desk.reply_to(notice, agent, f"{text}\n\nOn Sat, Jun 1, 2030 at 12:00 PM Support <support@example.com> wrote:\n"
+                                 f"{quoted}\n")
+
+
+@pytest.mark.parametrize("text, stored", [
+    ("#note:\n\nVIP customer, internal: credit limit 5000.", "VIP customer, internal: credit limit 5000."),
+    ("# note\n\nsecret VIP credit limit", "secret VIP credit limit"),
+    ("#note: VIP customer, internal: credit limit 5000.", "VIP customer, internal: credit limit 5000."),
+])
+def test_a_note_written_with_a_colon_or_spaces_never_reaches_the_customer(desk, text, stored):
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, BOB, "#priority high\n")            # Bob takes part too
+    before = len(desk.rows(recipient=CUSTOMER))
+    _gmail_reply(desk, tid, ALICE, text)
+    assert _customer_mail(desk, before) == []
+    assert desk.ticket(tid)["status"] == "new"                  # a note is no first response
+    assert desk.events(tid)[-1]["kind"] == "internal_note"
+    assert desk.messages(tid)[-1]["internal"] and desk.messages(tid)[-1]["text"] == stored
+    assert desk.rows(recipient=BOB)[-1]["template"] == "agent/internal_note"
+    assert stored in body_text(desk.last(BOB))
+
+
+def test_a_colon_command_applies_and_only_the_text_below_reaches_the_customer(desk):
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _gmail_reply(desk, tid, ALICE, "#priority: urgent\n#status: waiting_customer\n\nWhich model is it?")
+    ticket = desk.ticket(tid)
+    assert (ticket["priority"], ticket["status"]) == ("urgent", "waiting_customer")
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/agent_reply" and "Which model is it?" in text
+    assert "#priority" not in text and "#status" not in text
+
+
+@pytest.mark.parametrize("text, line", [
+    ("#note.\n\nVIP customer, internal: credit limit 5000.", "#note."),
+    ("## Note\n\nVIP customer, internal: credit limit 5000.", "## Note"),
+    ("#notes: VIP customer, internal: credit limit 5000.", "#notes: VIP customer, internal: credit limit 5000."),
+])
+def test_a_top_line_like_a_command_that_cannot_be_read_holds_the_whole_mail_back(desk, text, line):
+    tid = _ticket_with_agent(desk)
+    before_ticket = desk.ticket(tid)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _gmail_reply(desk, tid, ALICE, text)
+    assert _customer_mail(desk, before) == []
+    after = desk.ticket(tid)
+    assert {k: after[k] for k in ("status", "first_response_at", "updated_at")} == {
+        k: before_ticket[k] for k in ("status", "first_response_at", "updated_at")}
+    assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/command_rejected"
+    told = body_text(desk.last(ALICE))
+    assert f"{line}: cannot be read as a command" in told and "nothing was sent" in told
+    assert desk.events(tid, "commands_rejected")
+
+
+def test_assign_by_the_agents_name(desk):
+    tid = _ticket_with_agent(desk)
+    _gmail_reply(desk, tid, ALICE, "#assign Bob\n\nBob will help you.")
+    assert desk.ticket(tid)["assignee"] == BOB
+    assert desk.last(BOB)["Reply-To"] == desk.agent_address(tid, BOB)
+    assert "Bob will help you." in body_text(desk.last(CUSTOMER))
+    [assigned] = [e for e in desk.events(tid) if e["to_value"] == BOB]
+    assert assigned["actor"] == ALICE

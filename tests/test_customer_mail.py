@@ -233,6 +233,16 @@ def test_key_facts_fill_fields_only_at_the_top_of_the_first_mail(desk):
     assert desk.ticket(ticket["id"])["type"] == "idea"
 
 
+def test_key_facts_may_follow_a_greeting_line(desk):
+    """People greet first ("Hi team,"): the facts after one greeting line are still at the top."""
+    desk.send(build_mail(CUSTOMER, "Hi team,\n\nType: bug\nSource: web shop\nScale: all users\n"
+                                   "Reproducible: always\n\nCheckout fails.\n"))
+    ticket = desk.ticket()
+    assert (ticket["type"], ticket["source"], ticket["scale"], ticket["reproducible"]) == (
+        "bug", "web shop", "all users", "always")
+    assert desk.events(ticket["id"], "key_facts")
+
+
 def test_rating_needs_a_closed_ticket_and_garbage_reopens(desk):
     desk.send(build_mail(CUSTOMER, "Help\n"))
     tid = desk.ticket()["id"]
@@ -299,3 +309,27 @@ def test_a_mail_from_several_authors_has_one_requester_and_the_others_follow(des
     desk.assign(ticket["id"])
     desk.reply_to(desk.last(ALICE), ALICE, "We are on our way.\n")
     assert "We are on our way." in body_text(desk.last(CUSTOMER))
+
+
+def test_only_the_tickets_customers_react(any_desk):
+    """A like/dislike counts from the ticket's requester or a follower; a stranger who got the mail
+    forwarded (or guessed nothing: the address is signed) is logged as not counted, never a reaction."""
+    desk = any_desk
+    colleague, stranger = "colleague@example.org", "mallory@example.net"
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=colleague))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "Unplug it.\n")
+    like, dislike = re.findall(r"mailto:([^\s?>]+)", body_text(desk.last(CUSTOMER)))[-2:]
+    messages_before, told_before = len(desk.messages(tid)), len(desk.inbox(ALICE))
+    desk.send(build_mail(stranger, "Terrible advice, call me at once!\n", to=dislike, subject="Not helpful"))
+    assert desk.reactions() == []
+    [ignored] = desk.events(tid, "reaction_ignored")
+    assert (ignored["actor"], ignored["to_value"]) == (stranger, "dislike")
+    assert "not counted" in ignored["reason"] and "requester or a follower" in ignored["reason"]
+    assert len(desk.messages(tid)) == messages_before and len(desk.inbox(ALICE)) == told_before
+    assert desk.rows(participants, ticket_id=tid, email=stranger) == []
+
+    desk.send(build_mail(colleague, "\n", to=like, subject="Helpful"))
+    [reaction] = desk.reactions()
+    assert (reaction["reaction"], reaction["by_addr"]) == ("like", colleague)

@@ -94,6 +94,7 @@ def test_new_to_rated(desk):
     ("Speed: 5\nSpeed: 4\nPoliteness: 5\n", None),              # contradictory labels: a person reads it
     ("Hi,\n\n5 4 5\n\nThank you,\nAnna\n", (5, 4, 5)),              # courtesy around the numbers
     ("5 5 5\nThanks, but the tray jams now.\n", None),            # more to say: reopened
+    ("5-4-5\n", (5, 4, 5)), ("5/4/5\n", (5, 4, 5)),                # dashes and slashes between them
 ])
 def test_rating_by_labels_and_full_width_digits(desk, reply, rating):
     """PRODUCT.md: a reply with three numbers (usefulness, speed, politeness) is stored as the rating."""
@@ -137,8 +138,10 @@ def _proposed(desk, customer, agent, **first):
     return tid
 
 
-def test_only_the_requester_accepts_a_proposal_and_a_follower_may_object(desk):
-    """PRODUCT.md: "Only the customer accepts a proposed solution"; a Cc'd colleague's objection reopens."""
+def test_only_the_requester_accepts_or_rejects_a_proposal(desk):
+    """PRODUCT.md: "Only the customer accepts a proposed solution", and the rejection is its other side:
+    a Cc'd colleague's reply (a reply-all adding someone, an objection) leaves the proposal standing
+    and reaches the assignee as such."""
     customer, colleague, agent = "cust@example.org", "boss@example.org", "alice@example.com"
     tid = _proposed(desk, customer, agent, cc=colleague)
     proposal = desk.inbox(colleague)[-1]
@@ -148,13 +151,22 @@ def test_only_the_requester_accepts_a_proposal_and_a_follower_may_object(desk):
     assert desk.ticket(tid)["status"] == "solution_proposed"
     assert desk.events(tid, "accepted") == []
     told = desk.last(agent)
-    assert "only the requester accepts a proposed solution" in body_text(told)
+    assert "only the requester accepts or rejects a proposed solution" in body_text(told)
     assert "boss@example.org" in body_text(told)
 
-    desk.reply_to(proposal, colleague, "It is still burning here.\n")
-    assert desk.ticket(tid)["status"] == "open"
-    assert desk.events(tid, "rejected")[-1]["actor"] == colleague
+    for said in ("Adding George from IT.\n", "It is still burning here.\n"):
+        desk.reply_to(proposal, colleague, said, cc="george@example.org")
+        assert desk.ticket(tid)["status"] == "solution_proposed"
+        assert desk.events(tid, "rejected") == []
+        told = body_text(desk.last(agent))
+        assert "the proposed solution stands: only the requester accepts or rejects" in told
+        assert said.strip() in told
+        stands = desk.events(tid, "unchanged")[-1]
+        assert stands["actor"] == colleague and "only the requester" in stands["reason"]
 
+    desk.reply_to(desk.last(customer), customer, "It is still burning.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    assert desk.events(tid, "rejected")[-1]["actor"] == customer
     desk.reply_to(desk.last(agent), agent, "#propose\nReplace the fuser.\n")
     desk.reply_to(desk.last(customer), customer, "ok\n")
     assert desk.ticket(tid)["status"] == "closed"
@@ -177,3 +189,72 @@ def test_a_reply_with_only_the_quoted_proposal_leaves_it_standing(desk):
     desk.send(screenshot)
     assert desk.ticket(tid)["status"] == "open"
     assert "(no text; 1 file(s))" in desk.events(tid, "rejected")[-1]["reason"]
+
+
+def _closed_with_follower(desk, customer, colleague, agent):
+    desk.send(build_mail(customer, "The printer is on fire.\n", cc=colleague))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    return tid
+
+
+def test_one_rating_per_ticket_from_the_requester_and_a_later_one_replaces_it(desk):
+    """PRODUCT.md: the closing mail asks the requester for three numbers; their reply is *the* rating.
+    A second one replaces the first (the history says from what to what); a follower was not asked,
+    and their numbers change nothing and count nowhere."""
+    from ticketd.report import desk_report
+
+    customer, colleague, agent = "cust@example.org", "boss@example.org", "alice@example.com"
+    tid = _closed_with_follower(desk, customer, colleague, agent)
+    closing = desk.last(customer)
+    desk.reply_to(closing, customer, "5 4 5\n")
+    desk.reply_to(closing, customer, "3 4 5\n")
+    [rating] = desk.ratings(tid)
+    assert (rating["usefulness"], rating["speed"], rating["politeness"]) == (3, 4, 5)
+    assert rating["message_id"] == desk.messages(tid)[-1]["id"]
+    replaced = desk.events(tid, "rated")[-1]
+    assert (replaced["from_value"], replaced["to_value"]) == ("5 4 5", "3 4 5")
+    assert "replaced" in replaced["reason"] and "mail <" in replaced["reason"]
+
+    told = len(desk.inbox(agent))
+    desk.reply_to(desk.last(colleague), colleague, "1 1 1\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    assert [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)] == [(3, 4, 5)]
+    assert desk.messages(tid)[-1]["text"] == "1 1 1"                      # kept as a message
+    [ignored] = desk.events(tid, "rating_not_counted")
+    assert (ignored["actor"], ignored["to_value"]) == (colleague, "1 1 1")
+    assert "only the requester" in ignored["reason"] and "mail <" in ignored["reason"]
+    assert desk.events(tid, "reopened") == []
+    note = body_text(desk.last(agent))       # the assignee reads it, and that it was not counted
+    assert len(desk.inbox(agent)) == told + 1 and "1 1 1" in note and "not counted" in note
+    assert "opened it again" not in note
+    rated = desk_report(desk.app.engine, 30, [agent])["ratings"]
+    assert rated["count"] == 1
+
+
+@pytest.mark.parametrize("reply", ["quoted", "Thank you!\n", "Thanks a lot\n", "Great, thanks!\n",
+                                   "Hi team,\n\nthanks, it works now.\n\nBest regards,\nAnna\n"])
+def test_thanks_or_no_words_leave_a_closed_ticket_closed(desk, reply):
+    """README: a reply with no text of its own changes nothing; the closing mail asks for what is still
+    wrong to reopen, and thanks say nothing is. The history says why; the assignee reads it as such."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    closing = desk.last(customer)
+    if reply == "quoted":
+        reply = "On Monday, Support wrote:\n" + "".join(f"> {line}\n" for line in body_text(closing).splitlines())
+    desk.reply_to(closing, customer, reply)
+    assert desk.ticket(tid)["status"] == "closed"
+    assert desk.events(tid, "reopened") == [] and desk.ratings(tid) == []
+    [unchanged] = desk.events(tid, "unchanged")
+    assert unchanged["actor"] == customer and unchanged["from_value"] == "closed"
+    assert ("no text of its own" in unchanged["reason"] or "only thanks" in unchanged["reason"])
+    note = body_text(desk.last(agent))
+    assert "the ticket stays closed" in note and "opened it again" not in note
+
+    desk.reply_to(closing, customer, "Thanks, but it is burning again.\n")
+    assert desk.ticket(tid)["status"] == "open" and desk.events(tid, "reopened")

@@ -59,6 +59,9 @@ def test_accept_words_are_configurable():
 @pytest.mark.parametrize("text, rating", [
     ("5 4 5", (5, 4, 5)), ("5,4,5", (5, 4, 5)), ("5/5 4/5 3/5", (5, 4, 3)), (" 1\n2\n3\n", (1, 2, 3)),
     ("usefulness: 5, speed: 3, politeness: 4", (5, 3, 4)), ("5 4 5.", (5, 4, 5)),
+    ("5-4-5", (5, 4, 5)), ("5 - 4 - 5", (5, 4, 5)), ("5/4/5", (5, 4, 5)), ("5–4–5", (5, 4, 5)),
+    ("5/5-4/5-3/5", (5, 4, 3)), ("Hi,\n5-4-5\nThanks", (5, 4, 5)), ("5-4-5, thanks!", (5, 4, 5)),
+    ("5-4", None), ("5-4-5-5", None), ("-5-4-5", None),
     ("5 4", None), ("5 4 5 5", None), ("6 4 5", None), ("0 4 5", None), ("5 4 5 but it broke again", None),
     ("", None),
 ])
@@ -121,12 +124,48 @@ def test_customer_reply_effect(status, text, kind, to):
     assert (effect.kind, effect.to_status) == (kind, to)
 
 
+@pytest.mark.parametrize("text, kind", [
+    ("", "none"), ("Thank you!", "none"), ("Thanks a lot", "none"), ("Great, thanks!", "none"),
+    ("Hi team,\nthanks, it works now 👍\n\nBest regards,\nAnna Smith", "none"), ("Danke schön!\nJörg", "none"),
+    ("Thanks, but it broke again", "reopened"), ("Thanks!\nP.S. the tray jams", "reopened"),
+    ("Hi team,\nit broke again", "reopened"), ("Hello,\nStill Broken", "reopened"), ("Anna", "reopened"),
+    ("yes", "reopened"), ("Thanks?", "reopened"),
+])
+def test_a_closed_ticket_stays_closed_for_thanks_or_no_words(text, kind):
+    """The closing mail: reply with what is still wrong to reopen; courtesy alone says nothing is."""
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert effect.kind == kind
+    assert (effect.unchanged_because is not None) is (kind == "none")
+    assert customer_reply_effect(Status.CLOSED, text, WORDS, has_files=True).kind == "reopened"
+
+
+@pytest.mark.parametrize("text", ["yes", "it still fails", "Adding George from IT.", "5 4 5"])
+def test_only_the_requester_accepts_or_rejects(text):
+    """PRODUCT.md: "Only the customer accepts a proposed solution"; a follower's reply leaves it standing."""
+    effect = customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS, by_requester=False)
+    assert (effect.kind, effect.to_status) == ("none", None)
+    assert effect.unchanged_because == "only the requester accepts or rejects a proposed solution"
+
+
+def test_only_the_requester_rates():
+    """The closing mail asks the requester; a follower's numbers change nothing and are not counted."""
+    effect = customer_reply_effect(Status.CLOSED, "5 4 5", WORDS, by_requester=False)
+    assert (effect.kind, effect.to_status, effect.rating) == ("none", None, (5, 4, 5))
+    assert "only the requester" in effect.unchanged_because
+    assert customer_reply_effect(Status.CLOSED, "it broke again", WORDS, by_requester=False).kind == "reopened"
+
+
 @pytest.mark.parametrize("text, values, ignored", [
     ("Type: bug\nSource: web shop\nScale: all users\nReproducible: yes\n\nIt fails.",
      {"type": "bug", "source": "web shop", "scale": "all users", "reproducible": "yes"}, ()),
     ("\ntype: Feature request\n\nPlease add X.", {"type": "idea"}, ()),
     ("Type: banana\nSource: app", {"source": "app"}, ("Type: banana",)),
-    ("Hello,\nType: bug", {}, ()),              # not at the top: text
+    ("Hello,\nType: bug", {"type": "bug"}, ()),                # one greeting line may come first
+    ("Hi team,\n\nType: bug\nSource: web\n\nIt fails.", {"type": "bug", "source": "web"}, ()),
+    ("Dear Support Team,\nReproducible: always", {"reproducible": "always"}, ()),
+    ("Hello,\nHi,\nType: bug", {}, ()),                          # only one
+    ("Hello, the app crashes\nType: bug", {}, ()),             # not at the top: text
+    ("The app crashes.\nType: bug", {}, ()),
     # HTML written a paragraph per line: blank lines between the facts
     ("Type: bug\n\nSource: web\n\nScale: all\n\nIt fails.\n\nSource: not a fact",
      {"type": "bug", "source": "web", "scale": "all"}, ()),

@@ -3,7 +3,10 @@
 Decision worth knowing (issue 4): a mail whose From is an agent but that
 fails the agent checks is stored as customer-side mail and shown to the
 assignee; it changes nothing (no command, no acceptance, no reopening) and
-joins nobody as a follower.
+joins nobody as a follower. Unless that agent is one of the ticket's
+customers, they are told it went nowhere and why (agent/mail_not_applied,
+with their own reply address): otherwise they believe the customer has
+their answer, and a forged From shows up in the real agent's inbox.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING
 from ticketd.app import App
 from ticketd.domain.authority import Verdict
 from ticketd.domain.lifecycle import CustomerEffect, customer_reply_effect, first_line
-from ticketd.domain.notices import AUTO_GENERATED, Notice
+from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
 from ticketd.store.bounces import clear_bounced
@@ -75,7 +78,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
                       reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
         role = "follower"
-    copied = [(cc, None) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
+    elif role == "follower" and p.from_name:
+        # The name on their own mail wins over the one a Cc gave them: it greets them from now on.
+        store.name_participant(conn, ticket_id, p.author, p.from_name)
+    copied = [(cc, p.recipient_names.get(cc)) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
     add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
 
     acts = role in ("requester", "follower")
@@ -85,7 +91,7 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         else CustomerEffect("none")
     notify_text = mail.text
     if effect.unchanged_because:
-        notify_text = f"[the proposed solution stands: {effect.unchanged_because}]\n\n{mail.text}"
+        notify_text = _unchanged(conn, ticket, effect, mail.text, who=who, ref=ref, row_id=row_id, now=now)
     if effect.kind == "accepted":
         set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
                    reason=f"proposed solution accepted ({first_line(mail.text)[:80]!r}); {ref}", row_id=row_id)
@@ -107,18 +113,59 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                    kind="reopened" if ticket["status"] == Status.CLOSED.value else "status",
                    reason=f"customer replied; {ref}", row_id=row_id)
     elif effect.kind == "rated":
-        store.add_rating(conn, ticket_id, *effect.rating, row_id, now)
-        store.add_event(conn, ticket_id, now, who, "rated", to_value=" ".join(map(str, effect.rating)),
-                        reason=f"usefulness, speed, politeness; {ref}", message_row_id=row_id)
-        store.update_ticket(conn, ticket_id, now)
+        _rate(conn, ticket_id, p.from_addr or who, effect.rating, who, ref, row_id, now)
         return decision
     else:
         store.update_ticket(conn, ticket_id, now)
-        if acts:   # a new question on an open ticket: the respond clock runs again
+        if acts and ticket["status"] != Status.CLOSED.value:   # a new question: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)
-    if ticket["assignee"]:
+    misled = _misled_agent(app, mail, verdict, role, ticket_id)
+    if misled is not None:
+        decision.notices.append(misled)
+    if ticket["assignee"] and (misled is None or misled.recipient != ticket["assignee"]):
         decision.notices.append(assignee_told(ticket["assignee"], ticket_id, mail, notify_text, row_id))
     return decision
+
+
+def _rate(conn, ticket_id: int, rater: str, rating: tuple[int, int, int], who: str, ref: str, row_id: int,
+          now) -> None:
+    """The requester's rating: stored in place of their earlier one, the history saying from what to what."""
+    before = store.replace_rating(conn, ticket_id, rater, *rating, row_id, now)
+    said = " ".join(map(str, rating))
+    earlier = " ".join(map(str, before)) if before else None
+    store.add_event(conn, ticket_id, now, who, "rated", from_value=earlier, to_value=said, message_row_id=row_id,
+                    reason=(f"replaced the earlier rating {earlier} by {said}; " if earlier else "")
+                    + f"usefulness, speed, politeness; {ref}")
+    store.update_ticket(conn, ticket_id, now)
+
+
+def _unchanged(conn, ticket: dict, effect: CustomerEffect, text: str, *, who: str, ref: str, row_id: int,
+               now) -> str:
+    """A reply that left the ticket as it was: the event saying why; the text the assignee gets, with why."""
+    because = effect.unchanged_because
+    if effect.rating is not None:
+        store.add_event(conn, ticket["id"], now, who, "rating_not_counted", to_value=" ".join(map(str, effect.rating)),
+                        reason=f"{because}; {ref}", message_row_id=row_id)
+    else:
+        store.add_event(conn, ticket["id"], now, who, "unchanged", from_value=ticket["status"],
+                        reason=f"{because}; {ref}", message_row_id=row_id)
+    stands = ("the ticket stays closed" if ticket["status"] == Status.CLOSED.value
+              else "the proposed solution stands")
+    return f"[{stands}: {because}]\n\n{text}"
+
+
+def _misled_agent(app: App, mail: IncomingMail, verdict: Verdict, role: str | None,
+                  ticket_id: int) -> Notice | None:
+    """agent/mail_not_applied for an agent whose mail failed the agent checks, unless they wrote as a customer."""
+    p = mail.parsed
+    agent = app.rules.agent(p.author) if p.author else None
+    if agent is None or verdict.advice is None or role in ("requester", "follower"):
+        return None
+    return Notice(
+        template="agent/mail_not_applied", recipient=agent.email, ticket_id=ticket_id,
+        auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=p.message_id,
+        context={"reason": verdict.advice, "text": mail.text, "agent_name": agent.name},
+    )
 
 
 def _files_sent(mail: IncomingMail) -> list[dict]:

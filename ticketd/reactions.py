@@ -4,7 +4,11 @@ Decisions worth knowing (issue 4): a mail to a like/dislike address never
 opens or reopens a ticket. A second click of the other link changes the
 reaction (the latest stands; the history keeps both). Words written in such
 a mail ("it did NOT help, call me") are the customer's: they are stored on
-the ticket and the assignee gets them, like any customer mail.
+the ticket and the assignee gets them, like any customer mail. Only the
+ticket's requester and followers react: the signed address travels with the
+mail, and a stranger it was forwarded to is logged as not counted (never a
+reaction, never words on the ticket) so that `ticketd report` counts the
+people the reply was written for.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ def record_reactions(conn, app: App, mail: IncomingMail, now) -> Decision | None
     ticket_id = None
     who = mail.parsed.from_addr or "unknown"
     recorded = []
-    for reaction in mail.reactions:
+    # The same address may come twice (in To and in the envelope): one click.
+    for reaction in {(r.message_row_id, r.reaction): r for r in mail.reactions}.values():
         message = store.get_message(conn, reaction.message_row_id) if reaction.message_row_id else None
         if message is None:
             continue
@@ -47,6 +52,11 @@ def record_reactions(conn, app: App, mail: IncomingMail, now) -> Decision | None
             store.add_event(conn, ticket_id, now, who, "reaction_ignored", to_value=reaction.reaction,
                             reason=f"automatic mail ({mail.robot_reason}); {mail_ref(mail)}",
                             message_row_id=message["id"])
+            continue
+        if store.participant_role(conn, ticket_id, who) not in ("requester", "follower"):
+            store.add_event(conn, ticket_id, now, who, "reaction_ignored", to_value=reaction.reaction,
+                            reason=f"not counted: {who} is not the ticket's requester or a follower; "
+                                   f"{mail_ref(mail)}", message_row_id=message["id"])
             continue
         before = store.add_reaction(conn, message["id"], reaction.reaction, who, now)
         if before is not None:

@@ -21,6 +21,8 @@ from ticketd.domain.signing import address_fingerprint
 class Verdict:
     agent: str | None        # the agent's address when the mail is theirs
     reason: str              # why, either way, for the history
+    # When From is an agent but the mail is not theirs: what went wrong, in words for that agent.
+    advice: str | None = None
 
 
 def _strip_comments(value: str) -> str:
@@ -77,16 +79,22 @@ def agent_authority(*, from_addr: str | None, from_count: int, reply_fingerprint
         return Verdict(None, "From is not an agent")
     if reply_fingerprint is None:
         return Verdict(None, f"From claims agent {sender} but the mail did not come through "
-                             "that agent's signed reply address")
+                             "that agent's signed reply address",
+                       "it was not sent to your own reply address for this ticket (the Reply-To of "
+                       "the mail ticketd sends you about it)")
     if reply_fingerprint != address_fingerprint(sender):
         return Verdict(None, f"From claims agent {sender} but the mail came through another "
-                             "person's signed reply address")
+                             "person's signed reply address",
+                       "it was sent to another person's reply address (the Reply-To of a mail ticketd "
+                       "sent to someone else, perhaps forwarded to you)")
     if require_authentication:
         topmost = authentication_results[0] if authentication_results else ""
         if not topmost:
-            return Verdict(None, f"From claims agent {sender} but the mail has no Authentication-Results")
+            return Verdict(None, f"From claims agent {sender} but the mail has no Authentication-Results",
+                           "our mail server did not vouch for it (no Authentication-Results)")
         passed, why = authentication_passes(topmost, trusted_authserv_ids, sender)
         if not passed:
-            return Verdict(None, f"From claims agent {sender} but {why}")
+            return Verdict(None, f"From claims agent {sender} but {why}",
+                           f"our mail server did not vouch for it ({why})")
         return Verdict(sender, f"signed reply address of {sender}; {why}")
     return Verdict(sender, f"signed reply address of {sender}")

@@ -100,7 +100,9 @@ def _courteous(piece: str) -> bool:
 # and a label must name one of the three fields.
 _RATING_LABELS = re.compile(r"\b(?ai:(usefulness|useful|speed|fast|politeness|polite))\b\s*[:=]?")
 _RATING_FIELD = {"usefulness": 0, "useful": 0, "speed": 1, "fast": 1, "politeness": 2, "polite": 2}
-_RATING = re.compile(r"^\s*([1-5])(?:\s*/\s*5)?[\s,;/|]+([1-5])(?:\s*/\s*5)?[\s,;/|]+([1-5])(?:\s*/\s*5)?\s*[.!]?\s*$")
+# Between the numbers: spaces, commas, slashes, bars or dashes ("5 4 5", "5,4,5", "5/4/5", "5-4-5", "5 – 4 – 5").
+_SEP = r"[\s,;/|\-\u2013\u2014]+"
+_RATING = re.compile(rf"^\s*([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?\s*[.!]?\s*$")
 
 
 def parse_rating(text: str) -> tuple[int, int, int] | None:
@@ -179,6 +181,33 @@ def _courtesy(line: str, phrases: tuple[str, ...], addressees: frozenset[str] = 
     return False
 
 
+def is_only_courtesy(text: str) -> bool:
+    """Only a greeting, thanks, praise or "it works", and a sign-off with a name: nothing a person must act on.
+
+    "Thank you!", "Great, thanks!", "Hi team,\nthanks, it works now\nBest,\nAnna". A question
+    ("Thanks?") or any other word ("Thanks, but the tray jams") is something to read.
+    """
+    lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
+    if any("?" in line for line in lines):
+        return False
+    greeted = bool(lines) and _courtesy(lines[0], _GREETINGS, _GREETING_ADDRESSEES)
+    if greeted:
+        lines = lines[1:]
+    thanked = 0
+    while thanked < len(lines) and _courteous_line(lines[thanked]):
+        thanked += 1
+    names = lines[thanked:]
+    if not thanked and (names or not greeted):
+        return False    # a name signs thanks; under a bare greeting ("Hi,\nStill Broken") it may be words
+    return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
+
+
+def _courteous_line(line: str) -> bool:
+    """A line of thanks, praise or "it works" ("Great, thanks!"), or a sign-off ("Best regards,")."""
+    pieces = _pieces(line)
+    return _courtesy(line, _SIGN_OFFS) or (bool(pieces) and all(map(_courteous, pieces)))
+
+
 def _closing(lines: list[str]) -> bool:
     """What may follow the numbers: nothing; thanks or a sign-off, then at most two lines of a name; or a
     name alone, one line of one or two words ("5 5 4\nCarl": "It Broke Again" is no signature)."""
@@ -232,7 +261,9 @@ def _rating_of(text: str) -> tuple[int, int, int] | None:
 class CustomerEffect:
     """What a customer-side reply does: kind is accepted | rejected | reopened | rated | none.
 
-    `unchanged_because`: for the assignee, why a reply to a proposal left it standing.
+    `unchanged_because`: for the history and the assignee, why a reply left the ticket as it was
+    (a proposal standing, a closed ticket staying closed). `rating`: also the numbers of a rating
+    that is not counted (kind none).
     """
     kind: str
     to_status: Status | None = None
@@ -249,17 +280,32 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
         # text is the reason"); a screenshot alone does.
         if not (text or "").strip() and not has_files:
             return CustomerEffect("none", unchanged_because="the reply has no text of its own")
+        # PRODUCT.md: "Only the customer accepts a proposed solution", and
+        # "any other reply rejects it" is that customer's other answer. A Cc'd
+        # colleague's "ok" does not close the requester's ticket, and their
+        # reply-all ("Adding George from IT.") is no reason to reject it: the
+        # proposal stands and the assignee reads them, told so.
+        if not by_requester:
+            return CustomerEffect("none", unchanged_because="only the requester accepts or rejects a proposed "
+                                  "solution")
         if is_acceptance(text, accept_words):
-            # PRODUCT.md: "Only the customer accepts a proposed solution". A
-            # Cc'd colleague's "ok" does not close the requester's ticket; their
-            # objection reopens it like the requester's (reopening loses nothing).
-            if not by_requester:
-                return CustomerEffect("none", unchanged_because="only the requester accepts a proposed solution")
             return CustomerEffect("accepted", Status.CLOSED)
         return CustomerEffect("rejected", Status.OPEN)
     if status == Status.CLOSED:
+        # README: a reply with no text of its own changes nothing. The closing
+        # mail asks for "what is still wrong" to reopen; thanks say nothing is.
+        if not has_files and not (text or "").strip():
+            return CustomerEffect("none", unchanged_because="the reply has no text of its own")
         if (rating := parse_rating(text)) is not None:
+            # PRODUCT.md: the closing mail asks the requester for the rating; a
+            # Cc'd colleague was not asked, and counting them would let one
+            # ticket weigh several times in `ticketd report`.
+            if not by_requester:
+                return CustomerEffect("none", rating=rating, unchanged_because="only the requester rates the "
+                                      "ticket; this rating is not counted")
             return CustomerEffect("rated", None, rating)
+        if not has_files and is_only_courtesy(text):
+            return CustomerEffect("none", unchanged_because="the reply is only thanks or a greeting")
         return CustomerEffect("reopened", Status.OPEN)
     if status == Status.WAITING_CUSTOMER:
         return CustomerEffect("reopened", Status.OPEN)
@@ -281,14 +327,21 @@ class KeyFacts:
 
 
 def parse_key_facts(text: str) -> KeyFacts:
-    """`Type:`, `Source:`, `Scale:`, `Reproducible:` lines at the very top of the first mail."""
+    """`Type:`, `Source:`, `Scale:`, `Reproducible:` lines at the top of the first mail, perhaps under a greeting.
+
+    PRODUCT.md: "at the top of the first mail". People greet first ("Hi
+    team,"): one greeting line before the facts keeps them at the top; any
+    other text before them makes them text.
+    """
     values: dict[str, str] = {}
     ignored: list[str] = []
-    for line in (text or "").splitlines():
-        if not line.strip():
-            # HTML mail written a paragraph per line (<p>Type: bug</p><p>Source: web</p>,
-            # Outlook's MsoNormal) reads as facts with blank lines between them.
-            continue
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    # HTML mail written a paragraph per line (<p>Type: bug</p><p>Source: web</p>,
+    # Outlook's MsoNormal) reads as facts with blank lines between them.
+    if lines and not _FACT_LINE.match(lines[0]) and _courtesy(unicodedata.normalize("NFKC", lines[0]).strip(),
+                                                            _GREETINGS, _GREETING_ADDRESSEES):
+        lines = lines[1:]
+    for line in lines:
         m = _FACT_LINE.match(line)
         if not m:
             break

@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ticketd.store.db import insert_if_absent
 from ticketd.store.tables import (
@@ -80,6 +80,13 @@ def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str
     if not email:
         return None
     return conn.execute(_PARTICIPANT_ROLE, dict(ticket_id=ticket_id, email=email.lower())).scalar_one_or_none()
+
+
+def name_participant(conn: Connection, ticket_id: int, email: str, name: str) -> bool:
+    """Set a participant's display name where it is another; True if it changed."""
+    return conn.execute(update(participants).where(
+        participants.c.ticket_id == ticket_id, participants.c.email == email.lower(),
+        func.coalesce(participants.c.name, "") != name).values(name=name)).rowcount > 0
 
 
 def participants_of(conn: Connection, ticket_id: int) -> list[dict]:
@@ -225,6 +232,26 @@ def add_rating(conn: Connection, ticket_id: int, usefulness: int, speed: int, po
                message_row_id: int | None, now: datetime) -> None:
     conn.execute(insert(ratings).values(ticket_id=ticket_id, usefulness=usefulness, speed=speed,
                                         politeness=politeness, message_id=message_row_id, created_at=now))
+
+
+def replace_rating(conn: Connection, ticket_id: int, by_addr: str, usefulness: int, speed: int, politeness: int,
+                   message_row_id: int, now: datetime) -> tuple[int, int, int] | None:
+    """Store `by_addr`'s rating of the ticket in place of their earlier one; the one it replaced, None if none.
+
+    One rating per person and ticket (PRODUCT.md: the reply to the closing
+    mail is *the* rating). Theirs are the ratings whose message they wrote;
+    a ticket merged into this one keeps the rating its own requester gave.
+    Delete and insert in the caller's transaction: never two, never none.
+    """
+    theirs = conn.execute(
+        select(ratings.c.id, ratings.c.usefulness, ratings.c.speed, ratings.c.politeness)
+        .join(messages, messages.c.id == ratings.c.message_id)
+        .where(ratings.c.ticket_id == ticket_id, func.lower(messages.c.from_addr) == by_addr.lower())
+        .order_by(ratings.c.id)).all()
+    if theirs:
+        conn.execute(delete(ratings).where(ratings.c.id.in_([row.id for row in theirs])))
+    add_rating(conn, ticket_id, usefulness, speed, politeness, message_row_id, now)
+    return tuple(theirs[-1][1:]) if theirs else None
 
 
 def claim_raws(conn: Connection, raw_ids: list[int]) -> set[int]:
