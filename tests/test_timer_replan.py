@@ -31,17 +31,19 @@ from ticketd.domain.timer_replan import (
     TimerRow,
     Timing,
     replan,
+    rules_of_timing,
     statuses_retimed,
+    timing_json,
     waiting_since,
 )
 from ticketd.domain.timers import add_business_seconds
 from ticketd.rules_file import load_rules_text
-from ticketd.rules_watch import RulesWatcher, reload
+from ticketd.rules_watch import RulesWatcher, reload, replan_armed_timers
 from ticketd.settings import load_settings
 from ticketd.store import tickets as store
 from ticketd.store import timers as timer_rows
 from ticketd.store.tables import events, timers
-from ticketd.timer_replan import replan_timers
+from ticketd.timer_replan import replan_timers, rules_timers_follow
 from ticketd.timers import on_ticket_opened
 
 AGENTS = """\
@@ -221,6 +223,46 @@ def test_a_removed_timer_is_cancelled_and_an_added_one_reaches_tickets_already_i
         desk.stop()
 
 
+def test_rules_edited_while_the_daemon_was_stopped_are_re_planned_at_its_next_start(tmp_path, db_url):
+    """docs/rules.md: the armed timers follow the file the daemon starts with; a start with the same file
+    changes nothing and writes no event."""
+    desk = Desk(tmp_path, db_url, rules("  new: {respond_within: 4h, on_breach: notify}\n"))
+    try:
+        desk.new_ticket(1, "Printer on fire", "c1@example.org")
+        agent, notice = desk.new_ticket(2, "Scanner on fire", "c2@example.org")
+        desk.command(agent, notice, "#propose\nTurn it off and on again.\n")
+        wait_until(lambda: desk.ticket(2)["status"] == "solution_proposed", timeout=20)
+        [entered] = [e["at"] for e in desk.events(2, "status") if e["to_value"] == "solution_proposed"]
+        [respond] = desk.timers(1, "armed")
+        assert desk.timers(2, "armed") == []
+        assert desk.daemon.terminate() == 0
+
+        desk.write_rules(rules("  new: {respond_within: 10m, on_breach: notify}\n"
+                               "  solution_proposed: {warn_after: 5d, close_after: 7d}\n"))
+        desk.daemon = DaemonProcess(desk.config).start()
+        # Done before the daemon says it runs, so before its first timer sweep.
+        [moved] = desk.timers(1, "armed")
+        assert (moved["id"], moved["due_at"]) == (respond["id"], respond["created_at"] + timedelta(minutes=10))
+        [event] = desk.events(1, "timer_replanned")
+        assert (event["from_value"], event["to_value"]) == (iso(respond["due_at"]), iso(moved["due_at"]))
+        assert event["rules_hash"] == load_rules_text(desk.rules_path.read_text()).digest
+        assert [(t["kind"], t["due_at"]) for t in desk.timers(2, "armed")] == [
+            ("warn", entered + timedelta(days=5)), ("close", entered + timedelta(days=7))]
+        assert len(desk.events(2, "timer_replanned")) == 2
+        assert re.search(r"timers re-planned: 1 moved, 0 cancelled, 2 armed", desk.daemon.output())
+
+        # Stopped and started again on the same file: nothing to do, nothing written.
+        before = (desk.timers(1), desk.timers(2), desk.events(1, "timer_replanned"), desk.events(2, "timer_replanned"))
+        assert desk.daemon.terminate() == 0
+        desk.daemon = DaemonProcess(desk.config).start()
+        desk.sink.settle(quiet=1)
+        assert (desk.timers(1), desk.timers(2), desk.events(1, "timer_replanned"),
+                desk.events(2, "timer_replanned")) == before
+        assert "timers re-planned" not in desk.daemon.output()
+    finally:
+        desk.stop()
+
+
 def _hours_away_from_now() -> str:
     """A business_hours block whose one daily hour starts at least three hours from now (UTC)."""
     start = (utcnow().hour + 3) % 24
@@ -314,6 +356,48 @@ def test_a_replan_that_fails_is_logged_and_tried_again_until_it_is_done(make_app
         [clock] = timer_rows.armed(conn, tid)
     assert clock["due_at"] == now + timedelta(minutes=10)
     assert any(r.getMessage().startswith("timers re-planned: 1 moved") for r in caplog.records)
+
+
+def test_a_replan_still_owed_when_the_daemon_stopped_is_done_at_its_next_start(make_app, sqlite_url, tmp_path):
+    """The database, not the stopped process, remembers which rules the armed timers follow."""
+    before = rules("  new: {respond_within: 4h, on_breach: notify}\n")
+    after = rules("  new: {respond_within: 10m, on_breach: notify}\n")
+    app = make_app(sqlite_url, rules=before)
+    assert rules_timers_follow(app) is None          # the first start records the rules in force
+    now = utcnow()
+    with app.engine.begin() as conn:
+        tid = store.create_ticket(conn, subject="t", status="new", requester="c@example.org",
+                                  group_name="support", created_at=now, updated_at=now)
+        store.add_event(conn, tid, now, "c@example.org", "created", to_value="new")
+        on_ticket_opened(conn, app, tid, now)
+        conn.exec_driver_sql("ALTER TABLE timers RENAME TO timers_elsewhere")   # the reload's re-plan fails
+    (tmp_path / "rules.yaml").write_text(after)
+    assert reload(app) is True
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE timers_elsewhere RENAME TO timers")
+
+    restarted = make_app(sqlite_url, rules=after)    # stopped before the retry, started on the same file
+    owed = rules_timers_follow(restarted)
+    assert owed is not None and owed.digest == load_rules_text(before).digest
+    assert owed.timer("new") == load_rules_text(before).timer("new")
+    assert replan_armed_timers(restarted, owed) is True
+    with restarted.engine.connect() as conn:
+        [clock] = timer_rows.armed(conn, tid)
+    assert clock["due_at"] == now + timedelta(minutes=10)
+    assert rules_timers_follow(restarted) is None    # done: the next start has nothing to do
+
+
+def test_the_timers_a_database_keeps_read_back_as_the_rules_gave_them():
+    text = rules("  new: {respond_within: 2h, on_breach: notify, business_hours: true}\n"
+                 "  waiting_customer: {warn_after: 1d}\n  in_development: {remind_before: 1d}\n",
+                 "business_hours:\n  timezone: Europe/Berlin\n"
+                 "  week: {mon: \"09:00-17:00\", fri: [\"09:00-12:00\", \"13:00-16:00\"]}\n"
+                 "  holidays: [2026-12-24]\n")
+    kept = load_rules_text(text)
+    back = rules_of_timing(timing_json(kept), kept.digest)
+    assert (back.timers, back.business_hours, back.digest) == (kept.timers, kept.business_hours, kept.digest)
+    assert statuses_retimed(back, kept) == ()
+    assert statuses_retimed(back, load_rules_text(text.replace("fri:", "thu:"))) == ("new",)
 
 
 # ---------------------------------------------------------------- the decisions (pure)

@@ -112,11 +112,15 @@ def test_business_hours_skip_nights_weekends_and_holidays():
 
 
 def _ticket(app, status="new", assignee=None, **fields) -> int:
+    """A ticket whose customer's mail waits for an answer (a respond clock runs only then, docs/rules.md)."""
     now = utcnow()
     with app.engine.begin() as conn:
-        return store.create_ticket(conn, subject="Printer on fire", status=status, requester="cust@example.org",
-                                   group_name="support", assignee=assignee, created_at=now, updated_at=now,
-                                   **fields)
+        ticket_id = store.create_ticket(conn, subject="Printer on fire", status=status, requester="cust@example.org",
+                                        group_name="support", assignee=assignee, created_at=now, updated_at=now,
+                                        **fields)
+        store.add_message(conn, ticket_id=ticket_id, direction="in", from_addr="cust@example.org",
+                          text="It burns.", full_text="It burns.", author_role="customer", created_at=now)
+        return ticket_id
 
 
 def _enter(app, ticket_id, status, ago: float, **fields):
@@ -357,6 +361,85 @@ def test_a_customer_follow_up_after_an_agent_reply_gets_its_own_respond_clock(ma
         desk_gen.close()
 
 
+def test_a_status_command_alone_starts_a_respond_clock_only_while_the_customer_waits(make_app, db_url):
+    """docs/rules.md respond_within: a commands-only `#status` answers nobody and asks nobody; the clock
+    runs only while the customer's latest mail waits for an answer, whatever moved the status."""
+    from tests.desk import build_mail, open_desk
+
+    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))
+    desk = next(desk_gen)
+    try:
+        tid, agent = _answered_by_an_agent(desk)
+        to, subject = desk.agent_address(tid, agent), f"Re: [#{tid}] Printer"
+        desk.send(build_mail(agent, "#status waiting_customer\n", to=to, subject=subject))
+        desk.send(build_mail(agent, "#status open\n", to=to, subject=subject))
+        assert desk.ticket(tid)["status"] == "open"
+        with desk.app.engine.connect() as conn:
+            assert armed(conn, tid) == []            # the customer was answered: nothing to be overdue for
+        # The customer writes: the reply moves the ticket back to open, and their mail waits.
+        desk.send(build_mail(agent, "#status waiting_customer\nWhich model is it?\n", to=to, subject=subject))
+        desk.send(build_mail("cust@example.org", "A Laser 3000.\n", subject=subject,
+                             in_reply_to=desk.last("cust@example.org")["Message-ID"]))
+        assert desk.ticket(tid)["status"] == "open"
+        with desk.app.engine.connect() as conn:
+            assert [t["kind"] for t in armed(conn, tid)] == ["respond"]
+        # A commands-only status change while that mail waits keeps a clock running.
+        desk.send(build_mail("cust@example.org", "Printer on fire again.\n", subject="Another fire"))
+        waiting = desk.ticket()["id"]
+        other = desk.assign(waiting)
+        desk.send(build_mail(other, "#status open\n", to=desk.agent_address(waiting, other),
+                             subject=f"Re: [#{waiting}] Another fire"))
+        assert desk.ticket(waiting)["status"] == "open"
+        with desk.app.engine.connect() as conn:
+            assert [(t["kind"], t["status"]) for t in armed(conn, waiting)] == [("respond", "open")]
+    finally:
+        desk_gen.close()
+
+
+def test_a_ticket_handed_on_when_its_agent_leaves_the_rules_keeps_a_clock_for_a_waiting_customer(
+        make_app, db_url, tmp_path):
+    """docs/rules.md: given on at once, as given later by the sweep, with a whole respond_within if the
+    customer waits and none if they are answered."""
+    from tests.desk import build_mail, open_desk
+    from ticketd.rules_watch import reload
+
+    desk_gen = open_desk(make_app, db_url, rules=rules(respond="1h"))   # open: on_breach notify
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n", subject="Printer"))
+        waiting = desk.ticket()["id"]
+        assert desk.assign(waiting) == "a1@example.com"
+        desk.send(build_mail("a1@example.com", "#status open\n", to=desk.agent_address(waiting, "a1@example.com"),
+                             subject=f"Re: [#{waiting}] Printer"))
+        _make_due(desk.app, waiting)
+        assert fire_due_timers(desk.app) == 1        # breached, notify: a1 keeps it, no clock runs any more
+        desk.send(build_mail("other@example.org", "The scanner is on fire.\n", subject="Scanner"))
+        answered = desk.ticket()["id"]
+        assert desk.assign(answered) == "a2@example.com"
+        to = desk.agent_address(answered, "a2@example.com")
+        desk.send(build_mail("a2@example.com", "Unplug it.\n", to=to, subject=f"Re: [#{answered}] Scanner"))
+        desk.send(build_mail("a2@example.com", "#assign a1@example.com\n", to=to, subject=f"Re: [#{answered}] Scanner"))
+        with desk.app.engine.connect() as conn:
+            assert armed(conn, waiting) == [] and armed(conn, answered) == []
+            before = conn.execute(select(outbox.c.id).order_by(outbox.c.id.desc())).scalars().first()
+
+        (tmp_path / "rules.yaml").write_text(rules(respond="1h").replace(
+            "  - {email: a1@example.com, name: A1, groups: [support]}\n", ""))
+        assert reload(desk.app) is True
+        assert desk.ticket(waiting)["assignee"] == desk.ticket(answered)["assignee"] == "a2@example.com"
+        with desk.app.engine.connect() as conn:
+            [clock] = armed(conn, waiting)
+            assert armed(conn, answered) == []       # the customer was answered: nothing to be overdue for
+            notices = {r.ticket_id: bytes(r.raw).replace(b"=\r\n", b"") for r in conn.execute(
+                select(outbox.c.ticket_id, outbox.c.raw).where(outbox.c.id > before,
+                                                               outbox.c.template == "agent/ticket_assigned"))}
+        assert (clock["kind"], clock["status"]) == ("respond", "open")
+        assert clock["due_at"] > utcnow() + timedelta(minutes=59)
+        assert b"already overdue" in notices[waiting] and b"already overdue" not in notices[answered]
+    finally:
+        desk_gen.close()
+
+
 def test_postponed_wakes_and_development_reminds(make_app, db_url):
     app = make_app(db_url, rules=rules())
     sleeping = _ticket(app, assignee="a1@example.com")
@@ -563,3 +646,27 @@ def test_the_first_assignment_keeps_the_clock_the_customer_started(make_app, db_
         desk.assign(tid)
         with desk.app.engine.connect() as conn:
             assert [(t["id"], t["due_at"]) for t in armed(conn, tid)] == [(before["id"], before["due_at"])]
+
+
+def test_a_ticket_with_no_address_is_warned_and_closed_without_mail(make_app, db_url):
+    """A requester "" (From named no address): the timers act, no mail is queued, the history says why."""
+    app = make_app(db_url, rules=rules(warn="10s", close="20s"))
+    now = utcnow()
+    with app.engine.begin() as conn:
+        ticket_id = store.create_ticket(conn, subject="Printer on fire", status="new", requester="",
+                                        requester_name="John Smith", group_name="support", assignee="a1@example.com",
+                                        created_at=now, updated_at=now)
+    _enter(app, ticket_id, "waiting_customer", ago=15)
+    assert fire_due_timers(app) == 1
+    with app.engine.connect() as conn:
+        [close] = armed(conn, ticket_id)
+        [warned] = conn.execute(select(events).where(events.c.kind == "waiting_reminder")).mappings()
+    assert close["kind"] == "close" and close["due_at"] > utcnow() + timedelta(seconds=5)   # the grace re-armed
+    assert warned["to_value"] is None and "no mail sent: the ticket has no address to write to" in warned["reason"]
+    _make_due(app, ticket_id)
+    assert fire_due_timers(app) == 1
+    with app.engine.connect() as conn:
+        assert store.get_ticket(conn, ticket_id)["status"] == "closed"
+        [closed] = conn.execute(select(events).where(events.c.kind == "auto_closed")).mappings()
+    assert "no mail sent: the ticket has no address to write to" in closed["reason"]
+    assert _mails(app) == []   # no row to fail at delivery, no delivery_failed notice to the assignee

@@ -19,7 +19,7 @@ from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.domain.assignment import available, next_agent, why_unavailable
-from ticketd.domain.conversation import FETCH_CHARS, SHOWN_MESSAGES, Shown, shown_conversation
+from ticketd.domain.conversation import FETCH_CHARS, NOT_SENT, SHOWN_MESSAGES, Shown, shown_conversation
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
 from ticketd.domain.statuses import Status
@@ -36,7 +36,7 @@ from ticketd.store.assignment import (
     waiting_unassigned,
 )
 from ticketd.store.db import reading
-from ticketd.store.read_models import attachment_rows, latest_messages
+from ticketd.store.read_models import attachment_rows, latest_messages, message_event_kinds, sender_name
 from ticketd.store.write_queue import acknowledgement_waiting
 
 if TYPE_CHECKING:
@@ -78,16 +78,30 @@ def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, 
     store.add_participant(conn, ticket["id"], agent.email, "agent", agent.name, now)
     shown = conversation_of(conn, ticket["id"])
     ctx = {"agent_name": agent.name, "reason": reason, "conversation": shown.messages,
+           "public_recipients": public_recipients(conn, app, ticket["id"]),
            "conversation_omitted": shown.omitted, **(context or {})}
     return [Notice(template=template, recipient=agent.email, ticket_id=ticket["id"], context=ctx,
                    auto_submitted=AUTO_GENERATED, agent_reply_to=agent.email, attach_from=shown.attach_from)]
+
+
+def public_recipients(conn: Connection, app: App, ticket_id: int) -> list[dict]:
+    """Who an agent's public reply reaches (PRODUCT.md: requester and followers), each {email, name}."""
+    from ticketd.ticket_changes import customers_of   # it imports ticketd.timers, which imports this module
+    names = {p["email"]: p["name"] for p in store.participants_of(conn, ticket_id)}
+    return [{"email": email, "name": names.get(email) or sender_name(conn, ticket_id, email) or ""}
+            for email in customers_of(conn, app, ticket_id)]
 
 
 def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGES) -> Shown:
     """The ticket's latest messages for an agent's notice: two indexed queries, however long the ticket."""
     latest, total = latest_messages(conn, ticket_id, limit, FETCH_CHARS)
     files = attachment_rows(conn, [row["id"] for row in latest]) if latest else []
-    return shown_conversation(latest, total, files, limit)
+    # A refused command mail is kept internal: say so rather than show it as a note (NOT_SENT); an agent
+    # by the name rules.yaml gave them when they joined the ticket, not their mail client's.
+    kept_by = message_event_kinds(conn, ticket_id, [row["id"] for row in latest if row["internal"]], list(NOT_SENT))
+    names = {p["email"]: p["name"] for p in store.participants_of(conn, ticket_id)
+             if p["role"] == "agent" and p["name"]}
+    return shown_conversation(latest, total, files, limit, kept_by, names)
 
 
 def wait(conn: Connection, app: App, ticket_id: int, group: str | None, now: datetime, actor: str = ACTOR) -> None:
@@ -292,7 +306,14 @@ def _release(app: App, ticket_id: int) -> bool:
             wait(conn, app, ticket_id, group, now)
             outbox_ids: list[int] = []
         else:
-            notices = give(conn, app, ticket, agent, now, ACTOR, f"{former} left the agents; next in {group}")
+            # As the sweep gives a waiting ticket (assign_batch): a customer still
+            # waiting with no clock running gets one, and the agent is told it is late.
+            # ticketd.timers builds on this module (pick, give); imported here, not at the top.
+            from ticketd.timers import clock_for_late_assignment
+
+            overdue = clock_for_late_assignment(conn, app, ticket, now)
+            notices = give(conn, app, ticket, agent, now, ACTOR, f"{former} left the agents; next in {group}",
+                           context={"overdue": overdue})
             outbox_ids = queue_notices(conn, app, notices, now)
     for outbox_id in outbox_ids:
         app.enqueue("send_mail", (outbox_id,))

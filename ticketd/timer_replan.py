@@ -1,4 +1,4 @@
-"""After a rules reload, re-plan the armed timers under the new rules: move, cancel, arm (docs/rules.md)."""
+"""Re-plan the armed timers under new rules (a reload, or a start after an edit): move, cancel, arm (docs/rules.md)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ from ticketd.domain.timer_replan import (
     Timing,
     adds_respond_clock,
     replan,
+    rules_of_timing,
     statuses_retimed,
+    timing_json,
     waiting_since,
 )
+from ticketd.domain.timers import WAITING_LOOKBACK
 from ticketd.store import tickets as store
 from ticketd.store import timers as timer_rows
 from ticketd.store.db import admin_transaction, reading
@@ -35,8 +38,6 @@ EVENT = "timer_replanned"
 # SQLite's write lock (or PostgreSQL's ticket locks) for long; each batch
 # is whole, and a re-plan run again finds done what was done (idempotent).
 BATCH = 200
-# How many of a ticket's latest messages tell whether its customer waits (as ticketd/timers.py reads them).
-WAITING_LOOKBACK = 20
 
 
 @dataclass
@@ -65,6 +66,7 @@ def replan_timers(app: App, before: RuleSet, after: RuleSet) -> Replanned:
     statuses = statuses_retimed(before, after)
     done = Replanned(statuses=statuses)
     if not statuses:
+        _record(app, after)
         return done
     with reading(app.engine) as conn:
         ids = timer_rows.tickets_in(conn, statuses)
@@ -77,7 +79,31 @@ def replan_timers(app: App, before: RuleSet, after: RuleSet) -> Replanned:
         done.cancelled += counted.cancelled
         done.armed += counted.armed
         done.due_now = done.due_now or counted.due_now
+    # Only once every batch is through: a re-plan cut short is done again from `before` at the next start.
+    _record(app, after)
     return done
+
+
+def _record(app: App, rules: RuleSet) -> None:
+    """Record in the database that the armed timers follow `rules` (what the next start compares with)."""
+    with app.engine.begin() as conn:
+        timer_rows.record_planned_under(conn, rules.digest, timing_json(rules), utcnow())
+
+
+def rules_timers_follow(app: App) -> RuleSet | None:
+    """The rules the armed timers were last planned under, if other than those in force; else None.
+
+    A rules.yaml edited while ticketd was stopped (docs/rules.md): the
+    timers re-plan from these. A database that recorded none yet (new, or
+    from before ticketd recorded them) records the rules in force now.
+    """
+    with reading(app.engine) as conn:
+        recorded = timer_rows.planned_under(conn)
+    if recorded is None:
+        _record(app, app.rules)
+        return None
+    digest, timing = recorded
+    return rules_of_timing(timing, digest) if digest != app.rules.digest else None
 
 
 def _replan_batch(conn: Connection, ids: list[int], statuses: tuple[str, ...], before: RuleSet,

@@ -16,6 +16,7 @@ from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.assignment import conversation_of, give, pick
 from ticketd.clock import iso, utcnow
+from ticketd.domain.assignment import available
 from ticketd.domain import timers as plan_of
 from ticketd.domain.conversation import Shown
 from ticketd.domain.notices import AUTO_GENERATED, Notice
@@ -24,8 +25,9 @@ from ticketd.repeating_failures import RepeatingFailures
 from ticketd.store import tickets as store
 from ticketd.store import timers as timer_rows
 from ticketd.store.absences import rules_now
+from ticketd.store.assignment import open_counts
 from ticketd.store.db import reading
-from ticketd.store.read_models import latest_messages
+from ticketd.store.read_models import event_rows, latest_messages
 from ticketd.store.timers import armed as armed  # re-exported: a ticket's armed timers
 
 if TYPE_CHECKING:
@@ -36,13 +38,22 @@ log = logging.getLogger("ticketd.timers")
 _failures = RepeatingFailures(log)
 
 ACTOR = "system:timers"
+# A ticket whose first mail named no address has requester "" (ticketd.domain.requester): its wait's
+# timers still warn and close, with no mail that could only fail at delivery and tell the assignee so.
+NO_ADDRESS = "no mail sent: the ticket has no address to write to"
 
 
-def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, now: datetime, *,
-                     respond: bool = True) -> None:
-    """Cancel the ticket's armed timers and arm the ones rules.yaml gives `status` (`respond`: its respond clock too)."""
+def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
+    """Cancel the ticket's armed timers and arm the ones rules.yaml gives `status`.
+
+    Its respond clock only while the customer's latest mail waits for an
+    answer (docs/rules.md respond_within), whatever moved the status: a
+    customer's reply does (their mail is stored first), an agent's
+    commands-only `#status` or a wake-up on an answered ticket does not.
+    """
     timer_rows.cancel_armed(conn, ticket_id, now)
     ticket = store.get_ticket(conn, ticket_id)
+    respond = _respond_due(app, status, now) is not None and _customer_waits(conn, ticket_id)
     _arm(conn, app, ticket_id, status, now, postponed_until=ticket["postponed_until"], dev_due=ticket["dev_due"],
          respond=respond)
 
@@ -123,15 +134,22 @@ def clock_for_late_assignment(conn: Connection, app: App, ticket: dict, now: dat
 def restart_unanswered_clock(conn: Connection, app: App, ticket: dict, now: datetime) -> None:
     """An agent passing a ticket on gives the next one a whole `respond_within`, as a breach's reassignment does.
 
-    Only an unanswered clock: an answered one fires as answered. The caller
-    decides that the ticket changes hands between agents (the first
-    assignment keeps the clock the customer's mail started).
+    Only an unanswered clock: an answered one fires as answered. A customer
+    who waits with no clock left (it ran out and everyone available had
+    missed the wait, or on_breach: notify) gets one again: docs/rules.md,
+    a hand-over is a change. The caller decides that the ticket changes
+    hands between agents (the first assignment keeps the clock the
+    customer's mail started).
     """
     due = _respond_due(app, ticket["status"], now)
-    running = _unanswered_clock(conn, ticket["id"])
-    if due is not None and running is not None:
+    if due is None:
+        return
+    if (running := _unanswered_clock(conn, ticket["id"])) is not None:
         timer_rows.cancel_timer(conn, running["id"], now)
-        timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, ticket["status"], due, now)
+    elif (timer_rows.armed_of_kind(conn, ticket["id"], plan_of.RESPOND) is not None
+          or not _customer_waits(conn, ticket["id"])):
+        return
+    timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, ticket["status"], due, now)
 
 
 def fire_due_timers(app: App, limit: int = 200) -> int:
@@ -202,8 +220,12 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
     current = ticket["assignee"]
     on_breach = spec.on_breach if spec is not None else "notify"
     group = ticket["group_name"]
+    missed: list[str] = []
     if on_breach == "reassign" and group:
-        agent = pick(conn, app.rules, group, now, exclude=(current,) if current else ())
+        # docs/rules.md on_breach: reassign: never back to an agent who already
+        # missed this wait, or the ticket bounces between two agents for ever.
+        missed = _missed_this_wait(conn, ticket["id"])
+        agent = pick(conn, app.rules, group, now, exclude=(*missed, *([current] if current else [])))
         if agent is not None:
             # The event's reason names the timer; each agent's mail says what it means for them, once.
             before = _named(app, current) if current else None
@@ -217,10 +239,34 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
             return notices
     recipients = [current] if current else [
         a.email for a in rules_now(conn, app.rules, now).members(group or "") if not a.away]
-    reason = "nobody else available to take it" if on_breach == "reassign" else "on_breach: notify"
+    reason = _unreassigned_reason(conn, app, group, missed, current, now) if on_breach == "reassign" else \
+        "on_breach: notify"
     # An unassigned ticket's group has never seen what the customer wrote.
     shown = conversation_of(conn, ticket["id"]) if recipients and not current else None
     return [_breach_notice(app, ticket, email, what, reason, shown) for email in recipients]
+
+
+def _missed_this_wait(conn: Connection, ticket_id: int) -> list[str]:
+    """The agents whose respond clock ran out since the customer's latest waiting mail (their breach events)."""
+    latest, _ = latest_messages(conn, ticket_id, plan_of.WAITING_LOOKBACK, 0)
+    return plan_of.missed_in_wait(event_rows(conn, ticket_id), plan_of.wait_started(latest))
+
+
+def _unreassigned_reason(conn: Connection, app: App, group: str | None, missed: list[str], current: str | None,
+                         now: datetime) -> str:
+    """Why a reassigning breach left the ticket where it is: everyone available missed this wait, or nobody else is.
+
+    Either way no clock is armed again (docs/rules.md): the next one starts
+    when the customer writes, an agent answers, or someone `#assign`s it.
+    """
+    members = rules_now(conn, app.rules, now).members(group or "")
+    counts = open_counts(conn, (a.email for a in members))
+    others = [a for a in members if a.email != current and available(a, counts)]
+    if group and others and all(a.email in missed for a in others):
+        names = ", ".join(_named(app, email) for email in missed)
+        stays = f"; it stays with {_named(app, current)}" if current else ""
+        return f"everyone available in {group} has missed it in this wait ({names}){stays}"
+    return "nobody else available to take it"
 
 
 def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
@@ -234,27 +280,23 @@ def _warn(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Noti
         timer_rows.cancel_timer(conn, close["id"], now)
         timer_rows.arm_timer(conn, ticket["id"], plan_of.CLOSE, timer["status"], later, now)
         close_at = later
-    store.add_event(conn, ticket["id"], now, ACTOR, "waiting_reminder", to_value=ticket["requester"],
-                    reason=plan_of.describe(plan_of.WARN, timer["status"], app.rules.timer(timer["status"])),
-                    rules_hash=app.rules.digest)
+    what = plan_of.describe(plan_of.WARN, timer["status"], app.rules.timer(timer["status"]))
+    store.add_event(conn, ticket["id"], now, ACTOR, "waiting_reminder", to_value=ticket["requester"] or None,
+                    reason=what if ticket["requester"] else f"{what}; {NO_ADDRESS}", rules_hash=app.rules.digest)
+    if not ticket["requester"]:
+        return []
     return [Notice(template="requester/waiting_reminder", recipient=ticket["requester"], ticket_id=ticket["id"],
                    context={"close_at": close_at, "status": timer["status"]},
-                   auto_submitted=AUTO_GENERATED)]
+                   auto_submitted=AUTO_GENERATED, lifecycle=True)]
 
 
 def _customer_waits(conn: Connection, ticket_id: int) -> bool:
     """Whether the customer's latest mail on the ticket waits for a public agent reply."""
-    latest, _ = latest_messages(conn, ticket_id, _WAITING_LOOKBACK, 0)
+    latest, _ = latest_messages(conn, ticket_id, plan_of.WAITING_LOOKBACK, 0)
     return plan_of.customer_waits(latest)
 
 
-# How many of a ticket's latest messages _customer_waits reads: notes beyond
-# that many in a row are taken as nobody waiting (no clock, no false breach).
-_WAITING_LOOKBACK = 20
-
-
-def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str, *,
-                respond: bool = True) -> None:
+def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: str, reason: str) -> None:
     # The date of the status left goes (a woken ticket sleeps no more); `reason` keeps it for the history.
     values = {"status": status, **plan_of.dates_left_behind(ticket, status)}
     if status == Status.CLOSED.value:
@@ -262,24 +304,25 @@ def _set_status(conn, app: App, ticket: dict, status: str, now: datetime, kind: 
     store.update_ticket(conn, ticket["id"], now, **values)
     store.add_event(conn, ticket["id"], now, ACTOR, kind, from_value=ticket["status"], to_value=status,
                     reason=reason, rules_hash=app.rules.digest)
-    on_status_change(conn, app, ticket["id"], status, now, respond=respond)
+    on_status_change(conn, app, ticket["id"], status, now)
 
 
 def _close(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
     what = plan_of.describe(plan_of.CLOSE, timer["status"], app.rules.timer(timer["status"]))
-    _set_status(conn, app, ticket, Status.CLOSED.value, now, "auto_closed", what)
+    _set_status(conn, app, ticket, Status.CLOSED.value, now, "auto_closed",
+                what if ticket["requester"] else f"{what}; {NO_ADDRESS}")
+    if not ticket["requester"]:
+        return []
     unanswered = ("no answer to the solution we proposed" if timer["status"] == Status.SOLUTION_PROPOSED.value
                   else "no answer while we waited for you")
     return [Notice(template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket["id"],
-                   context={"reason": unanswered}, auto_submitted=AUTO_GENERATED)]
+                   context={"reason": unanswered}, auto_submitted=AUTO_GENERATED, lifecycle=True)]
 
 
 def _wake(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[Notice]:
-    # docs/rules.md: respond_within counts from a customer's mail that waits,
-    # not from the wake-up; an answered ticket wakes with no clock to breach.
+    # docs/rules.md: an answered ticket wakes with no clock to breach (on_status_change).
     until = ticket["postponed_until"] or timer["due_at"]
-    _set_status(conn, app, ticket, Status.OPEN.value, now, "status", f"postponed until {iso(until)} reached",
-                respond=_customer_waits(conn, ticket["id"]))
+    _set_status(conn, app, ticket, Status.OPEN.value, now, "status", f"postponed until {iso(until)} reached")
     if ticket["assignee"]:
         # docs/rules.md "Time zones": the history keeps UTC, the agent reads their own zone.
         shown = plan_of.local_time(until, app.rules.zone_of(ticket["assignee"]))

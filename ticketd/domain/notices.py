@@ -31,6 +31,9 @@ class Notice:
     # A person's command sent it (an agent's #close or bare #status, an admin's close): the hourly
     # cap per recipient, which stops mail loops, does not hold it back (a cap of 0 still does).
     by_person: bool = False
+    # A wait's warning or closing mail to the customer (ticketd/timers.py): at most two per wait, answering
+    # no mail, so the hourly cap does not hold it back either (a cap of 0 still does).
+    lifecycle: bool = False
 
 
 DELIVERY_FAILED = "agent/delivery_failed"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
 
 from ticketd.domain import timers as timer_plan
 from ticketd.domain.rules import BusinessHours, RuleSet, TimerSpec
@@ -81,6 +82,31 @@ def statuses_retimed(before: RuleSet, after: RuleSet) -> tuple[str, ...]:
                 hours_matter and before.business_hours != after.business_hours):
             changed.append(status)
     return tuple(changed)
+
+
+def timing_json(rules: RuleSet) -> str:
+    """What of `rules` decides when timers fall due (`timers:`, `business_hours:`), as JSON a database keeps."""
+    hours = rules.business_hours
+    return json.dumps({
+        "timers": {status: asdict(spec) for status, spec in rules.timers.items()},
+        "business_hours": None if hours is None else {
+            "timezone": hours.timezone,
+            "week": {str(day): [list(span) for span in spans] for day, spans in hours.week.items()},
+            "holidays": sorted(day.isoformat() for day in hours.holidays)},
+    }, sort_keys=True)
+
+
+def rules_of_timing(timing: str, digest: str) -> RuleSet:
+    """The rules `timing_json` wrote (sha256 `digest`), as far as a re-plan compares them: timers, business hours."""
+    data = json.loads(timing)
+    hours = data["business_hours"]
+    return RuleSet(
+        timers={status: TimerSpec(**spec) for status, spec in data["timers"].items()},
+        business_hours=None if hours is None else BusinessHours(
+            timezone=hours["timezone"],
+            week={int(day): tuple((start, end) for start, end in spans) for day, spans in hours["week"].items()},
+            holidays=frozenset(date.fromisoformat(day) for day in hours["holidays"])),
+        digest=digest)
 
 
 def adds_respond_clock(status: str, before: RuleSet, after: RuleSet) -> bool:

@@ -48,15 +48,19 @@ def dates_left_behind(ticket: Mapping, to: str) -> dict[str, None]:
     return {field: None for status, field in DATE_OF_STATUS.items() if status != to and ticket.get(field) is not None}
 
 
-# The furthest ahead a date an agent writes may lie (`#postpone`, `#dev`, `#away`):
-# rules.yaml's longest timer duration (ticketd.rules_file.MAX_DURATION_DAYS;
-# docs/rules.md "at most 3650d"), for the same reason, far inside datetime's
-# range, and nothing a desk waits for is further off.
+# The furthest ahead a date an agent writes may lie (`#postpone`, `#dev`,
+# `#away`), and rules.yaml's longest timer duration (ticketd.rules_file takes
+# it as MAX_DURATION_DAYS; docs/rules.md "at most 3650d"): a timer is
+# `now + duration` as a datetime, which ends in the year 9999, and nothing a
+# desk waits for is further off.
 FURTHEST_AHEAD_DAYS = 3650
 
-# A duration as parse_when reads one, of any number of digits: `99999d` is one, too long.
-_ANY_DURATION = re.compile(r"^(?:\d+\s*[smhdw]\s*)+$", re.IGNORECASE)
-_DURATION_PART = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+# A duration as parse_when reads one, of any number of digits (`99999d` is one, too long), or with its
+# unit spelled out as agents write it (`3 days`, `2 weeks`, `1 hour 30 minutes`); a unit is known by
+# its first letter.
+_UNIT = r"(weeks?|days?|hours?|minutes?|mins?|seconds?|secs?|[smhdw])(?![a-z])"
+_ANY_DURATION = re.compile(rf"^(?:\d+\s*{_UNIT}\s*)+$", re.IGNORECASE)
+_DURATION_PART = re.compile(rf"(\d+)\s*{_UNIT}", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -66,6 +70,8 @@ class TooFarAhead(ValueError):
 
 def read_ahead(value: str, now: datetime, zone: str = "UTC") -> datetime | None:
     """`parse_when` (a duration from now, or an ISO date in `zone`), bounded; None if `value` is neither.
+
+    A duration's unit may be spelled out, singular or plural: `3 days`, `2weeks`, `1 hour`, `30 minutes`.
 
     TooFarAhead when it lies more than FURTHEST_AHEAD_DAYS after `now`: a
     duration of any length (`99999d` is a duration, only too long) or an ISO
@@ -80,7 +86,7 @@ def read_ahead(value: str, now: datetime, zone: str = "UTC") -> datetime | None:
         # Twelve digits are past the bound whatever the unit; int() of thousands of digits is refused anyway.
         if any(len(n.lstrip("0")) > 12 for n, _ in parts):
             raise too_far
-        seconds = sum(int(n) * _UNIT_SECONDS[unit.lower()] for n, unit in parts)
+        seconds = sum(int(n) * _UNIT_SECONDS[unit[0].lower()] for n, unit in parts)
         if seconds > FURTHEST_AHEAD_DAYS * 86400:
             raise too_far
         return now + timedelta(seconds=seconds)
@@ -197,6 +203,13 @@ def reminder_overtaken(reminder_due: datetime, dev_due: datetime | None, now: da
     return dev_due is not None and reminder_due < dev_due <= now
 
 
+# How many of a ticket's latest messages tell whether its customer waits
+# (customer_waits; ticketd/timers.py and the re-plan after a reload read
+# that many): notes beyond that many in a row are taken as nobody waiting
+# (no clock, no false breach).
+WAITING_LOOKBACK = 20
+
+
 def customer_waits(latest: Iterable[Mapping]) -> bool:
     """Whether, in a ticket's messages newest first, the latest public words are the customer's.
 
@@ -209,6 +222,32 @@ def customer_waits(latest: Iterable[Mapping]) -> bool:
             continue
         return message["author_role"] == "customer"
     return False
+
+
+def wait_started(latest: Iterable[Mapping]) -> datetime | None:
+    """When the customer's latest waiting mail came (messages newest first); None if nobody waits.
+
+    The wait a respond clock counts from ends with an agent's public reply
+    and a new one starts with the customer's next mail (docs/rules.md).
+    """
+    for message in latest:
+        if message["internal"] or message["auto_generated"]:
+            continue
+        return message["created_at"] if message["author_role"] == "customer" else None
+    return None
+
+
+def missed_in_wait(events: Iterable[Mapping], since: datetime | None) -> list[str]:
+    """The agents whose respond clock ran out on the ticket since `since`, in order, once each.
+
+    Each `timer_breached` event names the agent who held the ticket then
+    (from_value); docs/rules.md on_breach: reassign gives the ticket to none
+    of them again in the same wait.
+    """
+    if since is None:
+        return []
+    return list(dict.fromkeys(e["from_value"] for e in events if e["kind"] == "timer_breached"
+                              and e["from_value"] and e["at"] >= since))
 
 
 def describe(kind: str, status: str, spec: TimerSpec | None) -> str:

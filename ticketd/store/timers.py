@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from ticketd.domain.statuses import Status
-from ticketd.store.tables import events, messages, tickets, timers
+from ticketd.store.db import insert_if_absent
+from ticketd.store.tables import events, messages, tickets, timer_rules, timers
 
 
 def cancel_armed(conn: Connection, ticket_id: int, now: datetime) -> None:
@@ -151,3 +152,23 @@ def timers_of_current_status(conn: Connection, ids: Iterable[int]) -> list[dict]
         .where(timers.c.ticket_id.in_(list(ids)), timers.c.status == tickets.c.status, timers.c.state != "cancelled")
         .order_by(timers.c.ticket_id, timers.c.id)).mappings().all()
     return [dict(r) for r in rows]
+
+
+# The one row of timer_rules.
+_PLANNED_UNDER = 1
+
+
+def planned_under(conn: Connection) -> tuple[str, str] | None:
+    """(sha256, timing JSON) of the rules the armed timers were last planned under; None if none is recorded."""
+    row = conn.execute(select(timer_rules.c.rules_hash, timer_rules.c.timing)
+                       .where(timer_rules.c.id == _PLANNED_UNDER)).first()
+    return (row.rules_hash, row.timing) if row is not None else None
+
+
+def record_planned_under(conn: Connection, rules_hash: str, timing: str, now: datetime) -> None:
+    """Record that the armed timers now follow the rules `rules_hash`, whose timers `timing` gives."""
+    values = {"rules_hash": rules_hash, "timing": timing, "planned_at": now}
+    change = update(timer_rules).where(timer_rules.c.id == _PLANNED_UNDER).values(**values)
+    if conn.execute(change).rowcount == 0 and not insert_if_absent(conn, timer_rules, {"id": _PLANNED_UNDER,
+                                                                                     **values}, ["id"]):
+        conn.execute(change)   # another process recorded its first rules meanwhile: these are the newer
