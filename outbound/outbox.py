@@ -26,21 +26,18 @@ from outbound.attachments import Listed, choose, mixed_boundary, placeholder_par
 from outbound.render import Renderer
 from outbound.send import header_address
 from ticketd.app import App
-from ticketd.domain.loops import auto_generated_reason
+from ticketd.domain.loops import auto_generated_reason, is_our_address
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
 from ticketd.store.outbox import Thread, insert_outbox_row, notice_history, ticket_thread
-from ticketd.store.read_models import attachment_rows
+from ticketd.store.read_models import attachment_rows, sender_name
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 ACK_TEMPLATE = "requester/ticket_opened"
 REACTION_TEMPLATES = ("requester/agent_reply", "requester/solution_proposed")
-# What the waiting_customer and solution_proposed timers send the customer about their own ticket
-# (ticketd/timers.py): the warning, and the closing mail that asks for the rating.
-TIMER_LIFECYCLE_TEMPLATES = ("requester/waiting_reminder", "requester/ticket_closed")
 
 _renderers: dict[str, Renderer] = {}
 
@@ -141,8 +138,29 @@ def _boundary(message_id: str) -> str:
     return "=_" + hashlib.blake2b(message_id.encode(), digest_size=12).hexdigest()
 
 
+def known_name(app: App, recipient: str, ticket: dict | None) -> str:
+    """The recipient's name without asking the store: an agent's (rules.yaml), the requester's, else ""."""
+    agent = app.rules.agent(recipient)
+    if agent is not None:
+        return agent.name or ""
+    if ticket and (ticket.get("requester") or "").lower() == recipient.strip().lower():
+        return ticket.get("requester_name") or ""
+    return ""
+
+
+def _recipient_name(conn: Connection, app: App, notice: Notice, ticket: dict | None) -> str:
+    """Whom this copy greets: known_name, else a follower's name on the ticket (from the Cc that brought
+    them, or their own mail to it), else "" for a neutral greeting."""
+    name = known_name(app, notice.recipient, ticket)
+    if name or not ticket:
+        return name
+    recipient = notice.recipient.strip().lower()
+    named = next((p["name"] for p in store.participants_of(conn, ticket["id"]) if p["email"] == recipient), None)
+    return named or sender_name(conn, ticket["id"], recipient) or ""
+
+
 def compose(app: App, notice: Notice, ticket: dict | None, references: list[str], message_id: str,
-            now: datetime, files: list[Listed] | tuple[Listed, ...] = ()) -> Message:
+            now: datetime, files: list[Listed] | tuple[Listed, ...] = (), recipient_name: str | None = None) -> Message:
     """The whole mail for one notice; `files` become empty parts that delivery fills (outbound.attachments).
 
     Built with the compat32 classes and explicit RFC 2047 encoding: the same
@@ -155,6 +173,9 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
         "tag": f"[#{ticket['id']}]" if ticket else "",
         "support_address": settings.support_address,
         "recipient": notice.recipient,
+        # A notice to the requester goes to the followers too: each copy greets its own reader, never
+        # the requester by name in a follower's mail (templates/README.md).
+        "recipient_name": known_name(app, notice.recipient, ticket) if recipient_name is None else recipient_name,
         "timezone": app.rules.zone_of(notice.recipient),   # for the `when` filter: theirs if an agent's
         **notice.context,
     }
@@ -222,22 +243,10 @@ def as_wire_bytes(msg: Message) -> bytes:
     return out.getvalue()
 
 
-def _ours(app: App, address: str) -> bool:
-    support = app.settings.support_address
-    local, domain = support.split("@", 1)
-    return address == support or (address.startswith(local + "+") and address.endswith("@" + domain)) or (
-        address in {a.lower() for a in app.settings.smtp.extra_addresses})
-
-
-def _timer_lifecycle(notice: Notice) -> bool:
-    """A warning or closing mail of a wait's timers: no answer to any mail (a customer's "accept" is one)."""
-    return notice.template in TIMER_LIFECYCLE_TEMPLATES and notice.in_reply_to is None
-
-
 def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime) -> str | None:
     """Why this notice must not be sent (loops and rate limits), or None."""
     recipient = notice.recipient.strip().lower()
-    if _ours(app, recipient):
+    if is_our_address(recipient, app.settings.support_address, app.settings.smtp.extra_addresses):
         return "recipient is our own address"
     history = notice_history(conn, ticket_id=notice.ticket_id, recipient=recipient,
                              addresses=list({recipient, notice.recipient}), template=notice.template,
@@ -260,7 +269,7 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     # timer closed the ticket with the customer never warned nor told. A cap of 0 still sends nothing.
     if app.rules.agent(recipient) is None:
         limit = app.settings.auto_mails_per_recipient_per_hour
-        exempt = notice.by_person or _timer_lifecycle(notice)
+        exempt = notice.by_person or notice.lifecycle
         if history.recent_automatic >= limit and not (exempt and limit > 0):
             return (f"rate limit: {history.recent_automatic} automatic mails to {recipient} in the last hour "
                     f"(limit {limit})")
@@ -316,7 +325,8 @@ def queue_notices(conn: Connection, app: App, notices: list[Notice], now: dateti
         thread = ticket_thread(conn, ticket["id"]) if ticket else Thread([], frozenset())
         notice = _answering_people(notice, thread)
         message_id = new_message_id(app.signer, app.settings.support_domain, notice.ticket_id)
-        msg = compose(app, notice, ticket, thread.references, message_id, now, [f for f in files if f.attached])
+        msg = compose(app, notice, ticket, thread.references, message_id, now, [f for f in files if f.attached],
+                      recipient_name=_recipient_name(conn, app, notice, ticket))
         ids.append(insert_outbox_row(
             conn, ticket_id=notice.ticket_id, message_row_id=notice.message_row_id, template=notice.template,
             recipient=notice.recipient, message_id=message_id, automatic=notice.auto_submitted is not None,

@@ -17,15 +17,20 @@ _TICKET = dict(id=1042, subject="Printer on fire", status="open", priority="norm
                requester="cust@example.org", requester_name="Customer", assignee="alice@example.com",
                group_name="support", postponed_until=None, dev_engineer=None, dev_tracker_key=None, dev_due=None,
                created_at=datetime(2026, 1, 5, 9, 0), updated_at=datetime(2026, 1, 5, 9, 30))
-_BASE = dict(ticket=_TICKET, tag="[#1042]", support_address="support@example.com", recipient="cust@example.org")
+_BASE = dict(ticket=_TICKET, tag="[#1042]", support_address="support@example.com", recipient="cust@example.org",
+             recipient_name="Customer")
 _FILES = [dict(filename="screenshot.png", size=48213, content_type="image/png", attached=True),
           dict(filename="dump.zip", size=31457280, content_type="application/zip", attached=False)]
 _CONVERSATION = [dict(at=datetime(2026, 1, 5, 9, 0), direction="in", author_role="customer",
-                      from_name="Customer", internal=False, auto_generated=False, text="It is on fire.",
+                      from_name="Customer", internal=False, not_sent="", auto_generated=False, text="It is on fire.",
                       attachments=[dict(filename="screenshot.png", size=48213)], **{"from": "cust@example.org"}),
                  dict(at=datetime(2026, 1, 5, 9, 30), direction="in", author_role="agent", from_name="Alice",
-                      internal=True, auto_generated=False, text="Checking with the vendor.", attachments=[],
-                      **{"from": "alice@example.com"})]
+                      internal=True, not_sent="", auto_generated=False, text="Checking with the vendor.",
+                      attachments=[], **{"from": "alice@example.com"}),
+                 dict(at=datetime(2026, 1, 5, 9, 40), direction="in", author_role="agent", from_name="Alice",
+                      internal=True, not_sent="refused commands, not sent", auto_generated=False,
+                      text="#status opne\n\nReplacing the fuser.", attachments=[], **{"from": "alice@example.com"})]
+_PUBLIC = [dict(email="cust@example.org", name="Customer"), dict(email="boss@example.org", name="")]
 _LINE = dict(id=1042, tag="[#1042]", subject="Printer on fire", status="open", priority="normal",
              requester="cust@example.org", group="support", created_at="2026-01-05 10:00",
              updated_at="2026-01-05 10:30", due_at="2026-01-06 10:30", overdue=False,
@@ -44,15 +49,18 @@ SAMPLES: dict[str, dict] = {
     "requester/waiting_reminder": dict(close_at=datetime(2026, 1, 9, 10, 30), status="waiting_customer"),
     "requester/ticket_closed": dict(reason="closed by Alice", closed_by="agent"),
     "agent/ticket_assigned": dict(agent_name="Alice", reason="round robin in support", conversation=_CONVERSATION,
-                                  conversation_omitted=3, attachments=_FILES),
+                                  conversation_omitted=3, attachments=_FILES, public_recipients=_PUBLIC),
     "agent/customer_replied": dict(text="Still burning.", sender="boss@example.org", sender_name="Pat Boss",
                                    attachments=_FILES),
     "agent/timer_breached": dict(timer="respond_within 4h in new", reason="reassigned to bob@example.com",
-                                 conversation=_CONVERSATION, conversation_omitted=0, attachments=_FILES),
+                                 conversation=_CONVERSATION, conversation_omitted=0, attachments=_FILES,
+                                 public_recipients=_PUBLIC),
     "agent/command_rejected": dict(errors=["#status opne: 'opne' is not a status."], text="#status opne",
                                    agent_name="Alice"),
     "agent/command_unchanged": dict(reasons=["#close: ticket [#1042] is already closed"], text="#close",
                                     agent_name="Alice"),
+    "agent/mail_not_applied": dict(reason="it was sent to another person's reply address", text="#close",
+                                   agent_name="Bob"),
     "agent/delivery_failed": dict(failed_recipient="cust@example.org", failed_template="requester/agent_reply",
                                   reason="550 5.1.1 no such user"),
     "agent/internal_note": dict(text="Check the fuser.", agent_name="Alice", attachments=_FILES),

@@ -19,7 +19,8 @@ from ticketd.store.tables import outbox, raw_mail, tickets
 
 TICKET = dict(id=42, subject="Printer on fire", status="open", priority="normal", requester="cust@example.org",
               requester_name="Customer", assignee="alice@example.com", postponed_until=None, dev_due=None)
-BASE = dict(ticket=TICKET, tag="[#42]", support_address="support@example.com", recipient="cust@example.org")
+BASE = dict(ticket=TICKET, tag="[#42]", support_address="support@example.com", recipient="cust@example.org",
+            recipient_name="Customer")
 
 # The per-template variables templates/README.md documents (beyond the ones in BASE): the samples
 # `ticketd templates check` renders with.

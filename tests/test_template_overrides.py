@@ -145,6 +145,8 @@ def test_a_timer_failing_on_a_broken_template_logs_its_traceback_once(make_app, 
         ticket_id = store.create_ticket(conn, subject="late", status="open", requester="c@example.org",
                                         group_name="support", assignee="alice@example.com", created_at=now,
                                         updated_at=now)
+        store.add_message(conn, ticket_id=ticket_id, direction="in", from_addr="c@example.org", text="late?",
+                          full_text="late?", author_role="customer", created_at=now)   # waits: a respond clock
         on_status_change(conn, app, ticket_id, "open", now - timedelta(seconds=11))
     caplog.set_level(logging.ERROR, logger="ticketd.timers")
     for _ in range(3):

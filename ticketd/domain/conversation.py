@@ -14,6 +14,11 @@ TEXT_CHARS = 8000
 # blank lines, so a pasted multi-megabyte log is never carried into the
 # assignment transaction, which holds SQLite's write lock.
 FETCH_CHARS = TEXT_CHARS + 1000
+# An agent's mail kept on the ticket, internal, that was neither applied nor sent to anyone
+# (ticketd/agent_mail.py: the event that stored it says why). Quoted as an internal note it read as
+# something the agent meant to say, commands never applied included.
+NOT_SENT = {"commands_rejected": "refused commands, not sent",
+            "commands_unchanged": "commands that changed nothing, not sent"}
 
 
 @dataclass(frozen=True)
@@ -44,15 +49,23 @@ def _one_line(value: str | None) -> str | None:
     return " ".join(value.split()) if value else value
 
 
-def entry(row: Mapping, files: Sequence[Mapping]) -> dict:
-    """One stored message as the templates see it."""
+def entry(row: Mapping, files: Sequence[Mapping], kept_by: str | None = None,
+          agent_names: Mapping[str, str] | None = None) -> dict:
+    """One stored message as the templates see it; `kept_by` the kind of the event that kept it unsent.
+
+    An agent's message shows the agent's rules.yaml name (`agent_names`, by address), whatever
+    their mail client put in From, or nothing at all.
+    """
+    address = (row["from_addr"] or "").lower()
+    name = (agent_names or {}).get(address) if row["author_role"] == "agent" else None
     return {
         "at": row["created_at"],
         "direction": row["direction"],
         "author_role": row["author_role"],
         "from": _one_line(row["from_addr"]),
-        "from_name": _one_line(row["from_name"]),
+        "from_name": _one_line(name or row["from_name"]),
         "internal": bool(row["internal"]),
+        "not_sent": NOT_SENT.get(kept_by or "", ""),
         "auto_generated": bool(row["auto_generated"]),
         "text": cut_text(row["text"] or "", row["text_length"] or 0),
         "attachments": [{"filename": f["filename"], "size": f["size"]} for f in files],
@@ -60,18 +73,21 @@ def entry(row: Mapping, files: Sequence[Mapping]) -> dict:
 
 
 def shown_conversation(latest: Sequence[Mapping], total: int, files: Iterable[Mapping],
-                       limit: int = SHOWN_MESSAGES) -> Shown:
+                       limit: int = SHOWN_MESSAGES, kept_by: Mapping[int, str] | None = None,
+                       agent_names: Mapping[str, str] | None = None) -> Shown:
     """The last `limit` of `latest` (message rows, `text` maybe cut, with `text_length`), oldest first.
 
     `total` is how many messages the ticket has; `files` are attachment rows
-    of those messages.
+    of those messages; `kept_by` the kinds of NOT_SENT events by message id;
+    `agent_names` agents' names by address.
     """
+    kept_by = kept_by or {}
     shown = sorted(latest, key=lambda row: row["id"])[-limit:]
     by_message: dict[int, list[Mapping]] = {}
     for row in files:
         by_message.setdefault(row["message_id"], []).append(row)
     return Shown(
-        messages=[entry(row, by_message.get(row["id"], [])) for row in shown],
+        messages=[entry(row, by_message.get(row["id"], []), kept_by.get(row["id"]), agent_names) for row in shown],
         omitted=max(0, total - len(shown)),
         attach_from=tuple(row["id"] for row in reversed(shown) if by_message.get(row["id"])),
     )
