@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ingest.match import read_reply_addresses
-from ingest.parse import ParsedMail
+from ingest.parse import MailTooComplex, ParsedMail, dedupe_key, parse_mail
 from ticketd.agent_desk import desk_agent
 from ticketd.app import App
 from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
 from ticketd.domain.loops import auto_generated_reason
-from ticketd.domain.requester import Requester, requester_of
+from ticketd.domain.requester import Requester, requester_of_mail
 from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.pipeline import find_thread
@@ -24,6 +24,8 @@ from ticketd.store.db import reading
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from ticketd.settings import Settings
 
 
 @dataclass
@@ -63,8 +65,12 @@ class DryRun:
         # The ticket's type: the route's, else the key fact's (as open_ticket stores it).
         kind = d.type or self.key_facts.values.get("type")
         ack = "suppressed" if d.suppress_ack or d.close else "sent"
+        if ack == "sent" and self.requester is not None and not self.requester.address:
+            ack = "none (no address to answer)"
         if self.requester is not None and self.requester.from_reply_to:
             out.append(f"requester: {self.requester.address} (Reply-To; the route says requester: reply_to)")
+        elif self.requester is not None and (why := self.requester.why()) is not None:
+            out.append(f"requester: {why}")
         out.append(f"group: {d.group or '-'}  priority: {d.priority or 'normal'}  type: {kind or '-'}  "
                    f"tags: {', '.join(d.tags) or '-'}  acknowledgement: {ack}")
         if d.close:
@@ -131,10 +137,10 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         thread_of(app, parsed, result)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
-    result.requester = requester_of(parsed.author, parsed.from_name, parsed.headers.get("from") or "",
-                                    parsed.reply_to, parsed.reply_to_name,
-                                    use_reply_to=decision.requester == "reply_to",
-                                    not_a_customer=lambda a: rules.agent(a) is not None)
+    # A file has no SMTP envelope: its Return-Path is the envelope sender, as for mail fetched by IMAP.
+    result.requester = requester_of_mail(parsed, parsed.headers.get("return-path"),
+                                         use_reply_to=decision.requester == "reply_to",
+                                         not_a_customer=lambda a: rules.agent(a) is not None)
     if decision.close:
         return result   # stored closed: nothing is assigned, timed or sent
     if decision.assignee:
@@ -151,9 +157,29 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         what = plan_of.describe(planned.kind, Status.NEW.value, rules.timer(Status.NEW.value))
         on_breach = rules.timer(Status.NEW.value).on_breach
         result.timers.append(f"{what}, due {planned.due_at.isoformat(timespec='seconds')}Z, on breach: {on_breach}")
-    if result.robot_reason is None and not decision.suppress_ack and (
-            parsed.author or result.requester.from_reply_to):
+    if result.robot_reason is None and not decision.suppress_ack and result.requester.address:
         result.mails.append(f"requester/ticket_opened to {result.requester.address}")
     if result.agent:
         result.mails.append(f"agent/ticket_assigned to {result.agent}")
     return result
+
+
+def mail_lines(rules: RuleSet, raw: bytes, now: datetime, engine: Engine | None = None, app: App | None = None,
+               settings: Settings | None = None) -> list[str]:
+    """What `ticketd rules test` prints for one mail file: which mail, then what the daemon would do with it.
+
+    A mail past the MIME limits (the daemon's, with `settings`; else the
+    defaults) is quarantined whole before any rule sees it; the line says
+    so with the reason `ticketd quarantine list` would show (ticketd.prepare
+    words it so), and the dry run has done its job: exit 0, as for any
+    other outcome (docs/rules.md).
+    """
+    limits = dict(max_depth=settings.max_mime_depth, max_parts=settings.max_mime_parts) if settings else {}
+    try:
+        parsed = parse_mail(raw, **limits)
+    except MailTooComplex as exc:
+        message_id = dedupe_key(raw)[1]
+        return [f"mail: {message_id or '(no Message-ID)'}",
+                f"would be quarantined: {type(exc).__name__}: mail refused by the MIME limits: {exc}"]
+    return [f"mail: {parsed.message_id or '(no Message-ID)'} from {parsed.from_addr or '?'}: {parsed.subject!r}",
+            *dry_run(rules, parsed, now, engine, app).lines()]

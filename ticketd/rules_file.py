@@ -33,15 +33,15 @@ from ticketd.domain.rules import (
     TimerSpec,
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
-from ticketd.domain.timers import WAITING_STATUSES, with_defaults
+from ticketd.domain.timers import FURTHEST_AHEAD_DAYS, WAITING_STATUSES, with_defaults
 from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-# The longest duration the file accepts. Timers are `now + duration` as a
-# datetime, which ends in the year 9999: 3000000d passed `rules check` and
-# then every new mail was quarantined with OverflowError. Ten years is more
-# than any desk's timer needs and far inside datetime's range.
-MAX_DURATION_DAYS = 3650
+# The longest duration the file accepts: the furthest ahead an agent's date
+# may lie. Timers are `now + duration` as a datetime, which ends in the year
+# 9999: 3000000d passed `rules check` and then every new mail was
+# quarantined with OverflowError.
+MAX_DURATION_DAYS = FURTHEST_AHEAD_DAYS
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FIELDS = ("from", "to", "cc", "subject", "body", "type", "priority")
 _HEADER_NAME = re.compile(r"^header\.[A-Za-z0-9-]+$")
@@ -115,7 +115,8 @@ class _Errors:
         """The value at `path` as the admin wrote it (`yes`, not True), else its repr."""
         return self.texts.get(tuple(path), repr(value))
 
-    def add(self, path: tuple, message: str, *, at_key: bool = False) -> None:
+    def add(self, path: tuple, message: str, *, at_key: bool = False, kind: str = "") -> None:
+        """Add `message` located at `path` (its key's position with `at_key`); `kind`: e.g. "warning: "."""
         path = tuple(path)
         mark = self.marks.get(path + ("<key>",)) if at_key else None
         probe = path
@@ -125,7 +126,15 @@ class _Errors:
                 break
             probe = probe[:-1]
         line, col = mark or (1, 1)
-        self.items.append(((line, col), f"{self.source}:{line}:{col}: {_path_text(path)}: {message}"))
+        self.items.append(((line, col), f"{self.source}:{line}:{col}: {kind}{_path_text(path)}: {message}"))
+
+    def line_of(self, path: tuple) -> int:
+        """The line `path` was written on (1 if unknown)."""
+        return self.marks.get(tuple(path), (1, 1))[0]
+
+    def sorted_lines(self) -> tuple[str, ...]:
+        """The lines added, in file order."""
+        return tuple(text for _, text in sorted(self.items, key=lambda item: item[0]))
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -185,7 +194,7 @@ class TimerModel(_Strict):
 class BusinessHoursModel(_Strict):
     timezone: str = "UTC"
     week: dict[str, str | list[str]] = Field(default_factory=dict)
-    holidays: list[date] = Field(default_factory=list)
+    holidays: list[Any] = Field(default_factory=list)   # read by _holidays: YAML builds no dates (strict_yaml)
 
 
 class DailySummaryModel(_Strict):
@@ -634,7 +643,27 @@ def _build_business_hours(model: _Parsed, errors: _Errors) -> BusinessHours | No
         errors.add(("business_hours", "week"), "no working hours at all; write e.g. mon: '09:00-17:00'")
     if not bh.week:
         errors.add(("business_hours", "week"), "write the working hours, e.g. week: {mon: '09:00-17:00'}")
-    return BusinessHours(timezone=bh.timezone, week=week, holidays=frozenset(bh.holidays))
+    return BusinessHours(timezone=bh.timezone, week=week, holidays=_holidays(bh.holidays, errors))
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _holidays(values: list, errors: _Errors) -> frozenset[date]:
+    """business_hours.holidays as dates; each one that is no YYYY-MM-DD date is an error saying why."""
+    days = set()
+    for i, value in enumerate(values):
+        path = ("business_hours", "holidays", i)
+        written = errors.texts.get(path, value if isinstance(value, str) else str(value))
+        text = value.strip() if isinstance(value, str) else None
+        try:
+            if text is None or not _DATE.match(text):
+                raise ValueError("write a date as YYYY-MM-DD")
+            days.add(date.fromisoformat(text))
+        except ValueError as exc:
+            why = str(exc) if str(exc).startswith("write") else f"{exc}; write a date as YYYY-MM-DD"
+            errors.add(path, f"{written!r} is not a date: {why}, e.g. 2026-12-24")
+    return frozenset(days)
 
 
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})$")
@@ -719,7 +748,71 @@ def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
         groups={name: Group(name=name, assign=spec.assign) for name, spec in model.groups.items()},
         routes=routes, timers=timers, business_hours=business_hours, daily_summary=daily_summary,
         digest=hashlib.sha256(text.encode("utf-8")).hexdigest(), source=source,
+        warnings=_warnings(model, agents, routes, errors),
     )
+
+
+# ---------------------------------------------------------------- warnings
+
+
+def _warnings(model: _Parsed, agents: tuple[Agent, ...], routes: tuple[Route, ...], errors: _Errors) -> tuple[str, ...]:
+    """Located warnings for a valid file that leaves mail waiting for nobody (docs/rules.md, "Warnings")."""
+    found = _Errors(errors.source, errors.marks, errors.texts)
+    _warn_routes(model, agents, routes, found)
+    _warn_agents(model, agents, found)
+    return found.sorted_lines()
+
+
+def _warn_routes(model: _Parsed, agents: tuple[Agent, ...], routes: tuple[Route, ...], found: _Errors) -> None:
+    """No routes at all, and routes to a group nobody (or only away agents) would take mail from."""
+    if not routes:
+        found.add(("routes",), "no routes, so every new ticket waits in no group, unassigned; add one, e.g. "
+                               "routes: [{name: everything else, then: {group: support}}]", kind="warning: ")
+    for (i, _), route in zip(model.routes, routes):
+        if route.group is None or route.close:
+            continue
+        members = [a for a in agents if route.group in a.groups]
+        path = ("routes", i, "then", "group")
+        if not members:
+            found.add(path, f"group {route.group!r} has no agents, so mail this route sends there waits "
+                            f"unassigned; add {route.group} to an agent's groups:", kind="warning: ")
+        elif all(a.away for a in members):
+            found.add(path, f"every agent of group {route.group!r} is away "
+                            f"({', '.join(a.email for a in members)}), so mail this route sends there waits "
+                            f"unassigned until one is back; set away: false on one, or add {route.group} to "
+                            "another agent's groups:", kind="warning: ")
+
+
+def _name_key(text: str) -> str:
+    """A name as `#assign` compares it (ticketd/domain/commands.py): spaces collapsed, case folded."""
+    return " ".join(text.split()).casefold()
+
+
+def _warn_agents(model: _Parsed, agents: tuple[Agent, ...], found: _Errors) -> None:
+    """Available agents in no group, and names `#assign <name>` cannot reach (shared, or a group's)."""
+    groups = {_name_key(g): g for g in model.group_names}
+    named: dict[str, tuple[int, Agent]] = {}
+    for (i, _), agent in zip(model.agents, agents):
+        if not agent.groups and not agent.away:
+            example = model.group_names[0] if model.group_names else "support"
+            found.add(("agents", i), f"{agent.email} is in no group, so round robin never gives them work "
+                                     f"(only #assign and a route's assignee do); add e.g. groups: [{example}], "
+                                     "or away: true", kind="warning: ")
+        key = _name_key(agent.name)
+        if not key:
+            continue
+        if key in groups:
+            found.add(("agents", i, "name"), f"{agent.name!r} is also a group's name, so `#assign {agent.name}` "
+                                             f"goes to group {groups[key]!r}, never to {agent.email}; give the "
+                                             "agent a fuller name, e.g. their surname too", kind="warning: ")
+        if key in named:
+            first_i, first = named[key]
+            found.add(("agents", i, "name"), f"{agent.email} has the name of {first.email} (line "
+                                             f"{found.line_of(('agents', first_i))}), so `#assign "
+                                             f"{agent.name.strip()}` is refused as naming two agents; give each "
+                                             "a name of their own, e.g. with their surname", kind="warning: ")
+        else:
+            named[key] = (i, agent)
 
 
 def load_rules(path: str | Path) -> RuleSet:

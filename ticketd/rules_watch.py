@@ -57,6 +57,7 @@ def reload(app: App, data: bytes | None = None) -> bool:
         return False
     previous, app.rules = app.rules, rules
     log.info("rules reloaded from %s: %s", path, summary(rules))
+    log_warnings(rules)
     # After the swap: a timer armed from now on follows the new rules, and
     # those armed before are re-planned (PRODUCT.md: never half applied).
     replan_armed_timers(app, timers_planned_under(app) or previous)
@@ -68,6 +69,12 @@ def reload(app: App, data: bytes | None = None) -> bool:
     except Exception:
         log.exception("assigning tickets after the reload failed; the sweep and the next start retry")
     return True
+
+
+def log_warnings(rules: RuleSet) -> None:
+    """Each of the rules' warnings at WARNING, as `ticketd rules check` prints them (at start and on each reload)."""
+    for line in rules.warnings:
+        log.warning("%s", line)
 
 
 def timers_planned_under(app: App) -> RuleSet | None:

@@ -1,4 +1,4 @@
-"""YAML loading that refuses a key written twice in one mapping, for both of ticketd's files."""
+"""YAML loading that refuses a key written twice in one mapping and builds no dates, for both of ticketd's files."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ class UniqueKeyLoader(yaml.SafeLoader):
                     "keep one", key_node.start_mark)
             first_seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
+
+
+# A scalar shaped like a date (`2026-13-01`, a route's name, a pattern) stays
+# the text it was written as: PyYAML's timestamp constructor raised a bare
+# ValueError for an impossible one, a traceback with no file or line, and
+# turned a possible one into a date where text was meant. The fields that
+# take dates (business_hours.holidays) read them, with a located error.
+UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
 def load(text: str):

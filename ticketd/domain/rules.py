@@ -140,6 +140,8 @@ class RuleSet:
     daily_summary: DailySummary | None = None
     digest: str = hashlib.sha256(b"").hexdigest()
     source: str = ""
+    # Located lines for what is valid but leaves mail waiting (ticketd/rules_file.py); not part of the rules.
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def agent(self, email: str | None) -> Agent | None:
         email = (email or "").lower()
