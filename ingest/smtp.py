@@ -12,7 +12,6 @@ import enum
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 
 from aiosmtpd.controller import Controller
@@ -32,6 +31,9 @@ RCPT_OK = "250 2.1.5 OK"
 NO_SUCH_USER = "550 5.1.1 <{}>: no such mailbox here"
 TEMP_FAILURE = "451 4.3.0 Temporary local problem, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+# The greeting of a connection opened while stopping: RFC 5321 section 4.2
+# puts the domain first, and RFC 2034 section 3 keeps enhanced codes out of it.
+GREETING_SHUTTING_DOWN = "421 {} shutting down, try again later"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 # RFC 6531 section 3.3: an address in a MAIL or RCPT is UTF-8; other 8-bit
 # bytes cannot name a mailbox, and a 4xx would only bring them back.
@@ -45,6 +47,11 @@ BAD_RECIPIENT = "553 5.1.3 The recipient address is not UTF-8 (RFC 6531)"
 DATA_GRACE_SECONDS = 30.0
 # After that, how long a mail already received may take to be committed.
 COMMIT_WAIT_SECONDS = 30.0
+# On stop, a session with no transaction open is told 421 unasked once it
+# has been quiet this long since our last reply: time for the QUIT (or MAIL)
+# that follows a 250 to arrive and be answered 221 (or 421), rather than
+# crossing an unasked 421 on the wire.
+IDLE_LINGER_SECONDS = 2.0
 
 
 def wire_limit(max_message_bytes: int) -> int:
@@ -172,8 +179,7 @@ class IntakeHandler:
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options):
-        if not self.accepting:
-            return SHUTTING_DOWN
+        # Also while stopping: a transaction begun before the stop may end (Receiver.stop).
         if not _utf8(address):
             return BAD_RECIPIENT   # not echoed: aiosmtpd writes replies as UTF-8, which it is not
         if not served(self.app, address):
@@ -213,7 +219,8 @@ class IntakeHandler:
 class Phase(enum.Enum):
     """Where one SMTP connection is, as far as stopping is concerned."""
 
-    COMMAND = "between commands"       # told 421 and closed at once
+    IDLE = "between transactions"      # told 421 and closed once quiet for IDLE_LINGER_SECONDS
+    ENVELOPE = "giving an envelope"    # MAIL taken: may finish within DATA_GRACE_SECONDS
     BODY = "receiving a mail"          # may finish within DATA_GRACE_SECONDS
     STORING = "committing a mail"      # gets its 250 (or 451) first
 
@@ -228,8 +235,9 @@ class Connections:
         self.open: set[IntakeSMTP] = set()
         self.stopping = False
 
-    def in_phase(self, phase: Phase) -> list[IntakeSMTP]:
-        return [c for c in self.open if c.phase is phase]
+    def in_phase(self, *phases: Phase) -> list[IntakeSMTP]:
+        """The connections in one of `phases` that are not already being closed."""
+        return [c for c in self.open if c.phase in phases and not c.closing]
 
 
 class IntakeSMTP(SMTP):
@@ -248,50 +256,63 @@ class IntakeSMTP(SMTP):
         self.line_length_limit = line_length_limit   # read by SMTP.__init__ for its stream reader
         super().__init__(handler, **kwargs)
         self.connections = connections
-        self.phase = Phase.COMMAND
+        self._receiving = self._storing = False   # inside DATA; its mail complete and being committed
+        self.replied_at = 0.0   # loop time of our last reply (or of the connection)
+
+    @property
+    def phase(self) -> Phase:
+        if self._receiving:
+            return Phase.STORING if self._storing else Phase.BODY
+        return Phase.IDLE if self.envelope is None or self.envelope.mail_from is None else Phase.ENVELOPE
+
+    @property
+    def closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        self.replied_at = self.loop.time()
         self.connections.open.add(self)
-        if self.connections.stopping:   # accepted just before the listener closed
-            self.hang_up()
 
     def connection_lost(self, error: Exception | None) -> None:
         self.connections.open.discard(self)
         super().connection_lost(error)
 
+    async def _handle_client(self) -> None:
+        # Opened while stopping: the listener stays open until the mail in
+        # flight is done, so a sender hears why (RFC 5321 sections 3.8 and
+        # 4.2.2) and retries later, rather than finding the port closed.
+        if self.connections.stopping:
+            await self.push(GREETING_SHUTTING_DOWN.format(self.hostname))
+            return
+        await super()._handle_client()
+
+    async def push(self, status) -> None:
+        """Send a reply; a 421 closes the connection, as RFC 5321 section 3.8 says it does."""
+        await super().push(status)
+        self.replied_at = self.loop.time()
+        if (status[:4] in ("421 ", b"421 ")) and not self.closing:
+            self.transport.close()
+
     async def smtp_DATA(self, arg: str) -> None:
-        self.phase = Phase.BODY
+        self._receiving, self._storing = True, False
         try:
             await super().smtp_DATA(arg)
         finally:
-            self.phase = Phase.COMMAND
-        if self.connections.stopping:   # the reply to this mail is out; now the 421
-            self.hang_up()
+            self._receiving = False
 
     async def _call_handler_hook(self, command: str, *args):
         # aiosmtpd (pinned to 1.4.6) calls every handler hook through here;
         # DATA's only once the final dot is in and the data is within limits.
         if command == "DATA":
-            self.phase = Phase.STORING
+            self._storing = True
         return await super()._call_handler_hook(command, *args)
 
     def hang_up(self) -> None:
         """Say 421 unasked and close, as RFC 5321 section 3.8 lets a server that shuts down."""
-        if self.transport is not None and not self.transport.is_closing():
+        if not self.closing:
             self.transport.write(SHUTTING_DOWN.encode("ascii") + b"\r\n")
             self.transport.close()
-
-
-async def _until(done: Callable[[], bool], seconds: float) -> bool:
-    """Whether `done()` became true within `seconds` (checked on the event loop)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not done():
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 class _IntakeController(Controller):
@@ -342,12 +363,15 @@ class Receiver:
     def stop(self, timeout: float = COMMIT_WAIT_SECONDS, *, body_grace: float = DATA_GRACE_SECONDS) -> None:
         """Stop taking mail, finish the mail in flight, then close.
 
-        New connections are refused; a session between commands hears 421
-        (RFC 5321 section 3.8) and is closed; a mail whose body is arriving
-        has `body_grace` seconds to end and get its 250, else 421 and nothing
-        is stored; a mail being committed has `timeout` seconds more. What
-        was committed becomes tickets in the back office's last pass
-        (ticketd/daemon.py).
+        While the mail in flight finishes, the port stays open and a new
+        connection is greeted 421 and closed (RFC 5321 sections 3.8, 4.2.2);
+        MAIL in an open session gets 421 and the session is closed. A session
+        between transactions hears 421 unasked once quiet for
+        IDLE_LINGER_SECONDS, so a QUIT right after a 250 still gets its 221.
+        A transaction begun before the stop has `body_grace` seconds to end
+        and get its 250, else 421 and nothing is stored; a mail being
+        committed has `timeout` seconds more. What was committed becomes
+        tickets in the back office's last pass (ticketd/daemon.py).
         """
         self.handler.accepting = False
         drained = asyncio.run_coroutine_threadsafe(self._drain(body_grace, timeout), self.controller.loop)
@@ -359,21 +383,35 @@ class Receiver:
         self.handler.committer.close()
 
     async def _drain(self, body_grace: float, timeout: float) -> None:
+        """Wait for the sessions to end, telling each 421 when its turn comes; bounded by body_grace + timeout."""
         connections = self.connections
-        connections.stopping = True
-        self.controller.server.close()   # new connections are refused from here on
-        for conn in connections.in_phase(Phase.COMMAND):
-            conn.hang_up()
-        arriving = connections.in_phase(Phase.BODY) + connections.in_phase(Phase.STORING)
+        connections.stopping = True   # from here a new connection is greeted 421 (IntakeSMTP._handle_client)
+        loop = asyncio.get_running_loop()
+        arriving = connections.in_phase(Phase.ENVELOPE, Phase.BODY, Phase.STORING)
         if arriving:
             log.info("SMTP receiver stopping: waiting for %s mail in flight", len(arriving))
-        if not await _until(lambda: not connections.in_phase(Phase.BODY), body_grace):
-            for conn in connections.in_phase(Phase.BODY):
-                log.warning("stopping: a mail from %s still arriving after %s s; answered 421, not stored",
-                            conn.envelope.mail_from, body_grace)
-                conn.hang_up()
-        if not await _until(lambda: not connections.open, timeout):
-            for conn in list(connections.open):
-                log.error("stopping: a session (%s) did not end in %s s; cut off", conn.phase.value, timeout)
-                if conn.transport is not None:
-                    conn.transport.abort()
+        body_deadline = loop.time() + body_grace
+        settled_at: float | None = None   # when no mail was left arriving: `timeout` counts from there
+        while connections.open:
+            now = loop.time()
+            for conn in connections.in_phase(Phase.IDLE):
+                if now - conn.replied_at >= IDLE_LINGER_SECONDS:
+                    conn.hang_up()
+            if now >= body_deadline:
+                for conn in connections.in_phase(Phase.ENVELOPE, Phase.BODY):
+                    log.warning("stopping: a mail from %s still arriving after %s s; answered 421, not stored",
+                                conn.envelope.mail_from, body_grace)
+                    conn.hang_up()
+            if settled_at is None and not connections.in_phase(Phase.ENVELOPE, Phase.BODY):
+                settled_at = now
+            if settled_at is not None and now >= settled_at + timeout:
+                for conn in list(connections.open):
+                    log.error("stopping: a session (%s) did not end in %s s; cut off", conn.phase.value, timeout)
+                    if conn.transport is not None:
+                        conn.transport.abort()
+                break
+            await asyncio.sleep(0.02)
+        self.controller.server.close()   # only now: until here a new connection heard why it was turned away
+        last = loop.time() + 0.5   # one accepted in the last moment is greeted before the loop stops
+        while connections.open and loop.time() < last:
+            await asyncio.sleep(0.02)

@@ -75,16 +75,25 @@ def _sender_in_data(port: int) -> smtplib.SMTP:
     return client
 
 
-def _assert_refused_or_421(port: int) -> None:
+def _assert_greeted_421(port: int) -> None:
+    """A connection opened while stopping is taken and greeted 421 (RFC 5321 sections 3.8, 4.2.2), not refused."""
     try:
         late = smtplib.SMTP("127.0.0.1", port, timeout=5)
-    except ConnectionRefusedError:
-        return
     except smtplib.SMTPConnectError as err:
         assert err.smtp_code == 421
+        assert err.smtp_error == b"example.com shutting down, try again later"
         return
     late.close()
     pytest.fail("a connection opened while stopping was served")
+
+
+def _sender_in_transaction(port: int) -> smtplib.SMTP:
+    """A smtplib client whose MAIL and RCPT were taken; DATA is up to the test."""
+    client = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    client.ehlo()
+    assert client.mail("cust@example.org")[0] == 250
+    assert client.rcpt("support@example.com")[0] == 250
+    return client
 
 
 @pytest.fixture
@@ -137,38 +146,44 @@ def test_a_declared_size_over_the_limit_gets_552_at_mail_from(small_receiver, de
 
 
 def test_stop_lets_a_mail_being_sent_finish_and_refuses_everything_else(make_app, sqlite_url):
-    """Between commands: 421 and closed; inside DATA: the mail ends, is stored and gets its 250."""
+    """Idle: 421 and closed; a transaction open: it ends, is stored, gets its 250, and its QUIT 221; new: 421."""
     app = make_app(sqlite_url)
     receiver = Receiver(app)
     receiver.start()
     port = receiver.port
     mail = _mail_of(200_000, name="in-flight")
     wire = _stuffed(mail)
+    short = _mail_of(2_000, name="enveloped")
     stopping = threading.Thread(target=receiver.stop, kwargs={"body_grace": 20})
     try:
         sender = _sender_in_data(port)
         sender.send(wire[:50_000])
+        enveloped = _sender_in_transaction(port)
         idle, idle_file = _session(port, b"EHLO idle.example.org")
 
         stopping.start()
         # The idle session is told unasked: the stop has begun.
         assert _reply(idle_file).startswith(b"421")
         assert _reply(idle_file) == b""                     # and closed
-        _assert_refused_or_421(port)
+        _assert_greeted_421(port)
+
+        # A transaction begun before the stop ends; a new one is refused and the session closed.
+        assert enveloped.data(short)[0] == 250
+        assert enveloped.mail("cust@example.org")[0] == 421
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            enveloped.noop()
 
         for start in range(50_000, len(wire), 30_000):       # the rest, slowly
             time.sleep(0.1)
             sender.send(wire[start:start + 30_000])
         code, reply = sender.getreply()
         assert code == 250, reply
-        code, _ = sender.mail("cust@example.org")
-        assert code == 421
-        sender.close()
+        assert sender.quit()[0] == 221
         idle.close()
 
         stopping.join(10)
         assert not stopping.is_alive()
-        assert _stored(app.engine) == [mail]
+        assert sorted(_stored(app.engine)) == sorted([mail, short])
     finally:
         if stopping.ident is None:      # the test failed before the stop began
             receiver.stop()
@@ -199,26 +214,35 @@ def test_sigterm_lets_a_mail_being_sent_finish_and_exits_0(tmp_path, sqlite_url)
     engine = create_engine(sqlite_url)
     mail = _mail_of(300_000, name="sigterm")
     wire = _stuffed(mail)
+    other = _mail_of(40_000, name="sigterm-other")
+    other_wire = _stuffed(other)
     try:
         sender = _sender_in_data(port)
         sender.send(wire[:10_000])
+        second = _sender_in_data(port)
+        second.send(other_wire[:10_000])
         idle, idle_file = _session(port, b"EHLO idle.example.org")
 
         daemon.proc.send_signal(15)
         assert _reply(idle_file).startswith(b"421")
-        _assert_refused_or_421(port)
+        _assert_greeted_421(port)                             # listening while it drains, and saying why
 
         for start in range(10_000, len(wire), 20_000):        # about 1.5 s more of body
             time.sleep(0.1)
             sender.send(wire[start:start + 20_000])
         code, reply = sender.getreply()
         assert code == 250, reply
-        assert sender.mail("cust@example.org")[0] == 421
-        sender.close()
+        assert sender.quit()[0] == 221                        # the session in flight ends as usual
+
+        second.send(other_wire[10_000:])
+        code, reply = second.getreply()
+        assert code == 250, reply
+        assert second.mail("cust@example.org")[0] == 421      # no new transaction
+        second.close()
         idle.close()
 
         assert daemon.proc.wait(30) == 0
-        assert _stored(engine) == [mail]
+        assert sorted(_stored(engine)) == sorted([mail, other])
         complaints = [line for line in daemon.output().splitlines()
                       if "ticketd.smtp" in line and ("ERROR" in line or "WARNING" in line)]
         assert complaints == []

@@ -7,6 +7,8 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 from typing import Protocol
@@ -19,9 +21,10 @@ from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
 from ticketd.pipeline import drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.repeating_failures import RepeatingFailures
-from ticketd.rules_watch import RulesWatcher
+from ticketd.rules_watch import RulesWatcher, log_warnings, replan_armed_timers
 from ticketd.settings import Settings
 from ticketd.store.checkpoint import Checkpointer
+from ticketd.timer_replan import rules_timers_follow
 from workers.runtime import WorkerPool, bind, make_broker, worker_components
 
 log = logging.getLogger("ticketd.daemon")
@@ -106,12 +109,17 @@ def build_components(app: App) -> list[Component]:
     return [*build_back_office(app), Receiver(app)]
 
 
-def _stop_on_signals(reload=None, sweep=None) -> threading.Event:
-    """SIGTERM and SIGINT stop; SIGHUP reloads the rules; SIGUSR1 sweeps now (`ticketd outbox retry`)."""
+def _stop_on_signals(reload=None, sweep=None, say=log.info) -> threading.Event:
+    """SIGTERM and SIGINT stop; SIGHUP reloads the rules; SIGUSR1 sweeps now (`ticketd outbox retry`).
+
+    `say` tells the first stopping signal (the back office, stopped by `ticketd run`, says it at DEBUG,
+    so that one SIGTERM is one line); a second one while stopping is not told again.
+    """
     stop = threading.Event()
 
     def on_signal(signum, _frame):
-        log.info("signal %s: stopping", signal.Signals(signum).name)
+        if not stop.is_set():
+            say("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -157,9 +165,51 @@ def run(app: App) -> int:
         log.error("%s", exc)
         return 1
     try:
+        # The pid lock is per data_dir: a second daemon with its own data_dir
+        # but this smtp.listen would otherwise run its back office (timers,
+        # sweeps) on the shared database before the receiver found the port taken.
+        if (taken := listen_taken(app.settings)) is not None:
+            log.error("%s", taken)
+            return 1
         return _run_processes(app)
     finally:
         lock.release()
+
+
+def _listen_text(settings: Settings) -> str:
+    """smtp.listen as written in ticketd.yaml: host:port, an IPv6 host in brackets."""
+    host, port = settings.smtp.host_port
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def listen_error(settings: Settings, exc: OSError) -> str:
+    """One line for an smtp.listen the receiver cannot bind: which setting, which address, why, what to do."""
+    return (f"cannot listen on smtp.listen {_listen_text(settings)} (TICKETD_SMTP__LISTEN): "
+            f"{exc.strerror or exc}; another ticketd or mail server may hold it: stop it, "
+            "or give this daemon a free address")
+
+
+def listen_taken(settings: Settings) -> str | None:
+    """Why smtp.listen cannot be listened on now (listen_error's line), else None; the port is let go again.
+
+    Listening, as the receiver will, with SO_REUSEADDR as asyncio's
+    create_server sets it: a TIME_WAIT left by our own last run is no
+    conflict, another process listening there is.
+    """
+    host, port = settings.smtp.host_port
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError:
+        return None   # the receiver's own bind says what is wrong with the address
+    for family, kind, proto, _, address in found:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+                probe.listen(1)
+        except OSError as exc:
+            return listen_error(settings, exc)
+    return None
 
 
 def _run_processes(app: App) -> int:
@@ -191,10 +241,15 @@ def _run_processes(app: App) -> int:
                 log.error("the back office did not start (exit code %s)", back_office.exitcode)
                 return 1
         receiver = Receiver(app)
-        receiver.start()
+        try:
+            receiver.start()
+        except OSError as exc:   # taken between listen_taken and now (two daemons starting at once)
+            log.error("%s", listen_error(app.settings, exc))
+            return 1
         receiving.append(receiver)
         log.info("ticketd running")
-        print("ticketd running", flush=True)
+        if not _same_file(sys.stdout, sys.stderr):
+            print("ticketd running", flush=True)   # for whoever waits on stdout; the log has it already
         while not stop.wait(1):
             if not back_office.is_alive():
                 log.error("the back office exited (code %s); stopping", back_office.exitcode)
@@ -215,6 +270,15 @@ def _run_processes(app: App) -> int:
     return code
 
 
+def _same_file(one, other) -> bool:
+    """Whether two streams write to one file (a terminal, or `>log 2>&1`): a line for both is then shown twice."""
+    try:
+        a, b = os.fstat(one.fileno()), os.fstat(other.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def _check_overrides(settings: Settings) -> None:
     """Say at start which of the admin's templates fail: a mail that needs one is quarantined."""
     if settings.templates_dir is None:
@@ -233,17 +297,40 @@ def _settle_erasures(app: App) -> None:
         log.exception("settling files set aside by an interrupted erasure failed; the next erasure retries")
 
 
+def _replan_timers(app: App) -> None:
+    """A rules.yaml edited while ticketd was stopped: the armed timers re-planned to it, as a reload does."""
+    try:
+        planned_under = rules_timers_follow(app)
+    except Exception:
+        log.exception("reading which rules the armed timers follow failed; they keep their due times "
+                      "until the next start")
+        return
+    if planned_under is not None:
+        log.info("rules %s are not those the armed timers follow (%s): re-planning them",
+                 app.rules.digest[:12], planned_under.digest[:12])
+        # On failure the rules watcher tries again every few seconds (ticketd/rules_watch.py).
+        replan_armed_timers(app, planned_under)
+
+
 def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) -> None:
     """The child of `ticketd run`: processing, workers, sweeps, IMAP; stops with SIGTERM or its parent."""
     from ticketd.cli import configure_logging
 
+    # Out of `ticketd run`'s process group: a terminal's hang-up or Ctrl-C, or a kill of the group, reaches
+    # `ticketd run` alone, which passes it on once; heard twice, a SIGHUP reloaded (and logged) twice.
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     configure_logging(settings.log_level)
     app = build_app(settings, create_schema=False)
     app.mail_arrived = mail_arrived
+    log_warnings(app.rules)   # here, not in the receiver's process too: once per start
     _check_overrides(settings)
     _settle_erasures(app)
     components = build_back_office(app)
-    stop = _stop_on_signals(reload=getattr(app, "reload_rules", None), sweep=app.sweep_now)
+    # docs/rules.md: once, before the sweeper (a component) fires a timer by a time the file no longer gives.
+    _replan_timers(app)
+    # `ticketd run` has said which signal stops it; this stop is its SIGTERM to us.
+    stop = _stop_on_signals(reload=getattr(app, "reload_rules", None), sweep=app.sweep_now, say=log.debug)
     started: list[Component] = []
     try:
         for component in components:
@@ -269,6 +356,7 @@ def run_worker(app: App, threads: int = 4) -> int:
     restarted, a rules change half applied (PRODUCT.md).
     """
     watcher = RulesWatcher(app)
+    log_warnings(app.rules)
     stop = _stop_on_signals(reload=app.reload_rules)
     broker = make_broker(app)
     bind(app, broker)

@@ -1,0 +1,31 @@
+"""`ticketd run` on an smtp.listen another daemon holds: one clear line and exit 1, before any back office runs."""
+
+from __future__ import annotations
+
+import time
+
+from tests.cli import run_cli
+from tests.conftest import free_port, write_config
+from tests.daemon import DaemonProcess
+
+
+def test_a_second_daemon_on_a_taken_smtp_listen_says_so_and_starts_nothing(tmp_path):
+    port = free_port()
+    db_url = f"sqlite:///{tmp_path}/t.db"
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = DaemonProcess(write_config(tmp_path / "one", db_url, smtp_port=port)).start()
+    try:
+        started = time.monotonic()
+        second = run_cli(write_config(tmp_path / "two", db_url, smtp_port=port), "run")
+        said = second.stdout + second.stderr
+        assert second.returncode == 1, said
+        assert time.monotonic() - started < 15
+        assert "Traceback" not in said, said
+        [line] = [x for x in said.splitlines() if f"127.0.0.1:{port}" in x]
+        assert "smtp.listen" in line and "TICKETD_SMTP__LISTEN" in line and "in use" in line, line
+        # Nothing of the back office ran against the first daemon's database.
+        assert "back office" not in said and "ticketd running" not in said, said
+        assert first.proc.poll() is None   # the first daemon carries on
+    finally:
+        first.stop()
