@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from outbound.attachments import FileNotHere, fill_files
@@ -184,13 +186,43 @@ def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
     _wake_next(app, row)   # a mail that failed for good holds no line
 
 
-# Rows the sweep re-enqueued lately (per process): a row still waiting in a
-# long queue is not piled onto it again every round.
-_recently_swept: dict[tuple[str, int], tuple[float, datetime]] = {}
+def resend_after_seconds(sweep_seconds: float) -> float:
+    """How long the sweep leaves a row it found a job for before it looks again (the first of its intervals)."""
+    return max(5.0, 10 * sweep_seconds)
 
 
-def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float | None = None) -> list[int]:
-    """Recover crashed claims and re-enqueue due pending rows; the ids enqueued.
+# The longest the sweep waits before making one more job for a row whose
+# jobs vanish without sending it (held back in its line, or a job that
+# raised in-process): a row's intervals double up to this.
+RESEND_CAP_SECONDS = 15 * 60
+DUE_LIMIT = 1000
+
+
+@dataclass
+class _Swept:
+    due_at: datetime   # the row's next_attempt_at when it was last seen with a job
+    at: float          # time.monotonic() of that
+    times: int         # jobs this process made for the row at this due_at (at least 1)
+
+
+# Rows the sweep has seen with a job lately (per process), by (database, id).
+_swept: dict[tuple[str, int], _Swept] = {}
+
+
+def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float | None = None,
+                 jobs_held: Callable[[], set[int] | None] | None = None) -> list[int]:
+    """Recover crashed claims and enqueue due pending rows that can have lost their job; the ids enqueued.
+
+    A job waits in the queue as long as no worker takes it (none running, or
+    all busy): enqueuing the row again every round would only pile copies
+    onto the queue. So a row gets a new job when it has none: it is due for
+    the first time in this process's sight (fresh after `grace_seconds`,
+    deferred after an attempt, released from an expired claim), or
+    `jobs_held` (the ids the broker holds a send_mail job for, None when it
+    cannot tell: workers/sweeps.py looks into Redis) no longer lists it,
+    looked at after the row's interval (`resend_after_seconds`, doubling up
+    to RESEND_CAP_SECONDS with each job that vanished). Without `jobs_held`
+    (the in-process queue) the interval alone decides.
 
     `grace_seconds` 0: every pending row now, for a sweep an admin's command
     asked for (its rows had no job enqueued; a second job for a row that has
@@ -208,24 +240,33 @@ def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float 
     # does not take SQLite's write lock every `sweep_seconds`.
     with reading(app.engine) as conn:
         expired = outbox_store.has_expired_claims(conn, expired_before)
-        due = outbox_store.due_pending(conn, now, grace, limit=1000)
+        due = outbox_store.due_pending(conn, now, grace, limit=DUE_LIMIT)
     if expired:
         with app.engine.begin() as conn:
             recovered = outbox_store.release_expired_claims(conn, expired_before)
-            due = outbox_store.due_pending(conn, now, grace, limit=1000)
+            due = outbox_store.due_pending(conn, now, grace, limit=DUE_LIMIT)
         log.warning("%s outbox rows had expired claims and are pending again", recovered)
-    mono = time.monotonic()
-    resend_after = max(5.0, 10 * app.settings.sweep_seconds)
-    for stale in [k for k, (t, _) in _recently_swept.items() if mono - t > resend_after]:
-        del _recently_swept[stale]
-    enqueued = []
     db = app.settings.database_url
+    if len(due) < DUE_LIMIT:   # all due rows are here: forget the ones sent or not due any more
+        due_ids = {outbox_id for outbox_id, _ in due}
+        for gone in [key for key in _swept if key[0] == db and key[1] not in due_ids]:
+            del _swept[gone]
+    mono = time.monotonic()
+    first_interval = resend_after_seconds(app.settings.sweep_seconds)
+    held: list[set[int] | None] = []   # looked up once per sweep, and only when a row needs it
+    enqueued = []
     for outbox_id, due_at in due:
-        seen = _recently_swept.get((db, outbox_id))
-        if seen is not None and seen[1] == due_at:
+        seen = _swept.get((db, outbox_id))
+        times = seen.times if seen is not None and seen.due_at == due_at else 0
+        if times and mono - seen.at < min(first_interval * 2 ** (times - 1), RESEND_CAP_SECONDS):
+            continue
+        if not held:
+            held.append(jobs_held() if jobs_held is not None else None)
+        if held[0] is not None and outbox_id in held[0]:   # its job still waits, or is in a worker's hands
+            _swept[(db, outbox_id)] = _Swept(due_at, mono, max(times, 1))
             continue
         # enqueue returns False when the broker is unreachable: try next round.
         if app.enqueue("send_mail", (outbox_id,)) is not False:
-            _recently_swept[(db, outbox_id)] = (mono, due_at)
+            _swept[(db, outbox_id)] = _Swept(due_at, mono, times + 1)
             enqueued.append(outbox_id)
     return enqueued
