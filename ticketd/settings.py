@@ -35,6 +35,9 @@ DEFAULT_ACCEPT_WORDS = [
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# The SQLAlchemy drivers ticketd ships and is tested with (store/db.py): any other would fail at the first
+# command with a driver's traceback (mysql:// wants MySQLdb, a bare postgresql:// wants psycopg2).
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 # dramatiq prefixes every Redis key with the namespace and a colon: no colon,
 # space or glob character in it, so one desk's keys never match another's.
 REDIS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -246,6 +249,21 @@ class Settings(_Strict):
         """A URL the Redis client opens; anything else would fail only when the first job is queued."""
         if value is not None and not value.lower().startswith(REDIS_SCHEMES):
             raise ValueError(f"redis_url must be a redis://, rediss:// or unix:// URL, or null; got {value!r}")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_driver(cls, value: str) -> str:
+        """A SQLite file or a PostgreSQL URL ticketd's drivers open; anything else failed later with a traceback."""
+        from ticketd.store.errors import database_of, shown_url
+
+        driver, database = database_of(value) or (None, None)
+        usable = driver in DATABASE_DRIVERS and (driver.startswith("postgresql") or
+                                                 database not in (None, "", ":memory:"))
+        if not usable:
+            shown = shown_url(value)
+            raise ValueError("database_url must be a sqlite:///PATH or postgresql+psycopg:// URL (a file on disk, "
+                             f"or postgresql+psycopg://user@host/db); got {shown!r}")
         return value
 
     @field_validator("redis_namespace")
