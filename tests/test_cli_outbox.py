@@ -54,7 +54,9 @@ def test_a_refused_mail_is_listed_retried_and_sent_by_the_running_daemon_with_it
     sink.reject = False
     with running(app):
         said = cli_ok(config, "outbox", "retry", str(row["id"]))
-        assert f"outbox {row['id']}" in said and "pending again" in said
+        [requeued] = outbox_rows(app)   # queued anew: a new id, at the end of its line
+        assert requeued["id"] > row["id"]
+        assert f"outbox {row['id']}:" in said and f"pending again as outbox {requeued['id']}" in said, said
         [got] = sink.wait_for(1, timeout=20)
         wait_until(lambda: outbox_rows(app)[0]["state"] == "sent")
         assert len(sink.settle(0.5)) == 1
@@ -69,12 +71,13 @@ def test_a_refused_mail_is_listed_retried_and_sent_by_the_running_daemon_with_it
     assert _listed(config) == []
     assert [r["state"] for r in _listed(config, "--state", "sent")] == ["sent"]
 
-    # A row that is not failed is refused, and left as it is.
-    again = run_cli(config, "outbox", "retry", str(row["id"]))
-    assert again.returncode == 1 and f"outbox {row['id']} is sent, not failed" in again.stderr
+    # A row that is not failed is refused, and left as it is; the old id is gone, and says where to look.
+    again = run_cli(config, "outbox", "retry", str(after["id"]))
+    assert again.returncode == 1 and f"outbox {after['id']} is sent, not failed" in again.stderr
     assert outbox_rows(app) == [after]
-    missing = run_cli(config, "outbox", "retry", "999")
-    assert missing.returncode == 1 and "no outbox row 999" in missing.stderr
+    for gone in (row["id"], 999):
+        missing = run_cli(config, "outbox", "retry", str(gone))
+        assert missing.returncode == 1 and f"no outbox row {gone} (a row sent again has a new ID" in missing.stderr
     assert len(ticket_events(app, row["ticket_id"], "delivery_retried")) == 1
 
 
@@ -101,13 +104,14 @@ def test_all_failed_resets_attempts_of_every_failed_row_and_nothing_else(tmp_pat
 
     before = utcnow()
     said = cli_ok(config, "outbox", "retry", "--all-failed")
-    assert f"outbox {a['id']}" in said and f"outbox {b['id']}" in said
-    new_a, new_b, new_c = outbox_rows(app)
+    assert f"outbox {a['id']}:" in said and f"outbox {b['id']}:" in said
+    new_c, new_a, new_b = outbox_rows(app)   # queued anew, in the order they were first queued
+    assert new_c == c and new_b["id"] > new_a["id"] > c["id"]
     for old, new in ((a, new_a), (b, new_b)):
         assert (new["state"], new["attempts"], new["claimed_at"]) == ("pending", 0, None)
         assert before - timedelta(seconds=1) <= new["next_attempt_at"] <= utcnow()
         assert new["message_id"] == old["message_id"] and bytes(new["raw"]) == bytes(old["raw"])
-    assert new_c == c
+        assert new["last_error"] == old["last_error"]
     assert {r["state"] for r in _listed(config)} == {"pending"}
     assert "no failed mail" in cli_ok(config, "outbox", "retry", "--all-failed")
 
@@ -180,7 +184,8 @@ def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_
         cli_ok(config, "outbox", "retry", str(row["id"]))
         [got] = sink.wait_for(1, timeout=20)
         assert got.message["Message-ID"] == f"<{row['message_id']}>"
-        assert [r["id"] for r in _listed(config, "--state", "sent")] == [row["id"]]
+        [sent] = wait_until(lambda: _listed(config, "--state", "sent"))
+        assert sent["message_id"] == row["message_id"] and sent["id"] > row["id"]   # queued anew
     finally:
         for proc in reversed(processes):
             proc.stop()

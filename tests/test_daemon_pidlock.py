@@ -22,7 +22,8 @@ def _daemon(config) -> dict:
     done = run_cli(config, "status", "--json")
     daemon = json.loads(done.stdout)["daemon"]
     assert done.returncode == (0 if daemon["running"] else 2), done.stderr   # a stopped daemon is critical
-    return daemon
+    assert (daemon["started_at"] is not None) == bool(daemon["running"]), daemon
+    return {"running": daemon["running"], "pid": daemon["pid"]}
 
 
 def _status_line(config) -> str:
@@ -68,7 +69,7 @@ def test_second_run_refuses_status_tells_and_sigkill_frees_the_lock(tmp_path):
     try:
         pid = first.proc.pid
         assert _daemon(config) == {"running": True, "pid": pid}
-        assert _status_line(config) == f"daemon   running (pid {pid})"
+        assert _status_line(config).startswith(f"daemon   running (pid {pid}, since ")
 
         started = time.monotonic()
         second = run_cli(config, "run")

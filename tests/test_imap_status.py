@@ -127,7 +127,7 @@ def test_an_oauth_login_that_fails_is_a_failing_mailbox_and_the_token_is_never_s
 
 
 def test_without_imap_status_lists_no_mailbox(tmp_path, sqlite_url):
-    config = write_config(tmp_path, sqlite_url)
+    config, _ = _desk(tmp_path, sqlite_url, "")   # the daemon's database, with no mailbox configured
     desk, text = _status(config)
     assert desk["imap"] == [] and _imap_lines(text) == []
 

@@ -67,7 +67,8 @@ def test_redis_cut_warns_once_keeps_mail_pending_says_so_in_status_and_sends_it_
             desk, text = eventually(lambda: (s := _status(config))[0]["queue"].get("waiting") and s, timeout=15)
             # Its acknowledgement and its assignment, and whatever the sweep added since (a job nobody took).
             assert desk["queue"] == {"backend": "redis", "url": url, "namespace": space, "reachable": True,
-                                     "error": None, "waiting": desk["queue"]["waiting"]}
+                                     "error": None, "waiting": desk["queue"]["waiting"], "workers": 0,
+                                     "last_beat_seconds_ago": None}
             assert desk["queue"]["waiting"] >= 2
             assert re.search(rf"^queue +redis {re.escape(url)} \(namespace {space}\): answers, \d+ jobs waiting$",
                              text, re.M), text
@@ -105,11 +106,11 @@ def test_redis_cut_warns_once_keeps_mail_pending_says_so_in_status_and_sends_it_
             daemon.stop()
 
 
-def test_status_names_an_unreachable_redis_without_its_password(tmp_path):
+def test_status_names_an_unreachable_redis_without_its_password(tmp_path, make_app):
     """A Redis nobody listens on: status says so at once (a short PING), password hidden, exit 2."""
     port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path}/ticketd.db",
-                          extra=f"redis_url: redis://:s3cret@127.0.0.1:{port}/3\n")
+    make_app(f"sqlite:///{tmp_path}/ticketd.db", extra=f"redis_url: redis://:s3cret@127.0.0.1:{port}/3\n")
+    config = tmp_path / "ticketd.yaml"
     desk, text = _status(config)
     assert desk["queue"]["url"] == f"redis://:***@127.0.0.1:{port}/3"
     assert desk["queue"]["reachable"] is False and desk["queue"]["namespace"] == "ticketd"
@@ -117,8 +118,9 @@ def test_status_names_an_unreachable_redis_without_its_password(tmp_path):
     assert f"redis://:***@127.0.0.1:{port}/3" in text and "UNREACHABLE" in text
 
 
-def test_status_without_redis_says_the_queue_is_inside_the_daemon(tmp_path):
-    config = write_config(tmp_path, f"sqlite:///{tmp_path}/ticketd.db")
+def test_status_without_redis_says_the_queue_is_inside_the_daemon(tmp_path, make_app):
+    make_app(f"sqlite:///{tmp_path}/ticketd.db")
+    config = tmp_path / "ticketd.yaml"
     desk, text = _status(config)
     assert desk["queue"] == {"backend": "in-process"}
     assert re.search(r"^queue +in-process", text, re.M), text
@@ -151,12 +153,14 @@ def test_a_redis_url_is_shown_without_its_password(url, shown):
 
 
 @pytest.mark.redis
-def test_status_gives_up_on_a_redis_that_does_not_answer_within_its_short_timeout(tmp_path, redis_proxy):
+def test_status_gives_up_on_a_redis_that_does_not_answer_within_its_short_timeout(tmp_path, redis_proxy,
+                                                                                    make_app):
     import time
 
     proxy, url = redis_proxy
     proxy.mute_replies.set()   # connects, then never answers: a host that drops packets
-    config = write_config(tmp_path, f"sqlite:///{tmp_path}/ticketd.db", extra=f"redis_url: {url}\n")
+    make_app(f"sqlite:///{tmp_path}/ticketd.db", extra=f"redis_url: {url}\n")
+    config = tmp_path / "ticketd.yaml"
     began = time.monotonic()
     done = run_cli(config, "status", "--json")
     assert done.returncode == 2, done.stderr   # critical: Redis does not answer

@@ -37,13 +37,10 @@ def _exits(config, code: int, timeout: float = 20):
 def test_a_stopped_daemon_is_critical_and_a_running_one_healthy(tmp_path, processes):
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db")
 
-    code, desk, text = _status(config)
+    code, desk, text = _status(config)   # never started: no database yet (`ticketd run` creates it)
     assert code == 2, text
-    assert EXPECTED_PARTS <= desk.keys()   # the summary is added; nothing is taken away
-    assert (desk["healthy"], desk["health"]) == (False, "critical")
-    assert desk["problems"] == [{"part": "daemon", "state": "critical", "text": "the daemon is not running"}]
-    assert text.splitlines()[0] == "health   CRITICAL: the daemon is not running"
-    assert "daemon   not running" in text.splitlines()
+    assert [(p["part"], p["state"]) for p in desk["problems"]] == [("database", "critical")]
+    assert text.splitlines()[0].startswith(f"health   CRITICAL: no database at {tmp_path}/t.db: ")
 
     daemon = DaemonProcess(config).start()
     processes.append(daemon)
@@ -54,14 +51,20 @@ def test_a_stopped_daemon_is_critical_and_a_running_one_healthy(tmp_path, proces
     assert text.splitlines()[0] == "health   OK"
 
     daemon.kill()
-    code, desk, _ = _status(config)
-    assert code == 2 and [p["part"] for p in desk["problems"]] == ["daemon"]
+    code, desk, text = _status(config)
+    assert code == 2, text
+    assert EXPECTED_PARTS <= desk.keys()   # the summary is added; nothing is taken away
+    assert (desk["healthy"], desk["health"]) == (False, "critical")
+    assert desk["problems"] == [{"part": "daemon", "state": "critical", "text": "the daemon is not running"}]
+    assert text.splitlines()[0] == "health   CRITICAL: the daemon is not running"
+    assert "daemon   not running" in text.splitlines()
 
 
 @pytest.mark.redis
 def test_a_redis_that_does_not_answer_is_critical_until_it_is_back(tmp_path, redis_server, processes):
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", extra=f"redis_url: {redis_server.url}\n")
     processes.append(DaemonProcess(config).start())
+    processes.append(DaemonProcess(config, "worker").start())   # without one, Redis mode sends nothing
     code, desk, text = _status(config)
     assert code == 0 and desk["healthy"] is True, text
 
@@ -75,7 +78,8 @@ def test_a_redis_that_does_not_answer_is_critical_until_it_is_back(tmp_path, red
     assert text.splitlines()[0] == f"health   CRITICAL: {problem['text']}"
 
     redis_server.start()
-    code, desk, text = _status(config)
+    # The worker beats again once it is back (every 10 s): Redis came back empty, without its beats.
+    code, desk, text = _exits(config, OK, timeout=30)
     assert code == 0 and desk["problems"] == [], text
 
 
@@ -135,6 +139,34 @@ def test_what_keeps_status_from_looking_is_unknown_not_critical(tmp_path, args, 
 
     assert done.returncode == 3, done
     assert said in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("case", ["invalid", "not yaml", "missing", "mistyped option"])
+def test_status_json_is_one_json_object_even_when_it_cannot_look(tmp_path, case):
+    """Monitoring that parses `status --json` gets the verdict it can parse, naming what kept status from looking."""
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", extra="log_level: LOUD\n" if case == "invalid"
+                          else "")
+    if case == "not yaml":
+        config.write_text("database_url: [unclosed\n")
+    args = ["status", "--json"] + (["--bogus"] if case == "mistyped option" else [])
+    if case == "missing":
+        config = tmp_path / "nowhere.yaml"
+
+    as_json, as_text = run_cli(config, *args), run_cli(config, *[a for a in args if a != "--json"])
+
+    for done in (as_json, as_text):
+        assert done.returncode == UNKNOWN, done
+        assert "Traceback" not in done.stderr, done.stderr
+    desk = json.loads(as_json.stdout)   # one object: loads refuses anything after it
+    assert (desk["healthy"], desk["health"]) == (False, "unknown"), desk
+    [problem] = desk["problems"]
+    part = "usage" if case == "mistyped option" else "settings"
+    assert (problem["part"], problem["state"]) == (part, "unknown"), problem
+    said = {"invalid": "log_level must be one of", "not yaml": "not valid YAML", "missing": "nowhere.yaml",
+            "mistyped option": "No such option '--bogus'"}[case]
+    assert said in problem["text"] and "\n" not in problem["text"], problem
+    assert desk["checks"] == {part: {"state": "unknown"}}
+    assert as_text.stdout.splitlines()[0] == f"health   UNKNOWN: {problem['text']}", as_text.stdout
 
 
 def _desk(daemon: dict | None = None, queue: dict | None = None, imap: list | None = None) -> dict:

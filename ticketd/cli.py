@@ -44,12 +44,14 @@ def _settings(config: str | None):
     return settings
 
 
-def _app(config: str | None, *, starts_daemon: bool = False):
+def _app(config: str | None, *, starts_daemon: bool = False, writes: bool = False):
     """The App for a command; `starts_daemon`: a daemon or worker, which refuses to start without rules.yaml
-    or with a template override that fails `ticketd templates check`.
+    or with a template override that fails `ticketd templates check`, and alone creates the database.
 
     A wrong `rules_file` path would otherwise start a desk with no agents,
     routes or timers, whose tickets wait for nobody, said once in the log.
+    Any other command needs the daemon's database as `_engine` does
+    (`writes`: a command that changes it, which may upgrade it).
     """
     from ticketd.app import build_app
     from ticketd.rules_file import RulesError
@@ -73,35 +75,64 @@ def _app(config: str | None, *, starts_daemon: bool = False):
                 "\nFix or remove them; `ticketd templates check` checks them")
     # Before the schema is checked, so that the upgrade steps it applies are logged.
     configure_logging(settings.log_level)
+    if not starts_daemon:
+        _engine(config, settings, writes=writes).dispose()
     try:
-        return build_app(settings)
+        return build_app(settings, create_schema=starts_daemon)
     except RulesError as exc:
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors)) from None
     except SchemaVersionError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _engine(config: str | None, settings=None, *, create: bool = False):
-    """The database alone, for commands that only read it: a broken rules.yaml must not hide the tickets.
+class _NoDatabase(click.ClickException):
+    """No ticketd database where the settings point (status: CRITICAL, the desk has none)."""
 
-    A SQLite file that is not there is an error, not a new empty database:
-    `tickets list` run without the right --config answering "no tickets"
-    would mislead, and leave a stray database behind. `create`: for `status`,
-    whose "not running, nothing waiting" is true of a desk not started yet.
+
+def _engine(config: str | None, settings=None, *, writes: bool = False):
+    """The daemon's database, for a command other than `run` and `worker`: a broken rules.yaml must not hide
+    the tickets.
+
+    Only `ticketd run` and `ticketd worker` create the database (they start
+    the desk). Found missing, or without ticketd's tables, it is an error,
+    not a new empty database: `tickets list` or `status` run without the
+    right --config answering "no tickets" or "healthy" would mislead, and
+    leave a stray database (or ticketd's tables in another application's
+    PostgreSQL database) behind. A database of an older schema is upgraded
+    only for a command that `writes` (it writes what this ticketd writes);
+    one that only reads leaves it as it is, as it leaves everything.
     """
-    from ticketd.store.db import ensure_schema, make_engine, sqlite_file
-    from ticketd.store.migrations import SchemaVersionError
+    from ticketd.store.db import ensure_schema, make_engine, reading, sqlite_file
+    from ticketd.store.errors import shown_url
+    from ticketd.store.migrations import LATEST, SchemaVersionError, database_version, upgrade
 
     url = (settings or _settings(config)).database_url
+    where = "is --config (or TICKETD_CONFIG) the daemon's? `ticketd run` creates"
     missing = sqlite_file(url)
-    if missing is not None and not missing.exists() and not create:
-        raise click.ClickException(f"no database at {missing}: is --config (or TICKETD_CONFIG) the daemon's? "
-                                   "`ticketd run` creates it when it starts")
+    if missing is not None and not missing.exists():
+        raise _NoDatabase(f"no database at {missing}: {where} it when it starts")
     engine = make_engine(url)
     try:
-        ensure_schema(engine)
+        with reading(engine) as conn:
+            version = database_version(conn)
+            if version is not None and version > LATEST:
+                upgrade(conn, version)   # refuses, naming both versions, and changes nothing
+        if version is None:
+            shown = missing or shown_url(url)
+            raise _NoDatabase(f"the database {shown} holds no ticketd tables: {where} them when it starts")
+        if version < LATEST and not writes:
+            raise click.ClickException(
+                f"the database has schema version {version}, and this ticketd reads version {LATEST}: start "
+                "this ticketd's `ticketd run`, which upgrades it (README.md, Upgrading); this command only reads "
+                "and changes nothing")
+        if version < LATEST:
+            ensure_schema(engine)
     except SchemaVersionError as exc:
+        engine.dispose()
         raise click.ClickException(str(exc)) from None
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
@@ -282,7 +313,7 @@ def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, a
 
     settings = _settings(config)
     configure_logging(settings.log_level)   # the INFO line of the merge
-    engine = _engine(config, settings)
+    engine = _engine(config, settings, writes=True)
     what = f"ticket [#{source_id}] into [#{into_id}]"
     try:
         if not yes:
@@ -304,7 +335,7 @@ def _admin_change(config: str | None, change):
     """Run one admin change on the app; AdminRefused becomes the command's error."""
     from ticketd.admin import AdminRefused
 
-    app = _app(config)
+    app = _app(config, writes=True)
     try:
         return app, change(app)
     except AdminRefused as exc:
@@ -400,7 +431,7 @@ def agents_away(email: str, until_text: str | None, config: str | None) -> None:
     from ticketd.clock import iso, utcnow
     from ticketd.domain.timers import TooFarAhead, read_ahead
 
-    app = _app(config)
+    app = _app(config, writes=True)
     agent = _agent(app, email)
     now = utcnow()
     try:   # bounded as the agent's own #away is (docs/rules.md: at most 3650d ahead)
@@ -422,7 +453,7 @@ def agents_back(email: str, config: str | None) -> None:
     """End an agent's absence set by #away or `agents away` (rules.yaml's `away:` stays the file's)."""
     from ticketd.agents import set_back
 
-    app = _app(config)
+    app = _app(config, writes=True)
     agent = _agent(app, email)
     set_back(app, agent.email)
     note = "; rules.yaml still marks them away" if agent.away else ""
@@ -458,7 +489,11 @@ def rules_check(file: str | None, config: str | None) -> None:
             click.echo(line, err=True)
         click.echo(f"{path}: {len(exc.errors)} error(s); nothing would be applied", err=True)
         sys.exit(1)
-    click.echo(f"{path}: OK: {summary(loaded)}")
+    # Warnings are no errors (PRODUCT.md's exit 1 is for errors): the file applies, with mail waiting for nobody.
+    for line in loaded.warnings:
+        click.echo(line, err=True)
+    warned = f" ({len(loaded.warnings)} warning(s))" if loaded.warnings else ""
+    click.echo(f"{path}: OK: {summary(loaded)}{warned}")
 
 
 @main.group()
@@ -496,9 +531,8 @@ def templates_check(config: str | None) -> None:
               help="read this daemon's database (read only): the round-robin cursor, and which ticket a reply joins")
 def rules_test(file: str, mail: str, config: str | None) -> None:
     """Dry run: which route and timers would apply to MAIL, and what would be sent. Writes nothing."""
-    from ingest.parse import parse_mail
     from ticketd.clock import utcnow
-    from ticketd.rules_dryrun import dry_run
+    from ticketd.rules_dryrun import mail_lines
     from ticketd.rules_file import RulesError, load_rules
 
     try:
@@ -507,7 +541,7 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
         for line in exc.errors:
             click.echo(line, err=True)
         sys.exit(1)
-    engine = app = None
+    engine = app = settings = None
     if config or Path("ticketd.yaml").exists():
         from ticketd.app import App
         from ticketd.domain.signing import Signer
@@ -526,9 +560,8 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
         if engine is not None and key is not None:
             app = App(settings=settings, engine=engine, signer=Signer(key, tuple(settings.previous_secret_keys)),
                       rules=loaded)
-    parsed = parse_mail(Path(mail).read_bytes())
-    click.echo(f"mail: {parsed.message_id or '(no Message-ID)'} from {parsed.from_addr or '?'}: {parsed.subject!r}")
-    for line in dry_run(loaded, parsed, utcnow(), engine, app).lines():
+    # A mail past the MIME limits is one outcome among others: "would be quarantined: ...", exit 0.
+    for line in mail_lines(loaded, Path(mail).read_bytes(), utcnow(), engine, app, settings):
         click.echo(line)
 
 
@@ -539,11 +572,15 @@ class _CheckCommand(click.Command):
     """A command monitoring runs as a check: a mistyped option exits UNKNOWN (3), not click's 2, which a check
     reads as CRITICAL (ticketd/health.py)."""
 
-    def make_context(self, *args, **kwargs) -> click.Context:
+    def make_context(self, info_name, args, *rest, **kwargs) -> click.Context:
+        as_json = "--json" in args   # before click consumes them
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(info_name, args, *rest, **kwargs)
         except click.UsageError as exc:
-            exc.exit_code = 3   # health.UNKNOWN
+            from ticketd import health
+
+            exc.exit_code = health.UNKNOWN
+            _print_verdict(health.cannot_look("usage", health.UNKNOWN, exc.format_message()), as_json)
             raise
 
 
@@ -553,42 +590,64 @@ class _CheckCommand(click.Command):
 def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
 
-    Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing), 2 critical (the daemon not
-    running, Redis or the database not answering), 3 unknown (settings it cannot read; ticketd/health.py).
+    Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
+    lately, mail late, no `ticketd worker`), 2 critical (the daemon not running, Redis or the database not
+    answering, no database, processing stuck, nothing sent for an hour, jobs and no worker), 3 unknown
+    (settings or a schema version it cannot read); the checks and their thresholds are in ticketd/health.py.
+    It never creates or changes the database.
     """
     from ingest.imap_health import imap_status
     from ticketd import health
-    from ticketd.clock import iso, utcnow
     from ticketd.store.errors import Unreachable, unreachable_message
-    from ticketd.views import desk_status
+    from ticketd.views import daemon_status, desk_status
     from workers.broker_health import queue_status
 
     try:
         settings = _settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
-        engine = _engine(config, settings, create=True)
+    except click.ClickException as exc:   # settings it cannot read: it could not look
+        _could_not_look(health.cannot_look("settings", health.UNKNOWN, exc.message), exc.message, as_json)
+    try:
+        engine = _engine(config, settings)
         desk = desk_status(engine, settings.data_dir)
         desk["imap"] = imap_status(engine, settings.imap)
-    except click.ClickException as exc:   # settings, or a schema, it cannot read: it could not look
-        exc.exit_code = health.UNKNOWN
-        raise
+        flow = health.mail_flow(engine)
+    except _NoDatabase as exc:   # the desk has no database: nothing is received, processed or sent
+        # The pid file needs no database: a daemon running there says --config is not its settings.
+        _could_not_look(health.unreachable_database(exc.message), exc.message, as_json,
+                        daemon=daemon_status(settings.data_dir))
+    except click.ClickException as exc:   # a schema it cannot read (another version): it could not look
+        _could_not_look(health.cannot_look("database", health.UNKNOWN, exc.message), exc.message, as_json)
     except Unreachable as exc:
-        # The one line every command gives, exiting CRITICAL, and the summary on stdout for the check to show.
         message = unreachable_message(settings.database_url, exc)
-        verdict = health.unreachable_database(message)
-        if as_json:
-            _print_json({"at": iso(utcnow()), **verdict.summary()})
-        else:
-            click.echo(f"health   {verdict.line()}")
-        error = click.ClickException(message)
-        error.exit_code = verdict.state
-        raise error from None
+        _could_not_look(health.unreachable_database(message), message, as_json)
     desk["queue"] = queue_status(settings)
-    verdict = health.assess(desk)
+    verdict = health.assess(desk, flow)
     if as_json:
         _print_json({**desk, **verdict.summary()})
     else:
         _print_status(desk, verdict)
     click.get_current_context().exit(verdict.state)
+
+
+def _print_verdict(verdict, as_json: bool, daemon: dict | None = None) -> None:
+    """The summary of a status that could not look, on stdout for the check to show: always one JSON object
+    with --json, which monitoring parses; the daemon's state too when it could be read."""
+    from ticketd.clock import iso, utcnow
+
+    if as_json:
+        _print_json({"at": iso(utcnow()), **({"daemon": daemon} if daemon else {}), **verdict.summary()})
+        return
+    click.echo(f"health   {verdict.line()}")
+    if daemon:
+        click.echo(f"daemon   {_daemon_line(daemon)}")
+
+
+def _could_not_look(verdict, message: str, as_json: bool, daemon: dict | None = None) -> None:
+    """The one line every command gives, exiting with the verdict's state, and the summary on stdout."""
+    _print_verdict(verdict, as_json, daemon)
+    error = click.ClickException(message)
+    error.exit_code = verdict.state
+    raise error from None
 
 
 def _print_status(desk: dict, verdict) -> None:
@@ -599,6 +658,8 @@ def _print_status(desk: dict, verdict) -> None:
     click.echo(f"health   {verdict.line()}")
     click.echo(f"daemon   {_daemon_line(desk['daemon'])}")
     click.echo(f"queue    {_queue_line(desk['queue'])}")
+    if desk["queue"].get("workers") is not None:
+        click.echo(f"workers  {_workers_line(desk['queue'])}")
     for box in desk["imap"]:
         click.echo(f"imap     {_imap_line(box)}")
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
@@ -620,6 +681,16 @@ def _queue_line(queue: dict) -> str:
     return f"{where}: answers, {waiting} job{'' if waiting == 1 else 's'} waiting"
 
 
+def _workers_line(queue: dict) -> str:
+    from ticketd.health import duration
+    from workers.broker_health import WORKER_GONE_SECONDS
+
+    if queue["workers"]:
+        return f"{queue['workers']} alive (`ticketd worker` processes beating within {WORKER_GONE_SECONDS:.0f} s)"
+    last = queue.get("last_beat_seconds_ago")
+    return "none running" if last is None else f"none seen for {duration(last)}"
+
+
 def _imap_line(box: dict) -> str:
     if box["state"] == "failing":
         polled = f"last poll {box['last_ok_at']}" if box["last_ok_at"] else "never polled"
@@ -635,12 +706,13 @@ def _daemon_line(daemon: dict) -> str:
         return f"unknown ({daemon['error']})"
     if not daemon["running"]:
         return "not running"
-    return f"running (pid {daemon['pid'] if daemon['pid'] is not None else 'not written yet'})"
+    since = f", since {daemon['started_at']}" if daemon.get("started_at") else ""
+    return f"running (pid {daemon['pid'] if daemon['pid'] is not None else 'not written yet'}{since})"
 
 
 # ---------------------------------------------------------------- outbox
 
-OUTBOX_STATES = ("pending", "sending", "failed", "sent")
+OUTBOX_STATES = ("pending", "sending", "failed", "sent", "dismissed")
 UNSENT = ("pending", "sending", "failed")
 RETRY_ACTOR = "admin:cli"
 
@@ -653,28 +725,104 @@ def outbox() -> None:
 @outbox.command("list")
 @config_option
 @click.option("--state", "states", multiple=True, type=click.Choice(OUTBOX_STATES),
-              help="only rows in this state (repeatable; default: all but sent)")
+              help="only rows in this state (repeatable; default: all but sent; failed: not dismissed; "
+                   "dismissed: failed rows dismissed by `outbox dismiss`)")
+@click.option("--all", "every", is_flag=True, help="every row, sent and dismissed ones too")
 @json_option
-def outbox_list(config: str | None, states: tuple[str, ...], as_json: bool) -> None:
-    """Mail to send, newest first (by default everything not sent yet)."""
+def outbox_list(config: str | None, states: tuple[str, ...], every: bool, as_json: bool) -> None:
+    """Mail to send, newest first (by default everything not sent yet and not dismissed)."""
     from ticketd.views import list_outbox
 
-    rows = list_outbox(_engine(config), states or UNSENT)
+    if every and states:
+        raise click.UsageError("--all lists every state: drop --state or --all")
+    rows = list_outbox(_engine(config), OUTBOX_STATES if every else states or UNSENT)
     if as_json:
         _print_json(rows)
         return
     for r in rows:
         ticket = f"[#{r['ticket_id']}]" if r["ticket_id"] else "-"
-        click.echo(f"{r['id']:>6}  {r['state']:<7} {r['attempts']:>3}x {ticket:>8}  {r['created_at']}  "
+        state = "dismissed" if r["dismissed_at"] else r["state"]
+        click.echo(f"{r['id']:>6}  {state:<7} {r['attempts']:>3}x {ticket:>8}  {r['created_at']}  "
                    f"{r['recipient']:<28} {r['template']:<28} {_outbox_detail(r)}")
 
 
 def _outbox_detail(row: dict) -> str:
-    """When it goes next or went, and the last error's first line."""
+    """When it goes next or went, the last error's first line, and who dismissed it."""
     when = f"sent {row['sent_at']}" if row["state"] == "sent" else (
         "" if row["state"] == "failed" else f"next {row['next_attempt_at']}")
     error = (row["last_error"] or "").strip().splitlines()
-    return "  ".join(part for part in (when, error[0] if error else "") if part)
+    return "  ".join(part for part in (when, error[0] if error else "", _dismissed_line(row)) if part)
+
+
+def _dismissed_line(row: dict) -> str:
+    if not row["dismissed_at"]:
+        return ""
+    why = f": {row['dismiss_reason']}" if row["dismiss_reason"] else ""
+    return f"(dismissed by {row['dismissed_by']} at {row['dismissed_at']}{why})"
+
+
+def _who() -> str:
+    """Who dismisses: the login name running the command (ticketd has no admin accounts of its own)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):   # no login name for this uid (a container)
+        return f"uid {os.getuid()}"
+
+
+def _ids_or_all(ids: tuple[int, ...], every: bool) -> list[int] | None:
+    """The IDs given, or None for --all; one of the two, not both."""
+    if bool(ids) == every:
+        raise click.UsageError("give one or more IDs, or --all")
+    return None if every else list(ids)
+
+
+@outbox.command("dismiss")
+@click.argument("outbox_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.option("--all", "every", is_flag=True, help="every failed row not dismissed yet")
+@click.option("--reason", help="why, kept with the row (and in its ticket's history)")
+@config_option
+def outbox_dismiss(outbox_ids: tuple[int, ...], every: bool, reason: str | None, config: str | None) -> None:
+    """Mark failed mail as looked at: kept as it is (`outbox list --state dismissed`), left out of
+    `retry --all-failed` (its ID still sends it), and no longer a warning of `ticketd status`."""
+    from ticketd.clock import iso, utcnow
+    from ticketd.store.db import reading
+    from ticketd.store.outbox import dismiss_failed, dismissal_of
+    from ticketd.store.tickets import add_event
+
+    wanted = _ids_or_all(outbox_ids, every)
+    settings = _settings(config)
+    configure_logging(settings.log_level)   # the INFO line of each dismissal
+    engine = _engine(config, settings, writes=True)
+    who = _who()
+    with engine.begin() as conn:
+        now = utcnow()
+        dismissed = dismiss_failed(conn, wanted, who, reason, now)
+        for r in dismissed:
+            if r["ticket_id"] is not None:   # the ticket's history says what became of its mail
+                add_event(conn, r["ticket_id"], now, RETRY_ACTOR, "delivery_dismissed", to_value=r["recipient"],
+                          reason=f"{r['template']}: failed outbox {r['id']} dismissed by {who} with `ticketd outbox "
+                                 "dismiss`" + (f": {reason}" if reason else ""))
+    for r in dismissed:
+        logging.getLogger("ticketd.admin").info("outbox %s dismissed by %s", r["id"], who)
+        ticket = f" (ticket [#{r['ticket_id']}])" if r["ticket_id"] else ""
+        click.echo(f"outbox {r['id']}: {r['template']} to {r['recipient']}{ticket} dismissed: kept failed, "
+                   "listed by `ticketd outbox list --state dismissed`")
+    problems = []
+    with reading(engine) as conn:
+        for outbox_id in sorted(set(wanted or ()) - {r["id"] for r in dismissed}):
+            row = dismissal_of(conn, outbox_id)
+            if row is not None and row["state"] == "failed":
+                click.echo(f"outbox {outbox_id} was already dismissed by {row['dismissed_by']} at "
+                           f"{iso(row['dismissed_at'])}")
+            else:
+                problems.append(f"no outbox row {outbox_id}" if row is None else
+                                f"outbox {outbox_id} is {row['state']}, not failed: only failed mail is dismissed")
+    if every and not dismissed:
+        click.echo("nothing to dismiss: no failed mail waits to be looked at")
+    if problems:
+        raise click.ClickException("; ".join(problems))
 
 
 @outbox.command("retry")
@@ -682,11 +830,12 @@ def _outbox_detail(row: dict) -> str:
 @click.option("--all-failed", is_flag=True, help="every failed row instead of one")
 @config_option
 def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) -> None:
-    """Send failed mail again: pending, attempts reset, due now; the running daemon sends it at once."""
+    """Send failed mail again: queued anew (a new outbox ID, after the mail already waiting to the same person
+    about the same ticket), attempts reset, due now; the running daemon sends it at once."""
     if (outbox_id is None) != all_failed:
         raise click.UsageError("give one outbox ID or --all-failed")
     settings = _settings(config)
-    engine = _engine(config, settings)
+    engine = _engine(config, settings, writes=True)
     requeued, reports_left = _requeue_failed(engine, None if all_failed else [outbox_id])
     if outbox_id is not None and not requeued:
         from ticketd.store.db import reading
@@ -694,15 +843,17 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
 
         with reading(engine) as conn:
             state = state_of(conn, outbox_id)
-        raise click.ClickException(f"no outbox row {outbox_id}" if state is None else
+        raise click.ClickException(f"no outbox row {outbox_id} (a row sent again has a new ID: "
+                                   "`ticketd outbox list`)" if state is None else
                                    f"outbox {outbox_id} is {state}, not failed: nothing to retry")
     for r in requeued:
         ticket = f" (ticket [#{r['ticket_id']}])" if r["ticket_id"] else ""
-        click.echo(f"outbox {r['id']}: {r['template']} to {r['recipient']}{ticket} is pending again, "
-                   f"Message-ID <{r['message_id']}>")
+        click.echo(f"outbox {r['retried_id']}: {r['template']} to {r['recipient']}{ticket} is pending again as "
+                   f"outbox {r['id']}, Message-ID <{r['message_id']}>")
     if reports_left:
         click.echo(f"{reports_left} failed {DELIVERY_FAILED} mail(s) left failed: they report the failures "
-                   "just retried, and a mail that fails again is reported anew (retry one by its ID to send it)")
+                   "just retried, and a mail that fails again is reported anew (retry one by its ID to send it, "
+                   "or `ticketd outbox dismiss` it)")
     if not requeued:
         click.echo("no failed mail")
         return
@@ -726,26 +877,43 @@ def _wake_daemon(data_dir: Path) -> int | None:
 
 
 def _requeue_failed(engine, outbox_ids: list[int] | None) -> tuple[list[dict], int]:
-    """Failed rows back to pending in one transaction, each retry an event on its ticket; (rows, reports left).
+    """Failed rows queued anew, each retry an event on its ticket; (rows, reports left).
 
     Every failed row but the agents' failure reports, whose news the retry
     makes stale ("the customer has not seen it" as the mail goes out again);
-    one asked for by its ID is sent.
+    one asked for by its ID is sent. One transaction per ticket, holding
+    its lock as every writer of its mail does (ticketd/store/outbox.py): the
+    retried mail goes after what its line already holds, in the order the
+    failed rows were queued.
     """
-    from ticketd.clock import utcnow
-    from ticketd.store.outbox import failed_count, requeue_failed
-    from ticketd.store.tickets import add_event
+    from itertools import groupby
 
-    now = utcnow()
+    from ticketd.clock import utcnow
+    from ticketd.store.db import reading
+    from ticketd.store.outbox import failed_count, failed_to_retry, requeue_failed
+    from ticketd.store.tickets import add_event, lock_ticket
+
     except_templates = (DELIVERY_FAILED,) if outbox_ids is None else ()
-    with engine.begin() as conn:
-        rows = [dict(r) for r in requeue_failed(conn, outbox_ids, now, except_templates)]
-        for r in rows:
-            if r["ticket_id"]:
-                add_event(conn, r["ticket_id"], now, RETRY_ACTOR, "delivery_retried", to_value=r["recipient"],
-                          reason=f"{r['template']}: outbox {r['id']} sent again by `ticketd outbox retry`")
-        left = failed_count(conn, except_templates) if except_templates else 0
-    return rows, left
+    with reading(engine) as conn:
+        failed = failed_to_retry(conn, outbox_ids, except_templates)
+    requeued = []
+    for ticket_id, rows in groupby(sorted(failed, key=lambda r: (r[1] is None, r[1] or 0, r[0])), lambda r: r[1]):
+        with engine.begin() as conn:
+            ticket = lock_ticket(conn, ticket_id) if ticket_id is not None else None
+            now = utcnow()
+            for outbox_id, _ in rows:
+                r = requeue_failed(conn, outbox_id, now)   # None: retried meanwhile by another
+                if r is None:
+                    continue
+                requeued.append(r)
+                if ticket is not None:
+                    add_event(conn, ticket_id, now, RETRY_ACTOR, "delivery_retried", to_value=r["recipient"],
+                              reason=f"{r['template']}: outbox {r['retried_id']} sent again as outbox {r['id']} "
+                                     "by `ticketd outbox retry`")
+    if not except_templates:
+        return sorted(requeued, key=lambda r: r["retried_id"]), 0
+    with reading(engine) as conn:
+        return sorted(requeued, key=lambda r: r["retried_id"]), failed_count(conn, except_templates)
 
 
 # ---------------------------------------------------------------- quarantine
@@ -757,30 +925,72 @@ def quarantine() -> None:
 
 
 @quarantine.command("list")
+@click.option("--state", type=click.Choice(["quarantined", "dismissed"]), default="quarantined", show_default=True,
+              help="quarantined: not dismissed yet; dismissed: dismissed by `quarantine dismiss`")
+@click.option("--all", "every", is_flag=True, help="both")
 @config_option
 @json_option
-def quarantine_list(config: str | None, as_json: bool) -> None:
-    """Quarantined mail, oldest first."""
+def quarantine_list(state: str, every: bool, config: str | None, as_json: bool) -> None:
+    """Quarantined mail, oldest first (by default what nobody has dismissed)."""
     from ticketd.views import list_quarantine
 
-    rows = list_quarantine(_engine(config))
+    rows = list_quarantine(_engine(config), None if every else state == "dismissed")
     if as_json:
         _print_json(rows)
         return
     for q in rows:
         first_line = (q["reason"] or "").splitlines()[0] if q["reason"] else ""
-        click.echo(f"{q['id']:>6}  {q['received_at']}  {q['size']:>9}  {q['message_id'] or '-'}  {first_line}")
+        line = f"{q['id']:>6}  {q['received_at']}  {q['size']:>9}  {q['message_id'] or '-'}  {first_line}"
+        click.echo("  ".join(part for part in (line, _dismissed_line(q)) if part))
+
+
+@quarantine.command("dismiss")
+@click.argument("raw_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.option("--all", "every", is_flag=True, help="every quarantined mail not dismissed yet")
+@click.option("--reason", help="why, kept with the mail")
+@config_option
+def quarantine_dismiss(raw_ids: tuple[int, ...], every: bool, reason: str | None, config: str | None) -> None:
+    """Mark quarantined mail as looked at: kept whole (`quarantine list --state dismissed`), `retry` still
+    re-drives it, and `ticketd status` no longer warns of it."""
+    from ticketd.clock import iso, utcnow
+    from ticketd.store.db import reading
+    from ticketd.store.inbox import dismiss_quarantined, quarantine_of
+
+    wanted = _ids_or_all(raw_ids, every)
+    settings = _settings(config)
+    configure_logging(settings.log_level)   # the INFO line of each dismissal
+    engine = _engine(config, settings, writes=True)
+    who = _who()
+    with engine.begin() as conn:
+        dismissed = dismiss_quarantined(conn, wanted, who, reason, utcnow())
+    for raw_id in dismissed:
+        logging.getLogger("ticketd.admin").info("quarantined mail %s dismissed by %s", raw_id, who)
+        click.echo(f"mail {raw_id} dismissed: kept in quarantine, listed by `ticketd quarantine list --state "
+                   "dismissed`")
+    problems = []
+    with reading(engine) as conn:
+        for raw_id in sorted(set(wanted or ()) - set(dismissed)):
+            row = quarantine_of(conn, raw_id)
+            if row is not None and row["state"] == "quarantined":
+                click.echo(f"mail {raw_id} was already dismissed by {row['dismissed_by']} at "
+                           f"{iso(row['dismissed_at'])}")
+            else:
+                problems.append(f"mail {raw_id} is not in quarantine")
+    if every and not dismissed:
+        click.echo("nothing to dismiss: no quarantined mail waits to be looked at")
+    if problems:
+        raise click.ClickException("; ".join(problems))
 
 
 @quarantine.command("retry")
 @click.argument("raw_id", type=int)
 @config_option
 def quarantine_retry(raw_id: int, config: str | None) -> None:
-    """Re-drive one quarantined mail through processing now."""
+    """Re-drive one quarantined mail through processing now (a dismissed one too: failing again, it is news)."""
     from ticketd.pipeline import process_raw
     from ticketd.store.inbox import requeue
 
-    app = _app(config)
+    app = _app(config, writes=True)
     if not requeue(app.engine, raw_id):
         raise click.ClickException(f"mail {raw_id} is not in quarantine")
     outcome = process_raw(app, raw_id)
@@ -809,7 +1019,7 @@ def _confirm_erasure(what: str, preview, as_json: bool) -> None:
 def _erasure_setup(config: str | None):
     settings = _settings(config)
     configure_logging(settings.log_level)   # the INFO line of each erasure is its audit record
-    return settings, _engine(config, settings)
+    return settings, _engine(config, settings, writes=True)
 
 
 @tickets.command("delete")
@@ -848,7 +1058,7 @@ def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
     from ticketd.erase import summary
     from ticketd.ticket_changes import is_ours
 
-    app = _app(config)   # the rules: an agent is not forgotten behind rules.yaml's back
+    app = _app(config, writes=True)   # the rules: an agent is not forgotten behind rules.yaml's back
     address = address.strip().lower()
     if "@" not in address:
         raise click.UsageError(f"{address!r} is not an email address")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 # The Nagios plugin convention (Nagios Plugin Development Guidelines, "Plugin Return Codes"), which Icinga,
 # Sensu, Zabbix's external checks and check_mk read too. It also works where only zero and non-zero are told
@@ -16,15 +17,36 @@ NAMES = {OK: "ok", WARNING: "warning", CRITICAL: "critical", UNKNOWN: "unknown"}
 _SEVERITY = {OK: 0, WARNING: 1, UNKNOWN: 2, CRITICAL: 3}
 
 
+# Thresholds of the mail-flow checks (README.md, "Running it", lists each).
+# Mail waiting this long for the processor means processing is stuck: bursts the daemon takes (bench/README.md)
+# clear in well under it.
+PROCESSING_STUCK_SECONDS = 5 * 60
+# Quarantined and failed mail stays until retried or dismissed (`ticketd quarantine dismiss`, `ticketd outbox
+# dismiss`: the admin looked at it): what happened within these days and nobody dismissed warns, so that one
+# old case nobody dismissed does not keep the desk in WARNING for good and hide every new one.
+QUARANTINE_RECENT_DAYS = 7
+FAILED_RECENT_DAYS = 7
+# Mail not sent this long after it was queued: past a few retries (outbound.retry_base_seconds doubling from
+# 30 s) and a recipient's greylisting.
+OUTBOX_LATE_SECONDS = 30 * 60
+# Mail waiting this long while nothing at all went out in that time: the smarthost, or delivery, is down.
+OUTBOX_STUCK_SECONDS = 60 * 60
+# Redis mode, after `ticketd run` started: the `ticketd worker`s started with it boot and beat
+# (workers/broker_health.py, every 10 s) within this, so none seen yet is no problem.
+WORKER_START_GRACE_SECONDS = 60
+
+
 @dataclass(frozen=True)
 class Health:
-    """The worst state of the problems found, and each problem: the part, its state and one line."""
+    """The worst state of the problems found, each problem (the part, its state, one line), and every check."""
     state: int = OK
     problems: list[dict] = field(default_factory=list)
+    checks: dict[str, dict] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """The fields `status --json` adds at its top level."""
-        return {"healthy": self.state == OK, "health": NAMES[self.state], "problems": self.problems}
+        return {"healthy": self.state == OK, "health": NAMES[self.state], "problems": self.problems,
+                "checks": self.checks}
 
     def line(self) -> str:
         """The first line of `ticketd status`, the one a Nagios check shows: `CRITICAL: what; what`."""
@@ -37,36 +59,187 @@ def _problem(part: str, state: int, text: str) -> tuple[int, dict]:
     return state, {"part": part, "state": NAMES[state], "text": text}
 
 
-def _found(desk: dict) -> list[tuple[int, dict]]:
-    found = []
+def duration(seconds: float) -> str:
+    """An age as status words it: `45 s`, `12 min`, `2 h 5 min`, `3 d 4 h` (rounded down)."""
+    seconds = int(max(0, seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+    return f"{hours // 24} d" + (f" {hours % 24} h" if hours % 24 else "")
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _worst(states) -> int:
+    return max(states, key=_SEVERITY.__getitem__, default=OK)
+
+
+class _Found:
+    """The problems found so far, and each check's state and detail."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[int, dict]] = []
+        self.checks: dict[str, dict] = {}
+
+    def check(self, name: str, problems: list[tuple[int, dict]], **detail) -> None:
+        self.problems.extend(problems)
+        self.checks[name] = {"state": NAMES[_worst(state for state, _ in problems)], **detail}
+
+
+def _daemon(desk: dict) -> list[tuple[int, dict]]:
     daemon = desk["daemon"]
     if daemon["running"] is None:
-        found.append(_problem("daemon", UNKNOWN, f"cannot tell whether the daemon runs: {daemon['error']}"))
-    elif not daemon["running"]:
+        return [_problem("daemon", UNKNOWN, f"cannot tell whether the daemon runs: {daemon['error']}")]
+    if not daemon["running"]:
         # Nothing is received, processed, sent or timed: the desk is down.
-        found.append(_problem("daemon", CRITICAL, "the daemon is not running"))
-    queue = desk["queue"]
+        return [_problem("daemon", CRITICAL, "the daemon is not running")]
+    return []
+
+
+def _queue(queue: dict) -> list[tuple[int, dict]]:
     if queue["backend"] == "redis" and not queue["reachable"]:
         # No job runs: mail waits in the outbox and tickets wait unassigned until Redis answers.
-        found.append(_problem("queue", CRITICAL, f"Redis at {queue['url']} does not answer: {queue['error']}"))
-    for box in desk["imap"]:
-        # One way in of several fails (the SMTP receiver and other mailboxes still take mail), and mail to it
-        # waits on its server: a warning. A mailbox not polled yet is a daemon that just started.
-        if box["state"] == "failing":
-            found.append(_problem("imap", WARNING, f"mailbox {box['mailbox']} failing since {box['failing_since']}: "
-                                                   f"{box['error']}"))
+        return [_problem("queue", CRITICAL, f"Redis at {queue['url']} does not answer: {queue['error']}")]
+    return []
+
+
+def _workers(queue: dict, daemon: dict) -> list[tuple[int, dict]]:
+    """Redis mode: `ticketd run` only enqueues, and only `ticketd worker`s send mail and assign tickets."""
+    if queue.get("workers") != 0:
+        return []
+    up = daemon.get("up_seconds")
+    if daemon["running"] and up is not None and up < WORKER_START_GRACE_SECONDS:
+        return []
+    last = queue.get("last_beat_seconds_ago")
+    # No beat left at all: the workers took themselves off as they stopped (or never ran); a beat left behind
+    # ages from a worker that died or lost Redis, and says for how long nobody has been seen.
+    none = "no `ticketd worker` running" if last is None else f"no `ticketd worker` seen for {duration(last)}"
+    if queue["waiting"]:
+        return [_problem("workers", CRITICAL, f"{none}, with {_n(queue['waiting'], 'job')} waiting in Redis: "
+                                              "no mail is sent, no ticket assigned")]
+    # Nothing waits yet; the next mail's acknowledgement and assignment would.
+    return [_problem("workers", WARNING, f"{none}: mail to send and tickets to assign would wait")]
+
+
+def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
+    # One way in of several fails (the SMTP receiver and other mailboxes still take mail), and mail to it
+    # waits on its server: a warning. A mailbox not polled yet is a daemon that just started.
+    return [_problem("imap", WARNING, f"mailbox {box['mailbox']} failing since {box['failing_since']}: "
+                                      f"{box['error']}")
+            for box in boxes if box["state"] == "failing"]
+
+
+def _processing(inbox: dict) -> list[tuple[int, dict]]:
+    """Mail accepted (250, or taken from IMAP) and not turned into tickets: customers wait unanswered."""
+    oldest = inbox["oldest_waiting_seconds"]
+    if oldest is None or oldest < PROCESSING_STUCK_SECONDS:
+        return []
+    waiting = inbox["waiting"] + inbox["processing"]
+    return [_problem("processing", CRITICAL, f"processing is stuck: {_n(waiting, 'mail')} received and not made "
+                                             f"into tickets, the oldest for {duration(oldest)}")]
+
+
+def _quarantine(recent: int) -> list[tuple[int, dict]]:
+    if not recent:
+        return []
+    return [_problem("quarantine", WARNING, f"{_n(recent, 'mail')} quarantined in the last {QUARANTINE_RECENT_DAYS} "
+                                            f"days, not made into {'a ticket' if recent == 1 else 'tickets'}: see "
+                                            "`ticketd quarantine list`, dismiss what you have looked at with "
+                                            "`ticketd quarantine dismiss`")]
+
+
+def _outbox(out: dict, flow: dict) -> list[tuple[int, dict]]:
+    found = []
+    if flow["failed_recent"]:
+        n = flow["failed_recent"]
+        found.append(_problem("outbox", WARNING, f"{_n(n, 'mail')} failed for good in the last {FAILED_RECENT_DAYS} "
+                                                 "days: see `ticketd outbox list --state failed`, send "
+                                                 f"{'it' if n == 1 else 'them'} again with `ticketd outbox retry` "
+                                                 "or dismiss with `ticketd outbox dismiss`"))
+    oldest = out["oldest_unsent_seconds"]
+    error = (flow["oldest_unsent_error"] or "").strip().splitlines()
+    why = f" (last error: {error[0][:200]})" if error else ""
+    silent = flow["last_sent_seconds_ago"] is None or flow["last_sent_seconds_ago"] >= OUTBOX_STUCK_SECONDS
+    if oldest is not None and oldest >= OUTBOX_STUCK_SECONDS and silent:
+        # Nothing goes out at all, not one recipient's trouble: customers get no answer, agents no notice.
+        unsent = out["pending"] + out["sending"]
+        found.append(_problem("outbox", CRITICAL, f"nothing sent for over {duration(OUTBOX_STUCK_SECONDS)} while "
+                                                  f"{_n(unsent, 'mail')} {'waits' if unsent == 1 else 'wait'}, "
+                                                  f"the oldest for {duration(oldest)}{why}: see `ticketd outbox list`"))
+    elif flow["unsent_late"]:
+        n = flow["unsent_late"]
+        found.append(_problem("outbox", WARNING, f"{_n(n, 'mail')} queued more than {duration(OUTBOX_LATE_SECONDS)} "
+                                                 f"ago {'is' if n == 1 else 'are'} not sent yet, the oldest for "
+                                                 f"{duration(oldest or 0)}{why}: see `ticketd outbox list`"))
     return found
 
 
-def assess(desk: dict) -> Health:
-    """The health of what `views.desk_status` (with `queue` and `imap`) describes."""
-    found = _found(desk)
-    if not found:
-        return Health()
-    return Health(max((state for state, _ in found), key=_SEVERITY.__getitem__), [p for _, p in found])
+def mail_flow(engine) -> dict:
+    """What the mail-flow checks need from the database beyond `desk_status`'s counts (indexed look-ups)."""
+    from ticketd.clock import utcnow
+    from ticketd.store.db import reading
+    from ticketd.store.mail_flow import mail_flow as look
+
+    now = utcnow()
+    with reading(engine) as conn:
+        flow = look(conn, quarantined_since=now - timedelta(days=QUARANTINE_RECENT_DAYS),
+                    failed_since=now - timedelta(days=FAILED_RECENT_DAYS),
+                    late_before=now - timedelta(seconds=OUTBOX_LATE_SECONDS))
+    return {"quarantined_recent": flow.quarantined_recent, "failed_recent": flow.failed_recent,
+            "unsent_late": flow.unsent_late, "oldest_unsent_error": flow.oldest_unsent_error,
+            "last_sent_seconds_ago": None if flow.last_sent_at is None else
+            max(0.0, (now - flow.last_sent_at).total_seconds())}
+
+
+def assess(desk: dict, flow: dict | None = None) -> Health:
+    """The health of what `views.desk_status` (with `queue` and `imap`) and `mail_flow` describe.
+
+    Without `flow` (or `inbox`, `outbox`) the checks that read them are left out.
+    """
+    found = _Found()
+    found.check("daemon", _daemon(desk))
+    queue = desk["queue"]
+    found.check("queue", _queue(queue))
+    if queue["backend"] == "redis" and queue["reachable"]:
+        from workers.broker_health import WORKER_GONE_SECONDS
+
+        found.check("workers", _workers(queue, desk["daemon"]), alive=queue.get("workers"),
+                    jobs_waiting=queue["waiting"], gone_after_seconds=WORKER_GONE_SECONDS,
+                    last_beat_seconds_ago=queue.get("last_beat_seconds_ago"),
+                    start_grace_seconds=WORKER_START_GRACE_SECONDS, daemon_up_seconds=desk["daemon"].get("up_seconds"))
+    found.check("imap", _imap(desk["imap"]), failing=sum(box["state"] == "failing" for box in desk["imap"]))
+    if "inbox" in desk:
+        inbox = desk["inbox"]
+        found.check("processing", _processing(inbox), waiting=inbox["waiting"] + inbox["processing"],
+                    oldest_seconds=inbox["oldest_waiting_seconds"], stuck_after_seconds=PROCESSING_STUCK_SECONDS)
+    if flow is not None:
+        found.check("quarantine", _quarantine(flow["quarantined_recent"]), recent=flow["quarantined_recent"],
+                    recent_days=QUARANTINE_RECENT_DAYS)
+        if "outbox" in desk:
+            out = desk["outbox"]
+            found.check("outbox", _outbox(out, flow), failed_recent=flow["failed_recent"],
+                        recent_days=FAILED_RECENT_DAYS, late=flow["unsent_late"],
+                        late_after_seconds=OUTBOX_LATE_SECONDS, oldest_unsent_seconds=out["oldest_unsent_seconds"],
+                        oldest_unsent_error=flow["oldest_unsent_error"],
+                        last_sent_seconds_ago=flow["last_sent_seconds_ago"],
+                        stuck_after_seconds=OUTBOX_STUCK_SECONDS)
+    return Health(_worst(state for state, _ in found.problems), [p for _, p in found.problems], found.checks)
+
+
+def cannot_look(part: str, state: int, message: str) -> Health:
+    """Status could not look past `part` (settings, usage, the database): that one problem, its text one line."""
+    head, *rest = [line.strip() for line in message.strip().splitlines() if line.strip()] or [""]
+    state, problem = _problem(part, state, f"{head} {'; '.join(rest)}" if rest else head)
+    return Health(state, [problem], {part: {"state": NAMES[state]}})
 
 
 def unreachable_database(message: str) -> Health:
     """A database status cannot use: the daemon cannot either, and nothing else can be looked at."""
-    state, problem = _problem("database", CRITICAL, message)
-    return Health(state, [problem])
+    return cannot_look("database", CRITICAL, message)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import email
 import email.utils
 import json
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,13 +155,21 @@ def _outgoing(row, sizes: dict[str, int]) -> dict:
     }
 
 
-def list_quarantine(engine: Engine) -> list[dict]:
+def list_quarantine(engine: Engine, dismissed: bool | None = False) -> list[dict]:
+    """Quarantined mail, oldest first: not dismissed, dismissed (True), or all (None)."""
     with reading(engine) as conn:
-        rows = rows_of.quarantined_rows(conn)
+        rows = rows_of.quarantined_rows(conn, dismissed)
     return [{
         "id": r["id"], "received_at": iso(r["received_at"]), "reason": r["reason"],
         "message_id": r["message_id"], "size": r["size"], "source": r["source"], "attempts": r["attempts"],
+        **_dismissal(r),
     } for r in rows]
+
+
+def _dismissal(row) -> dict:
+    """Who dismissed a quarantined or failed mail, when and why (all None when nobody did)."""
+    return {"dismissed_at": iso(row["dismissed_at"]), "dismissed_by": row["dismissed_by"],
+            "dismiss_reason": row["dismiss_reason"]}
 
 
 def list_outbox(engine: Engine, states: Sequence[str]) -> list[dict]:
@@ -171,14 +180,23 @@ def list_outbox(engine: Engine, states: Sequence[str]) -> list[dict]:
         "id": r["id"], "ticket_id": r["ticket_id"], "template": r["template"], "recipient": r["recipient"],
         "message_id": r["message_id"], "automatic": bool(r["automatic"]), "state": r["state"],
         "attempts": r["attempts"], "last_error": r["last_error"], "created_at": iso(r["created_at"]),
-        "next_attempt_at": iso(r["next_attempt_at"]), "sent_at": iso(r["sent_at"]),
+        "next_attempt_at": iso(r["next_attempt_at"]), "sent_at": iso(r["sent_at"]), **_dismissal(r),
     } for r in rows]
 
 
 def daemon_status(data_dir: Path) -> dict:
-    """Whether a `ticketd run` holds the lock of this data_dir, and its pid."""
-    holder = probe(pid_path(data_dir))
-    shown = {"running": holder.running, "pid": holder.pid}
+    """Whether a `ticketd run` holds the lock of this data_dir, its pid, and since when it runs."""
+    path = pid_path(data_dir)
+    holder = probe(path)
+    shown = {"running": holder.running, "pid": holder.pid, "started_at": None, "up_seconds": None}
+    if holder.running:
+        try:   # `ticketd run` writes its pid into the file once, as it starts (ticketd/pidlock.py)
+            started = path.stat().st_mtime
+        except OSError:
+            started = None
+        if started is not None:
+            shown["started_at"] = iso(datetime.fromtimestamp(started, timezone.utc).replace(tzinfo=None))
+            shown["up_seconds"] = round(max(0.0, time.time() - started), 1)
     if holder.error:
         shown["error"] = holder.error
     return shown

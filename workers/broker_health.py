@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import dramatiq
 import redis
 from dramatiq.common import dq_name
 from redis.backoff import NoBackoff
@@ -19,6 +24,15 @@ from workers.actors import QUEUE
 # `ticketd status` waits this long at most for Redis: a monitoring check must
 # not hang on a host that drops packets.
 PING_SECONDS = 2.0
+
+# Each `ticketd worker` says it is alive this often, in a sorted set of the desk's namespace scored by Redis's
+# own clock (hosts' clocks may differ); one not heard from for WORKER_GONE_SECONDS is gone (killed, its host
+# down, cut off from Redis). dramatiq's own `__heartbeats__` cannot tell: `ticketd run`'s enqueueing writes
+# there too.
+WORKER_BEAT_SECONDS = 10.0
+WORKER_GONE_SECONDS = 60.0
+
+log = logging.getLogger("ticketd.workers")
 
 
 def shown_url(url: str) -> str:
@@ -126,8 +140,64 @@ class ConsumerHealth:
             return down
 
 
+def workers_key(namespace: str) -> str:
+    """The sorted set of the desk's live workers: member a worker's name, score its last beat."""
+    return f"{namespace}:__ticketd_workers__"
+
+
+def _redis_now(client: redis.Redis) -> float:
+    seconds, microseconds = client.time()
+    return seconds + microseconds / 1_000_000
+
+
+class WorkerHeartbeat(dramatiq.Middleware):
+    """While a worker of this broker runs, a beat every WORKER_BEAT_SECONDS for `ticketd status` to count.
+
+    A worker that stops takes its name off at once; one that dies ages out.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client, self.key = client, workers_key(namespace)
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="worker-heartbeat", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.client.zrem(self.key, self.name)
+        except (redis.RedisError, OSError):   # Redis away: the beat ages out
+            pass
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.beat()
+            except (redis.RedisError, OSError) as exc:   # the consumers tell an outage (ConsumerHealth)
+                log.debug("worker heartbeat not written: %s", exc)
+            if self._stop.wait(WORKER_BEAT_SECONDS):
+                return
+
+    def beat(self) -> None:
+        """Write this worker's beat, and drop the beats of workers gone."""
+        now = _redis_now(self.client)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.key, {self.name: now})
+        pipe.zremrangebyscore(self.key, "-inf", now - WORKER_GONE_SECONDS)
+        pipe.expire(self.key, int(10 * WORKER_GONE_SECONDS))   # a desk whose workers all went leaves no key
+        pipe.execute()
+
+
 def queue_status(settings: Settings) -> dict:
-    """For `ticketd status`: the backend, and for Redis whether it answers a PING and how many jobs wait."""
+    """For `ticketd status`: the backend, and for Redis whether it answers a PING, how many jobs wait and how
+    many `ticketd worker`s beat within WORKER_GONE_SECONDS."""
     if settings.redis_url is None:
         # The queue lives inside `ticketd run`; the daemon line says whether that runs.
         return {"backend": "in-process"}
@@ -140,9 +210,16 @@ def queue_status(settings: Settings) -> dict:
         # dramatiq's list of job ids per queue, and of delayed ones (read directly: its own
         # dispatch script would register this command as a worker).
         waiting = sum(int(client.llen(f"{namespace}:{name}")) for name in (QUEUE, dq_name(QUEUE)))
+        now = _redis_now(client)
+        workers = int(client.zcount(workers_key(namespace), now - WORKER_GONE_SECONDS, "+inf"))
+        # The newest beat of all, a gone worker's too: none left means every worker took itself off when it
+        # stopped (or never started, or went quiet so long ago that the set expired).
+        newest = client.zrevrange(workers_key(namespace), 0, 0, withscores=True)
     except (redis.RedisError, OSError) as exc:
         return {**shown, "reachable": False, "error": " ".join(str(exc).split()) or type(exc).__name__,
-                "waiting": None}
+                "waiting": None, "workers": None, "last_beat_seconds_ago": None}
     finally:
         client.close()
-    return {**shown, "reachable": True, "error": None, "waiting": waiting}
+    last_beat = round(max(0.0, now - newest[0][1]), 1) if newest else None
+    return {**shown, "reachable": True, "error": None, "waiting": waiting, "workers": workers,
+            "last_beat_seconds_ago": last_beat}

@@ -14,7 +14,7 @@ from dramatiq.worker import CONSUMER_RESTART_DELAY
 
 from ticketd.app import App
 from workers.actors import QUEUE, declare_actors
-from workers.broker_health import ConsumerHealth, EnqueueHealth, describe
+from workers.broker_health import ConsumerHealth, EnqueueHealth, WorkerHeartbeat, describe
 from workers.sweeps import sweep_once
 
 log = logging.getLogger("ticketd.workers")
@@ -33,6 +33,8 @@ def make_broker(app: App) -> dramatiq.Broker:
         broker = ReportingRedisBroker(describe(app.settings), url=app.settings.redis_url,
                                       namespace=app.settings.redis_namespace)
         broker.declare_queue(QUEUE)
+        # Beats only while a worker of this broker runs: `ticketd worker`, never `ticketd run`'s enqueueing.
+        broker.add_middleware(WorkerHeartbeat(broker.client, app.settings.redis_namespace))
         for queue in (QUEUE, dq_name(QUEUE)):
             _quiet_retries(queue, broker.consumer_health)
         return broker

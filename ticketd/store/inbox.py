@@ -195,12 +195,38 @@ def quarantine_in(conn: Connection, raw_id: int, reason: str, now: datetime) -> 
 
 
 def requeue(engine: Engine, raw_id: int) -> bool:
-    """Put a quarantined mail back in line; False if it was not quarantined."""
+    """Put a quarantined mail back in line, dismissed or not; False if it was not quarantined.
+
+    A dismissal goes with it: should the mail fail again, that failure is
+    news the admin has not looked at.
+    """
     with engine.begin() as conn:
         result = conn.execute(
             update(raw_mail).where(raw_mail.c.id == raw_id, raw_mail.c.state == "quarantined").values(
-                state="received", reason=None
+                state="received", reason=None, dismissed_at=None, dismissed_by=None, dismiss_reason=None
             )
         )
     return result.rowcount == 1
+
+
+def dismiss_quarantined(conn: Connection, raw_ids: list[int] | None, by: str, reason: str | None,
+                        now: datetime) -> list[int]:
+    """Mark quarantined mail not yet dismissed (these, or every one when None) as looked at; the ids marked.
+
+    Nothing else changes: the bytes, the reason and the state stay, and
+    `requeue` still takes it.
+    """
+    stmt = update(raw_mail).where(raw_mail.c.state == "quarantined", raw_mail.c.dismissed_at.is_(None))
+    if raw_ids is not None:
+        stmt = stmt.where(raw_mail.c.id.in_(raw_ids))
+    marked = conn.execute(stmt.values(dismissed_at=now, dismissed_by=by, dismiss_reason=reason)
+                          .returning(raw_mail.c.id)).scalars().all()
+    return sorted(marked)
+
+
+def quarantine_of(conn: Connection, raw_id: int) -> dict | None:
+    """The mail's state and dismissal (dismissed_at, dismissed_by); None when there is no such mail."""
+    row = conn.execute(select(raw_mail.c.state, raw_mail.c.dismissed_at, raw_mail.c.dismissed_by)
+                       .where(raw_mail.c.id == raw_id)).mappings().first()
+    return None if row is None else dict(row)
 

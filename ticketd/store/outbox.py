@@ -11,6 +11,7 @@ from sqlalchemy import (
     RowMapping,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -123,11 +124,13 @@ CLAIM_BATCH = 16
 # insert, not at commit: they are in commit order because every transaction
 # that queues mail about a ticket first locks its row (`lock_ticket`, SELECT
 # ... FOR UPDATE: processing, agent mail, timers, assignment, the admin's
-# commands, delivery's failure notice) and holds it until it commits, so the
-# next one takes its ids after that commit; a ticket made in the transaction
-# is seen by no other before then. A writer without the lock could commit a
-# later row while an earlier one is still unseen, and it would be claimed
-# first (tests/test_outbox_order_postgres.py).
+# commands, delivery's failure notice, `ticketd outbox retry`) and holds it
+# until it commits, so the next one takes its ids after that commit; a
+# ticket made in the transaction is seen by no other before then. A writer
+# without the lock could commit a later row while an earlier one is still
+# unseen, and it would be claimed first (tests/test_outbox_order_postgres.py).
+# A row never becomes unsent again under its id: a failed mail sent again
+# is queued anew (`requeue_failed`).
 #
 # The look-up goes through the partial index outbox_line (schema.sql), which
 # holds only the unsent rows, whatever history a ticket has. The states are
@@ -239,10 +242,20 @@ def due_pending(conn: Connection, now: datetime, grace: timedelta, limit: int = 
 _LISTED = [c for c in outbox.c if c.name != "raw"]
 
 
+# `ticketd outbox list --state dismissed`: the failed rows an admin dismissed, which `failed` leaves out.
+DISMISSED = "dismissed"
+
+
 def listed_rows(conn: Connection, states: Sequence[str]) -> Sequence[RowMapping]:
-    """Rows in these states, without their bytes, newest first."""
-    return conn.execute(select(*_LISTED).where(outbox.c.state.in_(list(states)))
-                        .order_by(outbox.c.id.desc())).mappings().all()
+    """Rows in these states, without their bytes, newest first; `failed` is the failed rows not dismissed,
+    `dismissed` the ones dismissed."""
+    plain = [s for s in states if s not in ("failed", DISMISSED)]
+    wanted = [outbox.c.state.in_(plain)] if plain else []
+    if "failed" in states:
+        wanted.append(and_(outbox.c.state == "failed", outbox.c.dismissed_at.is_(None)))
+    if DISMISSED in states:
+        wanted.append(and_(outbox.c.state == "failed", outbox.c.dismissed_at.is_not(None)))
+    return conn.execute(select(*_LISTED).where(or_(*wanted)).order_by(outbox.c.id.desc())).mappings().all()
 
 
 def state_of(conn: Connection, outbox_id: int) -> str | None:
@@ -250,25 +263,75 @@ def state_of(conn: Connection, outbox_id: int) -> str | None:
     return conn.execute(select(outbox.c.state).where(outbox.c.id == outbox_id)).scalar_one_or_none()
 
 
-def requeue_failed(conn: Connection, outbox_ids: Sequence[int] | None, now: datetime,
-                   except_templates: Sequence[str] = ()) -> list[RowMapping]:
-    """Failed rows (these, or every one when None, but `except_templates`) pending again, attempts reset, due now.
+def failed_to_retry(conn: Connection, outbox_ids: Sequence[int] | None,
+                    except_templates: Sequence[str] = ()) -> list[tuple[int, int | None]]:
+    """(id, ticket_id) of the failed rows (these, or every one not dismissed when None, but
+    `except_templates`), by id."""
+    stmt = select(outbox.c.id, outbox.c.ticket_id).where(outbox.c.state == "failed")
+    if outbox_ids is not None:
+        stmt = stmt.where(outbox.c.id.in_(list(outbox_ids)))
+    else:   # an admin who dismissed one meant it not to go again; its ID still sends it
+        stmt = stmt.where(outbox.c.dismissed_at.is_(None))
+    if except_templates:
+        stmt = stmt.where(outbox.c.template.not_in(list(except_templates)))
+    return [(i, t) for i, t in conn.execute(stmt.order_by(outbox.c.id)).all()]
+
+
+_TAKE_FAILED = delete(outbox).where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "failed").returning(
+    *outbox.c)
+
+
+def requeue_failed(conn: Connection, outbox_id: int, now: datetime) -> dict | None:
+    """The failed row queued anew: pending, attempts reset, due now, under a new id; None if it is not failed.
+
+    A line (ticket and recipient) goes in id order, and its rows must
+    become visible in that order (the claim above): queued again under its
+    old id, the mail would hold back the mail queued after it failed, or go
+    while one of those is on the wire. So it takes its place as new mail
+    does, at the end of its line, and the caller holds the ticket's lock
+    (`lock_ticket`) as every writer of its outbox rows does.
 
     The bytes, and so the Message-ID, stay as they were: the retry is the
     same mail and threads as the first try would have. The last error is
-    kept until a delivery replaces or clears it. Returns the rows changed.
+    kept until a delivery replaces or clears it. Returns the new row's id
+    and what names it, with the old id as `retried_id`.
     """
-    stmt = update(outbox).where(outbox.c.state == "failed")
-    if outbox_ids is not None:
-        stmt = stmt.where(outbox.c.id.in_(list(outbox_ids)))
-    if except_templates:
-        stmt = stmt.where(outbox.c.template.not_in(list(except_templates)))
-    stmt = stmt.values(state="pending", attempts=0, next_attempt_at=now, claimed_at=None).returning(
-        outbox.c.id, outbox.c.ticket_id, outbox.c.template, outbox.c.recipient, outbox.c.message_id)
-    return sorted(conn.execute(stmt).mappings().all(), key=lambda r: r["id"])
+    old = conn.execute(_TAKE_FAILED, dict(outbox_id=outbox_id)).mappings().first()
+    if old is None:
+        return None
+    new_id = conn.execute(_INSERT_ROW, dict(
+        ticket_id=old["ticket_id"], message_row_id=old["message_row_id"], template=old["template"],
+        recipient=old["recipient"], message_id=old["message_id"], automatic=old["automatic"], raw=old["raw"],
+        state="pending", attempts=0, next_attempt_at=now, claimed_at=None, last_error=old["last_error"],
+        created_at=now, sent_at=None)).scalar_one()
+    return dict(id=new_id, retried_id=old["id"], ticket_id=old["ticket_id"], template=old["template"],
+                recipient=old["recipient"], message_id=old["message_id"])
 
 
 def failed_count(conn: Connection, templates: Sequence[str]) -> int:
-    """How many failed rows of these templates there are."""
+    """How many failed rows of these templates there are, not dismissed."""
     return conn.execute(select(func.count()).select_from(outbox).where(
-        outbox.c.state == "failed", outbox.c.template.in_(list(templates)))).scalar_one()
+        outbox.c.state == "failed", outbox.c.template.in_(list(templates)), outbox.c.dismissed_at.is_(None))
+    ).scalar_one()
+
+
+def dismiss_failed(conn: Connection, outbox_ids: Sequence[int] | None, by: str, reason: str | None,
+                   now: datetime) -> list[dict]:
+    """Mark failed rows not yet dismissed (these, or every one when None) as looked at; what names each, by id.
+
+    The row stays failed with its bytes and last error; `requeue_failed`
+    still takes it by its id.
+    """
+    stmt = update(outbox).where(outbox.c.state == "failed", outbox.c.dismissed_at.is_(None))
+    if outbox_ids is not None:
+        stmt = stmt.where(outbox.c.id.in_(list(outbox_ids)))
+    rows = conn.execute(stmt.values(dismissed_at=now, dismissed_by=by, dismiss_reason=reason).returning(
+        outbox.c.id, outbox.c.ticket_id, outbox.c.template, outbox.c.recipient)).mappings().all()
+    return sorted((dict(r) for r in rows), key=lambda r: r["id"])
+
+
+def dismissal_of(conn: Connection, outbox_id: int) -> dict | None:
+    """The row's state and dismissal (dismissed_at, dismissed_by); None when there is no such row."""
+    row = conn.execute(select(outbox.c.state, outbox.c.dismissed_at, outbox.c.dismissed_by)
+                       .where(outbox.c.id == outbox_id)).mappings().first()
+    return None if row is None else dict(row)

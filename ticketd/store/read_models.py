@@ -98,13 +98,16 @@ def outbox_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
                         .order_by(outbox.c.id)).mappings().all()
 
 
-def quarantined_rows(conn: Connection) -> Sequence[RowMapping]:
-    """Quarantined raw mails (without their bytes), oldest first."""
-    return conn.execute(
-        select(raw_mail.c.id, raw_mail.c.received_at, raw_mail.c.reason, raw_mail.c.message_id,
-               raw_mail.c.size, raw_mail.c.source, raw_mail.c.attempts)
-        .where(raw_mail.c.state == "quarantined").order_by(raw_mail.c.id)
-    ).mappings().all()
+def quarantined_rows(conn: Connection, dismissed: bool | None = False) -> Sequence[RowMapping]:
+    """Quarantined raw mails (without their bytes), oldest first: those not dismissed, the dismissed ones
+    (`dismissed` True), or all (None)."""
+    stmt = (select(raw_mail.c.id, raw_mail.c.received_at, raw_mail.c.reason, raw_mail.c.message_id,
+                   raw_mail.c.size, raw_mail.c.source, raw_mail.c.attempts, raw_mail.c.dismissed_at,
+                   raw_mail.c.dismissed_by, raw_mail.c.dismiss_reason)
+            .where(raw_mail.c.state == "quarantined").order_by(raw_mail.c.id))
+    if dismissed is not None:
+        stmt = stmt.where(raw_mail.c.dismissed_at.is_not(None) if dismissed else raw_mail.c.dismissed_at.is_(None))
+    return conn.execute(stmt).mappings().all()
 
 
 @dataclass(frozen=True)
@@ -142,3 +145,24 @@ def desk_counts(conn: Connection, now: datetime) -> DeskCounts:
             armed, timers.c.due_at <= now)).scalar_one(),
         next_timer_due=conn.execute(select(func.min(timers.c.due_at)).where(armed)).scalar_one(),
     )
+
+
+def sender_name(conn: Connection, ticket_id: int, address: str) -> str | None:
+    """The display name on this address's latest mail on the ticket that had one, or None."""
+    return conn.execute(select(messages.c.from_name)
+                        .where(messages.c.ticket_id == ticket_id, func.lower(messages.c.from_addr) == address.lower(),
+                               messages.c.direction == "in", messages.c.from_name.is_not(None),
+                               messages.c.from_name != "")
+                        .order_by(messages.c.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def message_event_kinds(conn: Connection, ticket_id: int, message_row_ids: list[int],
+                        kinds: Sequence[str]) -> dict[int, str]:
+    """{message row id: kind} of the ticket's events of these kinds that name one of these messages."""
+    if not message_row_ids:
+        return {}
+    # By ticket first: events_ticket is the index events have (schema.sql).
+    return dict(conn.execute(select(events.c.message_id, events.c.kind)
+                             .where(events.c.ticket_id == ticket_id, events.c.kind.in_(list(kinds)),
+                                    events.c.message_id.in_(list(message_row_ids)))
+                             .order_by(events.c.id)).all())
