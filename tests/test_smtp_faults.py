@@ -54,6 +54,7 @@ def test_disconnect_before_final_dot_leaves_nothing(make_app, sqlite_url):
                         break
             f.write(b"Subject: half\r\n\r\nthis mail never ends")
             f.flush()
+            f.close()   # the socket closes only once its file is closed too: a real disconnect
         time.sleep(0.3)
         assert _count(app.engine) == 0
         # The receiver still serves the next client.
