@@ -76,31 +76,38 @@ def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, 
     store.add_event(conn, ticket["id"], now, actor, "assigned", from_value=ticket["assignee"],
                     to_value=agent.email, reason=reason, rules_hash=app.rules.digest)
     store.add_participant(conn, ticket["id"], agent.email, "agent", agent.name, now)
-    shown = conversation_of(conn, ticket["id"])
+    people = store.participants_of(conn, ticket["id"])   # read once for both: every assignment does this
+    shown = conversation_of(conn, ticket["id"], people=people)
     ctx = {"agent_name": agent.name, "reason": reason, "conversation": shown.messages,
-           "public_recipients": public_recipients(conn, app, ticket["id"]),
+           "public_recipients": public_recipients(conn, app, ticket["id"], people),
            "conversation_omitted": shown.omitted, **(context or {})}
     return [Notice(template=template, recipient=agent.email, ticket_id=ticket["id"], context=ctx,
                    auto_submitted=AUTO_GENERATED, agent_reply_to=agent.email, attach_from=shown.attach_from)]
 
 
-def public_recipients(conn: Connection, app: App, ticket_id: int) -> list[dict]:
-    """Who an agent's public reply reaches (PRODUCT.md: requester and followers), each {email, name}."""
+def public_recipients(conn: Connection, app: App, ticket_id: int, people: list[dict] | None = None) -> list[dict]:
+    """Who an agent's public reply reaches (PRODUCT.md: requester and followers), each {email, name};
+    `people` the ticket's participants, when read already."""
     from ticketd.ticket_changes import customers_of   # it imports ticketd.timers, which imports this module
-    names = {p["email"]: p["name"] for p in store.participants_of(conn, ticket_id)}
+    if people is None:
+        people = store.participants_of(conn, ticket_id)
+    names = {p["email"]: p["name"] for p in people}
     return [{"email": email, "name": names.get(email) or sender_name(conn, ticket_id, email) or ""}
-            for email in customers_of(conn, app, ticket_id)]
+            for email in customers_of(conn, app, ticket_id, people)]
 
 
-def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGES) -> Shown:
-    """The ticket's latest messages for an agent's notice: two indexed queries, however long the ticket."""
+def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGES,
+                    people: list[dict] | None = None) -> Shown:
+    """The ticket's latest messages for an agent's notice: a few indexed queries, however long the ticket;
+    `people` the ticket's participants, when read already."""
     latest, total = latest_messages(conn, ticket_id, limit, FETCH_CHARS)
     files = attachment_rows(conn, [row["id"] for row in latest]) if latest else []
     # A refused command mail is kept internal: say so rather than show it as a note (NOT_SENT); an agent
     # by the name rules.yaml gave them when they joined the ticket, not their mail client's.
     kept_by = message_event_kinds(conn, ticket_id, [row["id"] for row in latest if row["internal"]], list(NOT_SENT))
-    names = {p["email"]: p["name"] for p in store.participants_of(conn, ticket_id)
-             if p["role"] == "agent" and p["name"]}
+    if people is None:
+        people = store.participants_of(conn, ticket_id)
+    names = {p["email"]: p["name"] for p in people if p["role"] == "agent" and p["name"]}
     return shown_conversation(latest, total, files, limit, kept_by, names)
 
 

@@ -51,15 +51,16 @@ def store_message(conn, app: App, mail: IncomingMail, ticket_id: int, now, *, au
     return row_id
 
 
-def customers_of(conn, app: App, ticket_id: int) -> list[str]:
-    """Requester and followers who get public replies (never our own addresses).
+def customers_of(conn, app: App, ticket_id: int, people: list[dict] | None = None) -> list[str]:
+    """Requester and followers who get public replies (never our own addresses); `people` the
+    ticket's participants when the caller has read them already.
 
     An agent who wrote to support is that ticket's customer and gets its
     public replies; an agent among the followers gets agent mail instead.
     An address that bounced is still listed: the mail to it is then
     suppressed with an event saying so, never left out without a trace.
     """
-    return [p["email"] for p in store.participants_of(conn, ticket_id)
+    return [p["email"] for p in (store.participants_of(conn, ticket_id) if people is None else people)
             if not is_ours(app, p["email"]) and (
                 p["role"] == "requester" or p["role"] == "follower" and app.rules.agent(p["email"]) is None)]
 
