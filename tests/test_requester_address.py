@@ -66,6 +66,11 @@ def test_a_mail_naming_no_address_anywhere_opens_a_ticket_nobody_is_mailed_for(d
     assert why["to_value"] is None and "no address to answer" in why["reason"]
     assert desk.assign(tid) == ALICE
     assert _recipients(desk) == {ALICE}   # no acknowledgement to a non-address
+    # The agent learns it with the ticket, before writing a reply that would reach no one.
+    assigned = desk.last(ALICE)
+    assert "From:     (no address)" in body_text(assigned)
+    assert "no address to answer" in body_text(assigned).lower()
+    assert "no address to answer" in assigned.get_body(("html",)).get_content().lower()
 
     # The agent's public reply is refused, saying why; nothing leaves for the customer, nothing changes.
     desk.send(build_mail(ALICE, "Have you tried turning it off?\n", to=desk.agent_address(tid, ALICE),
