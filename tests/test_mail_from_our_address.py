@@ -11,8 +11,11 @@ answer and an agent's public reply is refused, the agent told.
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 
+from tests.conftest import write_config
 from tests.desk import body_text, build_mail, open_desk
+from ticketd.cli import main
 from ticketd.store.tables import participants
 
 ALICE = "alice@example.com"
@@ -71,3 +74,20 @@ def test_mail_from_our_address_naming_no_one_else_refuses_public_replies_and_tel
     assert _recipients(desk) == {ALICE}
     assert "no address to answer" in body_text(desk.last(ALICE))
     assert [e["kind"] for e in desk.events(tid, "commands_rejected")] == ["commands_rejected"]
+
+
+def test_rules_test_with_the_daemons_config_does_what_the_daemon_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/none.db")
+    mail = tmp_path / "ours.eml"
+    mail.write_bytes(build_mail("support@example.com", "We saw your call; we are on it.\n", name="Support",
+                                to=f'"John Smith" <{JOHN}>', cc=ALICE).as_bytes())
+    result = CliRunner().invoke(main, ["rules", "test", str(tmp_path / "rules.yaml"), str(mail),
+                                       "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert (f"requester: written from our own address support@example.com to {JOHN}, the first address it names "
+            "that is not ours nor an agent's: replies go there, and no acknowledgement is sent") in lines
+    assert "not answered: from our own address support@example.com: ticketd never answers its own addresses" in lines
+    assert not any(line.startswith("mail: requester/") for line in lines), lines
+    assert "acknowledgement: none (not answered, below)" in lines[3]

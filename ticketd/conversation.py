@@ -22,7 +22,7 @@ from ticketd.customer_mail import add_followers, apply_customer_mail
 from ticketd.domain.lifecycle import parse_key_facts
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.loops import own_address_reason
-from ticketd.domain.requester import Requester, requester_of_mail
+from ticketd.domain.requester import requester_of_mail, why_written_to, written_to
 from ticketd.domain.rules import MailFacts
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import TAG_RE, strip_prefixes
@@ -32,7 +32,6 @@ from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, stor
 from ticketd.timers import on_ticket_opened
 
 if TYPE_CHECKING:
-    from ingest.parse import ParsedMail
     from ticketd.pipeline import IncomingMail
 
 __all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ticket"]
@@ -57,29 +56,6 @@ def _written_from_our_address(mail: IncomingMail) -> bool:
     return bool(author) and mail.robot_reason == own_address_reason(author)
 
 
-def _written_to(app: App, p: ParsedMail) -> tuple[str, str | None]:
-    """The customer of a mail our address wrote: the first in To, else Cc, who is not ours nor an agent; else none.
-
-    As Zammad does with mail from a system address: someone on the team
-    wrote to a customer from the shared mailbox with support in Cc or Bcc,
-    and the conversation is that customer's. Answering our own address
-    would answer no one (ticketd never mails itself).
-    """
-    for address in dict.fromkeys(p.to + p.cc):
-        if not is_ours(app, address) and app.rules.agent(address) is None:
-            return address, p.recipient_names.get(address)
-    return "", None
-
-
-def _why_written_to(author: str, requester: str) -> str:
-    """The `requester` event's reason for a mail our own address wrote."""
-    if requester:
-        return (f"written from our own address {author} to {requester}, the first address it names that is not "
-                "ours nor an agent's: replies go there, and no acknowledgement is sent")
-    return (f"written from our own address {author} to none but our addresses and agents: no address to answer; "
-            "nothing is sent to the customer, and agents' public replies are refused")
-
-
 def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     """A new conversation: create the ticket in `new`, route it, acknowledge it (or close it, if a route says so)."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
@@ -88,11 +64,14 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
     facts = parse_key_facts(mail.text)
     route = app.rules.route(replace(mail_facts(mail), type=facts.values.get("type", "")))
+    def not_a_customer(address: str) -> bool:
+        return is_ours(app, address) or app.rules.agent(address) is not None
+
     customer = requester_of_mail(p, mail.envelope_from, use_reply_to=route.requester == "reply_to",
-                                 not_a_customer=lambda a: is_ours(app, a) or app.rules.agent(a) is not None)
+                                 not_a_customer=not_a_customer)
     ours = _written_from_our_address(mail) and not customer.from_reply_to
     if ours:
-        customer = Requester(*_written_to(app, p))
+        customer = written_to(p.to + p.cc, p.recipient_names, not_a_customer)
     requester = customer.address   # "": the mail named no address to answer (ticketd.domain.requester)
     actor = requester or "system:intake"
     ticket_id = store.create_ticket(
@@ -111,7 +90,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     if ours:
         store.add_event(conn, ticket_id, now, "system:intake", "requester", from_value=p.author,
                         to_value=requester or None, message_row_id=row_id,
-                        reason=_why_written_to(p.author, requester) + f"; {mail_ref(mail)}")
+                        reason=why_written_to(p.author, requester) + f"; {mail_ref(mail)}")
     elif (why := customer.why()) is not None:
         store.add_event(conn, ticket_id, now, "system:intake", "requester", from_value=p.author,
                         to_value=requester or None, message_row_id=row_id, reason=f"{why}; {mail_ref(mail)}")

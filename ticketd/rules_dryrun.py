@@ -13,8 +13,8 @@ from ticketd.app import App
 from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
-from ticketd.domain.loops import auto_generated_reason
-from ticketd.domain.requester import Requester, requester_of_mail
+from ticketd.domain.loops import auto_generated_reason, is_our_address, own_address_reason
+from ticketd.domain.requester import Requester, requester_of_mail, why_written_to, written_to
 from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.pipeline import find_thread
@@ -38,6 +38,7 @@ class DryRun:
     mails: list[str] = field(default_factory=list)
     robot_reason: str | None = None
     requester: Requester | None = None
+    requester_why: str | None = None   # the requester line when the mail came From one of our addresses
     # Where the daemon's database would thread it ("joins ticket [#N] (matched by references)"); None: a new ticket
     follow_up: str | None = None
     desk_of: str | None = None   # the agent whose desk address it came through: no ticket at all
@@ -65,9 +66,13 @@ class DryRun:
         # The ticket's type: the route's, else the key fact's (as open_ticket stores it).
         kind = d.type or self.key_facts.values.get("type")
         ack = "suppressed" if d.suppress_ack or d.close else "sent"
-        if ack == "sent" and self.requester is not None and not self.requester.address:
+        if ack == "sent" and self.robot_reason:
+            ack = "none (not answered, below)"
+        elif ack == "sent" and self.requester is not None and not self.requester.address:
             ack = "none (no address to answer)"
-        if self.requester is not None and self.requester.from_reply_to:
+        if self.requester_why is not None:
+            out.append(f"requester: {self.requester_why}")
+        elif self.requester is not None and self.requester.from_reply_to:
             out.append(f"requester: {self.requester.address} (Reply-To; the route says requester: reply_to)")
         elif self.requester is not None and (why := self.requester.why()) is not None:
             out.append(f"requester: {why}")
@@ -128,8 +133,9 @@ def thread_of(app: App, parsed: ParsedMail, result: DryRun) -> None:
 
 
 def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None,
-            app: App | None = None) -> DryRun:
-    """What `rules` would do with the mail; with `engine`, the database's cursor; with `app`, its threading too."""
+            app: App | None = None, settings: Settings | None = None) -> DryRun:
+    """What `rules` would do with the mail; with `engine`, the database's cursor; with `app`, its threading too;
+    with `settings` (or `app`'s), which addresses are ours."""
     key_facts = key_facts_of(parsed)
     decision = rules.route(facts_of(parsed, key_facts))
     result = DryRun(decision, key_facts)
@@ -138,9 +144,23 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
     # A file has no SMTP envelope: its Return-Path is the envelope sender, as for mail fetched by IMAP.
+    settings = settings or (app.settings if app is not None else None)
+
+    def ours(address: str | None) -> bool:   # unknown without the daemon's settings
+        return settings is not None and is_our_address(address, settings.support_address,
+                                                       settings.smtp.extra_addresses)
+
+    def not_a_customer(address: str) -> bool:
+        return ours(address) or rules.agent(address) is not None
+
     result.requester = requester_of_mail(parsed, parsed.headers.get("return-path"),
                                          use_reply_to=decision.requester == "reply_to",
-                                         not_a_customer=lambda a: rules.agent(a) is not None)
+                                         not_a_customer=not_a_customer)
+    # As ticketd.prepare and ticketd.conversation.open_ticket: a person writing From our own address.
+    if result.robot_reason is None and ours(parsed.author) and not result.requester.from_reply_to:
+        result.robot_reason = own_address_reason(parsed.author)
+        result.requester = written_to(parsed.to + parsed.cc, parsed.recipient_names, not_a_customer)
+        result.requester_why = why_written_to(parsed.author, result.requester.address)
     if decision.close:
         return result   # stored closed: nothing is assigned, timed or sent
     if decision.assignee:
@@ -182,4 +202,4 @@ def mail_lines(rules: RuleSet, raw: bytes, now: datetime, engine: Engine | None 
         return [f"mail: {message_id or '(no Message-ID)'}",
                 f"would be quarantined: {type(exc).__name__}: mail refused by the MIME limits: {exc}"]
     return [f"mail: {parsed.message_id or '(no Message-ID)'} from {parsed.from_addr or '?'}: {parsed.subject!r}",
-            *dry_run(rules, parsed, now, engine, app).lines()]
+            *dry_run(rules, parsed, now, engine, app, settings).lines()]

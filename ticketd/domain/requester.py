@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -85,3 +85,28 @@ def requester_of_mail(parsed: ParsedMail, envelope_from: str | None, *, use_repl
     return requester_of(parsed.author, parsed.from_name, parsed.headers.get("from") or "", parsed.reply_to,
                         parsed.reply_to_name, use_reply_to=use_reply_to, not_a_customer=not_a_customer,
                         sender=senders[0][1] if senders else None, envelope_from=envelope_from)
+
+
+def written_to(addresses: Iterable[str], names: Mapping[str, str | None],
+               not_a_customer: Callable[[str], bool]) -> Requester:
+    """The customer of a mail one of our addresses wrote: the first of its To, then Cc `addresses` who is
+    not ours nor an agent (`not_a_customer`); else none ("").
+
+    As Zammad does with mail from a system address: someone on the team
+    wrote to a customer from the shared mailbox with support in Cc or Bcc,
+    and the conversation is that customer's. Answering our own address
+    would answer no one (ticketd never mails itself).
+    """
+    for address in dict.fromkeys(addresses):
+        if not not_a_customer(address):
+            return Requester(address, names.get(address))
+    return Requester("", None)
+
+
+def why_written_to(author: str, requester: str) -> str:
+    """The `requester` event's reason for a mail our own address `author` wrote, `requester` its customer."""
+    if requester:
+        return (f"written from our own address {author} to {requester}, the first address it names that is not "
+                "ours nor an agent's: replies go there, and no acknowledgement is sent")
+    return (f"written from our own address {author} to none but our addresses and agents: no address to answer; "
+            "nothing is sent to the customer, and agents' public replies are refused")
