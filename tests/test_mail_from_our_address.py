@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from tests.conftest import write_config
 from tests.desk import body_text, build_mail, open_desk
 from ticketd.cli import main
-from ticketd.store.tables import participants
+from ticketd.store.tables import participants, tickets
 
 ALICE = "alice@example.com"
 JOHN = "john@client.example.org"
@@ -74,6 +74,29 @@ def test_mail_from_our_address_naming_no_one_else_refuses_public_replies_and_tel
     assert _recipients(desk) == {ALICE}
     assert "no address to answer" in body_text(desk.last(ALICE))
     assert [e["kind"] for e in desk.events(tid, "commands_rejected")] == ["commands_rejected"]
+
+
+def test_a_reply_from_our_address_on_a_ticket_is_kept_and_the_assignee_reads_it(desk):
+    # The customer's ticket, assigned; then a colleague answers them from the shared mailbox (webmail),
+    # support in Cc: the customer has that mail; ticketd keeps it, answers no one, and the assignee learns of it.
+    first = desk.send(build_mail(JOHN, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    before = desk.ticket(tid)
+    # A reply to John's mail as it lies in the shared mailbox: it names that mail (RFC 5322 3.6.4).
+    desk.send(build_mail("support@example.com", "Pull the plug, we are on our way.\n", name="Support",
+                         to=JOHN, cc="support@example.com", subject="Re: Printer on fire",
+                         in_reply_to=first["Message-ID"]),
+              envelope_to=["support@example.com"])
+    assert len(desk.rows(tickets)) == 1
+    told = desk.last(ALICE)
+    assert "Pull the plug, we are on our way." in body_text(told)
+    assert "our own address support@example.com" in body_text(told)
+    assert _recipients(desk) == {JOHN, ALICE}   # John's acknowledgement and Alice's two notices, nothing more
+    assert len(desk.inbox(JOHN)) == 1
+    after = desk.ticket(tid)
+    assert (after["status"], after["assignee"]) == (before["status"], before["assignee"])
+    assert [e["kind"] for e in desk.events(tid, "automatic_mail")] == ["automatic_mail"]
 
 
 def test_rules_test_with_the_daemons_config_does_what_the_daemon_does(tmp_path, monkeypatch):

@@ -21,14 +21,13 @@ from ticketd.assignment import assign_in_tx
 from ticketd.customer_mail import add_followers, apply_customer_mail
 from ticketd.domain.lifecycle import parse_key_facts
 from ticketd.domain.notices import AUTO_REPLIED, Notice
-from ticketd.domain.loops import own_address_reason
 from ticketd.domain.requester import requester_of_mail, why_written_to, written_to
 from ticketd.domain.rules import MailFacts
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import TAG_RE, strip_prefixes
 from ticketd.reactions import record_reactions
 from ticketd.store import tickets as store
-from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message
+from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message, written_from_our_address
 from ticketd.timers import on_ticket_opened
 
 if TYPE_CHECKING:
@@ -50,12 +49,6 @@ def _new_subject(subject: str) -> str:
     return " ".join(strip_prefixes(TAG_RE.sub(" ", subject or "")).split()) or "(no subject)"
 
 
-def _written_from_our_address(mail: IncomingMail) -> bool:
-    """A person's mail From one of our addresses (the shared mailbox in webmail), not our own mail come back."""
-    author = mail.parsed.author
-    return bool(author) and mail.robot_reason == own_address_reason(author)
-
-
 def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     """A new conversation: create the ticket in `new`, route it, acknowledge it (or close it, if a route says so)."""
     if mail.reactions and (reacted := record_reactions(conn, app, mail, now)) is not None:
@@ -69,7 +62,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
 
     customer = requester_of_mail(p, mail.envelope_from, use_reply_to=route.requester == "reply_to",
                                  not_a_customer=not_a_customer)
-    ours = _written_from_our_address(mail) and not customer.from_reply_to
+    ours = written_from_our_address(mail) and not customer.from_reply_to
     if ours:
         customer = written_to(p.to + p.cc, p.recipient_names, not_a_customer)
     requester = customer.address   # "": the mail named no address to answer (ticketd.domain.requester)

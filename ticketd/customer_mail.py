@@ -21,7 +21,7 @@ from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
 from ticketd.store.bounces import clear_bounced
 from ticketd.timers import start_response_clock
-from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message
+from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message, written_from_our_address
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -59,9 +59,17 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     if mail.robot_reason is not None:
         # An out-of-office or other automatic mail ("Loops and robots") is kept and changes nothing:
         # it is no reply (a waiting ticket still closes for want of one), joins nobody, tells the
-        # assignee nothing and, like an agent's (`not_relayed`), leaves `updated_at` alone.
+        # assignee nothing (but a person's mail from our own address) and, like an agent's
+        # (`not_relayed`), leaves `updated_at` alone.
         store.add_event(conn, ticket_id, now, who, "automatic_mail", message_row_id=row_id,
                         reason=f"automatic mail ({mail.robot_reason}), changes nothing; {ref} by {mail.matched_by}")
+        if ticket["assignee"] and written_from_our_address(mail):
+            # A person in our shared mailbox (webmail) answered on the ticket, the customer in To: the
+            # customer has read it, so the assignee must too, or answer them as if it had never been said.
+            decision.notices.append(assignee_told(
+                ticket["assignee"], ticket_id, mail, row_id=row_id,
+                text=f"[written from our own address {p.author}: kept on the ticket, it changes nothing, and "
+                     f"ticketd sent it to no one]\n\n{mail.text}"))
         return decision
     store.add_event(conn, ticket_id, now, who, "customer_replied", message_row_id=row_id,
                     reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ticketd.app import App
-from ticketd.domain.loops import is_our_address
+from ticketd.domain.loops import is_our_address, own_address_reason
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
 from ticketd.domain.timers import DATE_OF_STATUS, dates_left_behind
@@ -29,6 +29,12 @@ class Decision:
 def is_ours(app: App, address: str) -> bool:
     """Whether an address is our own: the support address, its +tagged forms, or an extra address."""
     return is_our_address(address, app.settings.support_address, app.settings.smtp.extra_addresses)
+
+
+def written_from_our_address(mail: IncomingMail) -> bool:
+    """A person's mail From one of our addresses (the shared mailbox in webmail), not our own mail come back."""
+    author = mail.parsed.author
+    return bool(author) and mail.robot_reason == own_address_reason(author)
 
 
 def mail_ref(mail: IncomingMail) -> str:
