@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import MINIMAL_RULES
 from tests.desk import body_text as _body_text, build_mail, open_desk
+from ticketd.rules_watch import reload
 
 CUSTOMER, NICK, PLAIN, ALICE, BOB = (
     "nora@example.org", "nick@example.net", "plain@example.net", "alice@example.com", "bob@example.com")
@@ -119,3 +121,14 @@ def test_a_cc_follower_is_greeted_by_the_name_the_cc_gave_them(desk):
     desk.send(build_mail(NICK, "Same here on floor 2.\n", name="Jürgen G.", subject=f"Re: [#{tid}] Printer on fire"))
     _agent_mail(desk, tid, ALICE, "#status waiting_customer\n")
     assert body_text(desk.last(NICK)).startswith("Hello Jürgen G.,\n"), body_text(desk.last(NICK))
+
+
+def test_the_conversation_names_an_agent_as_rules_yaml_does_now(desk):
+    tid = _open_with_followers(desk)
+    _agent_mail(desk, tid, ALICE, "#note\nThe fuser is on order.\n")
+    # rules.yaml renames her (a married name, a typo fixed): the next mail quotes her by the new name.
+    assert reload(desk.app, MINIMAL_RULES.replace("name: Alice,", "name: Alice Ames,").encode())
+    _agent_mail(desk, tid, ALICE, "#assign bob@example.com\n")
+    text = body_text(desk.last(BOB))
+    [header] = [line for line in text.splitlines() if line.startswith("--- ") and "internal note" in line]
+    assert header.endswith(f"Alice Ames <{ALICE}> (agent, internal note)"), text

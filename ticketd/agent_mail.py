@@ -249,7 +249,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     ref = mail_ref(mail)
     decision = Decision(ticket_id)
     # Read before this mail is stored: the agent asked for what came before it.
-    history = conversation_of(conn, ticket_id, HISTORY_MESSAGES) if plan.history else None
+    history = conversation_of(conn, ticket_id, HISTORY_MESSAGES, rules=app.rules) if plan.history else None
     if plan.internal:
         note_args = next((c.args for c in reply.commands if c.name == "note"), "")
         stored_text = "\n".join(t for t in (note_args, reply.body) if t)

@@ -77,7 +77,7 @@ def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, 
                     to_value=agent.email, reason=reason, rules_hash=app.rules.digest)
     store.add_participant(conn, ticket["id"], agent.email, "agent", agent.name, now)
     people = store.participants_of(conn, ticket["id"])   # read once for both: every assignment does this
-    shown = conversation_of(conn, ticket["id"], people=people)
+    shown = conversation_of(conn, ticket["id"], rules=app.rules, people=people)
     ctx = {"agent_name": agent.name, "reason": reason, "conversation": shown.messages,
            "public_recipients": public_recipients(conn, app, ticket["id"], people),
            "conversation_omitted": shown.omitted, **(context or {})}
@@ -96,18 +96,20 @@ def public_recipients(conn: Connection, app: App, ticket_id: int, people: list[d
             for email in customers_of(conn, app, ticket_id, people)]
 
 
-def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGES,
+def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGES, *, rules: RuleSet,
                     people: list[dict] | None = None) -> Shown:
     """The ticket's latest messages for an agent's notice: a few indexed queries, however long the ticket;
     `people` the ticket's participants, when read already."""
     latest, total = latest_messages(conn, ticket_id, limit, FETCH_CHARS)
     files = attachment_rows(conn, [row["id"] for row in latest]) if latest else []
     # A refused command mail is kept internal: say so rather than show it as a note (NOT_SENT); an agent
-    # by the name rules.yaml gave them when they joined the ticket, not their mail client's.
+    # by their name in rules.yaml now, not their mail client's (one gone from the rules: the name it gave
+    # them when they joined the ticket).
     kept_by = message_event_kinds(conn, ticket_id, [row["id"] for row in latest if row["internal"]], list(NOT_SENT))
     if people is None:
         people = store.participants_of(conn, ticket_id)
     names = {p["email"]: p["name"] for p in people if p["role"] == "agent" and p["name"]}
+    names.update({a.email.lower(): a.name for a in rules.agents if a.name})
     return shown_conversation(latest, total, files, limit, kept_by, names)
 
 

@@ -229,8 +229,9 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
         if agent is not None:
             # The event's reason names the timer; each agent's mail says what it means for them, once.
             before = _named(app, current) if current else None
+            yours = "it is yours now" + (f", from {before}" if before else "")
             notices = give(conn, app, ticket, agent, now, ACTOR, f"{what} breached", template="agent/timer_breached",
-                           context={"timer": what, "reason": "it is yours now" + (f", from {before}" if before else "")})
+                           context={"timer": what, "reason": yours})
             if current:
                 notices.append(_breach_notice(app, ticket, current, what, f"reassigned to {_named(app, agent.email)}",
                                               handed_to=_named(app, agent.email)))
@@ -242,7 +243,7 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
     reason = _unreassigned_reason(conn, app, group, missed, current, now) if on_breach == "reassign" else \
         "on_breach: notify"
     # An unassigned ticket's group has never seen what the customer wrote.
-    shown = conversation_of(conn, ticket["id"]) if recipients and not current else None
+    shown = conversation_of(conn, ticket["id"], rules=app.rules) if recipients and not current else None
     return [_breach_notice(app, ticket, email, what, reason, shown) for email in recipients]
 
 
