@@ -57,6 +57,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # PRODUCT.md "Key facts": lines at the top of the first mail; routes see the type.
     facts = parse_key_facts(mail.text)
     route = app.rules.route(replace(mail_facts(mail), type=facts.values.get("type", "")))
+
     def not_a_customer(address: str) -> bool:
         return is_ours(app, address) or app.rules.agent(address) is not None
 
