@@ -409,6 +409,7 @@ def test_forget_erases_a_person_everywhere_and_leaves_the_others_readable(tmp_pa
     store_raw(app.engine, too_deep("X@example.org"), source="smtp", dedupe_key=key, message_id=message_id)
     drain(app)
     [quarantined] = rows(app, t.raw_mail, t.raw_mail.c.state == "quarantined")
+    cli_ok(config, "quarantine", "dismiss", str(quarantined["id"]), "--reason", "junk from x@example.org")
     other_msg, x_msg = message_ids_of(app, theirs)
     with app.engine.begin() as conn:
         add_reaction(conn, other_msg, "dislike", "x@example.org", utcnow())
@@ -443,7 +444,9 @@ def test_forget_erases_a_person_everywhere_and_leaves_the_others_readable(tmp_pa
     assert (blanked["from_addr"], blanked["from_name"], blanked["ticket_id"]) == (None, None, theirs)
     assert rows(app, t.attachments, t.attachments.c.message_id == x_msg) == [] and not x_file.exists()
     assert_tombstone(rows(app, t.raw_mail, t.raw_mail.c.id == blanked["raw_mail_id"])[0], "`ticketd forget`")
-    assert_tombstone(rows(app, t.raw_mail, t.raw_mail.c.id == quarantined["id"])[0], "`ticketd forget`")
+    [dismissed] = rows(app, t.raw_mail, t.raw_mail.c.id == quarantined["id"])
+    assert_tombstone(dismissed, "`ticketd forget`")
+    assert (dismissed["dismissed_at"], dismissed["dismissed_by"], dismissed["dismiss_reason"]) == (None, None, None)
     assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
     [other] = rows(app, t.messages, t.messages.c.id == other_msg)
     assert json.loads(other["cc_addrs"]) == ["colleague@example.org"] and other["text"] == "Help, please."

@@ -81,11 +81,14 @@ def _tombstone(conn: Connection, where: ColumnElement, now: datetime, why: str) 
     The key keeps a redelivery of the same mail (an SMTP retry, an IMAP
     refetch) a duplicate (ticketd.store.inbox), so an erased ticket is not
     opened again by its own mail. `size` becomes 0, the size of what is
-    kept: the row then says truly what it holds.
+    kept: the row then says truly what it holds. An admin's dismissal of
+    quarantined mail goes too: its words may name the person, and an erased
+    row is nobody's to look at.
     """
     return conn.execute(update(raw_mail).where(where, raw_mail.c.state.in_(_AT_REST)).values(
         raw=b"", size=0, envelope_from=None, envelope_to=None, message_id=None, state="erased",
-        reason=f"erased {iso(now)} by {why}", ticket_id=None)).rowcount
+        reason=f"erased {iso(now)} by {why}", ticket_id=None,
+        dismissed_at=None, dismissed_by=None, dismiss_reason=None)).rowcount
 
 
 # ---------------------------------------------------------------- one ticket
