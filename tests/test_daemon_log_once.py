@@ -23,6 +23,11 @@ def _group_daemon(config, log):
     return proc
 
 
+def assert_each_once(out: str, *lines: str) -> None:
+    """Every one of `lines` appears exactly once in the log `out`."""
+    assert {line: out.count(line) for line in lines} == dict.fromkeys(lines, 1), out
+
+
 def test_start_sighup_and_sigterm_to_the_daemon_each_log_once(tmp_path, sqlite_url):
     config = write_config(tmp_path, sqlite_url)
     daemon = DaemonProcess(config).start()
@@ -33,11 +38,8 @@ def test_start_sighup_and_sigterm_to_the_daemon_each_log_once(tmp_path, sqlite_u
         daemon.proc.send_signal(signal.SIGHUP)
         assert eventually(lambda: "stay in force" in daemon.output())
         assert daemon.terminate() == 0
-        out = daemon.output()
-        assert out.count("cannot be read") == 1, out
-        assert out.count("stay in force") == 1, out
-        assert out.count("signal SIGTERM: stopping") == 1, out
-        assert out.count("ticketd stopped") == 1, out
+        assert_each_once(daemon.output(), "cannot be read", "stay in force", "signal SIGTERM: stopping",
+                         "ticketd stopped")
     finally:
         daemon.stop()
 
@@ -55,11 +57,8 @@ def test_signals_to_the_whole_process_group_log_once(tmp_path, sqlite_url):
         time.sleep(1.5)   # a second reload, had the back office heard the hang-up twice
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(60) == 0
-        out = log.read_text()
-        assert out.count("ticketd running") == 1, out
-        assert out.count("cannot be read") == 1, out
-        assert out.count("stay in force") == 1, out
-        assert out.count("signal SIGTERM: stopping") == 1, out
+        assert_each_once(log.read_text(), "ticketd running", "cannot be read", "stay in force",
+                         "signal SIGTERM: stopping")
     finally:
         if proc.poll() is None:
             proc.kill()
