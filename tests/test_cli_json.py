@@ -121,6 +121,22 @@ def test_show_unknown_ticket_fails_clearly(tmp_path, sqlite_url, make_app):
     assert done.returncode == 1 and "no ticket 99" in done.stderr
 
 
+def test_an_id_no_row_can_have_is_a_usage_error_not_a_traceback(tmp_path, sqlite_url, make_app):
+    """Past 2**31 - 1 PostgreSQL refused the query (past 2**63 - 1, SQLite's driver): every command taking
+    an id says which ids there can be; a --limit past any table's size means all, --days past a
+    century too."""
+    make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    for command in (("tickets", "show", "2147483648"), ("tickets", "merge", "1", "9223372036854775808"),
+                    ("quarantine", "retry", "2147483648"), ("outbox", "dismiss", "1", "2147483648"),
+                    ("tickets", "close", "0")):
+        done = run_cli(config, *command)
+        assert done.returncode == 2 and "is not in the range 1<=x<=2147483647" in done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr
+    assert json.loads(cli_ok(config, "tickets", "list", "--json", "--limit", "9" * 30)) == []
+    assert json.loads(cli_ok(config, "report", "--json", "--days", "9" * 30))["tickets"]["created"] == 0
+
+
 def _status(config, *args: str) -> str:
     """What `ticketd status` prints; no daemon runs in these tests, so it exits 2 (critical)."""
     done = run_cli(config, "status", *args)

@@ -43,6 +43,19 @@ def test_stranger_with_another_tickets_tag_gets_a_new_ticket_and_learns_nothing(
     assert "hunter2" not in text and CUSTOMER not in text and ALICE not in text
 
 
+@pytest.mark.parametrize("number", ["0", "2147483648", "99999999999"])
+def test_a_tag_no_ticket_can_have_opens_a_new_ticket(any_desk, number):
+    """Past PostgreSQL's INTEGER (2**31 - 1) a number was compared with the ticket ids there and refused."""
+    desk = any_desk
+    desk.send(build_mail(CUSTOMER, "Hello?\n", subject="Printer on fire"))
+    first = desk.ticket()
+    desk.send(build_mail(CUSTOMER, "Any news?\n", subject=f"Re: [#{number}] Printer on fire"))
+    second = desk.ticket()
+    assert second["id"] != first["id"] and second["requester"] == CUSTOMER
+    assert [m["matched_by"] for m in desk.messages(second["id"])] == ["new"]
+    assert len(desk.inbox(CUSTOMER)) == 2        # an acknowledgement for each
+
+
 def test_a_copy_of_a_first_mail_with_other_bytes_joins_its_ticket(any_desk):
     """A list's copy with its footer (or the mail sent again) has another dedupe key, not another conversation."""
     desk = any_desk

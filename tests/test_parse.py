@@ -21,6 +21,7 @@ from ingest.parse import (
     unflow,
 )
 from tests.conftest import CORPUS
+from ticketd.domain.ids import MAX_ID
 from ticketd.domain.tags import find_tags, tagged_subject
 
 
@@ -328,7 +329,7 @@ _PREFIXES = st.sampled_from(["Re: ", "RE: ", "Fwd: ", "FW: ", "AW: ", "WG: ", "R
 
 
 @settings(max_examples=300)
-@given(ticket=st.integers(1, 10**12 - 1), subject=st.text(max_size=80),
+@given(ticket=st.integers(1, MAX_ID), subject=st.text(max_size=80),
        before=st.lists(_PREFIXES, max_size=5), after=st.lists(_PREFIXES, max_size=5))
 def test_tag_survives_any_reply_prefixes(ticket, subject, before, after):
     tagged = tagged_subject(ticket, "".join(before) + subject)

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
+from ticketd.domain.ids import MAX_ID
 from ticketd.domain.notices import DELIVERY_FAILED
 from ticketd.domain.statuses import Status
 from ticketd.settings import environment_sources, load_settings
@@ -20,6 +21,8 @@ CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if pr
 # The options most commands share.
 config_option = click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+# A ticket number or a row's id: one no row can have is a usage error, not a query PostgreSQL refuses.
+ROW_ID = click.IntRange(min=1, max=MAX_ID)
 _DATABASE_URL = "ticketd.database_url"
 
 
@@ -202,7 +205,8 @@ def tickets() -> None:
 @click.option("--open", "open_only", is_flag=True, help="only tickets not closed")
 @click.option("--assignee", metavar="EMAIL", help="only this agent's tickets; `none`: unassigned ones")
 @click.option("--requester", metavar="EMAIL", help="only tickets this address opened")
-@click.option("--limit", type=click.IntRange(min=1), help="at most this many, the newest")
+@click.option("--limit", type=click.IntRange(min=1, max=MAX_ID, clamp=True),
+              help="at most this many, the newest")
 @json_option
 def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool, assignee: str | None,
                  requester: str | None, limit: int | None, as_json: bool) -> None:
@@ -226,7 +230,7 @@ def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool,
 
 
 @tickets.command("show")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @config_option
 @json_option
 def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
@@ -260,7 +264,7 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
 
 
 @tickets.command("files")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option("--out", type=click.Path(file_okay=False), help="copy the files into this directory")
 @config_option
 @json_option
@@ -298,8 +302,8 @@ def _confirm(preview: str, question: str, refusal: str, as_json: bool) -> None:
 
 
 @tickets.command("merge")
-@click.argument("source_id", metavar="SOURCE", type=int)
-@click.argument("into_id", metavar="INTO", type=int)
+@click.argument("source_id", metavar="SOURCE", type=ROW_ID)
+@click.argument("into_id", metavar="INTO", type=ROW_ID)
 @click.option("--yes", is_flag=True, help="merge without asking")
 @config_option
 @json_option
@@ -352,7 +356,7 @@ def _mail_goes(data_dir: Path, what: str) -> str:
 
 
 @tickets.command("assign")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.argument("target", metavar="AGENT_OR_GROUP")
 @config_option
 def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
@@ -366,7 +370,7 @@ def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
 
 
 @tickets.command("close")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option("--reason", help="why, for the history and the customer's closing mail")
 @click.option("--silent", is_flag=True, help="no closing mail (and rating request) to the customer")
 @config_option
@@ -779,7 +783,7 @@ def _ids_or_all(ids: tuple[int, ...], every: bool) -> list[int] | None:
 
 
 @outbox.command("dismiss")
-@click.argument("outbox_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.argument("outbox_ids", metavar="[ID]...", type=ROW_ID, nargs=-1)
 @click.option("--all", "every", is_flag=True, help="every failed row not dismissed yet")
 @click.option("--reason", help="why, kept with the row (and in its ticket's history)")
 @config_option
@@ -826,7 +830,7 @@ def outbox_dismiss(outbox_ids: tuple[int, ...], every: bool, reason: str | None,
 
 
 @outbox.command("retry")
-@click.argument("outbox_id", type=int, required=False)
+@click.argument("outbox_id", type=ROW_ID, required=False)
 @click.option("--all-failed", is_flag=True, help="every failed row instead of one")
 @config_option
 def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) -> None:
@@ -945,7 +949,7 @@ def quarantine_list(state: str, every: bool, config: str | None, as_json: bool) 
 
 
 @quarantine.command("dismiss")
-@click.argument("raw_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.argument("raw_ids", metavar="[ID]...", type=ROW_ID, nargs=-1)
 @click.option("--all", "every", is_flag=True, help="every quarantined mail not dismissed yet")
 @click.option("--reason", help="why, kept with the mail")
 @config_option
@@ -983,7 +987,7 @@ def quarantine_dismiss(raw_ids: tuple[int, ...], every: bool, reason: str | None
 
 
 @quarantine.command("retry")
-@click.argument("raw_id", type=int)
+@click.argument("raw_id", type=ROW_ID)
 @config_option
 def quarantine_retry(raw_id: int, config: str | None) -> None:
     """Re-drive one quarantined mail through processing now (a dismissed one too: failing again, it is news)."""
@@ -1023,7 +1027,7 @@ def _erasure_setup(config: str | None):
 
 
 @tickets.command("delete")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @yes_option
 @config_option
 @json_option
@@ -1083,7 +1087,9 @@ def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="the window: the last N days")
+# A longer window than a century reaches before any ticket: it is all of them.
+@click.option("--days", type=click.IntRange(min=1, max=36500, clamp=True), default=30, show_default=True,
+              help="the window: the last N days")
 @config_option
 @json_option
 def report(days: int, config: str | None, as_json: bool) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ticketd.domain.ids import possible_id
+
 TAG_RE = re.compile(r"\[#(\d{1,12})\]")
 _SPACED_TAG_RE = re.compile(r"\s*\[#(\d{1,12})\]\s*")
 # Reply and forward prefixes in the languages our customers write in.
@@ -18,8 +20,8 @@ def format_tag(ticket_id: int) -> str:
 
 
 def find_tags(subject: str | None) -> list[int]:
-    """Every ticket tag in a subject, in order."""
-    return [int(m) for m in TAG_RE.findall(subject or "")]
+    """Every ticket tag in a subject, in order; `[#0]` or one past any ticket number names none."""
+    return [number for number in map(int, TAG_RE.findall(subject or "")) if possible_id(number)]
 
 
 def strip_prefixes(subject: str) -> str:
