@@ -92,6 +92,24 @@ def test_paths_are_relative_to_the_config_file(tmp_path):
     assert settings.rules_file == tmp_path / "etc" / "rules.yaml"
 
 
+def test_paths_left_at_their_defaults_are_beside_the_config_file_too(tmp_path, monkeypatch):
+    """Started from another directory (a service manager's, cron's), the daemon once opened a second,
+    empty desk there: `var/` and `rules.yaml` of the working directory."""
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    config = tmp_path / "etc" / "ticketd.yaml"
+    config.write_text("support_address: help@example.com\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    settings = load_settings(config, environ={})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'etc' / 'var' / 'ticketd.db'}"
+    assert settings.data_dir == tmp_path / "etc" / "var"
+    assert settings.rules_file == tmp_path / "etc" / "rules.yaml"
+    assert settings.templates_dir is None   # the shipped templates
+    # Without a file they are the working directory's, as before.
+    bare = load_settings(None, environ={})
+    assert (bare.data_dir, bare.rules_file) == (Path("var"), Path("rules.yaml"))
+
+
 def test_a_typo_in_a_key_is_an_error_not_a_silent_default(tmp_path):
     config = tmp_path / "ticketd.yaml"
     config.write_text("smtp: {listn: 127.0.0.1:2525}\n")

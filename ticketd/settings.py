@@ -499,10 +499,20 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _resolve_relative(data: dict[str, Any], base: Path) -> dict[str, Any]:
+_PATH_KEYS = ("data_dir", "rules_file", "templates_dir")
+
+
+def _resolve_relative(data: dict[str, Any], base: Path, *, defaults_too: bool) -> dict[str, Any]:
     # Paths in the file are relative to the file, so `ticketd run --config
-    # /etc/ticketd/ticketd.yaml` works from any working directory.
-    for key in ("data_dir", "rules_file", "templates_dir"):
+    # /etc/ticketd/ticketd.yaml` works from any working directory. With
+    # `defaults_too` (there is a file), a path the file leaves at its default
+    # is too: `var/` and `rules.yaml` beside the file, never a second, empty
+    # desk wherever the command was started.
+    for key in (*_PATH_KEYS, "database_url"):
+        default = Settings.model_fields[key].default
+        if defaults_too and key not in data and default is not None:
+            data[key] = str(default)
+    for key in _PATH_KEYS:
         if data.get(key) and isinstance(data[key], str) and not Path(data[key]).is_absolute():
             data[key] = str(base / data[key])
     url = data.get("database_url")
@@ -533,6 +543,6 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         base = path.resolve().parent
     data = _as_typed(Settings, _merge(data, _env_overrides(environ)))
     try:
-        return Settings.model_validate(_resolve_relative(data, base))
+        return Settings.model_validate(_resolve_relative(data, base, defaults_too=bool(path)))
     except ValidationError as exc:
         raise _explained(exc) from None
