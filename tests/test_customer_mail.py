@@ -113,7 +113,8 @@ def test_each_new_follower_is_an_event_in_the_history(any_desk):
     """PRODUCT.md: every change is an event (who, why); an address already on the ticket is no change."""
     desk = any_desk
     boss, facilities, it = "boss@example.org", "facilities@example.org", "it@example.org"
-    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=boss))
+    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=boss, to=f"support@example.com, {it}"),
+                      envelope_to=["support@example.com"])
     tid = desk.ticket()["id"]
     [joined] = desk.events(tid, "follower_added")
     assert (joined["actor"], joined["to_value"]) == (CUSTOMER, boss)
@@ -121,12 +122,41 @@ def test_each_new_follower_is_an_event_in_the_history(any_desk):
     assert desk.assign(tid) == ALICE
     # Requester, follower and agent in Cc again are no news; only facilities joins.
     desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Still burning.\n", cc=f"{boss}, {CUSTOMER}, {facilities}, {ALICE}")
-    # A colleague answering the first mail (threaded by References) joins as its sender.
+    # A colleague it was written to, answering it (threaded by References), joins as its sender.
     desk.send(build_mail(it, "I unplugged it.\n", subject="Re: Printer on fire", in_reply_to=first["Message-ID"]))
     events = desk.events(tid, "follower_added")
     assert [(e["actor"], e["to_value"]) for e in events] == [(CUSTOMER, boss), (CUSTOMER, facilities), (it, it)]
     assert [e["message_id"] for e in events[1:]] == [m["id"] for m in desk.messages(tid)[-2:]]
     assert "wrote to the ticket" in events[2]["reason"]
+
+
+def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing(any_desk):
+    """A customer's Message-ID is no secret (every copy, a list's archive, a forward shows it): whoever it
+    was not written to is kept on the ticket for the assignee, and neither follows it nor changes it."""
+    desk = any_desk
+    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc="colleague@example.org"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nWhich model is it?\n")
+    outsider, their_friend = "mallory@example.net", "friend@example.net"
+    desk.send(build_mail(outsider, "Any news? Please reply to me.\n", subject="Re: Printer on fire",
+                         in_reply_to=first["Message-ID"], cc=their_friend))
+    stored = desk.messages(tid)[-1]
+    assert (stored["from_addr"], stored["matched_by"]) == (outsider, "references")
+    assert [e["to_value"] for e in desk.events(tid, "follower_added")] == ["colleague@example.org"]
+    [kept] = desk.events(tid, "outsider_kept")
+    assert kept["actor"] == outsider and "joins no one, changes nothing" in kept["reason"]
+    assert desk.ticket(tid)["status"] == "waiting_customer"
+    assert "is on no mail of this ticket" in body_text(desk.last(ALICE))
+    desk.reply_to(desk.last(ALICE), ALICE, "It is fixed; the technician comes at 3pm.\n")
+    assert desk.inbox(outsider) == [] and desk.inbox(their_friend) == []
+    assert "3pm" in body_text(desk.last(CUSTOMER)) and "3pm" in body_text(desk.last("colleague@example.org"))
+    # Our own mail's Message-ID is signed: someone it was forwarded to who answers it joins, as by
+    # its reply address (PRODUCT.md threading 1 and 2).
+    forwarded_to = "helper@example.org"
+    desk.send(build_mail(forwarded_to, "I can fix it.\n", subject="Re: Printer on fire",
+                         in_reply_to=str(desk.last(CUSTOMER)["Message-ID"])))
+    assert desk.events(tid, "follower_added")[-1]["to_value"] == forwarded_to
 
 
 def test_an_agent_in_cc_of_a_first_mail_is_not_a_follower(desk):

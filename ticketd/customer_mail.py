@@ -82,15 +82,26 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.author,
                         reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
                         message_row_id=row_id)
-    if p.author and role is None and not claims_agent and not is_ours(app, p.author):
+    # Threaded only by the Message-ID of a mail we received, a sender nobody put on the ticket (a
+    # list's reader, someone a copy was forwarded to) proves no part in it: their mail is kept and
+    # shown to the assignee, and neither they nor their Cc join it (they would get every public reply).
+    outsider = (role is None and mail.by_received_id and bool(p.author)
+                and not store.was_addressed(conn, ticket_id, p.author))
+    if outsider:
+        store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
+                        reason=f"{p.author} is on no mail of this ticket and wrote by the Message-ID of a mail "
+                               f"we received, which others may know: kept, joins no one, changes nothing; {ref}")
+    elif p.author and role is None and not claims_agent and not is_ours(app, p.author):
         add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
                       reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
         role = "follower"
     elif role == "follower" and p.from_name:
         # The name on their own mail wins over the one a Cc gave them: it greets them from now on.
         store.name_participant(conn, ticket_id, p.author, p.from_name)
-    copied = [(cc, p.recipient_names.get(cc)) for cc in p.cc if not is_ours(app, cc) and app.rules.agent(cc) is None]
-    add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
+    if not outsider:
+        copied = [(cc, p.recipient_names.get(cc)) for cc in p.cc
+                  if not is_ours(app, cc) and app.rules.agent(cc) is None]
+        add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
 
     acts = role in ("requester", "follower")
     own_text = "" if mail.quoted_only else mail.text
@@ -98,6 +109,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                                    by_requester=role == "requester", has_files=bool(_files_sent(mail))) if acts \
         else CustomerEffect("none")
     notify_text = mail.text
+    if outsider:
+        notify_text = (f"[{p.author} is on no mail of this ticket (threaded by the Message-ID of a mail we "
+                       f"received): kept here; they do not follow the ticket and their mail changes nothing]"
+                       f"\n\n{mail.text}")
     if effect.unchanged_because:
         notify_text = _unchanged(conn, ticket, effect, mail.text, who=who, ref=ref, row_id=row_id, now=now)
     if effect.kind == "accepted":

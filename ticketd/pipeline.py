@@ -53,6 +53,9 @@ class Thread:
     reply: ReplyAddress | None   # the signed reply address it came through, if any
     # ticket named -> the ticket it was merged into, for every merged one the mail named
     redirected: dict[int, int] = field(default_factory=dict)
+    # Matched by References naming only mail we received, none we sent: anyone who saw that mail
+    # (a list, a forward) knows its Message-ID, so it proves no part in the ticket.
+    by_received_id: bool = False
 
 
 def _resolved(conn, redirected: dict[int, int], ticket_id: int) -> int | None:
@@ -83,9 +86,10 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
         # one it went into: their #commands apply there (ticketd.agent_mail).
         reply = replace(reply, ticket_id=reply_ticket)
     referenced = parsed.in_reply_to + list(reversed(parsed.references))
-    by_refs = [t for t in (our_message_ticket(app.signer, app.settings.support_domain, m) for m in referenced) if t]
-    by_refs += store.tickets_by_message_ids(conn, referenced)
-    by_refs = [t for t in dict.fromkeys(resolved(t) for t in dict.fromkeys(by_refs)) if t is not None]
+    signed = [t for t in (our_message_ticket(app.signer, app.settings.support_domain, m) for m in referenced) if t]
+    signed = [t for t in dict.fromkeys(resolved(t) for t in dict.fromkeys(signed)) if t is not None]
+    received = store.tickets_by_message_ids(conn, referenced)
+    by_refs = [t for t in dict.fromkeys(signed + [resolved(t) for t in dict.fromkeys(received)]) if t is not None]
     # The sender must take part in the ticket the tag leads to: the merged
     # ticket's participants moved there.
     tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
@@ -96,7 +100,8 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     # Message-ID must not pile its mails onto its first ticket.
     first = store.first_copy(conn, parsed.message_id, parsed.from_addr)
     copy_of = resolved(first[0]) if first and same_subject(first[1], parsed.subject) else None
-    return Thread(choose_ticket(reply_ticket, by_refs, tagged, copy_of), reply, redirected)
+    match = choose_ticket(reply_ticket, by_refs, tagged, copy_of)
+    return Thread(match, reply, redirected, by_received_id=match.matched_by == "references" and not signed)
 
 
 def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str, tuple]]]:
@@ -139,6 +144,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         attachments=prep.attachments, robot_reason=prep.robot_reason, matched_by=match.matched_by,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
+        by_received_id=found.by_received_id and match.matched_by == "references",
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
@@ -268,6 +274,7 @@ class IncomingMail:
     html: str | None = None              # the HTML part, sanitised (ticketd.prepare)
     quoted_only: bool = False            # a reply with only quoted text: `text` is then the whole text
     envelope_from: str | None = None     # SMTP MAIL FROM, else Return-Path (ticketd.prepare)
+    by_received_id: bool = False         # threaded only by a received mail's Message-ID (Thread)
 
 
 BATCH = 8  # mails per transaction: fewer syncs, yet the lock is never held long

@@ -82,6 +82,16 @@ def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str
     return conn.execute(_PARTICIPANT_ROLE, dict(ticket_id=ticket_id, email=email.lower())).scalar_one_or_none()
 
 
+def was_addressed(conn: Connection, ticket_id: int, email: str) -> bool:
+    """Whether some mail on the ticket named `email` in To or Cc (the lists as add_message wrote them)."""
+    email = email.lower()
+    for to_addrs, cc_addrs in conn.execute(select(messages.c.to_addrs, messages.c.cc_addrs)
+                                           .where(messages.c.ticket_id == ticket_id)):
+        if any(str(a).lower() == email for listed in (to_addrs, cc_addrs) for a in json.loads(listed or "[]")):
+            return True
+    return False
+
+
 def name_participant(conn: Connection, ticket_id: int, email: str, name: str) -> bool:
     """Set a participant's display name where it is another; True if it changed."""
     return conn.execute(update(participants).where(
