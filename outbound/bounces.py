@@ -1,4 +1,4 @@
-"""Link a delivery report to the outbox mail it proves to be about, and mark that recipient bounced."""
+"""Link a delivery report to the ticket of the mail of ours it names, and mark a recipient it proves bounced."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ingest.match import our_message_ticket
-from outbound.dsn import read_report
+from outbound.dsn import DeliveryReport, read_report
 from ticketd.domain.notices import Notice, delivery_failed_notice
 from ticketd.store import tickets as store
 from ticketd.store.bounces import mark_bounced, outbox_rows_by_message_ids
@@ -28,24 +28,44 @@ class Bounce:
     reason: str         # the report's status and diagnostic
 
 
-def link_bounce(conn: Connection, app: App, raw: bytes, now: datetime) -> Bounce | None:
-    """If `raw` is a DSN proven to be about one of our outbox mails: record the bounce and say what bounced.
+@dataclass(frozen=True)
+class Report:
+    """A delivery report proven to be about a mail of ours."""
+    ticket_id: int              # the ticket of that mail
+    bounce: Bounce | None       # a failure of that mail's recipient, if it reports one
+
+
+def link_report(conn: Connection, app: App, raw: bytes, now: datetime) -> Report | None:
+    """If `raw` is a DSN proven to be about one of our mails: its ticket, and a bounce recorded if it proves one.
 
     Anyone can send a multipart/report (RFC 3464), and what it says is only
     its sender's claim. It is about our mail only when it names one of our
     signed Message-IDs (in the returned message or headers, or the report's
     In-Reply-To/References), since nobody who never received that mail can
-    make one. The mail's recipient must also be one of the report's failed
-    recipients. Any other report is an ordinary robot mail: it joins
-    no ticket by being a report and marks nobody bounced. A report naming
-    only an address would otherwise let anyone join, and silence, another
-    customer's ticket (PRODUCT.md, Threading).
+    make one; such a report belongs to that mail's ticket whatever it says
+    (a "delayed" notice too, which the returned headers alone name, or it
+    would open a ticket of its own). It marks the mail's recipient bounced
+    only when that recipient is one of its failed recipients. Any other
+    report is an ordinary robot mail: it joins no ticket by being a report
+    and marks nobody bounced. A report naming only an address would
+    otherwise let anyone join, and silence, another customer's ticket
+    (PRODUCT.md, Threading).
     """
     report = read_report(raw)
     if report is None:
         return None
     domain = app.settings.support_domain
     signed = {m: t for m in report.original_message_ids if (t := our_message_ticket(app.signer, domain, m))}
+    if not signed:
+        return None
+    bounce = _bounce(conn, report, signed, now)
+    return Report(bounce.ticket_id if bounce else next(iter(signed.values())), bounce)
+
+
+def _bounce(conn: Connection, report: DeliveryReport, signed: dict[str, int], now: datetime) -> Bounce | None:
+    """The recipient of ours the report proves failed, marked bounced with an event; None if none."""
+    if not report.failed_recipients:
+        return None
     for row in outbox_rows_by_message_ids(conn, list(signed)):
         recipient = row["recipient"].strip().lower()
         if row["ticket_id"] != signed[row["message_id"].lower()] or recipient not in report.failed_recipients:

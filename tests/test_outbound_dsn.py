@@ -148,10 +148,15 @@ def _stored(desk, message_id: str) -> dict:
     return row
 
 
-def _assert_changes_nothing(desk, report_id: str, victim_ticket: int, evil_mails: int = 0) -> None:
-    """The report is robot mail on a ticket of its own: no ticket joined, nobody bounced, nothing answered."""
+def _assert_changes_nothing(desk, report_id: str, victim_ticket: int, evil_mails: int = 0,
+                            lands: tuple[int, str] | None = None) -> None:
+    """The report is robot mail on a ticket of its own (or where `lands`: ticket, matched_by): the
+    victim's ticket not joined, nobody bounced, nothing answered."""
     report = _stored(desk, report_id)
-    assert report["ticket_id"] != victim_ticket and report["matched_by"] == "new"
+    if lands is None:
+        assert report["ticket_id"] != victim_ticket and report["matched_by"] == "new"
+    else:
+        assert (report["ticket_id"], report["matched_by"]) == lands
     assert report["auto_generated"] is True
     assert [m["from_addr"] for m in desk.messages(victim_ticket)] == [VICTIM]
     assert [p["bounced_at"] for p in desk.rows(participants) if p["bounced_at"]] == []
@@ -172,7 +177,7 @@ def test_a_report_naming_only_an_address_joins_no_ticket_and_marks_nothing(desk)
 @pytest.mark.parametrize("forgery", ["tampered signature", "unsigned on our domain", "ours, to someone else"])
 def test_a_report_quoting_a_message_id_that_is_not_proof_changes_nothing(desk, forgery):
     victim_ticket, ack_id = _open_ticket(desk, VICTIM)
-    _, evil_ack_id = _open_ticket(desk, EVIL)
+    evil_ticket, evil_ack_id = _open_ticket(desk, EVIL)
     local, domain = ack_id.rsplit("@", 1)
     payload, signature = local.rsplit(".", 1)
     quoted = {
@@ -183,7 +188,9 @@ def test_a_report_quoting_a_message_id_that_is_not_proof_changes_nothing(desk, f
     }[forgery]
     report_id, raw = _report(EVIL, VICTIM, headers_id=quoted)
     _receive_report(desk, raw, mail_from=EVIL)
-    _assert_changes_nothing(desk, report_id, victim_ticket, evil_mails=1)   # the acknowledgement of her own ticket
+    # A report of her own mail is about her own ticket, and kept there as a robot's mail.
+    lands = (evil_ticket, "delivery_report") if forgery == "ours, to someone else" else None
+    _assert_changes_nothing(desk, report_id, victim_ticket, evil_mails=1, lands=lands)   # her acknowledgement
 
 
 def test_an_international_report_of_our_mail_to_a_utf8_customer_marks_them_bounced(desk):
@@ -194,6 +201,24 @@ def test_an_international_report_of_our_mail_to_a_utf8_customer_marks_them_bounc
     assert (_stored(desk, report_id)["ticket_id"], _stored(desk, report_id)["matched_by"]) == (ticket_id, "bounce")
     [row] = desk.rows(participants, ticket_id=ticket_id, email=customer)
     assert row["bounced_at"] is not None
+
+
+@pytest.mark.parametrize("action,status", [("delayed", "4.4.7"), ("delivered", "2.0.0"), ("relayed", "2.0.0")])
+def test_a_report_of_our_mail_that_is_no_failure_is_kept_on_its_ticket_and_marks_nothing(desk, action, status):
+    """A "delayed" notice (Exchange, Gmail send them after hours of retrying) named our mail only in its
+    returned headers and opened a ticket of its own, which round robin gave to an agent."""
+    ticket_id, ack_id = _open_ticket(desk, VICTIM)
+    tickets_before = desk.ticket()["id"]
+    report_id, raw = _report("MAILER-DAEMON@mx.example.net", VICTIM, headers_id=ack_id)
+    raw = raw.replace(b"Action: failed\r\nStatus: 5.1.1", f"Action: {action}\r\nStatus: {status}".encode())
+    _receive_report(desk, raw)
+    stored = _stored(desk, report_id)
+    assert (stored["ticket_id"], stored["matched_by"], stored["auto_generated"]) == (
+        ticket_id, "delivery_report", True)
+    assert desk.ticket()["id"] == tickets_before       # no ticket of its own
+    assert [p["bounced_at"] for p in desk.rows(participants) if p["bounced_at"]] == []
+    assert desk.events(ticket_id, "bounced") == [] and desk.events(ticket_id, "automatic_mail") != []
+    assert len(desk.inbox(VICTIM)) == 1                # the acknowledgement only; nothing answers a report
 
 
 @pytest.mark.parametrize("shape", ["returned headers", "returned message", "in-reply-to only", "forwarded"])

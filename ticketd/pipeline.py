@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses
 from ingest.parse import ParsedMail
-from outbound.bounces import assignee_told, link_bounce
+from outbound.bounces import assignee_told, link_report
 from outbound.outbox import queue_notices
 from ticketd.agent_desk import apply_desk_mail, desk_agent
 from ticketd.app import App
@@ -108,11 +108,13 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     """Thread the prepared mail and write its consequences; returns the jobs for after commit."""
     settings = app.settings
     parsed = prep.parsed
-    # A delivery report (RFC 3464) proven to be about one of our outbox mails
-    # (it names that mail's signed Message-ID, see link_bounce) belongs to
-    # that mail's ticket, and the recipient is marked bounced there. Any other
-    # report is robot mail, threaded by the rules below and never answered.
-    bounce = link_bounce(conn, app, prep.raw, now) if prep.robot_reason else None
+    # A delivery report (RFC 3464) proven to be about one of our mails (it
+    # names that mail's signed Message-ID, see link_report) belongs to that
+    # mail's ticket, whatever it reports, and a failed recipient is marked
+    # bounced there. Any other report is robot mail, threaded by the rules
+    # below and never answered.
+    report = link_report(conn, app, prep.raw, now) if prep.robot_reason else None
+    bounce = report.bounce if report else None
 
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))
     if (agent := desk_agent(app, parsed, addresses)) is not None:
@@ -124,8 +126,8 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         return Outcome(prep.raw_id, None, "desk"), [("send_mail", (i,)) for i in outbox_ids]
     found = find_thread(conn, app, parsed, addresses)
     match, reply, redirected = found.match, found.reply, found.redirected
-    if bounce is not None and (bounced := _resolved(conn, redirected, bounce.ticket_id)) is not None:
-        match = Match(bounced, "bounce")
+    if report is not None and (about := _resolved(conn, redirected, report.ticket_id)) is not None:
+        match = Match(about, "bounce" if bounce else "delivery_report")
     ticket = None
     if match.ticket_id is not None:
         # Locked, and followed again should a merge have committed since the
