@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ticketd.domain.signing import Signer, address_fingerprint
 
-_TICKET_TOKEN = re.compile(r"^t(\d+)(?:a([0-9a-f]{8}))?$")
+_TICKET_TOKEN = re.compile(r"^t(\d+)(?:a([0-9a-f]{8})(n)?)?$")
 _REACTION_TOKEN = re.compile(r"^([ld])(\d+)$")
 _DESK_TOKEN = re.compile(r"^a([0-9a-f]{8})$")
 _MESSAGE_ID_TOKEN = re.compile(r"^t(\d+)\.m[0-9a-f]+$")
@@ -26,6 +26,7 @@ class ReplyAddress:
     """What a verified `+token` says: the ticket, and whose address it was."""
     ticket_id: int | None = None
     agent_fingerprint: str | None = None    # set on an agent's own reply address
+    note: bool = False                       # an agent's address on an internal note's mail: the reply is one too
     reaction: str | None = None              # like | dislike
     message_row_id: int | None = None        # the message a reaction is about
     desk: bool = False                       # an agent's desk address: about no ticket (`#away`, `#back`)
@@ -40,9 +41,11 @@ class Match:
 # ---------------------------------------------------------------- minting
 
 
-def reply_address(signer: Signer, support_address: str, ticket_id: int, agent_email: str | None = None) -> str:
-    """The signed Reply-To for one recipient of a ticket's mail."""
-    payload = f"t{ticket_id}" + (f"a{address_fingerprint(agent_email)}" if agent_email else "")
+def reply_address(signer: Signer, support_address: str, ticket_id: int, agent_email: str | None = None, *,
+                  note: bool = False) -> str:
+    """The signed Reply-To for one recipient of a ticket's mail; `note`: an agent's on an internal note's mail,
+    whose reply is an internal note too."""
+    payload = f"t{ticket_id}" + (f"a{address_fingerprint(agent_email)}" + ("n" if note else "") if agent_email else "")
     local, domain = support_address.split("@", 1)
     return f"{local}+{signer.sign(payload)}@{domain}"
 
@@ -81,7 +84,7 @@ def read_reply_addresses(signer: Signer, support_address: str, recipients: list[
         if payload is None:
             continue
         if m := _TICKET_TOKEN.match(payload):
-            found.append(ReplyAddress(ticket_id=int(m.group(1)), agent_fingerprint=m.group(2)))
+            found.append(ReplyAddress(ticket_id=int(m.group(1)), agent_fingerprint=m.group(2), note=bool(m.group(3))))
         elif m := _DESK_TOKEN.match(payload):
             found.append(ReplyAddress(agent_fingerprint=m.group(1), desk=True))
         elif m := _REACTION_TOKEN.match(payload):

@@ -175,8 +175,22 @@ def test_internal_note_never_reaches_the_customer(desk):
     assert desk.ticket(tid)["status"] == "new"                  # a note is not a response
     assert desk.messages(tid)[-1]["internal"]
 
-    # Bob answers the customer from the note mail: the quote is stripped.
-    desk.reply_to(note_mail, BOB, f"Hello, we are on it.\n\nOn Monday Alice wrote:\n> {secret}.\n")
+    # Bob answers the note from its mail: that is a note too (as RT keeps a reply to a comment a
+    # comment), for Alice, not the customer; with the note quoted below it, it had gone to them.
+    sent_before = len(desk.inbox(CUSTOMER))
+    desk.reply_to(note_mail, BOB, f"Agreed, no promises.\n\nOn Monday Alice wrote:\n> {secret}.\n")
+    assert len(desk.inbox(CUSTOMER)) == sent_before
+    assert "Agreed, no promises." in body_text(desk.last(ALICE))
+    assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/internal_note"
+    [answer] = [m for m in desk.messages(tid) if m["text"].startswith("Agreed")]
+    assert answer["internal"] and desk.events(tid)[-1]["kind"] == "internal_note"
+    assert "a reply to an internal note's mail" in desk.events(tid)[-1]["reason"]
+    assert "A reply to this mail is an internal note too" in body_text(note_mail)
+    # Commands alone from the note's mail apply as written, and its answer to the customer goes from
+    # a mail that shows their words: the quote is stripped.
+    desk.reply_to(note_mail, BOB, "#priority urgent\n")
+    assert desk.ticket(tid)["priority"] == "urgent"
+    _agent_mail(desk, tid, BOB, f"Hello, we are on it.\n\nOn Monday Alice wrote:\n> {secret}.\n")
     assert "we are on it" in body_text(desk.last(CUSTOMER))
     # Pasting the note without quote marks: held back, Bob is told.
     sent_before = len(desk.inbox(CUSTOMER))

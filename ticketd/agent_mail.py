@@ -26,6 +26,8 @@ from ticketd.domain.absence import assign_refusals
 from ticketd.domain.authority import Verdict, agent_authority
 from ticketd.domain.commands import (
     USAGE,
+    AgentReply,
+    Command,
     Plan,
     Unchanged,
     plan_commands,
@@ -65,6 +67,24 @@ def agent_verdict(app: App, mail: IncomingMail, ticket_id: int) -> Verdict:
         require_authentication=auth.require_authentication_results,
         trusted_authserv_ids=auth.trusted_authserv_ids,
     )
+
+
+# How the history and any message back to the agent show the #note a reply to a note's mail implies.
+IMPLIED_NOTE = "#note (a reply to an internal note's mail)"
+
+
+def _as_note_if_asked(mail: IncomingMail, ticket_id: int, reply: AgentReply) -> AgentReply:
+    """A reply with words through the reply address of an internal note's mail: as if under `#note`.
+
+    Answering a colleague's note from the mail that carried it is talking to
+    colleagues: relayed to the customer, it went out with the note quoted
+    below it. Commands alone (`#close`) still apply as written.
+    """
+    address = mail.reply_address
+    if (address is None or not address.note or address.ticket_id != ticket_id or not reply.body
+            or any(c.name == "note" for c in reply.commands)):
+        return reply
+    return replace(reply, commands=(Command("note", "", IMPLIED_NOTE), *reply.commands))
 
 
 def _html_only(mail: IncomingMail) -> bool:
@@ -164,7 +184,7 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(
             "the reply has no text of its own (only the quoted mail), so nothing was sent to the customer. "
             "Write the answer above the quoted text and send it again.",)), now)
-    written = reply = read_agent_reply(mail.text)
+    written = reply = _as_note_if_asked(mail, ticket_id, read_agent_reply(mail.text))
     if ">" in reply.body:   # an inline reply's questions: only those the customer has seen go
         reply = replace(reply, body=without_unseen_quotes(reply.body, store.public_texts(conn, ticket_id)))
     if reply.commands and _html_only(mail):
@@ -364,7 +384,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 continue
             decision.notices.append(Notice(
                 template="agent/internal_note", recipient=email, ticket_id=ticket_id,
-                auto_submitted=AUTO_GENERATED, agent_reply_to=email, from_name=agent.name,
+                auto_submitted=AUTO_GENERATED, agent_reply_to=email, reply_as_note=True, from_name=agent.name,
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
                 attach_from=files,
             ))

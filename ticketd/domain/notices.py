@@ -21,6 +21,9 @@ class Notice:
     # The agent whose signed reply address goes into Reply-To; None: the
     # recipient is a customer and gets the ticket's public reply address.
     agent_reply_to: str | None = None
+    # The mail of an internal note: the agent's reply to it is a note too (RT keeps a reply to a
+    # comment a comment), never a public answer quoting the note to the customer.
+    reply_as_note: bool = False
     # Shown as From's display name ("Alice via Support").
     from_name: str | None = None
     message_row_id: int | None = None   # the stored message this mail carries, if any
