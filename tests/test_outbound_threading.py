@@ -1,4 +1,4 @@
-"""Threading headers of mail to customers name only the customer conversation, never a robot's mail."""
+"""Threading headers of mail to customers name only the customers' own conversation, never a robot's mail."""
 
 from __future__ import annotations
 
@@ -60,3 +60,21 @@ def test_an_auto_reply_joining_the_ticket_is_never_referenced(desk):
     own = desk.reply_to(reply, CUSTOMER, "Unplugged, thanks.\n")
     later = _agent_reply(desk, tid, "Good, it can cool down now.\n")
     assert later["In-Reply-To"] == str(own["Message-ID"]) and away_id not in _ids(later["References"])
+
+
+def test_mail_of_anyone_but_the_customers_is_never_referenced(desk):
+    """An agent's own mail that failed the agent checks (written fresh to support@) and an outsider's
+    are kept on the ticket; their Message-IDs, naming the agent's host, never reach the customer."""
+    tid, first_id, _ = _open_ticket(desk)
+    private_id = "<alice.private-1@agents.example.com>"
+    fresh = build_mail(ALICE, "Looking into it.\n", subject=f"Re: [#{tid}] Printer on fire")
+    fresh.replace_header("Message-ID", private_id)
+    desk.send(fresh)
+    outsider = build_mail("mallory@example.net", "Any news?\n", subject="Re: Printer on fire", in_reply_to=first_id)
+    outsider.replace_header("Message-ID", "<m-1@mallory.example.net>")
+    desk.send(outsider)
+    assert [m["message_id"] for m in desk.messages(tid) if m["direction"] == "in"][-2:] == [
+        "alice.private-1@agents.example.com", "m-1@mallory.example.net"]
+    reply = _agent_reply(desk, tid)
+    assert str(reply["In-Reply-To"]) == first_id
+    assert _ids(reply["References"]) == {first_id}

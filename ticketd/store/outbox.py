@@ -75,8 +75,14 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
 # The mail on a ticket outbound mail may name (In-Reply-To, References): the
 # customer-side conversation, not an agent's mail (customers never received
 # it) nor an internal note. Whether it is a robot's comes along.
+# Whether a mail is the customers' own: a requester's or follower's (participants hold addresses in
+# lower case). Anyone else's on the ticket (an agent's mail that failed the agent checks, an
+# outsider's) never reached them, and its Message-ID names its writer's host: an agent's private domain.
+_FROM_CUSTOMER = func.lower(messages.c.from_addr).in_(
+    select(participants.c.email).where(participants.c.ticket_id == bindparam("ticket_id"),
+                                       participants.c.role.in_(("requester", "follower"))))
 _THREAD = (
-    select(messages.c.message_id, messages.c.auto_generated)
+    select(messages.c.message_id, messages.c.auto_generated, _FROM_CUSTOMER.label("from_customer"))
     .where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.message_id.is_not(None),
            messages.c.internal.is_(False), messages.c.author_role != "agent")
     .order_by(messages.c.id))
@@ -85,7 +91,7 @@ _THREAD = (
 @dataclass(frozen=True)
 class Thread:
     """What mail about a ticket may answer and refer to."""
-    references: list[str]     # people's mail, the first and the latest, oldest first
+    references: list[str]     # the customers' own mail, the first and the latest, oldest first
     robots: frozenset[str]    # mail on the ticket that is no one's words: delivery reports, auto-replies
 
 
@@ -95,10 +101,11 @@ def ticket_thread(conn: Connection, ticket_id: int, limit: int = 20) -> Thread:
     A delivery report or an auto-reply joins the ticket as a message, but it
     is no part of the conversation: its Message-ID in our mail would thread
     the customer's copy onto a mail they never had (a bounce of our own mail).
+    Nor is the mail of anyone but the ticket's requester and followers (_FROM_CUSTOMER).
     """
     rows = conn.execute(_THREAD, dict(ticket_id=ticket_id)).all()
-    people = [message_id for message_id, robot in rows if not robot]
-    return Thread(people[:1] + people[1:][-(limit - 1):], frozenset(m for m, robot in rows if robot))
+    people = [message_id for message_id, robot, from_customer in rows if from_customer and not robot]
+    return Thread(people[:1] + people[1:][-(limit - 1):], frozenset(m for m, robot, _ in rows if robot))
 
 
 # Delivery's statements, built once (see ticketd/store/tickets.py). The
