@@ -151,6 +151,16 @@ def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing
     desk.reply_to(desk.last(ALICE), ALICE, "It is fixed; the technician comes at 3pm.\n")
     assert desk.inbox(outsider) == [] and desk.inbox(their_friend) == []
     assert "3pm" in body_text(desk.last(CUSTOMER)) and "3pm" in body_text(desk.last("colleague@example.org"))
+    # An agent's notice forwarded to a vendor: its reply address is the agent's own; the vendor's
+    # answer is kept for the agent, and the vendor follows nothing.
+    vendor = "vendor@example.com"
+    desk.send(build_mail(vendor, "Firmware 2.1 fixes it.\n", to=desk.agent_address(tid, ALICE),
+                         subject=f"Fwd: [#{tid}] Printer on fire"))
+    assert desk.messages(tid)[-1]["matched_by"] == "reply_address"
+    assert desk.events(tid, "outsider_kept")[-1]["actor"] == vendor
+    assert "through an agent's own reply address" in desk.events(tid, "outsider_kept")[-1]["reason"]
+    assert "Firmware 2.1" in body_text(desk.last(ALICE)) and vendor not in [
+        e["to_value"] for e in desk.events(tid, "follower_added")]
     # Our own mail's Message-ID is signed: someone it was forwarded to who answers it joins, as by
     # its reply address (PRODUCT.md threading 1 and 2).
     forwarded_to = "helper@example.org"

@@ -82,15 +82,17 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.author,
                         reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
                         message_row_id=row_id)
-    # Threaded only by the Message-ID of a mail we received, a sender nobody put on the ticket (a
-    # list's reader, someone a copy was forwarded to) proves no part in it: their mail is kept and
-    # shown to the assignee, and neither they nor their Cc join it (they would get every public reply).
-    outsider = (role is None and mail.by_received_id and bool(p.author)
+    # Threaded only by the Message-ID of a mail we received (a list's reader, someone a copy was
+    # forwarded to), or through an agent's own reply address (an agent's notice forwarded to a vendor),
+    # a sender nobody put on the ticket proves no part in it: their mail is kept and shown to the
+    # assignee, and neither they nor their Cc join it (they would get every public reply).
+    came_by = _outsider_way(mail)
+    outsider = (role is None and came_by is not None and bool(p.author)
                 and not store.was_addressed(conn, ticket_id, p.author))
     if outsider:
         store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
-                        reason=f"{p.author} is on no mail of this ticket and wrote by the Message-ID of a mail "
-                               f"we received, which others may know: kept, joins no one, changes nothing; {ref}")
+                        reason=f"{p.author} is on no mail of this ticket and wrote {came_by}: kept, joins no "
+                               f"one, changes nothing; {ref}")
     elif p.author and role is None and not claims_agent and not is_ours(app, p.author):
         add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
                       reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
@@ -110,9 +112,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         else CustomerEffect("none")
     notify_text = mail.text
     if outsider:
-        notify_text = (f"[{p.author} is on no mail of this ticket (threaded by the Message-ID of a mail we "
-                       f"received): kept here; they do not follow the ticket and their mail changes nothing]"
-                       f"\n\n{mail.text}")
+        notify_text = (f"[{p.author} is on no mail of this ticket and wrote {came_by}: kept here; they do not "
+                       f"follow the ticket and their mail changes nothing]\n\n{mail.text}")
     if effect.unchanged_because:
         notify_text = _unchanged(conn, ticket, effect, mail.text, who=who, ref=ref, row_id=row_id, now=now)
     if effect.kind == "accepted":
@@ -148,6 +149,16 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     if ticket["assignee"] and (misled is None or misled.recipient != ticket["assignee"]):
         decision.notices.append(assignee_told(ticket["assignee"], ticket_id, mail, notify_text, row_id))
     return decision
+
+
+def _outsider_way(mail: IncomingMail) -> str | None:
+    """How the mail reached the ticket, when that proves no part in it; None when it does."""
+    if mail.by_received_id:
+        return "by the Message-ID of a mail we received, which others may know"
+    address = mail.reply_address
+    if mail.matched_by == "reply_address" and address is not None and address.agent_fingerprint:
+        return "through an agent's own reply address, which only our mail to that agent carries"
+    return None
 
 
 def _rate(conn, ticket_id: int, rater: str, rating: tuple[int, int, int], who: str, ref: str, row_id: int,
