@@ -36,6 +36,9 @@ def test_agent_may_set(status, allowed):
     "Yes, it works now, thanks!", "OK, thanks", "ok thank you", "Да, спасибо", "Sí, gracias", "Yes – works",
     "Yes, thanks Anna", "Okay!! Works now", "好的，谢谢", "ok, great job",
     "Thanks, that solved it.", "Danke, es funktioniert!",   # thanks that say it works
+    # One greeting line first, as before key facts.
+    "Hi Bob,\n\nyes, it works now. Thanks!\n\nKim", "Hi Bob,\nYes\nRegards, Cust", "Здравствуйте,\nда, спасибо",
+    "Hi team,\nok",
 ])
 def test_acceptance(text):
     assert is_acceptance(text, WORDS)
@@ -46,6 +49,8 @@ def test_acceptance(text):
     "> yes\nno it is not fixed", "> yes 👍\nno", "👍", "yes 🙂 but no",
     "OK, I'll tell Pat to install it", "Yes - but the tray jams", "ok, but", "Thanks", "Thanks, I will try it",
     "works?", "Yes, thanks, but it fails on Mondays",
+    "Hi,\nstill broken", "Hi Bob,\nHi", "Hello,\n👍",   # what follows a greeting line answers
+    "Hi Bob,\nThanks,\nyes",
 ])
 def test_not_acceptance(text):
     assert not is_acceptance(text, WORDS)

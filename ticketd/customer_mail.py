@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ticketd.app import App
 from ticketd.domain.authority import Verdict
-from ticketd.domain.lifecycle import CustomerEffect, customer_reply_effect, first_line
+from ticketd.domain.lifecycle import CustomerEffect, answer_line, customer_reply_effect
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
@@ -118,7 +118,7 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         notify_text = _unchanged(conn, ticket, effect, mail.text, who=who, ref=ref, row_id=row_id, now=now)
     if effect.kind == "accepted":
         set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
-                   reason=f"proposed solution accepted ({first_line(mail.text)[:80]!r}); {ref}", row_id=row_id)
+                   reason=f"proposed solution accepted ({answer_line(mail.text)[:80]!r}); {ref}", row_id=row_id)
         decision.notices.append(Notice(
             template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
             context={"reason": "you accepted the proposed solution", "closed_by": "customer"},

@@ -52,24 +52,35 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
+def answer_line(text: str) -> str:
+    """The line that answers: the first non-empty one, or the next when the first only greets ("Hi Bob,")."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    if len(lines) > 1 and _courtesy(unicodedata.normalize("NFKC", lines[0]), _GREETINGS, _GREETING_ADDRESSEES):
+        return lines[1]
+    return lines[0] if lines else ""
+
+
 def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
-    """The first non-empty line is an accept word, perhaps with thanks or "it works" (case, width, edge
-    punctuation and emoji ignored).
+    """The first non-empty line (under one greeting line) is an accept word, perhaps with thanks or "it
+    works" (case, width, edge punctuation and emoji ignored).
 
     Customers write "Yes, it works now, thanks!" and "Да, спасибо" as often as
-    "yes" (PRODUCT.md: the first line is the accept word). A line of thanks
-    that says it works ("Thanks, that solved it") accepts too. Anything else
-    on the line keeps it a rejection with a reason: "ok but it still fails",
-    "yes? it still smokes".
+    "yes" (PRODUCT.md: the first line is the accept word), and greet first
+    ("Hi Bob,\nyes, it works now"), as they may before key facts. A line of
+    thanks that says it works ("Thanks, that solved it") accepts too.
+    Anything else on the line keeps it a rejection with a reason: "ok but it
+    still fails", "yes? it still smokes". An emoji alone ("👍", which a
+    mail client's reaction sends too) accepts nothing: closing is for words.
     """
-    line = _normalise(first_line(text))
+    answer = answer_line(text)
+    line = _normalise(answer)
     if not line:
         return False
     words = {_normalise(w) for w in accept_words}
     if line in words:
         return True
     # The rest of the line as written (a name after thanks keeps its capital: "Yes, thanks Anna").
-    written = unicodedata.normalize("NFKC", first_line(text))
+    written = unicodedata.normalize("NFKC", answer)
     if "?" in written:
         return False   # a question ("works?", "ok, thanks?") accepts nothing
     written = written.strip(_EDGE_PUNCT)
