@@ -146,6 +146,11 @@ def test_only_the_requester_accepts_or_rejects_a_proposal(desk):
     tid = _proposed(desk, customer, agent, cc=colleague)
     proposal = desk.inbox(colleague)[-1]
     assert "Restart the printer." in body_text(proposal)
+    # Only the requester's copy asks them to accept; the follower's says who decides.
+    assert 'reply with "accept"' in body_text(desk.last(customer))
+    parts = [part.get_content() for part in proposal.walk() if part.get_content_maintype() == "text"]
+    assert len(parts) == 2 and not any("accept" in text for text in parts)   # plain text and HTML
+    assert f"The person who opened ticket [#{tid}] decides" in body_text(proposal)
 
     desk.reply_to(proposal, colleague, "OK\n")
     assert desk.ticket(tid)["status"] == "solution_proposed"

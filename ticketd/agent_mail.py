@@ -354,7 +354,9 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         for email in customers:
             decision.notices.append(Notice(
                 template=template, recipient=email, ticket_id=ticket_id, auto_submitted=None,
-                from_name=agent.name, context={"text": relayed, "agent_name": agent.name},
+                # Only the requester accepts or rejects (README): a follower is not asked to.
+                from_name=agent.name, context={"text": relayed, "agent_name": agent.name,
+                                               "decides": email == (ticket["requester"] or "").lower()},
                 message_row_id=row_id, in_reply_to=latest, attach_from=files,
             ))
     elif status_changed and plan.status != Status.CLOSED:
