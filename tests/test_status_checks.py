@@ -278,3 +278,27 @@ def test_redis_mode_without_a_worker_is_a_warning_and_critical_once_jobs_wait(tm
         "no `ticketd worker` seen for 2 min: mail to send and tickets to assign would wait"]
     assert desk["checks"]["workers"]["last_beat_seconds_ago"] == pytest.approx(150, abs=10)
     assert "workers  none seen for 2 min" in text.splitlines()
+
+
+def test_a_rules_file_with_errors_on_disk_is_a_warning_while_the_daemon_keeps_the_old_rules(
+        tmp_path, sqlite_url, make_app, sink, processes):
+    """The daemon refuses a broken edit and says so in its log only; the admin's check said OK."""
+    make_app(sqlite_url, rules=NO_AGENTS, outbound_port=sink.port, extra=outbound_yaml(sink.port))
+    config = tmp_path / "ticketd.yaml"
+    daemon = DaemonProcess(config).start()
+    processes.append(daemon)
+    code, desk, text = _status(config)
+    assert code == health.OK and desk["rules"] == {"file": str(tmp_path / "rules.yaml"), "valid": True,
+                                                   "errors": []}, text
+    assert f"rules    {tmp_path / 'rules.yaml'}: valid" in text
+
+    (tmp_path / "rules.yaml").write_text("agents: []\nroutes:\n  - if: {subject: '(unclosed'}\n")
+    assert eventually(lambda: "keeping" in daemon.output(), timeout=20), daemon.output()
+    code, desk, text = _status(config)
+    assert code == health.WARNING, text
+    [problem] = _problems(desk, "rules")
+    assert problem["state"] == "warning" and "rules.yaml:" in problem["text"]
+    assert "the running daemon keeps the rules it loaded before" in problem["text"]
+    assert desk["checks"]["rules"] == {"state": "warning", "errors": len(desk["rules"]["errors"])}
+    assert desk["rules"]["valid"] is False and desk["rules"]["errors"]
+    assert "error(s), not in force" in text

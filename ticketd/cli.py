@@ -595,7 +595,7 @@ def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
 
     Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
-    lately, mail late, no `ticketd worker`), 2 critical (the daemon not running, Redis or the database not
+    lately, mail late, no `ticketd worker`, a rules file with errors), 2 critical (the daemon not running, Redis or the database not
     answering, no database, processing stuck, nothing sent for an hour, jobs and no worker), 3 unknown
     (settings or a schema version it cannot read); the checks and their thresholds are in ticketd/health.py.
     It never creates or changes the database.
@@ -603,7 +603,7 @@ def status(config: str | None, as_json: bool) -> None:
     from ingest.imap_health import imap_status
     from ticketd import health
     from ticketd.store.errors import Unreachable, unreachable_message
-    from ticketd.views import daemon_status, desk_status
+    from ticketd.views import daemon_status, desk_status, rules_status
     from workers.broker_health import queue_status
 
     try:
@@ -625,6 +625,7 @@ def status(config: str | None, as_json: bool) -> None:
         message = unreachable_message(settings.database_url, exc)
         _could_not_look(health.unreachable_database(message), message, as_json)
     desk["queue"] = queue_status(settings)
+    desk["rules"] = rules_status(settings.rules_file)
     verdict = health.assess(desk, flow)
     if as_json:
         _print_json({**desk, **verdict.summary()})
@@ -666,6 +667,9 @@ def _print_status(desk: dict, verdict) -> None:
         click.echo(f"workers  {_workers_line(desk['queue'])}")
     for box in desk["imap"]:
         click.echo(f"imap     {_imap_line(box)}")
+    rules = desk["rules"]
+    click.echo(f"rules    {rules['file']}: " + ("valid" if rules["valid"] else
+                                                f"{len(rules['errors'])} error(s), not in force"))
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
                f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
     click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"

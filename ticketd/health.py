@@ -136,6 +136,18 @@ def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
             for box in boxes if box["state"] == "failing"]
 
 
+def _rules(rules: dict) -> list[tuple[int, dict]]:
+    # The desk runs on (the daemon keeps the rules it loaded before), but the edit the admin saved is not in
+    # force, and a restart would refuse to start.
+    if rules["valid"]:
+        return []
+    errors = rules["errors"]
+    more = f" (and {_n(len(errors) - 1, 'more error')})" if len(errors) > 1 else ""
+    return [_problem("rules", WARNING, f"{errors[0]}{more}: the running daemon keeps the rules it loaded "
+                                       "before, and would not start with these; `ticketd rules check` lists "
+                                       "every error")]
+
+
 def _processing(inbox: dict) -> list[tuple[int, dict]]:
     """Mail accepted (250, or taken from IMAP) and not turned into tickets: customers wait unanswered."""
     oldest = inbox["oldest_waiting_seconds"]
@@ -215,6 +227,8 @@ def assess(desk: dict, flow: dict | None = None) -> Health:
                     last_beat_seconds_ago=queue.get("last_beat_seconds_ago"),
                     start_grace_seconds=WORKER_START_GRACE_SECONDS, daemon_up_seconds=desk["daemon"].get("up_seconds"))
     found.check("imap", _imap(desk["imap"]), failing=sum(box["state"] == "failing" for box in desk["imap"]))
+    if "rules" in desk:
+        found.check("rules", _rules(desk["rules"]), errors=len(desk["rules"]["errors"]))
     if "inbox" in desk:
         inbox = desk["inbox"]
         found.check("processing", _processing(inbox), waiting=inbox["waiting"] + inbox["processing"],

@@ -202,6 +202,21 @@ def daemon_status(data_dir: Path) -> dict:
     return shown
 
 
+def rules_status(rules_file: Path) -> dict:
+    """Whether the rules file on disk is one the daemon takes; its errors when not.
+
+    A running daemon keeps the rules it loaded before a broken edit, and says
+    so only in its log: the admin who saved the file learns it here too.
+    """
+    from ticketd.rules_file import RulesError, load_rules
+
+    try:
+        load_rules(rules_file)
+    except RulesError as exc:
+        return {"file": str(rules_file), "valid": False, "errors": exc.errors}
+    return {"file": str(rules_file), "valid": True, "errors": []}
+
+
 def desk_status(engine: Engine, data_dir: Path) -> dict:
     """`ticketd status`: the daemon, the queues (mail waiting, mail to send, timers) and the tickets by status."""
     now = utcnow()
