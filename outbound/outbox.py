@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import email.utils
 import hashlib
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.generator import NLCRE, BytesGenerator
@@ -289,11 +290,45 @@ def _with_reaction_links(app: App, notice: Notice) -> Notice:
 
 
 def _files_for(conn: Connection, app: App, notice: Notice) -> list[Listed]:
-    """The files this notice mentions, those within the size limit marked attached."""
+    """The files this notice mentions, those within the size limit marked attached; a customer's
+    without what would show them an agent's own address (_for_customers)."""
     if not notice.attach_from:
         return []
     rows = attachment_rows(conn, list(notice.attach_from))
-    return choose(rows, notice.attach_from, app.settings.outbound.max_attachment_bytes)
+    listed = choose(rows, notice.attach_from, app.settings.outbound.max_attachment_bytes)
+    return listed if notice.agent_reply_to else _for_customers(app, listed)
+
+
+# A contact card: what a mail client's "attach my vCard" adds to every mail (RFC 6350 section 10.1).
+_CONTACT_CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+_CONTACT_CARD_NAMES = (".vcf", ".vcard")
+
+
+def _for_customers(app: App, files: list[Listed]) -> list[Listed]:
+    """PRODUCT.md: customers never see agents' private addresses. An agent's contact card, which carries
+    their address and phone, stays on the ticket; an address in a file's name reads as the support address,
+    as in the reply's text (ticketd.domain.private_addresses)."""
+    agents = [a.email for a in app.rules.agents]
+    kept = []
+    for listed in files:
+        if (listed.content_type.lower() in _CONTACT_CARD_TYPES
+                or listed.filename.lower().endswith(_CONTACT_CARD_NAMES)):
+            continue
+        kept.append(replace(listed, filename=_withheld_name(listed.filename, agents,
+                                                            app.settings.support_address)))
+    return kept
+
+
+def _withheld_name(filename: str, agents: list[str], instead: str) -> str:
+    """A file's name with agents' addresses withheld wherever they stand in it.
+
+    Not by words, as in text (withhold_addresses): in "notes-for-bob@example.com.pdf" the hyphen
+    before and the extension after read as more of an address, so the address is found as written.
+    """
+    for address in sorted({a.lower() for a in agents if "@" in a}, key=len, reverse=True):
+        if address != instead.lower():
+            filename = re.sub(re.escape(address), instead, filename, flags=re.IGNORECASE)
+    return filename
 
 
 def _answering_people(notice: Notice, thread: Thread) -> Notice:

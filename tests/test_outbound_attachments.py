@@ -89,6 +89,24 @@ def test_an_agents_files_reach_the_customer_and_followers(desk):
         assert "Not attached" not in body_text(relayed)
 
 
+def test_an_agents_contact_card_and_address_in_a_file_name_never_reach_the_customer(desk):
+    """PRODUCT.md: customers never see agents' private addresses; a mail client's "attach my vCard"
+    and a file named for the agent showed them."""
+    ticket_id = _open_assigned(desk)
+    card = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Alice\r\nEMAIL:alice@example.com\r\nTEL:+1 555 0100\r\nEND:VCARD\r\n"
+    _reply(desk, desk.last(ALICE), ALICE, "Please follow the attached guide.\n",
+           ("guide.pdf", PDF, "application", "pdf"), ("Alice.vcf", card, "text", "vcard"),
+           ("card", card, "text", "x-vcard"), ("notes-for-alice@example.com.txt", b"steps", "text", "plain"))
+    relayed = desk.last(CUSTOMER)
+    assert _files(relayed) == {"guide.pdf": PDF, "notes-for-support@example.com.txt": "steps"}
+    assert "alice@example.com" not in relayed.as_string().lower()
+    # The ticket keeps all four, as she sent them.
+    shown = show_ticket(desk.app.engine, ticket_id)
+    [hers] = [m for m in shown["messages"] if m["direction"] == "in" and m["from"] == ALICE]
+    assert sorted(a["filename"] for a in hers["attachments"]) == [
+        "Alice.vcf", "card", "guide.pdf", "notes-for-alice@example.com.txt"]
+
+
 def test_a_notes_files_go_to_other_agents_and_never_to_the_customer(make_app, db_url):
     for desk in open_desk(make_app, db_url):   # Alice and Bob in support
         desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
