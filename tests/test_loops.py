@@ -157,6 +157,14 @@ CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
     ({"x-ms-exchange-generated-message-source": "mailbox rules agent"}, ALICE, "Mailbox Rules Agent"),
     ({"x-ms-exchange-inbox-rules-loop": "Alice@Example.com"}, ALICE, "X-MS-Exchange-Inbox-Rules-Loop"),
     ({"x-ms-exchange-inbox-rules-loop": "<alice@example.com>"}, ALICE, "X-MS-Exchange-Inbox-Rules-Loop"),
+    # No field at all, only the subject an out-of-office answer writes.
+    ({"subject": "Automatic reply: [#7] Printer on fire"}, ALICE, "automatic reply's subject"),
+    ({"subject": "Out of Office: Printer on fire"}, ALICE, "automatic reply's subject"),
+    ({"subject": "AutoReply: Printer"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Automatische Antwort: Drucker"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Réponse automatique : Imprimante"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Автоматический ответ: Принтер"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "自动回复：打印机"}, CUSTOMER, "automatic reply's subject"),
 ])
 def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     assert says in (auto_generated_reason(headers, None, from_addr) or "")
@@ -171,7 +179,12 @@ def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     {"x-ms-exchange-generated-message-source": ""},
     # A procmail recipe forwarding info@ to support names itself; the customer wrote the mail.
     {"x-loop": "info@example.com"},
-], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source", "forwarded by a recipe"])
+    # A person writing about such answers, or an answer quoted further on.
+    {"subject": "Our automatic reply is broken"},
+    {"subject": "Re: Automatic reply: [#7] Printer on fire"},
+    {"subject": "Out of office messages: how do I set them?"},
+], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source", "forwarded by a recipe",
+        "about automatic replies", "a reply to one", "a question about them"])
 def test_a_persons_mail_is_not_automatic(headers):
     assert auto_generated_reason(headers, "cust@example.org", CUSTOMER) is None
 
@@ -185,7 +198,8 @@ def desk(make_app, sqlite_url):
     {"X_Loop": ALICE},
     {"X_MS_Exchange_Generated_Message_Source": "Mailbox Rules Agent", "Thread_Topic": "Printer on fire"},
     {"X_MS_Exchange_Inbox_Rules_Loop": ALICE},
-], ids=["X-Loop", "Exchange inbox rule", "Exchange inbox rules loop"])
+    {},
+], ids=["X-Loop", "Exchange inbox rule", "Exchange inbox rules loop", "only its subject"])
 def test_an_agents_out_of_office_marked_otherwise_is_not_relayed(desk, headers):
     desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
     tid = desk.ticket()["id"]

@@ -36,12 +36,24 @@ def auto_generated_reason(
         return "X-Autoreply"
     if reason := _filter_reason(headers, from_addr):
         return reason
+    if m := _AUTO_REPLY_SUBJECT.match(headers.get("subject", "")):
+        return f"an automatic reply's subject ({m.group(0).strip()})"
     if content_type.lower().startswith("multipart/report"):
         return "delivery or disposition report"  # RFC 6522
     local = (from_addr or "").split("@", 1)[0].lower()
     if local in _ROBOT_LOCALPARTS or local.startswith("mailer-daemon"):
         return f"robot sender {from_addr}"
     return None
+
+
+# The subjects out-of-office answers write when their mail carries no RFC 3834 field (Exchange's and
+# Outlook's older OOF rules, mobile clients, "rules" that answer by template): the prefix they put before
+# the subject they answer, in the languages customers and agents write in. FreeScout checks the same.
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(?:automatic reply|auto[- ]?reply|out of (?:the )?office(?: reply| autoreply)?|automatische antwort"
+    r"|abwesenheitsnotiz|r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica"
+    r"|resposta autom[áa]tica|автоматический ответ|autosvar|automatisch antwoord|自动回复|自動回覆|自動応答)"
+    r"\s*[:：]", re.IGNORECASE)
 
 
 def is_our_address(address: str | None, support: str, extra: Iterable[str]) -> bool:
