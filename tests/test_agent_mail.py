@@ -120,6 +120,8 @@ def test_bad_command_changes_nothing_and_says_why(desk, commands, fragment):
     assert fragment in body_text(rejected)
     assert "Write it as:" in body_text(rejected) or "Commands are: #note, #status" in body_text(rejected)
     assert rejected["Reply-To"] == desk.agent_address(tid, ALICE)
+    # Her words come back with the refusal: a reply quotes them, to fix and send again.
+    assert "Your mail:" in body_text(rejected) and "Dear customer, secret-ish reply." in body_text(rejected)
     stored = desk.messages(tid)[-1]
     assert stored["internal"] and "secret-ish reply" in stored["text"]
     assert fragment in desk.events(tid, "commands_rejected")[-1]["reason"]
