@@ -402,12 +402,12 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             if _word(cmd.args) in PRIORITIES:
                 values["priority"] = _word(cmd.args)
             else:
-                fail(cmd, f"{cmd.args or 'nothing'!r} is not a priority.")
+                fail(cmd, f"{cmd.args!r} is not a priority." if cmd.args else "#priority needs a priority.")
         elif cmd.name == "type":
             if _word(cmd.args) in TYPES:
                 values["type"] = _word(cmd.args)
             else:
-                fail(cmd, f"{cmd.args or 'nothing'!r} is not a type.")
+                fail(cmd, f"{cmd.args!r} is not a type." if cmd.args else "#type needs a type.")
         elif cmd.name == "postpone":
             # One word, or an ISO date and a time of day (`2030-12-01 09:00`).
             try:
@@ -416,7 +416,8 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 fail(cmd, str(exc))
                 continue
             if until is None:
-                fail(cmd, f"{cmd.args or 'nothing'!r} is not a duration or an ISO date.")
+                fail(cmd, f"{cmd.args!r} is not a duration or an ISO date." if cmd.args
+                     else "#postpone needs a duration or an ISO date.")
             elif until <= now:
                 fail(cmd, f"{cmd.args!r} is in the past; give a time to wake the ticket up in the future.")
             else:
