@@ -270,6 +270,7 @@ def test_a_reaction_may_change_and_its_words_reach_the_agent(any_desk):
     assert (changed["from_value"], changed["to_value"]) == ("like", "dislike")
     stored = desk.messages(tid)[-1]
     assert (stored["from_addr"], stored["text"]) == (CUSTOMER, "It did NOT help, the printer exploded. Please call me!")
+    assert stored["matched_by"] == "reaction"
     assert "printer exploded" in body_text(desk.last(ALICE)) and len(desk.inbox(ALICE)) == told_before + 1
     assert desk.ticket(tid)["status"] == "open" and len(desk.rows(tickets)) == 1
 

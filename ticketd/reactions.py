@@ -14,6 +14,7 @@ people the reply was written for.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ingest.quotes import cut_signature, strip_reply
@@ -74,7 +75,9 @@ def record_reactions(conn, app: App, mail: IncomingMail, now) -> Decision | None
 
 def _keep_words(conn, app: App, mail: IncomingMail, ticket_id: int, words: str, reaction: str,
                 now) -> list[Notice]:
-    """The customer's words with their click: a message on the ticket, and the assignee told."""
+    """The customer's words with their click: a message on the ticket (matched by its reaction
+    address), and the assignee told."""
+    mail = replace(mail, matched_by="reaction")
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer", text=words)
     store.add_event(conn, ticket_id, now, mail.parsed.from_addr or "unknown", "customer_replied",
                     message_row_id=row_id, reason=f"{mail_ref(mail)} with a {reaction}")
