@@ -108,3 +108,20 @@ def test_a_file_without_agents_is_not_applied_over_one_with_agents(make_app, sql
     assert any("NOT applied: it names no agents" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
     (tmp_path / "rules.yaml").write_text(THREE.replace("a3@example.com", "a4@example.com"))
     assert reload(app) is True   # a file with agents still applies
+
+
+def test_a_deleted_rules_file_is_logged_once_without_waiting_for_sighup(make_app, sqlite_url, tmp_path, caplog):
+    """Editing it is noticed at once; its deletion was said only on the next SIGHUP. Its return is loaded."""
+    app = make_app(sqlite_url, rules=THREE)
+    before = app.rules
+    watcher = RulesWatcher(app, interval=60, settle=0.05)
+    watcher._poll()
+    (tmp_path / "rules.yaml").unlink()
+    for _ in range(3):
+        watcher._poll()
+    gone = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "cannot be read" in r.getMessage()]
+    assert len(gone) == 1 and "it was deleted or moved" in gone[0] and before.digest[:12] in gone[0]
+    assert app.rules is before
+    (tmp_path / "rules.yaml").write_text(THREE.replace("A3, groups: [support]}", "A3, groups: [support], away: true}"))
+    watcher._poll()
+    assert app.rules.agent("a3@example.com").away is True

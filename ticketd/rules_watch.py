@@ -118,6 +118,7 @@ class RulesWatcher:
         self._seen: tuple | None = None
         self._failed_digest: str | None = None
         self._replan_tried = 0.0   # time.monotonic() of the last try of an owed re-plan
+        self._missing_told = False   # the file is gone and the log said so
         self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
         # daemon.run() hooks SIGHUP to this (ticketd/daemon.py).
         app.reload_rules = self.reload
@@ -160,7 +161,11 @@ class RulesWatcher:
         """Reload if the file changed and has stopped changing; a file still being written waits a poll."""
         self._retry_replan()
         stamp = self._stamp()
-        if stamp is None or stamp == self._seen or not self._settled(stamp):
+        if stamp is None:
+            self._tell_missing()
+            return
+        self._missing_told = False
+        if stamp == self._seen or not self._settled(stamp):
             return   # unchanged, or still being written: the next poll looks again
         try:
             data = self.app.settings.rules_file.read_bytes()
@@ -175,6 +180,15 @@ class RulesWatcher:
         with self._lock:
             if not reload(self.app, data):
                 self._failed_digest = digest
+
+    def _tell_missing(self) -> None:
+        """Log once that the file is gone, as SIGHUP would: an editor's save renames a new file over the old
+        one, so only a file still missing after `settle` seconds is gone. Its return is loaded as any change."""
+        if self._missing_told or self._stop.wait(self.settle) or self._stamp() is not None:
+            return
+        self._missing_told = True
+        log.error("rules file %s cannot be read (it was deleted or moved); keeping rules %s",
+                  self.app.settings.rules_file, self.app.rules.digest[:12])
 
     def _run(self) -> None:
         """The watcher thread: release removed agents' tickets once, then poll until stopped."""
