@@ -140,6 +140,28 @@ def test_cli_names_the_bad_key_and_exits_1(tmp_path):
     assert "smtp.listn: unknown key `smtp.listn`; did you mean `listen`?" in done.stderr
 
 
+def test_a_file_the_cli_cannot_read_is_an_error_saying_why_and_exits_1(tmp_path):
+    """PRODUCT.md: `rules check` exits 1 on error; a directory given as a file was click's usage error (2)."""
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ticketd.cli", *args], capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+
+    (tmp_path / "rules.yaml").write_text("agents: []\n")
+    for args, says in [
+        (("rules", "check", str(tmp_path)), f"{tmp_path}: cannot read the rules file: Is a directory"),
+        (("rules", "test", str(tmp_path), "mail.eml"), f"{tmp_path}: cannot read the rules file: Is a directory"),
+        (("rules", "test", "rules.yaml", "missing.eml"), "cannot read the mail missing.eml: No such file"),
+        (("tickets", "list", "--config", str(tmp_path)), f"cannot read settings {tmp_path}: Is a directory"),
+        (("tickets", "list", "--config", "missing.yaml"), "cannot read settings missing.yaml: No such file"),
+    ]:
+        done = cli(*args)
+        assert done.returncode == 1 and says in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr and "Errno" not in done.stderr
+
+
 def test_cli_names_the_environment_variable_of_a_bad_value(tmp_path):
     import os
     import subprocess

@@ -19,7 +19,9 @@ from ticketd.settings import environment_sources, load_settings
 CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if present)"
 
 # The options most commands share.
-config_option = click.option("--config", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+# Files are read by the commands themselves: one that cannot be (missing, a directory, unreadable) is
+# an error saying why, exit 1 as PRODUCT.md has it, not click's usage error (exit 2).
+config_option = click.option("--config", type=click.Path(readable=False), help=CONFIG_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 # A ticket number or a row's id: one no row can have is a usage error, not a query PostgreSQL refuses.
 ROW_ID = click.IntRange(min=1, max=MAX_ID)
@@ -40,7 +42,9 @@ def _settings(config: str | None):
                           None)
             problems.append(f"  {where}: {error['msg']}" + (f" (from {origin})" if origin else ""))
         raise click.ClickException(f"{config or 'settings'} is not valid:\n" + "\n".join(problems)) from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise click.ClickException(f"cannot read settings {exc.filename or config}: {exc.strerror}") from None
+    except ValueError as exc:
         raise click.ClickException(f"cannot read settings: {exc}") from None
     if (ctx := click.get_current_context(silent=True)) is not None:
         ctx.meta[_DATABASE_URL] = settings.database_url   # for the one-line error when it cannot be reached
@@ -479,7 +483,7 @@ def _rules_path(file: str | None, config: str | None) -> Path:
 
 
 @rules.command("check")
-@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=click.Path(readable=False))
 @config_option
 def rules_check(file: str | None, config: str | None) -> None:
     """Validate rules; exit 1 and print every error (file:line:column: path: what to write)."""
@@ -529,9 +533,9 @@ def templates_check(config: str | None) -> None:
 
 
 @rules.command("test")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("mail", type=click.Path(dir_okay=False, exists=True))
-@click.option("--config", type=click.Path(dir_okay=False),
+@click.argument("file", type=click.Path(readable=False))
+@click.argument("mail", type=click.Path(readable=False))
+@click.option("--config", type=click.Path(readable=False),
               help="read this daemon's database (read only): the round-robin cursor, and which ticket a reply joins")
 def rules_test(file: str, mail: str, config: str | None) -> None:
     """Dry run: which route and timers would apply to MAIL, and what would be sent. Writes nothing."""
@@ -565,7 +569,11 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
             app = App(settings=settings, engine=engine, signer=Signer(key, tuple(settings.previous_secret_keys)),
                       rules=loaded)
     # A mail past the MIME limits is one outcome among others: "would be quarantined: ...", exit 0.
-    for line in mail_lines(loaded, Path(mail).read_bytes(), utcnow(), engine, app, settings):
+    try:
+        raw = Path(mail).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the mail {mail}: {exc.strerror}") from None
+    for line in mail_lines(loaded, raw, utcnow(), engine, app, settings):
         click.echo(line)
 
 
