@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
+
+import pytest
 
 from tests.cli import run_cli
 from tests.conftest import free_port, write_config
 from tests.daemon import DaemonProcess
+from ticketd.daemon import listen_error
+from ticketd.settings import load_settings
 
 
 def test_a_second_daemon_on_a_taken_smtp_listen_says_so_and_starts_nothing(tmp_path):
@@ -29,3 +35,18 @@ def test_a_second_daemon_on_a_taken_smtp_listen_says_so_and_starts_nothing(tmp_p
         assert first.proc.poll() is None   # the first daemon carries on
     finally:
         first.stop()
+
+
+@pytest.mark.parametrize("code,says", [
+    (errno.EADDRINUSE, "another ticketd or mail server may hold it"),
+    (errno.EADDRNOTAVAIL, "no network interface of this machine has that address"),
+    (errno.EACCES, "a port below 1024 needs root or CAP_NET_BIND_SERVICE"),
+])
+def test_the_line_says_what_to_do_for_the_reason_the_bind_failed(tmp_path, code, says):
+    """An address the machine lacks, or a low port without the right, is no daemon holding the port."""
+    settings = load_settings(write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", smtp_port=25), environ={})
+    line = listen_error(settings, OSError(code, os.strerror(code)))
+    assert line.startswith("cannot listen on smtp.listen 127.0.0.1:25 (TICKETD_SMTP__LISTEN): ")
+    assert os.strerror(code) in line and says in line
+    advice = ("may hold it", "no network interface", "CAP_NET_BIND_SERVICE")
+    assert [a for a in advice if a in line] == [a for a in advice if a in says]   # that advice alone

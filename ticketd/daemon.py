@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import multiprocessing
 import os
@@ -182,11 +183,21 @@ def _listen_text(settings: Settings) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# What to do about each reason a bind fails (errno, bind(2)); the port in use is the common one.
+_LISTEN_ADVICE = {
+    errno.EADDRINUSE: "another ticketd or mail server may hold it: stop it, or give this daemon a free address",
+    errno.EADDRNOTAVAIL: "no network interface of this machine has that address: give one it has "
+                         "(127.0.0.1, 0.0.0.0 for all)",
+    errno.EACCES: "a port below 1024 needs root or CAP_NET_BIND_SERVICE: grant it, or listen on a port "
+                  "above 1023 behind the mail server",
+}
+
+
 def listen_error(settings: Settings, exc: OSError) -> str:
     """One line for an smtp.listen the receiver cannot bind: which setting, which address, why, what to do."""
+    advice = _LISTEN_ADVICE.get(exc.errno, "give this daemon an address it can listen on")
     return (f"cannot listen on smtp.listen {_listen_text(settings)} (TICKETD_SMTP__LISTEN): "
-            f"{exc.strerror or exc}; another ticketd or mail server may hold it: stop it, "
-            "or give this daemon a free address")
+            f"{exc.strerror or exc}; {advice}")
 
 
 def listen_taken(settings: Settings) -> str | None:
