@@ -119,8 +119,8 @@ def test_a_deleted_rules_file_is_logged_once_without_waiting_for_sighup(make_app
     (tmp_path / "rules.yaml").unlink()
     for _ in range(3):
         watcher._poll()
-    gone = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "cannot be read" in r.getMessage()]
-    assert len(gone) == 1 and "it was deleted or moved" in gone[0] and before.digest[:12] in gone[0]
+    gone = [r.getMessage() for r in caplog.records if r.levelname == "ERROR" and "is gone" in r.getMessage()]
+    assert len(gone) == 1 and "(deleted or moved); keeping rules" in gone[0] and before.digest[:12] in gone[0]
     assert app.rules is before
     (tmp_path / "rules.yaml").write_text(THREE.replace("A3, groups: [support]}", "A3, groups: [support], away: true}"))
     watcher._poll()

@@ -187,7 +187,7 @@ class RulesWatcher:
         if self._missing_told or self._stop.wait(self.settle) or self._stamp() is not None:
             return
         self._missing_told = True
-        log.error("rules file %s cannot be read (it was deleted or moved); keeping rules %s",
+        log.error("rules file %s is gone (deleted or moved); keeping rules %s",
                   self.app.settings.rules_file, self.app.rules.digest[:12])
 
     def _run(self) -> None:
