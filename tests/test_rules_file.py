@@ -240,6 +240,11 @@ def test_rules_check_ok_prints_one_line_summary(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert "3 agents, 2 groups, 2 routes, timers for new, open, waiting_customer, digest " in lines[0]
+    # Without timers, waiting_customer still warns and closes by PRODUCT.md's defaults; one of each is no plural.
+    path.write_text("agents: [{email: a@example.com, name: A, groups: [s]}]\ngroups: {s: {assign: round_robin}}\n"
+                    "routes: [{then: {group: s}}]\n")
+    result = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert "1 agent, 1 group, 1 route, timers for waiting_customer (defaults), digest " in result.output
 
 
 def test_rules_check_broken_exits_1_with_every_error(tmp_path):

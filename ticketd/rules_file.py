@@ -836,7 +836,13 @@ def load_rules_bytes(raw: bytes, source: str) -> RuleSet:
 
 def summary(rules: RuleSet) -> str:
     """One line for `rules check` and the reload log."""
-    timers = ", ".join(rules.timers) or "no statuses"
+    def n(count: int, noun: str) -> str:
+        return f"{count} {noun}{'' if count == 1 else 's'}"
+
+    # waiting_customer's warn and close run by default (PRODUCT.md) when the file gives it no timers.
+    timed = [*rules.timers] + [s.value for s in Status if s.value not in rules.timers
+                               and with_defaults(s.value, None) is not None]
+    timers = ", ".join(f"{s} (defaults)" if s not in rules.timers else s for s in timed)
     summary_time = f", {rules.daily_summary.describe()}" if rules.daily_summary else ""
-    return (f"{len(rules.agents)} agents, {len(rules.groups)} groups, {len(rules.routes)} routes, "
+    return (f"{n(len(rules.agents), 'agent')}, {n(len(rules.groups), 'group')}, {n(len(rules.routes), 'route')}, "
             f"timers for {timers}{summary_time}, digest {rules.digest[:12]}")
