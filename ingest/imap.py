@@ -260,7 +260,7 @@ class Poller:
                 key, message_id = dedupe_key(raw)
                 result = store_raw(self.app.engine, raw, source="imap", dedupe_key=key,
                                    message_id=message_id, mailbox=self.box.key)
-                log.info("imap %s: uid %s Message-ID %s %s raw mail %s%s", self.box.key, uid, message_id,
+                log.info("imap %s: uid %s Message-ID %s %s raw mail %s%s", self.box.key, uid, message_id or "none",
                          "already stored as" if result.duplicate else "stored as", result.raw_id,
                          " (a different mail reusing the Message-ID of one already stored)"
                          if result.derived else "")
@@ -268,7 +268,7 @@ class Poller:
                     # Read in webmail or on a phone, or flagged by a filter,
                     # before the poller got to it: new mail all the same.
                     log.info("imap %s: uid %s Message-ID %s was already \\Seen on the server before it was "
-                             "polled; taken as new mail all the same", self.box.key, uid, message_id)
+                             "polled; taken as new mail all the same", self.box.key, uid, message_id or "none")
                 stored.append(uid)
         finally:
             if stored:

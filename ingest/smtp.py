@@ -201,7 +201,7 @@ class IntakeHandler:
             mail = RawMail(raw, "smtp", key, message_id, envelope.mail_from,
                            [r.lower() for r in envelope.rcpt_tos])
             stored: Stored = await asyncio.wrap_future(self.committer.submit(mail))
-            log.info("stored raw mail %s (Message-ID %s)%s", stored.raw_id, message_id,
+            log.info("stored raw mail %s (Message-ID %s)%s", stored.raw_id, message_id or "none",
                      " again" if stored.duplicate else
                      ": a different mail reusing the Message-ID of one already stored, kept as a new mail"
                      if stored.derived else "")

@@ -121,7 +121,8 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         # An agent's mail to their desk address is about no ticket. A robot's
         # (their vacation responder) is kept and not answered.
         notices = [] if prep.robot_reason else apply_desk_mail(conn, app, agent, parsed, prep.stripped, now)
-        log.info("raw mail %s (Message-ID %s) -> desk of %s", prep.raw_id, parsed.message_id, agent.email)
+        log.info("raw mail %s (Message-ID %s) -> desk of %s", prep.raw_id, parsed.message_id or "none",
+                 agent.email)
         outbox_ids = queue_notices(conn, app, notices, now)
         return Outcome(prep.raw_id, None, "desk"), [("send_mail", (i,)) for i in outbox_ids]
     found = find_thread(conn, app, parsed, addresses)
@@ -159,7 +160,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     if merged:   # the history says why a mail naming another ticket is here
         store.add_event(conn, decision.ticket_id, now, "system:threading", "merge_followed",
                         reason=f"{mail_ref(mail)} names {', '.join(f'[#{t}]' for t in merged)}, merged into this one")
-    log.info("raw mail %s (Message-ID %s) -> ticket %s by %s%s", prep.raw_id, parsed.message_id,
+    log.info("raw mail %s (Message-ID %s) -> ticket %s by %s%s", prep.raw_id, parsed.message_id or "none",
              decision.ticket_id, match.matched_by,
              f" (it names {', '.join(f'[#{t}]' for t in merged)}, merged into it)" if merged else "")
     jobs = [("send_mail", (i,)) for i in outbox_ids] + list(decision.jobs)
