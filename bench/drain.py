@@ -4,10 +4,11 @@
 
 The generated mails (bench/mailgen.py) are stored as raw rows first (as the
 receiver would), then `ticketd.pipeline.drain` turns them into tickets; mails/s
-is N over the drain time. `--jobs` then runs, one after another in this
-thread, the jobs processing enqueued (acknowledgements delivered to an
-aiosmtpd sink in another process, round-robin assignment, and the jobs those
-enqueue): the workers' share. Both phases print their CPU time per mail.
+is N over the drain time; the statements per mail count every one executed
+(`bench/statements.py` measures what each costs). `--jobs` then runs, one
+after another in this thread, the jobs processing enqueued (acknowledgements
+delivered to an aiosmtpd sink in another process, round-robin assignment, and
+the jobs those enqueue): the workers' share. Both phases print their CPU time per mail.
 `--profile FILE` writes cProfile stats of the drain (of the jobs to FILE.jobs).
 """
 
@@ -77,29 +78,38 @@ def main() -> None:
             profiler.disable()
             profiler.dump_stats(args.profile)
         took, cpu = time.perf_counter() - started, time.process_time() - cpu
+        transactions, statements = writes.pop()
         print(f"{app.engine.dialect.name}: {done} mails processed in {took:.1f} s: {done / took:.0f} mails/s, "
-              f"{1000 * cpu / max(1, done):.2f} ms of CPU per mail, {writes.pop() / max(1, done):.2f} write "
-              f"transactions per mail")
+              f"{1000 * cpu / max(1, done):.2f} ms of CPU per mail, {transactions / max(1, done):.2f} write "
+              f"transactions and {statements / max(1, done):.1f} statements per mail")
         if args.jobs:
             run_jobs(app, jobs, sink_port, done, args.profile and args.profile + ".jobs")
-            print(f"  ... {writes.pop() / max(1, done):.2f} write transactions per mail")
+            transactions, statements = writes.pop()
+            print(f"  ... {transactions / max(1, done):.2f} write transactions and "
+                  f"{statements / max(1, done):.1f} statements per mail")
         app.engine.dispose()
 
 
 class count_write_transactions:
-    """Counts the engine's write transactions (reads through `reading` are not counted); pop() and restart."""
+    """Counts the engine's write transactions (reads through `reading` are not counted) and every
+    statement executed; pop() gives both and restarts."""
 
     def __init__(self, engine) -> None:
-        self.count = 0
+        self.count = self.statements = 0
         event.listen(engine, "begin", self._begin)
+        event.listen(engine, "after_cursor_execute", self._statement)
 
     def _begin(self, conn) -> None:
         if not conn.get_execution_options().get(READ_ONLY):
             self.count += 1
 
-    def pop(self) -> int:
-        count, self.count = self.count, 0
-        return count
+    def _statement(self, *_args) -> None:
+        self.statements += 1
+
+    def pop(self) -> tuple[int, int]:
+        counts = self.count, self.statements
+        self.count = self.statements = 0
+        return counts
 
 
 def free_port() -> int:
