@@ -238,3 +238,14 @@ def test_the_daemon_and_workers_refuse_to_start_without_a_rules_file(tmp_path, s
     assert not (tmp_path / "ticketd.db").exists()   # refused before the database was touched
     status = run_cli(config, "status")
     assert status.returncode == 2 and "health   CRITICAL" in status.stdout, status.stderr   # no daemon, no Redis
+
+
+def test_the_daemon_refused_for_a_broken_rules_file_leaves_no_database_behind(tmp_path, sqlite_url):
+    from tests.cli import run_cli
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, sqlite_url)
+    (tmp_path / "rules.yaml").write_text("agents: [{email: not-an-address}]\n")
+    done = run_cli(config, "run")
+    assert done.returncode == 1 and "rules.yaml is not valid" in done.stderr, done.stderr
+    assert not (tmp_path / "ticketd.db").exists()

@@ -45,15 +45,16 @@ class App:
 
 
 def build_app(settings: Settings, *, create_schema: bool = True) -> App:
-    engine = make_engine(settings.database_url)
-    if create_schema:
-        ensure_schema(engine)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The rules first: a daemon refused for a broken rules.yaml leaves no new database or data_dir behind.
     if settings.rules_file.exists():
         rules = load_rules(settings.rules_file)
     else:
         log.warning("no rules file at %s: no agents, no routes, no timers", settings.rules_file)
         rules = RuleSet()
+    engine = make_engine(settings.database_url)
+    if create_schema:
+        ensure_schema(engine)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     return App(
         settings=settings,
         engine=engine,
