@@ -12,6 +12,7 @@ from tests.desk import all_text, body_text, build_mail, open_desk
 from ticketd.clock import utcnow
 from ticketd.domain.authority import agent_authority, authentication_passes
 from ticketd.domain.signing import address_fingerprint
+from ticketd.store.tables import participants
 
 CUSTOMER, ALICE, BOB = "cust@example.org", "alice@example.com", "bob@example.com"
 # A year surely ahead and within the 3650d a written date may lie ahead (tests/test_postpone_limits.py).
@@ -633,3 +634,32 @@ def test_assign_by_the_agents_name(desk):
     assert "Bob will help you." in body_text(desk.last(CUSTOMER))
     [assigned] = [e for e in desk.events(tid) if e["to_value"] == BOB]
     assert assigned["actor"] == ALICE
+
+
+def test_unfollow_takes_a_follower_off_before_the_reply_it_comes_with(desk, tmp_path):
+    """A follower added by mistake (a stranger, a colleague who left) got every public reply, with no way to stop it."""
+    from tests.cli import cli_ok, run_cli
+
+    colleague, other = "colleague@example.org", "other@example.org"
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=f"{colleague}, {other}"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    _agent_mail(desk, tid, ALICE, f"#unfollow {CUSTOMER}\nWe are on it.\n")
+    assert desk.ticket(tid)["status"] == "new" and len(desk.inbox(colleague)) == 0
+    said = body_text(desk.last(ALICE))
+    assert f"{CUSTOMER} is not following this ticket (its followers: {colleague}, {other})" in said
+    assert "Write it as: #unfollow <a follower's address>" in said
+
+    _agent_mail(desk, tid, ALICE, f"#unfollow <{colleague.upper()}>\nWe are on it.\n")
+    assert "We are on it." in body_text(desk.last(CUSTOMER)) and "We are on it." in body_text(desk.last(other))
+    assert desk.inbox(colleague) == []
+    [removed] = desk.events(tid, "follower_removed")
+    assert (removed["actor"], removed["from_value"]) == (ALICE, colleague) and "#unfollow by" in removed["reason"]
+
+    # The admin's way, from the command line.
+    config = tmp_path / "ticketd.yaml"
+    done = run_cli(config, "tickets", "unfollow", str(tid), CUSTOMER)
+    assert done.returncode == 1 and "is its requester, who always gets its replies" in done.stderr
+    assert f"no longer follows ticket [#{tid}]" in cli_ok(config, "tickets", "unfollow", str(tid), other)
+    assert [p["email"] for p in desk.rows(participants, ticket_id=tid) if p["role"] == "follower"] == []
+    assert desk.events(tid, "follower_removed")[-1]["actor"] == "admin:cli"

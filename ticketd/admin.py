@@ -1,4 +1,4 @@
-"""Ticket changes an admin makes from the command line: assign, close; each an event, its mail queued."""
+"""Ticket changes an admin makes from the command line: assign, close, unfollow; each an event, its mail queued."""
 
 from __future__ import annotations
 
@@ -54,6 +54,24 @@ def assign(app: App, ticket_id: int, target: str) -> tuple[str | None, list[int]
     assignee, outbox_ids = admin_transaction(app.engine, work)
     log.info("ticket %s assigned by %s to %s", ticket_id, ACTOR, assignee or f"nobody yet ({target})")
     return assignee, outbox_ids
+
+
+def unfollow(app: App, ticket_id: int, address: str) -> None:
+    """Take a follower off the ticket, as an agent's `#unfollow` does: they get its public replies no more."""
+    address = address.strip().strip("<>").removeprefix("mailto:").lower()
+
+    def work(conn) -> None:
+        ticket = _open_ticket(conn, ticket_id)
+        if not store.remove_follower(conn, ticket_id, address):
+            followers = [p["email"] for p in store.participants_of(conn, ticket_id) if p["role"] == "follower"]
+            why = ("is its requester, who always gets its replies" if address == ticket["requester"].lower()
+                   else "is not following it")
+            raise AdminRefused(f"{address} {why} (followers of [#{ticket_id}]: {', '.join(followers) or 'none'})")
+        store.add_event(conn, ticket_id, utcnow(), ACTOR, "follower_removed", from_value=address,
+                        reason=f"`ticketd tickets unfollow` by {ACTOR}")
+
+    admin_transaction(app.engine, work)
+    log.info("ticket %s: %s no longer follows it (%s)", ticket_id, address, ACTOR)
 
 
 def close(app: App, ticket_id: int, reason: str | None, *, tell_customer: bool = True) -> list[int]:

@@ -195,7 +195,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
         plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
                              groups=list(app.rules.groups), zone=app.rules.zone_of(actor),
                              away=_away_refusals(conn, app, reply, actor, now),
-                             names={a.email: a.name for a in app.rules.agents})
+                             names={a.email: a.name for a in app.rules.agents},
+                             followers=_followers(conn, reply, ticket_id))
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal
@@ -241,6 +242,13 @@ def _away_refusals(conn, app: App, reply, actor: str, now) -> dict[str, str]:
         return {}
     counts = open_counts(conn, [a.email for a in app.rules.agents])
     return assign_refusals(app.rules, absent, counts, writer=actor, zone=app.rules.zone_of(actor))
+
+
+def _followers(conn, reply, ticket_id: int) -> list[str]:
+    """The ticket's followers, read only for a mail that has an `#unfollow`."""
+    if not any(c.name == "unfollow" for c in reply.commands):
+        return []
+    return [p["email"] for p in store.participants_of(conn, ticket_id) if p["role"] == "follower"]
 
 
 def _with_saved_reply(app: App, ticket: dict, agent, reply, plan: Plan):
@@ -298,6 +306,11 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
             store.add_event(conn, ticket_id, now, actor, name, from_value=ticket[name], to_value=value,
                             reason=f"#{name} {value}; {ref}", message_row_id=row_id)
             ticket[name] = value
+    # Before the reply's recipients are read: someone taken off gets not even this one.
+    for address in plan.unfollow:
+        store.remove_follower(conn, ticket_id, address)
+        store.add_event(conn, ticket_id, now, actor, "follower_removed", from_value=address,
+                        reason=f"#unfollow by {actor}; {ref}", message_row_id=row_id)
 
     status_changed = False
     if plan.status is not None:

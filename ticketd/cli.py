@@ -387,6 +387,18 @@ def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str 
     click.echo(f"ticket [#{ticket_id}] closed; {mail}")
 
 
+@tickets.command("unfollow")
+@click.argument("ticket_id", type=ROW_ID)
+@click.argument("address")
+@config_option
+def tickets_unfollow(ticket_id: int, address: str, config: str | None) -> None:
+    """Take a follower off a ticket, as an agent's #unfollow does: they get its public replies no more."""
+    from ticketd.admin import unfollow
+
+    _admin_change(config, lambda app: unfollow(app, ticket_id, address))
+    click.echo(f"{address.strip().lower()} no longer follows ticket [#{ticket_id}]")
+
+
 # ---------------------------------------------------------------- agents
 
 
@@ -603,9 +615,10 @@ def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
 
     Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
-    lately, mail late, no `ticketd worker`, a rules file with errors), 2 critical (the daemon not running, Redis or the database not
-    answering, no database, processing stuck, nothing sent for an hour, jobs and no worker), 3 unknown
-    (settings or a schema version it cannot read); the checks and their thresholds are in ticketd/health.py.
+    lately, mail late, no `ticketd worker`, a rules file with errors), 2 critical (the daemon not running,
+    Redis or the database not answering, no database, processing stuck, nothing sent for an hour, jobs and
+    no worker), 3 unknown (settings or a schema version it cannot read); the checks and their thresholds are
+    in ticketd/health.py.
     It never creates or changes the database.
     """
     from ingest.imap_health import imap_status

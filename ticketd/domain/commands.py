@@ -42,6 +42,8 @@ USAGE = {
     "propose": "#propose  (the text below it is the proposed solution the customer accepts or rejects)",
     "close": "#close  (optionally a reason on the same line)",
     "history": "#history  (ticketd mails you the ticket's conversation and files; it changes nothing)",
+    "unfollow": "#unfollow <a follower's address>  (they get the ticket's public replies no more; several "
+                "addresses may follow)",
     "canned": "#canned <name>  (the saved reply canned/<name>.txt goes out as your reply; your own text, "
               "if any, below it)",
 }
@@ -290,12 +292,17 @@ class Plan:
     propose: bool = False
     history: bool = False                     # #history: the conversation is mailed to the agent
     canned: str | None = None                 # #canned: the saved reply's name, its text goes first
+    unfollow: tuple[str, ...] = ()            # #unfollow: followers taken off the ticket, lower case
     errors: tuple[str, ...] = ()
     usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+# Addresses as an agent writes them after #unfollow: bare, in <>, as mailto:, separated by spaces or commas.
+_ADDRESSES = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+[^\s<>,;\"'.]")
 
 
 def _word(args: str) -> str:
@@ -343,12 +350,13 @@ def _assign_target(args: str, agents: Collection[str], groups: Collection[str],
 
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                   groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None,
-                  names: Mapping[str, str] | None = None) -> Plan:
+                  names: Mapping[str, str] | None = None, followers: Collection[str] = ()) -> Plan:
     """Check every command; the plan, or every error with how to write it; dates are read in `zone`.
 
     `away`: the agents `#assign` may not name, each with why and what to
     write instead (ticketd.domain.absence.assign_refusals). `names`: each
-    agent's name in rules.yaml by email, for `#assign Alice`.
+    agent's name in rules.yaml by email, for `#assign Alice`. `followers`:
+    the ticket's followers (lower case), the addresses `#unfollow` may name.
     """
     errors: list[str] = []
     usage: list[str] = []
@@ -458,6 +466,17 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 fail(cmd, "#history takes nothing on its line.")
             else:
                 values["history"] = True
+        elif cmd.name == "unfollow":
+            named = list(dict.fromkeys(a.lower().removeprefix("mailto:") for a in _ADDRESSES.findall(cmd.args)))
+            strangers = [a for a in named if a not in followers]
+            if not named:
+                fail(cmd, "#unfollow needs a follower's address.")
+            elif strangers:
+                fail(cmd, f"{', '.join(strangers)} {'is' if len(strangers) == 1 else 'are'} not following this "
+                          f"ticket (its followers: {', '.join(sorted(followers)) or 'none'}); the requester "
+                          "always gets its replies.")
+            else:
+                values["unfollow"] = tuple(named)
 
     if len(status_lines) > 1 and len({s for _, s in status_lines}) > 1:
         fail(None, "these change the status in different ways: "

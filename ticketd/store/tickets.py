@@ -92,6 +92,13 @@ def was_addressed(conn: Connection, ticket_id: int, email: str) -> bool:
     return False
 
 
+def remove_follower(conn: Connection, ticket_id: int, email: str) -> bool:
+    """Take a follower (never the requester or an agent) off the ticket; True if they were one."""
+    return conn.execute(delete(participants).where(
+        participants.c.ticket_id == ticket_id, participants.c.email == email.lower(),
+        participants.c.role == "follower")).rowcount > 0
+
+
 def name_participant(conn: Connection, ticket_id: int, email: str, name: str) -> bool:
     """Set a participant's display name where it is another; True if it changed."""
     return conn.execute(update(participants).where(
