@@ -102,6 +102,9 @@ def test_followers_get_public_replies_and_may_reply(desk):
     assert "LaserJet 4" in body_text(told)
     # The assignee is told who wrote: the follower, not the requester.
     assert body_text(told).startswith(f"Colleague <{colleague}> wrote on [#{tid}]:")
+    # A name that is another address (a colleague's, say) is left out: it would read as their mail.
+    desk.reply_to(desk.last(colleague), colleague, "Any news?\n", name="\"alice@example.com\"")
+    assert body_text(desk.last(ALICE)).startswith(f"{colleague} wrote on [#{tid}]:")
     # A new Cc on a customer's reply joins as a follower too.
     boss = "boss@example.org"
     desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Adding my boss.\n", cc=boss)

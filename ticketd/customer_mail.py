@@ -207,12 +207,20 @@ def _files_sent(mail: IncomingMail) -> list[dict]:
     return [a for a in mail.attachments if not a.get("inline")]
 
 
+def _shown_name(name: str | None, address: str | None) -> str:
+    """The sender's name for the assignee, unless it is another address: `"bob@our-team.example"
+    <eve@evil.example>` read as a colleague's mail ("bob@our-team.example <eve@...> wrote")."""
+    if not name or ("@" in name and name.strip().strip("\"'<>").lower() != (address or "").lower()):
+        return ""
+    return name
+
+
 def assignee_told(assignee: str, ticket_id: int, mail: IncomingMail, text: str, row_id: int) -> Notice:
     """agent/customer_replied: what a customer-side mail (stored as `row_id`) said, and who wrote it."""
     p = mail.parsed
     return Notice(
         template="agent/customer_replied", recipient=assignee, ticket_id=ticket_id,
         auto_submitted=AUTO_GENERATED, agent_reply_to=assignee,
-        context={"text": text, "sender": p.author or "", "sender_name": p.from_name or ""},
+        context={"text": text, "sender": p.author or "", "sender_name": _shown_name(p.from_name, p.author)},
         message_row_id=row_id, in_reply_to=p.message_id, attach_from=(row_id,) if mail.attachments else (),
     )
