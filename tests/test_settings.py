@@ -137,7 +137,36 @@ def test_cli_names_the_bad_key_and_exits_1(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert f"{config} is not valid" in done.stderr
-    assert "smtp.listn: unknown key `smtp.listn`; did you mean `listen`?" in done.stderr
+    assert f"{config}:1: smtp.listn: unknown key `smtp.listn`; did you mean `listen`?" in done.stderr
+
+
+def test_cli_errors_in_ticketd_yaml_name_the_line_and_what_a_section_is(tmp_path):
+    """As rules.yaml's errors do; `smtp: 5` said "Input should be a valid dictionary or instance of SmtpSettings"."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "ticketd.yaml"
+    config.write_text("support_address: help@example.com\nsmtp: 5\nimap:\n  - host: imap.example.com\n"
+                      "    usrname: u\n")
+
+    def errors(**environ) -> list[str]:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}, **environ}
+        done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, env=env)
+        assert done.returncode == 1
+        return done.stderr.splitlines()
+
+    said = errors()
+    assert said[0] == f"Error: {config} is not valid:"
+    assert f"  {config}:2: smtp: must be a section of settings (keys indented under it: listen, " in said[1]
+    assert said[1].endswith("not 5")
+    assert any(line.startswith(f"  {config}:5: imap.0.usrname: unknown key") for line in said)
+    assert any(line.startswith(f"  {config}:4: imap.0.username: Field required") for line in said)
+    config.write_text("support_address: help@example.com\n")
+    said = errors(TICKETD_SMTP="garbage")
+    assert said[0] == "Error: the settings from TICKETD_ variables are not valid:"
+    assert said[1].startswith("  smtp: must be a section of settings") and said[1].endswith("(from TICKETD_SMTP)")
 
 
 def test_a_file_the_cli_cannot_read_is_an_error_saying_why_and_exits_1(tmp_path):

@@ -35,13 +35,20 @@ def _settings(config: str | None):
         settings = load_settings(config)
     except ValidationError as exc:
         sources = environment_sources(dict(os.environ))
-        problems = []
+        lines = _key_lines(config)
+        problems, from_environment = [], True
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
             origin = next((name for key, name in sources.items() if where == key or where.startswith(key + ".")),
                           None)
-            problems.append(f"  {where}: {error['msg']}" + (f" (from {origin})" if origin else ""))
-        raise click.ClickException(f"{config or 'settings'} is not valid:\n" + "\n".join(problems)) from None
+            # The line in the file, as rules.yaml's errors give it: the nearest key written there.
+            loc = tuple(error["loc"])
+            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+            at = f"{config}:{line}: " if line is not None and origin is None else ""
+            problems.append(f"  {at}{where}: {error['msg']}" + (f" (from {origin})" if origin else ""))
+            from_environment = from_environment and origin is not None
+        what = "the settings from TICKETD_ variables are" if from_environment else f"{config or 'settings'} is"
+        raise click.ClickException(f"{what} not valid:\n" + "\n".join(problems)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot read settings {exc.filename or config}: {exc.strerror}") from None
     except ValueError as exc:
@@ -49,6 +56,16 @@ def _settings(config: str | None):
     if (ctx := click.get_current_context(silent=True)) is not None:
         ctx.meta[_DATABASE_URL] = settings.database_url   # for the one-line error when it cannot be reached
     return settings
+
+
+def _key_lines(config: str | None) -> dict[tuple, int]:
+    """The line of each key of the settings file (ticketd.settings.key_lines); empty without one."""
+    from ticketd.settings import key_lines
+
+    try:
+        return key_lines(Path(config).read_text(encoding="utf-8")) if config else {}
+    except (OSError, UnicodeDecodeError):
+        return {}
 
 
 def _app(config: str | None, *, starts_daemon: bool = False, writes: bool = False):

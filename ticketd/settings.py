@@ -477,11 +477,16 @@ def _unknown_key(loc: tuple[Any, ...]) -> PydanticCustomError:
 
 
 def _explained(exc: ValidationError) -> ValidationError:
-    """`exc` with pydantic's "Extra inputs are not permitted" replaced by _unknown_key's message."""
+    """`exc` with pydantic's "Extra inputs are not permitted" replaced by _unknown_key's message, and a
+    section written as a value ("Input should be a valid dictionary or instance of SmtpSettings") said so."""
     details = []
     for error in exc.errors():
         if error["type"] == "extra_forbidden":
             kind = _unknown_key(error["loc"])
+        elif error["type"] in ("model_type", "dict_type") and (model := _model_at(error["loc"])) is not None:
+            kind = PydanticCustomError("section", "{message}", {"message": (
+                f"must be a section of settings (keys indented under it: {', '.join(model.model_fields)}), "
+                f"not {error['input']!r}")})
         else:
             # Rebuilt as it was: same type and message (the message as a value, so braces in it stay).
             kind = PydanticCustomError(error["type"], "{message}", {"message": error["msg"]})
@@ -521,6 +526,29 @@ def _resolve_relative(data: dict[str, Any], base: Path, *, defaults_too: bool) -
         if rel and rel != ":memory:":
             data["database_url"] = "sqlite:///" + str(base / rel)
     return data
+
+
+def key_lines(text: str) -> dict[tuple, int]:
+    """The line (from 1) of each key and list item of a settings file, by its path as pydantic gives it
+    (`("smtp", "listen")`, `("imap", 0, "host")`); empty if the text is no YAML."""
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path: tuple) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    lines.setdefault(path + (key.value,), key.start_mark.line + 1)
+                    walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines.setdefault(path + (index,), item.start_mark.line + 1)
+                walk(item, path + (index,))
+
+    try:
+        walk(yaml.compose(text, Loader=_SettingsLoader), ())
+    except yaml.YAMLError:
+        return {}
+    return lines
 
 
 def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
