@@ -1,6 +1,6 @@
 """Processing benchmark: stored raw mails into tickets, in-process, without SMTP or workers.
 
-    .venv/bin/python bench/drain.py [-n 800] [--db URL] [--profile FILE] [--jobs]
+    .venv/bin/python bench/drain.py [-n 800] [--postgresql | --db URL] [--profile FILE] [--jobs]
 
 The generated mails (bench/mailgen.py) are stored as raw rows first (as the
 receiver would), then `ticketd.pipeline.drain` turns them into tickets; mails/s
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.append(str(ROOT / "bench"))  # after ROOT: bench/ingest.py must not shadow ingest/
 
 import mailgen  # noqa: E402
+from throwaway import database  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
 from ingest.parse import dedupe_key  # noqa: E402
@@ -42,15 +43,18 @@ from tests.conftest import write_config  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=800)
-    parser.add_argument("--db", help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--db", help="database URL, used as it is: ticketd's tables are made in it and kept "
+                                     "(default: SQLite in a temporary directory)")
+    parser.add_argument("--postgresql", action="store_true",
+                        help="a throwaway PostgreSQL database (server: TICKETD_BENCH_PG), dropped afterwards")
     parser.add_argument("--profile", help="write cProfile stats here")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", action="store_true", help="then run the enqueued delivery and assignment jobs")
     args = parser.parse_args()
 
     mails = mailgen.generate(args.n, args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp, database(args.postgresql, tmp) as throwaway:
+        db = args.db or throwaway
         sink_port = free_port()
         config = write_config(Path(tmp), db, rules=(ROOT / "rules.yaml").read_text(), outbound_port=sink_port,
                               extra="log_level: WARNING\n")
