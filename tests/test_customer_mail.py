@@ -142,13 +142,18 @@ def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing
     assert desk.assign(tid) == ALICE
     desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nWhich model is it?\n")
     outsider, their_friend = "mallory@example.net", "friend@example.net"
+    # Naming herself in Cc (and her friend) proves nothing: only mail that vouches for the ticket counts.
     desk.send(build_mail(outsider, "Any news? Please reply to me.\n", subject="Re: Printer on fire",
-                         in_reply_to=first["Message-ID"], cc=their_friend))
+                         in_reply_to=first["Message-ID"], cc=f"{their_friend}, {outsider}"))
     stored = desk.messages(tid)[-1]
     assert (stored["from_addr"], stored["matched_by"]) == (outsider, "references")
     assert [e["to_value"] for e in desk.events(tid, "follower_added")] == ["colleague@example.org"]
     [kept] = desk.events(tid, "outsider_kept")
     assert kept["actor"] == outsider and "joins no one, changes nothing" in kept["reason"]
+    assert outsider not in kept["reason"]   # `ticketd forget` takes the actor out; a reason it does not read
+    # Her second mail: her first, naming her, vouches for nothing either.
+    desk.send(build_mail(outsider, "Hello??\n", subject="Re: Printer on fire", in_reply_to=first["Message-ID"]))
+    assert len(desk.events(tid, "outsider_kept")) == 2
     assert desk.ticket(tid)["status"] == "waiting_customer"
     assert "is on no mail of this ticket" in body_text(desk.last(ALICE))
     desk.reply_to(desk.last(ALICE), ALICE, "It is fixed; the technician comes at 3pm.\n")
@@ -157,8 +162,8 @@ def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing
     # An agent's notice forwarded to a vendor: its reply address is the agent's own; the vendor's
     # answer is kept for the agent, and the vendor follows nothing.
     vendor = "vendor@example.com"
-    desk.send(build_mail(vendor, "Firmware 2.1 fixes it.\n", to=desk.agent_address(tid, ALICE),
-                         subject=f"Fwd: [#{tid}] Printer on fire"))
+    desk.send(build_mail(vendor, "Firmware 2.1 fixes it.\n", to=f"{desk.agent_address(tid, ALICE)}, {vendor}",
+                         subject=f"Fwd: [#{tid}] Printer on fire"), envelope_to=[desk.agent_address(tid, ALICE)])
     assert desk.messages(tid)[-1]["matched_by"] == "reply_address"
     assert desk.events(tid, "outsider_kept")[-1]["actor"] == vendor
     assert "through an agent's own reply address" in desk.events(tid, "outsider_kept")[-1]["reason"]

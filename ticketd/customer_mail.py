@@ -88,11 +88,11 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     # assignee, and neither they nor their Cc join it (they would get every public reply).
     came_by = _outsider_way(mail)
     outsider = (role is None and came_by is not None and bool(p.author)
-                and not store.was_addressed(conn, ticket_id, p.author))
+                and not store.was_addressed(conn, ticket_id, p.author, except_row=row_id))
     if outsider:
         store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
-                        reason=f"{p.author} is on no mail of this ticket and wrote {came_by}: kept, joins no "
-                               f"one, changes nothing; {ref}")
+                        reason=f"the sender is on no mail of this ticket and wrote {came_by}: kept, joins "
+                               f"no one, changes nothing; {ref}")
     elif p.author and role is None and not claims_agent and not is_ours(app, p.author):
         add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
                       reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
@@ -140,7 +140,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         _rate(conn, ticket_id, p.from_addr or who, effect.rating, who, ref, row_id, now)
         return decision
     else:
-        store.update_ticket(conn, ticket_id, now)
+        if not outsider:   # as for a robot's mail: what changes nothing leaves updated_at alone
+            store.update_ticket(conn, ticket_id, now)
         if acts and ticket["status"] != Status.CLOSED.value:   # a new question: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)
     misled = _misled_agent(app, mail, verdict, role, ticket_id)

@@ -56,7 +56,7 @@ def record_reactions(conn, app: App, mail: IncomingMail, now) -> Decision | None
             continue
         if store.participant_role(conn, ticket_id, who) not in ("requester", "follower"):
             store.add_event(conn, ticket_id, now, who, "reaction_ignored", to_value=reaction.reaction,
-                            reason=f"not counted: {who} is not the ticket's requester or a follower; "
+                            reason="not counted: the sender is not the ticket's requester or a follower; "
                                    f"{mail_ref(mail)}", message_row_id=message["id"])
             continue
         before = store.add_reaction(conn, message["id"], reaction.reaction, who, now)

@@ -82,12 +82,21 @@ def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str
     return conn.execute(_PARTICIPANT_ROLE, dict(ticket_id=ticket_id, email=email.lower())).scalar_one_or_none()
 
 
-def was_addressed(conn: Connection, ticket_id: int, email: str) -> bool:
-    """Whether some mail on the ticket named `email` in To or Cc (the lists as add_message wrote them)."""
+def was_addressed(conn: Connection, ticket_id: int, email: str, *, except_row: int | None = None) -> bool:
+    """Whether a mail on the ticket that vouches for it named `email` in To or Cc (the lists as add_message
+    wrote them): one we sent, or one a person of the ticket wrote (its requester, a follower, an agent),
+    never a robot's. Anyone's own mail names whom its writer likes, itself too: an outsider's (and
+    `except_row`, the mail being judged) vouches for nobody."""
     email = email.lower()
-    for to_addrs, cc_addrs in conn.execute(select(messages.c.to_addrs, messages.c.cc_addrs)
-                                           .where(messages.c.ticket_id == ticket_id)):
-        if any(str(a).lower() == email for listed in (to_addrs, cc_addrs) for a in json.loads(listed or "[]")):
+    people = {p["email"] for p in participants_of(conn, ticket_id)}
+    rows = conn.execute(select(messages.c.id, messages.c.direction, messages.c.from_addr, messages.c.auto_generated,
+                               messages.c.to_addrs, messages.c.cc_addrs).where(messages.c.ticket_id == ticket_id))
+    for row in rows:
+        vouches = row.direction == "out" or (
+            not row.auto_generated and (row.from_addr or "").lower() in people and row.from_addr.lower() != email)
+        if row.id == except_row or not vouches:
+            continue
+        if any(str(a).lower() == email for listed in (row.to_addrs, row.cc_addrs) for a in json.loads(listed or "[]")):
             return True
     return False
 
