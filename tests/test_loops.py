@@ -159,12 +159,12 @@ CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
     ({"x-ms-exchange-inbox-rules-loop": "<alice@example.com>"}, ALICE, "X-MS-Exchange-Inbox-Rules-Loop"),
     # No field at all, only the subject an out-of-office answer writes.
     ({"subject": "Automatic reply: [#7] Printer on fire"}, ALICE, "automatic reply's subject"),
-    ({"subject": "Out of Office: Printer on fire"}, ALICE, "automatic reply's subject"),
-    ({"subject": "AutoReply: Printer"}, CUSTOMER, "automatic reply's subject"),
-    ({"subject": "Automatische Antwort: Drucker"}, CUSTOMER, "automatic reply's subject"),
-    ({"subject": "Réponse automatique : Imprimante"}, CUSTOMER, "automatic reply's subject"),
-    ({"subject": "Автоматический ответ: Принтер"}, CUSTOMER, "automatic reply's subject"),
-    ({"subject": "自动回复：打印机"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Out of Office: [#7] Printer on fire"}, ALICE, "automatic reply's subject"),
+    ({"subject": "AutoReply: Re: [#7] Printer"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Automatische Antwort: [#7] Drucker"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Réponse automatique : [#7] Imprimante"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Автоматический ответ: [#7] Принтер"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "自动回复：[#7] 打印机"}, CUSTOMER, "automatic reply's subject"),
 ])
 def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     assert says in (auto_generated_reason(headers, None, from_addr) or "")
@@ -183,8 +183,11 @@ def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     {"subject": "Our automatic reply is broken"},
     {"subject": "Re: Automatic reply: [#7] Printer on fire"},
     {"subject": "Out of office messages: how do I set them?"},
+    # A new question about a product's own automatic replies: no subject of ours follows the prefix.
+    {"subject": "Auto-reply: stops working after the update"},
+    {"subject": "Out of office: how do I set one up for my team?"},
 ], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source", "forwarded by a recipe",
-        "about automatic replies", "a reply to one", "a question about them"])
+        "about automatic replies", "a reply to one", "a question about them", "a new question", "another"])
 def test_a_persons_mail_is_not_automatic(headers):
     assert auto_generated_reason(headers, "cust@example.org", CUSTOMER) is None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from ticketd.domain.tags import TAG_RE
+
 _ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply", "donotreply")
 
 
@@ -36,7 +38,8 @@ def auto_generated_reason(
         return "X-Autoreply"
     if reason := _filter_reason(headers, from_addr):
         return reason
-    if m := _AUTO_REPLY_SUBJECT.match(headers.get("subject", "")):
+    subject = headers.get("subject", "")
+    if (m := _AUTO_REPLY_SUBJECT.match(subject)) and TAG_RE.search(subject, m.end()):
         return f"an automatic reply's subject ({m.group(0).strip()})"
     if content_type.lower().startswith("multipart/report"):
         return "delivery or disposition report"  # RFC 6522
@@ -49,6 +52,8 @@ def auto_generated_reason(
 # The subjects out-of-office answers write when their mail carries no RFC 3834 field (Exchange's and
 # Outlook's older OOF rules, mobile clients, "rules" that answer by template): the prefix they put before
 # the subject they answer, in the languages customers and agents write in. FreeScout checks the same.
+# Only before a subject of ours (its [#N] tag): a person's new question may start "Auto-reply: stops
+# working after the update", and would get no acknowledgement.
 _AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(?:automatic reply|auto[- ]?reply|out of (?:the )?office(?: reply| autoreply)?|automatische antwort"
     r"|abwesenheitsnotiz|r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica"
