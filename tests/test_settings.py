@@ -278,3 +278,33 @@ def test_the_daemon_refused_for_a_broken_rules_file_leaves_no_database_behind(tm
     done = run_cli(config, "run")
     assert done.returncode == 1 and "rules.yaml is not valid" in done.stderr, done.stderr
     assert not (tmp_path / "ticketd.db").exists()
+
+
+def test_a_database_an_older_version_put_in_the_working_directory_stops_the_start(tmp_path, monkeypatch):
+    """ticketd.yaml without database_url once meant ./var/ticketd.db of the working directory (a service
+    manager's), now the file's; started after the upgrade, the daemon would open a second, empty desk."""
+    import os
+    import subprocess
+    import sys
+
+    from ticketd.settings import moved_default_database
+
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "srv" / "var").mkdir(parents=True)
+    config = tmp_path / "etc" / "ticketd.yaml"
+    config.write_text("secret_key: s3cret\nsmtp: {listen: 127.0.0.1:1}\n")
+    (tmp_path / "etc" / "rules.yaml").write_text("agents: []\n")
+    old = tmp_path / "srv" / "var" / "ticketd.db"
+    old.write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "run", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path / "srv", env=env)
+    assert done.returncode == 1, done.stderr
+    assert f"but {old} exists, where earlier versions put it" in done.stderr
+    assert f"database_url: sqlite:///{old}" in done.stderr
+    assert not (tmp_path / "etc" / "var").exists()   # no second desk begun
+    # With database_url written in the file, nothing stands in the way.
+    monkeypatch.chdir(tmp_path / "srv")
+    assert moved_default_database(load_settings(config, environ={})) == old
+    config.write_text(f"secret_key: s3cret\ndatabase_url: sqlite:///{old}\n")
+    assert moved_default_database(load_settings(config, environ={})) is None

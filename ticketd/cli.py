@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ticketd.domain.ids import MAX_ID
 from ticketd.domain.notices import DELIVERY_FAILED
 from ticketd.domain.statuses import Status
-from ticketd.settings import environment_sources, load_settings
+from ticketd.settings import environment_sources, load_settings, moved_default_database
 
 CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if present)"
 
@@ -82,6 +82,12 @@ def _app(config: str | None, *, starts_daemon: bool = False, writes: bool = Fals
     from ticketd.store.migrations import SchemaVersionError
 
     settings = _settings(config)
+    if starts_daemon and (old := moved_default_database(settings)) is not None:
+        raise click.ClickException(
+            f"no database at {settings.database_url.split('///', 1)[-1]}, where a database_url left out of "
+            f"{config or 'the settings'} now puts it (beside the file), but {old} exists, where earlier versions "
+            f"put it (the working directory): starting would open a second, empty desk. Set database_url: "
+            f"sqlite:///{old} and data_dir: {old.parent} in the file, or move {old.parent} beside it")
     if starts_daemon and not settings.rules_file.is_file():
         raise click.ClickException(
             f"no rules file at {settings.rules_file}: without one no ticket is assigned or timed. Write it "

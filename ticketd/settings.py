@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -294,6 +295,9 @@ class Settings(_Strict):
                 raise ValueError(f"support_address: {domain!r} is not a domain name") from None
         return f"{local}@{domain}"
 
+    # The path settings the file left out, put beside it (load_settings): not a setting, how one was read.
+    _defaulted_beside_file: tuple[str, ...] = PrivateAttr(default=())
+
     @property
     def support_domain(self) -> str:
         return self.support_address.rsplit("@", 1)[1]
@@ -528,6 +532,22 @@ def _resolve_relative(data: dict[str, Any], base: Path, *, defaults_too: bool) -
     return data
 
 
+# Where a database_url left out of ticketd.yaml put the database before it went beside the file.
+_OLD_DEFAULT_DATABASE = Path("var") / "ticketd.db"
+
+
+def moved_default_database(settings: Settings) -> Path | None:
+    """The database an older ticketd made in the working directory for a database_url ticketd.yaml left
+    out, when the one beside the file does not exist yet: starting there would open a second, empty desk."""
+    if "database_url" not in settings._defaulted_beside_file:
+        return None
+    current = Path(settings.database_url.split("///", 1)[-1])
+    old = Path.cwd() / _OLD_DEFAULT_DATABASE
+    if current.exists() or not old.exists() or old.resolve() == current.resolve():
+        return None
+    return old
+
+
 def key_lines(text: str) -> dict[tuple, int]:
     """The line (from 1) of each key and list item of a settings file, by its path as pydantic gives it
     (`("smtp", "listen")`, `("imap", 0, "host")`); empty if the text is no YAML."""
@@ -570,7 +590,10 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         data = loaded
         base = path.resolve().parent
     data = _as_typed(Settings, _merge(data, _env_overrides(environ)))
+    defaulted = tuple(key for key in (*_PATH_KEYS, "database_url") if key not in data) if path else ()
     try:
-        return Settings.model_validate(_resolve_relative(data, base, defaults_too=bool(path)))
+        settings = Settings.model_validate(_resolve_relative(data, base, defaults_too=bool(path)))
+        settings._defaulted_beside_file = defaulted
+        return settings
     except ValidationError as exc:
         raise _explained(exc) from None
