@@ -89,7 +89,10 @@ def test_an_inline_answer_under_an_internal_note_is_held_back(desk):
     note_mail = desk.last(BOB)
     assert secret in body_text(note_mail)
     before = len(desk.inbox(CUSTOMER))
-    desk.reply_to(note_mail, BOB, _inline(note_mail, "Thanks.", {f"{secret}.": "Then we wait for the payment."}))
+    # Through his reply address of another mail of the ticket (one to the note's own is a note itself).
+    desk.send(build_mail(BOB, _inline(note_mail, "Thanks.", {f"{secret}.": "Then we wait for the payment."}),
+                         to=desk.agent_address(tid, BOB), subject=f"Re: [#{tid}]",
+                         in_reply_to=str(note_mail["Message-ID"])))
     assert len(desk.inbox(CUSTOMER)) == before
     assert "internal note" in body_text(desk.last(BOB)) and desk.events(tid)[-1]["kind"] == "commands_rejected"
 
@@ -124,8 +127,8 @@ def test_a_quoted_line_the_customer_never_saw_is_not_relayed_with_its_answer(des
     assert "Refund: no." in body_text(told)
     asked = [line.lstrip("> ").strip() for line in body_text(told).splitlines()]
     header = next(line for line in asked if "internal note on" in line)
-    desk.reply_to(told, BOB, _inline(told, "Hello,", {
-        "Refund: no.": "We cannot refund it.", header: "More below."}))
+    desk.send(build_mail(BOB, _inline(told, "Hello,", {"Refund: no.": "We cannot refund it.", header: "More below."}),
+                         to=desk.agent_address(tid, BOB), subject=f"Re: [#{tid}]", in_reply_to=str(told["Message-ID"])))
     sent = _text(desk.last(CUSTOMER))
     assert "We cannot refund it." in sent and "More below." in sent
     assert "Refund" not in sent and "internal note" not in sent

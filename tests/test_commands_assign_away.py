@@ -140,7 +140,10 @@ def test_assigning_an_away_agent_by_mail_is_refused_and_the_ticket_stays(daemon)
     ticket = json.loads(cli_ok(config, "tickets", "show", "1", "--json"))
     assert ticket["assignee"] == ALICE
     assert [e for e in ticket["events"] if e["kind"] == "commands_rejected"]
-    assert not _to(sink, CAROL, "") and not [m for m in sink.messages if "Carol, this one" in _text(m.message)]
+    # Her words went nowhere but back to her, with the refusal.
+    assert not _to(sink, CAROL, "") and not [m for m in sink.messages if "Carol, this one" in _text(m.message)
+                                             and m.rcpt_tos != [ALICE]]
+    assert "Carol, this one is yours." in _text(refused)
 
     # An absence an admin sets (as the agent's own #away does), until a time shown in Alice's zone.
     cli_ok(config, "agents", "away", DAVE, "--until", "3d")
