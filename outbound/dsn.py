@@ -21,7 +21,6 @@ class DeliveryReport:
     failed_recipients: list[str] = field(default_factory=list)      # lower case; Final- and Original-Recipient
     status: str = ""                                                # e.g. 5.1.1, of a failure if any
     diagnostic: str = ""
-    actions: list[str] = field(default_factory=list)                # every Action named: failed, delayed, ...
 
 
 def _ids(value: str | None) -> list[str]:
@@ -97,15 +96,14 @@ def read_report(raw: bytes) -> DeliveryReport | None:
         return None
     ids: list[str] = []
     failed: list[str] = []
-    actions: list[str] = []
+    reported = False   # a per-recipient block with an Action: failed, delayed, delivered, relayed, expanded
     status = diagnostic = ""
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
             for block in _status_blocks(part):
                 action = block.get("action", "").strip().lower()
-                if action:
-                    actions.append(action)
+                reported = reported or bool(action)
                 # RFC 3464 2.3.1/2.3.2: after an alias or forward, Final-Recipient
                 # is the rewritten address; Original-Recipient the one we sent to.
                 named = [block.get(f) for f in ("final-recipient", "original-recipient") if block.get(f)]
@@ -119,9 +117,8 @@ def read_report(raw: bytes) -> DeliveryReport | None:
                 ids += _ids(payload[0].get("Message-ID"))
             elif isinstance(payload, str):
                 ids += _ids(email.message_from_string(payload).get("Message-ID"))
-    if not actions:
+    if not reported:
         return None   # a multipart/report of another kind (a read receipt, RFC 8098) or without its status
     # Some reporters keep only In-Reply-To/References naming the original.
     ids += _ids(msg.get("In-Reply-To")) + _ids(msg.get("References"))
-    return DeliveryReport(list(dict.fromkeys(ids)), list(dict.fromkeys(failed)), status, diagnostic,
-                          list(dict.fromkeys(actions)))
+    return DeliveryReport(list(dict.fromkeys(ids)), list(dict.fromkeys(failed)), status, diagnostic)

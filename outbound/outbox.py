@@ -201,7 +201,7 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     msg["Message-ID"] = f"<{message_id}>"
     if ticket:
         msg["Reply-To"] = reply_address(app.signer, settings.support_address, ticket["id"], notice.agent_reply_to,
-                                        note=notice.reply_as_note and bool(notice.agent_reply_to))
+                                        note=notice.reply_as_note)
     elif notice.agent_reply_to:
         # A mail about no one ticket (the daily summary, a desk reply): a
         # reply to the support address would open a ticket from the agent;

@@ -74,10 +74,11 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
 
 # The mail on a ticket outbound mail may name (In-Reply-To, References): the
 # customer-side conversation, not an agent's mail (customers never received
-# it) nor an internal note. Whether it is a robot's comes along.
-# Whether a mail is the customers' own: a requester's or follower's (participants hold addresses in
-# lower case). Anyone else's on the ticket (an agent's mail that failed the agent checks, an
-# outsider's) never reached them, and its Message-ID names its writer's host: an agent's private domain.
+# it) nor an internal note. Whether it is a robot's comes along, and whether
+# it is the customers' own, a requester's or follower's (participants hold
+# addresses in lower case): anyone else's (an agent's mail that failed the
+# agent checks, an outsider's) never reached them, and its Message-ID names
+# its writer's host, an agent's private domain say.
 _FROM_CUSTOMER = func.lower(messages.c.from_addr).in_(
     select(participants.c.email).where(participants.c.ticket_id == bindparam("ticket_id"),
                                        participants.c.role.in_(("requester", "follower"))))
