@@ -56,14 +56,15 @@ def assign(app: App, ticket_id: int, target: str) -> tuple[str | None, list[int]
     return assignee, outbox_ids
 
 
-def unfollow(app: App, ticket_id: int, address: str) -> None:
-    """Take a follower off the ticket, as an agent's `#unfollow` does: they get its public replies no more."""
+def unfollow(app: App, ticket_id: int, address: str) -> str:
+    """Take a follower off the ticket, as an agent's `#unfollow` does: they get its public replies no more;
+    the address as taken off."""
     address = address.strip().strip("<>").removeprefix("mailto:").lower()
 
     def work(conn) -> None:
         ticket = _open_ticket(conn, ticket_id)
         if not store.remove_follower(conn, ticket_id, address):
-            followers = [p["email"] for p in store.participants_of(conn, ticket_id) if p["role"] == "follower"]
+            followers = store.followers_of(conn, ticket_id)
             why = ("is its requester, who always gets its replies" if address == ticket["requester"].lower()
                    else "is not following it")
             raise AdminRefused(f"{address} {why} (followers of [#{ticket_id}]: {', '.join(followers) or 'none'})")
@@ -72,6 +73,7 @@ def unfollow(app: App, ticket_id: int, address: str) -> None:
 
     admin_transaction(app.engine, work)
     log.info("ticket %s: %s no longer follows it (%s)", ticket_id, address, ACTOR)
+    return address
 
 
 def close(app: App, ticket_id: int, reason: str | None, *, tell_customer: bool = True) -> list[int]:

@@ -248,7 +248,7 @@ def _followers(conn, reply, ticket_id: int) -> list[str]:
     """The ticket's followers, read only for a mail that has an `#unfollow`."""
     if not any(c.name == "unfollow" for c in reply.commands):
         return []
-    return [p["email"] for p in store.participants_of(conn, ticket_id) if p["role"] == "follower"]
+    return store.followers_of(conn, ticket_id)
 
 
 def _with_saved_reply(app: App, ticket: dict, agent, reply, plan: Plan):

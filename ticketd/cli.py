@@ -418,8 +418,8 @@ def tickets_unfollow(ticket_id: int, address: str, config: str | None) -> None:
     """Take a follower off a ticket, as an agent's #unfollow does: they get its public replies no more."""
     from ticketd.admin import unfollow
 
-    _admin_change(config, lambda app: unfollow(app, ticket_id, address))
-    click.echo(f"{address.strip().lower()} no longer follows ticket [#{ticket_id}]")
+    _app, removed = _admin_change(config, lambda app: unfollow(app, ticket_id, address))
+    click.echo(f"{removed} no longer follows ticket [#{ticket_id}]")
 
 
 # ---------------------------------------------------------------- agents

@@ -101,6 +101,11 @@ def was_addressed(conn: Connection, ticket_id: int, email: str, *, except_row: i
     return False
 
 
+def followers_of(conn: Connection, ticket_id: int) -> list[str]:
+    """The addresses following the ticket (lower case), in the order they joined."""
+    return [p["email"] for p in participants_of(conn, ticket_id) if p["role"] == "follower"]
+
+
 def remove_follower(conn: Connection, ticket_id: int, email: str) -> bool:
     """Take a follower (never the requester or an agent) off the ticket; True if they were one."""
     return conn.execute(delete(participants).where(
