@@ -55,7 +55,7 @@ def first_line(text: str) -> str:
 def answer_line(text: str) -> str:
     """The line that answers: the first non-empty one, or the next when the first only greets ("Hi Bob,")."""
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if len(lines) > 1 and _courtesy(unicodedata.normalize("NFKC", lines[0]), _GREETINGS, _GREETING_ADDRESSEES):
+    if len(lines) > 1 and _greets(unicodedata.normalize("NFKC", lines[0])):
         return lines[1]
     return lines[0] if lines else ""
 
@@ -127,7 +127,7 @@ def parse_rating(text: str) -> tuple[int, int, int] | None:
     if (rating := _rating_of(text)) is not None:
         return rating
     lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
-    if lines and (_courtesy(lines[0], _GREETINGS, _GREETING_ADDRESSEES) or _courtesy(lines[0], _THANKS)):
+    if lines and (_greets(lines[0]) or _courtesy(lines[0], _THANKS)):
         lines = lines[1:]
     for end in range(len(lines), 0, -1):
         if _closing(lines[end:]):
@@ -192,6 +192,11 @@ def _courtesy(line: str, phrases: tuple[str, ...], addressees: frozenset[str] = 
     return False
 
 
+def _greets(line: str) -> bool:
+    """`line` (NFKC already) is only a greeting: "Hi team,", "Hello Anna", "Здравствуйте,"."""
+    return _courtesy(line, _GREETINGS, _GREETING_ADDRESSEES)
+
+
 def is_only_courtesy(text: str) -> bool:
     """Only a greeting, thanks, praise or "it works", and a sign-off with a name: nothing a person must act on.
 
@@ -201,7 +206,7 @@ def is_only_courtesy(text: str) -> bool:
     lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
     if any("?" in line for line in lines):
         return False
-    greeted = bool(lines) and _courtesy(lines[0], _GREETINGS, _GREETING_ADDRESSEES)
+    greeted = bool(lines) and _greets(lines[0])
     if greeted:
         lines = lines[1:]
     thanked = 0
@@ -349,8 +354,7 @@ def parse_key_facts(text: str) -> KeyFacts:
     lines = [line for line in (text or "").splitlines() if line.strip()]
     # HTML mail written a paragraph per line (<p>Type: bug</p><p>Source: web</p>,
     # Outlook's MsoNormal) reads as facts with blank lines between them.
-    if lines and not _FACT_LINE.match(lines[0]) and _courtesy(unicodedata.normalize("NFKC", lines[0]).strip(),
-                                                            _GREETINGS, _GREETING_ADDRESSEES):
+    if lines and not _FACT_LINE.match(lines[0]) and _greets(unicodedata.normalize("NFKC", lines[0]).strip()):
         lines = lines[1:]
     for line in lines:
         m = _FACT_LINE.match(line)
