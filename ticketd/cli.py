@@ -84,7 +84,7 @@ def _app(config: str | None, *, starts_daemon: bool = False, writes: bool = Fals
     settings = _settings(config)
     if starts_daemon and (old := moved_default_database(settings)) is not None:
         raise click.ClickException(
-            f"no database at {settings.database_url.split('///', 1)[-1]}, where a database_url left out of "
+            f"no database at {settings.database_url}, where a database_url left out of "
             f"{config or 'the settings'} now puts it (beside the file), but {old} exists, where earlier versions "
             f"put it (the working directory): starting would open a second, empty desk. Set database_url: "
             f"sqlite:///{old} and data_dir: {old.parent} in the file, or move {old.parent} beside it")

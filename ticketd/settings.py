@@ -511,15 +511,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 _PATH_KEYS = ("data_dir", "rules_file", "templates_dir")
 
 
-def _resolve_relative(data: dict[str, Any], base: Path, *, defaults_too: bool) -> dict[str, Any]:
+def _resolve_relative(data: dict[str, Any], base: Path, defaulted: tuple[str, ...]) -> dict[str, Any]:
     # Paths in the file are relative to the file, so `ticketd run --config
-    # /etc/ticketd/ticketd.yaml` works from any working directory. With
-    # `defaults_too` (there is a file), a path the file leaves at its default
-    # is too: `var/` and `rules.yaml` beside the file, never a second, empty
-    # desk wherever the command was started.
-    for key in (*_PATH_KEYS, "database_url"):
-        default = Settings.model_fields[key].default
-        if defaults_too and key not in data and default is not None:
+    # /etc/ticketd/ticketd.yaml` works from any working directory. So are the
+    # `defaulted` ones the file leaves out: `var/` and `rules.yaml` beside the
+    # file, never a second, empty desk wherever the command was started.
+    for key in defaulted:
+        if (default := Settings.model_fields[key].default) is not None:
             data[key] = str(default)
     for key in _PATH_KEYS:
         if data.get(key) and isinstance(data[key], str) and not Path(data[key]).is_absolute():
@@ -539,11 +537,12 @@ _OLD_DEFAULT_DATABASE = Path("var") / "ticketd.db"
 def moved_default_database(settings: Settings) -> Path | None:
     """The database an older ticketd made in the working directory for a database_url ticketd.yaml left
     out, when the one beside the file does not exist yet: starting there would open a second, empty desk."""
-    if "database_url" not in settings._defaulted_beside_file:
-        return None
-    current = Path(settings.database_url.split("///", 1)[-1])
+    from ticketd.store.db import sqlite_file   # the CLI reads settings before it needs SQLAlchemy
+
+    current = sqlite_file(settings.database_url)
     old = Path.cwd() / _OLD_DEFAULT_DATABASE
-    if current.exists() or not old.exists() or old.resolve() == current.resolve():
+    if ("database_url" not in settings._defaulted_beside_file or current is None or current.exists()
+            or not old.exists() or old.resolve() == current.resolve()):
         return None
     return old
 
@@ -592,7 +591,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     data = _as_typed(Settings, _merge(data, _env_overrides(environ)))
     defaulted = tuple(key for key in (*_PATH_KEYS, "database_url") if key not in data) if path else ()
     try:
-        settings = Settings.model_validate(_resolve_relative(data, base, defaults_too=bool(path)))
+        settings = Settings.model_validate(_resolve_relative(data, base, defaulted))
         settings._defaulted_beside_file = defaulted
         return settings
     except ValidationError as exc:
