@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,13 +27,13 @@ import sqlalchemy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mailgen  # noqa: E402
+from throwaway import database  # noqa: E402
 from procstat import cpu_seconds, machine_busy, memory_mb, with_descendants  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 TICKETD = ROOT / ".venv" / "bin" / "ticketd"
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
-PG_ADMIN_URL = os.environ.get("TICKETD_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BENCH_REDIS = os.environ.get("TICKETD_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 
 
@@ -301,21 +300,6 @@ def run_daemon(name: str, work: Path, db_url: str, mails, clients: int, outbound
 profile_modes: set[str] = set()
 
 
-def postgres_database():
-    name = "ticketd_bench_" + uuid.uuid4().hex[:10]
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.dispose()
-
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, drop
-
-
 # ------------------------------------------------------------------ report
 
 
@@ -414,12 +398,9 @@ def main() -> None:
                                           f"sqlite:///{work}/sqlite/ticketd.db", mails, args.clients, sink_port,
                                           sink.pid, args.profile, args.workers))
             elif target == "postgresql":
-                url, drop = postgres_database()
-                try:
+                with database(True, str(work)) as url:
                     results.append(run_daemon("ticketd PostgreSQL" + mode, work / "postgresql", url, mails,
                                               args.clients, sink_port, sink.pid, args.profile, args.workers))
-                finally:
-                    drop()
             else:
                 raise SystemExit(f"unknown target {target}")
     finally:
