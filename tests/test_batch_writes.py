@@ -152,10 +152,11 @@ def test_a_workers_transaction_lets_a_waiting_acknowledgement_of_another_process
     # rule, takes the file first each time the holder lets go.
     app = make_app(sqlite_url)
     receiver = make_engine(sqlite_url)
-    holder_may_commit, order = threading.Event(), []
+    holding, holder_may_commit, order = threading.Event(), threading.Event(), []
 
     def hold() -> None:
         with app.engine.begin():
+            holding.set()
             holder_may_commit.wait(10)
             order.append("holder")
 
@@ -169,7 +170,9 @@ def test_a_workers_transaction_lets_a_waiting_acknowledgement_of_another_process
 
     holder = threading.Thread(target=hold)
     holder.start()
-    eventually(lambda: app.engine.pool.checkedout() == 1, timeout=5)
+    # Inside its transaction, not merely with a connection checked out: a
+    # holder still on its way to the lock would let the acknowledgement by.
+    assert holding.wait(5)
     acknowledgement = threading.Thread(target=acknowledge)
     acknowledgement.start()
     eventually(lambda: acknowledgement_waiting(app.engine), timeout=5)
