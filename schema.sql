@@ -56,7 +56,11 @@ CREATE TABLE imap_cursor (
     mailbox         VARCHAR(512) PRIMARY KEY,
     uidvalidity     BIGINT NOT NULL,
     last_uid        BIGINT NOT NULL DEFAULT 0,
-    updated_at      TIMESTAMP NOT NULL
+    updated_at      TIMESTAMP NOT NULL,
+    -- UIDs up to last_uid not taken yet, as an IMAP sequence set (`3:9,12`):
+    -- the unseen mail of a first look still to take (a restart goes on
+    -- with it) and mail over max_message_bytes left on the server. NULL: none.
+    owed            TEXT
 );
 
 -- How each IMAP poller fares, for `ticketd status`: the last poll that went

@@ -16,9 +16,11 @@ The first poll of a folder (no cursor yet), and the first poll after its
 UIDVALIDITY changed (RFC 3501 section 2.3.1.1: the old UIDs mean nothing),
 take only the unseen mail the folder already holds: the read mail there is
 the mailbox's history, years of it perhaps, and stays where it is. From the
-UID that folder gave next on, all mail is taken. The cursor is saved only
-once that unseen mail is taken; until then a reconnect goes on with the list
-the first look made, and a restart looks again.
+UID that folder gave next on, all mail is taken. The first look is saved
+at once, as the cursor with the unseen UIDs below it still owed, so a
+restart goes on with it: mail a person reads meanwhile, or that arrives
+read, is taken all the same. Mail over max_message_bytes stays owed too,
+on the server, and is taken once the limit allows.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
@@ -67,15 +68,6 @@ TIMEOUTS = SocketTimeout(connect=10, read=60)
 HEALTH_NOTE_SECONDS = 60.0
 
 
-@dataclass
-class FirstLook:
-    """The unseen mail a folder held when first selected under its UIDVALIDITY, not yet taken."""
-
-    uidvalidity: int
-    top: int  # the highest UID the folder could hold then: every UID above it is new mail
-    owed: list[int]  # the unseen UIDs up to `top` still to take, in order
-
-
 class Poller:
     """Takes mail from one IMAP folder into raw_mail until stopped."""
 
@@ -87,7 +79,8 @@ class Poller:
         self._delay = BACKOFF_FIRST_SECONDS
         self._uidvalidity = 0
         self._last_uid = 0
-        self._first_look: FirstLook | None = None
+        self._owed: list[int] = []      # UIDs up to _last_uid still to take (store.imap_cursor)
+        self._warned: set[int] = set()  # oversized UIDs this poller has logged
         self._ok_noted_at: float | None = None   # monotonic time of the last good poll written; None: failing
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
@@ -191,18 +184,17 @@ class Poller:
         self._uidvalidity = uidvalidity
         cursor = load_cursor(self.app.engine, self.box.key)
         if cursor is not None and cursor.uidvalidity == uidvalidity:
-            self._last_uid, self._first_look = cursor.last_uid, None
+            # Also after a reconnect or a restart in the middle of a first look: it goes on with what it owes.
+            self._last_uid, self._owed = cursor.last_uid, list(cursor.owed)
             return
-        look = self._first_look
-        if look is not None and look.uidvalidity == uidvalidity:
-            return  # reconnected during the first look: it goes on with what it still owes
         if cursor is not None:
             # What was already stored under the old UIDs is recognised by its dedupe key.
             log.warning("imap %s: UIDVALIDITY changed from %s to %s; taking only the unseen mail already there",
                         self.box.key, cursor.uidvalidity, uidvalidity)
         top = _uid_next(client, info) - 1
         owed = sorted(u for u in client.search(["UID", f"1:{top}", "UNSEEN"]) if u <= top) if top > 0 else []
-        self._first_look = FirstLook(uidvalidity, top, owed)
+        save_cursor(self.app.engine, self.box.key, uidvalidity, top, owed)
+        self._last_uid, self._owed = top, owed
         log.info("imap %s: first poll under UIDVALIDITY %s: of the mail up to UID %s, taking the %s unseen "
                  "message(s) and leaving the read ones as they are; every message from UID %s on is taken",
                  self.box.key, uidvalidity, top, len(owed), top + 1)
@@ -210,44 +202,58 @@ class Poller:
     # -- one round -----------------------------------------------------------
 
     def _sync(self, client: IMAPClient) -> None:
-        """Store every message above the cursor, whatever its flags, then flag or move it."""
+        """Store what the cursor owes and every message above it, whatever its flags, then flag or move it.
+
+        Between batches the cursor is saved and a stop is heeded: what was
+        stored but not yet saved as taken is fetched again and deduplicated.
+        """
         _announced_new_mail(client)  # what is announced so far, this SEARCH sees
-        look = self._first_look
-        if look is not None:
-            while look.owed:
-                listed = look.owed[:FETCH_BATCH]
-                self._take(client, listed)
-                look.owed = look.owed[len(listed):]
-            save_cursor(self.app.engine, self.box.key, look.uidvalidity, look.top)
-            self._last_uid, self._first_look = look.top, None
+        owed = list(self._owed)
+        kept: list[int] = []     # owed, and still there but over max_message_bytes
+        for start in range(0, len(owed), FETCH_BATCH):
+            if self._stop.is_set():
+                return
+            kept += self._take(client, owed[start:start + FETCH_BATCH])
+            self._owed = kept + owed[start + FETCH_BATCH:]
+            save_cursor(self.app.engine, self.box.key, self._uidvalidity, self._last_uid, self._owed)
+            self._note_ok()
         last = self._last_uid
         # `n:*` always names the highest UID even when it is below n
         # (RFC 3501 section 6.4.8), hence the filter.
         uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
         for start in range(0, len(uids), FETCH_BATCH):
+            if self._stop.is_set():
+                return
             listed = uids[start:start + FETCH_BATCH]
-            self._take(client, listed)
-            save_cursor(self.app.engine, self.box.key, self._uidvalidity, listed[-1])
+            self._owed += self._take(client, listed)
+            save_cursor(self.app.engine, self.box.key, self._uidvalidity, listed[-1], self._owed)
             self._last_uid = listed[-1]
+            self._note_ok()
 
-    def _take(self, client: IMAPClient, listed: list[int]) -> None:
-        """Store the messages `listed` (at most FETCH_BATCH), then flag or move them."""
+    def _take(self, client: IMAPClient, listed: list[int]) -> list[int]:
+        """Store the messages `listed` (at most FETCH_BATCH), then flag or move them; those too big to take."""
         fetched = client.fetch(listed, [b"RFC822.SIZE", b"FLAGS"])
         sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in fetched.items()}
         seen = {uid for uid, data in fetched.items() if SEEN in data.get(b"FLAGS", ())}
         for batch in fetch_batches(listed, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
             stored = self._store_batch(client, batch, seen)
             self._mark_done(client, stored)
-        self._warn_oversized(listed, sizes)
+        # A UID the FETCH did not answer for was expunged meanwhile: nothing is owed for it.
+        too_big = [uid for uid in listed if sizes.get(uid, 0) > self.box.max_message_bytes]
+        self._warn_oversized(too_big, sizes)
+        return too_big
 
     def _warn_oversized(self, uids: list[int], sizes: dict[int, int]) -> None:
         for uid in uids:
-            if sizes.get(uid, 0) > self.box.max_message_bytes:
-                # Like the receiver's 552, but nobody can be told by mail: the
-                # message stays on the server, untouched, for a person to handle.
-                log.warning("imap %s: uid %s is %s bytes, over max_message_bytes (%s); not taken, it stays "
-                            "as it is in %s", self.box.key, uid, sizes[uid], self.box.max_message_bytes,
-                            self.box.folder)
+            if uid in self._warned:
+                continue   # asked again each round, told once
+            self._warned.add(uid)
+            # Like the receiver's 552, but nobody can be told by mail: the
+            # message stays on the server, untouched, for a person to handle,
+            # and is taken if max_message_bytes is raised.
+            log.warning("imap %s: uid %s is %s bytes, over max_message_bytes (%s); not taken, it stays "
+                        "as it is in %s and is taken once max_message_bytes allows it", self.box.key, uid,
+                        sizes[uid], self.box.max_message_bytes, self.box.folder)
 
     def _store_batch(self, client: IMAPClient, batch: list[int], seen: set[int]) -> list[int]:
         fetched = client.fetch(batch, [b"BODY.PEEK[]"])
@@ -270,6 +276,8 @@ class Poller:
                     log.info("imap %s: uid %s Message-ID %s was already \\Seen on the server before it was "
                              "polled; taken as new mail all the same", self.box.key, uid, message_id or "none")
                 stored.append(uid)
+                # Progress: the next dropped connection is retried at once, not after a grown delay.
+                self._delay = BACKOFF_FIRST_SECONDS
         finally:
             if stored:
                 self.app.mail_arrived.set()

@@ -49,10 +49,24 @@ def access_token(command: str, timeout: float = TOKEN_COMMAND_SECONDS) -> str:
     return token
 
 
+class PasswordNotSendableError(Exception):
+    """A password or user name LOGIN cannot carry, and the server offers no AUTHENTICATE PLAIN."""
+
+
 def log_in(client: IMAPClient, box: ImapSettings) -> None:
     """Authenticate `client` as the mailbox settings say."""
     if box.auth == "password":
-        client.login(box.username, box.password)
+        if (box.username + box.password).isascii():
+            client.login(box.username, box.password)
+        elif client.has_capability("AUTH=PLAIN"):
+            # LOGIN's strings are ASCII (RFC 3501 section 9; imaplib refuses
+            # anything else, naming a character of the password); SASL PLAIN
+            # carries UTF-8 (RFC 4616), which is what servers check against.
+            client.plain_login(box.username, box.password)
+        else:
+            raise PasswordNotSendableError(
+                "the password or user name has characters outside ASCII, which IMAP LOGIN cannot send, and the "
+                "server offers no AUTHENTICATE PLAIN (AUTH=PLAIN) that could")
     elif box.auth == "xoauth2":
         client.oauth2_login(box.username, access_token(box.oauth2_token_command))
     else:

@@ -557,3 +557,59 @@ def test_cursor_saves_insert_then_update_on_both_databases(make_app, db_url):
     save_cursor(app.engine, "Support", 1, 1)
     assert load_cursor(app.engine, "INBOX") == Cursor(8, 3)
     assert load_cursor(app.engine, "Support") == Cursor(1, 1)
+
+
+def test_a_password_beyond_ascii_logs_in_by_sasl_plain_and_is_never_shown(make_app, sqlite_url, dovecot, caplog):
+    """LOGIN carries ASCII only (imaplib named a character of the password and its place in the error)."""
+    _append(dovecot, _mail("Umlauts in the password", "<utf8-login@client.example.org>"))
+    password = "Pässwörd-2024"
+    (dovecot.root / "passwd").write_text(f"{dovecot.user}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(password=f'"{password}"'))
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1)
+    assert "UnicodeEncodeError" not in caplog.text and "\\xe4" not in caplog.text
+
+
+def test_a_restart_in_the_middle_of_a_first_look_goes_on_with_it(make_app, sqlite_url, dovecot, caplog):
+    """Stopped while taking a backlog: what was unseen then, or arrived since, is taken even if read meanwhile."""
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
+    with dovecot.client() as client:
+        for n in range(300):
+            client.append("INBOX", _mail(f"Backlog {n}", f"<backlog-{n}@client.example.org>"))
+        client.append("INBOX", _mail("Read history", "<history@client.example.org>"), flags=[b"\\Seen"])
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(poll_seconds=60))
+    key = app.settings.imap[0].key
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) >= 20, step=0.01)
+    taken = _raw_count(app)
+    assert 20 <= taken < 300, "the first look ended before the stop: nothing to go on with"
+    owed = load_cursor(app.engine, key).owed
+    assert len(owed) >= 300 - taken and 301 not in owed       # the read mail there is history, not owed
+    with dovecot.client() as client:     # meanwhile a colleague reads the last five in webmail...
+        client.select_folder("INBOX")
+        client.add_flags([296, 297, 298, 299, 300], [b"\\Seen"])
+        # ...and a mail arrives that a phone has already read
+        client.append("INBOX", _mail("Arrived read", "<arrived@client.example.org>"), flags=[b"\\Seen"])
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 301, timeout=30)
+        assert eventually(lambda: load_cursor(app.engine, key) == Cursor(load_cursor(app.engine, key).uidvalidity,
+                                                                         302))
+    assert caplog.text.count("first poll under UIDVALIDITY") == 1
+    assert drain(app) == 301
+    assert "Read history" not in _ticket_subjects(app) and "Arrived read" in _ticket_subjects(app)
+
+
+def test_mail_over_the_limit_is_taken_once_the_limit_is_raised(make_app, sqlite_url, dovecot):
+    big = _mail("Huge scan", "<huge2@client.example.org>", body="x" * 70 + "\n" * 100 + "y" * 5000)
+    _append(dovecot, big)
+    _append(dovecot, _mail("Small question", "<small2@client.example.org>"))
+    app = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2, max_message_bytes=4000))
+    key = app.settings.imap[0].key
+    with _polling(app):
+        assert eventually(lambda: _raw_count(app) == 1 and load_cursor(app.engine, key).last_uid == 2)
+    assert load_cursor(app.engine, key).owed == (1,)
+    raised = make_app(sqlite_url, extra=dovecot.settings_yaml(idle=False, poll_seconds=0.2))
+    with _polling(raised):
+        assert eventually(lambda: _raw_count(raised) == 2)
+        assert eventually(lambda: load_cursor(raised.engine, key).owed == ())
+    assert b"\\Seen" in _flags(dovecot)[1]

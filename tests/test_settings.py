@@ -127,6 +127,26 @@ def test_imap_takes_implicit_tls_or_starttls_not_both(tmp_path):
         load_settings(config, environ={})   # ssl defaults to true (port 993)
 
 
+@pytest.mark.parametrize("boxes, error", [
+    # Moved into the folder it is taken from, each mail came back under a new UID, again and again.
+    ("[{host: imap.example.net, username: u, password: p, move_to: inbox}]", "is the folder polled"),
+    ("[{host: imap.example.net, username: u, password: p, folder: Support, move_to: Support}]",
+     "is the folder polled"),
+    # Twice the same folder: two pollers, one cursor, every mail fetched twice.
+    ("[{host: imap.example.net, username: u, password: p}, {host: imap.example.net, username: u, password: q, "
+     "folder: Inbox}]", r"imap\[1\] is the same mailbox as imap\[0\]"),
+])
+def test_a_mailbox_that_would_take_its_mail_again_is_refused(tmp_path, boxes, error):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text(f"imap: {boxes}\n")
+    with pytest.raises(ValidationError, match=error):
+        load_settings(config, environ={})
+    # Another folder of the same account, or the same name in another case outside INBOX, is fine.
+    config.write_text("imap: [{host: imap.example.net, username: u, password: p, move_to: Done},"
+                      " {host: imap.example.net, username: u, password: p, folder: Done, move_to: done}]\n")
+    assert [box.move_to for box in load_settings(config, environ={}).imap] == ["Done", "done"]
+
+
 def test_cli_names_the_bad_key_and_exits_1(tmp_path):
     import subprocess
     import sys

@@ -163,9 +163,23 @@ class ImapSettings(_Strict):
                 raise ValueError(f"imap: `auth: {self.auth}` logs in with a token: remove `password`")
         return self
 
+    @model_validator(mode="after")
+    def _moves_elsewhere(self) -> ImapSettings:
+        # Mail moved into the folder polled comes back under a new UID above
+        # the cursor, and would be taken and moved again without end. INBOX
+        # is INBOX in any case (RFC 3501 section 5.1); other names are as written.
+        if self.move_to is not None and _folder_name(self.move_to) == _folder_name(self.folder):
+            raise ValueError(f"imap: `move_to: {self.move_to}` is the folder polled (`folder: {self.folder}`): "
+                             "name another folder, or leave `move_to` out to flag taken mail \\Seen")
+        return self
+
     @property
     def key(self) -> str:
         return f"{self.username}@{self.host}:{self.port}/{self.folder}"
+
+
+def _folder_name(name: str) -> str:
+    return "INBOX" if name.upper() == "INBOX" else name
 
 
 class OutboundSettings(_Strict):
@@ -266,6 +280,19 @@ class Settings(_Strict):
             raise ValueError("database_url must be a sqlite:///PATH or postgresql+psycopg:// URL (a file on disk, "
                              f"or postgresql+psycopg://user@host/db); got {shown!r}")
         return value
+
+    @field_validator("imap")
+    @classmethod
+    def _each_mailbox_once(cls, boxes: list[ImapSettings]) -> list[ImapSettings]:
+        """A mailbox listed twice would be polled by two pollers sharing one cursor, each taking every mail."""
+        seen: dict[str, int] = {}
+        for index, box in enumerate(boxes):
+            key = box.key.rpartition("/")[0] + "/" + _folder_name(box.folder)
+            if key in seen:
+                raise ValueError(f"imap[{index}] is the same mailbox as imap[{seen[key]}] ({box.key}): "
+                                 "list each folder once")
+            seen[key] = index
+        return boxes
 
     @field_validator("redis_namespace")
     @classmethod

@@ -117,6 +117,11 @@ def _add_dismissed(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE {table} ADD COLUMN dismiss_reason TEXT"))
 
 
+def _add_imap_owed(conn: Connection) -> None:
+    """imap_cursor.owed, NULL: a cursor saved before it owes nothing, as the poller then left it."""
+    conn.execute(text("ALTER TABLE imap_cursor ADD COLUMN owed TEXT"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -133,6 +138,8 @@ STEPS: tuple[Step, ...] = (
          _add_timer_rules),
     Step(9, "outbox_sent indexes when mail went out, for `ticketd status`", _add_outbox_sent_index),
     Step(10, "quarantined and failed mail an admin dismissed records who, when and why", _add_dismissed),
+    Step(11, "imap_cursor.owed keeps the UIDs a first look still has to take, across a restart",
+         _add_imap_owed),
 )
 LATEST = STEPS[-1].version
 

@@ -59,6 +59,7 @@ imap_cursor = Table(
     Column("uidvalidity", BigInteger, nullable=False),
     Column("last_uid", BigInteger, nullable=False, server_default="0"),
     Column("updated_at", DateTime, nullable=False),
+    Column("owed", Text),
 )
 
 imap_health = Table(
