@@ -887,6 +887,12 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     # Headers only: a multipart Content-Type would otherwise send the parser
     # looking for its boundary, compiling a new regular expression per mail.
     msg = _HEAD_PARSER.parsebytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n", headersonly=True)
+    stray = msg.get_payload()
+    if isinstance(stray, str) and stray.strip():
+        # Lines before the first blank one that are no header (a mail with
+        # no header block at all, a block of bytes): they are the mail's
+        # text, and without them every such mail would share one key.
+        body_hash = _normalised_body_hash(raw, 0)
     message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
     if message_id:
         # The key hashes the Message-ID as compat32 reads it (8-bit bytes as U+FFFD), as every key

@@ -340,10 +340,17 @@ def test_tag_survives_any_reply_prefixes(ticket, subject, before, after):
 
 
 def _dedupe_key_as_first_written(raw: bytes) -> tuple[str, str | None]:
-    """The key as ticketd first computed it, with whole copies: keys stored then must still collide."""
+    """The key as ticketd first computed it, with whole copies: keys stored then must still collide.
+
+    One change since, on purpose: lines before the first blank one that are
+    no header (a mail without a header block) are hashed with the rest, or
+    every such mail had the same key and the second was taken for the first.
+    """
     head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
     body_hash = hashlib.sha256(body.rstrip()).hexdigest()
     msg = email.message_from_bytes(head + b"\n\n")
+    if msg.get_payload().strip():
+        body_hash = hashlib.sha256(raw.replace(b"\r\n", b"\n").rstrip()).hexdigest()
     message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
     if message_id:
         return f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}", message_id
@@ -374,6 +381,13 @@ def test_dedupe_key_of_corpus_mail_is_the_key_first_written(path):
     raw = path.read_bytes()
     assert dedupe_key(raw)[0] == _dedupe_key_as_first_written(raw)[0]
     assert dedupe_key(raw)[1] in (None, parse_mail(raw).message_id)
+
+
+def test_mails_without_a_header_block_are_told_apart_by_their_text():
+    text, other = b"just a line of text without headers\r\n", b"another line, no headers either\r\n"
+    assert dedupe_key(text) != dedupe_key(other)
+    assert dedupe_key(text) == dedupe_key(text.replace(b"\r\n", b"\n"))   # the same mail by another route
+    assert dedupe_key(b"Subject: x\r\nnot a header\r\n") != dedupe_key(b"Subject: x\r\nnor this\r\n")
 
 
 def test_an_8bit_message_id_is_read_as_utf8_and_keeps_its_first_key():
