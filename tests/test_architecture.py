@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PURE = sorted([*(ROOT / "ticketd" / "domain").glob("*.py"),
                ROOT / "ingest" / "parse.py", ROOT / "ingest" / "charsets.py", ROOT / "ingest" / "headers.py",
                ROOT / "ingest" / "match.py", ROOT / "ingest" / "quotes.py", ROOT / "ingest" / "html_text.py",
-               ROOT / "ingest" / "identity.py", ROOT / "ingest" / "tnef.py",
+               ROOT / "ingest" / "identity.py", ROOT / "ingest" / "tnef.py", ROOT / "ingest" / "mentions.py",
                ROOT / "outbound" / "dsn.py"])
 IO_LIBRARIES = {"sqlalchemy", "psycopg", "sqlite3", "smtplib", "imaplib", "imapclient", "aiosmtpd", "socket",
                 "redis", "dramatiq", "subprocess", "requests", "urllib", "http", "asyncio", "threading",

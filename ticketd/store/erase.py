@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import Connection, ColumnElement, Table, delete, func, or_, select, update
 
 from ingest.identity import HEAD_BYTES, identity
+from ingest.mentions import names_address
 from ticketd.clock import iso
 from ticketd.domain.erase import ERASED_TEXT
 from ticketd.store.tables import (
@@ -160,6 +162,7 @@ def erase_traces(conn: Connection, address: str, now: datetime, why: str, erased
     theirs = conn.execute(select(messages.c.id, messages.c.raw_mail_id).where(
         func.lower(messages.c.from_addr) == address)).all()
     ids = [row.id for row in theirs]
+    touched = _tickets_touched_by(conn, address, ids)
     if ids:
         erased.files |= set(conn.execute(select(attachments.c.sha256)
                                          .where(attachments.c.message_id.in_(ids))).scalars())
@@ -191,6 +194,73 @@ def erase_traces(conn: Connection, address: str, now: datetime, why: str, erased
                                                  .values({column.name: ERASED_TEXT})).rowcount
     erased.raw_mail += _tombstone(conn, func.lower(raw_mail.c.envelope_from) == address, now, why)
     erased.raw_mail += _tombstone_loose_mail_from(conn, address, now, why)
+    _erase_spelled(conn, address, touched, now, why, erased)
+
+
+def _tickets_touched_by(conn: Connection, address: str, their_messages: list[int]) -> set[int]:
+    """The tickets `address` wrote on, was named on (To, Cc, participant) or acted on: where mail may spell it."""
+    spelled = json.dumps(address)[1:-1]
+    found = set(conn.execute(select(messages.c.ticket_id).where(or_(
+        messages.c.id.in_(their_messages),
+        func.lower(messages.c.to_addrs).contains(spelled, autoescape=True),
+        func.lower(messages.c.cc_addrs).contains(spelled, autoescape=True)))).scalars())
+    found |= set(conn.execute(select(participants.c.ticket_id)
+                              .where(func.lower(participants.c.email) == address)).scalars())
+    found |= set(conn.execute(select(events.c.ticket_id).where(or_(
+        *(func.lower(column) == address for column in (events.c.actor, events.c.from_value, events.c.to_value)))))
+        .scalars())
+    return found - {None}
+
+
+def _erase_spelled(conn: Connection, address: str, touched: set[int], now: datetime, why: str,
+                   erased: Erased) -> None:
+    """Where `address` is spelled inside text rather than stored as one: mail bytes, Message-IDs, reasons.
+
+    A Message-ID may carry it (`<1234.jane@example.org>`, some mailers'
+    habit), and with it the history that names that mail and the bytes of
+    replies that refer to it; mail we sent on the tickets they took part
+    in quotes their words and lists them among whom a reply reaches.
+    """
+    # Mail we sent: a sent copy keeps its row (when, to whom) without its
+    # bytes; mail not yet sent, or failed (which `outbox retry` would send
+    # again), goes, as the mail to them does above.
+    if touched:
+        for row in conn.execute(select(outbox.c.id, outbox.c.state, outbox.c.raw)
+                                .where(outbox.c.ticket_id.in_(touched))).all():
+            if not names_address(bytes(row.raw), address):
+                continue
+            if row.state == "sent":
+                conn.execute(update(outbox).where(outbox.c.id == row.id).values(raw=b""))
+            else:
+                _delete(conn, outbox, outbox.c.id == row.id)
+            erased.outbox += 1
+        # Other people's mail on those tickets that names them in a header
+        # (References to their Message-ID) or its text keeps its words in
+        # the message; the original bytes go, as for a Cc above.
+        held = select(messages.c.raw_mail_id).where(messages.c.ticket_id.in_(touched),
+                                                    messages.c.raw_mail_id.is_not(None))
+        naming = [row.id for row in conn.execute(select(raw_mail.c.id, raw_mail.c.raw).where(
+            raw_mail.c.id.in_(held), raw_mail.c.state.in_(_AT_REST), raw_mail.c.size > 0)).all()
+            if names_address(bytes(row.raw), address)]
+        erased.raw_mail += _tombstone(conn, raw_mail.c.id.in_(naming), now, why) if naming else 0
+    erased.raw_mail += _tombstone(conn, func.lower(raw_mail.c.message_id).contains(address, autoescape=True),
+                                  now, why)
+    # A Message-ID that spells them becomes `1234.[erased]`, as do the
+    # reasons naming that mail: the message keeps its place in the
+    # conversation, and a later reply naming the old id no longer threads by it.
+    for column, counted in ((messages.c.message_id, "addresses_removed"), (events.c.reason, "events_anonymised")):
+        table = column.table
+        rows = conn.execute(select(table.c.id, column).where(
+            func.lower(column).contains(address, autoescape=True))).all()
+        for row_id, value in rows:
+            conn.execute(update(table).where(table.c.id == row_id)
+                         .values({column.name: _unspelled(value, address)}))
+        setattr(erased, counted, getattr(erased, counted) + len(rows))
+
+
+def _unspelled(text: str, address: str) -> str:
+    """`text` with every spelling of `address` (in any case) made ERASED_TEXT."""
+    return re.sub(re.escape(address), ERASED_TEXT, text, flags=re.IGNORECASE)
 
 
 def _remove_from_recipients(conn: Connection, address: str, erased: Erased) -> list[int]:
