@@ -96,6 +96,9 @@ def test_unicode_whitespace_before_a_command(text, line, args):
     ("#priority high.", dict(priority="high")),
     ("#type idea", dict(type="idea")),
     ("#type Bug!", dict(type="bug")),
+    # The words key facts take: a customer's `Type: feature` and an agent's `#type feature` agree.
+    ("#type feature", dict(type="idea")), ("#type Feature request", dict(type="idea")),
+    ("#type defect", dict(type="bug")),
     ("#postpone 1h30m", dict(postponed_until=datetime(2030, 6, 1, 13, 30))),
     ("#postpone 1w 2d", dict(postponed_until=datetime(2030, 6, 10, 12, 0))),
     ("#postpone 2030-07-01 09:30", dict(postponed_until=datetime(2030, 7, 1, 9, 30))),
@@ -136,7 +139,7 @@ def test_command_applies(text, expected):
     ("#assign", "needs an agent's email or a group name", "assign"),
     ("#assign mallory@example.net", "is neither an agent nor a group", "assign"),
     ("#priority extreme", "'extreme' is not a priority", "priority"),
-    ("#type feature", "'feature' is not a type", "type"),
+    ("#type feature creep", "'feature creep' is not a type", "type"),
     ("#postpone soon", "'soon' is not a duration or an ISO date", "postpone"),
     ("#priority", "#priority needs a priority.", "priority"),
     ("#type", "#type needs a type.", "type"),
@@ -174,8 +177,8 @@ def test_one_bad_command_rejects_all():
 
 
 def test_every_error_names_the_line_written():
-    result = plan("#priority extreme\n#type feature")
-    assert [e.split(":")[0] for e in result.errors] == ["#priority extreme", "#type feature"]
+    result = plan("#priority extreme\n#type wish")
+    assert [e.split(":")[0] for e in result.errors] == ["#priority extreme", "#type wish"]
     assert set(result.usage) == {USAGE["priority"], USAGE["type"]}
 
 

@@ -85,6 +85,8 @@ def test_rating(text, rating):
     ("Hallo,\n5 4 5\nViele Grüße\nJörg", (5, 4, 5)),
     ("5 5 4\nCarl", (5, 5, 4)), ("Thanks!\n5, 5, 4\nIvy Chen", (5, 5, 4)),   # a bare name signs too
     ("5 5 4 - great job", (5, 5, 4)), ("5 5 5, perfect!", (5, 5, 5)),
+    # Thanks before the numbers, on their line.
+    ("Thanks! 4 5 3", (4, 5, 3)), ("Thank you, 5 4 5\nAnna", (5, 4, 5)), ("Спасибо! 5 5 4, отлично", (5, 5, 4)),
 ])
 def test_a_rating_said_politely_is_only_a_rating(text, rating):
     """PRODUCT.md: a reply to a closed ticket reopens it "unless it is only a rating"; thanks are no request."""
@@ -102,6 +104,7 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     "5 5 5\nThanks,\nAnna\nBob\nCarol\nDave",
     "Thanks 5 5 5 for nothing",
     "5 5 5\nCarl\nCall me back", "5 5 5 - great job but slow",
+    "Thanks 4 5 3 but the tray jams", "Thanks! 6 5 3",
 ])
 def test_a_rating_with_more_to_say_reopens(text):
     """Anything beyond greetings, thanks and a name is a person's words: a person reads them."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.quotes import cut_signature
-from ticketd.domain.lifecycle import agent_may_set
+from ticketd.domain.lifecycle import agent_may_set, type_named
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
 from ticketd.domain.tags import format_tag
 from ticketd.domain.timers import TooFarAhead, read_ahead
@@ -412,8 +412,9 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             else:
                 fail(cmd, f"{cmd.args!r} is not a priority." if cmd.args else "#priority needs a priority.")
         elif cmd.name == "type":
-            if _word(cmd.args) in TYPES:
-                values["type"] = _word(cmd.args)
+            # The words customers' key facts take (`#type feature` is idea), so the two never disagree.
+            if (named := type_named(cmd.args)) is not None:
+                values["type"] = named
             else:
                 fail(cmd, f"{cmd.args!r} is not a type." if cmd.args else "#type needs a type.")
         elif cmd.name == "postpone":

@@ -132,9 +132,17 @@ def parse_rating(text: str) -> tuple[int, int, int] | None:
     for end in range(len(lines), 0, -1):
         if _closing(lines[end:]):
             numbers = "\n".join(lines[:end])
-            if (rating := _rating_of(numbers) or _rating_of(_TRAILING_THANKS.sub("", numbers))) is not None:
-                return rating
+            for bare in _thanks_cut(numbers):
+                if (rating := _rating_of(bare)) is not None:
+                    return rating
     return None
+
+
+def _thanks_cut(numbers: str) -> tuple[str, ...]:
+    """The numbers' lines as written, and without thanks or praise before or after them on their line
+    ("Thanks! 4 5 3", "5 4 5 great, thanks")."""
+    trailing = _TRAILING_THANKS.sub("", numbers)
+    return (numbers, trailing, _LEADING_THANKS.sub("", numbers), _LEADING_THANKS.sub("", trailing))
 
 
 # Courtesy around a rating, in the languages of the default accept words (and German, French).
@@ -166,6 +174,8 @@ _CONFIRMATIONS = ("it works", "it works now", "works", "works now", "working now
 _PIECE_BREAK = re.compile(r"[,;.!?。，！？、…]+|\s+[-–—]+\s+")
 _TRAILING_THANKS = re.compile(r"[\s,;.!–—-]*(?i:" + "|".join(sorted(map(re.escape, _THANKS + _PRAISE), key=len,
                                                                     reverse=True)) + r")[\s.!]*$")
+_LEADING_THANKS = re.compile(r"^\s*(?i:" + "|".join(sorted(map(re.escape, _THANKS + _PRAISE), key=len, reverse=True))
+                             + r")[\s,;:.!–—-]+")
 _NAME_WORD = re.compile(r"^[^\W\d_][^\W\d]*(?:[.'’&-][^\W\d]*)*\.?$")
 
 
@@ -336,6 +346,11 @@ _TYPE_SYNONYMS = {"feature": "idea", "feature request": "idea", "suggestion": "i
                   "error": "bug", "problem": "bug", "question": "question", "idea": "idea", "bug": "bug"}
 
 
+def type_named(words: str) -> str | None:
+    """The ticket type `words` name (`Type:` key facts and `#type` alike: "Feature request" is idea), or None."""
+    return _TYPE_SYNONYMS.get(_normalise(words))
+
+
 @dataclass(frozen=True)
 class KeyFacts:
     values: dict                    # field -> value, only the ones given and valid
@@ -362,7 +377,7 @@ def parse_key_facts(text: str) -> KeyFacts:
             break
         key, value = m.group(1).lower(), m.group(2)
         if key == "type":
-            typed = _TYPE_SYNONYMS.get(_normalise(value))
+            typed = type_named(value)
             if typed in TYPES:
                 values["type"] = typed
             else:
