@@ -544,16 +544,21 @@ def test_a_command_under_a_greeting_is_neither_applied_nor_sent_to_the_customer(
     assert "'#close' below other text is not read as a command" in body_text(desk.last(agent))
 
 
-def test_the_assignee_hears_when_a_colleague_answers_or_closes_their_ticket(desk):
-    """Alice, reassigned away, still answers from her old notice: Bob, whose ticket it is, is told."""
-    customer, alice, bob = "cust@example.org", "alice@example.com", "bob@example.com"
-    desk.send(build_mail(customer, "The printer is on fire.\n"))
+def _passed_from_alice_to_bob(desk):
+    """Alice is given the ticket, then passes it to Bob: its id, Alice's old notice, and how much Bob has had."""
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
     tid = desk.ticket()["id"]
     desk.assign(tid)
-    old_notice = desk.last(alice)
-    desk.reply_to(old_notice, alice, "#assign bob@example.com\n")
-    assert desk.ticket(tid)["assignee"] == bob
-    told = len(desk.inbox(bob))
+    old_notice = desk.last(ALICE)
+    desk.reply_to(old_notice, ALICE, "#assign bob@example.com\n")
+    assert desk.ticket(tid)["assignee"] == BOB
+    return tid, old_notice, len(desk.inbox(BOB))
+
+
+def test_the_assignee_hears_when_a_colleague_answers_or_closes_their_ticket(desk):
+    """Alice, reassigned away, still answers from her old notice: Bob, whose ticket it is, is told."""
+    alice, bob = ALICE, BOB
+    tid, old_notice, told = _passed_from_alice_to_bob(desk)
     desk.reply_to(old_notice, alice, "#status waiting_customer\nWhich model is it?\n")
     [mail] = desk.inbox(bob)[told:]
     text = body_text(mail)
@@ -663,3 +668,25 @@ def test_unfollow_takes_a_follower_off_before_the_reply_it_comes_with(desk, tmp_
     assert f"no longer follows ticket [#{tid}]" in cli_ok(config, "tickets", "unfollow", str(tid), other)
     assert [p["email"] for p in desk.rows(participants, ticket_id=tid) if p["role"] == "follower"] == []
     assert desk.events(tid, "follower_removed")[-1]["actor"] == "admin:cli"
+
+
+def test_the_assignee_hears_when_a_colleague_takes_their_ticket_and_the_history_names_the_mail(desk):
+    """Bob holds the ticket; Alice, from her old notice, takes it back: Bob is told it is no longer his."""
+    alice, bob = ALICE, BOB
+    tid, old_notice, told = _passed_from_alice_to_bob(desk)
+    desk.reply_to(old_notice, alice, "#assign alice@example.com\nI know this printer.\n")
+    assert desk.ticket(tid)["assignee"] == alice
+    [mail] = desk.inbox(bob)[told:]
+    assert str(mail["Subject"]) == f"[#{tid}] Alice took your ticket: Printer on fire"
+    text = body_text(mail)
+    assert "Alice took ticket" in text and "#assign alice@example.com" in text and "It is Alice's now" in text
+    assert "I know this printer." in text and "stays yours" not in text
+    taken = desk.events(tid, "assigned")[-1]
+    assert (taken["from_value"], taken["to_value"]) == (bob, alice)
+    assert taken["message_id"] == desk.messages(tid)[-1]["id"]
+    # Bob takes it back from his own older notice: now Alice is the one told.
+    desk.reply_to(desk.last(bob), bob, "#assign bob@example.com\n")
+    assert str(desk.last(alice)["Subject"]) == f"[#{tid}] Bob took your ticket: Printer on fire"
+    # A colleague's reply that leaves the ticket where it is still says it stays theirs.
+    desk.reply_to(desk.last(alice), alice, "#priority high\n")
+    assert "stays yours" in body_text(desk.last(bob))

@@ -339,8 +339,9 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         # counts from this reply, not from the first question.
         on_status_change(conn, app, ticket_id, ticket["status"], now)
 
+    assignee_before = ticket["assignee"]
     if plan.assign_to is not None:
-        decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor)
+        decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor, row_id=row_id)
         ticket.update(store.get_ticket(conn, ticket_id))
     if public:   # after any status change above: the clock it armed is answered too
         answer_respond_clock(conn, ticket_id, now)
@@ -403,17 +404,23 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
                 attach_from=files,
             ))
-    if (assignee := ticket["assignee"]) not in (None, actor) and plan.assign_to is None and (
-            public or plan.status is not None or plan.priority or plan.type) and app.rules.agent(assignee):
-        # A colleague answering from an old notice, or setting a status: the
-        # agent the ticket belongs to would otherwise learn of it from the
-        # customer (a "closed" ticket they still answer). A note goes to them above.
+    handed_to = ticket["assignee"] if ticket["assignee"] != assignee_before else None
+    if assignee_before not in (None, actor) and app.rules.agent(assignee_before) and (
+            public or plan.status is not None or plan.priority or plan.type or handed_to):
+        # A colleague answering from an old notice, setting a status, or
+        # taking the ticket away: the agent it belonged to would otherwise
+        # learn of it from the customer (a "closed" ticket they still
+        # answer), or not at all. A note goes to them above.
         changes = [c.line for c in reply.commands if c.name not in ("note", "history", "canned")]
+        new_owner = app.rules.agent(handed_to) if handed_to else None
         decision.notices.append(Notice(
-            template="agent/colleague_worked", recipient=assignee, ticket_id=ticket_id,
-            auto_submitted=AUTO_GENERATED, agent_reply_to=assignee, from_name=agent.name,
+            template="agent/colleague_worked", recipient=assignee_before, ticket_id=ticket_id,
+            auto_submitted=AUTO_GENERATED, agent_reply_to=assignee_before, from_name=agent.name,
             context={"agent_name": agent.name, "text": reply.body if public else "",
-                     "changes": changes or ["replied to the customer"]}, message_row_id=row_id,
+                     "changes": changes or ["replied to the customer"],
+                     "handed_to": new_owner.name if new_owner else handed_to,
+                     "taken": handed_to == actor},
+            message_row_id=row_id,
         ))
     if history is not None:
         decision.notices.append(Notice(

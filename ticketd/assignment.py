@@ -65,7 +65,8 @@ def pick(conn: Connection, rules: RuleSet, group: str, now: datetime, exclude: t
 
 
 def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, actor: str, reason: str,
-         *, template: str = "agent/ticket_assigned", context: dict | None = None) -> list[Notice]:
+         *, template: str = "agent/ticket_assigned", context: dict | None = None,
+         row_id: int | None = None) -> list[Notice]:
     """Write the assignee and its event; the notice tells the agent (Reply-To: their signed address).
 
     The notice carries the ticket's latest messages, internal notes
@@ -74,7 +75,7 @@ def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, 
     """
     store.update_ticket(conn, ticket["id"], now, assignee=agent.email)
     store.add_event(conn, ticket["id"], now, actor, "assigned", from_value=ticket["assignee"],
-                    to_value=agent.email, reason=reason, rules_hash=app.rules.digest)
+                    to_value=agent.email, reason=reason, rules_hash=app.rules.digest, message_row_id=row_id)
     store.add_participant(conn, ticket["id"], agent.email, "agent", agent.name, now)
     people = store.participants_of(conn, ticket["id"])   # read once for both: every assignment does this
     shown = conversation_of(conn, ticket["id"], rules=app.rules, people=people)
@@ -194,8 +195,11 @@ def assign_batch(app: App, ticket_id: int) -> dict[int, str]:
     return given
 
 
-def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: datetime, actor: str) -> list[Notice]:
+def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: datetime, actor: str, *,
+                 row_id: int | None = None) -> list[Notice]:
     """`#assign <agent email or group>` inside the caller's transaction; ValueError if `target` is unknown.
+
+    `row_id`: the message whose command it is, which the history events name.
 
     An agent is assigned as asked (an admin's explicit choice, even if away:
     `#assign` by mail refuses an away agent before this, ticketd.agent_mail); a group
@@ -220,7 +224,7 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
             return []
         if ticket["assignee"]:
             restart_unanswered_clock(conn, app, ticket, now)
-        return give(conn, app, ticket, agent, now, actor, f"assigned by {actor}")
+        return give(conn, app, ticket, agent, now, actor, f"assigned by {actor}", row_id=row_id)
     if target not in rules.groups:
         known_groups = ", ".join(rules.groups) or "none"
         raise ValueError(f"{target!r} is neither an agent's address nor a group (groups: {known_groups})")
@@ -228,7 +232,7 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
     if ticket["group_name"] != target:
         store.update_ticket(conn, ticket_id, now, group_name=target)
         store.add_event(conn, ticket_id, now, actor, "group", from_value=ticket["group_name"], to_value=target,
-                        reason="#assign", rules_hash=rules.digest)
+                        reason="#assign", rules_hash=rules.digest, message_row_id=row_id)
     agent = pick(conn, rules, target, now, exclude)
     if agent is None and ticket["assignee"]:
         # Unassigned, the ticket would wait in the group, and the next sweep
@@ -242,7 +246,7 @@ def assign_in_tx(conn: Connection, app: App, ticket_id: int, target: str, now: d
         return []
     if ticket["assignee"]:
         restart_unanswered_clock(conn, app, ticket, now)
-    return give(conn, app, ticket, agent, now, actor, f"#assign {target} by {actor}")
+    return give(conn, app, ticket, agent, now, actor, f"#assign {target} by {actor}", row_id=row_id)
 
 
 
