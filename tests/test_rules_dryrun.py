@@ -125,7 +125,7 @@ def test_a_closing_route_keeps_the_mail_closed_unanswered_and_unassigned(make_ap
         assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == 0
         assert conn.execute(select(func.count()).select_from(timers)
                             .where(timers.c.state == "armed")).scalar_one() == 0
-    assert [k for k, _ in kinds] == ["created", "routed", "closed_by_route"]
+    assert [k for k, _ in kinds] == ["created", "routed", "tags", "closed_by_route"]
     assert kinds[-1][1] == "closed by route 'spam': no acknowledgement, no agent"
 
     # The sender writes again on it (not spam this time): reopened like any closed ticket.

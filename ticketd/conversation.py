@@ -113,11 +113,21 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
                         reason=f"key facts at the top of {mail_ref(mail)}" + (
                             f"; not understood: {' | '.join(facts.ignored)}" if facts.ignored else ""))
+    by_routes = "routes: " + ", ".join(route.routes)
     if route.routes:
         store.add_event(conn, ticket_id, now, "system:rules", "routed", to_value=route.group,
-                        reason="routes: " + ", ".join(route.routes), rules_hash=app.rules.digest)
+                        reason=by_routes, rules_hash=app.rules.digest)
+        # PRODUCT.md: every change is an event, from what to what and by which
+        # rule; what a route sets differs from what the mail alone would have.
+        for name, value, unrouted in (("priority", route.priority, "normal"),
+                                      ("type", route.type, facts.values.get("type"))):
+            if value is not None and value != unrouted:
+                store.add_event(conn, ticket_id, now, "system:rules", name, from_value=unrouted, to_value=value,
+                                reason=by_routes, rules_hash=app.rules.digest)
     if route.tags:
         store.add_tags(conn, ticket_id, route.tags)
+        store.add_event(conn, ticket_id, now, "system:rules", "tags", to_value=", ".join(route.tags),
+                        reason=by_routes, rules_hash=app.rules.digest)
     if mail.robot_reason:
         store.add_event(conn, ticket_id, now, "system:loops", "not_answered", reason=mail.robot_reason)
     if route.close:
