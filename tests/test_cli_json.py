@@ -57,6 +57,9 @@ def test_tickets_json_has_every_promised_field(tmp_path, db_url, make_app):
 
     shown = json.loads(cli_ok(config, "tickets", "show", str(summary["id"]), "--json"))
     assert TOP_LEVEL <= set(shown) and {"messages", "events"} <= set(shown)
+    # PRODUCT.md: the list has "the same top-level fields (without messages and events)".
+    assert set(shown) - {"messages", "events"} == set(summary)
+    assert summary["participants"] == shown["participants"] and summary["merged_from"] == shown["merged_from"] == []
     inbound = [m for m in shown["messages"] if m["direction"] == "in"]
     assert len(inbound) == 1
     first = inbound[0]

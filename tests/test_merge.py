@@ -20,7 +20,7 @@ from ticketd.pipeline import drain
 from ticketd.store import tables as t
 from ticketd.store.merge import final_ticket, lock_final
 from ticketd.store.tickets import add_rating, add_reaction
-from ticketd.views import show_ticket
+from ticketd.views import list_tickets, show_ticket
 
 CUSTOMER, COLLEAGUE, BOSS, ALICE = "cust@example.org", "colleague@example.org", "boss@example.org", "alice@example.com"
 
@@ -250,6 +250,8 @@ def test_a_chain_of_merges_leads_to_its_end(desk):
     assert [m["matched_by"] for m in desk.messages(target)[-2:]] == ["reply_address", "subject_tag"]
     assert desk.messages(first) == desk.messages(second) == []
     assert show_ticket(desk.app.engine, target)["merged_from"] == [first, second]
+    listed = {t["id"]: t["merged_from"] for t in list_tickets(desk.app.engine)}
+    assert (listed[target], listed[second], listed[first]) == ([first, second], [first], [])
 
 
 # ---------------------------------------------------------------- refusals and asking

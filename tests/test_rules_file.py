@@ -124,10 +124,13 @@ timers:
     with pytest.raises(RulesError) as caught:
         load_rules_text(text, "/etc/ticketd/rules.yaml")
     errors = caught.value.errors
-    assert len(errors) == 6, errors
+    assert len(errors) == 8, errors
+    # A wrong key or value in a mapping hides nothing else in it: the unknown
+    # group beside `awya`, the missing one beside `priority: top`.
     assert [e.split(": ")[0] for e in errors] == [
-        "/etc/ticketd/rules.yaml:2:63", "/etc/ticketd/rules.yaml:4:21", "/etc/ticketd/rules.yaml:6:19",
-        "/etc/ticketd/rules.yaml:6:28", "/etc/ticketd/rules.yaml:7:38", "/etc/ticketd/rules.yaml:9:25"]
+        "/etc/ticketd/rules.yaml:2:54", "/etc/ticketd/rules.yaml:2:63", "/etc/ticketd/rules.yaml:4:21",
+        "/etc/ticketd/rules.yaml:6:19", "/etc/ticketd/rules.yaml:6:28", "/etc/ticketd/rules.yaml:7:19",
+        "/etc/ticketd/rules.yaml:7:38", "/etc/ticketd/rules.yaml:9:25"]
 
 
 def test_minimal_file_loads_frozen_and_hashed():
@@ -254,7 +257,8 @@ def test_rules_check_broken_exits_1_with_every_error(tmp_path):
     assert result.exit_code == 1
     assert f"{path}:6:38: routes[0].then.priority: got 'top'" in result.output
     assert f"{path}:7:5: routes[0].iff: unknown key `iff`; did you mean `if`?" in result.output
-    assert "2 error(s); nothing would be applied" in result.output
+    assert f"{path}:6:19: routes[0].then.group: no group named 'billing'" in result.output
+    assert "3 error(s); nothing would be applied" in result.output
 
 
 def test_rules_check_with_a_broken_config_says_so_instead_of_checking_another_file(tmp_path, monkeypatch):

@@ -206,7 +206,8 @@ def run(config: str | None) -> None:
 
 @main.command()
 @config_option
-@click.option("--threads", default=4, show_default=True, help="worker threads in this process")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=1),
+              help="worker threads in this process")
 def worker(config: str | None, threads: int) -> None:
     """dramatiq workers for Redis mode (run any number, on any host)."""
     from ticketd.daemon import run_worker

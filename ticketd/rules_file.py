@@ -221,14 +221,26 @@ class _Parsed:
 
 
 def _validate(model: type[BaseModel], value: Any, path: tuple, errors: _Errors):
-    """`value` as `model`, or None with its errors added (an empty entry is an empty mapping)."""
+    """`value` as `model`, or None with its errors added (an empty entry is an empty mapping).
+
+    With errors, the keys that were right are validated again without the
+    wrong ones, and what that gives goes on to the later checks (a group
+    that does not exist, a duration that is none): `rules check` lists every
+    error at once, not one per mapping per run. The file is refused either way.
+    """
     if value is None:
         value = {}
     try:
         return model.model_validate(value)
     except ValidationError as exc:
         _pydantic_errors(errors, exc, path, model)
-        return None
+        wrong = {e["loc"][0] for e in exc.errors() if e["loc"]}
+        if not isinstance(value, dict) or not wrong:
+            return None
+        try:
+            return model.model_validate({k: v for k, v in value.items() if k not in wrong})
+        except ValidationError:
+            return None
 
 
 def _parse(data: dict, errors: _Errors) -> _Parsed:

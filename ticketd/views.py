@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 
-def _ticket_summary(row, people: list[dict]) -> dict:
+def _ticket_summary(row, people: list[dict], merged_from: list[int]) -> dict:
+    """The top-level fields of a ticket, the same in `tickets list` and `tickets show` (PRODUCT.md)."""
     return {
         "id": row["id"],
         "tag": f"[#{row['id']}]",
@@ -48,6 +49,9 @@ def _ticket_summary(row, people: list[dict]) -> dict:
         "dev": {"engineer": row["dev_engineer"], "tracker_key": row["dev_tracker_key"],
                 "due": iso(row["dev_due"])} if row["dev_engineer"] else None,
         "merged_into": row["merged_into"],
+        "merged_from": merged_from,
+        "participants": [{"email": p["email"], "role": p["role"], "name": p["name"],
+                          "bounced": p["bounced_at"] is not None} for p in people],
     }
 
 
@@ -57,10 +61,13 @@ def list_tickets(engine: Engine, status: str | None = None, limit: int | None = 
         rows = rows_of.ticket_rows(conn, status, limit, **filters)
         ids = [r["id"] for r in rows]
         people: dict[int, list[dict]] = {i: [] for i in ids}
+        merged: dict[int, list[int]] = {}
         if ids:
             for p in rows_of.participant_rows(conn, ids):
                 people[p["ticket_id"]].append(dict(p))
-    return [_ticket_summary(r, people[r["id"]]) for r in rows]
+            # Merges are rare: the chain is walked only for a ticket something was merged into.
+            merged = {i: merged_sources(conn, i) for i in rows_of.merge_targets(conn, ids)}
+    return [_ticket_summary(r, people[r["id"]], merged.get(r["id"], [])) for r in rows]
 
 
 def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
@@ -85,10 +92,7 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
         sources = merged_sources(conn, ticket_id)
         sent = [r for t in (ticket_id, *sources) for r in rows_of.outbox_rows(conn, t)]
         sizes = rows_of.file_sizes(conn, {sha for r in sent for sha in marked_files(bytes(r["raw"]))})
-    out = _ticket_summary(row, people)
-    out["merged_from"] = sources
-    out["participants"] = [{"email": p["email"], "role": p["role"], "name": p["name"],
-                            "bounced": p["bounced_at"] is not None} for p in people]
+    out = _ticket_summary(row, people, sources)
     incoming = [{
         "id": m["id"],
         "direction": m["direction"],

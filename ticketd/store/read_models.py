@@ -40,6 +40,11 @@ def participant_rows(conn: Connection, ticket_ids: list[int]) -> Sequence[RowMap
                         .order_by(participants.c.id)).mappings().all()
 
 
+def merge_targets(conn: Connection, ticket_ids: list[int]) -> set[int]:
+    """Which of `ticket_ids` another ticket was merged into (`tickets merge`)."""
+    return set(conn.execute(select(tickets.c.merged_into).where(tickets.c.merged_into.in_(ticket_ids))).scalars())
+
+
 def message_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
     return conn.execute(select(messages).where(messages.c.ticket_id == ticket_id)
                         .order_by(messages.c.id)).mappings().all()
