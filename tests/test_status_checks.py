@@ -238,7 +238,7 @@ def test_redis_mode_without_a_worker_is_a_warning_and_critical_once_jobs_wait(tm
     code, desk, text = _status(config)
     assert code == health.WARNING, text
     assert desk["problems"] == [{"part": "workers", "state": "warning", "text": (
-        "no `ticketd worker` running: mail to send and tickets to assign would wait")}]
+        "no `ticketd worker` running: mail to send would wait")}]
 
     with smtplib.SMTP("127.0.0.1", smtp_port) as client:
         client.send_message(customer_mail())
@@ -248,7 +248,8 @@ def test_redis_mode_without_a_worker_is_a_warning_and_critical_once_jobs_wait(tm
     [problem] = desk["problems"]
     assert problem["part"] == "workers" and problem["state"] == "critical"
     assert problem["text"].startswith("no `ticketd worker` running, with "), problem
-    assert problem["text"].endswith(" waiting in Redis: no mail is sent, no ticket assigned"), problem
+    assert problem["text"].endswith(" waiting in Redis: no mail is sent (tickets are still assigned, "
+                                    "their agents' notices wait)"), problem
 
     worker = DaemonProcess(config, "worker").start()
     processes.append(worker)
@@ -261,7 +262,7 @@ def test_redis_mode_without_a_worker_is_a_warning_and_critical_once_jobs_wait(tm
     code, desk, text = _status(config)
     assert code == health.WARNING and desk["queue"]["workers"] == 0, text
     assert [p["text"] for p in desk["problems"]] == [
-        "no `ticketd worker` running: mail to send and tickets to assign would wait"]
+        "no `ticketd worker` running: mail to send would wait"]
 
     # A worker that died without a word: its last beat ages in Redis, and status says how long ago it was.
     import redis
@@ -275,7 +276,7 @@ def test_redis_mode_without_a_worker_is_a_warning_and_critical_once_jobs_wait(tm
     code, desk, text = _status(config)
     assert code == health.WARNING, text
     assert [p["text"] for p in desk["problems"]] == [
-        "no `ticketd worker` seen for 2 min: mail to send and tickets to assign would wait"]
+        "no `ticketd worker` seen for 2 min: mail to send would wait"]
     assert desk["checks"]["workers"]["last_beat_seconds_ago"] == pytest.approx(150, abs=10)
     assert "workers  none seen for 2 min" in text.splitlines()
 

@@ -111,7 +111,7 @@ def _queue(queue: dict) -> list[tuple[int, dict]]:
 
 
 def _workers(queue: dict, daemon: dict) -> list[tuple[int, dict]]:
-    """Redis mode: `ticketd run` only enqueues, and only `ticketd worker`s send mail and assign tickets."""
+    """Redis mode: only `ticketd worker`s send mail (`ticketd run`'s sweep still assigns tickets, late)."""
     if queue.get("workers") != 0:
         return []
     up = daemon.get("up_seconds")
@@ -123,9 +123,10 @@ def _workers(queue: dict, daemon: dict) -> list[tuple[int, dict]]:
     none = "no `ticketd worker` running" if last is None else f"no `ticketd worker` seen for {duration(last)}"
     if queue["waiting"]:
         return [_problem("workers", CRITICAL, f"{none}, with {_n(queue['waiting'], 'job')} waiting in Redis: "
-                                              "no mail is sent, no ticket assigned")]
-    # Nothing waits yet; the next mail's acknowledgement and assignment would.
-    return [_problem("workers", WARNING, f"{none}: mail to send and tickets to assign would wait")]
+                                              "no mail is sent (tickets are still assigned, their agents' "
+                                              "notices wait)")]
+    # Nothing waits yet; the next mail's acknowledgement and agent's notice would.
+    return [_problem("workers", WARNING, f"{none}: mail to send would wait")]
 
 
 def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
