@@ -20,6 +20,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from ingest.headers import ascii_domain
 from ingest.parse import dedupe_key
 from ticketd.app import App
+from ticketd.outage import Outage, said
+from ticketd.store.db import unreachable
 from ticketd.store.inbox import RawMail, Stored, store_raw_batch
 
 log = logging.getLogger("ticketd.smtp")
@@ -159,6 +161,7 @@ class IntakeHandler:
         self.max_bytes = app.settings.smtp.max_message_bytes
         self.accepting = True
         self.committer = GroupCommitter(app)
+        self.database = Outage()   # the database out of reach: its start and end logged once, each 451 a line
 
     async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
                           responses: list[str]) -> list[str]:
@@ -205,9 +208,20 @@ class IntakeHandler:
                      " again" if stored.duplicate else
                      ": a different mail reusing the Message-ID of one already stored, kept as a new mail"
                      if stored.derived else "")
-        except Exception:
-            log.exception("could not store mail from %s; answered 451", envelope.mail_from)
+        except Exception as error:
+            if not unreachable(error):
+                log.exception("could not store mail from %s; answered 451", envelope.mail_from)
+            elif self.database.failed(error):
+                # A traceback per mail (about 100 lines) buried the log for as long as the database was away.
+                log.warning("cannot store mail: the database is out of reach (%s). Every mail is answered 451, "
+                            "for its sender to retry, until it is back; said again only then",
+                            said(error))
+            else:
+                log.info("could not store mail from %s (the database is still out of reach); answered 451",
+                         envelope.mail_from)
             return TEMP_FAILURE
+        if (down := self.database.worked()) is not None:
+            log.info("the database takes mail again after %.0f s", down)
         return (OK_DUPLICATE if stored.duplicate else OK).format(stored.raw_id)
 
     async def handle_exception(self, error: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import smtplib
 import socket
 import subprocess
@@ -65,8 +66,8 @@ def test_disconnect_before_final_dot_leaves_nothing(make_app, sqlite_url):
         receiver.stop()
 
 
-def test_database_unreachable_answers_451_then_accepts(make_app, postgres_url):
-    """PostgreSQL behind a proxy we cut: the sender gets 451 (retry), never 5xx."""
+def test_database_unreachable_answers_451_then_accepts(make_app, postgres_url, caplog):
+    """PostgreSQL behind a proxy we cut: the sender gets 451 (retry), never 5xx; the log tells the outage once."""
     url = postgres_url
     direct = create_engine(url)
     host_port = url.split("@", 1)[1].split("/", 1)[0]
@@ -78,14 +79,23 @@ def test_database_unreachable_answers_451_then_accepts(make_app, postgres_url):
     try:
         proxy.cut()
         app.engine.dispose()  # pooled connections die with the proxy
-        with smtplib.SMTP("127.0.0.1", receiver.port, timeout=60) as client:
-            with pytest.raises(smtplib.SMTPDataError) as err:
-                client.send_message(_mail(1))
-        assert err.value.smtp_code == 451
+        caplog.set_level(logging.INFO, logger="ticketd")
+        for _ in range(3):
+            with smtplib.SMTP("127.0.0.1", receiver.port, timeout=60) as client:
+                with pytest.raises(smtplib.SMTPDataError) as err:
+                    client.send_message(_mail(1))
+            assert err.value.smtp_code == 451
         proxy.restore()
         with smtplib.SMTP("127.0.0.1", receiver.port, timeout=60) as client:
             assert client.send_message(_mail(1)) == {}
         assert _count(direct) == 1
+        # One warning for the outage, one line for each later 451, one when it ends: no traceback per mail.
+        told = [(r.levelname, r.getMessage()) for r in caplog.records if "database" in r.getMessage()]
+        assert [level for level, _ in told] == ["WARNING", "INFO", "INFO", "INFO"], told
+        assert "out of reach" in told[0][1] and "refused" in told[0][1].lower(), told
+        assert all("answered 451" in line for _, line in told[1:3]), told
+        assert told[3][1].startswith("the database takes mail again after "), told
+        assert not [r for r in caplog.records if r.exc_info], caplog.text
     finally:
         receiver.stop()
         proxy.cut()

@@ -49,6 +49,51 @@ def test_a_redis_outage_is_one_warning_and_one_info_in_the_worker_log(tmp_path, 
     assert log.index(warning) < log.index(info)
 
 
+@pytest.mark.redis
+def test_a_redis_refusing_writes_is_one_warning_in_the_worker_log_and_critical_in_status(
+        tmp_path, redis_server, processes):
+    """Over `maxmemory` with `noeviction`, Redis answers PING and reads and refuses every write: status said
+    all was well, and the worker logged dramatiq's CRITICAL traceback every 3 s."""
+    import json
+
+    import redis
+
+    from tests.cli import run_cli
+
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", extra=f"redis_url: {redis_server.url}\n")
+    worker = DaemonProcess(config, "worker").start()
+    processes.append(worker)
+    admin = redis.Redis.from_url(redis_server.url)
+    time.sleep(0.5)
+
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    try:
+        time.sleep(8)   # dramatiq retries each of its two queues twice or more
+        done = run_cli(config, "status", "--json")
+        queue = json.loads(done.stdout)["queue"]
+        assert queue["reachable"] is True and "used memory > 'maxmemory'" in queue["write_error"], queue
+        [problem] = [p for p in json.loads(done.stdout)["problems"] if p["part"] == "queue"]
+        assert problem["state"] == "critical", problem
+        assert "refuses writes: command not allowed when used memory" in problem["text"], problem
+        assert done.returncode == 2
+        text = run_cli(config, "status").stdout
+        assert "answers but REFUSES WRITES (command not allowed when used memory" in text, text
+    finally:
+        admin.config_set("maxmemory", 0)
+    eventually(lambda: _lines(worker.output(), "INFO"), timeout=15)
+    done = run_cli(config, "status", "--json")
+    assert json.loads(done.stdout)["queue"]["write_error"] is None
+
+    log = worker.output()
+    assert "Traceback" not in log and " CRITICAL " not in log and "Restarting consumer" not in log, log
+    [warning] = _lines(log, "WARNING")
+    assert "takes no jobs" in warning and "refuses them (command not allowed when used memory" in warning, warning
+    [info] = _lines(log, "INFO")
+    assert "again" in info and log.index(warning) < log.index(info), info
+    admin.close()
+
+
 def test_the_outage_is_told_when_the_first_queue_loses_the_broker_and_when_the_last_is_back():
     now = [10.0]
     health = ConsumerHealth(clock=lambda: now[0])

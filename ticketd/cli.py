@@ -731,7 +731,10 @@ def _queue_line(queue: dict) -> str:
     if not queue["reachable"]:
         return f"{where}: UNREACHABLE ({queue['error']}); mail waits in the outbox until it answers"
     waiting = queue["waiting"]
-    return f"{where}: answers, {waiting} job{'' if waiting == 1 else 's'} waiting"
+    jobs = f"{waiting} job{'' if waiting == 1 else 's'} waiting"
+    if queue.get("write_error"):
+        return f"{where}: answers but REFUSES WRITES ({queue['write_error']}), {jobs}; mail waits in the outbox"
+    return f"{where}: answers, {jobs}"
 
 
 def _workers_line(queue: dict) -> str:
@@ -739,7 +742,9 @@ def _workers_line(queue: dict) -> str:
     from workers.broker_health import WORKER_GONE_SECONDS
 
     if queue["workers"]:
-        return f"{queue['workers']} alive (`ticketd worker` processes beating within {WORKER_GONE_SECONDS:.0f} s)"
+        alive = f"{queue['workers']} alive (`ticketd worker` processes beating within {WORKER_GONE_SECONDS:.0f} s)"
+        troubled = queue.get("workers_without_database") or []
+        return alive + (f", {len(troubled)} of them without the database" if troubled else "")
     last = queue.get("last_beat_seconds_ago")
     return "none running" if last is None else f"none seen for {duration(last)}"
 

@@ -107,13 +107,17 @@ def _queue(queue: dict) -> list[tuple[int, dict]]:
     if queue["backend"] == "redis" and not queue["reachable"]:
         # No job runs: mail waits in the outbox and tickets wait unassigned until Redis answers.
         return [_problem("queue", CRITICAL, f"Redis at {queue['url']} does not answer: {queue['error']}")]
+    if queue["backend"] == "redis" and queue.get("write_error"):
+        # It answers and reads, so the rest looks well; but no job can be enqueued or taken.
+        return [_problem("queue", CRITICAL, f"Redis at {queue['url']} refuses writes: {queue['write_error']}: "
+                                            "no job is enqueued or taken, mail waits in the outbox")]
     return []
 
 
 def _workers(queue: dict, daemon: dict) -> list[tuple[int, dict]]:
     """Redis mode: only `ticketd worker`s send mail (`ticketd run`'s sweep still assigns tickets, late)."""
-    if queue.get("workers") != 0:
-        return []
+    if queue.get("workers"):
+        return _workers_without_database(queue["workers"], queue.get("workers_without_database") or [])
     up = daemon.get("up_seconds")
     if daemon["running"] and up is not None and up < WORKER_START_GRACE_SECONDS:
         return []
@@ -127,6 +131,19 @@ def _workers(queue: dict, daemon: dict) -> list[tuple[int, dict]]:
                                               "notices wait)")]
     # Nothing waits yet; the next mail's acknowledgement and agent's notice would.
     return [_problem("workers", WARNING, f"{none}: mail to send would wait")]
+
+
+def _workers_without_database(alive: int, troubled: list[dict]) -> list[tuple[int, dict]]:
+    """Workers that beat but cannot reach the database take jobs and give them up: mail is not sent by them."""
+    if not troubled:
+        return []
+    first = troubled[0]   # the longest outage
+    which = (f"`ticketd worker` {first['worker']}" if len(troubled) == 1
+             else f"{len(troubled)} `ticketd worker`s ({', '.join(t['worker'] for t in troubled)})")
+    what = (f"{which} cannot reach the database for {duration(first['seconds'])} ({first['error'][:200]})")
+    if len(troubled) < alive:
+        return [_problem("workers", WARNING, f"{what}: the other workers do the jobs it gives up")]
+    return [_problem("workers", CRITICAL, f"{what}: no worker does any job, no mail is sent")]
 
 
 def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
@@ -224,6 +241,7 @@ def assess(desk: dict, flow: dict | None = None) -> Health:
         from workers.broker_health import WORKER_GONE_SECONDS
 
         found.check("workers", _workers(queue, desk["daemon"]), alive=queue.get("workers"),
+                    without_database=len(queue.get("workers_without_database") or []),
                     jobs_waiting=queue["waiting"], gone_after_seconds=WORKER_GONE_SECONDS,
                     last_beat_seconds_ago=queue.get("last_beat_seconds_ago"),
                     start_grace_seconds=WORKER_START_GRACE_SECONDS, daemon_up_seconds=desk["daemon"].get("up_seconds"))

@@ -16,6 +16,7 @@ from dramatiq import Broker
 from outbound.delivery import deliver
 from ticketd.app import App
 from ticketd.assignment import assign
+from workers.database_health import DatabaseHealth
 
 QUEUE = "ticketd"
 
@@ -38,15 +39,17 @@ class StopSignal(dramatiq.Middleware):
         self.stopping.set()
 
 
-def declare_actors(broker: Broker, app: App) -> dict[str, dramatiq.Actor]:
+def declare_actors(broker: Broker, app: App, database: DatabaseHealth) -> dict[str, dramatiq.Actor]:
     stop = StopSignal()
     broker.add_middleware(stop)
 
     def send_mail(outbox_id: int) -> None:
-        deliver(app, outbox_id, stop.stopping)
+        with database.job(f"the mail of outbox row {outbox_id}"):
+            deliver(app, outbox_id, stop.stopping)
 
     def assign_ticket(ticket_id: int) -> None:
-        assign(app, ticket_id)
+        with database.job(f"the assignment of ticket {ticket_id}"):
+            assign(app, ticket_id)
 
     options = dict(broker=broker, queue_name=QUEUE, max_retries=0)
     return {

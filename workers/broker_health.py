@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -18,8 +19,10 @@ from dramatiq.common import dq_name
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ticketd.outage import said
 from ticketd.settings import Settings
 from workers.actors import QUEUE
+from workers.database_health import DatabaseHealth
 
 # `ticketd status` waits this long at most for Redis: a monitoring check must
 # not hang on a host that drops packets.
@@ -145,6 +148,12 @@ def workers_key(namespace: str) -> str:
     return f"{namespace}:__ticketd_workers__"
 
 
+def troubles_key(namespace: str) -> str:
+    """The hash of the desk's workers that cannot reach the database: field a worker's name, value JSON
+    (`error`, `since`: when the outage began, by Redis's clock)."""
+    return f"{namespace}:__ticketd_worker_troubles__"
+
+
 def _redis_now(client: redis.Redis) -> float:
     seconds, microseconds = client.time()
     return seconds + microseconds / 1_000_000
@@ -154,12 +163,17 @@ class WorkerHeartbeat(dramatiq.Middleware):
     """While a worker of this broker runs, a beat every WORKER_BEAT_SECONDS for `ticketd status` to count.
 
     A worker that stops takes its name off at once; one that dies ages out.
+    Each beat also says whether the worker reaches the database (`database`):
+    one that beats but cannot do its jobs is no help, and status says so.
     """
 
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
-        self.client, self.key = client, workers_key(namespace)
+    def __init__(self, client: redis.Redis, namespace: str, database: DatabaseHealth | None = None) -> None:
+        self.client, self.key, self.troubles = client, workers_key(namespace), troubles_key(namespace)
+        self.database = database or DatabaseHealth()
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
+        self._wake = threading.Event()   # a stop, or the database lost or found again: beat now
+        self.database.on_change = self._wake.set
         self._thread: threading.Thread | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:
@@ -169,10 +183,12 @@ class WorkerHeartbeat(dramatiq.Middleware):
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
             self.client.zrem(self.key, self.name)
+            self.client.hdel(self.troubles, self.name)
         except (redis.RedisError, OSError):   # Redis away: the beat ages out
             pass
 
@@ -182,7 +198,9 @@ class WorkerHeartbeat(dramatiq.Middleware):
                 self.beat()
             except (redis.RedisError, OSError) as exc:   # the consumers tell an outage (ConsumerHealth)
                 log.debug("worker heartbeat not written: %s", exc)
-            if self._stop.wait(WORKER_BEAT_SECONDS):
+            self._wake.wait(WORKER_BEAT_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
                 return
 
     def beat(self) -> None:
@@ -192,6 +210,12 @@ class WorkerHeartbeat(dramatiq.Middleware):
         pipe.zadd(self.key, {self.name: now})
         pipe.zremrangebyscore(self.key, "-inf", now - WORKER_GONE_SECONDS)
         pipe.expire(self.key, int(10 * WORKER_GONE_SECONDS))   # a desk whose workers all went leaves no key
+        if (trouble := self.database.trouble()) is not None:
+            error, seconds = trouble
+            pipe.hset(self.troubles, self.name, json.dumps({"error": error, "since": now - seconds}))
+            pipe.expire(self.troubles, int(10 * WORKER_GONE_SECONDS))
+        else:
+            pipe.hdel(self.troubles, self.name)
         pipe.execute()
 
 
@@ -215,11 +239,37 @@ def queue_status(settings: Settings) -> dict:
         # The newest beat of all, a gone worker's too: none left means every worker took itself off when it
         # stopped (or never started, or went quiet so long ago that the set expired).
         newest = client.zrevrange(workers_key(namespace), 0, 0, withscores=True)
+        troubled = _troubled(client, namespace, now)
+        write_error = _write_refused(client, namespace)
     except (redis.RedisError, OSError) as exc:
-        return {**shown, "reachable": False, "error": " ".join(str(exc).split()) or type(exc).__name__,
-                "waiting": None, "workers": None, "last_beat_seconds_ago": None}
+        return {**shown, "reachable": False, "error": said(exc), "write_error": None, "waiting": None,
+                "workers": None, "last_beat_seconds_ago": None, "workers_without_database": []}
     finally:
         client.close()
     last_beat = round(max(0.0, now - newest[0][1]), 1) if newest else None
-    return {**shown, "reachable": True, "error": None, "waiting": waiting, "workers": workers,
-            "last_beat_seconds_ago": last_beat}
+    return {**shown, "reachable": True, "error": None, "write_error": write_error, "waiting": waiting,
+            "workers": workers,
+            "last_beat_seconds_ago": last_beat, "workers_without_database": troubled}
+
+
+def _write_refused(client: redis.Redis, namespace: str) -> str | None:
+    """Why Redis refuses a write, or None: one that answers PING and reads may still refuse every write (over
+    `maxmemory` with `noeviction`, a read-only replica), and then no job is enqueued or taken."""
+    try:
+        client.set(f"{namespace}:__ticketd_status_probe__", b"1", ex=60)
+    except redis.ResponseError as exc:
+        return said(exc)
+    return None
+
+
+def _troubled(client: redis.Redis, namespace: str, now: float) -> list[dict]:
+    """The live workers that cannot reach the database: name, error, and for how long, oldest outage first."""
+    found = []
+    for name, value in client.hgetall(troubles_key(namespace)).items():
+        beat = client.zscore(workers_key(namespace), name)
+        if beat is None or beat < now - WORKER_GONE_SECONDS:   # gone: the workers count says so
+            continue
+        trouble = json.loads(value)
+        found.append({"worker": name.decode(), "error": trouble["error"],
+                      "seconds": round(max(0.0, now - trouble["since"]), 1)})
+    return sorted(found, key=lambda t: (-t["seconds"], t["worker"]))

@@ -6,6 +6,7 @@ import logging
 import threading
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.common import dq_name
@@ -15,6 +16,7 @@ from dramatiq.worker import CONSUMER_RESTART_DELAY
 from ticketd.app import App
 from workers.actors import QUEUE, declare_actors
 from workers.broker_health import ConsumerHealth, EnqueueHealth, WorkerHeartbeat, describe
+from workers.database_health import DatabaseHealth
 from workers.sweeps import sweep_once
 
 log = logging.getLogger("ticketd.workers")
@@ -34,7 +36,7 @@ def make_broker(app: App) -> dramatiq.Broker:
                                       namespace=app.settings.redis_namespace)
         broker.declare_queue(QUEUE)
         # Beats only while a worker of this broker runs: `ticketd worker`, never `ticketd run`'s enqueueing.
-        broker.add_middleware(WorkerHeartbeat(broker.client, app.settings.redis_namespace))
+        broker.add_middleware(WorkerHeartbeat(broker.client, app.settings.redis_namespace, broker.database_health))
         for queue in (QUEUE, dq_name(QUEUE)):
             _quiet_retries(queue, broker.consumer_health)
         return broker
@@ -82,6 +84,7 @@ class ReportingRedisBroker(RedisBroker):
         super().__init__(**options)
         self.where = where   # as the log names it, password hidden
         self.consumer_health = ConsumerHealth()
+        self.database_health = DatabaseHealth()   # its workers' jobs tell it; its heartbeat shows it
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> dramatiq.Consumer:
         return _ReportingConsumer(super().consume(queue_name, prefetch, timeout), queue_name, self)
@@ -100,11 +103,17 @@ class _ReportingConsumer(dramatiq.Consumer):
         health = self._broker.consumer_health
         try:
             message = next(self._consumer)
-        except BrokerConnectionError as exc:
+        except (BrokerConnectionError, redis.ResponseError) as exc:
+            # A ResponseError is Redis answering and refusing (over maxmemory, a read-only replica): for the
+            # worker as much an outage as no answer, and dramatiq logged it with a traceback every 3 s.
+            refused = isinstance(exc, redis.ResponseError)
             if health.lost(self._queue):
-                log.warning("the worker takes no jobs: %s does not answer (%s). It tries again every %.0f s and "
-                            "says so only once it takes jobs again", self._broker.where, str(exc).rstrip(". "),
+                log.warning("the worker takes no jobs: %s %s (%s). It tries again every %.0f s and says so only "
+                            "once it takes jobs again", self._broker.where,
+                            "refuses them" if refused else "does not answer", str(exc).rstrip(". "),
                             CONSUMER_RESTART_DELAY / 1000)
+            if refused:
+                raise BrokerConnectionError(str(exc)) from exc
             raise   # dramatiq drops this consumer and makes a new one after its restart delay
         if (down := health.back(self._queue)) is not None:
             log.info("the worker takes jobs from %s again after %.0f s", self._broker.where, down)
@@ -125,7 +134,7 @@ class _ReportingConsumer(dramatiq.Consumer):
 
 def bind(app: App, broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     """Declare the actors on `broker` and point app.enqueue at them."""
-    actors = declare_actors(broker, app)
+    actors = declare_actors(broker, app, getattr(broker, "database_health", None) or DatabaseHealth())
     # Half a sweep: each sweep finds the next try due, and makes it.
     health = EnqueueHealth(retry_seconds=app.settings.sweep_seconds / 2)
     where = describe(app.settings)

@@ -85,6 +85,19 @@ def is_transient(error: BaseException) -> bool:
     return error.connection_invalidated or getattr(error.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
 
+def unreachable(error: BaseException) -> bool:
+    """Whether a database error says the database is out of reach (refused, cut, locked), not that the work is wrong.
+
+    SQLAlchemy raises OperationalError for what the DB-API calls "errors
+    related to the database's operation" (PEP 249): a refused or lost
+    connection, a timeout, SQLite's locked file. A bug or a bad row raises
+    something else.
+    """
+    if isinstance(error, (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)):
+        return True
+    return isinstance(error, exc.DBAPIError) and error.connection_invalidated
+
+
 def admin_transaction(engine: Engine, work: Callable[[Connection], T], *, dry_run: bool = False,
                       attempts: int = 3) -> T:
     """`work(conn)` in one write transaction, run again after a transient error; rolled back for a dry run.
