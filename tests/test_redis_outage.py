@@ -67,8 +67,8 @@ def test_redis_cut_warns_once_keeps_mail_pending_says_so_in_status_and_sends_it_
             desk, text = eventually(lambda: (s := _status(config))[0]["queue"].get("waiting") and s, timeout=15)
             # Its acknowledgement and its assignment, and whatever the sweep added since (a job nobody took).
             assert desk["queue"] == {"backend": "redis", "url": url, "namespace": space, "reachable": True,
-                                     "error": None, "waiting": desk["queue"]["waiting"], "workers": 0,
-                                     "last_beat_seconds_ago": None, "workers_without_database": []}
+                                     "error": None, "write_error": None, "waiting": desk["queue"]["waiting"],
+                                     "workers": 0, "last_beat_seconds_ago": None, "workers_without_database": []}
             assert desk["queue"]["waiting"] >= 2
             assert re.search(rf"^queue +redis {re.escape(url)} \(namespace {space}\): answers, \d+ jobs waiting$",
                              text, re.M), text

@@ -94,6 +94,47 @@ def test_a_redis_refusing_writes_is_one_warning_in_the_worker_log_and_critical_i
     admin.close()
 
 
+@pytest.mark.redis
+def test_a_job_in_hand_when_redis_goes_adds_no_line_of_its_own(tmp_path, redis_server, sink, processes):
+    """The worker sends a mail while Redis stops: dramatiq retried its ack every 5 s with a warning each time."""
+    import smtplib
+
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import free_port
+    from tests.sink import customer_mail
+
+    smtp_port = free_port()
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db", smtp_port=smtp_port, rules="agents: []\n",
+                          extra=(f"redis_url: {redis_server.url}\n"
+                                 f"outbound: {{host: 127.0.0.1, port: {sink.port}, timeout_seconds: 10}}\n"))
+    processes.append(DaemonProcess(config, "run").start())
+    worker = DaemonProcess(config, "worker").start()
+    processes.append(worker)
+    sink.data_delay = 3.0   # the acknowledgement is in the worker's hands for 3 s
+    with smtplib.SMTP("127.0.0.1", smtp_port) as client:
+        client.send_message(customer_mail())
+    engine = create_engine(f"sqlite:///{tmp_path}/t.db")
+    with engine.connect() as conn:   # claimed: the worker is in the smarthost's DATA
+        eventually(lambda: conn.execute(text("SELECT count(*) FROM outbox WHERE state = 'sending'")).scalar(),
+                   timeout=20)
+    engine.dispose()
+    redis_server.stop()
+    sink.wait_for(1, timeout=10)        # sent; its ack now finds no Redis
+    time.sleep(12)                      # two of dramatiq's 5 s retries of the ack, or more
+    redis_server.start()
+    eventually(lambda: _lines(worker.output(), "INFO"), timeout=20)
+
+    log = worker.output()
+    assert "Failed to post_process_message" not in log and "Traceback" not in log, log
+    assert " CRITICAL " not in log and "Restarting consumer" not in log, log
+    [warning] = _lines(log, "WARNING")
+    assert "takes no jobs" in warning and "does not answer" in warning, warning
+    [info] = _lines(log, "INFO")
+    assert "again" in info and log.index(warning) < log.index(info), info
+    assert len(sink.settle(1.0)) == 1
+
+
 def test_the_outage_is_told_when_the_first_queue_loses_the_broker_and_when_the_last_is_back():
     now = [10.0]
     health = ConsumerHealth(clock=lambda: now[0])
@@ -123,5 +164,8 @@ def test_dramatiq_lines_other_than_its_consumers_connection_errors_pass_untouche
     health.lost("q")
     assert not passes(logging.CRITICAL, connection_error, "refused")     # told once by ticketd.workers
     assert not passes(logging.INFO, "Restarting consumer in %0.2f seconds.", 3.0)
+    settle_retry = ("Failed to post_process_message(%s) due to a connection error: %s\nThe operation will be "
+                    "retried in %s seconds until the connection recovers.")
+    assert not passes(logging.WARNING, settle_retry, "send_mail(1)", "refused", 5)
     assert passes(logging.CRITICAL, "Consumer encountered an unexpected error.")
     assert passes(logging.ERROR, "Failed to enqueue message")

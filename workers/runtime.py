@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import NoReturn
 
 import dramatiq
 import redis
@@ -26,6 +28,9 @@ log = logging.getLogger("ticketd.workers")
 # every CONSUMER_RESTART_DELAY ms for as long as the outage lasts.
 _CONNECTION_ERROR = "Consumer encountered a connection error: %s"
 _RESTARTING = "Restarting consumer in %0.2f seconds."
+# And, per job in hand whose ack or nack cannot reach Redis, a warning every 5 s
+# (dramatiq/worker.py ConsumerThread.post_process_message).
+_SETTLE_RETRY = "Failed to post_process_message("
 
 
 def make_broker(app: App) -> dramatiq.Broker:
@@ -48,8 +53,9 @@ def make_broker(app: App) -> dramatiq.Broker:
 class DramatiqConsumerNoise(logging.Filter):
     """Drops dramatiq's lines for each retry of a consumer while ticketd.workers has reported its lost broker.
 
-    Only those two lines, and only then: a connection error nobody reported,
-    and any other CRITICAL or ERROR of dramatiq's, pass as they are.
+    Only those lines (and the warning for each ack it retries), and only
+    then: a connection error nobody reported, and any other CRITICAL or
+    ERROR of dramatiq's, pass as they are.
     """
 
     def __init__(self, queue: str, health: ConsumerHealth) -> None:
@@ -57,7 +63,7 @@ class DramatiqConsumerNoise(logging.Filter):
         self.queue, self.health = queue, health
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg not in (_CONNECTION_ERROR, _RESTARTING):
+        if record.msg not in (_CONNECTION_ERROR, _RESTARTING) and not str(record.msg).startswith(_SETTLE_RETRY):
             return True
         return not self.health.is_down(self.queue)
 
@@ -100,30 +106,43 @@ class _ReportingConsumer(dramatiq.Consumer):
         return self
 
     def __next__(self) -> dramatiq.MessageProxy | None:
-        health = self._broker.consumer_health
         try:
             message = next(self._consumer)
         except (BrokerConnectionError, redis.ResponseError) as exc:
-            # A ResponseError is Redis answering and refusing (over maxmemory, a read-only replica): for the
-            # worker as much an outage as no answer, and dramatiq logged it with a traceback every 3 s.
-            refused = isinstance(exc, redis.ResponseError)
-            if health.lost(self._queue):
-                log.warning("the worker takes no jobs: %s %s (%s). It tries again every %.0f s and says so only "
-                            "once it takes jobs again", self._broker.where,
-                            "refuses them" if refused else "does not answer", str(exc).rstrip(". "),
-                            CONSUMER_RESTART_DELAY / 1000)
-            if refused:
-                raise BrokerConnectionError(str(exc)) from exc
-            raise   # dramatiq drops this consumer and makes a new one after its restart delay
-        if (down := health.back(self._queue)) is not None:
+            self._lost(exc)   # dramatiq drops this consumer and makes a new one after a delay
+        if (down := self._broker.consumer_health.back(self._queue)) is not None:
             log.info("the worker takes jobs from %s again after %.0f s", self._broker.where, down)
         return message
 
     def ack(self, message: dramatiq.MessageProxy) -> None:
-        self._consumer.ack(message)
+        self._settle(self._consumer.ack, message)
 
     def nack(self, message: dramatiq.MessageProxy) -> None:
-        self._consumer.nack(message)
+        self._settle(self._consumer.nack, message)
+
+    def _settle(self, settle: Callable[[dramatiq.MessageProxy], None], message: dramatiq.MessageProxy) -> None:
+        """Ack or nack a job done. Redis away, dramatiq tries again every 5 s with a warning of three lines,
+        per job in hand; those lines go (DramatiqConsumerNoise) once this outage is told."""
+        try:
+            settle(message)
+        except (BrokerConnectionError, redis.ResponseError) as exc:
+            self._lost(exc)
+
+    def _lost(self, exc: Exception) -> NoReturn:
+        """Tell the outage if it is news, and raise it as the BrokerConnectionError dramatiq retries quietly.
+
+        A ResponseError is Redis answering and refusing (over maxmemory, a
+        read-only replica): for the worker as much an outage as no answer,
+        and dramatiq logged it with a traceback every 3 s.
+        """
+        refused = isinstance(exc, redis.ResponseError)
+        if self._broker.consumer_health.lost(self._queue):
+            log.warning("the worker takes no jobs: %s %s (%s). It tries again every %.0f s and says so only once "
+                        "it takes jobs again", self._broker.where, "refuses them" if refused else "does not answer",
+                        str(exc).rstrip(". "), CONSUMER_RESTART_DELAY / 1000)
+        if refused:
+            raise BrokerConnectionError(str(exc)) from exc
+        raise exc
 
     def requeue(self, messages) -> None:
         self._consumer.requeue(messages)
