@@ -273,6 +273,7 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
         if group in rules.groups and any(available(a, counts) for a in rules.members(group)):
             try:
                 done += len(assign_batch(app, ticket_id))
+                _failures.worked()
             except Exception:
                 _failures.failed("assigning ticket %s failed; the next sweep retries", ticket_id)
     return done

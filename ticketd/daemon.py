@@ -68,6 +68,7 @@ class Processor:
             try:
                 while drain(self.app) and not self._stop.is_set():
                     pass
+                _failures.worked()
             except Exception:  # the database is down: try again on the next wake-up
                 _failures.failed("processing pass failed; retrying")
                 self._stop.wait(1)

@@ -162,6 +162,7 @@ def fire_due_timers(app: App, limit: int = 200) -> int:
         try:
             if _fire_one(app, timer_id, ticket_id):
                 fired += 1
+            _failures.worked()
         except Exception:
             _failures.failed("timer %s of ticket %s failed; it stays armed for the next sweep", timer_id, ticket_id)
     return fired

@@ -81,6 +81,7 @@ STEPS = (sweep_mail, sweep_unassigned, fire_due_timers, send_daily_summaries)
 
 def sweep_once(app: App, *, asked: bool = False) -> None:
     """Every step once; `asked` (SIGUSR1 from an admin's command) takes fresh rows without the grace."""
+    failed = False
     for step in STEPS:
         try:
             if asked and step in (sweep_mail, sweep_unassigned):
@@ -88,4 +89,7 @@ def sweep_once(app: App, *, asked: bool = False) -> None:
             else:
                 step(app)
         except Exception:
+            failed = True
             _failures.failed("sweep step %s failed; trying again next round", step.__name__)
+    if not failed:   # a step with nothing to do may not touch the database: only a whole round tells it answers
+        _failures.worked()
