@@ -9,6 +9,7 @@ command that only reads does not upgrade an older database either.
 from __future__ import annotations
 
 import json
+import os
 
 from sqlalchemy import inspect, text
 
@@ -100,6 +101,26 @@ def test_a_reading_command_does_not_upgrade_an_older_database(tmp_path, db_url):
         assert "merged_into" not in [c["name"] for c in inspect(conn).get_columns("tickets")]
         assert conn.execute(text("SELECT count(*) FROM tickets")).scalar_one() == 1
     engine.dispose()
+
+
+def test_status_under_an_older_daemon_says_to_restart_it(tmp_path, sqlite_url):
+    """The package upgraded in place under a running daemon: the new CLI reads a database the daemon keeps at
+    its older version until it restarts, and says so rather than "start `ticketd run`"."""
+    from ticketd.pidlock import PidLock, pid_path
+
+    _build_v1(sqlite_url).dispose()
+    config = write_config(tmp_path, sqlite_url)
+    (tmp_path / "var").mkdir()
+    lock = PidLock(pid_path(tmp_path / "var")).acquire()   # held as a running `ticketd run` holds it
+    try:
+        done = run_cli(config, "status")
+    finally:
+        lock.release()
+    assert done.returncode == health.UNKNOWN, done
+    assert (f"the running `ticketd run` (pid {os.getpid()}) has not upgraded it, being older than this ticketd: "
+            "restart it, and it upgrades it as it starts") in done.stderr, done.stderr
+    done = run_cli(config, "tickets", "list")
+    assert "start this ticketd's `ticketd run`, which upgrades it" in done.stderr, done.stderr
 
 
 def test_ticketd_run_still_creates_the_database(tmp_path, processes):

@@ -115,6 +115,21 @@ def _app(config: str | None, *, starts_daemon: bool = False, writes: bool = Fals
         raise click.ClickException(str(exc)) from None
 
 
+def _how_to_upgrade(data_dir: Path) -> str:
+    """What upgrades an older database: a `ticketd run` of this ticketd, or a restart of the one running.
+
+    A running daemon of the older code (the package upgraded in place
+    under it) holds the database at its version until it is restarted.
+    """
+    from ticketd.views import daemon_status
+
+    daemon = daemon_status(data_dir)
+    if daemon["running"]:
+        return (f"the running `ticketd run` (pid {daemon['pid']}) has not upgraded it, being older than this "
+                "ticketd: restart it, and it upgrades it as it starts")
+    return "start this ticketd's `ticketd run`, which upgrades it"
+
+
 class _NoDatabase(click.ClickException):
     """No ticketd database where the settings point (status: CRITICAL, the desk has none)."""
 
@@ -136,7 +151,8 @@ def _engine(config: str | None, settings=None, *, writes: bool = False):
     from ticketd.store.errors import shown_url
     from ticketd.store.migrations import LATEST, SchemaVersionError, database_version, upgrade
 
-    url = (settings or _settings(config)).database_url
+    settings = settings or _settings(config)
+    url = settings.database_url
     where = "is --config (or TICKETD_CONFIG) the daemon's? `ticketd run` creates"
     missing = sqlite_file(url)
     if missing is not None and not missing.exists():
@@ -152,9 +168,9 @@ def _engine(config: str | None, settings=None, *, writes: bool = False):
             raise _NoDatabase(f"the database {shown} holds no ticketd tables: {where} them when it starts")
         if version < LATEST and not writes:
             raise click.ClickException(
-                f"the database has schema version {version}, and this ticketd reads version {LATEST}: start "
-                "this ticketd's `ticketd run`, which upgrades it (README.md, Upgrading); this command only reads "
-                "and changes nothing")
+                f"the database has schema version {version}, and this ticketd reads version {LATEST}: "
+                f"{_how_to_upgrade(settings.data_dir)} (README.md, Upgrading); this command only reads and "
+                "changes nothing")
         if version < LATEST:
             ensure_schema(engine)
     except SchemaVersionError as exc:
