@@ -220,8 +220,8 @@ class WorkerHeartbeat(dramatiq.Middleware):
 
 
 def queue_status(settings: Settings) -> dict:
-    """For `ticketd status`: the backend, and for Redis whether it answers a PING, how many jobs wait and how
-    many `ticketd worker`s beat within WORKER_GONE_SECONDS."""
+    """For `ticketd status`: the backend, and for Redis whether it answers a PING and takes a write, how many
+    jobs wait, how many `ticketd worker`s beat within WORKER_GONE_SECONDS and which of them lack the database."""
     if settings.redis_url is None:
         # The queue lives inside `ticketd run`; the daemon line says whether that runs.
         return {"backend": "in-process"}
@@ -248,8 +248,7 @@ def queue_status(settings: Settings) -> dict:
         client.close()
     last_beat = round(max(0.0, now - newest[0][1]), 1) if newest else None
     return {**shown, "reachable": True, "error": None, "write_error": write_error, "waiting": waiting,
-            "workers": workers,
-            "last_beat_seconds_ago": last_beat, "workers_without_database": troubled}
+            "workers": workers, "last_beat_seconds_ago": last_beat, "workers_without_database": troubled}
 
 
 def _write_refused(client: redis.Redis, namespace: str) -> str | None:
