@@ -181,11 +181,25 @@ def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_
             client.send_message(customer_mail())
         [row] = wait_until(lambda: [r for r in _listed(config, "--state", "failed")], timeout=20)
         sink.reject = False
-        cli_ok(config, "outbox", "retry", str(row["id"]))
+        said = cli_ok(config, "outbox", "retry", str(row["id"]))
+        assert f"the running `ticketd run` (pid {processes[1].proc.pid}) hands it to a `ticketd worker` now" in said
         [got] = sink.wait_for(1, timeout=20)
         assert got.message["Message-ID"] == f"<{row['message_id']}>"
         [sent] = wait_until(lambda: _listed(config, "--state", "sent"))
         assert sent["message_id"] == row["message_id"] and sent["id"] > row["id"]   # queued anew
+
+        # With no worker left, the same command does not say the mail goes now.
+        sink.reject = True
+        with smtplib.SMTP("127.0.0.1", port) as client:
+            client.send_message(customer_mail(subject="Second case", sender="other@example.org"))
+        [row] = wait_until(lambda: [r for r in _listed(config, "--state", "failed")], timeout=20)
+        assert processes[0].terminate() == 0   # a worker that stops takes its beat off at once
+        sink.reject = False
+        said = cli_ok(config, "outbox", "retry", str(row["id"]))
+        assert (f"the running `ticketd run` (pid {processes[1].proc.pid}) queues it now, but no `ticketd worker` "
+                "is running: it waits until one starts") in said, said
+        processes.append(DaemonProcess(config, "worker").start())
+        assert len(sink.wait_for(2, timeout=20)) == 2
     finally:
         for proc in reversed(processes):
             proc.stop()

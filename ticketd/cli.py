@@ -390,13 +390,27 @@ def _admin_change(config: str | None, change):
         raise click.ClickException(str(exc)) from None
 
 
-def _mail_goes(data_dir: Path, what: str) -> str:
+def _mail_goes(settings, what: str) -> str:
     """Wake the daemon for mail just queued; when `what` (the mail, it, them) goes, for the admin."""
-    pid = _wake_daemon(data_dir)
-    if pid is not None:
+    pid = _wake_daemon(settings.data_dir)
+    if pid is None:
+        return (f"no `ticketd run` holds {settings.data_dir}/ticketd.pid on this machine: "
+                f"the daemon sends {what} at its next outbox sweep")
+    if settings.redis_url is None:
         return f"the running `ticketd run` (pid {pid}) sends {what} now"
-    return (f"no `ticketd run` holds {data_dir}/ticketd.pid on this machine: "
-            f"the daemon sends {what} at its next outbox sweep")
+    # Redis mode: the daemon only enqueues, and a `ticketd worker` sends; "now" would be untrue without one.
+    from workers.broker_health import queue_status
+
+    queue = queue_status(settings)
+    if not queue["reachable"]:
+        held = f"Redis does not answer ({queue['error']}): {what} waits in the outbox until it does"
+    elif queue["write_error"]:
+        held = f"Redis refuses writes ({queue['write_error']}): {what} waits in the outbox until it takes them"
+    elif not queue["workers"]:
+        held = f"no `ticketd worker` is running: {what} waits until one starts"
+    else:
+        return f"the running `ticketd run` (pid {pid}) hands {what} to a `ticketd worker` now"
+    return f"the running `ticketd run` (pid {pid}) queues {what} now, but {held}"
 
 
 @tickets.command("assign")
@@ -409,7 +423,7 @@ def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
 
     app, (assignee, outbox_ids) = _admin_change(config, lambda app: assign(app, ticket_id, target))
     who = assignee or f"nobody yet: it waits in {target} for someone available"
-    mail = _mail_goes(app.settings.data_dir, "the mail") if outbox_ids else "no mail to send"
+    mail = _mail_goes(app.settings, "the mail") if outbox_ids else "no mail to send"
     click.echo(f"ticket [#{ticket_id}] assigned to {who}; {mail}")
 
 
@@ -423,7 +437,7 @@ def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str 
     from ticketd.admin import close
 
     app, outbox_ids = _admin_change(config, lambda app: close(app, ticket_id, reason, tell_customer=not silent))
-    mail = _mail_goes(app.settings.data_dir, "the mail") if outbox_ids else "no mail to send"
+    mail = _mail_goes(app.settings, "the mail") if outbox_ids else "no mail to send"
     click.echo(f"ticket [#{ticket_id}] closed; {mail}")
 
 
@@ -931,7 +945,7 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
     if not requeued:
         click.echo("no failed mail")
         return
-    click.echo(_mail_goes(settings.data_dir, "it" if len(requeued) == 1 else "them"))
+    click.echo(_mail_goes(settings, "it" if len(requeued) == 1 else "them"))
 
 
 def _wake_daemon(data_dir: Path) -> int | None:
