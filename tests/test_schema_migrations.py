@@ -41,8 +41,9 @@ def fresh_url(db_url, tmp_path):
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
-        conn.exec_driver_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        # FORCE (PostgreSQL 13+) ends the sessions still open and waits for them: a
+        # pg_terminate_backend() before it only asks, and a session still exiting failed the drop.
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
 
 
