@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email
+import email.parser
 import hashlib
 
 import pytest
@@ -349,7 +350,9 @@ def _dedupe_key_as_first_written(raw: bytes) -> tuple[str, str | None]:
     head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
     body_hash = hashlib.sha256(body.rstrip()).hexdigest()
     msg = email.message_from_bytes(head + b"\n\n")
-    if msg.get_payload().strip():
+    # Read as headers only: a multipart Content-Type would make the stray lines a preamble and the payload a list.
+    stray = email.parser.BytesParser().parsebytes(head + b"\n\n", headersonly=True).get_payload()
+    if stray.strip():
         body_hash = hashlib.sha256(raw.replace(b"\r\n", b"\n").rstrip()).hexdigest()
     message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
     if message_id:
