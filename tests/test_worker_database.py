@@ -12,21 +12,26 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import threading
+import time
 from urllib.parse import urlsplit
 
+import dramatiq
 import pytest
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import exc
 
 from tests.cli import run_cli
 from tests.conftest import REDIS_URL, free_port, write_config
 from tests.daemon import DaemonProcess
-from tests.redis_space import redis_namespace
+from tests.redis_space import queued, redis_namespace
 from tests.sink import customer_mail
 from tests.tcpproxy import TcpProxy
 from tests.waiting import eventually
 from ticketd import health
 from ticketd.store.db import unreachable
 from workers.database_health import DatabaseHealth
+from workers.database_pause import PauseWhileAway
 
 NO_AGENTS = "agents: []\nroutes: []\n"
 
@@ -82,20 +87,32 @@ def test_a_worker_cut_off_from_the_database_says_so_once_status_names_it_and_mai
         text = run_cli(config, "status").stdout
         assert "workers  1 alive (`ticketd worker` processes beating within 60 s), 1 of them without the " \
                "database" in text.splitlines(), text
-        # The sweep of `ticketd run` enqueues the two mails again and again meanwhile: no line for each.
-        eventually(lambda: False, timeout=3)
+        # Paused, the worker takes no job: the mails' jobs wait in Redis for a worker that reaches the
+        # database (it took each the sweep enqueued again, and gave it up, while others waited).
+        eventually(lambda: _status(config)["queue"]["waiting"] >= 2, timeout=30)
+        for _ in range(3):
+            time.sleep(1)
+            assert _status(config)["queue"]["waiting"] >= 2
         assert len(sink.messages) == 1
+        # An admin's command that queues mail does not say a worker sends it now.
+        closed = run_cli(config, "tickets", "close", "1")
+        assert closed.returncode == 0, closed.stderr
+        assert "no running `ticketd worker` reaches the database (`ticketd status` names them): the mail waits " \
+               "until one does" in closed.stdout, closed.stdout
 
         proxy.restore()
-        got = sink.wait_for(3, timeout=60)
-        assert sorted(m.rcpt_tos[0] for m in sink.settle(1.0)) == [f"c{n}@example.org" for n in range(3)]
+        got = sink.wait_for(4, timeout=60)
+        assert sorted(m.rcpt_tos[0] for m in sink.settle(1.0)) == \
+            ["c0@example.org"] + [f"c{n}@example.org" for n in range(3)]   # c0's closing mail too
         eventually(lambda: not _status(config)["queue"]["workers_without_database"], timeout=20)
         log = worker.output()
         assert "Traceback" not in log and " ERROR " not in log, log
+        assert "Restarting consumer" not in log, log   # paused, not restarting
         [warning] = _lines(log, "WARNING")
         assert "cannot reach the database (" in warning and "connection" in warning.lower(), warning
+        assert "takes no jobs until it reaches it again (it tries every 5 s" in warning, warning
         [back] = _lines(log, "INFO")
-        assert "reaches the database again after" in back, back
+        assert "reaches the database again after" in back and back.endswith(" s and takes jobs again"), back
         assert log.index(warning) < log.index(back) and got
     proxy.cut()
 
@@ -108,7 +125,7 @@ def test_a_database_out_of_reach_ends_the_job_quietly_and_is_told_once(caplog):
     now = [50.0]
     database = DatabaseHealth(clock=lambda: now[0])
     changes = []
-    database.on_change = lambda: changes.append(database.trouble())
+    database.listen(lambda: changes.append(database.trouble()))
     caplog.set_level(logging.INFO, logger="ticketd.workers")
     for n in range(3):
         with database.job(f"job {n}"):
@@ -148,7 +165,7 @@ def test_what_counts_as_the_database_out_of_reach(error, out_of_reach):
 
 
 @pytest.mark.parametrize("troubled, state, ending", [
-    (1, health.WARNING, ": the other workers do the jobs it gives up"),
+    (1, health.WARNING, ": it takes no jobs, the other workers do them"),
     (2, health.CRITICAL, ": no worker does any job, no mail is sent"),
 ])
 def test_status_weighs_workers_without_the_database_against_the_workers_alive(troubled, state, ending):
@@ -161,3 +178,49 @@ def test_status_weighs_workers_without_the_database_against_the_workers_alive(tr
     [problem] = verdict.problems
     assert problem["text"].endswith(ending), problem
     assert "cannot reach the database for 90 s (refused)" in problem["text"], problem   # the longest outage
+
+
+@pytest.mark.redis
+def test_a_paused_worker_hands_back_the_jobs_it_took_ahead_and_does_them_once_the_probe_gets_through():
+    with redis_namespace("pause") as space:
+        broker = RedisBroker(url=REDIS_URL, namespace=space)
+        begun, release, done = threading.Event(), threading.Event(), []
+
+        def job(n: int) -> None:
+            if n == 0:
+                begun.set()
+                release.wait(10)
+            done.append(n)
+
+        actor = dramatiq.actor(job, broker=broker, queue_name="q", max_retries=0)
+        worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=100)
+        database, reachable = DatabaseHealth(), threading.Event()
+
+        def probe() -> None:
+            if not reachable.is_set():
+                raise _operational("connection refused")
+
+        pause = PauseWhileAway(worker, database, probe, every=0.1)
+        worker.start()
+        pause.start()
+        try:
+            for n in range(4):
+                actor.send(n)
+            assert begun.wait(10)
+            assert eventually(lambda: worker.work_queue.qsize() >= 1), "dramatiq fetched no job ahead"
+            with database.job("another job"):
+                raise _operational("connection refused")
+            # The pause waits for the job in hand; released before the pause began, the thread took the next.
+            assert eventually(lambda: all(thread.paused for thread in worker.workers))
+            release.set()
+            assert eventually(lambda: pause.paused and queued(space, "q") == 3), queued(space, "q")
+            time.sleep(0.5)
+            assert done == [0] and queued(space, "q") == 3  # paused: none taken again, the probe failing
+            assert database.trouble()[0] == "connection refused"
+            reachable.set()
+            assert eventually(lambda: sorted(done) == [0, 1, 2, 3]), done
+            assert not pause.paused and database.trouble() is None
+        finally:
+            pause.stop()
+            worker.stop()
+            broker.close()

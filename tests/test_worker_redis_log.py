@@ -12,11 +12,13 @@ import logging
 import time
 
 import pytest
+from sqlalchemy import exc
 
 from tests.conftest import write_config
 from tests.daemon import DaemonProcess
 from tests.waiting import eventually
 from workers.broker_health import ConsumerHealth
+from workers.database_health import DatabaseHealth
 from workers.runtime import DramatiqConsumerNoise
 
 
@@ -153,7 +155,8 @@ def test_the_outage_is_told_when_the_first_queue_loses_the_broker_and_when_the_l
 def test_dramatiq_lines_other_than_its_consumers_connection_errors_pass_untouched():
     health = ConsumerHealth()
     logger = logging.getLogger("tests.worker_redis_log.consumer")
-    noise = DramatiqConsumerNoise("q", health)
+    database = DatabaseHealth()
+    noise = DramatiqConsumerNoise("q", health, database)
 
     def passes(level: int, msg: str, *args) -> bool:
         return noise.filter(logger.makeRecord(logger.name, level, __file__, 1, msg, args, None))
@@ -169,3 +172,20 @@ def test_dramatiq_lines_other_than_its_consumers_connection_errors_pass_untouche
     assert not passes(logging.WARNING, settle_retry, "send_mail(1)", "refused", 5)
     assert passes(logging.CRITICAL, "Consumer encountered an unexpected error.")
     assert passes(logging.ERROR, "Failed to enqueue message")
+
+
+def test_a_consumer_paused_while_the_database_is_away_does_not_say_it_restarts():
+    database = DatabaseHealth()
+    logger = logging.getLogger("tests.worker_redis_log.consumer")
+    noise = DramatiqConsumerNoise("q", ConsumerHealth(), database)
+
+    def passes(msg: str, *args) -> bool:
+        return noise.filter(logger.makeRecord(logger.name, logging.INFO, __file__, 1, msg, args, None))
+
+    restarting = "Restarting consumer in %0.2f seconds."
+    assert passes(restarting, 3.0)
+    database.failed(exc.OperationalError("SELECT 1", {}, Exception("refused")))
+    assert not passes(restarting, 3.0)
+    assert passes("Consumer encountered an unexpected error.")
+    database.worked()
+    assert passes(restarting, 3.0)

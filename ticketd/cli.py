@@ -408,6 +408,9 @@ def _mail_goes(settings, what: str) -> str:
         held = f"Redis refuses writes ({queue['write_error']}): {what} waits in the outbox until it takes them"
     elif not queue["workers"]:
         held = f"no `ticketd worker` is running: {what} waits until one starts"
+    elif len(queue["workers_without_database"]) >= queue["workers"]:
+        held = (f"no running `ticketd worker` reaches the database (`ticketd status` names them): {what} waits "
+                f"until one does")
     else:
         return f"the running `ticketd run` (pid {pid}) hands {what} to a `ticketd worker` now"
     return f"the running `ticketd run` (pid {pid}) queues {what} now, but {held}"

@@ -25,7 +25,9 @@ from ticketd.repeating_failures import RepeatingFailures
 from ticketd.rules_watch import RulesWatcher, log_warnings, replan_armed_timers
 from ticketd.settings import Settings
 from ticketd.store.checkpoint import Checkpointer
+from ticketd.store.db import ping
 from ticketd.timer_replan import rules_timers_follow
+from workers.database_pause import PauseWhileAway
 from workers.runtime import WorkerPool, bind, make_broker, worker_components
 
 log = logging.getLogger("ticketd.daemon")
@@ -373,13 +375,16 @@ def run_worker(app: App, threads: int = 4) -> int:
     broker = make_broker(app)
     bind(app, broker)
     pool = WorkerPool(broker, threads)
+    pause = PauseWhileAway(pool.worker, broker.database_health, lambda: ping(app.engine))
     watcher.start()
     pool.start()
+    pause.start()
     print("ticketd worker running", flush=True)
     try:
         while not stop.wait(1):
             pass
     finally:
+        pause.stop()
         pool.stop()
         watcher.stop()
     return 0

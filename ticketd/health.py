@@ -142,7 +142,7 @@ def _workers_without_database(alive: int, troubled: list[dict]) -> list[tuple[in
              else f"{len(troubled)} `ticketd worker`s ({', '.join(t['worker'] for t in troubled)})")
     what = (f"{which} cannot reach the database for {duration(first['seconds'])} ({first['error'][:200]})")
     if len(troubled) < alive:
-        return [_problem("workers", WARNING, f"{what}: the other workers do the jobs it gives up")]
+        return [_problem("workers", WARNING, f"{what}: it takes no jobs, the other workers do them")]
     return [_problem("workers", CRITICAL, f"{what}: no worker does any job, no mail is sent")]
 
 

@@ -173,7 +173,7 @@ class WorkerHeartbeat(dramatiq.Middleware):
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._wake = threading.Event()   # a stop, or the database lost or found again: beat now
-        self.database.on_change = self._wake.set
+        self.database.listen(self._wake.set)
         self._thread: threading.Thread | None = None
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker) -> None:

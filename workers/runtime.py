@@ -43,7 +43,7 @@ def make_broker(app: App) -> dramatiq.Broker:
         # Beats only while a worker of this broker runs: `ticketd worker`, never `ticketd run`'s enqueueing.
         broker.add_middleware(WorkerHeartbeat(broker.client, app.settings.redis_namespace, broker.database_health))
         for queue in (QUEUE, dq_name(QUEUE)):
-            _quiet_retries(queue, broker.consumer_health)
+            _quiet_retries(queue, broker.consumer_health, broker.database_health)
         return broker
     broker = StubBroker()
     broker.declare_queue(QUEUE)
@@ -55,25 +55,30 @@ class DramatiqConsumerNoise(logging.Filter):
 
     Only those lines (and the warning for each ack it retries), and only
     then: a connection error nobody reported, and any other CRITICAL or
-    ERROR of dramatiq's, pass as they are.
+    ERROR of dramatiq's, pass as they are. A consumer paused while the
+    database is away (workers/database_pause.py) says it restarts in 3 s
+    as it stops; it restarts only once the database is back, which
+    ticketd.workers tells: that line goes too.
     """
 
-    def __init__(self, queue: str, health: ConsumerHealth) -> None:
+    def __init__(self, queue: str, health: ConsumerHealth, database: DatabaseHealth) -> None:
         super().__init__()
-        self.queue, self.health = queue, health
+        self.queue, self.health, self.database = queue, health, database
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.msg not in (_CONNECTION_ERROR, _RESTARTING) and not str(record.msg).startswith(_SETTLE_RETRY):
             return True
-        return not self.health.is_down(self.queue)
+        if self.health.is_down(self.queue):
+            return False
+        return not (record.msg == _RESTARTING and self.database.trouble() is not None)
 
 
-def _quiet_retries(queue: str, health: ConsumerHealth) -> None:
+def _quiet_retries(queue: str, health: ConsumerHealth, database: DatabaseHealth) -> None:
     """Put the filter on the logger of `queue`'s consumer thread, in place of one an earlier broker put there."""
     logger = logging.getLogger(f"dramatiq.worker.ConsumerThread({queue})")
     for old in [f for f in logger.filters if isinstance(f, DramatiqConsumerNoise)]:
         logger.removeFilter(old)
-    logger.addFilter(DramatiqConsumerNoise(queue, health))
+    logger.addFilter(DramatiqConsumerNoise(queue, health, database))
 
 
 class ReportingRedisBroker(RedisBroker):

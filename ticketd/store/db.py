@@ -98,6 +98,12 @@ def unreachable(error: BaseException) -> bool:
     return isinstance(error, exc.DBAPIError) and error.connection_invalidated
 
 
+def ping(engine: Engine) -> None:
+    """One round trip to the database; raises what the driver raises when it is out of reach."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
 def admin_transaction(engine: Engine, work: Callable[[Connection], T], *, dry_run: bool = False,
                       attempts: int = 3) -> T:
     """`work(conn)` in one write transaction, run again after a transient error; rolled back for a dry run.
