@@ -72,7 +72,12 @@ CREATE TABLE imap_health (
     error           TEXT,
     failing_since   TIMESTAMP,                     -- the first failure since the last good poll
     failures        INTEGER NOT NULL DEFAULT 0,    -- failed tries since then
-    updated_at      TIMESTAMP NOT NULL
+    updated_at      TIMESTAMP NOT NULL,
+    -- Mail the poller leaves on the server for being over max_message_bytes,
+    -- as its last round found it: how many, and the largest one's size
+    -- (NULL: none). Nobody can be told by mail, so status tells the admin.
+    oversized       INTEGER NOT NULL DEFAULT 0,
+    oversized_largest BIGINT
 );
 
 CREATE TABLE tickets (

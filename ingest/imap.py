@@ -81,6 +81,10 @@ class Poller:
         self._last_uid = 0
         self._owed: list[int] = []      # UIDs up to _last_uid still to take (store.imap_cursor)
         self._warned: set[int] = set()  # oversized UIDs this poller has logged
+        self._oversized: dict[int, int] = {}   # UID -> size of the mail over max_message_bytes seen this round
+        # What status shows of that mail, as the last whole round found it (count, largest), and as written.
+        self._oversized_found: tuple[int, int | None] = (0, None)
+        self._oversized_noted: tuple[int, int | None] | None = None
         self._ok_noted_at: float | None = None   # monotonic time of the last good poll written; None: failing
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
@@ -134,14 +138,16 @@ class Poller:
     def _note_ok(self) -> None:
         """A round went through: written at once after a failure (or at start), else once a HEALTH_NOTE_SECONDS."""
         now = time.monotonic()
-        if self._ok_noted_at is not None and now - self._ok_noted_at < HEALTH_NOTE_SECONDS:
+        found = self._oversized_found
+        if (self._ok_noted_at is not None and now - self._ok_noted_at < HEALTH_NOTE_SECONDS
+                and found == self._oversized_noted):
             return
         try:
-            record_poll_ok(self.app.engine, self.box.key, utcnow())
+            record_poll_ok(self.app.engine, self.box.key, utcnow(), oversized=found)
         except Exception as exc:   # the database's trouble: the poller's own writes will say so
             log.debug("imap %s: could not record the good poll for status: %s", self.box.key, exc)
             return
-        self._ok_noted_at = now
+        self._ok_noted_at, self._oversized_noted = now, found
 
     def _note_failure(self, problem: str) -> None:
         self._ok_noted_at = None
@@ -182,6 +188,7 @@ class Poller:
         info = client.select_folder(self.box.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
         self._uidvalidity = uidvalidity
+        self._oversized = {}   # the next round, which takes what is owed again, finds them all
         cursor = load_cursor(self.app.engine, self.box.key)
         if cursor is not None and cursor.uidvalidity == uidvalidity:
             # Also after a reconnect or a restart in the middle of a first look: it goes on with what it owes.
@@ -229,6 +236,8 @@ class Poller:
             save_cursor(self.app.engine, self.box.key, self._uidvalidity, listed[-1], self._owed)
             self._last_uid = listed[-1]
             self._note_ok()
+        # A whole round: every message over the limit is owed, so it was listed and sized again.
+        self._oversized_found = (len(self._oversized), max(self._oversized.values(), default=None))
 
     def _take(self, client: IMAPClient, listed: list[int]) -> list[int]:
         """Store the messages `listed` (at most FETCH_BATCH), then flag or move them; those too big to take."""
@@ -241,6 +250,9 @@ class Poller:
         # A UID the FETCH did not answer for was expunged meanwhile: nothing is owed for it.
         too_big = [uid for uid in listed if sizes.get(uid, 0) > self.box.max_message_bytes]
         self._warn_oversized(too_big, sizes)
+        for uid in listed:   # taken, expunged, or still too big
+            self._oversized.pop(uid, None)
+        self._oversized.update((uid, sizes[uid]) for uid in too_big)
         return too_big
 
     def _warn_oversized(self, uids: list[int], sizes: dict[int, int]) -> None:

@@ -15,13 +15,14 @@ OK, FAILING, NOT_POLLED = "ok", "failing", "not polled yet"
 
 
 def mailbox_status(mailbox: str, health: MailboxHealth | None) -> dict:
-    """One mailbox for `status --json`: its state and what the poller last reported."""
+    """One mailbox for `status --json`: its state, and what the poller last reported (mail too big to take too)."""
     if health is None:
         return {"mailbox": mailbox, "state": NOT_POLLED, "last_ok_at": None, "error": None,
-                "failing_since": None, "failures": 0}
+                "failing_since": None, "failures": 0, "oversized": 0, "oversized_largest_bytes": None}
     state = FAILING if health.error is not None else OK
     return {"mailbox": mailbox, "state": state, "last_ok_at": iso(health.last_ok_at), "error": health.error,
-            "failing_since": iso(health.failing_since), "failures": health.failures}
+            "failing_since": iso(health.failing_since), "failures": health.failures,
+            "oversized": health.oversized, "oversized_largest_bytes": health.oversized_largest}
 
 
 def imap_status(engine: Engine, boxes: list[ImapSettings]) -> list[dict]:

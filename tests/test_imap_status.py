@@ -13,11 +13,13 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from jinja2.filters import do_filesizeformat
 
 from ingest.imap import Poller
 from tests.cli import run_cli
 from tests.conftest import free_port, write_config
 from tests.dovecot import dovecot, dovecot_factory  # noqa: F401  (fixtures)
+from tests.test_imap import _append, _mail
 from tests.test_imap_oauth import _token_file, oauth_dovecot  # noqa: F401  (fixture)
 from tests.waiting import eventually
 from ticketd.app import build_app
@@ -62,7 +64,7 @@ def test_a_wrong_password_is_a_failing_mailbox_in_status_until_a_poll_goes_throu
     key = app.settings.imap[0].key
     desk, text = _status(config)
     assert desk["imap"] == [{"mailbox": key, "state": "not polled yet", "last_ok_at": None, "error": None,
-                             "failing_since": None, "failures": 0}]
+                             "failing_since": None, "failures": 0, "oversized": 0, "oversized_largest_bytes": None}]
     assert _imap_lines(text) == [f"imap     {key}: not polled yet"]
 
     with _polling(app):
@@ -124,6 +126,44 @@ def test_an_oauth_login_that_fails_is_a_failing_mailbox_and_the_token_is_never_s
     desk, text = _status(config)
     assert "FAILING" in _imap_lines(text)[0]
     assert "not-a-token-4711" not in json.dumps(desk) + text
+
+
+@pytest.mark.dovecot
+def test_mail_left_on_the_server_for_its_size_is_in_status_until_a_raised_limit_takes_it(tmp_path, sqlite_url,
+                                                                                        dovecot):
+    scans = [_mail(f"Scan {n}", f"<scan{n}@client.example.org>", "x" * 70 + "\n" * 100 + "y" * size)
+             for n, size in ((1, 5000), (2, 9000))]
+    for raw in scans + [_mail("Question", "<question@client.example.org>", "Where is my order?\n")]:
+        _append(dovecot, raw)
+    config, app = _desk(tmp_path, sqlite_url, dovecot.settings_yaml(poll_seconds=0.2, max_message_bytes=4000))
+    key = app.settings.imap[0].key
+    with _polling(app):
+        box = eventually(lambda: (d := _status(config)[0]["imap"][0])["oversized"] and d, timeout=20)
+    assert box, "status never counted the mail left on the server"
+    assert box["state"] == "ok" and box["oversized"] == 2, box
+    largest = box["oversized_largest_bytes"]
+    assert len(scans[1]) <= largest <= len(scans[1]) + 200, box   # the server's size, its line endings CRLF
+    desk, text = _status(config)
+    [problem] = [p for p in desk["problems"] if p["part"] == "imap"]
+    assert problem["state"] == "warning" and problem["text"] == (
+        f"mailbox {key}: 2 messages over max_message_bytes (the largest {do_filesizeformat(largest)}) left on the "
+        f"server, not taken: raise its max_message_bytes in ticketd.yaml to take them, or handle them in the "
+        f"mailbox"), problem
+    [line] = _imap_lines(text)
+    assert line.endswith(f"; 2 messages over max_message_bytes (the largest {do_filesizeformat(largest)}) LEFT "
+                         f"ON THE SERVER"), line
+    assert do_filesizeformat(largest).endswith(" kB")
+
+    config, app = _desk(tmp_path, sqlite_url, dovecot.settings_yaml(poll_seconds=0.2, max_message_bytes=8000))
+    with _polling(app):
+        box = eventually(lambda: (d := _status(config)[0]["imap"][0])["oversized"] == 1 and d, timeout=20)
+    assert box["oversized_largest_bytes"] == largest   # the first scan taken, the second still too big
+    config, app = _desk(tmp_path, sqlite_url, dovecot.settings_yaml(poll_seconds=0.2))
+    with _polling(app):
+        box = eventually(lambda: (d := _status(config)[0]["imap"][0])["oversized"] == 0 and d, timeout=20)
+    assert box["oversized_largest_bytes"] is None
+    desk, text = _status(config)
+    assert not [p for p in desk["problems"] if p["part"] == "imap"] and "LEFT ON" not in text
 
 
 def test_without_imap_status_lists_no_mailbox(tmp_path, sqlite_url):

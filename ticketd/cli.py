@@ -783,12 +783,15 @@ def _workers_line(queue: dict) -> str:
 
 
 def _imap_line(box: dict) -> str:
+    from ticketd.health import oversized
+
+    too_big = f"; {oversized(box)} LEFT ON THE SERVER" if box.get("oversized") else ""
     if box["state"] == "failing":
         polled = f"last poll {box['last_ok_at']}" if box["last_ok_at"] else "never polled"
         return (f"{box['mailbox']}: FAILING since {box['failing_since']}, {box['failures']} failed "
-                f"tr{'y' if box['failures'] == 1 else 'ies'}, {polled}: {box['error']}")
+                f"tr{'y' if box['failures'] == 1 else 'ies'}, {polled}: {box['error']}{too_big}")
     if box["state"] == "ok":
-        return f"{box['mailbox']}: polling, last poll {box['last_ok_at']}"
+        return f"{box['mailbox']}: polling, last poll {box['last_ok_at']}{too_big}"
     return f"{box['mailbox']}: {box['state']}"
 
 

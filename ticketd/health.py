@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from jinja2.filters import do_filesizeformat
+
 # The Nagios plugin convention (Nagios Plugin Development Guidelines, "Plugin Return Codes"), which Icinga,
 # Sensu, Zabbix's external checks and check_mk read too. It also works where only zero and non-zero are told
 # apart: systemd's ExecCondition (1-254 skips the unit), cron's `ticketd status || alert`. A bare 0/1 would
@@ -149,9 +151,27 @@ def _workers_without_database(alive: int, troubled: list[dict]) -> list[tuple[in
 def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
     # One way in of several fails (the SMTP receiver and other mailboxes still take mail), and mail to it
     # waits on its server: a warning. A mailbox not polled yet is a daemon that just started.
-    return [_problem("imap", WARNING, f"mailbox {box['mailbox']} failing since {box['failing_since']}: "
-                                      f"{box['error']}")
-            for box in boxes if box["state"] == "failing"]
+    found = [_problem("imap", WARNING, f"mailbox {box['mailbox']} failing since {box['failing_since']}: "
+                                       f"{box['error']}")
+             for box in boxes if box["state"] == "failing"]
+    # Mail over max_message_bytes stays on the server, and no sender can be told by mail (SMTP answers
+    # 552): only the admin can take it, so status says so for as long as it lies there.
+    return found + [_problem("imap", WARNING, f"mailbox {box['mailbox']}: {oversized(box)} left on the server, "
+                                              f"not taken: raise its max_message_bytes in ticketd.yaml to take "
+                                              f"{'it' if box['oversized'] == 1 else 'them'}, or handle "
+                                              f"{'it' if box['oversized'] == 1 else 'them'} in the mailbox")
+                    for box in boxes if box.get("oversized")]
+
+
+def oversized(box: dict) -> str:
+    """"2 messages over max_message_bytes (the largest 31.5 MB)", for a mailbox's problem and status line.
+
+    Sizes as the mails to agents give an attachment's (jinja2's filesizeformat).
+    """
+    count, largest = box["oversized"], do_filesizeformat(box["oversized_largest_bytes"] or 0)
+    if count == 1:
+        return f"1 message over max_message_bytes ({largest})"
+    return f"{count} messages over max_message_bytes (the largest {largest})"
 
 
 def _rules(rules: dict) -> list[tuple[int, dict]]:

@@ -18,11 +18,14 @@ class MailboxHealth:
     error: str | None            # None: polling works
     failing_since: datetime | None
     failures: int
+    oversized: int = 0                    # mail left on the server over max_message_bytes
+    oversized_largest: int | None = None  # the largest of it, in bytes
 
 
-def record_poll_ok(engine: Engine, mailbox: str, now: datetime) -> None:
-    """A poll went through: the mailbox is fine again, whatever failed before."""
-    values = dict(last_ok_at=now, error=None, failing_since=None, failures=0, updated_at=now)
+def record_poll_ok(engine: Engine, mailbox: str, now: datetime, oversized: tuple[int, int | None] = (0, None)) -> None:
+    """A poll went through: the mailbox is fine again, whatever failed before; `oversized` as it found it."""
+    values = dict(last_ok_at=now, error=None, failing_since=None, failures=0, updated_at=now,
+                  oversized=oversized[0], oversized_largest=oversized[1])
     with engine.begin() as conn:
         if not insert_if_absent(conn, imap_health, dict(mailbox=mailbox, **values), ["mailbox"]):
             conn.execute(update(imap_health).where(imap_health.c.mailbox == mailbox).values(**values))
@@ -43,4 +46,5 @@ def load_health(engine: Engine) -> dict[str, MailboxHealth]:
     with reading(engine) as conn:
         rows = conn.execute(select(imap_health)).all()
     return {row.mailbox: MailboxHealth(row.mailbox, row.last_ok_at, row.error, row.failing_since,
-                                       int(row.failures)) for row in rows}
+                                       int(row.failures), int(row.oversized), row.oversized_largest)
+            for row in rows}

@@ -122,6 +122,12 @@ def _add_imap_owed(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE imap_cursor ADD COLUMN owed TEXT"))
 
 
+def _add_imap_oversized(conn: Connection) -> None:
+    """imap_health.oversized and oversized_largest: none known until each poller's next round counts them."""
+    conn.execute(text("ALTER TABLE imap_health ADD COLUMN oversized INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("ALTER TABLE imap_health ADD COLUMN oversized_largest BIGINT"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -140,6 +146,8 @@ STEPS: tuple[Step, ...] = (
     Step(10, "quarantined and failed mail an admin dismissed records who, when and why", _add_dismissed),
     Step(11, "imap_cursor.owed keeps the UIDs a first look still has to take, across a restart",
          _add_imap_owed),
+    Step(12, "imap_health counts the mail left on the server over max_message_bytes, for `ticketd status`",
+         _add_imap_oversized),
 )
 LATEST = STEPS[-1].version
 

@@ -71,6 +71,8 @@ imap_health = Table(
     Column("failing_since", DateTime),
     Column("failures", Integer, nullable=False, server_default="0"),
     Column("updated_at", DateTime, nullable=False),
+    Column("oversized", Integer, nullable=False, server_default="0"),
+    Column("oversized_largest", BigInteger),
 )
 
 tickets = Table(
