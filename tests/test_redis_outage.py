@@ -130,13 +130,13 @@ def test_while_the_broker_is_down_one_enqueue_tries_per_interval_and_each_change
     now = [100.0]
     health = EnqueueHealth(retry_seconds=2.5, clock=lambda: now[0])
     assert health.may_try() and health.worked() is None          # up: every enqueue tries, nothing to tell
-    assert health.failed() is True                                # the first failure is the one reported
+    assert health.failed(ConnectionError("refused")) is True      # the first failure is the one reported
     assert [health.may_try() for _ in range(3)] == [False] * 3    # the rest fail at once, without a 5 s wait
     now[0] += 2.5
     assert health.may_try() is True and health.may_try() is False   # one try per interval
-    assert health.failed() is False                               # still down: nothing more to say
+    assert health.failed(ConnectionError("refused")) is False     # still down: nothing more to say
     now[0] += 2.5
-    assert health.may_try() is True
+    assert health.may_try() is True and health.trouble() == ("refused", 5.0)
     assert health.worked() == 5.0 and health.worked() is None     # back after 5 s, told once
     assert health.may_try() and health.may_try()
 

@@ -19,7 +19,7 @@ from dramatiq.common import dq_name
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ticketd.outage import said
+from ticketd.outage import Outage, said
 from ticketd.settings import Settings
 from workers.actors import QUEUE
 from workers.database_health import DatabaseHealth
@@ -55,7 +55,7 @@ def describe(settings: Settings) -> str:
     return f"Redis at {shown_url(settings.redis_url)} (namespace {settings.redis_namespace})"
 
 
-class EnqueueHealth:
+class EnqueueHealth(Outage):
     """Whether enqueueing works in this process, so that the log says when that changes and never per job.
 
     While the broker is down one real try goes through every `retry_seconds`
@@ -67,40 +67,27 @@ class EnqueueHealth:
     """
 
     def __init__(self, retry_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock)
         self.retry_seconds = retry_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._down_since: float | None = None
         self._next_try = 0.0
+        self._try_lock = threading.Lock()
 
     def may_try(self) -> bool:
         """False while the broker is down and its next try is not due: fail this enqueue without trying."""
-        with self._lock:
-            if self._down_since is None:
-                return True
+        if self.trouble() is None:
+            return True
+        with self._try_lock:
             now = self._clock()
             if now < self._next_try:
                 return False
             self._next_try = now + self.retry_seconds
             return True
 
-    def failed(self) -> bool:
+    def failed(self, error: BaseException) -> bool:
         """Record a failed enqueue; True when it is the first since enqueueing worked (the one to report)."""
-        with self._lock:
-            now = self._clock()
-            self._next_try = now + self.retry_seconds
-            if self._down_since is not None:
-                return False
-            self._down_since = now
-            return True
-
-    def worked(self) -> float | None:
-        """Record an enqueue that worked; the seconds the broker was down when this ends an outage, else None."""
-        with self._lock:
-            if self._down_since is None:
-                return None
-            down, self._down_since = self._clock() - self._down_since, None
-            return down
+        with self._try_lock:
+            self._next_try = self._clock() + self.retry_seconds
+        return super().failed(error)
 
 
 class ConsumerHealth:

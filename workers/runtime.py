@@ -172,7 +172,7 @@ def bind(app: App, broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
             # Redis down: the row is committed and the sweep will enqueue it
             # again, so this delays the work and never loses it. Said once per
             # outage: a line per job and sweep buried the log.
-            if health.failed():
+            if health.failed(exc):
                 log.warning("cannot enqueue jobs to %s: %s. Mail and assignments wait in the database; the sweep "
                             "enqueues them once it answers (said again only then)", where, str(exc).rstrip(". "))
             return False
