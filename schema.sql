@@ -51,6 +51,17 @@ CREATE TABLE raw_mail (
 CREATE UNIQUE INDEX raw_mail_dedupe ON raw_mail (dedupe_key);
 CREATE INDEX raw_mail_state ON raw_mail (state, id);
 
+-- What every process of the desk shares whatever host it runs on: the key
+-- that signs reply addresses and Message-IDs when ticketd.yaml sets none
+-- (name 'signing_key', ticketd/signing_key.py), made once by the first
+-- process that needs it. Whoever reads this table can forge signed
+-- addresses, as whoever can write the tickets can change them.
+CREATE TABLE desk_secrets (
+    name            VARCHAR(64) PRIMARY KEY,
+    value           TEXT NOT NULL,
+    created_at      TIMESTAMP NOT NULL
+);
+
 -- Where each IMAP mailbox stands; a changed UIDVALIDITY is noticed here.
 CREATE TABLE imap_cursor (
     mailbox         VARCHAR(512) PRIMARY KEY,

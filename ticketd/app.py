@@ -12,7 +12,7 @@ from ticketd.domain.rules import RuleSet
 from ticketd.domain.signing import Signer
 from ticketd.rules_file import load_rules
 from ticketd.settings import Settings
-from ticketd.signing_key import signing_key
+from ticketd.signing_key import desk_keys
 from ticketd.store.db import ensure_schema, make_engine
 
 if TYPE_CHECKING:
@@ -55,9 +55,10 @@ def build_app(settings: Settings, *, create_schema: bool = True) -> App:
     if create_schema:
         ensure_schema(engine)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = desk_keys(settings.secret_key, settings.data_dir, engine)
     return App(
         settings=settings,
         engine=engine,
-        signer=Signer(signing_key(settings.secret_key, settings.data_dir), tuple(settings.previous_secret_keys)),
+        signer=Signer(keys.signing, tuple(settings.previous_secret_keys) + keys.also_verifying),
         rules=rules,
     )

@@ -622,7 +622,7 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
     if config or Path("ticketd.yaml").exists():
         from ticketd.app import App
         from ticketd.domain.signing import Signer
-        from ticketd.signing_key import signing_key
+        from ticketd.signing_key import desk_keys
         from ticketd.store.assignment import has_cursor_table
         from ticketd.store.db import make_engine, sqlite_file
 
@@ -633,10 +633,10 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
             if not has_cursor_table(engine):
                 engine = None
         # Threading needs the daemon's key; a key not made yet has signed nothing to thread by.
-        key = signing_key(settings.secret_key, settings.data_dir, create=False)
-        if engine is not None and key is not None:
-            app = App(settings=settings, engine=engine, signer=Signer(key, tuple(settings.previous_secret_keys)),
-                      rules=loaded)
+        keys = desk_keys(settings.secret_key, settings.data_dir, engine, create=False)
+        if engine is not None and keys.signing is not None:
+            app = App(settings=settings, engine=engine, rules=loaded,
+                      signer=Signer(keys.signing, tuple(settings.previous_secret_keys) + keys.also_verifying))
     # A mail past the MIME limits is one outcome among others: "would be quarantined: ...", exit 0.
     try:
         raw = Path(mail).read_bytes()

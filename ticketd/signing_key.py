@@ -1,57 +1,82 @@
-"""The key that signs reply addresses and Message-IDs: the configured one, or one made once under data_dir."""
+"""The key that signs reply addresses and Message-IDs: the configured one, or the one the desk keeps in its database."""
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import Engine, exc
+
+from ticketd.clock import utcnow
+from ticketd.store.desk_secrets import keep_secret, load_secret
 
 log = logging.getLogger("ticketd")
 
 # The value the shipped ticketd.yaml carries. Everyone can read it, and with
 # it forge an agent's signed reply address: it must never sign anything.
 EXAMPLE_SECRET = "change-me"
+# Where earlier versions kept the key they made, one per data_dir (so one per host that had its own).
 KEY_FILE = "secret_key"
+SECRET_NAME = "signing_key"
 
 
-def signing_key(configured: str, data_dir: Path, *, create: bool = True) -> str | None:
-    """`configured`, unless it is empty or the example's: then the key kept in data_dir/secret_key.
+@dataclass(frozen=True)
+class DeskKeys:
+    """The key that signs (None: none made yet, for a read-only look), and keys that still verify."""
+    signing: str | None
+    also_verifying: tuple[str, ...] = ()
 
-    The first process to need one makes it (random, mode 0600) and every
-    later one, on this host or another sharing data_dir, reads the same key,
-    so `ticketd run` works out of the box without signing with a public key.
-    With `create` False (a read-only look) a key not made yet is None.
+
+def desk_keys(configured: str, data_dir: Path, engine: Engine | None, *, create: bool = True) -> DeskKeys:
+    """`configured`, unless it is empty or the example's: then the key the desk keeps in its database.
+
+    Every process on every host reads the one key there. Earlier versions
+    made a key per data_dir, so a `ticketd worker` on a host of its own
+    signed reply addresses with a key the daemon did not know, and agents'
+    replies to them were not recognised. The first process to find the
+    database without a key keeps the one under its data_dir (or a new
+    random one); a data_dir key that differs from the database's still
+    verifies, so what it signed keeps threading. With `create` False (a
+    read-only look) nothing is written, and a key not made yet is None.
     """
     if configured and configured != EXAMPLE_SECRET:
-        return configured
-    path = data_dir / KEY_FILE
-    if not path.exists():
-        if not create:
-            return None
-        _create(path)
-    key = path.read_text(encoding="ascii").strip()
+        return DeskKeys(configured)
+    on_disk = _read(data_dir / KEY_FILE)
+    stored = _stored(engine, create)
+    if stored is None:
+        if not create or engine is None:
+            return DeskKeys(on_disk)
+        stored, made = keep_secret(engine, SECRET_NAME, on_disk or secrets.token_urlsafe(32), utcnow())
+        if made and on_disk is None:
+            log.warning("secret_key is not set in ticketd.yaml (or is the example's %r): reply addresses and "
+                        "Message-IDs are signed with a key made now and kept in the database, for every host; "
+                        "back up the database, or set secret_key (the same on every host)", EXAMPLE_SECRET)
+        elif made:
+            log.info("the signing key of %s is kept in the database now, for every host", data_dir / KEY_FILE)
+    return DeskKeys(stored, (on_disk,) if on_disk and on_disk != stored else ())
+
+
+def _stored(engine: Engine | None, create: bool) -> str | None:
+    """The database's key, or None. A read-only look may meet a database older than desk_secrets (a command
+    run before the daemon upgraded it): no key is kept there yet, and the data_dir's is the one that signed."""
+    if engine is None:
+        return None
+    try:
+        return load_secret(engine, SECRET_NAME)
+    except (exc.OperationalError, exc.ProgrammingError):
+        if create:
+            raise
+        return None
+
+
+def _read(path: Path) -> str | None:
+    """The key an earlier version kept at `path`, or None."""
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
     if not key:
-        raise RuntimeError(f"{path} is empty: delete it to have a new key made, or set secret_key in ticketd.yaml")
+        raise RuntimeError(f"{path} is empty: delete it, or set secret_key in ticketd.yaml")
     return key
-
-
-def _create(path: Path) -> None:
-    """Write a new key to `path` unless another process got there first (written aside, then linked)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    aside = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (secrets.token_urlsafe(32) + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(aside, path)   # atomic, and fails if the file is there: a reader never sees half a key
-        log.warning("secret_key is not set in ticketd.yaml (or is the example's %r): reply addresses and "
-                    "Message-IDs are signed with a key made now and kept in %s; keep that file, or set "
-                    "secret_key (the same on every host)", EXAMPLE_SECRET, path)
-    except FileExistsError:
-        pass
-    finally:
-        aside.unlink(missing_ok=True)

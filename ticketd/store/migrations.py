@@ -128,6 +128,15 @@ def _add_imap_oversized(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE imap_health ADD COLUMN oversized_largest BIGINT"))
 
 
+def _add_desk_secrets(conn: Connection) -> None:
+    """desk_secrets, empty: the next process adopts the key it finds under its data_dir (ticketd/signing_key.py)."""
+    conn.execute(text(
+        "CREATE TABLE desk_secrets ("
+        " name VARCHAR(64) PRIMARY KEY,"
+        " value TEXT NOT NULL,"
+        " created_at TIMESTAMP NOT NULL)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -148,6 +157,8 @@ STEPS: tuple[Step, ...] = (
          _add_imap_owed),
     Step(12, "imap_health counts the mail left on the server over max_message_bytes, for `ticketd status`",
          _add_imap_oversized),
+    Step(13, "desk_secrets keeps the signing key every host shares when ticketd.yaml sets none",
+         _add_desk_secrets),
 )
 LATEST = STEPS[-1].version
 

@@ -62,6 +62,14 @@ imap_cursor = Table(
     Column("owed", Text),
 )
 
+desk_secrets = Table(
+    "desk_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
 imap_health = Table(
     "imap_health",
     metadata,

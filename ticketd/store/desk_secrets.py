@@ -1,0 +1,25 @@
+"""The secrets every process of the desk shares, on any host: kept once in the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from ticketd.store.db import insert_if_absent, reading
+from ticketd.store.tables import desk_secrets
+
+
+def load_secret(engine: Engine, name: str) -> str | None:
+    """The secret `name`, or None when no process has kept one yet."""
+    with reading(engine) as conn:
+        return conn.execute(select(desk_secrets.c.value).where(desk_secrets.c.name == name)).scalar_one_or_none()
+
+
+def keep_secret(engine: Engine, name: str, value: str, now: datetime) -> tuple[str, bool]:
+    """The secret `name`: `value` kept now when none was, else the one kept first; and whether `value` was."""
+    with engine.begin() as conn:
+        kept = insert_if_absent(conn, desk_secrets, dict(name=name, value=value, created_at=now), ["name"])
+        if kept:
+            return value, True
+        return conn.execute(select(desk_secrets.c.value).where(desk_secrets.c.name == name)).scalar_one(), False
