@@ -136,7 +136,8 @@ class Poller:
     # -- what `ticketd status` shows -------------------------------------------
 
     def _note_ok(self) -> None:
-        """A round went through: written at once after a failure (or at start), else once a HEALTH_NOTE_SECONDS."""
+        """A round went through: written at once after a failure, at start and when the mail left over the
+        size limit changed, else once a HEALTH_NOTE_SECONDS."""
         now = time.monotonic()
         found = self._oversized_found
         if (self._ok_noted_at is not None and now - self._ok_noted_at < HEALTH_NOTE_SECONDS
