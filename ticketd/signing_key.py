@@ -6,11 +6,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import Engine, exc
+from typing import TYPE_CHECKING
 
 from ticketd.clock import utcnow
 from ticketd.store.desk_secrets import keep_secret, load_secret
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger("ticketd")
 
@@ -44,7 +46,7 @@ def desk_keys(configured: str, data_dir: Path, engine: Engine | None, *, create:
     if configured and configured != EXAMPLE_SECRET:
         return DeskKeys(configured)
     on_disk = _read(data_dir / KEY_FILE)
-    stored = _stored(engine, create)
+    stored = load_secret(engine, SECRET_NAME) if engine is not None else None
     if stored is None:
         if not create or engine is None:
             return DeskKeys(on_disk)
@@ -56,19 +58,6 @@ def desk_keys(configured: str, data_dir: Path, engine: Engine | None, *, create:
         elif made:
             log.info("the signing key of %s is kept in the database now, for every host", data_dir / KEY_FILE)
     return DeskKeys(stored, (on_disk,) if on_disk and on_disk != stored else ())
-
-
-def _stored(engine: Engine | None, create: bool) -> str | None:
-    """The database's key, or None. A read-only look may meet a database older than desk_secrets (a command
-    run before the daemon upgraded it): no key is kept there yet, and the data_dir's is the one that signed."""
-    if engine is None:
-        return None
-    try:
-        return load_secret(engine, SECRET_NAME)
-    except (exc.OperationalError, exc.ProgrammingError):
-        if create:
-            raise
-        return None
 
 
 def _read(path: Path) -> str | None:

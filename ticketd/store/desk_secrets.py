@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select
 
 from ticketd.store.db import insert_if_absent, reading
 from ticketd.store.tables import desk_secrets
 
 
 def load_secret(engine: Engine, name: str) -> str | None:
-    """The secret `name`, or None when no process has kept one yet."""
+    """The secret `name`, or None when no process has kept one yet.
+
+    Also None in a database older than desk_secrets (schema step 13), which a read-only command may meet
+    before the daemon upgraded it.
+    """
     with reading(engine) as conn:
+        if not inspect(conn).has_table(desk_secrets.name):
+            return None
         return conn.execute(select(desk_secrets.c.value).where(desk_secrets.c.name == name)).scalar_one_or_none()
 
 
