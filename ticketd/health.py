@@ -156,11 +156,13 @@ def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
              for box in boxes if box["state"] == "failing"]
     # Mail over max_message_bytes stays on the server, and no sender can be told by mail (SMTP answers
     # 552): only the admin can take it, so status says so for as long as it lies there.
-    return found + [_problem("imap", WARNING, f"mailbox {box['mailbox']}: {oversized(box)} left on the server, "
-                                              f"not taken: raise its max_message_bytes in ticketd.yaml to take "
-                                              f"{'it' if box['oversized'] == 1 else 'them'}, or handle "
-                                              f"{'it' if box['oversized'] == 1 else 'them'} in the mailbox")
-                    for box in boxes if box.get("oversized")]
+    for box in boxes:
+        if box.get("oversized"):
+            them = "it" if box["oversized"] == 1 else "them"
+            found.append(_problem("imap", WARNING, f"mailbox {box['mailbox']}: {oversized(box)} left on the server, "
+                                                   f"not taken: raise its max_message_bytes in ticketd.yaml to take "
+                                                   f"{them}, or handle {them} in the mailbox"))
+    return found
 
 
 def oversized(box: dict) -> str:

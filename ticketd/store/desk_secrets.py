@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from ticketd.store.db import insert_if_absent, reading
 from ticketd.store.tables import desk_secrets
@@ -19,13 +19,15 @@ def load_secret(engine: Engine, name: str) -> str | None:
     with reading(engine) as conn:
         if not inspect(conn).has_table(desk_secrets.name):
             return None
-        return conn.execute(select(desk_secrets.c.value).where(desk_secrets.c.name == name)).scalar_one_or_none()
+        return _value(conn, name)
 
 
 def keep_secret(engine: Engine, name: str, value: str, now: datetime) -> tuple[str, bool]:
     """The secret `name`: `value` kept now when none was, else the one kept first; and whether `value` was."""
     with engine.begin() as conn:
         kept = insert_if_absent(conn, desk_secrets, dict(name=name, value=value, created_at=now), ["name"])
-        if kept:
-            return value, True
-        return conn.execute(select(desk_secrets.c.value).where(desk_secrets.c.name == name)).scalar_one(), False
+        return (value, True) if kept else (_value(conn, name), False)
+
+
+def _value(conn: Connection, name: str) -> str | None:
+    return conn.execute(select(desk_secrets.c.value).where(desk_secrets.c.name == name)).scalar_one_or_none()
