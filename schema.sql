@@ -212,7 +212,11 @@ CREATE TABLE outbox (
     -- failed, sent again only by its ID, no longer a warning of status.
     dismissed_at    TIMESTAMP,
     dismissed_by    VARCHAR(320),                  -- the login name that ran the command
-    dismiss_reason  TEXT
+    dismiss_reason  TEXT,
+    -- The process that claimed a `sending` row (ticketd/claimant.py), kept on
+    -- the row sent or failed: a sweep takes a claim back at once when that
+    -- process has certainly ended, not only when claimed_at is too old.
+    claimed_by      VARCHAR(200)
 );
 CREATE INDEX outbox_state ON outbox (state, next_attempt_at);
 CREATE INDEX outbox_recipient ON outbox (recipient, created_at);

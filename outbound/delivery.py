@@ -21,6 +21,7 @@ from outbound.attachments import FileNotHere, fill_files
 from outbound.outbox import queue_notices
 from outbound.send import FAILED, RETRY, SENT, SendResult, send_raw
 from ticketd.app import App
+from ticketd.claimant import has_ended, this_process
 from ticketd.clock import utcnow
 from ticketd.domain.notices import delivery_failed_notice
 from ticketd.store import tickets as store
@@ -59,7 +60,7 @@ def deliver(app: App, outbox_id: int, stopping: threading.Event | None = None) -
         if not outbox_store.is_due(conn, outbox_id, now):
             return None
     with app.engine.begin() as conn:
-        rows = outbox_store.claim_due(conn, outbox_id, now)
+        rows = outbox_store.claim_due(conn, outbox_id, now, this_process())
     if not rows:
         return None
     results = _send_in_turn(app, rows, stopping)
@@ -196,6 +197,7 @@ def resend_after_seconds(sweep_seconds: float) -> float:
 # raised in-process): a row's intervals double up to this.
 RESEND_CAP_SECONDS = 15 * 60
 DUE_LIMIT = 1000
+ENDED_CLAIM = "claimed by %s, which ended before recording the outcome"
 
 
 @dataclass
@@ -212,6 +214,10 @@ _swept: dict[tuple[str, int], _Swept] = {}
 def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float | None = None,
                  jobs_held: Callable[[], set[int] | None] | None = None) -> list[int]:
     """Recover crashed claims and enqueue due pending rows that can have lost their job; the ids enqueued.
+
+    A claim is taken back when its process has certainly ended
+    (ticketd/claimant.py: on this machine, killed mid-send) or, wherever
+    that process ran, once the claim's lease has expired.
 
     A job waits in the queue as long as no worker takes it (none running, or
     all busy): enqueuing the row again every round would only pile copies
@@ -239,13 +245,23 @@ def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float 
     # Mostly there is nothing to recover: look first, so that an idle sweep
     # does not take SQLite's write lock every `sweep_seconds`.
     with reading(app.engine) as conn:
-        expired = outbox_store.has_expired_claims(conn, expired_before)
+        claims = outbox_store.claims(conn)
         due = outbox_store.due_pending(conn, now, grace, limit=DUE_LIMIT)
-    if expired:
+    expired = any(oldest < expired_before for oldest in claims.values())
+    ended = [claimant for claimant in claims if claimant is not None and has_ended(claimant)]
+    orphaned: set[int] = set()   # their jobs sit in the dead worker's hands: enqueued anew below
+    if expired or ended:
         with app.engine.begin() as conn:
-            recovered = outbox_store.release_expired_claims(conn, expired_before)
+            for claimant in ended:
+                released = outbox_store.release_claims_of(conn, claimant, ENDED_CLAIM % claimant)
+                if released:
+                    log.warning("outbox rows %s were being sent by %s, which has ended: pending again (a mail on "
+                                "the wire then may go twice)", ", ".join(map(str, released)), claimant)
+                orphaned.update(released)
+            recovered = outbox_store.release_expired_claims(conn, expired_before) if expired else 0
             due = outbox_store.due_pending(conn, now, grace, limit=DUE_LIMIT)
-        log.warning("%s outbox rows had expired claims and are pending again", recovered)
+        if recovered:
+            log.warning("%s outbox rows had expired claims and are pending again", recovered)
     db = app.settings.database_url
     if len(due) < DUE_LIMIT:   # all due rows are here: forget the ones sent or not due any more
         due_ids = {outbox_id for outbox_id, _ in due}
@@ -258,13 +274,18 @@ def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float 
     for outbox_id, due_at in due:
         seen = _swept.get((db, outbox_id))
         times = seen.times if seen is not None and seen.due_at == due_at else 0
-        if times and mono - seen.at < min(first_interval * 2 ** (times - 1), RESEND_CAP_SECONDS):
+        if outbox_id in orphaned:
+            # Its job is in the ended process's hands, which the broker counts as held until its own
+            # timeout (dramatiq's Redis broker: a minute without heartbeat): a new job now.
+            times = 0
+        elif times and mono - seen.at < min(first_interval * 2 ** (times - 1), RESEND_CAP_SECONDS):
             continue
-        if not held:
-            held.append(jobs_held() if jobs_held is not None else None)
-        if held[0] is not None and outbox_id in held[0]:   # its job still waits, or is in a worker's hands
-            _swept[(db, outbox_id)] = _Swept(due_at, mono, max(times, 1))
-            continue
+        else:
+            if not held:
+                held.append(jobs_held() if jobs_held is not None else None)
+            if held[0] is not None and outbox_id in held[0]:   # its job still waits, or is in a worker's hands
+                _swept[(db, outbox_id)] = _Swept(due_at, mono, max(times, 1))
+                continue
         # enqueue returns False when the broker is unreachable: try next round.
         if app.enqueue("send_mail", (outbox_id,)) is not False:
             _swept[(db, outbox_id)] = _Swept(due_at, mono, times + 1)

@@ -291,6 +291,76 @@ def test_a_claim_left_by_a_dead_worker_is_recovered_by_the_sweep(make_app, sqlit
     assert len(sink.wait_for(1)) == 1
 
 
+def _pending_acks(make_app, db_url, sink, count: int):
+    app = _app(make_app, db_url, sink, rules=NO_AGENTS, timeout=30)   # a claim's lease: 300 s
+    from ticketd.pipeline import drain
+    from ingest.smtp import Receiver
+
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        for i in range(count):
+            submit(app, customer_mail(sender=f"c{i}@example.org", subject=f"Case {i}"))
+    finally:
+        receiver.stop()
+    drain(app)
+    return app, [row["id"] for row in outbox_rows(app)]
+
+
+def test_a_claim_whose_process_ended_is_taken_back_at_the_next_sweep(make_app, db_url, sink):
+    """Not when its lease expires (5 min by default): the process that claimed is certainly gone."""
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    from ticketd.claimant import ProcessName, this_process
+
+    app, (killed, alive, elsewhere, unnamed) = _pending_acks(make_app, db_url, sink, 4)
+    child = subprocess.run([sys.executable, "-c", "from ticketd.claimant import this_process; print(this_process())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    other_machine = str(replace(ProcessName.parse(child), boot="0" * 16))
+    just_now = utcnow()
+    with app.engine.begin() as conn:
+        for outbox_id, claimant in ((killed, child), (alive, this_process()), (elsewhere, other_machine),
+                                    (unnamed, None)):
+            conn.execute(update(outbox).where(outbox.c.id == outbox_id).values(
+                state="sending", claimed_at=just_now, claimed_by=claimant, attempts=1, next_attempt_at=just_now))
+    enqueued = []
+    app.enqueue = lambda name, args: enqueued.append(args[0])
+    # The ended process's job is still in the broker's hands (as dramatiq keeps a dead worker's): a new one anyway.
+    assert sweep_outbox(app, jobs_held=lambda: {killed}) == [killed] == enqueued
+    rows = {row["id"]: row for row in outbox_rows(app)}
+    assert (rows[killed]["state"], rows[killed]["claimed_by"], rows[killed]["attempts"]) == ("pending", None, 1)
+    assert rows[killed]["last_error"] == f"claimed by {child}, which ended before recording the outcome"
+    assert [rows[i]["state"] for i in (alive, elsewhere, unnamed)] == ["sending"] * 3
+    assert deliver(app, killed) == "sent"
+    assert [m.rcpt_tos for m in sink.wait_for(1)] == [["c0@example.org"]]
+    sent = {row["id"]: row for row in outbox_rows(app)}[killed]
+    assert sent["claimed_by"] == this_process()   # who sent it stays on the row
+
+
+def test_a_claim_names_its_process_and_a_retry_forgets_it(make_app, sqlite_url, sink):
+    from ticketd.claimant import this_process
+
+    app, [outbox_id] = _pending_acks(make_app, sqlite_url, sink, 1)
+    sink.fail_next(1)
+    assert deliver(app, outbox_id) == "pending"
+    [row] = outbox_rows(app)
+    assert (row["state"], row["claimed_by"], row["claimed_at"]) == ("pending", None, None)
+    seen = []
+    sink.data_delay = 0.5
+
+    def look():
+        seen.extend(r["claimed_by"] for r in outbox_rows(app) if r["state"] == "sending")
+    watcher = threading.Timer(0.25, look)
+    watcher.start()
+    with app.engine.begin() as conn:
+        conn.execute(update(outbox).values(next_attempt_at=utcnow()))
+    assert deliver(app, outbox_id) == "sent"
+    watcher.join()
+    assert seen == [this_process()]
+
+
 def test_an_idle_sweep_does_not_take_the_sqlite_write_lock(make_app, sqlite_url, sink):
     """The sweep runs every `sweep_seconds`; with nothing to recover it only reads."""
     import sqlite3

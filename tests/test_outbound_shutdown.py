@@ -18,10 +18,10 @@ DELAY = 1.5           # the smarthost answers each DATA this late: the batch tak
 STOPPED_WITHIN = 8    # a stop waits for the mail on the wire, never for the rest of the batch (13.5 s more)
 
 
-def _desk_with_pending_acks(make_app, tmp_path, sink, extra: str = ""):
+def _desk_with_pending_acks(make_app, tmp_path, sink, extra: str = "", timeout: float = 5):
     """An app whose outbox holds MAILS acknowledgements, due, that no job was enqueued for; its config."""
     app = make_app(f"sqlite:///{tmp_path}/ticketd.db", outbound_port=sink.port, rules=NO_AGENTS,
-                   extra=outbound_yaml(sink.port, timeout=5) + extra)
+                   extra=outbound_yaml(sink.port, timeout=timeout) + extra)
     receive(app, *[customer_mail(sender=f"c{i}@example.org", subject=f"Case {i}") for i in range(MAILS)])
     assert [r["state"] for r in outbox_rows(app)] == ["pending"] * MAILS
     return app, tmp_path / "ticketd.yaml"

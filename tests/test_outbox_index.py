@@ -74,7 +74,7 @@ def test_the_head_of_line_check_and_the_wake_up_go_through_the_line_index(busy_o
         first = conn.execute(select(outbox).where(outbox.c.state == "pending").order_by(outbox.c.id)
                              .limit(1)).mappings().one()
     now = T0 + timedelta(days=1)
-    claim = _plan(engine, lambda conn: outbox_store.claim_due(conn, first["id"] + 1, now))
+    claim = _plan(engine, lambda conn: outbox_store.claim_due(conn, first["id"] + 1, now, "test"))
     wake = _plan(engine, lambda conn: outbox_store.next_in_line(conn, first["ticket_id"], first["recipient"],
                                                                 first["id"]))
     if engine.dialect.name == "sqlite":

@@ -137,6 +137,11 @@ def _add_desk_secrets(conn: Connection) -> None:
         " created_at TIMESTAMP NOT NULL)"))
 
 
+def _add_outbox_claimed_by(conn: Connection) -> None:
+    """outbox.claimed_by, NULL: a claim made before names were kept is taken back by its lease alone."""
+    conn.execute(text("ALTER TABLE outbox ADD COLUMN claimed_by VARCHAR(200)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -159,6 +164,8 @@ STEPS: tuple[Step, ...] = (
          _add_imap_oversized),
     Step(13, "desk_secrets keeps the signing key every host shares when ticketd.yaml sets none",
          _add_desk_secrets),
+    Step(14, "outbox.claimed_by names the process sending a row, whose end the sweep sees at once",
+         _add_outbox_claimed_by),
 )
 LATEST = STEPS[-1].version
 

@@ -160,7 +160,8 @@ _CLAIM_DUE = (
     .where(*_DUE, _HEAD_OF_LINE, or_(outbox.c.id == bindparam("outbox_id"), outbox.c.id.in_(
         select(outbox.c.id).where(*_DUE, _HEAD_OF_LINE, outbox.c.id != bindparam("outbox_id"))
         .order_by(outbox.c.next_attempt_at, outbox.c.id).limit(CLAIM_BATCH - 1))))
-    .values(state="sending", claimed_at=bindparam("now"), attempts=outbox.c.attempts + 1)
+    .values(state="sending", claimed_at=bindparam("now"), claimed_by=bindparam("claimant"),
+            attempts=outbox.c.attempts + 1)
     .returning(*outbox.c)
 )
 _NEXT_IN_LINE = select(func.min(outbox.c.id)).where(
@@ -169,7 +170,7 @@ _NEXT_IN_LINE = select(func.min(outbox.c.id)).where(
 _IS_DUE = select(outbox.c.id).where(outbox.c.id == bindparam("outbox_id"), *_DUE)
 _UPDATE_ROW = update(outbox).where(outbox.c.id == bindparam("outbox_id"))
 _RELEASE_ROW = (update(outbox).where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "sending")
-                .values(state="pending", claimed_at=None, attempts=outbox.c.attempts - 1))
+                .values(state="pending", claimed_at=None, claimed_by=None, attempts=outbox.c.attempts - 1))
 
 
 def is_due(conn: Connection, outbox_id: int, now: datetime) -> bool:
@@ -177,9 +178,9 @@ def is_due(conn: Connection, outbox_id: int, now: datetime) -> bool:
     return conn.execute(_IS_DUE, dict(outbox_id=outbox_id, now=now)).first() is not None
 
 
-def claim_due(conn: Connection, outbox_id: int, now: datetime) -> list[dict]:
-    """Take the row, if still due, and up to CLAIM_BATCH - 1 other due rows for sending; the rows taken."""
-    rows = conn.execute(_CLAIM_DUE, dict(outbox_id=outbox_id, now=now)).mappings().all()
+def claim_due(conn: Connection, outbox_id: int, now: datetime, claimant: str) -> list[dict]:
+    """Take the row, if still due, and up to CLAIM_BATCH - 1 other due rows for `claimant` to send; the rows taken."""
+    rows = conn.execute(_CLAIM_DUE, dict(outbox_id=outbox_id, now=now, claimant=claimant)).mappings().all()
     return sorted((dict(r) for r in rows), key=lambda r: (r["id"] != outbox_id, r["next_attempt_at"], r["id"]))
 
 
@@ -205,8 +206,8 @@ def release(conn: Connection, outbox_ids: list[int]) -> None:
 
 def mark_retry(conn: Connection, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
     """Back to pending, released, due again at `next_attempt_at`."""
-    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="pending", claimed_at=None, last_error=error,
-                                   next_attempt_at=next_attempt_at))
+    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="pending", claimed_at=None, claimed_by=None,
+                                   last_error=error, next_attempt_at=next_attempt_at))
 
 
 def mark_failed(conn: Connection, outbox_id: int, reason: str) -> None:
@@ -217,14 +218,24 @@ def release_expired_claims(conn: Connection, claimed_before: datetime) -> int:
     """Rows claimed before `claimed_before` go back to pending; how many."""
     return conn.execute(
         update(outbox).where(outbox.c.state == "sending", outbox.c.claimed_at < claimed_before)
-        .values(state="pending", claimed_at=None, last_error="claim expired (worker stopped mid-send)")
+        .values(state="pending", claimed_at=None, claimed_by=None,
+                last_error="claim expired (worker stopped mid-send)")
     ).rowcount
 
 
-def has_expired_claims(conn: Connection, claimed_before: datetime) -> bool:
-    """Whether any row is still `sending` from a claim taken before `claimed_before`."""
-    return conn.execute(select(outbox.c.id).where(
-        outbox.c.state == "sending", outbox.c.claimed_at < claimed_before).limit(1)).first() is not None
+def claims(conn: Connection) -> dict[str | None, datetime]:
+    """Who holds `sending` rows (None: a claim made before claimants were named), with each one's oldest claim."""
+    return dict(conn.execute(
+        select(outbox.c.claimed_by, func.min(outbox.c.claimed_at)).where(outbox.c.state == "sending")
+        .group_by(outbox.c.claimed_by)).all())
+
+
+def release_claims_of(conn: Connection, claimant: str, reason: str) -> list[int]:
+    """`claimant`'s rows go back to pending, their attempt counted (its mail may have gone); their ids."""
+    return list(conn.execute(
+        update(outbox).where(outbox.c.state == "sending", outbox.c.claimed_by == claimant)
+        .values(state="pending", claimed_at=None, claimed_by=None, last_error=reason)
+        .returning(outbox.c.id)).scalars())
 
 
 def due_pending(conn: Connection, now: datetime, grace: timedelta, limit: int = 1000) -> list[tuple[int, datetime]]:

@@ -201,6 +201,7 @@ outbox = Table(
     Column("dismissed_at", DateTime),
     Column("dismissed_by", String(320)),
     Column("dismiss_reason", Text),
+    Column("claimed_by", String(200)),
 )
 
 rr_cursor = Table(
