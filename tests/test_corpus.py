@@ -276,6 +276,10 @@ def test_rt_nested_mime_keeps_every_attached_mail():
     assert inner.attachments  # MIME within MIME within MIME stays reachable
 
 
+HEADER_VARIANTS = {"mail050.box", "mail059.box", "mail065.box", "mail077.box", "mail090.box", "mail104.box",
+                   "mail105.box"}
+
+
 def test_header_variants_of_one_mail_are_one_delivery():
     """Seven corpus files are header variants of an earlier one (same Message-ID, same body)."""
     seen: dict[str, str] = {}
@@ -285,8 +289,7 @@ def test_header_variants_of_one_mail_are_one_delivery():
         if key in seen:
             collisions.add(box.name)
         seen.setdefault(key, box.name)
-    assert collisions == {"mail050.box", "mail059.box", "mail065.box", "mail077.box",
-                          "mail090.box", "mail104.box", "mail105.box"}
+    assert collisions == HEADER_VARIANTS
 
 
 def test_every_corpus_mail_becomes_a_ticket_message(make_app, db_url):
@@ -321,7 +324,12 @@ def test_every_corpus_mail_becomes_a_ticket_message(make_app, db_url):
         stored_attachments = conn.execute(select(attachments.c.message_id, attachments.c.filename,
                                                  attachments.c.sha256)).all()
     assert set(states.values()) == {"done"}
-    assert sorted(r.raw_mail_id for r in rows) == sorted(raw_ids)
+    # A file that says all mail009 says, its line ends CRLF and its MIME headers folded with spaces for
+    # tabs (so another body hash), is that mail again: kept, not a second message (ticketd/copies.py). The
+    # other files reusing a Message-ID differ in what a relay leaves alone (files, their names, HTML, To).
+    copies = {raw_ids[i].name for i in set(raw_ids) - {r.raw_mail_id for r in rows}}
+    assert copies == {"mail051.box"}
+    assert len(rows) == len(raw_ids) - len(copies)
     by_message: dict[int, list] = {}
     for att in stored_attachments:
         by_message.setdefault(att.message_id, []).append(att)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import func, select
 
 from tests.desk import all_text, body_text, build_mail, open_desk
-from ticketd.store.tables import participants, tickets
+from ticketd.store.tables import participants, raw_mail, tickets
 
 CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
 
@@ -54,6 +55,37 @@ def test_a_tag_no_ticket_can_have_opens_a_new_ticket(any_desk, number):
     assert second["id"] != first["id"] and second["requester"] == CUSTOMER
     assert [m["matched_by"] for m in desk.messages(second["id"])] == ["new"]
     assert len(desk.inbox(CUSTOMER)) == 2        # an acknowledgement for each
+
+
+def test_a_reply_re_encoded_on_another_route_is_not_added_twice_and_a_different_one_is(any_desk):
+    """Message-ID, From, Date, subject, text and files alike: one mail, whatever its bytes (ticketd/copies.py).
+    A client reusing the Message-ID at another time, or with other files, wrote another mail."""
+    desk = any_desk
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", subject="Drucker brennt"))
+    ticket = desk.ticket()
+    assert desk.assign(ticket["id"]) == ALICE
+    told = len(desk.inbox(ALICE))
+
+    def reply(cte: str, date: str = "Tue, 02 Jan 2024 10:00:00 +0100", files: bytes = b"log line 1\n"):
+        mail = build_mail(CUSTOMER, "", subject=f"Re: [#{ticket['id']}] Drucker brennt",
+                          in_reply_to=str(desk.inbox(CUSTOMER)[0]["Message-ID"]), Date=date)
+        mail.replace_header("Message-ID", "<one-reply@client.example.org>")
+        mail.set_content("Es brennt immer noch – größer.\n", cte=cte)
+        mail.add_attachment(files, maintype="text", subtype="plain", filename="log.txt")
+        return mail
+
+    desk.send(reply("8bit"))
+    desk.send(reply("quoted-printable"))
+    desk.send(reply("base64"))
+    assert [m["matched_by"] for m in desk.messages(ticket["id"])] == ["new", "references"]
+    assert len(desk.inbox(ALICE)) == told + 1          # the assignee hears of the reply once
+    assert len(desk.events(ticket["id"], "customer_replied")) == 1
+    with desk.app.engine.connect() as conn:
+        assert set(conn.execute(select(raw_mail.c.state, raw_mail.c.ticket_id)).all()) == {("done", ticket["id"])}
+        assert conn.execute(select(func.count()).select_from(raw_mail)).scalar_one() == 4
+    desk.send(reply("quoted-printable", date="Wed, 03 Jan 2024 09:00:00 +0100"))
+    desk.send(reply("quoted-printable", files=b"log line 2\n"))
+    assert len(desk.messages(ticket["id"])) == 4
 
 
 def test_a_copy_of_a_first_mail_with_other_bytes_joins_its_ticket(any_desk):

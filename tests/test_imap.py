@@ -425,6 +425,55 @@ def test_same_mail_by_smtp_and_imap_is_stored_once(make_app, sqlite_url, dovecot
         assert conn.execute(select(raw_mail.c.source)).scalar_one() == "smtp"
 
 
+def _tickets_messages_acks(app) -> tuple[int, int, int]:
+    from ticketd.store.tables import messages, outbox
+
+    with app.engine.connect() as conn:
+        return tuple(conn.execute(select(func.count()).select_from(table)).scalar_one()
+                     for table in (tickets, messages, outbox))
+
+
+def test_same_mail_re_encoded_on_the_way_to_the_mailbox_is_one_message(make_app, sqlite_url, dovecot, caplog):
+    """A relay without 8BITMIME made the mailbox's copy quoted-printable: another dedupe key, the same mail."""
+    app = make_app(sqlite_url, rules="agents: []\nroutes: []\n", extra=dovecot.settings_yaml())
+
+    def written(cte: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = "Zoë Müller <zoe@example.org>"
+        msg["To"] = "support@example.com"
+        msg["Subject"] = "Drucker brennt"
+        msg["Date"] = "Tue, 02 Jan 2024 10:00:00 +0100"
+        msg["Message-ID"] = "<reencoded@client.example.org>"
+        msg.set_content("Der Drucker im Büro brennt – schon wieder.\nGrüße, Zoë\n", cte=cte)
+        msg.add_attachment(b"%PDF-1.4 the error page", maintype="application", subtype="pdf",
+                           filename="fehler.pdf")
+        return msg
+
+    as_sent, as_relayed = written("8bit"), written("quoted-printable")
+    assert as_sent.as_bytes(policy=policy.SMTP) != as_relayed.as_bytes(policy=policy.SMTP)
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            assert client.send_message(as_sent) == {}
+    finally:
+        receiver.stop()
+    drain(app)
+    assert _tickets_messages_acks(app) == (1, 1, 1)
+    _append(dovecot, b"Received: from relay.example.net by imap.example.com; Tue, 2 Jan 2024 10:00:05 +0000\r\n"
+            + as_relayed.as_bytes(policy=policy.SMTP))
+    with _polling(app):
+        assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1])
+    with caplog.at_level(logging.INFO, logger="ticketd"):
+        drain(app)
+    assert _raw_count(app) == 2                                 # both kept, byte for byte
+    assert _tickets_messages_acks(app) == (1, 1, 1)             # no second message, no second acknowledgement
+    with app.engine.connect() as conn:
+        assert conn.execute(select(raw_mail.c.source, raw_mail.c.state, raw_mail.c.ticket_id)
+                            .order_by(raw_mail.c.id)).all() == [("smtp", "done", 1), ("imap", "done", 1)]
+    assert "its bytes changed on the way: not added twice" in caplog.text
+
+
 def test_changed_uidvalidity_does_not_reimport(make_app, sqlite_url, dovecot, caplog):
     caplog.set_level(logging.INFO, logger="ticketd.imap")
     with dovecot.client() as client:

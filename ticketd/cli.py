@@ -1093,6 +1093,9 @@ def quarantine_retry(raw_id: int, config: str | None) -> None:
     elif outcome.quarantined:
         click.echo(f"mail {raw_id} failed again and stays in quarantine:\n{outcome.quarantined}", err=True)
         sys.exit(1)
+    elif outcome.matched_by == "copy":
+        click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} has it already (another delivery of "
+                   f"it, its bytes changed on the way); not added twice")
     else:
         click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} ({outcome.matched_by})")
 

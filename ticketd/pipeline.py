@@ -19,6 +19,7 @@ from ticketd.agent_desk import apply_desk_mail, desk_agent
 from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.conversation import apply_followup, open_ticket
+from ticketd.copies import kept_copy
 from ticketd.domain.tags import find_tags, same_subject
 from ticketd.prepare import (
     InlinePreparer,
@@ -66,7 +67,8 @@ def _resolved(conn, redirected: dict[int, int], ticket_id: int) -> int | None:
     return final
 
 
-def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress]) -> Thread:
+def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress],
+                copies: list[dict] | None = None) -> Thread:
     """PRODUCT.md's threading order over what the database holds; reads only.
 
     A ticket merged into another (`ticketd tickets merge`) stands for the
@@ -98,8 +100,10 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     # dedupe key differs): where the sender's first copy went. The subject
     # must agree, list tags aside: a script that gives every mail one fixed
     # Message-ID must not pile its mails onto its first ticket.
-    first = store.first_copy(conn, parsed.message_id, parsed.from_addr)
-    copy_of = resolved(first[0]) if first and same_subject(first[1], parsed.subject) else None
+    if copies is None:
+        copies = store.kept_copies(conn, parsed.message_id, parsed.from_addr)
+    first = copies[0] if copies else None
+    copy_of = resolved(first["ticket_id"]) if first and same_subject(first["subject"] or "", parsed.subject) else None
     match = choose_ticket(reply_ticket, by_refs, tagged, copy_of)
     return Thread(match, reply, redirected, by_received_id=match.matched_by == "references" and not signed)
 
@@ -108,6 +112,11 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     """Thread the prepared mail and write its consequences; returns the jobs for after commit."""
     settings = app.settings
     parsed = prep.parsed
+    copies = store.kept_copies(conn, parsed.message_id, parsed.from_addr)
+    if (copy := kept_copy(conn, prep, copies)) is not None:
+        log.info("raw mail %s (Message-ID %s) is message %s of ticket %s again, its bytes changed on the way: "
+                 "not added twice", prep.raw_id, parsed.message_id, copy.message_row_id, copy.ticket_id)
+        return Outcome(prep.raw_id, copy.ticket_id, "copy"), []
     # A delivery report (RFC 3464) proven to be about one of our mails (it
     # names that mail's signed Message-ID, see link_report) belongs to that
     # mail's ticket, whatever it reports, and a failed recipient is marked
@@ -125,7 +134,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
                  agent.email)
         outbox_ids = queue_notices(conn, app, notices, now)
         return Outcome(prep.raw_id, None, "desk"), [("send_mail", (i,)) for i in outbox_ids]
-    found = find_thread(conn, app, parsed, addresses)
+    found = find_thread(conn, app, parsed, addresses, copies)
     match, reply, redirected = found.match, found.reply, found.redirected
     if report is not None and (about := _resolved(conn, redirected, report.ticket_id)) is not None:
         match = Match(about, "bounce" if bounce else "delivery_report")

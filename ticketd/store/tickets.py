@@ -34,9 +34,6 @@ _TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))
 _TICKET_FOR_UPDATE = _TICKET.with_for_update()
 _TICKETS_BY_MESSAGE_IDS = select(messages.c.message_id, messages.c.ticket_id).where(
     messages.c.message_id.in_(bindparam("message_ids", expanding=True))).order_by(messages.c.id)
-_FIRST_COPY = select(messages.c.ticket_id, messages.c.subject).where(
-    messages.c.message_id == bindparam("message_id"), messages.c.from_addr == bindparam("from_addr"),
-    messages.c.direction == "in").order_by(messages.c.id).limit(1)
 _PARTICIPANT_ROLE = select(participants.c.role).where(
     participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
 def get_ticket(conn: Connection, ticket_id: int) -> dict | None:
@@ -68,12 +65,36 @@ def tickets_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list
     return [by_id[m] for m in ids if m in by_id]
 
 
-def first_copy(conn: Connection, message_id: str | None, from_addr: str | None) -> tuple[int, str] | None:
-    """(ticket, subject) of the first mail in with this Message-ID from this sender, if any."""
+_KEPT_COPIES = select(messages.c.id, messages.c.ticket_id, messages.c.subject, messages.c.full_text,
+                      messages.c.html, messages.c.to_addrs, messages.c.cc_addrs, messages.c.raw_mail_id).where(
+    messages.c.message_id == bindparam("message_id"), messages.c.from_addr == bindparam("from_addr"),
+    messages.c.direction == "in").order_by(messages.c.id)
+_ATTACHMENT_FILES = select(attachments.c.filename, attachments.c.sha256).where(
+    attachments.c.message_id == bindparam("message_row_id"))
+_RAW_BYTES = select(raw_mail.c.raw).where(raw_mail.c.id == bindparam("raw_id"))
+
+
+def kept_copies(conn: Connection, message_id: str | None, from_addr: str | None) -> list[dict]:
+    """The received messages with this Message-ID from this sender: id, ticket, subject, full text, HTML,
+    To and Cc (lists), raw mail."""
     if not message_id or not from_addr:
+        return []
+    rows = conn.execute(_KEPT_COPIES, dict(message_id=message_id, from_addr=from_addr)).mappings()
+    return [dict(r, to_addrs=json.loads(r["to_addrs"] or "[]"), cc_addrs=json.loads(r["cc_addrs"] or "[]"))
+            for r in rows]
+
+
+def attachment_files(conn: Connection, message_row_id: int) -> list[tuple[str, str]]:
+    """(file name, sha256) of each file the message came with."""
+    return [tuple(row) for row in conn.execute(_ATTACHMENT_FILES, dict(message_row_id=message_row_id))]
+
+
+def raw_bytes(conn: Connection, raw_id: int | None) -> bytes | None:
+    """A raw mail's bytes as stored; None without the row (or with its bytes erased: empty)."""
+    if raw_id is None:
         return None
-    row = conn.execute(_FIRST_COPY, dict(message_id=message_id, from_addr=from_addr)).first()
-    return (row[0], row[1] or "") if row else None
+    raw = conn.execute(_RAW_BYTES, dict(raw_id=raw_id)).scalar_one_or_none()
+    return bytes(raw) if raw else None
 
 
 def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str | None:

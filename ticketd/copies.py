@@ -1,0 +1,63 @@
+"""A mail kept already whose bytes changed on the way (so its dedupe key differs): found, not added twice.
+
+The dedupe key (ingest/parse.py `dedupe_key`) hashes the body as it came.
+A relay that re-encodes it, say a server without 8BITMIME turning 8-bit
+text into quoted-printable (RFC 6152 section 3), or base64 wrapped at
+another width, gives the same mail another key: the SMTP route and an IMAP
+mailbox fed by such a relay then each hand it in. Issue 2 wants it stored
+once. Once parsed the two copies say the same, so processing compares
+what was parsed: the raw row is kept (nothing is dropped) and marked done
+with the ticket, and no second message, notice or reopening follows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.identity import identity, same_mail
+from ticketd.domain.tags import same_subject
+from ticketd.prepare import Prepared
+from ticketd.store import tickets as store
+
+
+@dataclass(frozen=True)
+class KeptCopy:
+    message_row_id: int
+    ticket_id: int
+
+
+def _words(text: str | None) -> list[str]:
+    # Whitespace aside: a re-encoding may change line ends and the spaces at them (RFC 2045 section 6.7 (3)).
+    return (text or "").split()
+
+
+def _addresses(addresses: list[str]) -> set[str]:
+    return {address.lower() for address in addresses}
+
+
+def says_the_same(prep: Prepared, kept: dict, kept_raw: bytes, kept_files: list[tuple[str, str]]) -> bool:
+    """Whether the prepared mail is the kept message again: one Message-ID and From (the lookup), one Date
+    and author (`same_mail`), one subject, the same To and Cc, one text and HTML, and the same files under
+    the same names. Anything a relay leaves alone that differs makes it another mail."""
+    parsed = prep.parsed
+    return (same_subject(kept["subject"] or "", parsed.subject or "")
+            and _addresses(kept["to_addrs"]) == _addresses(parsed.to)
+            and _addresses(kept["cc_addrs"]) == _addresses(parsed.cc)
+            and _words(kept["full_text"]) == _words(parsed.text)
+            and _words(kept["html"]) == _words(prep.html)
+            and sorted(kept_files) == sorted((a["filename"], a["sha256"]) for a in prep.attachments)
+            and same_mail(identity(kept_raw), identity(prep.raw)))
+
+
+def kept_copy(conn, prep: Prepared, copies: list[dict]) -> KeptCopy | None:
+    """The message this mail already is among `copies` (store.kept_copies: its Message-ID, from its sender),
+    kept from another delivery of it; None when it is new."""
+    for kept in copies:
+        if _words(kept["full_text"]) != _words(prep.parsed.text):
+            continue   # most often: the Message-ID reused for another mail; no more to read
+        kept_raw = store.raw_bytes(conn, kept["raw_mail_id"])
+        if kept_raw is None:
+            continue   # its bytes erased: the Date cannot be compared, and a mail kept twice beats one lost
+        if says_the_same(prep, kept, kept_raw, store.attachment_files(conn, kept["id"])):
+            return KeptCopy(kept["id"], kept["ticket_id"])
+    return None
