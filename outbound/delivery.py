@@ -252,14 +252,15 @@ def sweep_outbox(app: App, now: datetime | None = None, *, grace_seconds: float 
     orphaned: set[int] = set()   # their jobs sit in the dead worker's hands: enqueued anew below
     if expired or ended:
         with app.engine.begin() as conn:
-            for claimant in ended:
-                released = outbox_store.release_claims_of(conn, claimant, ENDED_CLAIM % claimant)
-                if released:
-                    log.warning("outbox rows %s were being sent by %s, which has ended: pending again (a mail on "
-                                "the wire then may go twice)", ", ".join(map(str, released)), claimant)
-                orphaned.update(released)
+            released = {claimant: outbox_store.release_claims_of(conn, claimant, ENDED_CLAIM % claimant)
+                        for claimant in ended}
             recovered = outbox_store.release_expired_claims(conn, expired_before) if expired else 0
             due = outbox_store.due_pending(conn, now, grace, limit=DUE_LIMIT)
+        for claimant, ids in released.items():
+            if ids:
+                log.warning("outbox rows %s were being sent by %s, which has ended: pending again (a mail on "
+                            "the wire then may go twice)", ", ".join(map(str, ids)), claimant)
+                orphaned.update(ids)
         if recovered:
             log.warning("%s outbox rows had expired claims and are pending again", recovered)
     db = app.settings.database_url
