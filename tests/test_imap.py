@@ -100,6 +100,17 @@ def _raw_mail_locked(postgres_url: str):
         observer.dispose()
 
 
+def _send_by_smtp(app, msg: EmailMessage) -> None:
+    """The mail through the real receiver, as the MTA's SMTP route hands it in."""
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            assert client.send_message(msg) == {}
+    finally:
+        receiver.stop()
+
+
 def _polled_once(app) -> bool:
     """The poller has selected the folder and saved its cursor."""
     return load_cursor(app.engine, app.settings.imap[0].key) is not None
@@ -404,13 +415,7 @@ def test_same_mail_by_smtp_and_imap_is_stored_once(make_app, sqlite_url, dovecot
     msg["Subject"] = "Both routes"
     msg["Message-ID"] = "<both@client.example.org>"
     msg.set_content("Sent once, delivered twice.\n")
-    receiver = Receiver(app)
-    receiver.start()
-    try:
-        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
-            assert client.send_message(msg) == {}
-    finally:
-        receiver.stop()
+    _send_by_smtp(app, msg)
     assert _raw_count(app) == 1
 
     # The mailbox copy went through other MTAs: its own trace headers, LF vs CRLF.
@@ -451,13 +456,7 @@ def test_same_mail_re_encoded_on_the_way_to_the_mailbox_is_one_message(make_app,
 
     as_sent, as_relayed = written("8bit"), written("quoted-printable")
     assert as_sent.as_bytes(policy=policy.SMTP) != as_relayed.as_bytes(policy=policy.SMTP)
-    receiver = Receiver(app)
-    receiver.start()
-    try:
-        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
-            assert client.send_message(as_sent) == {}
-    finally:
-        receiver.stop()
+    _send_by_smtp(app, as_sent)
     drain(app)
     assert _tickets_messages_acks(app) == (1, 1, 1)
     _append(dovecot, b"Received: from relay.example.net by imap.example.com; Tue, 2 Jan 2024 10:00:05 +0000\r\n"
