@@ -347,18 +347,15 @@ def test_a_claim_names_its_process_and_a_retry_forgets_it(make_app, sqlite_url, 
     assert deliver(app, outbox_id) == "pending"
     [row] = outbox_rows(app)
     assert (row["state"], row["claimed_by"], row["claimed_at"]) == ("pending", None, None)
-    seen = []
-    sink.data_delay = 0.5
-
-    def look():
-        seen.extend(r["claimed_by"] for r in outbox_rows(app) if r["state"] == "sending")
-    watcher = threading.Timer(0.25, look)
-    watcher.start()
+    sink.data_delay = 1.0   # the row stays `sending` at least this long
     with app.engine.begin() as conn:
         conn.execute(update(outbox).values(next_attempt_at=utcnow()))
-    assert deliver(app, outbox_id) == "sent"
-    watcher.join()
-    assert seen == [this_process()]
+    outcome = []
+    sending = threading.Thread(target=lambda: outcome.append(deliver(app, outbox_id)))
+    sending.start()
+    claimed = wait_until(lambda: [r["claimed_by"] for r in outbox_rows(app) if r["state"] == "sending"])
+    sending.join(10)
+    assert claimed == [this_process()] and outcome == ["sent"]
 
 
 def test_an_idle_sweep_does_not_take_the_sqlite_write_lock(make_app, sqlite_url, sink):
