@@ -104,9 +104,12 @@ def _record_sent(app: App, row: dict, result: SendResult) -> None:
     before the batch ends must not leave mail it delivered claimed, to be sent again when the
     claim expires. Only a mail delivered in the moment before the crash may go twice."""
     with app.engine.begin() as conn:
-        outbox_store.mark_sent(conn, [row["id"]], utcnow())
+        written = outbox_store.mark_sent(conn, row["id"], utcnow())
     log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
              row["ticket_id"], row["recipient"], result.reply)
+    if not written:
+        log.warning("outbox %s was sent already or failed for good under a later claim (this one's lease had "
+                    "expired): it went twice", row["id"])
     _wake_next(app, row)
 
 
@@ -138,42 +141,52 @@ def _new_state(app: App, row: dict, result: SendResult) -> str:
 
 
 def _record(app: App, rows: list[dict], results: dict[int, SendResult]) -> dict[int, str]:
-    """Write what became of the claimed rows (sent, due again later, failed for good, not tried); the states."""
+    """Write what became of the claimed rows (sent, due again later, failed for good, not tried); the states
+    written (none for a row whose claim was taken back mid-send)."""
     now = utcnow()
     states = {r["id"]: _new_state(app, r, results[r["id"]]) for r in rows if r["id"] in results}
     tried = [r for r in rows if r["id"] in states]
     due_again = {r["id"]: now + timedelta(seconds=backoff_seconds(app.settings.outbound.retry_base_seconds,
                                                                   r["attempts"] - 1))
                  for r in tried if states[r["id"]] == "pending"}
-    untried = [r["id"] for r in rows if r["id"] not in states]
+    untried = [r for r in rows if r["id"] not in states]
+    taken_back: set[int] = set()   # claims the sweep took back mid-send: their outcome is not ours to write
     if untried or due_again:   # sent rows are written already (`_record_sent`)
         with app.engine.begin() as conn:
             outbox_store.release(conn, untried)
-            for outbox_id, when in due_again.items():
-                outbox_store.mark_retry(conn, outbox_id, results[outbox_id].reply, when)
+            for row in tried:
+                if row["id"] in due_again and not outbox_store.mark_retry(
+                        conn, row, results[row["id"]].reply, due_again[row["id"]]):
+                    taken_back.add(row["id"])
     for row in tried:
         reply, state = results[row["id"]].reply, states[row["id"]]
-        if state == "sent":
-            continue
-        if state == "pending":
+        if state == "pending" and row["id"] not in taken_back:
             log.warning("outbox %s (Message-ID <%s>, ticket %s) to %s deferred %.1fs after attempt %s: %s",
                         row["id"], row["message_id"], row["ticket_id"], row["recipient"],
                         (due_again[row["id"]] - now).total_seconds(), row["attempts"], reply)
-        else:
-            _fail(app, row, reply if results[row["id"]].outcome == FAILED else (
-                f"gave up after {row['attempts']} attempts; last reply: {reply}"), now)
+        elif state == "failed":
+            reason = reply if results[row["id"]].outcome == FAILED else (
+                f"gave up after {row['attempts']} attempts; last reply: {reply}")
+            if not _fail(app, row, reason, now):
+                taken_back.add(row["id"])
+    for outbox_id in taken_back:
+        log.warning("outbox %s: %r not recorded, its claim was taken back mid-send (the lease expired): the row "
+                    "is another delivery's now", outbox_id, results[outbox_id].reply)
+        del states[outbox_id]
     return states
 
 
-def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
-    """Failed for good: record it on the ticket and tell the assigned agent, never in a loop."""
+def _fail(app: App, row: dict, reason: str, now: datetime) -> bool:
+    """Failed for good: record it on the ticket and tell the assigned agent, never in a loop; False when
+    the claim was taken back (`_record`) and nothing was written."""
     queued: list[int] = []
     with app.engine.begin() as conn:
         # The ticket first, as every writer of its outbox rows takes it: the
         # assignee's notice must not commit before mail queued ahead of it
         # (ticketd/store/outbox.py, the claim), nor this lock follow the row's.
         ticket = store.lock_ticket(conn, row["ticket_id"]) if row["ticket_id"] else None
-        outbox_store.mark_failed(conn, row["id"], reason)
+        if not outbox_store.mark_failed(conn, row, reason):
+            return False
         if ticket is not None:
             store.add_event(conn, ticket["id"], now, "system:outbound", "delivery_failed",
                             to_value=row["recipient"], reason=f"{row['template']}: {reason}")
@@ -185,6 +198,7 @@ def _fail(app: App, row: dict, reason: str, now: datetime) -> None:
     for outbox_id in queued:
         app.enqueue("send_mail", (outbox_id,))
     _wake_next(app, row)   # a mail that failed for good holds no line
+    return True
 
 
 def resend_after_seconds(sweep_seconds: float) -> float:

@@ -3,7 +3,7 @@
     sink = Sink(port); sink.start()
     sink.fail_next(3)          # the next three DATA commands get 451
     sink.reject = True         # every DATA gets 550 until set back (or a set of recipients)
-    sink.data_delay = 0.3      # a slow smarthost: each DATA is answered that many seconds late
+    sink.data_delay = 0.3      # a slow smarthost: each DATA received from now on is answered that many seconds late
     sink.stop(); sink.start()  # down and up again on the same port
     sink.wait_for(2, timeout=10)
 """
@@ -52,6 +52,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        with self.sink.lock:
+            self.sink.data_started += 1
         if self.sink.data_delay:
             await asyncio.sleep(self.sink.data_delay)
         with self.sink.lock:
@@ -81,7 +83,8 @@ class Sink:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.messages: list[Received] = []
-        self.attempts = 0
+        self.attempts = 0         # DATA commands answered
+        self.data_started = 0     # DATA commands received (answered or not yet: see data_delay)
         self.failures_left = 0
         self.reject: bool | set[str] = False   # True: 550 for all; a set: 550 for those recipients
         self.data_delay = 0.0

@@ -6,6 +6,7 @@ import email.utils
 import threading
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from ingest.match import is_our_message_id, our_message_ticket
@@ -356,6 +357,50 @@ def test_a_claim_names_its_process_and_a_retry_forgets_it(make_app, sqlite_url, 
     claimed = wait_until(lambda: [r["claimed_by"] for r in outbox_rows(app) if r["state"] == "sending"])
     sending.join(10)
     assert claimed == [this_process()] and outcome == ["sent"]
+
+
+def _claim_taken_back_mid_send(app, sink, outbox_id: int) -> threading.Thread:
+    """A delivery of the row whose smarthost answers DATA only after 3 s, and meanwhile the sweep, looking
+    past the claim's lease (a worker paused that long), takes the claim back; the delivery's thread."""
+    from outbound.delivery import lease_seconds
+
+    app.enqueue = lambda name, args: True   # no worker: the test sends by hand
+    sink.data_delay = 3.0
+    paused = threading.Thread(target=deliver, args=(app, outbox_id))
+    paused.start()
+    wait_until(lambda: sink.data_started == 1)
+    sink.data_delay = 0
+    sweep_outbox(app, now=utcnow() + timedelta(seconds=lease_seconds(app) + 1))
+    assert [(r["state"], r["claimed_by"]) for r in outbox_rows(app)] == [("pending", None)]
+    return paused
+
+
+@pytest.mark.parametrize("late_reply", ["451", "550"])
+def test_a_late_answer_to_a_claim_taken_back_does_not_undo_the_next_delivery(make_app, db_url, sink, caplog,
+                                                                              late_reply):
+    """Its 451 must not make the sent row pending (a third send), its 550 not fail it (a false notice)."""
+    app, [outbox_id] = _pending_acks(make_app, db_url, sink, 1)
+    paused = _claim_taken_back_mid_send(app, sink, outbox_id)
+    assert deliver(app, outbox_id) == "sent"   # the next delivery, while the paused one still waits
+    if late_reply == "451":
+        sink.fail_next(1)
+    else:
+        sink.reject = True
+    paused.join(10)
+    [row] = outbox_rows(app)
+    assert sink.attempts == 2 and len(sink.settle(0.5)) == 1
+    assert (row["state"], row["last_error"], row["attempts"]) == ("sent", None, 2)
+    assert ticket_events(app, row["ticket_id"], "delivery_failed") == []
+    assert f"outbox {outbox_id}: '{late_reply}" in caplog.text and "its claim was taken back" in caplog.text
+
+
+def test_a_late_250_to_a_claim_taken_back_is_recorded_and_the_mail_not_sent_again(make_app, db_url, sink):
+    app, [outbox_id] = _pending_acks(make_app, db_url, sink, 1)
+    _claim_taken_back_mid_send(app, sink, outbox_id).join(10)
+    [row] = outbox_rows(app)
+    assert (row["state"], row["attempts"]) == ("sent", 1)
+    assert deliver(app, outbox_id) is None
+    assert len(sink.settle(0.5)) == 1
 
 
 def test_an_idle_sweep_does_not_take_the_sqlite_write_lock(make_app, sqlite_url, sink):

@@ -168,9 +168,29 @@ _NEXT_IN_LINE = select(func.min(outbox.c.id)).where(
     outbox.c.ticket_id == bindparam("ticket_id"), outbox.c.recipient == bindparam("recipient"),
     outbox.c.id > bindparam("after_id"), outbox.c.state == _PENDING)
 _IS_DUE = select(outbox.c.id).where(outbox.c.id == bindparam("outbox_id"), *_DUE)
-_UPDATE_ROW = update(outbox).where(outbox.c.id == bindparam("outbox_id"))
-_RELEASE_ROW = (update(outbox).where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "sending")
-                .values(state="pending", claimed_at=None, claimed_by=None, attempts=outbox.c.attempts - 1))
+
+# A claim is the row as `claim_due` returned it: its claimant and claim time.
+# Its outcome (due again, failed, given back untried) is written only while
+# that claim still holds the row. One whose lease expired mid-send (a
+# process paused, a clock jump) was taken back by the sweep and the row may
+# have been claimed, sent or failed since: writing over that would send it
+# once more, or report a mail failed that was delivered. The claim time
+# tells two claims of one process apart.
+_CLAIM_HELD = (outbox.c.id == bindparam("outbox_id"), outbox.c.state == "sending",
+               outbox.c.claimed_by == bindparam("held_by"), outbox.c.claimed_at == bindparam("held_since"))
+_UPDATE_HELD = update(outbox).where(*_CLAIM_HELD)
+_RELEASE_HELD = (update(outbox).where(*_CLAIM_HELD)
+                 .values(state="pending", claimed_at=None, claimed_by=None, attempts=outbox.c.attempts - 1))
+# A 250 is written unless the row has an outcome already (sent by another
+# claim, or failed): the mail is delivered, whoever holds the row now, and a
+# row taken back and pending again must not go a second time.
+_MARK_SENT = (update(outbox).where(outbox.c.id == bindparam("outbox_id"),
+                                   or_(outbox.c.state == "pending", outbox.c.state == "sending"))
+              .values(state="sent", sent_at=bindparam("now"), last_error=None))
+
+
+def _held(row: dict) -> dict:
+    return dict(outbox_id=row["id"], held_by=row["claimed_by"], held_since=row["claimed_at"])
 
 
 def is_due(conn: Connection, outbox_id: int, now: datetime) -> bool:
@@ -192,26 +212,26 @@ def next_in_line(conn: Connection, ticket_id: int | None, recipient: str, after_
                         ).scalar_one_or_none()
 
 
-def mark_sent(conn: Connection, outbox_ids: list[int], now: datetime) -> None:
-    if outbox_ids:
-        conn.execute(_UPDATE_ROW, [dict(outbox_id=i, state="sent", sent_at=now, last_error=None)
-                                   for i in outbox_ids])
+def mark_sent(conn: Connection, outbox_id: int, now: datetime) -> bool:
+    """The row's mail was delivered: sent, unless it has an outcome already; whether it was written."""
+    return conn.execute(_MARK_SENT, dict(outbox_id=outbox_id, now=now)).rowcount == 1
 
 
-def release(conn: Connection, outbox_ids: list[int]) -> None:
-    """Give claimed rows that were not tried back, their attempt uncounted."""
-    if outbox_ids:
-        conn.execute(_RELEASE_ROW, [dict(outbox_id=i) for i in outbox_ids])
+def release(conn: Connection, claimed: list[dict]) -> None:
+    """Give claimed rows that were not tried back, their attempt uncounted (those the claim still holds)."""
+    if claimed:
+        conn.execute(_RELEASE_HELD, [_held(row) for row in claimed])
 
 
-def mark_retry(conn: Connection, outbox_id: int, error: str, next_attempt_at: datetime) -> None:
-    """Back to pending, released, due again at `next_attempt_at`."""
-    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="pending", claimed_at=None, claimed_by=None,
-                                   last_error=error, next_attempt_at=next_attempt_at))
+def mark_retry(conn: Connection, claimed: dict, error: str, next_attempt_at: datetime) -> bool:
+    """Back to pending, released, due again at `next_attempt_at`, if the claim still holds the row; whether it did."""
+    return conn.execute(_UPDATE_HELD, dict(_held(claimed), state="pending", claimed_at=None, claimed_by=None,
+                                           last_error=error, next_attempt_at=next_attempt_at)).rowcount == 1
 
 
-def mark_failed(conn: Connection, outbox_id: int, reason: str) -> None:
-    conn.execute(_UPDATE_ROW, dict(outbox_id=outbox_id, state="failed", last_error=reason))
+def mark_failed(conn: Connection, claimed: dict, reason: str) -> bool:
+    """Failed for good, if the claim still holds the row; whether it did."""
+    return conn.execute(_UPDATE_HELD, dict(_held(claimed), state="failed", last_error=reason)).rowcount == 1
 
 
 def release_expired_claims(conn: Connection, claimed_before: datetime) -> int:
