@@ -13,6 +13,7 @@ from ticketd.clock import utcnow
 from ticketd.domain.authority import agent_authority, authentication_passes
 from ticketd.domain.signing import address_fingerprint
 from ticketd.store.tables import participants
+from ticketd.store.tables import tickets as tickets_table
 
 CUSTOMER, ALICE, BOB = "cust@example.org", "alice@example.com", "bob@example.com"
 # A year surely ahead and within the 3650d a written date may lie ahead (tests/test_postpone_limits.py).
@@ -668,6 +669,54 @@ def test_unfollow_takes_a_follower_off_before_the_reply_it_comes_with(desk, tmp_
     assert f"no longer follows ticket [#{tid}]" in cli_ok(config, "tickets", "unfollow", str(tid), other)
     assert [p["email"] for p in desk.rows(participants, ticket_id=tid) if p["role"] == "follower"] == []
     assert desk.events(tid, "follower_removed")[-1]["actor"] == "admin:cli"
+
+
+def test_follow_adds_an_address_that_gets_the_reply_and_may_write_to_the_ticket(desk, tmp_path):
+    """A customer writing from a second address was an outsider on their own ticket: with the tag in the
+    subject it opened a ticket of its own (PRODUCT.md threading 3: only participants match by tag)."""
+    from tests.cli import cli_ok, run_cli
+
+    home = "cust.home@example.net"
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, f"#follow <mailto:{home.upper()}>\nI have copied your home address.\n")
+    assert "I have copied your home address." in body_text(desk.last(home))   # this reply included
+    assert "I have copied your home address." in body_text(desk.last(CUSTOMER))
+    [added] = desk.events(tid, "follower_added")
+    assert (added["actor"], added["to_value"]) == (ALICE, home) and "#follow by" in added["reason"]
+
+    desk.send(build_mail(home, "It caught fire again.\n", subject=f"Re: [#{tid}] Printer"))
+    assert desk.rows(tickets_table) == [desk.ticket(tid)]   # no second ticket
+    assert [m["matched_by"] for m in desk.messages(tid)][-1] == "subject_tag"
+
+    # Following changes nothing for someone on the ticket already: the agent is told, nothing else happens.
+    _agent_mail(desk, tid, ALICE, f"#follow {CUSTOMER} {home}\n")
+    said = body_text(desk.last(ALICE))
+    assert f"{CUSTOMER} is the ticket's requester, who gets its replies already" in said
+    assert f"{home} follows the ticket already" in said
+    assert len(desk.events(tid, "follower_added")) == 1
+
+    # Agents and ticketd's own addresses are refused, and the whole mail with them.
+    for named, why in ((BOB, f"{BOB} is an agent"), ("support+x@example.com", "one of ticketd's own addresses"),
+                       ("", "#follow needs the address of whom to add")):
+        before = len(desk.inbox(CUSTOMER))
+        _agent_mail(desk, tid, ALICE, f"#follow {named}\nSee above.\n")
+        said = body_text(desk.last(ALICE))
+        assert why in said and "Write it as: #follow <an address>" in said
+        assert len(desk.inbox(CUSTOMER)) == before
+    _agent_mail(desk, tid, ALICE, f"#follow {home}\n#unfollow {home}\nSee above.\n")
+    assert f"{home} is named by both #follow and #unfollow" in body_text(desk.last(ALICE))
+
+    # The admin's way, from the command line.
+    config = tmp_path / "ticketd.yaml"
+    other = "colleague@example.org"
+    assert f"{other} follows ticket [#{tid}]" in cli_ok(config, "tickets", "follow", str(tid), f"<{other}>")
+    assert desk.events(tid, "follower_added")[-1]["actor"] == "admin:cli"
+    for named, why in ((other, "follows the ticket already"), (ALICE, "is an agent"),
+                       ("john smith", "is not an email address")):
+        done = run_cli(config, "tickets", "follow", str(tid), named)
+        assert done.returncode == 1 and why in done.stderr
+    followers = [p["email"] for p in desk.rows(participants, ticket_id=tid) if p["role"] == "follower"]
+    assert followers == [home, other]
 
 
 def test_the_assignee_hears_when_a_colleague_takes_their_ticket_and_the_history_names_the_mail(desk):

@@ -348,3 +348,27 @@ def test_assign_by_name_refuses_an_agent_who_is_away():
     result = plan_named("#assign bob smith", away=away)
     assert not result.ok
     assert result.errors == ("#assign bob smith: " + away["bob@example.com"],)
+
+
+def test_follow_takes_addresses_as_written_and_refuses_agents_and_our_own():
+    ours = lambda address: address.startswith("support")   # noqa: E731
+    written = read_agent_reply("#follow: Ann <ANN@example.org>, mailto:ben@example.net\nAdded.\n")
+    assert plan_commands(written, now=NOW, agents=AGENTS, groups=GROUPS, ours=ours).follow == (
+        "ann@example.org", "ben@example.net")
+    refused = plan_commands(read_agent_reply("#follow Bob@Example.com support+7@example.com\n"), now=NOW,
+                            agents=AGENTS, groups=GROUPS, ours=ours)
+    assert not refused.ok and USAGE["follow"] in refused.usage
+    assert "bob@example.com is an agent" in refused.errors[0]
+    assert "support+7@example.com is one of ticketd's own addresses" in refused.errors[0]
+
+
+def test_follow_changes_nothing_only_when_everyone_named_is_on_the_ticket_already():
+    from ticketd.domain.commands import unchanged_commands
+
+    people = {"cust@example.org": "requester", "ann@example.org": "follower"}
+    ticket = {"status": "open"}
+    for text, unchanged in (("#follow cust@example.org ann@example.org\n", True),
+                            ("#follow ann@example.org ben@example.net\n", False)):
+        reply = read_agent_reply(text)
+        checked = plan_commands(reply, now=NOW, agents=AGENTS, groups=GROUPS)
+        assert unchanged_commands(reply, checked, ticket, people=people).whole_mail is unchanged

@@ -96,6 +96,21 @@ def test_a_mail_naming_no_address_anywhere_opens_a_ticket_nobody_is_mailed_for(d
     assert desk.rows(tickets) == []
 
 
+def test_follow_gives_a_ticket_with_no_address_someone_to_answer(sqlite_desk):
+    """The refusal names #follow; with it, the agent's reply reaches the address they learnt elsewhere."""
+    desk = sqlite_desk
+    _send(desk, _raw("From: John Smith"), "John Smith")
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    desk.send(build_mail(ALICE, "Have you tried turning it off?\n", to=desk.agent_address(tid, ALICE),
+                         subject=f"Re: [#{tid}] Printer on fire"))
+    assert "Name whom it is for with #follow <address>" in body_text(desk.last(ALICE))
+    desk.send(build_mail(ALICE, f"#follow {JOHN}\nHave you tried turning it off?\n",
+                         to=desk.agent_address(tid, ALICE), subject=f"Re: [#{tid}] Printer on fire"))
+    assert "Have you tried turning it off?" in body_text(desk.last(JOHN))
+    assert _recipients(desk) == {ALICE, JOHN} and desk.ticket(tid)["requester"] == ""
+
+
 def test_a_from_without_address_takes_sender(desk):
     _send(desk, _raw("From: John Smith", "Sender: John <JOHN@client.example.org>"), "bounces@lists.example.net")
     ticket = desk.ticket()

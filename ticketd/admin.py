@@ -1,4 +1,4 @@
-"""Ticket changes an admin makes from the command line: assign, close, unfollow; each an event, its mail queued."""
+"""Ticket changes an admin makes from the command line (assign, close, follow, unfollow): events, mail queued."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.assignment import assign_in_tx
 from ticketd.clock import utcnow
+from ticketd.customer_mail import add_followers
+from ticketd.domain.following import already_on_ticket, follow_refusal
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
 from ticketd.store.db import admin_transaction
-from ticketd.ticket_changes import customers_of, set_status
+from ticketd.ticket_changes import customers_of, is_ours, set_status
 
 log = logging.getLogger("ticketd.admin")
 
@@ -56,10 +58,34 @@ def assign(app: App, ticket_id: int, target: str) -> tuple[str | None, list[int]
     return assignee, outbox_ids
 
 
+def _address_as_written(address: str) -> str:
+    return address.strip().strip("<>").removeprefix("mailto:").lower()
+
+
+def follow(app: App, ticket_id: int, address: str) -> str:
+    """Make someone a follower of the ticket, as an agent's `#follow` does: they get its public replies
+    from now on and may write to it (a customer's second address); the address as added."""
+    address = _address_as_written(address)
+    refused = follow_refusal(address, agent=app.rules.agent(address) is not None, ours=is_ours(app, address))
+    if refused:
+        raise AdminRefused(refused)
+
+    def work(conn) -> None:
+        _open_ticket(conn, ticket_id)
+        if (on_it := already_on_ticket(address, store.participant_role(conn, ticket_id, address))) is not None:
+            raise AdminRefused(f"{on_it} ([#{ticket_id}])")
+        add_followers(conn, ticket_id, [(address, None)], utcnow(), actor=ACTOR,
+                      reason=f"`ticketd tickets follow` by {ACTOR}", row_id=None)
+
+    admin_transaction(app.engine, work)
+    log.info("ticket %s: %s follows it (%s)", ticket_id, address, ACTOR)
+    return address
+
+
 def unfollow(app: App, ticket_id: int, address: str) -> str:
     """Take a follower off the ticket, as an agent's `#unfollow` does: they get its public replies no more;
     the address as taken off."""
-    address = address.strip().strip("<>").removeprefix("mailto:").lower()
+    address = _address_as_written(address)
 
     def work(conn) -> None:
         ticket = _open_ticket(conn, ticket_id)

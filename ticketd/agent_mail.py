@@ -45,7 +45,8 @@ from ticketd.store.absences import absent_agents
 from ticketd.store.assignment import open_counts
 from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
-from ticketd.ticket_changes import Decision, customers_of, mail_ref, set_status, store_message
+from ticketd.customer_mail import add_followers
+from ticketd.ticket_changes import Decision, customers_of, is_ours, mail_ref, set_status, store_message
 from ticketd.timers import answer_respond_clock, on_status_change
 
 if TYPE_CHECKING:
@@ -137,10 +138,11 @@ def _status_event(conn, ticket: dict) -> dict | None:
     return None
 
 
-def _unchanged(conn, ticket: dict, reply, plan: Plan) -> Unchanged:
+def _unchanged(conn, ticket: dict, reply, plan: Plan, people: dict[str, str]) -> Unchanged:
     """Which of the mail's commands would change nothing on the ticket as it is now."""
     same_status = plan.status is not None and plan.status.value == ticket["status"]
-    return unchanged_commands(reply, plan, ticket, status_event=_status_event(conn, ticket) if same_status else None)
+    return unchanged_commands(reply, plan, ticket, status_event=_status_event(conn, ticket) if same_status else None,
+                              people=people)
 
 
 def _answer_unchanged(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, unchanged: Unchanged,
@@ -187,6 +189,7 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     written = reply = _as_note_if_asked(mail, ticket_id, read_agent_reply(mail.text))
     if ">" in reply.body:   # an inline reply's questions: only those the customer has seen go
         reply = replace(reply, body=without_unseen_quotes(reply.body, store.public_texts(conn, ticket_id)))
+    people = _people(conn, reply, ticket_id)
     if reply.commands and _html_only(mail):
         plan = Plan(errors=("commands were found in a mail without a plain-text part; hidden HTML can "
                             "look like commands there, so none were applied. Send the reply with a "
@@ -196,7 +199,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                              groups=list(app.rules.groups), zone=app.rules.zone_of(actor),
                              away=_away_refusals(conn, app, reply, actor, now),
                              names={a.email: a.name for a in app.rules.agents},
-                             followers=_followers(conn, reply, ticket_id))
+                             followers=[email for email, role in people.items() if role == "follower"],
+                             ours=lambda address: is_ours(app, address))
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal
@@ -204,15 +208,16 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     if plan.ok and public and _quoted_note(conn, ticket_id, f"{written.body}\n{reply.body}"):
         plan = Plan(errors=("the reply contains text of an internal note, so it was not sent to the "
                             "customer. Reply again without the note's text.",))
-    if plan.ok and public and not customers_of(conn, app, ticket_id):
+    if plan.ok and public and not plan.follow and not customers_of(conn, app, ticket_id):
         # A ticket whose first mail named no address (ticketd.domain.requester): a reply stored as
         # sent that reached no one would be a silent loss; the agent hears it at once instead.
         plan = Plan(errors=("no address to answer: the mail that opened this ticket named none, and nobody "
-                            "follows it, so your reply was not sent. Keep what you wrote on the ticket with "
-                            "#note, or close it with #close alone.",))
+                            "follows it, so your reply was not sent. Name whom it is for with #follow "
+                            "<address> above your text, keep what you wrote on the ticket with #note, or "
+                            "close it with #close alone.",), usage=(USAGE["follow"],))
     if not plan.ok:
         return _reject(conn, app, mail, ticket, agent, plan, now)
-    unchanged = _unchanged(conn, ticket, reply, plan)
+    unchanged = _unchanged(conn, ticket, reply, plan, people)
     if unchanged.whole_mail:
         return _answer_unchanged(conn, app, mail, ticket, agent, reply, unchanged, now)
 
@@ -244,11 +249,11 @@ def _away_refusals(conn, app: App, reply, actor: str, now) -> dict[str, str]:
     return assign_refusals(app.rules, absent, counts, writer=actor, zone=app.rules.zone_of(actor))
 
 
-def _followers(conn, reply, ticket_id: int) -> list[str]:
-    """The ticket's followers, read only for a mail that has an `#unfollow`."""
-    if not any(c.name == "unfollow" for c in reply.commands):
-        return []
-    return store.followers_of(conn, ticket_id)
+def _people(conn, reply, ticket_id: int) -> dict[str, str]:
+    """The ticket's participants' roles by address, read only for a mail that has a `#follow` or `#unfollow`."""
+    if not any(c.name in ("follow", "unfollow") for c in reply.commands):
+        return {}
+    return {p["email"]: p["role"] for p in store.participants_of(conn, ticket_id)}
 
 
 def _with_saved_reply(app: App, ticket: dict, agent, reply, plan: Plan):
@@ -306,11 +311,14 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
             store.add_event(conn, ticket_id, now, actor, name, from_value=ticket[name], to_value=value,
                             reason=f"#{name} {value}; {ref}", message_row_id=row_id)
             ticket[name] = value
-    # Before the reply's recipients are read: someone taken off gets not even this one.
+    # Before the reply's recipients are read: someone taken off gets not even this one, someone
+    # added gets it (the agent's words to them: "I have added your colleague").
     for address in plan.unfollow:
         store.remove_follower(conn, ticket_id, address)
         store.add_event(conn, ticket_id, now, actor, "follower_removed", from_value=address,
                         reason=f"#unfollow by {actor}; {ref}", message_row_id=row_id)
+    add_followers(conn, ticket_id, [(address, None) for address in plan.follow], now, actor=actor,
+                  reason=f"#follow by {actor}; {ref}", row_id=row_id)
 
     status_changed = False
     if plan.status is not None:

@@ -444,6 +444,18 @@ def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str 
     click.echo(f"ticket [#{ticket_id}] closed; {mail}")
 
 
+@tickets.command("follow")
+@click.argument("ticket_id", type=ROW_ID)
+@click.argument("address")
+@config_option
+def tickets_follow(ticket_id: int, address: str, config: str | None) -> None:
+    """Make someone a follower of a ticket, as an agent's #follow does: they get its public replies from now on."""
+    from ticketd.admin import follow
+
+    _app, added = _admin_change(config, lambda app: follow(app, ticket_id, address))
+    click.echo(f"{added} follows ticket [#{ticket_id}]")
+
+
 @tickets.command("unfollow")
 @click.argument("ticket_id", type=ROW_ID)
 @click.argument("address")

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.quotes import cut_signature
+from ticketd.domain.following import already_on_ticket, follow_refusal
 from ticketd.domain.lifecycle import agent_may_set, type_named
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
 from ticketd.domain.tags import format_tag
@@ -42,6 +43,8 @@ USAGE = {
     "propose": "#propose  (the text below it is the proposed solution the customer accepts or rejects)",
     "close": "#close  (optionally a reason on the same line)",
     "history": "#history  (ticketd mails you the ticket's conversation and files; it changes nothing)",
+    "follow": "#follow <an address>  (they get the ticket's public replies from now on, this one included, and "
+              "may write to it; several addresses may follow)",
     "unfollow": "#unfollow <a follower's address>  (they get the ticket's public replies no more; several "
                 "addresses may follow)",
     "canned": "#canned <name>  (the saved reply canned/<name>.txt goes out as your reply; your own text, "
@@ -292,6 +295,7 @@ class Plan:
     propose: bool = False
     history: bool = False                     # #history: the conversation is mailed to the agent
     canned: str | None = None                 # #canned: the saved reply's name, its text goes first
+    follow: tuple[str, ...] = ()              # #follow: addresses made followers, lower case
     unfollow: tuple[str, ...] = ()            # #unfollow: followers taken off the ticket, lower case
     errors: tuple[str, ...] = ()
     usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
@@ -301,8 +305,14 @@ class Plan:
         return not self.errors
 
 
-# Addresses as an agent writes them after #unfollow: bare, in <>, as mailto:, separated by spaces or commas.
+# Addresses as an agent writes them after #follow or #unfollow: bare, in <>, as mailto:, separated by
+# spaces or commas.
 _ADDRESSES = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+[^\s<>,;\"'.]")
+
+
+def _named_addresses(args: str) -> list[str]:
+    """The addresses a command's words name, lower case, each once, in their order."""
+    return list(dict.fromkeys(a.lower().removeprefix("mailto:") for a in _ADDRESSES.findall(args)))
 
 
 def _word(args: str) -> str:
@@ -350,13 +360,15 @@ def _assign_target(args: str, agents: Collection[str], groups: Collection[str],
 
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                   groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None,
-                  names: Mapping[str, str] | None = None, followers: Collection[str] = ()) -> Plan:
+                  names: Mapping[str, str] | None = None, followers: Collection[str] = (),
+                  ours: Callable[[str], bool] = lambda address: False) -> Plan:
     """Check every command; the plan, or every error with how to write it; dates are read in `zone`.
 
     `away`: the agents `#assign` may not name, each with why and what to
     write instead (ticketd.domain.absence.assign_refusals). `names`: each
     agent's name in rules.yaml by email, for `#assign Alice`. `followers`:
     the ticket's followers (lower case), the addresses `#unfollow` may name.
+    `ours`: whether an address is ticketd's own, which `#follow` may not name.
     """
     errors: list[str] = []
     usage: list[str] = []
@@ -467,8 +479,18 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 fail(cmd, "#history takes nothing on its line.")
             else:
                 values["history"] = True
+        elif cmd.name == "follow":
+            named = _named_addresses(cmd.args)
+            agent_set = {a.lower() for a in agents}
+            refused = [why for a in named if (why := follow_refusal(a, agent=a in agent_set, ours=ours(a)))]
+            if not named:
+                fail(cmd, "#follow needs the address of whom to add.")
+            elif refused:
+                fail(cmd, "; ".join(refused) + ".")
+            else:
+                values["follow"] = tuple(named)
         elif cmd.name == "unfollow":
-            named = list(dict.fromkeys(a.lower().removeprefix("mailto:") for a in _ADDRESSES.findall(cmd.args)))
+            named = _named_addresses(cmd.args)
             strangers = [a for a in named if a not in followers]
             if not named:
                 fail(cmd, "#unfollow needs a follower's address.")
@@ -479,6 +501,10 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             else:
                 values["unfollow"] = tuple(named)
 
+    both = [a for a in values.get("follow", ()) if a in values.get("unfollow", ())]
+    if both:
+        fail(None, f"{', '.join(both)} {'is' if len(both) == 1 else 'are'} named by both #follow and #unfollow; "
+                   "give one.", "follow")
     if len(status_lines) > 1 and len({s for _, s in status_lines}) > 1:
         fail(None, "these change the status in different ways: "
                    + "; ".join(line for line, _ in status_lines) + ". Give one status change per mail.")
@@ -564,7 +590,8 @@ def _status_unchanged(plan: Plan, ticket: Mapping, status_event: Mapping | None)
     return f"the status is already {plan.status.value}{since}"
 
 
-def _unchanged_reason(cmd: Command, plan: Plan, ticket: Mapping, status_event: Mapping | None) -> str | None:
+def _unchanged_reason(cmd: Command, plan: Plan, ticket: Mapping, status_event: Mapping | None,
+                      people: Mapping[str, str]) -> str | None:
     """Why one checked command changes nothing on the ticket, or None if it changes something."""
     if cmd.name in ("priority", "type"):
         value = getattr(plan, cmd.name)
@@ -578,20 +605,24 @@ def _unchanged_reason(cmd: Command, plan: Plan, ticket: Mapping, status_event: M
         return None
     if cmd.name in ("status", "close", "propose", "postpone", "dev"):
         return _status_unchanged(plan, ticket, status_event)
+    if cmd.name == "follow":
+        on_it = [why for a in plan.follow if (why := already_on_ticket(a, people.get(a)))]
+        return "; ".join(on_it) if len(on_it) == len(plan.follow) else None
     return None   # #note: not a change to the ticket's fields
 
 
 def unchanged_commands(reply: AgentReply, plan: Plan, ticket: Mapping, *,
-                       status_event: Mapping | None = None) -> Unchanged:
+                       status_event: Mapping | None = None, people: Mapping[str, str] | None = None) -> Unchanged:
     """Which commands of a checked plan change nothing on `ticket`, and whether that is the whole mail.
 
     `status_event` is the history event that set the ticket's current status
-    (`kind`, `actor`, `at`, `reason`), to say who did it and when.
+    (`kind`, `actor`, `at`, `reason`), to say who did it and when. `people`:
+    the ticket's participants' roles by address (lower case), for `#follow`.
     """
     changing = [c for c in reply.commands if c.name not in ("note", "history")]
     reasons = []
     for cmd in changing:
-        why = _unchanged_reason(cmd, plan, ticket, status_event)
+        why = _unchanged_reason(cmd, plan, ticket, status_event, people or {})
         if why is not None:
             reasons.append(f"{cmd.line}: {why}")
     # #history always has an effect: the mail it asks for.
