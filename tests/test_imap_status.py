@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 
 import pytest
+from imapclient import IMAPClient
 from jinja2.filters import do_filesizeformat
 
 from ingest.imap import Poller
@@ -126,6 +127,25 @@ def test_an_oauth_login_that_fails_is_a_failing_mailbox_and_the_token_is_never_s
     desk, text = _status(config)
     assert "FAILING" in _imap_lines(text)[0]
     assert "not-a-token-4711" not in json.dumps(desk) + text
+
+
+@pytest.mark.dovecot
+def test_a_password_beyond_ascii_without_auth_plain_is_a_failing_mailbox_saying_why(tmp_path, sqlite_url,
+                                                                                   dovecot_factory):
+    """IMAP LOGIN carries ASCII only; a server offering no AUTHENTICATE PLAIN cannot take such a password
+    (tests/test_imap.py logs in by SASL PLAIN where it is offered). The password is never shown."""
+    server = dovecot_factory("auth_mechanisms = login")
+    password = "Pässwörd-2024"
+    (server.root / "passwd").write_text(f"{server.user}:{{PLAIN}}{password}::::::\n", encoding="utf-8")
+    with IMAPClient("127.0.0.1", port=server.port, ssl=False, timeout=10) as client:   # offered before login
+        assert b"AUTH=LOGIN" in client.capabilities() and b"AUTH=PLAIN" not in client.capabilities()
+    config, app = _desk(tmp_path, sqlite_url, server.settings_yaml(password=f'"{password}"', poll_seconds=0.2))
+    with _polling(app):
+        box = eventually(lambda: (d := _status(config)[0]["imap"][0])["state"] == "failing" and d, timeout=20)
+    assert "outside ASCII, which IMAP LOGIN cannot send" in box["error"] and "AUTH=PLAIN" in box["error"], box
+    desk, text = _status(config)
+    assert "FAILING" in _imap_lines(text)[0]
+    assert password not in json.dumps(desk) + text and "Pässwörd" not in json.dumps(desk) + text
 
 
 @pytest.mark.dovecot
