@@ -180,3 +180,36 @@ def test_rules_test_with_the_daemon_config_says_which_ticket_a_reply_joins(make_
     lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "away.eml")).splitlines()
     assert lines[1:] == ["desk: goes to the desk of alice@example.com (the agent's own commands; no ticket, no route)"]
     assert _dump(tmp_path / "ticketd.db") == before   # read only
+
+
+def test_rules_test_knows_a_mail_kept_already_in_these_bytes_or_re_encoded(make_app, sqlite_url, tmp_path):
+    """The daemon adds such a mail nowhere (ticketd/copies.py); the dry run must not say it would open or join one."""
+    from tests.cli import cli_ok
+    from tests.desk import open_desk
+
+    def mail(cte: str, text: str = "Es brennt – größer.\n"):
+        made = build_mail("cust@example.org", "", subject="Drucker brennt", Date="Tue, 02 Jan 2024 10:00:00 +0100")
+        made.replace_header("Message-ID", "<kept@client.example.org>")
+        made.set_content(text, cte=cte)
+        made.add_attachment(b"log line 1\n", maintype="text", subtype="plain", filename="log.txt")
+        return made
+
+    desk_gen = open_desk(make_app, sqlite_url, rules=BY_TYPE)
+    desk = next(desk_gen)
+    try:
+        desk.send(mail("8bit"))
+        tid = desk.ticket()["id"]
+        [kept] = desk.messages(tid)
+    finally:
+        desk_gen.close()
+    config, rules = tmp_path / "ticketd.yaml", tmp_path / "rules.yaml"
+    for cte in ("8bit", "quoted-printable", "base64"):
+        (tmp_path / "again.eml").write_bytes(mail(cte).as_bytes())
+        lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "again.eml")).splitlines()
+        assert lines[1:] == [f"kept already: this mail is message {kept['id']} of ticket [#{tid}] (its Message-ID, "
+                             "sender, Date, text and files alike): another delivery of it adds nothing, sends "
+                             "nothing and changes nothing"], cte
+    # The Message-ID reused for other words is another mail: it is routed as one.
+    (tmp_path / "other.eml").write_bytes(mail("8bit", "Jetzt brennt auch der Scanner.\n").as_bytes())
+    lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "other.eml")).splitlines()
+    assert not any(line.startswith("kept already") for line in lines) and "route:" in "\n".join(lines)

@@ -13,11 +13,20 @@ with the ticket, and no second message, notice or reopening follows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from ingest.identity import identity, same_mail
+from ingest.parse import ParsedMail
 from ticketd.domain.tags import same_subject
-from ticketd.prepare import Prepared
 from ticketd.store import tickets as store
+
+
+class MailRead(Protocol):
+    """What the comparison needs of a mail: ticketd.prepare.Prepared, or a file `ticketd rules test` read."""
+    raw: bytes
+    parsed: ParsedMail
+    html: str | None                # sanitised as for agents (ingest.html_clean)
+    attachments: list[dict]         # ticketd.prepare.attachment_rows
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,7 @@ def _addresses(addresses: list[str]) -> set[str]:
     return {address.lower() for address in addresses}
 
 
-def says_the_same(prep: Prepared, kept: dict, kept_raw: bytes, kept_files: list[tuple[str, str]]) -> bool:
+def says_the_same(prep: MailRead, kept: dict, kept_raw: bytes, kept_files: list[tuple[str, str]]) -> bool:
     """Whether the prepared mail is the kept message again: one Message-ID and From (the lookup), one Date
     and author (`same_mail`), one subject, the same To and Cc, one text and HTML, and the same files under
     the same names. Anything a relay leaves alone that differs makes it another mail."""
@@ -49,7 +58,7 @@ def says_the_same(prep: Prepared, kept: dict, kept_raw: bytes, kept_files: list[
             and same_mail(identity(kept_raw), identity(prep.raw)))
 
 
-def kept_copy(conn, prep: Prepared, copies: list[dict]) -> KeptCopy | None:
+def kept_copy(conn, prep: MailRead, copies: list[dict]) -> KeptCopy | None:
     """The message this mail already is among `copies` (store.kept_copies: its Message-ID, from its sender),
     kept from another delivery of it; None when it is new."""
     for kept in copies:

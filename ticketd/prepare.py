@@ -53,6 +53,12 @@ def _parse(settings: Settings, raw: bytes) -> ParsedMail:
         raise MailTooComplex(f"mail refused by the MIME limits: {exc}") from exc
 
 
+def attachment_rows(parsed: ParsedMail) -> list[dict]:
+    """The mail's files as their attachment rows will say (the bytes are stored apart, by sha256)."""
+    return [dict(filename=att.filename, content_type=att.content_type[:255], size=len(att.data),
+                 sha256=att.sha256, content_id=att.content_id, inline=att.inline) for att in parsed.attachments]
+
+
 def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     """Parse, check for robots, strip quotes and store attachments (CPU and files only)."""
     raw = bytes(row["raw"])
@@ -68,11 +74,8 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
         # A person in the shared mailbox (webmail), or any of our addresses: never answered, and a
         # new ticket's customer is whom it was written to (ticketd.conversation).
         robot_reason = own_address_reason(parsed.author)
-    attachments = []
     for att in parsed.attachments:
         store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
-        attachments.append(dict(filename=att.filename, content_type=att.content_type[:255], size=len(att.data),
-                                sha256=att.sha256, content_id=att.content_id, inline=att.inline))
     envelope_to = json.loads(row["envelope_to"] or "[]")
     # Only a mail that can thread into a ticket is a reply worth stripping;
     # a mail with none of the three threading signals always opens a ticket.
@@ -80,8 +83,8 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     may_follow_up = bool(parsed.in_reply_to or parsed.references or find_tags(parsed.subject) or any(
         r.lower().startswith(local) for r in recipients(parsed, envelope_to)))
     own = own_reply(parsed.text) if may_follow_up else parsed.text.strip()
-    return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to,
-                    robot_reason=robot_reason, stripped=own or parsed.text.strip(), attachments=attachments,
+    return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to, robot_reason=robot_reason,
+                    stripped=own or parsed.text.strip(), attachments=attachment_rows(parsed),
                     html=clean_html(parsed.html), quoted_only=not own and bool(parsed.text.strip()),
                     envelope_from=envelope_from)
 

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ingest.html_clean import clean_html
 from ingest.match import read_reply_addresses
 from ingest.parse import MailTooComplex, ParsedMail, dedupe_key, parse_mail
 from ticketd.agent_desk import desk_agent
 from ticketd.app import App
+from ticketd.copies import kept_copy
 from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
@@ -18,8 +20,9 @@ from ticketd.domain.requester import Requester, requester_of_mail, why_written_t
 from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.pipeline import find_thread
-from ticketd.prepare import recipients
+from ticketd.prepare import attachment_rows, recipients
 from ticketd.store.assignment import open_counts, read_cursor
+from ticketd.store import tickets as ticket_store
 from ticketd.store.db import reading
 
 if TYPE_CHECKING:
@@ -42,8 +45,12 @@ class DryRun:
     # Where the daemon's database would thread it ("joins ticket [#N] (matched by references)"); None: a new ticket
     follow_up: str | None = None
     desk_of: str | None = None   # the agent whose desk address it came through: no ticket at all
+    kept_as: str | None = None   # the message it already is ("message 7 of ticket [#3]"): another delivery of it
 
     def lines(self) -> list[str]:
+        if self.kept_as is not None:
+            return [f"kept already: this mail is {self.kept_as} (its Message-ID, sender, Date, text and files "
+                    "alike): another delivery of it adds nothing, sends nothing and changes nothing"]
         if self.desk_of is not None:
             return [f"desk: goes to the desk of {self.desk_of} (the agent's own commands; no ticket, no route)"]
         if self.follow_up is not None:
@@ -114,18 +121,35 @@ def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str 
         return read_cursor(conn, group), open_counts(conn, (a.email for a in rules.members(group)))
 
 
-def thread_of(app: App, parsed: ParsedMail, result: DryRun) -> None:
-    """Where the daemon whose database `app` reads would put the mail: a desk, a ticket, or (neither) a new one.
+@dataclass(frozen=True)
+class _MailFile:
+    """A mail file as ticketd.copies compares it with the messages kept (ticketd.prepare does so for the daemon)."""
+    raw: bytes
+    parsed: ParsedMail
+    html: str | None
+    attachments: list[dict]
+
+
+def thread_of(app: App, parsed: ParsedMail, result: DryRun, raw: bytes | None = None) -> None:
+    """Where the daemon whose database `app` reads would put the mail: nowhere new (`raw` is a mail kept
+    already), a desk, a ticket, or (none of them) a new one.
 
     The same lookups as ticketd.pipeline.apply, read only, with the mail's
     headers as its recipients (a file has no envelope).
     """
+    with reading(app.engine) as conn:
+        copies = ticket_store.kept_copies(conn, parsed.message_id, parsed.from_addr)
+        if raw is not None and copies:
+            read = _MailFile(raw, parsed, clean_html(parsed.html), attachment_rows(parsed))
+            if (copy := kept_copy(conn, read, copies)) is not None:
+                result.kept_as = f"message {copy.message_row_id} of ticket [#{copy.ticket_id}]"
+                return
     addresses = read_reply_addresses(app.signer, app.settings.support_address, recipients(parsed, []))
     if (agent := desk_agent(app, parsed, addresses)) is not None:
         result.desk_of = agent.email
         return
     with reading(app.engine) as conn:
-        found = find_thread(conn, app, parsed, addresses)
+        found = find_thread(conn, app, parsed, addresses, copies)
     if found.match.ticket_id is not None:
         merged = "".join(f", which [#{named}] was merged into" for named, final in found.redirected.items()
                          if final == found.match.ticket_id)
@@ -133,14 +157,15 @@ def thread_of(app: App, parsed: ParsedMail, result: DryRun) -> None:
 
 
 def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None,
-            app: App | None = None, settings: Settings | None = None) -> DryRun:
-    """What `rules` would do with the mail; with `engine`, the database's cursor; with `app`, its threading too;
-    with `settings` (or `app`'s), which addresses are ours."""
+            app: App | None = None, settings: Settings | None = None, raw: bytes | None = None) -> DryRun:
+    """What `rules` would do with the mail; with `engine`, the database's cursor; with `app`, its threading too
+    (and, given its `raw` bytes, whether it is kept already); with `settings` (or `app`'s), which addresses
+    are ours."""
     key_facts = key_facts_of(parsed)
     decision = rules.route(facts_of(parsed, key_facts))
     result = DryRun(decision, key_facts)
     if app is not None:
-        thread_of(app, parsed, result)
+        thread_of(app, parsed, result, raw)
     result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
                                                 parsed.from_addr, parsed.content_type)
     # A file has no SMTP envelope: its Return-Path is the envelope sender, as for mail fetched by IMAP.
@@ -202,4 +227,4 @@ def mail_lines(rules: RuleSet, raw: bytes, now: datetime, engine: Engine | None 
         return [f"mail: {message_id or '(no Message-ID)'}",
                 f"would be quarantined: {type(exc).__name__}: mail refused by the MIME limits: {exc}"]
     return [f"mail: {parsed.message_id or '(no Message-ID)'} from {parsed.from_addr or '?'}: {parsed.subject!r}",
-            *dry_run(rules, parsed, now, engine, app, settings).lines()]
+            *dry_run(rules, parsed, now, engine, app, settings, raw).lines()]
