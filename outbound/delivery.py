@@ -48,10 +48,11 @@ def lease_seconds(app: App) -> float:
 def deliver(app: App, outbox_id: int, stopping: threading.Event | None = None) -> str | None:
     """Send a due outbox row, and due rows behind it, over one connection; the row's new state, or None.
 
-    None when there is nothing to do: the row was sent, is not due, or
-    another job took it (maybe along with its own). One claim for up to
-    CLAIM_BATCH rows (bench/README.md); each 250 is written as it comes
-    (`_record_sent`), the rest of the outcomes together at the end.
+    None when there is nothing to do (the row was sent, is not due, or
+    another job took it, maybe along with its own) or when the sweep took
+    the claim back while the mail was on the wire (`_record`). One claim
+    for up to CLAIM_BATCH rows (bench/README.md); each 250 is written as it
+    comes (`_record_sent`), the rest of the outcomes together at the end.
     `stopping` set (the worker is shutting down, workers/actors.py): the
     mail on the wire is finished, the rows not tried yet are given back.
     """
@@ -66,7 +67,7 @@ def deliver(app: App, outbox_id: int, stopping: threading.Event | None = None) -
     results = _send_in_turn(app, rows, stopping)
     states = _record(app, rows, results)
     for row in rows:
-        if row["id"] not in states:   # given back untried: its own job may have come and gone
+        if row["id"] not in results:   # given back untried: its own job may have come and gone
             app.enqueue("send_mail", (row["id"],))
     return states.get(outbox_id)
 
@@ -108,8 +109,8 @@ def _record_sent(app: App, row: dict, result: SendResult) -> None:
     log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
              row["ticket_id"], row["recipient"], result.reply)
     if not written:
-        log.warning("outbox %s was sent already or failed for good under a later claim (this one's lease had "
-                    "expired): it went twice", row["id"])
+        log.warning("outbox %s was delivered after its claim had been taken back (the lease expired) and another "
+                    "delivery had recorded an outcome already: the recipient may have it twice", row["id"])
     _wake_next(app, row)
 
 

@@ -21,6 +21,7 @@ from ingest.html_text import html_to_text
 from outbound.outbox import renderer_for
 from ticketd.app import App
 from ticketd.clock import iso
+from ticketd.customer_mail import add_followers
 from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.domain.absence import assign_refusals
 from ticketd.domain.authority import Verdict, agent_authority
@@ -45,7 +46,6 @@ from ticketd.store.absences import absent_agents
 from ticketd.store.assignment import open_counts
 from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
-from ticketd.customer_mail import add_followers
 from ticketd.ticket_changes import Decision, customers_of, is_ours, mail_ref, set_status, store_message
 from ticketd.timers import answer_respond_clock, on_status_change
 

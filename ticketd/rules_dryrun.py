@@ -21,8 +21,8 @@ from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.pipeline import find_thread
 from ticketd.prepare import attachment_rows, recipients
-from ticketd.store.assignment import open_counts, read_cursor
 from ticketd.store import tickets as ticket_store
+from ticketd.store.assignment import open_counts, read_cursor
 from ticketd.store.db import reading
 
 if TYPE_CHECKING:
