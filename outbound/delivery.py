@@ -49,8 +49,9 @@ def deliver(app: App, outbox_id: int, stopping: threading.Event | None = None) -
     """Send a due outbox row, and due rows behind it, over one connection; the row's new state, or None.
 
     None when there is nothing to do (the row was sent, is not due, or
-    another job took it, maybe along with its own) or when the sweep took
-    the claim back while the mail was on the wire (`_record`). One claim
+    another job took it, maybe along with its own) or when the row stopped
+    being this claim's while the mail was on the wire (`_record`: the sweep
+    took it back, or its ticket was erased). One claim
     for up to CLAIM_BATCH rows (bench/README.md); each 250 is written as it
     comes (`_record_sent`), the rest of the outcomes together at the end.
     `stopping` set (the worker is shutting down, workers/actors.py): the
@@ -109,8 +110,9 @@ def _record_sent(app: App, row: dict, result: SendResult) -> None:
     log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
              row["ticket_id"], row["recipient"], result.reply)
     if not written:
-        log.warning("outbox %s was delivered after its claim had been taken back (the lease expired) and another "
-                    "delivery had recorded an outcome already: the recipient may have it twice", row["id"])
+        log.warning("outbox %s was delivered, but the row was no longer this delivery's to record: its claim was "
+                    "taken back (the lease expired) and another delivery recorded an outcome, so the recipient "
+                    "may have it twice, or the row was erased with its ticket", row["id"])
     _wake_next(app, row)
 
 
@@ -143,7 +145,7 @@ def _new_state(app: App, row: dict, result: SendResult) -> str:
 
 def _record(app: App, rows: list[dict], results: dict[int, SendResult]) -> dict[int, str]:
     """Write what became of the claimed rows (sent, due again later, failed for good, not tried); the states
-    written (none for a row whose claim was taken back mid-send)."""
+    written (none for a row whose claim was taken back mid-send, or that was erased meanwhile)."""
     now = utcnow()
     states = {r["id"]: _new_state(app, r, results[r["id"]]) for r in rows if r["id"] in results}
     tried = [r for r in rows if r["id"] in states]
@@ -151,7 +153,8 @@ def _record(app: App, rows: list[dict], results: dict[int, SendResult]) -> dict[
                                                                   r["attempts"] - 1))
                  for r in tried if states[r["id"]] == "pending"}
     untried = [r for r in rows if r["id"] not in states]
-    taken_back: set[int] = set()   # claims the sweep took back mid-send: their outcome is not ours to write
+    # Rows no longer this claim's: taken back by the sweep mid-send, or erased with their ticket.
+    taken_back: set[int] = set()
     if untried or due_again:   # sent rows are written already (`_record_sent`)
         with app.engine.begin() as conn:
             outbox_store.release(conn, untried)
@@ -171,15 +174,16 @@ def _record(app: App, rows: list[dict], results: dict[int, SendResult]) -> dict[
             if not _fail(app, row, reason, now):
                 taken_back.add(row["id"])
     for outbox_id in taken_back:
-        log.warning("outbox %s: %r not recorded, its claim was taken back mid-send (the lease expired): the row "
-                    "is another delivery's now", outbox_id, results[outbox_id].reply)
+        log.warning("outbox %s: %r not recorded, the row is no longer this delivery's: its claim was taken back "
+                    "mid-send (the lease expired), or it was erased with its ticket", outbox_id,
+                    results[outbox_id].reply)
         del states[outbox_id]
     return states
 
 
 def _fail(app: App, row: dict, reason: str, now: datetime) -> bool:
     """Failed for good: record it on the ticket and tell the assigned agent, never in a loop; False when
-    the claim was taken back (`_record`) and nothing was written."""
+    the row is no longer the claim's (`_record`) and nothing was written."""
     queued: list[int] = []
     with app.engine.begin() as conn:
         # The ticket first, as every writer of its outbox rows takes it: the

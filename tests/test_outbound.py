@@ -391,7 +391,7 @@ def test_a_late_answer_to_a_claim_taken_back_does_not_undo_the_next_delivery(mak
     assert sink.attempts == 2 and len(sink.settle(0.5)) == 1
     assert (row["state"], row["last_error"], row["attempts"]) == ("sent", None, 2)
     assert ticket_events(app, row["ticket_id"], "delivery_failed") == []
-    assert f"outbox {outbox_id}: '{late_reply}" in caplog.text and "its claim was taken back" in caplog.text
+    assert f"outbox {outbox_id}: '{late_reply}" in caplog.text and "not recorded, the row is no longer this delivery's" in caplog.text
 
 
 def test_a_late_250_to_a_claim_taken_back_is_recorded_and_the_mail_not_sent_again(make_app, db_url, sink):
