@@ -249,28 +249,41 @@ def tickets() -> None:
 @click.option("--open", "open_only", is_flag=True, help="only tickets not closed")
 @click.option("--assignee", metavar="EMAIL", help="only this agent's tickets; `none`: unassigned ones")
 @click.option("--requester", metavar="EMAIL", help="only tickets this address opened")
+@click.option("--search", metavar="WORDS",
+              help='only tickets holding every word (any case; "a phrase" in double quotes) in their '
+                   "subject, a message's text or sender, the requester, or a file's name")
 @click.option("--limit", type=click.IntRange(min=1, max=MAX_ID, clamp=True),
               help="at most this many, the newest")
 @json_option
 def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool, assignee: str | None,
-                 requester: str | None, limit: int | None, as_json: bool) -> None:
+                 requester: str | None, search: str | None, limit: int | None, as_json: bool) -> None:
     """Tickets, newest first."""
+    from ticketd.domain.search import search_terms
     from ticketd.store.read_models import UNASSIGNED
     from ticketd.views import list_tickets
 
+    terms: list[str] = []
+    if search is not None:
+        try:
+            terms = search_terms(search)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
     if open_only:
         if Status.CLOSED.value in statuses:
             raise click.UsageError("--open leaves out closed tickets: drop --status closed or --open")
         statuses = statuses or tuple(s.value for s in Status if s is not Status.CLOSED)
     if assignee is not None and assignee.strip().lower() == "none":
         assignee = UNASSIGNED
-    rows = list_tickets(_engine(config), limit=limit, statuses=statuses, assignee=assignee, requester=requester)
+    rows = list_tickets(_engine(config), limit=limit, statuses=statuses, assignee=assignee, requester=requester,
+                        terms=terms)
     if as_json:
         _print_json(rows)
         return
     for t in rows:
         click.echo(f"{t['tag']:>8}  {t['status']:<18} {t['priority']:<7} {t['assignee'] or '-':<24} "
                    f"{t['requester']:<28} {t['subject']}")
+        if t.get("hit"):
+            click.echo(f"{'':>10}{t['hit']['snippet']}")
 
 
 @tickets.command("show")

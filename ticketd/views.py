@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ingest.parse import decode_header_value
 from outbound.attachments import MARKER, marked_files
 from ticketd.clock import iso, utcnow
+from ticketd.domain.search import snippet
 from ticketd.domain.statuses import Status
 from ticketd.pidlock import pid_path, probe
 from ticketd.store import outbox as outbox_store
@@ -55,10 +56,18 @@ def _ticket_summary(row, people: list[dict], merged_from: list[int]) -> dict:
     }
 
 
-def list_tickets(engine: Engine, status: str | None = None, limit: int | None = None, **filters) -> list[dict]:
-    """Tickets, newest first; `filters` as rows_of.ticket_rows takes them."""
+def list_tickets(engine: Engine, status: str | None = None, limit: int | None = None,
+                 terms: Sequence[str] = (), **filters) -> list[dict]:
+    """Tickets, newest first; `filters` as rows_of.ticket_rows takes them.
+
+    With search `terms` (ticketd.domain.search.search_terms), each ticket
+    also has `hit`: its newest message holding one of them, as `message_id`
+    and a `snippet` around the term, or None when only the subject, a name,
+    an address or a file's name held them.
+    """
+    hits = {}
     with reading(engine) as conn:
-        rows = rows_of.ticket_rows(conn, status, limit, **filters)
+        rows = rows_of.ticket_rows(conn, status, limit, terms=terms, **filters)
         ids = [r["id"] for r in rows]
         people: dict[int, list[dict]] = {i: [] for i in ids}
         merged: dict[int, list[int]] = {}
@@ -67,7 +76,15 @@ def list_tickets(engine: Engine, status: str | None = None, limit: int | None = 
                 people[p["ticket_id"]].append(dict(p))
             # Merges are rare: the chain is walked only for a ticket something was merged into.
             merged = {i: merged_sources(conn, i) for i in rows_of.merge_targets(conn, ids)}
-    return [_ticket_summary(r, people[r["id"]], merged.get(r["id"], [])) for r in rows]
+            if terms:
+                hits = rows_of.newest_hits(conn, ids, terms)
+    listed = [_ticket_summary(r, people[r["id"]], merged.get(r["id"], [])) for r in rows]
+    if terms:
+        for ticket in listed:
+            hit = hits.get(ticket["id"])
+            ticket["hit"] = ({"message_id": hit["id"], "snippet": snippet(hit["full_text"], list(terms))}
+                             if hit else None)
+    return listed
 
 
 def show_ticket(engine: Engine, ticket_id: int) -> dict | None:

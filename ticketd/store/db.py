@@ -151,6 +151,10 @@ def _switch_to_wal(cursor) -> None:
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers (the CLI) run beside the writer. ticketd's writers
     # queue in a WriteQueue; busy_timeout still waits for anything else that
@@ -168,6 +172,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # after a checkpoint, SQLite cuts the file back to this.
     cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
     cursor.close()
+    # lower() beyond A-Z, for `tickets list --search` (read_models._folded).
+    dbapi_connection.create_function("ticketd_lower", 1, _lower, deterministic=True)
     _record.info[_SYNCHRONOUS] = "FULL"
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, or_, select
+from sqlalchemy import Connection, RowMapping, Text, bindparam, exists, func, or_, select
 
 from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
 
@@ -17,8 +17,9 @@ UNASSIGNED = ""
 
 def ticket_rows(conn: Connection, status: str | None = None, limit: int | None = None, *,
                 statuses: Sequence[str] = (), assignee: str | None = None,
-                requester: str | None = None) -> Sequence[RowMapping]:
-    """Tickets, newest first, optionally of some statuses, one assignee (or none) and one requester."""
+                requester: str | None = None, terms: Sequence[str] = ()) -> Sequence[RowMapping]:
+    """Tickets, newest first, optionally of some statuses, one assignee (or none), one requester,
+    and holding every one of `terms` (lower-cased; see `_holds`)."""
     stmt = select(tickets).order_by(tickets.c.id.desc())
     wanted = [*statuses, *([status] if status else [])]
     if wanted:
@@ -29,9 +30,50 @@ def ticket_rows(conn: Connection, status: str | None = None, limit: int | None =
         stmt = stmt.where(tickets.c.assignee == assignee.lower())
     if requester is not None:
         stmt = stmt.where(tickets.c.requester == requester.lower())
+    for term in terms:
+        stmt = stmt.where(_holds(conn, term))
     if limit:
         stmt = stmt.limit(limit)
     return conn.execute(stmt).mappings().all()
+
+
+def _folded(conn: Connection, column):
+    """The column lower-cased beyond ASCII: SQLite's own lower() folds only A-Z, so its
+    connections carry Python's (`ticketd_lower`, ticketd/store/db.py); PostgreSQL's
+    lower() follows the database's LC_CTYPE (C.UTF-8 or a language's locale fold
+    every script, plain C only A-Z)."""
+    fold = func.ticketd_lower if conn.dialect.name == "sqlite" else func.lower
+    return fold(column, type_=Text)
+
+
+def _holds(conn: Connection, term: str):
+    """Whether a ticket holds `term` anywhere a person would look: its subject, its requester's
+    address or name, a message's text (quoted history included), subject or sender, a file's name.
+
+    A substring match on every row, with `%` and `_` taken literally: no
+    index serves it, so a search reads the text of the tickets it looks at
+    (bench/README.md, Search).
+    """
+    def has(column):
+        return _folded(conn, column).contains(term, autoescape=True)
+
+    on_ticket = messages.c.ticket_id == tickets.c.id
+    return or_(
+        has(tickets.c.subject), has(tickets.c.requester), has(tickets.c.requester_name),
+        exists().where(on_ticket, or_(has(messages.c.full_text), has(messages.c.subject),
+                                      has(messages.c.from_addr), has(messages.c.from_name))),
+        exists().where(on_ticket, attachments.c.message_id == messages.c.id, has(attachments.c.filename)),
+    )
+
+
+def newest_hits(conn: Connection, ticket_ids: list[int], terms: Sequence[str]) -> dict[int, RowMapping]:
+    """Per ticket, its newest message whose text holds one of `terms` (id and text), for a snippet."""
+    holding = or_(*(_folded(conn, messages.c.full_text).contains(t, autoescape=True) for t in terms))
+    newest = (select(func.max(messages.c.id)).where(messages.c.ticket_id.in_(ticket_ids), holding)
+              .group_by(messages.c.ticket_id))
+    rows = conn.execute(select(messages.c.id, messages.c.ticket_id, messages.c.full_text)
+                        .where(messages.c.id.in_(newest))).mappings().all()
+    return {r["ticket_id"]: r for r in rows}
 
 
 def participant_rows(conn: Connection, ticket_ids: list[int]) -> Sequence[RowMapping]:
