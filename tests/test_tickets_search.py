@@ -127,3 +127,30 @@ def test_snippet_shows_the_words_around_the_first_term_on_one_line():
     # A term the text does not hold (a fold Python and the database disagree on): its beginning.
     assert snippet("nothing here " * 20, ["absent"], width=12) == "nothing here…"
 
+
+def test_a_list_longer_than_one_statement_takes_is_read_whole(postgres_url, make_app):
+    """PostgreSQL binds at most 65 535 parameters a statement: a desk of years lists more tickets."""
+    from ticketd.views import list_tickets
+
+    count = 65_536 + 100
+    app = make_app(postgres_url)
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO tickets (subject, status, priority, requester, created_at, updated_at) "
+            f"SELECT 'Drucker ' || g, 'new', 'normal', 'c' || g || '@example.org', now(), now() "
+            f"FROM generate_series(1, {count}) g")
+        conn.exec_driver_sql(
+            "INSERT INTO messages (ticket_id, direction, text, full_text, author_role, created_at) "
+            "SELECT id, 'in', 'Der Drucker brennt', 'Der Drucker brennt', 'customer', now() FROM tickets")
+        first, last = conn.exec_driver_sql("SELECT min(id), max(id) FROM tickets").one()
+        conn.exec_driver_sql("INSERT INTO participants (ticket_id, email, role, created_at) "
+                             f"VALUES ({first}, 'f1@example.org', 'follower', now()), "
+                             f"({last}, 'f2@example.org', 'follower', now())")
+        conn.exec_driver_sql(f"UPDATE tickets SET merged_into = {last}, status = 'closed' WHERE id = {first + 1}")
+
+    for listed in (list_tickets(app.engine), list_tickets(app.engine, terms=["drucker"])):
+        assert len(listed) == count
+        by_id = {t["id"]: t for t in listed}
+        assert by_id[first]["followers"] == ["f1@example.org"] and by_id[last]["followers"] == ["f2@example.org"]
+        assert by_id[last]["merged_from"] == [first + 1]
+    assert all(t["hit"]["snippet"] == "Der Drucker brennt" for t in listed)

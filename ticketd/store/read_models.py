@@ -15,6 +15,16 @@ from ticketd.store.tables import attachments, events, messages, outbox, particip
 UNASSIGNED = ""
 
 
+# The ids one statement binds at most: PostgreSQL's protocol carries up to
+# 65 535 parameters, SQLite takes 32 766 (250 000 as Debian builds it), and
+# `tickets list` on a desk of years lists more tickets than that.
+IDS_PER_STATEMENT = 10_000
+
+
+def _batches(ids: list[int]) -> list[list[int]]:
+    return [ids[i:i + IDS_PER_STATEMENT] for i in range(0, len(ids), IDS_PER_STATEMENT)]
+
+
 def ticket_rows(conn: Connection, status: str | None = None, limit: int | None = None, *,
                 statuses: Sequence[str] = (), assignee: str | None = None,
                 requester: str | None = None, terms: Sequence[str] = ()) -> Sequence[RowMapping]:
@@ -69,22 +79,27 @@ def _holds(conn: Connection, term: str):
 def newest_hits(conn: Connection, ticket_ids: list[int], terms: Sequence[str]) -> dict[int, RowMapping]:
     """Per ticket, its newest message whose text holds one of `terms` (id and text), for a snippet."""
     holding = or_(*(_folded(conn, messages.c.full_text).contains(t, autoescape=True) for t in terms))
-    newest = (select(func.max(messages.c.id)).where(messages.c.ticket_id.in_(ticket_ids), holding)
-              .group_by(messages.c.ticket_id))
-    rows = conn.execute(select(messages.c.id, messages.c.ticket_id, messages.c.full_text)
-                        .where(messages.c.id.in_(newest))).mappings().all()
-    return {r["ticket_id"]: r for r in rows}
+    hits: dict[int, RowMapping] = {}
+    for some in _batches(ticket_ids):
+        newest = (select(func.max(messages.c.id)).where(messages.c.ticket_id.in_(some), holding)
+                  .group_by(messages.c.ticket_id))
+        hits.update((r["ticket_id"], r) for r in conn.execute(
+            select(messages.c.id, messages.c.ticket_id, messages.c.full_text).where(messages.c.id.in_(newest))
+        ).mappings())
+    return hits
 
 
-def participant_rows(conn: Connection, ticket_ids: list[int]) -> Sequence[RowMapping]:
-    """Participants of these tickets, in the order they were added."""
-    return conn.execute(select(participants).where(participants.c.ticket_id.in_(ticket_ids))
-                        .order_by(participants.c.id)).mappings().all()
+def participant_rows(conn: Connection, ticket_ids: list[int]) -> list[RowMapping]:
+    """Participants of these tickets, each ticket's in the order they were added."""
+    return [row for some in _batches(ticket_ids)
+            for row in conn.execute(select(participants).where(participants.c.ticket_id.in_(some))
+                                    .order_by(participants.c.id)).mappings()]
 
 
 def merge_targets(conn: Connection, ticket_ids: list[int]) -> set[int]:
     """Which of `ticket_ids` another ticket was merged into (`tickets merge`)."""
-    return set(conn.execute(select(tickets.c.merged_into).where(tickets.c.merged_into.in_(ticket_ids))).scalars())
+    return {target for some in _batches(ticket_ids)
+            for target in conn.execute(select(tickets.c.merged_into).where(tickets.c.merged_into.in_(some))).scalars()}
 
 
 def message_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:
