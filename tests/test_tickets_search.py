@@ -154,3 +154,12 @@ def test_a_list_longer_than_one_statement_takes_is_read_whole(postgres_url, make
         assert by_id[first]["followers"] == ["f1@example.org"] and by_id[last]["followers"] == ["f2@example.org"]
         assert by_id[last]["merged_from"] == [first + 1]
     assert all(t["hit"]["snippet"] == "Der Drucker brennt" for t in listed)
+
+
+def test_snippet_finds_a_phrase_across_a_line_break_and_marks_text_cut_far_away():
+    text = "x" * 5000 + "\n\nthe printer\n   is ON\nfire today\n" + "y" * 5000
+    piece = snippet(text, ["on fire"], width=30)
+    assert "is ON fire" in piece and piece.startswith("…") and piece.endswith("…") and len(piece) == 32
+    # White space wider than the window flattened around the hit: the word before it is cut, and marked so.
+    assert snippet("a\n\n\n" + " " * 2000 + "printer", ["printer"], width=10) == "…printer"
+    assert snippet("a\n\n\n" + " " * 20 + "printer", ["printer"], width=10) == "a printer"

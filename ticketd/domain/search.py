@@ -32,15 +32,19 @@ def snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
 
     The text is read case-insensitively, as the database compared it; where
     the terms are not found (a case fold the database and Python disagree
-    on), the text's beginning is shown.
+    on), the text's beginning is shown. Only a window around the hit is
+    flattened: a long mail costs no more than a short one.
     """
-    flat = " ".join(text.split())
-    found = re.search("|".join(map(re.escape, sorted(terms, key=len, reverse=True))), flat, re.IGNORECASE)
-    if found is None:
-        start = 0
-    else:
-        start = max(0, found.start() - (width - (found.end() - found.start())) // 3)
+    longest_first = sorted(terms, key=len, reverse=True)
+    pattern = re.compile("|".join(r"\s+".join(map(re.escape, t.split())) for t in longest_first), re.IGNORECASE)
+    found = pattern.search(text)
+    low = max(0, found.start() - 3 * width) if found else 0
+    high = min(len(text), (found.end() if found else 0) + 3 * width)
+    flat = " ".join(text[low:high].split())
+    found = pattern.search(flat)
+    start = max(0, found.start() - (width - (found.end() - found.start())) // 3) if found else 0
     end = min(len(flat), start + width)
     start = max(0, min(start, end - width))
-    piece = flat[start:end]
-    return ("…" if start > 0 else "") + piece + ("…" if end < len(flat) else "")
+    cut_before = start > 0 or bool(text[:low].strip())
+    cut_after = end < len(flat) or bool(text[high:].strip())
+    return ("…" if cut_before else "") + flat[start:end] + ("…" if cut_after else "")
