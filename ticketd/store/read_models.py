@@ -21,7 +21,7 @@ UNASSIGNED = ""
 IDS_PER_STATEMENT = 10_000
 
 
-def _batches(ids: list[int]) -> list[list[int]]:
+def _batches(ids: list) -> list[list]:
     return [ids[i:i + IDS_PER_STATEMENT] for i in range(0, len(ids), IDS_PER_STATEMENT)]
 
 
@@ -138,16 +138,18 @@ def latest_messages(conn: Connection, ticket_id: int, limit: int,
     return rows, (rows[0]["total"] if rows else 0)
 
 
-def attachment_rows(conn: Connection, message_row_ids: list[int]) -> Sequence[RowMapping]:
-    return conn.execute(_ATTACHMENTS_OF, {"ids": list(message_row_ids)}).mappings().all()
+def attachment_rows(conn: Connection, message_row_ids: list[int]) -> list[RowMapping]:
+    return [row for some in _batches(list(message_row_ids))
+            for row in conn.execute(_ATTACHMENTS_OF, {"ids": some}).mappings()]
 
 
 def file_sizes(conn: Connection, sha256s: set[str]) -> dict[str, int]:
     """The size of each of these attachment files that some attachment row names."""
     if not sha256s:
         return {}
-    return dict(conn.execute(select(attachments.c.sha256, func.max(attachments.c.size))
-                             .where(attachments.c.sha256.in_(sorted(sha256s))).group_by(attachments.c.sha256)).all())
+    return {sha256: size for some in _batches(sorted(sha256s))
+            for sha256, size in conn.execute(select(attachments.c.sha256, func.max(attachments.c.size))
+                                             .where(attachments.c.sha256.in_(some)).group_by(attachments.c.sha256))}
 
 
 def event_rows(conn: Connection, ticket_id: int) -> Sequence[RowMapping]:

@@ -1,0 +1,59 @@
+"""A desk of years on PostgreSQL, whose protocol binds at most 65 535 parameters a statement:
+tickets listed, searched and shown whole when they hold more rows than that."""
+
+from __future__ import annotations
+
+# More than one statement binds: 65 535.
+MANY = 65_536 + 100
+
+
+def test_more_tickets_than_one_statement_takes_are_listed_and_searched_whole(postgres_url, make_app):
+    """`tickets list` reads each listed ticket's people, merges and search hit."""
+    from ticketd.views import list_tickets
+
+    app = make_app(postgres_url)
+    with app.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO tickets (subject, status, priority, requester, created_at, updated_at) "
+            f"SELECT 'Drucker ' || g, 'new', 'normal', 'c' || g || '@example.org', now(), now() "
+            f"FROM generate_series(1, {MANY}) g")
+        conn.exec_driver_sql(
+            "INSERT INTO messages (ticket_id, direction, text, full_text, author_role, created_at) "
+            "SELECT id, 'in', 'Der Drucker brennt', 'Der Drucker brennt', 'customer', now() FROM tickets")
+        first, last = conn.exec_driver_sql("SELECT min(id), max(id) FROM tickets").one()
+        conn.exec_driver_sql("INSERT INTO participants (ticket_id, email, role, created_at) "
+                             f"VALUES ({first}, 'f1@example.org', 'follower', now()), "
+                             f"({last}, 'f2@example.org', 'follower', now())")
+        conn.exec_driver_sql(f"UPDATE tickets SET merged_into = {last}, status = 'closed' WHERE id = {first + 1}")
+
+    for listed in (list_tickets(app.engine), list_tickets(app.engine, terms=["drucker"])):
+        assert len(listed) == MANY
+        by_id = {t["id"]: t for t in listed}
+        assert by_id[first]["followers"] == ["f1@example.org"] and by_id[last]["followers"] == ["f2@example.org"]
+        assert by_id[last]["merged_from"] == [first + 1]
+    assert all(t["hit"]["snippet"] == "Der Drucker brennt" for t in listed)
+
+
+def test_a_ticket_with_more_messages_than_one_statement_takes_is_shown_whole(postgres_url, make_app):
+    """A monitoring robot writing to one ticket for years: `tickets show` lists every message and file."""
+    from ticketd.views import show_ticket
+
+    app = make_app(postgres_url)
+    with app.engine.begin() as conn:
+        ticket = conn.exec_driver_sql(
+            "INSERT INTO tickets (subject, status, priority, requester, created_at, updated_at) "
+            "VALUES ('disk full', 'open', 'normal', 'robot@example.org', now(), now()) RETURNING id").scalar_one()
+        conn.exec_driver_sql(
+            "INSERT INTO messages (ticket_id, direction, text, full_text, author_role, created_at) "
+            f"SELECT {ticket}, 'in', 'disk ' || g, 'disk ' || g, 'customer', now() FROM generate_series(1, {MANY}) g")
+        first, last = conn.exec_driver_sql("SELECT min(id), max(id) FROM messages").one()
+        conn.exec_driver_sql(
+            "INSERT INTO attachments (message_id, filename, content_type, size, sha256, inline) "
+            f"VALUES ({first}, 'first.log', 'text/plain', 3, '{'a' * 64}', false), "
+            f"({last}, 'last.log', 'text/plain', 4, '{'b' * 64}', false)")
+
+    shown = show_ticket(app.engine, ticket)
+    assert len(shown["messages"]) == MANY
+    assert shown["messages"][0]["attachments"][0]["filename"] == "first.log"
+    assert shown["messages"][-1]["text"] == f"disk {MANY}"
+    assert shown["messages"][-1]["attachments"][0]["filename"] == "last.log"
