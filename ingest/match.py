@@ -93,6 +93,26 @@ def read_reply_addresses(signer: Signer, support_address: str, recipients: list[
     return found
 
 
+# RFC 5322 section 3.6.4: References lists a thread from its first mail to
+# the one answered, and a thread of years or a crafted header lists tens of
+# thousands: more ids than one statement binds (65 535 on PostgreSQL), which
+# quarantined the mail. The mails nearest the one answered, and the thread's
+# first, say where it belongs.
+REFERENCES_LOOKED_UP = 100
+
+
+def referenced_ids(in_reply_to: list[str], references: list[str]) -> list[str]:
+    """The Message-IDs a mail answers, the nearest first: In-Reply-To, then References from its end.
+
+    Of a longer list, the first REFERENCES_LOOKED_UP of In-Reply-To, the
+    last REFERENCES_LOOKED_UP of References and its first (the thread's root).
+    """
+    ids = in_reply_to[:REFERENCES_LOOKED_UP] + references[:-REFERENCES_LOOKED_UP - 1:-1]
+    if len(references) > REFERENCES_LOOKED_UP:
+        ids.append(references[0])
+    return list(dict.fromkeys(ids))
+
+
 def our_message_ticket(signer: Signer, domain: str, message_id: str) -> int | None:
     """The ticket named by one of our signed Message-IDs, or None."""
     local, _, mid_domain = message_id.lower().rpartition("@")

@@ -1,5 +1,5 @@
 """A desk of years on PostgreSQL, whose protocol binds at most 65 535 parameters a statement:
-tickets listed, searched and shown whole when they hold more rows than that."""
+tickets listed, searched and shown whole, and a reply threaded, when they name more rows than that."""
 
 from __future__ import annotations
 
@@ -57,3 +57,46 @@ def test_a_ticket_with_more_messages_than_one_statement_takes_is_shown_whole(pos
     assert shown["messages"][0]["attachments"][0]["filename"] == "first.log"
     assert shown["messages"][-1]["text"] == f"disk {MANY}"
     assert shown["messages"][-1]["attachments"][0]["filename"] == "last.log"
+
+
+def test_a_reply_naming_more_mails_than_one_statement_takes_joins_its_ticket(postgres_url, make_app):
+    """A References header of a thread of years (or a crafted one) listing 70 000 ids was looked up
+    whole, and the mail quarantined; the thread's first mail still says where it belongs."""
+    import smtplib
+
+    from ingest.smtp import Receiver
+    from ticketd.pipeline import drain
+    from ticketd.views import list_tickets, show_ticket
+
+    app = make_app(postgres_url)
+    receiver = Receiver(app)
+    receiver.start()
+    head = "From: ann@example.org\r\nTo: support@example.com\r\n"
+    middle = "\r\n ".join(f"<r{i}@lists.example.net>" for i in range(70_000))
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            client.sendmail("ann@example.org", ["support@example.com"],
+                            head + "Subject: Printer\r\nMessage-ID: <root@example.org>\r\n\r\nIt burns.\r\n")
+        assert drain(app) == 1
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            client.sendmail("ann@example.org", ["support@example.com"],
+                            head + "Subject: Re: Printer\r\nMessage-ID: <reply@example.org>\r\n"
+                            f"References: <root@example.org>\r\n {middle}\r\n\r\nStill burning.\r\n")
+        assert drain(app) == 1
+    finally:
+        receiver.stop()
+    [ticket] = list_tickets(app.engine)
+    replies = [m for m in show_ticket(app.engine, ticket["id"])["messages"] if m["direction"] == "in"]
+    assert [(m["text"].strip(), m["matched_by"]) for m in replies] == [("It burns.", "new"),
+                                                                       ("Still burning.", "references")]
+
+
+def test_the_ids_looked_up_are_the_nearest_and_the_first():
+    from ingest.match import REFERENCES_LOOKED_UP, referenced_ids
+
+    assert referenced_ids(["p"], ["root", "a", "p"]) == ["p", "a", "root"]
+    many = [f"r{i}" for i in range(1000)]
+    looked_up = referenced_ids(["p"], many)
+    assert looked_up == ["p", *reversed(many[-REFERENCES_LOOKED_UP:]), "r0"]
+    # r0 is the first of both lists: named once.
+    assert len(referenced_ids(many, many)) == 2 * REFERENCES_LOOKED_UP

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses
+from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses, referenced_ids
 from ingest.parse import ParsedMail
 from outbound.bounces import assignee_told, link_report
 from outbound.outbox import queue_notices
@@ -87,7 +87,7 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
         # An agent's signed address for the merged ticket is theirs for the
         # one it went into: their #commands apply there (ticketd.agent_mail).
         reply = replace(reply, ticket_id=reply_ticket)
-    referenced = parsed.in_reply_to + list(reversed(parsed.references))
+    referenced = referenced_ids(parsed.in_reply_to, parsed.references)
     signed = [t for t in (our_message_ticket(app.signer, app.settings.support_domain, m) for m in referenced) if t]
     signed = [t for t in dict.fromkeys(resolved(t) for t in dict.fromkeys(signed)) if t is not None]
     received = store.tickets_by_message_ids(conn, referenced)
