@@ -17,7 +17,8 @@ UNASSIGNED = ""
 
 # The ids one statement binds at most: PostgreSQL's protocol carries up to
 # 65 535 parameters, SQLite takes 32 766 (250 000 as Debian builds it), and
-# `tickets list` on a desk of years lists more tickets than that.
+# `tickets list` on a desk of years lists more tickets than that, as
+# `tickets show` does messages of a ticket a robot wrote to for years.
 IDS_PER_STATEMENT = 10_000
 
 
