@@ -91,6 +91,33 @@ def test_a_reply_naming_more_mails_than_one_statement_takes_joins_its_ticket(pos
                                                                        ("Still burning.", "references")]
 
 
+def test_a_mail_copying_more_addresses_than_one_statement_takes_opens_its_ticket(postgres_url, make_app):
+    """A mail Cc'ing 70 000 addresses was quarantined: its ticket gets max_followers of them, and one
+    event counts the rest."""
+    import smtplib
+
+    from ingest.smtp import Receiver
+    from ticketd.pipeline import drain
+    from ticketd.views import list_tickets, show_ticket
+
+    app = make_app(postgres_url)
+    receiver = Receiver(app)
+    receiver.start()
+    copied = ",\r\n ".join(f"c{i}@example.org" for i in range(70_000))
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            client.sendmail("ann@example.org", ["support@example.com"],
+                            "From: ann@example.org\r\nTo: support@example.com\r\nSubject: Printer\r\n"
+                            f"Message-ID: <root@example.org>\r\nCc: {copied}\r\n\r\nIt burns.\r\n")
+        assert drain(app) == 1
+    finally:
+        receiver.stop()
+    [ticket] = list_tickets(app.engine)
+    assert ticket["followers"] == [f"c{i}@example.org" for i in range(app.settings.max_followers)]
+    [limited] = [e for e in show_ticket(app.engine, ticket["id"])["events"] if e["kind"] == "followers_limited"]
+    assert limited["to"] == str(70_000 - app.settings.max_followers)
+
+
 def test_the_ids_looked_up_are_the_nearest_and_the_first():
     from ingest.match import REFERENCES_LOOKED_UP, referenced_ids
 

@@ -165,6 +165,58 @@ def test_each_new_follower_is_an_event_in_the_history(any_desk):
     assert "wrote to the ticket" in events[2]["reason"]
 
 
+@pytest.fixture
+def small_desk(make_app, db_url):
+    """A desk whose tickets take at most three followers from mail."""
+    yield from open_desk(make_app, db_url, extra="max_followers: 3\n")
+
+
+def test_mail_brings_a_ticket_followers_up_to_max_followers_and_names_who_it_left_out(small_desk):
+    """A mail Cc'ing a whole company makes no one past the limit a recipient of every public reply;
+    the history names them; an agent's #follow still adds (a person chose it)."""
+    desk = small_desk
+    copied = [f"c{i}@example.org" for i in range(5)]
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=", ".join([CUSTOMER, copied[0], *copied])))
+    tid = desk.ticket()["id"]
+    assert [e["to_value"] for e in desk.events(tid, "follower_added")] == copied[:3]
+    [limited] = desk.events(tid, "followers_limited")
+    assert (limited["actor"], limited["to_value"]) == (CUSTOMER, "2")
+    assert limited["message_id"] == desk.messages(tid)[0]["id"]
+    assert f"{copied[3]}, {copied[4]}; in Cc of mail <" in limited["reason"] and "max_followers" in limited["reason"]
+    assert desk.assign(tid) == ALICE
+    # A reply Cc'ing one more: left out too, in an event of its own.
+    late = "late@example.org"
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "Adding a colleague.\n", cc=late)
+    assert [e["to_value"] for e in desk.events(tid, "followers_limited")] == ["2", "1"]
+    # Someone left out who writes in (by the customers' reply address) is kept, but follows not
+    # and cannot accept; the agent's #follow adds them past the limit.
+    desk.reply_to(desk.last(ALICE), ALICE, "#status solution_proposed\nReplace the fuser.\n")
+    desk.reply_to(desk.last(CUSTOMER), copied[4], "yes\n")
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    assert desk.messages(tid)[-1]["from_addr"] == copied[4]
+    assert f"{copied[4]}; wrote to the ticket" in desk.events(tid, "followers_limited")[-1]["reason"]
+    desk.reply_to(desk.last(ALICE), ALICE, f"#follow {late}\nThe technician comes at 3pm.\n")
+    assert desk.events(tid, "follower_added")[-1]["to_value"] == late
+    for someone in (CUSTOMER, *copied[:3], late):
+        assert "3pm" in body_text(desk.last(someone))
+    assert all("3pm" not in body_text(m) for m in desk.inbox(copied[3]) + desk.inbox(copied[4]))
+
+
+def test_a_limit_of_no_followers_and_the_names_an_event_spells_out(make_app, sqlite_url):
+    """max_followers: 0 lets mail bring no one; a long list is named up to 20, the count says the rest."""
+    from ticketd.domain.following import LEFT_OUT_NAMED
+
+    for desk in open_desk(make_app, sqlite_url, extra="max_followers: 0\n"):
+        copied = [f"c{i}@example.org" for i in range(LEFT_OUT_NAMED + 5)]
+        desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=", ".join(copied)))
+        tid = desk.ticket()["id"]
+        assert desk.events(tid, "follower_added") == []
+        [limited] = desk.events(tid, "followers_limited")
+        assert limited["to_value"] == str(LEFT_OUT_NAMED + 5)
+        assert f"{copied[LEFT_OUT_NAMED - 1]} and 5 more; in Cc of" in limited["reason"]
+        assert copied[LEFT_OUT_NAMED] not in limited["reason"]
+
+
 def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing(any_desk):
     """A customer's Message-ID is no secret (every copy, a list's archive, a forward shows it): whoever it
     was not written to is kept on the ticket for the assignee, and neither follows it nor changes it."""
@@ -427,3 +479,18 @@ def test_only_the_tickets_customers_react(any_desk):
     desk.send(build_mail(colleague, "\n", to=like, subject="Helpful"))
     [reaction] = desk.reactions()
     assert (reaction["reaction"], reaction["by_addr"]) == ("like", colleague)
+
+
+def test_who_joins_under_the_limit_and_who_is_left_out():
+    """The pure decision: names already on the ticket or named twice are no change and take no place."""
+    from ticketd.domain.following import followers_joining
+
+    on_ticket = {"req@example.org": "requester", "f@example.org": "follower", ALICE: "agent"}
+    named = [("F@example.org", None), ("a@example.org", "A"), ("REQ@example.org", None), ("a@example.org", None),
+             ("b@example.org", None), ("c@example.org", "C")]
+    joining = followers_joining(named, on_ticket, 3)
+    assert joining.join == (("a@example.org", "A"), ("b@example.org", None))
+    assert joining.left_out == ("c@example.org",)
+    assert followers_joining(named, on_ticket, None).join == (("a@example.org", "A"), ("b@example.org", None),
+                                                              ("c@example.org", "C"))
+    assert followers_joining(named, on_ticket, 1).left_out == ("a@example.org", "b@example.org", "c@example.org")

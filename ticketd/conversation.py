@@ -102,12 +102,13 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         # Mail our address wrote for a customer: whom it was written to besides them follow as well.
         copied = [(cc, p.recipient_names.get(cc)) for cc in (p.to + p.cc if ours else p.cc)
                   if not is_ours(app, cc) and cc != requester and app.rules.agent(cc) is None]
-        add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}")
+        add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}",
+                      limit=app.settings.max_followers)
         # Several From addresses (RFC 5322 3.6.2): the others wrote it too, and hear the answers.
         authors = [(a, None) for a in p.co_authors
                    if not is_ours(app, a) and a != requester and app.rules.agent(a) is None]
         add_followers(conn, ticket_id, authors, now, actor=actor, row_id=row_id,
-                      reason=f"in From of {mail_ref(mail)} beside {requester}")
+                      reason=f"in From of {mail_ref(mail)} beside {requester}", limit=app.settings.max_followers)
     if facts.values or facts.ignored:
         store.add_event(conn, ticket_id, now, actor, "key_facts", message_row_id=row_id,
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,

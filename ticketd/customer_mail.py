@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ticketd.app import App
 from ticketd.domain.authority import Verdict
+from ticketd.domain.following import followers_joining, left_out_reason
 from ticketd.domain.lifecycle import CustomerEffect, answer_line, customer_reply_effect
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
@@ -28,17 +29,26 @@ if TYPE_CHECKING:
 
 
 def add_followers(conn, ticket_id: int, addresses: list[tuple[str, str | None]], now, *, actor: str,
-                  reason: str, row_id: int | None) -> None:
+                  reason: str, row_id: int | None, limit: int | None = None) -> bool:
     """Join (address, name) pairs as followers; an event for each one that was not on the ticket yet.
 
     PRODUCT.md: "Every change is an event in the ticket's history"; someone
-    already a participant (requester, follower, agent) is no change.
+    already a participant (requester, follower, agent) is no change. Mail
+    passes `limit` (settings.max_followers): those past it join not, and
+    one event names them. True if every address is on the ticket now.
     """
-    for address, name in addresses:
-        if store.participant_role(conn, ticket_id, address) is None:
-            store.add_participant(conn, ticket_id, address, "follower", name, now)
-            store.add_event(conn, ticket_id, now, actor, "follower_added", to_value=address.lower(),
-                            reason=reason, message_row_id=row_id)
+    if not addresses:
+        return True     # most mail copies no one: no read of the ticket's people on intake's path
+    on_ticket = {p["email"]: p["role"] for p in store.participants_of(conn, ticket_id)}
+    joining = followers_joining(addresses, on_ticket, limit)
+    for address, name in joining.join:
+        store.add_participant(conn, ticket_id, address, "follower", name, now)
+        store.add_event(conn, ticket_id, now, actor, "follower_added", to_value=address.lower(),
+                        reason=reason, message_row_id=row_id)
+    if joining.left_out:
+        store.add_event(conn, ticket_id, now, actor, "followers_limited", to_value=str(len(joining.left_out)),
+                        reason=left_out_reason(joining.left_out, limit, reason), message_row_id=row_id)
+    return not joining.left_out
 
 
 def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: Verdict, now) -> Decision:
@@ -94,16 +104,17 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                         reason=f"the sender is on no mail of this ticket and wrote {came_by}: kept, joins "
                                f"no one, changes nothing; {ref}")
     elif p.author and role is None and not claims_agent and not is_ours(app, p.author):
-        add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
-                      reason=f"wrote to the ticket; {ref} by {mail.matched_by}")
-        role = "follower"
+        if add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
+                         reason=f"wrote to the ticket; {ref} by {mail.matched_by}", limit=app.settings.max_followers):
+            role = "follower"
     elif role == "follower" and p.from_name:
         # The name on their own mail wins over the one a Cc gave them: it greets them from now on.
         store.name_participant(conn, ticket_id, p.author, p.from_name)
     if not outsider:
         copied = [(cc, p.recipient_names.get(cc)) for cc in p.cc
                   if not is_ours(app, cc) and app.rules.agent(cc) is None]
-        add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}")
+        add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}",
+                      limit=app.settings.max_followers)
 
     acts = role in ("requester", "follower")
     own_text = "" if mail.quoted_only else mail.text

@@ -241,6 +241,10 @@ class Settings(_Strict):
     # 0 is allowed: no automatic mail to customers at all (outbound/outbox.py
     # suppresses it; agents' replies are not automatic and still go).
     auto_mails_per_recipient_per_hour: int = Field(default=10, ge=0)
+    # Followers mail may bring a ticket (Cc, several From, someone writing in): past it, a mail
+    # Cc'ing a whole company or a list's thousands makes no one else a recipient of every public
+    # reply, and one event names who was left out. An agent's #follow adds past it. Zendesk stops at 48.
+    max_followers: int = Field(default=50, ge=0)
     max_mime_depth: int = Field(default=20, ge=1)
     max_mime_parts: int = Field(default=500, ge=1)
     sweep_seconds: float = Field(default=5, ge=MIN_LOOP_SECONDS, allow_inf_nan=False)
