@@ -48,6 +48,7 @@ SAMPLES: dict[str, dict] = {
                                         dislike_address="support+dislike@example.com"),
     "requester/waiting_reminder": dict(close_at=datetime(2026, 1, 9, 10, 30), status="waiting_customer"),
     "requester/ticket_closed": dict(reason="closed by Alice", closed_by="agent"),
+    "requester/rating_not_counted": dict(rating="10 10 10"),
     "agent/ticket_assigned": dict(agent_name="Alice", reason="round robin in support", conversation=_CONVERSATION,
                                   conversation_omitted=3, attachments=_FILES, public_recipients=_PUBLIC),
     "agent/customer_replied": dict(text="Still burning.", sender="boss@example.org", sender_name="Pat Boss",

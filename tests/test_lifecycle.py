@@ -239,6 +239,35 @@ def test_one_rating_per_ticket_from_the_requester_and_a_later_one_replaces_it(de
     assert rated["count"] == 1
 
 
+@pytest.mark.parametrize(("reply", "read"), [("10 10 10\n", "10 10 10"), ("Hi,\n0 4 5\nThanks, Anna\n", "0 4 5"),
+                                            ("8/10 9/10 10/10\n", "8 9 10"), ("4/10, 5/10, 5/10\n", "4 5 5")])
+def test_a_rating_off_the_scale_keeps_the_ticket_closed_and_the_requester_learns_how_to_rate(desk, reply, read):
+    """The closing mail asks for three numbers from 1 to 5; "10 10 10" is delight, not what is still wrong.
+    It reopened the ticket into an agent's queue: now it is not counted, and the requester is told how
+    to rate (a follower's numbers are not counted either, and they were not asked)."""
+    customer, colleague, agent = "cust@example.org", "boss@example.org", "alice@example.com"
+    tid = _closed_with_follower(desk, customer, colleague, agent)
+    desk.reply_to(desk.last(customer), customer, reply)
+    assert desk.ticket(tid)["status"] == "closed" and desk.events(tid, "reopened") == []
+    assert desk.ratings(tid) == []
+    [ignored] = desk.events(tid, "rating_not_counted")
+    assert (ignored["actor"], ignored["to_value"]) == (customer, read)
+    assert "from 1 (poor) to 5 (excellent)" in ignored["reason"]
+    asked = desk.last(customer)
+    assert f'We could not count "{read}"' in body_text(asked) and "5 4 5" in body_text(asked)
+    assert asked["Auto-Submitted"] == "auto-replied"
+    assert asked["In-Reply-To"].strip("<>") == desk.messages(tid)[-1]["message_id"]
+    # Rated on the scale then, it counts.
+    desk.reply_to(asked, customer, "5 4 5\n")
+    assert [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)] == [(5, 4, 5)]
+    assert desk.ticket(tid)["status"] == "closed"
+    # A follower's off-scale numbers: not counted, and nobody mails them about it.
+    before = len(desk.inbox(colleague))
+    desk.reply_to(desk.last(colleague), colleague, "10 10 10\n")
+    assert desk.events(tid, "rating_not_counted")[-1]["to_value"] == "10 10 10"
+    assert len(desk.inbox(colleague)) == before and desk.ticket(tid)["status"] == "closed"
+
+
 @pytest.mark.parametrize("reply", ["quoted", "Thank you!\n", "Thanks a lot\n", "Great, thanks!\n",
                                    "Hi team,\n\nthanks, it works now.\n\nBest regards,\nAnna\n"])
 def test_thanks_or_no_words_leave_a_closed_ticket_closed(desk, reply):

@@ -11,6 +11,7 @@ from ticketd.domain.lifecycle import (
     customer_reply_effect,
     is_acceptance,
     parse_key_facts,
+    misread_rating,
     parse_rating,
     parse_when,
 )
@@ -104,12 +105,31 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     "5 5 5\nThanks,\nAnna\nBob\nCarol\nDave",
     "Thanks 5 5 5 for nothing",
     "5 5 5\nCarl\nCall me back", "5 5 5 - great job but slow",
-    "Thanks 4 5 3 but the tray jams", "Thanks! 6 5 3",
+    "Thanks 4 5 3 but the tray jams", "Thanks! 6 5 3 but slow",
 ])
 def test_a_rating_with_more_to_say_reopens(text):
     """Anything beyond greetings, thanks and a name is a person's words: a person reads them."""
     assert parse_rating(text) is None
     assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "reopened"
+
+
+@pytest.mark.parametrize(("text", "read"), [
+    ("Thanks! 6 5 3", (6, 5, 3)), ("10 10 10", (10, 10, 10)), ("0, 4, 5", (0, 4, 5)),
+    ("8/10 9/10 10/10", (8, 9, 10)), ("4/10 5/10 5/10", (4, 5, 5)), ("Speed: 9 usefulness: 5 polite: 5", (5, 9, 5)),
+    ("Hi,\n10 10 10\nThank you,\nAnna", (10, 10, 10)),
+])
+def test_a_rating_off_the_scale_is_read_as_one_not_counted_and_the_requester_asked_again(text, read):
+    """The closing mail asks for 1 to 5; numbers in a rating's shape off that scale are no complaint."""
+    assert parse_rating(text) is None and misread_rating(text) == read
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert (effect.kind, effect.rating, effect.ask_again) == ("none", read, True)
+    assert "from 1 (poor) to 5 (excellent)" in effect.unchanged_because
+    assert customer_reply_effect(Status.CLOSED, text, WORDS, by_requester=False).ask_again is False
+
+
+@pytest.mark.parametrize("text", ["5 4 5", "100 100 100", "5 4 5 6", "It broke again", "5 4", ""])
+def test_a_rating_on_the_scale_or_anything_else_is_no_misread_rating(text):
+    assert misread_rating(text) is None
 
 
 # (status, text) -> (kind, to_status): every status, accept / other / rating texts.

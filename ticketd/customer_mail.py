@@ -127,6 +127,12 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                        f"follow the ticket and their mail changes nothing]\n\n{mail.text}")
     if effect.unchanged_because:
         notify_text = _unchanged(conn, ticket, effect, mail.text, who=who, ref=ref, row_id=row_id, now=now)
+    if effect.ask_again:
+        # RFC 3834: an answer to their mail, automatic; the hourly cap per recipient stops a loop.
+        decision.notices.append(Notice(
+            template="requester/rating_not_counted", recipient=ticket["requester"], ticket_id=ticket_id,
+            context={"rating": " ".join(map(str, effect.rating or ()))}, auto_submitted=AUTO_REPLIED,
+            in_reply_to=p.message_id))
     if effect.kind == "accepted":
         set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
                    reason=f"proposed solution accepted ({answer_line(mail.text)[:80]!r}); {ref}", row_id=row_id)

@@ -114,6 +114,10 @@ _RATING_FIELD = {"usefulness": 0, "useful": 0, "speed": 1, "fast": 1, "politenes
 # Between the numbers: spaces, commas, slashes, bars or dashes ("5 4 5", "5,4,5", "5/4/5", "5-4-5", "5 – 4 – 5").
 _SEP = r"[\s,;/|\-\u2013\u2014]+"
 _RATING = re.compile(rf"^\s*([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?\s*[.!]?\s*$")
+# The same shape with any one- or two-digit numbers and scales: "10 10 10", "0 5 5", "8/10 9/10 10/10"
+# is a rating the customer meant but did not write on ours (misread_rating), not what is still wrong.
+_RATING_SHAPE = re.compile(rf"^\s*(\d\d?)(?:\s*/\s*\d\d?)?{_SEP}(\d\d?)(?:\s*/\s*\d\d?)?{_SEP}(\d\d?)"
+                           rf"(?:\s*/\s*\d\d?)?\s*[.!]?\s*$")
 
 
 def parse_rating(text: str) -> tuple[int, int, int] | None:
@@ -124,7 +128,20 @@ def parse_rating(text: str) -> tuple[int, int, int] | None:
     under it: "Hi,\n5 4 5\nThank you,\nAnna" is only a rating. Any other
     word is something a person should read (`_rating_of` for the numbers).
     """
-    if (rating := _rating_of(text)) is not None:
+    return _rating_in(text, _RATING)
+
+
+def misread_rating(text: str) -> tuple[int, int, int] | None:
+    """The numbers of a reply shaped as a rating but not on its scale of 1 to 5 ("10 10 10", "0 4 5",
+    "4/10 5/10 5/10"), courtesy and labels as parse_rating allows; None for a rating or anything else."""
+    if parse_rating(text) is not None:
+        return None
+    return _rating_in(text, _RATING_SHAPE)
+
+
+def _rating_in(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
+    """The three numbers `shape` finds in the reply once courtesy around them is set aside."""
+    if (rating := _rating_of(text, shape)) is not None:
         return rating
     lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
     if lines and (_greets(lines[0]) or _courtesy(lines[0], _THANKS)):
@@ -133,7 +150,7 @@ def parse_rating(text: str) -> tuple[int, int, int] | None:
         if _closing(lines[end:]):
             numbers = "\n".join(lines[:end])
             for bare in _thanks_cut(numbers):
-                if (rating := _rating_of(bare)) is not None:
+                if (rating := _rating_of(bare, shape)) is not None:
                     return rating
     return None
 
@@ -245,8 +262,8 @@ def _closing(lines: list[str]) -> bool:
     return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
 
 
-def _rating_of(text: str) -> tuple[int, int, int] | None:
-    """Three numbers 1-5 (usefulness, speed, politeness) and nothing else; labels allowed.
+def _rating_of(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
+    """Three numbers of `shape` (1-5 for _RATING: usefulness, speed, politeness) and nothing else; labels allowed.
 
     A label decides where its number goes ("Speed: 1 / Usefulness: 5 /
     Politeness: 4" is 5 1 4); an unlabelled number takes its place in the
@@ -260,7 +277,7 @@ def _rating_of(text: str) -> tuple[int, int, int] | None:
     text = unicodedata.normalize("NFKC", text or "")
     labels = list(_RATING_LABELS.finditer(text))
     # Labels blanked to spaces of their own length keep the offsets of the numbers.
-    m = _RATING.match(_RATING_LABELS.sub(lambda found: " " * len(found.group()), text))
+    m = shape.match(_RATING_LABELS.sub(lambda found: " " * len(found.group()), text))
     if not m:
         return None
     numbers = [int(m.group(i)) for i in (1, 2, 3)]
@@ -295,6 +312,7 @@ class CustomerEffect:
     to_status: Status | None = None
     rating: tuple[int, int, int] | None = None
     unchanged_because: str | None = None
+    ask_again: bool = False         # a rating not on the scale: the requester is told how to write one
 
 
 def customer_reply_effect(status: Status, text: str, accept_words, *, by_requester: bool = True,
@@ -330,6 +348,14 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
                 return CustomerEffect("none", rating=rating, unchanged_because="only the requester rates the "
                                       "ticket; this rating is not counted")
             return CustomerEffect("rated", None, rating)
+        if (misread := misread_rating(text)) is not None:
+            # "10 10 10" is delight, not what is still wrong: reopening would
+            # put a solved ticket back in an agent's queue. The requester, who
+            # meant to rate, is asked again (ask_again); anyone else's numbers
+            # are not counted anyway.
+            return CustomerEffect("none", rating=misread, ask_again=by_requester,
+                                  unchanged_because="a rating is three numbers from 1 (poor) to 5 (excellent); "
+                                  "these are not counted")
         if not has_files and is_only_courtesy(text):
             return CustomerEffect("none", unchanged_because="the reply is only thanks or a greeting")
         return CustomerEffect("reopened", Status.OPEN)
