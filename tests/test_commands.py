@@ -372,3 +372,33 @@ def test_follow_changes_nothing_only_when_everyone_named_is_on_the_ticket_alread
         reply = read_agent_reply(text)
         checked = plan_commands(reply, now=NOW, agents=AGENTS, groups=GROUPS)
         assert unchanged_commands(reply, checked, ticket, people=people).whole_mail is unchanged
+
+
+@pytest.mark.parametrize("line, into", [("#merge [#1042]", 1042), ("#merge #1042", 1042), ("#merge 1042.", 1042),
+                                        ("#merge into [#1042]", 1042), ("#merge: [ #7 ]", 7),
+                                        ("#Merge Into #12!", 12)])
+def test_merge_names_the_ticket_this_one_joins(line, into):
+    p = plan(f"{line}\nWe answer on your first ticket.")
+    assert p.ok and p.merge_into == into and p.status is None
+
+
+@pytest.mark.parametrize("text, error", [
+    ("#merge", "#merge needs the ticket this one joins"),
+    ("#merge the printer one", "'the printer one' is not a ticket"),
+    ("#merge [#1042] [#1043]", "is not a ticket"),
+    ("#merge [#0]", "there is no ticket 0"),
+    ("#merge [#99999999999]", "there is no ticket 99999999999"),
+    ("#merge [#1042]\n#close", "#merge [#1042] closes this ticket, and #close would change only the ticket"),
+    ("#merge [#1042]\n#assign bob@example.com\n#priority high",
+     "and #assign bob@example.com; #priority high would change only"),
+    ("#merge [#1042]\n#merge [#1043]", "#merge is given twice"),
+])
+def test_merge_refuses_what_it_cannot_do_with_how_to_write_it(text, error):
+    p = plan(text)
+    assert not p.ok and any(error in e for e in p.errors), p.errors
+    assert USAGE["merge"] in p.usage or "given twice" in error
+
+
+def test_merge_goes_with_a_note_follow_and_history():
+    p = plan("#merge [#7]\n#note\n#follow pat@example.org\n#history\nSame printer as [#7].")
+    assert p.ok and (p.merge_into, p.internal, p.follow, p.history) == (7, True, ("pat@example.org",), True)

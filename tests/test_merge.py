@@ -303,6 +303,67 @@ def test_without_yes_it_shows_the_counts_and_asks_and_without_a_terminal_it_refu
     assert desk.ticket(source)["merged_into"] == target
 
 
+# ---------------------------------------------------------------- by mail: #merge
+
+
+BOB = "bob@example.com"
+
+
+def test_an_agent_merges_by_mail_their_reply_reaches_the_customer_who_then_follows_the_other(desk):
+    """Agents work by mail: `#merge [#N]` on a duplicate merges it as `ticketd tickets merge` does, in
+    their name; their words go to the duplicate's customer; the other ticket's agent is told."""
+    first = _open(desk, CUSTOMER, "Printer on fire")
+    assert desk.assign(first) == ALICE
+    second = _open(desk, COLLEAGUE, "Printer is smoking")
+    assert desk.assign(second) == BOB
+    desk.reply_to(desk.last(BOB), BOB, f"#merge [#{first}]\nThis is the printer of your colleague's ticket; "
+                                       "we answer there.\n")
+
+    gone = desk.ticket(second)
+    assert (gone["status"], gone["merged_into"]) == ("closed", first)
+    [closed] = desk.events(second, "merged_into")
+    assert closed["actor"] == BOB and f"by #merge by {BOB}; mail <" in closed["reason"]
+    [merged] = desk.events(first, "merged")
+    assert merged["actor"] == BOB and f"[#{second}] merged into this one by #merge by {BOB}" in merged["reason"]
+    told = desk.last(COLLEAGUE)
+    assert "we answer there" in body_text(told)
+    assert [m["text"] for m in desk.messages(first)] == [
+        "It is on fire.", "It is on fire.", "This is the printer of your colleague's ticket; we answer there."]
+    assert _emails(desk, first)[COLLEAGUE] == "follower"
+    # Alice, whose ticket it joined, reads what came; Bob's notice names it.
+    note = body_text(desk.last(ALICE))
+    assert f"Bob worked on ticket [#{first}], which is yours" in note and f"merged [#{second}] into it" in note
+    # The colleague's answer to Bob's mail lands on the first ticket, and Alice's reply reaches both.
+    desk.reply_to(told, COLLEAGUE, "It smokes less now.\n")
+    assert desk.messages(first)[-1]["text"] == "It smokes less now."
+    desk.reply_to(desk.last(ALICE), ALICE, "The technician comes at 3pm.\n")
+    assert "3pm" in body_text(desk.last(CUSTOMER)) and "3pm" in body_text(desk.last(COLLEAGUE))
+
+
+def test_a_merge_by_mail_that_cannot_be_is_rejected_and_changes_nothing(desk):
+    first = _open(desk, CUSTOMER, "Printer on fire")
+    assert desk.assign(first) == ALICE
+    second = _open(desk, COLLEAGUE, "Printer is smoking")
+    assert desk.assign(second) == BOB
+    for line, why in [(f"#merge [#{second}]", f"ticket [#{second}] cannot be merged into itself"),
+                      ("#merge [#99999]", "no ticket 99999"),
+                      (f"#merge [#{first}]\n#close", "would change only the ticket that closes")]:
+        sent = len(desk.inbox(COLLEAGUE))
+        desk.reply_to(desk.last(BOB), BOB, f"{line}\nWe answer on the other ticket.\n")
+        rejected = body_text(desk.last(BOB))
+        assert why in rejected and "#merge [#1042]  (this ticket joins" in rejected, rejected
+        assert desk.ticket(second)["merged_into"] is None and desk.ticket(second)["status"] == "new"
+        assert len(desk.inbox(COLLEAGUE)) == sent            # nothing reached the customer
+    merge(desk.app.engine, first, second)
+    # Into a ticket merged itself: the one to use is named.
+    third = _open(desk, BOSS, "Printer outage")
+    desk.assign(third)
+    agent = desk.ticket(third)["assignee"]
+    desk.reply_to(desk.last(agent), agent, f"#merge [#{first}]\n")
+    assert f"merge into [#{second}] instead" in body_text(desk.last(agent))
+    assert desk.ticket(third)["merged_into"] is None
+
+
 # ---------------------------------------------------------------- erasure
 
 

@@ -44,6 +44,7 @@ from ticketd.domain.tags import format_tag
 from ticketd.store import tickets as store
 from ticketd.store.absences import absent_agents
 from ticketd.store.assignment import open_counts
+from ticketd.store.merge import MergeRefused, merge_tickets
 from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
 from ticketd.ticket_changes import Decision, customers_of, is_ours, mail_ref, set_status, store_message
@@ -230,8 +231,32 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
         ticket = store.lock_ticket(conn, ticket_id)
         line = next((c.line for c in reply.commands if c.name == "assign"), "#assign")
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(f"{line}: {exc}",)), now)
+    except MergeRefused as exc:  # into itself, a ticket that is not there or was merged itself
+        savepoint.rollback()
+        ticket = store.lock_ticket(conn, ticket_id)
+        line = next(c.line for c in reply.commands if c.name == "merge")
+        return _reject(conn, app, mail, ticket, agent, Plan(errors=(f"{line}: {exc}.",), usage=(USAGE["merge"],)),
+                       now)
     savepoint.commit()
     return decision
+
+
+def _merged(conn, app: App, source_id: int, into_id: int, agent, row_id: int, now, *, by: str) -> list[Notice]:
+    """Merge this ticket into the one `#merge` named (MergeRefused if it may not be); its assignee told,
+    unless it is the agent who merged or the ticket was closed (a late mail joining a solved case)."""
+    merged = merge_tickets(conn, source_id, into_id, now, actor=agent.email, by=by)
+    into = store.get_ticket(conn, merged.into)
+    owner = into["assignee"]
+    if owner in (None, agent.email) or into["status"] == Status.CLOSED.value or app.rules.agent(owner) is None:
+        return []
+    return [Notice(
+        template="agent/colleague_worked", recipient=owner, ticket_id=merged.into,
+        auto_submitted=AUTO_GENERATED, agent_reply_to=owner, from_name=agent.name,
+        context={"agent_name": agent.name, "text": "",
+                 "changes": [f"merged {format_tag(source_id)} into it: {merged.summary()}"],
+                 "handed_to": None, "taken": False},
+        message_row_id=row_id,
+    )]
 
 
 def _away_refusals(conn, app: App, reply, actor: str, now) -> dict[str, str]:
@@ -414,7 +439,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
             ))
     handed_to = ticket["assignee"] if ticket["assignee"] != assignee_before else None
     if assignee_before not in (None, actor) and app.rules.agent(assignee_before) and (
-            public or plan.status is not None or plan.priority or plan.type or handed_to):
+            public or plan.status is not None or plan.priority or plan.type or handed_to or plan.merge_into):
         # A colleague answering from an old notice, setting a status, or
         # taking the ticket away: the agent it belonged to would otherwise
         # learn of it from the customer (a "closed" ticket they still
@@ -430,6 +455,11 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                      "taken": handed_to == actor},
             message_row_id=row_id,
         ))
+    if plan.merge_into is not None:
+        # Last: the reply above went to this ticket's customers (they follow the other one from now on),
+        # and the merge moves the message that carried it along with the rest.
+        decision.notices += _merged(conn, app, ticket_id, plan.merge_into, agent, row_id, now,
+                                    by=f"#merge by {actor}; {ref}")
     if history is not None:
         decision.notices.append(Notice(
             template="agent/ticket_history", recipient=actor, ticket_id=ticket_id, auto_submitted=AUTO_REPLIED,

@@ -26,6 +26,7 @@ from datetime import datetime
 
 from ingest.quotes import cut_signature
 from ticketd.domain.following import already_on_ticket, follow_refusal
+from ticketd.domain.ids import possible_id
 from ticketd.domain.lifecycle import agent_may_set, type_named
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
 from ticketd.domain.tags import format_tag
@@ -49,7 +50,14 @@ USAGE = {
                 "addresses may follow)",
     "canned": "#canned <name>  (the saved reply canned/<name>.txt goes out as your reply; your own text, "
               "if any, below it)",
+    "merge": "#merge [#1042]  (this ticket joins ticket 1042: its messages and people move there and it "
+             "closes; your text, if any, still goes to this ticket's customers)",
 }
+
+# What `#merge` takes: the other ticket's tag or number, perhaps after "into" ("#merge into [#1042].").
+_MERGE_TARGET = re.compile(r"^(?:into\s+)?(?:\[\s*#?\s*(\d{1,12})\s*\]|#?\s*(\d{1,12}))[.!]?$", re.IGNORECASE)
+# Commands that change the ticket `#merge` closes: given with it, they would be lost with it.
+_LOST_IN_MERGE = ("status", "close", "propose", "postpone", "dev", "assign", "priority", "type")
 
 # Any Unicode whitespace counts as a space: clients put U+00A0 where the agent
 # typed a space, and a command read as text would be relayed to the customer.
@@ -297,6 +305,7 @@ class Plan:
     canned: str | None = None                 # #canned: the saved reply's name, its text goes first
     follow: tuple[str, ...] = ()              # #follow: addresses made followers, lower case
     unfollow: tuple[str, ...] = ()            # #unfollow: followers taken off the ticket, lower case
+    merge_into: int | None = None             # #merge: the ticket this one is merged into
     errors: tuple[str, ...] = ()
     usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
 
@@ -500,7 +509,22 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                           "always gets its replies.")
             else:
                 values["unfollow"] = tuple(named)
+        elif cmd.name == "merge":
+            m = _MERGE_TARGET.match(" ".join(args))
+            number = int(m.group(1) or m.group(2)) if m else None
+            if not cmd.args:
+                fail(cmd, "#merge needs the ticket this one joins, such as [#1042].")
+            elif number is None:
+                fail(cmd, f"{cmd.args!r} is not a ticket; name it by its tag, such as [#1042].")
+            elif not possible_id(number):
+                fail(cmd, f"there is no ticket {number}.")
+            else:
+                values["merge_into"] = number
 
+    lost = [seen[name] for name in _LOST_IN_MERGE if name in seen]
+    if "merge" in seen and lost:
+        fail(None, f"{seen['merge']} closes this ticket, and {'; '.join(lost)} would change only the ticket "
+                   "that closes. Merge first, then write them in a reply on the ticket it joins.", "merge")
     both = [a for a in values.get("follow", ()) if a in values.get("unfollow", ())]
     if both:
         fail(None, f"{', '.join(both)} {'is' if len(both) == 1 else 'are'} named by both #follow and #unfollow; "

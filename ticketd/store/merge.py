@@ -106,10 +106,12 @@ def merged_sources(conn: Connection, ticket_id: int) -> list[int]:
     return sorted(found)
 
 
-def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime) -> Merged:
+def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime, *, actor: str = ACTOR,
+                  by: str = WHY) -> Merged:
     """Move SOURCE's conversation onto INTO and close SOURCE, in the caller's transaction.
 
     Raises MergeRefused, having changed nothing, when the merge may not happen.
+    `actor` and `by` (what asked for it) go into both tickets' history.
     """
     # Both locked in id order, as two merges of the same pair in opposite
     # directions would otherwise deadlock on PostgreSQL.
@@ -172,15 +174,15 @@ def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime)
     if into["assignee"] is None and source["assignee"] and into["status"] != "closed":
         merged.assignee = source["assignee"]
         update_ticket(conn, into_id, now, assignee=merged.assignee)
-        add_event(conn, into_id, now, ACTOR, "assigned", from_value=None, to_value=merged.assignee,
-                  reason=f"had [#{source_id}], merged into this one by {WHY}")
+        add_event(conn, into_id, now, actor, "assigned", from_value=None, to_value=merged.assignee,
+                  reason=f"had [#{source_id}], merged into this one by {by}")
     moved = merged.summary()
-    add_event(conn, source_id, now, ACTOR, "merged_into", from_value=source["status"], to_value="closed",
-              reason=f"merged into [#{into_id}] by {WHY}: {moved}; closed without mail to the customer")
+    add_event(conn, source_id, now, actor, "merged_into", from_value=source["status"], to_value="closed",
+              reason=f"merged into [#{into_id}] by {by}: {moved}; closed without the closing mail to its customer")
     # INTO keeps its status: a closed one is not reopened by a merge.
     update_ticket(conn, into_id, now)
-    add_event(conn, into_id, now, ACTOR, "merged", from_value=f"[#{source_id}]", to_value=f"[#{into_id}]",
-              reason=f"ticket [#{source_id}] merged into this one by {WHY}: {moved}")
+    add_event(conn, into_id, now, actor, "merged", from_value=f"[#{source_id}]", to_value=f"[#{into_id}]",
+              reason=f"ticket [#{source_id}] merged into this one by {by}: {moved}")
     return merged
 
 
