@@ -34,7 +34,7 @@ def add_followers(conn, ticket_id: int, addresses: list[tuple[str, str | None]],
 
     PRODUCT.md: "Every change is an event in the ticket's history"; someone
     already a participant (requester, follower, agent) is no change. Mail
-    passes `limit` (settings.max_followers): those past it join not, and
+    passes `limit` (settings.max_followers): those past it do not join, and
     one event names them. True if every address is on the ticket now.
     """
     if not addresses:

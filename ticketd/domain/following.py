@@ -40,14 +40,14 @@ def already_on_ticket(address: str, role: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Joining:
+class FollowersJoining:
     """Of the addresses a mail brings: who joins as a follower, and who the limit left out."""
     join: tuple[tuple[str, str | None], ...]
     left_out: tuple[str, ...]
 
 
 def followers_joining(candidates: Iterable[tuple[str, str | None]], on_ticket: Mapping[str, str],
-                      limit: int | None) -> Joining:
+                      limit: int | None) -> FollowersJoining:
     """Which (address, name) pairs join a ticket whose participants are `on_ticket` (lower-case address: role).
 
     Someone already on the ticket, or named twice, is no change. `limit`
@@ -68,7 +68,7 @@ def followers_joining(candidates: Iterable[tuple[str, str | None]], on_ticket: M
             left_out.append(key)
         else:
             join.append((address, name))
-    return Joining(tuple(join), tuple(left_out))
+    return FollowersJoining(tuple(join), tuple(left_out))
 
 
 def left_out_reason(left_out: tuple[str, ...], limit: int | None, why: str) -> str:
