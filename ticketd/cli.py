@@ -1106,13 +1106,18 @@ def quarantine_dismiss(raw_ids: tuple[int, ...], every: bool, reason: str | None
 @config_option
 def quarantine_retry(raw_id: int, config: str | None) -> None:
     """Re-drive one quarantined mail through processing now (a dismissed one too: failing again, it is news)."""
-    from ticketd.pipeline import process_raw
+    from ticketd.pipeline import ProcessingDeferred, process_raw
     from ticketd.store.inbox import requeue
 
     app = _app(config, writes=True)
     if not requeue(app.engine, raw_id):
         raise click.ClickException(f"mail {raw_id} is not in quarantine")
-    outcome = process_raw(app, raw_id)
+    try:
+        outcome = process_raw(app, raw_id)
+    except ProcessingDeferred as exc:
+        click.echo(f"mail {raw_id} is out of quarantine and waits: {exc}; the daemon takes it once that is "
+                   "mended", err=True)
+        sys.exit(1)
     if outcome is None:
         click.echo(f"mail {raw_id} was taken by the running daemon")
     elif outcome.quarantined:

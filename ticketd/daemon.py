@@ -19,7 +19,8 @@ from ingest.smtp import Receiver
 from ticketd.app import App, build_app
 from ticketd.erase import RetentionKeeper, settle_interrupted_erasures
 from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
-from ticketd.pipeline import drain
+from ticketd.outage import Outage
+from ticketd.pipeline import ProcessingDeferred, drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.repeating_failures import RepeatingFailures
 from ticketd.rules_watch import RulesWatcher, log_warnings, replan_armed_timers
@@ -56,6 +57,7 @@ class Processor:
         self.app = app
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="processor", daemon=True)
+        self._deferred = Outage()   # a mail the desk cannot take now (data_dir full): told when it begins and ends
 
     def start(self) -> None:
         if self.app.settings.prepare_processes:
@@ -71,6 +73,13 @@ class Processor:
                 while drain(self.app) and not self._stop.is_set():
                     pass
                 _failures.worked()
+                if (waited := self._deferred.worked()) is not None:
+                    log.info("mail is made into tickets again, after waiting %.0f s", waited)
+            except ProcessingDeferred as exc:   # retried at each wake-up, and every mail after it waits with it
+                if self._deferred.failed(exc):
+                    log.error("raw mail %s waits, and the mail after it: %s; taken again every few seconds until "
+                              "it can be", exc.raw_id, exc)
+                self._stop.wait(1)
             except Exception:  # the database is down: try again on the next wake-up
                 _failures.failed("processing pass failed; retrying")
                 self._stop.wait(1)

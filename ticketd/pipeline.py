@@ -22,7 +22,9 @@ from ticketd.conversation import apply_followup, open_ticket
 from ticketd.copies import kept_copy
 from ticketd.domain.tags import find_tags, same_subject
 from ticketd.prepare import (
+    Deferred,
     InlinePreparer,
+    Preparation,
     Prepared,
     failure_reason,
     prepare_or_reason,
@@ -180,13 +182,21 @@ class _OneFailed(Exception):
     """A mail of an unguarded batch failed: write the batch again with a savepoint per mail."""
 
 
+class ProcessingDeferred(Exception):
+    """A mail the desk cannot take now (ticketd.prepare.Deferred): it and the mail after it wait, in order."""
+
+    def __init__(self, raw_id: int, reason: str) -> None:
+        super().__init__(reason)
+        self.raw_id = raw_id
+
+
 def process_batch(app: App, raw_ids: list[int]) -> list[Outcome]:
     """Prepare and write raw mails in order, here and now (see `write_batch`)."""
     rows = inbox.load_raw(app.engine, raw_ids)
     return write_batch(app, [(row["id"], prepare_or_reason(app.settings, app.signer, row)) for row in rows])
 
 
-def write_batch(app: App, prepared: list[tuple[int, Prepared | str]]) -> list[Outcome]:
+def write_batch(app: App, prepared: list[tuple[int, Preparation]]) -> list[Outcome]:
     """Write prepared mails in order, in one transaction.
 
     Parsing happened before (`ticketd.prepare`), so the write lock is held
@@ -199,7 +209,9 @@ def write_batch(app: App, prepared: list[tuple[int, Prepared | str]]) -> list[Ou
     the mail's fault: it rolls the batch back and raises, and the
     processor's next pass takes the mails again. When mail waiting for its
     250 needs the write lock, the batch commits what it has and lets it
-    through.
+    through. A Deferred mail (data_dir full, say) is not the mail's fault
+    either: what came before it commits, then ProcessingDeferred; it and
+    what follows stay waiting, so that a reply never overtakes its original.
     """
     outcomes: list[Outcome] = []
     waiting = list(prepared)
@@ -212,7 +224,7 @@ def write_batch(app: App, prepared: list[tuple[int, Prepared | str]]) -> list[Ou
     return outcomes
 
 
-def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcomes: list[Outcome], *,
+def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes: list[Outcome], *,
                     guarded: bool) -> int:
     """Write prepared mails in one transaction, stopping early for a waiting acknowledgement; how many.
 
@@ -221,12 +233,16 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
     jobs: list[tuple[str, tuple]] = []
     written: list[Outcome] = []
     with_files: list[Prepared] = []
+    deferred: tuple[int, Deferred] | None = None
     done = 0
     with app.engine.begin() as conn:
         now = utcnow()
         taken = store.claim_raws(conn, [raw_id for raw_id, _ in prepared])
         for raw_id, prep in prepared:
             if done and acknowledgement_waiting(app.engine):
+                break
+            if isinstance(prep, Deferred) and raw_id in taken:
+                deferred = (raw_id, prep)
                 break
             done += 1
             if raw_id not in taken:
@@ -263,6 +279,8 @@ def _write_in_order(app: App, prepared: list[tuple[int, Prepared | str]], outcom
                         rewritten)
     for name, args in jobs:
         app.enqueue(name, args)
+    if deferred is not None:
+        raise ProcessingDeferred(deferred[0], deferred[1].reason)
     return done
 
 

@@ -46,6 +46,20 @@ class Prepared:
     envelope_from: str | None = None   # SMTP MAIL FROM, else Return-Path; None when neither is known
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A mail that cannot be prepared now for the desk's reason, not its own: it waits, it is not quarantined."""
+    reason: str
+
+
+class FilesUnwritable(Exception):
+    """data_dir cannot take a mail's files: a full disk, a quota, a read-only or broken file system."""
+
+
+# What preparing a raw mail gives: the mail prepared, Deferred, or the reason to quarantine it.
+Preparation = Prepared | Deferred | str
+
+
 def _parse(settings: Settings, raw: bytes) -> ParsedMail:
     try:
         return parse_mail(raw, max_depth=settings.max_mime_depth, max_parts=settings.max_mime_parts)
@@ -74,8 +88,14 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
         # A person in the shared mailbox (webmail), or any of our addresses: never answered, and a
         # new ticket's customer is whom it was written to (ticketd.conversation).
         robot_reason = own_address_reason(parsed.author)
-    for att in parsed.attachments:
-        store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
+    try:
+        for att in parsed.attachments:
+            store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
+    except OSError as exc:
+        # Files go by sha256 under our own directory: nothing the sender
+        # chose is in the path, so the trouble is the disk's (ENOSPC,
+        # EDQUOT, EROFS, EIO), and the mail must wait for it, not be shunted.
+        raise FilesUnwritable(f"its files cannot be written under {settings.attachments_dir}: {exc}") from exc
     envelope_to = json.loads(row["envelope_to"] or "[]")
     # Only a mail that can thread into a ticket is a reply worth stripping;
     # a mail with none of the three threading signals always opens a ticket.
@@ -109,17 +129,19 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=8)
 
 
-def prepare_or_reason(settings: Settings, signer: Signer, row: dict) -> Prepared | str:
-    """`prepare`, or the reason to quarantine the mail when it cannot be prepared."""
+def prepare_or_reason(settings: Settings, signer: Signer, row: dict) -> Preparation:
+    """`prepare`; Deferred when the desk cannot take the mail now; else the reason to quarantine it."""
     try:
         return prepare(settings, signer, row)
+    except FilesUnwritable as exc:
+        return Deferred(str(exc))
     except Exception as exc:
         return failure_reason(exc)
 
 
 class PendingBatch(Protocol):
-    def result(self) -> list[tuple[int, Prepared | str]]:
-        """[(raw id, Prepared or quarantine reason)] in the order the rows were given."""
+    def result(self) -> list[tuple[int, Preparation]]:
+        """[(raw id, Prepared, Deferred or quarantine reason)] in the order the rows were given."""
         ...
 
 
@@ -146,5 +168,5 @@ class _Later:
     def __init__(self, compute) -> None:
         self._compute = compute
 
-    def result(self) -> list[tuple[int, Prepared | str]]:
+    def result(self) -> list[tuple[int, Preparation]]:
         return self._compute()

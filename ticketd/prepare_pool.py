@@ -25,7 +25,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ticketd.domain.signing import Signer
-from ticketd.prepare import PendingBatch, Prepared, prepare_or_reason
+from ticketd.prepare import PendingBatch, Prepared, Preparation, prepare_or_reason
 from ticketd.settings import Settings
 
 log = logging.getLogger("ticketd.prepare")
@@ -65,7 +65,7 @@ def _ready() -> int:
     return os.getpid()
 
 
-def _prepare_in_worker(row: dict) -> Prepared | str:
+def _prepare_in_worker(row: dict) -> Preparation:
     settings, signer = _worker_context
     prepared = prepare_or_reason(settings, signer, row)
     if isinstance(prepared, Prepared):
@@ -111,7 +111,7 @@ class ProcessPreparer:
         portable = [{key: (bytes(row[key]) if key == "raw" else row[key]) for key in _ROW_KEYS} for row in rows]
         return _PoolBatch(self, [(row, *self._submit(row)) for row in portable])
 
-    def again_alone(self, row: dict, broken: ProcessPoolExecutor) -> Prepared | str:
+    def again_alone(self, row: dict, broken: ProcessPoolExecutor) -> Preparation:
         """Prepare `row` by itself in a new pool, after `broken` died under it."""
         self._replace_pool(broken)
         pool, future = self._submit(row)
@@ -131,7 +131,7 @@ class _PoolBatch:
         self._preparer = preparer
         self._jobs = jobs
 
-    def result(self) -> list[tuple[int, Prepared | str]]:
+    def result(self) -> list[tuple[int, Preparation]]:
         results = []
         for row, pool, future in self._jobs:
             try:

@@ -1,0 +1,170 @@
+"""A mail whose files data_dir cannot take waits, in order, instead of being quarantined; then it flows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import shutil
+import smtplib
+import subprocess
+import sys
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from ticketd.pipeline import ProcessingDeferred, drain
+from ticketd.store.tables import attachments, messages, raw_mail, tickets
+from ticketd.views import list_quarantine
+from tests.conftest import free_port, write_config
+from tests.daemon import DaemonProcess
+from tests.waiting import eventually
+
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 64
+
+
+def _mail(sender: str, subject: str, mid: str, *, reply_to: str | None = None, with_file: bool = False):
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"], msg["Message-ID"] = sender, "support@example.com", subject, mid
+    if reply_to:
+        msg["In-Reply-To"] = msg["References"] = reply_to
+    msg.set_content(f"{subject}, from {sender}.\n")
+    if with_file:
+        msg.add_attachment(PDF, maintype="application", subtype="pdf", filename="invoice.pdf")
+    return msg
+
+
+def _block(app) -> None:
+    """data_dir's attachments directory replaced by a file: every write under it fails in the OS (ENOTDIR)."""
+    shutil.rmtree(app.settings.attachments_dir, ignore_errors=True)
+    app.settings.attachments_dir.parent.mkdir(parents=True, exist_ok=True)
+    app.settings.attachments_dir.write_text("not a directory\n")
+
+
+def _states(app) -> dict[str, str]:
+    with app.engine.connect() as conn:
+        return dict(conn.execute(select(raw_mail.c.message_id, raw_mail.c.state)).all())
+
+
+def test_mail_whose_files_cannot_be_written_waits_and_so_does_what_came_after(receiver_app):
+    app, receiver = receiver_app
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.send_message(_mail("other@example.org", "Password reset", "<other@x>"))
+        client.send_message(_mail("cust@example.org", "Invoice wrong", "<invoice@x>", with_file=True))
+        client.send_message(_mail("cust@example.org", "Re: Invoice wrong", "<reply@x>", reply_to="<invoice@x>"))
+    _block(app)
+
+    for _ in range(2):   # every pass meets it again, and changes nothing more
+        with pytest.raises(ProcessingDeferred) as caught:
+            drain(app)
+        assert "its files cannot be written under" in str(caught.value)
+        assert str(app.settings.attachments_dir) in str(caught.value)
+        assert _states(app) == {"other@x": "done", "invoice@x": "received", "reply@x": "received"}
+    assert list_quarantine(app.engine) == []
+    with app.engine.connect() as conn:
+        assert conn.execute(select(tickets.c.subject)).scalars().all() == ["Password reset"]
+
+    app.settings.attachments_dir.unlink()   # the admin mends the disk
+    assert drain(app) == 2
+    assert set(_states(app).values()) == {"done"}
+    with app.engine.connect() as conn:
+        opened = conn.execute(select(tickets.c.id, tickets.c.subject).order_by(tickets.c.id)).all()
+        assert [subject for _, subject in opened] == ["Password reset", "Invoice wrong"]
+        # The reply waited behind its original, so it joined it rather than open a ticket of its own.
+        thread = conn.execute(select(messages.c.message_id).where(messages.c.ticket_id == opened[1].id)
+                              .order_by(messages.c.id)).scalars().all()
+        assert thread == ["invoice@x", "reply@x"]
+        sha = conn.execute(select(attachments.c.sha256)).scalar_one()
+    from ticketd.store.files import attachment_path
+    assert attachment_path(app.settings.attachments_dir, sha).read_bytes() == PDF
+
+
+def test_quarantine_retry_of_a_mail_whose_files_cannot_be_written_says_it_waits(make_app, sqlite_url, tmp_path):
+    app = make_app(sqlite_url, extra="max_mime_parts: 1\n")
+    config = tmp_path / "ticketd.yaml"
+    from ingest.parse import dedupe_key
+    from ticketd.store.inbox import store_raw
+
+    raw = _mail("cust@example.org", "Invoice wrong", "<invoice@x>", with_file=True).as_bytes()
+    stored = store_raw(app.engine, raw, source="smtp", dedupe_key=dedupe_key(raw)[0], message_id="invoice@x")
+    drain(app)
+    assert [q["id"] for q in list_quarantine(app.engine)] == [stored.raw_id]   # over the part limit
+
+    config.write_text(config.read_text().replace("max_mime_parts: 1", "max_mime_parts: 100"))
+    _block(app)
+    cli = [sys.executable, "-m", "ticketd.cli"]
+    retried = subprocess.run([*cli, "quarantine", "retry", str(stored.raw_id), "--config", str(config)],
+                             capture_output=True, text=True)
+    assert retried.returncode == 1
+    assert f"mail {stored.raw_id} is out of quarantine and waits" in retried.stderr
+    assert "its files cannot be written under" in retried.stderr
+    listed = subprocess.run([*cli, "quarantine", "list", "--json", "--config", str(config)],
+                            capture_output=True, text=True, check=True)
+    assert json.loads(listed.stdout) == []
+    assert _states(app) == {"invoice@x": "received"}   # the daemon's next pass takes it
+
+    app.settings.attachments_dir.unlink()
+    app_after = make_app(sqlite_url, extra="max_mime_parts: 100\n")
+    assert drain(app_after) == 1
+    assert _states(app) == {"invoice@x": "done"}
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it (the back office, its preparing processes), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue   # ended meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(parents.get(tree[-1], []))
+    return tree
+
+
+def _limit_file_size(pid: int, size: int) -> None:
+    """RLIMIT_FSIZE on the running daemon: a write past `size` bytes fails with EFBIG, as on a disk that is full."""
+    for each in _process_tree(pid):
+        with contextlib.suppress(ProcessLookupError):
+            resource.prlimit(each, resource.RLIMIT_FSIZE, (size, resource.prlimit(each, resource.RLIMIT_FSIZE)[1]))
+
+
+def test_daemon_holds_mail_while_data_dir_is_full_and_goes_on_by_itself(tmp_path, postgres_url):
+    """On PostgreSQL (the database is not in data_dir): the running daemon meets the full disk, keeps the mail
+    waiting in order, says so once, and makes the tickets once files can be written again, unasked."""
+    smtp_port = free_port()
+    config = write_config(tmp_path, postgres_url, smtp_port=smtp_port)
+    daemon = DaemonProcess(config).start()
+    engine = create_engine(postgres_url)
+    try:
+        _limit_file_size(daemon.proc.pid, 1 << 20)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+            big = _mail("cust@example.org", "Scan attached", "<scan@x>")
+            big.add_attachment(bytes(range(256)) * 8192, maintype="image", subtype="tiff", filename="scan.tiff")
+            client.send_message(big)   # 2 MiB of file
+            client.send_message(_mail("cust@example.org", "Re: Scan attached", "<again@x>", reply_to="<scan@x>"))
+        assert eventually(lambda: "waits, and the mail after it" in daemon.output(), timeout=20), daemon.output()
+        assert "[Errno 27] File too large" in daemon.output()
+        time.sleep(2)   # several passes more: still waiting, said once, nothing shunted
+        assert daemon.output().count("waits, and the mail after it") == 1
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(tickets)).scalar_one() == 0
+            assert set(conn.execute(select(raw_mail.c.state)).scalars()) == {"received"}
+
+        _limit_file_size(daemon.proc.pid, resource.RLIM_INFINITY)   # room again
+        assert eventually(lambda: "mail is made into tickets again" in daemon.output(), timeout=20), daemon.output()
+        with engine.connect() as conn:
+            ticket = conn.execute(select(tickets.c.id, tickets.c.subject)).one()
+            assert ticket.subject == "Scan attached"
+            assert conn.execute(select(messages.c.message_id).where(messages.c.ticket_id == ticket.id)
+                                .order_by(messages.c.id)).scalars().all() == ["scan@x", "again@x"]
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+        engine.dispose()
