@@ -8,6 +8,7 @@ age), and, where the exit status is asserted, a real `ticketd run`.
 from __future__ import annotations
 
 import json
+import os
 import smtplib
 from datetime import timedelta
 
@@ -303,3 +304,54 @@ def test_a_rules_file_with_errors_on_disk_is_a_warning_while_the_daemon_keeps_th
     assert desk["checks"]["rules"] == {"state": "warning", "errors": len(desk["rules"]["errors"])}
     assert desk["rules"]["valid"] is False and desk["rules"]["errors"]
     assert "error(s), not in force" in text
+
+
+def test_a_disk_without_room_for_mail_at_the_size_limit_is_a_warning_then_critical(tmp_path, db_url, make_app):
+    """The file system under data_dir (and SQLite's database) against smtp.max_message_bytes: the size limit
+    is what the test turns, the disk's free space being whatever it is."""
+    make_app(db_url)
+    config = tmp_path / "ticketd.yaml"
+    fs = os.statvfs(tmp_path)
+    free = fs.f_bavail * fs.f_frsize
+    holds = ["data_dir", "database"] if db_url.startswith("sqlite") else ["data_dir"]
+    where = f"{tmp_path / 'var'} ({', '.join(holds)})"
+
+    def status_with(limit: int) -> tuple[dict, str]:
+        write_config(tmp_path, db_url, extra=f"smtp:\n  listen: 127.0.0.1:{free_port()}\n"
+                                             f"  max_message_bytes: {limit}\n")
+        _, desk, text = _status(config)
+        return desk, text
+
+    desk, text = status_with(1)
+    assert _problems(desk, "disk") == [] and desk["checks"]["disk"] == {"state": "ok",
+                                                                        "low_mails": health.DISK_LOW_MAILS}
+    [disk] = desk["disks"]
+    assert disk["path"] == str(tmp_path / "var") and disk["holds"] == holds and disk["read_only"] is False
+    assert disk["free_bytes"] == pytest.approx(free, rel=0.01) and disk["total_bytes"] >= disk["free_bytes"]
+    assert f"disk     {where}: " in text and " free of " in text
+
+    desk, _ = status_with(free // 4)
+    [problem] = _problems(desk, "disk")
+    assert problem["state"] == "warning"
+    assert f"free on {where}: room for fewer than {health.DISK_LOW_MAILS} mails of smtp.max_message_bytes" \
+        in problem["text"]
+    assert "once it is full, mail with files waits unprocessed" in problem["text"]
+    assert ("the database cannot grow, so mail is refused with 451" in problem["text"]) == ("database" in holds)
+
+    desk, _ = status_with(free * 4)
+    [problem] = _problems(desk, "disk")
+    assert problem["state"] == "critical" and "less than one mail of smtp.max_message_bytes" in problem["text"]
+
+
+def test_a_read_only_or_unreadable_file_system_is_told():
+    """The decision alone: statvfs's ST_RDONLY, or an error where status looked."""
+    desk = {"daemon": {"running": True, "pid": 1}, "queue": {"backend": "memory"}, "imap": [],
+            "max_message_bytes": 100,
+            "disks": [{"path": "/srv/var", "holds": ["data_dir"], "free_bytes": 10**9, "total_bytes": 10**10,
+                       "read_only": True},
+                      {"path": "/srv/db", "holds": ["database"], "error": "Permission denied"}]}
+    found = health.assess(desk)
+    assert found.state == health.CRITICAL
+    assert [(p["state"], p["text"]) for p in found.problems] == [
+        ("critical", "/srv/var (data_dir) is on a read-only file system: mail with files waits unprocessed"),
+        ("unknown", "cannot look at /srv/db (database): Permission denied")]

@@ -697,16 +697,16 @@ def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
 
     Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
-    lately, mail late, no `ticketd worker`, a rules file with errors), 2 critical (the daemon not running,
-    Redis or the database not answering, no database, processing stuck, nothing sent for an hour, jobs and
-    no worker), 3 unknown (settings or a schema version it cannot read); the checks and their thresholds are
-    in ticketd/health.py.
+    lately, mail late, no `ticketd worker`, a rules file with errors, a disk nearly full), 2 critical (the
+    daemon not running, Redis or the database not answering, no database, processing stuck, nothing sent for
+    an hour, jobs and no worker, no room for one more mail), 3 unknown (settings or a schema version it
+    cannot read); the checks and their thresholds are in ticketd/health.py.
     It never creates or changes the database.
     """
     from ingest.imap_health import imap_status
     from ticketd import health
     from ticketd.store.errors import Unreachable, unreachable_message
-    from ticketd.views import daemon_status, desk_status, rules_status
+    from ticketd.views import daemon_status, desk_status, disk_status, rules_status
     from workers.broker_health import queue_status
 
     try:
@@ -729,6 +729,7 @@ def status(config: str | None, as_json: bool) -> None:
         _could_not_look(health.unreachable_database(message), message, as_json)
     desk["queue"] = queue_status(settings)
     desk["rules"] = rules_status(settings.rules_file)
+    desk["disks"], desk["max_message_bytes"] = disk_status(settings), settings.smtp.max_message_bytes
     verdict = health.assess(desk, flow)
     if as_json:
         _print_json({**desk, **verdict.summary()})
@@ -780,6 +781,18 @@ def _print_status(desk: dict, verdict) -> None:
     click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
     click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
                f"next due {timers['next_due_at'] or '-'}")
+    for disk in desk["disks"]:
+        click.echo(f"disk     {_disk_line(disk)}")
+
+
+def _disk_line(disk: dict) -> str:
+    from ticketd.health import file_size
+
+    where = f"{disk['path']} ({', '.join(disk['holds'])})"
+    if "error" in disk:
+        return f"{where}: cannot look ({disk['error']})"
+    room = f"{file_size(disk['free_bytes'])} free of {file_size(disk['total_bytes'])}"
+    return f"{where}: {room}{', READ-ONLY' if disk['read_only'] else ''}"
 
 
 def _queue_line(queue: dict) -> str:

@@ -28,6 +28,10 @@ PROCESSING_STUCK_SECONDS = 5 * 60
 # old case nobody dismissed does not keep the desk in WARNING for good and hide every new one.
 QUARANTINE_RECENT_DAYS = 7
 FAILED_RECENT_DAYS = 7
+# Room for fewer than this many mails at smtp.max_message_bytes on a file system the desk writes to warns
+# (250 MiB at the default 25 MiB); for less than one such mail it is critical: its files could not be written,
+# and processing holds it and all mail after it until there is room (ticketd.pipeline.ProcessingDeferred).
+DISK_LOW_MAILS = 10
 # Mail not sent this long after it was queued: past a few retries (outbound.retry_base_seconds doubling from
 # 30 s) and a recipient's greylisting.
 OUTBOX_LATE_SECONDS = 30 * 60
@@ -198,6 +202,33 @@ def _processing(inbox: dict) -> list[tuple[int, dict]]:
                                              f"into tickets, the oldest for {duration(oldest)}")]
 
 
+def _disks(disks: list[dict], mail_bytes: int) -> list[tuple[int, dict]]:
+    """A file system the desk writes to with too little room, read-only, or that status cannot look at."""
+    found = []
+    for disk in disks:
+        where = f"{disk['path']} ({', '.join(disk['holds'])})"
+        # What stops: processing writes the files, the receiver the database before its 250.
+        then = " and ".join(({"data_dir": "mail with files waits unprocessed",
+                              "database": "the database cannot grow, so mail is refused with 451"})[role]
+                            for role in disk["holds"])
+        if "error" in disk:
+            found.append(_problem("disk", UNKNOWN, f"cannot look at {where}: {disk['error']}"))
+        elif disk["read_only"]:
+            found.append(_problem("disk", CRITICAL, f"{where} is on a read-only file system: {then}"))
+        elif disk["free_bytes"] < DISK_LOW_MAILS * mail_bytes:
+            state = CRITICAL if disk["free_bytes"] < mail_bytes else WARNING
+            room = "less than one mail" if state == CRITICAL else f"room for fewer than {DISK_LOW_MAILS} mails"
+            found.append(_problem("disk", state, f"{file_size(disk['free_bytes'])} free on {where}: {room} of "
+                                                 f"smtp.max_message_bytes ({file_size(mail_bytes)}); once it is "
+                                                 f"full, {then}"))
+    return found
+
+
+def file_size(n: int) -> str:
+    """Bytes as status shows them: `79.3 GiB`."""
+    return do_filesizeformat(n, binary=True)
+
+
 def _quarantine(recent: int) -> list[tuple[int, dict]]:
     if not recent:
         return []
@@ -274,6 +305,8 @@ def assess(desk: dict, flow: dict | None = None) -> Health:
         inbox = desk["inbox"]
         found.check("processing", _processing(inbox), waiting=inbox["waiting"] + inbox["processing"],
                     oldest_seconds=inbox["oldest_waiting_seconds"], stuck_after_seconds=PROCESSING_STUCK_SECONDS)
+    if "disks" in desk:
+        found.check("disk", _disks(desk["disks"], desk["max_message_bytes"]), low_mails=DISK_LOW_MAILS)
     if flow is not None:
         found.check("quarantine", _quarantine(flow["quarantined_recent"]), recent=flow["quarantined_recent"],
                     recent_days=QUARANTINE_RECENT_DAYS)

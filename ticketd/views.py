@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.utils
 import json
+import os
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -25,6 +26,8 @@ from ticketd.store.merge import merged_sources
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from ticketd.settings import Settings
 
 
 def _ticket_summary(row, people: list[dict], merged_from: list[int]) -> dict:
@@ -221,6 +224,34 @@ def daemon_status(data_dir: Path) -> dict:
     if holder.error:
         shown["error"] = holder.error
     return shown
+
+
+def disk_status(settings: Settings) -> list[dict]:
+    """Room left on each file system the desk writes to: data_dir's, and a SQLite database's.
+
+    Each is shown once, with what it holds (`data_dir`, `database` or both).
+    """
+    from ticketd.store.errors import database_of
+
+    places = {"data_dir": Path(settings.data_dir)}
+    driver, database = database_of(settings.database_url) or ("", None)
+    if driver.startswith("sqlite") and database and database != ":memory:":
+        places["database"] = Path(database).parent
+    shown: dict[int | str, dict] = {}
+    for role, place in places.items():
+        place = place.absolute()
+        existing = next(p for p in [place, *place.parents] if p.exists())   # data_dir is made at the start
+        try:
+            device, fs = existing.stat().st_dev, os.statvfs(existing)
+        except OSError as exc:
+            shown[role] = {"path": str(place), "holds": [role], "error": exc.strerror or str(exc)}
+            continue
+        if device in shown:
+            shown[device]["holds"].append(role)
+            continue
+        shown[device] = {"path": str(place), "holds": [role], "free_bytes": fs.f_bavail * fs.f_frsize,
+                         "total_bytes": fs.f_blocks * fs.f_frsize, "read_only": bool(fs.f_flag & os.ST_RDONLY)}
+    return list(shown.values())
 
 
 def rules_status(rules_file: Path) -> dict:
