@@ -7,8 +7,6 @@ import json
 import resource
 import shutil
 import smtplib
-import subprocess
-import sys
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -87,29 +85,34 @@ def test_quarantine_retry_of_a_mail_whose_files_cannot_be_written_says_it_waits(
     config = tmp_path / "ticketd.yaml"
     from ingest.parse import dedupe_key
     from ticketd.store.inbox import store_raw
+    from tests.cli import cli_ok, run_cli
 
-    raw = _mail("cust@example.org", "Invoice wrong", "<invoice@x>", with_file=True).as_bytes()
-    stored = store_raw(app.engine, raw, source="smtp", dedupe_key=dedupe_key(raw)[0], message_id="invoice@x")
+    stored = []
+    for mail in (_mail("cust@example.org", "Invoice wrong", "<invoice@x>", with_file=True),
+                 _mail("cust@example.org", "Re: Invoice wrong", "<reply@x>", reply_to="<invoice@x>", with_file=True)):
+        raw = mail.as_bytes()
+        stored.append(store_raw(app.engine, raw, source="smtp", dedupe_key=dedupe_key(raw)[0],
+                                message_id=mail["Message-ID"].strip("<>")).raw_id)
     drain(app)
-    assert [q["id"] for q in list_quarantine(app.engine)] == [stored.raw_id]   # over the part limit
+    assert [q["id"] for q in list_quarantine(app.engine)] == stored   # over the part limit
 
     config.write_text(config.read_text().replace("max_mime_parts: 1", "max_mime_parts: 100"))
     _block(app)
-    cli = [sys.executable, "-m", "ticketd.cli"]
-    retried = subprocess.run([*cli, "quarantine", "retry", str(stored.raw_id), "--config", str(config)],
-                             capture_output=True, text=True)
+    retried = run_cli(config, "quarantine", "retry", "--all")
     assert retried.returncode == 1
-    assert f"mail {stored.raw_id} is out of quarantine and waits" in retried.stderr
-    assert "its files cannot be written under" in retried.stderr
-    listed = subprocess.run([*cli, "quarantine", "list", "--json", "--config", str(config)],
-                            capture_output=True, text=True, check=True)
-    assert json.loads(listed.stdout) == []
-    assert _states(app) == {"invoice@x": "received"}   # the daemon's next pass takes it
+    assert (f"mail {stored[0]} is out of quarantine and waits: its files cannot be written under "
+            f"{app.settings.attachments_dir}: ") in retried.stderr
+    # The reply is not retried ahead of its original: it stays in quarantine, named.
+    assert f"the daemon takes it once that is mended; not retried, still in quarantine: {stored[1]}\n" \
+        in retried.stderr
+    assert [q["id"] for q in json.loads(cli_ok(config, "quarantine", "list", "--json"))] == [stored[1]]
+    assert _states(app) == {"invoice@x": "received", "reply@x": "quarantined"}   # the daemon's next pass takes it
 
     app.settings.attachments_dir.unlink()
     app_after = make_app(sqlite_url, extra="max_mime_parts: 100\n")
     assert drain(app_after) == 1
-    assert _states(app) == {"invoice@x": "done"}
+    assert cli_ok(config, "quarantine", "retry", "--all") == f"mail {stored[1]} processed: ticket 1 (references)\n"
+    assert _states(app) == {"invoice@x": "done", "reply@x": "done"}
 
 
 def _process_tree(pid: int) -> list[int]:

@@ -1115,32 +1115,51 @@ def quarantine_dismiss(raw_ids: tuple[int, ...], every: bool, reason: str | None
 
 
 @quarantine.command("retry")
-@click.argument("raw_id", type=ROW_ID)
+@click.argument("raw_ids", metavar="[ID]...", type=ROW_ID, nargs=-1)
+@click.option("--all", "every", is_flag=True, help="every quarantined mail not dismissed yet")
 @config_option
-def quarantine_retry(raw_id: int, config: str | None) -> None:
-    """Re-drive one quarantined mail through processing now (a dismissed one too: failing again, it is news)."""
+def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) -> None:
+    """Re-drive quarantined mail through processing now, oldest first (a dismissed one by its ID: failing
+    again, it is news); exit 1 if any is not in quarantine or fails again."""
     from ticketd.pipeline import ProcessingDeferred, process_raw
     from ticketd.store.inbox import requeue
+    from ticketd.views import list_quarantine
 
+    wanted = _ids_or_all(raw_ids, every)
     app = _app(config, writes=True)
-    if not requeue(app.engine, raw_id):
-        raise click.ClickException(f"mail {raw_id} is not in quarantine")
-    try:
-        outcome = process_raw(app, raw_id)
-    except ProcessingDeferred as exc:
-        click.echo(f"mail {raw_id} is out of quarantine and waits: {exc}; the daemon takes it once that is "
-                   "mended", err=True)
+    if wanted is None:
+        wanted = [q["id"] for q in list_quarantine(app.engine)]
+        if not wanted:
+            click.echo("nothing to retry: no quarantined mail waits to be looked at")
+            return
+    # In arrival order, whatever order they were named in: an original opens its ticket before its reply.
+    ordered = sorted(set(wanted))
+    failed = 0
+    for n, raw_id in enumerate(ordered):
+        if not requeue(app.engine, raw_id):
+            click.echo(f"mail {raw_id} is not in quarantine", err=True)
+            failed += 1
+            continue
+        try:
+            outcome = process_raw(app, raw_id)
+        except ProcessingDeferred as exc:
+            rest = ordered[n + 1:]
+            click.echo(f"mail {raw_id} is out of quarantine and waits: {exc}; the daemon takes it once that is "
+                       "mended" + (f"; not retried, still in quarantine: {' '.join(map(str, rest))}" if rest else ""),
+                       err=True)
+            sys.exit(1)
+        if outcome is None:
+            click.echo(f"mail {raw_id} was taken by the running daemon")
+        elif outcome.quarantined:
+            click.echo(f"mail {raw_id} failed again and stays in quarantine:\n{outcome.quarantined}", err=True)
+            failed += 1
+        elif outcome.matched_by == "copy":
+            click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} has it already (another delivery of "
+                       f"it, its bytes changed on the way); not added twice")
+        else:
+            click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} ({outcome.matched_by})")
+    if failed:
         sys.exit(1)
-    if outcome is None:
-        click.echo(f"mail {raw_id} was taken by the running daemon")
-    elif outcome.quarantined:
-        click.echo(f"mail {raw_id} failed again and stays in quarantine:\n{outcome.quarantined}", err=True)
-        sys.exit(1)
-    elif outcome.matched_by == "copy":
-        click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} has it already (another delivery of "
-                   f"it, its bytes changed on the way); not added twice")
-    else:
-        click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} ({outcome.matched_by})")
 
 
 # ---------------------------------------------------------------- erasure (GDPR Art. 17)
