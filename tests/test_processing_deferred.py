@@ -171,3 +171,70 @@ def test_daemon_holds_mail_while_data_dir_is_full_and_goes_on_by_itself(tmp_path
     finally:
         daemon.stop()
         engine.dispose()
+
+
+def test_a_database_without_room_holds_the_mail_instead_of_quarantining_it(make_app, sqlite_url):
+    """SQLite's own limit (PRAGMA max_page_count) makes the database full as a full disk does: SQLITE_FULL.
+    The mail is not the cause, so it stays waiting, and is made a ticket once the database may grow.
+    (PostgreSQL's disk_full, SQLSTATE 53100, takes the same path; no test fills its disk.)"""
+    from sqlalchemy import event, func
+    from sqlalchemy.exc import OperationalError
+
+    from ingest.smtp import Receiver
+
+    app = make_app(sqlite_url)
+    receiver = Receiver(app)
+    receiver.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+            long = _mail("cust@example.org", "Invoice wrong", "<invoice@x>")
+            long.set_content("Every line of the log they asked for.\n" * 5000)   # ~190 KB the ticket keeps
+            client.send_message(long)
+    finally:
+        receiver.stop()
+
+    def no_growth(dbapi_connection, _record):
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    app.engine.dispose()
+    event.listen(app.engine, "connect", no_growth)
+    with pytest.raises(OperationalError, match="database or disk is full"):
+        drain(app)
+    assert _states(app) == {"invoice@x": "received"} and list_quarantine(app.engine) == []
+
+    event.remove(app.engine, "connect", no_growth)
+    app.engine.dispose()
+    assert drain(app) == 1
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tickets)).scalar_one() == 1
+
+
+def test_out_of_room_is_told_apart_from_bad_data_on_both_databases(db_url):
+    """Real errors: a database not allowed to grow (SQLite's max_page_count: SQLITE_FULL) or a session past
+    its temp_file_limit (PostgreSQL: SQLSTATE 53400, class 53 as disk_full is) against a duplicate key."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from ticketd.store.db import out_of_resources
+
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+            conn.execute(text("INSERT INTO t VALUES (1, 'x')"))
+        with pytest.raises(DBAPIError) as duplicate, engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1, 'x')"))
+        assert not out_of_resources(duplicate.value)
+        with pytest.raises(DBAPIError) as full, engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                pages = conn.execute(text("PRAGMA page_count")).scalar_one()
+                conn.execute(text(f"PRAGMA max_page_count = {pages}"))
+                conn.execute(text("INSERT INTO t VALUES (2, :body)"), {"body": "x" * 100_000})
+            else:
+                conn.execute(text("SET LOCAL work_mem = '64kB'"))
+                conn.execute(text("SET LOCAL temp_file_limit = '64kB'"))
+                conn.execute(text("SELECT md5(n::text) FROM generate_series(1, 200000) n ORDER BY 1")).all()
+        assert out_of_resources(full.value), full.value
+    finally:
+        engine.dispose()

@@ -33,7 +33,7 @@ from ticketd.prepare import (
 )
 from ticketd.store import inbox
 from ticketd.store import tickets as store
-from ticketd.store.db import is_transient
+from ticketd.store.db import is_transient, out_of_resources
 from ticketd.store.merge import final_ticket, lock_final_ticket
 from ticketd.store.write_queue import acknowledgement_waiting
 from ticketd.ticket_changes import mail_ref
@@ -205,9 +205,9 @@ def write_batch(app: App, prepared: list[tuple[int, Preparation]]) -> list[Outco
     reason (shunt, don't drop); the others commit. Savepoints cost two
     round trips per mail on PostgreSQL, so a batch is first written without
     them, and only when a mail fails is it rolled back and written again
-    with one savepoint per mail. A deadlock or a lost connection is not
-    the mail's fault: it rolls the batch back and raises, and the
-    processor's next pass takes the mails again. When mail waiting for its
+    with one savepoint per mail. A deadlock, a lost connection or a
+    database without room is not the mail's fault: it rolls the batch back
+    and raises, and the processor's next pass takes the mails again. When mail waiting for its
     250 needs the write lock, the batch commits what it has and lets it
     through. A Deferred mail (data_dir full, say) is not the mail's fault
     either: what came before it commits, then ProcessingDeferred; it and
@@ -257,8 +257,8 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
                 except Exception as exc:
                     if not guarded:
                         raise _OneFailed from exc
-                    if is_transient(exc):
-                        raise   # the database's moment, not the mail: the next pass writes it again
+                    if is_transient(exc) or out_of_resources(exc):
+                        raise   # the database's moment or room, not the mail: the next pass writes it again
                     prep = failure_reason(exc)
                 else:
                     written.append(outcome)

@@ -85,6 +85,23 @@ def is_transient(error: BaseException) -> bool:
     return error.connection_invalidated or getattr(error.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
 
+# PostgreSQL's class 53, insufficient resources (disk_full, out_of_memory, too_many_connections, ...), and
+# SQLite's SQLITE_FULL and SQLITE_IOERR (https://www.sqlite.org/rescode.html): the server's or the disk's
+# state, not the row's.
+_RESOURCE_SQLSTATE_CLASS = "53"
+_SQLITE_OUT_OF_RESOURCES = frozenset({10, 13})
+
+
+def out_of_resources(error: BaseException) -> bool:
+    """Whether a database error says the database has no room (a full disk, no memory), not that the data is wrong."""
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if (getattr(error.orig, "sqlstate", None) or "").startswith(_RESOURCE_SQLSTATE_CLASS):
+        return True
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in _SQLITE_OUT_OF_RESOURCES   # the primary code of an extended one
+
+
 def unreachable(error: BaseException) -> bool:
     """Whether a database error says the database is out of reach (refused, cut, locked), not that the work is wrong.
 
