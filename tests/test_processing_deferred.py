@@ -173,6 +173,36 @@ def test_daemon_holds_mail_while_data_dir_is_full_and_goes_on_by_itself(tmp_path
         engine.dispose()
 
 
+def test_daemon_stopped_while_mail_waits_for_room_exits_cleanly_and_the_next_start_goes_on(tmp_path, postgres_url):
+    smtp_port = free_port()
+    config = write_config(tmp_path, postgres_url, smtp_port=smtp_port)
+    daemon = DaemonProcess(config).start()
+    engine = create_engine(postgres_url)
+    try:
+        _limit_file_size(daemon.proc.pid, 1 << 20)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+            big = _mail("cust@example.org", "Scan attached", "<scan@x>")
+            big.add_attachment(bytes(range(256)) * 8192, maintype="image", subtype="tiff", filename="scan.tiff")
+            client.send_message(big)
+        assert eventually(lambda: "waits, and the mail after it" in daemon.output(), timeout=20), daemon.output()
+        assert daemon.terminate() == 0
+        assert "raw mail 1 and the mail after it wait for the next start: its files cannot be written" \
+            in daemon.output()
+        assert "Traceback" not in daemon.output()
+
+        daemon = DaemonProcess(config).start()   # a start with room: it carries on from the raw table
+        assert eventually(lambda: _count_tickets(engine) == 1, timeout=20), daemon.output()
+        assert daemon.terminate() == 0
+    finally:
+        daemon.stop()
+        engine.dispose()
+
+
+def _count_tickets(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(tickets)).scalar_one()
+
+
 def test_a_database_without_room_holds_the_mail_instead_of_quarantining_it(make_app, sqlite_url):
     """SQLite's own limit (PRAGMA max_page_count) makes the database full as a full disk does: SQLITE_FULL.
     The mail is not the cause, so it stays waiting, and is made a ticket once the database may grow.

@@ -91,6 +91,8 @@ class Processor:
         try:
             while drain(self.app) and time.monotonic() < deadline:
                 pass
+        except ProcessingDeferred as exc:
+            log.warning("raw mail %s and the mail after it wait for the next start: %s", exc.raw_id, exc)
         except Exception:
             log.exception("the last processing pass failed; the mail waits for the next start")
 
