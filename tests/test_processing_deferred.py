@@ -138,26 +138,43 @@ def _limit_file_size(pid: int, size: int) -> None:
             resource.prlimit(each, resource.RLIMIT_FSIZE, (size, resource.prlimit(each, resource.RLIMIT_FSIZE)[1]))
 
 
-def test_daemon_holds_mail_while_data_dir_is_full_and_goes_on_by_itself(tmp_path, postgres_url):
-    """On PostgreSQL (the database is not in data_dir): the running daemon meets the full disk, keeps the mail
-    waiting in order, says so once, and makes the tickets once files can be written again, unasked."""
+@contextlib.contextmanager
+def _daemon_with_a_full_disk(tmp_path, db_url, *mails: EmailMessage):
+    """A real `ticketd run` whose writes past 1 MiB fail, handed `mails` over SMTP once it has met that
+    limit: it and its engine, stopped and disposed after."""
     smtp_port = free_port()
-    config = write_config(tmp_path, postgres_url, smtp_port=smtp_port)
+    config = write_config(tmp_path, db_url, smtp_port=smtp_port)
     daemon = DaemonProcess(config).start()
-    engine = create_engine(postgres_url)
+    engine = create_engine(db_url)
     try:
         _limit_file_size(daemon.proc.pid, 1 << 20)
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
-            big = _mail("cust@example.org", "Scan attached", "<scan@x>")
-            big.add_attachment(bytes(range(256)) * 8192, maintype="image", subtype="tiff", filename="scan.tiff")
-            client.send_message(big)   # 2 MiB of file
-            client.send_message(_mail("cust@example.org", "Re: Scan attached", "<again@x>", reply_to="<scan@x>"))
+            for mail in mails:
+                client.send_message(mail)
         assert eventually(lambda: "waits, and the mail after it" in daemon.output(), timeout=20), daemon.output()
+        yield daemon, engine
+    finally:
+        daemon.stop()
+        engine.dispose()
+
+
+def _scan() -> EmailMessage:
+    """A customer's mail with 2 MiB of file."""
+    scan = _mail("cust@example.org", "Scan attached", "<scan@x>")
+    scan.add_attachment(bytes(range(256)) * 8192, maintype="image", subtype="tiff", filename="scan.tiff")
+    return scan
+
+
+def test_daemon_holds_mail_while_data_dir_is_full_and_goes_on_by_itself(tmp_path, postgres_url):
+    """On PostgreSQL (the database is not in data_dir): the running daemon meets the full disk, keeps the mail
+    waiting in order, says so once, and makes the tickets once files can be written again, unasked."""
+    reply = _mail("cust@example.org", "Re: Scan attached", "<again@x>", reply_to="<scan@x>")
+    with _daemon_with_a_full_disk(tmp_path, postgres_url, _scan(), reply) as (daemon, engine):
         assert "[Errno 27] File too large" in daemon.output()
         time.sleep(2)   # several passes more: still waiting, said once, nothing shunted
         assert daemon.output().count("waits, and the mail after it") == 1
+        assert _count_tickets(engine) == 0
         with engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(tickets)).scalar_one() == 0
             assert set(conn.execute(select(raw_mail.c.state)).scalars()) == {"received"}
 
         _limit_file_size(daemon.proc.pid, resource.RLIM_INFINITY)   # room again
@@ -168,34 +185,21 @@ def test_daemon_holds_mail_while_data_dir_is_full_and_goes_on_by_itself(tmp_path
             assert conn.execute(select(messages.c.message_id).where(messages.c.ticket_id == ticket.id)
                                 .order_by(messages.c.id)).scalars().all() == ["scan@x", "again@x"]
         assert daemon.terminate() == 0
-    finally:
-        daemon.stop()
-        engine.dispose()
 
 
 def test_daemon_stopped_while_mail_waits_for_room_exits_cleanly_and_the_next_start_goes_on(tmp_path, postgres_url):
-    smtp_port = free_port()
-    config = write_config(tmp_path, postgres_url, smtp_port=smtp_port)
-    daemon = DaemonProcess(config).start()
-    engine = create_engine(postgres_url)
-    try:
-        _limit_file_size(daemon.proc.pid, 1 << 20)
-        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
-            big = _mail("cust@example.org", "Scan attached", "<scan@x>")
-            big.add_attachment(bytes(range(256)) * 8192, maintype="image", subtype="tiff", filename="scan.tiff")
-            client.send_message(big)
-        assert eventually(lambda: "waits, and the mail after it" in daemon.output(), timeout=20), daemon.output()
+    with _daemon_with_a_full_disk(tmp_path, postgres_url, _scan()) as (daemon, engine):
         assert daemon.terminate() == 0
         assert "raw mail 1 and the mail after it wait for the next start: its files cannot be written" \
             in daemon.output()
         assert "Traceback" not in daemon.output()
 
-        daemon = DaemonProcess(config).start()   # a start with room: it carries on from the raw table
-        assert eventually(lambda: _count_tickets(engine) == 1, timeout=20), daemon.output()
-        assert daemon.terminate() == 0
-    finally:
-        daemon.stop()
-        engine.dispose()
+        again = DaemonProcess(daemon.config).start()   # a start with room: it carries on from the raw table
+        try:
+            assert eventually(lambda: _count_tickets(engine) == 1, timeout=20), again.output()
+            assert again.terminate() == 0
+        finally:
+            again.stop()
 
 
 def _count_tickets(engine) -> int:
