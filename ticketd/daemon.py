@@ -18,8 +18,9 @@ from ingest.imap import Poller
 from ingest.smtp import Receiver
 from ticketd.app import App, build_app
 from ticketd.erase import RetentionKeeper, settle_interrupted_erasures
-from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
+from ticketd.logs import configure_logging
 from ticketd.outage import Outage
+from ticketd.pidlock import AlreadyRunning, PidLock, pid_path
 from ticketd.pipeline import ProcessingDeferred, drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.repeating_failures import RepeatingFailures
@@ -339,8 +340,6 @@ def _replan_timers(app: App) -> None:
 
 def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) -> None:
     """The child of `ticketd run`: processing, workers, sweeps, IMAP; stops with SIGTERM or its parent."""
-    from ticketd.cli import configure_logging
-
     # Out of `ticketd run`'s process group: a terminal's hang-up or Ctrl-C, or a kill of the group, reaches
     # `ticketd run` alone, which passes it on once; heard twice, a SIGHUP reloaded (and logged) twice.
     with contextlib.suppress(OSError):

@@ -25,7 +25,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from ticketd.domain.signing import Signer
-from ticketd.prepare import PendingBatch, Prepared, Preparation, prepare_or_reason
+from ticketd.logs import configure_logging
+from ticketd.prepare import PendingBatch, Preparation, Prepared, prepare_or_reason
 from ticketd.settings import Settings
 
 log = logging.getLogger("ticketd.prepare")
@@ -41,8 +42,6 @@ _worker_context: tuple[Settings, Signer] | None = None  # set in each worker pro
 
 def _start_worker(settings: Settings, signer: Signer, parent_pid: int) -> None:
     global _worker_context
-    from ticketd.cli import configure_logging
-
     # Ctrl-C and a terminal's hang-up reach the whole process group; the
     # daemon stops its pool itself. (SIGTERM stays: the pool uses it.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,83 @@
+"""`ticketd tickets delete` and `ticketd forget`: erasure (GDPR Art. 17), previewed and confirmed."""
+
+from __future__ import annotations
+
+import click
+
+from ticketd.cli.common import (
+    ROW_ID,
+    config_option,
+    confirm,
+    json_option,
+    open_app,
+    open_for_change,
+    print_json,
+)
+
+yes_option = click.option("--yes", is_flag=True, help="erase without asking")
+
+
+def _confirm_erasure(what: str, preview, as_json: bool) -> None:
+    """Show what would be erased and ask; without a terminal to ask on, refuse (exit 1)."""
+    from ticketd.erase import summary
+
+    confirm(f"would erase {what}: {summary(preview)}", f"Erase {what}? This cannot be undone",
+             f"not erased: no terminal to confirm on; run again with --yes to erase {what}", as_json)
+
+
+
+@click.command("delete")
+@click.argument("ticket_id", type=ROW_ID)
+@yes_option
+@config_option
+@json_option
+def tickets_delete(ticket_id: int, yes: bool, config: str | None, as_json: bool) -> None:
+    """Erase one ticket and everything stored for it; its raw mail stays only as a tombstone."""
+    from ticketd.erase import erase_ticket, summary
+
+    settings, engine = open_for_change(config)
+    why = f"`ticketd tickets delete {ticket_id}`"
+    if not yes:
+        preview = erase_ticket(engine, settings.attachments_dir, ticket_id, why, dry_run=True)
+        if preview is None:
+            raise click.ClickException(f"no ticket {ticket_id}")
+        _confirm_erasure(f"ticket [#{ticket_id}]", preview, as_json)
+    erased = erase_ticket(engine, settings.attachments_dir, ticket_id, why)
+    if erased is None:
+        raise click.ClickException(f"no ticket {ticket_id}")
+    if as_json:
+        print_json({"ticket_id": ticket_id, "erased": erased.counts()})
+    else:
+        click.echo(f"ticket [#{ticket_id}] erased: {summary(erased)}")
+
+
+@click.command()
+@click.argument("address")
+@yes_option
+@config_option
+@json_option
+def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
+    """Erase one person: the tickets they opened, their words and address on other tickets, their mail."""
+    from ticketd.erase import forget as forget_person
+    from ticketd.erase import summary
+    from ticketd.ticket_changes import is_ours
+
+    app = open_app(config, writes=True)   # the rules: an agent is not forgotten behind rules.yaml's back
+    address = address.strip().lower()
+    if "@" not in address:
+        raise click.UsageError(f"{address!r} is not an email address")
+    if app.rules.agent(address) is not None:
+        raise click.ClickException(f"{address} is an agent in {app.settings.rules_file}: remove them "
+                                   "from it first (and let the daemon reload it), then forget them")
+    if is_ours(app, address):
+        raise click.ClickException(f"{address} is one of ticketd's own addresses")
+    why = "`ticketd forget`"
+    if not yes:
+        preview = forget_person(app.engine, app.settings.attachments_dir, address, why, dry_run=True)
+        _confirm_erasure(address, preview, as_json)
+    erased = forget_person(app.engine, app.settings.attachments_dir, address, why)
+    if as_json:
+        print_json({"address": address, "tickets_erased": erased.tickets, "erased": erased.counts()})
+    else:
+        tickets_erased = ", ".join(f"[#{t}]" for t in erased.tickets) or "none"
+        click.echo(f"{address} forgotten: tickets erased {tickets_erased}; {summary(erased)}")

@@ -1,0 +1,175 @@
+"""`ticketd status`: the desk's health for people and for monitoring (exit codes as a Nagios plugin)."""
+
+from __future__ import annotations
+
+import click
+
+from ticketd.cli.common import NoDatabase, config_option, json_option, open_engine, print_json, read_settings
+
+
+class _CheckCommand(click.Command):
+    """A command monitoring runs as a check: a mistyped option exits UNKNOWN (3), not click's 2, which a check
+    reads as CRITICAL (ticketd/health.py)."""
+
+    def make_context(self, info_name, args, *rest, **kwargs) -> click.Context:
+        as_json = "--json" in args   # before click consumes them
+        try:
+            return super().make_context(info_name, args, *rest, **kwargs)
+        except click.UsageError as exc:
+            from ticketd import health
+
+            exc.exit_code = health.UNKNOWN
+            _print_verdict(health.cannot_look("usage", health.UNKNOWN, exc.format_message()), as_json)
+            raise
+
+
+@click.command(cls=_CheckCommand)
+@config_option
+@json_option
+def status(config: str | None, as_json: bool) -> None:
+    """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
+
+    Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
+    lately, mail late, no `ticketd worker`, a rules file with errors, a disk nearly full), 2 critical (the
+    daemon not running, Redis or the database not answering, no database, processing stuck, nothing sent for
+    an hour, jobs and no worker, no room for one more mail), 3 unknown (settings or a schema version it
+    cannot read); the checks and their thresholds are in ticketd/health.py.
+    It never creates or changes the database.
+    """
+    from ingest.imap_health import imap_status
+    from ticketd import health
+    from ticketd.store.errors import Unreachable, unreachable_message
+    from ticketd.views import daemon_status, desk_status, disk_status, rules_status
+    from workers.broker_health import queue_status
+
+    try:
+        settings = read_settings(config)   # read once: its warnings (a stray TICKETD_ variable) shown once
+    except click.ClickException as exc:   # settings it cannot read: it could not look
+        _could_not_look(health.cannot_look("settings", health.UNKNOWN, exc.message), exc.message, as_json)
+    try:
+        engine = open_engine(config, settings)
+        desk = desk_status(engine, settings.data_dir)
+        desk["imap"] = imap_status(engine, settings.imap)
+        flow = health.mail_flow(engine)
+    except NoDatabase as exc:   # the desk has no database: nothing is received, processed or sent
+        # The pid file needs no database: a daemon running there says --config is not its settings.
+        _could_not_look(health.unreachable_database(exc.message), exc.message, as_json,
+                        daemon=daemon_status(settings.data_dir))
+    except click.ClickException as exc:   # a schema it cannot read (another version): it could not look
+        _could_not_look(health.cannot_look("database", health.UNKNOWN, exc.message), exc.message, as_json)
+    except Unreachable as exc:
+        message = unreachable_message(settings.database_url, exc)
+        _could_not_look(health.unreachable_database(message), message, as_json)
+    desk["queue"] = queue_status(settings)
+    desk["rules"] = rules_status(settings.rules_file)
+    desk["disks"], desk["max_message_bytes"] = disk_status(settings), settings.smtp.max_message_bytes
+    verdict = health.assess(desk, flow)
+    if as_json:
+        print_json({**desk, **verdict.summary()})
+    else:
+        _print_status(desk, verdict)
+    click.get_current_context().exit(verdict.state)
+
+
+def _print_verdict(verdict, as_json: bool, daemon: dict | None = None) -> None:
+    """The summary of a status that could not look, on stdout for the check to show: always one JSON object
+    with --json, which monitoring parses; the daemon's state too when it could be read."""
+    from ticketd.clock import iso, utcnow
+
+    if as_json:
+        print_json({"at": iso(utcnow()), **({"daemon": daemon} if daemon else {}), **verdict.summary()})
+        return
+    click.echo(f"health   {verdict.line()}")
+    if daemon:
+        click.echo(f"daemon   {_daemon_line(daemon)}")
+
+
+def _could_not_look(verdict, message: str, as_json: bool, daemon: dict | None = None) -> None:
+    """The one line every command gives, exiting with the verdict's state, and the summary on stdout."""
+    _print_verdict(verdict, as_json, daemon)
+    error = click.ClickException(message)
+    error.exit_code = verdict.state
+    raise error from None
+
+
+def _print_status(desk: dict, verdict) -> None:
+    def oldest(seconds) -> str:
+        return "" if seconds is None else f" (oldest {seconds:.0f} s)"
+
+    inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
+    click.echo(f"health   {verdict.line()}")
+    click.echo(f"daemon   {_daemon_line(desk['daemon'])}")
+    click.echo(f"queue    {_queue_line(desk['queue'])}")
+    if desk["queue"].get("workers") is not None:
+        click.echo(f"workers  {_workers_line(desk['queue'])}")
+    for box in desk["imap"]:
+        click.echo(f"imap     {_imap_line(box)}")
+    rules = desk["rules"]
+    click.echo(f"rules    {rules['file']}: " + ("valid" if rules["valid"] else
+                                                f"{len(rules['errors'])} error(s), not in force"))
+    click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
+               f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
+    click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
+               f"{oldest(outbox['oldest_unsent_seconds'])}, failed {outbox['failed']}, sent {outbox['sent']}")
+    click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
+    click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
+               f"next due {timers['next_due_at'] or '-'}")
+    for disk in desk["disks"]:
+        click.echo(f"disk     {_disk_line(disk)}")
+
+
+def _disk_line(disk: dict) -> str:
+    from ticketd.health import file_size
+
+    where = f"{disk['path']} ({', '.join(disk['holds'])})"
+    if "error" in disk:
+        return f"{where}: cannot look ({disk['error']})"
+    room = f"{file_size(disk['free_bytes'])} free of {file_size(disk['total_bytes'])}"
+    return f"{where}: {room}{', READ-ONLY' if disk['read_only'] else ''}"
+
+
+def _queue_line(queue: dict) -> str:
+    if queue["backend"] != "redis":
+        return "in-process (the workers run inside `ticketd run`)"
+    where = f"redis {queue['url']} (namespace {queue['namespace']})"
+    if not queue["reachable"]:
+        return f"{where}: UNREACHABLE ({queue['error']}); mail waits in the outbox until it answers"
+    waiting = queue["waiting"]
+    jobs = f"{waiting} job{'' if waiting == 1 else 's'} waiting"
+    if queue.get("write_error"):
+        return f"{where}: answers but REFUSES WRITES ({queue['write_error']}), {jobs}; mail waits in the outbox"
+    return f"{where}: answers, {jobs}"
+
+
+def _workers_line(queue: dict) -> str:
+    from ticketd.health import duration
+    from workers.broker_health import WORKER_GONE_SECONDS
+
+    if queue["workers"]:
+        alive = f"{queue['workers']} alive (`ticketd worker` processes beating within {WORKER_GONE_SECONDS:.0f} s)"
+        troubled = queue.get("workers_without_database") or []
+        return alive + (f", {len(troubled)} of them without the database" if troubled else "")
+    last = queue.get("last_beat_seconds_ago")
+    return "none running" if last is None else f"none seen for {duration(last)}"
+
+
+def _imap_line(box: dict) -> str:
+    from ticketd.health import oversized
+
+    too_big = f"; {oversized(box)} LEFT ON THE SERVER" if box.get("oversized") else ""
+    if box["state"] == "failing":
+        polled = f"last poll {box['last_ok_at']}" if box["last_ok_at"] else "never polled"
+        return (f"{box['mailbox']}: FAILING since {box['failing_since']}, {box['failures']} failed "
+                f"tr{'y' if box['failures'] == 1 else 'ies'}, {polled}: {box['error']}{too_big}")
+    if box["state"] == "ok":
+        return f"{box['mailbox']}: polling, last poll {box['last_ok_at']}{too_big}"
+    return f"{box['mailbox']}: {box['state']}"
+
+
+def _daemon_line(daemon: dict) -> str:
+    if daemon["running"] is None:
+        return f"unknown ({daemon['error']})"
+    if not daemon["running"]:
+        return "not running"
+    since = f", since {daemon['started_at']}" if daemon.get("started_at") else ""
+    return f"running (pid {daemon['pid'] if daemon['pid'] is not None else 'not written yet'}{since})"
