@@ -61,7 +61,7 @@ def test_retention_is_off_by_default_and_set_in_the_file_or_the_environment(tmp_
 
 @pytest.mark.parametrize(("value", "complaint"), [
     ("0", "greater than 0"), ("-5", "greater than 0"), ("1.5", "valid integer"), ("'30'", "valid integer"),
-    ("true", "valid integer"), ("[30]", "valid integer"),
+    ("true", "a number is wanted here"), ("[30]", "valid integer"),
 ])
 def test_retention_days_are_positive_integers_or_null(tmp_path, value, complaint):
     config = tmp_path / "ticketd.yaml"

@@ -75,3 +75,17 @@ def test_rules_test_with_a_config_uses_the_daemons_mime_limits(tmp_path, monkeyp
                                        "--config", str(config)])
     assert result.output.splitlines()[1:] == [
         "would be quarantined: MailTooComplex: mail refused by the MIME limits: MIME nesting deeper than 5"]
+
+
+def test_rules_test_reads_the_settings_ticketd_config_names(tmp_path, monkeypatch):
+    """Every command reads $TICKETD_CONFIG when --config is not given; the dry run too (docs/settings.md)."""
+    monkeypatch.chdir(tmp_path)   # no ticketd.yaml here
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = write_config(etc, f"sqlite:///{tmp_path}/none.db", extra="max_mime_depth: 5\n")
+    (tmp_path / "deep.eml").write_bytes(_nested(10))
+    monkeypatch.setenv("TICKETD_CONFIG", str(config))
+    result = CliRunner().invoke(main, ["rules", "test", str(etc / "rules.yaml"), str(tmp_path / "deep.eml")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1:] == [
+        "would be quarantined: MailTooComplex: mail refused by the MIME limits: MIME nesting deeper than 5"]

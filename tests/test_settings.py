@@ -45,7 +45,7 @@ def test_text_settings_from_the_environment_are_taken_as_written(tmp_path):
         "TICKETD_PREVIOUS_SECRET_KEYS": '["old #1"]',   # a list is YAML
         "TICKETD_OUTBOUND__PASSWORD": "#pw",            # YAML would make it a comment: None
         "TICKETD_OUTBOUND__USERNAME": "%user",          # YAML would refuse it
-        "TICKETD_SUPPORT_ADDRESS": "help@example.net # desk",
+        "TICKETD_SUPPORT_ADDRESS": "help#desk@example.net",   # YAML would cut it at the #
         "TICKETD_REDIS_URL": "null",
         "TICKETD_SMTP__MAX_MESSAGE_BYTES": "1000",
         "TICKETD_OUTBOUND__STARTTLS": "yes",
@@ -53,7 +53,7 @@ def test_text_settings_from_the_environment_are_taken_as_written(tmp_path):
     assert settings.secret_key == "123456"
     assert settings.previous_secret_keys == ["old #1"]
     assert settings.outbound.password == "#pw" and settings.outbound.username == "%user"
-    assert settings.support_address == "help@example.net # desk"
+    assert settings.support_address == "help#desk@example.net"
     assert settings.redis_url is None
     assert settings.smtp.max_message_bytes == 1000 and settings.outbound.starttls is True
 

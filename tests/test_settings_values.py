@@ -80,8 +80,8 @@ def _cli(tmp_path, **env: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("variable, value, message", [
-    ("TICKETD_SMTP__LISTEN", "garbage", "smtp.listen: Value error, smtp.listen must be host:port"),
-    ("TICKETD_SMTP__LISTEN", "127.0.0.1:99999", "smtp.listen: Value error, smtp.listen must be host:port"),
+    ("TICKETD_SMTP__LISTEN", "garbage", "smtp.listen: smtp.listen must be host:port"),
+    ("TICKETD_SMTP__LISTEN", "127.0.0.1:99999", "smtp.listen: smtp.listen must be host:port"),
     ("TICKETD_SWEEP_SECONDS", "0", "sweep_seconds: Input should be greater than or equal to 0.05"),
 ])
 def test_cli_names_the_key_and_the_variable_of_a_value_out_of_bounds(tmp_path, variable, value, message):
@@ -97,13 +97,13 @@ def test_yes_no_on_off_and_digits_are_text_where_a_setting_is_text(tmp_path):
         "previous_secret_keys: [123456, 0123, 1e5, 2024-01-01]\n"
         "outbound: {username: off, password: 123456}\n"
         "imap: [{host: imap.example.net, username: 42, password: 0777}]\n"
-        "smtp: {extra_addresses: [no]}\n"))
+        "smtp: {extra_addresses: [no@example.com]}\n"))
     settings = load_settings(config, environ={})
     assert settings.accept_words == ["yes", "ok", "on", "Y"]
     assert settings.previous_secret_keys == ["123456", "0123", "1e5", "2024-01-01"]   # as written, not 83 or a date
     assert settings.outbound.username == "off" and settings.outbound.password == "123456"
     assert settings.imap[0].username == "42" and settings.imap[0].password == "0777"
-    assert settings.smtp.extra_addresses == ["no"]
+    assert settings.smtp.extra_addresses == ["no@example.com"]
 
 
 def test_yes_no_on_off_and_digits_are_text_from_the_environment_too():
@@ -179,3 +179,72 @@ def test_a_variable_below_a_plain_setting_names_the_variable_to_set():
     with pytest.raises(ValueError, match=r"^TICKETD_SMTP__EXTRA_ADDRESSES__0: smtp.extra_addresses is a list; "
                                          r"set all of it, e.g. TICKETD_SMTP__EXTRA_ADDRESSES='\[...\]'$"):
         load_settings(None, environ={"TICKETD_SMTP__EXTRA_ADDRESSES__0": "a@example.com"})
+
+
+@pytest.mark.parametrize("text, key", [
+    ("smtp: {max_message_bytes: true}\n", "smtp.max_message_bytes"),   # would be a one-byte limit
+    ("max_followers: false\n", "max_followers"),
+    ("sweep_seconds: true\n", "sweep_seconds"),
+    ("outbound: {port: false}\n", "outbound.port"),
+    ("imap: [{host: h, username: u, password: p, port: true}]\n", "imap.0.port"),
+])
+def test_true_and_false_are_no_numbers(tmp_path, text, key):
+    with pytest.raises(ValidationError) as caught:
+        load_settings(_file(tmp_path, text), environ={})
+    (error,) = caught.value.errors()
+    assert ".".join(map(str, error["loc"])) == key and "a number is wanted here" in error["msg"]
+
+
+def test_true_from_the_environment_is_no_number_either(tmp_path):
+    done = _cli(tmp_path, TICKETD_SMTP__MAX_MESSAGE_BYTES="true")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert ("smtp.max_message_bytes: a number is wanted here, not true (from TICKETD_SMTP__MAX_MESSAGE_BYTES)"
+            in done.stderr)
+
+
+@pytest.mark.parametrize("written, why", [
+    ("Support <support@example.com>", "write support@example.com alone"),
+    ("'@example.com'", "needs one @ with a name before it"),
+    ("'support@'", "has no domain after the @"),
+    ("a@b@example.com", "needs one @ with a name before it"),
+    ("support@exa mple.com", "' ' in"),
+    ("'support@example.com, other@example.com'", "',' in"),
+    ("support.example.com", "no @ in"),
+])
+def test_the_support_address_is_one_bare_address(tmp_path, written, why):
+    # Written with a name, the daemon started and answered 550 to every mail to support@example.com.
+    with pytest.raises(ValidationError, match=f"support_address must be an address like .*{re.escape(why)}"):
+        load_settings(_file(tmp_path, f"support_address: {written}\n"), environ={})
+
+
+def test_each_extra_address_is_one_address(tmp_path):
+    with pytest.raises(ValidationError, match=r"smtp.extra_addresses\[1\] must be an address.*',' in"):
+        load_settings(_file(tmp_path, "smtp: {extra_addresses: [help@example.com, 'a@example.com, b@x.org']}\n"),
+                      environ={})
+    with pytest.raises(ValidationError, match="smtp.extra_addresses"):
+        load_settings(None, environ={"TICKETD_SMTP__EXTRA_ADDRESSES": "a@example.com, b@example.com"})
+    kept = load_settings(_file(tmp_path, "smtp: {extra_addresses: [hjälp@example.se, Help@Example.COM]}\n"),
+                         environ={})
+    assert kept.smtp.extra_addresses == ["hjälp@example.se", "Help@Example.COM"]
+
+
+@pytest.mark.parametrize("key", ["data_dir", "rules_file", "templates_dir"])
+def test_an_empty_path_is_refused_not_taken_as_the_working_directory(tmp_path, key):
+    with pytest.raises(ValidationError, match=f"{key}\n.*is empty: write a path"):
+        load_settings(_file(tmp_path, f"{key}: ''\n"), environ={})
+    if key != "templates_dir":   # a nullable setting's empty variable is null (docs/settings.md)
+        with pytest.raises(ValidationError, match=f"{key}\n.*is empty"):
+            load_settings(None, environ={f"TICKETD_{key.upper()}": ""})
+
+
+def test_errors_in_the_file_ticketd_config_names_give_its_name_and_lines(tmp_path):
+    config = tmp_path / "etc" / "desk.yaml"
+    config.parent.mkdir()
+    config.write_text("database_url: sqlite:///t.db\nsmtp:\n  listen: nowhere\nmax_followers: -1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list"], cwd=tmp_path,
+                          env=dict(env, TICKETD_CONFIG=str(config)), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{config} is not valid:" in done.stderr
+    assert f"  {config}:3: smtp.listen: smtp.listen must be host:port" in done.stderr
+    assert f"  {config}:4: max_followers: Input should be greater than or equal to 0" in done.stderr

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -44,6 +45,32 @@ DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 REDIS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # A sweep or a poll loop waits this long at least: 0 would spin a core at 100%.
 MIN_LOOP_SECONDS = 0.05
+
+
+# What may not stand in an address written bare: a display name's or a list's marks, or a space.
+_NOT_IN_AN_ADDRESS = re.compile(r'[\s<>(),;:"\[\]\\]')
+
+
+def address_problem(value: str) -> str | None:
+    """Why `value` is not one bare address (local@domain), or None: the check the settings make of addresses.
+
+    Not an RFC 5322 parser: quoted local parts and address literals,
+    which no support desk uses, are refused with the display names
+    (`Support <support@example.com>`) and lists that are the real slips.
+    """
+    text = value.strip()
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return f"no @ in {value!r}"
+    if "<" in text and ">" in text:
+        return f"write {text[text.index('<') + 1:text.rindex('>')].strip()} alone, without a name or brackets"
+    if match := _NOT_IN_AN_ADDRESS.search(text):
+        return f"{match.group()!r} in {value!r} (write the address alone: no name, brackets or second address)"
+    if not local or "@" in local:
+        return f"{value!r} needs one @ with a name before it"
+    if not domain or domain.startswith(".") or domain.endswith(".") or ".." in domain:
+        return f"{value!r} has no domain after the @"
+    return None
 
 
 class _Int(int):
@@ -97,6 +124,16 @@ def _load_yaml(text: str) -> Any:
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_truth_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """`true` under a number is a slip, not 1: only true and false are booleans (docs/settings.md), and
+        pydantic would take them as 1 and 0 (`smtp.max_message_bytes: true`: a one-byte limit)."""
+        kinds = _kinds(cls.model_fields[info.field_name].annotation)
+        if isinstance(value, bool) and bool not in kinds and kinds & {int, float}:
+            raise ValueError(f"a number is wanted here, not {str(value).lower()}")
+        return value
+
 
 class SmtpSettings(_Strict):
     listen: str = "127.0.0.1:2525"
@@ -104,6 +141,16 @@ class SmtpSettings(_Strict):
     # Extra recipient addresses we accept besides support_address (and its
     # +token forms). Anything else is refused with 550 at RCPT.
     extra_addresses: list[str] = Field(default_factory=list)
+
+    @field_validator("extra_addresses")
+    @classmethod
+    def _addresses(cls, values: list[str]) -> list[str]:
+        """Each one address: `a@x, b@x` in one item would be an address nobody can write to."""
+        for index, value in enumerate(values):
+            if (problem := address_problem(value)) is not None:
+                raise ValueError(f"smtp.extra_addresses[{index}] must be an address like help@example.com: "
+                                 f"{problem}")
+        return values
 
     @field_validator("listen")
     @classmethod
@@ -307,11 +354,19 @@ class Settings(_Strict):
                              f"letter or digit (it prefixes this desk's keys in Redis); got {value!r}")
         return value
 
+    @field_validator("data_dir", "rules_file", "templates_dir", mode="before")
+    @classmethod
+    def _a_path(cls, value: Any) -> Any:
+        """An empty path would quietly be the working directory, wherever the command is run from."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: write a path (relative paths are taken beside the settings file)")
+        return value
+
     @field_validator("support_address")
     @classmethod
     def _lower(cls, value: str) -> str:
-        if "@" not in value:
-            raise ValueError("support_address must be an address like support@example.com")
+        if (problem := address_problem(value)) is not None:
+            raise ValueError(f"support_address must be an address like support@example.com: {problem}")
         local, _, domain = value.strip().lower().rpartition("@")
         if not local.isascii():
             # Every mail ticketd sends comes from it: a UTF-8 local part would

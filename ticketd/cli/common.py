@@ -26,9 +26,19 @@ ROW_ID = click.IntRange(min=1, max=MAX_ID)
 DATABASE_URL_KEY = "ticketd.database_url"
 
 
+def settings_file(config: str | None) -> str | None:
+    """The settings file a command reads: --config, else $TICKETD_CONFIG, else ./ticketd.yaml if present."""
+    if config:
+        return config
+    if os.environ.get("TICKETD_CONFIG"):
+        return os.environ["TICKETD_CONFIG"]
+    return "ticketd.yaml" if Path("ticketd.yaml").exists() else None
+
+
 def read_settings(config: str | None):
-    if config is None and not os.environ.get("TICKETD_CONFIG") and Path("ticketd.yaml").exists():
-        config = "ticketd.yaml"
+    """The settings, or one error naming each bad key with the file and line it came from."""
+    # The file is named here, not left to load_settings: the errors point into it whichever way it was given.
+    config = settings_file(config)
     try:
         settings = load_settings(config)
     except ValidationError as exc:
@@ -43,7 +53,8 @@ def read_settings(config: str | None):
             loc = tuple(error["loc"])
             line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
             at = f"{config}:{line}: " if line is not None and origin is None else ""
-            problems.append(f"  {at}{where}: {error['msg']}" + (f" (from {origin})" if origin else ""))
+            message = error["msg"].removeprefix("Value error, ")   # pydantic's label for a check of ours
+            problems.append(f"  {at}{where}: {message}" + (f" (from {origin})" if origin else ""))
             from_environment = from_environment and origin is not None
         what = "the settings from TICKETD_ variables are" if from_environment else f"{config or 'settings'} is"
         raise click.ClickException(f"{what} not valid:\n" + "\n".join(problems)) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ticketd.cli.common import config_option, read_settings
+from ticketd.cli.common import config_option, read_settings, settings_file
 
 
 @click.group()
@@ -75,7 +75,8 @@ def templates_check(config: str | None) -> None:
 @click.argument("file", type=click.Path(readable=False))
 @click.argument("mail", type=click.Path(readable=False))
 @click.option("--config", type=click.Path(readable=False),
-              help="read this daemon's database (read only): the round-robin cursor, and which ticket a reply joins")
+              help="read this daemon's database (read only): the round-robin cursor, and which ticket a reply joins "
+                   "(default: $TICKETD_CONFIG, else ./ticketd.yaml if present)")
 def rules_test(file: str, mail: str, config: str | None) -> None:
     """Dry run: which route and timers would apply to MAIL, and what would be sent. Writes nothing."""
     from ticketd.clock import utcnow
@@ -89,7 +90,7 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
             click.echo(line, err=True)
         sys.exit(1)
     engine = app = settings = None
-    if config or Path("ticketd.yaml").exists():
+    if settings_file(config) is not None:
         from ticketd.app import App
         from ticketd.domain.signing import Signer
         from ticketd.signing_key import desk_keys
