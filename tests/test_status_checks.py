@@ -289,10 +289,11 @@ def test_a_rules_file_with_errors_on_disk_is_a_warning_while_the_daemon_keeps_th
     config = tmp_path / "ticketd.yaml"
     daemon = DaemonProcess(config).start()
     processes.append(daemon)
+    _saved_long_ago(tmp_path / "rules.yaml")
     code, desk, text = _status(config)
     assert code == health.OK and desk["rules"] == {"file": str(tmp_path / "rules.yaml"), "valid": True,
-                                                   "errors": []}, text
-    assert f"rules    {tmp_path / 'rules.yaml'}: valid" in text
+                                                   "errors": [], "in_force": True, "agents": 0}, text
+    assert f"rules    {tmp_path / 'rules.yaml'}: valid\n" in text
 
     (tmp_path / "rules.yaml").write_text("agents: []\nroutes:\n  - if: {subject: '(unclosed'}\n")
     assert eventually(lambda: "keeping" in daemon.output(), timeout=20), daemon.output()
@@ -301,9 +302,47 @@ def test_a_rules_file_with_errors_on_disk_is_a_warning_while_the_daemon_keeps_th
     [problem] = _problems(desk, "rules")
     assert problem["state"] == "warning" and "rules.yaml:" in problem["text"]
     assert "the running daemon keeps the rules it loaded before" in problem["text"]
-    assert desk["checks"]["rules"] == {"state": "warning", "errors": len(desk["rules"]["errors"])}
+    assert desk["checks"]["rules"] == {"state": "warning", "errors": len(desk["rules"]["errors"]), "in_force": None}
     assert desk["rules"]["valid"] is False and desk["rules"]["errors"]
     assert "error(s), not in force" in text
+
+
+def _saved_long_ago(path) -> None:
+    """Date a rules file's save back: status holds the daemon to a file only once it had time to look at it."""
+    from ticketd.views import RULES_SETTLE_SECONDS
+
+    then = path.stat().st_mtime - RULES_SETTLE_SECONDS - 1
+    os.utime(path, (then, then))
+
+
+def test_a_valid_rules_file_the_daemon_refused_is_a_warning_naming_why(tmp_path, sqlite_url, make_app, sink,
+                                                                       processes):
+    """A file without agents passes `rules check`, but the running daemon keeps its agents rather than
+    unassign every open ticket: before, status said the file was valid and the health OK."""
+    from tests.conftest import MINIMAL_RULES
+
+    make_app(sqlite_url, rules=MINIMAL_RULES, outbound_port=sink.port, extra=outbound_yaml(sink.port))
+    config, rules = tmp_path / "ticketd.yaml", tmp_path / "rules.yaml"
+    daemon = DaemonProcess(config).start()
+    processes.append(daemon)
+    rules.write_text("agents: []\nroutes:\n  - {name: all, then: {priority: high}}\n")
+    assert eventually(lambda: "names no agents" in daemon.output(), timeout=20), daemon.output()
+    _saved_long_ago(rules)
+    code, desk, text = _status(config)
+    assert code == health.WARNING, text
+    [problem] = _problems(desk, "rules")
+    assert problem["text"] == (f"{rules} as saved is not in force: the running daemon keeps the rules it loaded "
+                               "before (it names no agents, and the daemon's own would lose every open ticket at "
+                               "once: restart ticketd to run the desk without agents); its log says why")
+    assert desk["rules"]["valid"] is True and desk["rules"]["in_force"] is False
+    assert desk["checks"]["rules"] == {"state": "warning", "errors": 0, "in_force": False}
+    assert f"rules    {rules}: valid, NOT IN FORCE" in text
+
+    rules.write_text(MINIMAL_RULES.replace("Alice", "Alice Liddell"))   # taken: the status is OK again
+    assert eventually(lambda: daemon.output().count("rules reloaded") >= 1, timeout=20), daemon.output()
+    _saved_long_ago(rules)
+    code, desk, text = _status(config)
+    assert code == health.OK and desk["rules"]["in_force"] is True, text
 
 
 def test_a_disk_without_room_for_mail_at_the_size_limit_is_a_warning_then_critical(tmp_path, db_url, make_app):

@@ -108,7 +108,7 @@ class Processor:
 
 def build_back_office(app: App) -> list[Component]:
     """Everything of `ticketd run` but the SMTP receiver, in start order (stopped in reverse)."""
-    components: list[Component] = [RulesWatcher(app)]   # also sets app.reload_rules for SIGHUP
+    components: list[Component] = [RulesWatcher(app, notes=True)]   # also sets app.reload_rules for SIGHUP
     if app.engine.dialect.name == "sqlite":
         components.append(Checkpointer(app.engine))
     components.extend(worker_components(app, in_process=app.settings.redis_url is None))

@@ -183,6 +183,11 @@ def oversized(box: dict) -> str:
 def _rules(rules: dict) -> list[tuple[int, dict]]:
     # The desk runs on (the daemon keeps the rules it loaded before), but the edit the admin saved is not in
     # force, and a restart would refuse to start.
+    if rules["valid"] and rules.get("in_force") is False:
+        why = (" (it names no agents, and the daemon's own would lose every open ticket at once: restart "
+               "ticketd to run the desk without agents)" if rules.get("agents") == 0 else "")
+        return [_problem("rules", WARNING, f"{rules['file']} as saved is not in force: the running daemon keeps "
+                                           f"the rules it loaded before{why}; its log says why")]
     if rules["valid"]:
         return []
     errors = rules["errors"]
@@ -300,7 +305,8 @@ def assess(desk: dict, flow: dict | None = None) -> Health:
                     start_grace_seconds=WORKER_START_GRACE_SECONDS, daemon_up_seconds=desk["daemon"].get("up_seconds"))
     found.check("imap", _imap(desk["imap"]), failing=sum(box["state"] == "failing" for box in desk["imap"]))
     if "rules" in desk:
-        found.check("rules", _rules(desk["rules"]), errors=len(desk["rules"]["errors"]))
+        found.check("rules", _rules(desk["rules"]), errors=len(desk["rules"]["errors"]),
+                    in_force=desk["rules"].get("in_force"))
     if "inbox" in desk:
         inbox = desk["inbox"]
         found.check("processing", _processing(inbox), waiting=inbox["waiting"] + inbox["processing"],

@@ -11,6 +11,7 @@ from ticketd.app import App
 from ticketd.assignment import release_departed, sweep_unassigned
 from ticketd.domain.rules import RuleSet
 from ticketd.rules_file import RulesError, load_rules_bytes, summary
+from ticketd.rules_in_force import note_rules_in_force
 from ticketd.timer_replan import replan_timers
 
 log = logging.getLogger("ticketd.rules")
@@ -108,9 +109,14 @@ class RulesWatcher:
     list of agents is valid YAML that unassigns everyone cut off.
     """
 
-    def __init__(self, app: App, interval: float = 1.0, settle: float = 0.5) -> None:
-        """Watch app.settings.rules_file every `interval` seconds; hook SIGHUP to an immediate reload."""
+    def __init__(self, app: App, interval: float = 1.0, settle: float = 0.5, *, notes: bool = False) -> None:
+        """Watch app.settings.rules_file every `interval` seconds; hook SIGHUP to an immediate reload.
+
+        `notes`: note the rules in force under data_dir as it starts and on each reload (`ticketd run`'s
+        watcher, for `ticketd status`; a worker's, maybe on another host, leaves the note to the daemon).
+        """
         self.app = app
+        self.notes = notes
         self.interval = interval
         self.settle = settle
         self._stop = threading.Event()
@@ -128,7 +134,9 @@ class RulesWatcher:
         with self._lock:
             self._failed_digest = None
             changed = reload(self.app)
-            if not changed:
+            if changed:
+                self._note()
+            else:
                 log.info("SIGHUP: rules %s stay in force", self.app.rules.digest[:12])
                 if (owed := timers_planned_under(self.app)) is not None:
                     replan_armed_timers(self.app, owed)
@@ -178,8 +186,14 @@ class RulesWatcher:
         if digest in (self.app.rules.digest, self._failed_digest):
             return   # unchanged, or the same broken file already reported
         with self._lock:
-            if not reload(self.app, data):
+            if reload(self.app, data):
+                self._note()
+            else:
                 self._failed_digest = digest
+
+    def _note(self) -> None:
+        if self.notes:
+            note_rules_in_force(self.app.settings.data_dir, self.app.rules.digest)
 
     def _tell_missing(self) -> None:
         """Log once that the file is gone, as SIGHUP would: an editor's save renames a new file over the old
@@ -204,7 +218,8 @@ class RulesWatcher:
                 log.exception("watching the rules file failed; trying again")
 
     def start(self) -> None:
-        """Start polling in the background."""
+        """Note the rules in force, then start polling in the background."""
+        self._note()
         self._thread.start()   # the first poll compares the file with the rules in force
 
     def stop(self) -> None:

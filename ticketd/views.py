@@ -208,6 +208,11 @@ def list_outbox(engine: Engine, states: Sequence[str]) -> list[dict]:
     } for r in rows]
 
 
+# How long after a save `ticketd status` waits before it holds the daemon to the file: the daemon's watcher
+# looks each second and loads a file left unchanged for half a second (ticketd/rules_watch.py).
+RULES_SETTLE_SECONDS = 5.0
+
+
 def daemon_status(data_dir: Path) -> dict:
     """Whether a `ticketd run` holds the lock of this data_dir, its pid, and since when it runs."""
     path = pid_path(data_dir)
@@ -254,19 +259,36 @@ def disk_status(settings: Settings) -> list[dict]:
     return list(shown.values())
 
 
-def rules_status(rules_file: Path) -> dict:
-    """Whether the rules file on disk is one the daemon takes; its errors when not.
+def rules_status(rules_file: Path, data_dir: Path | None = None, daemon: dict | None = None) -> dict:
+    """Whether the rules file on disk is one the daemon takes, its errors when not, and whether the running
+    daemon follows it (`in_force`: None when that cannot be told).
 
-    A running daemon keeps the rules it loaded before a broken edit, and says
-    so only in its log: the admin who saved the file learns it here too.
+    A running daemon keeps the rules it loaded before an edit it refuses
+    (errors, or no agents where it has some), and says so only in its
+    log: the admin who saved the file learns it here too.
     """
     from ticketd.rules_file import RulesError, load_rules
+    from ticketd.rules_in_force import rules_in_force
 
+    shown = {"file": str(rules_file), "valid": True, "errors": [], "in_force": None}
     try:
-        load_rules(rules_file)
+        loaded = load_rules(rules_file)
     except RulesError as exc:
-        return {"file": str(rules_file), "valid": False, "errors": exc.errors}
-    return {"file": str(rules_file), "valid": True, "errors": []}
+        return {**shown, "valid": False, "errors": exc.errors}
+    shown["agents"] = len(loaded.agents)
+    if data_dir is None or not (daemon or {}).get("running") or daemon.get("up_seconds") is None:
+        return shown
+    noted = rules_in_force(data_dir)
+    now = time.time()
+    try:
+        saved_ago = now - Path(rules_file).stat().st_mtime
+    except OSError:
+        return shown
+    # A note from before this daemon started is another's (an older ticketd's, which wrote none); a file saved
+    # moments ago may not have been looked at yet (the watcher polls each second and waits for it to settle).
+    if noted is not None and noted.noted_at >= now - daemon["up_seconds"] - 1 and saved_ago >= RULES_SETTLE_SECONDS:
+        shown["in_force"] = noted.digest == loaded.digest
+    return shown
 
 
 def desk_status(engine: Engine, data_dir: Path) -> dict:

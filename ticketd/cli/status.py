@@ -61,7 +61,7 @@ def status(config: str | None, as_json: bool) -> None:
         message = unreachable_message(settings.database_url, exc)
         _could_not_look(health.unreachable_database(message), message, as_json)
     desk["queue"] = queue_status(settings)
-    desk["rules"] = rules_status(settings.rules_file)
+    desk["rules"] = rules_status(settings.rules_file, settings.data_dir, desk["daemon"])
     desk["disks"], desk["max_message_bytes"] = disk_status(settings), settings.smtp.max_message_bytes
     verdict = health.assess(desk, flow)
     if as_json:
@@ -105,8 +105,11 @@ def _print_status(desk: dict, verdict) -> None:
     for box in desk["imap"]:
         click.echo(f"imap     {_imap_line(box)}")
     rules = desk["rules"]
-    click.echo(f"rules    {rules['file']}: " + ("valid" if rules["valid"] else
-                                                f"{len(rules['errors'])} error(s), not in force"))
+    if not rules["valid"]:
+        click.echo(f"rules    {rules['file']}: {len(rules['errors'])} error(s), not in force")
+    else:
+        click.echo(f"rules    {rules['file']}: valid" + ("" if rules["in_force"] is not False else
+                                                        ", NOT IN FORCE (the daemon keeps the rules it had)"))
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
                f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
     click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
