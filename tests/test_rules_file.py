@@ -55,6 +55,11 @@ BROKEN = [
      ["timers.open.warn_after: warn_after only applies to waiting_customer and solution_proposed"]),
     (HEAD + "timers:\n  waiting_customer: {warn_after: 3d, close_after: 2d}\n",
      ["timers.waiting_customer.close_after: close_after (2d) must be later than warn_after (3d)"]),
+    # Without close_after the reminder promised a close that never came.
+    (HEAD + "timers:\n  solution_proposed: {warn_after: 3d}\n",
+     ["timers.solution_proposed.warn_after: solution_proposed has no default close_after: give both"]),
+    (HEAD + "timers:\n  solution_proposed: {close_after: 7d}\n",
+     ["timers.solution_proposed.close_after: solution_proposed has no default warn_after: give both"]),
     (HEAD + "timers:\n  closed: {respond_within: 1h}\n",
      ["timers.closed: a closed ticket has no timers; remove this entry"]),
     ("agents:\n  - {email: alice@example.com, awya: true}\n",
@@ -539,3 +544,19 @@ def test_an_unclosed_quote_or_bracket_is_reported_where_it_opens(route, line_col
         load_rules_text(HEAD + "routes:\n" + route, "rules.yaml")
     [error] = caught.value.errors
     assert error.startswith(f"rules.yaml:{line_col}: not valid YAML: {what}"), error
+
+
+@pytest.mark.parametrize("pair", ["{warn_after: soon, close_after: 2d}", "{warn_after: 1d, close_after: 1d1d}"])
+def test_a_duration_not_understood_is_one_error_not_a_second_about_the_pair(pair):
+    """Compared with the 3d default in its place, `close_after (2d) must be later than warn_after (soon)`
+    followed the real error, naming a value it had not compared."""
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(HEAD + f"timers:\n  waiting_customer: {pair}\n", "rules.yaml")
+    (error,) = caught.value.errors
+    assert "is not a duration" in error
+
+
+def test_solution_proposed_with_both_timers_is_taken():
+    rules = load_rules_text(HEAD + "timers:\n  solution_proposed: {warn_after: 3d, close_after: 7d}\n", "rules.yaml")
+    assert rules.timers["solution_proposed"].warn_after == 3 * 86400
+    assert rules.timers["solution_proposed"].close_after == 7 * 86400

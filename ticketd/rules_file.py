@@ -615,7 +615,16 @@ def _build_timers(model: _Parsed, errors: _Errors) -> dict[str, TimerSpec]:
         # out, so the pair in effect is checked: {warn_after: 5d} alone would
         # close before it warns.
         effective = with_defaults(status, spec)
-        if effective.warn_after and effective.close_after and effective.close_after <= effective.warn_after:
+        unreadable = (t.warn_after is not None and spec.warn_after is None) or (
+            t.close_after is not None and spec.close_after is None)   # said already; no pair to compare
+        if status == Status.SOLUTION_PROPOSED.value and (t.warn_after is None) != (t.close_after is None):
+            # No defaults here: a lone warn_after tells the customer "closed soon" and never closes; a lone
+            # close_after closes a ticket whose customer was never warned.
+            given, missing = ("warn_after", "close_after") if t.close_after is None else ("close_after", "warn_after")
+            errors.add(path + (given,), f"solution_proposed has no default {missing}: give both (the reminder "
+                                        f"promises the close), e.g. warn_after: 3d, close_after: 7d")
+        elif (not unreadable and effective.warn_after and effective.close_after
+              and effective.close_after <= effective.warn_after):
             key = "close_after" if t.close_after is not None else "warn_after"
             errors.add(path + (key,), f"close_after ({t.close_after or '4d by default'}) must be later than "
                                       f"warn_after ({t.warn_after or '3d by default'}); e.g. warn_after: 3d, "
