@@ -58,3 +58,33 @@ def test_a_password_in_a_refused_url_is_not_shown(tmp_path):
     said = _said(done)
     assert "s3cret" not in said + done.stdout, said
     assert "postgres://desk:***@db.example.com/desk" in said, said
+
+
+@pytest.mark.parametrize("args, code", [(("tickets", "list"), 1), (("status", "--json"), 2), (("run",), 1)])
+def test_a_sqlite_url_naming_a_file_that_is_no_database_is_one_line(tmp_path, args, code):
+    """database_url pointing at some other file (a typo, a backup archive) gave sqlite3's traceback."""
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database\n")
+    config = write_config(tmp_path, f"sqlite:///{other}")
+
+    done = run_cli(config, *args)
+
+    assert done.returncode == code, done
+    assert f"cannot use the database sqlite:///{other}: file is not a database" in _said(done)
+    assert other.read_text() == "not a database\n"
+    if "--json" in args:   # monitoring still gets its one object
+        import json
+
+        assert json.loads(done.stdout)["health"] == "critical"
+
+
+def test_run_with_a_data_dir_it_cannot_make_is_one_line_and_makes_no_database(tmp_path):
+    (tmp_path / "taken").write_text("a file where data_dir would be\n")
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/db/t.db")
+    config.write_text(config.read_text().replace(str(tmp_path / "var"), str(tmp_path / "taken")))
+
+    done = run_cli(config, "run")
+
+    assert done.returncode == 1, done
+    assert f"cannot make or open {tmp_path / 'taken'}: File exists; data_dir and database_url in" in _said(done)
+    assert not (tmp_path / "db").exists()

@@ -51,10 +51,11 @@ def build_app(settings: Settings, *, create_schema: bool = True) -> App:
     else:
         log.warning("no rules file at %s: no agents, no routes, no timers", settings.rules_file)
         rules = RuleSet()
+    # data_dir next: one that cannot be made (a file of that name, no permission) leaves no new database either.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database_url)
     if create_schema:
         ensure_schema(engine)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = desk_keys(settings.secret_key, settings.data_dir, engine)
     return App(
         settings=settings,

@@ -118,6 +118,10 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
         open_engine(config, settings, writes=writes).dispose()
     try:
         return build_app(settings, create_schema=starts_daemon)
+    except OSError as exc:   # data_dir, or a SQLite database's directory, that cannot be made
+        raise click.ClickException(
+            f"cannot make or open {exc.filename or 'a directory'}: {exc.strerror}; data_dir and database_url in "
+            f"{config or 'the settings'} name where ticketd keeps its files") from None
     except RulesError as exc:
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors)) from None
     except SchemaVersionError as exc:

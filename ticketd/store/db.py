@@ -172,7 +172,22 @@ def _lower(value: str | None) -> str | None:
     return value.lower() if isinstance(value, str) else value
 
 
+# sqlite3's primary result code for a file that is not a SQLite database (https://sqlite.org/rescode.html).
+SQLITE_NOTADB = 26
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    try:
+        _set_pragmas(dbapi_connection, _record)
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != SQLITE_NOTADB:
+            raise
+        # database_url names some other file: a database that cannot be used (Unreachable, one line naming
+        # it), not a traceback.
+        raise sqlite3.OperationalError(str(exc)) from exc
+
+
+def _set_pragmas(dbapi_connection, _record) -> None:
     # WAL lets readers (the CLI) run beside the writer. ticketd's writers
     # queue in a WriteQueue; busy_timeout still waits for anything else that
     # holds the file (the sqlite3 shell, a backup, a WAL checkpoint).
