@@ -65,6 +65,19 @@ def test_assign_to_an_agent_or_a_group_is_an_event_and_tells_the_agent(tmp_path,
     assert missing.returncode == 1 and "no ticket 999" in missing.stderr
 
 
+def test_assign_takes_an_agents_full_name_as_assign_by_mail_does(tmp_path, make_app, sqlite_url):
+    app = make_app(sqlite_url, rules=RULES)
+    config = tmp_path / "ticketd.yaml"
+    ticket_id = _ticket(app)
+
+    said = cli_ok(config, "tickets", "assign", str(ticket_id), "ALICE")
+    assert f"ticket [#{ticket_id}] assigned to alice@example.com" in said
+    unknown = run_cli(config, "tickets", "assign", str(ticket_id), "Dave")
+    assert unknown.returncode == 1 and "Traceback" not in unknown.stderr
+    assert ("'Dave' is neither an agent nor a group in rules.yaml (agents: Alice (alice@example.com), "
+            "Bob (bob@example.com); groups: support)") in unknown.stderr
+
+
 @pytest.mark.parametrize("silent", [False, True])
 def test_close_is_logged_as_the_admins_and_tells_the_customer_unless_silent(tmp_path, make_app, db_url, silent):
     app = make_app(db_url, rules=RULES)

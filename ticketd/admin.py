@@ -9,6 +9,7 @@ from ticketd.app import App
 from ticketd.assignment import assign_in_tx
 from ticketd.clock import utcnow
 from ticketd.customer_mail import add_followers
+from ticketd.domain.commands import assign_target
 from ticketd.domain.following import already_on_ticket, follow_refusal
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
@@ -42,19 +43,27 @@ def assign(app: App, ticket_id: int, target: str) -> tuple[str | None, list[int]
     assignment notice; a group with nobody available leaves the ticket
     waiting there.
     """
+    rules = app.rules
+    # An address, a group, or an agent's full name from rules.yaml, as `#assign` reads them.
+    resolved, wrong = assign_target(target, [a.email for a in rules.agents], list(rules.groups),
+                                    {a.email: a.name for a in rules.agents})
+    if resolved is None and "@" not in target:   # an address: assign_in_tx says what it is not
+        raise AdminRefused(wrong.rstrip("."))
+    resolved = resolved or target
+
     def work(conn) -> tuple[str | None, list[int]]:
         ticket = _open_ticket(conn, ticket_id)
         if ticket["status"] == Status.CLOSED.value:
             raise AdminRefused(f"ticket [#{ticket_id}] is closed: it waits for nobody")
         now = utcnow()
         try:
-            notices = assign_in_tx(conn, app, ticket_id, target, now, ACTOR)
+            notices = assign_in_tx(conn, app, ticket_id, resolved, now, ACTOR)
         except ValueError as exc:
             raise AdminRefused(str(exc)) from None
         return store.get_ticket(conn, ticket_id)["assignee"], queue_notices(conn, app, notices, now)
 
     assignee, outbox_ids = admin_transaction(app.engine, work)
-    log.info("ticket %s assigned by %s to %s", ticket_id, ACTOR, assignee or f"nobody yet ({target})")
+    log.info("ticket %s assigned by %s to %s", ticket_id, ACTOR, assignee or f"nobody yet ({resolved})")
     return assignee, outbox_ids
 
 

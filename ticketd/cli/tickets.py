@@ -173,7 +173,8 @@ def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, a
 @click.argument("target", metavar="AGENT_OR_GROUP")
 @config_option
 def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
-    """Give a ticket to an agent (even an away one), or to a group by its strategy; the agent is told."""
+    """Give a ticket to an agent (address or full name; even an away one), or to a group by its strategy; the
+    agent is told."""
     from ticketd.admin import assign
 
     app, (assignee, outbox_ids) = admin_change(config, lambda app: assign(app, ticket_id, target))

@@ -334,9 +334,10 @@ def _name_key(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _assign_target(args: str, agents: Collection[str], groups: Collection[str],
+def assign_target(args: str, agents: Collection[str], groups: Collection[str],
                    names: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """What `#assign <args>` names: (an agent's email or a group's name, None), or (None, what is wrong).
+    """What `#assign <args>` (or `ticketd tickets assign`) names: (an agent's email or a group's name, None),
+    or (None, what is wrong).
 
     An address wins, then a group's name, then an agent's full name from
     rules.yaml (`Alice`): a group keeps its meaning when an agent is given
@@ -420,7 +421,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 if status == Status.SOLUTION_PROPOSED:
                     values["propose"] = True
         elif cmd.name == "assign":
-            target, wrong = _assign_target(cmd.args, agents, groups, names or {})
+            target, wrong = assign_target(cmd.args, agents, groups, names or {})
             if wrong:
                 fail(cmd, wrong)
             elif target in (away or {}):
