@@ -227,7 +227,7 @@ def test_an_admin_sees_who_is_away_and_sets_an_absence_for_an_agent(tmp_path, de
     assert bob["desk_address"] == desk_address(desk.app.signer, "support@example.com", BOB)
     assert listed[ALICE]["absence"] is None and listed[ALICE]["available"] is True
 
-    assert "carol@example.com is away until ticketd agents back" in cli_ok(config, "agents", "away", CAROL)
+    assert "carol@example.com is away until `ticketd agents back`" in cli_ok(config, "agents", "away", CAROL)
     assert [_new_ticket(desk, s)[1] for s in ("Scanner", "Fax")] == [ALICE, ALICE]   # Bob and Carol are away
     assert "away until #back" in cli_ok(config, "agents", "list")
     cli_ok(config, "agents", "back", CAROL)

@@ -138,6 +138,25 @@ def test_an_id_no_row_can_have_is_a_usage_error_not_a_traceback(tmp_path, sqlite
         assert "Traceback" not in done.stderr
     assert json.loads(cli_ok(config, "tickets", "list", "--json", "--limit", "9" * 30)) == []
     assert json.loads(cli_ok(config, "report", "--json", "--days", "9" * 30))["tickets"]["created"] == 0
+    # Below the range is a slip, not the smallest value: `--days 0` reported one day, `--limit 0` one ticket.
+    for command in (("tickets", "list", "--limit", "0"), ("report", "--days", "-5")):
+        done = run_cli(config, *command)
+        assert done.returncode == 2 and "is not in the range x>=1" in done.stderr, (command, done.stderr)
+    both = run_cli(config, "quarantine", "retry", "5", "--all")
+    assert both.returncode == 2 and "give IDs or --all, not both" in both.stderr
+    assert cli_ok(config, "tickets", "list") == "no tickets\n"
+    assert cli_ok(config, "tickets", "list", "--search", "printer") == "no tickets match\n"
+    assert cli_ok(config, "report", "--days", "1").startswith("the last day, ")
+
+
+def test_a_ticket_is_named_by_its_number_or_its_tag(tmp_path, sqlite_url, make_app):
+    make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    for written in ("[#7]", "#7", " 7 "):
+        done = run_cli(config, "tickets", "show", written)
+        assert done.returncode == 1 and "no ticket 7" in done.stderr, (written, done.stderr)
+    done = run_cli(config, "tickets", "show", "[#x]")
+    assert done.returncode == 2 and "'[#x]' is not a ticket number; write e.g. 1042 or [#1042]" in done.stderr
 
 
 def _status(config, *args: str) -> str:

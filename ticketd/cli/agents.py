@@ -68,7 +68,7 @@ def agents_away(email: str, until_text: str | None, config: str | None) -> None:
     if until is not None and until <= now:
         raise click.BadParameter(f"{until_text!r} is in the past", param_hint="--until")
     set_away(app, agent.email, until, now)
-    click.echo(f"{agent.email} is away until {iso(until) if until else 'ticketd agents back'}")
+    click.echo(f"{agent.email} is away until {iso(until) if until else '`ticketd agents back`'}")
 
 
 @agents.command("back")

@@ -23,6 +23,23 @@ config_option = click.option("--config", type=click.Path(readable=False), help=C
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 # A ticket number or a row's id: one no row can have is a usage error, not a query PostgreSQL refuses.
 ROW_ID = click.IntRange(min=1, max=MAX_ID)
+
+
+class _TicketNumber(click.IntRange):
+    """A ticket's number, also as its tag is written everywhere else (`[#1042]`, `#1042`)."""
+
+    name = "ticket"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            number = value.strip().removeprefix("[").removesuffix("]").removeprefix("#")
+            if not (number.isascii() and number.isdigit()):
+                self.fail(f"{value!r} is not a ticket number; write e.g. 1042 or [#1042]", param, ctx)
+            value = number
+        return super().convert(value, param, ctx)
+
+
+TICKET_ID = _TicketNumber(min=1, max=MAX_ID)
 DATABASE_URL_KEY = "ticketd.database_url"
 
 
@@ -272,7 +289,9 @@ def who_runs() -> str:
 
 def ids_or_all(ids: tuple[int, ...], every: bool) -> list[int] | None:
     """The IDs given, or None for --all; one of the two, not both."""
-    if bool(ids) == every:
+    if ids and every:
+        raise click.UsageError("give IDs or --all, not both")
+    if not ids and not every:
         raise click.UsageError("give one or more IDs, or --all")
     return None if every else list(ids)
 

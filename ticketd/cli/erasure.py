@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ticketd.cli.common import (
-    ROW_ID,
+    TICKET_ID,
     config_option,
     confirm,
     json_option,
@@ -27,7 +27,7 @@ def _confirm_erasure(what: str, preview, as_json: bool) -> None:
 
 
 @click.command("delete")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @yes_option
 @config_option
 @json_option

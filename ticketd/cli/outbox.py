@@ -34,7 +34,7 @@ def outbox() -> None:
 @outbox.command("list")
 @config_option
 @click.option("--state", "states", multiple=True, type=click.Choice(OUTBOX_STATES),
-              help="only rows in this state (repeatable; default: all but sent; failed: not dismissed; "
+              help="only rows in this state (repeatable; default: pending, sending and failed; failed: not dismissed; "
                    "dismissed: failed rows dismissed by `outbox dismiss`)")
 @click.option("--all", "every", is_flag=True, help="every row, sent and dismissed ones too")
 @json_option

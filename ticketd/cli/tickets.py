@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ticketd.cli.common import (
-    ROW_ID,
+    TICKET_ID,
     admin_change,
     config_option,
     confirm,
@@ -24,7 +24,7 @@ from ticketd.domain.statuses import Status
 
 @click.group()
 def tickets() -> None:
-    """Look at tickets."""
+    """Look at tickets and act on them: list, show, files, assign, close, follow, merge, delete."""
 
 
 @tickets.command("list")
@@ -37,8 +37,7 @@ def tickets() -> None:
 @click.option("--search", metavar="WORDS",
               help='only tickets holding every word (any case; "a phrase" in double quotes) in their '
                    "subject, a message's text or sender, the requester, or a file's name")
-@click.option("--limit", type=click.IntRange(min=1, max=MAX_ID, clamp=True),
-              help="at most this many, the newest")
+@click.option("--limit", type=click.IntRange(min=1), help="at most this many, the newest")
 @json_option
 def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool, assignee: str | None,
                  requester: str | None, search: str | None, limit: int | None, as_json: bool) -> None:
@@ -59,11 +58,14 @@ def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool,
         statuses = statuses or tuple(s.value for s in Status if s is not Status.CLOSED)
     if assignee is not None and assignee.strip().lower() == "none":
         assignee = UNASSIGNED
+    limit = min(limit, MAX_ID) if limit is not None else None   # more than any desk holds: all of them
     rows = list_tickets(open_engine(config), limit=limit, statuses=statuses, assignee=assignee, requester=requester,
                         terms=terms)
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        click.echo("no tickets" + (" match" if terms or statuses or assignee or requester else ""))
     for t in rows:
         click.echo(f"{t['tag']:>8}  {t['status']:<18} {t['priority']:<7} {t['assignee'] or '-':<24} "
                    f"{t['requester']:<28} {t['subject']}")
@@ -72,7 +74,7 @@ def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool,
 
 
 @tickets.command("show")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @config_option
 @json_option
 def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
@@ -106,7 +108,7 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
 
 
 @tickets.command("files")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--out", type=click.Path(file_okay=False), help="copy the files into this directory")
 @config_option
 @json_option
@@ -137,8 +139,8 @@ def tickets_files(ticket_id: int, out: str | None, config: str | None, as_json: 
 
 
 @tickets.command("merge")
-@click.argument("source_id", metavar="SOURCE", type=ROW_ID)
-@click.argument("into_id", metavar="INTO", type=ROW_ID)
+@click.argument("source_id", metavar="SOURCE", type=TICKET_ID)
+@click.argument("into_id", metavar="INTO", type=TICKET_ID)
 @click.option("--yes", is_flag=True, help="merge without asking")
 @config_option
 @json_option
@@ -169,7 +171,7 @@ def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, a
 
 
 @tickets.command("assign")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.argument("target", metavar="AGENT_OR_GROUP")
 @config_option
 def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
@@ -184,7 +186,7 @@ def tickets_assign(ticket_id: int, target: str, config: str | None) -> None:
 
 
 @tickets.command("close")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.option("--reason", help="why, for the history and the customer's closing mail")
 @click.option("--silent", is_flag=True, help="no closing mail (and rating request) to the customer")
 @config_option
@@ -198,7 +200,7 @@ def tickets_close(ticket_id: int, reason: str | None, silent: bool, config: str 
 
 
 @tickets.command("follow")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.argument("address")
 @config_option
 def tickets_follow(ticket_id: int, address: str, config: str | None) -> None:
@@ -210,7 +212,7 @@ def tickets_follow(ticket_id: int, address: str, config: str | None) -> None:
 
 
 @tickets.command("unfollow")
-@click.argument("ticket_id", type=ROW_ID)
+@click.argument("ticket_id", type=TICKET_ID)
 @click.argument("address")
 @config_option
 def tickets_unfollow(ticket_id: int, address: str, config: str | None) -> None:
