@@ -8,6 +8,7 @@ them all first, with the variables templates/README.md documents.
 
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 from pathlib import Path
 
@@ -120,8 +121,28 @@ def partial_overrides(override_dir: Path | None) -> list[str]:
     return lines
 
 
+def unused_overrides(override_dir: Path | None) -> list[str]:
+    """One line per file in templates_dir that overrides nothing: a misspelt name is silently never used."""
+    if override_dir is None or not override_dir.is_dir():
+        return []
+    shipped = sorted(p.relative_to(DEFAULT_TEMPLATES).as_posix() for p in DEFAULT_TEMPLATES.rglob("*") if p.is_file())
+    lines = []
+    for path in sorted(p for p in override_dir.rglob("*") if p.is_file()):
+        name = path.relative_to(override_dir).as_posix()
+        if name in shipped or name.startswith(("canned/", ".")) or "/." in name:   # saved replies are new names
+            continue
+        close = difflib.get_close_matches(name, shipped, n=1)
+        lines.append(f"{name}: overrides no shipped template, so no mail uses it"
+                     + (f"; did you mean {close[0]}?" if close else ""))
+    return lines
+
+
 def check_templates(override_dir: Path | None) -> tuple[list[str], int, int]:
     """Render every template and saved reply (overrides first); (errors, templates, saved replies)."""
+    if override_dir is not None and not override_dir.is_dir():
+        # Every override would be missed without a word: the shipped templates alone would go out.
+        return [f"templates_dir {override_dir} is not a directory: point templates_dir at your overrides, or "
+                "leave it out to send the shipped templates"], 0, 0
     renderer = Renderer(override_dir)
     errors = []
     names = shipped_templates()

@@ -65,6 +65,32 @@ def test_templates_overridden_in_part_are_listed_with_what_is_sent(tmp_path, sql
     assert f"OK: {SHIPPED} templates" in lines[-1]
 
 
+def test_an_override_of_no_template_is_named_with_the_likely_one(tmp_path, sqlite_url):
+    """A misspelt file name was never used, and nothing said so: the shipped template went out instead."""
+    overrides = tmp_path / "overrides"
+    for name in ("requester/ticket_open.txt.j2", "agent/unknown_thing.html.j2", "canned/new-reply.txt",
+                 "requester/ticket_opened.txt.j2", ".git/config"):
+        (overrides / name).parent.mkdir(parents=True, exist_ok=True)
+        (overrides / name).write_text("{{ tag }}\n")
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 0, done.stderr   # a stray file breaks no mail: said, not refused
+    lines = done.stdout.splitlines()
+    assert ("requester/ticket_open.txt.j2: overrides no shipped template, so no mail uses it; did you mean "
+            "requester/ticket_opened.txt.j2?") in lines
+    assert any(line.startswith("agent/unknown_thing.html.j2: overrides no shipped template") for line in lines)
+    assert not any("new-reply" in line or ".git" in line for line in lines)   # a saved reply is a new name
+
+
+def test_a_templates_dir_that_is_not_there_is_an_error(tmp_path, sqlite_url):
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {tmp_path / 'overides'}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 1
+    assert f"templates_dir {tmp_path / 'overides'} is not a directory" in done.stderr
+    refused = run_cli(config, "run")
+    assert refused.returncode == 1 and f"templates_dir {tmp_path / 'overides'} is not a directory" in refused.stderr
+
+
 def test_the_daemon_refuses_a_broken_override_and_starts_once_it_is_fixed(tmp_path, sqlite_url):
     overrides = tmp_path / "overrides" / "requester"
     overrides.mkdir(parents=True)

@@ -309,10 +309,12 @@ def _check_overrides(settings: Settings) -> None:
     """Say at start which of the admin's templates fail: a mail that needs one is quarantined."""
     if settings.templates_dir is None:
         return   # the shipped ones are tested
-    from outbound.template_check import check_templates
+    from outbound.template_check import check_templates, unused_overrides
 
     for line in check_templates(settings.templates_dir)[0]:
         log.error("%s; mail that needs it will be quarantined (see `ticketd templates check`)", line)
+    for line in unused_overrides(settings.templates_dir):
+        log.warning("templates_dir %s: %s", settings.templates_dir, line)
 
 
 def _settle_erasures(app: App) -> None:

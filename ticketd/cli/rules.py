@@ -55,12 +55,12 @@ def templates_check(config: str | None) -> None:
 
     Also names each template overridden in part and what its mail is then made of (templates/README.md).
     """
-    from outbound.template_check import check_templates, partial_overrides
+    from outbound.template_check import check_templates, partial_overrides, unused_overrides
 
     override_dir = read_settings(config).templates_dir
     errors, templates_count, canned_count = check_templates(override_dir)
     where = f"templates_dir {override_dir}" if override_dir else "the shipped templates"
-    for line in partial_overrides(override_dir):
+    for line in partial_overrides(override_dir) + unused_overrides(override_dir):
         click.echo(line)
     if errors:
         for line in errors:
