@@ -88,6 +88,12 @@ def test_rating(text, rating):
     ("5 5 4 - great job", (5, 5, 4)), ("5 5 5, perfect!", (5, 5, 5)),
     # Thanks before the numbers, on their line.
     ("Thanks! 4 5 3", (4, 5, 3)), ("Thank you, 5 4 5\nAnna", (5, 4, 5)), ("Спасибо! 5 5 4, отлично", (5, 5, 4)),
+    # Praise and thanks together, a name after the thanks, and a line of them under the numbers: each of
+    # these reopened the closed ticket and lost the rating.
+    ("5 4 5 great, thanks", (5, 4, 5)), ("5 5 5 thanks Bob", (5, 5, 5)),
+    ("5 5 5 - great service, thanks Bob!", (5, 5, 5)),
+    ("5 5 5\nGreat, thanks!", (5, 5, 5)), ("5 5 5\nGreat service!", (5, 5, 5)),
+    ("5 4 5\n\nThanks a lot for your quick help!", (5, 4, 5)), ("5 5 4\nThanks for the fast fix,\nAnna", (5, 5, 4)),
 ])
 def test_a_rating_said_politely_is_only_a_rating(text, rating):
     """PRODUCT.md: a reply to a closed ticket reopens it "unless it is only a rating"; thanks are no request."""
@@ -106,6 +112,8 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     "Thanks 5 5 5 for nothing",
     "5 5 5\nCarl\nCall me back", "5 5 5 - great job but slow",
     "Thanks 4 5 3 but the tray jams", "Thanks! 6 5 3 but slow",
+    "5 5 5\nThanks for nothing", "5 5 5 thanks but broken", "5 5 5\nThanks for the help, still broken",
+    "5 5 5\nThanks for trying but it jams",
 ])
 def test_a_rating_with_more_to_say_reopens(text):
     """Anything beyond greetings, thanks and a name is a person's words: a person reads them."""
@@ -145,7 +153,8 @@ def test_a_rating_on_the_scale_or_anything_else_is_no_misread_rating(text):
     (Status.SOLUTION_PROPOSED, "5 4 5", "rejected", Status.OPEN),
     (Status.CLOSED, "5 4 5", "rated", None),
     (Status.CLOSED, "it broke again", "reopened", Status.OPEN),
-    (Status.CLOSED, "yes", "reopened", Status.OPEN),
+    (Status.CLOSED, "yes", "none", None),   # an answer to the reminder that came after the close
+    (Status.CLOSED, "no", "reopened", Status.OPEN),
 ])
 def test_customer_reply_effect(status, text, kind, to):
     effect = customer_reply_effect(status, text, WORDS)
@@ -157,7 +166,7 @@ def test_customer_reply_effect(status, text, kind, to):
     ("Hi team,\nthanks, it works now 👍\n\nBest regards,\nAnna Smith", "none"), ("Danke schön!\nJörg", "none"),
     ("Thanks, but it broke again", "reopened"), ("Thanks!\nP.S. the tray jams", "reopened"),
     ("Hi team,\nit broke again", "reopened"), ("Hello,\nStill Broken", "reopened"), ("Anna", "reopened"),
-    ("yes", "reopened"), ("Thanks?", "reopened"),
+    ("yes", "none"), ("Thanks?", "reopened"),
 ])
 def test_a_closed_ticket_stays_closed_for_thanks_or_no_words(text, kind):
     """The closing mail: reply with what is still wrong to reopen; courtesy alone says nothing is."""
@@ -219,3 +228,12 @@ NOW = datetime(2030, 1, 31, 10, 0)
 ])
 def test_parse_when(value, when):
     assert parse_when(value, NOW) == when
+
+
+@pytest.mark.parametrize("text", ["Yes, it works now, thanks!\n\nJane", "Ok, thanks!", "OK", "Accepted."])
+def test_an_acceptance_after_the_close_confirms_it(text):
+    """The reminder asks for "accept"; an answer that comes after the timer closed the ticket confirms the
+    close: before, it reopened the ticket and put it back in an agent's queue."""
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert effect.kind == "none" and effect.unchanged_because.startswith("the reply accepts the solution")
+    assert customer_reply_effect(Status.CLOSED, "Yes, but it still crashes", WORDS).kind == "reopened"

@@ -104,7 +104,25 @@ def _only_courtesy(rest: str) -> bool:
 
 
 def _courteous(piece: str) -> bool:
-    return _normalise(piece) in _folded(_THANKS + _PRAISE + _CONFIRMATIONS) or _courtesy(piece, _THANKS)
+    return (_normalise(piece) in _folded(_THANKS + _PRAISE + _CONFIRMATIONS) or _courtesy(piece, _THANKS)
+            or _thanks_for(piece))
+
+
+# Words that turn thanks round ("thanks for nothing", "thanks for trying but it still fails").
+_CONTRAST = frozenset({"but", "not", "no", "never", "nothing", "still", "however", "though", "although", "yet",
+                       "except", "aber", "nicht", "nichts", "mais", "pas", "rien", "pero", "nada", "ma", "niente",
+                       "но", "не", "ничего"})
+_FOR = frozenset({"for", "für", "pour", "por", "per", "за"})
+
+
+def _thanks_for(piece: str) -> bool:
+    """Thanks for something, in a few words none of which turns it round: "Thanks a lot for your quick help"."""
+    words = piece.split()
+    for size in range(min(len(words), 4), 0, -1):
+        if _normalise(" ".join(words[:size])) in _folded(_THANKS):
+            rest = [w.strip(",;:!.").casefold() for w in words[size:]]
+            return 2 <= len(rest) <= 6 and rest[0] in _FOR and not _CONTRAST & set(rest)
+    return False
 
 
 # ASCII case folding only: under a Unicode (?i) "polıte" (dotless i) matches too,
@@ -157,9 +175,23 @@ def _rating_in(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
 
 def _thanks_cut(numbers: str) -> tuple[str, ...]:
     """The numbers' lines as written, and without thanks or praise before or after them on their line
-    ("Thanks! 4 5 3", "5 4 5 great, thanks")."""
-    trailing = _TRAILING_THANKS.sub("", numbers)
+    ("Thanks! 4 5 3", "5 4 5 great, thanks", "5 5 5 thanks Bob")."""
+    trailing = _without_trailing_thanks(numbers)
     return (numbers, trailing, _LEADING_THANKS.sub("", numbers), _LEADING_THANKS.sub("", trailing))
+
+
+def _without_trailing_thanks(text: str) -> str:
+    """`text` without the thanks and praise that end it, each perhaps naming someone ("great, thanks Bob!")."""
+    while True:
+        if (cut := _TRAILING_THANKS.sub("", text)) != text:
+            text = cut
+            continue
+        words = text.rstrip(" \t,;.!").split()
+        named = next((n for n in (1, 2) if len(words) > n and _name_like(words[-n:])
+                      and _TRAILING_THANKS.search(" ".join(words[:-n]).rstrip(","))), None)
+        if named is None:
+            return text
+        text = " ".join(words[:-named])
 
 
 # Courtesy around a rating, in the languages of the default accept words (and German, French).
@@ -180,6 +212,8 @@ _SIGN_OFFS = _THANKS + (
     "此致", "祝好")
 # Praise and "it works" beside the accept word or the numbers of a rating.
 _PRAISE = ("great", "great job", "good job", "great work", "well done", "excellent", "perfect", "awesome", "super",
+           "great service", "great support", "great help", "excellent service", "excellent support", "quick help",
+           "fast help", "very helpful", "much appreciated",
            "brilliant", "toll", "prima", "parfait", "génial", "excelente", "perfecto", "perfetto", "ottimo",
            "отлично", "супер", "太好了", "很好")
 _CONFIRMATIONS = ("it works", "it works now", "works", "works now", "working now", "it is working now",
@@ -256,7 +290,7 @@ def _closing(lines: list[str]) -> bool:
     name alone, one line of one or two words ("5 5 4\nCarl": "It Broke Again" is no signature)."""
     if not lines:
         return True
-    if not _courtesy(lines[0], _SIGN_OFFS):
+    if not _courteous_line(lines[0]):   # a sign-off, or thanks and praise ("Great, thanks!", "Great service!")
         return len(lines) == 1 and len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _name_like(lines[0].split())
     names = [line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)]
     return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
@@ -358,6 +392,11 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
                                   "these are not counted")
         if not has_files and is_only_courtesy(text):
             return CustomerEffect("none", unchanged_because="the reply is only thanks or a greeting")
+        if not has_files and is_acceptance(text, accept_words):
+            # "Yes, it works now" to the reminder, arriving after the close: it confirms the close, as
+            # the reminder asked, and says nothing is still wrong.
+            return CustomerEffect("none", unchanged_because="the reply accepts the solution, and the ticket is "
+                                  "closed already")
         return CustomerEffect("reopened", Status.OPEN)
     if status == Status.WAITING_CUSTOMER:
         return CustomerEffect("reopened", Status.OPEN)
