@@ -494,3 +494,20 @@ def test_who_joins_under_the_limit_and_who_is_left_out():
     assert followers_joining(named, on_ticket, None).join == (("a@example.org", "A"), ("b@example.org", None),
                                                               ("c@example.org", "C"))
     assert followers_joining(named, on_ticket, 1).left_out == ("a@example.org", "b@example.org", "c@example.org")
+
+
+def test_a_mail_without_a_from_address_is_not_shown_as_the_requesters(desk):
+    """The assignee's notice fell back to the requester's address: a "Yes" from nobody read as the customer
+    accepting, inviting a close by hand."""
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    ticket_id = desk.ticket()["id"]
+    assert desk.assign(ticket_id) == ALICE
+    ack = desk.last(CUSTOMER)
+    anonymous = build_mail(CUSTOMER, "Yes\n", to=str(ack["Reply-To"]), subject="Re: " + str(ack["Subject"]),
+                           in_reply_to=str(ack["Message-ID"]))
+    del anonymous["From"]
+    desk.send(anonymous)
+    told = desk.last(ALICE)
+    assert body_text(told).startswith(f"Someone who gave no From address wrote on [#{ticket_id}]:")
+    assert CUSTOMER not in body_text(told)
+    assert desk.messages(ticket_id)[-1]["from_addr"] is None
