@@ -48,7 +48,7 @@ def _unchanged_answer(desk, tid, before: int) -> str:
     assert answer["Reply-To"] == desk.agent_address(tid, ALICE)
     assert str(answer["Subject"]).startswith(f"[#{tid}] Nothing to change:")
     text = body_text(answer)
-    assert "changed nothing" in text and "Fix the command" not in text
+    assert "changed nothing" in text and "Mend what is said above" not in text
     return text
 
 
@@ -97,7 +97,7 @@ def test_assign_to_the_current_assignee_is_answered(desk):
     _agent_mail(desk, tid, ALICE, "#assign Alice@Example.com\n#type question\n#type question\n")
     # A command given twice is an error, not a no-op: the rejection wins.
     assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/command_rejected"
-    assert "Fix the command" in body_text(desk.last(ALICE))
+    assert "Mend what is said above" in body_text(desk.last(ALICE))
     to_alice = len(desk.rows(recipient=ALICE))
     _agent_mail(desk, tid, ALICE, "#assign Alice@Example.com\n")
     assert f"the ticket is already assigned to {ALICE}" in _unchanged_answer(desk, tid, to_alice)
