@@ -139,14 +139,37 @@ class GroupCommitter:
                     break
                 batch.append(nxt)
             try:
-                results = store_raw_batch(self.app.engine, [mail for mail, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
+                self._commit(batch)
+            except Exception:   # this thread is the only way into the database: it must outlive any mail
+                log.exception("the SMTP commit thread failed on a batch of %d mails; it goes on", len(batch))
+            finally:
+                self.app.mail_arrived.set()
+
+    def _commit(self, batch: list[tuple[RawMail, Future]]) -> None:
+        """Store the batch and answer each waiting sender.
+
+        A sender that left before its answer (its connection closed while it
+        waited) had its future cancelled: its mail is stored all the same, as
+        the retry it will make would be, and logged here, since nobody awaits
+        the future that would have. Once marked running, a future can no
+        longer be cancelled, so the answers below cannot fail.
+        """
+        left = [not future.set_running_or_notify_cancel() for _, future in batch]
+        try:
+            results = store_raw_batch(self.app.engine, [mail for mail, _ in batch])
+        except Exception as exc:
+            for (mail, future), gone in zip(batch, left):
+                if not gone:
                     future.set_exception(exc)
-                continue
-            for (_, future), stored in zip(batch, results):
+            if all(left):
+                log.warning("could not store %d mail(s) whose senders had left: %s", len(batch), exc)
+            return
+        for (mail, future), stored, gone in zip(batch, results, left):
+            if gone:
+                log.info("stored raw mail %s (Message-ID %s), though its sender left before the answer",
+                         stored.raw_id, mail.message_id or "none")
+            else:
                 future.set_result(stored)
-            self.app.mail_arrived.set()
 
     def close(self) -> None:
         self._queue.put(None)

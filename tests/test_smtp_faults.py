@@ -66,6 +66,54 @@ def test_disconnect_before_final_dot_leaves_nothing(make_app, sqlite_url):
         receiver.stop()
 
 
+def _leave_after_the_dot(port: int, n: int) -> None:
+    """Send mail `n` and reset the connection right after the final dot, before any answer can come."""
+    import struct
+
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        f = sock.makefile("rwb")
+        f.readline()
+        for line in (b"EHLO client", b"MAIL FROM:<cust@example.org>", b"RCPT TO:<support@example.com>", b"DATA"):
+            f.write(line + b"\r\n")
+            f.flush()
+            while f.readline()[3:4] == b"-":   # a multi-line reply (EHLO) ends at its line without "-"
+                pass
+        f.write(_mail(n).as_bytes().replace(b"\n", b"\r\n") + b".\r\n")
+        f.flush()
+        f.close()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))   # close with a RST
+
+
+def test_senders_leaving_before_their_answer_do_not_stop_the_receiver(make_app, sqlite_url, caplog):
+    """A client gone between its final dot and our 250 cancelled the future the commit thread then
+    answered: the thread died, and every later mail waited for an answer that never came."""
+    import sqlite3
+    import threading
+
+    app = make_app(sqlite_url)
+    receiver = Receiver(app)
+    receiver.start()
+    caplog.set_level(logging.INFO, logger="ticketd")
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")   # another process's lock: the commit waits while the senders leave
+        first = threading.Thread(target=_leave_after_the_dot, args=(receiver.port, 1))
+        first.start()
+        first.join()
+        time.sleep(0.3)   # its batch is taken, and waits for the lock
+        _leave_after_the_dot(receiver.port, 2)   # queued behind it, and given up while queued
+        time.sleep(0.3)
+        holder.execute("ROLLBACK")
+        with smtplib.SMTP("127.0.0.1", receiver.port, timeout=30) as client:
+            assert client.send_message(_mail(3)) == {}
+        assert eventually(lambda: _count(app.engine) == 3, timeout=10)   # every mail kept, as its retry would be
+        assert "though its sender left before the answer" in caplog.text
+        assert "Traceback" not in caplog.text and "InvalidStateError" not in caplog.text
+    finally:
+        holder.close()
+        receiver.stop()
+
+
 def test_database_unreachable_answers_451_then_accepts(make_app, postgres_url, caplog):
     """PostgreSQL behind a proxy we cut: the sender gets 451 (retry), never 5xx; the log tells the outage once."""
     url = postgres_url
