@@ -45,16 +45,27 @@ def head_of(raw: bytes) -> bytes:
     return text.partition(b"\n\n")[0]
 
 
-def identity(raw: bytes) -> Identity:
-    """The identity of a mail, from its head only; trace fields and folding do not matter."""
+def identity(raw: bytes, envelope_from: str | None = None) -> Identity:
+    """The identity of a mail, from its head (and the envelope's MAIL FROM, when SMTP brought it); trace
+    fields and folding do not matter.
+
+    A mail whose From names nobody (RFC 5322 requires one; scripts and
+    robots leave it out) is told apart by who else sent it, as its
+    requester is found: Sender, then the envelope's MAIL FROM, then the
+    Return-Path a delivering server wrote from it (the IMAP route's copy of
+    the same mail). Without this two such mails from two people, alike in
+    every header, were one mail, and the second customer's was lost.
+    """
     msg = _HEAD_PARSER.parsebytes(head_of(raw) + b"\n\n", headersonly=True)
     fields: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
         fields.setdefault(name.strip().lower(), []).append(value)
     originals = [v for name in _ORIGINAL_SENDER_FIELDS for v in fields.get(name, [])]
+    senders = (_addresses(fields.get("from", [])) or _addresses(fields.get("sender", []))
+               or _addresses([envelope_from] if envelope_from else []) or _addresses(fields.get("return-path", [])))
     return Identity(
         date=_date_token((fields.get("date") or [None])[0]),
-        senders=_addresses(fields.get("from", [])),
+        senders=senders,
         original_senders=_addresses(originals),
     )
 

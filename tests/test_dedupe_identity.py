@@ -98,6 +98,23 @@ def test_no_from_is_never_the_same_author_as_a_from():
     assert not _same(_mail(sender=""), _mail(date=None))
 
 
+def _bare(extra=()) -> bytes:
+    """A script's mail: no From, Date or Message-ID, so its dedupe key is its headers' and body's hash."""
+    return ("\r\n".join(["To: support@example.com", "Subject: printer broken", *extra]) + "\r\n\r\n"
+            "The printer is broken.\r\n").encode()
+
+
+def test_without_a_from_who_sent_it_tells_two_mails_apart():
+    """Alike in every header, two people's mails were one: the second customer's was lost."""
+    assert not same_mail(identity(_bare(), "alpha@example.org"), identity(_bare(), "beta@example.net"))
+    assert same_mail(identity(_bare(), "alpha@example.org"), identity(_bare(), "Alpha@Example.org"))
+    # The IMAP route's copy carries the envelope as Return-Path: the same mail as the SMTP route's.
+    assert same_mail(identity(_bare(), "alpha@example.org"), identity(_bare(["Return-Path: <alpha@example.org>"])))
+    assert not same_mail(identity(_bare(["Return-Path: <rp1@example.org>"])),
+                         identity(_bare(["Return-Path: <rp2@example.net>"])))
+    assert not same_mail(identity(_bare(["Sender: a@example.org"])), identity(_bare(["Sender: b@example.org"])))
+
+
 def test_the_head_ends_at_the_first_blank_line():
     raw = _mail(body="Date: Wed, 06 Mar 2024 10:00:00 +0000\nFrom: mallory@example.net\n")
     assert head_of(raw).endswith(f"Date: {DATE}".encode())
@@ -195,6 +212,18 @@ def test_two_customers_thanking_with_one_message_id_get_two_tickets(receiver_app
     assert "already have it" in _send(receiver.port, ann, "ann@example.org")
     assert _raw_rows(app) == 2
     assert drain(app) == 0
+
+
+def test_two_people_sending_the_same_mail_without_a_from_get_two_tickets(receiver_app):
+    app, receiver = receiver_app
+    assert "queued as" in _send(receiver.port, _bare(), "alpha@example.org")
+    assert "queued as" in _send(receiver.port, _bare(), "beta@example.net")   # was "already have it"
+    assert "already have it" in _send(receiver.port, _bare(), "alpha@example.org")   # a retry stays one
+    assert _raw_rows(app) == 2
+    assert drain(app) == 2
+    with app.engine.connect() as conn:
+        requesters = sorted(conn.execute(select(tickets.c.requester)).scalars())
+    assert requesters == ["alpha@example.org", "beta@example.net"]
 
 
 @pytest.mark.parametrize("second_route", [VIA_IMAP, ()])

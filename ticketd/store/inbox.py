@@ -73,7 +73,8 @@ _KNOWN_KEYS = select(raw_mail.c.dedupe_key, raw_mail.c.id).where(
 # Only run when a key collides: the rows under a mail's candidate keys, with
 # the start of their bytes (their head is all ingest.identity reads).
 _CANDIDATES = select(raw_mail.c.dedupe_key, raw_mail.c.id,
-                     func.substr(raw_mail.c.raw, 1, HEAD_BYTES, type_=raw_mail.c.raw.type)).where(
+                     func.substr(raw_mail.c.raw, 1, HEAD_BYTES, type_=raw_mail.c.raw.type),
+                     raw_mail.c.envelope_from).where(
     raw_mail.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 _WAITING_ROWS = select(raw_mail).where(raw_mail.c.id.in_(bindparam("ids", expanding=True)),
                                        raw_mail.c.state == "received")
@@ -155,14 +156,15 @@ def _settle_collision(conn: Connection, mail: RawMail) -> Stored:
     decides whether the mails under the mail's candidate keys are this one,
     and which derived key a different one takes.
     """
-    ident = identity(mail.raw)
+    ident = identity(mail.raw, mail.envelope_from)
     candidates = candidate_keys(mail.dedupe_key, ident)
-    rows = {key: (raw_id, head) for key, raw_id, head in conn.execute(_CANDIDATES, dict(keys=candidates))}
+    rows = {key: (raw_id, head, sender)
+            for key, raw_id, head, sender in conn.execute(_CANDIDATES, dict(keys=candidates))}
     for key in candidates:
         # A row without bytes is a tombstone (ticketd.store.erase: erased, or
         # dropped by retention): only its key is left, and that key stands for
         # the mail it was, so a redelivery never brings an erased mail back.
-        if key in rows and (not rows[key][1] or same_mail(identity(bytes(rows[key][1])), ident)):
+        if key in rows and (not rows[key][1] or same_mail(identity(bytes(rows[key][1]), rows[key][2]), ident)):
             return Stored(rows[key][0], True)
     free = next((key for key in candidates if key not in rows), None)
     if free is None:
