@@ -51,3 +51,24 @@ def test_a_ticket_without_files_or_no_ticket(tmp_path, make_app, sqlite_url):
     assert json.loads(cli_ok(config, "tickets", "files", str(ticket_id), "--json")) == []
     missing = run_cli(config, "tickets", "files", "999")
     assert missing.returncode == 1 and "no ticket 999" in missing.stderr
+
+
+def test_a_name_at_the_length_limit_is_copied_shortened_and_a_second_run_copies_nothing_again(
+        tmp_path, make_app, sqlite_url):
+    """A stored name is at most 255 bytes; the message id put before it made a name the file system
+    refused (a traceback after some files), and each run copied the files before it again."""
+    app = make_app(sqlite_url)
+    config = tmp_path / "ticketd.yaml"
+    long_name = "L" * 5000 + ".txt"
+    deliver(app, mail_bytes("cust@example.org", "Logs", "<logs@client.example.org>",
+                            files=(("a.log", LOG), (long_name, b"long"), ("ж" * 200 + ".pdf", b"cyrillic"))))
+    ticket_id = ticket_of(app, "logs@client.example.org")
+    out = tmp_path / "out"
+    first = json.loads(cli_ok(config, "tickets", "files", str(ticket_id), "--out", str(out), "--json"))
+    names = [c["copied_to"].rsplit("/", 1)[1] for c in first]
+    assert all(len(name.encode()) <= 255 for name in names), names
+    assert names[1].endswith("LLL.txt") and names[2].endswith("жж.pdf")
+    assert [open(c["copied_to"], "rb").read() for c in first] == [LOG, b"long", b"cyrillic"]
+    again = json.loads(cli_ok(config, "tickets", "files", str(ticket_id), "--out", str(out), "--json"))
+    assert [c["copied_to"] for c in again] == [c["copied_to"] for c in first]
+    assert len(list(out.iterdir())) == 3
