@@ -37,6 +37,11 @@ SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
 # puts the domain first, and RFC 2034 section 3 keeps enhanced codes out of it.
 GREETING_SHUTTING_DOWN = "421 {} shutting down, try again later"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
+# What aiosmtpd answers itself to a mail past its (wire) limit: at MAIL FROM for a SIZE= beyond it, after
+# the data for more data, and for a line beyond line_length_limit (which is the size limit: IntakeSMTP).
+_AIOSMTPD_TOO_BIG = frozenset({"552 Error: message size exceeds fixed maximum message size",
+                               "552 Error: Too much mail data"})
+_LINE_TOO_LONG = "500 Line too long (see RFC5321 4.5.3.1.6)"
 # RFC 6531 section 3.3: an address in a MAIL or RCPT is UTF-8; other 8-bit
 # bytes cannot name a mailbox, and a 4xx would only bring them back.
 BAD_SENDER = "553 5.1.7 The sender address is not UTF-8 (RFC 6531)"
@@ -326,6 +331,13 @@ class IntakeSMTP(SMTP):
 
     async def push(self, status) -> None:
         """Send a reply; a 421 closes the connection, as RFC 5321 section 3.8 says it does."""
+        if isinstance(status, str) and (status in _AIOSMTPD_TOO_BIG or (self._receiving and status == _LINE_TOO_LONG)):
+            # aiosmtpd's own refusals of a mail past the wire limit: one reply for every mail too big
+            # (docs/settings.md), and in DATA a line longer than the whole limit is one too, not a
+            # syntax error (500) its sender would bounce as ours.
+            log.info("refused a mail over the size limit from %r (%s)", getattr(self.envelope, "mail_from", None),
+                     status)
+            status = TOO_BIG
         await super().push(status)
         self.replied_at = self.loop.time()
         if (status[:4] in ("421 ", b"421 ")) and not self.closing:

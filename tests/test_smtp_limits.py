@@ -126,11 +126,26 @@ def test_a_mail_over_the_limit_gets_552_after_data_and_nothing_is_stored(small_r
         client.ehlo()
         assert client.mail("cust@example.org")[0] == 250     # no SIZE declared
         assert client.rcpt("support@example.com")[0] == 250
-        code, _ = client.data(_mail_of(size, name="over"))
-        assert code == 552
+        code, said = client.data(_mail_of(size, name="over"))
+        assert (code, said) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
         # The session carries on: the next mail is taken.
         assert client.sendmail("cust@example.org", ["support@example.com"], _mail_of(MAX, name="next")) == {}
     assert _stored(app.engine) == [_mail_of(MAX, name="next")]
+
+
+@pytest.mark.parametrize("size", [MAX * 6 // 5, wire_limit(MAX) - 10], ids=["a-fifth-over", "near-the-wire-bound"])
+def test_a_mail_over_the_limit_with_bare_lf_line_ends_gets_552_not_500(small_receiver, size):
+    """With LF line ends the whole mail is one line to SMTP: past the limit, aiosmtpd called it a line too
+    long (500), a syntax error its sender bounces, instead of the mail being too big."""
+    app, receiver = small_receiver
+    mail = _mail_of(size, name="lf").replace(b"\r\n", b"\n")
+    assert len(mail) > MAX
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.ehlo()
+        assert client.mail("cust@example.org")[0] == 250
+        assert client.rcpt("support@example.com")[0] == 250
+        assert client.data(mail) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
+    assert _stored(app.engine) == []
 
 
 @pytest.mark.parametrize("declared", [MAX + 1, wire_limit(MAX), 10 * MAX])
@@ -138,8 +153,8 @@ def test_a_declared_size_over_the_limit_gets_552_at_mail_from(small_receiver, de
     app, receiver = small_receiver
     with smtplib.SMTP("127.0.0.1", receiver.port) as client:
         client.ehlo()
-        code, _ = client.mail("cust@example.org", options=[f"SIZE={declared}"])
-        assert code == 552
+        code, said = client.mail("cust@example.org", options=[f"SIZE={declared}"])
+        assert (code, said) == (552, b"5.3.4 Message size exceeds fixed maximum message size")
         code, _ = client.mail("cust@example.org", options=[f"SIZE={MAX}"])
         assert code == 250
     assert _stored(app.engine) == []
