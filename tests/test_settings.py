@@ -64,7 +64,8 @@ def test_a_variable_that_names_no_setting_is_ignored_with_a_warning(caplog):
     assert settings.smtp.listen == "127.0.0.1:2525"
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert "TICKETD_PORT is not a ticketd setting (port); ignored" in warnings
-    assert "TICKETD_SMTP__LISTN is not a ticketd setting (smtp.listn); ignored" in warnings
+    assert ("TICKETD_SMTP__LISTN is not a ticketd setting (smtp.listn); ignored; did you mean TICKETD_SMTP__LISTEN?"
+            in warnings)
 
 
 def test_an_environment_value_that_cannot_be_read_names_its_variable():

@@ -248,3 +248,10 @@ def test_errors_in_the_file_ticketd_config_names_give_its_name_and_lines(tmp_pat
     assert f"{config} is not valid:" in done.stderr
     assert f"  {config}:3: smtp.listen: smtp.listen must be host:port" in done.stderr
     assert f"  {config}:4: max_followers: Input should be greater than or equal to 0" in done.stderr
+
+
+def test_outbound_takes_one_kind_of_tls(tmp_path):
+    """Both set, implicit TLS was used and starttls ignored without a word (imap refused the pair already)."""
+    with pytest.raises(ValidationError, match="outbound: choose `ssl: true`.* or `starttls: true`.*not both"):
+        load_settings(_file(tmp_path, "outbound: {ssl: true, starttls: true}\n"), environ={})
+    assert load_settings(_file(tmp_path, "outbound: {port: 465, ssl: true}\n"), environ={}).outbound.ssl

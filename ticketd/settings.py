@@ -247,6 +247,14 @@ class OutboundSettings(_Strict):
     # third): 10 MiB stays under the 20-25 MB most providers accept.
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, ge=0)
 
+    @model_validator(mode="after")
+    def _one_kind_of_tls(self) -> OutboundSettings:
+        """Both set, implicit TLS was used and starttls quietly ignored: say which one is meant."""
+        if self.ssl and self.starttls:
+            raise ValueError("outbound: choose `ssl: true` (implicit TLS, usually port 465) or `starttls: true` "
+                             "(usually port 587 or 25), not both")
+        return self
+
 
 class AgentAuthSettings(_Strict):
     """Optional extra proof that agent mail is really the agent's (issue 4)."""
@@ -409,7 +417,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         path = [part.lower() for part in name[len("TICKETD_"):].split("__")]
         annotation = _annotation_at(Settings, path, name, ())
         if annotation is None:
-            log.warning("%s is not a ticketd setting (%s); ignored", name, ".".join(path))
+            log.warning("%s is not a ticketd setting (%s); ignored%s", name, ".".join(path), _meant_variable(path))
             continue
         node = tree
         for part in path[:-1]:
@@ -538,6 +546,14 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     return value
+
+
+def _meant_variable(path: list[str]) -> str:
+    """"; did you mean TICKETD_SMTP__LISTEN?" for a variable a letter away from a setting, as the file's
+    unknown keys are answered; empty when none is near."""
+    model = _model_at(tuple(path[:-1]))
+    close = difflib.get_close_matches(path[-1], list(model.model_fields), n=1) if model else []
+    return f"; did you mean TICKETD_{'__'.join(p.upper() for p in [*path[:-1], close[0]])}?" if close else ""
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -52,7 +52,7 @@ def desk_keys(configured: str, data_dir: Path, engine: Engine | None, *, create:
             return DeskKeys(on_disk)
         stored, made = keep_secret(engine, SECRET_NAME, on_disk or secrets.token_urlsafe(32), utcnow())
         if made and on_disk is None:
-            log.warning("secret_key is not set in ticketd.yaml (or is the example's %r): reply addresses and "
+            log.warning("secret_key is not set in the settings (or is the example's %r): reply addresses and "
                         "Message-IDs are signed with a key made now and kept in the database, for every host; "
                         "back up the database, or set secret_key (the same on every host)", EXAMPLE_SECRET)
         elif made:
