@@ -253,6 +253,16 @@ def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing
     assert "through an agent's own reply address" in desk.events(tid, "outsider_kept")[-1]["reason"]
     assert "Firmware 2.1" in body_text(desk.last(ALICE)) and vendor not in [
         e["to_value"] for e in desk.events(tid, "follower_added")]
+    # The next assignee's quote of the conversation still marks her and the vendor's mail as kept apart,
+    # not as the customer's words.
+    from ticketd.admin import assign as assign_by_hand
+
+    assign_by_hand(desk.app, tid, "bob@example.com")
+    desk.flush()
+    quoted = body_text(desk.last("bob@example.com"))
+    assert f"<{vendor}> (customer, from someone not on the ticket, kept apart)" in quoted
+    assert f"<{outsider}> (customer, from someone not on the ticket, kept apart)" in quoted
+    assert f"<{CUSTOMER}> (customer)" in quoted
     # Our own mail's Message-ID is signed: someone it was forwarded to who answers it joins, as by
     # its reply address (PRODUCT.md threading 1 and 2).
     forwarded_to = "helper@example.org"

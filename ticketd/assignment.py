@@ -103,10 +103,11 @@ def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGE
     `people` the ticket's participants, when read already."""
     latest, total = latest_messages(conn, ticket_id, limit, FETCH_CHARS)
     files = attachment_rows(conn, [row["id"] for row in latest]) if latest else []
-    # A refused command mail is kept internal: say so rather than show it as a note (NOT_SENT); an agent
-    # by their name in rules.yaml now, not their mail client's (one gone from the rules: the name it gave
-    # them when they joined the ticket).
-    kept_by = message_event_kinds(conn, ticket_id, [row["id"] for row in latest if row["internal"]], list(NOT_SENT))
+    # A refused command mail is kept internal, an outsider's mail apart: say so rather than show it as a
+    # note or the customer's (NOT_SENT); an agent by their name in rules.yaml now, not their mail client's
+    # (one gone from the rules: the name it gave them when they joined the ticket).
+    kept_by = message_event_kinds(conn, ticket_id, [row["id"] for row in latest if row["direction"] == "in"],
+                                  list(NOT_SENT))
     if people is None:
         people = store.participants_of(conn, ticket_id)
     names = {p["email"]: p["name"] for p in people if p["role"] == "agent" and p["name"]}

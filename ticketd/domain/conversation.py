@@ -18,7 +18,10 @@ FETCH_CHARS = TEXT_CHARS + 1000
 # (ticketd/agent_mail.py: the event that stored it says why). Quoted as an internal note it read as
 # something the agent meant to say, commands never applied included.
 NOT_SENT = {"commands_rejected": "refused commands, not sent",
-            "commands_unchanged": "commands that changed nothing, not sent"}
+            "commands_unchanged": "commands that changed nothing, not sent",
+            # Someone on no mail of the ticket, writing through a forwarded address: their words are
+            # theirs, not the customer's, in every quote of the conversation as in the first notice.
+            "outsider_kept": "from someone not on the ticket, kept apart"}
 
 
 @dataclass(frozen=True)
