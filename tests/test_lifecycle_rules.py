@@ -148,6 +148,7 @@ def test_a_rating_on_the_scale_or_anything_else_is_no_misread_rating(text):
     (Status.IN_DEVELOPMENT, "any news?", "none", None),
     (Status.WAITING_CUSTOMER, "here are the logs", "reopened", Status.OPEN),
     (Status.WAITING_CUSTOMER, "yes", "reopened", Status.OPEN),
+    (Status.WAITING_CUSTOMER, "", "none", None),   # only the quoted question: it answers nothing
     (Status.SOLUTION_PROPOSED, "yes", "accepted", Status.CLOSED),
     (Status.SOLUTION_PROPOSED, "it still fails", "rejected", Status.OPEN),
     (Status.SOLUTION_PROPOSED, "5 4 5", "rejected", Status.OPEN),

@@ -399,6 +399,10 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
                                   "closed already")
         return CustomerEffect("reopened", Status.OPEN)
     if status == Status.WAITING_CUSTOMER:
+        # As for a proposal: a reply with nothing of its own (only the quoted question, a send pressed by
+        # mistake) answers nothing, and the reminder and auto-close go on; a file alone may be the answer.
+        if not (text or "").strip() and not has_files:
+            return CustomerEffect("none", unchanged_because="the reply has no text of its own")
         return CustomerEffect("reopened", Status.OPEN)
     return CustomerEffect("none")
 
