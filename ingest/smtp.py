@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import Future
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from ingest.headers import ascii_domain
 from ingest.parse import dedupe_key
@@ -98,6 +98,17 @@ def _address_key(address: str) -> str:
     return ascii_domain(address.lower().strip("<> "))
 
 
+def _printable(text: object) -> str:
+    """What a sender wrote, for a reply or a log line: control characters (a NUL, a CR that would hide the
+    start of the line on a terminal) as `?`."""
+    return "".join("?" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(text))
+
+
+def _shown(address: str) -> str:
+    """An address as a reply echoes it: without its brackets (`RCPT TO:<>` is `<>`, not `<<>>`)."""
+    return _printable(address.strip().strip("<>"))
+
+
 def served(app: App, address: str) -> bool:
     """Addresses we accept mail for: the support address, its +tokens, extras."""
     local, _, domain = _address_key(app.settings.support_address).rpartition("@")
@@ -172,7 +183,7 @@ class GroupCommitter:
         for (mail, future), stored, gone in zip(batch, results, left):
             if gone:
                 log.info("stored raw mail %s (Message-ID %s), though its sender left before the answer",
-                         stored.raw_id, mail.message_id or "none")
+                         stored.raw_id, _printable(mail.message_id or "none"))
             else:
                 future.set_result(stored)
 
@@ -214,7 +225,7 @@ class IntakeHandler:
         if not _utf8(address):
             return BAD_RECIPIENT   # not echoed: aiosmtpd writes replies as UTF-8, which it is not
         if not served(self.app, address):
-            return NO_SUCH_USER.format(address)
+            return NO_SUCH_USER.format(_shown(address))
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return RCPT_OK
@@ -225,20 +236,21 @@ class IntakeHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         if len(raw) > self.max_bytes:
             # Measured here, without the dot-stuffing aiosmtpd's limit counts.
-            log.info("refused a mail of %s bytes from %s (limit %s)", len(raw), envelope.mail_from, self.max_bytes)
+            log.info("refused a mail of %s bytes from %s (limit %s)", len(raw), _printable(envelope.mail_from),
+                     self.max_bytes)
             return TOO_BIG
         try:
             key, message_id = dedupe_key(raw)
             mail = RawMail(raw, "smtp", key, message_id, envelope.mail_from,
                            [r.lower() for r in envelope.rcpt_tos])
             stored: Stored = await asyncio.wrap_future(self.committer.submit(mail))
-            log.info("stored raw mail %s (Message-ID %s)%s", stored.raw_id, message_id or "none",
+            log.info("stored raw mail %s (Message-ID %s)%s", stored.raw_id, _printable(message_id or "none"),
                      " again" if stored.duplicate else
                      ": a different mail reusing the Message-ID of one already stored, kept as a new mail"
                      if stored.derived else "")
         except Exception as error:
             if not unreachable(error):
-                log.exception("could not store mail from %s; answered 451", envelope.mail_from)
+                log.exception("could not store mail from %s; answered 451", _printable(envelope.mail_from))
             elif self.database.failed(error):
                 # A traceback per mail (about 100 lines) buried the log for as long as the database was away.
                 log.warning("cannot store mail: the database is out of reach (%s). Every mail is answered 451, "
@@ -246,7 +258,7 @@ class IntakeHandler:
                             said(error))
             else:
                 log.info("could not store mail from %s (the database is still out of reach); answered 451",
-                         envelope.mail_from)
+                         _printable(envelope.mail_from))
             return TEMP_FAILURE
         if (down := self.database.worked()) is not None:
             log.info("the database takes mail again after %.0f s", down)
@@ -329,20 +341,26 @@ class IntakeSMTP(SMTP):
             return
         await super()._handle_client()
 
+    async def smtp_AUTH(self, arg: str) -> None:
+        """AUTH is not offered (EHLO does not announce it): 502, not aiosmtpd's "538 encryption required",
+        which tells a client to try again over TLS. Without a syntax of its own, HELP does not list it."""
+        await self.push("502 5.5.1 AUTH is not offered here")
+
     async def push(self, status) -> None:
         """Send a reply; a 421 closes the connection, as RFC 5321 section 3.8 says it does."""
         if isinstance(status, str) and (status in _AIOSMTPD_TOO_BIG or (self._receiving and status == _LINE_TOO_LONG)):
             # aiosmtpd's own refusals of a mail past the wire limit: one reply for every mail too big
             # (docs/settings.md), and in DATA a line longer than the whole limit is one too, not a
             # syntax error (500) its sender would bounce as ours.
-            log.info("refused a mail over the size limit from %r (%s)", getattr(self.envelope, "mail_from", None),
-                     status)
+            log.info("refused a mail over the size limit from %s (%s)",
+                     _printable(getattr(self.envelope, "mail_from", None)), status)
             status = TOO_BIG
         await super().push(status)
         self.replied_at = self.loop.time()
         if (status[:4] in ("421 ", b"421 ")) and not self.closing:
             self.transport.close()
 
+    @syntax("DATA")   # as aiosmtpd's own: HELP lists only commands that carry their syntax
     async def smtp_DATA(self, arg: str) -> None:
         self._receiving, self._storing = True, False
         try:

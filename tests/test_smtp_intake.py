@@ -62,6 +62,21 @@ def test_unknown_recipient_is_refused_with_550(receiver_app):
     assert code == 550
 
 
+def test_what_is_not_offered_is_answered_as_such(receiver_app):
+    """AUTH got aiosmtpd's "538 encryption required" (try again over TLS), HELP listed AUTH and not DATA,
+    and a refused recipient was echoed in doubled brackets, or with its control characters."""
+    _app, receiver = receiver_app
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.ehlo()
+        assert "auth" not in client.esmtp_features
+        assert client.docmd("AUTH", "PLAIN AGFAAGI=") == (502, b"5.5.1 AUTH is not offered here")
+        code, listed = client.docmd("HELP")
+        assert code == 250 and b" DATA " in listed and b"AUTH" not in listed
+        assert client.mail("cust@example.org")[0] == 250
+        assert client.docmd("RCPT TO:<>") == (550, b"5.1.1 <>: no such mailbox here")
+        assert client.docmd("RCPT TO:<a\x00b@example.org>") == (550, b"5.1.1 <a?b@example.org>: no such mailbox here")
+
+
 def test_second_delivery_is_stored_once(receiver_app):
     app, receiver = receiver_app
     msg = _mail(message_id="<dup@client.example.org>")
