@@ -450,7 +450,8 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                 fail(cmd, f"{cmd.args!r} is not a duration or an ISO date." if cmd.args
                      else "#postpone needs a duration or an ISO date.")
             elif until <= now:
-                fail(cmd, f"{cmd.args!r} is in the past; give a time to wake the ticket up in the future.")
+                when = "is now" if until == now else "is in the past"   # `#postpone 0d`
+                fail(cmd, f"{cmd.args!r} {when}; give a time to wake the ticket up in the future.")
             else:
                 values["postponed_until"] = until
                 status_lines.append((cmd.line, Status.POSTPONED))
@@ -541,7 +542,8 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         fail(None, "#note keeps the reply from the customer, but a proposed solution must reach them: "
                    "send the note and the proposal as two mails.", "propose")
     if values.get("propose") and not reply.body and not values.get("canned"):
-        fail(None, "a proposed solution needs its text below the commands.", "propose")
+        line = next((c.line for c in reply.commands if c.name in ("propose", "status")), "#propose")
+        fail(None, f"{line}: a proposed solution needs its text below the commands.", "propose")
     if values.get("internal") and not note_text and not values.get("canned"):
         fail(None, "the note is empty; write it below #note.", "note")
 
