@@ -173,6 +173,11 @@ def test_reading_commands_work_while_rules_yaml_is_broken(tmp_path, sqlite_url, 
     assert json.loads(cli_ok(config, "tickets", "list", "--json")) == []
     assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
     assert json.loads(_status(config, "--json"))["inbox"]["waiting"] == 0
+    # A command that acts by the rules says why it waits for a valid file, and that the daemon goes on.
+    refused = run_cli(config, "agents", "list")
+    assert refused.returncode == 1 and "unknown key `emial`" in refused.stderr
+    assert "This command acts by the rules, so it waits for a valid file" in refused.stderr
+    assert "a running daemon keeps the rules it loaded before" in refused.stderr
 
 
 def test_an_unknown_status_is_refused_not_an_empty_list(tmp_path, sqlite_url, make_app):

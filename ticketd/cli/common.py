@@ -140,7 +140,12 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
             f"cannot make or open {exc.filename or 'a directory'}: {exc.strerror}; data_dir and database_url in "
             f"{config or 'the settings'} name where ticketd keeps its files") from None
     except RulesError as exc:
-        raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors)) from None
+        # A command that acts by the rules (assigning, marking an agent away, closing) will not guess at a
+        # half-edited file; a running daemon goes on with the rules it loaded before.
+        after = ("" if starts_daemon else "\nThis command acts by the rules, so it waits for a valid file "
+                 "(`ticketd rules check` lists what to mend); a running daemon keeps the rules it loaded before")
+        raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors) + after) \
+            from None
     except SchemaVersionError as exc:
         raise click.ClickException(str(exc)) from None
 
