@@ -12,6 +12,10 @@ from ingest.charsets import decode_bytes, lookup_codec
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _QUOTED_OR_WORD = re.compile(r'"(?:[^"\\]|\\.)*"|(?:=\?[^?\s]+\?[bBqQ]\?[^?]*\?=\s*)+')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Bidirectional embeddings, overrides and isolates (Unicode UAX #9): in a subject or a name they turn text
+# round for display ("\u202etnemyap" shows as "payment"), as in a file name (ingest/parse.py _sanitise);
+# right-to-left text needs none of them to read right.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 # The widths of the columns these values are stored in (schema.sql). SQLite
 # ignores a VARCHAR's width; PostgreSQL refuses a longer value, and a mail
@@ -117,7 +121,7 @@ def decode_header_value(value: object, charset_hint: str | None = None,
     text = decode_8bit(_unfold(str(value)), hints)
     if "=?" in text:
         text = _decode_words(text, hints)
-    return _CONTROL.sub(" ", text).strip()
+    return _BIDI_CONTROLS.sub("", _CONTROL.sub(" ", text)).strip()
 
 
 # ---------------------------------------------------------------- addresses
@@ -147,7 +151,7 @@ def _protect_words(value: str, hints: tuple[str, ...]) -> str:
 
 
 def clean_name(name: str, quoted: bool = True) -> str:
-    name = _CONTROL.sub(" ", name)
+    name = _BIDI_CONTROLS.sub("", _CONTROL.sub(" ", name))
     if not quoted:
         # A comment beside a phrase is not part of the name (RFC 5322 section
         # 3.2.2): "MAILER-DAEMON (Mail Delivery System) <postmaster@…>".

@@ -282,3 +282,13 @@ def test_an_encoded_name_beside_an_address_stays_a_name(header, name):
 def test_encoded_words_holding_no_address_give_none(header):
     parsed = parse_mail(_mail(f"From: {header}\nSubject: t"))
     assert (parsed.from_addr, parsed.author, parsed.from_count) == (None, None, 0)
+
+
+def test_bidi_overrides_are_taken_out_of_subjects_and_names():
+    """U+202E turned "\u202etnemyap" into "payment" on an agent's screen; file names lost it already."""
+    raw = ("From: =?utf-8?b?" + base64.b64encode("\u202etnemyaP".encode()).decode() + "?= <x@example.org>\r\n"
+           "To: Sales \u2067Team\u2069 <support@example.com>\r\nSubject: \u202e null escape \u202d\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\nשלום, العربية stay as written\r\n").encode()
+    parsed = parse_mail(raw)
+    assert parsed.subject == "null escape" and parsed.from_name == "tnemyaP"
+    assert "שלום, العربية" in parsed.text   # right-to-left text needs no control characters
