@@ -24,7 +24,8 @@ _LVL_ATTACHMENT = 0x02
 _ATT_MAPI_PROPS = 0x9003         # attribute ids as tnefparse compares them: the low word only
 _ATT_RECIP_TABLE = 0x9004
 _ATT_ATTACHMENT = 0x9005
-_ATTACH_EMBEDDED_MSG = 5         # PR_ATTACH_METHOD ([MS-OXPROPS] PidTagAttachMethod)
+_ATTACH_BY_VALUE = 1             # PR_ATTACH_METHOD ([MS-OXPROPS] PidTagAttachMethod)
+_ATTACH_EMBEDDED_MSG = 5
 _PR_ATTACH_DATA_OBJ = 0x3701
 # tnefparse copies the rest of the stream once per attribute it reads, so its
 # cost grows with attributes x size: 160,000 one-byte attributes in 2 MB take
@@ -108,9 +109,11 @@ def _files(parsed: TNEF, nesting: int, problems: list[str]) -> list[TnefFile]:
     for att in parsed.attachments:
         if _method(att) == _ATTACH_EMBEDDED_MSG or hasattr(att, "embed"):
             files += _embedded_files(att, nesting, problems)
-        elif att.data:  # an attachment by reference carries a path, not a file
+        # An attachment by reference carries a path, not a file; one by value is a file even when empty,
+        # as an empty MIME attachment is kept.
+        elif att.data or _method(att) == _ATTACH_BY_VALUE:
             name = _file_name(att, parsed.codepage)
-            files.append(TnefFile(name=name, content_type=_content_type(att, name), data=bytes(att.data)))
+            files.append(TnefFile(name=name, content_type=_content_type(att, name), data=bytes(att.data or b"")))
     return files
 
 

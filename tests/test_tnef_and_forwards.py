@@ -97,6 +97,12 @@ def test_outlook_s_mime_tag_wins_over_the_name_and_names_are_sanitised():
     assert _summary(parsed)[1:] == [("evilgpj.csv", "text/csv", 4), ("file1.bin", "application/octet-stream", 14)]
 
 
+def test_an_empty_file_inside_winmail_dat_is_kept_as_an_empty_mime_attachment_is():
+    blob = _winmail(files=[tb.File("EMPTY.TXT", b"", long_name="empty.txt"), tb.File("SHOT.PNG", PNG)])
+    parsed = parse_mail(_tnef_mail(blob).as_bytes())
+    assert _summary(parsed)[1:] == [("empty.txt", "text/plain", 0), ("SHOT.PNG", "image/png", len(PNG))]
+
+
 def test_a_winmail_dat_relabelled_octet_stream_is_still_read():
     msg = _mail(attach=[(_winmail(), "application", "octet-stream", "winmail.dat")])
     assert [a.filename for a in parse_mail(msg.as_bytes()).attachments] == [
