@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 
+from tests.ports import free_port  # noqa: F401  (the tests import it from here)
 from ticketd.app import build_app
 from ticketd.settings import load_settings
 
@@ -38,12 +38,6 @@ timers:
   open:             {respond_within: 1d, on_breach: reassign}
   waiting_customer: {warn_after: 3d, close_after: 4d}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

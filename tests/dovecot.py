@@ -71,9 +71,9 @@ def dovecot_binary() -> str | None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from tests.ports import free_port
+
+    return free_port()
 
 
 class Dovecot:
