@@ -53,11 +53,8 @@ def _free_name(directory: Path, message_row_id: int, filename: str, sha256: str)
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def copy_files(files: list[dict], attachments_dir: Path, out: Path) -> list[tuple[dict, Path | None]]:
