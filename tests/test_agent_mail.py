@@ -214,6 +214,36 @@ def test_internal_note_never_reaches_the_customer(desk):
         assert "40k" not in all_text(mail)
 
 
+def test_asking_the_customer_from_a_notes_mail_is_refused(desk):
+    """A reply to a colleague's note is a note: with a question the customer never sees, a
+    #status waiting_customer would start the reminder and auto-close on it; #propose likewise."""
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, BOB, "#note\nAsk them for the serial number.\n")
+    note_mail = desk.last(ALICE)
+    before = len(desk.inbox(CUSTOMER))
+    desk.reply_to(note_mail, ALICE, "#status waiting_customer\nCould you send us the serial number?\n")
+    assert desk.ticket(tid)["status"] == "new" and len(desk.inbox(CUSTOMER)) == before
+    told = body_text(desk.last(ALICE))
+    assert "#status waiting_customer: this is a reply to the mail of a colleague's internal note" in told
+    assert "write #note above them" in told
+    # Written out, #note with the status is the agent's choice (asked on the phone, say).
+    desk.reply_to(note_mail, ALICE, "#note\n#status waiting_customer\nAsked on the phone.\n")
+    assert desk.ticket(tid)["status"] == "waiting_customer" and desk.messages(tid)[-1]["internal"]
+    assert desk.rows(recipient=CUSTOMER)[-1]["template"] == "requester/status_changed"
+    assert "phone" not in body_text(desk.last(CUSTOMER))
+    before = len(desk.inbox(CUSTOMER))
+
+    desk.reply_to(note_mail, ALICE, "#propose\nA new toner fixes it.\n")
+    assert desk.ticket(tid)["status"] == "waiting_customer" and len(desk.inbox(CUSTOMER)) == before
+    told = body_text(desk.last(ALICE))
+    assert "#propose: this is a reply to the mail of a colleague's internal note" in told
+    assert "#note above" not in told and "#note keeps" not in told
+    # Answered through the refusal's own Reply-To, the proposal reaches the customer.
+    desk.reply_to(desk.last(ALICE), ALICE, "#propose\nA new toner fixes it.\n")
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    assert "A new toner fixes it." in body_text(desk.last(CUSTOMER))
+
+
 def test_a_close_reason_under_note_stays_internal(any_db_desk):
     desk = any_db_desk
     tid = _ticket_with_agent(desk)

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 from ingest.html_text import html_to_text
 from outbound.outbox import renderer_for
 from ticketd.app import App
+from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.clock import iso
 from ticketd.customer_mail import add_followers
-from ticketd.assignment import assign_in_tx, conversation_of
 from ticketd.domain.absence import assign_refusals
 from ticketd.domain.authority import Verdict, agent_authority
 from ticketd.domain.commands import (
+    IMPLIED_NOTE,
     USAGE,
     AgentReply,
     Command,
@@ -47,7 +48,14 @@ from ticketd.store.assignment import open_counts
 from ticketd.store.merge import MergeRefused, merge_tickets
 from ticketd.store.outbox import ticket_thread
 from ticketd.store.read_models import event_rows
-from ticketd.ticket_changes import Decision, customers_of, is_ours, mail_ref, set_status, store_message
+from ticketd.ticket_changes import (
+    Decision,
+    customers_of,
+    is_ours,
+    mail_ref,
+    set_status,
+    store_message,
+)
 from ticketd.timers import answer_respond_clock, on_status_change
 
 if TYPE_CHECKING:
@@ -69,10 +77,6 @@ def agent_verdict(app: App, mail: IncomingMail, ticket_id: int) -> Verdict:
         require_authentication=auth.require_authentication_results,
         trusted_authserv_ids=auth.trusted_authserv_ids,
     )
-
-
-# How the history and any message back to the agent show the #note a reply to a note's mail implies.
-IMPLIED_NOTE = "#note (a reply to an internal note's mail)"
 
 
 def _as_note_if_asked(mail: IncomingMail, ticket_id: int, reply: AgentReply) -> AgentReply:

@@ -82,6 +82,11 @@ class Command:
     line: str        # as written, for messages back to the agent
 
 
+# The `#note` a reply with words to an internal note's mail implies (ticketd/agent_mail.py), as the
+# history and any message back to the agent show it.
+IMPLIED_NOTE = "#note (a reply to an internal note's mail)"
+
+
 @dataclass(frozen=True)
 class AgentReply:
     commands: tuple[Command, ...]
@@ -314,6 +319,9 @@ class Plan:
         return not self.errors
 
 
+# The statuses that wait for the customer to answer what the agent's words asked or proposed.
+_ASKING_THE_CUSTOMER = (Status.WAITING_CUSTOMER, Status.SOLUTION_PROPOSED)
+
 # Addresses as an agent writes them after #follow or #unfollow: bare, in <>, as mailto:, separated by
 # spaces or commas.
 _ADDRESSES = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+[^\s<>,;\"'.]")
@@ -538,7 +546,17 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         fail(None, "the status is set twice: " + "; ".join(line for line, _ in status_lines)
                    + ". Give it once.")
     note_text = reply.body or next((c.args for c in reply.commands if c.name == "note"), "")
-    if values.get("internal") and values.get("propose"):
+    implied_note = any(c.line == IMPLIED_NOTE for c in reply.commands)
+    asked, asking = next(((line, s) for line, s in status_lines if s in _ASKING_THE_CUSTOMER), (None, None))
+    if implied_note and asked:
+        # The words stay with the agents, so the customer would never see the solution or the
+        # question the ticket then waits on, its reminder and auto-close running all the same.
+        keep = ("" if asking == Status.SOLUTION_PROPOSED
+                else " To keep the words internal all the same, write #note above them.")
+        fail(None, f"{asked}: this is a reply to the mail of a colleague's internal note, so its words stay "
+                   "with the agents and the customer would never see them. Reply to this mail instead: "
+                   f"that reaches the customer.{keep}")
+    elif values.get("internal") and values.get("propose"):
         fail(None, "#note keeps the reply from the customer, but a proposed solution must reach them: "
                    "send the note and the proposal as two mails.", "propose")
     if values.get("propose") and not reply.body and not values.get("canned"):
