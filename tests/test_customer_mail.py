@@ -303,6 +303,21 @@ def test_tickets_show_orders_the_conversation_within_a_second(desk):
         ("in", first), ("out", ack), ("in", second), ("out", assigned)]
 
 
+def test_tickets_show_names_the_agent_of_a_relayed_reply(desk):
+    """The customer saw the agent's name on the reply; `tickets show` said ticketd (system) wrote it."""
+    from ticketd.views import show_ticket
+
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "Try turning it off.\n")
+    shown = {m["template"]: m for m in show_ticket(desk.app.engine, tid)["messages"] if m["direction"] == "out"}
+    reply, ack = shown["requester/agent_reply"], shown["requester/ticket_opened"]
+    assert (reply["author_role"], reply["from_name"]) == ("agent", "Alice")
+    assert reply["from"] == "support@example.com"
+    assert (ack["author_role"], ack["from_name"]) == ("system", "Support")
+
+
 def test_auto_replies_are_stored_but_bring_in_no_followers(any_desk):
     """PRODUCT.md "Loops and robots": auto-generated mail is stored on its ticket; neither its sender
     nor its Cc join as followers, or every public reply would go to a robot and its list."""

@@ -145,9 +145,14 @@ def show_ticket(engine: Engine, ticket_id: int) -> dict | None:
     return out
 
 
+# The mail that carries an agent's own words, sent under the agent's name; the rest is ticketd's.
+_AGENTS_WORDS = ("requester/agent_reply", "requester/solution_proposed", "agent/internal_note")
+
+
 def _outgoing(row, sizes: dict[str, int]) -> dict:
     """An outbox row as a message of the ticket (direction out), with the files it carries."""
     msg = email.message_from_bytes(bytes(row["raw"]))
+    from_name, from_addr = email.utils.parseaddr(decode_header_value(msg.get("From", "")))
     files = [{"filename": part.get_filename() or "", "size": sizes.get(str(part[MARKER]).strip(), 0),
               "sha256": str(part[MARKER]).strip(), "content_type": part.get_content_type(), "inline": False}
              for part in msg.walk() if part[MARKER]]
@@ -158,8 +163,8 @@ def _outgoing(row, sizes: dict[str, int]) -> dict:
         "outbox_id": row["id"],
         "direction": "out",
         "message_id": row["message_id"],
-        "from": email.utils.parseaddr(str(msg.get("From", "")))[1],
-        "from_name": None,
+        "from": from_addr,
+        "from_name": from_name or None,
         "to": [row["recipient"]],
         "cc": [],
         "subject": decode_header_value(msg.get("Subject", "")),
@@ -168,7 +173,7 @@ def _outgoing(row, sizes: dict[str, int]) -> dict:
         # Mail to agents is never shown to a customer; notes least of all.
         "internal": row["template"].startswith("agent/"),
         "auto_generated": bool(row["automatic"]),
-        "author_role": "system",
+        "author_role": "agent" if row["template"] in _AGENTS_WORDS else "system",
         "matched_by": None,
         "template": row["template"],
         "state": row["state"],
