@@ -20,6 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 from ingest.headers import ascii_domain
 from ingest.parse import dedupe_key
 from ticketd.app import App
+from ticketd.domain.loops import POSTMASTER
 from ticketd.outage import Outage, said
 from ticketd.store.db import unreachable
 from ticketd.store.inbox import RawMail, Stored, store_raw_batch
@@ -110,10 +111,18 @@ def _shown(address: str) -> str:
 
 
 def served(app: App, address: str) -> bool:
-    """Addresses we accept mail for: the support address, its +tokens, extras."""
+    """Addresses we accept mail for: the support address, its +tokens, extras, and postmaster.
+
+    RFC 5321 section 4.5.1: a server that delivers mail MUST accept
+    `postmaster`, bare or at its domain; what is written there (a remote
+    admin about our mail, a complaint) becomes a ticket like any mail.
+    """
     local, _, domain = _address_key(app.settings.support_address).rpartition("@")
-    a_local, _, a_domain = _address_key(address).rpartition("@")
-    if a_domain == domain and (a_local == local or a_local.startswith(local + "+")):
+    key = _address_key(address)
+    if key == POSTMASTER:
+        return True
+    a_local, _, a_domain = key.rpartition("@")
+    if a_domain == domain and (a_local in (local, POSTMASTER) or a_local.startswith(local + "+")):
         return True
     return _address_key(address) in {_address_key(a) for a in app.settings.smtp.extra_addresses}
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ingest.smtp import Receiver
 from ticketd.pipeline import drain
-from ticketd.store.tables import messages, raw_mail, tickets
+from ticketd.store.tables import messages, participants, raw_mail, tickets
 
 
 def _mail(subject="Printer on fire", body="It is on fire.\n", sender="cust@example.org", **headers):
@@ -60,6 +60,30 @@ def test_unknown_recipient_is_refused_with_550(receiver_app):
         client.mail("cust@example.org")
         code, _ = client.rcpt("someone-else@example.com")
     assert code == 550
+
+
+def test_postmaster_is_accepted_and_read_like_support_mail(receiver_app):
+    """RFC 5321 section 4.5.1: postmaster, bare or at our domain, MUST be accepted; a remote admin's
+    mail there is a ticket, and postmaster is never taken for a follower to copy replies to."""
+    app, receiver = receiver_app
+    with smtplib.SMTP("127.0.0.1", receiver.port) as client:
+        client.ehlo()
+        client.mail("admin@client.example.org")
+        assert client.rcpt("postmaster")[0] == 250
+        assert client.rcpt("PostMaster@Example.COM")[0] == 250
+        assert client.rcpt("postmaster@elsewhere.example")[0] == 550
+        client.rset()
+        msg = _mail(subject="Your server sends us mail with a bad HELO", sender="admin@client.example.org")
+        msg.replace_header("To", "postmaster@example.com")
+        msg["Cc"] = "Support <support@example.com>, Postmaster <postmaster@example.com>, boss@client.example.org"
+        assert client.send_message(msg, to_addrs=["postmaster@example.com"]) == {}
+    assert drain(app) == 1
+    with app.engine.connect() as conn:
+        ticket = conn.execute(select(tickets)).mappings().one()
+        people = conn.execute(select(participants.c.email)).scalars().all()
+    assert (ticket["subject"], ticket["requester"]) == ("Your server sends us mail with a bad HELO",
+                                                        "admin@client.example.org")
+    assert sorted(people) == ["admin@client.example.org", "boss@client.example.org"]
 
 
 def test_what_is_not_offered_is_answered_as_such(receiver_app):

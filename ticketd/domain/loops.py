@@ -7,7 +7,10 @@ from collections.abc import Iterable, Mapping
 
 from ticketd.domain.tags import TAG_RE
 
-_ROBOT_LOCALPARTS = ("mailer-daemon", "postmaster", "noreply", "no-reply", "do-not-reply", "donotreply")
+# The mailbox every mail server answers for (RFC 5321 section 4.5.1).
+POSTMASTER = "postmaster"
+
+_ROBOT_LOCALPARTS = ("mailer-daemon", POSTMASTER, "noreply", "no-reply", "do-not-reply", "donotreply")
 
 
 def auto_generated_reason(
@@ -62,13 +65,14 @@ _AUTO_REPLY_SUBJECT = re.compile(
 
 
 def is_our_address(address: str | None, support: str, extra: Iterable[str]) -> bool:
-    """Whether an address is ticketd's own: the support address, its +token forms, an smtp.extra_addresses one."""
+    """Whether an address is ticketd's own: the support address, its +token forms, an smtp.extra_addresses
+    one, and postmaster at the support domain (which the receiver accepts, RFC 5321 section 4.5.1)."""
     if not address:
         return False
     address, support = address.lower(), support.lower()
     local, domain = support.split("@", 1)
-    return address == support or address.startswith(local + "+") and address.endswith("@" + domain) or (
-        address in {a.lower() for a in extra})
+    return address in (support, f"{POSTMASTER}@{domain}") or (
+        address.startswith(local + "+") and address.endswith("@" + domain)) or address in {a.lower() for a in extra}
 
 
 def own_address_reason(address: str) -> str:
