@@ -43,7 +43,7 @@ SAMPLES: dict[str, dict] = {
     "requester/agent_reply": dict(text="Try turning it off.", agent_name="Alice", attachments=_FILES,
                                   like_address="support+like@example.com",
                                   dislike_address="support+dislike@example.com"),
-    "requester/status_changed": dict(status="waiting_customer", reason=""),
+    "requester/status_changed": dict(status="waiting_customer", reason="", decides=True),
     "requester/solution_proposed": dict(text="Replace the fuser.", agent_name="Alice", attachments=_FILES,
                                         like_address="support+like@example.com",
                                         dislike_address="support+dislike@example.com"),

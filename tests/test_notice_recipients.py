@@ -52,9 +52,16 @@ def test_a_status_notice_greets_each_recipient_by_their_own_name(desk):
         mail = desk.last(address)
         assert body_text(mail).startswith(greeting + "\n"), (address, body_text(mail))
         assert f"<p>{greeting}</p>" in _html(mail), address
-        assert "we need something from you" in body_text(mail)
+    assert "we need something from you to go on" in body_text(desk.last(CUSTOMER))
     for address in (NICK, PLAIN):
         assert "Nora" not in body_text(desk.last(address)) and "Nora" not in _html(desk.last(address))
+        # A follower is not the one asked ("your ticket" read wrong to them): whoever has the answer may give it.
+        assert "we need an answer to go on with ticket" in body_text(desk.last(address))
+    _agent_mail(desk, tid, ALICE, "#status open\n")
+    assert f"your ticket [#{tid}] is being worked on" in body_text(desk.last(CUSTOMER))
+    for address in (NICK, PLAIN):
+        assert f"ticket [#{tid}], which you follow, is being worked on" in body_text(desk.last(address))
+        assert "your ticket" not in body_text(desk.last(address)) + _html(desk.last(address))
 
 
 def _bare_from(msg):

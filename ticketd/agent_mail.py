@@ -417,7 +417,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         for email in customers:
             decision.notices.append(Notice(
                 template="requester/status_changed", recipient=email, ticket_id=ticket_id,
-                context={"status": plan.status.value, "reason": None, **withheld}, from_name=agent.name,
+                context={"status": plan.status.value, "reason": None, **withheld,
+                         "decides": email == (ticket["requester"] or "").lower()}, from_name=agent.name,
                 by_person=True,
             ))
     if status_changed and plan.status == Status.CLOSED and ticket["requester"] in customers:
