@@ -7,7 +7,8 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -213,6 +214,28 @@ _LOCKED = "ticketd_holds_write_lock"
 _SYNCHRONOUS = "ticketd_synchronous"  # the connection's PRAGMA synchronous, kept with it in the pool
 
 
+@contextmanager
+def _driver_errors_wrapped(conn: Connection, statement: str) -> Iterator[None]:
+    """A driver's error in the begin and commit handlers, raised as SQLAlchemy raises a statement's.
+
+    SQLAlchemy wraps what the driver raises for a statement (OperationalError
+    and the rest), but not what an event handler raises. Straight from the
+    handlers below, a locked or full SQLite file or a PostgreSQL connection
+    cut at BEGIN escaped as the driver's own class: neither `unreachable`
+    nor `out_of_resources` knew it, and the receiver logged a traceback,
+    the IMAP poller counted the mailbox as failing.
+    """
+    dbapi = conn.dialect.loaded_dbapi
+    try:
+        yield
+    except dbapi.Error as error:
+        gone = conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None)
+        if gone:
+            conn.invalidate(error)   # not handed back to the pool, whose reset would fail on it again
+        raise exc.DBAPIError.instance(statement, None, error, dbapi.Error, connection_invalidated=gone,
+                                      dialect=conn.dialect) from error
+
+
 def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
     """How each SQLite transaction starts, by what it is for.
 
@@ -230,19 +253,21 @@ def _sqlite_begin(conn: Connection, write_lock: WriteQueue) -> None:
     # transaction, and SQLAlchemy's statement path cost more than SQLite's.
     dbapi_connection = conn.connection.dbapi_connection
     if options.get(READ_ONLY):
-        dbapi_connection.execute("BEGIN")
+        with _driver_errors_wrapped(conn, "BEGIN"):
+            dbapi_connection.execute("BEGIN")
         return
     durable = bool(options.get(DURABLE))
-    write_lock.acquire(durable=durable)
-    try:
-        synchronous = "FULL" if durable else "NORMAL"
-        if conn.info.get(_SYNCHRONOUS) != synchronous:
-            dbapi_connection.execute("PRAGMA synchronous=" + synchronous)
-            conn.info[_SYNCHRONOUS] = synchronous
-        dbapi_connection.execute("BEGIN IMMEDIATE")
-    except BaseException:
-        write_lock.release()
-        raise
+    with _driver_errors_wrapped(conn, "BEGIN IMMEDIATE"):
+        write_lock.acquire(durable=durable)
+        try:
+            synchronous = "FULL" if durable else "NORMAL"
+            if conn.info.get(_SYNCHRONOUS) != synchronous:
+                dbapi_connection.execute("PRAGMA synchronous=" + synchronous)
+                conn.info[_SYNCHRONOUS] = synchronous
+            dbapi_connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            write_lock.release()
+            raise
     conn.info[_LOCKED] = True
 
 
@@ -259,7 +284,8 @@ def _sqlite_commit(conn: Connection, write_lock: WriteQueue) -> None:
         return
     dbapi_connection = conn.connection.dbapi_connection
     try:
-        dbapi_connection.execute("COMMIT")
+        with _driver_errors_wrapped(conn, "COMMIT"):
+            dbapi_connection.execute("COMMIT")
     except BaseException:
         _rollback_quietly(dbapi_connection)
         raise
@@ -342,7 +368,8 @@ def _postgres_session(dbapi_connection, record) -> None:
 def _postgres_begin(conn: Connection) -> None:
     if conn.get_execution_options().get(DURABLE):
         # SET LOCAL lasts until this transaction ends (psycopg begins it here).
-        conn.connection.dbapi_connection.execute("SET LOCAL synchronous_commit TO on")
+        with _driver_errors_wrapped(conn, "SET LOCAL synchronous_commit TO on"):
+            conn.connection.dbapi_connection.execute("SET LOCAL synchronous_commit TO on")
 
 
 _CHECKED_IN = "ticketd_checked_in"  # when the pool last got the connection back (time.monotonic)
