@@ -39,7 +39,9 @@ from ingest.imap_auth import log_in
 from ingest.parse import dedupe_key
 from ticketd.app import App
 from ticketd.clock import utcnow
+from ticketd.outage import Outage, said
 from ticketd.settings import ImapSettings
+from ticketd.store.db import unreachable
 from ticketd.store.errors import StoreError
 from ticketd.store.imap_cursor import load_cursor, save_cursor
 from ticketd.store.imap_health import record_poll_failure, record_poll_ok
@@ -58,6 +60,10 @@ KEEPALIVE = dict(idle=30, interval=10, count=3)
 IDLE_CHECK_SECONDS = 1.0
 BACKOFF_FIRST_SECONDS = 1.0
 BACKOFF_MAX_SECONDS = 60.0
+# While the database is out of reach (down, locked, full) the mail stays on
+# the server and the round is tried again this often, on the same connection:
+# the mailbox is not at fault, and mail should flow as soon as the database is back.
+DATABASE_RETRY_SECONDS = 2.0
 # Messages fetched per round trip, and the bytes one round trip may bring:
 # a batch holds at most this much mail in memory (or one bigger message).
 FETCH_BATCH = 10
@@ -86,6 +92,7 @@ class Poller:
         self._oversized_found: tuple[int, int | None] = (0, None)
         self._oversized_noted: tuple[int, int | None] | None = None
         self._ok_noted_at: float | None = None   # monotonic time of the last good poll written; None: failing
+        self._database = Outage()   # the database out of reach: not the mailbox's failure (`_synced`)
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
     def start(self) -> None:
@@ -114,13 +121,18 @@ class Poller:
                 self._client = client
                 self._open_folder(client)
                 while not self._stop.is_set():
-                    self._sync(client)
+                    if not self._synced(client):
+                        self._stop.wait(DATABASE_RETRY_SECONDS)
+                        continue
                     self._delay = BACKOFF_FIRST_SECONDS
                     self._note_ok()
                     self._wait_for_mail(client)
                 continue
             except StoreError as exc:
-                problem = f"storing failed, mail stays on the server and is taken later: {exc}"
+                problem = None if unreachable(exc) else (
+                    f"storing failed, mail stays on the server and is taken later: {exc}")
+                if problem is None:
+                    self._database_away(exc)
             except Exception as exc:  # dropped connection, refused login, server error
                 problem = failure_text(exc)
             finally:
@@ -129,9 +141,31 @@ class Poller:
                     _close(client)
             if self._stop.is_set():
                 break
+            if problem is None:   # the database's outage (opening the folder reads the cursor)
+                self._stop.wait(DATABASE_RETRY_SECONDS)
+                continue
             log.warning("imap %s: %s; reconnecting in %.0fs", self.box.key, problem, self._delay)
             self._note_failure(problem)
             self._back_off()
+
+    def _synced(self, client: IMAPClient) -> bool:
+        """One round (`_sync`); False when the database was out of reach."""
+        try:
+            self._sync(client)
+        except StoreError as exc:
+            if not unreachable(exc):
+                raise
+            self._database_away(exc)
+            return False
+        if (down := self._database.worked()) is not None:
+            log.info("imap %s: the database takes mail again after %.0f s", self.box.key, down)
+        return True
+
+    def _database_away(self, error: StoreError) -> None:
+        """The database is out of reach: logged once an outage, not counted against the mailbox."""
+        if self._database.failed(error):
+            log.warning("imap %s: cannot store mail: the database is out of reach (%s). Mail stays on the "
+                        "server and is taken once it is back; said again only then", self.box.key, said(error))
 
     # -- what `ticketd status` shows -------------------------------------------
 

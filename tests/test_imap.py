@@ -15,13 +15,14 @@ import pytest
 import sqlalchemy
 from sqlalchemy import func, select
 
-from ingest.imap import Poller, fetch_batches
+from ingest.imap import DATABASE_RETRY_SECONDS, Poller, fetch_batches
 from ingest.smtp import Receiver
 from tests.conftest import PG_ADMIN_URL, write_config
 from tests.daemon import DaemonProcess
 from tests.dovecot import Dovecot, dovecot, dovecot_factory  # noqa: F401  (fixtures)
 from ticketd.pipeline import drain
 from ticketd.store.imap_cursor import Cursor, load_cursor, save_cursor
+from ticketd.store.imap_health import load_health
 from ticketd.store.tables import raw_mail, tickets
 from tests.waiting import eventually
 
@@ -395,7 +396,7 @@ def test_first_poll_interrupted_still_takes_the_unseen_mail_read_meanwhile(make_
                 conn.exec_driver_sql(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %(db)s"
                     " AND query LIKE 'INSERT INTO raw_mail%%'", {"db": name})
-            assert eventually(lambda: "storing failed" in caplog.text, timeout=3)
+            assert eventually(lambda: "the database is out of reach" in caplog.text, timeout=3)
         assert eventually(lambda: _raw_count(app) == 1, timeout=6)
         assert eventually(lambda: _polled_once(app))
     finally:
@@ -549,6 +550,7 @@ def test_connection_cut_between_commit_and_flag_refetches_once(make_app, postgre
 
 
 def test_database_outage_leaves_mail_unseen_until_stored(make_app, postgres_url, dovecot, caplog):
+    caplog.set_level(logging.INFO, logger="ticketd.imap")
     app = make_app(postgres_url, extra=dovecot.settings_yaml(poll_seconds=60))
     name = postgres_url.rsplit("/", 1)[1]
     admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -561,12 +563,19 @@ def test_database_outage_leaves_mail_unseen_until_stored(make_app, postgres_url,
                 conn.exec_driver_sql(
                     f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
             _append(dovecot, _mail("During the outage", "<dbdown@client.example.org>"))
-            assert eventually(lambda: "storing failed" in caplog.text, timeout=3)
+            away = "cannot store mail: the database is out of reach"
+            assert eventually(lambda: away in caplog.text, timeout=3)
+            time.sleep(2.5 * DATABASE_RETRY_SECONDS)   # tried again meanwhile, and said once
+            assert caplog.text.count(away) == 1 and "reconnecting" not in caplog.text
             assert _flags(dovecot) == {1: set()}  # not flagged: it was not stored
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], timeout=6)
+            assert eventually(lambda: b"\\Seen" in _flags(dovecot)[1], timeout=2 * DATABASE_RETRY_SECONDS)
+            assert "the database takes mail again after" in caplog.text
         assert _raw_count(app) == 1
+        # The mailbox was never at fault: status does not count the database's outage against it.
+        health = load_health(app.engine)[app.settings.imap[0].key]
+        assert (health.failures, health.error, health.failing_since) == (0, None, None)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
