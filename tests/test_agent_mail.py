@@ -244,6 +244,28 @@ def test_asking_the_customer_from_a_notes_mail_is_refused(desk):
     assert "A new toner fixes it." in body_text(desk.last(CUSTOMER))
 
 
+def test_whom_an_agent_copies_on_a_public_reply_follows_the_ticket(desk):
+    """An agent's Cc was dropped without a trace: the boss they copied heard nothing more of the ticket.
+    As a customer's Cc (PRODUCT.md), they follow it; this reply reached them from the agent's server."""
+    boss, colleague = "boss@cust.example.org", "carol@example.com"
+    tid = _ticket_with_agent(desk)
+    before = len(desk.inbox(CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "We are sending a technician.\n",
+                cc=f"The Boss <{boss}>, Bob <{BOB}>, support@example.com")
+    assert len(desk.inbox(CUSTOMER)) == before + 1 and desk.inbox(boss) == []   # not sent twice
+    people = {p["email"]: (p["role"], p["name"]) for p in desk.rows(participants, ticket_id=tid)}
+    assert people[boss] == ("follower", "The Boss")
+    assert BOB not in people and "support@example.com" not in people   # an agent, our own address
+    [joined] = desk.events(tid, "follower_added")
+    assert joined["to_value"] == boss and f"in Cc of {ALICE}'s reply" in joined["reason"]
+    _agent_mail(desk, tid, ALICE, "The technician comes on Monday.\n")
+    assert "comes on Monday" in body_text(desk.last(boss))
+    # A note, or commands alone, brings nobody in: the words stay with the agents.
+    _agent_mail(desk, tid, ALICE, "#note\nCheck the warranty.\n", cc=colleague)
+    _agent_mail(desk, tid, ALICE, "#priority high\n", cc=colleague)
+    assert colleague not in {p["email"] for p in desk.rows(participants, ticket_id=tid)}
+
+
 def test_a_close_reason_under_note_stays_internal(any_db_desk):
     desk = any_db_desk
     tid = _ticket_with_agent(desk)

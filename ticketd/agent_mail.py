@@ -388,6 +388,13 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         store.update_ticket(conn, ticket_id, now)
 
     customers = customers_of(conn, app, ticket_id)
+    if public:
+        # PRODUCT.md: a customer's Cc joins as followers; an agent's too. They are not sent this reply:
+        # the agent's own mail server delivered it to them already.
+        copied = [(cc, mail.parsed.recipient_names.get(cc)) for cc in mail.parsed.cc
+                  if not is_ours(app, cc) and app.rules.agent(cc) is None]
+        add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id,
+                      reason=f"in Cc of {actor}'s reply; {ref}", limit=app.settings.max_followers)
     files = (row_id,) if mail.attachments else ()   # the agent's own files go where their words go
     # PRODUCT.md: with #note the whole reply is internal, "never to customers",
     # and a command's argument is part of the reply. Customers may still hear
