@@ -266,6 +266,20 @@ def test_whom_an_agent_copies_on_a_public_reply_follows_the_ticket(desk):
     assert colleague not in {p["email"] for p in desk.rows(participants, ticket_id=tid)}
 
 
+def test_a_note_handing_the_ticket_over_reaches_the_new_assignee_once(desk):
+    """The note came in the assignment mail and again in a mail of its own on top, whose reply address
+    makes an answer a note: the new assignee's answer to the customer stayed internal."""
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=BOB))
+    _agent_mail(desk, tid, ALICE, "#note\n#assign bob@example.com\nPlease take this one, it is a fuser.\n")
+    assert desk.ticket(tid)["assignee"] == BOB
+    [assigned] = desk.rows(recipient=BOB)[before:]
+    assert assigned["template"] == "agent/ticket_assigned"
+    assert "it is a fuser" in body_text(desk.last(BOB))
+    desk.reply_to(desk.last(BOB), BOB, "Which model do you have?\n")
+    assert "Which model do you have?" in body_text(desk.last(CUSTOMER))
+
+
 def test_a_close_reason_under_note_stays_internal(any_db_desk):
     desk = any_db_desk
     tid = _ticket_with_agent(desk)

@@ -435,11 +435,14 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                      or f"closed by {agent.name}",
                      "closed_by": "agent"}, by_person=True,
         ))
+    handed_to = ticket["assignee"] if ticket["assignee"] != assignee_before else None
     if plan.internal:
         others = {pp["email"] for pp in store.participants_of(conn, ticket_id) if pp["role"] == "agent"}
         if ticket["assignee"]:
             others.add(ticket["assignee"])
-        others.discard(actor)
+        # Whom the note hands the ticket to reads it in the assignment mail's conversation; a second mail,
+        # the note's own, sat on top of it, and their answer to that one became a note the customer never saw.
+        others -= {actor, handed_to}
         for email in sorted(others):
             if app.rules.agent(email) is None:
                 continue
@@ -449,7 +452,6 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
                 attach_from=files,
             ))
-    handed_to = ticket["assignee"] if ticket["assignee"] != assignee_before else None
     if assignee_before not in (None, actor) and app.rules.agent(assignee_before) and (
             public or plan.status is not None or plan.priority or plan.type or handed_to or plan.merge_into):
         # A colleague answering from an old notice, setting a status, or
