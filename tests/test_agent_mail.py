@@ -133,6 +133,10 @@ def test_fixed_resend_after_rejection_goes_through(desk):
     tid = _ticket_with_agent(desk)
     _agent_mail(desk, tid, ALICE, "#status waiting_custmer\n\nPlease send us the printer's error log.\n")
     assert desk.ticket(tid)["status"] == "new" and desk.inbox(CUSTOMER)[-1]["Subject"].startswith(f"[#{tid}]")
+    # Sent again as commands alone, the question would never reach the customer: the refusal says so.
+    told = " ".join(body_text(desk.last(ALICE)).split())
+    assert "the ticket is unchanged and nothing was sent to anyone" in told
+    assert "reply to this mail again: all of it, your words too (your mail is below)" in told
     _agent_mail(desk, tid, ALICE, "#status waiting_customer\n\nPlease send us the printer's error log.\n")
     assert desk.ticket(tid)["status"] == "waiting_customer"
     assert "Please send us the printer's error log." in body_text(desk.last(CUSTOMER))
