@@ -284,6 +284,22 @@ def test_a_note_handing_the_ticket_over_reaches_the_new_assignee_once(desk):
     assert "Which model do you have?" in body_text(desk.last(CUSTOMER))
 
 
+def test_desk_commands_on_a_ticket_point_to_the_desk_address(desk):
+    """`#away 2w` on a ticket's mail was "not a command", with no word of where it is one."""
+    from ingest.match import desk_address
+    from ticketd.domain.absence import DESK_USAGE
+    from ticketd.domain.commands import DESK_COMMANDS
+
+    assert set(DESK_COMMANDS) == set(DESK_USAGE)
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, ALICE, "#away 2w\n")
+    told = " ".join(body_text(desk.last(ALICE)).split())
+    desk_of_alice = desk_address(desk.app.signer, desk.app.settings.support_address, ALICE)
+    assert (f"#away 2w: #away is about you, not a ticket: write it to your desk address, {desk_of_alice} "
+            "(the Reply-To of your daily summary).") in told
+    assert desk.ticket(tid)["status"] == "new"
+
+
 def test_a_close_reason_under_note_stays_internal(any_db_desk):
     desk = any_db_desk
     tid = _ticket_with_agent(desk)

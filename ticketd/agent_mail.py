@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ingest.html_text import html_to_text
+from ingest.match import desk_address
 from outbound.outbox import renderer_for
 from ticketd.app import App
 from ticketd.assignment import assign_in_tx, conversation_of
@@ -205,7 +206,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                              away=_away_refusals(conn, app, reply, actor, now),
                              names={a.email: a.name for a in app.rules.agents},
                              followers=[email for email, role in people.items() if role == "follower"],
-                             ours=lambda address: is_ours(app, address))
+                             ours=lambda address: is_ours(app, address),
+                             desk=desk_address(app.signer, app.settings.support_address, actor))
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     public = bool(reply.body) and not plan.internal

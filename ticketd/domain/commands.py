@@ -32,6 +32,9 @@ from ticketd.domain.statuses import PRIORITIES, TYPES, Status, parse_status
 from ticketd.domain.tags import format_tag
 from ticketd.domain.timers import TooFarAhead, read_ahead
 
+# The commands an agent writes to their desk address, about themselves (ticketd.domain.absence.DESK_USAGE).
+DESK_COMMANDS = ("away", "back", "summary")
+
 # How to write each command; quoted back in every rejection.
 USAGE = {
     "note": "#note  (the whole reply becomes an internal note for agents; text may follow on the same line)",
@@ -379,7 +382,7 @@ def assign_target(args: str, agents: Collection[str], groups: Collection[str],
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                   groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None,
                   names: Mapping[str, str] | None = None, followers: Collection[str] = (),
-                  ours: Callable[[str], bool] = lambda address: False) -> Plan:
+                  ours: Callable[[str], bool] = lambda address: False, desk: str | None = None) -> Plan:
     """Check every command; the plan, or every error with how to write it; dates are read in `zone`.
 
     `away`: the agents `#assign` may not name, each with why and what to
@@ -387,6 +390,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
     agent's name in rules.yaml by email, for `#assign Alice`. `followers`:
     the ticket's followers (lower case), the addresses `#unfollow` may name.
     `ours`: whether an address is ticketd's own, which `#follow` may not name.
+    `desk`: the agent's desk address, where `#away`, `#back` and `#summary` go.
     """
     errors: list[str] = []
     usage: list[str] = []
@@ -401,6 +405,11 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             usage.append(USAGE[key])
 
     for cmd in reply.commands:
+        if cmd.name in DESK_COMMANDS:
+            # Whoever knows #away from the daily summary writes it where tickets are answered, too.
+            fail(cmd, f"#{cmd.name} is about you, not a ticket: write it to your desk address"
+                      + (f", {desk}" if desk else "") + " (the Reply-To of your daily summary).")
+            continue
         if cmd.name not in USAGE:
             fail(cmd, f"#{cmd.name} is not a command. Commands are: "
                       + ", ".join("#" + n for n in USAGE) + ".")
