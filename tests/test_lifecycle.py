@@ -94,6 +94,7 @@ def test_new_to_rated(desk):
     ("Speed: 5\nSpeed: 4\nPoliteness: 5\n", None),              # contradictory labels: a person reads it
     ("Hi,\n\n5 4 5\n\nThank you,\nAnna\n", (5, 4, 5)),              # courtesy around the numbers
     ("5 5 5\nThanks, but the tray jams now.\n", None),            # more to say: reopened
+    ("5 5 5\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234\n", (5, 5, 5)),   # a signature without "-- "
     ("5-4-5\n", (5, 4, 5)), ("5/4/5\n", (5, 4, 5)),                # dashes and slashes between them
 ])
 def test_rating_by_labels_and_full_width_digits(desk, reply, rating):

@@ -94,6 +94,15 @@ def test_rating(text, rating):
     ("5 5 5 - great service, thanks Bob!", (5, 5, 5)),
     ("5 5 5\nGreat, thanks!", (5, 5, 5)), ("5 5 5\nGreat service!", (5, 5, 5)),
     ("5 4 5\n\nThanks a lot for your quick help!", (5, 4, 5)), ("5 5 4\nThanks for the fast fix,\nAnna", (5, 5, 4)),
+    # A sign-off over a signature without "-- ": a name, title and company, contact lines. Each reopened the
+    # closed ticket and lost the rating.
+    ("5 5 5\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234", (5, 5, 5)),
+    ("5 5 5\nBest regards,\nAnna\n+49 30 1234567", (5, 5, 5)),
+    ("5 4 5\n\nKind regards\nAnna Smith\nHead of IT\nACME Corp\nTel: +49 (30) 123-4567\nanna@acme.example\n"
+     "www.acme.example", (5, 4, 5)),
+    ("5 5 5\nMit freundlichen Grüßen\nJörg Müller\nMüller & Söhne GmbH\nHauptstr. 5\n10115 Berlin", (5, 5, 5)),
+    ("5 5 5\nCheers,\nAnna Smith | Support Lead | ACME Corp\nM: 0171 2345678 | https://acme.example", (5, 5, 5)),
+    ("4 5 5\nThanks,\nAnna\n12 Main St, Springfield, IL 62704", (4, 5, 5)),
 ])
 def test_a_rating_said_politely_is_only_a_rating(text, rating):
     """PRODUCT.md: a reply to a closed ticket reopens it "unless it is only a rating"; thanks are no request."""
@@ -107,8 +116,12 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     "5 5 5\nIt Broke Again",
     "Hi, the printer is on fire\n5 5 5",
     "5 5 5\nThanks!\nP.S. Can you look at my invoice?",
-    "5 5 5\nBest regards,\nAnna\n+49 30 1234567",
     "5 5 5\nThanks,\nAnna\nBob\nCarol\nDave",
+    # Under a sign-off, words that are no name, title, company or contact detail.
+    "5 5 5\nBest regards,\nAnna\nError 404 Again", "5 5 5\nBest regards,\nAnna\nPlease call +49 30 1234567",
+    "5 5 5\nBest regards,\nAnna Smith\nACME Corp\nthe printer still jams",
+    "5 5 5\nBest regards,\n+49 30 1234567", "5 5 5\nAnna Smith\nACME Corp\nPhone +1 555 1234",
+    "5 5 5\nRegards,\nAnna\nACME\nA\nB\nC\n+1 555 1234",
     "Thanks 5 5 5 for nothing",
     "5 5 5\nCarl\nCall me back", "5 5 5 - great job but slow",
     "Thanks 4 5 3 but the tray jams", "Thanks! 6 5 3 but slow",
@@ -165,6 +178,8 @@ def test_customer_reply_effect(status, text, kind, to):
 @pytest.mark.parametrize("text, kind", [
     ("", "none"), ("Thank you!", "none"), ("Thanks a lot", "none"), ("Great, thanks!", "none"),
     ("Hi team,\nthanks, it works now 👍\n\nBest regards,\nAnna Smith", "none"), ("Danke schön!\nJörg", "none"),
+    ("Thank you!\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234", "none"),
+    ("Thank you!\n\nBest regards,\nAnna Smith\nACME Corp\nit broke again", "reopened"),
     ("Thanks, but it broke again", "reopened"), ("Thanks!\nP.S. the tray jams", "reopened"),
     ("Hi team,\nit broke again", "reopened"), ("Hello,\nStill Broken", "reopened"), ("Anna", "reopened"),
     ("yes", "none"), ("Thanks?", "reopened"),

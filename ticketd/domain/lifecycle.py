@@ -142,9 +142,9 @@ def parse_rating(text: str) -> tuple[int, int, int] | None:
     """Three numbers 1-5 (usefulness, speed, politeness), and nothing else but courtesy; labels allowed.
 
     Courtesy is a greeting line before the numbers, thanks after them (on
-    their line or below), and a sign-off with at most two lines of name
-    under it: "Hi,\n5 4 5\nThank you,\nAnna" is only a rating. Any other
-    word is something a person should read (`_rating_of` for the numbers).
+    their line or below), and a sign-off with a name or a signature under
+    it (`_signed`): "Hi,\n5 4 5\nThank you,\nAnna" is only a rating. Any
+    other word is something a person should read (`_rating_of` for the numbers).
     """
     return _rating_in(text, _RATING)
 
@@ -276,7 +276,7 @@ def is_only_courtesy(text: str) -> bool:
     names = lines[thanked:]
     if not thanked and (names or not greeted):
         return False    # a name signs thanks; under a bare greeting ("Hi,\nStill Broken") it may be words
-    return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
+    return _signed(names)
 
 
 def _courteous_line(line: str) -> bool:
@@ -286,14 +286,81 @@ def _courteous_line(line: str) -> bool:
 
 
 def _closing(lines: list[str]) -> bool:
-    """What may follow the numbers: nothing; thanks or a sign-off, then at most two lines of a name; or a
+    """What may follow the numbers: nothing; thanks or a sign-off, then a name or a signature; or a
     name alone, one line of one or two words ("5 5 4\nCarl": "It Broke Again" is no signature)."""
     if not lines:
         return True
     if not _courteous_line(lines[0]):   # a sign-off, or thanks and praise ("Great, thanks!", "Great service!")
         return len(lines) == 1 and len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _name_like(lines[0].split())
-    names = [line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)]
-    return len(names) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in names)
+    return _signed([line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)])
+
+
+# A signature's contact lines, perhaps labelled: "Phone +1 555 1234", "M: 0171 234567", "anna@acme.example",
+# "www.acme.example", "Web: https://acme.example/support".
+_PHONE = re.compile(r"^(?i:(?:phone|tel|telephone|telefon|tél|téléphone|teléfono|telefono|телефон|тел|mobile|mobil|"
+                    r"mob|cell|handy|fax|direct|office|m|t|p|f|o|d)\.?\s*:?\s*)?"
+                    r"\+?\(?\d[\d\s()./-]*\d(?:\s*(?i:ext|x)\.?\s*\d{1,5})?$")
+_EMAIL = re.compile(r"^(?i:e-?mail\s*:?\s*)?[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$")
+_WEB = re.compile(r"^(?i:(?:web|website|url|internet)\s*:?\s*)?(?i:https?://)?(?:[\w-]+\.)+[^\W\d_]{2,}(?:/\S*)?$")
+# Small words inside a title, a company's or a street's name: "Head of IT", "Müller & Söhne", "Rue de la Paix".
+_NAME_GLUE = frozenset({"of", "and", "for", "the", "&", "und", "für", "der", "von", "van", "de", "du", "des", "la",
+                        "le", "y", "e", "di", "del", "da", "at"})
+# A house number or a postcode: "12", "12a", "12-14", "10115", "SW1A".
+_STREET_NUMBER = re.compile(r"^\d[\dA-Za-z/-]{0,9}$|^[A-Z]{1,2}\d[A-Z\d]{0,3}$")
+_STREET = re.compile(r"(?i:str\.|straße|strasse|street|st\.?|road|rd\.?|avenue|ave\.?|lane|way|drive|boulevard|"
+                     r"blvd\.?|weg|gasse|platz|allee|rue|calle|via|suite|floor)$")
+# A signature's line holds parts joined like "Anna Smith | Head of IT | ACME Corp".
+_SIGNATURE_PARTS = re.compile(r"\s+[|·•]\s+|\s*[|·•]\s*(?=\S)")
+# Under a sign-off: a name, then a title and a company, and contact lines (phone, mail, web site, address).
+_SIGNATURE_NAMES = 3
+_SIGNATURE_LINES = 6
+
+
+def _signed(lines: list[str]) -> bool:
+    """The lines under a sign-off are a signature: at most two lines of a name, or a corporate signature with
+    a name first ("Anna Smith\nSupport Lead\nACME Corp\nPhone +1 555 1234\nwww.acme.example").
+
+    Only the shapes of names and contact details, in few short lines: a word
+    in lower case that is not a title's small word ("Call me back", "it broke
+    again") is something to read.
+    """
+    if not lines:
+        return True
+    if len(lines) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in lines):
+        return True
+    kinds = [_signature_line(line) for line in lines]
+    return (len(lines) <= _SIGNATURE_LINES and None not in kinds and kinds[0] == "name"
+            and kinds.count("name") <= _SIGNATURE_NAMES)
+
+
+def _signature_line(line: str) -> str | None:
+    """ "name" for a name, title or company; "contact" for a phone, a mail or web address, a postal address;
+    None for anything else (a sentence)."""
+    if len(line) > 80:
+        return None
+    kinds = set()
+    for part in _SIGNATURE_PARTS.split(line.strip()):
+        part = part.strip()
+        if len(part) > 60:
+            return None
+        if (_PHONE.match(part) and sum(c.isdigit() for c in part) >= 6) or _EMAIL.match(part) or _WEB.match(part):
+            kinds.add("contact")
+            continue
+        words = [w.rstrip(",") for w in part.split()]
+        words = [w for w in words if w]
+        named = [w for w in words if w.casefold() not in _NAME_GLUE]
+        if not named or not (words[0][0].isupper() or words[0][0].isdigit()) or len(words) > 8:
+            return None
+        if _name_like(named) and len(part) <= 40:
+            kinds.add("name")
+        elif (any(w[0].isdigit() for w in named) and sum(bool(_NAME_WORD.match(w)) for w in named) >= 1
+              and all(_NAME_WORD.match(w) and w[0].isupper() or _STREET_NUMBER.match(w) for w in named)
+              and ("," in part or words[0][0].isdigit() or any(map(_STREET.search, named)))):
+            # A postal address: "12 Main St", "Hauptstr. 5, 10115 Berlin"; not "Error 404 Again".
+            kinds.add("contact")
+        else:
+            return None
+    return "contact" if "contact" in kinds else "name"
 
 
 def _rating_of(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
