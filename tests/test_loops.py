@@ -165,6 +165,16 @@ CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
     ({"subject": "Réponse automatique : [#7] Imprimante"}, CUSTOMER, "automatic reply's subject"),
     ({"subject": "Автоматический ответ: [#7] Принтер"}, CUSTOMER, "automatic reply's subject"),
     ({"subject": "自动回复：[#7] 打印机"}, CUSTOMER, "automatic reply's subject"),
+    # Other clients' and rules' prefixes: each rejected a proposed solution with its out-of-office text.
+    ({"subject": "Abwesend: Re: [#7] Drucker"}, CUSTOMER, "(Abwesend:)"),
+    ({"subject": "Vacation: Re: [#7] Printer"}, CUSTOMER, "(Vacation:)"),
+    ({"subject": "I am out of the office: Re: [#7] Printer"}, CUSTOMER, "(I am out of the office:)"),
+    ({"subject": "Absence: Re: [#7] Printer"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Abwesenheitsnotiz: [#7] Drucker"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Respuesta automática: Re: [#7] Impresora"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Autosvar: [#7] Skrivare"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Automatisch antwoord: [#7] Printer"}, CUSTOMER, "automatic reply's subject"),
+    ({"subject": "Out of office: Re: [#7] Printer"}, CUSTOMER, "automatic reply's subject"),
 ])
 def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     assert says in (auto_generated_reason(headers, None, from_addr) or "")
@@ -186,8 +196,12 @@ def test_loop_and_inbox_rule_markers_mean_automatic(headers, from_addr, says):
     # A new question about a product's own automatic replies: no subject of ours follows the prefix.
     {"subject": "Auto-reply: stops working after the update"},
     {"subject": "Out of office: how do I set one up for my team?"},
+    # Only the colon form before a subject of ours is an answering machine's.
+    {"subject": "Vacation request [#7] approved?"}, {"subject": "Vacation: who covers next week?"},
+    {"subject": "Re: Vacation: [#7] Printer"},
 ], ids=["nothing", "Auto-Submitted no", "redirected by another's rule", "empty source", "forwarded by a recipe",
-        "about automatic replies", "a reply to one", "a question about them", "a new question", "another"])
+        "about automatic replies", "a reply to one", "a question about them", "a new question", "another",
+        "vacation request", "vacation without a tag", "a reply to a vacation notice"])
 def test_a_persons_mail_is_not_automatic(headers):
     assert auto_generated_reason(headers, "cust@example.org", CUSTOMER) is None
 
@@ -214,3 +228,18 @@ def test_an_agents_out_of_office_marked_otherwise_is_not_relayed(desk, headers):
     assert desk.ticket(tid)["status"] == "new"
     [event] = desk.events(tid, "not_relayed")
     assert "automatic mail" in event["reason"]
+
+
+@pytest.mark.parametrize("subject", ["Abwesend: Re: [#{tid}] Printer on fire", "Vacation: Re: [#{tid}] Printer on fire",
+                                     "I am out of the office: Re: [#{tid}] Printer on fire"])
+def test_an_out_of_office_answer_without_rfc_3834_fields_leaves_a_proposal_standing(desk, subject):
+    """Its subject's prefix says a machine answered: "I'm on vacation" is no reason to reject the solution."""
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "#propose\nReplace the fuser unit.\n")
+    proposal = desk.last(CUSTOMER)
+    desk.send(build_mail(CUSTOMER, "I'm on vacation until the 3rd.\n", to=str(proposal["Reply-To"]),
+                         subject=subject.format(tid=tid), in_reply_to=str(proposal["Message-ID"])))
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    assert desk.events(tid, "rejected") == []

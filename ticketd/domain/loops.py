@@ -57,10 +57,14 @@ def auto_generated_reason(
 # the subject they answer, in the languages customers and agents write in. FreeScout checks the same.
 # Only before a subject of ours (its [#N] tag): a person's new question may start "Auto-reply: stops
 # working after the update", and would get no acknowledgement.
+# Lotus Notes and older clients write "I am out of the office:", others "Vacation:" or "Abwesend:".
 _AUTO_REPLY_SUBJECT = re.compile(
-    r"^\s*(?:automatic reply|auto[- ]?reply|out of (?:the )?office(?: reply| autoreply)?|automatische antwort"
-    r"|abwesenheitsnotiz|r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica"
-    r"|resposta autom[áa]tica|автоматический ответ|autosvar|automatisch antwoord|自动回复|自動回覆|自動応答)"
+    r"^\s*(?:automatic reply|auto[- ]?reply|(?:i am |i[’']m |i will be )?out of (?:the )?office"
+    r"(?: reply| autoreply| auto[- ]?reply)?|vacation(?: reply| message| auto[- ]?reply)?|on vacation|absence"
+    r"|automatische antwort|abwesenheitsnotiz|abwesenheit|abwesend|r[ée]ponse automatique"
+    r"|respuesta autom[áa]tica|fuera de la oficina|risposta automatica|fuori sede|resposta autom[áa]tica"
+    r"|автоматический ответ|autosvar|automatisk svar|automatisch antwoord|afwezig|odpowied[źz] automatyczna"
+    r"|automaattinen vastaus|automatick[áa] odpov[ěe][ďd]|自动回复|自動回覆|自動応答)"
     r"\s*[:：]", re.IGNORECASE)
 
 
