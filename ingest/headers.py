@@ -150,12 +150,21 @@ def _protect_words(value: str, hints: tuple[str, ...]) -> str:
     return _QUOTED_OR_WORD.sub(repl, value)
 
 
+# An address spelled inside a display name: "<bob@example.com>", "bob@example.com", "(bob@example.com)".
+_ADDRESS_IN_NAME = re.compile(r"<[^<>]*@[^<>]*>|\S*[^\s@<>]@[^\s@<>]\S*")
+
+
 def clean_name(name: str, quoted: bool = True) -> str:
     name = _BIDI_CONTROLS.sub("", _CONTROL.sub(" ", name))
     if not quoted:
         # A comment beside a phrase is not part of the name (RFC 5322 section
         # 3.2.2): "MAILER-DAEMON (Mail Delivery System) <postmaster@…>".
         name = re.sub(r"\s*\([^()]*\)", "", name).strip() or name.strip("() ")
+    # The address is the one in the angle brackets; another spelled in the name
+    # ("Bob <bob@example.com>" <spoof@…>) shows as the sender's where a name
+    # is shown beside or without an address, and makes anyone an agent or a
+    # colleague to the reader. It goes, and a name that was only that is none.
+    name = _ADDRESS_IN_NAME.sub(" ", name)
     name = re.sub(r"[ \t]+", " ", name).strip().strip("'\"").strip()
     if len(name) > NAME_MAX:
         # A display name is only shown, so a cut one is still the sender's;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import email
 import re
 
 import pytest
@@ -536,3 +538,22 @@ def test_a_mail_without_a_from_address_is_not_shown_as_the_requesters(desk):
     assert body_text(told).startswith(f"Someone who gave no From address wrote on [#{ticket_id}]:")
     assert CUSTOMER not in body_text(told)
     assert desk.messages(ticket_id)[-1]["from_addr"] is None
+
+
+@pytest.mark.parametrize(("name", "shown"), [("Alice <alice@example.com>", "Alice"), ("alice@example.com", None)])
+def test_a_display_name_holding_an_address_is_shown_without_it(desk, name, shown):
+    """From: "Alice <alice@example.com>" <eve@…> was greeted "Hello Alice <alice@example.com>," and shown to
+    agents as "Alice <alice@example.com> <eve@…>": a colleague's mail to whoever reads it."""
+    eve = "eve@cust.example"
+    encoded = "=?utf-8?b?" + base64.b64encode(name.encode()).decode() + "?="
+    raw = (f"From: {encoded} <{eve}>\r\nTo: support@example.com\r\nSubject: Printer on fire\r\n"
+           f"Message-ID: <spoofed.{len(name)}@cust.example>\r\n\r\nThe printer is on fire.\r\n").encode()
+    desk.send(email.message_from_bytes(raw))
+    ticket = desk.ticket()
+    assert (ticket["requester"], ticket["requester_name"]) == (eve, shown)
+    ack = body_text(desk.last(eve))
+    assert ack.startswith(f"Hello {shown}," if shown else "Hello,") and "alice@example.com" not in ack
+    desk.assign(ticket["id"])
+    told = body_text(desk.last(ALICE))
+    assert f"A public reply goes to: {shown} <{eve}>" in told if shown else f"A public reply goes to: {eve}" in told
+    assert "alice@example.com" not in told

@@ -271,7 +271,8 @@ def test_every_address_field_reads_addresses_inside_encoded_words():
 @pytest.mark.parametrize(("header", "name"), [
     # Only the name encoded, as RFC 2047 means it: a comma in it stays in it.
     ("=?iso-8859-1?Q?B=FCrling,=20Andreas?= <real@cust.test>", "Bürling, Andreas"),
-    (_b_word("Иван <ivan@cust.test>") + " <real@cust.test>", "Иван <ivan@cust.test>"),  # the address outside is it
+    # The address outside is it; the one inside the name is no part of the name.
+    (_b_word("Иван <ivan@cust.test>") + " <real@cust.test>", "Иван"),
 ])
 def test_an_encoded_name_beside_an_address_stays_a_name(header, name):
     parsed = parse_mail(_mail(f"From: {header}\nSubject: t"))
@@ -292,3 +293,20 @@ def test_bidi_overrides_are_taken_out_of_subjects_and_names():
     parsed = parse_mail(raw)
     assert parsed.subject == "null escape" and parsed.from_name == "tnemyaP"
     assert "שלום, العربية" in parsed.text   # right-to-left text needs no control characters
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    (_b_word("Bob <bob@example.com>") + " <spoof@cust.test>", "Bob"),
+    ('"Bob <bob@example.com>" <spoof@cust.test>', "Bob"),
+    ('"Bob (bob@example.com)" <spoof@cust.test>', "Bob"),
+    ('"bob@example.com" <spoof@cust.test>', None),
+    ('"<bob@example.com>" <spoof@cust.test>', None),
+    ('"Support @ ACME" <spoof@cust.test>', "Support @ ACME"),   # an @ between words spells no address
+])
+def test_an_address_inside_a_display_name_is_no_part_of_it(header, name):
+    """ "Hello Bob <bob@example.com>," and "A public reply goes to: Bob <bob@example.com> <spoof@…>" read as
+    mail from bob@example.com, an agent perhaps. Names in Reply-To, To and Cc follow the same rule."""
+    parsed = parse_mail(_mail(f"From: {header}\nReply-To: {header}\nTo: support@example.com\nCc: {header}\n"
+                              "Subject: t"))
+    assert (parsed.from_addr, parsed.from_name, parsed.reply_to_name) == ("spoof@cust.test", name, name)
+    assert parsed.recipient_names.get("spoof@cust.test") == name
