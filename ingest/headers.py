@@ -189,6 +189,20 @@ def _valid_addr(addr: str) -> bool:
                 and len(addr.encode("utf-8", "replace")) <= ADDRESS_MAX)
 
 
+def mailbox(addr: str) -> str:
+    """An address as ticketd keeps it: lower case, without a dot ending its domain.
+
+    "claudia@yahoo.com." is the DNS spelling of the root label; RFC 5321
+    section 4.1.2's Domain has no empty label, and smarthosts refuse the
+    address as malformed, so the customer would never be answered.
+    """
+    addr = addr.lower()
+    local, at, domain = addr.rpartition("@")
+    if at and domain.endswith(".") and domain.rstrip("."):
+        addr = f"{local}@{domain[:-1]}"
+    return addr
+
+
 def is_address(addr: str) -> bool:
     """Whether `addr` is a bare address (local@domain) as every address read from a header is: what an RCPT may name."""
     return _valid_addr(addr)
@@ -221,11 +235,11 @@ def _inside_words(text: str) -> list[tuple[str, str]]:
     if not re.search(r"[\s<>]", text):
         return []
     found = email.utils.getaddresses([text])
-    return [(clean_name(name, '"' in text), addr.lower()) for name, addr in found if _valid_addr(addr)]
+    return [(clean_name(name, '"' in text), mailbox(addr)) for name, addr in found if _valid_addr(addr)]
 
 
 def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """(display name, lower-case address) pairs from raw header values."""
+    """(display name, address as `mailbox` keeps it) pairs from raw header values."""
     pairs = []
     for value in values:
         value = decode_8bit(_unfold(str(value)), hints)
@@ -237,7 +251,7 @@ def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tupl
         for name, text in found:
             addr = text.strip().strip("<>")
             if _valid_addr(addr):
-                good.append((clean_name(name, '"' in value), addr.lower()))
+                good.append((clean_name(name, '"' in value), mailbox(addr)))
             elif encoded:
                 good += _inside_words(text)
         if not good and "<" not in value:
@@ -246,7 +260,7 @@ def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tupl
             for name, addr in found:
                 tokens = addr.split()
                 if tokens and _valid_addr(tokens[-1]):
-                    good.append((clean_name(name or " ".join(tokens[:-1]), '"' in value), tokens[-1].lower()))
+                    good.append((clean_name(name or " ".join(tokens[:-1]), '"' in value), mailbox(tokens[-1])))
         pairs.extend(good)
     return pairs
 

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.charsets import decode_bytes
+from ingest.headers import parse_addresses
 from ingest.parse import b64decode, dedupe_key, parse_mail
 
 
@@ -310,3 +311,16 @@ def test_an_address_inside_a_display_name_is_no_part_of_it(header, name):
                               "Subject: t"))
     assert (parsed.from_addr, parsed.from_name, parsed.reply_to_name) == ("spoof@cust.test", name, name)
     assert parsed.recipient_names.get("spoof@cust.test") == name
+
+
+def test_a_dot_ending_an_addresss_domain_is_taken_off():
+    """RFC 5321 section 4.1.2: a mailbox's domain has no empty label; "yahoo.com." is a DNS spelling of the
+    root, and a smarthost refused the requester's acknowledgement for it (553), for good."""
+    parsed = parse_mail(_mail("From: \"Ann\" <Ann@Cust.test.>\nSender: desk@cust.test.\n"
+                              "Reply-To: replies@cust.test.\nTo: support@example.com., other@cust.test.\n"
+                              "Cc: Carl <carl@cust.test.>\nSubject: t"))
+    assert (parsed.from_addr, parsed.from_name, parsed.author) == ("ann@cust.test", "Ann", "ann@cust.test")
+    assert parsed.reply_to == ["replies@cust.test"] and parsed.cc == ["carl@cust.test"]
+    assert parsed.to == ["support@example.com", "other@cust.test"]
+    assert parsed.recipient_names == {"carl@cust.test": "Carl"}
+    assert parse_addresses(["desk@cust.test."]) == [("", "desk@cust.test")]

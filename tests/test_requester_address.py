@@ -18,10 +18,11 @@ from tests.cli import cli_ok
 from tests.conftest import MINIMAL_RULES
 from tests.desk import body_text, build_mail, open_desk
 from ticketd.clock import utcnow
+from ticketd.domain.requester import ENVELOPE, requester_of
 from ticketd.pipeline import drain
 from ticketd.rules_dryrun import dry_run
 from ticketd.rules_file import load_rules_text
-from ticketd.store.tables import tickets
+from ticketd.store.tables import participants, tickets
 
 ALICE = "alice@example.com"
 JOHN = "john@client.example.org"
@@ -160,3 +161,28 @@ def test_rules_test_says_where_the_requester_comes_from_or_that_there_is_none():
     by_return_path = lines("From: John Smith", f"Return-Path: <{JOHN}>")
     assert f"mail: requester/ticket_opened to {JOHN}" in by_return_path
     assert not any(line.startswith("requester:") for line in lines(f"From: {JOHN}"))
+
+
+def test_a_dot_ending_the_domain_is_taken_off_and_the_customer_answered(sqlite_desk):
+    """ "Claudia@Cust.example." was the requester as written; the smarthost refused the acknowledgement to it
+    for good (553, malformed address), and a reply from the address without the dot was someone else's."""
+    desk = sqlite_desk
+    _send(desk, _raw('From: "Claudia" <Claudia@Client.example.org.>', "Cc: Boss <boss@client.example.org.>"),
+          "bounces@client.example.org")
+    ticket = desk.ticket()
+    customer, boss = "claudia@client.example.org", "boss@client.example.org"
+    assert ticket["requester"] == customer
+    assert sorted((p["email"], p["role"]) for p in desk.rows(participants, ticket_id=ticket["id"])) == [
+        (boss, "follower"), (customer, "requester")]
+    ack = desk.last(customer)
+    assert ack["Subject"].startswith(f"[#{ticket['id']}]")
+    assert _recipients(desk) == {customer}
+    desk.send(build_mail(customer, "It smokes now.\n", subject=f"Re: [#{ticket['id']}] Printer on fire"))
+    assert desk.messages(ticket["id"])[-1]["matched_by"] == "subject_tag"
+
+
+def test_an_envelope_sender_with_a_dot_ending_its_domain_is_answered_without_it():
+    """Return-Path of mail fetched by IMAP, for a From that names no address: as a header's address."""
+    found = requester_of(None, None, "John Smith", [], None, use_reply_to=False, not_a_customer=lambda a: False,
+                         envelope_from="<John@Client.example.org.>")
+    assert (found.address, found.source) == (JOHN, ENVELOPE)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ingest.headers import is_address, parse_addresses
+from ingest.headers import is_address, mailbox, parse_addresses
 
 if TYPE_CHECKING:
     from ingest.parse import ParsedMail
@@ -72,7 +72,7 @@ def _fallback(sender: str | None, envelope_from: str | None, not_a_customer: Cal
               name: str | None, raw_from: str) -> Requester:
     """Sender's address, else the envelope sender's, else none: for a From that named no address."""
     for source, address in ((SENDER, sender), (ENVELOPE, envelope_from)):
-        address = (address or "").strip().strip("<>").strip().lower()
+        address = mailbox((address or "").strip().strip("<>").strip())
         if is_address(address) and not not_a_customer(address):
             return Requester(address, name, source=source, raw_from=raw_from)
     return Requester("", name, raw_from=raw_from)
