@@ -557,3 +557,20 @@ def test_a_display_name_holding_an_address_is_shown_without_it(desk, name, shown
     told = body_text(desk.last(ALICE))
     assert f"A public reply goes to: {shown} <{eve}>" in told if shown else f"A public reply goes to: {eve}" in told
     assert "alice@example.com" not in told
+
+
+def test_a_subject_of_pages_is_shortened_for_the_ticket_and_kept_whole_in_its_message(any_desk):
+    """A 20,005-character subject was the ticket's: 67 KB in every mail's Subject, and in the text again."""
+    desk = any_desk
+    subject = "Printer " + "very " * 4000
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", subject=subject))
+    ticket = desk.ticket()
+    assert len(ticket["subject"]) <= 250 and ticket["subject"].endswith("very…")
+    assert subject.startswith(ticket["subject"][:-1])
+    assert desk.messages(ticket["id"])[0]["subject"] == subject.strip()
+    ack = desk.last(CUSTOMER)
+    assert str(ack["Subject"]) == f"[#{ticket['id']}] {ticket['subject']}"
+    assert len(ack.as_bytes()) < 8000
+    # Answered without the reply address, by the tag in the subject the customer was sent: it threads.
+    desk.send(build_mail(CUSTOMER, "It is still on fire.\n", subject="Re: " + str(ack["Subject"])))
+    assert [m["matched_by"] for m in desk.messages(ticket["id"])] == ["new", "subject_tag"]

@@ -23,7 +23,7 @@ from ingest.parse import (
 )
 from tests.conftest import CORPUS
 from ticketd.domain.ids import MAX_ID
-from ticketd.domain.tags import find_tags, tagged_subject
+from ticketd.domain.tags import SUBJECT_MAX, find_tags, shortened, tagged_subject
 
 
 def _mail(headers: str, body: str | bytes = "hello\n") -> bytes:
@@ -338,6 +338,23 @@ def test_tag_survives_any_reply_prefixes(ticket, subject, before, after):
     assert ticket in find_tags("".join(after) + tagged)  # the customer's client adds its own
     assert tagged_subject(ticket, tagged) == tagged
     assert tagged_subject(ticket, "".join(after) + tagged) == tagged
+
+
+@pytest.mark.parametrize(("subject", "shown"), [
+    ("Printer on fire", "Printer on fire"), ("x" * SUBJECT_MAX, "x" * SUBJECT_MAX),
+    ("x" * 20005, "x" * (SUBJECT_MAX - 1) + "…"),
+    ("wordy " * 60, ("wordy " * 41).strip() + "…"),                               # after a word near the end
+    ("x" * (SUBJECT_MAX - 2) + "e\u0301" + "tail", "x" * (SUBJECT_MAX - 2) + "…"),  # é stays whole
+])
+def test_a_tickets_subject_is_shortened_on_a_character(subject, shown):
+    assert shortened(subject) == shown and len(shown) <= SUBJECT_MAX
+
+
+@settings(max_examples=200)
+@given(ticket=st.integers(1, MAX_ID), subject=st.text(min_size=SUBJECT_MAX, max_size=600))
+def test_a_shortened_subject_keeps_its_tag_in_a_reply(ticket, subject):
+    tagged = "Re: " + tagged_subject(ticket, shortened(subject))
+    assert ticket in find_tags(tagged) and len(shortened(subject)) <= SUBJECT_MAX
 
 
 def _dedupe_key_as_first_written(raw: bytes) -> tuple[str, str | None]:

@@ -24,7 +24,7 @@ from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.requester import requester_of_mail, why_written_to, written_to
 from ticketd.domain.rules import MailFacts
 from ticketd.domain.statuses import Status
-from ticketd.domain.tags import TAG_RE, strip_prefixes
+from ticketd.domain.tags import TAG_RE, shortened, strip_prefixes
 from ticketd.reactions import record_reactions
 from ticketd.store import tickets as store
 from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message, written_from_our_address
@@ -46,7 +46,9 @@ def _new_subject(subject: str) -> str:
     # A tag of another ticket in a new ticket's subject would be misleading on
     # every later mail ("[#2] [#1] ...") and names a ticket this sender is not
     # part of (PRODUCT.md, Threading): it is dropped.
-    return " ".join(strip_prefixes(TAG_RE.sub(" ", subject or "")).split()) or "(no subject)"
+    # A subject of pages (20,000 characters were seen) would be every mail's Subject and acknowledgement
+    # text: the ticket keeps its start, the message the whole.
+    return shortened(" ".join(strip_prefixes(TAG_RE.sub(" ", subject or "")).split())) or "(no subject)"
 
 
 def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ticketd.domain.ids import possible_id
 
@@ -13,6 +14,11 @@ _PREFIX_RE = re.compile(
     r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|r|odp|enc|res|ответ|回复|转发)\s*(\[\d+\])?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
+
+
+# The longest subject a ticket keeps: what every mail about it repeats in its Subject and often its text.
+# A mail's own subject is stored as it came; RFC 5322 sets no limit (only 998 octets a line, unfolded none).
+SUBJECT_MAX = 250
 
 
 def format_tag(ticket_id: int) -> str:
@@ -42,3 +48,18 @@ def tagged_subject(ticket_id: int, subject: str) -> str:
     own = str(ticket_id)
     clean = _SPACED_TAG_RE.sub(lambda m: " " if m.group(1) == own else m.group(0), clean).strip()
     return f"{format_tag(ticket_id)} {clean}".strip()
+
+
+def shortened(subject: str, limit: int = SUBJECT_MAX) -> str:
+    """`subject`, or its first characters ending "…" within `limit`: cut after a word when one ends near
+    the end, never between a character and its combining marks or inside an emoji sequence."""
+    if len(subject) <= limit:
+        return subject
+    end = limit - 1
+    space = subject.rfind(" ", limit * 4 // 5, end + 1)
+    if space > 0:
+        end = space
+    while end and (unicodedata.combining(subject[end]) or subject[end] in "\u200d\ufe0f\ufe0e"
+                   or subject[end - 1] == "\u200d" or "\U0001f3fb" <= subject[end] <= "\U0001f3ff"):
+        end -= 1
+    return subject[:end].rstrip() + "…"
