@@ -52,18 +52,20 @@ def choose(rows: Iterable[Mapping], message_order: tuple[int, ...], limit: int) 
     """The files of the given messages, newest message first, attached while they fit in `limit` bytes.
 
     A file that does not fit is listed, not attached, and a smaller one
-    after it may still fit. The same content twice (a logo in every
-    signature) goes once.
+    after it may still fit. The same file twice (a logo in every
+    signature) goes once; the same content under another name goes under
+    each: "contract-v1.pdf" and "contract-signed.pdf" are what the
+    customer will speak of, and each part's bytes are read at sending time.
     """
     rank = {message_id: i for i, message_id in enumerate(message_order)}
     ordered = sorted(rows, key=lambda r: (rank.get(r["message_id"], len(rank)), r["id"]))
     listed: list[Listed] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     budget = limit
     for row in ordered:
-        if row["sha256"] in seen:
+        if (row["filename"], row["sha256"]) in seen:
             continue
-        seen.add(row["sha256"])
+        seen.add((row["filename"], row["sha256"]))
         fits = row["size"] <= budget
         if fits:
             budget -= row["size"]

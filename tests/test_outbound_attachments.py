@@ -215,10 +215,28 @@ def test_choose_keeps_newest_messages_first_and_one_copy_of_each_file():
     rows = [dict(id=1, message_id=10, filename="old.pdf", size=600, content_type="application/pdf", sha256="a" * 64),
             dict(id=2, message_id=11, filename="logo.png", size=100, content_type="image/png", sha256="b" * 64),
             dict(id=3, message_id=11, filename="new.pdf", size=500, content_type="application/pdf", sha256="c" * 64),
-            dict(id=4, message_id=10, filename="logo.png", size=100, content_type="image/png", sha256="b" * 64)]
+            dict(id=4, message_id=10, filename="logo.png", size=100, content_type="image/png", sha256="b" * 64),
+            dict(id=5, message_id=10, filename="signed.pdf", size=600, content_type="application/pdf",
+                 sha256="a" * 64)]
     listed = choose(rows, (11, 10), limit=700)
-    assert [(f.filename, f.attached) for f in listed] == [("logo.png", True), ("new.pdf", True), ("old.pdf", False)]
-    assert [f.attached for f in choose(rows, (11, 10), limit=0)] == [False, False, False]
+    assert [(f.filename, f.attached) for f in listed] == [("logo.png", True), ("new.pdf", True), ("old.pdf", False),
+                                                          ("signed.pdf", False)]
+    assert [f.attached for f in choose(rows, (11, 10), limit=0)] == [False, False, False, False]
+
+
+def test_the_same_file_under_two_names_reaches_the_agent_under_both(desk):
+    """A customer's "contract-v1.pdf" and "contract-signed.pdf", the same bytes: the agent's mail had the
+    first alone, and the second name, which the customer may speak of, was never mentioned."""
+    ticket_id = _open_assigned(desk)
+    _reply(desk, desk.last(CUSTOMER), CUSTOMER, "The signed one is the second.\n",
+           ("contract-v1.pdf", PDF, "application", "pdf"), ("contract-signed.pdf", PDF, "application", "pdf"))
+    notice = desk.last(ALICE)
+    assert _files(notice) == {"contract-v1.pdf": PDF, "contract-signed.pdf": PDF}
+    text = body_text(notice)
+    assert "contract-v1.pdf (10.2 kB)" in text and "contract-signed.pdf (10.2 kB)" in text
+    # Queued, the mail still holds no file's bytes: each part is filled from the one file on disk.
+    row = desk.rows(outbox, ticket_id=ticket_id, template="agent/customer_replied")[-1]
+    assert len(row["raw"]) < 4000 and bytes(row["raw"]).count(b"X-Ticketd-Attachment") == 2
 
 
 def test_a_mail_without_files_goes_out_byte_for_byte(tmp_path):
