@@ -180,6 +180,40 @@ def test_reading_commands_work_while_rules_yaml_is_broken(tmp_path, sqlite_url, 
     assert "a running daemon keeps the rules it loaded before" in refused.stderr
 
 
+def test_commands_that_act_by_the_rules_wait_for_a_missing_rules_yaml(tmp_path, sqlite_url, make_app):
+    """README: forget refuses an agent, `tickets follow` too; without the file nobody would be one."""
+    from ticketd.clock import utcnow
+    from ticketd.store import tickets as store
+    from ticketd.store.tables import events
+
+    app = make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    now = utcnow()
+    with app.engine.begin() as conn:
+        ticket_id = store.create_ticket(conn, subject="Printer on fire", status="open", requester="cust@example.org",
+                                        group_name="support", assignee="alice@example.com", created_at=now,
+                                        updated_at=now)
+        store.add_participant(conn, ticket_id, "cust@example.org", "requester", "Customer", now)
+        conn.execute(events.insert().values(ticket_id=ticket_id, at=now, actor="rule:everything else",
+                                            kind="assigned", to_value="alice@example.com"))
+    (tmp_path / "rules.yaml").unlink()   # the daemon keeps its last good rules (docs/settings.md)
+    before = json.loads(cli_ok(config, "tickets", "show", str(ticket_id), "--json"))
+
+    for command in (("forget", "alice@example.com", "--yes"), ("tickets", "follow", str(ticket_id),
+                                                                 "alice@example.com"), ("agents", "list")):
+        refused = run_cli(config, *command)
+        assert refused.returncode == 1, (command, refused.stdout)
+        assert f"no rules file at {tmp_path / 'rules.yaml'}" in refused.stderr
+        assert "This command acts by the rules, so it waits for the file" in refused.stderr
+        assert "a running daemon keeps the rules it loaded before" in refused.stderr
+        assert refused.stdout == ""
+
+    after = json.loads(cli_ok(config, "tickets", "show", str(ticket_id), "--json"))
+    assert after == before and after["assignee"] == "alice@example.com" and after["followers"] == []
+    assert [t["id"] for t in json.loads(cli_ok(config, "tickets", "list", "--json"))] == [ticket_id]
+    assert json.loads(_status(config, "--json"))["tickets"]["unassigned"] == 0
+
+
 def test_an_unknown_status_is_refused_not_an_empty_list(tmp_path, sqlite_url, make_app):
     make_app(sqlite_url)
     config = write_config(tmp_path, sqlite_url)

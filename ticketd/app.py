@@ -44,9 +44,10 @@ class App:
     preparer: Preparer | None = None
 
 
-def build_app(settings: Settings, *, create_schema: bool = True) -> App:
+def build_app(settings: Settings, *, create_schema: bool = True, rules_required: bool = False) -> App:
+    """The App; `rules_required`: a missing rules file is a RulesError, not a desk without agents (the CLI)."""
     # The rules first: a daemon refused for a broken rules.yaml leaves no new database or data_dir behind.
-    if settings.rules_file.exists():
+    if rules_required or settings.rules_file.exists():
         rules = load_rules(settings.rules_file)
     else:
         log.warning("no rules file at %s: no agents, no routes, no timers", settings.rules_file)

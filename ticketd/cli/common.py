@@ -94,6 +94,11 @@ def _key_lines(config: str | None) -> dict[tuple, int]:
         return {}
 
 
+# Why a command other than the daemon stops at a missing or broken rules.yaml, and what it leaves running.
+_ACTS_BY_RULES = "This command acts by the rules, so it waits for"
+_DAEMON_GOES_ON = "a running daemon keeps the rules it loaded before"
+
+
 def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = False):
     """The App for a command; `starts_daemon`: a daemon or worker, which refuses to start without rules.yaml
     or with a template override that fails `ticketd templates check`, and alone creates the database.
@@ -101,7 +106,9 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
     A wrong `rules_file` path would otherwise start a desk with no agents,
     routes or timers, whose tickets wait for nobody, said once in the log.
     Any other command needs the daemon's database as `_engine` does
-    (`writes`: a command that changes it, which may upgrade it).
+    (`writes`: a command that changes it, which may upgrade it), and the
+    rules file: it acts by the rules (who is an agent), which a file
+    missing or broken would leave empty or half-read.
     """
     from ticketd.app import build_app
     from ticketd.rules_file import RulesError
@@ -133,8 +140,16 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
     configure_logging(settings.log_level)
     if not starts_daemon:
         open_engine(config, settings, writes=writes).dispose()
+        if not settings.rules_file.is_file():
+            # Without the file there are no agents: `forget` would erase one, `tickets follow` make one a
+            # follower. Refused as a broken file is; the daemon alone goes on with the rules it loaded.
+            raise click.ClickException(
+                f"no rules file at {settings.rules_file}: without it there are no agents, groups or routes.\n"
+                f"{_ACTS_BY_RULES} the file (docs/rules.md), or for rules_file (TICKETD_RULES_FILE) to point at "
+                f"it; {_DAEMON_GOES_ON}")
     try:
-        return build_app(settings, create_schema=starts_daemon)
+        # rules_required: a file gone since the check above is an error, not an empty set of rules.
+        return build_app(settings, create_schema=starts_daemon, rules_required=True)
     except OSError as exc:   # data_dir, or a SQLite database's directory, that cannot be made
         raise click.ClickException(
             f"cannot make or open {exc.filename or 'a directory'}: {exc.strerror}; data_dir and database_url in "
@@ -142,8 +157,8 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
     except RulesError as exc:
         # A command that acts by the rules (assigning, marking an agent away, closing) will not guess at a
         # half-edited file; a running daemon goes on with the rules it loaded before.
-        after = ("" if starts_daemon else "\nThis command acts by the rules, so it waits for a valid file "
-                 "(`ticketd rules check` lists what to mend); a running daemon keeps the rules it loaded before")
+        after = ("" if starts_daemon else f"\n{_ACTS_BY_RULES} a valid file (`ticketd rules check` lists what "
+                 f"to mend); {_DAEMON_GOES_ON}")
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors) + after) \
             from None
     except SchemaVersionError as exc:
