@@ -487,8 +487,20 @@ def test_forget_takes_a_former_agent_off_the_tickets_they_worked(tmp_path, make_
 
 
 def test_forget_refuses_an_address_that_is_not_one_or_is_our_own(tmp_path, make_app, sqlite_url):
-    make_app(sqlite_url)
+    app = make_app(sqlite_url)
     config = tmp_path / "ticketd.yaml"
     assert run_cli(config, "forget", "nobody", "--yes").returncode == 2
+    # Taken as written they match no stored address: "forgotten", exit 0, and nothing erased.
+    deliver(app, mail_bytes("ann@example.org", "Printer", "<ann1@client.example.org>"))
+    ticket_id = ticket_of(app, "ann1@client.example.org")
+    for written in ("Ann <ann@example.org>", "ann@example.org,", "mailto:ann@example.org", "<ann@example.org>"):
+        refused = run_cli(config, "forget", written, "--yes")
+        assert refused.returncode == 2 and "forgotten" not in refused.stdout, (written, refused.stdout)
+        assert (f"{written!r} is not an email address (local@domain); to forget ann@example.org, give it alone: "
+                "`ticketd forget ann@example.org`") in refused.stderr
+    assert rows(app, t.tickets, t.tickets.c.id == ticket_id) != []
+    two = run_cli(config, "forget", "ann@example.org, bob@example.org", "--yes")   # which one is not guessed
+    assert two.returncode == 2 and "is not an email address (local@domain)" in two.stderr
+    assert "give it alone" not in two.stderr
     ours = run_cli(config, "forget", "Support@example.com", "--yes")
     assert ours.returncode == 1 and "one of ticketd's own addresses" in ours.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from ticketd.cli.common import (
@@ -51,6 +53,26 @@ def tickets_delete(ticket_id: int, yes: bool, config: str | None, as_json: bool)
         click.echo(f"ticket [#{ticket_id}] erased: {summary(erased)}")
 
 
+def _not_an_address(written: str) -> str | None:
+    """Why `written` is not the bare address `forget` takes, or None.
+
+    An erasure is never guessed at: "Ann <ann@example.org>" forgotten as
+    written matches no stored address and erases nothing, yet reports
+    success; the address it holds is named for the admin to give instead.
+    """
+    from email.utils import getaddresses
+
+    from ingest.headers import is_address
+
+    address = written.strip().lower()
+    if is_address(address) and not address.startswith("mailto:"):
+        return None
+    found = [a.strip().lower() for _, a in getaddresses([re.sub(r"(?i)^\s*mailto:", "", written)]) if a.strip()]
+    hint = (f"; to forget {found[0]}, give it alone: `ticketd forget {found[0]}`"
+            if len(found) == 1 and is_address(found[0]) and not found[0].startswith("mailto:") else "")
+    return f"{written!r} is not an email address (local@domain){hint}"
+
+
 @click.command()
 @click.argument("address")
 @yes_option
@@ -62,10 +84,11 @@ def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
     from ticketd.erase import summary
     from ticketd.ticket_changes import is_ours
 
+    refused = _not_an_address(address)
+    if refused:
+        raise click.UsageError(refused)
     app = open_app(config, writes=True)   # the rules: an agent is not forgotten behind rules.yaml's back
     address = address.strip().lower()
-    if "@" not in address:
-        raise click.UsageError(f"{address!r} is not an email address")
     if app.rules.agent(address) is not None:
         raise click.ClickException(f"{address} is an agent in {app.settings.rules_file}: remove them "
                                    "from it first (and let the daemon reload it), then forget them")
