@@ -481,6 +481,15 @@ def test_a_continuing_route_without_then_is_refused_too():
         "nothing; write what it does, e.g. then: {tags: [vip]}, or remove the route")]
 
 
+@pytest.mark.parametrize("then", ["{priority: extreme, type: complaint}", "{prority: high}"])
+def test_a_route_with_only_wrong_actions_hears_about_them_not_that_it_has_none(then):
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(HEAD + f"routes:\n  - name: x\n    then: {then}\n", "rules.yaml")
+    errors = caught.value.errors
+    assert errors and all(".then." in e for e in errors), errors
+    assert not any("nothing under `then:`" in e for e in errors), errors
+
+
 @pytest.mark.parametrize("key, example", [("subject", "['(?i)invoice']"), ("header.X-Priority", "['(?i)invoice']"),
                                           ("type", "[bug]"), ("priority", "[high]")])
 def test_an_empty_condition_list_is_refused(key, example):

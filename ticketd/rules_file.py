@@ -547,6 +547,8 @@ def _check_then_acts(route: RouteModel, i: int, then: ThenModel | None, errors: 
     """
     if then is None or then != ThenModel():
         return   # a broken `then:` is reported already; this one acts
+    if set(route.then or {}) - then.model_fields_set:
+        return   # it was given actions, wrong ones (reported already), which _validate left out of `then`
     if route.continue_:
         problem = "with continue: true and nothing under `then:`, this route changes nothing"
         fix = "write what it does, e.g. then: {tags: [vip]}, or remove the route"
