@@ -490,6 +490,14 @@ def test_a_route_with_only_wrong_actions_hears_about_them_not_that_it_has_none(t
     assert not any("nothing under `then:`" in e for e in errors), errors
 
 
+def test_an_unknown_timer_status_lists_the_known_statuses():
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(HEAD + "timers:\n  bogus_status: {respond_within: 1h}\n", "rules.yaml")
+    assert caught.value.errors == [
+        "rules.yaml:6:3: timers.bogus_status: no status named 'bogus_status'; known statuses: new, open, "
+        "waiting_customer, postponed, in_development, solution_proposed"]
+
+
 @pytest.mark.parametrize("key, example", [("subject", "['(?i)invoice']"), ("header.X-Priority", "['(?i)invoice']"),
                                           ("type", "[bug]"), ("priority", "[high]")])
 def test_an_empty_condition_list_is_refused(key, example):

@@ -498,8 +498,9 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, known, n=1)
     if close:
         return f"no {kind} named {name!r}; did you mean {close[0]!r}?"
-    listing = ", ".join(known) if known else f"none defined: add it under {kind}s:"
-    return f"no {kind} named {name!r}; known {kind}s: {listing}"
+    kinds = "statuses" if kind == "status" else f"{kind}s"
+    listing = ", ".join(known) if known else f"none defined: add it under {kinds}:"
+    return f"no {kind} named {name!r}; known {kinds}: {listing}"
 
 
 def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condition, ...]:
