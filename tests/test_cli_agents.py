@@ -56,3 +56,17 @@ def test_the_list_shows_each_agents_desk_address(app, tmp_path):
     for line, agent in zip(lines, (ALICE, BOB), strict=True):
         assert line.startswith(agent)
         assert desk_address(app.signer, "support@example.com", agent) in line.split()
+
+
+def test_back_for_an_agent_rules_yaml_marks_away_says_they_stay_away(make_app, sqlite_url, tmp_path):
+    app = make_app(sqlite_url, rules=RULES.replace("timezone: Asia/Tokyo}", "timezone: Asia/Tokyo, away: true}"))
+    config = tmp_path / "ticketd.yaml"
+    cli_ok(config, "agents", "away", BOB)
+    said = cli_ok(config, "agents", "back", BOB)
+    assert said == (f"{BOB}'s own absence is over, but {tmp_path / 'rules.yaml'} marks them away (away: true): "
+                    "they take no new tickets until that is changed there\n")
+    assert "takes new tickets" not in said
+    assert _absences(app) == []
+    [bob] = [line for line in cli_ok(config, "agents", "list").splitlines() if line.startswith(BOB)]
+    assert "away (rules.yaml)" in bob
+    assert cli_ok(config, "agents", "back", ALICE).startswith(f"{ALICE} takes new tickets again")

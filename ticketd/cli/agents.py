@@ -81,5 +81,8 @@ def agents_back(email: str, config: str | None) -> None:
     app = open_app(config, writes=True)
     agent = _agent(app, email)
     set_back(app, agent.email)
-    note = "; rules.yaml still marks them away" if agent.away else ""
-    click.echo(f"{agent.email} takes new tickets again{note} (waiting tickets go out at the daemon's next sweep)")
+    if agent.away:   # the file's `away: true` outlasts any absence of their own: they take nothing yet
+        click.echo(f"{agent.email}'s own absence is over, but {app.settings.rules_file} marks them away "
+                   "(away: true): they take no new tickets until that is changed there")
+        return
+    click.echo(f"{agent.email} takes new tickets again (waiting tickets go out at the daemon's next sweep)")
