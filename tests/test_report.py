@@ -25,8 +25,10 @@ def test_percentile_is_nearest_rank():
     assert percentile(list(range(1, 11)), 1.0) == 10
 
 
-@pytest.mark.parametrize("seconds, text", [(None, "-"), (59, "0m"), (45 * 60, "45m"), (3 * 3600 + 20 * 60, "3h 20m"),
-                                           (2 * 86400 + 4 * 3600 + 59, "2d 4h")])
+@pytest.mark.parametrize("seconds, text", [
+    (None, "-"), (0, "0s"), (39, "39s"), (59.9, "59s"), (60, "1m 00s"), (100, "1m 40s"), (311, "5m 11s"),
+    (45 * 60, "45m 00s"), (3599, "59m 59s"), (3600, "1h 00m"), (2 * 3600 + 5 * 60 + 7, "2h 05m"),
+    (3 * 3600 + 20 * 60, "3h 20m"), (2 * 86400 + 4 * 3600 + 59, "2d 4h")])
 def test_human_duration(seconds, text):
     assert human_duration(seconds) == text
 
@@ -96,3 +98,21 @@ def test_report_reads_the_window_from_the_database(tmp_path, make_app, db_url):
     assert "first reply  median 1h 00m, 90% within 3h 00m (2 answered, 1 not yet)" in text
     assert "ratings      1 (usefulness/speed/politeness 5.0/4.0/5.0); reactions 1 like, 0 dislike" in text
     assert any(line.startswith("alice@example.com") for line in text.splitlines())
+
+
+def test_the_text_shows_seconds_below_a_minute(tmp_path, make_app, sqlite_url):
+    """A first reply after 39 s is no `0m`, which reads as an instant answer."""
+    app = make_app(sqlite_url)
+    config = write_config(tmp_path, sqlite_url)
+    now = utcnow()
+    with app.engine.begin() as conn:
+        for created, answered, closed in ((now - 2 * HOUR, 39, 100), (now - HOUR, None, 311)):
+            store.create_ticket(conn, subject="t", status="closed", requester="cust@example.org",
+                                assignee="alice@example.com", created_at=created, updated_at=created,
+                                first_response_at=created + timedelta(seconds=answered) if answered else None,
+                                closed_at=created + timedelta(seconds=closed))
+    text = cli_ok(config, "report")
+    assert "first reply  median 39s, 90% within 39s (1 answered, 1 not yet)" in text
+    assert "resolution   median 1m 40s, 90% within 5m 11s (2 closed)" in text
+    [alice] = [line for line in text.splitlines() if line.startswith("alice@example.com")]
+    assert alice.split()[3:7] == ["39s", "1m", "40s", "-"]

@@ -125,12 +125,18 @@ def build_report(since: datetime, now: datetime, *, created: Sequence[TicketTime
 
 
 def human_duration(seconds: float | None) -> str:
-    """`-`, `45m`, `3h 20m`, `2d 4h`: for the text view."""
+    """`-`, `39s`, `1m 40s`, `3h 20m`, `2d 4h`: for the text view, the two largest units, the rest cut off.
+
+    Below a minute in seconds: a first reply after 39 s is no `0m`, which reads as an instant answer.
+    """
     if seconds is None:
         return "-"
-    minutes = int(seconds // 60)
+    whole = int(max(seconds, 0))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, rest = divmod(whole, 60)
     if minutes < 60:
-        return f"{minutes}m"
+        return f"{minutes}m {rest:02d}s"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
         return f"{hours}h {minutes:02d}m"
