@@ -67,7 +67,7 @@ def test_a_dismissed_quarantined_mail_is_kept_listed_on_asking_and_no_longer_war
     assert kept["dismissed_by"] == getpass.getuser() and kept["dismiss_reason"] == "nested on purpose, a test mail"
 
     assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
-    assert cli_ok(config, "quarantine", "list") == ""
+    assert cli_ok(config, "quarantine", "list") == "no quarantined mail waits to be looked at\n"
     for args in (("--state", "dismissed"), ("--all",)):
         [row] = json.loads(cli_ok(config, "quarantine", "list", "--json", *args))
         assert row["id"] == raw_id and row["dismissed_by"] == getpass.getuser(), row

@@ -232,9 +232,27 @@ def test_all_failed_leaves_the_reports_of_the_failures_it_retries(tmp_path, make
     assert set(templates) == {"requester/ticket_opened", "agent/ticket_assigned", "agent/delivery_failed"}
 
     said = cli_ok(config, "outbox", "retry", "--all-failed")
-    assert "1 failed agent/delivery_failed mail(s) left failed" in said
+    assert "1 failed agent/delivery_failed mail left failed: they report the failures just retried" in said
     states = {r["template"]: r["state"] for r in outbox_rows(app)}
     assert states == {"requester/ticket_opened": "pending", "agent/ticket_assigned": "pending",
                       "agent/delivery_failed": "failed"}
+    # Again, with only the report failed: one answer, not "left failed" and then "no failed mail".
+    assert cli_ok(config, "outbox", "retry", "--all-failed") == (
+        "no failed mail to retry but 1 failed agent/delivery_failed mail, which --all-failed leaves failed "
+        "(retry one by its ID to send it, or `ticketd outbox dismiss` it)\n")
     report = templates["agent/delivery_failed"]["id"]
     assert f"outbox {report}: agent/delivery_failed" in cli_ok(config, "outbox", "retry", str(report))
+
+
+def test_empty_lists_say_so(tmp_path, make_app, sqlite_url):
+    """As `tickets list` does ("no tickets"): an empty output reads as a command that did nothing."""
+    make_app(sqlite_url)
+    config = tmp_path / "ticketd.yaml"
+    assert cli_ok(config, "quarantine", "list") == "no quarantined mail waits to be looked at\n"
+    assert cli_ok(config, "quarantine", "list", "--state", "dismissed") == "no dismissed mail\n"
+    assert cli_ok(config, "quarantine", "list", "--all") == "no mail in quarantine\n"
+    assert cli_ok(config, "outbox", "list") == "no mail to send\n"
+    assert cli_ok(config, "outbox", "list", "--state", "failed") == "no failed mail\n"
+    assert cli_ok(config, "outbox", "list", "--all") == "nothing in the outbox\n"
+    assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
+

@@ -48,6 +48,9 @@ def outbox_list(config: str | None, states: tuple[str, ...], every: bool, as_jso
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        click.echo("nothing in the outbox" if every else f"no {' or '.join(states)} mail" if states else
+                   "no mail to send")
     for r in rows:
         ticket = f"[#{r['ticket_id']}]" if r["ticket_id"] else "-"
         state = "dismissed" if r["dismissed_at"] else r["state"]
@@ -133,13 +136,16 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
         ticket = f" (ticket [#{r['ticket_id']}])" if r["ticket_id"] else ""
         click.echo(f"outbox {r['retried_id']}: {r['template']} to {r['recipient']}{ticket} is pending again as "
                    f"outbox {r['id']}, Message-ID <{r['message_id']}>")
-    if reports_left:
-        click.echo(f"{reports_left} failed {DELIVERY_FAILED} mail(s) left failed: they report the failures "
-                   "just retried, and a mail that fails again is reported anew (retry one by its ID to send it, "
-                   "or `ticketd outbox dismiss` it)")
+    reports = f"{reports_left} failed {DELIVERY_FAILED} mail{'' if reports_left == 1 else 's'}"
     if not requeued:
-        click.echo("no failed mail")
+        # Only the agents' failure reports may be failed: they are not "no failed mail", and nothing was retried.
+        click.echo("no failed mail" if not reports_left else
+                   f"no failed mail to retry but {reports}, which --all-failed leaves failed (retry one by its ID "
+                   "to send it, or `ticketd outbox dismiss` it)")
         return
+    if reports_left:
+        click.echo(f"{reports} left failed: they report the failures just retried, and a mail that fails again is "
+                   "reported anew (retry one by its ID to send it, or `ticketd outbox dismiss` it)")
     click.echo(mail_goes(settings, "it" if len(requeued) == 1 else "them"))
 
 

@@ -40,6 +40,9 @@ def quarantine_list(state: str, every: bool, config: str | None, as_json: bool) 
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        click.echo("no mail in quarantine" if every else "no dismissed mail" if state == "dismissed" else
+                   "no quarantined mail waits to be looked at")
     for q in rows:
         first_line = (q["reason"] or "").splitlines()[0] if q["reason"] else ""
         line = f"{q['id']:>6}  {q['received_at']}  {q['size']:>9}  {q['message_id'] or '-'}  {first_line}"
