@@ -256,3 +256,17 @@ def test_empty_lists_say_so(tmp_path, make_app, sqlite_url):
     assert cli_ok(config, "outbox", "list", "--all") == "nothing in the outbox\n"
     assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
 
+
+def test_an_id_that_is_no_number_is_told_so_as_a_ticket_number_is(tmp_path, make_app, sqlite_url):
+    make_app(sqlite_url)
+    config = tmp_path / "ticketd.yaml"
+    for command, words in ((("outbox", "retry", "abc"), "`ticketd outbox list`"),
+                           (("outbox", "dismiss", "1", "x1"), "`ticketd outbox list`"),
+                           (("quarantine", "retry", "abc"), "`ticketd quarantine list`")):
+        refused = run_cli(config, *command)
+        assert refused.returncode == 2, refused.stderr
+        assert f"'{command[-1]}' is not an ID; write the number {words} shows, e.g. 12" in refused.stderr
+        assert "integer range" not in refused.stderr
+    days = run_cli(config, "report", "--days", "abc")
+    assert days.returncode == 2 and "'abc' is not a whole number" in days.stderr
+    assert "0 is not in the range" in run_cli(config, "outbox", "retry", "0").stderr

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ticketd.cli import agents, erasure, outbox, quarantine, report, rules, status, tickets
-from ticketd.cli.common import DATABASE_URL_KEY, config_option, open_app
+from ticketd.cli.common import COUNT, DATABASE_URL_KEY, config_option, open_app
 
 
 class _Commands(click.Group):
@@ -39,7 +39,7 @@ def run(config: str | None) -> None:
 
 @main.command()
 @config_option
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=1),
+@click.option("--threads", default=4, show_default=True, type=COUNT,
               help="worker threads in this process")
 def worker(config: str | None, threads: int) -> None:
     """dramatiq workers for Redis mode (run any number, on any host)."""

@@ -21,8 +21,37 @@ CONFIG_HELP = "ticketd.yaml (default: $TICKETD_CONFIG, else ./ticketd.yaml if pr
 # an error saying why, exit 1 as PRODUCT.md has it, not click's usage error (exit 2).
 config_option = click.option("--config", type=click.Path(readable=False), help=CONFIG_HELP)
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
-# A ticket number or a row's id: one no row can have is a usage error, not a query PostgreSQL refuses.
-ROW_ID = click.IntRange(min=1, max=MAX_ID)
+
+
+class _RowId(click.IntRange):
+    """An outbox or quarantine row's id, as their `list` prints it: one no row can have is a usage error, not a
+    query PostgreSQL refuses, and words are told so as a ticket number is (not click's "integer range")."""
+
+    name = "ID"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
+            group = ctx.parent.info_name if ctx is not None and ctx.parent is not None else None
+            lists = f"`ticketd {group} list`" if group else "the list"
+            self.fail(f"{value!r} is not an ID; write the number {lists} shows, e.g. 12", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+ROW_ID = _RowId(min=1, max=MAX_ID)
+
+
+class _Count(click.IntRange):
+    """A count of days, tickets or threads: "'abc' is not a whole number", not click's "integer range"."""
+
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not (value.strip().isascii() and value.strip().lstrip("-").isdigit()):
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+COUNT = _Count(min=1)
 
 
 class _TicketNumber(click.IntRange):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ticketd.cli.common import config_option, json_option, open_engine, print_json, read_settings
+from ticketd.cli.common import COUNT, config_option, json_option, open_engine, print_json, read_settings
 
 
 @click.command()
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True, help="the window: the last N days")
+@click.option("--days", type=COUNT, default=30, show_default=True, help="the window: the last N days")
 @config_option
 @json_option
 def report(days: int, config: str | None, as_json: bool) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ticketd.cli.common import (
+    COUNT,
     TICKET_ID,
     admin_change,
     config_option,
@@ -37,7 +38,7 @@ def tickets() -> None:
 @click.option("--search", metavar="WORDS",
               help='only tickets holding every word (any case; "a phrase" in double quotes) in their '
                    "subject, a message's text or sender, the requester, or a file's name")
-@click.option("--limit", type=click.IntRange(min=1), help="at most this many, the newest")
+@click.option("--limit", type=COUNT, help="at most this many, the newest")
 @json_option
 def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool, assignee: str | None,
                  requester: str | None, search: str | None, limit: int | None, as_json: bool) -> None:
