@@ -266,6 +266,17 @@ def test_status_shows_what_waits_where(tmp_path, db_url, make_app):
     text = _status(config)
     assert "waiting 1" in text and "quarantined 1" in text and "pending 2" in text and "new 2" in text
 
+    # The age of the oldest unsent mail stands with the pending mail, in the health line's words.
+    from datetime import timedelta
+
+    from ticketd.clock import utcnow
+    from ticketd.store.tables import outbox
+
+    with app.engine.begin() as conn:
+        conn.execute(outbox.update().values(created_at=utcnow() - timedelta(seconds=7205)))
+    [line] = [line for line in _status(config).splitlines() if line.startswith("outbox")]
+    assert line == "outbox   pending 2 (oldest 2 h), sending 0, failed 0, sent 0"
+
 
 def test_reading_commands_never_create_a_database(tmp_path):
     """Run without the daemon's --config, `tickets list` must not answer "no tickets" from a new empty file."""

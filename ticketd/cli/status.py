@@ -93,8 +93,10 @@ def _could_not_look(verdict, message: str, as_json: bool, daemon: dict | None = 
 
 
 def _print_status(desk: dict, verdict) -> None:
-    def oldest(seconds) -> str:
-        return "" if seconds is None else f" (oldest {seconds:.0f} s)"
+    from ticketd.health import duration
+
+    def oldest(seconds) -> str:   # in the words of the health line above it
+        return "" if seconds is None else f" (oldest {duration(seconds)})"
 
     inbox, outbox, timers = desk["inbox"], desk["outbox"], desk["timers"]
     click.echo(f"health   {verdict.line()}")
@@ -112,8 +114,9 @@ def _print_status(desk: dict, verdict) -> None:
                                                         ", NOT IN FORCE (the daemon keeps the rules it had)"))
     click.echo(f"inbox    waiting {inbox['waiting']}{oldest(inbox['oldest_waiting_seconds'])}, processing "
                f"{inbox['processing']}, quarantined {inbox['quarantined']}, done {inbox['done']}")
-    click.echo(f"outbox   pending {outbox['pending']}, sending {outbox['sending']}"
-               f"{oldest(outbox['oldest_unsent_seconds'])}, failed {outbox['failed']}, sent {outbox['sent']}")
+    # The oldest unsent is pending or sending; it stands after pending, as the inbox's after waiting.
+    click.echo(f"outbox   pending {outbox['pending']}{oldest(outbox['oldest_unsent_seconds'])}, sending "
+               f"{outbox['sending']}, failed {outbox['failed']}, sent {outbox['sent']}")
     click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
     click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
                f"next due {timers['next_due_at'] or '-'}")
