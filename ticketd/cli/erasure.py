@@ -80,6 +80,7 @@ def _not_an_address(written: str) -> str | None:
 @json_option
 def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
     """Erase one person: the tickets they opened, their words and address on other tickets, their mail."""
+    from ingest.headers import mailbox
     from ticketd.erase import forget as forget_person
     from ticketd.erase import summary
     from ticketd.ticket_changes import is_ours
@@ -88,7 +89,7 @@ def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
     if refused:
         raise click.UsageError(refused)
     app = open_app(config, writes=True)   # the rules: an agent is not forgotten behind rules.yaml's back
-    address = address.strip().lower()
+    address = mailbox(address.strip())   # as every address read from mail is kept: "ann@example.org." too
     if app.rules.agent(address) is not None:
         raise click.ClickException(f"{address} is an agent in {app.settings.rules_file}: remove them "
                                    "from it first (and let the daemon reload it), then forget them")
