@@ -332,7 +332,8 @@ def test_an_agent_merges_by_mail_their_reply_reaches_the_customer_who_then_follo
     assert _emails(desk, first)[COLLEAGUE] == "follower"
     # Alice, whose ticket it joined, reads what came; Bob's notice names it.
     note = body_text(desk.last(ALICE))
-    assert f"Bob worked on ticket [#{first}], which is yours" in note and f"merged [#{second}] into it" in note
+    assert f"Bob worked on ticket [#{first}], which is yours" in note and (
+        f'merged [#{second}] "Printer is smoking" from {COLLEAGUE} into it: messages 2' in " ".join(note.split()))
     # The colleague's answer to Bob's mail lands on the first ticket, and Alice's reply reaches both.
     desk.reply_to(told, COLLEAGUE, "It smokes less now.\n")
     assert desk.messages(first)[-1]["text"] == "It smokes less now."

@@ -250,6 +250,7 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
 def _merged(conn, app: App, source_id: int, into_id: int, agent, row_id: int, now, *, by: str) -> list[Notice]:
     """Merge this ticket into the one `#merge` named (MergeRefused if it may not be); its assignee told,
     unless it is the agent who merged or the ticket was closed (a late mail joining a solved case)."""
+    source = store.get_ticket(conn, source_id)
     merged = merge_tickets(conn, source_id, into_id, now, actor=agent.email, by=by)
     into = store.get_ticket(conn, merged.into)
     owner = into["assignee"]
@@ -259,7 +260,9 @@ def _merged(conn, app: App, source_id: int, into_id: int, agent, row_id: int, no
         template="agent/colleague_worked", recipient=owner, ticket_id=merged.into,
         auto_submitted=AUTO_GENERATED, agent_reply_to=owner, from_name=agent.name,
         context={"agent_name": agent.name, "text": "",
-                 "changes": [f"merged {format_tag(source_id)} into it: {merged.summary()}"],
+                 # Whose ticket joined, and about what: the counts alone told its owner nothing to act on.
+                 "changes": [f"merged {format_tag(source_id)} \"{source['subject']}\" from "
+                             f"{source['requester'] or 'someone who gave no address'} into it: {merged.summary()}"],
                  "handed_to": None, "taken": False},
         message_row_id=row_id,
     )]
