@@ -484,6 +484,18 @@ def test_forged_agent_from_without_signed_address(desk):
     assert "did not come through that agent's signed reply address" in event["reason"]
 
 
+def test_a_forged_agent_from_brings_no_one_in_cc_onto_the_ticket(desk):
+    """Anyone could follow any ticket: a mail From its agent (forged; no signed address needed) with the
+    tag joined its Cc as followers, who then got the agent's real replies."""
+    spy = "spy@evil.example"
+    tid = _ticket_with_agent(desk)
+    desk.send(build_mail(ALICE, "Please copy my colleague.\n", subject=f"Re: [#{tid}] Printer", cc=spy))
+    assert spy not in {p["email"] for p in desk.rows(participants, ticket_id=tid)}
+    assert desk.rows(recipient=ALICE)[-1]["template"] == "agent/mail_not_applied"
+    _agent_mail(desk, tid, ALICE, "Your contract number is 4711.\n")
+    assert "4711" in body_text(desk.last(CUSTOMER)) and desk.inbox(spy) == []
+
+
 def test_another_agents_signed_address_gives_no_authority(desk):
     tid = _ticket_with_agent(desk)
     desk.send(build_mail(BOB, "#status closed\nIt is fixed now.\n", to=desk.agent_address(tid, ALICE),
@@ -755,6 +767,32 @@ def test_unfollow_takes_a_follower_off_before_the_reply_it_comes_with(desk, tmp_
     assert f"no longer follows ticket [#{tid}]" in cli_ok(config, "tickets", "unfollow", str(tid), other)
     assert [p["email"] for p in desk.rows(participants, ticket_id=tid) if p["role"] == "follower"] == []
     assert desk.events(tid, "follower_removed")[-1]["actor"] == "admin:cli"
+
+
+def test_someone_taken_off_does_not_follow_again_by_writing_to_the_ticket(desk):
+    """The customers' reply address on every copy a follower had put them back on the ticket by writing."""
+    colleague = "colleague@example.org"
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=colleague))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    _agent_mail(desk, tid, ALICE, "We are on it.\n")
+    their_copy = desk.last(colleague)
+    _agent_mail(desk, tid, ALICE, f"#unfollow {colleague}\n")
+    desk.reply_to(their_copy, colleague, "Please keep me posted, and copy boss@example.org.\n",
+                  cc="boss@example.org")
+    people = {p["email"] for p in desk.rows(participants, ticket_id=tid)}
+    assert colleague not in people and "boss@example.org" not in people
+    [kept] = desk.events(tid, "outsider_kept")
+    assert f"{colleague} was taken off the ticket's followers by {ALICE}" in kept["reason"]
+    told = " ".join(body_text(desk.last(ALICE)).split())
+    assert f"[{colleague} was taken off this ticket's followers by {ALICE} and wrote again" in told
+    _agent_mail(desk, tid, ALICE, "The technician comes at 3pm.\n")
+    assert "3pm" in body_text(desk.last(CUSTOMER)) and "3pm" not in body_text(desk.last(colleague))
+    # An agent's #follow puts them back: their mail joins as before.
+    _agent_mail(desk, tid, ALICE, f"#follow {colleague}\nCopying you again.\n")
+    desk.reply_to(desk.last(colleague), colleague, "Thanks.\n")
+    assert len(desk.events(tid, "outsider_kept")) == 1
+    assert colleague in {p["email"] for p in desk.rows(participants, ticket_id=tid)}
 
 
 def test_follow_adds_an_address_that_gets_the_reply_and_may_write_to_the_ticket(desk, tmp_path):

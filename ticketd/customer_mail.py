@@ -99,9 +99,16 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     came_by = _outsider_way(mail)
     outsider = (role is None and came_by is not None and bool(p.author)
                 and not store.was_addressed(conn, ticket_id, p.author, except_row=row_id))
+    # Someone an agent or admin took off the followers (#unfollow) does not put themselves back by
+    # writing again through the customers' reply address, which every copy they had carries.
+    removed = store.taken_off(conn, ticket_id, p.author) if p.author and role is None and not outsider else None
     if outsider:
         store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
                         reason=f"the sender is on no mail of this ticket and wrote {came_by}: kept, joins "
+                               f"no one, changes nothing; {ref}")
+    elif removed is not None:
+        store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
+                        reason=f"{p.author} was taken off the ticket's followers by {removed.actor}: kept, joins "
                                f"no one, changes nothing; {ref}")
     elif p.author and role is None and not claims_agent and not is_ours(app, p.author):
         if add_followers(conn, ticket_id, [(p.author, p.from_name)], now, actor=who, row_id=row_id,
@@ -110,7 +117,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     elif role == "follower" and p.from_name:
         # The name on their own mail wins over the one a Cc gave them: it greets them from now on.
         store.name_participant(conn, ticket_id, p.author, p.from_name)
-    if not outsider:
+    if role in ("requester", "follower"):
+        # Only whom the ticket has (or who joined by writing) brings their Cc: another's mail, an agent's
+        # From on a mail that failed the agent checks (forged, or from their own mailbox) included,
+        # would make anyone they name a recipient of every public reply.
         copied = [(cc, p.recipient_names.get(cc)) for cc in p.cc
                   if not is_ours(app, cc) and app.rules.agent(cc) is None]
         add_followers(conn, ticket_id, copied, now, actor=who, row_id=row_id, reason=f"in Cc of {ref}",
@@ -125,6 +135,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     if outsider:
         notify_text = (f"[{p.author} is on no mail of this ticket and wrote {came_by}: kept here; they do not "
                        f"follow the ticket and their mail changes nothing]\n\n{mail.text}")
+    elif removed is not None:
+        notify_text = (f"[{p.author} was taken off this ticket's followers by {removed.actor} and wrote again: "
+                       f"kept here; they do not follow it again and their mail changes nothing (#follow "
+                       f"{p.author} would put them back)]\n\n{mail.text}")
     if effect.unchanged_because:
         notify_text = _unchanged(conn, ticket, effect, mail.text, who=who, ref=ref, row_id=row_id, now=now)
     if effect.ask_again:
@@ -157,7 +171,7 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         _rate(conn, ticket_id, p.from_addr or who, effect.rating, who, ref, row_id, now)
         return decision
     else:
-        if not outsider:   # as for a robot's mail: what changes nothing leaves updated_at alone
+        if not outsider and removed is None:   # as for a robot's mail: what changes nothing leaves updated_at alone
             store.update_ticket(conn, ticket_id, now)
         if acts and ticket["status"] != Status.CLOSED.value:   # a new question: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)

@@ -122,6 +122,18 @@ def was_addressed(conn: Connection, ticket_id: int, email: str, *, except_row: i
     return False
 
 
+def taken_off(conn: Connection, ticket_id: int, email: str):
+    """The event (actor, at) that took `email` off the ticket's followers, when no later one put them back."""
+    email = email.lower()
+    last = conn.execute(
+        select(events.c.kind, events.c.actor, events.c.at)
+        .where(events.c.ticket_id == ticket_id,
+               ((events.c.kind == "follower_removed") & (events.c.from_value == email))
+               | ((events.c.kind == "follower_added") & (events.c.to_value == email)))
+        .order_by(events.c.id.desc()).limit(1)).first()
+    return last if last is not None and last.kind == "follower_removed" else None
+
+
 def followers_of(conn: Connection, ticket_id: int) -> list[str]:
     """The addresses following the ticket (lower case), in the order they joined."""
     return [p["email"] for p in participants_of(conn, ticket_id) if p["role"] == "follower"]
