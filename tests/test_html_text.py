@@ -166,3 +166,14 @@ def test_html_nested_past_any_real_mail_is_kept_as_text_without_sanitising_it() 
     raw = ("From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n"
            "Content-Type: text/html; charset=utf-8\r\n\r\n" + nested(120_000)).encode()
     assert parse_mail(raw).text == "deep"   # agents still read what it says
+
+
+def test_remote_images_are_taken_out_of_the_kept_html():
+    """A tracking pixel kept in the sanitised HTML told its sender when an agent read the mail."""
+    from ingest.html_clean import clean_html
+
+    kept = clean_html('<p>Hi<img src="https://tracker.example/p.gif?id=1" width="1" height="1">'
+                      '<img srcset="https://tracker.example/2x.gif 2x"><img src="cid:logo@x">'
+                      '<a href="https://example.org/manual">manual</a></p>')
+    assert "tracker.example" not in kept
+    assert 'src="cid:logo@x"' in kept and 'href="https://example.org/manual"' in kept
