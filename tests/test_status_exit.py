@@ -196,3 +196,26 @@ FAILING_BOX = {"mailbox": "support@imap:993/INBOX", "state": "failing", "error":
 def test_the_worst_problem_decides_and_unknown_ranks_between_warning_and_critical(desk, verdict, parts):
     health = assess(desk)
     assert health.state == verdict and [p["part"] for p in health.problems] == parts
+
+
+def test_a_reader_that_stops_early_does_not_change_the_exit_status(tmp_path):
+    """`ticketd status | head -1` (a check reading the health line) exited 1, a healthy or a critical desk
+    alike: the closed pipe broke a later line, and click answered that with 1."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli import ROOT
+
+    config = write_config(tmp_path, f"sqlite:///{tmp_path}/t.db")   # no database: critical
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    for args in (["status"], ["status", "--json"]):
+        reading, writing = os.pipe()
+        os.close(reading)   # the reader is gone before the first line
+        try:
+            done = subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
+                                  stdout=writing, stderr=subprocess.PIPE, text=True, timeout=60, env=env, cwd=ROOT)
+        finally:
+            os.close(writing)
+        assert done.returncode == CRITICAL, (args, done.stderr)
+        assert "Traceback" not in done.stderr and "Broken pipe" not in done.stderr

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import click
 
 from ticketd.cli.common import NoDatabase, config_option, json_option, open_engine, print_json, read_settings
@@ -64,11 +68,25 @@ def status(config: str | None, as_json: bool) -> None:
     desk["rules"] = rules_status(settings.rules_file, settings.data_dir, desk["daemon"])
     desk["disks"], desk["max_message_bytes"] = disk_status(settings), settings.smtp.max_message_bytes
     verdict = health.assess(desk, flow)
-    if as_json:
-        print_json({**desk, **verdict.summary()})
-    else:
-        _print_status(desk, verdict)
+    with _reader_may_leave():
+        if as_json:
+            print_json({**desk, **verdict.summary()})
+        else:
+            _print_status(desk, verdict)
     click.get_current_context().exit(verdict.state)
+
+
+@contextlib.contextmanager
+def _reader_may_leave():
+    """Printing for a reader that may stop early (`ticketd status | head -1`, a check that reads the
+    health line): its closed pipe does not change the exit status, which click made 1 whatever the health."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python's docs (signal, "Note on SIGPIPE"): stdout to /dev/null, so the interpreter's flush at exit
+        # does not fail on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _print_verdict(verdict, as_json: bool, daemon: dict | None = None) -> None:
@@ -86,7 +104,8 @@ def _print_verdict(verdict, as_json: bool, daemon: dict | None = None) -> None:
 
 def _could_not_look(verdict, message: str, as_json: bool, daemon: dict | None = None) -> None:
     """The one line every command gives, exiting with the verdict's state, and the summary on stdout."""
-    _print_verdict(verdict, as_json, daemon)
+    with _reader_may_leave():
+        _print_verdict(verdict, as_json, daemon)
     error = click.ClickException(message)
     error.exit_code = verdict.state
     raise error from None
