@@ -50,13 +50,13 @@ def nests_deeper_than(markup: str, limit: int) -> bool:
     return False
 
 
-def clean_html(markup: str | None) -> str | None:
+def clean_html(markup: str | None, mail: str = "a mail") -> str | None:
     """The HTML with scripts, styles, event handlers, unsafe URLs and remote images removed; None if absent or
-    too deep."""
+    too deep (`mail` names it in the log line that says so)."""
     if not markup:
         return None
     if nests_deeper_than(markup, MAX_DEPTH):
-        log.warning("HTML part nests deeper than %d elements: kept as text only", MAX_DEPTH)
+        log.warning("the HTML part of %s nests deeper than %d elements: kept as text only", mail, MAX_DEPTH)
         return None
     return nh3.clean(markup, url_schemes=_URL_SCHEMES, link_rel="noopener noreferrer nofollow",
                      attribute_filter=_no_remote_images)

@@ -177,3 +177,25 @@ def test_remote_images_are_taken_out_of_the_kept_html():
                       '<a href="https://example.org/manual">manual</a></p>')
     assert "tracker.example" not in kept
     assert 'src="cid:logo@x"' in kept and 'href="https://example.org/manual"' in kept
+
+
+def test_html_too_deep_to_keep_is_logged_with_the_mail_it_came_in(make_app, sqlite_url, caplog):
+    """The warning named no mail: an admin could not tell which customer's HTML was kept as text only."""
+    import logging
+
+    from ingest.html_clean import MAX_DEPTH
+    from tests.desk import build_mail, open_desk
+
+    caplog.set_level(logging.WARNING, logger="ticketd.parse")
+    desk_gen = open_desk(make_app, sqlite_url)
+    desk = next(desk_gen)
+    try:
+        msg = build_mail("cust@example.org", "Deep.\n",
+                         html="<div>" * (MAX_DEPTH + 1) + "Deep." + "</div>" * (MAX_DEPTH + 1))
+        desk.send(msg)
+        assert desk.ticket()["subject"] == "Printer on fire"
+        [raw_id] = [m["raw_mail_id"] for m in desk.messages(desk.ticket()["id"])]
+        assert (f"the HTML part of raw mail {raw_id} (Message-ID {msg['Message-ID'].strip('<>')}) nests deeper "
+                f"than {MAX_DEPTH} elements: kept as text only") in caplog.text
+    finally:
+        desk_gen.close()

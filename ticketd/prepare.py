@@ -103,9 +103,10 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     may_follow_up = bool(parsed.in_reply_to or parsed.references or find_tags(parsed.subject) or any(
         r.lower().startswith(local) for r in recipients(parsed, envelope_to)))
     own = own_reply(parsed.text) if may_follow_up else parsed.text.strip()
+    html = clean_html(parsed.html, f"raw mail {row['id']} (Message-ID {parsed.message_id or 'none'})")
     return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to, robot_reason=robot_reason,
                     stripped=own or parsed.text.strip(), attachments=attachment_rows(parsed),
-                    html=clean_html(parsed.html), quoted_only=not own and bool(parsed.text.strip()),
+                    html=html, quoted_only=not own and bool(parsed.text.strip()),
                     envelope_from=envelope_from)
 
 
