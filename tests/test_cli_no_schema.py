@@ -82,7 +82,12 @@ def test_an_empty_sqlite_file_is_not_made_a_database(tmp_path):
     config = write_config(tmp_path, f"sqlite:///{db}")
 
     _status_says(config, "holds no ticketd tables")
-    assert _tables(f"sqlite:///{db}") == []
+    for args in READING + WRITING:
+        done = run_cli(config, *args)
+        assert done.returncode == 1 and "holds no ticketd tables" in done.stderr, (args, done)
+
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith("x.db")] == ["x.db"]   # no locks
+    assert db.stat().st_size == 0
 
 
 def test_a_reading_command_does_not_upgrade_an_older_database(tmp_path, db_url):

@@ -236,6 +236,10 @@ def open_engine(config: str | None, settings=None, *, writes: bool = False):
     missing = sqlite_file(url)
     if missing is not None and not missing.exists():
         raise NoDatabase(f"no database at {missing}: {where} it when it starts")
+    if missing is not None and missing.stat().st_size == 0:
+        # SQLite takes an empty file for a new database, and opening it would make it one (a WAL header,
+        # writer lock files beside it): it is left as it was found.
+        raise NoDatabase(f"the database {missing} holds no ticketd tables: {where} them when it starts")
     engine = make_engine(url)
     try:
         with reading(engine) as conn:
