@@ -45,6 +45,7 @@ def _classify(code: int, text: str) -> SendResult:
 # before anything of the mail is sent, so reuse never sends a mail twice.
 REUSE_SECONDS = 30      # idle connections older than this are closed, not probed
 REUSE_MAILS = 100       # then a fresh connection, as Postfix's reuse limit
+DATA_END_TIMEOUTS = 4   # the wait for the reply to DATA, in outbound.timeout_seconds (see _transaction)
 
 _kept = threading.local()
 
@@ -158,7 +159,17 @@ def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: byte
     code, text = client.rcpt(ascii_domain(recipient))
     if code not in (250, 251):
         return _classify(code, text.decode("utf-8", "replace"))
-    code, text = client.data(raw)
+    # The reply to the final dot is waited for longer than any other: a smarthost that scans the mail
+    # before it answers may have taken it, and giving up there sends it again later, a duplicate in the
+    # recipient's mailbox (RFC 1047). RFC 5321 section 4.5.3.2.6 asks for 10 minutes; DATA_END_TIMEOUTS
+    # stays inside the claim's lease (outbound.delivery.lease_seconds, 10 x timeout).
+    if client.sock is not None:
+        client.sock.settimeout(client.timeout * DATA_END_TIMEOUTS)
+    try:
+        code, text = client.data(raw)
+    finally:
+        if client.sock is not None:
+            client.sock.settimeout(client.timeout)
     return _classify(code, text.decode("utf-8", "replace"))
 
 

@@ -249,6 +249,17 @@ def test_a_slow_smarthost_ends_the_batch_before_the_claim_could_expire(make_app,
     assert enqueued == [r["id"] for r in back]
 
 
+def test_a_smarthost_slow_to_answer_the_final_dot_is_waited_for_not_sent_the_mail_twice(make_app, sqlite_url, sink):
+    """A reply to DATA later than the per-command timeout (a smarthost scanning the mail) is still a 250:
+    giving up there would send again a mail the smarthost had taken (RFC 1047; RFC 5321 4.5.3.2.6)."""
+    app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS, timeout=0.5)
+    [row_id] = _queued_acks(app, 1)
+    sink.data_delay = 1.2    # past the 0.5 s timeout, within the wait for the final dot's reply
+    assert deliver(app, row_id) == "sent"
+    assert [(r["state"], r["attempts"]) for r in outbox_rows(app)] == [("sent", 1)]
+    assert len(sink.messages) == 1
+
+
 def test_each_mail_is_recorded_sent_as_it_is_delivered_not_when_the_batch_ends(make_app, db_url, sink):
     """A worker stopped or killed mid-batch must not leave delivered mail claimed, to go again later."""
     import threading
