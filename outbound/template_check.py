@@ -19,7 +19,7 @@ _TICKET = dict(id=1042, subject="Printer on fire", status="open", priority="norm
                group_name="support", postponed_until=None, dev_engineer=None, dev_tracker_key=None, dev_due=None,
                created_at=datetime(2026, 1, 5, 9, 0), updated_at=datetime(2026, 1, 5, 9, 30))
 _BASE = dict(ticket=_TICKET, tag="[#1042]", support_address="support@example.com", recipient="cust@example.org",
-             recipient_name="Customer")
+             recipient_name="Customer", timezone="Europe/Berlin")
 _FILES = [dict(filename="screenshot.png", size=48213, content_type="image/png", attached=True),
           dict(filename="dump.zip", size=31457280, content_type="application/zip", attached=False)]
 _CONVERSATION = [dict(at=datetime(2026, 1, 5, 9, 0), direction="in", author_role="customer",
@@ -78,6 +78,20 @@ SAMPLES: dict[str, dict] = {
                              away_by_rules=False, error=None, line=None, desk_address="support+desk@example.com",
                              usage=["#away  (until you write #back)", "#back  (you take new tickets again)"]),
 }
+# The variables templates/README.md calls optional: often absent when a mail is sent (a reply without
+# files has no `attachments`), so each template is also rendered without them.
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    "requester/agent_reply": ("attachments",),
+    "requester/solution_proposed": ("attachments",),
+    "requester/waiting_reminder": ("status",),
+    "requester/ticket_closed": ("closed_by",),
+    "agent/ticket_assigned": ("reason", "text", "overdue", "conversation_omitted", "attachments"),
+    "agent/customer_replied": ("attachments",),
+    "agent/timer_breached": ("reason", "reminder", "handed_to", "conversation_omitted", "attachments",
+                             "public_recipients"),
+    "agent/internal_note": ("attachments",),
+    "agent/ticket_history": ("attachments",),
+}
 _FILES_OF = ("subject", "txt", "html")   # <name>.<file>.j2
 CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")
 
@@ -104,6 +118,8 @@ def partial_overrides(override_dir: Path | None) -> list[str]:
             body = "plain text only, from your .txt.j2 (no HTML part: the shipped .html.j2 is not used)"
         elif mine & {"txt", "html"} == {"html"}:
             body = "your .html.j2 and a plain-text part made from it (the shipped .txt.j2 is not used)"
+        elif mine & {"txt", "html"} == {"txt", "html"}:
+            body = "your text and HTML"
         else:
             body = "the shipped text and HTML"
         subject = "your subject" if "subject" in mine else "the shipped subject"
@@ -147,10 +163,18 @@ def check_templates(override_dir: Path | None) -> tuple[list[str], int, int]:
     errors = []
     names = shipped_templates()
     for name in names:
+        sample = {**_BASE, **SAMPLES.get(name, {})}
+        optional = OPTIONAL.get(name, ())
         try:
-            renderer.render(name, {**_BASE, **SAMPLES.get(name, {})})
+            renderer.render(name, sample)
+            if optional:
+                renderer.render(name, {key: value for key, value in sample.items() if key not in optional})
         except TemplateError as exc:
-            errors.append(str(exc))
+            hint = ""
+            if any(f"'{key}' is undefined" in str(exc) for key in optional):
+                hint = (f" (optional: {', '.join(optional)} may be absent when a mail is sent; test them with "
+                        "`{% if name is defined and name %}`)")
+            errors.append(f"{exc}{hint}")
     canned = renderer.canned_names()
     for name in canned:
         try:

@@ -42,11 +42,37 @@ def test_a_broken_override_and_saved_reply_are_named_and_exit_1(tmp_path, sqlite
     assert done.returncode == 0 and f"OK: {SHIPPED} templates and 3 saved replies render" in done.stdout
 
 
+def test_an_override_that_needs_an_optional_variable_or_uses_the_time_zone_is_checked_as_mail_sends_it(
+        tmp_path, sqlite_url):
+    """A reply without files has no `attachments`: an override reading it bare quarantined every such mail while
+    the check said OK; and `timezone`, which every mail gets, was refused by the check and so by the daemon."""
+    overrides = tmp_path / "overrides"
+    (overrides / "agent").mkdir(parents=True)
+    (overrides / "requester").mkdir()
+    replied = overrides / "agent" / "customer_replied.txt.j2"
+    replied.write_text("{{ sender }} wrote ({{ attachments | length }} files):\n{{ text }}\n")
+    (overrides / "requester" / "ticket_opened.txt.j2").write_text("Opened {{ ticket.created_at | when }} "
+                                                                  "({{ timezone }}).\n")
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 1
+    [error] = [line for line in done.stderr.splitlines() if "failed to render" in line]
+    assert error.startswith(f"template agent/customer_replied failed to render: {replied} line 1: "
+                            "'attachments' is undefined (optional: attachments may be absent"), error
+    assert f"templates_dir {overrides}: 1 error(s)" in done.stderr
+
+    replied.write_text("{{ sender }} wrote{% if attachments is defined and attachments %} "
+                       "({{ attachments | length }} files){% endif %}:\n{{ text }}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 0 and f"OK: {SHIPPED} templates" in done.stdout, done.stderr
+
+
 def test_templates_overridden_in_part_are_listed_with_what_is_sent(tmp_path, sqlite_url):
     overrides = tmp_path / "overrides"
     for name in ("requester/ticket_opened.txt.j2", "requester/ticket_opened.subject.j2",
                  "agent/ticket_assigned.html.j2", "_parts/conversation.txt",
-                 "agent/internal_note.txt.j2", "agent/internal_note.html.j2", "agent/internal_note.subject.j2"):
+                 "agent/internal_note.txt.j2", "agent/internal_note.html.j2", "agent/internal_note.subject.j2",
+                 "agent/customer_replied.txt.j2", "agent/customer_replied.html.j2"):
         (overrides / name).parent.mkdir(parents=True, exist_ok=True)
         (overrides / name).write_text("{{ tag }}\n")
     config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
@@ -59,6 +85,8 @@ def test_templates_overridden_in_part_are_listed_with_what_is_sent(tmp_path, sql
     assert ("agent/ticket_assigned: overridden in part (templates_dir has .html.j2, not .subject.j2 or .txt.j2): "
             "sent as your .html.j2 and a plain-text part made from it (the shipped .txt.j2 is not used), "
             "with the shipped subject") in lines
+    assert ("agent/customer_replied: overridden in part (templates_dir has .txt.j2 and .html.j2, not .subject.j2): "
+            "sent as your text and HTML, with the shipped subject") in lines
     assert any(line.startswith("_parts/conversation.txt: overridden without _parts/conversation.html")
                for line in lines)
     assert not any("internal_note" in line for line in lines)   # overridden whole
