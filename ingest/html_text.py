@@ -33,6 +33,9 @@ _VOID = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr
 _WHITESPACE = re.compile(r"\s+")
 _BLANKS = re.compile(r"[ \t\u00a0]+")
 _HIDDEN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all", re.IGNORECASE)
+# Text laid out by its own line breaks, as in <pre> (CSS Text 3, white-space): ticketd's own HTML
+# templates show an agent's words so, and so do some mail clients.
+_PRE_STYLE = re.compile(r"white-space\s*:\s*(?:pre|pre-wrap|pre-line|break-spaces)\b", re.IGNORECASE)
 
 # What ends an element without its end tag, after the HTML parsing algorithm ("in body" and
 # "in table" insertion modes), reduced to the elements that decide where hidden content stops.
@@ -202,9 +205,13 @@ class _Writer:
         rows: list[tuple[int, str]] = []
         for depth, line in self.lines:
             if "\x00pre" in line:
-                line = line.replace("\x00pre", "").rstrip()
+                line = line.replace("\x00pre", "")
+                line = line if line == "-- " else line.rstrip()
             else:
-                line = _BLANKS.sub(" ", line).strip()
+                stripped = _BLANKS.sub(" ", line).strip()
+                # The signature separator keeps its space (RFC 3676 section 4.3): without it a mail client
+                # and ingest's own quote stripper no longer know the signature.
+                line = "-- " if stripped == "--" and line.lstrip().startswith("-- ") else stripped
             rows.append((depth, line))
         # The depth of the next non-blank row after each row, in one backward pass: looking ahead
         # from every blank row instead is quadratic in a mail of empty paragraphs.
@@ -233,7 +240,15 @@ def html_to_text(markup: str) -> str:
     open_elements = _OpenElements()
     missing_ends: set[str] = set()    # raw text elements with no end tag further on
     link: list[tuple[str | None, tuple[int, int]]] = []  # the open <a>, if any: its href, where its text starts
+    pre_styled: list[int] = []        # stack places of open elements styled white-space: pre and the like
     pos = 0
+
+    def end_pre_styled() -> None:
+        """Leaves the pre layout of each pre-styled element no longer open (closed, or ended by another tag)."""
+        while pre_styled and pre_styled[-1] >= len(open_elements.stack):
+            pre_styled.pop()
+            writer.newline()
+            writer.pre = max(0, writer.pre - 1)
 
     def end_link() -> None:
         href, start = link.pop()
@@ -243,7 +258,9 @@ def html_to_text(markup: str) -> str:
         # over a link to elsewhere is how phishing and trackers read.
         if href and re.match(r"(?i)https?:|mailto:", href) and shown and \
                 href.split(":", 1)[1].strip("/").lower() not in shown.lower():
-            writer.text(f" <{href[7:] if href.lower().startswith('mailto:') else href}>")
+            # A bare mailto address reads as one; one with a query (?subject=) is a link only as a URI.
+            bare = href.lower().startswith("mailto:") and "?" not in href
+            writer.text(f" <{href[7:] if bare else href}>")
 
     def emit(chunk: str) -> None:
         open_elements.text(chunk)
@@ -270,12 +287,14 @@ def html_to_text(markup: str) -> str:
         self_closing = attrs.rstrip().endswith("/") or name in _VOID
         if closing:
             was_shown = open_elements.end(name)
+            end_pre_styled()
             # A hidden element's own end tag is as invisible as its start tag; one that ends a
             # shown ancestor (and so the hidden element inside it) still shapes the text.
             if was_shown is False or (was_shown is None and open_elements.skipping):
                 continue
         else:
             open_elements.start(name)
+            end_pre_styled()
             if name in _RAW_TEXT and not self_closing:
                 pos = _raw_text_end(markup, pos, name, missing_ends)
                 continue
@@ -289,6 +308,11 @@ def html_to_text(markup: str) -> str:
                 open_elements.push(name, hidden)
             if hidden:
                 continue
+            if name != "pre" and not self_closing and "style" in attrs and \
+                    _PRE_STYLE.search(_attr(attrs, "style") or ""):
+                pre_styled.append(len(open_elements.stack) - 1)
+                writer.newline()
+                writer.pre += 1
         if name == "blockquote":
             writer.newline()
             writer.depth = max(0, writer.depth + (-1 if closing else 1))

@@ -91,9 +91,32 @@ def test_links_that_do_not_nest_each_show_their_target() -> None:
     ("<a href='https://www.shop.example/'>www.shop.example</a>", "www.shop.example"),
     ("<a href='mailto:help@shop.example'>help@shop.example</a>", "help@shop.example"),
     ("<a href='https://shop.example/faq'>our FAQ</a>", "our FAQ <https://shop.example/faq>"),
+    # A mailto link with a query is usable only as the URI it is.
+    ("<a href='mailto:support+l4@shop.example?subject=Helpful'>Yes</a>",
+     "Yes <mailto:support+l4@shop.example?subject=Helpful>"),
 ])
 def test_a_link_shows_where_it_really_goes(markup: str, text: str) -> None:
     assert html_to_text(markup) == text
+
+
+@pytest.mark.parametrize("style", ["white-space: pre-wrap", "WHITE-SPACE:pre", "white-space: pre-line"])
+def test_text_styled_to_keep_its_line_breaks_keeps_them(style: str) -> None:
+    """ticketd's own HTML templates show an agent's words so: a text part made from them kept one line."""
+    markup = (f'<p>Hello,</p><div style="{style}">Please do this:\n1. Unplug it\n2. Plug it back in\n\nBye</div>'
+              "<p>after  the\nblock</p>")
+    assert html_to_text(markup) == \
+        "Hello,\n\nPlease do this:\n1. Unplug it\n2. Plug it back in\n\nBye\n\nafter the block"
+
+
+def test_an_element_styled_pre_ends_with_the_element_that_holds_it() -> None:
+    # The <p> left open is ended by the </div> around it; the layout ends there too.
+    assert html_to_text('<div><p style="white-space:pre-wrap">a\nb</div>c\nd') == "a\nb\nc d"
+
+
+def test_the_signature_separator_keeps_its_space() -> None:
+    """RFC 3676 section 4.3: "-- " (with the space) starts a signature; "--" is just dashes."""
+    assert html_to_text("<p>Thanks</p><p>-- <br>Alice</p>") == "Thanks\n\n-- \nAlice"
+    assert html_to_text("<p>--<br>x</p>") == "--\nx"
 
 
 @contextmanager

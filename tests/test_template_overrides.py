@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from outbound.render import Renderer, TemplateError
+from outbound.render import DEFAULT_TEMPLATES, Renderer, TemplateError
 from outbound.template_check import _BASE, SAMPLES
 from tests.cli import run_cli
 from tests.conftest import MINIMAL_RULES, write_config
@@ -61,6 +61,19 @@ def test_an_html_override_alone_gets_a_text_part_made_from_it(make_app, sqlite_u
     assert "Thanks for writing to Acme, Customer: we answer within a day." in plain and "<b>" not in plain
     assert SHIPPED_TEXT not in plain and SHIPPED_TEXT not in html
     assert msg["Subject"] == "[#1] Printer on fire"
+
+
+def test_the_shipped_html_overridden_alone_keeps_an_agents_line_breaks_in_the_text_part(tmp_path):
+    """An admin who copies a shipped .html.j2 to change a word: the text part made from it kept the agent's
+    steps on one line, dropped the signature separator's space and printed reaction links without `mailto:`."""
+    shipped = (DEFAULT_TEMPLATES / "requester" / "agent_reply.html.j2").read_text()
+    edited = shipped.replace("Was this answer helpful?", "Helped?")
+    overrides = _overrides(tmp_path, {"requester/agent_reply.html.j2": edited})
+    context = {**_BASE, **SAMPLES["requester/agent_reply"], "text": "Please do this:\n1. Unplug it\n2. Wait"}
+    plain = Renderer(overrides).render("requester/agent_reply", context).text
+    assert "Please do this:\n1. Unplug it\n2. Wait\n" in plain
+    assert "\n-- \n" in plain
+    assert "Helped?" in plain and "<mailto:support+like@example.com?subject=" in plain
 
 
 def test_both_bodies_overridden_or_only_the_subject_keep_text_and_html(tmp_path):
