@@ -157,6 +157,10 @@ def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: byte
         # mail, and the mail waits for the admin's fix like any 4xx.
         return SendResult(RETRY, f"{code} {text.decode('utf-8', 'replace')}".strip())
     code, text = client.rcpt(ascii_domain(recipient))
+    if code == 552:
+        # RFC 5321 section 4.5.3.1.10: a 552 to RCPT (too many recipients, a full mailbox) is to be
+        # treated as temporary, as Postfix does; the mail waits and is tried again.
+        return SendResult(RETRY, f"{code} {text.decode('utf-8', 'replace')}".strip())
     if code not in (250, 251):
         return _classify(code, text.decode("utf-8", "replace"))
     # The reply to the final dot is waited for longer than any other: a smarthost that scans the mail

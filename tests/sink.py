@@ -51,6 +51,13 @@ class _Handler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.sink.refuse_recipient:
+            return self.sink.refuse_recipient
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         with self.sink.lock:
             self.sink.data_started += 1
@@ -89,6 +96,7 @@ class Sink:
         self.reject: bool | set[str] = False   # True: 550 for all; a set: 550 for those recipients
         self.data_delay = 0.0
         self.refuse_sender: str | None = None  # a reply to MAIL FROM instead of 250, e.g. "553 5.7.1 not yours"
+        self.refuse_recipient: str | None = None   # a reply to RCPT TO instead of 250, e.g. "550 5.1.1 unknown"
         self._controller: Controller | None = None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):

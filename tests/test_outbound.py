@@ -249,6 +249,21 @@ def test_a_slow_smarthost_ends_the_batch_before_the_claim_could_expire(make_app,
     assert enqueued == [r["id"] for r in back]
 
 
+@pytest.mark.parametrize("reply, outcome", [
+    ("552 4.5.3 too many recipients", "pending"),   # RFC 5321 4.5.3.1.10: temporary, whatever its class says
+    ("552 5.2.2 mailbox full", "pending"),
+    ("550 5.1.1 no such user", "failed"),
+])
+def test_a_552_to_rcpt_is_tried_again_later_unlike_other_refusals(make_app, sqlite_url, sink, reply, outcome):
+    app = _app(make_app, sqlite_url, sink, rules=NO_AGENTS)
+    [row_id] = _queued_acks(app, 1)
+    sink.refuse_recipient = reply
+    assert deliver(app, row_id) == outcome
+    [row] = outbox_rows(app)
+    assert (row["state"], row["attempts"], row["last_error"]) == (outcome, 1, reply)
+    assert sink.messages == []
+
+
 def test_a_smarthost_slow_to_answer_the_final_dot_is_waited_for_not_sent_the_mail_twice(make_app, sqlite_url, sink):
     """A reply to DATA later than the per-command timeout (a smarthost scanning the mail) is still a 250:
     giving up there would send again a mail the smarthost had taken (RFC 1047; RFC 5321 4.5.3.2.6)."""
