@@ -154,6 +154,17 @@ def _protect_words(value: str, hints: tuple[str, ...]) -> str:
 _ADDRESS_IN_NAME = re.compile(r"<[^<>]*@[^<>]*>|\S*[^\s@<>]@[^\s@<>]\S*")
 
 
+def _unwrapped(name: str) -> str:
+    """A name without the quotes some clients wrap it in ("'Jack Smith'"); quotes that are part of it stay.
+
+    Only a pair around the whole name goes: `"Doe, John" (boss)` and
+    `Robert "Bob"` begin or end with a quote that belongs to a quoted part.
+    """
+    while len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"" and name[0] not in name[1:-1]:
+        name = name[1:-1].strip()
+    return name
+
+
 def clean_name(name: str, quoted: bool = True) -> str:
     name = _BIDI_CONTROLS.sub("", _CONTROL.sub(" ", name))
     if not quoted:
@@ -165,7 +176,7 @@ def clean_name(name: str, quoted: bool = True) -> str:
     # is shown beside or without an address, and makes anyone an agent or a
     # colleague to the reader. It goes, and a name that was only that is none.
     name = _ADDRESS_IN_NAME.sub(" ", name)
-    name = re.sub(r"[ \t]+", " ", name).strip().strip("'\"").strip()
+    name = _unwrapped(re.sub(r"[ \t]+", " ", name).strip())
     if len(name) > NAME_MAX:
         # A display name is only shown, so a cut one is still the sender's;
         # the ellipsis says it was cut.

@@ -313,6 +313,20 @@ def test_an_address_inside_a_display_name_is_no_part_of_it(header, name):
     assert parsed.recipient_names.get("spoof@cust.test") == name
 
 
+@pytest.mark.parametrize(("header", "name"), [
+    ('"\\"Doe, John\\" (boss)" <a@cust.test>', '"Doe, John" (boss)'),
+    ('=?utf-8?b?' + base64.b64encode('Ünïcödé, Name "q"'.encode()).decode() + "?= <a@cust.test>",
+     'Ünïcödé, Name "q"'),
+    ('"Robert \\"Bob\\"" <a@cust.test>', 'Robert "Bob"'),
+    ("\"'Jack Smith'\" <a@cust.test>", "Jack Smith"),      # Outlook's quotes around a whole name go
+    ("'Jack' <a@cust.test>", "Jack"),
+])
+def test_quotes_that_belong_to_a_name_stay_in_it(header, name):
+    """Quotes were stripped from each end apart: "Hello Doe, John" (boss)," greeted the customer."""
+    parsed = parse_mail(_mail(f"From: {header}\nSubject: t"))
+    assert (parsed.from_addr, parsed.from_name) == ("a@cust.test", name)
+
+
 def test_a_dot_ending_an_addresss_domain_is_taken_off():
     """RFC 5321 section 4.1.2: a mailbox's domain has no empty label; "yahoo.com." is a DNS spelling of the
     root, and a smarthost refused the requester's acknowledgement for it (553), for good."""
