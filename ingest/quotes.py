@@ -34,11 +34,16 @@ _BANNER = re.compile(
     re.IGNORECASE,
 )
 # The keys of an embedded mail's header block, by what they name.
+# Outlook writes them in the reader's language (pt-BR, ja, ko, tr, cs, fi, hu and zh-TW beside
+# the western ones), with no ">" under them: an unknown language kept a whole quoted notice.
 _HEADER_KEYS = {
-    "from": "from|von|de|da|van|od|från|fra|от|від|kimden|发件人|寄件人",
-    "to": "to|an|à|a|aan|do|till|til|para|кому|komu|cc|kopie|copie",
-    "subject": "subject|betreff|objet|oggetto|asunto|onderwerp|temat|assunto|ämne|emne|тема|主题|主旨",
-    "date": "sent|gesendet|envoyé|enviado|inviato|verzonden|wysłano|skickat|sendt|отправлено|发送时间|"
+    "from": "from|von|de|da|van|od|från|fra|от|від|kimden|lähettäjä|feladó|差出人|보낸 사람|发件人|寄件人|寄件者",
+    "to": "to|an|à|a|aan|do|till|til|para|кому|komu|kime|vastaanottaja|címzett|宛先|받는 사람|收件人|收件者|"
+          "cc|kopie|copie|bilgi|kopio|másolatot kap",
+    "subject": "subject|betreff|objet|oggetto|asunto|onderwerp|temat|assunto|ämne|emne|тема|konu|předmět|aihe|"
+               "tárgy|件名|제목|主题|主旨",
+    "date": "sent|gesendet|envoyé|enviado|enviada em|enviado em|inviato|verzonden|wysłano|skickat|sendt|"
+            "отправлено|gönderildi|tarih|odesláno|lähetetty|elküldve|送信日時|보낸 날짜|发送时间|寄件日期|"
             "date|datum|fecha|data|дата|日期",
     "other": "reply-to|risposta|antwort an|répondre à",
 }
@@ -50,7 +55,7 @@ _KEY_LINE = re.compile(r"^[>* ]*[^\W\d_](?:[^\W\d_]|[ -]){0,24}[* ]*[:：]")
 # The verb of an attribution: "… wrote:", "… schrieb am …:", "… a écrit :", …
 _VERB = re.compile(
     r"\b(wrote|writes|schrieb|a écrit|escribió|ha scritto|schreef|geschreven|napisał\(a\)|napisał|escreveu|"
-    r"skrev|написал\(а\)|написала|написал|написав|пише|kirjoitti|yazdı)\b|写道|寫道",
+    r"skrev|написал\(а\)|написала|написал|написав|пише|kirjoitti|yazdı|geschrieben)\b|写道|寫道",
     re.IGNORECASE,
 )
 # How attributions end: a colon, or "wrote ----" in some webmailers.
@@ -63,9 +68,12 @@ _OPENER = re.compile(r"^\s*(-+\s*)?(on|am|le|el|il|op|em|den|dne|w dniu|в|у)\s
 # An attribution that starts with a date: "2013/7/20 sam via Meta <info@…>",
 # "2016-03-03 17:21 GMT+01:00 Some One".
 _DATE_ATTRIBUTION = re.compile(r"^\s*\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b.*\S")
+# Phones sign in their user's language, some with the device first ("iPhoneから送信").
 _MOBILE_SIGNATURE = re.compile(
     r"^\s*(sent (from|via|with) |envoyé (depuis|de mon)|von meinem |gesendet von meinem|enviado (desde|de mi|do meu)|"
-    r"inviato da |verzonden (met|vanaf) |wysłane z |skickat från |sendt fra |отправлено с |"
+    r"inviato da |(verzonden|verstuurd) (met|vanaf) |wysłane z |skickat från |sendt fra |отправлено с |"
+    r"odesláno z |lähetetty (minun )?(iphone|ipad|android|galaxy|puhelime)|"
+    r"(发自|来自|從)我的|(iphone|ipad|android|galaxy)\S*\s*(から送信|에서 보냄|'?\w*dan gönderildi)|"
     r"get outlook for |diese nachricht wurde von meinem|from my (iphone|ipad|android)|<<sent by )",
     re.IGNORECASE,
 )

@@ -79,6 +79,50 @@ def test_exact_cases(text, expected):
     assert strip_reply(text) == expected
 
 
+# Outlook's header block over a quoted mail, as each language's Outlook writes it (no ">" marks).
+OUTLOOK_BLOCKS = {
+    "pt-BR": "De: Support <support@example.com>\nEnviada em: terça-feira, 24 de novembro de 2026 12:13\n"
+             "Para: Ana <ana@example.com.br>\nAssunto: RE: [#12] Roteador",
+    "ja": "差出人: Support <support@example.com>\n送信日時: 2026年11月24日 12:13\n宛先: 田中 <tanaka@example.jp>\n"
+          "件名: RE: [#12] ルーター",
+    "ko": "보낸 사람: Support <support@example.com>\n보낸 날짜: 2026년 11월 24일 화요일 오후 12:13\n"
+          "받는 사람: 김 <kim@example.kr>\n제목: RE: [#12] 라우터",
+    "tr": "Kimden: Support <support@example.com>\nGönderildi: 24 Kasım 2026 Salı 12:13\nKime: Ali <ali@example.tr>\n"
+          "Konu: RE: [#12] Modem",
+    "cs": "Od: Support <support@example.com>\nOdesláno: úterý 24. listopadu 2026 12:13\nKomu: Jan <jan@example.cz>\n"
+          "Předmět: RE: [#12] Router",
+    "fi": "Lähettäjä: Support <support@example.com>\nLähetetty: tiistai 24. marraskuuta 2026 12.13\n"
+          "Vastaanottaja: Matti <matti@example.fi>\nAihe: VS: [#12] Reititin",
+    "hu": "Feladó: Support <support@example.com>\nElküldve: 2026. november 24. 12:13\nCímzett: Anna <anna@example.hu>\n"
+          "Tárgy: RE: [#12] Router",
+    "zh-TW": "寄件者: Support <support@example.com>\n寄件日期: 2026年11月24日 下午 12:13\n"
+             "收件者: 王 <wang@example.tw>\n主旨: RE: [#12] 路由器",
+}
+
+
+@pytest.mark.parametrize("block", OUTLOOK_BLOCKS.values(), ids=OUTLOOK_BLOCKS.keys())
+def test_outlooks_header_block_is_known_in_more_languages(block):
+    """Unknown, the block and the whole notice under it were kept: an agent's reply mailed it to the customer."""
+    text = f"Please restart the router.\n\nAlice\n\n{block}\n\nAlice, ticket [#12] is now yours.\nFrom: cust\n"
+    assert strip_reply(text) == "Please restart the router.\n\nAlice"
+
+
+@pytest.mark.parametrize("signature", [
+    "Verstuurd vanaf mijn iPhone", "iPhoneから送信", "发自我的iPhone", "從我的 iPhone 傳送", "iPhone'umdan gönderildi",
+    "Odesláno z iPhonu", "Lähetetty iPhonesta", "iPhone에서 보냄",
+])
+def test_a_phones_signature_in_more_languages_is_no_part_of_the_reply(signature):
+    """A rating or "thanks" over it reopened a closed ticket: the signature made it more than thanks."""
+    assert strip_reply(f"5 5 4\n\n{signature}\n\nOn Tue, 24 Nov 2026, Support <support@example.com> wrote:\n"
+                       "> How did we do?\n") == "5 5 4"
+
+
+def test_yahoos_german_attribution_is_known():
+    text = ("Geht nicht.\n\nAm Dienstag, 24. November 2026, 16:13:00 MEZ hat Support <support@example.com> "
+            "Folgendes geschrieben:\n\n\nHaben Sie neu gestartet?\n")
+    assert strip_reply(text) == "Geht nicht."
+
+
 @pytest.mark.parametrize("text", [
     "Nouveau message :\n\n=============================\nNom: Orberer\nEmail: x@example.com\n",  # a form
     "Error log:\n2024-05-01 12:00:01 disk full\n2024-05-01 12:00:02 retry\n",                 # log lines
