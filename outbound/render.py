@@ -18,13 +18,14 @@ CANNED = "canned"                     # saved replies: <templates>/canned/<name>
 _CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
 
 
-def when(value, zone: str = "UTC") -> str:
-    """A stored (naive UTC) time as people in `zone` read it: `2030-12-01` at their midnight, else to
-    the minute with the zone's name (`2030-12-01 09:00 Europe/Berlin`)."""
+def when(value, zone: str = "UTC", *, day_alone: bool = True) -> str:
+    """A stored (naive UTC) time as people in `zone` read it: `2030-12-01` at their midnight (a date an
+    agent set; unless not `day_alone`), else to the minute with the zone's name (`2030-12-01 09:00
+    Europe/Berlin`)."""
     if not isinstance(value, datetime):
         return "" if value is None else str(value)
     local = value.replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
-    if local.time() == time():
+    if day_alone and local.time() == time():
         return local.date().isoformat()
     return f"{local:%Y-%m-%d %H:%M} {zone}"
 
@@ -33,6 +34,12 @@ def when(value, zone: str = "UTC") -> str:
 def _when_for_reader(context, value) -> str:
     # The mail's `timezone` (outbound.outbox.compose): the recipient agent's, else the desk's.
     return when(value, context.get("timezone") or "UTC")
+
+
+@jinja2.pass_context
+def _stamp_for_reader(context, value) -> str:
+    # When something happened (a message of the conversation): to the minute, at midnight too.
+    return when(value, context.get("timezone") or "UTC", day_alone=False)
 
 
 def _where(exc: jinja2.TemplateError, dirs: list[Path]) -> str:
@@ -82,6 +89,7 @@ class Renderer:
         self.html_env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, autoescape=True)
         for env in (self.text_env, self.html_env):
             env.filters["when"] = _when_for_reader
+            env.filters["stamp"] = _stamp_for_reader
 
     def overridden(self, name: str) -> set[str]:
         """Which of a template's files (`subject`, `txt`, `html`) templates_dir holds now."""

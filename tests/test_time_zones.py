@@ -85,3 +85,17 @@ def test_an_agents_summary_lists_times_in_their_zone(desk):
     assert "(times in Asia/Tokyo)" in body_text(desk.last(ALICE))
     _to_desk(desk, BOB, "#summary\n")
     assert "(times in Europe/Berlin)" in body_text(desk.last(BOB))
+
+
+def test_the_conversation_in_an_agents_mail_is_dated_in_their_zone(desk):
+    """It said UTC while the same mail's other times were in the agent's zone (docs/rules.md, Time zones)."""
+    from zoneinfo import ZoneInfo
+
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    [message] = desk.messages(tid)
+    at = message["created_at"].replace(tzinfo=ZoneInfo("UTC"))
+    heading = f"--- {at.astimezone(ZoneInfo('Asia/Tokyo')):%Y-%m-%d %H:%M} Asia/Tokyo, "
+    assert heading in body_text(desk.last(ALICE))
+    assert " UTC, " not in body_text(desk.last(ALICE))
