@@ -63,6 +63,20 @@ def test_postpone_away_and_dev_read_spelled_out_units():
     assert read_desk_mail("#away 2 weeks\n", NOW, "UTC") == DeskRequest("away", NOW + timedelta(weeks=2))
 
 
+@pytest.mark.parametrize("written, ahead", [("1 hour 30 minutes", timedelta(hours=1, minutes=30)),
+                                             ("1 day 2 hours", timedelta(days=1, hours=2))])
+def test_a_duration_of_more_than_two_words_is_one_too(written, ahead):
+    """`#postpone 1 day 2 hours` was "not a duration": only one or two words reached the reader."""
+    planned = plan_commands(read_agent_reply(f"#postpone {written}\n"), now=NOW, agents=[ALICE],
+                            groups=["support"], zone="UTC")
+    assert planned.ok, planned.errors
+    assert planned.postponed_until == NOW + ahead
+    assert read_desk_mail(f"#away {written}\n", NOW, "UTC") == DeskRequest("away", NOW + ahead)
+    refused = plan_commands(read_agent_reply("#postpone 3d and call me\n"), now=NOW, agents=[ALICE],
+                            groups=["support"], zone="UTC")
+    assert refused.errors == ("#postpone 3d and call me: '3d and call me' is not a duration or an ISO date.",)
+
+
 @pytest.fixture
 def desk(make_app, sqlite_url):
     yield from open_desk(make_app, sqlite_url)

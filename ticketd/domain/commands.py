@@ -457,9 +457,9 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
             else:
                 fail(cmd, f"{cmd.args!r} is not a type." if cmd.args else "#type needs a type.")
         elif cmd.name == "postpone":
-            # One word, or an ISO date and a time of day (`2030-12-01 09:00`).
+            # A duration (`3d`, `1 day 2 hours`), or an ISO date with a time of day (`2030-12-01 09:00`).
             try:
-                until = read_ahead(cmd.args, now, zone) if len(args) in (1, 2) else None
+                until = read_ahead(cmd.args, now, zone)
             except TooFarAhead as exc:
                 fail(cmd, str(exc))
                 continue
