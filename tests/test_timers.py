@@ -108,6 +108,27 @@ def test_business_hours_skip_nights_weekends_and_holidays():
     assert add_business_seconds(saturday, 60, hours) == datetime(2026, 3, 10, 8, 1)
 
 
+@pytest.mark.parametrize("start, due", [
+    (datetime(2027, 10, 31, 0, 30), datetime(2027, 10, 31, 1, 30)),   # clocks go back at 01:00 UTC
+    (datetime(2027, 3, 28, 0, 30), datetime(2027, 3, 28, 1, 30)),     # clocks go forward at 01:00 UTC
+])
+def test_working_time_is_real_time_across_a_clock_change(start, due):
+    """A 24/7 desk's 1h was due 2 real hours later in October: a span holding the change counted wall time."""
+    always = BusinessHours(timezone="Europe/Berlin", week={d: ((0, 24 * 3600),) for d in range(7)})
+    assert add_business_seconds(start, 3600, always) == due
+    assert add_business_seconds(datetime(2027, 10, 30, 12, 0), 86400, always) == datetime(2027, 10, 31, 12, 0)
+    assert add_business_seconds(datetime(2027, 3, 27, 12, 0), 86400, always) == datetime(2027, 3, 28, 12, 0)
+
+
+def test_a_night_shift_over_the_clock_change_is_as_long_as_the_clocks_say():
+    """01:00-04:00 in Berlin on the night the clocks go back is four real hours; the spring night two."""
+    nights = BusinessHours(timezone="Europe/Berlin", week={d: ((3600, 4 * 3600),) for d in range(7)})
+    autumn = datetime(2027, 10, 30, 23, 0)   # Sunday 01:00 CEST
+    assert add_business_seconds(autumn, 4 * 3600 - 1, nights) == datetime(2027, 10, 31, 2, 59, 59)
+    spring = datetime(2027, 3, 28, 0, 0)     # Sunday 01:00 CET; 02:00-03:00 does not exist
+    assert add_business_seconds(spring, 2 * 3600 - 1, nights) == datetime(2027, 3, 28, 1, 59, 59)
+
+
 # ---------------------------------------------------------------- the shell, on both databases
 
 

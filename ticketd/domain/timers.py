@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ticketd.domain.lifecycle import parse_when
@@ -115,24 +115,31 @@ class PlannedTimer:
 def add_business_seconds(start: datetime, seconds: float, hours: BusinessHours) -> datetime:
     """`start` (naive UTC) plus `seconds` of working time in the weekly schedule, skipping holidays."""
     zone = ZoneInfo(hours.timezone)
-    local = start.replace(tzinfo=UTC).astimezone(zone)
+    begun = start.replace(tzinfo=UTC)
     remaining = seconds
-    day = local.date()
+    day = begun.astimezone(zone).date()
     for _ in range(3 * 366):  # a schedule with no working day left is caught by the loader
         if day not in hours.holidays:
-            midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
             for begin, end in hours.week.get(day.weekday(), ()):
-                span_start = max(midnight + timedelta(seconds=begin), local)
-                span_end = midnight + timedelta(seconds=end)
+                # Spans are wall-clock times, counted in real (UTC) seconds: Python's arithmetic on two
+                # times of one zone is wall-clock arithmetic, which made a span holding a DST change
+                # an hour too long or short (a 24/7 desk's 1h due 2h later in October).
+                span_start = max(_wall_clock(day, begin, zone), begun)
+                span_end = _wall_clock(day, end, zone)
                 if span_end <= span_start:
                     continue
                 available = (span_end - span_start).total_seconds()
                 if remaining <= available:
-                    due = span_start + timedelta(seconds=remaining)
-                    return due.astimezone(UTC).replace(tzinfo=None)
+                    return (span_start + timedelta(seconds=remaining)).replace(tzinfo=None)
                 remaining -= available
         day += timedelta(days=1)
     return start + timedelta(seconds=seconds)
+
+
+def _wall_clock(day: date, seconds_of_day: int, zone: ZoneInfo) -> datetime:
+    """The UTC time at which `zone`'s clocks show `seconds_of_day` past midnight of `day` (24:00 the next day's)."""
+    wall = datetime(day.year, day.month, day.day) + timedelta(seconds=seconds_of_day)
+    return wall.replace(tzinfo=zone).astimezone(UTC)
 
 
 def with_defaults(status: str, spec: TimerSpec | None) -> TimerSpec | None:
