@@ -26,7 +26,7 @@ from ticketd.clock import utcnow
 from ticketd.domain.notices import delivery_failed_notice
 from ticketd.store import tickets as store
 from ticketd.store import outbox as outbox_store
-from ticketd.store.db import reading
+from ticketd.store.db import is_transient, reading, unreachable
 from ticketd.store.erase import referenced_files
 
 log = logging.getLogger("ticketd.outbound")
@@ -105,8 +105,7 @@ def _record_sent(app: App, row: dict, result: SendResult) -> None:
     """A 250 is written at once, not with the batch's other results: a worker stopped or killed
     before the batch ends must not leave mail it delivered claimed, to be sent again when the
     claim expires. Only a mail delivered in the moment before the crash may go twice."""
-    with app.engine.begin() as conn:
-        written = outbox_store.mark_sent(conn, row["id"], utcnow())
+    written = _while_reachable(app, row, result, lambda: _mark_sent(app, row))
     log.info("outbox %s (Message-ID <%s>, ticket %s) sent to %s: %s", row["id"], row["message_id"],
              row["ticket_id"], row["recipient"], result.reply)
     if not written:
@@ -114,6 +113,37 @@ def _record_sent(app: App, row: dict, result: SendResult) -> None:
                     "taken back (the lease expired) and another delivery recorded an outcome, so the recipient "
                     "may have it twice, or the row was erased with its ticket", row["id"])
     _wake_next(app, row)
+
+
+def _mark_sent(app: App, row: dict) -> bool:
+    with app.engine.begin() as conn:
+        return outbox_store.mark_sent(conn, row["id"], utcnow())
+
+
+# How long a 250 waits for the database to come back before its record is given up: a mail the
+# smarthost took whose record is lost goes again when its claim expires, a duplicate for its reader.
+RECORD_RETRY_FIRST_SECONDS = 0.2
+RECORD_RETRY_MAX_SECONDS = 5.0
+
+
+def _while_reachable(app: App, row: dict, result: SendResult, write: Callable[[], bool]) -> bool:
+    """`write()`, tried again while the database is out of reach, for up to half the claim's lease."""
+    deadline = time.monotonic() + lease_seconds(app) / 2
+    delay = RECORD_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return write()
+        except Exception as exc:
+            why = (str(getattr(exc, "orig", None) or exc).splitlines() or [type(exc).__name__])[0]
+            if not (unreachable(exc) or is_transient(exc)) or time.monotonic() + delay > deadline:
+                log.error("outbox %s (Message-ID <%s>, ticket %s) was taken by the smarthost (%s), but the database "
+                          "did not record it (%s): it goes again when its claim expires, and %s may get it twice",
+                          row["id"], row["message_id"], row["ticket_id"], result.reply, why, row["recipient"])
+                raise
+            log.warning("outbox %s was sent, and the database is out of reach (%s): recording it again in %.1f s",
+                        row["id"], why, delay)
+        time.sleep(delay)
+        delay = min(delay * 2, RECORD_RETRY_MAX_SECONDS)
 
 
 def _wake_next(app: App, row: dict) -> None:
