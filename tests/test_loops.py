@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 
 from ingest.smtp import Receiver
 from outbound.outbox import queue_notices
-from tests.desk import build_mail, open_desk
+from tests.desk import body_text, build_mail, open_desk
 from tests.sink import customer_mail, delivery_report, outbox_rows, submit, ticket_events
 from ticketd.clock import utcnow
 from ticketd.domain.loops import auto_generated_reason
@@ -243,3 +243,28 @@ def test_an_out_of_office_answer_without_rfc_3834_fields_leaves_a_proposal_stand
                          subject=subject.format(tid=tid), in_reply_to=str(proposal["Message-ID"])))
     assert desk.ticket(tid)["status"] == "solution_proposed"
     assert desk.events(tid, "rejected") == []
+
+
+@pytest.mark.parametrize("headers", [{"List_Id": "<help.groups.example.org>"}, {"Precedence": "list"}],
+                         ids=["List-Id", "Precedence list"])
+def test_a_customers_answer_through_a_list_reaches_the_assignee_and_nobody_else(desk, headers):
+    """It changed nothing and told nobody: the answer went unseen while the ticket waited to be closed."""
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nWhich model is it?\n")
+    question = desk.last(CUSTOMER)
+    before = len(desk.inbox(CUSTOMER))
+    desk.send(build_mail(CUSTOMER, "It is the LaserJet 4000.\n", to=str(question["Reply-To"]),
+                         subject=f"Re: [#{tid}] Printer on fire", in_reply_to=str(question["Message-ID"]), **headers))
+    told = desk.last(ALICE)
+    assert "It is the LaserJet 4000." in body_text(told) and "sent through a mailing list" in body_text(told)
+    assert len(desk.inbox(CUSTOMER)) == before         # nothing automatic back to the list's readers
+    assert desk.ticket(tid)["status"] == "waiting_customer"
+    [event] = desk.events(tid, "automatic_mail")
+    assert "sent through a mailing list" in event["reason"]
+
+
+def test_a_newsletters_unsubscribe_link_alone_is_bulk_mail():
+    assert auto_generated_reason({"list-unsubscribe": "<mailto:leave@news.example>"}, "n@news.example",
+                                 "n@news.example") == "bulk mail (List-Unsubscribe)"

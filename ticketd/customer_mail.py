@@ -17,6 +17,7 @@ from ticketd.app import App
 from ticketd.domain.authority import Verdict
 from ticketd.domain.following import followers_joining, left_out_reason
 from ticketd.domain.lifecycle import CustomerEffect, answer_line, customer_reply_effect
+from ticketd.domain.loops import LIST_REASON
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
@@ -80,6 +81,15 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                 ticket["assignee"], ticket_id, mail, row_id=row_id,
                 text=f"[written from our own address {p.author}: kept on the ticket, it changes nothing, and "
                      f"ticketd sent it to no one]\n\n{mail.text}"))
+        elif ticket["assignee"] and mail.robot_reason == LIST_REASON:
+            # A person's words relayed by a list (a customer answering through a Google Group): nothing
+            # automatic goes back to the list's readers, but the assignee reads them, or a waiting ticket
+            # would be reminded and closed over an answer nobody saw.
+            decision.notices.append(assignee_told(
+                ticket["assignee"], ticket_id, mail, row_id=row_id,
+                text=f"[sent through a mailing list: kept on the ticket; mail a list relays changes nothing by "
+                     f"itself (status {ticket['status']} stays) and gets no automatic answer, so set the status "
+                     f"yourself if it answers what you asked]\n\n{mail.text}"))
         return decision
     store.add_event(conn, ticket_id, now, who, "customer_replied", message_row_id=row_id,
                     reason=f"{ref} by {mail.matched_by}" + (f"; not agent mail: {verdict.reason}"

@@ -10,6 +10,10 @@ from ticketd.domain.tags import TAG_RE
 # The mailbox every mail server answers for (RFC 5321 section 4.5.1).
 POSTMASTER = "postmaster"
 
+# A list relays what a person wrote (a customer answering through a Google Group): never answered, so
+# the list's readers get no automatic mail, but its words are a person's (ticketd.customer_mail).
+LIST_REASON = "sent through a mailing list (List-Id or Precedence: list)"
+
 _ROBOT_LOCALPARTS = ("mailer-daemon", POSTMASTER, "noreply", "no-reply", "do-not-reply", "donotreply")
 
 
@@ -31,10 +35,12 @@ def auto_generated_reason(
     if envelope_from is not None and envelope_from.strip("<> ") == "":
         return "null return path"
     precedence = headers.get("precedence", "").strip().lower()
-    if precedence in ("bulk", "junk", "list", "auto_reply"):
+    if precedence in ("bulk", "junk", "auto_reply"):
         return f"Precedence: {precedence}"
-    if headers.get("list-id") or headers.get("list-unsubscribe"):
-        return "mailing list (List-Id)"
+    if precedence == "list" or headers.get("list-id"):
+        return LIST_REASON
+    if headers.get("list-unsubscribe"):
+        return "bulk mail (List-Unsubscribe)"
     if headers.get("x-auto-response-suppress"):
         return "X-Auto-Response-Suppress"
     if headers.get("x-autoreply") or headers.get("x-autorespond"):
