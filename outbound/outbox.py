@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 ACK_TEMPLATE = "requester/ticket_opened"
 REACTION_TEMPLATES = ("requester/agent_reply", "requester/solution_proposed")
+AUTO_RESPONSE_SUPPRESS = "DR, RN, NRN, OOF, AutoReply"   # every automatic answer but the non-delivery report
 
 _renderers: dict[str, Renderer] = {}
 
@@ -217,7 +218,10 @@ def compose(app: App, notice: Notice, ticket: dict | None, references: list[str]
     # per-recipient cap) is still a mail ticketd generated in direct response
     # to the agent's: auto-replied (RFC 3834 section 5).
     msg["Auto-Submitted"] = notice.auto_submitted or AUTO_REPLIED
-    msg["X-Auto-Response-Suppress"] = "All"        # Exchange: no out-of-office back
+    # Exchange and Outlook send no out-of-office or auto-reply, delivery or read receipt back; not "All",
+    # which asks them to withhold non-delivery reports too (MS-OXCMAIL section 2.2.3.2.14), and a
+    # bounce is how ticketd learns that a mail never arrived (outbound/bounces.py).
+    msg["X-Auto-Response-Suppress"] = AUTO_RESPONSE_SUPPRESS
     if ticket:
         msg["X-Ticketd-Ticket"] = str(ticket["id"])
     # MIME-Version must lead the MIME headers; the classes add it first.

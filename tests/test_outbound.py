@@ -55,7 +55,7 @@ def test_ack_arrives_once_with_headers_and_a_reply_threads_back(make_app, db_url
         assert msg["In-Reply-To"] == "<first@client.example.org>"
         assert "<first@client.example.org>" in msg["References"]
         assert msg["Auto-Submitted"] == "auto-replied"
-        assert msg["X-Auto-Response-Suppress"] == "All"
+        assert msg["X-Auto-Response-Suppress"] == "DR, RN, NRN, OOF, AutoReply"
         reply_to = email.utils.parseaddr(msg["Reply-To"])[1]
         assert reply_to.startswith("support+") and reply_to.endswith("@example.com")
         assert msg.get_content_type() == "multipart/alternative"

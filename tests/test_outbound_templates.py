@@ -77,7 +77,7 @@ def test_customer_text_is_data_and_html_is_escaped(make_app, sqlite_url):
     assert text in plain and "49" not in plain
     assert "&lt;script&gt;" in html and "<script>" not in html and "49" not in html
     # PRODUCT.md marks everything ticketd sends; a relayed reply answers the agent's mail (RFC 3834 5).
-    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "All"
+    assert msg["Auto-Submitted"] == "auto-replied" and msg["X-Auto-Response-Suppress"] == "DR, RN, NRN, OOF, AutoReply"
 
 
 def test_cr_lf_in_subject_and_names_never_makes_a_header(make_app, sqlite_url):
