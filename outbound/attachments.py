@@ -86,6 +86,11 @@ def placeholder_part(listed: Listed) -> MIMEBase:
     media_type = listed.content_type.strip().lower()
     if not _MEDIA_TYPE.fullmatch(media_type):
         media_type = "application/octet-stream"
+    if media_type.startswith(("message/", "multipart/")):
+        # A forwarded mail may only be 7bit, 8bit or binary (RFC 2046 section 5.2.1; RFC 2045 section 6.4),
+        # and its file goes base64 like every file: under its own type a reader takes the base64 text for
+        # the mail. As a file (its name ends .eml) mail clients open it as the mail it is.
+        media_type = "application/octet-stream"
     main, sub = media_type.split("/", 1)
     part = MIMEBase(main, sub)
     del part["MIME-Version"]
@@ -159,5 +164,24 @@ def fill_files(raw: bytes, message_id: str, files_dir: Path, still_named: Callab
         # The marker is the part's last header, perhaps folded over lines.
         sha = _SHA256.search(piece, at + len(_MARKER_LINE), head_end + 2)
         data = _stored_file(files_dir, sha.group().decode(), still_named) if sha else None
-        pieces[i] = _GONE if data is None else piece[:at] + b"\r\n\r\n" + _base64_lines(data)
+        pieces[i] = _GONE if data is None else _with_charset(piece[:at], data) + b"\r\n\r\n" + _base64_lines(data)
     return delimiter.join(pieces)
+
+
+_TEXT_TYPE = re.compile(rb"(\r\nContent-Type: text/[a-z0-9!#$&^_.+-]+)(?=\r\n)", re.IGNORECASE)
+
+
+def _with_charset(head: bytes, data: bytes) -> bytes:
+    """A text file's part head naming UTF-8 when its bytes are UTF-8 beyond ASCII.
+
+    Files are kept as bytes, without the charset they came with; a text
+    part without one is US-ASCII (RFC 2046 section 4.1.2), so a reader
+    shown the file inline garbled every non-ASCII letter of a UTF-8 log.
+    """
+    if data.isascii() or not _TEXT_TYPE.search(head):
+        return head
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return head   # another charset, which was not kept: the reader's guess is as good as ours
+    return _TEXT_TYPE.sub(rb'\1; charset="utf-8"', head, count=1)

@@ -255,3 +255,27 @@ def test_a_senders_content_type_and_file_name_cannot_break_the_header():
     assert "Bcc" not in part.as_string()
     assert placeholder_part(Listed("a.pdf", 3, "Application/PDF", "0" * 64, True)).get_content_type() == (
         "application/pdf")
+
+
+def test_a_forwarded_mail_and_a_utf8_text_file_reach_the_agent_readable(desk):
+    """A message/rfc822 file went base64 under its own type, which MIME forbids (the reader saw base64 as the
+    mail), and a UTF-8 log went without a charset, so US-ASCII (RFC 2046 section 4.1.2): mojibake."""
+    import email
+    import email.policy
+
+    forwarded = build_mail("vendor@example.net", "Your order 4711 ships Monday.\n", subject="Order 4711")
+    log = "Fehler: Drucker brennt — Überhitzung\n".encode()
+    msg = build_mail(CUSTOMER, "The printer is on fire; the vendor's mail and the log are attached.\n")
+    msg.add_attachment(forwarded)
+    msg.add_attachment(log, maintype="text", subtype="plain", filename="drucker.log")
+    desk.send(msg)
+    assert desk.assign(desk.ticket()["id"]) == ALICE
+    notice = desk.last(ALICE)
+    parts = {part.get_filename(): part for part in notice.iter_attachments()}
+    [eml] = [name for name in parts if name.endswith(".eml")]
+    assert parts[eml].get_content_type() == "application/octet-stream"
+    inner = email.message_from_bytes(parts[eml].get_content(), policy=email.policy.default)
+    assert inner["Subject"] == "Order 4711" and "ships Monday" in inner.get_content()
+    text = parts["drucker.log"]
+    assert (text.get_content_type(), text.get_content_charset()) == ("text/plain", "utf-8")
+    assert text.get_content() == log.decode()
