@@ -130,7 +130,25 @@ class Renderer:
             raise TemplateError(f"template {name}: file {exc.name} not found") from exc
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {name} failed to render: {_where(exc, self.dirs)}{exc}") from exc
+        except UnicodeDecodeError as exc:   # jinja2 reads templates as UTF-8 and names no file when one is not
+            files = [f"{name}.{part}.j2" for part in ("subject", "txt", "html")]
+            raise TemplateError(f"template {name} failed to render: {self._not_utf8(files, exc)}") from exc
         return Rendered(subject=subject, text=text, html=html)
+
+    def _not_utf8(self, files: list[str], error: UnicodeDecodeError) -> str:
+        """Which of `files` (or of the shared parts they include) is not UTF-8, and where; else the error."""
+        for directory in self.dirs:
+            parts = sorted(p.relative_to(directory).as_posix() for p in (directory / "_parts").glob("*"))
+            for relative in files + parts:
+                path = directory / relative
+                if not path.is_file():
+                    continue
+                try:
+                    path.read_bytes().decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return (f"{path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}): "
+                            "save it as UTF-8")
+        return str(error)
 
     def canned_names(self) -> list[str]:
         """The saved replies there are (`#canned <name>`), admin's and shipped, sorted."""
@@ -146,3 +164,6 @@ class Renderer:
             return self.text_env.get_template(f"{CANNED}/{name}.txt").render(context).strip()
         except jinja2.TemplateError as exc:
             raise TemplateError(f"saved reply {name} failed to render: {_where(exc, self.dirs)}{exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise TemplateError(f"saved reply {name} failed to render: "
+                                f"{self._not_utf8([f'{CANNED}/{name}.txt'], exc)}") from exc

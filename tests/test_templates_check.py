@@ -67,6 +67,23 @@ def test_an_override_that_needs_an_optional_variable_or_uses_the_time_zone_is_ch
     assert done.returncode == 0 and f"OK: {SHIPPED} templates" in done.stdout, done.stderr
 
 
+def test_an_override_saved_in_another_charset_is_named_not_a_traceback(tmp_path, sqlite_url):
+    """jinja2 reads templates as UTF-8: a Latin-1 file gave a traceback here and at start, and quarantined mail
+    with a reason that named no file."""
+    overrides = tmp_path / "overrides"
+    (overrides / "requester").mkdir(parents=True)
+    (overrides / "canned").mkdir()
+    opened = overrides / "requester" / "ticket_opened.txt.j2"
+    opened.write_bytes("Viele Grüße, Ihr Support-Team {{ tag }}\n".encode("latin-1"))
+    (overrides / "canned" / "danke.txt").write_bytes("Grüße\n".encode("latin-1"))
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (f"template requester/ticket_opened failed to render: {opened} is not UTF-8 (byte 0xfc at offset 8): "
+            "save it as UTF-8") in done.stderr
+    assert f"saved reply danke failed to render: {overrides / 'canned' / 'danke.txt'} is not UTF-8" in done.stderr
+
+
 def test_templates_overridden_in_part_are_listed_with_what_is_sent(tmp_path, sqlite_url):
     overrides = tmp_path / "overrides"
     for name in ("requester/ticket_opened.txt.j2", "requester/ticket_opened.subject.j2",
