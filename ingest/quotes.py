@@ -33,6 +33,17 @@ _BANNER = re.compile(
     r"|^\s*(begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié)\s*:?\s*$",
     re.IGNORECASE,
 )
+# A forward's banner: what is under it is a mail the writer passes on (an order confirmation, a
+# vendor's answer), not this conversation's history, so it is kept. Outlook's "Original Message"
+# banner stands over the mail replied to, and is cut.
+_FORWARD_BANNER = re.compile(
+    r"^\s*[*>]*\s*[-_=]{4,}\s*(forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|"
+    r"mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|"
+    r"przekazana wiadomo[śs][ćc]|vidarebefordrat meddelande|videresendt meddelelse)\s*[-_=]{4,}\s*[*]*\s*$"
+    r"|^\s*>*\s*(begin forwarded message|anfang der weitergeleiteten nachricht|"
+    r"d[ée]but du message r[ée]exp[ée]di[ée])\s*:?\s*$",
+    re.IGNORECASE,
+)
 # The keys of an embedded mail's header block, by what they name.
 # Outlook writes them in the reader's language (pt-BR, ja, ko, tr, cs, fi, hu and zh-TW beside
 # the western ones), with no ">" under them: an unknown language kept a whole quoted notice.
@@ -189,11 +200,18 @@ def _library_quote_starts(lines: list[str], j: int) -> bool:
     """Whether the quote mail-parser-reply found at line j has the shape our own rules ask for."""
     # The library takes any two "Key: value" lines for a header block and any
     # "On … wrote:" line for an attribution, in the middle of a sentence too.
+    if _under_forward_banner(lines, j):
+        return False
     if _KEY_LINE.match(lines[j]):
         return _is_header_block(lines, j)
     if any(_VERB.search(line) for line in lines[j:j + 2]):
         return any(_attribution_start(lines, k) is not None for k in range(j, min(j + 2, len(lines))))
     return True  # a shape only the library knows: trust it
+
+
+def _under_forward_banner(lines: list[str], j: int) -> bool:
+    """Whether line j is a forward's banner or lies anywhere below one: the mail passed on is kept."""
+    return any(_FORWARD_BANNER.match(line) for line in lines[:j + 1])
 
 
 def _squash(line: str) -> str:
@@ -301,6 +319,8 @@ def _cut_index(lines: list[str]) -> int | None:
             fenced = not fenced  # Markdown code: "####" there is code, not a separator
         if not stripped or fenced:
             continue
+        if _FORWARD_BANNER.match(line):
+            return None   # the rest is the mail passed on, its own history included
         if _opener_of_wrapped_attribution(lines, i):
             return i
         if _BANNER.match(line) or _is_signature_start(lines, i):

@@ -10,14 +10,26 @@ from ingest.quotes import _LANGUAGES, _library, strip_reply
 from mailparser_reply import EmailReplyParser
 
 # Measured with `.venv/bin/python -m bench.quotes` (bench/README.md, "Reply
-# stripping"): discourse 63/64, talon 10/12, talon-html 9/9. Each floor is one
-# case under that, so any regression beyond one case fails.
+# stripping"): discourse 60/64 (three of the four differ on purpose: forwards
+# are kept, test_forwarded_mail_is_kept_unlike_discourse), talon 10/12,
+# talon-html 9/9. Each floor is one case under that, so any regression beyond
+# one case fails.
 
 
 def test_discourse_share():
     good, total, failed = score(discourse_cases())
     assert total == 64
-    assert good >= 62, failed
+    assert good >= 59, failed
+
+
+def test_forwarded_mail_is_kept_unlike_discourse():
+    """Discourse trims a forward from a forum post; a help desk's customer forwards what the agent asked for (an
+    order confirmation, a vendor's answer), and the agent must read it: it is kept, banner and headers too."""
+    cases = {name: text for name, text, _ in discourse_cases()}
+    for name in ("forwarded_apple", "forwarded_gmail", "forwarded_message"):
+        kept = strip_reply(cases[name])
+        assert "Lorem ipsum" in kept or "This is a forwarded email." in kept, name
+        assert "Forwarded message" in kept or "Begin forwarded message" in kept, name
 
 
 def test_talon_standard_replies_share():
@@ -66,14 +78,23 @@ def test_talon_html_single_cases():
     ("Works now.\n\n________________________________\nFrom: Support <support@example.com>\nSent: Monday\n"
      "To: Bob\nSubject: Re: [#12] broken\n\nold text\n", "Works now."),
     ("Ok.\n\nVon: Support <support@example.com>\nGesendet: Montag\nAn: Bob\nBetreff: kaputt\n\nalt\n", "Ok."),
-    ("See below.\n\n---------- Forwarded message ---------\nFrom: A <a@example.com>\n\nbody\n", "See below."),
+    # A forward is what the writer passes on, kept whole (test_forwarded_mail_is_kept_unlike_discourse).
+    ("See below.\n\n---------- Forwarded message ---------\nFrom: A <a@example.com>\n\nbody\n",
+     "See below.\n\n---------- Forwarded message ---------\nFrom: A <a@example.com>\n\nbody"),
+    ("Here it is.\n\nBegin forwarded message:\n\nFrom: Shop <orders@shop.example>\nSubject: Order 12345\n"
+     "Date: 23 November 2026 at 10:00:00 CET\nTo: cust@example.org\n\nShips tomorrow.\n",
+     "Here it is.\n\nBegin forwarded message:\n\nFrom: Shop <orders@shop.example>\nSubject: Order 12345\n"
+     "Date: 23 November 2026 at 10:00:00 CET\nTo: cust@example.org\n\nShips tomorrow."),
+    # ...but a reply's own history under Outlook's banner is cut.
+    ("Done.\n\n-----Original Message-----\nFrom: Support <support@example.com>\nSent: Monday\n"
+     "Subject: Re: [#12] x\n\nold\n", "Done."),
     ("#status open\nFixed it.\n\n-- \nAlice\nSupport team\n", "#status open\nFixed it."),
     ("Done.\n\nSent from my iPhone\n", "Done."),
     # bottom-posting: the reply is under the quote
     ("On Mon, 19 Aug 2013 at 2:36 AM, Bob <bob@example.com> wrote:\n\n> old\n\nnew answer\n", "new answer"),
-    # a bare forward: the forwarded text is the content
+    # a bare forward: all of it is the content
     ("---------- Forwarded message ----------\nFrom: A <a@example.com>\nSubject: x\n\nForwarded body.\n",
-     "Forwarded body."),
+     "---------- Forwarded message ----------\nFrom: A <a@example.com>\nSubject: x\n\nForwarded body."),
 ])
 def test_exact_cases(text, expected):
     assert strip_reply(text) == expected

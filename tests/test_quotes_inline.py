@@ -95,14 +95,15 @@ def test_replies_above_the_quote_strip_as_before(below):
     assert strip_reply(f"Yes, fine.\n\n{ATTRIBUTION}\n{below}") == "Yes, fine."
 
 
-@pytest.mark.parametrize("history", [
+def test_answers_under_a_quoted_mails_headers_are_history():
     # Under an Outlook header block everything is history, quoted or not.
-    OUTLOOK_HISTORY + "> Does it crash?\n\nIt did.\n",
-    # A forwarded mail's own quotes and answers are the forwarded mail.
-    FORWARDED + "> Does it crash?\n\nIt did.\n",
-])
-def test_answers_under_a_quoted_mails_headers_are_history(history):
-    assert strip_reply(f"Yes, fine.\n\n{history}") == "Yes, fine."
+    assert strip_reply(f"Yes, fine.\n\n{OUTLOOK_HISTORY}> Does it crash?\n\nIt did.\n") == "Yes, fine."
+
+
+def test_a_forwarded_mail_is_kept_whole_with_its_own_quotes():
+    """A mail passed on is what the writer sends, not this conversation's history (tests/test_quotes.py)."""
+    text = f"Yes, fine.\n\n{FORWARDED}> Does it crash?\n\nIt did.\n"
+    assert strip_reply(text) == text.strip()
 
 
 @pytest.mark.parametrize("text, expected", [
