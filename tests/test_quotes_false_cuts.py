@@ -59,6 +59,10 @@ def test_a_signature_is_still_cut(text, expected):
     "Please send the parcel as follows.\nVon: Hans Meier <hans@example.com>\nAn: Support <support@example.com>\n\nThanks\n",
     "Der Kurs:\nDatum: 12.05.2025\nVon: 8:00\nAn: 17:00\n\nBitte bestätigen.\n",
     "Shipping label:\nFrom: ACME Warehouse\nTo: Bob Smith, 1 Main St\n\nIt never arrived.\n",
+    # A booking or a shipment: a date, but neither a subject nor an address.
+    "please change my booking to this:\n\nFrom: Berlin Tegel\nTo: Munich\nDate: 12.12.2026\n\n"
+    "The flight number stays LH123, and I need a window seat.\n",
+    "Bitte so liefern:\nVon: Lager Hamburg\nAn: Filiale Berlin\nDatum: 12.12.2026\n\nDanke!\n",
 ])
 def test_lines_that_look_like_headers_are_not_a_quoted_mail(text):
     assert strip_reply(text) == text.strip()
