@@ -293,6 +293,19 @@ def unassign(conn: Connection, app: App, ticket: dict, now: datetime, reason: st
     ticket["assignee"] = None
 
 
+def release_if_departed(conn: Connection, app: App, ticket: dict, now: datetime) -> bool:
+    """Unassign the ticket if its assignee is no longer an agent; whether it did (in the caller's transaction).
+
+    release_departed covers the tickets open when the rules change; a
+    closed one keeps its former agent for its history, until a customer's
+    mail brings it back to life and someone must read it.
+    """
+    if not ticket["assignee"] or app.rules.agent(ticket["assignee"]) is not None:
+        return False
+    unassign(conn, app, ticket, now, departed(ticket["assignee"]))
+    return True
+
+
 def release_departed(app: App, batch: int = 100) -> int:
     """Give open tickets of addresses that are no longer agents back to their groups; how many.
 
