@@ -165,6 +165,65 @@ def test_a_breach_reassigns_past_an_agent_away_and_the_summary_skips_them(desk):
     assert sorted(send_daily_summaries(desk.app, utcnow())) == [CAROL]   # Alice holds nothing now; Bob is away
 
 
+def _run_out(desk, ticket_id: int) -> None:
+    """The ticket's armed timers run out now and the sweep fires one."""
+    with desk.app.engine.begin() as conn:
+        conn.execute(timers.update().where(timers.c.ticket_id == ticket_id, timers.c.state == "armed")
+                     .values(due_at=utcnow()))
+    assert fire_due_timers(desk.app) == 1
+    desk.flush()
+
+
+def _armed_kinds(desk, ticket_id: int) -> list[str]:
+    return [t["kind"] for t in desk.rows(timers, ticket_id=ticket_id) if t["state"] == "armed"]
+
+
+def test_a_breach_while_everyone_is_away_leaves_the_ticket_to_the_group_for_the_first_one_back(desk):
+    """docs/rules.md: the away assignee does not keep it unseen; it waits, and comes overdue to whoever is back."""
+    for agent in (ALICE, CAROL):
+        _to_desk(desk, agent, "#away\n")
+    ticket_id, assignee = _new_ticket(desk)
+    assert assignee == BOB
+    _to_desk(desk, BOB, "#away\n")
+    _run_out(desk, ticket_id)
+
+    ticket = desk.ticket(ticket_id)
+    assert ticket["assignee"] is None and _armed_kinds(desk, ticket_id) == []
+    [unassigned] = desk.events(ticket_id, "unassigned")
+    assert unassigned["from_value"] == BOB and "is away and nobody else in support" in unassigned["reason"]
+    assert [e["to_value"] for e in desk.events(ticket_id, "assignment_waiting")] == ["support"]
+    told = body_text(desk.last(BOB))
+    assert "waits in support for the first agent available" in told and "Assignee: nobody" in told
+    assert "nothing more is needed from you" in told
+    assert sweep_unassigned(desk.app, grace_seconds=0) == 0      # nobody is back yet
+
+    _to_desk(desk, ALICE, "#back\n")
+    assert sweep_unassigned(desk.app, grace_seconds=0) == 1
+    desk.flush()
+    assert desk.ticket(ticket_id)["assignee"] == ALICE
+    given = [m for m in desk.inbox(ALICE) if "Assigned to you" in str(m["Subject"])][-1]
+    assert "It is already overdue" in body_text(given) and "Printer on fire." in body_text(given)
+    assert _armed_kinds(desk, ticket_id) == ["respond"]          # a whole respond_within of her own
+
+
+def test_a_breach_with_the_assignee_away_goes_to_someone_at_the_desk_even_if_they_missed_it(desk):
+    """Only an agent present reads it: one who missed this wait before beats the away assignee."""
+    _to_desk(desk, CAROL, "#away\n")
+    ticket_id, assignee = _new_ticket(desk)
+    assert assignee == ALICE
+    _run_out(desk, ticket_id)                                    # Alice misses it: Bob's turn
+    assert desk.ticket(ticket_id)["assignee"] == BOB
+    _to_desk(desk, BOB, "#away\n")
+    _run_out(desk, ticket_id)                                    # Bob misses it, away
+
+    assert desk.ticket(ticket_id)["assignee"] == ALICE
+    assert "it is yours now, from Bob <bob@example.com>" in body_text(desk.last(ALICE))
+    assert desk.events(ticket_id, "unassigned") == [] and _armed_kinds(desk, ticket_id) == ["respond"]
+    _run_out(desk, ticket_id)                                    # she misses it again: it stays, and stops
+    assert desk.ticket(ticket_id)["assignee"] == ALICE and _armed_kinds(desk, ticket_id) == []
+    assert "nobody else available to take it" in body_text(desk.last(ALICE))
+
+
 def test_mail_to_an_agents_desk_from_anyone_else_is_customer_mail(desk):
     _to_desk(desk, ALICE, "#away\nI am Alice, honestly.\n", sender="mallory@example.org")
     _to_desk(desk, ALICE, "#away\n", sender=BOB)     # another agent, not through his own desk

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from ingest.match import reply_address
 from tests.conftest import ROOT
+from tests.desk import body_text, build_mail, open_desk
 from tests.waiting import eventually
 from ticketd.assignment import ASSIGN_BATCH, assign, assign_batch, assign_in_tx, release_departed, sweep_unassigned
 from ticketd.clock import utcnow
@@ -24,6 +25,7 @@ from ticketd.rules_watch import RulesWatcher, reload
 from ticketd.store import tickets as store
 from ticketd.store.assignment import open_counts
 from ticketd.store.tables import events, outbox, tickets
+from ticketd.timers import armed
 
 THREE = """\
 agents:
@@ -334,6 +336,76 @@ def test_the_back_office_releases_at_start_what_a_rules_edit_made_while_stopped(
         eventually(reassigned)
     finally:
         watcher.stop()
+
+
+def test_a_closed_ticket_of_a_removed_agent_reopens_to_the_group_not_to_them(make_app, db_url, tmp_path):
+    """docs/rules.md: a former agent keeps no tickets, a closed one a customer reopens included; its
+    replies reach the team, and the group's next agent gets it at once, as a new ticket."""
+    customer = "cust@example.org"
+    timed = THREE + "timers:\n  open: {respond_within: 1d, on_breach: reassign}\n"
+    desk_gen = open_desk(make_app, db_url, rules=timed)
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail(customer, "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        assert desk.assign(tid) == "a1@example.com"
+        desk.reply_to(desk.last("a1@example.com"), "a1@example.com", "#close\nReplaced the fuser.\n")
+        (tmp_path / "rules.yaml").write_text(timed.replace(
+            "  - {email: a1@example.com, name: A1, groups: [support]}\n", ""))
+        assert reload(desk.app) is True
+        assert desk.ticket(tid)["assignee"] == "a1@example.com"   # closed: its history keeps who closed it
+        mailed_to_a1 = len(desk.inbox("a1@example.com"))
+        closing = desk.last(customer)
+
+        desk.reply_to(closing, customer, "Thanks!\n")              # stays closed: told to nobody
+        assert desk.ticket(tid)["status"] == "closed"
+
+        jobs: list[tuple] = []
+        desk.app.enqueue = lambda name, args: jobs.append((name, args))
+        desk.reply_to(closing, customer, "It is burning again this morning.\n")
+        ticket = desk.ticket(tid)
+        assert (ticket["status"], ticket["assignee"]) == ("open", None)
+        [unassigned] = desk.events(tid, "unassigned")
+        assert unassigned["from_value"] == "a1@example.com"
+        assert "a1@example.com is no longer an agent in rules.yaml" in unassigned["reason"]
+        assert ("assign_ticket", (tid,)) in jobs                    # given out at once, as a new ticket is
+        assert len(desk.inbox("a1@example.com")) == mailed_to_a1    # nothing more to the former agent
+
+        assert desk.assign(tid) == "a2@example.com"
+        given = body_text(desk.last("a2@example.com"))
+        assert "It is burning again this morning." in given and "already overdue" not in given
+        with desk.app.engine.connect() as conn:
+            assert [t["kind"] for t in armed(conn, tid)] == ["respond"]   # the reopening mail's clock
+    finally:
+        desk_gen.close()
+
+
+def test_a_colleague_setting_a_removed_agents_closed_ticket_going_again_leaves_it_to_the_group(make_app, db_url,
+                                                                                             tmp_path):
+    """The same on the agents' side: `#status open` by a colleague does not bring the former agent back."""
+    desk_gen = open_desk(make_app, db_url, rules=THREE)
+    desk = next(desk_gen)
+    try:
+        desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+        assert desk.assign(tid) == "a1@example.com"
+        desk.reply_to(desk.last("a1@example.com"), "a1@example.com", "#close\nReplaced the fuser.\n")
+        (tmp_path / "rules.yaml").write_text(THREE.replace(
+            "  - {email: a1@example.com, name: A1, groups: [support]}\n", ""))
+        assert reload(desk.app) is True
+        mailed_to_a1 = len(desk.inbox("a1@example.com"))
+
+        jobs: list[tuple] = []
+        desk.app.enqueue = lambda name, args: jobs.append((name, args))
+        desk.send(build_mail("a3@example.com", "#status open\n", to=desk.agent_address(tid, "a3@example.com"),
+                             subject=f"Re: [#{tid}] Printer on fire"))
+        ticket = desk.ticket(tid)
+        assert (ticket["status"], ticket["assignee"]) == ("open", None)
+        assert [e["from_value"] for e in desk.events(tid, "unassigned")] == ["a1@example.com"]
+        assert ("assign_ticket", (tid,)) in jobs
+        assert len(desk.inbox("a1@example.com")) == mailed_to_a1
+    finally:
+        desk_gen.close()
 
 
 def test_release_covers_more_than_one_batch(make_app, db_url):

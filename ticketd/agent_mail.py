@@ -21,7 +21,7 @@ from ingest.html_text import html_to_text
 from ingest.match import desk_address
 from outbound.outbox import renderer_for
 from ticketd.app import App
-from ticketd.assignment import assign_in_tx, conversation_of
+from ticketd.assignment import assign_in_tx, conversation_of, release_if_departed
 from ticketd.clock import iso
 from ticketd.customer_mail import add_followers
 from ticketd.domain.absence import assign_refusals
@@ -385,6 +385,10 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     if plan.assign_to is not None:
         decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor, row_id=row_id)
         ticket.update(store.get_ticket(conn, ticket_id))
+    if ticket["status"] != Status.CLOSED.value and release_if_departed(conn, app, ticket, now):
+        # A colleague's `#status open` on a closed ticket of an agent since removed from rules.yaml:
+        # it goes to the group's next agent, as a customer's reopening does (docs/rules.md).
+        decision.jobs.append(("assign_ticket", (ticket_id,)))
     if public:   # after any status change above: the clock it armed is answered too
         answer_respond_clock(conn, ticket_id, now)
     # A commands-only mail touches the ticket; asking for its history alone does not.

@@ -280,6 +280,32 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
     return done
 
 
+def departed(former: str) -> str:
+    """Why a ticket left an address rules.yaml no longer lists, as its `unassigned` event says."""
+    return f"{former} is no longer an agent in rules.yaml"
+
+
+def unassign(conn: Connection, app: App, ticket: dict, now: datetime, reason: str, actor: str = ACTOR) -> None:
+    """Take the ticket from its assignee, with the `unassigned` event naming them and why (in the caller's tx)."""
+    store.update_ticket(conn, ticket["id"], now, assignee=None)
+    store.add_event(conn, ticket["id"], now, actor, "unassigned", from_value=ticket["assignee"], reason=reason,
+                    rules_hash=app.rules.digest)
+    ticket["assignee"] = None
+
+
+def release_if_departed(conn: Connection, app: App, ticket: dict, now: datetime) -> bool:
+    """Unassign the ticket if its assignee is no longer an agent; whether it did (in the caller's transaction).
+
+    release_departed covers the tickets open when the rules change; a
+    closed one keeps its former agent for its history, until a customer's
+    mail brings it back to life and someone must read it.
+    """
+    if not ticket["assignee"] or app.rules.agent(ticket["assignee"]) is not None:
+        return False
+    unassign(conn, app, ticket, now, departed(ticket["assignee"]))
+    return True
+
+
 def release_departed(app: App, batch: int = 100) -> int:
     """Give open tickets of addresses that are no longer agents back to their groups; how many.
 
@@ -312,10 +338,7 @@ def _release(app: App, ticket_id: int) -> bool:
             return False
         now = utcnow()
         former, group = ticket["assignee"], ticket["group_name"]
-        store.update_ticket(conn, ticket_id, now, assignee=None)
-        store.add_event(conn, ticket_id, now, ACTOR, "unassigned", from_value=former,
-                        reason=f"{former} is no longer an agent in rules.yaml", rules_hash=rules.digest)
-        ticket["assignee"] = None
+        unassign(conn, app, ticket, now, departed(former))
         agent = pick(conn, rules, group, now) if group in rules.groups else None
         if agent is None:
             wait(conn, app, ticket_id, group, now)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ticketd.app import App
+from ticketd.assignment import release_if_departed
 from ticketd.domain.authority import Verdict
 from ticketd.domain.following import followers_joining, left_out_reason
 from ticketd.domain.lifecycle import CustomerEffect, answer_line, customer_reply_effect
@@ -74,11 +75,11 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         # (`not_relayed`), leaves `updated_at` alone.
         store.add_event(conn, ticket_id, now, who, "automatic_mail", message_row_id=row_id,
                         reason=f"automatic mail ({mail.robot_reason}), changes nothing; {ref} by {mail.matched_by}")
-        if ticket["assignee"] and written_from_our_address(mail):
+        if (assignee := _assignee_to_tell(app, ticket)) and written_from_our_address(mail):
             # A person in our shared mailbox (webmail) answered on the ticket, the customer in To: the
             # customer has read it, so the assignee must too, or answer them as if it had never been said.
             decision.notices.append(assignee_told(
-                ticket["assignee"], ticket_id, mail, row_id=row_id,
+                assignee, ticket_id, mail, row_id=row_id,
                 text=f"[written from our own address {p.author}: kept on the ticket, it changes nothing, and "
                      f"ticketd sent it to no one]\n\n{mail.text}"))
         elif ticket["assignee"] and mail.robot_reason == LIST_REASON:
@@ -185,12 +186,24 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
             store.update_ticket(conn, ticket_id, now)
         if acts and ticket["status"] != Status.CLOSED.value:   # a new question: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)
+    if ticket["status"] != Status.CLOSED.value and release_if_departed(conn, app, ticket, now):
+        # A reopened (or rejected) ticket of an agent since removed from rules.yaml: the group's next
+        # agent gets it now, as a new ticket's, and reads this mail in that notice (docs/rules.md).
+        decision.jobs.append(("assign_ticket", (ticket_id,)))
     misled = _misled_agent(app, mail, verdict, role, ticket_id)
     if misled is not None:
         decision.notices.append(misled)
-    if ticket["assignee"] and (misled is None or misled.recipient != ticket["assignee"]):
-        decision.notices.append(assignee_told(ticket["assignee"], ticket_id, mail, notify_text, row_id))
+    assignee = _assignee_to_tell(app, ticket)
+    if assignee and (misled is None or misled.recipient != assignee):
+        decision.notices.append(assignee_told(assignee, ticket_id, mail, notify_text, row_id))
     return decision
+
+
+def _assignee_to_tell(app: App, ticket: dict) -> str | None:
+    """The ticket's assignee if they are still an agent of rules.yaml, else None."""
+    # A closed ticket keeps a former agent for its history; their mailbox gets no customer's words (docs/rules.md).
+    assignee = ticket["assignee"]
+    return assignee if assignee and app.rules.agent(assignee) is not None else None
 
 
 def _outsider_way(mail: IncomingMail) -> str | None:

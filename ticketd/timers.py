@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from outbound.outbox import queue_notices
 from ticketd.app import App
-from ticketd.assignment import conversation_of, give, pick
+from ticketd.assignment import conversation_of, departed, give, pick, unassign, wait
 from ticketd.clock import iso, utcnow
 from ticketd.domain.assignment import available
 from ticketd.domain import timers as plan_of
@@ -227,6 +227,10 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
         # missed this wait, or the ticket bounces between two agents for ever.
         missed = _missed_this_wait(conn, ticket["id"])
         agent = pick(conn, app.rules, group, now, exclude=(*missed, *([current] if current else [])))
+        absent = current is not None and not _at_desk(conn, app, current, now)
+        if agent is None and absent:
+            # An agent at the desk who missed this wait before still reads it; the absent assignee would not.
+            agent = pick(conn, app.rules, group, now, exclude=(current,))
         if agent is not None:
             # The event's reason names the timer; each agent's mail says what it means for them, once.
             before = _named(app, current) if current else None
@@ -239,6 +243,8 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
             # The new assignee gets a fresh clock of their own.
             timer_rows.arm_timer(conn, ticket["id"], plan_of.RESPOND, status, _respond_due(app, status, now), now)
             return notices
+        if absent and group in app.rules.groups:
+            return _left_to_group(conn, app, ticket, what, now)
     recipients = [current] if current else [
         a.email for a in rules_now(conn, app.rules, now).members(group or "") if not a.away]
     reason = _unreassigned_reason(conn, app, group, missed, current, now) if on_breach == "reassign" else \
@@ -246,6 +252,37 @@ def _respond(conn, app: App, ticket: dict, timer: dict, now: datetime) -> list[N
     # An unassigned ticket's group has never seen what the customer wrote.
     shown = conversation_of(conn, ticket["id"], rules=app.rules) if recipients and not current else None
     return [_breach_notice(app, ticket, email, what, reason, shown) for email in recipients]
+
+
+def _at_desk(conn: Connection, app: App, email: str, now: datetime) -> bool:
+    """Whether the address is an agent of rules.yaml who is not away (by the file or by their own #away)."""
+    agent = rules_now(conn, app.rules, now).agent(email)
+    return agent is not None and not agent.away
+
+
+def _left_to_group(conn: Connection, app: App, ticket: dict, what: str, now: datetime) -> list[Notice]:
+    """Nobody can take a breached ticket from its absent assignee: unassigned, it waits in its group.
+
+    Left with them it would wait unseen for good (docs/rules.md): no clock
+    runs after the breach and the unassigned sweep never looks at an
+    assigned ticket. Waiting, it goes to the first agent available as any
+    waiting ticket whose clock ran out does: with a whole respond_within
+    and the notice saying it is already overdue (clock_for_late_assignment).
+    A max_open assignee is at the desk and keeps it: unassigned, it would
+    free their slot and come straight back to them.
+    """
+    former, group = ticket["assignee"], ticket["group_name"]
+    gone = app.rules.agent(former) is None
+    unassign(conn, app, ticket, now, departed(former) if gone else f"{former} is away and nobody else in {group} "
+             "can take it", actor=ACTOR)
+    wait(conn, app, ticket["id"], group, now, ACTOR)
+    reason = f"nobody available to take it; it waits in {group} for the first agent available"
+    # A former agent's mailbox gets no more of the ticket; the away agent learns it is no longer theirs.
+    notices = [] if gone else [_breach_notice(app, ticket, former, what, reason, handed_to=f"the {group} group")]
+    # As for any unassigned ticket that breaches: the group's agents not away (at max_open) are told.
+    present = [a.email for a in rules_now(conn, app.rules, now).members(group) if not a.away]
+    shown = conversation_of(conn, ticket["id"], rules=app.rules) if present else None
+    return notices + [_breach_notice(app, ticket, email, what, reason, shown) for email in present]
 
 
 def _missed_this_wait(conn: Connection, ticket_id: int) -> list[str]:
