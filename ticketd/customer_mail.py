@@ -75,19 +75,20 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         # (`not_relayed`), leaves `updated_at` alone.
         store.add_event(conn, ticket_id, now, who, "automatic_mail", message_row_id=row_id,
                         reason=f"automatic mail ({mail.robot_reason}), changes nothing; {ref} by {mail.matched_by}")
-        if (assignee := _assignee_to_tell(app, ticket)) and written_from_our_address(mail):
+        assignee = _assignee_to_tell(app, ticket)
+        if assignee and written_from_our_address(mail):
             # A person in our shared mailbox (webmail) answered on the ticket, the customer in To: the
             # customer has read it, so the assignee must too, or answer them as if it had never been said.
             decision.notices.append(assignee_told(
                 assignee, ticket_id, mail, row_id=row_id,
                 text=f"[written from our own address {p.author}: kept on the ticket, it changes nothing, and "
                      f"ticketd sent it to no one]\n\n{mail.text}"))
-        elif ticket["assignee"] and mail.robot_reason == LIST_REASON:
+        elif assignee and mail.robot_reason == LIST_REASON:
             # A person's words relayed by a list (a customer answering through a Google Group): nothing
             # automatic goes back to the list's readers, but the assignee reads them, or a waiting ticket
             # would be reminded and closed over an answer nobody saw.
             decision.notices.append(assignee_told(
-                ticket["assignee"], ticket_id, mail, row_id=row_id,
+                assignee, ticket_id, mail, row_id=row_id,
                 text=f"[sent through a mailing list: kept on the ticket; mail a list relays changes nothing by "
                      f"itself (status {ticket['status']} stays) and gets no automatic answer, so set the status "
                      f"yourself if it answers what you asked]\n\n{mail.text}"))
