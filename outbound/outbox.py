@@ -260,6 +260,10 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     robot = auto_generated_reason({}, None, recipient)
     if robot:
         return f"recipient is a robot ({robot})"
+    if notice.ticket_id and notice.template.startswith("agent/") and app.rules.agent(recipient) is None:
+        # An agent removed from rules.yaml keeps their closed tickets in the history; the ticket's
+        # news (a bounce, a reaction, a customer's words) goes to the team, not to their mailbox.
+        return "recipient is no agent in rules.yaml"
     if notice.auto_submitted is None:
         # A human agent's reply is not automatic mail: no cap, and it is
         # tried even to an address that bounced (a full mailbox empties; a

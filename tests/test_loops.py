@@ -99,6 +99,10 @@ def test_suppressed_notices_become_events_not_mail(intake):
          "robot"),
         (Notice("requester/agent_reply", "noreply@example.org", ticket_id, auto_submitted=None,
                 context={"text": "hi", "agent_name": "Alice"}), "robot"),
+        # A former agent (gone from rules.yaml) keeps closed tickets in the history, and gets none of their news.
+        (Notice("agent/delivery_failed", "gone@example.com", ticket_id, agent_reply_to="gone@example.com",
+                context={"failed_recipient": "cust@example.org", "failed_template": "requester/agent_reply",
+                         "reason": "550 no such user"}), "no agent in rules.yaml"),
     ]
     for notice, _ in cases:
         assert _queue(app, notice) == []

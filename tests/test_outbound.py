@@ -115,7 +115,9 @@ def test_550_fails_at_once_and_shows_on_the_ticket(make_app, db_url, sink):
 
 
 def test_failure_is_told_to_the_assigned_agent_and_never_loops(make_app, sqlite_url, sink):
-    app = _app(make_app, sqlite_url, sink, max_attempts=2, rules=NO_AGENTS)
+    # Alice is an agent, and routes give her nothing: she is assigned by hand below.
+    alice_unrouted = "agents:\n  - {email: alice@example.com, name: Alice}\nroutes: []\n"
+    app = _app(make_app, sqlite_url, sink, max_attempts=2, rules=alice_unrouted)
     sink.reject = {"cust@example.org"}
     with running(app):
         submit(app, customer_mail())
