@@ -416,14 +416,16 @@ def test_a_close_the_warning_announced_moves_later_never_earlier():
     now = T0 + timedelta(days=3, hours=1)
     assert replan("waiting_customer", [warned, close], before, sooner, entered=T0, now=now) == Replan()
     change = replan("waiting_customer", [warned, close], before, later, entered=T0, now=now)
-    assert [(row.id, due) for row, due, _ in change.moved] == [(2, T0 + timedelta(days=6))]
+    assert [(row.id, due) for row, due, *_ in change.moved] == [(2, T0 + timedelta(days=6))]
     # A warning sent late (the daemon was down) armed the close again from when it went out:
     # the new grace counts from then too.
     late = TimerRow(1, "warn", "fired", T0 + timedelta(days=3), T0, fired_at=T0 + timedelta(days=5))
     moved_close = TimerRow(2, "close", "armed", T0 + timedelta(days=6), T0 + timedelta(days=5))
     longer_grace = Timing(TimerSpec(warn_after=3 * DAY, close_after=5 * DAY), None)
     change = replan("waiting_customer", [late, moved_close], before, longer_grace, entered=T0, now=now)
-    assert [(row.id, due) for row, due, _ in change.moved] == [(2, T0 + timedelta(days=7))]
+    assert [(row.id, due) for row, due, *_ in change.moved] == [(2, T0 + timedelta(days=7))]
+    # The history names when the count started: the wait's start, not when the late warning armed it again.
+    assert [start for *_, start in change.moved] == [T0]
 
 
 def test_an_added_respond_clock_starts_only_for_a_customer_who_waits():

@@ -138,9 +138,9 @@ def _apply(conn: Connection, ticket: dict, change: Replan, now: datetime, rules_
         store.add_event(conn, tid, now, ACTOR, EVENT, from_value=iso(from_value), to_value=iso(to_value),
                         reason=reason, rules_hash=rules_hash)
 
-    for row, due, what in change.moved:
+    for row, due, what, start in change.moved:
         if timer_rows.move_timer(conn, row.id, due):
-            event(row.due_at, due, f"{what}, counted from {iso(row.created_at)}: rules.yaml changed")
+            event(row.due_at, due, f"{what}, counted from {iso(start)}: rules.yaml changed")
             counted.moved += 1
             counted.due_now = counted.due_now or due <= now
     for row, what in change.cancelled:

@@ -43,7 +43,7 @@ class NewTimer:
 @dataclass(frozen=True)
 class Replan:
     """One ticket's changes, each with the timer as the ticket's history reads it."""
-    moved: tuple[tuple[TimerRow, datetime, str], ...] = ()
+    moved: tuple[tuple[TimerRow, datetime, str, datetime], ...] = ()   # (row, due, what, counted from)
     cancelled: tuple[tuple[TimerRow, str], ...] = ()
     armed: tuple[NewTimer, ...] = ()
 
@@ -177,12 +177,18 @@ def _warning_sent(close: TimerRow, stay: list[TimerRow]) -> TimerRow | None:
                  and close.created_at in (r.created_at, r.fired_at)), None)
 
 
+def _count_start(row: TimerRow, key: str, stay: list[TimerRow]) -> datetime:
+    """When an armed timer's count started: a close re-armed by a late warning counts from the wait's start."""
+    warning = _warning_sent(row, stay) if key == CLOSE else None
+    return warning.created_at if warning is not None else row.created_at
+
+
 def _due_again(row: TimerRow, key: str, stay: list[TimerRow], after: _Planner) -> datetime | None:
     """When an armed timer falls due under `after`, counted from when its count started; None: no longer."""
     if key != CLOSE:
         return after.planned(row.created_at).get(key)
     warning = _warning_sent(row, stay)
-    due = after.close(warning.created_at if warning is not None else row.created_at, warning)
+    due = after.close(_count_start(row, key, stay), warning)
     if due is not None and warning is not None:
         # PRODUCT.md waiting_customer: the warning told the customer when it
         # closes; new rules may give them longer, never less than that.
@@ -218,7 +224,7 @@ def replan(status: str, rows: Iterable[TimerRow], before: Timing, after: Timing,
         if due is None:
             cancelled.append((row, _describe(key, status, before.spec)))
         elif due != row.due_at:
-            moved.append((row, due, _describe(key, status, after.spec)))
+            moved.append((row, due, _describe(key, status, after.spec), _count_start(row, key, stay)))
     start = entered or now
     had = old.planned(start)
     has = {_key(r.kind, r.due_at, dev_due) for r in stay}
