@@ -35,6 +35,7 @@ class Identity:
     date: str | None                 # "t:<POSIX seconds>", or "s:<the value>" when unparseable
     senders: frozenset[str]          # From, lower-case addr-specs
     original_senders: frozenset[str]  # Reply-To, Cc, X-Original-From
+    through_list: bool = False       # List-Id or Precedence: list (RFC 2919): a list relayed it
 
 
 def head_of(raw: bytes) -> bytes:
@@ -67,6 +68,8 @@ def identity(raw: bytes, envelope_from: str | None = None) -> Identity:
         date=_date_token((fields.get("date") or [None])[0]),
         senders=senders,
         original_senders=_addresses(originals),
+        through_list=bool(fields.get("list-id"))
+        or any(v.strip().lower() == "list" for v in fields.get("precedence", [])),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from ingest.parse import dedupe_key
@@ -40,3 +41,61 @@ def test_a_quarantined_copy_retried_after_the_first_was_kept_is_not_added_twice(
         assert conn.execute(select(func.count()).select_from(messages)).scalar_one() == 1
         assert conn.execute(select(raw_mail.c.state, raw_mail.c.ticket_id).where(raw_mail.c.id == nested)
                             ).one() == ("done", 1)
+
+
+LIST_HEAD = (b"From: Dana <dana@example.org>\r\nTo: support@example.com, users@lists.example.org\r\n"
+             b"Subject: printer jams\r\nDate: Tue, 02 Jan 2024 10:00:00 +0100\r\n"
+             b"Message-ID: <jam@example.org>\r\nContent-Type: text/plain\r\n")
+WORDS = b"The printer jams every morning since the update.\r\n"
+MAILMAN_FOOTER = (b"_______________________________________________\r\n"
+                  b"users mailing list -- users@lists.example.org\r\n"
+                  b"To unsubscribe send an email to users-leave@lists.example.org\r\n")
+
+
+def _through_list(body: bytes) -> bytes:
+    # What Mailman 3 makes of it: its subject prefix, its List-Id, its footer after the words.
+    return (LIST_HEAD.replace(b"Subject: ", b"Subject: [users] ")
+            + b"List-Id: <users.lists.example.org>\r\nPrecedence: list\r\n\r\n" + body + MAILMAN_FOOTER)
+
+
+def _messages(app) -> list[tuple[int, str]]:
+    with app.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(messages.c.ticket_id, messages.c.full_text))]
+
+
+def _states(app) -> list[str]:
+    with app.engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(raw_mail.c.state).order_by(raw_mail.c.id))]
+
+
+def _two_deliveries(app, first: bytes, second: bytes) -> None:
+    _store(app, first)
+    drain(app)
+    _store(app, second)
+    drain(app)
+
+
+@pytest.mark.parametrize("list_copy_first", [False, True])
+def test_a_copy_a_mailing_list_relayed_with_its_footer_is_the_mail_kept_already(
+        list_copy_first, make_app, sqlite_url):
+    """The customer wrote to support and to a list support is on: one message, whichever came first."""
+    mails = [LIST_HEAD + b"\r\n" + WORDS, _through_list(WORDS)]
+    app = make_app(sqlite_url)
+    _two_deliveries(app, *(reversed(mails) if list_copy_first else mails))
+    kept = _messages(app)
+    assert len(kept) == 1 and kept[0][1].startswith("The printer jams every morning")
+    assert _states(app) == ["done", "done"]
+
+
+LONG_TAIL = b" ".join(b"word%d" % i for i in range(200)) + b"\r\n"
+
+
+@pytest.mark.parametrize("second", [_through_list(WORDS + LONG_TAIL), LIST_HEAD + b"\r\n" + WORDS + MAILMAN_FOOTER],
+                         ids=["more than a footer", "no list"])
+def test_more_than_a_footer_after_the_words_or_words_without_a_list_are_another_mail(
+        second, make_app, sqlite_url):
+    """Only the copy a list relayed may say more, and only a footer's length more."""
+    app = make_app(sqlite_url)
+    _two_deliveries(app, LIST_HEAD + b"\r\n" + WORDS, second)
+    assert len(_messages(app)) == 2
+    assert _states(app) == ["done", "done"]
