@@ -70,7 +70,8 @@ _VERB = re.compile(
     re.IGNORECASE,
 )
 # How attributions end: a colon, or "wrote ----" in some webmailers.
-_ATTRIBUTION_END = re.compile(r"([:：]|\b(wrote|schrieb)\s*-*)\s*$", re.IGNORECASE)
+# Lotus Notes frames it in dashes: "-----Bob <bob@example.org> wrote: -----".
+_ATTRIBUTION_END = re.compile(r"([:：]|\b(wrote|schrieb))\s*-*\s*$", re.IGNORECASE)
 # How they start: "On Tue, …", "Am 21.04.2016 …", "Le 4 janv. …", a date.
 _OPENER_WORD = re.compile(r"^\s*(on|am|le|el|il|op|em|den|w dniu)\s", re.IGNORECASE)
 # The first part of an attribution wrapped over lines, "On Thu, 31 Mar 2016 at 11:16 Some One".
@@ -300,8 +301,8 @@ def _own_line(line: str) -> bool:
 def _may_end_attribution(line: str) -> bool:
     # What _ATTRIBUTION_END needs, tested without a regular expression: most
     # lines end otherwise, and searching each one costs a tenth of stripping.
-    end = line.rstrip()
-    return end.endswith((":", "：")) or end.rstrip("-").rstrip().lower().endswith(("wrote", "schrieb"))
+    end = line.rstrip().rstrip("-").rstrip()
+    return end.endswith((":", "：")) or end.lower().endswith(("wrote", "schrieb"))
 
 
 def _opener_of_wrapped_attribution(lines: list[str], i: int) -> bool:
@@ -331,6 +332,8 @@ def _cut_index(lines: list[str]) -> int | None:
             return i
         if _is_header_block(lines, i):
             return i
+        if stripped.lower() == "to" and (start := _notes_block_start(lines, i)) is not None:
+            return start
         start = _attribution_start(lines, i)
         if start is not None:
             return start
@@ -343,6 +346,28 @@ def _cut_index(lines: list[str]) -> int | None:
         if stripped.startswith(">") and all(not rest.strip() or rest.lstrip().startswith(">")
                                             for rest in lines[i + 1:]):
             return i  # a quote with nothing of ours after it
+    return None
+
+
+# Lotus Notes puts the keys of the mail replied to on lines of their own, "To", "cc", "Subject", each
+# over its value, under the sender and the date.
+_NOTES_DATE = re.compile(r"\b\d{1,4}[./-]\d{1,2}[./-]\d{2,4}\b")
+
+
+def _notes_block_start(lines: list[str], i: int) -> int | None:
+    """Where a Lotus Notes header block starts whose bare "To" key is line i: its sender and date above it,
+    with a bare "Subject" key a few lines below."""
+    if not any(line.strip().lower() == "subject" for line in lines[i + 1:i + 8]):
+        return None
+    end = i
+    while end > 0 and not lines[end - 1].strip():
+        end -= 1   # "Please respond to …" and the keys may stand a blank line apart
+    start = end
+    while start > 0 and lines[start - 1].strip() and end - start < 6:
+        start -= 1
+    above = lines[start:end]
+    if above and any("@" in line or _NOTES_DATE.search(line) for line in above):
+        return start
     return None
 
 

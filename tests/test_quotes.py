@@ -144,7 +144,26 @@ def test_yahoos_german_attribution_is_known():
     assert strip_reply(text) == "Geht nicht."
 
 
+NOTES_QUOTE = "Hello John,\nplease restart the printer.\n"
+LOTUS_NOTES = {
+    # Notes 6-8: sender, date and "Please respond to" over bare keys, each over its value.
+    "stacked keys": ("support@example.com\n01/02/2024 10:00 AM\nPlease respond to\nsupport@example.com\n\n"
+                     "To\njohn@acme.com\ncc\n\nSubject\nRe: [#12] printer\n\n\n\n"),
+    "keys without blank lines": "Support Desk\n02.01.2024 10:00\nTo\njohn@acme.com\nSubject\nRe: [#12] printer\n\n",
+    # Notes 8.5 frames its attribution in dashes over a header block.
+    "framed attribution": ("-----Support <support@example.com> wrote: -----\nTo: John Doe <john@acme.com>\n"
+                           "From: Support <support@example.com>\nDate: 01/02/2024 10:00AM\n"
+                           "Subject: Re: [#12] printer\n\n"),
+}
+
+
+@pytest.mark.parametrize("block", LOTUS_NOTES.values(), ids=LOTUS_NOTES.keys())
+def test_lotus_notes_quote_is_no_part_of_the_reply(block):
+    assert strip_reply("Thanks, that works now.\n\n\n\n" + block + NOTES_QUOTE) == "Thanks, that works now."
+
+
 @pytest.mark.parametrize("text", [
+    "Please send it\nTo\nthe main office\nSubject\nto approval.",   # bare words, no sender or date above
     "Nouveau message :\n\n=============================\nNom: Orberer\nEmail: x@example.com\n",  # a form
     "Error log:\n2024-05-01 12:00:01 disk full\n2024-05-01 12:00:02 retry\n",                 # log lines
     "On Monday he wrote: nothing useful.\nThanks",
