@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses, referenced_ids
-from ingest.parse import ParsedMail
+from ingest.parse import MailTooComplex, ParsedMail, parse_mail
 from outbound.bounces import assignee_told, link_report
 from outbound.outbox import queue_notices
 from ticketd.agent_desk import apply_desk_mail, desk_agent
@@ -20,6 +20,7 @@ from ticketd.app import App
 from ticketd.clock import utcnow
 from ticketd.conversation import apply_followup, open_ticket
 from ticketd.copies import kept_copy
+from ticketd.domain.pasted_notice import notice_start
 from ticketd.domain.tags import find_tags, same_subject
 from ticketd.prepare import (
     Deferred,
@@ -35,6 +36,7 @@ from ticketd.store import inbox
 from ticketd.store import tickets as store
 from ticketd.store.db import is_transient, out_of_resources
 from ticketd.store.merge import final_ticket, lock_final_ticket
+from ticketd.store.outbox import sent_raws
 from ticketd.store.write_queue import acknowledgement_waiting
 from ticketd.ticket_changes import mail_ref
 
@@ -110,6 +112,20 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     return Thread(match, reply, redirected, by_received_id=match.matched_by == "references" and not signed)
 
 
+def _without_pasted_mail(conn, parsed: ParsedMail, text: str) -> str:
+    """A reply's text without the mail of ours it answers, where the writer's client pasted that under the
+    words in a shape the reply stripper does not know (ticketd.domain.pasted_notice): an agent's reply
+    relayed it to the customer, agent-only lines and all."""
+    for raw in sent_raws(conn, referenced_ids(parsed.in_reply_to, parsed.references)):
+        try:
+            start = notice_start(text, parse_mail(raw).text)
+        except MailTooComplex:   # our own mail: not expected, and nothing to find in it then
+            continue
+        if start is not None:
+            return "\n".join(text.split("\n")[:start]).rstrip() or text
+    return text
+
+
 def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str, tuple]]]:
     """Thread the prepared mail and write its consequences; returns the jobs for after commit."""
     settings = app.settings
@@ -154,7 +170,8 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
 
     mail = IncomingMail(
         raw_id=prep.raw_id, parsed=parsed,
-        text=prep.stripped if match.ticket_id is not None else parsed.text.strip(),
+        text=_without_pasted_mail(conn, parsed, prep.stripped) if match.ticket_id is not None
+        else parsed.text.strip(),
         attachments=prep.attachments, robot_reason=prep.robot_reason, matched_by=match.matched_by,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,

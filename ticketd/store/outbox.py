@@ -193,6 +193,15 @@ def _held(row: dict) -> dict:
     return dict(outbox_id=row["id"], held_by=row["claimed_by"], held_since=row["claimed_at"])
 
 
+def sent_raws(conn: Connection, message_ids: Sequence[str], limit: int = 3) -> list[bytes]:
+    """The bytes of our mails that carry these Message-IDs (a reply's In-Reply-To and References), newest first."""
+    if not message_ids:
+        return []
+    return [bytes(raw) for raw in conn.execute(
+        select(outbox.c.raw).where(outbox.c.message_id.in_(list(message_ids))).order_by(outbox.c.id.desc())
+        .limit(limit)).scalars()]
+
+
 def is_due(conn: Connection, outbox_id: int, now: datetime) -> bool:
     """Whether the row waits to be sent now (a read: no write lock for a job with nothing to do)."""
     return conn.execute(_IS_DUE, dict(outbox_id=outbox_id, now=now)).first() is not None
