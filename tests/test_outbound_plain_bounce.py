@@ -1,18 +1,23 @@
-"""Plain-text bounces (qmail, Exim, Postfix without RFC 3464): read into what a DSN would claim."""
+"""Plain-text bounces (qmail, Exim, Postfix without RFC 3464): linked to our mail like a DSN, on the same proof."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import itertools
+import smtplib
 
 import pytest
 
 from outbound.dsn import read_report
 from outbound.plain_bounce import read_plain_bounce
 from tests.conftest import CORPUS
+from tests.desk import body_text, build_mail, open_desk
+from tests.sink import customer_mail
+from ticketd.pipeline import drain
+from ticketd.store.tables import events, messages, participants
 
-VICTIM = "victim@example.org"
+VICTIM, OTHER, EVIL = "victim@example.org", "other@example.org", "mallory@evil.example.net"
 DAEMON = "MAILER-DAEMON@mx.example.org"
 _ids = itertools.count(1)
 
@@ -170,3 +175,147 @@ def test_real_postfix_words_say_what_their_dsn_says(path, status):
     assert plain.failed_recipients == dsn.failed_recipients
     assert plain.original_message_ids == dsn.original_message_ids
     assert plain.status == status
+
+
+# -- Through the receiver, on the database
+
+
+@pytest.fixture
+def desk(make_app, db_url):
+    yield from open_desk(make_app, db_url)
+
+
+def _open_ticket(desk, customer: str) -> tuple[int, str, bytes]:
+    """A customer's new ticket: its id, and the signed Message-ID and bytes of the acknowledgement we sent."""
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    [sent] = [m for m in desk.sink.messages if customer in m.rcpt_tos][-1:]
+    return desk.ticket()["id"], str(desk.last(customer)["Message-ID"]).strip("<>"), sent.raw
+
+
+def _receive(desk, raw: bytes, mail_from: str = "") -> None:
+    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
+        client.sendmail(mail_from, ["support@example.com"], raw)
+    assert drain(desk.app) == 1
+    desk.flush()
+
+
+def _stored(desk, message_id: str) -> dict:
+    [row] = [m for m in desk.rows(messages) if m["message_id"] == message_id]
+    return row
+
+
+def _bounced(desk) -> list[str]:
+    return [p["email"] for p in desk.rows(participants) if p["bounced_at"]]
+
+
+@pytest.mark.parametrize("shape", ["qmail", "exim", "postfix", "postfix headers"])
+def test_a_plain_bounce_of_our_mail_marks_the_recipient_and_tells_the_assignee(desk, shape):
+    """It opened a ticket of its own, and the address was never marked."""
+    victim_ticket, ack_id, ack = _open_ticket(desk, VICTIM)
+    other_ticket, _, _ = _open_ticket(desk, OTHER)
+    assert desk.assign(victim_ticket) == "alice@example.com"
+    told_before = len(desk.inbox("alice@example.com"))
+    tickets_before = desk.ticket()["id"]
+    bounce_id, raw = plain_bounce(shape, VICTIM, ack)
+    _receive(desk, raw)
+    stored = _stored(desk, bounce_id)
+    assert (stored["ticket_id"], stored["matched_by"], stored["auto_generated"]) == (victim_ticket, "bounce", True)
+    assert desk.ticket()["id"] == tickets_before
+    assert _bounced(desk) == [VICTIM]
+    [event] = desk.events(victim_ticket, "bounced")
+    assert event["to_value"] == VICTIM and "5.1.1" in event["reason"] and ack_id in event["reason"]
+    [told] = desk.inbox("alice@example.com")[told_before:]
+    assert f"[#{victim_ticket}]" in str(told["Subject"]) and VICTIM in body_text(told)
+    assert desk.events(other_ticket, "bounced") == []
+    assert desk.inbox(DAEMON) == []           # a bounce is never answered
+
+
+@pytest.mark.parametrize("sender,mail_from", [
+    (f"Mail Delivery System <{DAEMON}>", DAEMON),
+    ("Mail Delivery Subsystem <bounces@relay.example.net>", "bounces@relay.example.net"),
+    ("postmaster@mx.example.org", "postmaster@mx.example.org"),
+])
+def test_a_mail_system_is_known_by_its_from_when_the_return_path_is_not_null(desk, sender, mail_from):
+    ticket_id, _, ack = _open_ticket(desk, VICTIM)
+    bounce_id, raw = plain_bounce("exim", VICTIM, ack, sender=sender)
+    _receive(desk, raw, mail_from=mail_from)
+    assert (_stored(desk, bounce_id)["ticket_id"], _stored(desk, bounce_id)["matched_by"]) == (ticket_id, "bounce")
+    assert _bounced(desk) == [VICTIM]
+
+
+def _unchanged_then_linked(desk, bounce_id: str, victim_ticket: int, ack: bytes, lands: tuple[int, str] | None = None):
+    """The bounce changed nothing (kept where `lands` says, else on a ticket of its own) and the genuine one,
+    sent next, links: what made the difference is what the test varied."""
+    stored = _stored(desk, bounce_id)
+    if lands is None:
+        assert stored["ticket_id"] != victim_ticket and stored["matched_by"] == "new"
+    else:
+        assert (stored["ticket_id"], stored["matched_by"]) == lands
+    assert [m["from_addr"] for m in desk.messages(victim_ticket)] == [VICTIM]
+    assert _bounced(desk) == [] and [e for e in desk.rows(events) if e["kind"] == "bounced"] == []
+    genuine_id, raw = plain_bounce("qmail", VICTIM, ack)
+    _receive(desk, raw)
+    assert (_stored(desk, genuine_id)["ticket_id"], _stored(desk, genuine_id)["matched_by"]) == (
+        victim_ticket, "bounce")
+    assert _bounced(desk) == [VICTIM]
+
+
+@pytest.mark.parametrize("forgery", ["tampered signature", "unsigned on our domain", "ours, to someone else"])
+def test_a_plain_bounce_quoting_a_message_id_that_is_no_proof_changes_nothing(desk, forgery):
+    """Only a Message-ID we signed proves the bounce is about our mail; its subject's ticket tag proves nothing."""
+    victim_ticket, ack_id, ack = _open_ticket(desk, VICTIM)
+    evil_ticket, evil_ack_id, _ = _open_ticket(desk, EVIL)
+    local, domain = ack_id.rsplit("@", 1)
+    payload, signature = local.rsplit(".", 1)
+    quoted = {
+        "tampered signature": f"{payload}.{signature[:4]}{'0' * 16}@{domain}",
+        "unsigned on our domain": f"t{victim_ticket}.m0123456789abcdef@{domain}",
+        "ours, to someone else": evil_ack_id,   # signed, but it went to mallory, not the address said to fail
+    }[forgery]
+    forged = ack.replace(f"<{ack_id}>".encode(), f"<{quoted}>".encode())
+    bounce_id, raw = plain_bounce("qmail", VICTIM, forged, subject_tag=f" [#{victim_ticket}]")
+    _receive(desk, raw)
+    # A bounce of her own mail is about her own ticket, and kept there as a robot's mail.
+    lands = (evil_ticket, "delivery_report") if forgery == "ours, to someone else" else None
+    _unchanged_then_linked(desk, bounce_id, victim_ticket, ack, lands)
+
+
+@pytest.mark.parametrize("who", ["a person forwarding it whole", "a robot that is no mail system"])
+def test_our_headers_pasted_by_anyone_but_a_mail_system_change_nothing(desk, who):
+    victim_ticket, _, ack = _open_ticket(desk, VICTIM)
+    bounce_id, raw = plain_bounce("qmail", VICTIM, ack, sender=f"Mallory <{EVIL}>")
+    if who == "a person forwarding it whole":   # no Auto-Submitted: a person's mail
+        raw = raw.replace(b"Auto-Submitted: auto-replied\r\n", b"")
+    _receive(desk, raw, mail_from=EVIL)
+    _unchanged_then_linked(desk, bounce_id, victim_ticket, ack)
+
+
+@pytest.mark.parametrize("warning", [
+    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\n"
+    f"<{VICTIM}>: host mx.example.org[192.0.2.7] said: 452 4.2.2 mailbox full\n",
+    "A message that you sent has not yet been delivered to one or more of its\n"
+    "recipients after more than 24 hours on the queue on mx.example.org.\n\n"
+    f"The address to which the message has not yet been delivered is:\n\n  {VICTIM}\n    Delay reason: 451 4.3.0\n",
+])
+def test_a_plain_delay_warning_of_our_mail_is_kept_on_its_ticket_and_marks_nothing(desk, warning):
+    ticket_id, _, ack = _open_ticket(desk, VICTIM)
+    tickets_before = desk.ticket()["id"]
+    copy = ack.decode().replace("\r\n", "\n")
+    raw = (f"From: Mail Delivery System <{DAEMON}>\nTo: support@example.com\nSubject: Warning: message delayed\n"
+           f"Message-ID: <warning-1@mx.example.org>\nContent-Type: text/plain; charset=utf-8\n\n{warning}\n"
+           f"------ This is a copy of the message's headers. ------\n\n{copy.split(chr(10) * 2, 1)[0]}\n")
+    _receive(desk, raw.replace("\n", "\r\n").encode())
+    stored = _stored(desk, "warning-1@mx.example.org")
+    assert (stored["ticket_id"], stored["matched_by"]) == (ticket_id, "delivery_report")
+    assert desk.ticket()["id"] == tickets_before and _bounced(desk) == []
+    assert desk.inbox(DAEMON) == []
+
+
+def test_a_mail_systems_plain_mail_naming_no_mail_of_ours_opens_a_ticket_as_before(desk):
+    """A real Postfix "Undelivered Mail" with nothing returned in it, and a bounce of a mail we never sent."""
+    victim_ticket, _, ack = _open_ticket(desk, VICTIM)
+    _receive(desk, (CORPUS / "zammad/mail052.box").read_bytes())
+    stranger = customer_mail(sender="someone@example.net", subject="Hello").as_bytes()
+    bounce_id, raw = plain_bounce("exim", VICTIM, stranger)
+    _receive(desk, raw)
+    _unchanged_then_linked(desk, bounce_id, victim_ticket, ack)
