@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ingest.match import our_message_ticket
 from outbound.dsn import DeliveryReport, read_report
+from outbound.plain_bounce import read_plain_bounce
 from ticketd.domain.notices import Notice, delivery_failed_notice
 from ticketd.store import tickets as store
 from ticketd.store.bounces import mark_bounced, outbox_rows_by_message_ids
@@ -35,8 +36,10 @@ class Report:
     bounce: Bounce | None       # a failure of that mail's recipient, if it reports one
 
 
-def link_report(conn: Connection, app: App, raw: bytes, now: datetime) -> Report | None:
-    """If `raw` is a DSN proven to be about one of our mails: its ticket, and a bounce recorded if it proves one.
+def link_report(conn: Connection, app: App, raw: bytes, now: datetime, envelope_from: str | None = None
+                ) -> Report | None:
+    """If `raw` is a delivery report proven to be about one of our mails: its ticket, and a bounce recorded if it
+    proves one. `envelope_from`: the SMTP MAIL FROM, else Return-Path; None if unknown.
 
     Anyone can send a multipart/report (RFC 3464), and what it says is only
     its sender's claim. It is about our mail only when it names one of our
@@ -50,8 +53,13 @@ def link_report(conn: Connection, app: App, raw: bytes, now: datetime) -> Report
     and marks nobody bounced. A report naming only an address would
     otherwise let anyone join, and silence, another customer's ticket
     (PRODUCT.md, Threading).
+
+    qmail, Exim, older Postfix and others bounce in plain text, the
+    returned mail's headers pasted below their words: from a mail system
+    (outbound.plain_bounce), such a bounce is a report too, on the same
+    proof. A person's mail pasting our headers (a forward) is not.
     """
-    report = read_report(raw)
+    report = read_report(raw) or read_plain_bounce(raw, envelope_from)
     if report is None:
         return None
     domain = app.settings.support_domain

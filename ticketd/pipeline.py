@@ -135,12 +135,12 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         log.info("raw mail %s (Message-ID %s) is message %s of ticket %s again, its bytes changed on the way: "
                  "not added twice", prep.raw_id, parsed.message_id, copy.message_row_id, copy.ticket_id)
         return Outcome(prep.raw_id, copy.ticket_id, "copy"), []
-    # A delivery report (RFC 3464) proven to be about one of our mails (it
-    # names that mail's signed Message-ID, see link_report) belongs to that
-    # mail's ticket, whatever it reports, and a failed recipient is marked
-    # bounced there. Any other report is robot mail, threaded by the rules
-    # below and never answered.
-    report = link_report(conn, app, prep.raw, now) if prep.robot_reason else None
+    # A delivery report (RFC 3464, or a mail system's plain-text bounce)
+    # proven to be about one of our mails (it names that mail's signed
+    # Message-ID, see link_report) belongs to that mail's ticket, whatever
+    # it reports, and a failed recipient is marked bounced there. Any other
+    # report is robot mail, threaded by the rules below and never answered.
+    report = link_report(conn, app, prep.raw, now, prep.envelope_from) if prep.robot_reason else None
     bounce = report.bounce if report else None
 
     addresses = read_reply_addresses(app.signer, settings.support_address, recipients(parsed, prep.envelope_to))

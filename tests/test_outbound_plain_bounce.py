@@ -1,0 +1,321 @@
+"""Plain-text bounces (qmail, Exim, Postfix without RFC 3464): linked to our mail like a DSN, on the same proof."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import smtplib
+
+import pytest
+
+from outbound.dsn import read_report
+from outbound.plain_bounce import read_plain_bounce
+from tests.conftest import CORPUS
+from tests.desk import body_text, build_mail, open_desk
+from tests.sink import customer_mail
+from ticketd.pipeline import drain
+from ticketd.store.tables import events, messages, participants
+
+VICTIM, OTHER, EVIL = "victim@example.org", "other@example.org", "mallory@evil.example.net"
+DAEMON = "MAILER-DAEMON@mx.example.org"
+_ids = itertools.count(1)
+
+
+def _qmail(recipient: str, returned: str) -> tuple[str, str]:
+    return "failure notice", (
+        "Hi. This is the qmail-send program at mx.example.org.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        f"<{recipient}>:\n192.0.2.7 does not like recipient.\n"
+        f"Remote host said: 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown\n"
+        "Giving up on 192.0.2.7.\n\n--- Below this line is a copy of the message.\n\n" + returned)
+
+
+def _exim(recipient: str, returned: str) -> tuple[str, str]:
+    return "Mail delivery failed: returning message to sender", (
+        "This message was created automatically by mail delivery software.\n\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        f"  {recipient}\n    SMTP error from remote mail server after RCPT TO:<{recipient}>:\n"
+        f"    host mx.example.org [192.0.2.7]: 550 5.1.1 <{recipient}>... User unknown\n\n"
+        "------ This is a copy of the message, including all the headers. ------\n\n" + returned)
+
+
+def _postfix(recipient: str) -> str:
+    return ("This is the Postfix program at host mx.example.org.\n\n"
+            "I'm sorry to have to inform you that the message returned\n"
+            "below could not be delivered to one or more destinations.\n\n"
+            "\t\t\tThe Postfix program\n\n"
+            f"<{recipient}>: host mx.example.org[192.0.2.7] said: 550 5.1.1\n"
+            f"    <{recipient}>: Recipient address rejected: User unknown in local recipient\n"
+            "    table (in reply to RCPT TO command)\n")
+
+
+def plain_bounce(shape: str, recipient: str, returned: bytes, *, sender: str = f"Mail Delivery System <{DAEMON}>",
+                 subject_tag: str = "") -> tuple[str, bytes]:
+    """A bounce of `returned` (a mail as delivered) saying `recipient` failed, as `shape` writes it; its
+    Message-ID and bytes. Postfix returns the mail as a part: message/rfc822, or its headers alone."""
+    own_id = f"plain-bounce-{next(_ids)}@mx.example.org"
+    copy = returned.decode("utf-8").replace("\r\n", "\n")
+    if shape in ("qmail", "exim"):
+        subject, text = (_qmail if shape == "qmail" else _exim)(recipient, copy)
+        content = f"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{text}"
+    else:
+        subject = "Undelivered Mail Returned to Sender"
+        returned_part = ("Content-Type: message/rfc822\n\n" + copy if shape == "postfix"
+                         else "Content-Type: text/rfc822-headers\n\n" + copy.split("\n\n", 1)[0] + "\n")
+        content = ("Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Description: Notification\n"
+                   f"Content-Type: text/plain\n\n{_postfix(recipient)}\n--B\n{returned_part}\n--B--\n")
+    raw = (f"From: {sender}\nTo: support@example.com\nSubject: {subject}{subject_tag}\nMessage-ID: <{own_id}>\n"
+           f"Auto-Submitted: auto-replied\nMIME-Version: 1.0\n{content}")
+    return own_id, raw.replace("\n", "\r\n").encode()
+
+
+# -- Reading
+
+_ACK = ("From: Support <support@example.com>\nTo: someone@example.org\nSubject: [#1] Printer on fire\n"
+        "Message-ID: <ack-1@example.com>\nContent-Type: text/plain\n\n"
+        # the returned mail's own words are not the bounce's: an address here failed nowhere
+        "We received your mail.\n\n<former@example.org>: please write to us again.\n").encode()
+
+
+@pytest.mark.parametrize("shape", ["qmail", "exim", "postfix", "postfix headers"])
+def test_each_shape_is_read_like_a_dsn(shape):
+    report = read_plain_bounce(plain_bounce(shape, "Gone@Example.org", _ACK)[1], "")
+    assert report is not None
+    assert report.original_message_ids == ["ack-1@example.com"]
+    assert report.failed_recipients == ["gone@example.org"]
+    assert report.status == "5.1.1" and "User unknown" in report.diagnostic
+
+
+@pytest.mark.parametrize("written,failed", [
+    # Exim names the alias an address came from (RFC 3464 keeps it as Original-Recipient)
+    ("  v.old@mail.example.org\n    generated by victim@example.org\n    550 5.1.1 unknown user\n",
+     ["v.old@mail.example.org", "victim@example.org"]),
+    ("<v.old@mail.example.org> (expanded from <victim@example.org>): host mx said: 550 5.1.1 no such user\n",
+     ["v.old@mail.example.org", "victim@example.org"]),
+    # two failures, a blank line apart
+    ("<a@example.org>: 552 5.2.2 mailbox full\n\n<b@example.org>: 550 5.1.1 unknown\n",
+     ["a@example.org", "b@example.org"]),
+    # sendmail's own list
+    ("   ----- The following addresses had permanent fatal errors -----\n<victim@example.org>\n"
+     "    (reason: 550 5.1.1 User unknown)\n", ["victim@example.org"]),
+])
+def test_the_recipients_a_failure_names_and_the_ones_they_were_sent_as(written, failed):
+    text = ("This message was created automatically by mail delivery software.\n\n"
+            "The following address(es) failed:\n\n" + written + "\n------ This is a copy of the message's headers. "
+            "------\n\n" + _ACK.decode().split("\n\n", 1)[0] + "\n")
+    raw = f"From: {DAEMON}\nSubject: failure\nContent-Type: text/plain\n\n{text}".encode()
+    report = read_plain_bounce(raw, None)
+    assert report is not None
+    assert (report.failed_recipients, report.original_message_ids) == (failed, ["ack-1@example.com"])
+    assert report.status in ("5.1.1", "5.2.2")
+
+
+@pytest.mark.parametrize("warning", [
+    "#################################################################\n"
+    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
+    "#################################################################\n\n"
+    "<victim@example.org>: host mx said: 452 4.2.2 mailbox full\n",
+    "A message that you sent has not yet been delivered to one or more of its\nrecipients after more than 24 hours"
+    " on the queue.\n\nThe following address(es) failed:\n\n  victim@example.org\n    Delay reason: 451 4.3.0\n",
+])
+def test_a_delay_warning_names_our_mail_and_no_failure(warning):
+    raw = (f"From: {DAEMON}\nSubject: Delayed Mail (still being retried)\nContent-Type: text/plain\n\n{warning}\n"
+           + _ACK.decode()).encode()
+    report = read_plain_bounce(raw, "")
+    assert report is not None
+    assert (report.original_message_ids, report.failed_recipients) == (["ack-1@example.com"], [])
+
+
+@pytest.mark.parametrize("sender,envelope,read", [
+    ("Mail Delivery System <Mailer-Daemon@mx.example.org>", "", True),
+    ("MAILER-DAEMON@mx.example.org (Mail Delivery System)", None, True),
+    ("Mail Delivery Subsystem <bounces@relay.example.net>", "bounces@relay.example.net", True),
+    ("postmaster@example.org", "postmaster@example.org", True),
+    ("somebody@example.org", "", True),                               # the null reverse-path: RFC 5321 4.5.5
+    ("Mallory <mallory@evil.example.net>", "mallory@evil.example.net", False),
+    ("No Reply <noreply@shop.example.net>", "", True),
+    ("No Reply <noreply@shop.example.net>", "bounce@shop.example.net", False),
+    ("Mallory <mallory@evil.example.net>", None, False),
+])
+def test_only_a_mail_system_bounces(sender, envelope, read):
+    raw = plain_bounce("qmail", VICTIM, _ACK, sender=sender)[1]
+    assert (read_plain_bounce(raw, envelope) is not None) is read
+
+
+def test_a_message_id_in_a_sentence_is_no_returned_header():
+    raw = (f"From: {DAEMON}\nSubject: failure notice\nContent-Type: text/plain\n\n<victim@example.org>:\n"
+           "550 unknown. The message had Message-ID: <ack-1@example.com> as I recall.\n").encode()
+    assert read_plain_bounce(raw, "") is None
+
+
+def test_a_report_is_left_to_the_dsn_reader():
+    raw = (CORPUS / "zammad/mail033-undelivered-mail-returned-to-sender.box").read_bytes()
+    assert read_plain_bounce(raw, "") is None and read_report(raw) is not None
+
+
+@pytest.mark.parametrize("path,status", [
+    ("zammad/mail033-undelivered-mail-returned-to-sender.box", "5.1.1"),
+    ("zammad/mail053.box", ""),           # "Connection timed out": the text names no status
+    ("zammad/mail055.box", "5.1.1"),      # its address indented, its reason folded over five lines
+    ("zammad/mail063.box", ""),
+])
+def test_real_postfix_words_say_what_their_dsn_says(path, status):
+    """Postfix without DSN formatting sends its notification's words and the returned mail, nothing more: real
+    reports with their machine-readable part taken out must read the same."""
+    raw = (CORPUS / path).read_bytes()
+    dsn = read_report(raw)
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg.set_payload([p for p in msg.get_payload() if p.get_content_type() != "message/delivery-status"])
+    msg.replace_header("Content-Type", msg["Content-Type"].replace("multipart/report", "multipart/mixed"))
+    plain = read_plain_bounce(msg.as_bytes(), msg["Return-Path"])
+    assert plain is not None and dsn is not None
+    assert plain.failed_recipients == dsn.failed_recipients
+    assert plain.original_message_ids == dsn.original_message_ids
+    assert plain.status == status
+
+
+# -- Through the receiver, on the database
+
+
+@pytest.fixture
+def desk(make_app, db_url):
+    yield from open_desk(make_app, db_url)
+
+
+def _open_ticket(desk, customer: str) -> tuple[int, str, bytes]:
+    """A customer's new ticket: its id, and the signed Message-ID and bytes of the acknowledgement we sent."""
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    [sent] = [m for m in desk.sink.messages if customer in m.rcpt_tos][-1:]
+    return desk.ticket()["id"], str(desk.last(customer)["Message-ID"]).strip("<>"), sent.raw
+
+
+def _receive(desk, raw: bytes, mail_from: str = "") -> None:
+    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
+        client.sendmail(mail_from, ["support@example.com"], raw)
+    assert drain(desk.app) == 1
+    desk.flush()
+
+
+def _stored(desk, message_id: str) -> dict:
+    [row] = [m for m in desk.rows(messages) if m["message_id"] == message_id]
+    return row
+
+
+def _bounced(desk) -> list[str]:
+    return [p["email"] for p in desk.rows(participants) if p["bounced_at"]]
+
+
+@pytest.mark.parametrize("shape", ["qmail", "exim", "postfix", "postfix headers"])
+def test_a_plain_bounce_of_our_mail_marks_the_recipient_and_tells_the_assignee(desk, shape):
+    """It opened a ticket of its own, and the address was never marked."""
+    victim_ticket, ack_id, ack = _open_ticket(desk, VICTIM)
+    other_ticket, _, _ = _open_ticket(desk, OTHER)
+    assert desk.assign(victim_ticket) == "alice@example.com"
+    told_before = len(desk.inbox("alice@example.com"))
+    tickets_before = desk.ticket()["id"]
+    bounce_id, raw = plain_bounce(shape, VICTIM, ack)
+    _receive(desk, raw)
+    stored = _stored(desk, bounce_id)
+    assert (stored["ticket_id"], stored["matched_by"], stored["auto_generated"]) == (victim_ticket, "bounce", True)
+    assert desk.ticket()["id"] == tickets_before
+    assert _bounced(desk) == [VICTIM]
+    [event] = desk.events(victim_ticket, "bounced")
+    assert event["to_value"] == VICTIM and "5.1.1" in event["reason"] and ack_id in event["reason"]
+    [told] = desk.inbox("alice@example.com")[told_before:]
+    assert f"[#{victim_ticket}]" in str(told["Subject"]) and VICTIM in body_text(told)
+    assert desk.events(other_ticket, "bounced") == []
+    assert desk.inbox(DAEMON) == []           # a bounce is never answered
+
+
+@pytest.mark.parametrize("sender,mail_from", [
+    (f"Mail Delivery System <{DAEMON}>", DAEMON),
+    ("Mail Delivery Subsystem <bounces@relay.example.net>", "bounces@relay.example.net"),
+    ("postmaster@mx.example.org", "postmaster@mx.example.org"),
+])
+def test_a_mail_system_is_known_by_its_from_when_the_return_path_is_not_null(desk, sender, mail_from):
+    ticket_id, _, ack = _open_ticket(desk, VICTIM)
+    bounce_id, raw = plain_bounce("exim", VICTIM, ack, sender=sender)
+    _receive(desk, raw, mail_from=mail_from)
+    assert (_stored(desk, bounce_id)["ticket_id"], _stored(desk, bounce_id)["matched_by"]) == (ticket_id, "bounce")
+    assert _bounced(desk) == [VICTIM]
+
+
+def _unchanged_then_linked(desk, bounce_id: str, victim_ticket: int, ack: bytes, lands: tuple[int, str] | None = None):
+    """The bounce changed nothing (kept where `lands` says, else on a ticket of its own) and the genuine one,
+    sent next, links: what made the difference is what the test varied."""
+    stored = _stored(desk, bounce_id)
+    if lands is None:
+        assert stored["ticket_id"] != victim_ticket and stored["matched_by"] == "new"
+    else:
+        assert (stored["ticket_id"], stored["matched_by"]) == lands
+    assert [m["from_addr"] for m in desk.messages(victim_ticket)] == [VICTIM]
+    assert _bounced(desk) == [] and [e for e in desk.rows(events) if e["kind"] == "bounced"] == []
+    genuine_id, raw = plain_bounce("qmail", VICTIM, ack)
+    _receive(desk, raw)
+    assert (_stored(desk, genuine_id)["ticket_id"], _stored(desk, genuine_id)["matched_by"]) == (
+        victim_ticket, "bounce")
+    assert _bounced(desk) == [VICTIM]
+
+
+@pytest.mark.parametrize("forgery", ["tampered signature", "unsigned on our domain", "ours, to someone else"])
+def test_a_plain_bounce_quoting_a_message_id_that_is_no_proof_changes_nothing(desk, forgery):
+    """Only a Message-ID we signed proves the bounce is about our mail; its subject's ticket tag proves nothing."""
+    victim_ticket, ack_id, ack = _open_ticket(desk, VICTIM)
+    evil_ticket, evil_ack_id, _ = _open_ticket(desk, EVIL)
+    local, domain = ack_id.rsplit("@", 1)
+    payload, signature = local.rsplit(".", 1)
+    quoted = {
+        "tampered signature": f"{payload}.{signature[:4]}{'0' * 16}@{domain}",
+        "unsigned on our domain": f"t{victim_ticket}.m0123456789abcdef@{domain}",
+        "ours, to someone else": evil_ack_id,   # signed, but it went to mallory, not the address said to fail
+    }[forgery]
+    forged = ack.replace(f"<{ack_id}>".encode(), f"<{quoted}>".encode())
+    bounce_id, raw = plain_bounce("qmail", VICTIM, forged, subject_tag=f" [#{victim_ticket}]")
+    _receive(desk, raw)
+    # A bounce of her own mail is about her own ticket, and kept there as a robot's mail.
+    lands = (evil_ticket, "delivery_report") if forgery == "ours, to someone else" else None
+    _unchanged_then_linked(desk, bounce_id, victim_ticket, ack, lands)
+
+
+@pytest.mark.parametrize("who", ["a person forwarding it whole", "a robot that is no mail system"])
+def test_our_headers_pasted_by_anyone_but_a_mail_system_change_nothing(desk, who):
+    victim_ticket, _, ack = _open_ticket(desk, VICTIM)
+    bounce_id, raw = plain_bounce("qmail", VICTIM, ack, sender=f"Mallory <{EVIL}>")
+    if who == "a person forwarding it whole":   # no Auto-Submitted: a person's mail
+        raw = raw.replace(b"Auto-Submitted: auto-replied\r\n", b"")
+    _receive(desk, raw, mail_from=EVIL)
+    _unchanged_then_linked(desk, bounce_id, victim_ticket, ack)
+
+
+@pytest.mark.parametrize("warning", [
+    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n\n"
+    f"<{VICTIM}>: host mx.example.org[192.0.2.7] said: 452 4.2.2 mailbox full\n",
+    "A message that you sent has not yet been delivered to one or more of its\n"
+    "recipients after more than 24 hours on the queue on mx.example.org.\n\n"
+    f"The address to which the message has not yet been delivered is:\n\n  {VICTIM}\n    Delay reason: 451 4.3.0\n",
+])
+def test_a_plain_delay_warning_of_our_mail_is_kept_on_its_ticket_and_marks_nothing(desk, warning):
+    ticket_id, _, ack = _open_ticket(desk, VICTIM)
+    tickets_before = desk.ticket()["id"]
+    copy = ack.decode().replace("\r\n", "\n")
+    raw = (f"From: Mail Delivery System <{DAEMON}>\nTo: support@example.com\nSubject: Warning: message delayed\n"
+           f"Message-ID: <warning-1@mx.example.org>\nContent-Type: text/plain; charset=utf-8\n\n{warning}\n"
+           f"------ This is a copy of the message's headers. ------\n\n{copy.split(chr(10) * 2, 1)[0]}\n")
+    _receive(desk, raw.replace("\n", "\r\n").encode())
+    stored = _stored(desk, "warning-1@mx.example.org")
+    assert (stored["ticket_id"], stored["matched_by"]) == (ticket_id, "delivery_report")
+    assert desk.ticket()["id"] == tickets_before and _bounced(desk) == []
+    assert desk.inbox(DAEMON) == []
+
+
+def test_a_mail_systems_plain_mail_naming_no_mail_of_ours_opens_a_ticket_as_before(desk):
+    """A real Postfix "Undelivered Mail" with nothing returned in it, and a bounce of a mail we never sent."""
+    victim_ticket, _, ack = _open_ticket(desk, VICTIM)
+    _receive(desk, (CORPUS / "zammad/mail052.box").read_bytes())
+    stranger = customer_mail(sender="someone@example.net", subject="Hello").as_bytes()
+    bounce_id, raw = plain_bounce("exim", VICTIM, stranger)
+    _receive(desk, raw)
+    _unchanged_then_linked(desk, bounce_id, victim_ticket, ack)
