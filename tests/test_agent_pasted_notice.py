@@ -84,3 +84,18 @@ def test_a_customer_accepting_over_our_pasted_proposal_accepts(desk):
     desk.reply_to(proposal, CUSTOMER, _pasted(proposal, "Yes, that solved it. Thank you!", GREEK_HEAD))
     assert desk.ticket(tid)["status"] == "closed"
     assert desk.messages(tid)[-1]["text"] == "Yes, that solved it. Thank you!"
+
+
+def test_a_reply_in_html_over_our_notices_html_does_not_relay_it(desk):
+    """Outlook answers in HTML: our notice's HTML under its header block, and a text part made from it all."""
+    from ingest.html_text import html_to_text
+
+    tid, notice = _handed_over(desk)
+    ours = notice.get_body(("html",)).get_content()
+    html = ("<p>Does it crash after a restart?</p><hr><div><b>Από:</b> Support &lt;support@example.com&gt;<br>"
+            "<b>Στάλθηκε:</b> Τρίτη, 24 Νοεμβρίου 2026 4:00 μμ<br><b>Προς:</b> Bob &lt;bob@example.com&gt;<br>"
+            "<b>Θέμα:</b> [#1] Printer on fire</div><br>" + ours)
+    desk.reply_to(notice, BOB, html_to_text(html), html=html)
+    sent = _text(desk.last(CUSTOMER))
+    assert sent.startswith("Does it crash after a restart?\n\n-- \n")
+    assert "contract" not in sent and "is now yours" not in sent

@@ -26,3 +26,13 @@ def test_the_notice_cut_short_by_the_stripper_is_still_found():
 def test_nothing_is_found_in_words_of_the_agents_own():
     assert notice_start("Restart it.\n\nBob, ticket [#7] is solved now.", NOTICE) is None
     assert notice_start("Bob, ticket", "Bob, ticket") is None   # too few words to be sure
+
+
+def test_a_notice_quoted_with_marks_is_left_to_the_stripper():
+    """An inline answer keeps the quoted question above it; "> " lines are never taken for a paste."""
+    quoted = "\n".join(f"> {line}" for line in NOTICE.splitlines())
+    assert notice_start(f"Thanks.\n\n{quoted}\n\nAnswer.", NOTICE) is None
+
+
+def test_punctuation_does_not_matter_as_a_cell_of_html_drops_the_colon():
+    assert notice_start("Done.\n\nBob ticket #7 is now yours handed over by Alice\nFrom cust@example.org", NOTICE) == 2

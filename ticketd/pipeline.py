@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
+from ingest.html_text import html_to_text
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses, referenced_ids
 from ingest.parse import MailTooComplex, ParsedMail, parse_mail
 from outbound.bounces import assignee_told, link_report
@@ -118,11 +119,14 @@ def _without_pasted_mail(conn, parsed: ParsedMail, text: str) -> str:
     relayed it to the customer, agent-only lines and all."""
     for raw in sent_raws(conn, referenced_ids(parsed.in_reply_to, parsed.references)):
         try:
-            start = notice_start(text, parse_mail(raw).text)
+            ours = parse_mail(raw)
         except MailTooComplex:   # our own mail: not expected, and nothing to find in it then
             continue
-        if start is not None:
-            return "\n".join(text.split("\n")[:start]).rstrip() or text
+        # The client pastes the part it showed: our HTML (as it made text of it), or our text.
+        for shown in (ours.text, html_to_text(ours.html) if ours.html else ""):
+            start = notice_start(text, shown)
+            if start is not None:
+                return "\n".join(text.split("\n")[:start]).rstrip() or text
     return text
 
 

@@ -18,6 +18,7 @@ import re
 NOTICE_WORDS = 12
 _FEWEST_WORDS = 5
 
+_NOT_WORD = re.compile(r"[\W_]+")
 # A header block's line, "Από: Support <support@example.com>", in any script: a short key and a colon.
 _KEY_LINE = re.compile(r"^\s*[*>]*\s*[^\W\d_][^:：]{0,30}[:：]")
 # A rule between the words and what is pasted (Outlook's "________________________________").
@@ -25,7 +26,9 @@ _RULE = re.compile(r"^\s*[-_=*~]{2,}\s*$")
 
 
 def _words(text: str) -> list[str]:
-    return text.casefold().split()
+    # Letters and digits only: "From:" in our text part is "From" in a cell of its HTML, which a client
+    # pastes instead.
+    return [w for w in (_NOT_WORD.sub("", word) for word in text.casefold().split()) if w]
 
 
 def notice_start(body: str, notice_text: str) -> int | None:
@@ -37,8 +40,8 @@ def notice_start(body: str, notice_text: str) -> int | None:
     lines = body.split("\n")
     line_words = [_words(line) for line in lines]
     for j, first in enumerate(line_words):
-        if not first or first[0] != wanted[0]:
-            continue
+        if not first or first[0] != wanted[0] or lines[j].lstrip().startswith(">"):
+            continue   # a quote marked "> " is the stripper's to read (an inline answer's question stays)
         found: list[str] = []
         for words in line_words[j:]:
             found += words
