@@ -11,15 +11,16 @@ from ticketd.cli.common import COUNT, DATABASE_URL_KEY, config_option, open_app
 
 
 class _Commands(click.Group):
-    """The command group; a database it cannot connect to is one line naming it, not a driver's traceback."""
+    """The command group; a database it cannot connect to, or locked by another session, is one line naming it,
+    not a driver's traceback."""
 
     def invoke(self, ctx: click.Context):
-        from ticketd.store.errors import Unreachable, unreachable_message
+        from ticketd.store.errors import Unreachable, database_problem
 
         try:
             return super().invoke(ctx)
         except Unreachable as exc:
-            raise click.ClickException(unreachable_message(ctx.meta.get(DATABASE_URL_KEY), exc)) from None
+            raise click.ClickException(database_problem(ctx.meta.get(DATABASE_URL_KEY), exc)) from None
 
 
 @click.group(cls=_Commands)

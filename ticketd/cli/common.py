@@ -213,9 +213,14 @@ class NoDatabase(click.ClickException):
     """No ticketd database where the settings point (status: CRITICAL, the desk has none)."""
 
 
-def open_engine(config: str | None, settings=None, *, writes: bool = False):
+def open_engine(config: str | None, settings=None, *, writes: bool = False, statement_timeout: float | None = None):
     """The daemon's database, for a command other than `run` and `worker`: a broken rules.yaml must not hide
     the tickets.
+
+    A command that only reads waits at most locks.READ_PATIENCE_SECONDS for
+    a lock another session holds (then `locks.locked_message` says who),
+    and each statement at most `statement_timeout` seconds on PostgreSQL;
+    one that `writes` waits as the daemon's writers do, its turn.
 
     Only `ticketd run` and `ticketd worker` create the database (they start
     the desk). Found missing, or without ticketd's tables, it is an error,
@@ -228,6 +233,7 @@ def open_engine(config: str | None, settings=None, *, writes: bool = False):
     """
     from ticketd.store.db import ensure_schema, make_engine, reading, sqlite_file
     from ticketd.store.errors import shown_url
+    from ticketd.store.locks import READ_PATIENCE_SECONDS
     from ticketd.store.migrations import LATEST, SchemaVersionError, database_version, upgrade
 
     settings = settings or read_settings(config)
@@ -240,7 +246,8 @@ def open_engine(config: str | None, settings=None, *, writes: bool = False):
         # SQLite takes an empty file for a new database, and opening it would make it one (a WAL header,
         # writer lock files beside it): it is left as it was found.
         raise NoDatabase(f"the database {missing} holds no ticketd tables: {where} them when it starts")
-    engine = make_engine(url)
+    engine = make_engine(url, patience=None if writes else READ_PATIENCE_SECONDS,
+                         statement_timeout=statement_timeout)
     try:
         with reading(engine) as conn:
             version = database_version(conn)

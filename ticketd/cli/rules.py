@@ -96,11 +96,12 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
         from ticketd.signing_key import desk_keys
         from ticketd.store.assignment import has_cursor_table
         from ticketd.store.db import make_engine, sqlite_file
+        from ticketd.store.locks import READ_PATIENCE_SECONDS
 
         settings = read_settings(config)
         missing = sqlite_file(settings.database_url)
         if missing is None or missing.exists():   # opening a SQLite file that is not there would create it
-            engine = make_engine(settings.database_url)
+            engine = make_engine(settings.database_url, patience=READ_PATIENCE_SECONDS)   # it only reads
             if not has_cursor_table(engine):
                 engine = None
         # Threading needs the daemon's key; a key not made yet has signed nothing to thread by.

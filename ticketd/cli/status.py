@@ -42,7 +42,8 @@ def status(config: str | None, as_json: bool) -> None:
     """
     from ingest.imap_health import imap_status
     from ticketd import health
-    from ticketd.store.errors import Unreachable, unreachable_message
+    from ticketd.store.errors import Unreachable, database_problem
+    from ticketd.store.locks import STATUS_STATEMENT_SECONDS
     from ticketd.views import daemon_status, desk_status, disk_status, rules_status
     from workers.broker_health import queue_status
 
@@ -51,7 +52,8 @@ def status(config: str | None, as_json: bool) -> None:
     except click.ClickException as exc:   # settings it cannot read: it could not look
         _could_not_look(health.cannot_look("settings", health.UNKNOWN, exc.message), exc.message, as_json)
     try:
-        engine = open_engine(config, settings)
+        # A check must answer within its own timeout: a lock or a statement waited on for longer is the problem.
+        engine = open_engine(config, settings, statement_timeout=STATUS_STATEMENT_SECONDS)
         desk = desk_status(engine, settings.data_dir)
         desk["imap"] = imap_status(engine, settings.imap)
         flow = health.mail_flow(engine)
@@ -61,8 +63,8 @@ def status(config: str | None, as_json: bool) -> None:
                         daemon=daemon_status(settings.data_dir))
     except click.ClickException as exc:   # a schema it cannot read (another version): it could not look
         _could_not_look(health.cannot_look("database", health.UNKNOWN, exc.message), exc.message, as_json)
-    except Unreachable as exc:
-        message = unreachable_message(settings.database_url, exc)
+    except Unreachable as exc:   # out of reach, or locked by another session past the patience of a reader
+        message = database_problem(settings.database_url, exc)
         _could_not_look(health.unreachable_database(message), message, as_json)
     desk["queue"] = queue_status(settings)
     desk["rules"] = rules_status(settings.rules_file, settings.data_dir, desk["daemon"])

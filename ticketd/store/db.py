@@ -15,6 +15,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ticketd.store.locks import limit_waits
 from ticketd.store.migrations import LATEST, database_version, stamp, upgrade
 from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach, retry_while_locked
 
@@ -144,7 +145,7 @@ def admin_transaction(engine: Engine, work: Callable[[Connection], T], *, dry_ru
     raise AssertionError("unreachable")
 
 
-def _switch_to_wal(cursor) -> None:
+def _switch_to_wal(cursor, patience: float) -> None:
     """PRAGMA journal_mode=WAL, waiting while another process holds the file.
 
     Switching a fresh database to WAL needs an exclusive lock, and SQLite
@@ -161,7 +162,8 @@ def _switch_to_wal(cursor) -> None:
                 raise
             return False
 
-    retry_while_locked(attempt, "another process holds the new database", first_delay=0.005, max_delay=0.1)
+    retry_while_locked(attempt, "another process holds the database file", first_delay=0.005, max_delay=0.1,
+                       seconds=patience)
 
 
 # What a WAL file is cut back to once checkpointed: far above what the
@@ -177,9 +179,9 @@ def _lower(value: str | None) -> str | None:
 SQLITE_NOTADB = 26
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection, _record, patience: float) -> None:
     try:
-        _set_pragmas(dbapi_connection, _record)
+        _set_pragmas(dbapi_connection, _record, patience)
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", None) != SQLITE_NOTADB:
             raise
@@ -188,13 +190,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         raise sqlite3.OperationalError(str(exc)) from exc
 
 
-def _set_pragmas(dbapi_connection, _record) -> None:
+def _set_pragmas(dbapi_connection, _record, patience: float) -> None:
     # WAL lets readers (the CLI) run beside the writer. ticketd's writers
     # queue in a WriteQueue; busy_timeout still waits for anything else that
-    # holds the file (the sqlite3 shell, a backup, a WAL checkpoint).
+    # holds the file (the sqlite3 shell, a backup, a WAL checkpoint), for the
+    # engine's patience: a writer's 30 s, a reading command's 3 (locks.py).
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_SECONDS * 1000}")
-    _switch_to_wal(cursor)
+    cursor.execute(f"PRAGMA busy_timeout={int(patience * 1000)}")
+    _switch_to_wal(cursor, patience)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     # No checkpoint inside a commit: the back office's Checkpointer
@@ -316,19 +319,29 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and durable commits."""
+def make_engine(url: str, *, patience: float | None = None, statement_timeout: float | None = None) -> Engine:
+    """An engine for `url`; SQLite gets WAL, a busy timeout and durable commits.
+
+    `patience`: the seconds a transaction waits for a lock another session
+    holds (SQLite's busy timeout, PostgreSQL's lock_timeout) before the
+    error `locks.is_lock_wait` knows; by default the writers' own (SQLite's
+    BUSY_TIMEOUT_SECONDS, PostgreSQL's lock_timeout of the server), for
+    the commands that only read locks.READ_PATIENCE_SECONDS.
+    `statement_timeout`: PostgreSQL's limit on any one statement, none by
+    default (a search of every message's text may take that long).
+    """
     if url.startswith("sqlite"):
+        busy = BUSY_TIMEOUT_SECONDS if patience is None else patience
         path = url.split("///", 1)[-1]
         if sqlite_file(url) is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
+            connect_args={"check_same_thread": False, "timeout": busy},
             pool_size=8,
             max_overflow=8,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", functools.partial(_sqlite_pragmas, patience=busy))
         event.listen(engine, "connect", lambda conn, _r: setattr(conn, "isolation_level", None))
         lock_path = Path(path + "-writers.lock") if path and path != ":memory:" else None
         write_lock = attach(engine, lock_path)
@@ -346,7 +359,8 @@ def make_engine(url: str) -> Engine:
     event.listen(engine, "checkin", _note_checkin)
     event.listen(engine, "checkout", lambda dbapi_connection, record, _proxy: _ping_if_idle(
         engine, dbapi_connection, record))
-    event.listen(engine, "begin", _postgres_begin)
+    event.listen(engine, "begin", functools.partial(_postgres_begin, patience=patience,
+                                                     statement_timeout=statement_timeout))
     return engine
 
 
@@ -365,11 +379,14 @@ def _postgres_session(dbapi_connection, record) -> None:
     record.info[_CHECKED_IN] = time.monotonic()
 
 
-def _postgres_begin(conn: Connection) -> None:
+def _postgres_begin(conn: Connection, patience: float | None, statement_timeout: float | None) -> None:
+    # SET LOCAL lasts until this transaction ends (psycopg begins it here).
     if conn.get_execution_options().get(DURABLE):
-        # SET LOCAL lasts until this transaction ends (psycopg begins it here).
         with _driver_errors_wrapped(conn, "SET LOCAL synchronous_commit TO on"):
             conn.connection.dbapi_connection.execute("SET LOCAL synchronous_commit TO on")
+    if patience is not None or statement_timeout is not None:
+        with _driver_errors_wrapped(conn, "SET LOCAL lock_timeout"):
+            limit_waits(conn.connection.dbapi_connection, patience, statement_timeout)
 
 
 _CHECKED_IN = "ticketd_checked_in"  # when the pool last got the connection back (time.monotonic)

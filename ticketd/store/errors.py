@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError as StoreError
 # that cannot be opened. (A bug in a statement is another SQLAlchemyError, and keeps its traceback.)
 Unreachable = (OperationalError, InterfaceError)
 
-__all__ = ["StoreError", "Unreachable", "database_of", "shown_url", "unreachable_message"]
+__all__ = ["StoreError", "Unreachable", "database_of", "database_problem", "shown_url", "unreachable_message"]
 
 
 def database_of(url: str) -> tuple[str, str | None] | None:
@@ -33,3 +33,13 @@ def unreachable_message(url: str | None, exc: BaseException) -> str:
     where = shown_url(url) if url else "of the settings"
     said = getattr(exc, "orig", None) or exc
     return f"cannot use the database {where}: {' '.join(str(said).split())}"
+
+
+def database_problem(url: str | None, exc: BaseException) -> str:
+    """The one line for an Unreachable error: `the database is locked: ...` (who holds it), else
+    `unreachable_message`'s."""
+    from ticketd.store.locks import is_lock_wait, locked_message
+
+    if url and is_lock_wait(exc):
+        return locked_message(url, exc)
+    return unreachable_message(url, exc)

@@ -13,7 +13,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 # How long a writer waits for the write lock before giving up (then 451),
-# the same as SQLite's busy timeout on every connection.
+# the same as SQLite's busy timeout on their connections (a command that
+# only reads waits less: ticketd/store/locks.py).
 BUSY_TIMEOUT_SECONDS = 30
 
 # How long any other writer lets mail waiting for its 250 go first. One
