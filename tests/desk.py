@@ -66,6 +66,13 @@ class Desk:
         self.flush()
         return msg
 
+    def send_raw(self, raw: bytes, mail_from: str = "") -> None:
+        """Hand bytes as they are to the support address, as an MTA relays a report or a bounce."""
+        with smtplib.SMTP("127.0.0.1", self.receiver.port, timeout=10) as client:
+            client.sendmail(mail_from, ["support@example.com"], raw)
+        assert drain(self.app) == 1
+        self.flush()
+
     def reply_to(self, received: EmailMessage, sender: str, body: str, **kw) -> EmailMessage:
         """Answer a delivered mail the way a mail client does: to Reply-To, threaded."""
         target = str(received["Reply-To"] or received["From"])
@@ -121,6 +128,11 @@ class Desk:
 
     def messages(self, ticket_id: int) -> list[dict]:
         return self.rows(messages, ticket_id=ticket_id)
+
+    def message(self, message_id: str) -> dict:
+        """The one stored message with this Message-ID."""
+        [row] = [m for m in self.rows(messages) if m["message_id"] == message_id]
+        return row
 
     def ratings(self, ticket_id: int) -> list[dict]:
         return self.rows(ratings, ticket_id=ticket_id)

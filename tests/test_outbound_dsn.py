@@ -136,23 +136,11 @@ def _open_ticket(desk, customer: str) -> tuple[int, str]:
     return desk.ticket()["id"], str(desk.last(customer)["Message-ID"]).strip("<>")
 
 
-def _receive_report(desk, raw: bytes, mail_from: str = "") -> None:
-    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
-        client.sendmail(mail_from, ["support@example.com"], raw)
-    assert drain(desk.app) == 1
-    desk.flush()
-
-
-def _stored(desk, message_id: str) -> dict:
-    [row] = [m for m in desk.rows(messages) if m["message_id"] == message_id]
-    return row
-
-
 def _assert_changes_nothing(desk, report_id: str, victim_ticket: int, evil_mails: int = 0,
                             lands: tuple[int, str] | None = None) -> None:
     """The report is robot mail on a ticket of its own (or where `lands`: ticket, matched_by): the
     victim's ticket not joined, nobody bounced, nothing answered."""
-    report = _stored(desk, report_id)
+    report = desk.message(report_id)
     if lands is None:
         assert report["ticket_id"] != victim_ticket and report["matched_by"] == "new"
     else:
@@ -170,7 +158,7 @@ def _assert_changes_nothing(desk, report_id: str, victim_ticket: int, evil_mails
 def test_a_report_naming_only_an_address_joins_no_ticket_and_marks_nothing(desk):
     victim_ticket, _ = _open_ticket(desk, VICTIM)
     report_id, raw = _report(EVIL, VICTIM)
-    _receive_report(desk, raw, mail_from=EVIL)
+    desk.send_raw(raw, mail_from=EVIL)
     _assert_changes_nothing(desk, report_id, victim_ticket)
 
 
@@ -187,7 +175,7 @@ def test_a_report_quoting_a_message_id_that_is_not_proof_changes_nothing(desk, f
         "ours, to someone else": evil_ack_id,
     }[forgery]
     report_id, raw = _report(EVIL, VICTIM, headers_id=quoted)
-    _receive_report(desk, raw, mail_from=EVIL)
+    desk.send_raw(raw, mail_from=EVIL)
     # A report of her own mail is about her own ticket, and kept there as a robot's mail.
     lands = (evil_ticket, "delivery_report") if forgery == "ours, to someone else" else None
     _assert_changes_nothing(desk, report_id, victim_ticket, evil_mails=1, lands=lands)   # her acknowledgement
@@ -197,8 +185,8 @@ def test_an_international_report_of_our_mail_to_a_utf8_customer_marks_them_bounc
     customer = "müller@example.de"
     ticket_id, ack_id = _open_ticket(desk, customer)
     report_id, raw = _report("MAILER-DAEMON@mx.example.net", customer, headers_id=ack_id, international=True)
-    _receive_report(desk, raw)
-    assert (_stored(desk, report_id)["ticket_id"], _stored(desk, report_id)["matched_by"]) == (ticket_id, "bounce")
+    desk.send_raw(raw)
+    assert (desk.message(report_id)["ticket_id"], desk.message(report_id)["matched_by"]) == (ticket_id, "bounce")
     [row] = desk.rows(participants, ticket_id=ticket_id, email=customer)
     assert row["bounced_at"] is not None
 
@@ -211,8 +199,8 @@ def test_a_report_of_our_mail_that_is_no_failure_is_kept_on_its_ticket_and_marks
     tickets_before = desk.ticket()["id"]
     report_id, raw = _report("MAILER-DAEMON@mx.example.net", VICTIM, headers_id=ack_id)
     raw = raw.replace(b"Action: failed\r\nStatus: 5.1.1", f"Action: {action}\r\nStatus: {status}".encode())
-    _receive_report(desk, raw)
-    stored = _stored(desk, report_id)
+    desk.send_raw(raw)
+    stored = desk.message(report_id)
     assert (stored["ticket_id"], stored["matched_by"], stored["auto_generated"]) == (
         ticket_id, "delivery_report", True)
     assert desk.ticket()["id"] == tickets_before       # no ticket of its own
@@ -233,8 +221,8 @@ def test_a_report_quoting_our_signed_message_id_links_and_marks_bounced(desk, sh
         "forwarded": lambda: _report("MAILER-DAEMON@mx.example.net", "v.old@mail.example.org",
                                      original=VICTIM, headers_id=ack_id),
     }[shape]()
-    _receive_report(desk, raw)
-    report = _stored(desk, report_id)
+    desk.send_raw(raw)
+    report = desk.message(report_id)
     assert (report["ticket_id"], report["matched_by"]) == (victim_ticket, "bounce")
     [victim] = desk.rows(participants, ticket_id=victim_ticket, email=VICTIM)
     assert victim["bounced_at"] is not None
@@ -251,7 +239,7 @@ def test_a_bounce_tells_the_assignee_and_stops_automatic_mail_not_the_agents_wor
     ticket_id, ack_id = _open_ticket(desk, VICTIM)
     assert desk.assign(ticket_id) == "alice@example.com"
     told_before = len(desk.inbox("alice@example.com"))
-    _receive_report(desk, _report("MAILER-DAEMON@mx.example.net", VICTIM, headers_id=ack_id)[1])
+    desk.send_raw(_report("MAILER-DAEMON@mx.example.net", VICTIM, headers_id=ack_id)[1])
     [told] = desk.inbox("alice@example.com")[told_before:]
     assert f"[#{ticket_id}]" in str(told["Subject"])
     assert VICTIM in body_text(told) and "requester/ticket_opened" in body_text(told)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
-import smtplib
 
 import pytest
 
@@ -14,8 +13,7 @@ from outbound.plain_bounce import read_plain_bounce
 from tests.conftest import CORPUS
 from tests.desk import body_text, build_mail, open_desk
 from tests.sink import customer_mail
-from ticketd.pipeline import drain
-from ticketd.store.tables import events, messages, participants
+from ticketd.store.tables import events, participants
 
 VICTIM, OTHER, EVIL = "victim@example.org", "other@example.org", "mallory@evil.example.net"
 DAEMON = "MAILER-DAEMON@mx.example.org"
@@ -192,18 +190,6 @@ def _open_ticket(desk, customer: str) -> tuple[int, str, bytes]:
     return desk.ticket()["id"], str(desk.last(customer)["Message-ID"]).strip("<>"), sent.raw
 
 
-def _receive(desk, raw: bytes, mail_from: str = "") -> None:
-    with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
-        client.sendmail(mail_from, ["support@example.com"], raw)
-    assert drain(desk.app) == 1
-    desk.flush()
-
-
-def _stored(desk, message_id: str) -> dict:
-    [row] = [m for m in desk.rows(messages) if m["message_id"] == message_id]
-    return row
-
-
 def _bounced(desk) -> list[str]:
     return [p["email"] for p in desk.rows(participants) if p["bounced_at"]]
 
@@ -217,8 +203,8 @@ def test_a_plain_bounce_of_our_mail_marks_the_recipient_and_tells_the_assignee(d
     told_before = len(desk.inbox("alice@example.com"))
     tickets_before = desk.ticket()["id"]
     bounce_id, raw = plain_bounce(shape, VICTIM, ack)
-    _receive(desk, raw)
-    stored = _stored(desk, bounce_id)
+    desk.send_raw(raw)
+    stored = desk.message(bounce_id)
     assert (stored["ticket_id"], stored["matched_by"], stored["auto_generated"]) == (victim_ticket, "bounce", True)
     assert desk.ticket()["id"] == tickets_before
     assert _bounced(desk) == [VICTIM]
@@ -238,15 +224,15 @@ def test_a_plain_bounce_of_our_mail_marks_the_recipient_and_tells_the_assignee(d
 def test_a_mail_system_is_known_by_its_from_when_the_return_path_is_not_null(desk, sender, mail_from):
     ticket_id, _, ack = _open_ticket(desk, VICTIM)
     bounce_id, raw = plain_bounce("exim", VICTIM, ack, sender=sender)
-    _receive(desk, raw, mail_from=mail_from)
-    assert (_stored(desk, bounce_id)["ticket_id"], _stored(desk, bounce_id)["matched_by"]) == (ticket_id, "bounce")
+    desk.send_raw(raw, mail_from=mail_from)
+    assert (desk.message(bounce_id)["ticket_id"], desk.message(bounce_id)["matched_by"]) == (ticket_id, "bounce")
     assert _bounced(desk) == [VICTIM]
 
 
 def _unchanged_then_linked(desk, bounce_id: str, victim_ticket: int, ack: bytes, lands: tuple[int, str] | None = None):
     """The bounce changed nothing (kept where `lands` says, else on a ticket of its own) and the genuine one,
     sent next, links: what made the difference is what the test varied."""
-    stored = _stored(desk, bounce_id)
+    stored = desk.message(bounce_id)
     if lands is None:
         assert stored["ticket_id"] != victim_ticket and stored["matched_by"] == "new"
     else:
@@ -254,8 +240,8 @@ def _unchanged_then_linked(desk, bounce_id: str, victim_ticket: int, ack: bytes,
     assert [m["from_addr"] for m in desk.messages(victim_ticket)] == [VICTIM]
     assert _bounced(desk) == [] and [e for e in desk.rows(events) if e["kind"] == "bounced"] == []
     genuine_id, raw = plain_bounce("qmail", VICTIM, ack)
-    _receive(desk, raw)
-    assert (_stored(desk, genuine_id)["ticket_id"], _stored(desk, genuine_id)["matched_by"]) == (
+    desk.send_raw(raw)
+    assert (desk.message(genuine_id)["ticket_id"], desk.message(genuine_id)["matched_by"]) == (
         victim_ticket, "bounce")
     assert _bounced(desk) == [VICTIM]
 
@@ -274,7 +260,7 @@ def test_a_plain_bounce_quoting_a_message_id_that_is_no_proof_changes_nothing(de
     }[forgery]
     forged = ack.replace(f"<{ack_id}>".encode(), f"<{quoted}>".encode())
     bounce_id, raw = plain_bounce("qmail", VICTIM, forged, subject_tag=f" [#{victim_ticket}]")
-    _receive(desk, raw)
+    desk.send_raw(raw)
     # A bounce of her own mail is about her own ticket, and kept there as a robot's mail.
     lands = (evil_ticket, "delivery_report") if forgery == "ours, to someone else" else None
     _unchanged_then_linked(desk, bounce_id, victim_ticket, ack, lands)
@@ -286,7 +272,7 @@ def test_our_headers_pasted_by_anyone_but_a_mail_system_change_nothing(desk, who
     bounce_id, raw = plain_bounce("qmail", VICTIM, ack, sender=f"Mallory <{EVIL}>")
     if who == "a person forwarding it whole":   # no Auto-Submitted: a person's mail
         raw = raw.replace(b"Auto-Submitted: auto-replied\r\n", b"")
-    _receive(desk, raw, mail_from=EVIL)
+    desk.send_raw(raw, mail_from=EVIL)
     _unchanged_then_linked(desk, bounce_id, victim_ticket, ack)
 
 
@@ -304,8 +290,8 @@ def test_a_plain_delay_warning_of_our_mail_is_kept_on_its_ticket_and_marks_nothi
     raw = (f"From: Mail Delivery System <{DAEMON}>\nTo: support@example.com\nSubject: Warning: message delayed\n"
            f"Message-ID: <warning-1@mx.example.org>\nContent-Type: text/plain; charset=utf-8\n\n{warning}\n"
            f"------ This is a copy of the message's headers. ------\n\n{copy.split(chr(10) * 2, 1)[0]}\n")
-    _receive(desk, raw.replace("\n", "\r\n").encode())
-    stored = _stored(desk, "warning-1@mx.example.org")
+    desk.send_raw(raw.replace("\n", "\r\n").encode())
+    stored = desk.message("warning-1@mx.example.org")
     assert (stored["ticket_id"], stored["matched_by"]) == (ticket_id, "delivery_report")
     assert desk.ticket()["id"] == tickets_before and _bounced(desk) == []
     assert desk.inbox(DAEMON) == []
@@ -314,8 +300,8 @@ def test_a_plain_delay_warning_of_our_mail_is_kept_on_its_ticket_and_marks_nothi
 def test_a_mail_systems_plain_mail_naming_no_mail_of_ours_opens_a_ticket_as_before(desk):
     """A real Postfix "Undelivered Mail" with nothing returned in it, and a bounce of a mail we never sent."""
     victim_ticket, _, ack = _open_ticket(desk, VICTIM)
-    _receive(desk, (CORPUS / "zammad/mail052.box").read_bytes())
+    desk.send_raw((CORPUS / "zammad/mail052.box").read_bytes())
     stranger = customer_mail(sender="someone@example.net", subject="Hello").as_bytes()
     bounce_id, raw = plain_bounce("exim", VICTIM, stranger)
-    _receive(desk, raw)
+    desk.send_raw(raw)
     _unchanged_then_linked(desk, bounce_id, victim_ticket, ack)
