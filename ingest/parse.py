@@ -6,8 +6,8 @@ decodes headers itself (ingest.headers, ingest.charsets) so that broken
 encoded words, unknown charsets and raw 8-bit headers give readable text
 instead of exceptions. Files packed into a winmail.dat (ingest.tnef) and
 those of a forwarded mail are listed beside their container; an opaquely
-signed S/MIME mail is read as the mail it signs, unverified (ingest.smime).
-Pure: no I/O,
+signed S/MIME mail is read as the mail it signs, unverified (ingest.smime),
+and an encrypted one has a text that says it cannot be read. Pure: no I/O,
 no clock; the one side effect is a WARNING logged for a winmail.dat that
 cannot be read.
 """
@@ -818,6 +818,8 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         text, html = _tnef_body(unpacker.tnef_bodies, html)
     text, inline_files = _inline_files(text)
     attachments += inline_files
+    if not text.strip() and attachments and smime.is_encrypted(msg, attachments[0].data):
+        text = smime.encrypted_note(attachments[0].filename)
 
     return ParsedMail(
         message_id=message_id,

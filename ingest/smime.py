@@ -7,6 +7,7 @@ files and all. The signature is not verified, on purpose: a certificate the
 sender chose proves nothing to ticketd about the From address (an agent is
 known by their signed reply address, never by a mail's own claims), so the
 signed entity is read as any unsigned mail would be, with no more trust.
+Encrypted mail (enveloped-data) cannot be read without the recipient's key.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import email.message
 from asn1crypto import cms
 
 _TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
+_ENCRYPTED = ("enveloped-data", "authenveloped-data")          # RFC 8551 section 3.2.2, RFC 5083
+_ENCRYPTED_CMS = ("enveloped_data", "authenticated_enveloped_data")  # as asn1crypto names them
 # A client's signature and one a mail gateway adds over it; more layers than
 # that are no mail anyone writes, and the mail stays as it came.
 MAX_LAYERS = 2
@@ -63,6 +66,22 @@ def signed_content(der: bytes) -> bytes | None:
     except Exception:  # noqa: BLE001 -- damaged inside (a cut mail): the .p7m stays an attachment
         return None
     return content if isinstance(content, bytes) and content.strip() else None
+
+
+def is_encrypted(part: email.message.Message, der: bytes) -> bool:
+    """An S/MIME entity encrypted for its recipients: by its smime-type, or by its CMS type when it names none."""
+    if not is_smime(part):
+        return False
+    smime_type = _smime_type(part)
+    if smime_type:
+        return smime_type in _ENCRYPTED
+    info = _content_info(der)
+    return info is not None and info["content_type"].native in _ENCRYPTED_CMS
+
+
+def encrypted_note(filename: str) -> str:
+    """The text of a mail ticketd cannot decrypt, so that the ticket says why it has no words."""
+    return f"[encrypted with S/MIME, which ticketd cannot read: the mail is kept as it came, in {filename}]"
 
 
 def _describes_entity(name: str) -> bool:

@@ -1,9 +1,10 @@
-"""An opaquely signed S/MIME mail is read as the mail it signs (RFC 8551 section 3.5.2).
+"""An opaquely signed S/MIME mail is read as the mail it signs (RFC 8551 section 3.5.2); an encrypted one says so.
 
 tests/fixtures/smime_opaque_signed.eml was made with `openssl smime -sign
 -nodetach -binary -outform SMIME` from a multipart/mixed entity (a UTF-8
-quoted-printable answer and orders.csv), with a self-signed test certificate.
-Headers were written above the wrapper by hand.
+quoted-printable answer and orders.csv), with a self-signed test certificate;
+smime_encrypted.eml with `openssl smime -encrypt -outform SMIME` from the same
+entity. Headers were written above the wrapper by hand.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from ticketd.store.tables import attachments, raw_mail, tickets
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SIGNED = (FIXTURES / "smime_opaque_signed.eml").read_bytes()
+ENCRYPTED = (FIXTURES / "smime_encrypted.eml").read_bytes()
 DER = email.message_from_bytes(SIGNED).get_payload(decode=True)
+ENCRYPTED_DER = email.message_from_bytes(ENCRYPTED).get_payload(decode=True)
 ANSWER = "Yes, that solved it – thank you!"
 CSV = b"Order,Item,Quantity\r\n1042,Drucker-Toner,2\r\n1043,Papier A4,10\r\n"
 SIGNED_DATA = 'application/x-pkcs7-mime; smime-type=signed-data; name="smime.p7m"'
@@ -121,6 +124,18 @@ def test_the_outer_headers_are_the_mail_s_and_headers_inside_add_no_second_autho
     assert parsed.text == ANSWER and parsed.from_addr == CUSTOMER
 
 
+def test_an_encrypted_mail_says_it_could_not_be_read_and_keeps_its_p7m():
+    parsed = parse_mail(ENCRYPTED)
+    assert parsed.text == ("[encrypted with S/MIME, which ticketd cannot read: the mail is kept as it came, "
+                           "in smime.p7m]")
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("smime.p7m", ENCRYPTED_DER)]
+    # Known by its CMS type when the smime-type parameter is missing; a signed mail holding it says the same.
+    assert parse_mail(_p7m(ENCRYPTED_DER, "application/pkcs7-mime")).text == parsed.text
+    inner = ("Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m\r\n"
+             "Content-Transfer-Encoding: base64\r\n\r\n").encode() + base64.encodebytes(ENCRYPTED_DER)
+    assert parse_mail(_p7m(_signed_data(inner))).text == parsed.text
+
+
 # ------------------------------------------------------------ through the receiver and the CLI
 
 
@@ -129,9 +144,10 @@ def test_tickets_show_has_the_words_and_files_of_an_opaquely_signed_mail(receive
     config = write_config(tmp_path, db_url)  # the same database and data_dir, for the CLI
     with smtplib.SMTP("127.0.0.1", receiver.port) as client:
         assert client.sendmail(CUSTOMER, ["support@example.com"], SIGNED) == {}
-    assert drain(app) == 1
+        assert client.sendmail(CUSTOMER, ["support@example.com"], ENCRYPTED) == {}
+    assert drain(app) == 2
     assert json.loads(cli_ok(config, "quarantine", "list", "--json")) == []
-    [signed] = json.loads(cli_ok(config, "tickets", "list", "--json"))
+    [signed, encrypted] = sorted(json.loads(cli_ok(config, "tickets", "list", "--json")), key=lambda t: t["id"])
     assert signed["requester"] == CUSTOMER
 
     def message(ticket):
@@ -143,11 +159,16 @@ def test_tickets_show_has_the_words_and_files_of_an_opaquely_signed_mail(receive
     assert shown["text"].startswith(f"{ANSWER}\n\nThe toner order for Jürgen is attached as a spreadsheet.")
     assert [(a["filename"], a["content_type"], a["size"], a["sha256"]) for a in shown["attachments"]] == [
         ("orders.csv", "text/csv", len(CSV), SHA_CSV)]
+    shown = message(encrypted)
+    assert shown["text"].startswith("[encrypted with S/MIME, which ticketd cannot read")
+    assert [(a["filename"], a["sha256"]) for a in shown["attachments"]] == [
+        ("smime.p7m", hashlib.sha256(ENCRYPTED_DER).hexdigest())]
     # The mail itself is kept as it came, signature and all.
     with app.engine.connect() as conn:
         kept = [bytes(r) for r in conn.execute(raw_mail.select().with_only_columns(raw_mail.c.raw)
                                                .order_by(raw_mail.c.id)).scalars()]
-    assert [k.replace(b"\r\n", b"\n").rstrip() for k in kept] == [SIGNED.replace(b"\r\n", b"\n").rstrip()]
+    assert [k.replace(b"\r\n", b"\n").rstrip() for k in kept] == [m.replace(b"\r\n", b"\n").rstrip()
+                                                                  for m in (SIGNED, ENCRYPTED)]
 
 
 @pytest.fixture
