@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from email.policy import Compat32
 
 from ingest import smime
+from ingest.boundaries import recover_parts
 from ingest.charsets import decode_bytes, guess_charset, is_utf8
 from ingest.headers import clean_name, decode_8bit, decode_header_value, has_8bit, msgids, parse_addresses
 from ingest.html_text import html_to_text
@@ -601,6 +602,7 @@ def _message_from_bytes(raw: bytes) -> email.message.Message:
             repaired = _repair_head(raw)
             if repaired is not None:
                 msg = email.message_from_bytes(repaired, policy=_POLICY)
+        recover_parts(msg, _POLICY)  # a multipart whose boundary is missing or wrong (ingest.boundaries)
         return msg
     except RecursionError as exc:  # the stdlib parser recurses once per nesting level
         raise MailTooComplex("MIME nesting too deep to parse") from exc
