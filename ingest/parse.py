@@ -5,7 +5,9 @@ which is several times faster than `policy.default` (bench/README.md), and
 decodes headers itself (ingest.headers, ingest.charsets) so that broken
 encoded words, unknown charsets and raw 8-bit headers give readable text
 instead of exceptions. Files packed into a winmail.dat (ingest.tnef) and
-those of a forwarded mail are listed beside their container. Pure: no I/O,
+those of a forwarded mail are listed beside their container; an opaquely
+signed S/MIME mail is read as the mail it signs, unverified (ingest.smime),
+and an encrypted one has a text that says it cannot be read. Pure: no I/O,
 no clock; the one side effect is a WARNING logged for a winmail.dat that
 cannot be read.
 """
@@ -25,6 +27,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from email.policy import Compat32
 
+from ingest import smime
+from ingest.boundaries import recover_parts
 from ingest.charsets import decode_bytes, guess_charset, is_utf8
 from ingest.headers import clean_name, decode_8bit, decode_header_value, has_8bit, msgids, parse_addresses
 from ingest.html_text import html_to_text
@@ -598,6 +602,7 @@ def _message_from_bytes(raw: bytes) -> email.message.Message:
             repaired = _repair_head(raw)
             if repaired is not None:
                 msg = email.message_from_bytes(repaired, policy=_POLICY)
+        recover_parts(msg, _POLICY)  # a multipart whose boundary is missing or wrong (ingest.boundaries)
         return msg
     except RecursionError as exc:  # the stdlib parser recurses once per nesting level
         raise MailTooComplex("MIME nesting too deep to parse") from exc
@@ -747,13 +752,30 @@ def _tnef_body(found: list[TnefContents], html: str | None) -> tuple[str, str | 
     return "", html
 
 
+def _opened(msg: email.message.Message) -> email.message.Message:
+    """The mail an opaque S/MIME signature wraps (ingest.smime), else the mail as it came.
+
+    Whatever cannot be opened (not CMS, detached, more layers than
+    smime.MAX_LAYERS) is left whole, its smime.p7m an attachment as before.
+    """
+    opened = msg
+    for _ in range(smime.MAX_LAYERS):
+        if not smime.may_be_signed(opened):
+            return opened
+        content = smime.signed_content(_part_bytes(opened))
+        if content is None:
+            return msg
+        opened = smime.joined(msg, _message_from_bytes(content))
+    return msg if smime.may_be_signed(opened) else opened
+
+
 def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> ParsedMail:
     """Parse raw bytes; raises MailTooComplex past the limits, nothing else by design."""
     if raw.startswith(b"From ") and b"\n" in raw:
         first, rest = raw.split(b"\n", 1)
         if b":" not in first.split(b" ", 1)[0]:
             raw = rest  # an mbox separator line, not a header
-    msg = _message_from_bytes(raw)
+    msg = _opened(_message_from_bytes(raw))
     limits = _Limits(max_depth, max_parts)
     limits.walk(msg)
     hints = _charset_hints(msg)
@@ -798,6 +820,8 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         text, html = _tnef_body(unpacker.tnef_bodies, html)
     text, inline_files = _inline_files(text)
     attachments += inline_files
+    if not text.strip() and attachments and smime.is_encrypted(msg, attachments[0].data):
+        text = smime.encrypted_note(attachments[0].filename)
 
     return ParsedMail(
         message_id=message_id,

@@ -12,6 +12,7 @@ PURE = sorted([*(ROOT / "ticketd" / "domain").glob("*.py"),
                ROOT / "ingest" / "parse.py", ROOT / "ingest" / "charsets.py", ROOT / "ingest" / "headers.py",
                ROOT / "ingest" / "match.py", ROOT / "ingest" / "quotes.py", ROOT / "ingest" / "html_text.py",
                ROOT / "ingest" / "identity.py", ROOT / "ingest" / "tnef.py", ROOT / "ingest" / "mentions.py",
+               ROOT / "ingest" / "smime.py", ROOT / "ingest" / "boundaries.py",
                ROOT / "outbound" / "dsn.py", ROOT / "outbound" / "plain_bounce.py"])
 IO_LIBRARIES = {"sqlalchemy", "psycopg", "sqlite3", "smtplib", "imaplib", "imapclient", "aiosmtpd", "socket",
                 "redis", "dramatiq", "subprocess", "requests", "urllib", "http", "asyncio", "threading",

@@ -130,6 +130,7 @@ BODY = {
     "mail025.box": "a file uuencoded into the text: we take it out as an attachment",
     "mail054.box": "an unindented line broke the header block: we repair it and find the body",
     "mail105.box": "multipart/mixed without a single boundary line: we show its text, Zammad nothing",
+    "mail041.box": "S/MIME-encrypted (Apple Mail): our text says so and that it cannot be read, Zammad's is empty",
 }
 
 

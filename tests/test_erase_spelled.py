@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from outbound.delivery import deliver as deliver_row
 from tests.cli import cli_ok
@@ -62,3 +63,11 @@ def test_an_address_split_by_a_soft_line_break_or_hidden_in_base64_is_found():
     assert names_address(split, "x@example.org") and b"x@example.org" not in split
     assert names_address(hidden, "x@example.org") and names_address(encoded, "x@example.org")
     assert not names_address(split, "y@example.org") and not names_address(hidden, "mple.org ")
+
+
+def test_an_address_inside_an_opaquely_signed_mail_is_found():
+    """ticketd shows the text inside the signature (ingest.smime), so erasure searches it too."""
+    signed = (Path(__file__).parent / "fixtures" / "smime_opaque_signed.eml").read_bytes()
+    signed = signed.replace(b"To: support@example.com", b"To: help@example.com")
+    assert b"support@example.com" not in signed   # only in the quoted attribution, inside the signature
+    assert names_address(signed, "support@example.com") and not names_address(signed, "someone@example.com")
