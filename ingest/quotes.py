@@ -29,19 +29,20 @@ _DELIMITER = re.compile(r"^\s*[-_=*~#+ᐧ]{2,}\s*$|^\s*ᐧ\s*$")
 # a line of dashes alone is a separator (see _DELIMITER), and "-- Part two --"
 # is someone's own heading; every mailer's banner has five or more.
 _BANNER = re.compile(
-    r"^\s*[*>]*\s*(-{4,}|_{4,}|={4,})\s*[^\W\d_][\w .'-]{2,39}\s*(-{4,}|_{4,}|={4,})\s*[*]*\s*$"
-    r"|^\s*(begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié)\s*:?\s*$",
+    r"^[\s*>]*(-{4,}|_{4,}|={4,})\s*[^\W\d_][\w .'-]{2,39}\s*(-{4,}|_{4,}|={4,})[\s*]*$"
+    r"|^\s*(begin forwarded message|anfang der weitergeleiteten nachricht|début du message réexpédié)(?:\s*:)?\s*$",
     re.IGNORECASE,
 )
 # A forward's banner: what is under it is a mail the writer passes on (an order confirmation, a
 # vendor's answer), not this conversation's history, so it is kept. Outlook's "Original Message"
-# banner stands over the mail replied to, and is cut.
+# banner stands over the mail replied to, and is cut. Apple Mail quotes what it forwards under its
+# "> Begin forwarded message:"; a quoted dashed banner is a forward in the history replied to.
 _FORWARD_BANNER = re.compile(
-    r"^\s*[*>]*\s*[-_=]{4,}\s*(forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|"
+    r"^[\s*]*[-_=]{4,}\s*(forwarded message|weitergeleitete nachricht|message transf[ée]r[ée]|"
     r"mensaje reenviado|messaggio inoltrato|doorgestuurd bericht|mensagem encaminhada|"
-    r"przekazana wiadomo[śs][ćc]|vidarebefordrat meddelande|videresendt meddelelse)\s*[-_=]{4,}\s*[*]*\s*$"
-    r"|^\s*>*\s*(begin forwarded message|anfang der weitergeleiteten nachricht|"
-    r"d[ée]but du message r[ée]exp[ée]di[ée])\s*:?\s*$",
+    r"przekazana wiadomo[śs][ćc]|vidarebefordrat meddelande|videresendt meddelelse)\s*[-_=]{4,}[\s*]*$"
+    r"|^[\s>]*(begin forwarded message|anfang der weitergeleiteten nachricht|"
+    r"d[ée]but du message r[ée]exp[ée]di[ée])(?:\s*:)?\s*$",
     re.IGNORECASE,
 )
 # The keys of an embedded mail's header block, by what they name.
@@ -60,7 +61,7 @@ _HEADER_KEYS = {
 }
 _HEADER_KIND = {key: kind for kind, keys in _HEADER_KEYS.items() for key in keys.split("|")}
 _HEADER_KEY = "|".join(_HEADER_KEYS.values())
-_HEADER_LINE = re.compile(r"^\s*[*>]*\s*(%s)\s*[*]*\s*[:：]\s*(\S.*)" % _HEADER_KEY, re.IGNORECASE)
+_HEADER_LINE = re.compile(r"^[\s*>]*(%s)[\s*]*[:：]\s*(\S.*)" % _HEADER_KEY, re.IGNORECASE)
 # Any "Key: value" line, as mail-parser-reply's header blocks start.
 _KEY_LINE = re.compile(r"^[>* ]*[^\W\d_](?:[^\W\d_]|[ -]){0,24}[* ]*[:：]")
 # The verb of an attribution: "… wrote:", "… schrieb am …:", "… a écrit :", …
@@ -71,7 +72,7 @@ _VERB = re.compile(
 )
 # How attributions end: a colon, or "wrote ----" in some webmailers.
 # Lotus Notes frames it in dashes: "-----Bob <bob@example.org> wrote: -----".
-_ATTRIBUTION_END = re.compile(r"([:：]|\b(wrote|schrieb))\s*-*\s*$", re.IGNORECASE)
+_ATTRIBUTION_END = re.compile(r"([:：]|\b(wrote|schrieb))[\s-]*$", re.IGNORECASE)
 # How they start: "On Tue, …", "Am 21.04.2016 …", "Le 4 janv. …", a date.
 _OPENER_WORD = re.compile(r"^\s*(on|am|le|el|il|op|em|den|w dniu)\s", re.IGNORECASE)
 # The first part of an attribution wrapped over lines, "On Thu, 31 Mar 2016 at 11:16 Some One".

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bench.quotes import TALON, discourse_cases, score, talon_cases, talon_html_cases
@@ -182,3 +184,22 @@ def test_only_a_quote_keeps_everything():
 
 def test_crlf_input():
     assert strip_reply("Yes.\r\n\r\nOn Mon, 1 Jan 2024, Bob <b@example.com> wrote:\r\n> q\r\n") == "Yes."
+
+
+# Lines a hostile mail can hold (quoted-printable folds them within the SMTP line limit): each took the
+# line-shape patterns time growing with the square of its length (a 100 kB reply, over a minute). The
+# bound is far above what a linear pass takes, and far below what the square took.
+@pytest.mark.parametrize("line", ["foo:" + " " * 40_000 + "bar:", " " * 40_000 + "x", "> " + " " * 40_000 + "x"],
+                         ids=["spaces after a colon", "spaces before a word", "spaces after a quote mark"])
+def test_a_long_line_of_spaces_is_stripped_in_linear_time(line):
+    started = time.perf_counter()
+    strip_reply(f"Hello,\n{line}\n\n> quoted\n")
+    assert time.perf_counter() - started < 5
+
+
+def test_a_quoted_forward_banner_is_history_replied_to():
+    """A forward is passed on under an unquoted banner (Apple Mail's own "> Begin forwarded message:" aside)."""
+    text = ("Thanks, that fixed it.\n\n> ---------- Forwarded message ---------\n"
+            "> From: Support <support@example.com>\n> Date: Mon, 1 Jan 2026\n> Subject: [#12] printer\n"
+            "> To: anna@example.org\n>\n> Restart it.\n")
+    assert strip_reply(text) == "Thanks, that fixed it."

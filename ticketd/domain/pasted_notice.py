@@ -20,7 +20,7 @@ _FEWEST_WORDS = 5
 
 _NOT_WORD = re.compile(r"[\W_]+")
 # A header block's line, "Από: Support <support@example.com>", in any script: a short key and a colon.
-_KEY_LINE = re.compile(r"^\s*[*>]*\s*[^\W\d_][^:：]{0,30}[:：]")
+_KEY_LINE = re.compile(r"^[\s*>]*[^\W\d_][^:：]{0,30}[:：]")
 # A rule between the words and what is pasted (Outlook's "________________________________").
 _RULE = re.compile(r"^\s*[-_=*~]{2,}\s*$")
 
