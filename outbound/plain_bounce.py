@@ -29,14 +29,14 @@ _MESSAGE_ID_FIELD = re.compile(r"message-id:", re.IGNORECASE)
 # qmail ("<addr>:" then its reason), Postfix ("<addr>: host … said: 550 …",
 # "<addr> (expanded from <alias>): …"), sendmail ("<addr>" then "(reason: …)").
 _ANGLED_RECIPIENT = re.compile(
-    r"^\s*<([^<>\s]+@[^<>\s]+)>\s*(?:\(expanded from:?\s*<([^<>\s]+@[^<>\s]+)>\))?\s*:?\s*(.*)$", re.IGNORECASE)
+    r"^\s*<([^<>\s@]+@[^<>\s@]+)>\s*(?:\(expanded from:?\s*<([^<>\s@]+@[^<>\s@]+)>\))?\s*:?\s*(.*)$", re.IGNORECASE)
 # Exim lists each failed address indented by two, its reason below it deeper,
 # after "The following address(es) failed:"; sendmail after "----- The
 # following addresses had permanent fatal errors -----".
 _FAILED_LIST = re.compile(r"address(?:\(es\)|es)? failed:|had permanent (?:fatal|delivery) errors", re.IGNORECASE)
-_LISTED_RECIPIENT = re.compile(r"^ {1,3}<?([^<>\s]+@[^<>\s]+?)>?:?\s*$")
+_LISTED_RECIPIENT = re.compile(r"^ {1,3}<?([^<>\s@]+@[^<>\s@:]+)>?:?\s*$")
 # After an alias the address we sent to is the one the failed address came from.
-_ALIAS_OF = re.compile(r"^\s*\(?(?:generated (?:by|from)|expanded from:?)\s*<?([^<>\s()]+@[^<>\s()]+?)>?\)?\s*$",
+_ALIAS_OF = re.compile(r"^\s*\(?(?:generated (?:by|from)|expanded from:?)\s*<?([^<>\s()@]+@[^<>\s()@]+)>?\)?\s*$",
                        re.IGNORECASE)
 # Notices that are no failure: Postfix's and sendmail's delay warnings, Exim's
 # "has not yet been delivered", a success notice. They name recipients the
@@ -46,6 +46,8 @@ _NOT_A_FAILURE = re.compile(r"warning only|not yet been delivered|still undelive
 # RFC 3463 enhanced status code, not a piece of an IP address.
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _DIAGNOSTIC_CHARS = 500
+# RFC 5322 section 2.1.1: a line is at most 998 characters.
+_LONGEST_LINE = 998
 
 
 def _from_mail_system(envelope_from: str | None, from_header: str | None) -> bool:
@@ -125,6 +127,8 @@ def _failures(lines: list[str]) -> list[tuple[list[str], str]]:
         if not line.strip():
             current = None
             continue
+        if len(line) > _LONGEST_LINE:
+            continue   # no mail system writes such a line; a forged one is not read into a reason
         if _FAILED_LIST.search(line):
             in_failed_list, current = True, None
         elif in_failed_list and (m := _LISTED_RECIPIENT.match(line)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import time
 
 import pytest
 
@@ -152,6 +153,20 @@ def test_a_message_id_in_a_sentence_is_no_returned_header():
 def test_a_report_is_left_to_the_dsn_reader():
     raw = (CORPUS / "zammad/mail033-undelivered-mail-returned-to-sender.box").read_bytes()
     assert read_plain_bounce(raw, "") is None and read_report(raw) is not None
+
+
+@pytest.mark.parametrize("line", ["  " + "a@" * 30_000 + " x", "<" + "a@" * 30_000 + " x",
+                                  " (generated from " + "a@" * 30_000 + " x",
+                                  "\r\n".join(["  " + "a@" * 490 + " x"] * 3_000)],
+                         ids=["listed", "angled", "alias", "many lines within the limit"])
+def test_a_forged_bounce_with_a_long_line_of_at_signs_is_read_in_linear_time(line):
+    """Anyone can send From MAILER-DAEMON: each such line took the recipient patterns seconds (the square of
+    its length), before any proof was asked for. The bound is far above a linear pass."""
+    raw = ("From: MAILER-DAEMON@example.org\r\nSubject: Mail delivery failed\r\n\r\n"
+           "The following address(es) failed:\r\n\r\n" + line + "\r\n").encode()
+    started = time.perf_counter()
+    read_plain_bounce(raw, None)
+    assert time.perf_counter() - started < 5
 
 
 @pytest.mark.parametrize("path,status", [
