@@ -99,3 +99,19 @@ def test_a_reply_in_html_over_our_notices_html_does_not_relay_it(desk):
     sent = _text(desk.last(CUSTOMER))
     assert sent.startswith("Does it crash after a restart?\n\n-- \n")
     assert "contract" not in sent and "is now yours" not in sent
+
+
+def test_the_notice_of_a_customers_mail_pasted_with_its_signed_address_does_not_reach_the_customer(desk):
+    """That notice opens with "Cust <…> wrote on [#1]:", where the reply stripper cuts as at an attribution:
+    the block introducing it stayed, naming the agent's signed reply address."""
+    desk.send(build_mail(CUSTOMER, "The printer crashes every morning.\n"))
+    desk.assign(desk.ticket()["id"])
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "It crashed again today at 9.\n")
+    notice = desk.last(ALICE)
+    signed = str(notice["Reply-To"]).strip("<>")
+    head = (f"Από: Support <{signed}>\nΣτάλθηκε: Τρίτη, 24 Νοεμβρίου 2026 4:00 μμ\n"
+            "Προς: Alice <alice@example.com>\nΘέμα: [#1] The printer crashes")
+    desk.reply_to(notice, ALICE, _pasted(notice, "Please update the driver to 3.3.", head))
+    sent = _text(desk.last(CUSTOMER))
+    assert sent.startswith("Please update the driver to 3.3.\n\n-- \n")
+    assert signed not in sent and "Από" not in sent

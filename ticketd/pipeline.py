@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from ingest.html_text import html_to_text
 from ingest.match import Match, ReplyAddress, choose_ticket, our_message_ticket, read_reply_addresses, referenced_ids
 from ingest.parse import MailTooComplex, ParsedMail, parse_mail
+from ingest.quotes import own_reply
 from outbound.bounces import assignee_told, link_report
 from outbound.outbox import queue_notices
 from ticketd.agent_desk import apply_desk_mail, desk_agent
@@ -113,10 +114,16 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     return Thread(match, reply, redirected, by_received_id=match.matched_by == "references" and not signed)
 
 
-def _without_pasted_mail(conn, parsed: ParsedMail, text: str) -> str:
-    """A reply's text without the mail of ours it answers, where the writer's client pasted that under the
-    words in a shape the reply stripper does not know (ticketd.domain.pasted_notice): an agent's reply
-    relayed it to the customer, agent-only lines and all."""
+def _without_pasted_mail(conn, parsed: ParsedMail, stripped: str) -> str:
+    """A reply's own text (`stripped`, as the reply stripper left it) without the mail of ours it answers,
+    where the writer's client pasted that under the words in a shape the stripper does not know
+    (ticketd.domain.pasted_notice): an agent's reply relayed it to the customer, agent-only lines and all.
+
+    The paste is looked for in the whole text: the stripper may have cut inside it (at a line of ours that
+    reads as an attribution, "Cust <cust@…> wrote on [#1]:"), leaving the block that introduces it, the
+    signed address it names among its lines. What is above the paste is stripped again.
+    """
+    whole = parsed.text.replace("\r\n", "\n")
     for raw in sent_raws(conn, referenced_ids(parsed.in_reply_to, parsed.references)):
         try:
             ours = parse_mail(raw)
@@ -124,10 +131,10 @@ def _without_pasted_mail(conn, parsed: ParsedMail, text: str) -> str:
             continue
         # The client pastes the part it showed: our HTML (as it made text of it), or our text.
         for shown in (ours.text, html_to_text(ours.html) if ours.html else ""):
-            start = notice_start(text, shown)
+            start = notice_start(whole, shown)
             if start is not None:
-                return "\n".join(text.split("\n")[:start]).rstrip() or text
-    return text
+                return own_reply("\n".join(whole.split("\n")[:start])) or stripped
+    return stripped
 
 
 def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str, tuple]]]:
