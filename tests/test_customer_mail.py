@@ -320,6 +320,32 @@ def test_tickets_show_names_the_agent_of_a_relayed_reply(desk):
     assert (ack["author_role"], ack["from_name"]) == ("system", "Support")
 
 
+@pytest.fixture
+def desk_of_mueller(make_app, sqlite_url):
+    """Alice's name in rules.yaml is "Müller, Anna": a comma and a letter that goes out as encoded words."""
+    from tests.conftest import MINIMAL_RULES
+
+    yield from open_desk(make_app, sqlite_url, rules=MINIMAL_RULES.replace("name: Alice,", 'name: "Müller, Anna",'))
+
+
+def test_tickets_show_keeps_an_agents_name_with_a_comma_and_an_umlaut_whole(desk_of_mueller, tmp_path):
+    """Decoded before the From line was parsed, the name's comma split it: `tickets show` gave "Müller"
+    as the address the reply came from, and no name."""
+    import json
+
+    from tests.cli import cli_ok
+
+    desk = desk_of_mueller
+    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(ALICE), ALICE, "Try turning it off.\n")
+    assert desk.last(CUSTOMER)["From"].addresses[0].display_name == "Müller, Anna"   # as the customer saw it
+    shown = json.loads(cli_ok(tmp_path / "ticketd.yaml", "tickets", "show", str(tid), "--json"))
+    reply, = (m for m in shown["messages"] if m.get("template") == "requester/agent_reply")
+    assert (reply["from"], reply["from_name"], reply["author_role"]) == ("support@example.com", "Müller, Anna", "agent")
+
+
 def test_auto_replies_are_stored_but_bring_in_no_followers(any_desk):
     """PRODUCT.md "Loops and robots": auto-generated mail is stored on its ticket; neither its sender
     nor its Cc join as followers, or every public reply would go to a robot and its list."""

@@ -240,6 +240,32 @@ def test_one_rating_per_ticket_from_the_requester_and_a_later_one_replaces_it(de
     assert rated["count"] == 1
 
 
+def test_a_rating_signed_at_length_counts_and_the_assignee_reads_it_and_words_in_title_case_reopen(desk):
+    """PRODUCT.md: a reply to a closed ticket reopens it unless it is only a rating. Title-Case words under
+    a sign-off ("Still Broken", "Refund Please") were taken for a title and a company: the ticket stayed
+    closed and no one read them. What does pass for a signature the assignee now reads."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    closing = desk.last(customer)
+    told = len(desk.inbox(agent))
+    desk.reply_to(closing, customer, "5 4 5\n\nThanks,\nAnna\n")
+    assert len(desk.inbox(agent)) == told                                  # only a rating: no one is told
+
+    desk.reply_to(closing, customer, "5 5 5\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234\n")
+    assert desk.ticket(tid)["status"] == "closed" and desk.events(tid, "reopened") == []
+    assert desk.events(tid, "rated")[-1]["to_value"] == "5 5 5"
+    note = body_text(desk.last(agent))
+    assert len(desk.inbox(agent)) == told + 1 and "read as a signature" in note and "ACME Corp" in note
+
+    desk.reply_to(closing, customer, "1 1 1\nRegards,\nAnna\nStill Broken\nRefund Please\n")
+    assert desk.ticket(tid)["status"] == "open" and desk.events(tid, "rated")[-1]["to_value"] == "5 5 5"
+    note = body_text(desk.last(agent))
+    assert "opened it again" in note and "Refund Please" in note
+
+
 @pytest.mark.parametrize(("reply", "read"), [("10 10 10\n", "10 10 10"), ("Hi,\n0 4 5\nThanks, Anna\n", "0 4 5"),
                                             ("8/10 9/10 10/10\n", "8 9 10"), ("4/10, 5/10, 5/10\n", "4 5 5")])
 def test_a_rating_off_the_scale_keeps_the_ticket_closed_and_the_requester_learns_how_to_rate(desk, reply, read):

@@ -122,6 +122,12 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     "5 5 5\nBest regards,\nAnna Smith\nACME Corp\nthe printer still jams",
     "5 5 5\nBest regards,\n+49 30 1234567", "5 5 5\nAnna Smith\nACME Corp\nPhone +1 555 1234",
     "5 5 5\nRegards,\nAnna\nACME\nA\nB\nC\n+1 555 1234",
+    # Capitalised words under the name are no title or company when they say something, or when no phone,
+    # mail, web or postal address says it is a signature: each kept the ticket closed, read by no one.
+    "1 1 1\nRegards,\nAnna\nStill Broken\nRefund Please",
+    "1 1 1\nRegards,\nAnna\nACME Corp\nCancel My Subscription Now",
+    "2 2 2\nThanks,\nAnna\nNot Fixed\n12 Main St", "5 4 5\nBest,\nAnna\nThe Printer Is Still On Fire",
+    "1 1 1\nThanks\nAnna\nReopen This Ticket Please", "1 1 1\nRegards,\nAnna\nRefund Please",
     "Thanks 5 5 5 for nothing",
     "5 5 5\nCarl\nCall me back", "5 5 5 - great job but slow",
     "Thanks 4 5 3 but the tray jams", "Thanks! 6 5 3 but slow",
@@ -132,6 +138,19 @@ def test_a_rating_with_more_to_say_reopens(text):
     """Anything beyond greetings, thanks and a name is a person's words: a person reads them."""
     assert parse_rating(text) is None
     assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "reopened"
+
+
+@pytest.mark.parametrize(("text", "signed_at_length"), [
+    ("5 4 5", False), ("5 4 5\nThanks,\nAnna", False), ("5 5 4\nCarl", False), ("Hi,\n5 4 5\nThank you!", False),
+    ("Hello team!\n5 5 5\nBest regards,\nAnna Smith\nACME Inc.", True),
+    ("5 5 5\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234", True),
+    ("4 5 5\nThanks,\nAnna\n12 Main St, Springfield, IL 62704", True),
+])
+def test_a_rating_signed_with_more_than_a_name_is_read_by_the_assignee(text, signed_at_length):
+    """Lines taken for a title, a company or an address are taken so by their shape: the rating counts and
+    the ticket stays closed, and the assignee reads them in case they say something."""
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert (effect.kind, effect.signed_at_length) == ("rated", signed_at_length)
 
 
 @pytest.mark.parametrize(("text", "read"), [

@@ -345,6 +345,13 @@ def test_tag_survives_any_reply_prefixes(ticket, subject, before, after):
     ("x" * 20005, "x" * (SUBJECT_MAX - 1) + "…"),
     ("wordy " * 60, ("wordy " * 41).strip() + "…"),                               # after a word near the end
     ("x" * (SUBJECT_MAX - 2) + "e\u0301" + "tail", "x" * (SUBJECT_MAX - 2) + "…"),  # é stays whole
+    ("x" * (SUBJECT_MAX - 2) + "\U0001f1e9\U0001f1ea" + "y" * 10, "x" * (SUBJECT_MAX - 2) + "…"),  # 🇩🇪 whole
+    ("x" * (SUBJECT_MAX - 3) + "\U0001f1e9\U0001f1ea" + "y" * 10,
+     "x" * (SUBJECT_MAX - 3) + "\U0001f1e9\U0001f1ea" + "…"),
+    ("x" * (SUBJECT_MAX - 4) + "\U0001f1e9\U0001f1ea\U0001f1eb\U0001f1f7" + "y",   # 🇩🇪🇫🇷: only 🇫🇷 goes
+     "x" * (SUBJECT_MAX - 4) + "\U0001f1e9\U0001f1ea" + "…"),
+    ("x" * (SUBJECT_MAX - 4) + "\U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
+     "x" * (SUBJECT_MAX - 4) + "…"),                                                 # 🏴 and its tags go together
 ])
 def test_a_tickets_subject_is_shortened_on_a_character(subject, shown):
     assert shortened(subject) == shown and len(shown) <= SUBJECT_MAX

@@ -181,7 +181,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                    reason=f"customer replied; {ref}", row_id=row_id)
     elif effect.kind == "rated":
         _rate(conn, ticket_id, p.from_addr or who, effect.rating, who, ref, row_id, now)
-        return decision
+        if not effect.signed_at_length:
+            return decision
+        notify_text = (f"[rated the ticket {' '.join(map(str, effect.rating))}; it stays closed: the lines under "
+                       f"the numbers were read as a signature]\n\n{mail.text}")
     else:
         if not outsider and removed is None:   # as for a robot's mail: what changes nothing leaves updated_at alone
             store.update_ticket(conn, ticket_id, now)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import email.utils
 import json
 import os
 import time
@@ -12,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ingest.headers import parse_addresses
 from ingest.parse import decode_header_value
 from outbound.attachments import MARKER, marked_files
 from ticketd.clock import iso, utcnow
@@ -152,7 +152,8 @@ _AGENTS_WORDS = ("requester/agent_reply", "requester/solution_proposed", "agent/
 def _outgoing(row, sizes: dict[str, int]) -> dict:
     """An outbox row as a message of the ticket (direction out), with the files it carries."""
     msg = email.message_from_bytes(bytes(row["raw"]))
-    from_name, from_addr = email.utils.parseaddr(decode_header_value(msg.get("From", "")))
+    # Parsed before its encoded words are read: "Müller, Anna" decoded first is two mailboxes, "Müller" one.
+    from_name, from_addr = (parse_addresses([msg.get("From", "")]) or [("", "")])[0]
     files = [{"filename": part.get_filename() or "", "size": sizes.get(str(part[MARKER]).strip(), 0),
               "sha256": str(part[MARKER]).strip(), "content_type": part.get_content_type(), "inline": False}
              for part in msg.walk() if part[MARKER]]

@@ -159,8 +159,14 @@ def misread_rating(text: str) -> tuple[int, int, int] | None:
 
 def _rating_in(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
     """The three numbers `shape` finds in the reply once courtesy around them is set aside."""
+    found = _rating_and_closing(text, shape)
+    return found[0] if found else None
+
+
+def _rating_and_closing(text: str, shape: re.Pattern) -> tuple[tuple[int, int, int], list[str]] | None:
+    """As `_rating_in`, with the lines under the numbers that `_closing` let through."""
     if (rating := _rating_of(text, shape)) is not None:
-        return rating
+        return rating, []
     lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
     if lines and (_greets(lines[0]) or _courtesy(lines[0], _THANKS)):
         lines = lines[1:]
@@ -169,8 +175,15 @@ def _rating_in(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
             numbers = "\n".join(lines[:end])
             for bare in _thanks_cut(numbers):
                 if (rating := _rating_of(bare, shape)) is not None:
-                    return rating
+                    return rating, lines[end:]
     return None
+
+
+def _signature_lines(closing: list[str]) -> list[str]:
+    """The lines a sign-off has under it in a rating's closing (`_closing`): a name, or a signature."""
+    if not closing or not _courteous_line(closing[0]):
+        return closing
+    return [line for line in closing[1:] if not _courtesy(line, _SIGN_OFFS)]
 
 
 def _thanks_cut(numbers: str) -> tuple[str, ...]:
@@ -314,23 +327,31 @@ _SIGNATURE_PARTS = re.compile(r"\s+[|·•]\s+|\s*[|·•]\s*(?=\S)")
 # Under a sign-off: a name, then a title and a company, and contact lines (phone, mail, web site, address).
 _SIGNATURE_NAMES = 3
 _SIGNATURE_LINES = 6
+# Words no title or company holds, under the name that signs: what turns thanks round ("Not Fixed", "Still
+# Broken") and asking ("Refund Please"). The name itself may be one of them ("Nada", "Ma").
+_NOT_SIGNING = _CONTRAST | frozenset({"please", "pls", "plz", "again", "bitte", "favor", "favore", "пожалуйста"})
 
 
 def _signed(lines: list[str]) -> bool:
     """The lines under a sign-off are a signature: at most two lines of a name, or a corporate signature with
-    a name first ("Anna Smith\nSupport Lead\nACME Corp\nPhone +1 555 1234\nwww.acme.example").
+    a name first and a contact line ("Anna Smith\nSupport Lead\nACME Corp\nPhone +1 555 1234").
 
     Only the shapes of names and contact details, in few short lines: a word
     in lower case that is not a title's small word ("Call me back", "it broke
-    again") is something to read.
+    again") is something to read, and so are capitalised words that say
+    something ("Still Broken", "Refund Please"). Three lines of capitalised
+    words and no phone, mail, web or postal address are words, not a title
+    and a company ("Anna\nACME Corp\nCancel My Subscription Now").
     """
     if not lines:
         return True
+    if any(_NOT_SIGNING & {w.strip(_EDGE_PUNCT).casefold() for w in line.split()} for line in lines[1:]):
+        return False
     if len(lines) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in lines):
         return True
     kinds = [_signature_line(line) for line in lines]
     return (len(lines) <= _SIGNATURE_LINES and None not in kinds and kinds[0] == "name"
-            and kinds.count("name") <= _SIGNATURE_NAMES)
+            and kinds.count("name") <= _SIGNATURE_NAMES and "contact" in kinds)
 
 
 def _signature_line(line: str) -> str | None:
@@ -414,6 +435,7 @@ class CustomerEffect:
     rating: tuple[int, int, int] | None = None
     unchanged_because: str | None = None
     ask_again: bool = False         # a rating not on the scale: the requester is told how to write one
+    signed_at_length: bool = False  # a rating with more than a name under it: the assignee reads those lines
 
 
 def customer_reply_effect(status: Status, text: str, accept_words, *, by_requester: bool = True,
@@ -441,14 +463,17 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
         # mail asks for "what is still wrong" to reopen; thanks say nothing is.
         if not has_files and not (text or "").strip():
             return CustomerEffect("none", unchanged_because="the reply has no text of its own")
-        if (rating := parse_rating(text)) is not None:
+        if (found := _rating_and_closing(text, _RATING)) is not None:
+            rating, closing = found
             # PRODUCT.md: the closing mail asks the requester for the rating; a
             # Cc'd colleague was not asked, and counting them would let one
             # ticket weigh several times in `ticketd report`.
             if not by_requester:
                 return CustomerEffect("none", rating=rating, unchanged_because="only the requester rates the "
                                       "ticket; this rating is not counted")
-            return CustomerEffect("rated", None, rating)
+            # Lines read as a title, a company or an address are only read so by their shape: a person
+            # reads them, as they read thanks on a closed ticket.
+            return CustomerEffect("rated", None, rating, signed_at_length=len(_signature_lines(closing)) > 1)
         if (misread := misread_rating(text)) is not None:
             # "10 10 10" is delight, not what is still wrong: reopening would
             # put a solved ticket back in an agent's queue. The requester, who

@@ -52,7 +52,8 @@ def tagged_subject(ticket_id: int, subject: str) -> str:
 
 def shortened(subject: str, limit: int = SUBJECT_MAX) -> str:
     """`subject`, or its first characters ending "…" within `limit`: cut after a word when one ends near
-    the end, never between a character and its combining marks or inside an emoji sequence."""
+    the end, never between a character and its combining marks or inside an emoji sequence, a flag's two
+    regional indicators or a subdivision flag's tags among them."""
     if len(subject) <= limit:
         return subject
     end = limit - 1
@@ -60,6 +61,22 @@ def shortened(subject: str, limit: int = SUBJECT_MAX) -> str:
     if space > 0:
         end = space
     while end and (unicodedata.combining(subject[end]) or subject[end] in "\u200d\ufe0f\ufe0e"
-                   or subject[end - 1] == "\u200d" or "\U0001f3fb" <= subject[end] <= "\U0001f3ff"):
+                   or subject[end - 1] == "\u200d" or "\U0001f3fb" <= subject[end] <= "\U0001f3ff"
+                   or "\U000e0020" <= subject[end] <= "\U000e007f" or _inside_flag(subject, end)):
         end -= 1
     return subject[:end].rstrip() + "…"
+
+
+def _regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
+
+
+def _inside_flag(subject: str, end: int) -> bool:
+    """Whether `end` falls between the two regional indicators of a flag such as 🇩🇪: they pair up from the
+    start of their run, so a cut after an odd number of them splits one."""
+    if not _regional(subject[end]):
+        return False
+    start = end
+    while start and _regional(subject[start - 1]):
+        start -= 1
+    return (end - start) % 2 == 1
