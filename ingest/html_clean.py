@@ -28,7 +28,9 @@ def _no_remote_images(element: str, attribute: str, value: str) -> str | None:
 # tables in tables stay under a hundred); deeper HTML is kept as text only.
 MAX_DEPTH = 500
 
-_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/>]*)[^>]*?(/?)>")
+# As ingest.html_text reads tags: up to the first ">", no "<" inside, the name never given back, so a "<"
+# opening no tag costs one look to the next "<" or ">", not one per character after it.
+_TAG = re.compile(r"<(/?)([a-zA-Z][^\s/<>]*+)[^<>]*?(/?)>")
 # Elements with no end tag, and those a sibling ends (<p>, <li>, <td>...
 # are often left open): neither makes the document deeper.
 _FLAT = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",

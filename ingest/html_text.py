@@ -14,11 +14,14 @@ import html
 import re
 from collections import defaultdict
 
+# A tag ends at the first ">" outside quotes, and no unquoted "<" is inside it; the name and the
+# attributes are never given back (possessive): a "<" opening no tag ("<a" and a long word, many "<a"
+# without a ">") made every later character be tried again, time growing with the square of the mail.
 _TOKEN = re.compile(
     r"<!--.*?(?:-->|\Z)"                                   # comments, including Outlook's conditional ones
     r"|<!\[CDATA\[.*?(?:\]\]>|\Z)"
-    r"|<[!?][^>]*>"                                        # doctype, processing instructions
-    r"|<(/?)([a-zA-Z][\w:.-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>",
+    r"|<[!?][^<>]*>"                                       # doctype, processing instructions
+    r"|<(/?)([a-zA-Z][\w:.-]*+)((?:[^<>\"']|\"[^\"]*\"|'[^']*')*+)>",
     re.DOTALL,
 )
 # Elements whose content is not shown. The raw text ones hold text up to their end tag, never

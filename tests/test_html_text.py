@@ -153,6 +153,8 @@ SHAPES = {
     "paragraphs": "<p>x",
     "nested table rows": "<div><table><tr><td><span style='x'>word &amp; more</span></td></tr></table></div>\n",
     "links on one line": "<a href='https://example.com/'>link</a> ",
+    "a '<' that opens no tag, again and again": "<ab",
+    "a doctype's '<!' that is never closed, again and again": "<!x",
 }
 
 
@@ -162,6 +164,17 @@ def test_time_grows_linearly(unit: str) -> None:
     with _deadline(60):
         ratio = _cpu_seconds(small * 4) / max(_cpu_seconds(small), 1e-3)
     assert ratio < 8  # four times the input: about 4 if linear, 16 if quadratic
+
+
+@pytest.mark.parametrize("markup", ["<p>Hello</p><a" + "b" * 200_000, "<ab" * 70_000],
+                         ids=["one '<' before a long word", "many '<' and no '>'"])
+def test_a_tag_never_closed_is_read_and_its_depth_counted_in_linear_time(markup: str) -> None:
+    """Each character after such a "<" was tried again for the tag's name: 20 kB took seconds."""
+    from ingest.html_clean import clean_html
+
+    with _deadline(30):   # seconds on a loaded machine; minutes when quadratic
+        assert "Hello" in html_to_text(markup) or markup.startswith("<ab")
+        clean_html(markup)
 
 
 def test_two_megabytes_of_paragraphs_convert() -> None:
