@@ -153,7 +153,7 @@ def _protect_words(value: str, hints: tuple[str, ...]) -> str:
 # An address spelled inside a display name: "<bob@example.com>", "bob@example.com", "(bob@example.com)".
 # A word is read from its start only: tried at every character, a long word without "@" took time growing
 # with the square of its length.
-_ADDRESS_IN_NAME = re.compile(r"<[^<>]*@[^<>]*>|(?<!\S)\S*[^\s@<>]@[^\s@<>]\S*")
+_ADDRESS_IN_NAME = re.compile(r"<[^<>@]*@[^<>]*>|(?<!\S)\S*[^\s@<>]@[^\s@<>]\S*")
 
 
 def _unwrapped(name: str) -> str:

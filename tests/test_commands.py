@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pytest
@@ -403,3 +404,10 @@ def test_merge_refuses_what_it_cannot_do_with_how_to_write_it(text, error):
 def test_merge_goes_with_a_note_follow_and_history():
     p = plan("#merge [#7]\n#note\n#follow pat@example.org\n#history\nSame printer as [#7].")
     assert p.ok and (p.merge_into, p.internal, p.follow, p.history) == (7, True, ("pat@example.org",), True)
+
+
+def test_a_long_word_on_a_follow_line_is_read_in_linear_time():
+    """Addresses on #follow were looked for from every character of a word: 100 kB of one took minutes."""
+    started = time.perf_counter()
+    assert not plan("#follow " + "x" * 100_000 + "\nHi").ok
+    assert time.perf_counter() - started < 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pytest
@@ -272,3 +273,15 @@ def test_an_acceptance_after_the_close_confirms_it(text):
     effect = customer_reply_effect(Status.CLOSED, text, WORDS)
     assert effect.kind == "none" and effect.unchanged_because.startswith("the reply accepts the solution")
     assert customer_reply_effect(Status.CLOSED, "Yes, but it still crashes", WORDS).kind == "reopened"
+
+
+# Texts anyone writing to a ticket can send: each pattern below the rating and courtesy reading tried again
+# at every character of such a run, time growing with its square (a 40 kB line held a worker for seconds,
+# a megabyte for hours). The bound is far above a linear pass.
+@pytest.mark.parametrize("text", ["5 5 5 " + "- " * 20_000 + "x", "5 5 5\n" + "\t" * 40_000 + "x",
+                                  "5 5 5\nThanks,\nAnna" + " " * 40_000 + "x|"],
+                         ids=["dashes after the numbers", "tabs under the numbers", "spaces in a signature"])
+def test_a_long_run_of_separators_is_read_in_linear_time(text):
+    started = time.perf_counter()
+    customer_reply_effect(Status.CLOSED, text, ["yes"])
+    assert time.perf_counter() - started < 5

@@ -352,3 +352,11 @@ def test_a_display_name_of_one_long_word_is_read_in_linear_time():
     parsed = parse_mail(raw)
     assert time.perf_counter() - started < 5
     assert parsed.from_addr == "eve@example.org" and parsed.from_name.endswith("…")
+
+
+def test_an_angle_bracket_before_a_long_run_of_at_signs_in_a_name_is_read_in_linear_time():
+    from ingest.headers import clean_name
+
+    started = time.perf_counter()
+    clean_name("<" + "@" * 100_000)
+    assert time.perf_counter() - started < 5

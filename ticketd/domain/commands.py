@@ -327,7 +327,7 @@ _ASKING_THE_CUSTOMER = (Status.WAITING_CUSTOMER, Status.SOLUTION_PROPOSED)
 
 # Addresses as an agent writes them after #follow or #unfollow: bare, in <>, as mailto:, separated by
 # spaces or commas.
-_ADDRESSES = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+[^\s<>,;\"'.]")
+_ADDRESSES = re.compile(r"(?<![^\s<>,;\"'])[^\s<>,;\"'@]+@[^\s<>,;\"']+[^\s<>,;\"'.]")
 
 
 def _named_addresses(args: str) -> list[str]:

@@ -8,7 +8,7 @@ import unicodedata
 from ticketd.domain.ids import possible_id
 
 TAG_RE = re.compile(r"\[#(\d{1,12})\]")
-_SPACED_TAG_RE = re.compile(r"\s*\[#(\d{1,12})\]\s*")
+_SPACED_TAG_RE = re.compile(r"(?<!\s)\s*\[#(\d{1,12})\]\s*")
 # Reply and forward prefixes in the languages our customers write in.
 _PREFIX_RE = re.compile(
     r"^\s*((re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|r|odp|enc|res|ответ|回复|转发)\s*(\[\d+\])?\s*[:：]\s*)+",
