@@ -277,10 +277,14 @@ def test_an_acceptance_after_the_close_confirms_it(text):
 
 # Texts anyone writing to a ticket can send: each pattern below the rating and courtesy reading tried again
 # at every character of such a run, time growing with its square (a 40 kB line held a worker for seconds,
-# a megabyte for hours). The bound is far above a linear pass.
+# a megabyte for hours), and thanks were taken off one at a time for every way to end the numbers. A rating
+# is now read in at most RATING_TEXT_MAX characters and RATING_LINES_MAX lines of numbers. The bound is far
+# above what that takes.
 @pytest.mark.parametrize("text", ["5 5 5 " + "- " * 20_000 + "x", "5 5 5\n" + "\t" * 40_000 + "x",
-                                  "5 5 5\nThanks,\nAnna" + " " * 40_000 + "x|"],
-                         ids=["dashes after the numbers", "tabs under the numbers", "spaces in a signature"])
+                                  "5 5 5\nThanks,\nAnna" + " " * 40_000 + "x|", "thanks " * 1_500,
+                                  "5 5 5\n" + "Thanks,\n" * 200],
+                         ids=["dashes after the numbers", "tabs under the numbers", "spaces in a signature",
+                              "thanks again and again", "lines of thanks"])
 def test_a_long_run_of_separators_is_read_in_linear_time(text):
     started = time.perf_counter()
     customer_reply_effect(Status.CLOSED, text, ["yes"])

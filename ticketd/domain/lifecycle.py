@@ -163,14 +163,23 @@ def _rating_in(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
     return found[0] if found else None
 
 
+# A rating with its courtesy and a signature is a few short lines. A longer reply says more than a rating,
+# and a person reads it; reading one of any length for courtesy took time growing with its square.
+RATING_TEXT_MAX = 1000
+RATING_LINES_MAX = 8
+
+
 def _rating_and_closing(text: str, shape: re.Pattern) -> tuple[tuple[int, int, int], list[str]] | None:
     """As `_rating_in`, with the lines under the numbers that `_closing` let through."""
+    if len(text or "") > RATING_TEXT_MAX:
+        return None
     if (rating := _rating_of(text, shape)) is not None:
         return rating, []
     lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
     if lines and (_greets(lines[0]) or _courtesy(lines[0], _THANKS)):
         lines = lines[1:]
-    for end in range(len(lines), 0, -1):
+    # The numbers take a few lines at most ("Usefulness:" over "5", for each of the three).
+    for end in range(min(len(lines), RATING_LINES_MAX), 0, -1):
         if _closing(lines[end:]):
             numbers = "\n".join(lines[:end])
             for bare in _thanks_cut(numbers):
