@@ -162,18 +162,27 @@ def own_reply(text: str) -> str:
     return reply.strip("\n").rstrip()
 
 
+LIBRARY_LINE = 400
+
+
 def _library_cut(text: str) -> str:
     """Our text up to where mail-parser-reply ends the reply.
 
     The library also rewrites what it keeps (indentation goes), so only its
     cut point is used: the lines it returned are matched against ours.
+    It is shown each line's first LIBRARY_LINE characters: its attribution
+    patterns ("On … wrote:") take time growing with the square of a line
+    that opens like one, and a long paragraph starting "On Monday" (a web
+    form's text on one line) held a worker for seconds, a longer one for
+    minutes. Every header it knows fits in that many.
     """
+    lines = text.split("\n")
+    shown = [line[:LIBRARY_LINE] for line in lines]
     try:
-        kept = _library().reply(text)
+        kept = _library().reply("\n".join(shown))
     except Exception:  # the library on input it does not expect: keep ours
         return text
-    lines = text.split("\n")
-    end = _last_kept_line(lines, kept)
+    end = _last_kept_line(shown, kept)
     if end is None:
         return text
     rest = next((j for j in range(end + 1, len(lines)) if lines[j].strip()), None)

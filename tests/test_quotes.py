@@ -189,8 +189,10 @@ def test_crlf_input():
 # Lines a hostile mail can hold (quoted-printable folds them within the SMTP line limit): each took the
 # line-shape patterns time growing with the square of its length (a 100 kB reply, over a minute). The
 # bound is far above what a linear pass takes, and far below what the square took.
-@pytest.mark.parametrize("line", ["foo:" + " " * 40_000 + "bar:", " " * 40_000 + "x", "> " + " " * 40_000 + "x"],
-                         ids=["spaces after a colon", "spaces before a word", "spaces after a quote mark"])
+@pytest.mark.parametrize("line", ["foo:" + " " * 40_000 + "bar:", " " * 40_000 + "x", "> " + " " * 40_000 + "x",
+                                  "On Monday " + "the printer stopped again " * 1_200],
+                         ids=["spaces after a colon", "spaces before a word", "spaces after a quote mark",
+                              "a paragraph opening like an attribution (mail-parser-reply's patterns)"])
 def test_a_long_line_of_spaces_is_stripped_in_linear_time(line):
     started = time.perf_counter()
     strip_reply(f"Hello,\n{line}\n\n> quoted\n")
