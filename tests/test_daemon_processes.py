@@ -182,6 +182,33 @@ def test_unreadable_mail_prepared_in_a_process_is_quarantined_with_the_reason(ma
     assert process_batch(app, [raw_id]) == []   # quarantined: not taken again
 
 
+def test_a_mail_whose_preparing_overruns_its_time_is_quarantined_and_the_rest_go_on(make_app, sqlite_url):
+    """A Content-Type of 300 000 folded ";" takes the stdlib's parser seconds (its time grows with the
+    square of the field): with max_prepare_seconds 1 its worker is stopped, it is tried alone and overruns
+    again, and the mails beside it are prepared as ever."""
+    from ticketd.prepare_pool import took_too_long
+
+    app = make_app(sqlite_url, extra="max_prepare_seconds: 1\n")
+    field = "\r\n ".join(";" * 70 for _ in range(300_000 // 70))
+    slow = (b"From: Eve <eve@example.org>\r\nTo: support@example.com\r\nSubject: slow\r\n"
+            b"Message-ID: <slow@example.org>\r\nContent-Type: text/plain" + field.encode() + b"\r\n\r\nbody\r\n")
+    raws = [_mail(1).as_bytes(), slow, _mail(2).as_bytes()]
+    stored = store_raw_batch(app.engine, [RawMail(r, "smtp", *dedupe_key(r), "x@example.org", ["support@example.com"])
+                                          for r in raws])
+    pool = ProcessPreparer(app.settings, app.signer, processes=1)
+    started = time.monotonic()
+    try:
+        prepared = pool.submit(inbox.load_raw(app.engine, [s.raw_id for s in stored])).result()
+    finally:
+        pool.close()
+    assert time.monotonic() - started < 30   # two overruns of 1 s, a new process each time
+    assert [i for i, _ in prepared] == [s.raw_id for s in stored]
+    assert isinstance(prepared[0][1], Prepared) and isinstance(prepared[2][1], Prepared)
+    assert prepared[1][1] == took_too_long(1)
+    outcomes = write_batch(app, prepared)
+    assert [o.quarantined for o in outcomes] == [None, took_too_long(1), None]
+
+
 def test_acknowledgement_waiting_in_one_process_is_seen_by_another(tmp_path):
     # Two engines on one file have two write queues, as two processes do;
     # flock(2) locks belong to open files, so this is the cross-process path.

@@ -9,7 +9,11 @@ processor writes one batch while the next is parsed.
 A worker that dies (killed, out of memory) breaks the pool: the mails it
 held are prepared again one at a time in a new pool, and a mail that kills
 its worker a second time on its own is quarantined with that reason, so one
-poisonous mail cannot stop the queue.
+poisonous mail cannot stop the queue. A mail whose preparing takes longer
+than `max_prepare_seconds` (a mail built to make a parser's time grow with
+the square of its size) is treated alike: its worker is killed, it is tried
+again alone, and quarantined if it overruns again. Preparing in the
+processor thread (`prepare_processes: 0`) has no such bound.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 
 from ticketd.domain.signing import Signer
@@ -33,6 +38,13 @@ log = logging.getLogger("ticketd.prepare")
 
 DIED_ALONE = ("the process preparing this mail died twice, the second time with this mail alone "
               "(killed, or out of memory); `ticketd quarantine retry` tries again")
+
+
+def took_too_long(seconds: float) -> str:
+    """The quarantine reason of a mail whose preparing overran its time twice."""
+    return (f"preparing this mail took over {seconds:g} s (max_prepare_seconds) twice, the second time alone; "
+            "a mail built to slow a parser down looks so; `ticketd quarantine retry` tries again")
+
 
 # The columns of a raw row that preparing reads: the rest stays in the daemon.
 _ROW_KEYS = ("id", "raw", "envelope_from", "envelope_to")
@@ -58,6 +70,13 @@ def _exit_with_parent(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(1)
     os._exit(0)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill a pool's worker processes; the pool is broken then, and each of its mails is tried again."""
+    # ProcessPoolExecutor has no public way to stop a running task before Python 3.14 (kill_workers).
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
 
 
 def _ready() -> int:
@@ -110,14 +129,33 @@ class ProcessPreparer:
         portable = [{key: (bytes(row[key]) if key == "raw" else row[key]) for key in _ROW_KEYS} for row in rows]
         return _PoolBatch(self, [(row, *self._submit(row)) for row in portable])
 
-    def again_alone(self, row: dict, broken: ProcessPoolExecutor) -> Preparation:
-        """Prepare `row` by itself in a new pool, after `broken` died under it."""
-        self._replace_pool(broken)
-        pool, future = self._submit(row)
+    def wait(self, row: dict, pool: ProcessPoolExecutor, future: Future) -> Preparation:
+        """The preparation of `row`; its worker killed when it overruns max_prepare_seconds."""
+        seconds = self._settings.max_prepare_seconds
         try:
-            return future.result()
+            return future.result(timeout=seconds)
+        except FutureTimeout:
+            log.error("raw mail %s: preparing it took over %g s; stopping the preparing processes", row["id"],
+                      seconds)
+            _kill_workers(pool)
+            raise BrokenProcessPool("preparing overran max_prepare_seconds") from None
+
+    def again_alone(self, row: dict, broken: ProcessPoolExecutor) -> Preparation:
+        """Prepare `row` by itself in a new pool, after `broken` died under it or overran its time."""
+        self._replace_pool(broken)
+        # The new process's start (its imports take a moment) is no part of the mail's time.
+        try:
+            self._pool.submit(_ready).result()
+        except BrokenProcessPool:
+            pass   # it died starting: submitting below starts another
+        pool, future = self._submit(row)
+        started = time.monotonic()
+        try:
+            return self.wait(row, pool, future)
         except BrokenProcessPool:
             self._replace_pool(pool)
+            if time.monotonic() - started >= self._settings.max_prepare_seconds:
+                return took_too_long(self._settings.max_prepare_seconds)
             log.error("raw mail %s killed the preparing process twice", row["id"])
             return DIED_ALONE
 
@@ -134,7 +172,7 @@ class _PoolBatch:
         results = []
         for row, pool, future in self._jobs:
             try:
-                prepared = future.result()
+                prepared = self._preparer.wait(row, pool, future)
             except BrokenProcessPool:
                 prepared = self._preparer.again_alone(row, pool)
             if isinstance(prepared, Prepared):

@@ -306,6 +306,8 @@ class Settings(_Strict):
     # Processes of `ticketd run` that parse incoming mail beside the one
     # that writes it (ticketd.prepare_pool); 0 parses in the processor thread.
     prepare_processes: int = Field(default=1, ge=0)
+    # A mail whose preparing in such a process overruns this is tried again alone, then quarantined.
+    max_prepare_seconds: float = Field(default=120, ge=1, allow_inf_nan=False)
     log_level: str = "INFO"
 
     @field_validator("log_level")
