@@ -36,7 +36,7 @@ from ticketd.prepare import (
 )
 from ticketd.store import inbox
 from ticketd.store import tickets as store
-from ticketd.store.db import is_transient, out_of_resources
+from ticketd.store.db import is_transient, out_of_resources, reading
 from ticketd.store.merge import final_ticket, lock_final_ticket
 from ticketd.store.outbox import sent_raws
 from ticketd.store.write_queue import acknowledgement_waiting
@@ -137,6 +137,23 @@ def _without_pasted_mail(conn, parsed: ParsedMail, stripped: str) -> str:
     return stripped
 
 
+def _without_pasted_mails(app: App, prepared: list[tuple[int, Preparation]]) -> list[tuple[int, Preparation]]:
+    """Each reply's own text without a mail of ours pasted under it (`_without_pasted_mail`), read before
+    the write transaction: parsing our mail there would hold the write lock for it. A mail of ours a
+    reply names was sent before the reply came, so it is committed already."""
+    replies = [(i, prep) for i, (_, prep) in enumerate(prepared)
+               if isinstance(prep, Prepared) and (prep.parsed.in_reply_to or prep.parsed.references)]
+    if not replies:
+        return list(prepared)
+    done = list(prepared)
+    with reading(app.engine) as conn:
+        for i, prep in replies:
+            own = _without_pasted_mail(conn, prep.parsed, prep.stripped)
+            if own != prep.stripped:
+                done[i] = (done[i][0], replace(prep, stripped=own))
+    return done
+
+
 def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str, tuple]]]:
     """Thread the prepared mail and write its consequences; returns the jobs for after commit."""
     settings = app.settings
@@ -181,8 +198,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
 
     mail = IncomingMail(
         raw_id=prep.raw_id, parsed=parsed,
-        text=_without_pasted_mail(conn, parsed, prep.stripped) if match.ticket_id is not None
-        else parsed.text.strip(),
+        text=prep.stripped if match.ticket_id is not None else parsed.text.strip(),
         attachments=prep.attachments, robot_reason=prep.robot_reason, matched_by=match.matched_by,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
@@ -242,7 +258,7 @@ def write_batch(app: App, prepared: list[tuple[int, Preparation]]) -> list[Outco
     what follows stay waiting, so that a reply never overtakes its original.
     """
     outcomes: list[Outcome] = []
-    waiting = list(prepared)
+    waiting = _without_pasted_mails(app, prepared)
     while waiting:
         try:
             done = _write_in_order(app, waiting, outcomes, guarded=False)
