@@ -100,10 +100,7 @@ def test_new_to_rated(desk):
 def test_rating_by_labels_and_full_width_digits(desk, reply, rating):
     """PRODUCT.md: a reply with three numbers (usefulness, speed, politeness) is stored as the rating."""
     customer, agent = "cust@example.org", "alice@example.com"
-    desk.send(build_mail(customer, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    desk.assign(tid)
-    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    tid = _closed_by_agent(desk, customer, agent)
     desk.reply_to(desk.last(customer), customer, reply)
     stored = [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)]
     if rating is None:
@@ -197,6 +194,15 @@ def test_a_reply_with_only_the_quoted_proposal_leaves_it_standing(desk):
     assert "(no text; 1 file(s))" in desk.events(tid, "rejected")[-1]["reason"]
 
 
+def _closed_by_agent(desk, customer: str, agent: str) -> int:
+    """A ticket the customer opened and the agent it was given to closed (its closing mail sent)."""
+    desk.send(build_mail(customer, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    desk.assign(tid)
+    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    return tid
+
+
 def _closed_with_follower(desk, customer, colleague, agent):
     desk.send(build_mail(customer, "The printer is on fire.\n", cc=colleague))
     tid = desk.ticket()["id"]
@@ -245,10 +251,7 @@ def test_a_rating_signed_at_length_counts_and_the_assignee_reads_it_and_words_in
     a sign-off ("Still Broken", "Refund Please") were taken for a title and a company: the ticket stayed
     closed and no one read them. What does pass for a signature the assignee now reads."""
     customer, agent = "cust@example.org", "alice@example.com"
-    desk.send(build_mail(customer, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    desk.assign(tid)
-    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    tid = _closed_by_agent(desk, customer, agent)
     closing = desk.last(customer)
     told = len(desk.inbox(agent))
     desk.reply_to(closing, customer, "5 4 5\n\nThanks,\nAnna\n")
@@ -301,10 +304,7 @@ def test_thanks_or_no_words_leave_a_closed_ticket_closed(desk, reply):
     """README: a reply with no text of its own changes nothing; the closing mail asks for what is still
     wrong to reopen, and thanks say nothing is. The history says why; the assignee reads it as such."""
     customer, agent = "cust@example.org", "alice@example.com"
-    desk.send(build_mail(customer, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    desk.assign(tid)
-    desk.reply_to(desk.last(agent), agent, "#close\nReplaced the fuser.\n")
+    tid = _closed_by_agent(desk, customer, agent)
     closing = desk.last(customer)
     if reply == "quoted":
         reply = "On Monday, Support wrote:\n" + "".join(f"> {line}\n" for line in body_text(closing).splitlines())
