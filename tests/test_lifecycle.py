@@ -96,6 +96,9 @@ def test_new_to_rated(desk):
     ("5 5 5\nThanks, but the tray jams now.\n", None),            # more to say: reopened
     ("5 5 5\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234\n", (5, 5, 5)),   # a signature without "-- "
     ("5-4-5\n", (5, 4, 5)), ("5/4/5\n", (5, 4, 5)),                # dashes and slashes between them
+    # Everyday shapes, each of which reopened the ticket and lost the rating.
+    ("5 5 4 \U0001F60A\n", (5, 5, 4)), ("Rating: 5 5 4\n", (5, 5, 4)), ("5, 5 and 4\n", (5, 5, 4)),
+    ("Usefulness - 5\nSpeed - 5\nPoliteness - 4\n", (5, 5, 4)),
 ])
 def test_rating_by_labels_and_full_width_digits(desk, reply, rating):
     """PRODUCT.md: a reply with three numbers (usefulness, speed, politeness) is stored as the rating."""
@@ -270,7 +273,8 @@ def test_a_rating_signed_at_length_counts_and_the_assignee_reads_it_and_words_in
 
 
 @pytest.mark.parametrize(("reply", "read"), [("10 10 10\n", "10 10 10"), ("Hi,\n0 4 5\nThanks, Anna\n", "0 4 5"),
-                                            ("8/10 9/10 10/10\n", "8 9 10"), ("4/10, 5/10, 5/10\n", "4 5 5")])
+                                            ("8/10 9/10 10/10\n", "8 9 10"), ("4/10, 5/10, 5/10\n", "4 5 5"),
+                                            ("usefulness: 5\n", "5")])
 def test_a_rating_off_the_scale_keeps_the_ticket_closed_and_the_requester_learns_how_to_rate(desk, reply, read):
     """The closing mail asks for three numbers from 1 to 5; "10 10 10" is delight, not what is still wrong.
     It reopened the ticket into an agent's queue: now it is not counted, and the requester is told how
@@ -319,3 +323,40 @@ def test_thanks_or_no_words_leave_a_closed_ticket_closed(desk, reply):
 
     desk.reply_to(closing, customer, "Thanks, but it is burning again.\n")
     assert desk.ticket(tid)["status"] == "open" and desk.events(tid, "reopened")
+
+
+def test_the_writers_own_lines_decide_under_quotes_and_below_the_accept_word(desk):
+    """PRODUCT.md: a reply whose first line is an accept word closes the ticket, any other reply rejects it
+    with its text as the reason, and a reply to a closed ticket reopens it unless it is only a rating.
+    A quoted line over the answer was read as the first line ("> Restart the printer." over "Yes"), and
+    words under "Ok," were not read at all: a customer saying it still fails got the rating request, and
+    one asking to reopen had their ticket kept closed."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    tid = _proposed(desk, customer, agent)
+    desk.reply_to(desk.last(customer), customer, "Ok,\nI installed 2.1 but the printer still does not work.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    assert "still does not work" in desk.events(tid, "rejected")[-1]["reason"]
+    assert "three numbers" not in body_text(desk.last(customer))          # no rating request
+
+    desk.reply_to(desk.last(agent), agent, "#propose\nReplace the fuser.\n")
+    proposal = desk.last(customer)
+    desk.reply_to(proposal, customer, "Alice wrote:\n> Replace the fuser.\n\nYes, thanks!\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    assert "'Yes, thanks!'" in desk.events(tid, "accepted")[-1]["reason"]
+    assert "> Replace the fuser." in desk.messages(tid)[-1]["text"]        # the quote stays for the agent
+
+    closing = desk.last(customer)
+    assert "three numbers" in body_text(closing)
+    desk.reply_to(closing, customer, "> How did we do? Reply with three numbers from 1 (poor) to 5 (excellent):\n"
+                                     "> usefulness, speed and politeness.\n\n5 5 4\n")
+    assert desk.ticket(tid)["status"] == "closed" and desk.events(tid, "reopened") == []
+    assert [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)] == [(5, 5, 4)]
+
+    desk.reply_to(closing, customer, "Ok.\nThe issue came back this morning, please reopen.\n")
+    assert desk.ticket(tid)["status"] == "open"
+    assert desk.events(tid, "reopened")[-1]["from_value"] == "closed"
+    assert "this reply opened it again" in body_text(desk.last(agent))
+
+    desk.reply_to(desk.last(agent), agent, "#propose\nClean the rollers.\n")
+    desk.reply_to(desk.last(customer), customer, "> Does this solve your problem?\n\nYes\n\nThanks, Dana\n")
+    assert desk.ticket(tid)["status"] == "closed"

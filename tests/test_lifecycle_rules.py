@@ -9,6 +9,7 @@ import pytest
 
 from ticketd.domain.lifecycle import (
     agent_may_set,
+    answer_line,
     customer_reply_effect,
     is_acceptance,
     parse_key_facts,
@@ -109,6 +110,13 @@ def test_a_rating_said_politely_is_only_a_rating(text, rating):
     """PRODUCT.md: a reply to a closed ticket reopens it "unless it is only a rating"; thanks are no request."""
     assert parse_rating(text) == rating
     assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "rated"
+
+
+@pytest.mark.parametrize("text", ["Yes\n5 5 5", "Ok, thanks!\n5 5 4", "Hi,\nyes\n4 5 5"])
+def test_a_rating_under_a_confirmation_of_the_close_is_a_rating(text):
+    """"Yes" over the numbers confirms the close the mail announced: it reopened the closed ticket."""
+    assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "rated"
+    assert customer_reply_effect(Status.CLOSED, "Yes\nbut it broke again", WORDS).kind == "reopened"
 
 
 @pytest.mark.parametrize("text", [
@@ -288,4 +296,185 @@ def test_an_acceptance_after_the_close_confirms_it(text):
 def test_a_long_run_of_separators_is_read_in_linear_time(text):
     started = time.perf_counter()
     customer_reply_effect(Status.CLOSED, text, ["yes"])
+    assert time.perf_counter() - started < 5
+
+
+# ---------------------------------------------------------------- lines under the answer, quotes above it
+
+@pytest.mark.parametrize("text", [
+    "Yes\n\nThanks, Dana", "Yes, it works now, thanks!\n-- \nDana", "Yes\nBest regards\nDana Smith\nACME Inc.",
+    "Hi Bob,\nYes\n\nThank you, it works.\n\nBest regards,\nAnna Smith\nACME Corp\nPhone +1 555 1234",
+    "OK\nThanks a lot for your quick help!\nKim",
+])
+def test_an_acceptance_may_be_thanked_and_signed_below(text):
+    assert is_acceptance(text, WORDS)
+    assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "accepted"
+
+
+@pytest.mark.parametrize("text", [
+    "Ok,\nI installed 2.1 but the printer still does not work.",
+    "Yes.\nBut now it crashes on startup with error 0x80004005.",
+    "Yes\nThanks\nStill Broken", "Yes, thanks!\nP.S. Can you look at my invoice?", "Ok\nThanks,\nReopen Please",
+    "Yes\nthe tray jams", "Yes\nIt Broke Again",
+])
+def test_words_under_an_accept_word_reject_the_proposal_with_them_as_the_reason(text):
+    """PRODUCT.md: any other reply rejects it and its text is the reason. "ok but it still fails" is a
+    rejection on one line; a line break after "Ok," closed the ticket as accepted and asked for a rating."""
+    assert not is_acceptance(text, WORDS)
+    assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "rejected"
+
+
+@pytest.mark.parametrize("text", [
+    "Yes, that solved it – thank you!\n\nThe toner order for Jürgen is attached as a spreadsheet.",
+    "Ok, it works now.\nI will tell the others on the third floor.\nDana",
+])
+def test_an_answer_that_says_it_worked_may_go_on_to_something_else(text):
+    """An accept word with "that solved it" on its line is an acceptance whatever harmless line follows; only
+    a bare accept word needs the lines under it to be courtesy."""
+    assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "accepted"
+
+
+@pytest.mark.parametrize("text", [
+    "Yes, it works.\nBut only on the first tray.", "Yes, that solved it.\nThe scanner jams though.",
+    "Ok, works now.\nWhy does it need a restart every day", "Yes, it works\nThe printer doesn't print colour.",
+    "Yes, fixed.\nThe same error shows on the other laptop.",
+])
+def test_an_answer_that_says_it_worked_over_a_trouble_left_rejects(text):
+    assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "rejected"
+
+
+@pytest.mark.parametrize("text", ["Ok.\nThe issue came back this morning, please reopen.",
+                                  "Yes\nIt stopped working again after the reboot."])
+def test_an_accept_word_over_what_is_wrong_again_reopens_a_closed_ticket(text):
+    """PRODUCT.md: a reply to a closed ticket reopens it unless it is only a rating; the first line's "Ok."
+    kept it closed, the request to reopen filed away."""
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert (effect.kind, effect.to_status) == ("reopened", Status.OPEN)
+
+
+@pytest.mark.parametrize("text", [
+    "> Does this solve your problem?\n\nYes",
+    "Alice wrote:\n> Please update the printer driver to 2.1, that fixes it.\n\nYes, thanks!",
+    "On Mon, 3 Jun 2024 at 10:02, Support <support@example.com> wrote:\n> Restart the printer.\nok",
+    "> Restart the printer.\nYes, it works now.\n> Anything else?\nThanks, Dana",
+])
+def test_quoted_lines_and_their_attribution_are_not_the_answer(text):
+    """Inline and bottom-posted replies keep the quotes between the answers for the agent to read: the
+    quoted question was read as the first line and the "Yes" under it as a rejection."""
+    assert is_acceptance(text, WORDS)
+    assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "accepted"
+
+
+@pytest.mark.parametrize("text", ["It still fails with this error:\n> Error 0x80004005\nYes",
+                                  "> Does this solve your problem?\n\nNo", "> yes\n\nstill broken"])
+def test_a_quote_leaves_the_writers_own_words_to_decide(text):
+    """A line of their own over a quote ("with this error:") is no attribution: it stays the answer."""
+    assert not is_acceptance(text, WORDS)
+
+
+def test_the_answer_line_is_the_one_that_accepts():
+    assert answer_line("> Does this solve your problem?\n\nYes", WORDS) == "Yes"
+    assert answer_line("Alice wrote:\n> Restart it.\nBob,\nyes it works\nDana", WORDS) == "yes it works"
+
+
+@pytest.mark.parametrize("text", [
+    "> How did we do? Reply with three numbers from 1 (poor) to 5 (excellent):\n"
+    "> usefulness, speed and politeness. For example:\n\n5 5 4",
+    "Support wrote:\n> How did we do?\n5 5 4\nThanks, Anna",
+])
+def test_a_rating_under_the_quoted_request_is_only_a_rating(text):
+    assert parse_rating(text) == (5, 5, 4)
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert (effect.kind, effect.rating) == ("rated", (5, 5, 4))
+
+
+def test_quoted_questions_over_thanks_leave_a_closed_ticket_closed():
+    effect = customer_reply_effect(Status.CLOSED, "> How did we do?\n\nThank you!", WORDS)
+    assert effect.kind == "none" and "only thanks" in effect.unchanged_because
+
+
+# ---------------------------------------------------------------- everyday acceptances
+
+@pytest.mark.parametrize("text", [
+    "Yes, please close it", "Yes, it worked", "Yes, it's fixed", "Yes, it\u2019s fixed", "Yes, all good now",
+    "yes, this works", "Yes please", "Yes, that works for me", "Bob,\nyes it works", "Anna Smith,\nOK, thanks",
+    "Да, спасибо большое!", "Ок, спасибо большое", "Да, спасибо огромное", "Согласна", "Принято", "De acuerdo",
+    "Sí, todo bien", "Sí, funciona perfectamente", "是的，问题解决了", "\u200bYes, thanks!", "Yes\u200b",
+    "\ufeffOK", "Please close it, thanks",
+])
+def test_everyday_acceptances(text):
+    """Each was read as a rejection: the ticket went back to open while the customer thought it settled."""
+    assert is_acceptance(text, WORDS)
+
+
+@pytest.mark.parametrize("text", [
+    "Yes, it no longer works", "Yes, not fixed", "Yes, it is not fixed", "Да, не работает", "Да, но не работает",
+    "Sí, no funciona", "Sí, pero no funciona", "是的，问题没有解决", "Yes, please reopen", "Yes please, but still",
+    "Bob,\nit still fails", "Ok,\nstill broken", "Yes, that works for me but not for Pat",
+    "Принято, но не работает", "De acuerdo, pero sigue fallando", "Yes\u200b but no",
+    # A word or two under the accept word, capitalised like a name, that say what is wrong.
+    "Ok\nDoesn't Work", "Ok\nNope", "Ok\nSame Problem", "Yes\nHelp", "Yes\nThanks\nIt Fails",
+    "Yes\nThanks\nRefund Me", "Ok\nThanks\nCancel Subscription", "Hi Bob,\nok\nWait",
+])
+def test_a_negation_or_a_problem_keeps_it_a_rejection(text):
+    assert not is_acceptance(text, WORDS)
+
+
+@pytest.mark.parametrize("text, accepts", [
+    ("> Does this solve your problem?\n\nYes", True), ("> Does it work now?\n\nYes, thanks", True),
+    ("> Please update to 2.1 and tell us: is the printer still jamming?\nYes", False),
+    ("> Does the error appear again?\n\nyes", False), ("> Don't you see the menu?\nOk", False),
+    ("> 还有问题吗？\n是的", False),
+])
+def test_a_yes_under_a_quoted_question_whether_the_trouble_goes_on_is_no_acceptance(text, accepts):
+    """Quoted lines are no answer, but the question a "yes" stands under says what it means."""
+    assert is_acceptance(text, WORDS) is accepts
+
+
+# ---------------------------------------------------------------- ratings in everyday shapes
+
+@pytest.mark.parametrize("text, rating", [
+    ("5 5 4 😊", (5, 5, 4)), ("5 5 4 👍🏽", (5, 5, 4)), ("Rating: 5 5 4", (5, 5, 4)), ("My rating - 4 5 5", (4, 5, 5)),
+    ("Rating:\n5 5 4\nThanks!", (5, 5, 4)), ("Оценка: 5 5 5", (5, 5, 5)),
+    ("Usefulness - 5\nSpeed - 5\nPoliteness - 4", (5, 5, 4)), ("Speed – 3, Usefulness – 5, Politeness – 4", (5, 3, 4)),
+    ("5, 5 and 4", (5, 5, 4)), ("5 and 5 and 4", (5, 5, 4)), ("5, 5 y 4", (5, 5, 4)), ("5, 5 и 4", (5, 5, 4)),
+    ("usefulness 5, speed 5 and politeness 4", (5, 5, 4)),
+    ("5 and 4", None), ("5 5 and", None), ("5 5 and 4 and 3", None), ("Rating: 5 5 4 but slow", None),
+])
+def test_ratings_in_everyday_shapes(text, rating):
+    """Each reopened the closed ticket and lost the rating."""
+    assert parse_rating(text) == rating
+    assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == ("rated" if rating else "reopened")
+
+
+@pytest.mark.parametrize(("text", "read"), [("usefulness: 5", (5,)), ("Speed = 4, politeness: 5", (4, 5)),
+                                            ("Hi,\nusefulness - 5\nThanks,\nAnna", (5,))])
+def test_a_rating_begun_with_labels_is_not_counted_and_the_requester_asked_again(text, read):
+    """A lone labelled number is a rating attempt, as "10 10 10" is: it reopened the ticket."""
+    assert parse_rating(text) is None and misread_rating(text) == read
+    effect = customer_reply_effect(Status.CLOSED, text, WORDS)
+    assert (effect.kind, effect.rating, effect.ask_again) == ("none", read, True)
+
+
+@pytest.mark.parametrize("text", ["5", "Rating: 5", "speed: 5 5", "speed: 5, speed: 4", "usefulness: 5 it broke"])
+def test_numbers_without_a_label_each_are_no_rating_begun(text):
+    assert misread_rating(text) is None
+    assert customer_reply_effect(Status.CLOSED, text, WORDS).kind == "reopened"
+
+
+# Hostile text for the readers above: quotes, attributions, lines under an answer, separators with "and".
+@pytest.mark.parametrize("text", [
+    "5 5 " + "and " * 10_000 + "x", "5 5" + " , " * 7_000 + "and x", "Rating:" + " " * 20_000 + "x",
+    "usefulness" + " -" * 10_000 + "x", "5" + " " * 20_000 + "x", "> q\n" * 5_000 + "yes",
+    "yes\n" + "Thanks, Anna\n" * 2_000, "yes\n" + "x wrote 1:00:\n> q\n" * 2_000,
+    "Yes " + "\u200b" * 20_000, "Bob,\n" + "yes, " * 4_000, "5 5 4 " + "😊" * 10_000,
+    "Still broken\n" + "x\n--\n" * 6_000, "> is it still " + "still " * 4_000 + "?\nyes",
+], ids=["and again and again", "commas then and", "spaces after a rating label", "dashes after a label",
+        "spaces after a number", "quoted lines", "lines of thanks", "attributions", "zero-width spaces",
+        "yes again and again", "emoji", "lines of --", "a long quoted question"])
+@pytest.mark.parametrize("status", [Status.CLOSED, Status.SOLUTION_PROPOSED])
+def test_hostile_replies_are_read_in_linear_time(text, status):
+    started = time.perf_counter()
+    customer_reply_effect(status, text, WORDS)
+    misread_rating(text)
     assert time.perf_counter() - started < 5

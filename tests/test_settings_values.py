@@ -255,3 +255,37 @@ def test_outbound_takes_one_kind_of_tls(tmp_path):
     with pytest.raises(ValidationError, match="outbound: choose `ssl: true`.* or `starttls: true`.*not both"):
         load_settings(_file(tmp_path, "outbound: {ssl: true, starttls: true}\n"), environ={})
     assert load_settings(_file(tmp_path, "outbound: {port: 465, ssl: true}\n"), environ={}).outbound.ssl
+
+
+@pytest.mark.parametrize("text", ["accept_words: yes, ok, sure\n", "accept_words: ['ok; sure']\n",
+                                  "accept_words: [好的，谢谢]\n"])
+def test_several_accept_words_in_one_item_are_refused_with_the_list_to_write(tmp_path, text):
+    """One phrase a reply says only word for word: every plain "yes" would reopen the ticket instead."""
+    _refused(tmp_path, text, "accept_words", r"of several words: write them as a list, accept_words: \[")
+
+
+def test_a_list_of_accept_words_may_hold_a_phrase_with_a_comma(tmp_path):
+    settings = load_settings(_file(tmp_path, "accept_words: [accept, 'yes, please']\n"), environ={})
+    assert settings.accept_words == ["accept", "yes, please"]
+
+
+def test_several_accept_words_in_one_variable_name_the_variable_and_its_list(tmp_path):
+    done = _cli(tmp_path, TICKETD_ACCEPT_WORDS="yes, ok, sure")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "TICKETD_ACCEPT_WORDS='[yes, ok, sure]'" in done.stderr and "(from TICKETD_ACCEPT_WORDS)" in done.stderr
+
+
+def test_a_duration_or_quoted_number_where_a_number_goes_says_what_to_write_in_file_order(tmp_path):
+    config = _file(tmp_path, "sweep_seconds: 5s\nmax_followers: -1\noutbound: {timeout_seconds: 1m}\n"
+                             "retention: {closed_tickets_days: '30'}\n")
+    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--config", str(config)],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ), check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    said = [line.strip() for line in done.stderr.splitlines()[1:]]
+    assert said == [
+        f"{config}:1: sweep_seconds: got '5s'; write a number of seconds, e.g. 30 (rules.yaml's 5m and 4h are "
+        "not read here)",
+        f"{config}:2: max_followers: Input should be greater than or equal to 0",
+        f"{config}:3: outbound.timeout_seconds: got '1m'; write a number of seconds, e.g. 30 (rules.yaml's 5m "
+        "and 4h are not read here)",
+        f"{config}:4: retention.closed_tickets_days: got '30', text in quotes; write the number without them"]

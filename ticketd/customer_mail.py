@@ -160,8 +160,9 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
             context={"rating": " ".join(map(str, effect.rating or ()))}, auto_submitted=AUTO_REPLIED,
             in_reply_to=p.message_id))
     if effect.kind == "accepted":
+        answer = answer_line(own_text, app.settings.accept_words)[:80]
         set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
-                   reason=f"proposed solution accepted ({answer_line(mail.text)[:80]!r}); {ref}", row_id=row_id)
+                   reason=f"proposed solution accepted ({answer!r}); {ref}", row_id=row_id)
         decision.notices.append(Notice(
             template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
             context={"reason": "you accepted the proposed solution", "closed_by": "customer"},

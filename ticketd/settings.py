@@ -29,8 +29,8 @@ log = logging.getLogger("ticketd.settings")
 
 DEFAULT_ACCEPT_WORDS = [
     "accept", "accepted", "yes", "ok", "okay",
-    "да", "принимаю", "ок", "хорошо", "согласен",   # Russian
-    "sí", "si", "acepto", "vale",                  # Spanish
+    "да", "принимаю", "ок", "хорошо", "согласен", "согласна", "принято",   # Russian
+    "sí", "si", "acepto", "vale", "de acuerdo",    # Spanish
     "sì", "accetto", "va bene", "certo",           # Italian
     "接受", "是", "是的", "好", "好的", "可以", "同意",   # Chinese
 ]
@@ -309,6 +309,19 @@ class Settings(_Strict):
     # A mail whose preparing in such a process overruns this is tried again alone, then quarantined.
     max_prepare_seconds: float = Field(default=120, ge=1, allow_inf_nan=False)
     log_level: str = "INFO"
+
+    @field_validator("accept_words")
+    @classmethod
+    def _one_word_each(cls, values: list[str]) -> list[str]:
+        """`yes, ok, sure` as the one item (an environment variable, or YAML without brackets) is one phrase a
+        reply says only word for word: "yes" alone would become a rejection that reopens the ticket. A list
+        of several items is written as one, and may hold a phrase with a comma ("yes, please")."""
+        pieces = [w.strip() for w in re.split(r"[,;，、；\n]", values[0]) if w.strip()] if len(values) == 1 else []
+        if len(pieces) > 1:
+            listed = ", ".join(pieces)
+            raise ValueError(f"accept_words is one item, {values[0]!r}, of several words: write them as a list, "
+                             f"accept_words: [{listed}] (TICKETD_ACCEPT_WORDS='[{listed}]')")
+        return values
 
     @field_validator("log_level")
     @classmethod

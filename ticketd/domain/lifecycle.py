@@ -40,8 +40,15 @@ def _trailing(char: str) -> bool:
     return char in _EDGE_PUNCT or char in _EMOJI_GLUE or unicodedata.category(char)[0] in "PS"
 
 
+def _plain(text: str) -> str:
+    """`text` in NFKC without format characters (Unicode category Cf): the zero-width space an HTML
+    editor leaves ("<div>&#8203;Yes</div>"), a byte order mark, direction marks."""
+    text = unicodedata.normalize("NFKC", text)
+    return text if text.isascii() else "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
 def _normalise(line: str) -> str:
-    line = unicodedata.normalize("NFKC", line).casefold().strip(_EDGE_PUNCT)
+    line = _plain(line).replace("\u2019", "'").casefold().strip(_EDGE_PUNCT)
     end = len(line)
     while end and _trailing(line[end - 1]):
         end -= 1
@@ -52,17 +59,86 @@ def first_line(text: str) -> str:
     return next((line.strip() for line in (text or "").splitlines() if line.strip()), "")
 
 
-def answer_line(text: str) -> str:
-    """The line that answers: the first non-empty one, or the next when the first only greets ("Hi Bob,")."""
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    if len(lines) > 1 and _greets(unicodedata.normalize("NFKC", lines[0])):
-        return lines[1]
-    return lines[0] if lines else ""
+# Who wrote what a quote block under it holds: "Alice wrote:", "Am 3. Mai schrieb Bob <bob@example.org>:".
+_WROTE = ("wrote", "writes", "schrieb", "écrit", "escribió", "scritto", "schreef", "napisał", "escreveu", "skrev",
+          "написал", "写道", "寫道", "@")
+_CLOCK = re.compile(r"\d:\d\d")
+
+
+def own_lines(text: str) -> list[str]:
+    """The lines a decision reads: the writer's own, stripped, non-empty, in NFKC without format characters.
+
+    An inline or bottom-posted reply keeps the quotes between its answers
+    for the agent to read (ingest/quotes.py), and "> Does this solve your
+    problem?" over "Yes" is not the answer: '>'-quoted lines are left out,
+    and so is the attribution right above a quote block ("Alice wrote:").
+    A "-- " line starts the signature, which says nothing (RFC 3676).
+    """
+    written = (text or "").splitlines()   # split once: a line of "--" per line made this quadratic
+    raw = [_plain(line).strip() for line in written]
+    lines = []
+    for i, line in enumerate(raw):
+        if line == "--" and written[i].rstrip("\r") == "-- ":
+            break
+        if line.startswith(">") and _asks_if_it_persists(line):
+            lines.append(line)   # "> Is the printer still jamming?" over "Yes": the yes says it is
+            continue
+        if not line or line.startswith(">"):
+            continue
+        if i + 1 < len(raw) and raw[i + 1].startswith(">") and _attribution(line):
+            continue
+        lines.append(line)
+    return lines
+
+
+# Words of a question whether the trouble goes on, where "yes" means it does: "Is it still jamming?",
+# "Does the error appear again?", "Do you not see the menu?".
+_PERSISTING = frozenset({"still", "again", "anymore", "longer", "not", "noch", "wieder", "nicht", "immer",
+                         "toujours", "encore", "pas", "todavía", "sigue", "siguen", "ancora", "nuovo", "ещё",
+                         "еще", "снова", "всё", "не"})
+_PERSISTING_CJK = ("还", "仍", "又", "依然")
+_WORD = re.compile(r"[\w']+")
+
+
+def _asks_if_it_persists(quoted: str) -> bool:
+    """A quoted question whether the trouble goes on: a "yes" under it is no acceptance."""
+    question = quoted.lstrip("> ").casefold()
+    if not question.endswith("?"):
+        return False
+    return (any(word in _PERSISTING or word.endswith("n't") for word in _WORD.findall(question))
+            or any(mark in question for mark in _PERSISTING_CJK))
+
+
+def _attribution(line: str) -> bool:
+    """A line that says who wrote the quote under it: it ends in a colon, and names a writer's verb, an address
+    or a time. "It still fails with this error:" over a quoted error is the writer's own."""
+    folded = line.casefold()
+    return folded.endswith(":") and (any(word in folded for word in _WROTE) or bool(_CLOCK.search(folded)))
+
+
+def answer_line(text: str, accept_words: list[str] | tuple[str, ...] = ()) -> str:
+    """The line that answers: the first of the writer's own, or the next when the first only greets ("Hi Bob,")
+    or names whom it addresses ("Bob,"); with `accept_words`, the line that accepts if one does."""
+    lines = own_lines(text)
+    if accept_words and (found := _accepting(lines, accept_words)) is not None:
+        return lines[found]
+    return lines[_answer_index(lines)] if lines else ""
+
+
+def _answer_index(lines: list[str]) -> int:
+    return 1 if len(lines) > 1 and (_greets(lines[0]) or _addresses(lines[0])) else 0
+
+
+def _addresses(line: str) -> bool:
+    """`line` only names whom the reply addresses: a name and a comma ("Bob,", "Anna Smith,")."""
+    words = line[:-1].split() if line.endswith(",") else []
+    return 0 < len(words) <= 3 and _name_like(words) and not _courteous_line(line)
 
 
 def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
-    """The first non-empty line (under one greeting line) is an accept word, perhaps with thanks or "it
-    works" (case, width, edge punctuation and emoji ignored).
+    """The answer line (the first of the writer's own lines, under one greeting line or a name) is an accept
+    word, perhaps with thanks or "it works" (case, width, edge punctuation and emoji ignored), and the lines
+    under it only thank, confirm and sign.
 
     Customers write "Yes, it works now, thanks!" and "Да, спасибо" as often as
     "yes" (PRODUCT.md: the first line is the accept word), and greet first
@@ -71,8 +147,49 @@ def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
     Anything else on the line keeps it a rejection with a reason: "ok but it
     still fails", "yes? it still smokes". An emoji alone ("👍", which a
     mail client's reaction sends too) accepts nothing: closing is for words.
+    So do words on the lines below: "Ok,\nI installed 2.1 but the printer
+    still does not work" is the same rejection as on one line, and
+    "Ok.\nThe issue came back, please reopen" to a closed ticket reopens it.
+    Thanks, "it works", a sign-off and a name or signature under the answer
+    ("Yes\n\nThanks, Dana") keep it an acceptance.
     """
-    answer = answer_line(text)
+    return _accepting(own_lines(text), accept_words) is not None
+
+
+def _accepting(lines: list[str], accept_words) -> int | None:
+    """Which of the writer's lines accepts, the lines under it only thanking and signing; None if none does."""
+    if not lines:
+        return None
+    for index in (0, 1)[:1 + _answer_index(lines)]:
+        if _accepts(lines[index], accept_words) and (
+                _signs_off(lines[index + 1:]) or (_confirms(lines[index]) and _untroubled(lines[index + 1:]))):
+            return index
+    return None
+
+
+def _confirms(line: str) -> bool:
+    """The accepting line says in words that the solution worked: "Yes, that solved it – thank you!"."""
+    return any(_normalise(piece) in _folded(_CONFIRMATIONS) for piece in _pieces(_plain(line)))
+
+
+# Words that open a question a writer may leave without its mark.
+_ASKING = frozenset({"why", "how", "what", "when", "where", "which", "who", "can", "could", "would", "will",
+                     "is", "are", "do", "does", "did", "should", "warum", "wie", "pourquoi", "почему"})
+
+
+def _untroubled(lines: list[str]) -> bool:
+    """Lines under "Yes, that solved it" that go on to something else ("The toner order is attached.") and
+    say nothing of a trouble left: no question, no word that turns the answer round ("but it still jams")."""
+    if len(lines) > _SIGN_OFF_LINES or any("?" in line for line in lines):
+        return False
+    if any(line.split()[0].strip(_EDGE_PUNCT).casefold() in _ASKING for line in lines):
+        return False   # a question without its mark ("Why does it need a restart every day")
+    words = {w.strip(_EDGE_PUNCT).casefold() for line in lines for w in line.split()}
+    return not (words & _NOT_SIGNING or any(w.endswith(("n't", "n’t")) for w in words))
+
+
+def _accepts(answer: str, accept_words) -> bool:
+    """One line that accepts: an accept word, perhaps with thanks or "it works"; or thanks that say it works."""
     line = _normalise(answer)
     if not line:
         return False
@@ -80,7 +197,7 @@ def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
     if line in words:
         return True
     # The rest of the line as written (a name after thanks keeps its capital: "Yes, thanks Anna").
-    written = unicodedata.normalize("NFKC", answer)
+    written = _plain(answer).replace("\u2019", "'")
     if "?" in written:
         return False   # a question ("works?", "ok, thanks?") accepts nothing
     written = written.strip(_EDGE_PUNCT)
@@ -92,15 +209,40 @@ def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
     return all(map(_courteous, pieces)) and any(_normalise(p) in _folded(_CONFIRMATIONS) for p in pieces)
 
 
+# What may follow an answer: a few lines of thanks and a signature. More is something to read.
+_SIGN_OFF_LINES = 10
+
+
+def _signs_off(lines: list[str]) -> bool:
+    """The lines under an accepting answer only thank, praise, say it works and sign: "Thanks, Dana",
+    "Best regards\nDana Smith\nACME Inc.", a bare name. A question, or a word that turns thanks round or
+    asks for something ("Thanks\nStill Broken", "Thanks,\nReopen Please"), is something to read."""
+    if not lines:
+        return True
+    if len(lines) > _SIGN_OFF_LINES or any("?" in line for line in lines):
+        return False
+    thanked = 0
+    while thanked < len(lines) and _courteous_line(lines[thanked]):
+        thanked += 1
+    names = [line for line in lines[thanked:] if not _courtesy(line, _SIGN_OFFS)]
+    if any(_NOT_SIGNING & {w.strip(_EDGE_PUNCT).casefold() for w in line.split()} for line in names):
+        return False
+    if not thanked:    # a name alone signs ("Yes, it works\nKim"); "It Broke Again" is no name
+        return (len(names) == 1 and len(names[0]) <= 40 and len(names[0].split()) <= 2
+                and _name_like(names[0].split()))
+    return _signed(names)
+
+
 def _pieces(text: str) -> list[str]:
     """A line cut at its punctuation ("Yes, it works - thanks!": "Yes", "it works", "thanks")."""
     return [p.strip() for p in _PIECE_BREAK.split(text) if _normalise(p)]
 
 
 def _only_courtesy(rest: str) -> bool:
-    """What follows an accept word is only thanks, praise or "it works": "ok thank you", ", works now!"."""
+    """What follows an accept word is only thanks, praise or "it works": "ok thank you", ", works now!",
+    "yes please"."""
     pieces = _pieces(rest)
-    return bool(pieces) and all(map(_courteous, pieces))
+    return bool(pieces) and all(_courteous(p) or _normalise(p) in _folded(_AGREEING) for p in pieces)
 
 
 def _courteous(piece: str) -> bool:
@@ -126,16 +268,25 @@ def _thanks_for(piece: str) -> bool:
 
 
 # ASCII case folding only: under a Unicode (?i) "polıte" (dotless i) matches too,
-# and a label must name one of the three fields.
-_RATING_LABELS = re.compile(r"\b(?ai:(usefulness|useful|speed|fast|politeness|polite))\b\s*[:=]?")
+# and a label must name one of the three fields. A colon, an equals sign or a dash may follow it
+# ("Speed: 5", "Speed = 5", "Speed - 5").
+_RATING_LABELS = re.compile(r"\b(?ai:(usefulness|useful|speed|fast|politeness|polite))\b\s*[:=\-\u2013\u2014]?")
 _RATING_FIELD = {"usefulness": 0, "useful": 0, "speed": 1, "fast": 1, "politeness": 2, "polite": 2}
-# Between the numbers: spaces, commas, slashes, bars or dashes ("5 4 5", "5,4,5", "5/4/5", "5-4-5", "5 – 4 – 5").
-_SEP = r"[\s,;/|\-\u2013\u2014]+"
+# A label of the whole rating, before the numbers: "Rating: 5 5 4", "My rating - 5 4 5", "Оценка: 5 5 5".
+_RATING_PREFIX = re.compile(r"^\s*(?i:(?:my\s)?(?:ratings?|scores?|bewertung|note|puntuaci[oó]n|calificaci[oó]n|"
+                            r"valutazione|voto|оценка|оценки|评分|打分))\s*[:=\-\u2013\u2014]?")
+# Between the numbers: spaces, commas, slashes, bars or dashes ("5 4 5", "5,4,5", "5/4/5", "5-4-5", "5 – 4 – 5"),
+# perhaps with "and" before the last ("5, 5 and 4", "5, 5 y 4", "5, 5 и 4"). The word is optional once, between
+# two runs of separators: no run of them can be cut two ways.
+_SEP_RUN = r"[\s,;/|\-\u2013\u2014]+"
+_SEP = rf"{_SEP_RUN}(?:(?:(?ai:and|und|et|y|e)|[иИ]){_SEP_RUN})?"
 _RATING = re.compile(rf"^\s*([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?(?:\s*[.!])?\s*$")
 # The same shape with any one- or two-digit numbers and scales: "10 10 10", "0 5 5", "8/10 9/10 10/10"
 # is a rating the customer meant but did not write on ours (misread_rating), not what is still wrong.
 _RATING_SHAPE = re.compile(rf"^\s*(\d\d?)(?:\s*/\s*\d\d?)?{_SEP}(\d\d?)(?:\s*/\s*\d\d?)?{_SEP}(\d\d?)"
                            rf"(?:\s*/\s*\d\d?)?(?:\s*[.!])?\s*$")
+# One or two labelled numbers ("usefulness: 5"): a rating begun, not what is still wrong (misread_rating).
+_PARTIAL_SHAPE = re.compile(rf"^\s*(\d\d?)(?:\s*/\s*\d\d?)?(?:{_SEP}(\d\d?)(?:\s*/\s*\d\d?)?)?(?:\s*[.!])?\s*$")
 
 
 def parse_rating(text: str) -> tuple[int, int, int] | None:
@@ -149,15 +300,16 @@ def parse_rating(text: str) -> tuple[int, int, int] | None:
     return _rating_in(text, _RATING)
 
 
-def misread_rating(text: str) -> tuple[int, int, int] | None:
+def misread_rating(text: str) -> tuple[int, ...] | None:
     """The numbers of a reply shaped as a rating but not on its scale of 1 to 5 ("10 10 10", "0 4 5",
-    "4/10 5/10 5/10"), courtesy and labels as parse_rating allows; None for a rating or anything else."""
+    "4/10 5/10 5/10"), or one or two numbers each under its label ("usefulness: 5"), courtesy and labels as
+    parse_rating allows; None for a rating or anything else."""
     if parse_rating(text) is not None:
         return None
-    return _rating_in(text, _RATING_SHAPE)
+    return _rating_in(text, _RATING_SHAPE) or _rating_in(text, _PARTIAL_SHAPE)
 
 
-def _rating_in(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
+def _rating_in(text: str, shape: re.Pattern) -> tuple[int, ...] | None:
     """The three numbers `shape` finds in the reply once courtesy around them is set aside."""
     found = _rating_and_closing(text, shape)
     return found[0] if found else None
@@ -169,14 +321,23 @@ RATING_TEXT_MAX = 1000
 RATING_LINES_MAX = 8
 
 
-def _rating_and_closing(text: str, shape: re.Pattern) -> tuple[tuple[int, int, int], list[str]] | None:
-    """As `_rating_in`, with the lines under the numbers that `_closing` let through."""
-    if len(text or "") > RATING_TEXT_MAX:
+def _rating_and_closing(text: str, shape: re.Pattern,
+                        accept_words: list[str] | tuple[str, ...] = ()) -> tuple[tuple[int, ...], list[str]] | None:
+    """As `_rating_in`, with the lines under the numbers that `_closing` let through.
+
+    The writer's own lines (`own_lines`): a rating under the quoted request ("> How did we do? …") is only
+    a rating. An emoji ends a line of numbers as it ends thanks ("5 5 4 😊"). A line above them may greet,
+    thank or, given `accept_words`, confirm the close ("Yes" over "5 5 5").
+    """
+    lines = [_without_emoji(line) for line in own_lines(text)]
+    lines = [line for line in lines if line]
+    if sum(map(len, lines)) + len(lines) > RATING_TEXT_MAX:
         return None
-    if (rating := _rating_of(text, shape)) is not None:
+    if (rating := _rating_of("\n".join(lines), shape)) is not None:
         return rating, []
-    lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
     if lines and (_greets(lines[0]) or _courtesy(lines[0], _THANKS)):
+        lines = lines[1:]
+    if accept_words and len(lines) > 1 and is_acceptance(lines[0], accept_words):
         lines = lines[1:]
     # The numbers take a few lines at most ("Usefulness:" over "5", for each of the three).
     for end in range(min(len(lines), RATING_LINES_MAX), 0, -1):
@@ -186,6 +347,15 @@ def _rating_and_closing(text: str, shape: re.Pattern) -> tuple[tuple[int, int, i
                 if (rating := _rating_of(bare, shape)) is not None:
                     return rating, lines[end:]
     return None
+
+
+def _without_emoji(line: str) -> str:
+    """`line` without the emoji (symbols, their glue and skin tones) and blanks that end it."""
+    end = len(line)
+    while end and (line[end - 1] in _EMOJI_GLUE or line[end - 1].isspace()
+                   or unicodedata.category(line[end - 1]) in ("So", "Sk")):
+        end -= 1
+    return line[:end]
 
 
 def _signature_lines(closing: list[str]) -> list[str]:
@@ -225,6 +395,7 @@ _GREETING_ADDRESSEES = frozenset({"team", "all", "there", "support", "everyone",
 _THANKS = ("thanks", "thank you", "many thanks", "thanks a lot", "thanks so much", "thank you very much",
            "thank you so much", "thx", "ty", "danke", "vielen dank", "danke schön", "danke sehr", "merci",
            "merci beaucoup", "gracias", "muchas gracias", "grazie", "grazie mille", "спасибо", "большое спасибо",
+           "спасибо большое", "огромное спасибо", "спасибо огромное",
            "谢谢", "感谢", "多谢", "非常感谢")
 _SIGN_OFFS = _THANKS + (
     "cheers", "best", "best regards", "best wishes", "kind regards", "regards", "warm regards", "br",
@@ -238,12 +409,23 @@ _PRAISE = ("great", "great job", "good job", "great work", "well done", "excelle
            "fast help", "very helpful", "much appreciated",
            "brilliant", "toll", "prima", "parfait", "génial", "excelente", "perfecto", "perfetto", "ottimo",
            "отлично", "супер", "太好了", "很好")
+# Each is a whole piece of a line (_pieces): "it works" accepts, "it works but not on Mondays" does not.
 _CONFIRMATIONS = ("it works", "it works now", "works", "works now", "working now", "it is working now",
-                  "it's working", "it's working now", "all good", "that worked", "that solved it", "solved",
-                  "problem solved", "fixed", "that fixed it", "that did it", "that did the trick",
+                  "it's working", "it's working now", "it worked", "this works", "this works now", "this worked",
+                  "that works", "that works now", "that works for me", "works for me", "it works for me",
+                  "all good", "all good now", "all fine", "all fine now", "all set", "that worked",
+                  "that solved it", "solved", "problem solved", "issue solved", "resolved", "issue resolved",
+                  "fixed", "fixed now", "it's fixed", "it's fixed now", "it is fixed", "it is fixed now",
+                  "all fixed", "that fixed it", "that did it", "that did the trick",
+                  "please close it", "please close the ticket", "you can close it", "you can close the ticket",
+                  "close it", "close the ticket",
                   "es funktioniert", "funktioniert", "funktioniert jetzt", "ça marche", "ça fonctionne",
-                  "funciona", "ya funciona", "funziona", "ora funziona", "работает", "всё работает",
-                  "все работает", "заработало", "可以了", "好了", "解决了")
+                  "funciona", "ya funciona", "funciona bien", "ya funciona bien", "funciona perfectamente",
+                  "todo bien", "todo bien ahora", "todo funciona", "funziona", "ora funziona", "tutto ok",
+                  "работает", "всё работает", "все работает", "заработало", "всё хорошо", "все хорошо",
+                  "可以了", "好了", "解决了", "问题解决了", "问题已解决", "已解决", "已经解决了")
+# Agreeing words that only follow an accept word: "Yes please", "Sí, por favor".
+_AGREEING = ("please", "por favor", "per favore", "bitte", "пожалуйста")
 # Each pattern below that opens with a run (of spaces, of punctuation) opens where that run starts
 # ((?<!…)): tried at every character of a long run, a line of them took time growing with its square.
 _PIECE_BREAK = re.compile(r"[,;.!?。，！？、…]+|(?<!\s)\s+[-–—]+\s+")
@@ -285,9 +467,10 @@ def is_only_courtesy(text: str) -> bool:
     """Only a greeting, thanks, praise or "it works", and a sign-off with a name: nothing a person must act on.
 
     "Thank you!", "Great, thanks!", "Hi team,\nthanks, it works now\nBest,\nAnna". A question
-    ("Thanks?") or any other word ("Thanks, but the tray jams") is something to read.
+    ("Thanks?") or any other word ("Thanks, but the tray jams") is something to read. Quoted lines are
+    ours, not theirs (`own_lines`).
     """
-    lines = [line.strip() for line in unicodedata.normalize("NFKC", text or "").splitlines() if line.strip()]
+    lines = own_lines(text)
     if any("?" in line for line in lines):
         return False
     greeted = bool(lines) and _greets(lines[0])
@@ -339,7 +522,14 @@ _SIGNATURE_NAMES = 3
 _SIGNATURE_LINES = 6
 # Words no title or company holds, under the name that signs: what turns thanks round ("Not Fixed", "Still
 # Broken") and asking ("Refund Please"). The name itself may be one of them ("Nada", "Ma").
-_NOT_SIGNING = _CONTRAST | frozenset({"please", "pls", "plz", "again", "bitte", "favor", "favore", "пожалуйста"})
+# Words no name or signature holds: a request, or a problem in a word or two under the accept word
+# ("Ok\nDoesn't Work", "Yes\nThanks\nRefund Me") reads as a name by its capitals, and closed the ticket.
+_NOT_SIGNING = _CONTRAST | frozenset({
+    "please", "pls", "plz", "again", "bitte", "favor", "favore", "пожалуйста",
+    "nope", "wrong", "fail", "fails", "failed", "failing", "broken", "broke", "same", "cancel", "refund", "help",
+    "urgent", "wait", "worse", "issue", "problem", "error", "bug", "crash", "crashes", "reopen", "doesn't",
+    "don't", "isn't", "can't", "won't", "didn't", "wasn't", "cannot", "stop", "stopped", "kaputt", "fehler",
+    "problème", "erreur", "problema", "ошибка", "проблема"})
 
 
 def _signed(lines: list[str]) -> bool:
@@ -394,7 +584,7 @@ def _signature_line(line: str) -> str | None:
     return "contact" if "contact" in kinds else "name"
 
 
-def _rating_of(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
+def _rating_of(text: str, shape: re.Pattern) -> tuple[int, ...] | None:
     """Three numbers of `shape` (1-5 for _RATING: usefulness, speed, politeness) and nothing else; labels allowed.
 
     A label decides where its number goes ("Speed: 1 / Usefulness: 5 /
@@ -402,23 +592,28 @@ def _rating_of(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
     order PRODUCT.md asks for. Labels lead their numbers, or trail them
     when the reply ends with one ("5 useful, 1 fast, 4 polite"). Labels that
     leave a field empty or fill one twice are not a rating: the reply then
-    reopens the ticket and a person reads it.
+    reopens the ticket and a person reads it. A shape of fewer numbers
+    (_PARTIAL_SHAPE) reads them only when each has a label of its own, and
+    gives them as written.
     """
     # NFKC: full-width digits and punctuation from CJK input ("５，４，５") are
     # the ASCII ones; other scripts' digits stay unmatched by [1-5].
     text = unicodedata.normalize("NFKC", text or "")
-    labels = list(_RATING_LABELS.finditer(text))
     # Labels blanked to spaces of their own length keep the offsets of the numbers.
+    text = _RATING_PREFIX.sub(lambda found: " " * len(found.group()), text, count=1)
+    labels = list(_RATING_LABELS.finditer(text))
     m = shape.match(_RATING_LABELS.sub(lambda found: " " * len(found.group()), text))
     if not m:
         return None
-    numbers = [int(m.group(i)) for i in (1, 2, 3)]
+    found = [i for i in range(1, shape.groups + 1) if m.group(i) is not None]
+    numbers = [int(m.group(i)) for i in found]
     # In text order: (offset, "number", its position) and (offset, "label", its field).
-    tokens = sorted([(m.start(i + 1), "number", i) for i in range(3)]
+    tokens = sorted([(m.start(i), "number", n) for n, i in enumerate(found)]
                     + [(label.start(), "label", _RATING_FIELD[label.group(1).lower()]) for label in labels])
     if tokens[-1][1] == "label":
         tokens.reverse()
-    fields, pending = [0, 1, 2], None
+    fields: list[int | None] = [0, 1, 2] if len(numbers) == 3 else [None] * len(numbers)
+    pending = None
     for _, what, value in tokens:
         if what == "label":
             if pending is not None:
@@ -426,8 +621,10 @@ def _rating_of(text: str, shape: re.Pattern) -> tuple[int, int, int] | None:
             pending = value
         elif pending is not None:
             fields[value], pending = pending, None
-    if pending is not None or sorted(fields) != [0, 1, 2]:
+    if pending is not None or None in fields or len(set(fields)) != len(fields):
         return None
+    if len(numbers) < 3:
+        return tuple(numbers)
     by_field = dict(zip(fields, numbers))
     return by_field[0], by_field[1], by_field[2]
 
@@ -442,7 +639,7 @@ class CustomerEffect:
     """
     kind: str
     to_status: Status | None = None
-    rating: tuple[int, int, int] | None = None
+    rating: tuple[int, ...] | None = None
     unchanged_because: str | None = None
     ask_again: bool = False         # a rating not on the scale: the requester is told how to write one
     signed_at_length: bool = False  # a rating with more than a name under it: the assignee reads those lines
@@ -473,7 +670,7 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
         # mail asks for "what is still wrong" to reopen; thanks say nothing is.
         if not has_files and not (text or "").strip():
             return CustomerEffect("none", unchanged_because="the reply has no text of its own")
-        if (found := _rating_and_closing(text, _RATING)) is not None:
+        if (found := _rating_and_closing(text, _RATING, accept_words)) is not None:
             rating, closing = found
             # PRODUCT.md: the closing mail asks the requester for the rating; a
             # Cc'd colleague was not asked, and counting them would let one
