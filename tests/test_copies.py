@@ -10,7 +10,7 @@ from tests.cli import cli_ok
 from tests.test_status_checks import DEEP
 from ticketd.pipeline import drain
 from ticketd.store.inbox import store_raw
-from ticketd.store.tables import messages, raw_mail
+from ticketd.store.tables import events, messages, outbox, participants, raw_mail, tickets
 
 HEAD = (b"From: Dana <dana@example.org>\r\nTo: support@example.com\r\nSubject: deep\r\n"
         b"Date: Tue, 02 Jan 2024 10:00:00 +0100\r\nMessage-ID: <deep-copy@example.org>\r\n")
@@ -52,9 +52,9 @@ MAILMAN_FOOTER = (b"_______________________________________________\r\n"
                   b"To unsubscribe send an email to users-leave@lists.example.org\r\n")
 
 
-def _through_list(body: bytes) -> bytes:
+def _through_list(body: bytes, head: bytes = LIST_HEAD) -> bytes:
     # What Mailman 3 makes of it: its subject prefix, its List-Id, its footer after the words.
-    return (LIST_HEAD.replace(b"Subject: ", b"Subject: [users] ")
+    return (head.replace(b"Subject: ", b"Subject: [users] ")
             + b"List-Id: <users.lists.example.org>\r\nPrecedence: list\r\n\r\n" + body + MAILMAN_FOOTER)
 
 
@@ -84,6 +84,58 @@ def test_a_copy_a_mailing_list_relayed_with_its_footer_is_the_mail_kept_already(
     _two_deliveries(app, *(reversed(mails) if list_copy_first else mails))
     kept = _messages(app)
     assert len(kept) == 1 and kept[0][1].startswith("The printer jams every morning")
+    assert _states(app) == ["done", "done"]
+
+
+@pytest.mark.parametrize("list_copy_first", [False, True])
+def test_the_customer_is_acknowledged_once_and_their_cc_follow_whichever_copy_came_first(
+        list_copy_first, make_app, sqlite_url):
+    """The list's copy is robot mail (List-Id): opening the ticket it answers no one and brings in no Cc.
+    The customer's own copy after it is no robot's: the acknowledgement and the followers come then."""
+    head = LIST_HEAD.replace(b"Content-Type", b"Cc: Erik <erik@example.org>\r\nContent-Type")
+    mails = [head + b"\r\n" + WORDS, _through_list(WORDS, head)]
+    app = make_app(sqlite_url)
+    _two_deliveries(app, *(reversed(mails) if list_copy_first else mails))
+    with app.engine.connect() as conn:
+        acks = conn.execute(select(outbox.c.recipient, outbox.c.ticket_id)
+                            .where(outbox.c.template == "requester/ticket_opened")).all()
+        people = dict(conn.execute(select(participants.c.email, participants.c.role)).all())
+        kinds = [r[0] for r in conn.execute(select(events.c.kind).order_by(events.c.id))]
+    assert acks == [("dana@example.org", 1)]
+    assert people == {"dana@example.org": "requester", "erik@example.org": "follower"}
+    assert ("answerable" in kinds) == list_copy_first
+    assert len(_messages(app)) == 1
+
+
+def test_the_late_acknowledgement_threads_under_the_customers_mail_and_the_list_in_cc_follows_nothing(
+        make_app, sqlite_url):
+    """The opening message stayed robot mail, so the acknowledgement lost its In-Reply-To; and the list the
+    customer copied would have heard every public reply."""
+    head = LIST_HEAD.replace(b"To: support@example.com, users@lists.example.org",
+                             b"To: support@example.com\r\nCc: users@lists.example.org, Erik <erik@example.org>")
+    app = make_app(sqlite_url)
+    _two_deliveries(app, _through_list(WORDS, head), head + b"\r\n" + WORDS)
+    with app.engine.connect() as conn:
+        (raw,) = conn.execute(select(outbox.c.raw).where(outbox.c.template == "requester/ticket_opened")).scalars()
+        people = dict(conn.execute(select(participants.c.email, participants.c.role)).all())
+        robot = conn.execute(select(messages.c.auto_generated)).scalar_one()
+    assert b"In-Reply-To: <jam@example.org>" in bytes(raw)
+    assert people == {"dana@example.org": "requester", "erik@example.org": "follower"}
+    assert robot is False
+
+
+def test_the_own_copy_after_an_agent_answered_sends_no_late_acknowledgement(make_app, sqlite_url):
+    """Only a ticket still `new` is acknowledged late: once it moved on, the customer has heard from us."""
+    app = make_app(sqlite_url)
+    _store(app, _through_list(WORDS))
+    drain(app)
+    with app.engine.begin() as conn:
+        conn.execute(tickets.update().values(status="open"))
+    _store(app, LIST_HEAD + b"\r\n" + WORDS)
+    drain(app)
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.template == "requester/ticket_opened")).scalar_one() == 0
     assert _states(app) == ["done", "done"]
 
 

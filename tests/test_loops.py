@@ -25,6 +25,7 @@ def _signal_cases():
         ("auto-generated", {"Auto_Submitted": "auto-generated"}, None),
         ("null return path", {}, ""),
         ("mailer-daemon From", {"_sender": "MAILER-DAEMON@mx.example.org"}, None),
+        ("tagged noreply From", {"_sender": "noreply+order-4711@shop.example.org"}, None),
         ("Precedence bulk", {"Precedence": "bulk"}, None),
         ("Precedence junk", {"Precedence": "junk"}, None),
         ("Precedence list", {"Precedence": "list"}, None),

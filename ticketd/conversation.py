@@ -13,14 +13,18 @@ to their code in those modules.
 from __future__ import annotations
 
 from dataclasses import replace
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from typing import TYPE_CHECKING
 
 from ticketd.agent_mail import agent_verdict, apply_agent_mail
 from ticketd.app import App
-from ticketd.assignment import assign_in_tx
+from ticketd.assignment import assign_in_tx, why_not_now
+from ticketd.copies import KeptCopy
 from ticketd.customer_mail import add_followers, apply_customer_mail
 from ticketd.domain.lifecycle import parse_key_facts
 from ticketd.domain.notices import AUTO_REPLIED, Notice
+from ticketd.domain.own_list import relaying_list
 from ticketd.domain.requester import requester_of_mail, why_written_to, written_to
 from ticketd.domain.rules import MailFacts
 from ticketd.domain.statuses import Status
@@ -33,7 +37,7 @@ from ticketd.timers import on_ticket_opened
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
 
-__all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ticket"]
+__all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ticket", "own_copy_after_list"]
 
 
 def mail_facts(mail: IncomingMail) -> MailFacts:
@@ -95,22 +99,10 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
                         to_value=requester, message_row_id=row_id, rules_hash=app.rules.digest,
                         reason="Reply-To of a contact form's mail (requester: reply_to), route "
                         + ", ".join(repr(r) for r in route.routes))
-    # PRODUCT.md: Cc of a customer's mail join as followers, each an event;
-    # an auto-generated mail ("Loops and robots") is stored but brings in no
+    # An auto-generated mail ("Loops and robots") is stored but brings in no
     # one, so a robot's Cc list never gets the ticket's public replies.
     if mail.robot_reason is None or ours:
-        # An agent in Cc is not a follower: followers may accept or reject a
-        # solution, which only the customer does, and agents join by assignment.
-        # Mail our address wrote for a customer: whom it was written to besides them follow as well.
-        copied = [(cc, p.recipient_names.get(cc)) for cc in (p.to + p.cc if ours else p.cc)
-                  if not is_ours(app, cc) and cc != requester and app.rules.agent(cc) is None]
-        add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}",
-                      limit=app.settings.max_followers)
-        # Several From addresses (RFC 5322 3.6.2): the others wrote it too, and hear the answers.
-        authors = [(a, None) for a in p.co_authors
-                   if not is_ours(app, a) and a != requester and app.rules.agent(a) is None]
-        add_followers(conn, ticket_id, authors, now, actor=actor, row_id=row_id,
-                      reason=f"in From of {mail_ref(mail)} beside {requester}", limit=app.settings.max_followers)
+        _join_copied(conn, app, mail, ticket_id, requester, now, ours=ours, actor=actor, row_id=row_id)
     if facts.values or facts.ignored:
         store.add_event(conn, ticket_id, now, actor, "key_facts", message_row_id=row_id,
                         to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
@@ -146,7 +138,15 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     on_ticket_opened(conn, app, ticket_id, now)   # issue 5: timers of `new`
 
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
-    if route.assignee:   # `then: {assignee: ...}`; otherwise the rule worker picks from the group
+    # `then: {assignee: ...}`; otherwise the rule worker picks from the group. PRODUCT.md: away agents
+    # and agents over max_open are skipped; a route's agent who is neither gets the ticket, and one who
+    # is leaves it to the route's group (with no group to fall back on, it goes to them all the same).
+    unable = why_not_now(conn, app.rules, route.assignee, now) if route.assignee else None
+    if route.assignee and unable is not None and route.group:
+        store.add_event(conn, ticket_id, now, "system:rules", "route_assignee_skipped", to_value=route.assignee,
+                        reason=f"{by_routes} names {route.assignee}, but {unable}: {route.group} assigns it",
+                        rules_hash=app.rules.digest)
+    elif route.assignee:
         decision.notices.extend(assign_in_tx(conn, app, ticket_id, route.assignee, now, "system:rules"))
     if mail.robot_reason is None and not route.suppress_ack and requester:
         decision.notices.append(Notice(
@@ -154,6 +154,62 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
             auto_submitted=AUTO_REPLIED, in_reply_to=p.message_id, message_row_id=row_id,
         ))
     return decision
+
+
+def _join_copied(conn, app: App, mail: IncomingMail, ticket_id: int, requester: str, now, *, ours: bool,
+                 actor: str, row_id: int, not_following: list[str] = ()) -> None:
+    """PRODUCT.md: Cc of a customer's mail join as followers, each an event; not those in `not_following`."""
+    p = mail.parsed
+
+    def joins(address: str) -> bool:
+        # An agent in Cc is not a follower: followers may accept or reject a
+        # solution, which only the customer does, and agents join by assignment.
+        return (not is_ours(app, address) and address != requester and app.rules.agent(address) is None
+                and address not in not_following)
+
+    # Mail our address wrote for a customer: whom it was written to besides them follow as well.
+    copied = [(cc, p.recipient_names.get(cc)) for cc in (p.to + p.cc if ours else p.cc) if joins(cc)]
+    add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}",
+                  limit=app.settings.max_followers)
+    # Several From addresses (RFC 5322 3.6.2): the others wrote it too, and hear the answers.
+    add_followers(conn, ticket_id, [(a, None) for a in p.co_authors if joins(a)], now, actor=actor, row_id=row_id,
+                  reason=f"in From of {mail_ref(mail)} beside {requester}", limit=app.settings.max_followers)
+
+
+def _the_list(conn, message: dict, addresses: list[str]) -> list[str]:
+    """Those of `addresses` that are the list the kept message came through: a list in Cc follows nothing,
+    or every public reply would go to its readers."""
+    raw = store.raw_bytes(conn, message["raw_mail_id"])
+    if raw is None:
+        return []
+    fields = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    return relaying_list({name: str(fields.get(name, "")) for name in ("list-post", "list-id")}, addresses)
+
+
+def own_copy_after_list(conn, app: App, mail: IncomingMail, kept: KeptCopy, now) -> list[Notice]:
+    """The customer's own copy of the mail that opened a ticket, come after the copy a mailing list relayed
+    (ticketd.copies): it is no robot's, so what the list's signal withheld follows while the ticket is still
+    `new`: its Cc join as followers and the customer is acknowledged. Without it, a customer who wrote to
+    support and to a list support is on heard nothing when the list was quicker."""
+    if mail.robot_reason is not None:
+        return []
+    opening = store.get_message(conn, kept.message_row_id)
+    ticket = store.lock_ticket(conn, kept.ticket_id)
+    if (ticket is None or ticket["status"] != Status.NEW.value or not opening["auto_generated"]
+            or opening["author_role"] != "customer" or store.first_message_id(conn, ticket["id"]) != opening["id"]):
+        return []
+    requester = ticket["requester"]
+    # The customer's words, then: threaded under by the acknowledgement and what follows (store.outbox
+    # leaves automatic mail out of References).
+    store.mark_written_by_person(conn, opening["id"])
+    store.add_event(conn, ticket["id"], now, "system:loops", "answerable", message_row_id=opening["id"],
+                    reason=f"{mail_ref(mail)} came from {mail.parsed.author} too, not only through a mailing list")
+    _join_copied(conn, app, mail, ticket["id"], requester, now, ours=False, actor=requester or "system:intake",
+                 row_id=opening["id"], not_following=_the_list(conn, opening, mail.parsed.cc))
+    if ticket["suppress_ack"] or not requester:
+        return []
+    return [Notice(template="requester/ticket_opened", recipient=requester, ticket_id=ticket["id"],
+                   auto_submitted=AUTO_REPLIED, in_reply_to=mail.parsed.message_id, message_row_id=opening["id"])]
 
 
 def apply_followup(conn, app: App, mail: IncomingMail, ticket: dict, now) -> Decision:

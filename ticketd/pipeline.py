@@ -20,7 +20,8 @@ from outbound.outbox import queue_notices
 from ticketd.agent_desk import apply_desk_mail, desk_agent
 from ticketd.app import App
 from ticketd.clock import utcnow
-from ticketd.conversation import apply_followup, open_ticket
+from ticketd.colleague_tag import tagged_ticket, tell_colleague
+from ticketd.conversation import apply_followup, open_ticket, own_copy_after_list
 from ticketd.copies import kept_copy
 from ticketd.domain.pasted_notice import notice_start
 from ticketd.domain.tags import find_tags, same_subject
@@ -162,7 +163,11 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     if (copy := kept_copy(conn, prep, copies)) is not None:
         log.info("raw mail %s (Message-ID %s) is message %s of ticket %s again, its bytes changed on the way: "
                  "not added twice", prep.raw_id, parsed.message_id, copy.message_row_id, copy.ticket_id)
-        return Outcome(prep.raw_id, copy.ticket_id, "copy"), []
+        own = IncomingMail(raw_id=prep.raw_id, parsed=parsed, text=prep.stripped, attachments=prep.attachments,
+                           robot_reason=prep.robot_reason, matched_by="copy", reply_address=None, reactions=[],
+                           html=prep.html, envelope_from=prep.envelope_from)
+        outbox_ids = queue_notices(conn, app, own_copy_after_list(conn, app, own, copy, now), now)
+        return Outcome(prep.raw_id, copy.ticket_id, "copy"), [("send_mail", (i,)) for i in outbox_ids]
     # A delivery report (RFC 3464, or a mail system's plain-text bounce)
     # proven to be about one of our mails (it names that mail's signed
     # Message-ID, see link_report) belongs to that mail's ticket, whatever
@@ -204,6 +209,12 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
         by_received_id=found.by_received_id and match.matched_by == "references",
     )
+    if match.ticket_id is None and (named := tagged_ticket(conn, app, mail,
+                                                         lambda t: _resolved(conn, redirected, t))) is not None:
+        outbox_ids = queue_notices(conn, app, [tell_colleague(app, mail, named)], now)
+        log.info("raw mail %s (Message-ID %s) from agent %s names [#%s], which they are not on: told how to write "
+                 "on it, no ticket opened", prep.raw_id, parsed.message_id or "none", parsed.author, named)
+        return Outcome(prep.raw_id, None, "colleague_not_on_ticket"), [("send_mail", (i,)) for i in outbox_ids]
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
     else:

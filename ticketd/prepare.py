@@ -12,11 +12,16 @@ import traceback
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.match import is_our_message_id
 from ingest.html_clean import clean_html
+from ingest.match import is_our_message_id
 from ingest.parse import MailTooComplex, ParsedMail, parse_mail
 from ingest.quotes import own_reply
-from ticketd.domain.loops import auto_generated_reason, is_our_address, own_address_reason
+from ticketd.domain.loops import (
+    auto_generated_reason,
+    is_our_address,
+    own_address_reason,
+)
+from ticketd.domain.own_list import is_own_list, robot_headers, writer_again
 from ticketd.domain.signing import Signer
 from ticketd.domain.tags import find_tags
 from ticketd.settings import Settings
@@ -73,6 +78,19 @@ def attachment_rows(parsed: ParsedMail) -> list[dict]:
                  sha256=att.sha256, content_id=att.content_id, inline=att.inline) for att in parsed.attachments]
 
 
+def as_written(settings: Settings, parsed: ParsedMail) -> tuple[ParsedMail, dict[str, str]]:
+    """The mail with its writer in From again and the fields the robot checks read, when our own list (a
+    Google Group at the support address) relayed it (ticketd.domain.own_list); as it came otherwise."""
+    extra = settings.smtp.extra_addresses
+
+    def ours(address: str) -> bool:
+        return is_our_address(address, settings.support_address, extra)
+
+    if not is_own_list(parsed.headers, [settings.support_address, *extra], ours):
+        return parsed, parsed.headers
+    return writer_again(parsed, ours), robot_headers(parsed.headers)
+
+
 def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     """Parse, check for robots, strip quotes and store attachments (CPU and files only)."""
     raw = bytes(row["raw"])
@@ -80,7 +98,8 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
     envelope_from = row["envelope_from"]
     if envelope_from is None and "return-path" in parsed.headers:
         envelope_from = parsed.headers["return-path"]
-    robot_reason = auto_generated_reason(parsed.headers, envelope_from, parsed.from_addr, parsed.content_type)
+    parsed, robot_fields = as_written(settings, parsed)
+    robot_reason = auto_generated_reason(robot_fields, envelope_from, parsed.from_addr, parsed.content_type)
     if is_our_message_id(signer, settings.support_domain, parsed.message_id):
         robot_reason = "our own mail reflected back"
     elif robot_reason is None and is_our_address(parsed.author, settings.support_address,

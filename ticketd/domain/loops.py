@@ -52,7 +52,8 @@ def auto_generated_reason(
         return f"an automatic reply's subject ({m.group(0).strip()})"
     if content_type.lower().startswith("multipart/report"):
         return "delivery or disposition report"  # RFC 6522
-    local = (from_addr or "").split("@", 1)[0].lower()
+    # A subaddress tag says which order or list a robot sends about (noreply+order-4711@, RFC 5233).
+    local = (from_addr or "").split("@", 1)[0].lower().split("+", 1)[0]
     if local in _ROBOT_LOCALPARTS or local.startswith("mailer-daemon"):
         return f"robot sender {from_addr}"
     return None

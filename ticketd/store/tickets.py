@@ -255,6 +255,16 @@ def get_message(conn: Connection, row_id: int) -> dict | None:
     return dict(row) if row else None
 
 
+def mark_written_by_person(conn: Connection, message_row_id: int) -> None:
+    """A message kept as automatic mail is known to be a person's after all (ticketd.copies)."""
+    conn.execute(update(messages).where(messages.c.id == message_row_id).values(auto_generated=False))
+
+
+def first_message_id(conn: Connection, ticket_id: int) -> int | None:
+    """The row of the mail that opened the ticket."""
+    return conn.execute(select(func.min(messages.c.id)).where(messages.c.ticket_id == ticket_id)).scalar_one()
+
+
 def note_texts(conn: Connection, ticket_id: int) -> list[str]:
     """Texts of the ticket's internal notes (#note), to keep them out of customer mail.
 
@@ -268,11 +278,14 @@ def note_texts(conn: Connection, ticket_id: int) -> list[str]:
     ).scalars())
 
 
-def public_texts(conn: Connection, ticket_id: int) -> list[str]:
-    """Texts of the ticket's mail its customers may see: theirs and the public replies."""
-    return list(conn.execute(
-        select(messages.c.text).where(messages.c.ticket_id == ticket_id, messages.c.internal.is_(False))
-    ).scalars())
+def public_texts(conn: Connection, ticket_id: int, *, besides: Iterable[str] = ()) -> list[str]:
+    """Texts of the ticket's mail its customers may see: theirs and the public replies; with `besides`,
+    not the mail received from those addresses (an agent's kept as customer-side mail, which no customer
+    was sent)."""
+    query = select(messages.c.text).where(messages.c.ticket_id == ticket_id, messages.c.internal.is_(False))
+    if besides := [address.lower() for address in besides]:
+        query = query.where(~((messages.c.direction == "in") & func.lower(messages.c.from_addr).in_(besides)))
+    return list(conn.execute(query).scalars())
 
 
 def add_reaction(conn: Connection, message_row_id: int, reaction: str, by_addr: str, now: datetime) -> str | None:
