@@ -536,6 +536,13 @@ _CLOSING = re.compile(
     r"с уважением|спасибо)\s*[,.!]?\s*$",
     re.IGNORECASE,
 )
+
+
+def is_closing(line: str) -> bool:
+    """Whether the line is a sign-off a signature starts with ("Kind regards,", "Viele Grüße")."""
+    return bool(_CLOSING.match(line))
+
+
 # Words a gateway's disclaimer under everything has, and no short answer needs at that length.
 _DISCLAIMER = re.compile(
     r"confidential|intended recipient|intended solely|privileged|disclaimer|vertraulich|empfänger|confidentiel|"

@@ -29,6 +29,7 @@ from outbound.send import header_address
 from ticketd.app import App
 from ticketd.domain.loops import auto_generated_reason, is_our_address
 from ticketd.domain.notices import AUTO_REPLIED, Notice
+from ticketd.domain.private_addresses import is_contact_card
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
 from ticketd.store.outbox import Thread, insert_outbox_row, notice_history, ticket_thread
@@ -307,11 +308,6 @@ def _files_for(conn: Connection, app: App, notice: Notice) -> list[Listed]:
     return listed if notice.agent_reply_to else _for_customers(app, listed)
 
 
-# A contact card: what a mail client's "attach my vCard" adds to every mail (RFC 6350 section 10.1).
-_CONTACT_CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
-_CONTACT_CARD_NAMES = (".vcf", ".vcard")
-
-
 def _for_customers(app: App, files: list[Listed]) -> list[Listed]:
     """PRODUCT.md: customers never see agents' private addresses. An agent's contact card, which carries
     their address and phone, stays on the ticket; an address in a file's name reads as the support address,
@@ -319,8 +315,7 @@ def _for_customers(app: App, files: list[Listed]) -> list[Listed]:
     agents = [a.email for a in app.rules.agents]
     kept = []
     for listed in files:
-        if (listed.content_type.lower() in _CONTACT_CARD_TYPES
-                or listed.filename.lower().endswith(_CONTACT_CARD_NAMES)):
+        if is_contact_card(listed.filename, listed.content_type):
             continue
         kept.append(replace(listed, filename=_withheld_name(listed.filename, agents,
                                                             app.settings.support_address)))

@@ -43,7 +43,7 @@ SAMPLES: dict[str, dict] = {
     "requester/agent_reply": dict(text="Try turning it off.", agent_name="Alice", attachments=_FILES,
                                   like_address="support+like@example.com",
                                   dislike_address="support+dislike@example.com"),
-    "requester/status_changed": dict(status="waiting_customer", reason="", decides=True),
+    "requester/status_changed": dict(status="waiting_customer", reason="", decides=True, attachments=_FILES),
     "requester/solution_proposed": dict(text="Replace the fuser.", agent_name="Alice", attachments=_FILES,
                                         like_address="support+like@example.com",
                                         dislike_address="support+dislike@example.com"),
@@ -58,11 +58,11 @@ SAMPLES: dict[str, dict] = {
                                  conversation=_CONVERSATION, conversation_omitted=0, attachments=_FILES,
                                  public_recipients=_PUBLIC),
     "agent/command_rejected": dict(errors=["#status opne: 'opne' is not a status."], text="#status opne",
-                                   agent_name="Alice"),
+                                   agent_name="Alice", as_note=True),
     "agent/command_unchanged": dict(reasons=["#close: ticket [#1042] is already closed"], text="#close",
-                                    agent_name="Alice"),
+                                    agent_name="Alice", as_note=True),
     "agent/mail_not_applied": dict(reason="it was sent to another person's reply address", text="#close",
-                                   agent_name="Bob"),
+                                   agent_name="Bob", kept=True),
     "agent/delivery_failed": dict(failed_recipient="cust@example.org", failed_template="requester/agent_reply",
                                   reason="550 5.1.1 no such user"),
     "agent/internal_note": dict(text="Check the fuser.", agent_name="Alice", attachments=_FILES),
@@ -83,6 +83,7 @@ SAMPLES: dict[str, dict] = {
 OPTIONAL: dict[str, tuple[str, ...]] = {
     "requester/agent_reply": ("attachments",),
     "requester/solution_proposed": ("attachments",),
+    "requester/status_changed": ("attachments",),
     "requester/waiting_reminder": ("status",),
     "requester/ticket_closed": ("closed_by",),
     "agent/ticket_assigned": ("reason", "text", "overdue", "conversation_omitted", "attachments"),
@@ -91,6 +92,7 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
                              "public_recipients"),
     "agent/internal_note": ("attachments",),
     "agent/ticket_history": ("attachments",),
+    "agent/mail_not_applied": ("kept",),
 }
 _FILES_OF = ("subject", "txt", "html")   # <name>.<file>.j2
 CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")

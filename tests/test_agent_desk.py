@@ -64,6 +64,46 @@ def test_a_desk_mail_asks_for_one_thing(text, expected):
     assert read_desk_mail(text, NOW) == expected
 
 
+@pytest.mark.parametrize("text", ["#away: 2w\n", "#away : 2w\n", "# away 2w\n", "#  Away: 2w\n",
+                                  "\u00a0#\u00a0away\u00a02w\nSee you.\n", "> summary\n\n# away: 2w\n"])
+def test_the_desk_reads_a_colon_or_spaces_after_the_hash_as_a_ticket_does(text):
+    """`#away: 2w` and `# away 2w` were answered "You take new tickets", the agent left available."""
+    assert read_desk_mail(text, NOW) == DeskRequest("away", NOW + timedelta(weeks=2))
+
+
+@pytest.mark.parametrize("text, action", [("# back\n", "back"), ("#back:\n", "back"), ("# Summary\n", "summary"),
+                                          ("#summary:\n", "summary")])
+def test_back_and_summary_in_the_colon_or_spaced_form(text, action):
+    assert read_desk_mail(text, NOW) == DeskRequest(action)
+
+
+@pytest.mark.parametrize("text, line, fragment", [
+    # A command under a greeting, as on a ticket: refused, never answered as if nothing was asked.
+    ("Hi,\n#away 2w\nBack on the 8th.\n", "#away 2w", "write it on the mail's first line"),
+    ("Hello desk,\n\n# away: 2w\n", "# away: 2w", "below other text (a greeting, say)"),
+    ("Hi,\n#back\n", "#back", "write it on the mail's first line"),
+    ("#away 2w\nSee you.\n#back\n", "#back", "#away 2w above it is one already"),
+    ("Hi,\n#status open\n", "#status open", "#status is not a command at this address"),
+    # A line that starts like a command and reads as none.
+    ("#away.\n", "#away.", "cannot be read as a command (#away?"),
+    ("## away 2w\n", "## away 2w", "cannot be read as a command (#away?"),
+    ("#away, 2w\nThanks\n", "#away, 2w", "cannot be read as a command (#away?"),
+    ("# Backk\n", "# Backk", "cannot be read as a command (#back?"),
+    ("#stauts: open\n", "#stauts: open", "#status is not a command at this address"),
+])
+def test_a_desk_line_that_looks_like_a_command_and_cannot_be_read_is_refused(text, line, fragment):
+    refused = read_desk_mail(text, NOW)
+    assert isinstance(refused, DeskRefusal) and refused.line == line
+    assert fragment in refused.error and "nothing was changed" in refused.error
+
+
+@pytest.mark.parametrize("text", ["Hello, what can I write here?\n", "Hi,\nI am away next week, #away 1w?\n",
+                                  "#1 question: what is this address for?\n", "# What is this?\n",
+                                  "Hi,\n#hashtag\n"])
+def test_a_desk_mail_with_no_command_in_it_shows_where_the_agent_stands(text):
+    assert read_desk_mail(text, NOW) == DeskRequest("show")
+
+
 def test_a_ticket_command_at_the_desk_is_refused_saying_where_it_goes():
     refused = read_desk_mail("#status open\n", NOW)
     assert isinstance(refused, DeskRefusal) and refused.line == "#status open"
@@ -253,6 +293,30 @@ def test_the_desk_says_what_was_wrong_and_where_the_agent_stands(desk):
 
     _to_desk(desk, ALICE, "#back\n")
     assert "You were not away by your own word" in body_text(desk.last(ALICE))
+
+
+def test_away_with_a_colon_or_spaced_is_applied_and_under_a_greeting_refused(desk):
+    """These were answered "You take new tickets", so an agent leaving for two weeks believed themselves away."""
+    for written in ("#away: 2w\n", "# away 2w\n"):
+        _to_desk(desk, BOB, written)
+        answer = desk.last(BOB)
+        [absence] = desk.rows(agent_absences, agent=BOB)
+        assert str(answer["Subject"]) == f"You are away until {absence['until']:%Y-%m-%d %H:%M} UTC", written
+        assert timedelta(days=13, hours=23) < absence["until"] - utcnow() <= timedelta(weeks=2)
+        _to_desk(desk, BOB, "# back\n")
+        assert str(desk.last(BOB)["Subject"]) == "You take new tickets" and desk.rows(agent_absences) == []
+
+    _to_desk(desk, BOB, "Hi,\n#away 2w\nBack on the 8th.\n")
+    refused = desk.last(BOB)
+    assert str(refused["Subject"]) == "Not applied: #away 2w"
+    text = " ".join(body_text(refused).split())
+    assert "below other text (a greeting, say) a line is not read as a command" in text
+    assert "write it on the mail's first line" in text and "You take new tickets" in text
+    assert desk.rows(agent_absences) == []
+
+    _to_desk(desk, BOB, "## away 2w\n")
+    assert "cannot be read as a command (#away?" in body_text(desk.last(BOB)) and desk.rows(agent_absences) == []
+    assert [_new_ticket(desk, s)[1] for s in ("Scanner", "Fax")] == [ALICE, BOB]   # Bob was never away
 
 
 def test_summary_at_the_desk_lists_the_agents_tickets_now_even_none(desk):

@@ -248,6 +248,67 @@ def test_asking_the_customer_from_a_notes_mail_is_refused(desk):
     assert "A new toner fixes it." in body_text(desk.last(CUSTOMER))
 
 
+def test_words_sent_again_through_the_refusal_of_a_reply_to_a_note_stay_a_note(desk):
+    """Refused for a typo, the agent did as told: replied to the refusal with the words again. They went to
+    the customer, though they answered a colleague's note (a reply to its mail is a note)."""
+    tid = _ticket_with_agent(desk)
+    _agent_mail(desk, tid, BOB, "#note\nVIP customer, be careful.\n")
+    note_mail = desk.last(ALICE)
+    before = len(desk.inbox(CUSTOMER))
+    desk.reply_to(note_mail, ALICE, "#priority hihg\nThanks Bob. They still owe us 4000 EUR.\n")
+    refusal = desk.last(ALICE)
+    assert "'hihg' is not a priority" in body_text(refusal)
+    assert "a reply to this mail with words is an internal note too" in body_text(refusal)
+    desk.reply_to(refusal, ALICE, "#priority high\nThanks Bob. They still owe us 4000 EUR.\n")
+    assert desk.ticket(tid)["priority"] == "high"
+    assert len(desk.inbox(CUSTOMER)) == before
+    assert desk.messages(tid)[-1]["internal"] and "4000 EUR" in desk.messages(tid)[-1]["text"]
+
+
+def test_a_colleague_not_on_a_ticket_who_writes_with_its_tag_is_told_how_to_write_on_it(desk):
+    """Bob, not on Alice's ticket, wrote to support@ with its tag: a new ticket opened with Bob as its
+    customer, acknowledged and given out, and the ticket he named heard nothing."""
+    from ticketd.store.tables import tickets
+
+    tid = _ticket_with_agent(desk)
+    desk.send(build_mail(BOB, "#note\nI know this customer: they have a service contract.\n",
+                         subject=f"Re: [#{tid}] Printer"))
+    assert [t["id"] for t in desk.rows(tickets)] == [tid]
+    told = desk.last(BOB)
+    assert "you are not on [#{}]".format(tid) in body_text(told) and "added to no ticket" in body_text(told)
+    assert desk.rows(recipient=BOB)[-1]["template"] == "agent/mail_not_applied"
+    desk.reply_to(told, BOB, "#note\nI know this customer: they have a service contract.\n")
+    assert desk.messages(tid)[-1]["internal"] and "service contract" in desk.messages(tid)[-1]["text"]
+    assert [t["id"] for t in desk.rows(tickets)] == [tid]
+    # A customer's mail an agent passes on with the tag in its subject still opens a ticket for it.
+    desk.send(build_mail("carol@example.com", "---------- Forwarded message ---------\nFrom: Dana <dana@example.org>\n"
+                              "Subject: printer\n\nIt smokes.\n", subject=f"Fwd: [#{tid}] Printer"))
+    assert len(desk.rows(tickets)) == 2
+
+
+SIGNATURE = "Kind regards,\nAlice Smith\nSenior Support Engineer | Example Inc.\nPhone: +49 30 1234567\n"
+
+
+def test_the_signature_a_note_and_a_reply_share_and_the_customers_own_words_hold_no_reply_back(desk):
+    """The note guard refused every public reply signed as a note before it (Outlook's signature has no
+    "-- ", so it stays in the note's text), and an answer quoting the customer's sentence a note quoted."""
+    words = "The printer shows error E-1234 on startup every morning."
+    tid = _ticket_with_agent(desk, body=f"{words}\n")
+    _agent_mail(desk, tid, ALICE, f"#note\nAsking engineering about: {words}\nThey owe us 4000 EUR.\n\n{SIGNATURE}")
+    before = len(desk.inbox(CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"Please update the firmware to 3.3.\n\n{SIGNATURE}")
+    _agent_mail(desk, tid, ALICE, f"> {words}\n\nThat is the known firmware bug.\n\n{SIGNATURE}")
+    assert len(desk.inbox(CUSTOMER)) == before + 2
+    # The note's own words are still held back, pasted with its signature under a reply, and named.
+    _agent_mail(desk, tid, ALICE, f"Sorry for the wait.\n\nThey owe us 4000 EUR.\n\n{SIGNATURE}")
+    assert len(desk.inbox(CUSTOMER)) == before + 2
+    assert "text of an internal note ('They owe us 4000 EUR.')" in " ".join(body_text(desk.last(ALICE)).split())
+    # Nor is a postscript under the sign-off a signature.
+    _agent_mail(desk, tid, ALICE, f"#note\nChecked.\n\n{SIGNATURE}P.S. The CFO is on their blacklist.\n")
+    _agent_mail(desk, tid, ALICE, f"Sorry for the wait.\n\n{SIGNATURE}P.S. The CFO is on their blacklist.\n")
+    assert len(desk.inbox(CUSTOMER)) == before + 2
+
+
 def test_whom_an_agent_copies_on_a_public_reply_follows_the_ticket(desk):
     """An agent's Cc was dropped without a trace: the boss they copied heard nothing more of the ticket.
     As a customer's Cc (PRODUCT.md), they follow it; this reply reached them from the agent's server."""
@@ -300,6 +361,18 @@ def test_desk_commands_on_a_ticket_point_to_the_desk_address(desk):
     assert desk.ticket(tid)["status"] == "new"
 
 
+@pytest.mark.parametrize("line, name", [("#away: 2w", "away"), ("# away 2w", "away"), ("#summary:", "summary")])
+def test_a_desk_command_with_a_colon_or_spaced_on_a_ticket_is_refused_not_relayed(desk, line, name):
+    """`#away: 2w` over "Bob will take over..." reached the customer word for word."""
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, f"{line}\nBob will take over while I am on holiday.\n")
+    assert _customer_mail(desk, before) == [] and not desk.events(tid, "agent_replied")
+    told = " ".join(body_text(desk.last(ALICE)).split())
+    assert f"{line}: #{name} is about you, not a ticket: write it to your desk address" in told
+    assert desk.ticket(tid)["status"] == "new"
+
+
 def test_a_close_reason_under_note_stays_internal(any_db_desk):
     desk = any_db_desk
     tid = _ticket_with_agent(desk)
@@ -324,6 +397,31 @@ def test_a_public_close_reason_reaches_the_customer(desk):
     _agent_mail(desk, tid, ALICE, "#close duplicate of your other ticket\n")
     [(template, text)] = _customer_mail(desk, before)
     assert template == "requester/ticket_closed" and "is closed (duplicate of your other ticket)" in text
+
+
+def test_a_close_reason_wrapped_by_the_mail_client_is_one_reason_in_one_mail(desk):
+    """The wrapped half went to the customer as a reply of its own, and the closing mail cut the reason."""
+    tid = _ticket_with_agent(desk)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, ALICE, "#close Duplicate of the problem your colleague reported last week; we fixed\n"
+                                  "it in release 4.2, which you already have.\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    [(template, text)] = _customer_mail(desk, before)
+    assert template == "requester/ticket_closed"
+    assert ("(Duplicate of the problem your colleague reported last week; we fixed it in release 4.2, which you "
+            "already have.)") in " ".join(text.split())
+    assert not desk.events(tid, "agent_replied")
+
+    # Starting with a capital, the words are the reply, as before.
+    desk.send(build_mail(CUSTOMER, "The scanner is on fire.\n", subject="Scanner"))
+    tid = desk.ticket()["id"]
+    agent = desk.assign(tid)
+    before = len(desk.rows(recipient=CUSTOMER))
+    _agent_mail(desk, tid, agent, "#close Duplicate of the problem your colleague reported last week; we fixed\n"
+                                  "It is in release 4.2, which you already have.\n")
+    [(replied, reply), (closed, closing)] = _customer_mail(desk, before)
+    assert "It is in release 4.2, which you already have." in reply and replied != "requester/ticket_closed"
+    assert closed == "requester/ticket_closed" and "we fixed)" in " ".join(closing.split())
 
 
 @pytest.mark.parametrize("commands, status", [

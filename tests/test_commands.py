@@ -171,6 +171,13 @@ def test_command_rejected(text, fragment, usage):
         assert USAGE[usage] in result.usage
 
 
+@pytest.mark.parametrize("text", ["#propose", "#status solution_proposed", "#note"])
+def test_a_file_is_a_proposals_or_a_notes_content(text):
+    """A patch proposed, a contract noted: the mail's files stand for the words (ticketd/agent_mail.py)."""
+    result = plan_commands(read_agent_reply(text), now=NOW, agents=AGENTS, groups=GROUPS, with_files=True)
+    assert result.ok, result.errors
+
+
 def test_one_bad_command_rejects_all():
     result = plan("#priority urgent\n#status waiting_customer\n#assign nobody@nowhere\nPlease send logs.")
     assert not result.ok
@@ -411,3 +418,78 @@ def test_a_long_word_on_a_follow_line_is_read_in_linear_time():
     started = time.perf_counter()
     assert not plan("#follow " + "x" * 100_000 + "\nHi").ok
     assert time.perf_counter() - started < 5
+
+
+# ---------------------------------------------------------------- a desk command on a ticket
+
+
+@pytest.mark.parametrize("text, line", [
+    ("#away 2w\nBob will take over while I am on holiday.", "#away 2w"),
+    ("#away: 2w\nBob will take over while I am on holiday.", "#away: 2w"),
+    ("# away 2w\nBob will take over.", "# away 2w"),
+    ("#Back:\nThanks.", "#Back:"),
+    ("#summary: please\n", "#summary: please"),
+])
+def test_a_desk_command_in_any_form_on_a_ticket_is_refused_never_relayed(text, line):
+    """`#away: 2w` over a reply was relayed to the customer word for word, while `#away 2w` was refused."""
+    result = plan_commands(read_agent_reply(text), now=NOW, agents=AGENTS, groups=GROUPS, desk="desk@example.com")
+    assert not result.ok
+    assert result.errors[0].startswith(f"{line}: #") and "write it to your desk address, desk@example.com" in (
+        result.errors[0])
+
+
+def test_a_desk_command_below_other_text_on_a_ticket_is_refused_saying_where_it_goes():
+    reply = read_agent_reply("Hi team,\n#away 2w\nBob takes over.")
+    assert reply.commands == () and stray_commands(reply.body) == ["#away 2w"]
+    [error] = plan_commands(reply, now=NOW, agents=AGENTS, groups=GROUPS).errors
+    assert error.startswith("'#away 2w' below other text") and "write it to your desk address" in error
+
+
+@pytest.mark.parametrize("text", ["# Summary\nThe printer is fixed.", "# Summary: the fuser was replaced.\nBye",
+                                  "Hello,\n# away from the office, see below\nBye",
+                                  "# Back to your question\nThe fuser is worn."])
+def test_a_summary_heading_over_a_ticket_reply_stays_text(text):
+    reply = read_agent_reply(text)
+    assert reply.commands == () and reply.body == text and plan(text).ok
+
+
+# ---------------------------------------------------------------- a #close reason wrapped by the mail client
+
+
+LONG = "#close Duplicate of the problem your colleague reported last week; we fixed"
+
+
+@pytest.mark.parametrize("text, reason, body", [
+    # Wrapped at 72-76 columns (mutt, Outlook): the rest of the sentence is the reason's.
+    (f"{LONG}\nit in release 4.2, which you already have.\n",
+     "Duplicate of the problem your colleague reported last week; we fixed it in release 4.2, which you "
+     "already have.", ""),
+    (f"{LONG}\nit in release 4.2, which you already have, and the update runs by\nitself overnight.\n\nBye",
+     "Duplicate of the problem your colleague reported last week; we fixed it in release 4.2, which you "
+     "already have, and the update runs by itself overnight.", "Bye"),
+    (f"\u00a0{LONG}\u00a0\n\u00a0it in 4.2.\nThanks!", f"{LONG.removeprefix('#close ')} it in 4.2.", "Thanks!"),
+    (f"#priority low\n{LONG}\nit in 4.2.", f"{LONG.removeprefix('#close ')} it in 4.2.", ""),
+    # What stays the reply: a blank line between, a capital, a short line, a sentence ended, no reason.
+    (f"{LONG}\n\nit in release 4.2.", LONG.removeprefix("#close "), "it in release 4.2."),
+    (f"{LONG}\nIt is in release 4.2.", LONG.removeprefix("#close "), "It is in release 4.2."),
+    ("#close duplicate\nthanks for your patience.", "duplicate", "thanks for your patience."),
+    (f"{LONG}.\nthanks for your patience.", LONG.removeprefix("#close ") + ".", "thanks for your patience."),
+    ("#close\nthanks for your patience, the printer has been replaced by a new one today.", None,
+     "thanks for your patience, the printer has been replaced by a new one today."),
+    (f"{LONG}\n> it in 4.2\nThanks.", LONG.removeprefix("#close "), "Thanks."),
+])
+def test_a_close_reason_wrapped_onto_the_next_line_is_one_reason(text, reason, body):
+    """It went out as two mails: a reply whose whole text was the half sentence, and the reason cut."""
+    reply = read_agent_reply(text)
+    assert reply.body == body
+    result = plan_commands(reply, now=NOW, agents=AGENTS, groups=GROUPS)
+    assert result.ok, result.errors
+    assert (result.status, result.close_reason) == (Status.CLOSED, reason)
+
+
+def test_only_a_free_text_command_takes_the_next_line():
+    text = "#assign bob@example.com and keep it with him until the customer is back from holiday\nplease.\n"
+    reply = read_agent_reply(text)
+    assert [c.args for c in reply.commands] == [
+        "bob@example.com and keep it with him until the customer is back from holiday"]
+    assert reply.body == "please."

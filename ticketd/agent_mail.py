@@ -10,15 +10,22 @@ Decisions worth knowing (issue 4):
   on a closed ticket), is kept internal and answered with
   agent/command_unchanged saying why for each: silence would look like a lost
   mail. Any other mail notes such commands in its history event only.
+- Files are what the agent sends as much as words are: a reply with files and
+  nothing typed (or only the quoted mail) goes to the customer with them, and
+  with a status command they go in the status mail (the form that
+  `waiting_customer` asks to fill in). A reply with nothing to send at all is
+  refused, never kept back in silence.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ingest.html_text import html_to_text
 from ingest.match import desk_address
+from ingest.quotes import is_closing
 from outbound.outbox import renderer_for
 from ticketd.app import App
 from ticketd.assignment import assign_in_tx, conversation_of, release_if_departed
@@ -40,7 +47,7 @@ from ticketd.domain.commands import (
 )
 from ticketd.domain.conversation import HISTORY_MESSAGES
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
-from ticketd.domain.private_addresses import withhold_addresses
+from ticketd.domain.private_addresses import is_contact_card, withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
 from ticketd.store import tickets as store
@@ -80,15 +87,21 @@ def agent_verdict(app: App, mail: IncomingMail, ticket_id: int) -> Verdict:
     )
 
 
-def _as_note_if_asked(mail: IncomingMail, ticket_id: int, reply: AgentReply) -> AgentReply:
-    """A reply with words through the reply address of an internal note's mail: as if under `#note`.
+def _files_to_send(mail: IncomingMail) -> list[dict]:
+    """The files an agent's mail carries as content: not a signature's inline image (a logo is no
+    reply), nor a contact card, which never reaches a customer (outbound.outbox)."""
+    return [a for a in mail.attachments
+            if not a.get("inline") and not is_contact_card(a["filename"], a["content_type"])]
+
+
+def _as_note_if_asked(mail: IncomingMail, ticket_id: int, reply: AgentReply, with_files: bool) -> AgentReply:
+    """A reply with words or files through the reply address of an internal note's mail: as if under `#note`.
 
     Answering a colleague's note from the mail that carried it is talking to
     colleagues: relayed to the customer, it went out with the note quoted
     below it. Commands alone (`#close`) still apply as written.
     """
-    address = mail.reply_address
-    if (address is None or not address.note or address.ticket_id != ticket_id or not reply.body
+    if (not _through_note(mail, ticket_id) or not (reply.body or with_files)
             or any(c.name == "note" for c in reply.commands)):
         return reply
     return replace(reply, commands=(Command("note", "", IMPLIED_NOTE), *reply.commands))
@@ -110,28 +123,77 @@ def _squash(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _quoted_note(conn, ticket_id: int, body: str) -> bool:
-    """Whether a public reply carries a line of an internal note (unquoted copy-paste, or a
-    client that quotes without '>'): such a reply is held back, never relayed."""
+# At most this many closing lines a note and the reply share are the agent's own signature, which their
+# mail client adds to both (Outlook and Gmail write none with "-- ", so it stays in the note's text).
+SIGNATURE_LINES = 8
+SIGNATURE_LINE_CHARS = 80
+_POSTSCRIPT = re.compile(r"\s*(?:p\.?\s?s|nb|n\.b|fyi|note)\b", re.IGNORECASE)
+
+
+def _own_lines(lines: list[str]) -> list[str]:
+    return [squashed for line in lines if (squashed := _squash(line))]
+
+
+def _shared_signature(written: list[str], note: list[str], reply: list[str]) -> int:
+    """How many closing lines of the note are a signature the reply ends with too: from a sign-off down
+    ("Kind regards," over a name, title, phone), when the note says more above it."""
+    shared = 0
+    while (shared < min(len(note) - 1, len(reply), SIGNATURE_LINES) and note[-1 - shared] == reply[-1 - shared]
+           and _signature_like(written[-1 - shared])):
+        shared += 1
+    return next((k for k in range(shared, 0, -1) if is_closing(written[-k])), 0)
+
+
+def _signature_like(line: str) -> bool:
+    """A line a signature holds (a name, title, phone, address), not a postscript saying something."""
+    return len(line) <= SIGNATURE_LINE_CHARS and not _POSTSCRIPT.match(line)
+
+
+def _quoted_note(conn, app: App, ticket_id: int, body: str) -> str | None:
+    """A line of an internal note a public reply carries (unquoted copy-paste, or a client that quotes
+    without '>'), which holds the reply back; None when it carries none.
+
+    Not counted: what the customer has read already (the note quoted their words, the reply quotes them
+    again), and the signature the note and the reply both end with, from its sign-off down. A reply that
+    pastes a whole note still carries the words above its signature.
+    """
     squashed = _squash(body)
+    reply_lines = _own_lines(body.splitlines())
+    seen = _squash("\n".join(store.public_texts(conn, ticket_id, besides=[a.email for a in app.rules.agents])))
     for note in store.note_texts(conn, ticket_id):
-        for line in note.splitlines():
-            line = _squash(line)
-            if len(line) >= 20 and line in squashed:
-                return True
-    return False
+        written = [line.strip() for line in note.splitlines() if line.strip()]
+        note_lines = _own_lines(written)
+        ending = _shared_signature(written, note_lines, reply_lines)
+        for shown, line in zip(written[:len(written) - ending], note_lines[:len(note_lines) - ending]):
+            if len(line) >= 20 and line in squashed and line not in seen:
+                return shown
+    return None
+
+
+def _through_note(mail: IncomingMail, ticket_id: int) -> bool:
+    """Whether the mail came through the reply address of this ticket's internal note mail."""
+    address = mail.reply_address
+    return address is not None and address.note and address.ticket_id == ticket_id
 
 
 def _reject(conn, app: App, mail: IncomingMail, ticket: dict, agent, plan: Plan, now) -> Decision:
-    """Nothing changes; the mail is kept as an internal message and the agent told what to fix."""
+    """Nothing changes; the mail is kept as an internal message and the agent told what to fix.
+
+    The refusal of a mail that came through a note's mail answers as a note
+    too: the agent told to send their words again through it, a typo mended,
+    must not find them relayed to the customer. Unless what was refused is
+    asking the customer from there: the answer to that refusal is for them.
+    """
     row_id = store_message(conn, app, mail, ticket["id"], now, author_role="agent", internal=True)
     store.add_event(conn, ticket["id"], now, agent.email, "commands_rejected", message_row_id=row_id,
                     reason="; ".join(plan.errors) + f"; {mail_ref(mail)}")
     errors = list(plan.errors) + [f"Write it as: {u}" for u in plan.usage]
+    as_note = _through_note(mail, ticket["id"]) and not plan.asked_customer_from_note
     return Decision(ticket["id"], notices=[Notice(
         template="agent/command_rejected", recipient=agent.email, ticket_id=ticket["id"],
         auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=mail.parsed.message_id,
-        context={"errors": errors, "text": mail.text, "agent_name": agent.name},
+        reply_as_note=as_note, context={"errors": errors, "text": mail.text, "agent_name": agent.name,
+                                        "as_note": as_note},
     )])
 
 
@@ -164,10 +226,12 @@ def _answer_unchanged(conn, app: App, mail: IncomingMail, ticket: dict, agent, r
     row_id = store_message(conn, app, mail, ticket["id"], now, author_role="agent", internal=True, text=reply.body)
     store.add_event(conn, ticket["id"], now, agent.email, "commands_unchanged", message_row_id=row_id,
                     reason="; ".join(unchanged.reasons) + f"; {mail_ref(mail)}")
+    as_note = _through_note(mail, ticket["id"])   # as in _reject
     return Decision(ticket["id"], notices=[Notice(
         template="agent/command_unchanged", recipient=agent.email, ticket_id=ticket["id"],
         auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=mail.parsed.message_id,
-        context={"reasons": list(unchanged.reasons), "text": mail.text, "agent_name": agent.name},
+        reply_as_note=as_note, context={"reasons": list(unchanged.reasons), "text": mail.text,
+                                        "agent_name": agent.name, "as_note": as_note},
     )])
 
 
@@ -185,16 +249,27 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                         reason=f"automatic mail ({mail.robot_reason}); {ref}")
         return Decision(ticket_id)
 
-    if mail.quoted_only and not mail.attachments:
+    files = bool(_files_to_send(mail))
+    if mail.quoted_only and not files:
         # Send pressed on a reply with nothing written: relaying it would give
         # the customer an attribution line ("On Monday, ... wrote:") and count
         # as the first response.
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(
             "the reply has no text of its own (only the quoted mail), so nothing was sent to the customer. "
             "Write the answer above the quoted text and send it again.",)), now)
-    written = reply = _as_note_if_asked(mail, ticket_id, read_agent_reply(mail.text))
+    # Only the quoted mail under the files: they are the reply, and neither the quote nor the
+    # attribution line over it ("On Monday, ... wrote:") is the agent's to relay.
+    text = "" if mail.quoted_only else mail.text
+    written = reply = _as_note_if_asked(mail, ticket_id, read_agent_reply(text), files)
     if ">" in reply.body:   # an inline reply's questions: only those the customer has seen go
         reply = replace(reply, body=without_unseen_quotes(reply.body, store.public_texts(conn, ticket_id)))
+    if not (reply.body or reply.commands or reply.unreadable or files):
+        # Nothing typed and nothing attached but a contact card or a signature's image (or only
+        # quotes of mail the customer never saw): kept in silence, it would look sent.
+        aside = " (a contact card or a signature's image is not sent on its own)" if mail.attachments else ""
+        return _reject(conn, app, mail, ticket, agent, Plan(errors=(
+            f"the reply has no text of its own{aside}, so nothing was sent to the customer. "
+            "Write the answer, or attach the file, and send it again.",)), now)
     people = _people(conn, reply, ticket_id)
     if reply.commands and _html_only(mail):
         plan = Plan(errors=("commands were found in a mail without a plain-text part; hidden HTML can "
@@ -207,13 +282,16 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                              names={a.email: a.name for a in app.rules.agents},
                              followers=[email for email, role in people.items() if role == "follower"],
                              ours=lambda address: is_ours(app, address),
-                             desk=desk_address(app.signer, app.settings.support_address, actor))
+                             desk=desk_address(app.signer, app.settings.support_address, actor),
+                             with_files=files)
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
-    public = bool(reply.body) and not plan.internal
+    # Files go where words go: the customer's, unless the mail is a note.
+    public = bool(reply.body or files) and not plan.internal
     # The questions dropped above count too: an answer under a quoted note was meant for colleagues.
-    if plan.ok and public and _quoted_note(conn, ticket_id, f"{written.body}\n{reply.body}"):
-        plan = Plan(errors=("the reply contains text of an internal note, so it was not sent to the "
+    if plan.ok and public and (noted := _quoted_note(conn, app, ticket_id, f"{written.body}\n{reply.body}")):
+        shown = noted if len(noted) <= 100 else noted[:99] + "…"
+        plan = Plan(errors=(f"the reply contains text of an internal note ({shown!r}), so it was not sent to the "
                             "customer. Reply again without the note's text.",))
     if plan.ok and public and not plan.follow and not customers_of(conn, app, ticket_id):
         # A ticket whose first mail named no address (ticketd.domain.requester): a reply stored as
@@ -225,7 +303,7 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     if not plan.ok:
         return _reject(conn, app, mail, ticket, agent, plan, now)
     unchanged = _unchanged(conn, ticket, reply, plan, people)
-    if unchanged.whole_mail:
+    if unchanged.whole_mail and not files:
         return _answer_unchanged(conn, app, mail, ticket, agent, reply, unchanged, now)
 
     savepoint = conn.begin_nested()
@@ -412,7 +490,10 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     withheld: dict = {}
     if plan.internal:
         withheld["ticket"] = {**store.get_ticket(conn, ticket_id), "postponed_until": None, "dev_due": None}
-    if public:
+    # Files without words go in the mail the status command sends the customer, the form with the
+    # "we need something from you" that asks for it; alone, or with words, they go in a reply.
+    status_mail = status_changed and plan.status != Status.CLOSED and not (public and (reply.body or plan.propose))
+    if public and not status_mail:
         template = "requester/solution_proposed" if plan.propose else "requester/agent_reply"
         # In reply to the customers' latest mail, which they have: the
         # agent's own mail never reached them and its id names the agent's host.
@@ -426,7 +507,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                                                "decides": email == (ticket["requester"] or "").lower()},
                 message_row_id=row_id, in_reply_to=latest, attach_from=files,
             ))
-    elif status_changed and plan.status != Status.CLOSED:
+    elif status_mail:
         # A status set without words (or under #note) still reaches the
         # customer: waiting_customer's reminder and auto-close must follow a
         # question they were told of. Closing has its own mail, below.
@@ -435,7 +516,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 template="requester/status_changed", recipient=email, ticket_id=ticket_id,
                 context={"status": plan.status.value, "reason": None, **withheld,
                          "decides": email == (ticket["requester"] or "").lower()}, from_name=agent.name,
-                by_person=True,
+                by_person=True, message_row_id=row_id if public else None, attach_from=files if public else (),
             ))
     if status_changed and plan.status == Status.CLOSED and ticket["requester"] in customers:
         decision.notices.append(Notice(

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ticketd.domain.assignment import available
-from ticketd.domain.commands import read_agent_reply
+from ticketd.domain.commands import DESK_COMMANDS, meant_command, read_agent_reply, stray_commands
 from ticketd.domain.rules import Agent, RuleSet
 from ticketd.domain.timers import TooFarAhead, local_time, read_ahead
 
@@ -44,25 +44,49 @@ class DeskRefusal:
     error: str
 
 
+# What a ticket's command at the desk is told.
+_NOT_HERE = ("#{name} is not a command at this address, which knows only #away, #back and #summary; a ticket's "
+             "commands go in a reply to that ticket's mail.")
+
+
 def read_desk_mail(text: str, now: datetime, zone: str = "UTC") -> DeskRequest | DeskRefusal:
     """The request in the command lines at the top of the agent's mail (`read_agent_reply`'s rules).
 
+    As on a ticket, `#away: 2w` and `# away 2w` are `#away 2w`, and a line
+    that looks like a command but reads as none (`#away.`, `## away 2w`), or
+    a command under other text ("Hi," over `#away 2w`), is refused saying
+    so: answered with where the agent stands, it read as if applied, and an
+    agent who believed themselves away went on getting tickets.
     `#away` dates are read in `zone`, the agent's time zone.
     """
-    commands = read_agent_reply(text).commands
-    if not commands:
-        return DeskRequest("show")
+    reply = read_agent_reply(text, desk=True)
+    commands = reply.commands
+    for line in reply.unreadable:
+        near = meant_command(line, desk=True)
+        return DeskRefusal(line, f"cannot be read as a command (#{near}? write '#', the command's name, then a "
+                                 "space or a colon and what it takes), so nothing was changed."
+                           + ("" if near in DESK_COMMANDS else " " + _NOT_HERE.format(name=near)))
     if len(commands) > 1:
         return DeskRefusal(commands[1].line, "one command per mail here: #away, #back or #summary.")
+    for line in stray_commands(reply.body, desk=True):
+        name = read_agent_reply(line, desk=True).commands[0].name
+        if commands:
+            fix = f"and {commands[0].line} above it is one already: send one command per mail, on its first line."
+        elif name in DESK_COMMANDS:
+            fix = "write it on the mail's first line, above any other text."
+        else:
+            fix = "and " + _NOT_HERE.format(name=name)
+        return DeskRefusal(line, "below other text (a greeting, say) a line is not read as a command, so nothing "
+                                 "was changed; " + fix)
+    if not commands:
+        return DeskRequest("show")
     command = commands[0]
     if command.name in ("back", "summary"):
         if command.args:
             return DeskRefusal(command.line, f"#{command.name} takes nothing on its line.")
         return DeskRequest(command.name)
     if command.name != "away":
-        return DeskRefusal(command.line, f"#{command.name} is not a command at this address, which knows only "
-                                         "#away, #back and #summary; a ticket's commands go in a reply to that "
-                                         "ticket's mail.")
+        return DeskRefusal(command.line, _NOT_HERE.format(name=command.name))
     written = command.args.removeprefix("until ").strip() if command.args.lower().startswith("until ") else (
         command.args)
     if not written:

@@ -7,10 +7,14 @@ plain text) is text. Quoted lines (`> …`) are never the agent's text: a
 quoted `> #status closed` is no command, a quote above the commands does
 not push them down, and a quote is relayed only as the question an inline
 answer stands under (`_with_questions`). A command may be written
-`#status open`, `#status: open` or `# status open`. A top line that starts
-like one of ours and reads as none (`#note.`, `## Note`, `#notes:`) is
-refused, never relayed: read as text it would reach the customer, an
-internal note's words with it. A mail's commands apply all
+`#status open`, `#status: open` or `# status open`, a desk command too
+(`#away: 2w` is refused on a ticket as `#away 2w` is, never relayed). A
+top line that starts like one of ours and reads as none (`#note.`, `## Note`,
+`#notes:`) is refused, never relayed: read as text it would reach the
+customer, an internal note's words with it. `#close`'s reason hard-wrapped
+by the mail client goes on to the next line (`_continuation`). A mail to
+the desk address is read by the same rules (`read_agent_reply(desk=True)`,
+ticketd.domain.absence). A mail's commands apply all
 together or not at all: any error rejects them all. A checked command can
 still change nothing (`#close` on a closed ticket): `unchanged_commands`
 says which, and why, against the ticket as it is.
@@ -71,11 +75,22 @@ _SPACE = rf"[\s{_INVISIBLE}]"
 _HASH = "[#\uff03\ufe5f]"
 # `#name`, `#name words`, `#name: words` (a colon as in "Status: open"), `# name`
 # (spaces after the '#'). The colon and the spaced forms are commands only for a
-# name in USAGE (`_command`): "# Summary" over a reply, "#TODO: ..." stay text.
+# name in USAGE or DESK_COMMANDS (`_command`): "#TODO: ..." stays text.
 _COMMAND_LINE = re.compile(rf"^{_SPACE}*{_HASH}(?P<gap>{_SPACE}*)(?P<name>[A-Za-z][\w-]*)"
                            rf"(?:(?P<colon>{_SPACE}*:){_SPACE}*|{_SPACE}+|(?=$))(?P<args>.*?){_SPACE}*$")
 # A line that starts as a command might: '#'s, spaces, a word (`#note.`, `## Note`, `#priority=high`).
 _LIKE_COMMAND = re.compile(rf"^{_SPACE}*{_HASH}+{_SPACE}*([A-Za-z][\w-]*)")
+# A desk command whose spaced form over a ticket reply is a heading as often as a command: `# Summary`
+# stays text there. At the desk address, whose mail reaches nobody else, it is the command.
+_HEADINGS = ("summary",)
+
+# The commands whose words on their line are free text, and so may be hard-wrapped onto the next
+# line by the agent's mail client (`_continuation`): `#close`'s reason reaches the customer. (`#note`'s
+# line and the text under it are one internal note anyway.)
+_FREE_TEXT = ("close",)
+# A command line at least this long may have been wrapped: clients wrap at 72 to 78 columns, and a
+# word of up to ~15 letters that did not fit moves down whole.
+_WRAPPED_AT = 60
 
 
 @dataclass(frozen=True)
@@ -177,43 +192,70 @@ def _written(line: str) -> str:
     return line.strip().strip(_INVISIBLE).strip()
 
 
-def _command(line: str) -> Command | None:
+def _command(line: str, desk: bool = False) -> Command | None:
     """The command a line is, or None when it is text.
 
     `#word` (then a space or the end) is a command, one of ours or not (an
     unknown one is refused: `#notes`); the colon and spaced forms only with
-    one of our names.
+    one of our names, a ticket's or the desk's (`#away: 2w`, `# away 2w`),
+    except `# Summary` and `# Back to …` over a ticket reply, headings (`_HEADINGS`; #back takes no words).
+    `desk`: the line is in a mail to the agent's desk address.
     """
     m = _COMMAND_LINE.match(line)
     if not m:
         return None
     name = m.group("name").lower()
-    if (m.group("gap") or m.group("colon")) and name not in USAGE:
+    if (m.group("gap") or m.group("colon")) and name not in USAGE and name not in DESK_COMMANDS:
         return None
+    if m.group("gap") and not desk and (name in _HEADINGS or (name == "back" and m.group("args").strip())):
+        return None   # `# Summary`, `# Back to your question` (#back takes no words): headings
     return Command(name, m.group("args").strip(), _written(line))
 
 
-def _near_command(word: str) -> str | None:
-    """The command a word after '#' is, or is a slip of (`notes`, `stauts`, `prio`, `closed`); None if no such.
+def _near_command(word: str, names: Collection[str] = tuple(USAGE)) -> str | None:
+    """The command of `names` a word after '#' is, or is a slip of (`notes`, `stauts`, `prio`, `closed`);
+    None if no such.
 
     Measured as `#notes` is already refused: a line read as text goes to the
     customer word for word, an internal note's words with it.
     """
     word = word.casefold()
-    for name in USAGE:
+    for name in names:
         if word.startswith(name) or (len(word) >= 3 and name.startswith(word)):
             return name
-    near = difflib.get_close_matches(word, USAGE, n=1, cutoff=0.75) if len(word) >= 3 else []
+    near = difflib.get_close_matches(word, names, n=1, cutoff=0.75) if len(word) >= 3 else []
     return near[0] if near else None
 
 
-def _unreadable(line: str) -> bool:
-    """Whether a line at the top, no command as written, starts as one of ours would (`#note.`, `## Note`)."""
+def _names(desk: bool) -> tuple[str, ...]:
+    """The commands a line that reads as none may have been meant as: at the desk, the desk's first."""
+    return (*DESK_COMMANDS, *USAGE) if desk else tuple(USAGE)
+
+
+def meant_command(line: str, desk: bool = False) -> str | None:
+    """The command a line that starts like one and reads as none was meant as (`#note.`, `## away 2w`), or None.
+
+    On a ticket only a ticket's commands count: `## Background` over a reply
+    is a heading, not a slip of `#back`. `desk`: in a mail to the desk address.
+    """
     m = _LIKE_COMMAND.match(line)
-    return m is not None and _near_command(m.group(1)) is not None
+    return _near_command(m.group(1), _names(desk)) if m else None
 
 
-def read_agent_reply(text: str) -> AgentReply:
+def _continuation(command: Command, written: str, line: str) -> bool:
+    """Whether `line`, right under the command line `written`, is the rest of its words, wrapped by the client.
+
+    "#close Duplicate of the problem you reported last week; we fixed" over
+    "it in release 4.2." went out as two mails, the reply's whole text the
+    half sentence. Only a long line of a free-text command whose sentence
+    goes on, under it a line that starts in lower case: a reply under
+    `#close` starts with a capital or after a blank line, and stays the reply.
+    """
+    return (command.name in _FREE_TEXT and bool(command.args) and len(written) >= _WRAPPED_AT
+            and not written.endswith((".", "!", "?")) and _written(line)[:1].islower())
+
+
+def read_agent_reply(text: str, desk: bool = False) -> AgentReply:
     """Split the command lines at the very top from the reply's text.
 
     Blank and quoted lines above or among the commands are not "other text"
@@ -221,7 +263,10 @@ def read_agent_reply(text: str) -> AgentReply:
     note, not a public reply carrying the quote. An inline reply (answers
     between quotes, as the reply-stripper keeps it: ingest/quotes.py) keeps
     the question each answer stands under, the first one's too when it is
-    under the commands; any other reply keeps none of its quotes.
+    under the commands; any other reply keeps none of its quotes. A free-text
+    command's words hard-wrapped onto the next line are its words
+    (`_continuation`). `desk`: a mail to the agent's desk address, read by
+    the same rules (`_command`, `meant_command`).
     """
     lines = (text or "").splitlines()
     commands: list[Command] = []
@@ -231,13 +276,19 @@ def read_agent_reply(text: str) -> AgentReply:
         if _blank(line) or _quoted(line):
             i += 1
             continue
-        command = _command(line)
+        command = _command(line, desk)
         if command is None:
             break
+        i += 1
+        written = _written(line)
+        while i < len(lines) and _continuation(command, written, lines[i]):
+            written = _written(lines[i])
+            command = Command(command.name, f"{command.args} {written}", f"{command.line} {written}")
+            i += 1
         commands.append(command)
-        i = after_commands = i + 1
+        after_commands = i
     # The line the commands end at, if it is one that failed to read as a command (it stays in the body).
-    unreadable = (_written(lines[i]),) if i < len(lines) and _unreadable(lines[i]) else ()
+    unreadable = (_written(lines[i]),) if i < len(lines) and meant_command(lines[i], desk) else ()
     body = _with_questions(lines[after_commands:])
     return AgentReply(tuple(commands), cut_signature("\n".join(_drop_quotes(lines[i:]) if body is None else body)),
                       unreadable)
@@ -279,17 +330,22 @@ def without_unseen_quotes(body: str, public_texts: Collection[str]) -> str:
     return "\n".join(kept).strip("\n")
 
 
-def stray_commands(body: str) -> list[str]:
+def stray_commands(body: str, desk: bool = False) -> list[str]:
     """Lines of the reply's text that are exactly a command of ours, as written (`#close`, `#status open`).
 
     An unknown word after `#` is text (`#1 priority`, `#hashtag`), and so is
     `# Status` with spaces after the '#' (a heading in the text); a known
-    command alone on a line below other text is an agent's slip.
+    command alone on a line below other text is an agent's slip, a desk
+    command (`#away 2w`) too. `desk`: the text of a mail to the desk address,
+    where a desk command counts in every form (`# away 2w`, `#away: 2w`).
     """
     stray = []
     for line in (body or "").splitlines():
         m = _COMMAND_LINE.match(line)
-        if m and not m.group("gap") and m.group("name").lower() in USAGE:
+        if not m:
+            continue
+        name = m.group("name").lower()
+        if (not m.group("gap") and name in (*USAGE, *DESK_COMMANDS)) or (desk and name in DESK_COMMANDS):
             stray.append(_written(line))
     return stray
 
@@ -316,6 +372,8 @@ class Plan:
     merge_into: int | None = None             # #merge: the ticket this one is merged into
     errors: tuple[str, ...] = ()
     usage: tuple[str, ...] = field(default=())  # how to write the commands that failed
+    # Refused: a reply to a note's mail asked the customer something; the answer to the refusal is for them.
+    asked_customer_from_note: bool = False
 
     @property
     def ok(self) -> bool:
@@ -379,10 +437,17 @@ def assign_target(args: str, agents: Collection[str], groups: Collection[str],
                   f"(agents: {listed or 'none'}; groups: {', '.join(sorted(group_set)) or 'none'}).")
 
 
+def _desk_only(name: str, desk: str | None) -> str:
+    """Where a desk command written on a ticket goes instead."""
+    return (f"#{name} is about you, not a ticket: write it to your desk address" + (f", {desk}" if desk else "")
+            + " (the Reply-To of your daily summary).")
+
+
 def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
                   groups: Collection[str], zone: str = "UTC", away: Mapping[str, str] | None = None,
                   names: Mapping[str, str] | None = None, followers: Collection[str] = (),
-                  ours: Callable[[str], bool] = lambda address: False, desk: str | None = None) -> Plan:
+                  ours: Callable[[str], bool] = lambda address: False, desk: str | None = None,
+                  with_files: bool = False) -> Plan:
     """Check every command; the plan, or every error with how to write it; dates are read in `zone`.
 
     `away`: the agents `#assign` may not name, each with why and what to
@@ -391,6 +456,8 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
     the ticket's followers (lower case), the addresses `#unfollow` may name.
     `ours`: whether an address is ticketd's own, which `#follow` may not name.
     `desk`: the agent's desk address, where `#away`, `#back` and `#summary` go.
+    `with_files`: the mail carries files for whom it goes to, which are a
+    proposal's or a note's content as words are (a patch, a contract).
     """
     errors: list[str] = []
     usage: list[str] = []
@@ -407,8 +474,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
     for cmd in reply.commands:
         if cmd.name in DESK_COMMANDS:
             # Whoever knows #away from the daily summary writes it where tickets are answered, too.
-            fail(cmd, f"#{cmd.name} is about you, not a ticket: write it to your desk address"
-                      + (f", {desk}" if desk else "") + " (the Reply-To of your daily summary).")
+            fail(cmd, _desk_only(cmd.name, desk))
             continue
         if cmd.name not in USAGE:
             fail(cmd, f"#{cmd.name} is not a command. Commands are: "
@@ -568,16 +634,16 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
     elif values.get("internal") and values.get("propose"):
         fail(None, "#note keeps the reply from the customer, but a proposed solution must reach them: "
                    "send the note and the proposal as two mails.", "propose")
-    if values.get("propose") and not reply.body and not values.get("canned"):
+    if values.get("propose") and not reply.body and not values.get("canned") and not with_files:
         line = next((c.line for c in reply.commands if c.name in ("propose", "status")), "#propose")
-        fail(None, f"{line}: a proposed solution needs its text below the commands.", "propose")
-    if values.get("internal") and not note_text and not values.get("canned"):
-        fail(None, "the note is empty; write it below #note.", "note")
+        fail(None, f"{line}: a proposed solution needs its text below the commands (or "
+                   "the file that is the solution attached).", "propose")
+    if values.get("internal") and not note_text and not values.get("canned") and not with_files:
+        fail(None, "the note is empty; write it below #note (or attach the file it is about).", "note")
 
     for line in reply.unreadable:
         # "#note.\nVIP, credit limit 5000." was relayed to the customer word for word.
-        m = _LIKE_COMMAND.match(line)
-        near = _near_command(m.group(1)) if m else None
+        near = meant_command(line)
         fail(None, f"{line}: cannot be read as a command (#{near}? write '#', the command's name, then a space "
                    "or a colon and what it takes), and as text it would have gone to the customer, so nothing "
                    "was sent.", near)
@@ -585,12 +651,13 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
     for line in stray_commands(reply.body):
         # "Hi team,\n#close\nspam." went to the customer word for word, the ticket left open:
         # the agent meant a command, and the customer must not read it.
+        name = _COMMAND_LINE.match(line).group("name").lower()
         fail(None, f"{line!r} below other text is not read as a command (commands go on the first lines, "
-                   "before any other text), and the reply would have gone to the customer with it in. Put "
-                   "the commands at the top.")
+                   "before any other text), and the reply would have gone to the customer with it in. "
+                   + (_desk_only(name, desk) if name in DESK_COMMANDS else "Put the commands at the top."))
 
     if errors:
-        return Plan(errors=tuple(errors), usage=tuple(usage))
+        return Plan(errors=tuple(errors), usage=tuple(usage), asked_customer_from_note=bool(implied_note and asked))
     status_line, status = status_lines[0] if status_lines else (None, None)
     return Plan(status=status, status_command=status_line, **values)
 

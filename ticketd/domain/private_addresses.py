@@ -27,3 +27,14 @@ def withhold_addresses(text: str, addresses: Iterable[str], instead: str) -> str
         return text
     pattern = re.compile(_BEFORE + "(?:" + "|".join(map(re.escape, wanted)) + ")" + _AFTER, re.IGNORECASE)
     return pattern.sub(instead, text)
+
+
+# A contact card: what a mail client's "attach my vCard" adds to every mail (RFC 6350 section 10.1).
+# It carries the agent's own address and phone, so it stays on the ticket (outbound.outbox).
+_CONTACT_CARD_TYPES = frozenset({"text/vcard", "text/x-vcard", "text/directory"})
+_CONTACT_CARD_NAMES = (".vcf", ".vcard")
+
+
+def is_contact_card(filename: str, content_type: str) -> bool:
+    """Whether a file is a contact card, by its media type or its name's extension."""
+    return content_type.lower() in _CONTACT_CARD_TYPES or filename.lower().endswith(_CONTACT_CARD_NAMES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, insert, or_, select
+from sqlalchemy import Connection, bindparam, delete, insert, inspect, or_, select
 
 from ticketd.domain.absence import is_absent, with_absences
 from ticketd.domain.rules import RuleSet
@@ -20,6 +20,11 @@ _SET = insert(agent_absences)
 def absent_agents(conn: Connection, now: datetime) -> dict[str, tuple[datetime, datetime | None]]:
     """Every agent away by their own word at `now`: (since, until), until None meaning until #back."""
     return {row.agent: (row.since, row.until) for row in conn.execute(_ABSENT, {"now": now})}
+
+
+def has_absences_table(conn: Connection) -> bool:
+    """Whether the database has agent_absences (schema version 5 on): `rules test` reads an older one as it is."""
+    return inspect(conn).has_table(agent_absences.name)
 
 
 def absence_of(conn: Connection, agent: str, now: datetime) -> tuple[datetime, datetime | None] | None:

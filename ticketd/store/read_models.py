@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, RowMapping, Text, bindparam, exists, func, or_, select
+from sqlalchemy import Connection, RowMapping, Text, and_, bindparam, exists, func, or_, select
 
 from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
 
@@ -20,6 +20,8 @@ UNASSIGNED = ""
 # `tickets list` on a desk of years lists more tickets than that, as
 # `tickets show` does messages of a ticket a robot wrote to for years.
 IDS_PER_STATEMENT = 10_000
+# How many of the open tickets nobody will take (no group, no agent) `ticketd status` names by number.
+NO_GROUP_NAMED = 5
 
 
 def _batches(ids: list) -> list[list]:
@@ -184,6 +186,8 @@ class DeskCounts:
     oldest_pending_outbox: datetime | None    # created_at of the oldest mail not yet sent
     tickets_by_status: dict[str, int]
     unassigned_open: int                      # tickets not closed and assigned to nobody
+    no_group_open: int                        # of those, the ones with no group: nobody will take them
+    no_group_ids: list[int]                   # the oldest few of them, for status to name
     timers_armed: int
     timers_overdue: int
     next_timer_due: datetime | None
@@ -195,6 +199,7 @@ def desk_counts(conn: Connection, now: datetime) -> DeskCounts:
         return dict(conn.execute(select(column, func.count()).group_by(column)).all())
 
     armed = timers.c.state == "armed"
+    no_group = and_(tickets.c.group_name.is_(None), tickets.c.assignee.is_(None), tickets.c.status != "closed")
     return DeskCounts(
         raw_by_state=by(raw_mail.c.state),
         oldest_waiting_raw=conn.execute(select(func.min(raw_mail.c.received_at)).where(
@@ -205,6 +210,9 @@ def desk_counts(conn: Connection, now: datetime) -> DeskCounts:
         tickets_by_status=by(tickets.c.status),
         unassigned_open=conn.execute(select(func.count()).select_from(tickets).where(
             tickets.c.assignee.is_(None), tickets.c.status != "closed")).scalar_one(),
+        no_group_open=conn.execute(select(func.count()).select_from(tickets).where(no_group)).scalar_one(),
+        no_group_ids=list(conn.execute(select(tickets.c.id).where(no_group).order_by(tickets.c.id)
+                                       .limit(NO_GROUP_NAMED)).scalars()),
         timers_armed=conn.execute(select(func.count()).select_from(timers).where(armed)).scalar_one(),
         timers_overdue=conn.execute(select(func.count()).select_from(timers).where(
             armed, timers.c.due_at <= now)).scalar_one(),
