@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from ingest.match import reply_address
+from ingest.parse import dedupe_key
 from tests.conftest import ROOT
 from tests.desk import body_text, build_mail, open_desk
 from tests.waiting import eventually
@@ -21,9 +22,12 @@ from ticketd.clock import utcnow
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.rules import Agent
 from ticketd.domain.statuses import Status
+from ticketd.pipeline import drain
 from ticketd.rules_watch import RulesWatcher, reload
 from ticketd.store import tickets as store
+from ticketd.store.absences import set_absence
 from ticketd.store.assignment import open_counts
+from ticketd.store.inbox import store_raw
 from ticketd.store.tables import events, outbox, tickets
 from ticketd.timers import armed
 
@@ -333,7 +337,7 @@ def test_the_back_office_releases_at_start_what_a_rules_edit_made_while_stopped(
         def reassigned():
             with restarted.engine.connect() as conn:
                 return store.get_ticket(conn, ticket_id)["assignee"] == "a2@example.com"
-        eventually(reassigned)
+        assert eventually(reassigned)
     finally:
         watcher.stop()
 
@@ -479,3 +483,51 @@ def test_assign_to_a_group_where_nobody_else_can_take_it_is_refused(make_app, db
             "nobody else in support can take it now (a1@example.com is away; a2@example.com has 1 open tickets "
             "(max_open 1); a3@example.com has it); it stays with a3@example.com.")
         assert store.get_ticket(conn, ticket_id)["assignee"] == "a3@example.com"
+
+
+ROUTED_TO_A1 = THREE.replace("  - then: {group: support}\n", "  - name: vip\n    if: {subject: VIP}\n"
+                             "    then: {assignee: a1@example.com, group: support}\n"
+                             "  - name: vip without a group\n    if: {subject: CEO}\n"
+                             "    then: {assignee: a1@example.com}\n  - then: {group: support}\n")
+
+
+def _routed(app, subject: str) -> dict:
+    raw = (f"From: c@example.org\r\nTo: support@example.com\r\nSubject: {subject}\r\n"
+           f"Message-ID: <{subject}@example.org>\r\n\r\nhelp\r\n").encode()
+    key, message_id = dedupe_key(raw)
+    store_raw(app.engine, raw, source="smtp", dedupe_key=key, message_id=message_id)
+    drain(app)
+    with app.engine.connect() as conn:
+        ticket = conn.execute(select(tickets).order_by(tickets.c.id.desc())).mappings().first()
+    assign(app, ticket["id"])   # the rule worker's job
+    with app.engine.connect() as conn:
+        return dict(assignee=conn.execute(select(tickets.c.assignee).where(tickets.c.id == ticket["id"])).scalar(),
+                    skipped=conn.execute(select(events.c.reason).where(events.c.ticket_id == ticket["id"],
+                                         events.c.kind == "route_assignee_skipped")).scalars().all())
+
+
+@pytest.mark.parametrize("how", ["rules.yaml", "their word", "max_open"])
+def test_a_routes_agent_who_is_away_or_full_leaves_the_ticket_to_the_routes_group(make_app, sqlite_url, how):
+    """PRODUCT.md: away agents and agents over max_open are skipped; a route naming one is no exception."""
+    rules = {"rules.yaml": ROUTED_TO_A1.replace("name: A1,", "name: A1, away: true,"),
+             "max_open": ROUTED_TO_A1.replace("name: A1,", "name: A1, max_open: 1,")}.get(how, ROUTED_TO_A1)
+    app = make_app(sqlite_url, rules=rules)
+    if how == "their word":
+        with app.engine.begin() as conn:
+            set_absence(conn, "a1@example.com", utcnow(), None)
+    if how == "max_open":   # one open ticket already
+        with app.engine.begin() as conn:
+            store.create_ticket(conn, subject="held", status="open", requester="d@example.org", group_name="support",
+                                assignee="a1@example.com", created_at=utcnow(), updated_at=utcnow())
+    routed = _routed(app, "VIP")
+    assert routed["assignee"] in ("a2@example.com", "a3@example.com")
+    (reason,) = routed["skipped"]
+    assert reason.startswith("routes: vip names a1@example.com, but a1@example.com ") and reason.endswith(
+        ": support assigns it")
+    # No group to fall back on: theirs all the same, as before.
+    assert _routed(app, "CEO") == dict(assignee="a1@example.com", skipped=[])
+
+
+def test_a_routes_agent_who_is_available_gets_the_ticket(make_app, sqlite_url):
+    app = make_app(sqlite_url, rules=ROUTED_TO_A1)
+    assert _routed(app, "VIP") == dict(assignee="a1@example.com", skipped=[])

@@ -213,3 +213,51 @@ def test_rules_test_knows_a_mail_kept_already_in_these_bytes_or_re_encoded(make_
     (tmp_path / "other.eml").write_bytes(mail("8bit", "Jetzt brennt auch der Scanner.\n").as_bytes())
     lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "other.eml")).splitlines()
     assert not any(line.startswith("kept already") for line in lines) and "route:" in "\n".join(lines)
+
+
+FOR_ALICE = AGENTS + """\
+routes:
+  - name: asked for alice
+    if: {subject: "(?i)for alice"}
+    then: {assignee: alice@example.com}
+  - name: everything else
+    then: {group: support}
+"""
+
+
+def test_rules_test_skips_an_agent_away_by_their_own_word_as_the_daemon_does(make_app, sqlite_url, tmp_path):
+    """An absence kept in the database (#away, `ticketd agents away`): before, the dry run predicted Alice
+    where the daemon gave the ticket to Bob, and said nothing of a route's assignee being away."""
+    from tests.cli import cli_ok
+    from tests.desk import open_desk
+
+    config, rules = tmp_path / "ticketd.yaml", tmp_path / "rules.yaml"
+    desk_gen = open_desk(make_app, sqlite_url, rules=FOR_ALICE)
+    desk = next(desk_gen)
+    try:
+        away = cli_ok(config, "agents", "away", "alice@example.com", "--until", "3d")
+        until = away.removeprefix("alice@example.com is away until ").strip()
+        plain = build_mail("cust@example.org", "It is on fire.\n", subject="Printer on fire")
+        asked = build_mail("cust@example.org", "Please.\n", subject="For Alice: toner")
+        (tmp_path / "plain.eml").write_bytes(plain.as_bytes())
+        (tmp_path / "asked.eml").write_bytes(asked.as_bytes())
+
+        lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "plain.eml")).splitlines()
+        assert "agent: bob@example.com (round_robin in support, from the database's cursor)" in lines
+        lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / "asked.eml")).splitlines()
+        assert (f"agent: alice@example.com (assignee set by the route, who is away until {until}: the ticket "
+                "goes to them all the same)") in lines
+
+        grouped = FOR_ALICE.replace("then: {assignee: alice@example.com}", "then: {assignee: alice@example.com, "
+                                                                          "group: support}")
+        (tmp_path / "grouped.yaml").write_text(grouped)
+        lines = cli_ok(config, "rules", "test", str(tmp_path / "grouped.yaml"), str(tmp_path / "asked.eml"))
+        assert (f"agent: bob@example.com (the route's assignee alice@example.com is away until {until}, so "
+                "round_robin in support, from the database's cursor)") in lines.splitlines()
+
+        desk.send(plain)   # the daemon, as predicted
+        assert desk.assign(desk.ticket()["id"]) == "bob@example.com"
+        desk.send(asked)
+        assert desk.ticket()["assignee"] == "alice@example.com"
+    finally:
+        desk_gen.close()

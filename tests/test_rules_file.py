@@ -42,7 +42,7 @@ BROKEN = [
     (HEAD + "routes:\n  - if: {priority: hgih}\n",
      ["routes[0].if.priority: 'hgih' is not a priority; write one of low, normal, high, urgent"]),
     (HEAD + "routes:\n  - then: {tags: [Bad Tag]}\n",
-     ["routes[0].then.tags[0]: 'Bad Tag' is not a tag; write lower-case letters"]),
+     ["routes[0].then.tags[0]: 'Bad Tag' is not a tag; write lower-case ASCII letters"]),
     (HEAD + "timers:\n  new: {respond_within: 4 hours}\n",
      ["rules.yaml:6:25: timers.new.respond_within: '4 hours' is not a duration: write <n>s, <n>m, <n>h or <n>d"]),
     (HEAD + "timers:\n  new: {respond_within: 0s}\n",
@@ -86,6 +86,12 @@ BROKEN = [
      ["rules.yaml:2:5: not valid YAML: the { opened here is never closed; add the }"]),
     ("- just\n- a list\n",
      ["(top level): the file must be a mapping"]),
+    (HEAD + "daily_summary: {at: 9:00}\n",
+     ["daily_summary.at: got 9:00, which YAML reads as the number 540; quote it: '9:00'"]),
+    ("agents:\n\t- {email: a@example.com, name: A}\n",
+     ["rules.yaml:2:1: not valid YAML: a tab; YAML indents with spaces only, write spaces instead"]),
+    (HEAD + "routes:\n  - then: {group: support, tags: [счёт]}\n",
+     ["routes[0].then.tags[0]: 'счёт' is not a tag; write lower-case ASCII letters (a-z)"]),
     (HEAD + "routes:\n  - if: {subject: '(?i)\\bсчёт\\b'}\n    then: {group: support}\n",
      ["rules.yaml:6:19: routes[0].if.subject: '(?i)\\\\bсчёт\\\\b': \\b sees only ASCII letters, so it never matches "
       "beside 'с'"]),
@@ -112,6 +118,26 @@ def test_broken_file_is_refused_with_located_explained_errors(text, expected):
     errors = caught.value.errors
     for want in expected:
         assert any(want in line for line in errors), f"{want!r} not in {errors}"
+
+
+@pytest.mark.parametrize("text, error", [
+    (HEAD + "routes:\n  - then: billing\n", "rules.yaml:6:11: routes[0].then: got 'billing'; write a mapping"),
+    ("agents:\n  - {email: a@example.com, name: 12345}\n", "rules.yaml:2:34: agents[0].name: got 12345; "),
+])
+def test_a_value_of_the_wrong_kind_is_one_error_not_two_that_contradict_it(text, error):
+    """`then: billing` was also "nothing under then:", and `name: 12345` also "write the name"."""
+    with pytest.raises(RulesError) as caught:
+        load_rules_text(text, "rules.yaml")
+    (only,) = caught.value.errors
+    assert only.startswith(error), only
+
+
+def test_a_byte_that_is_not_utf8_is_located_by_line_and_column():
+    from ticketd.rules_file import load_rules_bytes
+
+    with pytest.raises(RulesError) as caught:
+        load_rules_bytes(b"agents:\n  - {email: a@example.com, name: J\xf6rg}\n", "rules.yaml")
+    assert caught.value.errors == ["rules.yaml:2:35: byte 0xf6 is not UTF-8; save the file as UTF-8"]
 
 
 def test_every_error_of_a_file_is_reported_at_once():
@@ -225,6 +251,16 @@ def test_word_classes_in_patterns_know_every_script():
     assert rules.route(MailFacts(subject="Счёт не пришёл", body="пишите на почта.ру@")).priority == "high"
     assert rules.route(MailFacts(subject="is it ok?")).priority == "low"   # ASCII \b as before
     assert rules.route(MailFacts(subject="Счёт пришёл")).priority is None
+
+
+def test_address_patterns_match_in_any_case_and_the_others_as_written():
+    """Addresses are kept in lower case: a domain copied as a mail client shows it must still match."""
+    rules = load_rules_text(HEAD + "routes:\n  - if: {from: '@BigCustomer\\.com$'}\n    then: {priority: urgent}\n"
+                                   "  - if: {to: '^Sales@Example\\.com$'}\n    then: {priority: high}\n"
+                                   "  - if: {subject: 'VIP'}\n    then: {priority: low}\n")
+    assert rules.route(MailFacts(from_addr="john.smith@bigcustomer.com")).priority == "urgent"
+    assert rules.route(MailFacts(to="sales@example.com")).priority == "high"
+    assert rules.route(MailFacts(subject="vip")).priority is None
 
 
 def test_catastrophic_pattern_runs_in_linear_time():

@@ -70,6 +70,39 @@ def test_rules_check_warns_of_mail_that_would_wait_for_nobody_and_exits_0(tmp_pa
     assert "OK:" in done.stdout and "5 warning(s)" in done.stdout
 
 
+def test_rules_check_warns_of_a_route_naming_an_away_agent(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(MINIMAL_RULES.replace("routes:\n", "routes:\n  - {if: {subject: VIP}, then: {assignee: "
+                                          "carol@example.com, group: support}}\n  - {if: {subject: CEO}, then: "
+                                          "{assignee: carol@example.com}}\n"))
+    done = _check(path)
+    assert done.returncode == 0, done.stderr
+    assert (f"{path}:9:43: warning: routes[0].then.assignee: carol@example.com is away, so support assigns "
+            "what this route sends") in done.stderr
+    assert (f"{path}:10:43: warning: routes[1].then.assignee: carol@example.com is away and this route names no "
+            "group, so what it sends waits with them") in done.stderr
+    assert done.stderr.count("warning:") == 2, done.stderr
+
+
+def test_rules_check_warns_of_timer_keys_that_change_nothing(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(MINIMAL_RULES.replace(
+        "  waiting_customer: {warn_after: 3d, close_after: 4d}\n",
+        "  waiting_customer: {warn_after: 3d, close_after: 4d, business_hours: true}\n"
+        "  postponed: {on_breach: notify}\n  in_development: {business_hours: true}\n")
+        + "business_hours: {timezone: UTC, week: {mon: '09:00-17:00'}}\n")
+    done = _check(path)
+    assert done.returncode == 0, done.stderr
+    warned = [line.split(": warning: ", 1)[1] for line in done.stderr.splitlines()]
+    assert warned == [
+        "timers.waiting_customer.business_hours: business_hours counts respond_within only; warn_after and "
+        "close_after here run in calendar time (a weekend included)",
+        "timers.postponed.on_breach: on_breach says what a missed respond_within does, and this entry has none, "
+        "so it changes nothing; add e.g. respond_within: 4h",
+        "timers.in_development.business_hours: business_hours counts respond_within only, which this entry "
+        "lacks, so it changes nothing"], done.stderr
+
+
 def test_rules_check_warns_of_a_file_without_routes(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("agents:\n  - {email: alice@example.com, name: Alice, groups: [support]}\n"

@@ -64,6 +64,15 @@ def pick(conn: Connection, rules: RuleSet, group: str, now: datetime, exclude: t
     return agent
 
 
+def why_not_now(conn: Connection, rules: RuleSet, email: str, now: datetime) -> str | None:
+    """Why the agent can take no new ticket now (away by the file or their word, at max_open); None if they can."""
+    agent = rules_now(conn, rules, now).agent(email)
+    if agent is None:
+        return f"{email} is no agent in rules.yaml"
+    counts = open_counts(conn, (agent.email,))
+    return None if available(agent, counts) else why_unavailable([agent], counts, ())
+
+
 def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, actor: str, reason: str,
          *, template: str = "agent/ticket_assigned", context: dict | None = None,
          row_id: int | None = None) -> list[Notice]:
@@ -115,10 +124,20 @@ def conversation_of(conn: Connection, ticket_id: int, limit: int = SHOWN_MESSAGE
     return shown_conversation(latest, total, files, limit, kept_by, names)
 
 
+def group_lost(app: App, group: str | None) -> str | None:
+    """Why no agent of the rules can be picked for a ticket in `group`, when that is the case: None if the
+    rules have the group (then it is a matter of who is available)."""
+    if not group:
+        return "the ticket has no group (no route of rules.yaml gave it one)"
+    if group not in app.rules.groups:
+        return f"the ticket's group {group} is no longer in rules.yaml"
+    return None
+
+
 def wait(conn: Connection, app: App, ticket_id: int, group: str | None, now: datetime, actor: str = ACTOR) -> None:
     """Record, once, that the ticket waits for someone to become available."""
     if last_assignment_event(conn, ticket_id) != "assignment_waiting":
-        reason = f"nobody available in group {group}" if group else "no route gave this ticket a group"
+        reason = group_lost(app, group) or f"nobody available in group {group}"
         store.add_event(conn, ticket_id, now, actor, "assignment_waiting", to_value=group, reason=reason,
                         rules_hash=app.rules.digest)
 

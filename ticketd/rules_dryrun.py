@@ -11,17 +11,19 @@ from ingest.match import read_reply_addresses
 from ingest.parse import MailTooComplex, ParsedMail, dedupe_key, parse_mail
 from ticketd.agent_desk import desk_agent
 from ticketd.app import App
+from ticketd.clock import iso
 from ticketd.copies import kept_copy
 from ticketd.domain import timers as plan_of
 from ticketd.domain.assignment import next_agent
 from ticketd.domain.lifecycle import KeyFacts, parse_key_facts
 from ticketd.domain.loops import auto_generated_reason, is_our_address, own_address_reason
 from ticketd.domain.requester import Requester, requester_of_mail, why_written_to, written_to
-from ticketd.domain.rules import MailFacts, RouteDecision, RuleSet
+from ticketd.domain.rules import Agent, MailFacts, RouteDecision, RuleSet
 from ticketd.domain.statuses import Status
 from ticketd.pipeline import find_thread
-from ticketd.prepare import attachment_rows, recipients
+from ticketd.prepare import as_written, attachment_rows, recipients
 from ticketd.store import tickets as ticket_store
+from ticketd.store.absences import absence_of, has_absences_table, rules_now
 from ticketd.store.assignment import open_counts, read_cursor
 from ticketd.store.db import reading
 
@@ -116,9 +118,37 @@ def facts_of(parsed: ParsedMail, key_facts: KeyFacts | None = None) -> MailFacts
                      type=key_facts.values.get("type", ""))
 
 
-def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str) -> tuple[str | None, dict[str, int]]:
+def _cursor_and_counts(engine: Engine, rules: RuleSet, group: str,
+                       now: datetime) -> tuple[str | None, dict[str, int], tuple[Agent, ...]]:
+    """The group's cursor, its members' open tickets, and its members as ticketd.assignment.pick sees them at
+    `now`: those away by their own word (#away, `ticketd agents away`) marked away."""
     with reading(engine) as conn:   # read only: nothing is locked, nothing written
-        return read_cursor(conn, group), open_counts(conn, (a.email for a in rules.members(group)))
+        members = (rules_now(conn, rules, now) if has_absences_table(conn) else rules).members(group)
+        return read_cursor(conn, group), open_counts(conn, (a.email for a in members)), members
+
+
+def _away(rules: RuleSet, email: str, now: datetime, engine: Engine | None) -> str | None:
+    """How the agent is away at `now`, as `ticketd agents list` words it; None if they are not (or not known)."""
+    if engine is not None:
+        with reading(engine) as conn:
+            own = absence_of(conn, email, now) if has_absences_table(conn) else None
+        if own is not None:
+            return f"away until {iso(own[1])}" if own[1] is not None else "away until #back"
+    agent = rules.agent(email)
+    return "away (rules.yaml)" if agent is not None and agent.away else None
+
+
+def _unable(rules: RuleSet, email: str, now: datetime, engine: Engine | None) -> str | None:
+    """Why the agent takes no new ticket now (away, at max_open), as _away words it; None if they can (or
+    it is not known)."""
+    if (away := _away(rules, email, now, engine)) is not None:
+        return away
+    agent = rules.agent(email)
+    if agent is None or agent.max_open is None or engine is None:
+        return None
+    with reading(engine) as conn:
+        held = open_counts(conn, (agent.email,)).get(agent.email, 0)
+    return f"at max_open ({held} open tickets, max_open {agent.max_open})" if held >= agent.max_open else None
 
 
 @dataclass(frozen=True)
@@ -161,15 +191,18 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     """What `rules` would do with the mail; with `engine`, the database's cursor; with `app`, its threading too
     (and, given its `raw` bytes, whether it is kept already); with `settings` (or `app`'s), which addresses
     are ours."""
+    settings = settings or (app.settings if app is not None else None)
+    robot_fields = parsed.headers
+    if settings is not None:   # as the daemon reads it: relayed by our own list, its writer in From
+        parsed, robot_fields = as_written(settings, parsed)
     key_facts = key_facts_of(parsed)
     decision = rules.route(facts_of(parsed, key_facts))
     result = DryRun(decision, key_facts)
     if app is not None:
         thread_of(app, parsed, result, raw)
-    result.robot_reason = auto_generated_reason(parsed.headers, parsed.headers.get("return-path"),
-                                                parsed.from_addr, parsed.content_type)
     # A file has no SMTP envelope: its Return-Path is the envelope sender, as for mail fetched by IMAP.
-    settings = settings or (app.settings if app is not None else None)
+    result.robot_reason = auto_generated_reason(robot_fields, parsed.headers.get("return-path"),
+                                                parsed.from_addr, parsed.content_type)
 
     def ours(address: str | None) -> bool:   # unknown without the daemon's settings
         return settings is not None and is_our_address(address, settings.support_address,
@@ -188,15 +221,23 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         result.requester_why = why_written_to(parsed.author, result.requester.address)
     if decision.close:
         return result   # stored closed: nothing is assigned, timed or sent
-    if decision.assignee:
+    # As ticketd.conversation.open_ticket: a route's assignee away or at max_open leaves the ticket to the
+    # route's group; without one, the daemon gives it to them all the same, and the admin should know.
+    unable = _unable(rules, decision.assignee, now, engine) if decision.assignee else None
+    if decision.assignee and not (unable and decision.group):
         result.agent, result.agent_how = decision.assignee, "assignee set by the route"
+        if unable is not None:
+            result.agent_how += f", who is {unable}: the ticket goes to them all the same"
     elif decision.group and decision.group in rules.groups:
-        last, counts = _cursor_and_counts(engine, rules, decision.group) if engine is not None else (None, {})
+        last, counts, members = (_cursor_and_counts(engine, rules, decision.group, now) if engine is not None
+                                 else (None, {}, rules.members(decision.group)))
         strategy = rules.groups[decision.group].assign
-        agent = next_agent(strategy, rules.members(decision.group), last, counts)
+        agent = next_agent(strategy, members, last, counts)
         result.agent = agent.email if agent else None
         source = "the database's cursor" if engine is not None else "no database: first eligible"
         result.agent_how = f"{strategy} in {decision.group}, from {source}"
+        if unable is not None:
+            result.agent_how = f"the route's assignee {decision.assignee} is {unable}, so {result.agent_how}"
     for planned in plan_of.plan(Status.NEW.value, rules.timer(Status.NEW.value), now,
                                 business_hours=rules.business_hours):
         what = plan_of.describe(planned.kind, Status.NEW.value, rules.timer(Status.NEW.value))

@@ -50,6 +50,12 @@ _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False   # the error goes into our message, not to stderr
+# Addresses are matched as ticketd keeps them, in lower case: `@BigCustomer\.com$`, copied from a mail
+# client, would never match, and an address's case says nothing (domains: RFC 5321 section 2.4).
+_ADDRESS_FIELDS = ("from", "to", "cc")
+_RE2_ANY_CASE = re2.Options()
+_RE2_ANY_CASE.log_errors = False
+_RE2_ANY_CASE.case_sensitive = False
 
 
 class RulesError(ValueError):
@@ -110,6 +116,11 @@ class _Errors:
         self.marks = marks
         self.texts = texts or {}
         self.items: list[tuple[tuple[int, int], str]] = []
+        self.paths: set[tuple] = set()
+
+    def said(self, path: tuple) -> bool:
+        """Whether an error at `path` is added already: a second one there would only contradict it."""
+        return tuple(path) in self.paths
 
     def written(self, path: tuple, value: object) -> str:
         """The value at `path` as the admin wrote it (`yes`, not True), else its repr."""
@@ -118,6 +129,7 @@ class _Errors:
     def add(self, path: tuple, message: str, *, at_key: bool = False, kind: str = "") -> None:
         """Add `message` located at `path` (its key's position with `at_key`); `kind`: e.g. "warning: "."""
         path = tuple(path)
+        self.paths.add(path)
         mark = self.marks.get(path + ("<key>",)) if at_key else None
         probe = path
         while mark is None:
@@ -339,10 +351,12 @@ def _pydantic_errors(errors: _Errors, exc: ValidationError, prefix: tuple, model
             continue
         loc = prefix + loc
         got = e.get("input")
-        if isinstance(got, bool) and e["type"] == "string_type":
-            # YAML 1.1 reads yes/no/on/off as booleans: quoting is the whole fix.
-            written = errors.written(loc, got)
-            errors.add(loc, f"got {written}, which YAML reads as {str(got).lower()}; quote it: '{written}'")
+        written = errors.written(loc, got)
+        if e["type"] == "string_type" and isinstance(got, (bool, int, float)) and written != str(got):
+            # YAML 1.1 reads yes/no/on/off as booleans and 9:00 as the number 540 (base 60): quoting is
+            # the whole fix.
+            reading = str(got).lower() if isinstance(got, bool) else f"the number {got}"
+            errors.add(loc, f"got {written}, which YAML reads as {reading}; quote it: '{written}'")
             continue
         hint = _HINTS.get(e["type"], lambda e: e["msg"])(e)
         if isinstance(got, bool) and e["type"] == "int_type":
@@ -416,8 +430,9 @@ def _unicode_words(text: str) -> tuple[str, bool]:
     return "".join(out), boundary
 
 
-def compile_pattern(text: str):
-    """Compile with RE2; ValueError names what RE2 refused (backreferences, lookaround)."""
+def compile_pattern(text: str, any_case: bool = False):
+    """Compile with RE2 (`any_case`: upper and lower case alike); ValueError names what RE2 refused
+    (backreferences, lookaround)."""
     spelled, boundary = _unicode_words(text)
     letter = next((c for c in text if not c.isascii() and c.isalpha()), None)
     if boundary and letter:
@@ -425,7 +440,7 @@ def compile_pattern(text: str):
             f"{text!r}: \\b sees only ASCII letters, so it never matches beside {letter!r}; drop it, "
             "or write (^|[^\\p{L}\\p{N}_]) and ($|[^\\p{L}\\p{N}_]) around the word")
     try:
-        return re2.compile(spelled, options=_RE2_OPTIONS)
+        return re2.compile(spelled, options=_RE2_ANY_CASE if any_case else _RE2_OPTIONS)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ValueError(
@@ -469,7 +484,7 @@ def _build_agents(model: _Parsed, errors: _Errors) -> tuple[Agent, ...]:
         if email in seen:
             errors.add(("agents", i, "email"), f"{email} is listed twice; keep one entry per agent")
         seen.add(email)
-        if not (a.name or "").strip():
+        if not (a.name or "").strip() and not errors.said(("agents", i, "name")):
             # Customers see this name on the agent's replies; without it the
             # address would stand in, and customers never see agents' private
             # addresses (PRODUCT.md, "Who uses it").
@@ -531,7 +546,7 @@ def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condi
         patterns = []
         for j, text in enumerate(values):
             try:
-                patterns.append(compile_pattern(text))
+                patterns.append(compile_pattern(text, any_case=key in _ADDRESS_FIELDS))
             except ValueError as exc:
                 errors.add(path if isinstance(raw, str) else path + (j,), str(exc))
         field = key if not key.startswith("header.") else "header." + key[len("header."):].lower()
@@ -546,7 +561,7 @@ def _check_then_acts(route: RouteModel, i: int, then: ThenModel | None, errors: 
     the ticket waits in no group. With `continue: true` it would only add its
     name to the `routed` event, which no admin means to write either.
     """
-    if then is None or then != ThenModel():
+    if then is None or then != ThenModel() or errors.said(("routes", i, "then")):
         return   # a broken `then:` is reported already; this one acts
     if set(route.then or {}) - then.model_fields_set:
         return   # it was given actions, wrong ones (reported already), which _validate left out of `then`
@@ -578,7 +593,7 @@ def _build_routes(model: _Parsed, agents: tuple[Agent, ...], errors: _Errors) ->
         for j, tag in enumerate(then.tags):
             if not _TAG.match(tag):
                 errors.add(("routes", i, "then", "tags", j),
-                           f"{tag!r} is not a tag; write lower-case letters, digits, - _ . :, e.g. vip")
+                           f"{tag!r} is not a tag; write lower-case ASCII letters (a-z), digits, - _ . :, e.g. vip")
         routes.append(Route(
             name=r.name or f"route {i + 1}", conditions=_build_conditions(r, i, errors), group=then.group,
             assignee=assignee, priority=then.priority, type=then.type, tags=tuple(then.tags),
@@ -734,6 +749,8 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> str:
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
     if isinstance(exc, DuplicateKeyError):
         return f"{where}: {exc.problem}"
+    if mark is not None and text[mark.index:mark.index + 1] == "\t":
+        return f"{where}: not valid YAML: a tab; YAML indents with spaces only, write spaces instead"
     return (f"{where}: not valid YAML: {exc.problem or exc}; check indentation, colons "
             "and quotes (quote patterns that contain : # [ ] { })")
 
@@ -784,16 +801,45 @@ def _warnings(model: _Parsed, agents: tuple[Agent, ...], routes: tuple[Route, ..
     found = _Errors(errors.source, errors.marks, errors.texts)
     _warn_routes(model, agents, routes, found)
     _warn_agents(model, agents, found)
+    _warn_timers(model, found)
     return found.sorted_lines()
 
 
+def _warn_timers(model: _Parsed, found: _Errors) -> None:
+    """Timer keys that change nothing where they are written: an admin reading `business_hours: true` beside
+    `warn_after: 3d` expects three working days, and gets a weekend's warning and close."""
+    for status, t in model.timers.items():
+        path = ("timers", status)
+        calendar = [key for key in ("warn_after", "close_after", "remind_before") if getattr(t, key) is not None]
+        if t.business_hours and calendar:
+            found.add(path + ("business_hours",), "business_hours counts respond_within only; "
+                      f"{' and '.join(calendar)} here run in calendar time (a weekend included)", kind="warning: ")
+        elif t.business_hours and t.respond_within is None:
+            found.add(path + ("business_hours",), "business_hours counts respond_within only, which this entry "
+                                                  "lacks, so it changes nothing", kind="warning: ")
+        if "on_breach" in t.model_fields_set and t.respond_within is None:
+            found.add(path + ("on_breach",), "on_breach says what a missed respond_within does, and this entry has "
+                                             "none, so it changes nothing; add e.g. respond_within: 4h",
+                      kind="warning: ")
+
+
 def _warn_routes(model: _Parsed, agents: tuple[Agent, ...], routes: tuple[Route, ...], found: _Errors) -> None:
-    """No routes at all, and routes to a group nobody (or only away agents) would take mail from."""
+    """No routes at all, routes to a group nobody (or only away agents) would take mail from, and to an away
+    agent."""
     if not routes:
         found.add(("routes",), "no routes, so every new ticket waits in no group, unassigned; add one, e.g. "
                                "routes: [{name: everything else, then: {group: support}}]", kind="warning: ")
+    by_email = {a.email: a for a in agents}
     for (i, _), route in zip(model.routes, routes):
-        if route.group is None or route.close:
+        if route.close:
+            continue
+        named = by_email.get(route.assignee or "")
+        if named is not None and named.away:
+            found.add(("routes", i, "then", "assignee"), (
+                f"{named.email} is away, so {route.group} assigns what this route sends" if route.group else
+                f"{named.email} is away and this route names no group, so what it sends waits with them; "
+                "add a group: to the route's then:"), kind="warning: ")
+        if route.group is None:
             continue
         members = [a for a in agents if route.group in a.groups]
         path = ("routes", i, "then", "group")
@@ -854,7 +900,10 @@ def load_rules_bytes(raw: bytes, source: str) -> RuleSet:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RulesError([f"{source}: byte {exc.start} is not UTF-8; save the file as UTF-8"]) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RulesError([f"{source}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as "
+                          "UTF-8"]) from None
     return load_rules_text(text, source)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from outbound.outbox import queue_notices
 from ticketd.app import App
-from ticketd.assignment import conversation_of, departed, give, pick, unassign, wait
+from ticketd.assignment import conversation_of, departed, give, group_lost, pick, unassign, wait
 from ticketd.clock import iso, utcnow
 from ticketd.domain.assignment import available
 from ticketd.domain import timers as plan_of
@@ -298,6 +298,10 @@ def _unreassigned_reason(conn: Connection, app: App, group: str | None, missed: 
     Either way no clock is armed again (docs/rules.md): the next one starts
     when the customer writes, an agent answers, or someone `#assign`s it.
     """
+    if (lost := group_lost(app, group)) is not None:
+        # Not a matter of who is available: no group of the rules holds the ticket.
+        stays = f"; it stays with {_named(app, current)}" if current else ""
+        return f"{lost}, so nobody can be picked for it{stays}; give it to a group or an agent with #assign"
     members = rules_now(conn, app.rules, now).members(group or "")
     counts = open_counts(conn, (a.email for a in members))
     others = [a for a in members if a.email != current and available(a, counts)]

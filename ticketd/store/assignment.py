@@ -39,6 +39,11 @@ _OPEN_OF_NON_AGENTS = (
     .where(tickets.c.assignee.is_not(None), tickets.c.assignee.not_in(bindparam("agents", expanding=True)),
            tickets.c.status.in_([s.value for s in Status if s is not Status.CLOSED]))
     .order_by(tickets.c.id).limit(bindparam("limit")))
+_OPEN_NOT_IN_GROUPS = (
+    select(tickets.c.id, tickets.c.group_name)
+    .where(tickets.c.group_name.is_not(None), tickets.c.group_name.not_in(bindparam("groups", expanding=True)),
+           tickets.c.status.in_([s.value for s in Status if s is not Status.CLOSED]))
+    .order_by(tickets.c.id).limit(bindparam("limit")))
 
 
 def open_counts(conn: Connection, agents: Iterable[str]) -> dict[str, int]:
@@ -49,6 +54,11 @@ def open_counts(conn: Connection, agents: Iterable[str]) -> dict[str, int]:
 def open_tickets_of_non_agents(conn: Connection, agents: Iterable[str], limit: int) -> list[tuple[int, str]]:
     """(id, assignee) of open tickets assigned to an address not among `agents`, oldest first."""
     return [tuple(r) for r in conn.execute(_OPEN_OF_NON_AGENTS, dict(agents=list(agents), limit=limit)).all()]
+
+
+def open_tickets_of_other_groups(conn: Connection, groups: Iterable[str], limit: int) -> list[tuple[int, str]]:
+    """(id, group) of open tickets in a group not among `groups` (one the rules no longer have), oldest first."""
+    return [tuple(r) for r in conn.execute(_OPEN_NOT_IN_GROUPS, dict(groups=list(groups), limit=limit)).all()]
 
 
 def lock_cursor(conn: Connection, group: str, now: datetime) -> str | None:
