@@ -292,7 +292,8 @@ def test_a_rules_file_with_errors_on_disk_is_a_warning_while_the_daemon_keeps_th
     _saved_long_ago(tmp_path / "rules.yaml")
     code, desk, text = _status(config)
     assert code == health.OK and desk["rules"] == {"file": str(tmp_path / "rules.yaml"), "valid": True,
-                                                   "errors": [], "in_force": True, "agents": 0}, text
+                                                   "errors": [], "in_force": True, "agents": 0,
+                                                   "groups": 0}, text
     assert f"rules    {tmp_path / 'rules.yaml'}: valid\n" in text
 
     (tmp_path / "rules.yaml").write_text("agents: []\nroutes:\n  - if: {subject: '(unclosed'}\n")

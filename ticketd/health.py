@@ -197,6 +197,18 @@ def _rules(rules: dict) -> list[tuple[int, dict]]:
                                        "every error")]
 
 
+def _no_group(no_group: dict) -> list[tuple[int, dict]]:
+    """Open tickets nobody will take: unassigned, with no group for the sweep to give them out in."""
+    n = no_group["open"]
+    if not n:
+        return []
+    ids = ", ".join(f"#{i}" for i in no_group["ids"]) + (", ..." if n > len(no_group["ids"]) else "")
+    return [_problem("tickets", WARNING, f"{_n(n, 'open ticket')} with no group and no agent, which nobody will "
+                                         f"take ({ids}): no route of the rules in force gives "
+                                         f"{'it' if n == 1 else 'them'} a group; give each to a group or an agent "
+                                         "with `ticketd tickets assign ID GROUP-or-AGENT`")]
+
+
 def _processing(inbox: dict) -> list[tuple[int, dict]]:
     """Mail accepted (250, or taken from IMAP) and not turned into tickets: customers wait unanswered."""
     oldest = inbox["oldest_waiting_seconds"]
@@ -311,6 +323,9 @@ def assess(desk: dict, flow: dict | None = None) -> Health:
         inbox = desk["inbox"]
         found.check("processing", _processing(inbox), waiting=inbox["waiting"] + inbox["processing"],
                     oldest_seconds=inbox["oldest_waiting_seconds"], stuck_after_seconds=PROCESSING_STUCK_SECONDS)
+    # A desk whose rules have no group at all gives no ticket out by design: its tickets wait for nobody.
+    if "no_group" in desk and desk.get("rules", {}).get("groups") != 0:
+        found.check("tickets", _no_group(desk["no_group"]), no_group=desk["no_group"]["open"])
     if "disks" in desk:
         found.check("disk", _disks(desk["disks"], desk["max_message_bytes"]), low_mails=DISK_LOW_MAILS)
     if flow is not None:

@@ -10,8 +10,9 @@ import time
 from ticketd.app import App
 from ticketd.assignment import release_departed, sweep_unassigned
 from ticketd.domain.rules import RuleSet
+from ticketd.regrouping import regroup_stranded
 from ticketd.rules_file import RulesError, load_rules_bytes, summary
-from ticketd.rules_in_force import note_rules_in_force
+from ticketd.rules_in_force import Refused, note_rules_in_force
 from ticketd.timer_replan import replan_timers
 
 log = logging.getLogger("ticketd.rules")
@@ -19,6 +20,9 @@ log = logging.getLogger("ticketd.rules")
 # Set on the App while a re-plan of the armed timers is owed (it failed, say
 # with the database down): the rules those timers still follow.
 _TIMERS_PLANNED_UNDER = "timers_planned_under"
+# Set on the App once it refused a rules file, until rules are swapped in or the file is back to those in force:
+# the file's digest and why (a Refused), noted for the commands that act by the rules (ticketd/rules_in_force.py).
+_REFUSED = "rules_refused"
 # How often the watcher tries an owed re-plan again.
 REPLAN_RETRY_SECONDS = 10.0
 
@@ -39,6 +43,7 @@ def reload(app: App, data: bytes | None = None) -> bool:
             return False
     digest = hashlib.sha256(data).hexdigest()
     if digest == app.rules.digest:
+        setattr(app, _REFUSED, None)   # the file is the rules in force again
         return False
     try:
         # The bytes hashed are the bytes loaded: a second read could see a newer, half-written file.
@@ -48,6 +53,8 @@ def reload(app: App, data: bytes | None = None) -> bool:
                   app.rules.digest[:12])
         for line in exc.errors:
             log.error("  %s", line)
+        setattr(app, _REFUSED, Refused(digest, f"it has {len(exc.errors)} error(s): `ticketd rules check` "
+                                               "lists them"))
         return False
     if app.rules.agents and not rules.agents:
         # Valid YAML, but every open ticket would lose its agent at once: an `agents:` block cut out
@@ -55,16 +62,21 @@ def reload(app: App, data: bytes | None = None) -> bool:
         log.error("rules file %s NOT applied: it names no agents, and the %d in force would lose every open "
                   "ticket; keeping rules %s (to run the desk without agents, restart ticketd with this file)",
                   path, len(app.rules.agents), app.rules.digest[:12])
+        setattr(app, _REFUSED, Refused(digest, f"it names no agents, and the {len(app.rules.agents)} in force "
+                                               "would lose every open ticket"))
         return False
     previous, app.rules = app.rules, rules
+    setattr(app, _REFUSED, None)
     log.info("rules reloaded from %s: %s", path, summary(rules))
     log_warnings(rules)
     # After the swap: a timer armed from now on follows the new rules, and
     # those armed before are re-planned (PRODUCT.md: never half applied).
     replan_armed_timers(app, timers_planned_under(app) or previous)
-    # An agent removed from the file leaves their open tickets to their groups;
+    # A group renamed or removed leaves its open tickets to the routes in force;
+    # an agent removed from the file leaves their open tickets to their groups;
     # someone may have become available (away: false, a higher max_open).
     try:
+        regroup_stranded(app)
         release_departed(app)
         sweep_unassigned(app, grace_seconds=0)
     except Exception:
@@ -76,6 +88,11 @@ def log_warnings(rules: RuleSet) -> None:
     """Each of the rules' warnings at WARNING, as `ticketd rules check` prints them (at start and on each reload)."""
     for line in rules.warnings:
         log.warning("%s", line)
+
+
+def refused(app: App) -> Refused | None:
+    """The rules file the daemon refused last while keeping the rules in force, and why; None if none since."""
+    return getattr(app, _REFUSED, None)
 
 
 def timers_planned_under(app: App) -> RuleSet | None:
@@ -122,7 +139,6 @@ class RulesWatcher:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._seen: tuple | None = None
-        self._failed_digest: str | None = None
         self._replan_tried = 0.0   # time.monotonic() of the last try of an owed re-plan
         self._missing_told = False   # the file is gone and the log said so
         self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
@@ -132,11 +148,9 @@ class RulesWatcher:
     def reload(self) -> bool:
         """SIGHUP: reload now, and say so even when the file is unchanged or still broken."""
         with self._lock:
-            self._failed_digest = None
             changed = reload(self.app)
-            if changed:
-                self._note()
-            else:
+            self._note()   # the new rules in force, or the file refused
+            if not changed:
                 log.info("SIGHUP: rules %s stay in force", self.app.rules.digest[:12])
                 if (owed := timers_planned_under(self.app)) is not None:
                     replan_armed_timers(self.app, owed)
@@ -183,17 +197,16 @@ class RulesWatcher:
             return   # written again while read: the next poll looks again
         self._seen = stamp
         digest = hashlib.sha256(data).hexdigest()
-        if digest in (self.app.rules.digest, self._failed_digest):
-            return   # unchanged, or the same broken file already reported
+        last_refused = refused(self.app)
+        if digest == (last_refused.digest if last_refused else self.app.rules.digest):
+            return   # unchanged, or the same refused file already reported
         with self._lock:
-            if reload(self.app, data):
-                self._note()
-            else:
-                self._failed_digest = digest
+            reload(self.app, data)   # also a file saved back as the rules in force: no longer one refused
+            self._note()   # the new rules in force, or the file refused
 
     def _note(self) -> None:
         if self.notes:
-            note_rules_in_force(self.app.settings.data_dir, self.app.rules.digest)
+            note_rules_in_force(self.app.settings.data_dir, self.app.rules.digest, refused(self.app))
 
     def _tell_missing(self) -> None:
         """Log once that the file is gone, as SIGHUP would: an editor's save renames a new file over the old
@@ -205,8 +218,13 @@ class RulesWatcher:
                   self.app.settings.rules_file, self.app.rules.digest[:12])
 
     def _run(self) -> None:
-        """The watcher thread: release removed agents' tickets once, then poll until stopped."""
-        # The file may have lost an agent while the daemon was stopped.
+        """The watcher thread: route again the tickets of removed groups and release removed agents' tickets once,
+        then poll until stopped."""
+        # The file may have lost a group or an agent while the daemon was stopped; the sweep assigns what waits.
+        try:
+            regroup_stranded(self.app)
+        except Exception:
+            log.exception("routing again the tickets of removed groups failed; the next reload or start retries")
         try:
             release_departed(self.app)
         except Exception:

@@ -281,7 +281,7 @@ def rules_status(rules_file: Path, data_dir: Path | None = None, daemon: dict | 
         loaded = load_rules(rules_file)
     except RulesError as exc:
         return {**shown, "valid": False, "errors": exc.errors}
-    shown["agents"] = len(loaded.agents)
+    shown["agents"], shown["groups"] = len(loaded.agents), len(loaded.groups)
     if data_dir is None or not (daemon or {}).get("running") or daemon.get("up_seconds") is None:
         return shown
     noted = rules_in_force(data_dir)
@@ -318,6 +318,8 @@ def desk_status(engine: Engine, data_dir: Path) -> dict:
                    "oldest_unsent_seconds": age(counts.oldest_pending_outbox)},
         "tickets": {**{s.value: counts.tickets_by_status.get(s.value, 0) for s in Status},
                     "unassigned": counts.unassigned_open},
+        # Open, unassigned and in no group (no route gave one, or the rules lost theirs): nobody takes them.
+        "no_group": {"open": counts.no_group_open, "ids": counts.no_group_ids},
         "timers": {"armed": counts.timers_armed, "overdue": counts.timers_overdue,
                    "next_due_at": iso(counts.next_timer_due)},
     }

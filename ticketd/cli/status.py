@@ -34,10 +34,11 @@ def status(config: str | None, as_json: bool) -> None:
     """Is the daemon running and mail flowing: mail waiting to be processed or sent, timers, tickets.
 
     Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
-    lately, mail late, no `ticketd worker`, a rules file with errors, a disk nearly full), 2 critical (the
-    daemon not running, Redis or the database not answering, no database, processing stuck, nothing sent for
-    an hour, jobs and no worker, no room for one more mail), 3 unknown (settings or a schema version it
-    cannot read); the checks and their thresholds are in ticketd/health.py.
+    lately, mail late, no `ticketd worker`, a rules file with errors, a disk nearly full, open tickets in no
+    group that nobody will take), 2 critical (the daemon not running, Redis or the database not answering, no
+    database, processing stuck, nothing sent for an hour, jobs and no worker, no room for one more mail),
+    3 unknown (settings or a schema version it cannot read); the checks and their thresholds are in
+    ticketd/health.py.
     It never creates or changes the database.
     """
     from ingest.imap_health import imap_status
