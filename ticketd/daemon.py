@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from ingest.imap import Poller
@@ -25,7 +26,7 @@ from ticketd.pipeline import ProcessingDeferred, drain
 from ticketd.prepare_pool import ProcessPreparer
 from ticketd.repeating_failures import RepeatingFailures
 from ticketd.rules_watch import RulesWatcher, log_warnings, replan_armed_timers
-from ticketd.settings import Settings
+from ticketd.settings import Settings, environment_sources
 from ticketd.store.checkpoint import Checkpointer
 from ticketd.store.db import ping
 from ticketd.timer_replan import rules_timers_follow
@@ -208,10 +209,14 @@ _LISTEN_ADVICE = {
 }
 
 
-def listen_error(settings: Settings, exc: OSError) -> str:
-    """One line for an smtp.listen the receiver cannot bind: which setting, which address, why, what to do."""
+def listen_error(settings: Settings, exc: OSError, environ: Mapping[str, str] = os.environ) -> str:
+    """One line for an smtp.listen the receiver cannot bind: which setting (and the variable, when one set it),
+    which address, why, what to do."""
     advice = _LISTEN_ADVICE.get(exc.errno, "give this daemon an address it can listen on")
-    return (f"cannot listen on smtp.listen {_listen_text(settings)} (TICKETD_SMTP__LISTEN): "
+    sources = environment_sources(dict(environ))   # any spelling the settings read: TICKETD_SMTP__listen, TICKETD_SMTP
+    variable = sources.get("smtp.listen") or sources.get("smtp")
+    by_variable = f" (set by {variable})" if variable else ""
+    return (f"cannot listen on smtp.listen {_listen_text(settings)}{by_variable}: "
             f"{exc.strerror or exc}; {advice}")
 
 

@@ -91,15 +91,14 @@ def read_settings(config: str | None):
         sources = environment_sources(dict(os.environ))
         lines = _key_lines(config)
         problems, from_environment = [], True
-        for error in exc.errors():
+        for error in sorted(exc.errors(), key=lambda e: _line_of(lines, e["loc"]) or 1 << 30):
             where = ".".join(str(p) for p in error["loc"])
             origin = next((name for key, name in sources.items() if where == key or where.startswith(key + ".")),
                           None)
             # The line in the file, as rules.yaml's errors give it: the nearest key written there.
-            loc = tuple(error["loc"])
-            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+            line = _line_of(lines, error["loc"])
             at = f"{config}:{line}: " if line is not None and origin is None else ""
-            message = error["msg"].removeprefix("Value error, ")   # pydantic's label for a check of ours
+            message = _number_wanted(where, error) or error["msg"].removeprefix("Value error, ")
             problems.append(f"  {at}{where}: {message}" + (f" (from {origin})" if origin else ""))
             from_environment = from_environment and origin is not None
         what = "the settings from TICKETD_ variables are" if from_environment else f"{config or 'settings'} is"
@@ -111,6 +110,27 @@ def read_settings(config: str | None):
     if (ctx := click.get_current_context(silent=True)) is not None:
         ctx.meta[DATABASE_URL_KEY] = settings.database_url   # for the one-line error when it cannot be reached
     return settings
+
+
+def _line_of(lines: dict[tuple, int], loc) -> int | None:
+    """The line of a setting's error, as rules.yaml's errors give it: the nearest key written in the file."""
+    loc = tuple(loc)
+    return next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+
+
+def _number_wanted(where: str, error: dict) -> str | None:
+    """What was written where a number goes, and the number to write (`sweep_seconds: 5s`, from rules.yaml's
+    durations: seconds here are a plain number)."""
+    if error["type"] not in ("int_parsing", "float_parsing", "int_type", "float_type") \
+            or not isinstance(error["input"], str):
+        return None
+    unit = where.rsplit("_", 1)[-1] if where.endswith(("_seconds", "_days", "_bytes")) else ""
+    example = {"seconds": " of seconds, e.g. 30 (rules.yaml's 5m and 4h are not read here)",
+               "days": " of days, e.g. 30", "bytes": " of bytes, e.g. 26214400"}.get(unit, ", e.g. 10")
+    if error["input"].strip().isdecimal():   # '30': quoted in the file, which makes it text
+        return f"got {error['input']!r}, text in quotes; write the number without them"
+    whole = "a whole number" if error["type"].startswith("int") else "a number"
+    return f"got {error['input']!r}; write {whole}{example}"
 
 
 def _key_lines(config: str | None) -> dict[tuple, int]:
@@ -178,7 +198,7 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
                 f"it; {_DAEMON_GOES_ON}")
     try:
         # rules_required: a file gone since the check above is an error, not an empty set of rules.
-        return build_app(settings, create_schema=starts_daemon, rules_required=True)
+        app = build_app(settings, create_schema=starts_daemon, rules_required=True)
     except OSError as exc:   # data_dir, or a SQLite database's directory, that cannot be made
         raise click.ClickException(
             f"cannot make or open {exc.filename or 'a directory'}: {exc.strerror}; data_dir and database_url in "
@@ -192,6 +212,35 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
             from None
     except SchemaVersionError as exc:
         raise click.ClickException(str(exc)) from None
+    if not starts_daemon:
+        _refuse_rules_the_daemon_refused(app, writes=writes)
+    return app
+
+
+def _refuse_rules_the_daemon_refused(app, *, writes: bool) -> None:
+    """A valid rules.yaml the running daemon refused (one without agents, where its own have some) is not what
+    the desk follows: a command that changes the desk by it refuses, one that only reads says so on stderr.
+
+    Without this, `forget` would erase an agent the daemon still assigns
+    tickets to, and `tickets assign` refuse them as no agent. Only the
+    daemon's note that it refused this very file counts (ticketd/rules_in_force.py):
+    no daemon running, or a file saved since that it has not looked at yet, is
+    acted on as it stands.
+    """
+    from ticketd.rules_in_force import refused_by_daemon
+
+    refused = refused_by_daemon(app.settings.data_dir, app.rules.digest)
+    if refused is None:
+        return
+    why = f" ({refused.why})" if refused.why else ""
+    said = (f"{app.settings.rules_file} as saved is not in force: the running daemon refused it{why} and keeps "
+            "the rules it loaded before")
+    if not writes:
+        click.echo(f"warning: {said}; this lists the file as saved", err=True)
+        return
+    app.engine.dispose()
+    raise click.ClickException(f"{said}. This command acts by the rules the daemon follows: fix the file, or "
+                               "restart the daemon with it (`ticketd status` tells when it is in force)")
 
 
 def _how_to_upgrade(data_dir: Path) -> str:

@@ -127,6 +127,8 @@ def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) 
         elif outcome.matched_by == "copy":
             click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} has it already (another delivery of "
                        f"it, its bytes changed on the way); not added twice")
+        elif outcome.ticket_id is None:   # an agent's desk mail, say: about no ticket
+            click.echo(f"mail {raw_id} processed: no ticket ({outcome.matched_by})")
         else:
             click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} ({outcome.matched_by})")
     if failed:
