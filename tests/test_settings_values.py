@@ -10,6 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
+from tests.cli import run_cli
 from ticketd.settings import load_settings
 
 
@@ -73,10 +74,12 @@ def test_values_at_the_bounds_are_taken(tmp_path):
 
 
 def _cli(tmp_path, **env: str) -> subprocess.CompletedProcess:
-    """`ticketd tickets list` with ticketd.yaml in tmp_path and `env` on top of this environment."""
+    """`ticketd tickets list` with ticketd.yaml in tmp_path and `env` on top of this environment, without the
+    TICKETD_ variables of the test run (TICKETD_TEST_WORKERS would be warned of as no setting)."""
     config = _file(tmp_path, "database_url: sqlite:///t.db\n")
+    own = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
     return subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=dict(os.environ, **env), check=False)
+                          capture_output=True, text=True, timeout=60, env=dict(own, **env), check=False)
 
 
 @pytest.mark.parametrize("variable, value, message", [
@@ -278,8 +281,7 @@ def test_several_accept_words_in_one_variable_name_the_variable_and_its_list(tmp
 def test_a_duration_or_quoted_number_where_a_number_goes_says_what_to_write_in_file_order(tmp_path):
     config = _file(tmp_path, "sweep_seconds: 5s\nmax_followers: -1\noutbound: {timeout_seconds: 1m}\n"
                              "retention: {closed_tickets_days: '30'}\n")
-    done = subprocess.run([sys.executable, "-m", "ticketd.cli", "tickets", "list", "--config", str(config)],
-                          capture_output=True, text=True, timeout=60, env=dict(os.environ), check=False)
+    done = run_cli(config, "tickets", "list")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     said = [line.strip() for line in done.stderr.splitlines()[1:]]
     assert said == [
