@@ -2,20 +2,81 @@
 
 from __future__ import annotations
 
+import json
+import locale
 import os
 import pty
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_cli(config, *args: str, stdin=None) -> subprocess.CompletedProcess:
-    """`ticketd ARGS --config CONFIG` in a fresh interpreter; TICKETD_* of the test run left out."""
+    """`ticketd ARGS --config CONFIG` in a process of its own; TICKETD_* of the test run left out.
+
+    The process is forked from one that has the command line imported (tests/cli_zygote.py), or is a new
+    interpreter with TICKETD_TEST_FRESH_CLI=1 (or where no such process can start)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args, "--config", str(config)],
+    argv = [*args, "--config", str(config)]
+    if os.environ.get("TICKETD_TEST_FRESH_CLI") != "1" and (zygote := _zygote()) is not None:
+        return zygote.run(argv, env, stdin)
+    return subprocess.run([sys.executable, "-m", "ticketd.cli", *argv],
                           capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, stdin=stdin)
+
+
+class _Zygote:
+    """The client of tests/cli_zygote.py: one per test process, started at its first command."""
+
+    def __init__(self) -> None:
+        self.path = os.path.join(tempfile.mkdtemp(prefix="ticketd-cli-"), "socket")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.cli_zygote", self.path], cwd=ROOT, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the command-line zygote did not start")
+
+    def run(self, argv: list[str], env: dict, stdin) -> subprocess.CompletedProcess:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+                open(os.devnull, "rb") as devnull, socket.socket(socket.AF_UNIX) as conn:
+            if stdin is None:
+                stdin_fd = 0   # inherited, as subprocess.run does
+            elif stdin == subprocess.DEVNULL:
+                stdin_fd = devnull.fileno()
+            else:
+                stdin_fd = stdin if isinstance(stdin, int) else stdin.fileno()
+            conn.connect(self.path)
+            request = json.dumps({"args": argv, "env": env, "cwd": str(ROOT), "timeout": 60}).encode() + b"\n"
+            socket.send_fds(conn, [request], [stdin_fd, out.fileno(), err.fileno()])
+            answer = b""
+            while chunk := conn.recv(64):
+                answer += chunk
+            if not answer:
+                raise RuntimeError("the command-line zygote gave no exit code")
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(["ticketd", *argv], int(answer), _text(out.read()),
+                                               _text(err.read()))
+
+
+def _text(data: bytes) -> str:
+    """As subprocess.run(text=True) reads a stream: the locale's encoding, universal newlines."""
+    return data.decode(locale.getpreferredencoding(False)).replace("\r\n", "\n").replace("\r", "\n")
+
+
+_started: list[_Zygote] = []
+
+
+def _zygote() -> _Zygote | None:
+    if not _started or _started[0].process.poll() is not None:
+        try:
+            _started[:] = [_Zygote()]
+        except (OSError, RuntimeError):
+            return None
+    return _started[0]
 
 
 def run_cli_without_terminal(config, *args: str) -> subprocess.CompletedProcess:
