@@ -327,10 +327,13 @@ def test_words_under_an_accept_word_reject_the_proposal_with_them_as_the_reason(
 @pytest.mark.parametrize("text", [
     "Yes, that solved it – thank you!\n\nThe toner order for Jürgen is attached as a spreadsheet.",
     "Ok, it works now.\nI will tell the others on the third floor.\nDana",
+    "Yes\n\nThank you for your help, everything works now!",
+    "accept\nWe will order the new toner next week.",
 ])
-def test_an_answer_that_says_it_worked_may_go_on_to_something_else(text):
-    """An accept word with "that solved it" on its line is an acceptance whatever harmless line follows; only
-    a bare accept word needs the lines under it to be courtesy."""
+def test_an_accept_word_over_other_news_accepts(text):
+    """PRODUCT.md: a reply whose first line is an accept word closes the ticket. Lines under it that name no
+    trouble left ("The toner order is attached") keep it so; a signed S/MIME answer saying so was rejected."""
+    assert is_acceptance(text, WORDS)
     assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "accepted"
 
 
@@ -339,7 +342,7 @@ def test_an_answer_that_says_it_worked_may_go_on_to_something_else(text):
     "Ok, works now.\nWhy does it need a restart every day", "Yes, it works\nThe printer doesn't print colour.",
     "Yes, fixed.\nThe same error shows on the other laptop.",
 ])
-def test_an_answer_that_says_it_worked_over_a_trouble_left_rejects(text):
+def test_an_accept_word_over_a_trouble_left_rejects(text):
     assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "rejected"
 
 

@@ -138,7 +138,7 @@ def _addresses(line: str) -> bool:
 def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
     """The answer line (the first of the writer's own lines, under one greeting line or a name) is an accept
     word, perhaps with thanks or "it works" (case, width, edge punctuation and emoji ignored), and the lines
-    under it only thank, confirm and sign.
+    under it say nothing of a trouble left.
 
     Customers write "Yes, it works now, thanks!" and "Да, спасибо" as often as
     "yes" (PRODUCT.md: the first line is the accept word), and greet first
@@ -147,29 +147,26 @@ def is_acceptance(text: str, accept_words: list[str] | tuple[str, ...]) -> bool:
     Anything else on the line keeps it a rejection with a reason: "ok but it
     still fails", "yes? it still smokes". An emoji alone ("👍", which a
     mail client's reaction sends too) accepts nothing: closing is for words.
-    So do words on the lines below: "Ok,\nI installed 2.1 but the printer
-    still does not work" is the same rejection as on one line, and
-    "Ok.\nThe issue came back, please reopen" to a closed ticket reopens it.
-    Thanks, "it works", a sign-off and a name or signature under the answer
-    ("Yes\n\nThanks, Dana") keep it an acceptance.
+    The lines below may go on to other news (PRODUCT.md: the first line
+    decides), but not to a trouble left: "Ok,\nI installed 2.1 but the
+    printer still does not work" is the same rejection as on one line, and
+    "Ok.\nThe issue came back, please reopen" to a closed ticket reopens it
+    (`_untroubled`). Thanks, a sign-off and a name or signature under the
+    answer ("Yes\n\nThanks for the fast help, Dana") keep it an acceptance.
     """
     return _accepting(own_lines(text), accept_words) is not None
 
 
 def _accepting(lines: list[str], accept_words) -> int | None:
-    """Which of the writer's lines accepts, the lines under it only thanking and signing; None if none does."""
+    """Which of the writer's lines accepts, the lines under it thanking and signing or naming no trouble left;
+    None if none does."""
     if not lines:
         return None
     for index in (0, 1)[:1 + _answer_index(lines)]:
         if _accepts(lines[index], accept_words) and (
-                _signs_off(lines[index + 1:]) or (_confirms(lines[index]) and _untroubled(lines[index + 1:]))):
+                _signs_off(lines[index + 1:]) or _untroubled(lines[index + 1:])):
             return index
     return None
-
-
-def _confirms(line: str) -> bool:
-    """The accepting line says in words that the solution worked: "Yes, that solved it – thank you!"."""
-    return any(_normalise(piece) in _folded(_CONFIRMATIONS) for piece in _pieces(_plain(line)))
 
 
 # Words that open a question a writer may leave without its mark.
@@ -178,9 +175,10 @@ _ASKING = frozenset({"why", "how", "what", "when", "where", "which", "who", "can
 
 
 def _untroubled(lines: list[str]) -> bool:
-    """Lines under "Yes, that solved it" that go on to something else ("The toner order is attached.") and
-    say nothing of a trouble left: no question, no word that turns the answer round ("but it still jams")."""
-    if len(lines) > _SIGN_OFF_LINES or any("?" in line for line in lines):
+    """Lines under the accept word that go on to something else ("The toner order is attached.") and say
+    nothing of a trouble left: no question, no word that turns the answer round ("but it still jams") or
+    names a trouble ("the tray jams", "same error")."""
+    if any("?" in line for line in lines):
         return False
     if any(line.split()[0].strip(_EDGE_PUNCT).casefold() in _ASKING for line in lines):
         return False   # a question without its mark ("Why does it need a restart every day")
@@ -414,6 +412,8 @@ _CONFIRMATIONS = ("it works", "it works now", "works", "works now", "working now
                   "it's working", "it's working now", "it worked", "this works", "this works now", "this worked",
                   "that works", "that works now", "that works for me", "works for me", "it works for me",
                   "all good", "all good now", "all fine", "all fine now", "all set", "that worked",
+                  "everything works", "everything works now", "everything is working", "everything is working now",
+                  "everything is fine", "everything is fine now", "everything is ok", "everything is ok now",
                   "that solved it", "solved", "problem solved", "issue solved", "resolved", "issue resolved",
                   "fixed", "fixed now", "it's fixed", "it's fixed now", "it is fixed", "it is fixed now",
                   "all fixed", "that fixed it", "that did it", "that did the trick",
@@ -524,12 +524,15 @@ _SIGNATURE_LINES = 6
 # Broken") and asking ("Refund Please"). The name itself may be one of them ("Nada", "Ma").
 # Words no name or signature holds: a request, or a problem in a word or two under the accept word
 # ("Ok\nDoesn't Work", "Yes\nThanks\nRefund Me") reads as a name by its capitals, and closed the ticket.
+# Anywhere under the accept word they name a trouble left (`_untroubled`).
 _NOT_SIGNING = _CONTRAST | frozenset({
     "please", "pls", "plz", "again", "bitte", "favor", "favore", "пожалуйста",
     "nope", "wrong", "fail", "fails", "failed", "failing", "broken", "broke", "same", "cancel", "refund", "help",
     "urgent", "wait", "worse", "issue", "problem", "error", "bug", "crash", "crashes", "reopen", "doesn't",
     "don't", "isn't", "can't", "won't", "didn't", "wasn't", "cannot", "stop", "stopped", "kaputt", "fehler",
-    "problème", "erreur", "problema", "ошибка", "проблема"})
+    "problème", "erreur", "problema", "ошибка", "проблема",
+    "jam", "jams", "jammed", "stuck", "freeze", "freezes", "frozen", "hangs", "crashed", "missing", "lost",
+    "slow", "blocked", "locked", "denied", "unable", "impossible", "weiterhin", "sigue", "снова"})
 
 
 def _signed(lines: list[str]) -> bool:
