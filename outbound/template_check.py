@@ -62,7 +62,7 @@ SAMPLES: dict[str, dict] = {
     "agent/command_unchanged": dict(reasons=["#close: ticket [#1042] is already closed"], text="#close",
                                     agent_name="Alice", as_note=True),
     "agent/mail_not_applied": dict(reason="it was sent to another person's reply address", text="#close",
-                                   agent_name="Bob", kept=True),
+                                   agent_name="Bob", opened=1043),
     "agent/delivery_failed": dict(failed_recipient="cust@example.org", failed_template="requester/agent_reply",
                                   reason="550 5.1.1 no such user"),
     "agent/internal_note": dict(text="Check the fuser.", agent_name="Alice", attachments=_FILES),
@@ -92,7 +92,7 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
                              "public_recipients"),
     "agent/internal_note": ("attachments",),
     "agent/ticket_history": ("attachments",),
-    "agent/mail_not_applied": ("kept",),
+    "agent/mail_not_applied": ("opened",),
 }
 _FILES_OF = ("subject", "txt", "html")   # <name>.<file>.j2
 CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")

@@ -267,23 +267,27 @@ def test_words_sent_again_through_the_refusal_of_a_reply_to_a_note_stay_a_note(d
 
 def test_a_colleague_not_on_a_ticket_who_writes_with_its_tag_is_told_how_to_write_on_it(desk):
     """Bob, not on Alice's ticket, wrote to support@ with its tag: a new ticket opened with Bob as its
-    customer, acknowledged and given out, and the ticket he named heard nothing."""
+    customer (PRODUCT.md: a mail that only carries someone else's tag opens its own ticket), and the ticket
+    he named heard nothing, nor did Bob learn how to reach it."""
     from ticketd.store.tables import tickets
 
     tid = _ticket_with_agent(desk)
     desk.send(build_mail(BOB, "#note\nI know this customer: they have a service contract.\n",
                          subject=f"Re: [#{tid}] Printer"))
-    assert [t["id"] for t in desk.rows(tickets)] == [tid]
-    told = desk.last(BOB)
-    assert "you are not on [#{}]".format(tid) in body_text(told) and "added to no ticket" in body_text(told)
-    assert desk.rows(recipient=BOB)[-1]["template"] == "agent/mail_not_applied"
+    [opened] = [t["id"] for t in desk.rows(tickets) if t["id"] != tid]
+    assert "service contract" not in " ".join(m["text"] for m in desk.messages(tid))
+    [told] = [m for m in desk.inbox(BOB) if "not on [#{}]".format(tid) in body_text(m)]
+    assert f"opened ticket [#{opened}] of its own" in " ".join(body_text(told).split())
+    assert {r["template"] for r in desk.rows(recipient=BOB)} >= {"agent/mail_not_applied", "requester/ticket_opened"}
     desk.reply_to(told, BOB, "#note\nI know this customer: they have a service contract.\n")
     assert desk.messages(tid)[-1]["internal"] and "service contract" in desk.messages(tid)[-1]["text"]
-    assert [t["id"] for t in desk.rows(tickets)] == [tid]
-    # A customer's mail an agent passes on with the tag in its subject still opens a ticket for it.
+    assert len(desk.rows(tickets)) == 2
+    # A customer's mail an agent passes on with the tag in its subject opens a ticket, and tells no one.
+    told_before = len(desk.inbox("carol@example.com"))
     desk.send(build_mail("carol@example.com", "---------- Forwarded message ---------\nFrom: Dana <dana@example.org>\n"
                               "Subject: printer\n\nIt smokes.\n", subject=f"Fwd: [#{tid}] Printer"))
-    assert len(desk.rows(tickets)) == 2
+    assert len(desk.rows(tickets)) == 3
+    assert not any("not on [#" in body_text(m) for m in desk.inbox("carol@example.com")[told_before:])
 
 
 SIGNATURE = "Kind regards,\nAlice Smith\nSenior Support Engineer | Example Inc.\nPhone: +49 30 1234567\n"

@@ -3,13 +3,13 @@
 A colleague not (yet) on a ticket holds no reply address of it, so they
 write to support@ with its tag in the subject ("Re: [#184] Printer", a
 `#note` for the assignee). The tag counts only for the ticket's
-participants (PRODUCT.md, Threading 3), so the mail opened a new ticket
-with the agent as its customer: acknowledged as one, given out by round
-robin, and ticket 184 heard nothing. Now such a mail opens nothing and
-joins nothing (its From proves nothing: anyone may write it), and the
-agent named in From is sent `agent/mail_not_applied` for that ticket with
-their own reply address, through which their words do count. A forged
-From only gets the real agent that mail. The raw mail is kept.
+participants (PRODUCT.md, Threading 3: "a mail that only carries someone
+else's tag opens its own ticket"; its From proves nothing, anyone may
+write it), so the mail opens a ticket of its own, and ticket 184 heard
+nothing. The agent named in From is also sent `agent/mail_not_applied` for
+ticket 184 with their own reply address, through which their words do
+count, and the number of the ticket their mail opened. A forged From only
+gets the real agent that mail.
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ def tagged_ticket(conn, app: App, mail: IncomingMail, resolved) -> int | None:
     return None
 
 
-def tell_colleague(app: App, mail: IncomingMail, ticket_id: int) -> Notice:
-    """agent/mail_not_applied for the ticket, with the agent's own reply address of it."""
+def tell_colleague(app: App, mail: IncomingMail, ticket_id: int, opened: int) -> Notice:
+    """agent/mail_not_applied for the ticket, with the agent's own reply address of it and the ticket their
+    mail `opened`."""
     agent = app.rules.agent(mail.parsed.author)
     return Notice(
         template="agent/mail_not_applied", recipient=agent.email, ticket_id=ticket_id,
         auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=mail.parsed.message_id,
         context={"reason": f"it came to the support address, and you are not on [#{ticket_id}], so its tag does "
-                           "not make it a mail of the ticket", "text": mail.text, "agent_name": agent.name,
-                 "kept": False},
+                           "not make it a mail of that ticket", "text": mail.text, "agent_name": agent.name,
+                 "opened": opened},
     )

@@ -209,14 +209,13 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
         by_received_id=found.by_received_id and match.matched_by == "references",
     )
-    if match.ticket_id is None and (named := tagged_ticket(conn, app, mail,
-                                                         lambda t: _resolved(conn, redirected, t))) is not None:
-        outbox_ids = queue_notices(conn, app, [tell_colleague(app, mail, named)], now)
-        log.info("raw mail %s (Message-ID %s) from agent %s names [#%s], which they are not on: told how to write "
-                 "on it, no ticket opened", prep.raw_id, parsed.message_id or "none", parsed.author, named)
-        return Outcome(prep.raw_id, None, "colleague_not_on_ticket"), [("send_mail", (i,)) for i in outbox_ids]
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
+        if (named := tagged_ticket(conn, app, mail, lambda t: _resolved(conn, redirected, t))) is not None:
+            decision.notices.append(tell_colleague(app, mail, named, decision.ticket_id))
+            log.info("raw mail %s (Message-ID %s) from agent %s names [#%s], which they are not on: it opened "
+                     "[#%s], and they are told how to write on [#%s]", prep.raw_id, parsed.message_id or "none",
+                     parsed.author, named, decision.ticket_id, named)
     else:
         decision = apply_followup(conn, app, mail, ticket, now)
     if bounce is not None and match.matched_by == "bounce":
