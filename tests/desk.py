@@ -88,6 +88,13 @@ class Desk:
         self.flush()
         return who
 
+    def open_assigned(self, customer: str, body: str, agent: str) -> int:
+        """A new ticket from `customer`'s mail, which round robin gives to `agent` (asserted); its id."""
+        self.send(build_mail(customer, body))
+        ticket_id = self.ticket()["id"]
+        assert self.assign(ticket_id) == agent
+        return ticket_id
+
     # -- mail out
     def flush(self) -> None:
         with self.app.engine.connect() as conn:

@@ -29,10 +29,7 @@ def desk(make_app, sqlite_url):
 
 
 def _assigned(desk) -> int:
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
-    return tid
+    return desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
 
 
 def _reply(desk, received, sender: str, body: str, *files):

@@ -31,10 +31,7 @@ def any_db_desk(make_app, db_url):
 
 
 def _ticket_with_agent(desk, body="The printer is on fire.\n"):
-    desk.send(build_mail(CUSTOMER, body))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
-    return tid
+    return desk.open_assigned(CUSTOMER, body, ALICE)
 
 
 def _agent_mail(desk, tid, agent, body, **kw):

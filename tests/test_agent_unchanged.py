@@ -21,10 +21,7 @@ def desk(make_app, db_url):
 
 
 def _ticket_with_agent(desk) -> int:
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
-    return tid
+    return desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
 
 
 def _agent_mail(desk, tid, agent, body):
