@@ -139,6 +139,39 @@ def _proposed(desk, customer, agent, **first):
     return tid
 
 
+def test_a_rating_given_with_the_acceptance_is_stored_and_thanked_for_not_asked_again(desk):
+    """A customer who accepts and rates in one reply ("Yes, thanks!" over "5 5 4") was asked for the
+    numbers they had just given: the closing mail now thanks for them, the rating counts, and a later
+    rating still replaces it."""
+    customer, agent = "cust@example.org", "alice@example.com"
+    tid = _proposed(desk, customer, agent)
+    desk.reply_to(desk.last(customer), customer, "Yes, thanks!\n5 5 4\n\nDana\n")
+    assert desk.ticket(tid)["status"] == "closed"
+    [rating] = desk.ratings(tid)
+    assert (rating["usefulness"], rating["speed"], rating["politeness"]) == (5, 5, 4)
+    rated = desk.events(tid, "rated")[-1]
+    assert (rated["actor"], rated["to_value"]) == (customer, "5 5 4")
+    assert rated["message_id"] == desk.events(tid, "accepted")[-1]["message_id"] is not None
+    closing = body_text(desk.last(customer))
+    assert "Thank you for your rating: 5 5 4" in closing and "How did we do?" not in closing
+    assert "still wrong" in closing
+    assert "[accepted the proposed solution and rated it 5 5 4; the ticket is closed]" in body_text(
+        desk.last(agent))
+
+    desk.reply_to(desk.last(customer), customer, "4 5 5\n")
+    assert [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)] == [(4, 5, 5)]
+    assert desk.ticket(tid)["status"] == "closed"
+
+
+def test_an_acceptance_without_numbers_is_asked_for_the_rating(desk):
+    customer, agent = "cust@example.org", "alice@example.com"
+    tid = _proposed(desk, customer, agent)
+    desk.reply_to(desk.last(customer), customer, "Yes, it works.\nThe toner order is attached: 5 boxes.\n")
+    assert desk.ticket(tid)["status"] == "closed" and desk.ratings(tid) == []
+    closing = body_text(desk.last(customer))
+    assert "How did we do?" in closing and "Thank you for your rating" not in closing
+
+
 def test_only_the_requester_accepts_or_rejects_a_proposal(desk):
     """PRODUCT.md: "Only the customer accepts a proposed solution", and the rejection is its other side:
     a Cc'd colleague's reply (a reply-all adding someone, an objection) leaves the proposal standing

@@ -337,6 +337,20 @@ def test_an_accept_word_over_other_news_accepts(text):
     assert customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS).kind == "accepted"
 
 
+@pytest.mark.parametrize("text, rating", [
+    ("Yes, thanks!\n5 5 4\n\nDana", (5, 5, 4)), ("Yes\n5 5 5", (5, 5, 5)),
+    ("Hi Bob,\nyes it works\nRating: 4 5 5\nThanks, Dana", (4, 5, 5)),
+    ("ok\n\n5 4 5\n\n> How did we do?", (5, 4, 5)),
+    ("yes", None), ("Yes\n10 10 10", None),                  # off the scale: the closing mail asks
+    ("Yes, it works.\n5 5 4\nThe toner order is attached.", None),   # more than a rating under it
+])
+def test_a_rating_may_come_with_the_acceptance(text, rating):
+    effect = customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS)
+    assert (effect.kind, effect.rating) == ("accepted", rating)
+    assert customer_reply_effect(Status.SOLUTION_PROPOSED, "Yes\n5 5 5\nbut it broke again", WORDS).kind == \
+        "rejected"
+
+
 @pytest.mark.parametrize("text", [
     "Yes, it works.\nBut only on the first tray.", "Yes, that solved it.\nThe scanner jams though.",
     "Ok, works now.\nWhy does it need a restart every day", "Yes, it works\nThe printer doesn't print colour.",

@@ -56,6 +56,9 @@ def test_status_wording_differs_per_status():
 def test_rating_request_and_accept_instructions_are_there():
     closed = Renderer().render("requester/ticket_closed", BASE).text
     assert "usefulness, speed and politeness" in closed and "1" in closed and "5" in closed
+    thanked = Renderer().render("requester/ticket_closed", {**BASE, "rating": "5 5 4"})
+    for body in (thanked.text, thanked.html):
+        assert "Thank you for your rating" in body and "5 5 4" in body and "How did we do" not in body
     proposed = Renderer().render("requester/solution_proposed", {**BASE, **CONTEXTS["requester/solution_proposed"]})
     assert "accept" in proposed.text
 

@@ -163,12 +163,19 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         answer = answer_line(own_text, app.settings.accept_words)[:80]
         set_status(conn, app, ticket, Status.CLOSED, now, actor=who, kind="accepted",
                    reason=f"proposed solution accepted ({answer!r}); {ref}", row_id=row_id)
+        context = {"reason": "you accepted the proposed solution", "closed_by": "customer"}
+        rated = ""
+        if effect.rating is not None:
+            # Rated with the acceptance: stored as a rating to the closing mail would be, and that mail
+            # thanks for the numbers (`rating`) instead of asking for them again.
+            _rate(conn, ticket_id, p.from_addr or who, effect.rating, who, ref, row_id, now)
+            context["rating"] = " ".join(map(str, effect.rating))
+            rated = f" and rated it {context['rating']}"
         decision.notices.append(Notice(
             template="requester/ticket_closed", recipient=ticket["requester"], ticket_id=ticket_id,
-            context={"reason": "you accepted the proposed solution", "closed_by": "customer"},
-            in_reply_to=p.message_id,
+            context=context, in_reply_to=p.message_id,
         ))
-        notify_text = f"[accepted the proposed solution; the ticket is closed]\n\n{mail.text}"
+        notify_text = f"[accepted the proposed solution{rated}; the ticket is closed]\n\n{mail.text}"
     elif effect.kind == "rejected":
         said = own_text.strip()[:1000] or f"(no text; {len(_files_sent(mail))} file(s))"
         set_status(conn, app, ticket, Status.OPEN, now, actor=who, kind="rejected",

@@ -637,8 +637,8 @@ class CustomerEffect:
     """What a customer-side reply does: kind is accepted | rejected | reopened | rated | none.
 
     `unchanged_because`: for the history and the assignee, why a reply left the ticket as it was
-    (a proposal standing, a closed ticket staying closed). `rating`: also the numbers of a rating
-    that is not counted (kind none).
+    (a proposal standing, a closed ticket staying closed). `rating`: the numbers of a rating (kind
+    rated, or accepted when the acceptance carries one), also of one that is not counted (kind none).
     """
     kind: str
     to_status: Status | None = None
@@ -666,7 +666,10 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
             return CustomerEffect("none", unchanged_because="only the requester accepts or rejects a proposed "
                                   "solution")
         if is_acceptance(text, accept_words):
-            return CustomerEffect("accepted", Status.CLOSED)
+            # The numbers the closing mail would ask for, given with the acceptance ("Yes, thanks!" over
+            # "5 5 4"): the rating, so the customer is thanked for it instead of asked for it again.
+            found = _rating_and_closing(text, _RATING, accept_words)
+            return CustomerEffect("accepted", Status.CLOSED, found[0] if found else None)
         return CustomerEffect("rejected", Status.OPEN)
     if status == Status.CLOSED:
         # README: a reply with no text of its own changes nothing. The closing
