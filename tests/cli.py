@@ -12,20 +12,24 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.cli_zygote import TIMED_OUT
+
 ROOT = Path(__file__).resolve().parents[1]
+CLI_TIMEOUT = 60   # seconds a command may take before the test fails with subprocess.TimeoutExpired
 
 
-def run_cli(config, *args: str, stdin=None) -> subprocess.CompletedProcess:
+def run_cli(config, *args: str, stdin=None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
     """`ticketd ARGS --config CONFIG` in a process of its own; TICKETD_* of the test run left out.
 
     The process is forked from one that has the command line imported (tests/cli_zygote.py), or is a new
-    interpreter with TICKETD_TEST_FRESH_CLI=1 (or where no such process can start)."""
+    interpreter with TICKETD_TEST_FRESH_CLI=1 (or where no such process can start). Either way a command
+    still running after `timeout` seconds is killed and raises subprocess.TimeoutExpired."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
     argv = [*args, "--config", str(config)]
     if os.environ.get("TICKETD_TEST_FRESH_CLI") != "1" and (zygote := _zygote()) is not None:
-        return zygote.run(argv, env, stdin)
+        return zygote.run(argv, env, stdin, timeout)
     return subprocess.run([sys.executable, "-m", "ticketd.cli", *argv],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT, stdin=stdin)
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT, stdin=stdin)
 
 
 class _Zygote:
@@ -39,7 +43,7 @@ class _Zygote:
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError("the command-line zygote did not start")
 
-    def run(self, argv: list[str], env: dict, stdin) -> subprocess.CompletedProcess:
+    def run(self, argv: list[str], env: dict, stdin, timeout: float) -> subprocess.CompletedProcess:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
                 open(os.devnull, "rb") as devnull, socket.socket(socket.AF_UNIX) as conn:
             if stdin is None:
@@ -49,7 +53,7 @@ class _Zygote:
             else:
                 stdin_fd = stdin if isinstance(stdin, int) else stdin.fileno()
             conn.connect(self.path)
-            request = json.dumps({"args": argv, "env": env, "cwd": str(ROOT), "timeout": 60}).encode() + b"\n"
+            request = json.dumps({"args": argv, "env": env, "cwd": str(ROOT), "timeout": timeout}).encode() + b"\n"
             socket.send_fds(conn, [request], [stdin_fd, out.fileno(), err.fileno()])
             answer = b""
             while chunk := conn.recv(64):
@@ -58,8 +62,10 @@ class _Zygote:
                 raise RuntimeError("the command-line zygote gave no exit code")
             out.seek(0)
             err.seek(0)
-            return subprocess.CompletedProcess(["ticketd", *argv], int(answer), _text(out.read()),
-                                               _text(err.read()))
+            stdout, stderr = _text(out.read()), _text(err.read())
+            if answer.decode() == TIMED_OUT:   # as subprocess.run(timeout=) raises
+                raise subprocess.TimeoutExpired(["ticketd", *argv], timeout, stdout, stderr)
+            return subprocess.CompletedProcess(["ticketd", *argv], int(answer), stdout, stderr)
 
 
 def _text(data: bytes) -> str:
@@ -84,12 +90,14 @@ def run_cli_without_terminal(config, *args: str) -> subprocess.CompletedProcess:
     return run_cli(config, *args, stdin=subprocess.DEVNULL)
 
 
-def run_cli_at_a_terminal(config, answer: str, *args: str) -> subprocess.CompletedProcess:
-    """The command with a terminal on stdin, where the admin types `answer`."""
+def run_cli_at_a_terminal(config, answer: str | None, *args: str, timeout: float = CLI_TIMEOUT) \
+        -> subprocess.CompletedProcess:
+    """The command with a terminal on stdin, where the admin types `answer` (None: nothing, ever)."""
     main, terminal = pty.openpty()
     try:
-        os.write(main, answer.encode() + b"\n")
-        return run_cli(config, *args, stdin=terminal)
+        if answer is not None:
+            os.write(main, answer.encode() + b"\n")
+        return run_cli(config, *args, stdin=terminal, timeout=timeout)
     finally:
         os.close(terminal)
         os.close(main)

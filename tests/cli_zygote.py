@@ -9,7 +9,8 @@ environment when imported). TICKETD_TEST_FRESH_CLI=1 starts a new
 interpreter for each command instead (tests/cli.py).
 
 Protocol, over a Unix socket: the client sends a JSON request and three file
-descriptors (stdin, stdout, stderr); the answer is the exit code as text.
+descriptors (stdin, stdout, stderr); the answer is the exit code as text, or
+"timeout" when the command ran past the request's `timeout` and was killed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import socket
 import sys
 import time
 import traceback
+
+TIMED_OUT = "timeout"
 
 # What the commands need, imported once here rather than in each process. Not dramatiq: what a worker module
 # sets up on import is left to the command that wants it.
@@ -82,16 +85,17 @@ def _command(request: dict, fds: list[int]) -> None:
         os._exit(code)
 
 
-def _wait(pid: int, timeout: float) -> int:
+def _wait(pid: int, timeout: float) -> str:
+    """The command's exit code, or "timeout" once it ran past `timeout` seconds and was killed."""
     deadline = time.monotonic() + timeout
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return os.waitstatus_to_exitcode(status)
+            return str(os.waitstatus_to_exitcode(status))
         if time.monotonic() > deadline:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            return -9
+            return TIMED_OUT
         time.sleep(0.005)
 
 
@@ -122,7 +126,7 @@ def serve(path: str) -> None:
                 os.close(fd)
             code = _wait(pid, request.get("timeout", 60))
             try:
-                conn.sendall(str(code).encode())
+                conn.sendall(code.encode())
             except OSError:
                 pass
     os.unlink(path)
