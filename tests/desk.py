@@ -88,9 +88,10 @@ class Desk:
         self.flush()
         return who
 
-    def open_assigned(self, customer: str, body: str, agent: str) -> int:
-        """A new ticket from `customer`'s mail, which round robin gives to `agent` (asserted); its id."""
-        self.send(build_mail(customer, body))
+    def open_assigned(self, customer: str, body: str, agent: str, **mail) -> int:
+        """A new ticket from `customer`'s mail (`mail`: build_mail's keywords), which round robin gives to
+        `agent` (asserted); its id."""
+        self.send(build_mail(customer, body, **mail))
         ticket_id = self.ticket()["id"]
         assert self.assign(ticket_id) == agent
         return ticket_id

@@ -844,9 +844,7 @@ def test_unfollow_takes_a_follower_off_before_the_reply_it_comes_with(desk, tmp_
     from tests.cli import cli_ok, run_cli
 
     colleague, other = "colleague@example.org", "other@example.org"
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=f"{colleague}, {other}"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE, cc=f"{colleague}, {other}")
     _agent_mail(desk, tid, ALICE, f"#unfollow {CUSTOMER}\nWe are on it.\n")
     assert desk.ticket(tid)["status"] == "new" and len(desk.inbox(colleague)) == 0
     said = body_text(desk.last(ALICE))
@@ -871,9 +869,7 @@ def test_unfollow_takes_a_follower_off_before_the_reply_it_comes_with(desk, tmp_
 def test_someone_taken_off_does_not_follow_again_by_writing_to_the_ticket(desk):
     """The customers' reply address on every copy a follower had put them back on the ticket by writing."""
     colleague = "colleague@example.org"
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=colleague))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE, cc=colleague)
     _agent_mail(desk, tid, ALICE, "We are on it.\n")
     their_copy = desk.last(colleague)
     _agent_mail(desk, tid, ALICE, f"#unfollow {colleague}\n")

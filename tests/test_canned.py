@@ -21,9 +21,7 @@ def desk(make_app, db_url, tmp_path):
 
 
 def _ticket(desk, subject: str = "Printer on fire") -> int:
-    desk.send(build_mail(CUSTOMER, "It is on fire.\n", subject=subject))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "It is on fire.\n", ALICE, subject=subject)
     return tid
 
 

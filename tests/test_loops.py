@@ -225,9 +225,7 @@ def desk(make_app, sqlite_url):
     {},
 ], ids=["X-Loop", "Exchange inbox rule", "Exchange inbox rules loop", "only its subject"])
 def test_an_agents_out_of_office_marked_otherwise_is_not_relayed(desk, headers):
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
     before = len(desk.inbox(CUSTOMER))
     desk.send(build_mail(ALICE, "I am out of the office until Monday.\n", to=desk.agent_address(tid, ALICE),
                          subject=f"Automatic reply: [#{tid}] Printer on fire", **headers))
@@ -256,9 +254,7 @@ def test_an_out_of_office_answer_without_rfc_3834_fields_leaves_a_proposal_stand
                          ids=["List-Id", "Precedence list"])
 def test_a_customers_answer_through_a_list_reaches_the_assignee_and_nobody_else(desk, headers):
     """It changed nothing and told nobody: the answer went unseen while the ticket waited to be closed."""
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
     desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nWhich model is it?\n")
     question = desk.last(CUSTOMER)
     before = len(desk.inbox(CUSTOMER))

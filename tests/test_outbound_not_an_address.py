@@ -10,7 +10,7 @@ import pytest
 
 from outbound.delivery import deliver
 from outbound.outbox import queue_notices
-from tests.desk import body_text, build_mail, open_desk
+from tests.desk import body_text, open_desk
 from ticketd.clock import utcnow
 from ticketd.domain.notices import Notice
 
@@ -25,9 +25,7 @@ def desk(make_app, db_url):
 
 @pytest.mark.parametrize("recipient", ["john smith", "unknown", "", "john@", "<john@client.example.org> x"])
 def test_an_outbox_row_to_a_non_address_fails_for_good_without_being_sent(desk, recipient):
-    desk.send(build_mail(JOHN, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(JOHN, "The printer is on fire.\n", ALICE)
     before = len(desk.sink.messages)
     with desk.app.engine.begin() as conn:
         [outbox_id] = queue_notices(conn, desk.app, [Notice(

@@ -83,9 +83,7 @@ def desk(make_app, sqlite_url):
 
 
 def test_an_agent_postpones_by_mail_for_3_days(desk):
-    desk.send(build_mail("cust@example.org", "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned("cust@example.org", "The printer is on fire.\n", ALICE)
     before = utcnow()
     desk.send(build_mail(ALICE, "#postpone 3 days\nI will look again then.\n", to=desk.agent_address(tid, ALICE),
                          subject=f"Re: [#{tid}] Printer on fire"))

@@ -61,9 +61,7 @@ def desk(make_app, sqlite_url):
 
 
 def test_postpone_to_a_date_wakes_at_the_agents_midnight_and_the_customer_reads_the_desks_time(desk):
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
     desk.reply_to(desk.last(ALICE), ALICE, f"#postpone {YEAR}-01-15\n")
     assert desk.ticket(tid)["postponed_until"] == datetime(YEAR, 1, 14, 15, 0)   # midnight in Tokyo
     # The customer reads the desk's zone (Europe/Berlin): Tokyo's midnight is 16:00 the day before there.
@@ -91,9 +89,7 @@ def test_the_conversation_in_an_agents_mail_is_dated_in_their_zone(desk):
     """It said UTC while the same mail's other times were in the agent's zone (docs/rules.md, Time zones)."""
     from zoneinfo import ZoneInfo
 
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    assert desk.assign(tid) == ALICE
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
     [message] = desk.messages(tid)
     at = message["created_at"].replace(tzinfo=ZoneInfo("UTC"))
     heading = f"--- {at.astimezone(ZoneInfo('Asia/Tokyo')):%Y-%m-%d %H:%M} Asia/Tokyo, "
