@@ -24,6 +24,7 @@ import re
 _BCHARS = r"0-9A-Za-z'()+_,\-./:=?"
 _DELIMITER = re.compile(rf"^--([{_BCHARS} ]{{0,69}}[{_BCHARS}])[ \t]*\r?\n(?=content-[a-z0-9-]*[ \t]*:)",
                         re.IGNORECASE | re.MULTILINE)
+_TOKEN = re.compile(r"[0-9a-z!#$%&'*+.^_`{|}~-]+")   # RFC 2045 token (lower case, as get_content_type gives)
 # Each reading parses what is left of the body again: a handful covers every
 # real mail, and a crafted one nesting such entities cannot make it costly.
 _MAX_READINGS = 8
@@ -58,7 +59,11 @@ def recover_parts(msg: email.message.Message, policy: email.policy.Policy) -> No
         if boundary is None:
             continue
         readings += 1
-        head = f'Content-Type: {ctype}; boundary="{boundary}"\n\n'.encode()
+        # The type as a header again, of RFC 2045 token characters only: a header block the parser had to
+        # repair may have folded a stray line, 8-bit bytes and all, into the Content-Type's subtype.
+        subtype = ctype.partition("/")[2]
+        subtype = subtype if _TOKEN.fullmatch(subtype) else "mixed"
+        head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"\n\n'.encode()
         reread = email.message_from_bytes(head + payload.encode("utf-8", "surrogateescape"), policy=policy)
         children = reread._payload  # noqa: SLF001
         if not isinstance(children, list) or not children:

@@ -8,6 +8,7 @@ import json
 import smtplib
 
 from ingest.boundaries import used_boundary
+from ingest.parse import parse_mail
 from tests.cli import cli_ok
 from tests.conftest import write_config
 from ticketd.pipeline import drain
@@ -65,3 +66,15 @@ def test_only_a_delimiter_line_followed_by_a_part_s_header_names_the_boundary():
     assert used_boundary("Hello\n-- \nJürgen\nContent-Type: is my job title\n") is None  # a signature separator
     assert used_boundary("--abc\nFrom: someone\n") is None
     assert used_boundary("--" + "x" * 71 + "\nContent-Type: text/plain\n") is None      # longer than RFC 2046 allows
+
+
+def test_a_stray_8_bit_line_folded_into_the_content_type_still_gives_the_parts():
+    """A header block the parser repairs folds a line that is no header (here with a byte of Latin-1) into the
+    Content-Type above it: reading the parts again wrote that type back as a header and failed on the byte,
+    so the mail was quarantined instead of opening a ticket with the customer's words and file."""
+    raw = (b"From: Dana <dana@example.org>\nTo: support@example.com\nSubject: Files\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/mixed\nX-Stray\xc8 line\nDate: Mon, 2 Mar 2026 10:00:00 +0000\n\n"
+           + _parts("b1_4f2c").replace(b"\r\n", b"\n"))
+    parsed = parse_mail(raw)
+    assert parsed.text == WORDS
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("orders.csv", CSV)]
