@@ -18,13 +18,14 @@ import email.message
 import email.policy
 import re
 
+from ingest.headers import MEDIA_SUBTYPE
+
 # RFC 2046 section 5.1.1: "--", then 1 to 70 bchars not ending in a space,
 # perhaps transport padding; the body part after it opens with its header
 # fields (a part with none, typed by default, is not told from text here).
 _BCHARS = r"0-9A-Za-z'()+_,\-./:=?"
 _DELIMITER = re.compile(rf"^--([{_BCHARS} ]{{0,69}}[{_BCHARS}])[ \t]*\r?\n(?=content-[a-z0-9-]*[ \t]*:)",
                         re.IGNORECASE | re.MULTILINE)
-_TOKEN = re.compile(r"[0-9a-z!#$%&'*+.^_`{|}~-]+")   # RFC 2045 token (lower case, as get_content_type gives)
 # Each reading parses what is left of the body again: a handful covers every
 # real mail, and a crafted one nesting such entities cannot make it costly.
 _MAX_READINGS = 8
@@ -59,10 +60,10 @@ def recover_parts(msg: email.message.Message, policy: email.policy.Policy) -> No
         if boundary is None:
             continue
         readings += 1
-        # The type as a header again, of RFC 2045 token characters only: a header block the parser had to
-        # repair may have folded a stray line, 8-bit bytes and all, into the Content-Type's subtype.
+        # The type as a header again, its subtype a name of RFC 6838's characters: a header block the parser
+        # had to repair may have folded a stray line, 8-bit bytes and all, into the Content-Type's subtype.
         subtype = ctype.partition("/")[2]
-        subtype = subtype if _TOKEN.fullmatch(subtype) else "mixed"
+        subtype = subtype if MEDIA_SUBTYPE.fullmatch(subtype) else "mixed"
         head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"\n\n'.encode()
         reread = email.message_from_bytes(head + payload.encode("utf-8", "surrogateescape"), policy=policy)
         children = reread._payload  # noqa: SLF001

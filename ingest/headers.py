@@ -9,6 +9,11 @@ import re
 
 from ingest.charsets import decode_bytes, lookup_codec
 
+# RFC 6838 section 4.2: a media type's name and its subtype's (lower case, as get_content_type gives them).
+_RESTRICTED_NAME = r"[a-z0-9][a-z0-9!#$&^_.+-]*"
+MEDIA_SUBTYPE = re.compile(_RESTRICTED_NAME)
+MEDIA_TYPE = re.compile(rf"{_RESTRICTED_NAME}/{_RESTRICTED_NAME}")
+
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _QUOTED_OR_WORD = re.compile(r'"(?:[^"\\]|\\.)*"|(?:=\?[^?\s]+\?[bBqQ]\?[^?]*\?=\s*)+')
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -30,7 +30,15 @@ from email.policy import Compat32
 from ingest import smime
 from ingest.boundaries import recover_parts
 from ingest.charsets import decode_bytes, guess_charset, is_utf8
-from ingest.headers import clean_name, decode_8bit, decode_header_value, has_8bit, msgids, parse_addresses
+from ingest.headers import (
+    MEDIA_TYPE,
+    clean_name,
+    decode_8bit,
+    decode_header_value,
+    has_8bit,
+    msgids,
+    parse_addresses,
+)
 from ingest.html_text import html_to_text
 from ingest.tnef import TnefContents, TnefError, tnef_contents
 
@@ -644,11 +652,19 @@ def _attachment(part: email.message.Message, hints: tuple[str, ...], linesep: st
     content_id = str(part.get("content-id") or "").strip().strip("<>") or None
     return Attachment(
         filename=name,
-        content_type=ctype,
+        content_type=_media_type(ctype),
         data=_part_bytes(part, linesep),
         content_id=decode_8bit(content_id, hints) if content_id and with_cid else None,
         inline=disposition == "inline" or (bool(content_id) and disposition != "attachment"),
     )
+
+
+def _media_type(ctype: str) -> str:
+    """A part's type as stored with its file: control characters dropped ("image/pn\\x00g" is image/png);
+    one that is still no type/subtype (8-bit bytes, a stray line the header repair folded in) says nothing
+    of the file, and no mail could carry it out again as its Content-Type."""
+    ctype = "".join(ch for ch in ctype if ch >= " " and ch != "\x7f")
+    return ctype if MEDIA_TYPE.fullmatch(ctype) else "application/octet-stream"
 
 
 _FORWARDS = ("message/rfc822", "message/global")
@@ -904,14 +920,29 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     store CRLF and the other LF. The Message-ID alone is not trusted: two
     different mails sharing one (broken clients, forgeries) must both be
     kept, so the body takes part too.
+
+    It never raises: it runs before the receiver's 250 and before an IMAP
+    message is marked stored, where a raise would answer 451 to that mail
+    for ever, or hold its mailbox up. A header block the stdlib cannot
+    read is keyed by the whole mail's bytes instead, and the mail is stored
+    (to be quarantined with the reason if it cannot be processed either).
     """
+    try:
+        return _key_by_fields(raw)
+    except Exception:  # noqa: BLE001 -- storing the mail comes first; its processing says what is wrong
+        return f"raw:{_normalised_body_hash(raw, 0)[:64]}", None
+
+
+def _key_by_fields(raw: bytes) -> tuple[str, str | None]:
     blank = _BLANK_LINE.search(raw)
     head_end, body_start = (blank.start(), blank.end()) if blank else (len(raw), len(raw))
     body_hash = _normalised_body_hash(raw, body_start)
     # Headers only: a multipart Content-Type would otherwise send the parser
     # looking for its boundary, compiling a new regular expression per mail.
     msg = _HEAD_PARSER.parsebytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n", headersonly=True)
-    stray = msg.get_payload()
+    # The stored payload, not get_payload(): that decodes 8-bit bytes by the Content-Type's charset
+    # parameter, and one holding a NUL raised ValueError.
+    stray = msg._payload  # noqa: SLF001
     if isinstance(stray, str) and stray.strip():
         # Lines before the first blank one that are no header (a mail with
         # no header block at all, a block of bytes): they are the mail's

@@ -9,7 +9,6 @@ reads the format; this module checks a stream before handing it over (see
 from __future__ import annotations
 
 import mimetypes
-import re
 import struct
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ from tnefparse.mapi import IMESSAGE_SIG
 from tnefparse.properties import MAPI_ATTACH_LONG_FILENAME, MAPI_ATTACH_METHOD, MAPI_ATTACH_MIME_TAG
 
 from ingest.charsets import decode_bytes
+from ingest.headers import MEDIA_TYPE
 
 SIGNATURE = b"\x78\x9f\x3e\x22"  # 0x223E9F78 little-endian ([MS-OXTNEF] 2.1.3.1)
 _LVL_ATTACHMENT = 0x02
@@ -44,7 +44,6 @@ _MORE_TYPES = {
     ".odt": "application/vnd.oasis.opendocument.text", ".ods": "application/vnd.oasis.opendocument.spreadsheet",
     ".7z": "application/x-7z-compressed", ".log": "text/plain",
 }
-_MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
 
 
 class TnefError(ValueError):
@@ -151,7 +150,7 @@ def _file_name(att, codepage: str | None) -> str:
 def _content_type(att, name: str) -> str:
     """The MIME type Outlook recorded (PR_ATTACH_MIME_TAG), else one guessed from the name."""
     tag = next((p.data for p in att.mapi_attrs if p.name == MAPI_ATTACH_MIME_TAG), None)
-    if isinstance(tag, str) and _MIME_TYPE.fullmatch(tag.strip().lower()):
+    if isinstance(tag, str) and MEDIA_TYPE.fullmatch(tag.strip().lower()):
         return tag.strip().lower()
     suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
     return _MORE_TYPES.get(suffix) or _TYPES.guess_type(name, strict=False)[0] or "application/octet-stream"

@@ -27,6 +27,16 @@ def _ids(value: str | None) -> list[str]:
     return [m.lower() for m in _ANGLE.findall(value or "")]
 
 
+def field(msg: Message, name: str) -> str:
+    """A header field of a message the compat32 parser read, as text ("" when absent).
+
+    compat32 gives a field holding 8-bit bytes as an email.header.Header, which
+    no str function takes: one such byte in a bounce's From or In-Reply-To
+    quarantined the whole bounce."""
+    value = msg.get(name)
+    return "" if value is None else _text(value)
+
+
 def _fields(block: str) -> dict[str, str]:
     """RFC 3464 section 2.1: header-like fields, continuation lines folded."""
     parsed: dict[str, str] = {}
@@ -114,11 +124,11 @@ def read_report(raw: bytes) -> DeliveryReport | None:
         elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers"):
             payload = part.get_payload()
             if isinstance(payload, list) and payload:
-                ids += _ids(payload[0].get("Message-ID"))
+                ids += _ids(field(payload[0], "Message-ID"))
             elif isinstance(payload, str):
-                ids += _ids(email.message_from_string(payload).get("Message-ID"))
+                ids += _ids(field(email.message_from_string(payload), "Message-ID"))
     if not reported:
         return None   # a multipart/report of another kind (a read receipt, RFC 8098) or without its status
     # Some reporters keep only In-Reply-To/References naming the original.
-    ids += _ids(msg.get("In-Reply-To")) + _ids(msg.get("References"))
+    ids += _ids(field(msg, "In-Reply-To")) + _ids(field(msg, "References"))
     return DeliveryReport(list(dict.fromkeys(ids)), list(dict.fromkeys(failed)), status, diagnostic)

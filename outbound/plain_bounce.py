@@ -12,7 +12,7 @@ import email.utils
 import re
 from email.message import Message
 
-from outbound.dsn import DeliveryReport
+from outbound.dsn import DeliveryReport, field
 from ticketd.domain.loops import POSTMASTER
 
 # RFC 5321 section 4.5.5: a non-delivery notification goes out with the null
@@ -81,13 +81,13 @@ def _parts(msg: Message) -> tuple[list[str], list[str]]:
         if ctype in ("message/rfc822", "message/global"):
             returned = part.get_payload()   # the email package holds the message as a list of one
             if isinstance(returned, list) and returned:
-                ids += _ANGLE.findall(returned[0].get("Message-ID") or "")
+                ids += _ANGLE.findall(field(returned[0], "Message-ID"))
         elif part.is_multipart():
             more_texts, more_ids = _parts(part)
             texts += more_texts
             ids += more_ids
         elif ctype in ("text/rfc822-headers", "message/global-headers"):
-            ids += _ANGLE.findall(email.message_from_string(_text(part)).get("Message-ID") or "")
+            ids += _ANGLE.findall(field(email.message_from_string(_text(part)), "Message-ID"))
         elif ctype == "text/plain":
             texts.append(_text(part))
     return texts, ids
@@ -154,7 +154,7 @@ def read_plain_bounce(raw: bytes, envelope_from: str | None) -> DeliveryReport |
     is no bounce: only a mail system's is read.
     """
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    if msg.get_content_type() == "multipart/report" or not _from_mail_system(envelope_from, msg.get("From")):
+    if msg.get_content_type() == "multipart/report" or not _from_mail_system(envelope_from, field(msg, "From")):
         return None   # a report is outbound.dsn's
     texts, ids = _parts(msg)
     failures: list[tuple[list[str], str]] = []
@@ -166,7 +166,7 @@ def read_plain_bounce(raw: bytes, envelope_from: str | None) -> DeliveryReport |
         if not any(_NOT_A_FAILURE.search(line) for line in words):
             failures += _failures(words)
     # Some mail systems name the returned message in In-Reply-To or References too, as some DSNs do.
-    ids += _ANGLE.findall(msg.get("In-Reply-To") or "") + _ANGLE.findall(msg.get("References") or "")
+    ids += _ANGLE.findall(field(msg, "In-Reply-To")) + _ANGLE.findall(field(msg, "References"))
     if not ids:
         return None
     failed = [address.lower() for addresses, _ in failures for address in addresses]

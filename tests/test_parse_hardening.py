@@ -72,6 +72,7 @@ _ATOMS = st.sampled_from([
     b":", b"\x00", b"\xff\xfe", b"\xc3\xa9", b"\x80", b"\xed\xb3\xbf", b"=?utf-8?q?=C3=A9?=", b"=?x?b?###?=",
     b"=?utf-16?b?2D3/?=", b"<", b">", b"@", b'"', b"(", b")", b",", b"a@b", b"Mon, 1 Jan 2024 10:00:00 +0000",
     b"31 Feb 99999 25:61:61 +9999", b"0 Jan 0", b"Received: x", b"Content-Type: multipart/mixed; boundary=",
+    b'Content-Type: text/plain; charset="utf\x008"', b"not a header",
 ])
 
 
@@ -80,7 +81,17 @@ _ATOMS = st.sampled_from([
 def test_dedupe_key_never_raises(head, body):
     # It runs before the receiver answers 250: a raise would be a 451 for ever.
     key, message_id = dedupe_key(head + b"\r\n\r\n" + body)
-    assert key.startswith(("mid:", "sha:")) and len(key) <= 128
+    assert key.startswith(("mid:", "sha:", "raw:")) and len(key) <= 128
+
+
+def test_a_head_with_a_line_of_text_and_a_charset_holding_a_nul_is_keyed_and_stored():
+    """Found by mutating the corpus: a line that is no header, with an 8-bit byte, under a Content-Type whose
+    charset holds a NUL made dedupe_key raise, so the receiver answered that mail 451 for ever (and an IMAP
+    poll failed on it every time). The line is the mail's text and takes part in the key, as any such line."""
+    head = b'From: a@example.org\r\nContent-Type: text/plain; charset="utf\x008"\r\nnot a header \xe9\r\n'
+    key, message_id = dedupe_key(head + b"\r\nHelp")
+    assert key.startswith("sha:") and message_id is None
+    assert dedupe_key(head.replace(b"not a header", b"another line") + b"\r\nHelp")[0] != key
 
 
 # ------------------------------------------------------------ base64
