@@ -140,6 +140,24 @@ def test_a_byte_that_is_not_utf8_is_located_by_line_and_column():
     assert caught.value.errors == ["rules.yaml:2:35: byte 0xf6 is not UTF-8; save the file as UTF-8"]
 
 
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f"])
+def test_a_control_character_is_located_by_line_and_column_and_check_exits_1(tmp_path, char):
+    """Found by mutating rules files at random: `rules check` (and the daemon's reload, and `status`) met
+    YAML's reader error with a traceback; a NUL or an escape pasted with a pattern is invisible in an editor."""
+    from ticketd.rules_file import load_rules_bytes
+
+    text = f"agents:\n  - {{email: a@example.com, name: A{char}}}\ngroups: {{}}\n"
+    with pytest.raises(RulesError) as caught:
+        load_rules_bytes(text.encode(), "rules.yaml")
+    assert caught.value.errors == [f"rules.yaml:2:35: character U+{ord(char):04X} is not allowed in YAML (a "
+                                   "control character, which most editors do not show); delete it"]
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    done = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert done.exit_code == 1 and not isinstance(done.exception, Exception), done.exception   # no traceback
+    assert f"{path}:2:35: character U+{ord(char):04X} is not allowed" in done.output
+
+
 def test_every_error_of_a_file_is_reported_at_once():
     text = """\
 agents:

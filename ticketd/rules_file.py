@@ -755,9 +755,22 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> str:
             "and quotes (quote patterns that contain : # [ ] { })")
 
 
+def _character_error(exc: yaml.reader.ReaderError, text: str, source: str) -> str:
+    """One located line for a character YAML does not allow (YAML 1.1 section 5.1: control characters but
+    tab and line breaks): a NUL or a control character pasted with a pattern, which most editors hide."""
+    at = exc.position
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return (f"{source}:{line}:{column}: character U+{exc.character:04X} is not allowed in YAML (a control "
+            "character, which most editors do not show); delete it")
+
+
 def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
     """Parse and validate; RulesError lists every problem, located and explained."""
-    loader = _MarkingLoader(text)
+    try:
+        loader = _MarkingLoader(text)   # the reader checks every character first
+    except yaml.reader.ReaderError as exc:
+        raise RulesError([_character_error(exc, text, source)]) from None
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
