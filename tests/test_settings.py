@@ -83,6 +83,31 @@ def test_a_key_written_twice_in_ticketd_yaml_is_an_error(tmp_path):
         load_settings(config, environ={})
 
 
+@pytest.mark.parametrize("content, error", [
+    (b"support_address: support@example.com\nsecret_key: abc\x01def\n",
+     "ticketd.yaml:2:16: character U+0001 is not allowed in YAML (a control character, which most editors do not "
+     "show); delete it"),
+    (b"support_address: support@example.com\n# J\xf6rg's desk\n",
+     "ticketd.yaml:2:4: byte 0xf6 is not UTF-8; save the file as UTF-8"),
+])
+def test_a_character_yaml_refuses_is_located_and_no_command_shows_a_traceback(tmp_path, content, error):
+    """Found by mutating settings files at random: a control character (a NUL, an escape pasted with a
+    password) gave every command YAML's reader error as a traceback; a Latin-1 byte was not located."""
+    from tests.cli import run_cli
+
+    config = tmp_path / "ticketd.yaml"
+    config.write_bytes(content)
+    with pytest.raises(ValueError) as raised:
+        load_settings(config, environ={})
+    assert str(raised.value) == f"{config.parent}/{error}"
+    for command in (("tickets", "list"), ("run",)):
+        done = run_cli(config, *command)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert error in done.stderr
+    status = run_cli(config, "status")
+    assert status.returncode == 3 and error in status.stdout + status.stderr, (status.stdout, status.stderr)
+
+
 def test_paths_are_relative_to_the_config_file(tmp_path):
     (tmp_path / "etc").mkdir()
     config = tmp_path / "etc" / "ticketd.yaml"

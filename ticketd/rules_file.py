@@ -34,7 +34,7 @@ from ticketd.domain.rules import (
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
 from ticketd.domain.timers import FURTHEST_AHEAD_DAYS, WAITING_STATUSES, with_defaults
-from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader
+from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader, character_error
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 # The longest duration the file accepts: the furthest ahead an agent's date
@@ -755,22 +755,12 @@ def _yaml_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> str:
             "and quotes (quote patterns that contain : # [ ] { })")
 
 
-def _character_error(exc: yaml.reader.ReaderError, text: str, source: str) -> str:
-    """One located line for a character YAML does not allow (YAML 1.1 section 5.1: control characters but
-    tab and line breaks): a NUL or a control character pasted with a pattern, which most editors hide."""
-    at = exc.position
-    line = text.count("\n", 0, at) + 1
-    column = at - (text.rfind("\n", 0, at) + 1) + 1
-    return (f"{source}:{line}:{column}: character U+{exc.character:04X} is not allowed in YAML (a control "
-            "character, which most editors do not show); delete it")
-
-
 def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
     """Parse and validate; RulesError lists every problem, located and explained."""
     try:
         loader = _MarkingLoader(text)   # the reader checks every character first
     except yaml.reader.ReaderError as exc:
-        raise RulesError([_character_error(exc, text, source)]) from None
+        raise RulesError([character_error(exc, text, source)]) from None
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:

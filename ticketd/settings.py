@@ -695,8 +695,18 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
     base = Path.cwd()
     if path:
         path = Path(path)
+        raw = path.read_bytes()
         try:
-            loaded = _load_yaml(path.read_text(encoding="utf-8")) or {}
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise ValueError(f"{path}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the file "
+                             "as UTF-8") from None
+        try:
+            loaded = _load_yaml(text) or {}
+        except yaml.reader.ReaderError as exc:
+            raise ValueError(strict_yaml.character_error(exc, text, str(path))) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -40,6 +40,17 @@ class UniqueKeyLoader(yaml.SafeLoader):
 UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
 
 
+def character_error(exc: yaml.reader.ReaderError, text: str, source: str) -> str:
+    """One located line for a character YAML does not allow (YAML 1.1 section 5.1: control characters but
+    tab and line breaks), which its reader refuses before parsing: a NUL or an escape pasted with a value,
+    which most editors hide."""
+    at = exc.position
+    line = text.count("\n", 0, at) + 1
+    column = at - (text.rfind("\n", 0, at) + 1) + 1
+    return (f"{source}:{line}:{column}: character U+{exc.character:04X} is not allowed in YAML (a control "
+            "character, which most editors do not show); delete it")
+
+
 def load(text: str):
     """The document in `text`; yaml.YAMLError (DuplicateKeyError for a repeated key) if it is not valid."""
     return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
