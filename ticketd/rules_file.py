@@ -34,7 +34,7 @@ from ticketd.domain.rules import (
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
 from ticketd.domain.timers import FURTHEST_AHEAD_DAYS, WAITING_STATUSES, with_defaults
-from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader, character_error
+from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader, character_error, not_utf8_error
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 # The longest duration the file accepts: the furthest ahead an agent's date
@@ -903,10 +903,7 @@ def load_rules_bytes(raw: bytes, source: str) -> RuleSet:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise RulesError([f"{source}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as "
-                          "UTF-8"]) from None
+        raise RulesError([not_utf8_error(exc, raw, source)]) from None
     return load_rules_text(text, source)
 
 

@@ -699,10 +699,7 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise ValueError(f"{path}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the file "
-                             "as UTF-8") from None
+            raise ValueError(strict_yaml.not_utf8_error(exc, raw, str(path))) from None
         try:
             loaded = _load_yaml(text) or {}
         except yaml.reader.ReaderError as exc:

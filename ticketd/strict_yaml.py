@@ -1,4 +1,4 @@
-"""YAML loading that refuses a key written twice in one mapping and builds no dates, for both of ticketd's files."""
+"""YAML for both of ticketd's files: no key written twice, no dates built, located errors for what it cannot read."""
 
 from __future__ import annotations
 
@@ -49,6 +49,13 @@ def character_error(exc: yaml.reader.ReaderError, text: str, source: str) -> str
     column = at - (text.rfind("\n", 0, at) + 1) + 1
     return (f"{source}:{line}:{column}: character U+{exc.character:04X} is not allowed in YAML (a control "
             "character, which most editors do not show); delete it")
+
+
+def not_utf8_error(exc: UnicodeDecodeError, raw: bytes, source: str) -> str:
+    """One located line for the first byte of a file that is not UTF-8 (a file saved as Latin-1)."""
+    line = raw.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+    return f"{source}:{line}:{column}: byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8"
 
 
 def load(text: str):
