@@ -91,8 +91,9 @@ def test_a_key_written_twice_in_ticketd_yaml_is_an_error(tmp_path):
      "ticketd.yaml:2:4: byte 0xf6 is not UTF-8; save the file as UTF-8"),
 ])
 def test_a_character_yaml_refuses_is_located_and_no_command_shows_a_traceback(tmp_path, content, error):
-    """Found by mutating settings files at random: a control character (a NUL, an escape pasted with a
-    password) gave every command YAML's reader error as a traceback; a Latin-1 byte was not located."""
+    """As in rules.yaml (found by mutating rules files at random): a control character (a NUL, an escape
+    pasted with a password) gave every command YAML's reader error as a traceback; a Latin-1 byte was not
+    located."""
     from tests.cli import run_cli
 
     config = tmp_path / "ticketd.yaml"
