@@ -12,10 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.cli_zygote import TIMED_OUT
-
 ROOT = Path(__file__).resolve().parents[1]
 CLI_TIMEOUT = 60   # seconds a command may take before the test fails with subprocess.TimeoutExpired
+TIMED_OUT = "timeout"   # tests/cli_zygote.py's answer for a command it killed at its timeout
 
 
 def run_cli(config, *args: str, stdin=None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:

@@ -25,8 +25,6 @@ import sys
 import time
 import traceback
 
-TIMED_OUT = "timeout"
-
 # What the commands need, imported once here rather than in each process. Not dramatiq: what a worker module
 # sets up on import is left to the command that wants it.
 import sqlalchemy  # noqa: F401
@@ -37,6 +35,7 @@ import ticketd.cli.common  # noqa: F401
 import ticketd.health  # noqa: F401
 import ticketd.store.errors  # noqa: F401
 import ticketd.views  # noqa: F401
+from tests.cli import TIMED_OUT
 
 _FDS = 3
 
