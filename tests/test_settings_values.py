@@ -122,7 +122,7 @@ def test_yes_no_on_off_and_digits_are_text_from_the_environment_too():
 
 def test_boolean_settings_still_take_true_false_and_yes_no(tmp_path):
     config = _file(tmp_path, "outbound: {starttls: true, ssl: False, verify_certificates: no}\n"
-                             "agent_auth: {require_authentication_results: yes}\n")
+                             "agent_auth: {require_authentication_results: yes, trusted_authserv_ids: [mx.example.com]}\n")
     settings = load_settings(config, environ={"TICKETD_IMAP": "[{host: h, username: u, password: p, idle: off}]"})
     assert settings.outbound.starttls is True and settings.outbound.ssl is False
     assert settings.outbound.verify_certificates is False and settings.agent_auth.require_authentication_results

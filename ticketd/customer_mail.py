@@ -65,7 +65,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     decision = Decision(ticket_id)
     ref = mail_ref(mail)
     claims_agent = app.rules.agent(p.author) is not None
-    role = store.participant_role(conn, ticket_id, p.author) if p.author else None
+    # Threaded by what anyone may know, From our mail server did not vouch for names no one: the
+    # mail is kept as a stranger's (ticketd.customer_auth).
+    known_as = store.participant_role(conn, ticket_id, p.author) if p.author else None
+    role = known_as if mail.unvouched is None else None
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
     who = p.author or "unknown"
     if mail.robot_reason is not None:
@@ -109,15 +112,21 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     # a sender nobody put on the ticket proves no part in it: their mail is kept and shown to the
     # assignee, and neither they nor their Cc join it (they would get every public reply).
     came_by = _outsider_way(mail)
-    outsider = (role is None and came_by is not None and bool(p.author)
+    outsider = (known_as is None and came_by is not None and bool(p.author)
                 and not store.was_addressed(conn, ticket_id, p.author, except_row=row_id))
+    unproven = role is None and came_by is not None and mail.unvouched is not None and not outsider
     # Someone an agent or admin took off the followers (#unfollow) does not put themselves back by
     # writing again through the customers' reply address, which every copy they had carries.
-    removed = store.taken_off(conn, ticket_id, p.author) if p.author and role is None and not outsider else None
+    removed = (store.taken_off(conn, ticket_id, p.author)
+               if p.author and role is None and not (outsider or unproven) else None)
     if outsider:
         store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
                         reason=f"the sender is on no mail of this ticket and wrote {came_by}: kept, joins "
                                f"no one, changes nothing; {ref}")
+    elif unproven:
+        store.add_event(conn, ticket_id, now, who, "unvouched_kept", message_row_id=row_id,
+                        reason=f"{mail.unvouched}, and the mail came {came_by}: kept, joins no one, changes "
+                               f"nothing (customer_auth); {ref}")
     elif removed is not None:
         store.add_event(conn, ticket_id, now, who, "outsider_kept", message_row_id=row_id,
                         reason=f"{p.author} was taken off the ticket's followers by {removed.actor}: kept, joins "
@@ -147,6 +156,11 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     if outsider:
         notify_text = (f"[{p.author} is on no mail of this ticket and wrote {came_by}: kept here; they do not "
                        f"follow the ticket and their mail changes nothing]\n\n{mail.text}")
+    elif unproven:
+        notify_text = (f"[our mail server did not vouch for this mail's From ({mail.unvouched}), and it came "
+                       f"{came_by}: kept here; it changes nothing and its Cc do not "
+                       f"follow the ticket. If {p.author} wrote it, answer or set the status yourself]"
+                       f"\n\n{mail.text}")
     elif removed is not None:
         notify_text = (f"[{p.author} was taken off this ticket's followers by {removed.actor} and wrote again: "
                        f"kept here; they do not follow it again and their mail changes nothing (#follow "
@@ -194,7 +208,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         notify_text = (f"[rated the ticket {' '.join(map(str, effect.rating))}; it stays closed: the lines under "
                        f"the numbers were read as a signature]\n\n{mail.text}")
     else:
-        if not outsider and removed is None:   # as for a robot's mail: what changes nothing leaves updated_at alone
+        # As for a robot's mail: what changes nothing leaves updated_at alone.
+        if not (outsider or unproven) and removed is None:
             store.update_ticket(conn, ticket_id, now)
         if acts and ticket["status"] != Status.CLOSED.value:   # a new question: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)

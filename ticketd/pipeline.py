@@ -23,6 +23,7 @@ from ticketd.clock import utcnow
 from ticketd.colleague_tag import tagged_ticket, tell_colleague
 from ticketd.conversation import apply_followup, open_ticket, own_copy_after_list
 from ticketd.copies import kept_copy
+from ticketd.customer_auth import unvouched
 from ticketd.domain.pasted_notice import notice_start
 from ticketd.domain.tags import find_tags, same_subject
 from ticketd.prepare import (
@@ -64,6 +65,11 @@ class Thread:
     # Matched by References naming only mail we received, none we sent: anyone who saw that mail
     # (a list, a forward) knows its Message-ID, so it proves no part in the ticket.
     by_received_id: bool = False
+    # customer_auth: why our MTA did not vouch for From, when the match (a tag, a received Message-ID)
+    # rests on From alone; None when it need not or did.
+    unvouched: str | None = None
+    # The tickets the subject's tags named, where From takes part, not followed for want of that proof.
+    unvouched_tags: list[int] = field(default_factory=list)
 
 
 def _resolved(conn, redirected: dict[int, int], ticket_id: int) -> int | None:
@@ -112,7 +118,14 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     first = copies[0] if copies else None
     copy_of = resolved(first["ticket_id"]) if first and same_subject(first["subject"] or "", parsed.subject) else None
     match = choose_ticket(reply_ticket, by_refs, tagged, copy_of)
-    return Thread(match, reply, redirected, by_received_id=match.matched_by == "references" and not signed)
+    by_received_id = match.matched_by == "references" and not signed
+    doubt = unvouched(app.settings, parsed) if by_received_id or match.matched_by == "subject_tag" else None
+    if doubt is not None and match.matched_by == "subject_tag":
+        # Threading 3 asks that the sender take part in the ticket; From unproven does not say who sent
+        # it, so the tag leads nowhere, as a stranger's does (ticketd.customer_auth).
+        return Thread(choose_ticket(reply_ticket, by_refs, [], copy_of), reply, redirected,
+                      unvouched=doubt, unvouched_tags=tagged)
+    return Thread(match, reply, redirected, by_received_id=by_received_id, unvouched=doubt)
 
 
 def _without_pasted_mail(conn, parsed: ParsedMail, stripped: str) -> str:
@@ -208,9 +221,12 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
         by_received_id=found.by_received_id and match.matched_by == "references",
+        unvouched=found.unvouched if found.by_received_id and match.matched_by == "references" else None,
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
+        if found.unvouched_tags:
+            _record_unvouched_tags(conn, mail, found, decision.ticket_id, now)
         if (named := tagged_ticket(conn, app, mail, lambda t: _resolved(conn, redirected, t))) is not None:
             decision.notices.append(tell_colleague(app, mail, named, decision.ticket_id))
             log.info("raw mail %s (Message-ID %s) from agent %s names [#%s], which they are not on: it opened "
@@ -230,6 +246,18 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
              f" (it names {', '.join(f'[#{t}]' for t in merged)}, merged into it)" if merged else "")
     jobs = [("send_mail", (i,)) for i in outbox_ids] + list(decision.jobs)
     return Outcome(prep.raw_id, decision.ticket_id, match.matched_by), jobs
+
+
+def _record_unvouched_tags(conn, mail: IncomingMail, found: Thread, opened: int, now) -> None:
+    """Both histories say why a participant's tag opened a ticket (ticketd.customer_auth); no one is sent anything."""
+    named = ", ".join(f"[#{t}]" for t in found.unvouched_tags)
+    store.add_event(conn, opened, now, "system:threading", "unvouched_tag",
+                    reason=f"{mail_ref(mail)} names {named}, where its From takes part, but {found.unvouched}: "
+                           "customer_auth asks our mail server to vouch for From before a tag joins a ticket")
+    for ticket_id in found.unvouched_tags:
+        store.add_event(conn, ticket_id, now, "system:threading", "unvouched_tag",
+                        reason=f"{mail_ref(mail)} From one of its participants names it, but {found.unvouched}: "
+                               f"it opened [#{opened}] (customer_auth)")
 
 
 class _OneFailed(Exception):
@@ -359,6 +387,7 @@ class IncomingMail:
     quoted_only: bool = False            # a reply with only quoted text: `text` is then the whole text
     envelope_from: str | None = None     # SMTP MAIL FROM, else Return-Path (ticketd.prepare)
     by_received_id: bool = False         # threaded only by a received mail's Message-ID (Thread)
+    unvouched: str | None = None         # so threaded, why our MTA did not vouch for From (Thread)
 
 
 BATCH = 8  # mails per transaction: fewer syncs, yet the lock is never held long

@@ -45,6 +45,9 @@ DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 REDIS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # A sweep or a poll loop waits this long at least: 0 would spin a core at 100%.
 MIN_LOOP_SECONDS = 0.05
+# Proof asked of mail with no authserv-id to take it from: all such mail would quietly fail it.
+NO_TRUSTED_IDS = ("{key} needs the authserv-ids of our own MTA (the first word of the Authentication-Results "
+                  "it adds) in agent_auth.trusted_authserv_ids")
 
 
 # What may not stand in an address written bare: a display name's or a list's marks, or a space.
@@ -259,7 +262,20 @@ class OutboundSettings(_Strict):
 class AgentAuthSettings(_Strict):
     """Optional extra proof that agent mail is really the agent's (issue 4)."""
     require_authentication_results: bool = False
+    # Our own MTA's authserv-ids (RFC 8601): customer_auth reads them too.
     trusted_authserv_ids: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ids_to_trust(self) -> AgentAuthSettings:
+        """Required with no id to trust, every agent's mail would quietly be refused."""
+        if self.require_authentication_results and not self.trusted_authserv_ids:
+            raise ValueError(NO_TRUSTED_IDS.format(key="agent_auth.require_authentication_results"))
+        return self
+
+
+class CustomerAuthSettings(_Strict):
+    """Optional proof for customer mail that reaches a ticket only by what anyone may know (ticketd.customer_auth)."""
+    require_authentication_results: bool = False
 
 
 class RetentionSettings(_Strict):
@@ -291,6 +307,7 @@ class Settings(_Strict):
     imap: list[ImapSettings] = Field(default_factory=list)
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     agent_auth: AgentAuthSettings = Field(default_factory=AgentAuthSettings)
+    customer_auth: CustomerAuthSettings = Field(default_factory=CustomerAuthSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     accept_words: list[str] = Field(default_factory=lambda: list(DEFAULT_ACCEPT_WORDS))
     # 0 is allowed: no automatic mail to customers at all (outbound/outbox.py
@@ -403,6 +420,12 @@ class Settings(_Strict):
             except UnicodeError:
                 raise ValueError(f"support_address: {domain!r} is not a domain name") from None
         return f"{local}@{domain}"
+
+    @model_validator(mode="after")
+    def _customer_proof_has_ids_to_trust(self) -> Settings:
+        if self.customer_auth.require_authentication_results and not self.agent_auth.trusted_authserv_ids:
+            raise ValueError(NO_TRUSTED_IDS.format(key="customer_auth.require_authentication_results"))
+        return self
 
     # The path settings the file left out, put beside it (load_settings): not a setting, how one was read.
     _defaulted_beside_file: tuple[str, ...] = PrivateAttr(default=())

@@ -1,4 +1,4 @@
-"""Is this mail the agent's? The checks a mail must pass before its commands count (pure).
+"""Is this mail the agent's, and does our MTA vouch for its From? The checks mail must pass (pure).
 
 PRODUCT.md, "Agents by email": the mail came through that agent's own signed
 reply address and From is that agent. Identity comes from From alone (not
@@ -7,6 +7,8 @@ the topmost Authentication-Results header (RFC 8601), which our own MTA
 adds, must come from a trusted authserv-id and show DKIM or DMARC passing
 for From's domain. A header lower down claiming a trusted authserv-id was
 written by someone on the way, not by us, and is ignored (RFC 8601 section 5).
+The same proof may be asked of a customer's mail that reaches a ticket
+only by what anyone may know (ticketd.customer_auth).
 """
 
 from __future__ import annotations
@@ -65,6 +67,13 @@ def authentication_passes(header: str, trusted_ids: list[str] | tuple[str, ...],
     return False, f"Authentication-Results by {authserv} shows no DKIM or DMARC pass for {from_domain}"
 
 
+def vouched_for(topmost: str | None, trusted_ids: list[str] | tuple[str, ...], from_addr: str) -> tuple[bool, str]:
+    """Whether our MTA vouches for From (the topmost Authentication-Results, see above), and why or why not."""
+    if not topmost:
+        return False, "the mail has no Authentication-Results"
+    return authentication_passes(topmost, trusted_ids, from_addr)
+
+
 def agent_authority(*, from_addr: str | None, from_count: int, reply_fingerprint: str | None,
                     agent_emails: list[str] | tuple[str, ...] | set[str],
                     authentication_results: list[str] | tuple[str, ...] = (),
@@ -88,11 +97,8 @@ def agent_authority(*, from_addr: str | None, from_count: int, reply_fingerprint
                        "it was sent to another person's reply address (the Reply-To of a mail ticketd "
                        "sent to someone else, perhaps forwarded to you)")
     if require_authentication:
-        topmost = authentication_results[0] if authentication_results else ""
-        if not topmost:
-            return Verdict(None, f"From claims agent {sender} but the mail has no Authentication-Results",
-                           "our mail server did not vouch for it (no Authentication-Results)")
-        passed, why = authentication_passes(topmost, trusted_authserv_ids, sender)
+        passed, why = vouched_for(authentication_results[0] if authentication_results else None,
+                                  trusted_authserv_ids, sender)
         if not passed:
             return Verdict(None, f"From claims agent {sender} but {why}",
                            f"our mail server did not vouch for it ({why})")

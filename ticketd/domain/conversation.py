@@ -21,7 +21,9 @@ NOT_SENT = {"commands_rejected": "refused commands, not sent",
             "commands_unchanged": "commands that changed nothing, not sent",
             # Someone on no mail of the ticket, writing through a forwarded address: their words are
             # theirs, not the customer's, in every quote of the conversation as in the first notice.
-            "outsider_kept": "from someone not on the ticket, kept apart"}
+            "outsider_kept": "from someone not on the ticket, kept apart",
+            # Threaded by what anyone may know, its From not vouched for by our mail server (customer_auth).
+            "unvouched_kept": "its From not vouched for by our mail server, kept apart"}
 
 
 @dataclass(frozen=True)

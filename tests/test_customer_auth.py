@@ -1,0 +1,153 @@
+"""customer_auth: a customer's mail that reaches a ticket by what anyone may know counts only if our MTA vouches.
+
+A ticket's tag and a customer's address are no secret: with the setting on, a forged From can no longer
+accept a proposal, reopen a ticket, or copy its writer onto every public reply. Real receiver, sink and
+smtplib; the Authentication-Results header stands for what our own MTA writes on top of each mail.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.desk import body_text, build_mail, open_desk
+from ticketd.domain.authority import vouched_for
+from ticketd.settings import load_settings
+from ticketd.store.tables import participants
+
+CUSTOMER, ALICE, MALLORY = "cust@example.org", "alice@example.com", "mallory@example.net"
+OURS = "mx.example.com"
+REQUIRED = (f"agent_auth:\n  trusted_authserv_ids: [{OURS}]\n"
+            "customer_auth:\n  require_authentication_results: true\n")
+PASS = f"{OURS} (our MTA); spf=pass smtp.mailfrom=example.org; dkim=pass header.d=example.org; dmarc=pass"
+
+
+@pytest.fixture
+def strict_desk(make_app, db_url):
+    """On SQLite and PostgreSQL: threading and who joins read the database."""
+    yield from open_desk(make_app, db_url, extra=REQUIRED)
+
+
+@pytest.fixture
+def trusting_desk(make_app, sqlite_url):
+    yield from open_desk(make_app, sqlite_url)
+
+
+def _proposed(desk) -> int:
+    """A ticket of CUSTOMER's, given to ALICE, with a solution proposed."""
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
+    desk.reply_to(desk.last(ALICE), ALICE, "#propose\nWe replaced the fuser.\n", Authentication_Results=PASS)
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    return tid
+
+
+def _forged_acceptance(tid: int, **headers):
+    """What anyone can write: the customer's address in From, the ticket's tag, a "yes", themselves in Cc."""
+    return build_mail(CUSTOMER, "Yes, thanks!\n", subject=f"Re: [#{tid}] Printer on fire", cc=MALLORY, **headers)
+
+
+def _followers(desk, tid: int) -> list[str]:
+    return [p["email"] for p in desk.rows(participants, ticket_id=tid)]
+
+
+def test_an_unproven_from_with_a_tag_opens_a_ticket_of_its_own_and_changes_nothing(strict_desk):
+    desk = strict_desk
+    tid = _proposed(desk)
+    sent_before = len(desk.inbox(CUSTOMER))
+    # No header; our MTA's failure on top of a "pass" someone wrote lower down; another server's "pass".
+    for headers in ({}, {"Authentication_Results": f"{OURS}; dkim=fail header.d=example.org; dmarc=fail"},
+                    {"Authentication_Results": "relay.example.net; dkim=pass header.d=example.org"}):
+        msg = _forged_acceptance(tid, **headers)
+        if headers.get("Authentication_Results", "").startswith(OURS):
+            msg["Authentication-Results"] = PASS   # below ours: written on the way
+        desk.send(msg)
+        opened = desk.ticket()
+        assert opened["id"] != tid and opened["requester"] == CUSTOMER
+        assert [m["matched_by"] for m in desk.messages(opened["id"])] == ["new"]
+        [why] = desk.events(opened["id"], "unvouched_tag")
+        assert f"names [#{tid}]" in why["reason"] and "customer_auth" in why["reason"]
+    assert desk.ticket(tid)["status"] == "solution_proposed"
+    assert MALLORY not in _followers(desk, tid) and len(desk.messages(tid)) == 2
+    assert [e["reason"].split(": it opened ")[1] for e in desk.events(tid, "unvouched_tag")] == [
+        f"[#{t}] (customer_auth)" for t in (tid + 1, tid + 2, tid + 3)]
+    assert "has no Authentication-Results" in desk.events(tid, "unvouched_tag")[0]["reason"]
+    assert "shows no DKIM or DMARC pass for example.org" in desk.events(tid, "unvouched_tag")[1]["reason"]
+    assert "not a trusted authserv-id" in desk.events(tid, "unvouched_tag")[2]["reason"]
+    # The customer hears of the new tickets only (acknowledgements), the forger of nothing.
+    acks = desk.inbox(CUSTOMER)[sent_before:]
+    assert len(acks) == 3 and all(f"[#{tid}]" not in str(m["Subject"]) for m in acks)
+    assert all("fuser" not in body_text(m) for m in desk.inbox(MALLORY))
+
+
+def test_a_vouched_from_with_a_tag_joins_and_acts(strict_desk):
+    desk = strict_desk
+    tid = _proposed(desk)
+    desk.send(_forged_acceptance(tid, Authentication_Results=PASS))
+    assert desk.messages(tid)[-1]["matched_by"] == "subject_tag"
+    assert desk.ticket(tid)["status"] == "closed" and MALLORY in _followers(desk, tid)
+
+
+def test_without_the_setting_a_tag_and_a_from_are_enough_as_product_md_says(trusting_desk):
+    desk = trusting_desk
+    tid = _proposed(desk)
+    desk.send(_forged_acceptance(tid))
+    assert desk.ticket(tid)["status"] == "closed" and MALLORY in _followers(desk, tid)
+    assert desk.events(tid, "unvouched_tag") == []
+
+
+def test_an_unproven_from_threaded_by_a_received_message_id_is_kept_for_the_assignee(strict_desk):
+    """The customer's own Message-ID (In-Reply-To) is on every copy of their mail: it proves no more than
+    the tag does. Our signed Message-ID and reply address do: only a reader of our mail has them."""
+    desk = strict_desk
+    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nWhich model is it?\n")
+    desk.send(build_mail(CUSTOMER, "Never mind, send the refund to my new account.\n", subject="Re: Printer on fire",
+                         in_reply_to=first["Message-ID"], cc=MALLORY))
+    stored = desk.messages(tid)[-1]
+    assert (stored["from_addr"], stored["matched_by"]) == (CUSTOMER, "references")
+    [kept] = desk.events(tid, "unvouched_kept")
+    assert "has no Authentication-Results" in kept["reason"] and "changes nothing" in kept["reason"]
+    assert desk.ticket(tid)["status"] == "waiting_customer" and MALLORY not in _followers(desk, tid)
+    told = body_text(desk.last(ALICE))
+    assert "our mail server did not vouch for this mail's From" in told and "refund" in told
+    # Vouched for, the same kind of mail is the customer's answer: it opens the ticket again.
+    desk.send(build_mail(CUSTOMER, "It is the LaserJet 4.\n", subject="Re: Printer on fire",
+                         in_reply_to=first["Message-ID"], Authentication_Results=PASS))
+    assert desk.ticket(tid)["status"] == "open" and len(desk.events(tid, "unvouched_kept")) == 1
+    # Through the reply address of our acknowledgement no proof is asked.
+    desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nAnd the serial?\n")
+    desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "SN 1234\n")
+    assert desk.messages(tid)[-1]["matched_by"] == "reply_address"
+    assert desk.ticket(tid)["status"] == "open" and len(desk.events(tid, "unvouched_kept")) == 1
+
+
+def test_the_next_assignee_reads_the_unproven_mail_marked(strict_desk):
+    desk = strict_desk
+    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    assert desk.assign(tid) == ALICE
+    desk.send(build_mail(CUSTOMER, "Call me instead.\n", subject="Re: Printer on fire",
+                         in_reply_to=first["Message-ID"]))
+    from ticketd.admin import assign as assign_by_hand
+
+    assign_by_hand(desk.app, tid, "bob@example.com")
+    desk.flush()
+    quoted = body_text(desk.last("bob@example.com"))
+    assert f"<{CUSTOMER}> (customer, its From not vouched for by our mail server, kept apart)" in quoted
+
+
+@pytest.mark.parametrize("section", ["agent_auth", "customer_auth"])
+def test_proof_asked_with_no_authserv_id_to_trust_is_refused(tmp_path, section):
+    config = tmp_path / "ticketd.yaml"
+    config.write_text(f"{section}:\n  require_authentication_results: true\n")
+    with pytest.raises(ValueError, match=f"{section}.require_authentication_results needs the authserv-ids"):
+        load_settings(config, environ={})
+
+
+def test_vouched_for_reads_only_the_topmost_header_of_a_trusted_id():
+    assert vouched_for(None, [OURS], CUSTOMER) == (False, "the mail has no Authentication-Results")
+    assert vouched_for(PASS, [OURS], CUSTOMER) == (True, "dkim=pass by mx.example.com")
+    assert vouched_for(PASS, ["other.example.com"], CUSTOMER)[0] is False
+    signed_elsewhere = f"{OURS}; dkim=pass header.d=example.org"
+    assert vouched_for(signed_elsewhere, [OURS], "cust@example.net")[0] is False   # another domain's signature
