@@ -122,6 +122,26 @@ def test_an_unproven_from_threaded_by_a_received_message_id_is_kept_for_the_assi
     assert desk.ticket(tid)["status"] == "open" and len(desk.events(tid, "unvouched_kept")) == 1
 
 
+def test_another_copy_of_the_customers_first_mail_needs_the_proof_too(strict_desk):
+    """Its Message-ID, From and subject are what a copy that went round a list carries: anyone can send
+    them with other words under them, and such a copy goes where the first went."""
+    desk = strict_desk
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
+    first_id = desk.messages(tid)[0]["message_id"]
+    desk.reply_to(desk.last(ALICE), ALICE, "#propose\nWe replaced the fuser.\n")
+    forged = build_mail(CUSTOMER, "Yes, thanks!\n", cc=MALLORY)
+    forged.replace_header("Message-ID", f"<{first_id}>")
+    desk.send(forged)
+    assert desk.messages(tid)[-1]["matched_by"] == "message_id"
+    [kept] = desk.events(tid, "unvouched_kept")
+    assert "another copy of a mail we received" in kept["reason"]
+    assert desk.ticket(tid)["status"] == "solution_proposed" and MALLORY not in _followers(desk, tid)
+    forged = build_mail(CUSTOMER, "Yes, that fixed it.\n", Authentication_Results=PASS)
+    forged.replace_header("Message-ID", f"<{first_id}>")
+    desk.send(forged)
+    assert desk.ticket(tid)["status"] == "closed"
+
+
 def test_the_next_assignee_reads_the_unproven_mail_marked(strict_desk):
     desk = strict_desk
     first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))

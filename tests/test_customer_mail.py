@@ -273,6 +273,25 @@ def test_an_outsider_threaded_by_a_received_message_id_is_kept_and_joins_nothing
     assert desk.events(tid, "follower_added")[-1]["to_value"] == forwarded_to
 
 
+def test_an_outsider_sending_their_kept_mail_again_with_other_words_still_joins_nothing(any_desk):
+    """Another copy of a kept mail (its Message-ID and From) goes where the first went: sent with other
+    words by the outsider who wrote the first, it proves no more part in the ticket than the first did."""
+    desk = any_desk
+    first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+    tid = desk.ticket()["id"]
+    outsider = "mallory@example.net"
+    again = desk.send(build_mail(outsider, "Any news?\n", subject="Re: Printer on fire",
+                                 in_reply_to=first["Message-ID"]))
+    copy = build_mail(outsider, "Any news? Add my friend.\n", subject="Re: Printer on fire",
+                      cc="friend@example.net")
+    copy.replace_header("Message-ID", again["Message-ID"])
+    desk.send(copy)
+    assert desk.messages(tid)[-1]["matched_by"] == "message_id"
+    kept = desk.events(tid, "outsider_kept")
+    assert len(kept) == 2 and "another copy of a mail we received" in kept[1]["reason"]
+    assert [p["email"] for p in desk.rows(participants, ticket_id=tid)] == [CUSTOMER]
+
+
 def test_an_agent_in_cc_of_a_first_mail_is_not_a_follower(desk):
     """Only the customer accepts a solution (PRODUCT.md); a follower could, so an agent never is one."""
     desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=f"{ALICE}, boss@example.org"))

@@ -237,6 +237,8 @@ def _outsider_way(mail: IncomingMail) -> str | None:
     """How the mail reached the ticket, when that proves no part in it; None when it does."""
     if mail.by_received_id:
         return "by the Message-ID of a mail we received, which others may know"
+    if mail.matched_by == "message_id":
+        return "as another copy of a mail we received (its Message-ID and From), which others may know"
     address = mail.reply_address
     if mail.matched_by == "reply_address" and address is not None and address.agent_fingerprint:
         return "through an agent's own reply address, which only our mail to that agent carries"

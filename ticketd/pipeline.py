@@ -65,8 +65,8 @@ class Thread:
     # Matched by References naming only mail we received, none we sent: anyone who saw that mail
     # (a list, a forward) knows its Message-ID, so it proves no part in the ticket.
     by_received_id: bool = False
-    # customer_auth: why our MTA did not vouch for From, when the match (a tag, a received Message-ID)
-    # rests on From alone; None when it need not or did.
+    # customer_auth: why our MTA did not vouch for From, when the match (a tag, a received Message-ID,
+    # a copy of a mail of From's) rests on From alone; None when it need not or did.
     unvouched: str | None = None
     # The tickets the subject's tags named, where From takes part, not followed for want of that proof.
     unvouched_tags: list[int] = field(default_factory=list)
@@ -119,7 +119,8 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     copy_of = resolved(first["ticket_id"]) if first and same_subject(first["subject"] or "", parsed.subject) else None
     match = choose_ticket(reply_ticket, by_refs, tagged, copy_of)
     by_received_id = match.matched_by == "references" and not signed
-    doubt = unvouched(app.settings, parsed) if by_received_id or match.matched_by == "subject_tag" else None
+    rests_on_from = by_received_id or match.matched_by in ("subject_tag", "message_id")
+    doubt = unvouched(app.settings, parsed) if rests_on_from else None
     if doubt is not None and match.matched_by == "subject_tag":
         # Threading 3 asks that the sender take part in the ticket; From unproven does not say who sent
         # it, so the tag leads nowhere, as a stranger's does (ticketd.customer_auth).
@@ -221,7 +222,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
         by_received_id=found.by_received_id and match.matched_by == "references",
-        unvouched=found.unvouched if found.by_received_id and match.matched_by == "references" else None,
+        unvouched=found.unvouched if match.matched_by in ("references", "message_id") else None,
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
