@@ -171,3 +171,35 @@ def test_vouched_for_reads_only_the_topmost_header_of_a_trusted_id():
     assert vouched_for(PASS, ["other.example.com"], CUSTOMER)[0] is False
     signed_elsewhere = f"{OURS}; dkim=pass header.d=example.org"
     assert vouched_for(signed_elsewhere, [OURS], "cust@example.net")[0] is False   # another domain's signature
+
+
+def test_rules_test_says_where_the_proof_is_missing(make_app, sqlite_url, tmp_path):
+    """`rules test --config` threads a mail as the daemon would: it says why a tag opens a ticket of its
+    own, and that a mail joined by the customer's Message-ID is kept apart."""
+    from tests.cli import cli_ok
+
+    desks = open_desk(make_app, sqlite_url, extra=REQUIRED)
+    desk = next(desks)
+    try:
+        first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
+        tid = desk.ticket()["id"]
+    finally:
+        desks.close()
+    files = {"tagged.eml": _forged_acceptance(tid),
+             "proven.eml": _forged_acceptance(tid, Authentication_Results=PASS),
+             "referring.eml": build_mail(CUSTOMER, "Any news?\n", subject="Re: Printer on fire",
+                                         in_reply_to=first["Message-ID"])}
+    for name, msg in files.items():
+        (tmp_path / name).write_bytes(msg.as_bytes())
+    config, rules = tmp_path / "ticketd.yaml", tmp_path / "rules.yaml"
+
+    def thread_line(name: str) -> str:
+        lines = cli_ok(config, "rules", "test", str(rules), str(tmp_path / name)).splitlines()
+        return next(line for line in lines if line.startswith("thread:"))
+
+    assert thread_line("tagged.eml") == (f"thread: names [#{tid}], where its From takes part, but the mail has no "
+                                         "Authentication-Results (customer_auth); a ticket of its own")
+    assert thread_line("proven.eml").startswith(f"thread: joins ticket [#{tid}] (matched by subject_tag); ")
+    assert thread_line("referring.eml").startswith(
+        f"thread: joins ticket [#{tid}] (matched by references), kept apart, changing nothing: the mail has no "
+        "Authentication-Results (customer_auth); ")
