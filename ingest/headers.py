@@ -241,6 +241,44 @@ def ascii_domain(address: str) -> str:
         return address   # not a domain name IDNA can write: left as it came (a smarthost's refusal says so)
 
 
+def address_pairs(value: str) -> list[tuple[str, str]]:
+    """`email.utils.getaddresses` of one header value, which never raises.
+
+    The stdlib reads a comment inside a comment by recursing: a few hundred
+    nested "(" (no mailer writes more than one or two) end in RecursionError,
+    and the mail was quarantined for a traceback. Such a value is read again
+    without its comments, which name no address (RFC 5322 section 3.2.2).
+    """
+    try:
+        return email.utils.getaddresses([value])
+    except RecursionError:
+        return email.utils.getaddresses([without_comments(value)])
+
+
+def without_comments(value: str) -> str:
+    """`value` without its comments, nested or not, in one pass; quoted strings and escapes are kept."""
+    kept: list[str] = []
+    depth, quoted, escaped = 0, False, False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            depth += 1
+            continue
+        elif char == ")" and depth:
+            depth -= 1
+            continue
+        elif char == '"' and not depth:
+            quoted = True
+        if not depth:
+            kept.append(char)
+    return "".join(kept)
+
+
 def _inside_words(text: str) -> list[tuple[str, str]]:
     """The addresses in the decoded text of encoded words that held a whole "Name <addr>", as names and addresses.
 
@@ -252,7 +290,7 @@ def _inside_words(text: str) -> list[tuple[str, str]]:
     """
     if not re.search(r"[\s<>]", text):
         return []
-    found = email.utils.getaddresses([text])
+    found = address_pairs(text)
     return [(clean_name(name, '"' in text), mailbox(addr)) for name, addr in found if _valid_addr(addr)]
 
 
@@ -264,7 +302,7 @@ def parse_addresses(values: list[str], hints: tuple[str, ...] = ()) -> list[tupl
         encoded = "=?" in value
         if encoded:
             value = _protect_words(value, hints)
-        found = email.utils.getaddresses([value])
+        found = address_pairs(value)
         good: list[tuple[str, str]] = []
         for name, text in found:
             addr = text.strip().strip("<>")

@@ -32,6 +32,7 @@ from ingest.boundaries import recover_parts
 from ingest.charsets import decode_bytes, guess_charset, is_utf8
 from ingest.headers import (
     MEDIA_TYPE,
+    address_pairs,
     clean_name,
     decode_8bit,
     decode_header_value,
@@ -821,7 +822,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         from_name = author[0]
     elif not froms:
         # "MAILER-DAEMON (Mail Delivery System)": no address, but a name to show.
-        named = email.utils.getaddresses([headers.get("from", "")])
+        named = address_pairs(headers.get("from", ""))
         from_name = clean_name(named[0][0], False) if named else ""
 
     first_line = raw.split(b"\n", 1)[0]

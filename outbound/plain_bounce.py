@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import email.utils
 import re
 from email.message import Message
 
+from ingest.headers import address_pairs
 from outbound.dsn import DeliveryReport, field
 from ticketd.domain.loops import POSTMASTER
 
@@ -54,7 +54,7 @@ def _from_mail_system(envelope_from: str | None, from_header: str | None) -> boo
     """Whether a mail comes from a mail system: the null reverse-path, or From one by its address or name."""
     if envelope_from is not None and envelope_from.strip("<> ") == "":
         return True
-    name, address = email.utils.parseaddr(from_header or "")
+    name, address = (address_pairs(from_header or "") or [("", "")])[0]
     local = address.split("@", 1)[0].lower()
     return local.startswith("mailer-daemon") or local == POSTMASTER or " ".join(name.lower().split()) in _SYSTEM_NAMES
 

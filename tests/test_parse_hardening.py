@@ -371,3 +371,25 @@ def test_an_angle_bracket_before_a_long_run_of_at_signs_in_a_name_is_read_in_lin
     started = time.perf_counter()
     clean_name("<" + "@" * 100_000)
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.parametrize("field", ["From", "To", "Cc", "Reply-To"])
+def test_comments_nested_past_the_stdlibs_recursion_still_give_the_addresses(field):
+    """The stdlib reads a comment in a comment by recursing: 2 000 nested "(" raised RecursionError and
+    quarantined the mail. The value is read again without its comments."""
+    head = {"From": "Eve <eve@example.org>", "To": "support@example.com", "Subject": "hi",
+            "Message-ID": "<deep@example.org>"}
+    head[field] = f"Eve <eve@example.org> (one {'(' * 2000}deep{')' * 2000}), ann@example.org (Ann)"
+    parsed = parse_mail(("".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\nbody\r\n").encode())
+    read = {"From": [parsed.author], "To": parsed.to, "Cc": parsed.cc}.get(field)
+    if read is not None:
+        assert "eve@example.org" in read
+    assert parsed.text.strip() == "body"
+
+
+def test_without_comments_keeps_quoted_strings_and_escapes():
+    from ingest.headers import without_comments
+
+    assert without_comments('"a (b)" <x@y> (c (d) \\) e) f') == '"a (b)" <x@y>  f'
+    assert without_comments("x@y (" * 3) == "x@y "
+    assert without_comments('"\\"(" <x@y>') == '"\\"(" <x@y>'
