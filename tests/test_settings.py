@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,18 @@ def test_shipped_config_is_the_embedded_default():
     assert settings.database_url == f"sqlite:///{ROOT / 'var' / 'ticketd.db'}"
     assert settings.data_dir == ROOT / "var" and settings.rules_file == ROOT / "rules.yaml"
     assert settings.imap == []
+
+
+def test_the_shipped_configs_commented_examples_load_once_uncommented(tmp_path):
+    """An admin uncomments an example section as shipped: it must be settings ticketd takes."""
+    text = (ROOT / "ticketd.yaml").read_text()
+    config = tmp_path / "ticketd.yaml"
+    config.write_text(re.sub(r"(?m)^# ((?:[a-z_]+:|  [a-z_]+: ).*)$", r"\1", text))
+    settings = load_settings(config, environ={})
+    assert settings.retention.closed_tickets_days == 365 and settings.retention.raw_mail_days == 30
+    assert settings.agent_auth.require_authentication_results
+    assert settings.agent_auth.trusted_authserv_ids == ["mx.example.com"]
+    assert settings.customer_auth.require_authentication_results
 
 
 def test_every_key_can_come_from_the_environment_nested_with_double_underscore(tmp_path):
