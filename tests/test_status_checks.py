@@ -84,6 +84,55 @@ def test_mail_received_and_not_processed_for_minutes_is_critical(tmp_path, db_ur
     assert problem["text"] in text.splitlines()[0]
 
 
+def _stored_with(app, n: int, authentication_results: list[str]) -> None:
+    """A mail as our MTA hands it on, its Authentication-Results on top (the first, the topmost)."""
+    from ingest.parse import dedupe_key
+    from ticketd.store.inbox import store_raw
+
+    raw = ("".join(f"Authentication-Results: {value}\r\n" for value in authentication_results)
+           + f"From: c{n}@example.org\r\nTo: support@example.com\r\nSubject: q{n}\r\n"
+           f"Message-ID: <auth-{n}@example.org>\r\n\r\nHelp {n}\r\n").encode()
+    key, message_id = dedupe_key(raw)
+    store_raw(app.engine, raw, source="smtp", dedupe_key=key, message_id=message_id)
+
+
+def test_proof_asked_of_an_mta_whose_header_never_comes_is_a_warning(tmp_path, db_url, make_app):
+    """agent_auth or customer_auth with an authserv-id our MTA does not write fails every check in silence."""
+    app = make_app(db_url, extra="agent_auth:\n  require_authentication_results: true\n"
+                                 "  trusted_authserv_ids: [MX.example.com]\n"
+                                 "customer_auth:\n  require_authentication_results: true\n")
+    config = tmp_path / "ticketd.yaml"
+    for n in range(4):   # too few to tell: a new desk's first test mails
+        _stored_with(app, n, [])
+    _, desk, _ = _status(config)
+    assert _problems(desk, "mail_auth") == [] and desk["checks"]["mail_auth"]["looked_at"] == 4
+
+    _stored_with(app, 4, ["mx.google.com; dkim=pass header.d=example.org"])
+    _stored_with(app, 5, ["relay.example.net; spf=pass", "mx.example.com; dkim=pass header.d=example.org"])
+    _, desk, text = _status(config)   # no daemon runs: that problem is critical, this one a warning
+    assert _problems(desk, "mail_auth") == [{"part": "mail_auth", "state": "warning", "text": (
+        "none of the newest 6 mails carries Authentication-Results from mx.example.com on top, which agent_auth "
+        "and customer_auth ask for (the topmost came from relay.example.net on 1, mx.google.com on 1, none on 4): "
+        "every agent's mail is refused; a customer's mail that names a ticket only by its tag opens a new ticket. "
+        "Have our MTA write it, or list the authserv-id it writes in agent_auth.trusted_authserv_ids")}]
+    assert desk["mail_auth"]["topmost_from"] == {"relay.example.net": 1, "mx.google.com": 1}   # newest first
+    assert ("auth     agent_auth and customer_auth: 0 of the newest 6 mails carry Authentication-Results from "
+            "mx.example.com on top") in text.splitlines()
+
+    _stored_with(app, 6, ["mx.example.com (our MTA); dkim=pass header.d=example.org"])
+    _, desk, text = _status(config)
+    assert _problems(desk, "mail_auth") == [] and desk["checks"]["mail_auth"]["from_trusted"] == 1, text
+
+
+def test_without_proof_asked_status_reads_no_authentication_results(tmp_path, sqlite_url, make_app):
+    app = make_app(sqlite_url)
+    for n in range(6):
+        _stored_with(app, n, [])
+    _, desk, text = _status(tmp_path / "ticketd.yaml")
+    assert desk["mail_auth"] is None and "mail_auth" not in desk["checks"]
+    assert not any(line.startswith("auth ") for line in text.splitlines())
+
+
 def test_mail_quarantined_lately_is_a_warning_naming_the_command(tmp_path, sqlite_url, make_app, sink, processes):
     app = make_app(sqlite_url, rules=NO_AGENTS, outbound_port=sink.port,
                    extra=outbound_yaml(sink.port) + "max_mime_depth: 2\n")

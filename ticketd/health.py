@@ -40,6 +40,13 @@ OUTBOX_STUCK_SECONDS = 60 * 60
 # Redis mode, after `ticketd run` started: the `ticketd worker`s started with it boot and beat
 # (workers/broker_health.py, every 10 s) within this, so none seen yet is no problem.
 WORKER_START_GRACE_SECONDS = 60
+# agent_auth or customer_auth: when at least this many of the newest mails (ticketd.mail_auth_status) and none
+# of them carries our MTA's Authentication-Results on top, every check they ask for fails. Fewer are no
+# evidence: a new desk's first test mails, sent straight to the receiver.
+MAIL_AUTH_EVIDENCE = 5
+# What a check that always fails does, in the admin's words.
+_AUTH_FAILING = {"agent_auth": "every agent's mail is refused",
+                 "customer_auth": "a customer's mail that names a ticket only by its tag opens a new ticket"}
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,21 @@ def file_size(n: int) -> str:
     return do_filesizeformat(n, binary=True)
 
 
+def _mail_auth(auth: dict) -> list[tuple[int, dict]]:
+    if auth["looked_at"] < MAIL_AUTH_EVIDENCE or auth["from_trusted"]:
+        return []
+    seen = [f"{authserv} on {n}" for authserv, n in auth["topmost_from"].items()]
+    if auth["without_header"]:
+        seen.append(f"none on {auth['without_header']}")
+    asked = " and ".join(auth["asked_by"])
+    return [_problem("mail_auth", WARNING, (
+        f"none of the newest {auth['looked_at']} mails carries Authentication-Results from "
+        f"{', '.join(auth['trusted_authserv_ids'])} on top, which {asked} "
+        f"{'asks' if len(auth['asked_by']) == 1 else 'ask'} for (the topmost came from {', '.join(seen)}): "
+        + "; ".join(_AUTH_FAILING[part] for part in auth["asked_by"])
+        + ". Have our MTA write it, or list the authserv-id it writes in agent_auth.trusted_authserv_ids"))]
+
+
 def _quarantine(recent: int) -> list[tuple[int, dict]]:
     if not recent:
         return []
@@ -326,6 +348,10 @@ def assess(desk: dict, flow: dict | None = None) -> Health:
     # A desk whose rules have no group at all gives no ticket out by design: its tickets wait for nobody.
     if "no_group" in desk and desk.get("rules", {}).get("groups") != 0:
         found.check("tickets", _no_group(desk["no_group"]), no_group=desk["no_group"]["open"])
+    if desk.get("mail_auth") is not None:
+        auth = desk["mail_auth"]
+        found.check("mail_auth", _mail_auth(auth), looked_at=auth["looked_at"], from_trusted=auth["from_trusted"],
+                    evidence=MAIL_AUTH_EVIDENCE)
     if "disks" in desk:
         found.check("disk", _disks(desk["disks"], desk["max_message_bytes"]), low_mails=DISK_LOW_MAILS)
     if flow is not None:

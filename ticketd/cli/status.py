@@ -35,7 +35,8 @@ def status(config: str | None, as_json: bool) -> None:
 
     Exits as a Nagios plugin: 0 healthy, 1 warning (an IMAP mailbox failing, mail quarantined or failed
     lately, mail late, no `ticketd worker`, a rules file with errors, a disk nearly full, open tickets in no
-    group that nobody will take), 2 critical (the daemon not running, Redis or the database not answering, no
+    group that nobody will take, none of the newest mails vouched for by the MTA agent_auth or customer_auth
+    trusts), 2 critical (the daemon not running, Redis or the database not answering, no
     database, processing stuck, nothing sent for an hour, jobs and no worker, no room for one more mail),
     3 unknown (settings or a schema version it cannot read); the checks and their thresholds are in
     ticketd/health.py.
@@ -43,6 +44,7 @@ def status(config: str | None, as_json: bool) -> None:
     """
     from ingest.imap_health import imap_status
     from ticketd import health
+    from ticketd.mail_auth_status import mail_auth_status
     from ticketd.store.errors import Unreachable, database_problem
     from ticketd.store.locks import STATUS_STATEMENT_SECONDS
     from ticketd.views import daemon_status, desk_status, disk_status, rules_status
@@ -57,6 +59,7 @@ def status(config: str | None, as_json: bool) -> None:
         engine = open_engine(config, settings, statement_timeout=STATUS_STATEMENT_SECONDS)
         desk = desk_status(engine, settings.data_dir)
         desk["imap"] = imap_status(engine, settings.imap)
+        desk["mail_auth"] = mail_auth_status(engine, settings)
         flow = health.mail_flow(engine)
     except NoDatabase as exc:   # the desk has no database: nothing is received, processed or sent
         # The pid file needs no database: a daemon running there says --config is not its settings.
@@ -144,6 +147,14 @@ def _print_status(desk: dict, verdict) -> None:
                f"next due {timers['next_due_at'] or '-'}")
     for disk in desk["disks"]:
         click.echo(f"disk     {_disk_line(disk)}")
+    if desk.get("mail_auth") is not None:
+        click.echo(f"auth     {_mail_auth_line(desk['mail_auth'])}")
+
+
+def _mail_auth_line(auth: dict) -> str:
+    ids = ", ".join(auth["trusted_authserv_ids"])
+    return (f"{' and '.join(auth['asked_by'])}: {auth['from_trusted']} of the newest {auth['looked_at']} mails "
+            f"carry Authentication-Results from {ids} on top")
 
 
 def _disk_line(disk: dict) -> str:

@@ -44,11 +44,17 @@ def _aligned(domain: str | None, from_domain: str) -> bool:
     return domain == from_domain or from_domain.endswith("." + domain) or domain.endswith("." + from_domain)
 
 
+def authserv_id(header: str | None) -> str:
+    """The authserv-id an Authentication-Results value names (RFC 8601 section 2.2), lower case; "" if none."""
+    first = _strip_comments(header or "").split(";", 1)[0].split()
+    return first[0].lower() if first else ""
+
+
 def authentication_passes(header: str, trusted_ids: list[str] | tuple[str, ...], from_addr: str) -> tuple[bool, str]:
     """Whether one Authentication-Results value is trusted and shows DKIM/DMARC pass for From."""
     value = _strip_comments(header or "")
     parts = [p.strip() for p in value.split(";")]
-    authserv = parts[0].split()[0].lower() if parts and parts[0].split() else ""
+    authserv = authserv_id(value)
     if authserv not in {t.lower() for t in trusted_ids}:
         return False, f"topmost Authentication-Results is from {authserv or 'nobody'!r}, not a trusted authserv-id"
     from_domain = from_addr.rsplit("@", 1)[-1].lower()

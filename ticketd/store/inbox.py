@@ -175,6 +175,13 @@ def _settle_collision(conn: Connection, mail: RawMail) -> Stored:
     return Stored(raw_id, False, derived=True)
 
 
+def newest_heads(conn: Connection, count: int, head_bytes: int) -> list[bytes]:
+    """The first `head_bytes` of the newest `count` mails that still hold their bytes, newest first."""
+    rows = conn.execute(select(func.substr(raw_mail.c.raw, 1, head_bytes)).where(raw_mail.c.size > 0)
+                        .order_by(raw_mail.c.id.desc()).limit(count)).scalars().all()
+    return [bytes(row) for row in rows]
+
+
 def pending_ids(engine: Engine, limit: int = 500) -> list[int]:
     """Raw mails still waiting to be processed, oldest first."""
     with reading(engine) as conn:
