@@ -11,7 +11,14 @@ whole `max_prepare_seconds`, twice, and every mail behind it waited. The
 Python this runs on may lack the upstream fix, so `install` puts this
 splitter in its place, for every parser in the process (ingest, the bounce
 readers of outbound). It gives the same list as the stdlib's for every
-input (tests/test_email_params.py compares them), in one pass.
+input up to MAX_FIELD_CHARS (tests/test_email_params.py compares them), in
+one pass.
+
+One pass over a field of megabytes is still seconds, and the stdlib splits
+a field again at every read of a parameter: of a longer field only the
+first MAX_FIELD_CHARS are split. No mailer writes one (the longest in the
+corpus has 246 characters), and parse_mail refuses such a mail whole
+(MailTooComplex, so it is quarantined with the reason).
 """
 
 from __future__ import annotations
@@ -25,15 +32,17 @@ _MARKS = re.compile(r'\\"|"|;')
 
 STDLIB_PARSEPARAM = getattr(email.message, "_parseparam", None)
 
+MAX_FIELD_CHARS = 64 * 1024
+
 
 def split_params(value: object) -> list[str]:
-    """`value` (a str, or a compat32 Header) split into its parameters as the stdlib splits them.
+    """`value` (a str, or a compat32 Header; its first MAX_FIELD_CHARS) split into parameters as the stdlib splits them.
 
     The first item is the value before the first semicolon (the media type);
     each later one a `name=value` with the name lower-cased and blanks
     around both taken off. A semicolon inside a quoted string splits nothing.
     """
-    text = ";" + str(value)
+    text = ";" + str(value)[:MAX_FIELD_CHARS]
     params = []
     start = 0   # where the semicolon that opens the next parameter stands
     while start < len(text) and text[start] == ";":

@@ -30,6 +30,7 @@ from email.policy import Compat32
 from ingest import smime
 from ingest.boundaries import recover_parts
 from ingest.charsets import decode_bytes, guess_charset, is_utf8
+from ingest.email_params import MAX_FIELD_CHARS
 from ingest.headers import (
     MEDIA_TYPE,
     address_pairs,
@@ -268,6 +269,14 @@ def _children(part: email.message.Message) -> list[email.message.Message]:
     return [c for c in payload if isinstance(c, email.message.Message)] if isinstance(payload, list) else []
 
 
+def _refuse_overlong_parameter_fields(part: email.message.Message) -> None:
+    """A Content-Type or Content-Disposition longer than any mailer writes is refused (ingest.email_params)."""
+    for name in ("Content-Type", "Content-Disposition"):
+        for value in part.get_all(name, ()):
+            if len(text := str(value)) > MAX_FIELD_CHARS:
+                raise MailTooComplex(f"a {name} field of {len(text)} characters, more than {MAX_FIELD_CHARS}")
+
+
 class _Limits:
     """The MIME limits for one mail, and how much of them its parts have used.
 
@@ -291,6 +300,7 @@ class _Limits:
             if depth > self.max_depth:
                 raise MailTooComplex(f"MIME nesting deeper than {self.max_depth}")
             self.depths[id(part)] = depth
+            _refuse_overlong_parameter_fields(part)
             stack.extend((child, depth + 1) for child in _children(part))
 
     def count(self, parts: int) -> None:
