@@ -78,6 +78,20 @@ def test_an_unproven_from_with_a_tag_opens_a_ticket_of_its_own_and_changes_nothi
     assert all("fuser" not in body_text(m) for m in desk.inbox(MALLORY))
 
 
+def test_an_agents_unproven_mail_with_the_tag_of_their_own_ticket_is_kept_there_as_before(strict_desk):
+    """Mail From an agent that did not come through their reply address changes nothing on their ticket:
+    it stays there, and they are told how to write on it, rather than opening a ticket in their name."""
+    desk = strict_desk
+    tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
+    desk.send(build_mail(ALICE, "#status closed\nWritten to the support address.\n",
+                         subject=f"Re: [#{tid}] Printer on fire"))
+    assert desk.ticket()["id"] == tid and desk.ticket(tid)["status"] == "new"
+    assert desk.messages(tid)[-1]["matched_by"] == "subject_tag" and desk.events(tid, "unvouched_tag") == []
+    told = desk.last(ALICE)
+    assert "Not sent to the customer" in str(told["Subject"])
+    assert "It is kept on the ticket as a customer-side mail." in body_text(told)
+
+
 def test_a_vouched_from_with_a_tag_joins_and_acts(strict_desk):
     desk = strict_desk
     tid = _proposed(desk)

@@ -107,8 +107,9 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     by_refs = [t for t in dict.fromkeys(signed + [resolved(t) for t in dict.fromkeys(received)]) if t is not None]
     # The sender must take part in the ticket the tag leads to: the merged
     # ticket's participants moved there.
-    tagged = [final for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject))
-              if final is not None and store.participant_role(conn, final, parsed.author) is not None]
+    roles = {final: store.participant_role(conn, final, parsed.author)
+             for final in dict.fromkeys(resolved(t) for t in find_tags(parsed.subject)) if final is not None}
+    tagged = [final for final, role in roles.items() if role is not None]
     # A copy of a mail stored already, its bytes changed on the way (so the
     # dedupe key differs): where the sender's first copy went. The subject
     # must agree, list tags aside: a script that gives every mail one fixed
@@ -123,9 +124,12 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     doubt = unvouched(app.settings, parsed) if rests_on_from else None
     if doubt is not None and match.matched_by == "subject_tag":
         # Threading 3 asks that the sender take part in the ticket; From unproven does not say who sent
-        # it, so the tag leads nowhere, as a stranger's does (ticketd.customer_auth).
-        return Thread(choose_ticket(reply_ticket, by_refs, [], copy_of), reply, redirected,
-                      unvouched=doubt, unvouched_tags=tagged)
+        # it, so the tag leads nowhere, as a stranger's does (ticketd.customer_auth). An agent's From on
+        # their own ticket still leads there: such mail is no agent mail and changes nothing
+        # (ticketd.customer_mail), and they are told how to write on it.
+        agents_own = [t for t in tagged if roles[t] == "agent"]
+        return Thread(choose_ticket(reply_ticket, by_refs, agents_own, copy_of), reply, redirected,
+                      unvouched=doubt, unvouched_tags=[t for t in tagged if t not in agents_own])
     return Thread(match, reply, redirected, by_received_id=by_received_id, unvouched=doubt)
 
 
