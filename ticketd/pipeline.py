@@ -65,11 +65,13 @@ class Thread:
     # Matched by References naming only mail we received, none we sent: anyone who saw that mail
     # (a list, a forward) knows its Message-ID, so it proves no part in the ticket.
     by_received_id: bool = False
-    # customer_auth: why our MTA did not vouch for From, when the match (a tag, a received Message-ID,
-    # a copy of a mail of From's) rests on From alone; None when it need not or did.
+    # customer_auth: why our MTA did not vouch for From, when the match (a received Message-ID, a copy
+    # of a mail of From's) rests on From alone: the mail is kept apart there. None when it need not or did.
     unvouched: str | None = None
-    # The tickets the subject's tags named, where From takes part, not followed for want of that proof.
-    unvouched_tags: list[int] = field(default_factory=list)
+    # The tickets the subject's tags named, where From takes part, not followed for want of that proof,
+    # and why (the mail opens a ticket of its own).
+    refused_tags: list[int] = field(default_factory=list)
+    refused_because: str | None = None
 
 
 def _resolved(conn, redirected: dict[int, int], ticket_id: int) -> int | None:
@@ -129,7 +131,7 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
         # (ticketd.customer_mail), and they are told how to write on it.
         agents_own = [t for t in tagged if roles[t] == "agent"]
         return Thread(choose_ticket(reply_ticket, by_refs, agents_own, copy_of), reply, redirected,
-                      unvouched=doubt, unvouched_tags=[t for t in tagged if t not in agents_own])
+                      refused_tags=[t for t in tagged if t not in agents_own], refused_because=doubt)
     return Thread(match, reply, redirected, by_received_id=by_received_id, unvouched=doubt)
 
 
@@ -226,12 +228,12 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         reply_address=reply, reactions=[a for a in addresses if a.reaction], html=prep.html,
         quoted_only=prep.quoted_only and match.ticket_id is not None, envelope_from=prep.envelope_from,
         by_received_id=found.by_received_id and match.matched_by == "references",
-        unvouched=found.unvouched if match.matched_by in ("references", "message_id") else None,
+        unvouched=found.unvouched if match.matched_by == found.match.matched_by else None,
     )
     if match.ticket_id is None:
         decision = open_ticket(conn, app, mail, now)
-        if found.unvouched_tags:
-            _record_unvouched_tags(conn, mail, found, decision.ticket_id, now)
+        if found.refused_tags:
+            _record_refused_tags(conn, mail, found, decision.ticket_id, now)
         if (named := tagged_ticket(conn, app, mail, lambda t: _resolved(conn, redirected, t))) is not None:
             decision.notices.append(tell_colleague(app, mail, named, decision.ticket_id))
             log.info("raw mail %s (Message-ID %s) from agent %s names [#%s], which they are not on: it opened "
@@ -253,15 +255,15 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     return Outcome(prep.raw_id, decision.ticket_id, match.matched_by), jobs
 
 
-def _record_unvouched_tags(conn, mail: IncomingMail, found: Thread, opened: int, now) -> None:
+def _record_refused_tags(conn, mail: IncomingMail, found: Thread, opened: int, now) -> None:
     """Both histories say why a participant's tag opened a ticket (ticketd.customer_auth); no one is sent anything."""
-    named = ", ".join(f"[#{t}]" for t in found.unvouched_tags)
+    named = ", ".join(f"[#{t}]" for t in found.refused_tags)
     store.add_event(conn, opened, now, "system:threading", "unvouched_tag",
-                    reason=f"{mail_ref(mail)} names {named}, where its From takes part, but {found.unvouched}: "
+                    reason=f"{mail_ref(mail)} names {named}, where its From takes part, but {found.refused_because}: "
                            "customer_auth asks our mail server to vouch for From before a tag joins a ticket")
-    for ticket_id in found.unvouched_tags:
+    for ticket_id in found.refused_tags:
         store.add_event(conn, ticket_id, now, "system:threading", "unvouched_tag",
-                        reason=f"{mail_ref(mail)} From one of its participants names it, but {found.unvouched}: "
+                        reason=f"{mail_ref(mail)} From one of its participants names it, but {found.refused_because}: "
                                f"it opened [#{opened}] (customer_auth)")
 
 

@@ -49,7 +49,7 @@ class DryRun:
     desk_of: str | None = None   # the agent whose desk address it came through: no ticket at all
     kept_as: str | None = None   # the message it already is ("message 7 of ticket [#3]"): another delivery of it
     # customer_auth: the tickets a participant's tag named, not joined for want of the MTA's proof, and why
-    unvouched_tags: str | None = None
+    refused_tags: str | None = None
 
     def lines(self) -> list[str]:
         if self.kept_as is not None:
@@ -63,8 +63,8 @@ class DryRun:
             return [f"thread: {self.follow_up}; routes, assignment, timers and the acknowledgement apply "
                     "only to a new ticket. As a new ticket it would get:",
                     *(f"  {line}" for line in self._new_ticket_lines())]
-        if self.unvouched_tags is not None:
-            return [f"thread: {self.unvouched_tags}; a ticket of its own", *self._new_ticket_lines()]
+        if self.refused_tags is not None:
+            return [f"thread: {self.refused_tags}; a ticket of its own", *self._new_ticket_lines()]
         return self._new_ticket_lines()
 
     def _new_ticket_lines(self) -> list[str]:
@@ -189,12 +189,10 @@ def thread_of(app: App, parsed: ParsedMail, result: DryRun, raw: bytes | None = 
                          if final == found.match.ticket_id)
         result.follow_up = f"joins ticket [#{found.match.ticket_id}]{merged} (matched by {found.match.matched_by})"
         if found.unvouched is not None:
-            result.follow_up += (f", kept apart, changing nothing: {found.unvouched} "
-                                 "(customer_auth)")
-    elif found.unvouched_tags:
-        named = ", ".join(f"[#{t}]" for t in found.unvouched_tags)
-        result.unvouched_tags = (f"names {named}, where its From takes part, but {found.unvouched} "
-                                 "(customer_auth)")
+            result.follow_up += f", kept apart, changing nothing: {found.unvouched} (customer_auth)"
+    elif found.refused_tags:
+        named = ", ".join(f"[#{t}]" for t in found.refused_tags)
+        result.refused_tags = f"names {named}, where its From takes part, but {found.refused_because} (customer_auth)"
 
 
 def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | None = None,
