@@ -158,6 +158,16 @@ def test_a_control_character_is_located_by_line_and_column_and_check_exits_1(tmp
     assert f"{path}:2:35: character U+{ord(char):04X} is not allowed" in done.output
 
 
+def test_a_file_nested_too_deep_for_yaml_is_an_error_not_a_traceback(tmp_path):
+    """PyYAML's composer recurses once per level: 5 000 brackets ended `rules check` (and the daemon's
+    reload) in RecursionError."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("agents: " + "[" * 5000 + "]" * 5000 + "\n")
+    done = CliRunner().invoke(main, ["rules", "check", str(path)])
+    assert done.exit_code == 1 and not isinstance(done.exception, Exception), done.exception   # no traceback
+    assert f"{path}: not valid YAML: nested too deep to read" in done.output
+
+
 def test_every_error_of_a_file_is_reported_at_once():
     text = """\
 agents:

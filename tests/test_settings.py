@@ -102,6 +102,10 @@ def test_a_key_written_twice_in_ticketd_yaml_is_an_error(tmp_path):
      "show); delete it"),
     (b"support_address: support@example.com\n# J\xf6rg's desk\n",
      "ticketd.yaml:2:4: byte 0xf6 is not UTF-8; save the file as UTF-8"),
+    # PyYAML's composer recurses once per level: RecursionError, a traceback.
+    (b"secret_key: " + b"[" * 5000 + b"]" * 5000 + b"\n",
+     "ticketd.yaml: not valid YAML: nested too deep to read (hundreds of levels of brackets or indentation); a "
+     "file of settings or rules nests a few levels"),
 ])
 def test_a_character_yaml_refuses_is_located_and_no_command_shows_a_traceback(tmp_path, content, error):
     """As in rules.yaml (found by mutating rules files at random): a control character (a NUL, an escape
@@ -120,6 +124,11 @@ def test_a_character_yaml_refuses_is_located_and_no_command_shows_a_traceback(tm
         assert error in done.stderr
     status = run_cli(config, "status")
     assert status.returncode == 3 and error in status.stdout + status.stderr, (status.stdout, status.stderr)
+
+
+def test_a_variable_nested_too_deep_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"^TICKETD_ACCEPT_WORDS: not a valid value \(nested too deep to read\)$"):
+        load_settings(None, environ={"TICKETD_ACCEPT_WORDS": "[" * 5000})
 
 
 def test_paths_are_relative_to_the_config_file(tmp_path):

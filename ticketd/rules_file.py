@@ -34,7 +34,7 @@ from ticketd.domain.rules import (
 )
 from ticketd.domain.statuses import PRIORITIES, TYPES, Status
 from ticketd.domain.timers import FURTHEST_AHEAD_DAYS, WAITING_STATUSES, with_defaults
-from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader, character_error, not_utf8_error
+from ticketd.strict_yaml import DuplicateKeyError, UniqueKeyLoader, character_error, not_utf8_error, too_deep_error
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 # The longest duration the file accepts: the furthest ahead an agent's date
@@ -767,6 +767,8 @@ def load_rules_text(text: str, source: str = "rules.yaml") -> RuleSet:
         raise RulesError([_yaml_error(exc, text, source)]) from None
     except yaml.YAMLError as exc:
         raise RulesError([f"{source}: not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise RulesError([too_deep_error(source)]) from None
     finally:
         loader.dispose()
     errors = _Errors(source, getattr(loader, "node_marks", {}), getattr(loader, "node_texts", {}))

@@ -526,6 +526,8 @@ def _env_value(name: str, value: str, annotation: Any) -> Any:
         return _load_yaml(value)
     except yaml.YAMLError as exc:
         raise ValueError(f"{name}: not a valid value ({getattr(exc, 'problem', None) or exc})") from None
+    except RecursionError:
+        raise ValueError(f"{name}: not a valid value (nested too deep to read)") from None
 
 
 def _as_typed(model: type[BaseModel], data: Any) -> Any:
@@ -727,6 +729,8 @@ def load_settings(path: str | Path | None = None, environ: dict[str, str] | None
             loaded = _load_yaml(text) or {}
         except yaml.reader.ReaderError as exc:
             raise ValueError(strict_yaml.character_error(exc, text, str(path))) from None
+        except RecursionError:
+            raise ValueError(strict_yaml.too_deep_error(str(path))) from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -51,6 +51,13 @@ def character_error(exc: yaml.reader.ReaderError, text: str, source: str) -> str
             "character, which most editors do not show); delete it")
 
 
+def too_deep_error(source: str) -> str:
+    """One line for a document nested deeper than PyYAML's composer, which recurses once per level, can read
+    (RecursionError): brackets or indentation hundreds of levels deep, which no rules or settings file has."""
+    return (f"{source}: not valid YAML: nested too deep to read (hundreds of levels of brackets or indentation); "
+            "a file of settings or rules nests a few levels")
+
+
 def not_utf8_error(exc: UnicodeDecodeError, raw: bytes, source: str) -> str:
     """One located line for the first byte of a file that is not UTF-8 (a file saved as Latin-1)."""
     line = raw.count(b"\n", 0, exc.start) + 1
