@@ -16,6 +16,8 @@ from ingest.html_text import html_to_text
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CANNED = "canned"                     # saved replies: <templates>/canned/<name>.txt
 _CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
+# Nesting (brackets, blocks) hundreds of levels deep, past jinja2's recursion: in no template a person writes.
+NESTED_TOO_DEEP = "nested too deep to read (hundreds of levels of brackets or blocks in one of its files)"
 
 
 def when(value, zone: str = "UTC", *, day_alone: bool = True) -> str:
@@ -133,6 +135,8 @@ class Renderer:
         except UnicodeDecodeError as exc:   # jinja2 reads templates as UTF-8 and names no file when one is not
             files = [f"{name}.{part}.j2" for part in ("subject", "txt", "html")]
             raise TemplateError(f"template {name} failed to render: {self._not_utf8(files, exc)}") from exc
+        except RecursionError:   # jinja2 parses and compiles by recursing once per level of nesting
+            raise TemplateError(f"template {name} failed to render: {NESTED_TOO_DEEP}") from None
         return Rendered(subject=subject, text=text, html=html)
 
     def _not_utf8(self, files: list[str], error: UnicodeDecodeError) -> str:
@@ -167,3 +171,5 @@ class Renderer:
         except UnicodeDecodeError as exc:
             raise TemplateError(f"saved reply {name} failed to render: "
                                 f"{self._not_utf8([f'{CANNED}/{name}.txt'], exc)}") from exc
+        except RecursionError:
+            raise TemplateError(f"saved reply {name} failed to render: {NESTED_TOO_DEEP}") from None

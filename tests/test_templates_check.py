@@ -84,6 +84,21 @@ def test_an_override_saved_in_another_charset_is_named_not_a_traceback(tmp_path,
     assert f"saved reply danke failed to render: {overrides / 'canned' / 'danke.txt'} is not UTF-8" in done.stderr
 
 
+def test_an_override_nested_past_jinjas_recursion_is_named_not_a_traceback(tmp_path, sqlite_url):
+    """jinja2 parses by recursing once per level: 3 000 nested brackets gave a traceback here and at start."""
+    overrides = tmp_path / "overrides"
+    (overrides / "requester").mkdir(parents=True)
+    (overrides / "canned").mkdir()
+    deep = "{{ " + "(" * 3000 + "tag" + ")" * 3000 + " }}\n"
+    (overrides / "requester" / "ticket_opened.txt.j2").write_text(deep)
+    (overrides / "canned" / "deep.txt").write_text(deep)
+    config = write_config(tmp_path, sqlite_url, extra=f"templates_dir: {overrides}\n")
+    done = run_cli(config, "templates", "check")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    for what in ("template requester/ticket_opened", "saved reply deep"):
+        assert f"{what} failed to render: nested too deep to read" in done.stderr, done.stderr
+
+
 def test_templates_overridden_in_part_are_listed_with_what_is_sent(tmp_path, sqlite_url):
     overrides = tmp_path / "overrides"
     for name in ("requester/ticket_opened.txt.j2", "requester/ticket_opened.subject.j2",
