@@ -42,7 +42,13 @@ def split_params(value: object) -> list[str]:
     each later one a `name=value` with the name lower-cased and blanks
     around both taken off. A semicolon inside a quoted string splits nothing.
     """
-    text = ";" + str(value)[:MAX_FIELD_CHARS]
+    text = str(value)[:MAX_FIELD_CHARS]
+    return [_tidy(param) for param in (text.split(";") if '"' not in text else _quoted_split(text))]
+
+
+def _quoted_split(text: str) -> list[str]:
+    """`text` cut at each semicolon outside a quoted string."""
+    text = ";" + text
     params = []
     start = 0   # where the semicolon that opens the next parameter stands
     while start < len(text) and text[start] == ";":
@@ -53,13 +59,17 @@ def split_params(value: object) -> list[str]:
             elif mark.group() == ";" and not quoted:
                 end = mark.start()
                 break
-        param = text[begin:end]
-        if "=" in param:
-            name, _, rest = param.partition("=")
-            param = name.strip().lower() + "=" + rest.strip()
-        params.append(param.strip())
+        params.append(text[begin:end])
         start = end
     return params
+
+
+def _tidy(param: str) -> str:
+    """A parameter as the stdlib keeps it: its name lower-cased, blanks around the name and value taken off."""
+    if "=" in param:
+        name, _, rest = param.partition("=")
+        param = name.strip().lower() + "=" + rest.strip()
+    return param.strip()
 
 
 def install() -> None:
