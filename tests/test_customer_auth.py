@@ -72,10 +72,12 @@ def test_an_unproven_from_with_a_tag_opens_a_ticket_of_its_own_and_changes_nothi
     assert "has no Authentication-Results" in desk.events(tid, "unvouched_tag")[0]["reason"]
     assert "shows no DKIM or DMARC pass for example.org" in desk.events(tid, "unvouched_tag")[1]["reason"]
     assert "not a trusted authserv-id" in desk.events(tid, "unvouched_tag")[2]["reason"]
-    # The customer hears of the new tickets only (acknowledgements), the forger of nothing.
+    # The customer hears of the new tickets only (acknowledgements); the forger gets none of [#tid]'s replies.
     acks = desk.inbox(CUSTOMER)[sent_before:]
     assert len(acks) == 3 and all(f"[#{tid}]" not in str(m["Subject"]) for m in acks)
-    assert all("fuser" not in body_text(m) for m in desk.inbox(MALLORY))
+    desk.reply_to(desk.inbox(ALICE)[0], ALICE, "The technician comes at 3pm.\n")   # [#tid] assigned to her
+    assert "3pm" in body_text(desk.last(CUSTOMER))
+    assert all("3pm" not in body_text(m) and f"[#{tid}]" not in str(m["Subject"]) for m in desk.inbox(MALLORY))
 
 
 def test_an_agents_unproven_mail_with_the_tag_of_their_own_ticket_is_kept_there_as_before(strict_desk):
@@ -129,7 +131,7 @@ def test_an_unproven_from_threaded_by_a_received_message_id_is_kept_for_the_assi
     desk.send(build_mail(CUSTOMER, "It is the LaserJet 4.\n", subject="Re: Printer on fire",
                          in_reply_to=first["Message-ID"], Authentication_Results=PASS))
     assert desk.ticket(tid)["status"] == "open" and len(desk.events(tid, "unvouched_kept")) == 1
-    # Through the reply address of our acknowledgement no proof is asked.
+    # Through our Reply-To (on the question relayed to them) no proof is asked.
     desk.reply_to(desk.last(ALICE), ALICE, "#status waiting_customer\nAnd the serial?\n")
     desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "SN 1234\n")
     assert desk.messages(tid)[-1]["matched_by"] == "reply_address"
@@ -179,7 +181,7 @@ def test_proof_asked_with_no_authserv_id_to_trust_is_refused(tmp_path, section):
         load_settings(config, environ={})
 
 
-def test_vouched_for_reads_only_the_topmost_header_of_a_trusted_id():
+def test_vouched_for_needs_a_header_a_trusted_id_and_a_pass_for_froms_domain():
     assert vouched_for(None, [OURS], CUSTOMER) == (False, "the mail has no Authentication-Results")
     assert vouched_for(PASS, [OURS], CUSTOMER) == (True, "dkim=pass by mx.example.com")
     assert vouched_for(PASS, ["other.example.com"], CUSTOMER)[0] is False
