@@ -220,3 +220,20 @@ def test_rules_test_says_where_the_proof_is_missing(make_app, sqlite_url, tmp_pa
     assert thread_line("referring.eml").startswith(
         f"thread: joins ticket [#{tid}] (matched by references), kept apart, changing nothing: the mail has no "
         "Authentication-Results (customer_auth); ")
+
+
+# Microsoft 365 (Exchange Online) writes its results first, no authserv-id before them.
+EXCHANGE_ONLINE = ("spf=softfail (sender IP is 192.0.2.7) smtp.mailfrom=example.org; dkim=pass (signature was "
+                   "verified) header.d=example.org;dmarc=pass action=none header.from=example.org;compauth=pass "
+                   "reason=100")
+
+
+def test_a_header_that_names_no_authserv_id_counts_only_where_none_is_trusted():
+    from ticketd.mail_auth_status import topmost_authserv_id
+
+    assert vouched_for(EXCHANGE_ONLINE, ["(none)"], CUSTOMER) == (True, "dkim=pass by (none)")
+    assert vouched_for(EXCHANGE_ONLINE, [OURS], CUSTOMER) == (
+        False, "topmost Authentication-Results is from '(none)', not a trusted authserv-id")
+    assert vouched_for(EXCHANGE_ONLINE, ["(none)"], "cust@example.net")[0] is False
+    assert topmost_authserv_id(f"Authentication-Results: {EXCHANGE_ONLINE}\r\nFrom: a@b\r\n\r\n".encode()) == "(none)"
+    assert topmost_authserv_id(b"From: a@b\r\n\r\nAuthentication-Results: mx; dkim=pass\r\n") == ""

@@ -44,10 +44,19 @@ def _aligned(domain: str | None, from_domain: str) -> bool:
     return domain == from_domain or from_domain.endswith("." + domain) or domain.endswith("." + from_domain)
 
 
+# How trusted_authserv_ids names a header that names no authserv-id: Microsoft 365 (Exchange Online)
+# writes `Authentication-Results: spf=pass (sender IP is …) smtp.mailfrom=…; dkim=pass …`, its results
+# first, against RFC 8601 section 2.2. Parentheses make it no host name.
+UNNAMED = "(none)"
+
+
 def authserv_id(header: str | None) -> str:
-    """The authserv-id an Authentication-Results value names (RFC 8601 section 2.2), lower case; "" if none."""
+    """The authserv-id an Authentication-Results value names (RFC 8601 section 2.2), lower case;
+    UNNAMED when it opens with a result instead, "" when it is empty."""
     first = _strip_comments(header or "").split(";", 1)[0].split()
-    return first[0].lower() if first else ""
+    if not first:
+        return ""
+    return UNNAMED if "=" in first[0] else first[0].lower()
 
 
 def authentication_passes(header: str, trusted_ids: list[str] | tuple[str, ...], from_addr: str) -> tuple[bool, str]:
@@ -58,7 +67,7 @@ def authentication_passes(header: str, trusted_ids: list[str] | tuple[str, ...],
     if authserv not in {t.lower() for t in trusted_ids}:
         return False, f"topmost Authentication-Results is from {authserv or 'nobody'!r}, not a trusted authserv-id"
     from_domain = from_addr.rsplit("@", 1)[-1].lower()
-    for resinfo in parts[1:]:
+    for resinfo in parts[1:] if authserv != UNNAMED else parts:
         tokens = resinfo.split()
         if not tokens or "=" not in tokens[0]:
             continue
