@@ -2,7 +2,8 @@
 
 PRODUCT.md threading 3 joins a mail by the subject's tag when its sender
 takes part in the ticket; threading 2 by the Message-ID of a mail we
-received. Neither is a secret: a ticket's number is counted up, a
+received (in its references, or as its own: another copy of that mail,
+ticketd.copies). Neither is a secret: a ticket's number is counted up, a
 customer's address and Message-ID are on every copy, and From is written
 by whoever sends the mail. A forger who joins a ticket that way could
 accept its proposed solution, reopen or rate it, and copy themselves in
