@@ -159,7 +159,9 @@ def test_another_copy_of_the_customers_first_mail_needs_the_proof_too(strict_des
     assert desk.ticket(tid)["status"] == "closed"
 
 
-def test_the_next_assignee_reads_the_unproven_mail_marked(strict_desk):
+def test_the_next_assignee_and_tickets_show_read_the_unproven_mail_marked(strict_desk, tmp_path):
+    from tests.cli import cli_ok
+
     desk = strict_desk
     first = desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
     tid = desk.ticket()["id"]
@@ -172,6 +174,10 @@ def test_the_next_assignee_reads_the_unproven_mail_marked(strict_desk):
     desk.flush()
     quoted = body_text(desk.last("bob@example.com"))
     assert f"<{CUSTOMER}> (customer, its From not vouched for by our mail server, kept apart)" in quoted
+    shown = [line for line in cli_ok(tmp_path / "ticketd.yaml", "tickets", "show", str(tid)).splitlines()
+             if line.startswith("--- in ")]
+    assert len(shown) == 2 and "kept apart" not in shown[0], shown
+    assert shown[1].endswith(f"{CUSTOMER} (its From not vouched for by our mail server, kept apart) [references]")
 
 
 @pytest.mark.parametrize("section", ["agent_auth", "customer_auth"])

@@ -80,6 +80,7 @@ def tickets_list(config: str | None, statuses: tuple[str, ...], open_only: bool,
 @json_option
 def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
     """One ticket with its messages and history."""
+    from ticketd.domain.conversation import NOT_SENT
     from ticketd.views import show_ticket
 
     ticket = show_ticket(open_engine(config), ticket_id)
@@ -96,8 +97,12 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
         click.echo(f"merged into [#{ticket['merged_into']}]: its conversation and mail to it are there")
     if ticket["merged_from"]:
         click.echo("merged into this one: " + ", ".join(f"[#{t}]" for t in ticket["merged_from"]))
+    # A mail kept on the ticket that changed nothing and went nowhere (a forwarded address's outsider, an
+    # unproven From, refused commands) is marked as in the agents' quotes (ticketd.domain.conversation).
+    kept_apart = {e["message"]: NOT_SENT[e["kind"]] for e in ticket["events"]
+                  if e["kind"] in NOT_SENT and e["message"] is not None}
     for m in ticket["messages"]:
-        flag = " (internal)" if m["internal"] else ""
+        flag = (" (internal)" if m["internal"] else "") + (f" ({kept_apart[m['id']]})" if m["id"] in kept_apart else "")
         click.echo(f"\n--- {m['direction']} {m['created_at']} {m['from']}{flag} [{m['matched_by'] or '-'}]")
         click.echo(m["text"])
         for a in m["attachments"]:
