@@ -64,8 +64,10 @@ def test_redis_cut_warns_once_keeps_mail_pending_says_so_in_status_and_sends_it_
 
             # Redis answers; no worker yet, so the acknowledgement's job waits in the queue.
             mail(0)
-            desk, text = eventually(lambda: (s := _status(config))[0]["queue"].get("waiting") and s, timeout=15)
-            # Its acknowledgement and its assignment, and whatever the sweep added since (a job nobody took).
+            # Its acknowledgement and its assignment, and whatever the sweep added since (a job nobody took):
+            # the two are enqueued one after the other, and status may look between them.
+            desk, text = eventually(lambda: ((s := _status(config))[0]["queue"].get("waiting") or 0) >= 2 and s,
+                                    timeout=15)
             assert desk["queue"] == {"backend": "redis", "url": url, "namespace": space, "reachable": True,
                                      "error": None, "write_error": None, "waiting": desk["queue"]["waiting"],
                                      "workers": 0, "last_beat_seconds_ago": None, "workers_without_database": []}
