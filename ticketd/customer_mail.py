@@ -114,7 +114,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     came_by = _outsider_way(mail)
     outsider = (known_as is None and came_by is not None and bool(p.author)
                 and not store.was_addressed(conn, ticket_id, p.author, except_row=row_id))
-    unproven = role is None and came_by is not None and mail.unvouched is not None and not outsider
+    # Set only for a match by a received Message-ID or a copy (ticketd.pipeline.find_thread), so came_by says how.
+    unproven = mail.unvouched is not None and not outsider
     # Someone an agent or admin took off the followers (#unfollow) does not put themselves back by
     # writing again through the customers' reply address, which every copy they had carries.
     removed = (store.taken_off(conn, ticket_id, p.author)

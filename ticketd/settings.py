@@ -45,7 +45,7 @@ DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 REDIS_NAMESPACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # A sweep or a poll loop waits this long at least: 0 would spin a core at 100%.
 MIN_LOOP_SECONDS = 0.05
-# Proof asked of mail with no authserv-id to take it from: all such mail would quietly fail it.
+# Settings._proof_has_ids_to_trust.
 NO_TRUSTED_IDS = ("{key} needs the authserv-ids of our own MTA (the first word of the Authentication-Results "
                   "it adds) in agent_auth.trusted_authserv_ids")
 
@@ -265,13 +265,6 @@ class AgentAuthSettings(_Strict):
     # Our own MTA's authserv-ids (RFC 8601): customer_auth reads them too.
     trusted_authserv_ids: list[str] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _ids_to_trust(self) -> AgentAuthSettings:
-        """Required with no id to trust, every agent's mail would quietly be refused."""
-        if self.require_authentication_results and not self.trusted_authserv_ids:
-            raise ValueError(NO_TRUSTED_IDS.format(key="agent_auth.require_authentication_results"))
-        return self
-
 
 class CustomerAuthSettings(_Strict):
     """Optional proof for customer mail that reaches a ticket only by what anyone may know (ticketd.customer_auth)."""
@@ -422,9 +415,12 @@ class Settings(_Strict):
         return f"{local}@{domain}"
 
     @model_validator(mode="after")
-    def _customer_proof_has_ids_to_trust(self) -> Settings:
-        if self.customer_auth.require_authentication_results and not self.agent_auth.trusted_authserv_ids:
-            raise ValueError(NO_TRUSTED_IDS.format(key="customer_auth.require_authentication_results"))
+    def _proof_has_ids_to_trust(self) -> Settings:
+        """Proof asked with no authserv-id to trust: every such mail would quietly fail it."""
+        if not self.agent_auth.trusted_authserv_ids:
+            for section in ("agent_auth", "customer_auth"):
+                if getattr(self, section).require_authentication_results:
+                    raise ValueError(NO_TRUSTED_IDS.format(key=f"{section}.require_authentication_results"))
         return self
 
     # The path settings the file left out, put beside it (load_settings): not a setting, how one was read.
