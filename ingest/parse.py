@@ -117,6 +117,9 @@ class ParsedMail:
     co_authors: list[str] = field(default_factory=list)   # the other From addresses
     # Display names of the To and Cc addresses (decoded and cleaned as From's), by address; unnamed ones absent.
     recipient_names: dict[str, str] = field(default_factory=dict)
+    # Every ARC-Seal and ARC-Authentication-Results, (lower-case name, value), as they come (RFC 8617):
+    # what intermediaries that changed the mail saw of its writer's proof (ticketd.domain.authority).
+    arc_headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _RawHeaders(Compat32):
@@ -813,10 +816,13 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         hints += (guess_charset(raw_8bit, hints)[0],)
 
     headers: dict[str, str] = {}
+    arc_headers: list[tuple[str, str]] = []
     for name, value in msg.raw_items():
         key = decode_8bit(str(name), hints).strip().lower()
         if key not in headers:
             headers[key] = decode_header_value(value, None, hints)
+        if key in ("arc-seal", "arc-authentication-results"):
+            arc_headers.append((key, str(value)))
 
     def addresses(name: str) -> list[tuple[str, str]]:
         return parse_addresses([str(v) for v in msg.get_all(name, [])], hints)
@@ -872,6 +878,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         author=author[1] if author else None,
         co_authors=[a for _, a in froms if author and a != author[1]],
         recipient_names=_names(tos + ccs),
+        arc_headers=arc_headers,
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.desk import all_text, body_text, build_mail, open_desk
 from ticketd.clock import utcnow
-from ticketd.domain.authority import agent_authority, authentication_passes
+from ticketd.domain.authority import agent_authority, authentication_passes, vouched_for
 from ticketd.domain.signing import address_fingerprint
 from ticketd.store.tables import participants
 from ticketd.store.tables import tickets as tickets_table
@@ -683,11 +683,11 @@ FP = address_fingerprint(ALICE)
     (dict(from_addr=ALICE, from_count=2, reply_fingerprint=FP), None),
     (dict(from_addr="mallory@example.net", from_count=1, reply_fingerprint=address_fingerprint("mallory@example.net")),
      None),
-    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP, require_authentication=True,
-          trusted_authserv_ids=["mx.example.com"]), None),
-    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP, require_authentication=True,
-          trusted_authserv_ids=["mx.example.com"],
-          authentication_results=["mx.example.com 1; dmarc=pass header.from=example.com"]), ALICE),
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP,
+          proof=vouched_for(None, ["mx.example.com"], ALICE)), None),
+    (dict(from_addr=ALICE, from_count=1, reply_fingerprint=FP,
+          proof=vouched_for("mx.example.com 1; dmarc=pass header.from=example.com", ["mx.example.com"], ALICE)),
+     ALICE),
 ])
 def test_agent_authority(kw, agent):
     verdict = agent_authority(agent_emails=[ALICE, BOB], **kw)

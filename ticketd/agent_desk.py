@@ -22,6 +22,7 @@ from ticketd.domain.absence import DESK_USAGE, DeskRefusal, DeskRequest, read_de
 from ticketd.domain.authority import agent_authority
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.rules import Agent
+from ticketd.mail_proof import agent_proof
 from ticketd.store import absences
 from ticketd.store.assignment import open_counts
 
@@ -35,12 +36,9 @@ def desk_agent(app: App, parsed: ParsedMail, addresses: list[ReplyAddress]) -> A
     desk = next((a for a in addresses if a.desk), None)
     if desk is None:
         return None
-    auth = app.settings.agent_auth
-    topmost = parsed.headers.get("authentication-results")
     verdict = agent_authority(
         from_addr=parsed.from_addr, from_count=parsed.from_count, reply_fingerprint=desk.agent_fingerprint,
-        agent_emails=[a.email for a in app.rules.agents], authentication_results=[topmost] if topmost else [],
-        require_authentication=auth.require_authentication_results, trusted_authserv_ids=auth.trusted_authserv_ids)
+        agent_emails=[a.email for a in app.rules.agents], proof=agent_proof(app.settings, parsed))
     return app.rules.agent(verdict.agent) if verdict.agent else None
 
 

@@ -50,6 +50,7 @@ from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.private_addresses import is_contact_card, withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
+from ticketd.mail_proof import agent_proof
 from ticketd.store import tickets as store
 from ticketd.store.absences import absent_agents
 from ticketd.store.assignment import open_counts
@@ -75,16 +76,8 @@ def agent_verdict(app: App, mail: IncomingMail, ticket_id: int) -> Verdict:
     p = mail.parsed
     reply = mail.reply_address
     fingerprint = reply.agent_fingerprint if reply is not None and reply.ticket_id == ticket_id else None
-    auth = app.settings.agent_auth
-    # Only the topmost Authentication-Results counts: ours is added last, on top.
-    topmost = p.headers.get("authentication-results")
-    return agent_authority(
-        from_addr=p.from_addr, from_count=p.from_count, reply_fingerprint=fingerprint,
-        agent_emails=[a.email for a in app.rules.agents],
-        authentication_results=[topmost] if topmost else [],
-        require_authentication=auth.require_authentication_results,
-        trusted_authserv_ids=auth.trusted_authserv_ids,
-    )
+    return agent_authority(from_addr=p.from_addr, from_count=p.from_count, reply_fingerprint=fingerprint,
+                           agent_emails=[a.email for a in app.rules.agents], proof=agent_proof(app.settings, p))
 
 
 def _files_to_send(mail: IncomingMail) -> list[dict]:

@@ -9,8 +9,8 @@ by whoever sends the mail. A forger who joins a ticket that way could
 accept its proposed solution, reopen or rate it, and copy themselves in
 Cc onto every public reply. With `customer_auth.require_authentication_results`
 such a mail counts as its From's only when our MTA vouches for that From
-(DKIM or DMARC pass in its topmost Authentication-Results, RFC 8601;
-ticketd.domain.authority); the signed reply address and our signed
+(DKIM or DMARC pass in its topmost Authentication-Results, RFC 8601, or
+in the report of a trusted ARC sealer it checked; ticketd.mail_proof); the signed reply address and our signed
 Message-IDs need no such proof, since only a reader of our mail has them.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ticketd.domain.authority import vouched_for
+from ticketd.mail_proof import mta_proof
 
 if TYPE_CHECKING:
     from ingest.parse import ParsedMail
@@ -29,6 +29,5 @@ def unvouched(settings: Settings, parsed: ParsedMail) -> str | None:
     """Why From is not proven, when customer_auth asks for proof and our MTA gives none; else None."""
     if not settings.customer_auth.require_authentication_results:
         return None
-    passed, why = vouched_for(parsed.headers.get("authentication-results"),
-                              settings.agent_auth.trusted_authserv_ids, parsed.author or "")
+    passed, why = mta_proof(settings, parsed, parsed.author or "")
     return None if passed else why

@@ -264,6 +264,10 @@ class AgentAuthSettings(_Strict):
     require_authentication_results: bool = False
     # Our own MTA's authserv-ids (RFC 8601): customer_auth reads them too.
     trusted_authserv_ids: list[str] = Field(default_factory=list)
+    # ARC sealers (RFC 8617; the d= of their ARC-Seal) whose report of the writer's DKIM or DMARC pass counts
+    # when our MTA's header says the ARC chain passed: a Google Group or mailing list at the support address
+    # breaks the writer's own signature on the way (ticketd.domain.own_list).
+    trusted_arc_sealers: list[str] = Field(default_factory=list)
 
 
 class CustomerAuthSettings(_Strict):
