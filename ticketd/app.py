@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ticketd.backlog import Backlog
 from ticketd.domain.rules import RuleSet
 from ticketd.domain.signing import Signer
 from ticketd.rules_file import load_rules
@@ -36,6 +37,8 @@ class App:
     enqueue: Callable[[str, tuple], bool | None] = lambda name, args: None
     # Woken when a raw mail is committed, so processing starts at once.
     mail_arrived: threading.Event = field(default_factory=threading.Event)
+    # Whether processing has a backlog; `ticketd run`'s own jobs and sweeps give way to it (ticketd.backlog).
+    backlog: Backlog = field(default_factory=Backlog)
     # Runs the sweep (outbox, unassigned tickets, timers) now instead of at
     # its next turn; the Sweeper sets it (workers/runtime.py).
     sweep_now: Callable[[], None] = lambda: None

@@ -72,8 +72,11 @@ class Processor:
             self.app.mail_arrived.wait(self.app.settings.sweep_seconds)
             self.app.mail_arrived.clear()
             try:
-                while drain(self.app) and not self._stop.is_set():
-                    pass
+                try:
+                    while drain(self.app) and not self._stop.is_set():
+                        pass
+                finally:
+                    self.app.backlog.ended()   # nothing left, or processing fails: nobody waits for it
                 _failures.worked()
                 if (waited := self._deferred.worked()) is not None:
                     log.info("mail is made into tickets again, after waiting %.0f s", waited)

@@ -407,6 +407,7 @@ def drain(app: App, limit: int = 500) -> int:
     in another process while this one is written.
     """
     ids = inbox.pending_ids(app.engine, limit)
+    app.backlog.pending(len(ids))   # `ticketd run`'s own jobs and sweeps give way to a burst (ticketd.backlog)
     batches = [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
     preparer = app.preparer or InlinePreparer(app.settings, app.signer)
     taken = 0

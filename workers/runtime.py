@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -16,6 +17,7 @@ from dramatiq.errors import BrokerConnectionError
 from dramatiq.worker import CONSUMER_RESTART_DELAY
 
 from ticketd.app import App
+from ticketd.backlog import HOLD_SECONDS, Backlog
 from workers.actors import QUEUE, declare_actors
 from workers.broker_health import ConsumerHealth, EnqueueHealth, WorkerHeartbeat, describe
 from workers.database_health import DatabaseHealth
@@ -184,6 +186,17 @@ def bind(app: App, broker: dramatiq.Broker) -> dict[str, dramatiq.Actor]:
     return actors
 
 
+class GiveWayToBacklog(dramatiq.Middleware):
+    """A job of `ticketd run`'s own workers waits while processing has a backlog, until it is HOLD_SECONDS
+    old (ticketd.backlog)."""
+
+    def __init__(self, backlog: Backlog, hold_seconds: float = HOLD_SECONDS) -> None:
+        self.backlog, self.hold_seconds = backlog, hold_seconds
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message) -> None:
+        self.backlog.give_way(self.hold_seconds - (time.time() - message.message_timestamp / 1000))
+
+
 class WorkerPool:
     """dramatiq worker threads inside this process."""
 
@@ -228,6 +241,8 @@ class Sweeper:
             if self._stop.is_set():
                 return
             asked, self._asked = self._asked, False
+            if not asked:
+                self.app.backlog.give_way(HOLD_SECONDS)
             try:
                 sweep_once(self.app, asked=asked)
             except Exception:
@@ -252,5 +267,6 @@ def worker_components(app: App, *, in_process: bool) -> list:
     bind(app, broker)
     components: list = [Sweeper(app)]
     if in_process:
+        broker.add_middleware(GiveWayToBacklog(app.backlog))
         components.insert(0, WorkerPool(broker, IN_PROCESS_THREADS))
     return components
