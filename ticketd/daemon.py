@@ -100,6 +100,8 @@ class Processor:
             log.warning("raw mail %s and the mail after it wait for the next start: %s", exc.raw_id, exc)
         except Exception:
             log.exception("the last processing pass failed; the mail waits for the next start")
+        finally:
+            self.app.backlog.ended()   # the workers stop next: none of their jobs waits for mail left to the next start
 
     def stop(self) -> None:
         self._stop.set()

@@ -7,6 +7,9 @@ the topmost Authentication-Results header (RFC 8601), which our own MTA
 adds, must come from a trusted authserv-id and show DKIM or DMARC passing
 for From's domain. A header lower down claiming a trusted authserv-id was
 written by someone on the way, not by us, and is ignored (RFC 8601 section 5).
+Where that header says the mail's ARC chain passed (RFC 8617), what a sealer
+the admin trusts reported on receipt may vouch instead (a Google Group at the
+support address breaks the writer's own signature).
 The same proof may be asked of a customer's mail that reaches a ticket
 only by what anyone may know (ticketd.customer_auth).
 """
