@@ -243,3 +243,28 @@ def test_a_header_that_names_no_authserv_id_counts_only_where_none_is_trusted():
     assert vouched_for(EXCHANGE_ONLINE, ["(none)"], "cust@example.net")[0] is False
     assert topmost_authserv_id(f"Authentication-Results: {EXCHANGE_ONLINE}\r\nFrom: a@b\r\n\r\n".encode()) == "(none)"
     assert topmost_authserv_id(b"From: a@b\r\n\r\nAuthentication-Results: mx; dkim=pass\r\n") == ""
+
+
+def test_a_forged_header_nested_deep_is_read_in_one_pass(strict_desk):
+    """Where our MTA writes no Authentication-Results, the sender's is on top: 150 000 nested comments in
+    it took minutes of the back office's one processing thread (each pass removed only the innermost)."""
+    import time
+
+    desk = strict_desk
+    tid = _proposed(desk)
+    nested = "(" * 150_000 + "x" + ")" * 150_000
+    started = time.perf_counter()
+    desk.send(_forged_acceptance(tid, Authentication_Results=f"{OURS} {nested}; dkim=fail header.d=example.org"))
+    assert time.perf_counter() - started < 20
+    assert desk.ticket()["id"] != tid and desk.ticket(tid)["status"] == "solution_proposed"
+    assert "shows no DKIM or DMARC pass" in desk.events(tid, "unvouched_tag")[0]["reason"]
+
+
+@pytest.mark.parametrize("header, passes", [
+    (f"{OURS} (our MTA (the one on top)); dkim=pass header.d=example.org", True),
+    (f"{OURS}; dkim=fail (a quoted \\) does not close it; dkim=pass header.d=example.org)", False),
+    (f"{OURS}; dkim=pass header.d=example.org (a comment never closed", True),
+    (f"{OURS}; (dkim=pass header.d=example.org", False),
+])
+def test_comments_are_read_as_rfc_5322_writes_them(header, passes):
+    assert vouched_for(header, [OURS], CUSTOMER)[0] is passes
