@@ -120,6 +120,8 @@ class ParsedMail:
     # Every ARC-Seal and ARC-Authentication-Results, (lower-case name, value), as they come (RFC 8617):
     # what intermediaries that changed the mail saw of its writer's proof (ticketd.domain.authority).
     arc_headers: list[tuple[str, str]] = field(default_factory=list)
+    # The text's start was made from HTML: the mail had no text/plain part there, or a blank one.
+    text_from_html: bool = False
 
 
 class _RawHeaders(Compat32):
@@ -630,8 +632,9 @@ def _message_from_bytes(raw: bytes) -> email.message.Message:
         raise MailTooComplex("MIME nesting too deep to parse") from exc
 
 
-def _body_text(walked: _Body, hints: tuple[str, ...]) -> tuple[str, str | None]:
-    """The body as text (each alternative once, plain preferred) and the HTML as sent."""
+def _body_text(walked: _Body, hints: tuple[str, ...]) -> tuple[str, str | None, bool]:
+    """The body as text (each alternative once, plain preferred), the HTML as sent, and whether the text's
+    start was made from HTML."""
     groups: dict[int, dict[str, list[str]]] = {}
     html_parts: list[str] = []
     for group, kind, part in walked.segments:
@@ -640,14 +643,17 @@ def _body_text(walked: _Body, hints: tuple[str, ...]) -> tuple[str, str | None]:
         if kind == "html":
             html_parts.append(text)
     texts = []
+    from_html = None
     for chunks in groups.values():
         if "".join(chunks["plain"]).strip() or not chunks["html"]:
             texts.append("\n".join(chunks["plain"]))
         else:
             texts.append(html_to_text("\n".join(chunks["html"])))
+        if from_html is None and texts[-1].strip():
+            from_html = not "".join(chunks["plain"]).strip()
     # NUL cannot be stored in a PostgreSQL text column and means nothing in mail text.
     text = "\n".join(t.strip("\n") for t in texts if t.strip()).replace("\x00", "")
-    return text, ("\n".join(html_parts).replace("\x00", "") if html_parts else None)
+    return text, ("\n".join(html_parts).replace("\x00", "") if html_parts else None), bool(from_html)
 
 
 def _attachment(part: email.message.Message, hints: tuple[str, ...], linesep: str, generic: dict[str, int],
@@ -768,18 +774,19 @@ class _Unpacker:
         self.defects.append("TnefError")
 
 
-def _tnef_body(found: list[TnefContents], html: str | None) -> tuple[str, str | None]:
-    """Text (and the HTML, if the mail had none) from the first winmail.dat with a plain or HTML body.
+def _tnef_body(found: list[TnefContents], html: str | None) -> tuple[str, str | None, bool]:
+    """Text (and the HTML, if the mail had none) from the first winmail.dat with a plain or HTML body, and
+    whether the text was made from that HTML.
 
     An RTF-only body stays inside the winmail.dat: reading RTF needs an RTF
     parser, and a wrong reading would be worse than the empty text.
     """
     for contents in found:
         if contents.body:
-            return contents.body.strip("\n"), html or contents.html
+            return contents.body.strip("\n"), html or contents.html, False
         if contents.html:
-            return html_to_text(contents.html).strip("\n"), html or contents.html
-    return "", html
+            return html_to_text(contents.html).strip("\n"), html or contents.html, True
+    return "", html, False
 
 
 def _opened(msg: email.message.Message) -> email.message.Message:
@@ -845,12 +852,12 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
     linesep = "\r\n" if first_line.endswith(b"\r") else "\n"  # for attached mails, as they came
     message_id = (msgids(headers.get("message-id", "")) or [None])[0]
     walked = _Walker().body(msg, top=True)
-    text, html = _body_text(walked, hints)
+    text, html, from_html = _body_text(walked, hints)
     unpacker = _Unpacker(hints, linesep, limits, message_id)
     attachments = unpacker.attachments(walked.attachments)
     if not text.strip():
         # Outlook may put the whole body into the winmail.dat and send no text part.
-        text, html = _tnef_body(unpacker.tnef_bodies, html)
+        text, html, from_html = _tnef_body(unpacker.tnef_bodies, html)
     text, inline_files = _inline_files(text)
     attachments += inline_files
     if not text.strip() and attachments and smime.is_encrypted(msg, attachments[0].data):
@@ -879,6 +886,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         co_authors=[a for _, a in froms if author and a != author[1]],
         recipient_names=_names(tos + ccs),
         arc_headers=arc_headers,
+        text_from_html=from_html,
     )
 
 

@@ -23,7 +23,6 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ingest.html_text import html_to_text
 from ingest.match import desk_address
 from ingest.quotes import is_closing
 from outbound.outbox import renderer_for
@@ -103,8 +102,9 @@ def _as_note_if_asked(mail: IncomingMail, ticket_id: int, reply: AgentReply, wit
 def _html_only(mail: IncomingMail) -> bool:
     # Without a text/plain part the text was made from HTML, where hidden
     # elements look like visible lines: commands are read from plain text only.
-    p = mail.parsed
-    return p.html is not None and p.text.strip() == html_to_text(p.html).strip()
+    # Asked of the parse, not of the text: most clients make their plain part
+    # from the HTML, and a plain "#close" equal to the HTML's text was refused.
+    return mail.parsed.text_from_html
 
 
 def _withheld(app: App, text: str | None) -> str | None:
