@@ -191,13 +191,13 @@ def _accepts(answer: str, accept_words) -> bool:
     line = _normalise(answer)
     if not line:
         return False
+    # The rest of the line as written (a name after thanks keeps its capital: "Yes, thanks Anna").
+    written = _plain(answer).replace("\u2019", "'")
+    if "?" in written or _displeased(written):
+        return False   # a question ("ok?", "works?") or a frown ("ok 👎", "Ok :(") accepts nothing
     words = {_normalise(w) for w in accept_words}
     if line in words:
         return True
-    # The rest of the line as written (a name after thanks keeps its capital: "Yes, thanks Anna").
-    written = _plain(answer).replace("\u2019", "'")
-    if "?" in written:
-        return False   # a question ("works?", "ok, thanks?") accepts nothing
     written = written.strip(_EDGE_PUNCT)
     for word in sorted(words, key=len, reverse=True):
         rest = written[len(word):]
@@ -205,6 +205,18 @@ def _accepts(answer: str, accept_words) -> bool:
             return True
     pieces = _pieces(written)
     return all(map(_courteous, pieces)) and any(_normalise(p) in _folded(_CONFIRMATIONS) for p in pieces)
+
+
+# A thumbs down (the dislike of our own reactions), a frowning, crying or angry face, and their ASCII forms.
+_DISPLEASURE = frozenset("\U0001f44e\u2639\U0001f641\U0001f61e\U0001f61f\U0001f620\U0001f621\U0001f622"
+                         "\U0001f62d\U0001f615\U0001f612\U0001f614\U0001f92c")
+_FROWN = re.compile(r"(?<![\w/]):'?-?[(/\\](?![\w/])")
+
+
+def _displeased(written: str) -> bool:
+    """The answer line carries a frown ("ok 👎", "Yes :("): it takes back the word it stands beside, which
+    `_normalise` would read without it, as it reads "ok 👍"."""
+    return any(c in _DISPLEASURE for c in written) or _FROWN.search(written) is not None
 
 
 # What may follow an answer: a few lines of thanks and a signature. More is something to read.
@@ -377,7 +389,7 @@ def _without_trailing_thanks(text: str) -> str:
             text = cut
             continue
         words = text.rstrip(" \t,;.!").split()
-        named = next((n for n in (1, 2) if len(words) > n and _name_like(words[-n:])
+        named = next((n for n in (1, 2) if len(words) > n and _a_name(words[-n:])
                       and _TRAILING_THANKS.search(" ".join(words[:-n]).rstrip(","))), None)
         if named is None:
             return text
@@ -446,6 +458,16 @@ def _name_like(words: list[str]) -> bool:
     return all(_NAME_WORD.match(w) and w[0].isupper() for w in words)
 
 
+def _a_name(words: list[str]) -> bool:
+    """Words that may be the name one signs with or thanks: name-like, and none a word no name holds
+    ("Thanks Still Broken" names no one)."""
+    return _name_like(words) and not _NEVER_NAMES & _folded_words(" ".join(words))
+
+
+def _folded_words(line: str) -> set[str]:
+    return {w.strip(_EDGE_PUNCT).casefold() for w in line.split()}
+
+
 def _courtesy(line: str, phrases: tuple[str, ...], addressees: frozenset[str] = frozenset()) -> bool:
     """`line` is one of `phrases`, then at most three words of a name or an addressee ("Hi team", "Thanks, Anna!")."""
     words = line.split()
@@ -497,7 +519,7 @@ def _closing(lines: list[str]) -> bool:
     if not lines:
         return True
     if not _courteous_line(lines[0]):   # a sign-off, or thanks and praise ("Great, thanks!", "Great service!")
-        return len(lines) == 1 and len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _name_like(lines[0].split())
+        return len(lines) == 1 and len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _a_name(lines[0].split())
     return _signed([line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)])
 
 
@@ -533,6 +555,10 @@ _NOT_SIGNING = _CONTRAST | frozenset({
     "problème", "erreur", "problema", "ошибка", "проблема",
     "jam", "jams", "jammed", "stuck", "freeze", "freezes", "frozen", "hangs", "crashed", "missing", "lost",
     "slow", "blocked", "locked", "denied", "unable", "impossible", "weiterhin", "sigue", "снова"})
+# Of those, the words that are names as well: the name that signs may be one ("Thanks,\nNada"). No other: a
+# name line of "Still Broken" or "Refund" under the numbers kept the ticket closed, and no one read it.
+_ALSO_NAMES = frozenset({"nada", "ma"})
+_NEVER_NAMES = _NOT_SIGNING - _ALSO_NAMES
 
 
 def _signed(lines: list[str]) -> bool:
@@ -548,7 +574,7 @@ def _signed(lines: list[str]) -> bool:
     """
     if not lines:
         return True
-    if any(_NOT_SIGNING & {w.strip(_EDGE_PUNCT).casefold() for w in line.split()} for line in lines[1:]):
+    if _NEVER_NAMES & _folded_words(lines[0]) or any(_NOT_SIGNING & _folded_words(line) for line in lines[1:]):
         return False
     if len(lines) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in lines):
         return True
