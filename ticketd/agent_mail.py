@@ -64,7 +64,7 @@ from ticketd.ticket_changes import (
     set_status,
     store_message,
 )
-from ticketd.timers import answer_respond_clock, on_status_change
+from ticketd.timers import answer_respond_clock, restart_wait
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -446,11 +446,9 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         status_changed = set_status(conn, app, ticket, plan.status, now, actor=actor, kind=kind,
                                     reason=f"{why}; {ref}", row_id=row_id, **fields)
 
-    if public and not status_changed and ticket["status"] == Status.WAITING_CUSTOMER.value:
-        # PRODUCT.md: waiting_customer warns, then closes, when the customer is
-        # silent. An agent who writes to them again asks anew, so the silence
-        # counts from this reply, not from the first question.
-        on_status_change(conn, app, ticket_id, ticket["status"], now)
+    if public and not status_changed:
+        # An agent who writes to a waiting customer again asks anew: the silence counts from this reply.
+        restart_wait(conn, app, ticket_id, ticket["status"], now)
 
     assignee_before = ticket["assignee"]
     if plan.assign_to is not None:

@@ -135,7 +135,8 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
                    reason="closed by route " + ", ".join(repr(r) for r in route.routes)
                    + ": no acknowledgement, no agent", row_id=row_id)
         return Decision(ticket_id)
-    on_ticket_opened(conn, app, ticket_id, now)   # issue 5: timers of `new`
+    # issue 5: timers of `new`; an auto-generated mail is stored as such (customer_waits) and waits for no answer
+    on_ticket_opened(conn, app, ticket_id, now, awaits_answer=mail.robot_reason is None)
 
     decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
     # `then: {assignee: ...}`; otherwise the rule worker picks from the group. PRODUCT.md: away agents

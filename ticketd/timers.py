@@ -16,8 +16,8 @@ from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.assignment import conversation_of, departed, give, group_lost, pick, unassign, wait
 from ticketd.clock import iso, utcnow
-from ticketd.domain.assignment import available
 from ticketd.domain import timers as plan_of
+from ticketd.domain.assignment import available
 from ticketd.domain.conversation import Shown
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.statuses import Status
@@ -58,9 +58,28 @@ def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, no
          respond=respond)
 
 
-def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime) -> None:
-    """Arm the timers of `new` on a ticket just created: nothing to cancel, nothing postponed."""
-    _arm(conn, app, ticket_id, Status.NEW.value, now)
+def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime, *, awaits_answer: bool = True) -> None:
+    """Arm the timers of `new` on a ticket just created: nothing to cancel, nothing postponed.
+
+    No respond clock when its mail `awaits_answer` not: an auto-generated
+    mail (PRODUCT.md "Loops and robots") waits for no answer, and with no
+    wait to count who missed it, `on_breach: reassign` handed the ticket
+    round the group for ever (docs/rules.md respond_within).
+    """
+    _arm(conn, app, ticket_id, Status.NEW.value, now, respond=awaits_answer)
+
+
+def restart_wait(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
+    """An agent's public reply on a ticket that waits for the customer: its warn / close count from this reply.
+
+    PRODUCT.md: waiting_customer warns, then closes, when the customer is
+    silent; docs/rules.md: solution_proposed does it "as waiting_customer
+    does". An agent who writes to them again (another question, a revised
+    proposal) asks anew: silence about the earlier words is no silence
+    about these, and the close would name an answer they never owed.
+    """
+    if status in plan_of.WAITING_STATUSES:
+        on_status_change(conn, app, ticket_id, status, now)
 
 
 def _arm(conn: Connection, app: App, ticket_id: int, status: str, now: datetime, *,
