@@ -20,12 +20,14 @@ UID that folder gave next on, all mail is taken. The first look is saved
 at once, as the cursor with the unseen UIDs below it still owed, so a
 restart goes on with it: mail a person reads meanwhile, or that arrives
 read, is taken all the same. Mail over max_message_bytes stays owed too,
-on the server, and is taken once the limit allows.
+on the server, and is taken once the limit allows; so does a message the
+server fails to hand out (FETCH_ATTEMPTS), so that it holds up no other.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -69,6 +71,14 @@ DATABASE_RETRY_SECONDS = 2.0
 FETCH_BATCH = 10
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
 TIMEOUTS = SocketTimeout(connect=10, read=60)
+# A message the server fails to hand out (a FETCH answered NO, or the session
+# ended with BYE, as Dovecot does when it cannot read the message's file):
+# after a failed FETCH its messages are fetched one at a time, and one that
+# fails alone this many times is set aside, left on the server and owed, so
+# that it does not hold up every mail after it; it is asked for again this
+# much later, and at each start.
+FETCH_ATTEMPTS = 3
+SET_ASIDE_SECONDS = 3600.0
 # A poller that works says so in imap_health (for `ticketd status`) at most
 # this often; a failure, and the first good poll after one, at once.
 HEALTH_NOTE_SECONDS = 60.0
@@ -87,12 +97,17 @@ class Poller:
         self._last_uid = 0
         self._owed: list[int] = []      # UIDs up to _last_uid still to take (store.imap_cursor)
         self._warned: set[int] = set()  # oversized UIDs this poller has logged
+        self._suspects: set[int] = set()      # UIDs of a FETCH that failed: fetched alone until one works
+        self._fetch_failures: dict[int, int] = {}   # UID -> failed FETCHes of it alone
+        self._aside: dict[int, float] = {}    # UID -> monotonic time until which it is not asked for
         self._oversized: dict[int, int] = {}   # UID -> size of the mail over max_message_bytes seen this round
         # What status shows of that mail, as the last whole round found it (count, largest), and as written.
         self._oversized_found: tuple[int, int | None] = (0, None)
         self._oversized_noted: tuple[int, int | None] | None = None
         self._ok_noted_at: float | None = None   # monotonic time of the last good poll written; None: failing
         self._database = Outage()   # the database out of reach: not the mailbox's failure (`_synced`)
+        self._failing_with: str | None = None    # the mailbox's failure last said in the log (`_say_failure`)
+        self._failing_since: float | None = None   # monotonic time that failure began; None: working
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
     def start(self) -> None:
@@ -125,6 +140,7 @@ class Poller:
                         self._stop.wait(DATABASE_RETRY_SECONDS)
                         continue
                     self._delay = BACKOFF_FIRST_SECONDS
+                    self._say_working()
                     self._note_ok()
                     self._wait_for_mail(client)
                 continue
@@ -144,9 +160,34 @@ class Poller:
             if problem is None:   # the database's outage (opening the folder reads the cursor)
                 self._stop.wait(DATABASE_RETRY_SECONDS)
                 continue
-            log.warning("imap %s: %s; reconnecting in %.0fs", self.box.key, problem, self._delay)
+            self._say_failure(problem)
             self._note_failure(problem)
             self._back_off()
+
+    def _say_failure(self, problem: str) -> None:
+        """A failure of the mailbox in the log when it begins or changes; the same again only at debug level.
+
+        The poller retries for as long as it fails (a changed password, a
+        server down for the night), and a warning at every retry buried the
+        log; `ticketd status` counts the attempts.
+        """
+        if self._failing_with is not None and _same_failure(problem, self._failing_with):
+            log.debug("imap %s: %s; reconnecting in %.0fs", self.box.key, problem, self._delay)
+            return
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+        self._failing_with = problem
+        log.warning("imap %s: %s; reconnecting in %.0fs, then less often, up to every %.0fs; said again only if "
+                    "the failure changes, and once the mailbox works again", self.box.key, problem, self._delay,
+                    BACKOFF_MAX_SECONDS)
+
+    def _say_working(self) -> None:
+        """A whole round went through: the end of a failure `_say_failure` told of."""
+        if self._failing_since is None:
+            return
+        log.info("imap %s: works again after %.0f s of failures", self.box.key,
+                 time.monotonic() - self._failing_since)
+        self._failing_with = self._failing_since = None
 
     def _synced(self, client: IMAPClient) -> bool:
         """One round (`_sync`); False when the database was out of reach."""
@@ -222,6 +263,9 @@ class Poller:
     def _open_folder(self, client: IMAPClient) -> None:
         info = client.select_folder(self.box.folder)
         uidvalidity = int(info[b"UIDVALIDITY"])
+        if uidvalidity != self._uidvalidity:
+            # RFC 3501 section 2.3.1.1: under a new UIDVALIDITY the UIDs name other messages.
+            self._suspects, self._fetch_failures, self._aside = set(), {}, {}
         self._uidvalidity = uidvalidity
         self._oversized = {}   # the next round, which takes what is owed again, finds them all
         cursor = load_cursor(self.app.engine, self.box.key)
@@ -275,20 +319,73 @@ class Poller:
         self._oversized_found = (len(self._oversized), max(self._oversized.values(), default=None))
 
     def _take(self, client: IMAPClient, listed: list[int]) -> list[int]:
-        """Store the messages `listed` (at most FETCH_BATCH), then flag or move them; those too big to take."""
-        fetched = client.fetch(listed, [b"RFC822.SIZE", b"FLAGS"])
-        sizes = {uid: data.get(b"RFC822.SIZE", 0) for uid, data in fetched.items()}
-        seen = {uid for uid, data in fetched.items() if SEEN in data.get(b"FLAGS", ())}
-        for batch in fetch_batches(listed, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
-            stored = self._store_batch(client, batch, seen)
-            self._mark_done(client, stored)
+        """Store the messages `listed` (at most FETCH_BATCH), then flag or move them; those left owed.
+
+        Left owed: those too big to take, and those set aside because the
+        server failed to hand them out (`_fetch`).
+        """
+        now = time.monotonic()
+        aside = [uid for uid in listed if self._aside.get(uid, 0.0) > now]
+        wanted = [uid for uid in listed if uid not in aside]
+        sizes: dict[int, int] = {}
+        seen: set[int] = set()
+        for group in self._alone_if_suspect(wanted):
+            fetched = self._fetch(client, group, [b"RFC822.SIZE", b"FLAGS"])
+            sizes.update((uid, data.get(b"RFC822.SIZE", 0)) for uid, data in fetched.items())
+            seen.update(uid for uid, data in fetched.items() if SEEN in data.get(b"FLAGS", ()))
+        for batch in fetch_batches(wanted, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
+            for group in self._alone_if_suspect(batch):
+                stored = self._store_batch(client, group, seen)
+                self._mark_done(client, stored)
         # A UID the FETCH did not answer for was expunged meanwhile: nothing is owed for it.
-        too_big = [uid for uid in listed if sizes.get(uid, 0) > self.box.max_message_bytes]
+        too_big = [uid for uid in wanted if sizes.get(uid, 0) > self.box.max_message_bytes]
         self._warn_oversized(too_big, sizes)
-        for uid in listed:   # taken, expunged, or still too big
+        for uid in wanted:   # taken, expunged, or still too big
             self._oversized.pop(uid, None)
         self._oversized.update((uid, sizes[uid]) for uid in too_big)
-        return too_big
+        return sorted(too_big + aside)
+
+    def _alone_if_suspect(self, uids: list[int]) -> list[list[int]]:
+        """`uids` in order, as one FETCH for those no FETCH failed on and one for each of the others."""
+        groups: list[list[int]] = []
+        for uid in uids:
+            if uid in self._suspects or not groups or groups[-1][-1] in self._suspects:
+                groups.append([uid])
+            else:
+                groups[-1].append(uid)
+        return groups
+
+    def _fetch(self, client: IMAPClient, uids: list[int], items: list[bytes]) -> dict:
+        """UID FETCH `items`; on failure the UIDs are fetched alone from now on, and one that fails alone
+        FETCH_ATTEMPTS times is set aside. The failure still ends the round: the session may be gone."""
+        try:
+            return client.fetch(uids, items)
+        except Exception as exc:
+            self._suspects.update(uids)
+            if len(uids) == 1 and _server_failed(exc):
+                self._fetch_failed(uids[0], exc)
+            raise
+
+    def _fetch_failed(self, uid: int, error: Exception) -> None:
+        failures = self._fetch_failures[uid] = self._fetch_failures.get(uid, 0) + 1
+        if failures < FETCH_ATTEMPTS:
+            return
+        first = uid not in self._aside
+        self._aside[uid] = time.monotonic() + SET_ASIDE_SECONDS
+        # Like mail over max_message_bytes: nobody can be told by mail, so it
+        # stays as it is on the server for a person to look at, and is owed.
+        (log.warning if first else log.debug)(
+            "imap %s: uid %s cannot be fetched: the server failed %s times to hand it out (last: %s); it stays "
+            "as it is in %s, the mail after it is taken, and it is asked for again in %.0f minutes and at the "
+            "next start", self.box.key, uid, failures, failure_text(error), self.box.folder,
+            SET_ASIDE_SECONDS / 60)
+
+    def _fetched(self, uids: list[int]) -> None:
+        """The server handed out these messages: no longer suspects."""
+        for uid in uids:
+            self._suspects.discard(uid)
+            self._fetch_failures.pop(uid, None)
+            self._aside.pop(uid, None)
 
     def _warn_oversized(self, uids: list[int], sizes: dict[int, int]) -> None:
         for uid in uids:
@@ -303,7 +400,8 @@ class Poller:
                         sizes[uid], self.box.max_message_bytes, self.box.folder)
 
     def _store_batch(self, client: IMAPClient, batch: list[int], seen: set[int]) -> list[int]:
-        fetched = client.fetch(batch, [b"BODY.PEEK[]"])
+        fetched = self._fetch(client, batch, [b"BODY.PEEK[]"])
+        self._fetched(batch)
         stored: list[int] = []
         try:
             for uid in batch:
@@ -403,6 +501,20 @@ def failure_text(exc: Exception) -> str:
             said = said[2:-1]
         return f"login refused (LoginError): {said}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def _server_failed(error: Exception) -> bool:
+    """Whether the server answered the FETCH with a failure (NO, BAD, or BYE with its reason), rather than the
+    connection breaking (a reset, a timeout, EOF): only the former says anything about the message, and a
+    flaky link must not set a big mail aside for an hour."""
+    if isinstance(error, OSError):
+        return False
+    return "socket error" not in str(error)   # imaplib's abort for a connection that ended: "socket error: EOF"
+
+
+def _same_failure(one: str, other: str) -> bool:
+    """Whether two failure texts tell the same failure: numbers aside (Dovecot stamps some errors with the time)."""
+    return re.sub(r"\d+", "#", one) == re.sub(r"\d+", "#", other)
 
 
 def fetch_batches(uids: list[int], sizes: dict[int, int], max_message: int, max_batch: int) -> list[list[int]]:
