@@ -85,7 +85,8 @@ def test_merge_moves_the_conversation_and_closes_the_source_without_mail(desk):
 
     assert done == {"source": source, "into": target, "moved": {
         "messages": 1, "attachments": 1, "reactions": 1, "ratings": 1, "participants": 2,
-        "participants_already_there": 1, "tags": 1, "timers_cancelled": 1}, "assignee": None}
+        "participants_already_there": 1, "tags": 1, "timers_cancelled": 1}, "assignee": None,
+        "reopened_from": None}
     assert desk.messages(source) == []
     moved = desk.messages(target)
     assert [m["id"] for m in moved][-1] == source_message["id"] and len(moved) == 2
@@ -159,7 +160,7 @@ def test_merging_into_a_closed_ticket_keeps_it_closed_and_a_reply_reopens_only_t
     source = _open(desk, CUSTOMER, "The printer again")
     ack = desk.last(CUSTOMER)
 
-    merge(desk.app.engine, source, target)
+    merge(desk.app, source, target)
     assert (desk.ticket(target)["status"], desk.ticket(target)["closed_at"]) == ("closed", closed_at)
 
     desk.reply_to(ack, CUSTOMER, "It is burning again.\n")
@@ -175,7 +176,7 @@ def test_reply_address_references_and_tag_of_the_source_land_on_the_target(desk)
     source = _open(desk, COLLEAGUE, "Printer is smoking")
     ack = desk.last(COLLEAGUE)
     assert f"[#{source}]" in str(ack["Subject"])
-    merge(desk.app.engine, source, target)
+    merge(desk.app, source, target)
 
     by_address = desk.reply_to(ack, COLLEAGUE, "By the reply address.\n")
     by_references = desk.send(build_mail(COLLEAGUE, "By References.\n", subject="Re: the printer",
@@ -197,7 +198,7 @@ def test_a_bounce_of_the_sources_mail_marks_the_address_on_the_target(desk):
     target = _open(desk, CUSTOMER, "Printer on fire")
     source = _open(desk, COLLEAGUE, "Printer is smoking")
     ack = desk.last(COLLEAGUE)
-    merge(desk.app.engine, source, target)
+    merge(desk.app, source, target)
     with smtplib.SMTP("127.0.0.1", desk.receiver.port, timeout=10) as client:
         client.sendmail("", ["support@example.com"], delivery_report(str(ack["Message-ID"]).strip("<>"), COLLEAGUE))
     assert drain(desk.app) == 1
@@ -210,7 +211,7 @@ def test_a_bounce_of_the_sources_mail_marks_the_address_on_the_target(desk):
 def test_a_stranger_with_the_source_tag_still_gets_a_new_ticket(desk):
     target = _open(desk, CUSTOMER, "Printer on fire")
     source = _open(desk, COLLEAGUE, "Printer is smoking")
-    merge(desk.app.engine, source, target)
+    merge(desk.app, source, target)
     stranger = "mallory@example.net"
     desk.send(build_mail(stranger, "What is in there?\n", subject=f"Re: [#{source}] Printer is smoking"))
     opened = desk.ticket()
@@ -221,7 +222,7 @@ def test_a_stranger_with_the_source_tag_still_gets_a_new_ticket(desk):
 def test_an_agents_address_for_the_source_commands_the_target(desk):
     target = _open(desk, CUSTOMER, "Printer on fire")
     source = _open(desk, COLLEAGUE, "Printer is smoking")
-    merge(desk.app.engine, source, target)
+    merge(desk.app, source, target)
     desk.send(build_mail(ALICE, "#priority high\nWe are on it.\n", subject=f"Re: [#{source}] Printer is smoking",
                          to=desk.agent_address(source, ALICE)))
     assert desk.ticket(target)["priority"] == "high" and desk.ticket(source)["priority"] == "normal"
@@ -237,8 +238,8 @@ def test_a_chain_of_merges_leads_to_its_end(desk):
     first_ack = desk.last(CUSTOMER)
     second = _open(desk, COLLEAGUE, "Printer is smoking")
     target = _open(desk, BOSS, "Printer outage")
-    merge(desk.app.engine, first, second)
-    merge(desk.app.engine, second, target)
+    merge(desk.app, first, second)
+    merge(desk.app, second, target)
     assert [desk.ticket(i)["merged_into"] for i in (first, second, target)] == [second, target, None]
     assert _emails(desk, target) == {BOSS: "requester", COLLEAGUE: "follower", CUSTOMER: "follower"}
     with desk.app.engine.begin() as conn:   # looked up, and looked up again under the lock
@@ -261,7 +262,7 @@ def test_merges_that_make_no_sense_are_refused_and_change_nothing(desk):
     target = _open(desk, CUSTOMER, "Printer on fire")
     source = _open(desk, COLLEAGUE, "Printer is smoking")
     other = _open(desk, BOSS, "Printer outage")
-    merge(desk.app.engine, source, target)
+    merge(desk.app, source, target)
     before = {table.name: desk.rows(table) for table in (t.tickets, t.messages, t.participants, t.events)}
     config = _config(desk)
     for args, said in (
@@ -276,7 +277,7 @@ def test_merges_that_make_no_sense_are_refused_and_change_nothing(desk):
             assert f"Error: not merged: {said}" in done.stderr and "Traceback" not in done.stderr
     assert {table.name: desk.rows(table) for table in (t.tickets, t.messages, t.participants, t.events)} == before
     with pytest.raises(MergeRefused, match="leads back to"):
-        merge(desk.app.engine, target, source)
+        merge(desk.app, target, source)
 
 
 def test_without_yes_it_shows_the_counts_and_asks_and_without_a_terminal_it_refuses(desk):
@@ -355,7 +356,7 @@ def test_a_merge_by_mail_that_cannot_be_is_rejected_and_changes_nothing(desk):
         assert why in rejected and "#merge [#1042]  (this ticket joins" in rejected, rejected
         assert desk.ticket(second)["merged_into"] is None and desk.ticket(second)["status"] == "new"
         assert len(desk.inbox(COLLEAGUE)) == sent            # nothing reached the customer
-    merge(desk.app.engine, first, second)
+    merge(desk.app, first, second)
     # Into a ticket merged itself: the one to use is named.
     third = _open(desk, BOSS, "Printer outage")
     desk.assign(third)
@@ -373,9 +374,9 @@ def test_erasing_a_merge_target_leaves_no_pointer_and_a_link_of_a_chain_is_skipp
     second = _open(desk, COLLEAGUE, "Printer is smoking")
     target = _open(desk, BOSS, "Printer outage")
     alone = _open(desk, "other@example.org", "Scanner jammed")
-    merge(desk.app.engine, first, second)
-    merge(desk.app.engine, second, target)
-    merge(desk.app.engine, alone, target)   # two tickets merged into one
+    merge(desk.app, first, second)
+    merge(desk.app, second, target)
+    merge(desk.app, alone, target)   # two tickets merged into one
 
     erase_ticket(desk.app.engine, desk.app.settings.attachments_dir, second, "a test")
     # The middle of the chain went: what was merged into it leads where it led.

@@ -144,7 +144,7 @@ def test_a_merged_ticket_stays_while_its_merge_leads_somewhere(make_app, db_url)
     deliver(app, *(mail_bytes(f"{who}@example.org", f"Case {who}", f"<{who}@client.example.org>")
                    for who in ("source", "into")))
     source, into = ticket_of(app, "source@client.example.org"), ticket_of(app, "into@client.example.org")
-    merge(app.engine, source, into)
+    merge(app, source, into)
     later = utcnow() + timedelta(days=31)
     # SOURCE was closed by the merge long enough ago; INTO is open: its old mail must still lead to INTO.
     assert retention_pass(app, later).tickets == []

@@ -50,6 +50,7 @@ from ticketd.domain.private_addresses import is_contact_card, withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
 from ticketd.mail_proof import agent_proof
+from ticketd.merge import customer_words_joined
 from ticketd.store import tickets as store
 from ticketd.store.absences import absent_agents
 from ticketd.store.assignment import open_counts
@@ -323,6 +324,7 @@ def _merged(conn, app: App, source_id: int, into_id: int, agent, row_id: int, no
     unless it is the agent who merged or the ticket was closed (a late mail joining a solved case)."""
     source = store.get_ticket(conn, source_id)
     merged = merge_tickets(conn, source_id, into_id, now, actor=agent.email, by=by)
+    customer_words_joined(conn, app, merged, now, actor=agent.email, by=by)
     into = store.get_ticket(conn, merged.into)
     owner = into["assignee"]
     if owner in (None, agent.email) or into["status"] == Status.CLOSED.value or app.rules.agent(owner) is None:

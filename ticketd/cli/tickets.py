@@ -14,8 +14,8 @@ from ticketd.cli.common import (
     confirm,
     json_option,
     mail_goes,
+    open_app,
     open_engine,
-    open_for_change,
     print_json,
     read_settings,
 )
@@ -158,19 +158,20 @@ def tickets_merge(source_id: int, into_id: int, yes: bool, config: str | None, a
     """
     from ticketd.merge import MergeRefused, merge
 
-    _settings, engine = open_for_change(config)
+    app = open_app(config, writes=True)   # the rules too: the customer's words may open INTO, with its timers
     what = f"ticket [#{source_id}] into [#{into_id}]"
     try:
         if not yes:
-            preview = merge(engine, source_id, into_id, dry_run=True)
+            preview = merge(app, source_id, into_id, dry_run=True)
             confirm(f"would merge {what}: {preview.summary()}", f"Merge {what}? Mail to [#{source_id}] then goes "
                      f"to [#{into_id}]", f"not merged: no terminal to confirm on; run again with --yes to merge "
                      f"{what}", as_json)
-        merged = merge(engine, source_id, into_id)
+        merged = merge(app, source_id, into_id)
     except MergeRefused as exc:
         raise click.ClickException(f"not merged: {exc}") from None
     if as_json:
-        print_json({"source": source_id, "into": into_id, "moved": merged.counts(), "assignee": merged.assignee})
+        print_json({"source": source_id, "into": into_id, "moved": merged.counts(), "assignee": merged.assignee,
+                    "reopened_from": merged.reopened_from})
     else:
         click.echo(f"ticket [#{source_id}] merged into [#{into_id}]: {merged.summary()}; "
                    f"[#{source_id}] is closed")

@@ -45,14 +45,18 @@ class Merged:
     tags: int = 0            # new on INTO
     timers_cancelled: int = 0
     assignee: str | None = None   # SOURCE's agent, who INTO went to (it had none)
+    reopened_from: str | None = None   # INTO's waiting status, left for open: the customer's words came along
 
     def counts(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("source", "into", "assignee")}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("source", "into", "assignee", "reopened_from")}
 
     def summary(self) -> str:
         """`messages 3, participants 1, …`: the counts that are not zero, for history, log and terminal."""
         moved = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in self.counts().items() if n) or "nothing"
-        return moved + (f"; assigned to {self.assignee}, who had [#{self.source}]" if self.assignee else "")
+        return (moved + (f"; assigned to {self.assignee}, who had [#{self.source}]" if self.assignee else "")
+                + (f"; [#{self.into}] goes from {self.reopened_from} to open: the customer's mail came after its last "
+                   "public reply" if self.reopened_from else ""))
 
 
 # Built once, executed with parameters: processing follows merged tickets
