@@ -85,6 +85,9 @@ def test_unicode_whitespace_before_a_command(text, line, args):
     ("#status Waiting Customer\nx", dict(status=Status.WAITING_CUSTOMER)),
     ("#status solution_proposed\nDo X.", dict(status=Status.SOLUTION_PROPOSED, propose=True)),
     ("#status closed", dict(status=Status.CLOSED)),
+    # A sentence's full stop, as `#priority high.` takes it.
+    ("#status closed.", dict(status=Status.CLOSED)),
+    ("#status Waiting Customer!\nx", dict(status=Status.WAITING_CUSTOMER)),
     ("#assign bob@example.com", dict(assign_to="bob@example.com")),
     ("#assign <Bob@Example.com>", dict(assign_to="bob@example.com")),
     ("#assign billing", dict(assign_to="billing")),
@@ -104,6 +107,8 @@ def test_unicode_whitespace_before_a_command(text, line, args):
     ("#postpone 1w 2d", dict(postponed_until=datetime(2030, 6, 10, 12, 0))),
     ("#postpone 2030-07-01 09:30", dict(postponed_until=datetime(2030, 7, 1, 9, 30))),
     ("#postpone 3d", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 6, 4, 12, 0))),
+    ("#postpone 3d.", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 6, 4, 12, 0))),
+    ("#postpone 2030-07-01 09:30.", dict(postponed_until=datetime(2030, 7, 1, 9, 30))),
     ("#postpone 12h", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 6, 2, 0, 0))),
     ("#postpone 2030-07-01", dict(status=Status.POSTPONED, postponed_until=datetime(2030, 7, 1))),
     ("#postpone 2030-07-01T09:30:00+02:00", dict(postponed_until=datetime(2030, 7, 1, 7, 30))),

@@ -395,7 +395,12 @@ def _named_addresses(args: str) -> list[str]:
 
 def _word(args: str) -> str:
     """A one-word argument as typed in a hurry: `High.` is `high`."""
-    return args.strip().rstrip(".,;:!").lower()
+    return _typed_end_cut(args).lower()
+
+
+def _typed_end_cut(args: str) -> str:
+    """An argument without the full stop or comma a sentence would end it with: `#postpone 3d.` is `3d`."""
+    return args.strip().rstrip(".,;:!")
 
 
 def _name_key(text: str) -> str:
@@ -488,7 +493,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         if cmd.name == "note":
             values["internal"] = True
         elif cmd.name == "status":
-            status = parse_status(cmd.args) if cmd.args else None
+            status = parse_status(_word(cmd.args)) if cmd.args else None
             if not cmd.args:
                 fail(cmd, "#status needs a status.")
             elif status is None:
@@ -525,7 +530,7 @@ def plan_commands(reply: AgentReply, *, now: datetime, agents: Collection[str],
         elif cmd.name == "postpone":
             # A duration (`3d`, `1 day 2 hours`), or an ISO date with a time of day (`2030-12-01 09:00`).
             try:
-                until = read_ahead(cmd.args, now, zone)
+                until = read_ahead(_typed_end_cut(cmd.args), now, zone)
             except TooFarAhead as exc:
                 fail(cmd, str(exc))
                 continue
