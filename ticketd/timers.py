@@ -61,8 +61,8 @@ def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, no
 def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime, *, awaits_answer: bool = True) -> None:
     """Arm the timers of `new` on a ticket just created: nothing to cancel, nothing postponed.
 
-    No respond clock when its mail `awaits_answer` not: an auto-generated
-    mail (PRODUCT.md "Loops and robots") waits for no answer, and with no
+    No respond clock when its mail awaits no answer (`awaits_answer` False):
+    an auto-generated mail (PRODUCT.md "Loops and robots"), and with no
     wait to count who missed it, `on_breach: reassign` handed the ticket
     round the group for ever (docs/rules.md respond_within).
     """
