@@ -247,16 +247,30 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
         result.agent_how = f"{strategy} in {decision.group}, from {source}"
         if unable is not None:
             result.agent_how = f"the route's assignee {decision.assignee} is {unable}, so {result.agent_how}"
-    for planned in plan_of.plan(Status.NEW.value, rules.timer(Status.NEW.value), now,
-                                business_hours=rules.business_hours):
-        what = plan_of.describe(planned.kind, Status.NEW.value, rules.timer(Status.NEW.value))
-        on_breach = rules.timer(Status.NEW.value).on_breach
-        result.timers.append(f"{what}, due {planned.due_at.isoformat(timespec='seconds')}Z, on breach: {on_breach}")
+    result.timers = _timer_lines(rules, now, awaits_answer=result.robot_reason is None)
     if result.robot_reason is None and not decision.suppress_ack and result.requester.address:
         result.mails.append(f"requester/ticket_opened to {result.requester.address}")
     if result.agent:
         result.mails.append(f"agent/ticket_assigned to {result.agent}")
     return result
+
+
+def _timer_lines(rules: RuleSet, now: datetime, *, awaits_answer: bool) -> list[str]:
+    """The timers of `new` the daemon arms on the ticket (ticketd.timers.on_ticket_opened), one line each.
+
+    Mail not answered (automatic, or from our own address) waits for no
+    answer, so the daemon starts no respond clock for it (docs/rules.md,
+    respond_within); the line says so rather than show one that never runs.
+    """
+    spec = rules.timer(Status.NEW.value)
+    lines = []
+    for planned in plan_of.plan(Status.NEW.value, spec, now, business_hours=rules.business_hours):
+        what = plan_of.describe(planned.kind, Status.NEW.value, spec)
+        if planned.kind == plan_of.RESPOND and not awaits_answer:
+            lines.append(f"none: {what} starts no clock, since no answer is ever sent (not answered, below)")
+            continue
+        lines.append(f"{what}, due {planned.due_at.isoformat(timespec='seconds')}Z, on breach: {spec.on_breach}")
+    return lines
 
 
 def mail_lines(rules: RuleSet, raw: bytes, now: datetime, engine: Engine | None = None, app: App | None = None,
