@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from outbound.outbox import queue_notices
 from ticketd.app import App
 from ticketd.clock import utcnow
-from ticketd.domain.assignment import available, next_agent, why_unavailable
+from ticketd.domain.assignment import available, kept_place, next_agent, why_unavailable
 from ticketd.domain.conversation import FETCH_CHARS, NOT_SENT, SHOWN_MESSAGES, Shown, shown_conversation
 from ticketd.domain.notices import AUTO_GENERATED, Notice
 from ticketd.domain.rules import Agent, RuleSet
@@ -33,6 +33,7 @@ from ticketd.store.assignment import (
     lock_unassigned_after,
     open_counts,
     open_tickets_of_non_agents,
+    read_cursor,
     waiting_unassigned,
 )
 from ticketd.store.db import reading
@@ -297,6 +298,33 @@ def sweep_unassigned(app: App, limit: int = 200, *, grace_seconds: float | None 
             except Exception:
                 _failures.failed("assigning ticket %s failed; the next sweep retries", ticket_id)
     return done
+
+
+def keep_cursor_places(app: App, previous: RuleSet) -> int:
+    """After a reload from `previous`: each group whose cursor names an agent who left it goes on after that
+    agent's place (ticketd.domain.assignment.kept_place); how many cursors moved.
+
+    Runs before the removed agents' tickets are given out, so those go on
+    the rotation too. One short transaction per group that needs it; a
+    second process reloading the same file finds nothing to move.
+    """
+    moved = 0
+    for group in app.rules.groups:
+        before, after = previous.members(group), app.rules.members(group)
+        with reading(app.engine) as conn:   # most reloads move no cursor: no write lock for them
+            if kept_place(before, after, read_cursor(conn, group)) is None:
+                continue
+        with app.engine.begin() as conn:
+            now = utcnow()
+            last = lock_cursor(conn, group, now)
+            place = kept_place(before, after, last)
+            if place is None:
+                continue   # moved meanwhile
+            advance_cursor(conn, group, place, now)
+        moved += 1
+        log.info("round robin in %s goes on after %s: %s left the group (rules %s)", group, place, last,
+                 app.rules.digest[:12])
+    return moved
 
 
 def departed(former: str) -> str:

@@ -8,7 +8,7 @@ import threading
 import time
 
 from ticketd.app import App
-from ticketd.assignment import release_departed, sweep_unassigned
+from ticketd.assignment import keep_cursor_places, release_departed, sweep_unassigned
 from ticketd.domain.rules import RuleSet
 from ticketd.regrouping import regroup_stranded
 from ticketd.rules_file import RulesError, load_rules_bytes, summary
@@ -74,8 +74,10 @@ def reload(app: App, data: bytes | None = None) -> bool:
     replan_armed_timers(app, timers_planned_under(app) or previous)
     # A group renamed or removed leaves its open tickets to the routes in force;
     # an agent removed from the file leaves their open tickets to their groups;
-    # someone may have become available (away: false, a higher max_open).
+    # someone may have become available (away: false, a higher max_open). Round robin first goes on
+    # where an agent who left a group stood, for their tickets and every one after.
     try:
+        keep_cursor_places(app, previous)
         regroup_stranded(app)
         release_departed(app)
         sweep_unassigned(app, grace_seconds=0)

@@ -52,3 +52,28 @@ def why_unavailable(members: Sequence[Agent], open_counts: Mapping[str, int], ex
                            f"(max_open {agent.max_open})")
     return "; ".join(clauses) or "the group has no agents"
 
+
+def kept_place(before: Sequence[Agent], after: Sequence[Agent], last: str | None) -> str | None:
+    """The member of `after` a group's cursor should name so that round robin goes on where `last` left off;
+    None when the cursor needs no change.
+
+    `last` left the group (removed from the file, or from the group) between
+    the members `before` and `after` a reload: the nearest member before it
+    in the old order who is still there takes the cursor, so the one who came
+    after `last` is next. From the top instead (`_after`), the first member got
+    two tickets in a row and the next one was skipped.
+    """
+    now = {a.email for a in after}
+    was = [a.email for a in before]
+    if last is None or last in now or last not in was or not now:
+        return None
+    return _nearest_before(was, was.index(last), now)
+
+
+def _nearest_before(order: Sequence[str], at: int, present: Collection[str]) -> str | None:
+    """The nearest of `order` before position `at` that is in `present`, going round past the start."""
+    for step in range(1, len(order)):
+        email = order[(at - step) % len(order)]
+        if email in present:
+            return email
+    return None
