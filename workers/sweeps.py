@@ -1,4 +1,4 @@
-"""One sweep pass: pending outbox rows, unassigned tickets, due timers, the agents' daily summaries."""
+"""One sweep pass: pending outbox rows, tickets of lost groups, unassigned tickets, due timers, daily summaries."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from outbound.delivery import sweep_outbox
 from ticketd.app import App
 from ticketd.assignment import sweep_unassigned
 from ticketd.daily_summary import send_daily_summaries
+from ticketd.regrouping import regroup_stranded
 from ticketd.repeating_failures import RepeatingFailures
 from ticketd.settings import Settings
 from ticketd.timers import fire_due_timers
@@ -75,8 +76,11 @@ def sweep_mail(app: App, **options) -> list[int]:
 
 
 # Each step runs on its own: one that fails never keeps the others from
-# catching up.
-STEPS = (sweep_mail, sweep_unassigned, fire_due_timers, send_daily_summaries)
+# catching up. A reload routes the tickets of groups it removed again once
+# (ticketd.rules_watch); a mail routed by the rules before it, committed
+# just after, landed in such a group and waited there until the next
+# reload: each round looks again (a read of the open tickets' groups).
+STEPS = (sweep_mail, regroup_stranded, sweep_unassigned, fire_due_timers, send_daily_summaries)
 
 
 def sweep_once(app: App, *, asked: bool = False) -> None:
