@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import smtplib
 import socket
@@ -70,11 +71,46 @@ def _connect(settings: OutboundSettings) -> smtplib.SMTP:
             client.starttls(context=_context(settings))
             client.ehlo()
         if settings.username:
-            client.login(settings.username, settings.password or "")
+            _login(client, settings.username, settings.password or "")
     except BaseException:
         _close(client)
         raise
     return client
+
+
+def _login(client: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH with the smarthost account; a name or password beyond ASCII goes in UTF-8.
+
+    smtplib writes what it sends in AUTH as ASCII: a password such as
+    "Grüße-2024" raised UnicodeEncodeError, and every mail failed for good.
+    PLAIN carries both in UTF-8 (RFC 4616 section 2); LOGIN, which has no
+    standard, is written the same way by the servers that offer it alone.
+    """
+    if username.isascii() and password.isascii():
+        client.login(username, password)
+        return
+    client.ehlo_or_helo_if_needed()
+    if not client.has_extn("auth"):
+        raise smtplib.SMTPNotSupportedError("SMTP AUTH extension not supported by server.")
+    offered = client.esmtp_features["auth"].upper().split()
+    user, secret = username.encode("utf-8"), password.encode("utf-8")
+    if "PLAIN" in offered:
+        code, reply = client.docmd("AUTH", "PLAIN " + _base64(b"\0" + user + b"\0" + secret))
+    elif "LOGIN" in offered:
+        code, reply = client.docmd("AUTH", "LOGIN")
+        for answer in (user, secret):   # each after the server's 334 (RFC 4954 section 4)
+            if code != 334:
+                break
+            code, reply = client.docmd(_base64(answer))
+    else:
+        raise smtplib.SMTPException("the smarthost offers no AUTH mechanism (PLAIN, LOGIN) that takes a "
+                                    "user name or password beyond ASCII")
+    if code not in (235, 503):   # 503: already authenticated
+        raise smtplib.SMTPAuthenticationError(code, reply)
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _close(client: smtplib.SMTP) -> None:
