@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ingest.headers import ascii_domain
 from ingest.match import our_message_ticket
 from outbound.dsn import DeliveryReport, read_report
 from outbound.plain_bounce import read_plain_bounce
@@ -74,9 +75,10 @@ def _bounce(conn: Connection, report: DeliveryReport, signed: dict[str, int], no
     """The recipient of ours the report proves failed, marked bounced with an event; None if none."""
     if not report.failed_recipients:
         return None
+    failed = {_same_mailbox(r) for r in report.failed_recipients}
     for row in outbox_rows_by_message_ids(conn, list(signed)):
         recipient = row["recipient"].strip().lower()
-        if row["ticket_id"] != signed[row["message_id"].lower()] or recipient not in report.failed_recipients:
+        if row["ticket_id"] != signed[row["message_id"].lower()] or _same_mailbox(recipient) not in failed:
             continue
         # One outbox row is one recipient: that address is all the report proves bounced.
         # On the ticket the mail's ticket was merged into, if it was: its people are there.
@@ -87,6 +89,17 @@ def _bounce(conn: Connection, report: DeliveryReport, signed: dict[str, int], no
                         reason=f"{said} (report on <{row['message_id']}>)")
         return Bounce(ticket_id, recipient, row["template"], said)
     return None
+
+
+def _same_mailbox(address: str) -> str:
+    """An address as a report and an outbox row are compared: lower case, its domain in A-labels.
+
+    The smarthost was given the domain in A-labels (outbound.send), so a
+    report names `kunde@xn--bcher-kva.example` (RFC 3464's rfc822 type) for
+    the customer the ticket knows as `kunde@bücher.example`, and an RFC 6533
+    report may name U-labels: the same mailbox (RFC 5890 section 2.3.2.1).
+    """
+    return ascii_domain(address.strip().lower()).lower()
 
 
 def assignee_told(conn: Connection, bounce: Bounce, ticket_id: int) -> list[Notice]:
