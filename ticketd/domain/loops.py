@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from ingest.headers import ascii_domain
 from ticketd.domain.tags import TAG_RE
 
 # The mailbox every mail server answers for (RFC 5321 section 4.5.1).
@@ -77,13 +78,21 @@ _AUTO_REPLY_SUBJECT = re.compile(
 
 def is_our_address(address: str | None, support: str, extra: Iterable[str]) -> bool:
     """Whether an address is ticketd's own: the support address, its +token forms, an smtp.extra_addresses
-    one, and postmaster at the support domain (which the receiver accepts, RFC 5321 section 4.5.1)."""
+    one, and postmaster at the support domain (which the receiver accepts, RFC 5321 section 4.5.1).
+
+    Domains compare in A-labels: the support address is kept so (ticketd.settings), and a customer may
+    Cc `hilfe@bücher.example`, the same mailbox (RFC 5890 section 2.3.2.1), which the receiver takes too.
+    """
     if not address:
         return False
-    address, support = address.lower(), support.lower()
+    address, support = _a_labels(address), _a_labels(support)
     local, domain = support.split("@", 1)
     return address in (support, f"{POSTMASTER}@{domain}") or (
-        address.startswith(local + "+") and address.endswith("@" + domain)) or address in {a.lower() for a in extra}
+        address.startswith(local + "+") and address.endswith("@" + domain)) or address in {_a_labels(a) for a in extra}
+
+
+def _a_labels(address: str) -> str:
+    return ascii_domain(address.strip().lower()).lower()
 
 
 def own_address_reason(address: str) -> str:
