@@ -7,6 +7,8 @@ import email.header
 import email.utils
 import re
 
+import idna
+
 from ingest.charsets import decode_bytes, lookup_codec
 
 # RFC 6838 section 4.2: a media type's name and its subtype's (lower case, as get_content_type gives them).
@@ -236,9 +238,24 @@ def ascii_domain(address: str) -> str:
     if not at or domain.isascii():
         return address
     try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
+        return f"{local}@{a_label_domain(domain)}"
     except UnicodeError:
         return address   # not a domain name IDNA can write: left as it came (a smarthost's refusal says so)
+
+
+def a_label_domain(domain: str) -> str:
+    """A domain name in A-labels; UnicodeError when IDNA cannot write it.
+
+    IDNA 2008 with the UTS #46 mapping (RFC 5891), as registries and mail
+    servers read names today: `faß.de` is `xn--fa-hia.de`. Python's own
+    codec is IDNA 2003, which maps ß to ss and mailed `fass.de`, another
+    domain. Names IDNA 2008 refuses (symbols such as ☃) fall back to IDNA
+    2003, which still writes them.
+    """
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return domain.encode("idna").decode("ascii")
 
 
 def address_pairs(value: str) -> list[tuple[str, str]]:

@@ -162,6 +162,10 @@ def test_an_internationalised_domain_is_sent_in_its_ascii_form(tls_sink):
 
     assert ascii_domain("kunde@bücher.example") == "kunde@xn--bcher-kva.example"
     assert ascii_domain("cust@example.org") == "cust@example.org"
+    # IDNA 2008 (UTS #46): ß stays ß; IDNA 2003 made it ss and mailed fass.de, another domain.
+    assert ascii_domain("kunde@Faß.de") == "kunde@xn--fa-hia.de"
+    assert ascii_domain("kunde@σίσυφος.example") == "kunde@xn--kxa6ajbbmh.example"   # its final sigma kept
+    assert ascii_domain("fan@☃.net") == "fan@xn--n3h.net"   # refused by IDNA 2008, written by 2003
     result = send_raw(_settings(tls_sink, verify_certificates=False), "support@example.com",
                       "kunde@bücher.example", RAW)
     assert result.outcome == SENT, result.reply

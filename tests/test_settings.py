@@ -317,6 +317,8 @@ def test_the_support_address_is_written_as_smtp_carries_it(tmp_path):
     config = tmp_path / "ticketd.yaml"
     config.write_text("support_address: Hilfe@Bücher.example\n")
     assert load_settings(config, environ={}).support_address == "hilfe@xn--bcher-kva.example"
+    config.write_text("support_address: hilfe@straße.de\n")   # IDNA 2008: not strasse.de, another domain
+    assert load_settings(config, environ={}).support_address == "hilfe@xn--strae-oqa.de"
     config.write_text("support_address: hjälp@example.se\n")
     with pytest.raises(ValidationError, match="ASCII local part.*smtp.extra_addresses"):
         load_settings(config, environ={})

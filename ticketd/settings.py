@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ingest.headers import a_label_domain
 from ticketd import strict_yaml
 
 log = logging.getLogger("ticketd.settings")
@@ -413,7 +414,7 @@ class Settings(_Strict):
         if not domain.isascii():
             try:
                 # Written in its ASCII form (IDNA, RFC 5890), as SMTP and Message-IDs carry it.
-                domain = domain.encode("idna").decode("ascii")
+                domain = a_label_domain(domain)
             except UnicodeError:
                 raise ValueError(f"support_address: {domain!r} is not a domain name") from None
         return f"{local}@{domain}"
