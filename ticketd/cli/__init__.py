@@ -7,7 +7,7 @@ import sys
 import click
 
 from ticketd.cli import agents, erasure, outbox, quarantine, report, rules, status, tickets
-from ticketd.cli.common import COUNT, DATABASE_URL_KEY, config_option, open_app
+from ticketd.cli.common import COUNT, DATABASE_URL_KEY, config_option, open_app, tolerate_the_terminal
 
 
 class _Commands(click.Group):
@@ -27,6 +27,7 @@ class _Commands(click.Group):
 @click.version_option(package_name="ticketd")
 def main() -> None:
     """ticketd: a help-desk that lives in email."""
+    tolerate_the_terminal()
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import sys
@@ -331,7 +332,23 @@ def open_for_change(config: str | None):
 
 
 def print_json(value) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    # Programs read it (`| jq`; RFC 8259 exchanges JSON as UTF-8): a terminal of another encoding (latin-1)
+    # cannot carry every subject, so there characters beyond ASCII are \u escapes, the same JSON in any encoding.
+    click.echo(json.dumps(value, indent=2, ensure_ascii=not _writes_utf8(sys.stdout)))
+
+
+def tolerate_the_terminal() -> None:
+    """On a terminal whose encoding cannot carry every character (latin-1), lines show what it can, "?" for
+    the rest: a customer's subject in Chinese must not fail `tickets list` half-way with a traceback."""
+    if not _writes_utf8(sys.stdout) and callable(getattr(sys.stdout, "reconfigure", None)):
+        sys.stdout.reconfigure(errors="replace")
+
+
+def _writes_utf8(stream) -> bool:
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "ascii").name == "utf-8"
+    except LookupError:
+        return False
 
 
 def confirm(preview: str, question: str, refusal: str, as_json: bool) -> None:
