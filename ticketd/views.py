@@ -15,6 +15,7 @@ from ingest.headers import parse_addresses
 from ingest.parse import decode_header_value
 from outbound.attachments import MARKER, marked_files
 from ticketd.clock import iso, utcnow
+from ticketd.domain.erase import ERASED_TEXT
 from ticketd.domain.search import snippet
 from ticketd.domain.statuses import Status
 from ticketd.pidlock import pid_path, probe
@@ -151,26 +152,20 @@ _AGENTS_WORDS = ("requester/agent_reply", "requester/solution_proposed", "agent/
 
 def _outgoing(row, sizes: dict[str, int]) -> dict:
     """An outbox row as a message of the ticket (direction out), with the files it carries."""
-    msg = email.message_from_bytes(bytes(row["raw"]))
-    # Parsed before its encoded words are read: "Müller, Anna" decoded first is two mailboxes, "Müller" one.
-    from_name, from_addr = (parse_addresses([msg.get("From", "")]) or [("", "")])[0]
-    files = [{"filename": part.get_filename() or "", "size": sizes.get(str(part[MARKER]).strip(), 0),
-              "sha256": str(part[MARKER]).strip(), "content_type": part.get_content_type(), "inline": False}
-             for part in msg.walk() if part[MARKER]]
-    body = next((part for part in msg.walk() if part.get_content_type() == "text/plain"), None)
-    text = body.get_payload(decode=True).decode(body.get_content_charset() or "utf-8", "replace") if body else ""
+    raw = bytes(row["raw"])
+    said = _what_it_said(raw, sizes) if raw else _erased_words()
     return {
         "id": None,
         "outbox_id": row["id"],
         "direction": "out",
         "message_id": row["message_id"],
-        "from": from_addr,
-        "from_name": from_name or None,
+        "from": said["from"],
+        "from_name": said["from_name"],
         "to": [row["recipient"]],
         "cc": [],
-        "subject": decode_header_value(msg.get("Subject", "")),
-        "text": text.replace("\r\n", "\n"),
-        "full_text": text.replace("\r\n", "\n"),
+        "subject": said["subject"],
+        "text": said["text"],
+        "full_text": said["text"],
         # Mail to agents is never shown to a customer; notes least of all.
         "internal": row["template"].startswith("agent/"),
         "auto_generated": bool(row["automatic"]),
@@ -181,8 +176,28 @@ def _outgoing(row, sizes: dict[str, int]) -> dict:
         "sent_at": iso(row["sent_at"]),
         "last_error": row["last_error"],
         "created_at": iso(row["created_at"]),
-        "attachments": files,
+        "attachments": said["attachments"],
     }
+
+
+def _erased_words() -> dict:
+    """A sent mail whose bytes `forget` erased keeps its row (to whom, when) and nothing of what it said: it
+    reads as an erased incoming mail does (README.md, Erasure), not as a mail from "" without subject or words."""
+    return {"from": None, "from_name": None, "subject": None, "text": ERASED_TEXT, "attachments": []}
+
+
+def _what_it_said(raw: bytes, sizes: dict[str, int]) -> dict:
+    """From, subject, text and files of a mail ticketd sent, read from its bytes."""
+    msg = email.message_from_bytes(raw)
+    # Parsed before its encoded words are read: "Müller, Anna" decoded first is two mailboxes, "Müller" one.
+    from_name, from_addr = (parse_addresses([msg.get("From", "")]) or [("", "")])[0]
+    files = [{"filename": part.get_filename() or "", "size": sizes.get(str(part[MARKER]).strip(), 0),
+              "sha256": str(part[MARKER]).strip(), "content_type": part.get_content_type(), "inline": False}
+             for part in msg.walk() if part[MARKER]]
+    body = next((part for part in msg.walk() if part.get_content_type() == "text/plain"), None)
+    text = body.get_payload(decode=True).decode(body.get_content_charset() or "utf-8", "replace") if body else ""
+    return {"from": from_addr, "from_name": from_name or None, "subject": decode_header_value(msg.get("Subject", "")),
+            "text": text.replace("\r\n", "\n"), "attachments": files}
 
 
 def list_quarantine(engine: Engine, dismissed: bool | None = False) -> list[dict]:

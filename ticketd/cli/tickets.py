@@ -103,7 +103,7 @@ def tickets_show(ticket_id: int, config: str | None, as_json: bool) -> None:
                   if e["kind"] in NOT_SENT and e["message"] is not None}
     for m in ticket["messages"]:
         flag = (" (internal)" if m["internal"] else "") + (f" ({kept_apart[m['id']]})" if m["id"] in kept_apart else "")
-        click.echo(f"\n--- {m['direction']} {m['created_at']} {m['from']}{flag} [{m['matched_by'] or '-'}]")
+        click.echo(f"\n--- {m['direction']} {m['created_at']} {m['from'] or '-'}{flag} [{m['matched_by'] or '-'}]")
         click.echo(m["text"])
         for a in m["attachments"]:
             click.echo(f"    [attachment] {a['filename']} ({a['size']} bytes, sha256 {a['sha256'][:12]})")
