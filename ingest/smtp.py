@@ -75,7 +75,7 @@ def wire_limit(max_message_bytes: int) -> int:
 
 
 def _declared_size(mail_options: list[str]) -> int | None:
-    """The SIZE= of a MAIL FROM (RFC 1870), which aiosmtpd has already checked is digits."""
+    """The SIZE= of a MAIL FROM (RFC 1870), already checked to be ASCII digits (IntakeSMTP._getparams)."""
     for option in mail_options:
         keyword, _, value = option.partition("=")
         if keyword.upper() == "SIZE" and value.isdigit():
@@ -368,6 +368,19 @@ class IntakeSMTP(SMTP):
         self.replied_at = self.loop.time()
         if (status[:4] in ("421 ", b"421 ")) and not self.closing:
             self.transport.close()
+
+    def _getparams(self, params):
+        """ESMTP parameters as aiosmtpd reads them; None (501) for a SIZE that is not ASCII digits.
+
+        RFC 1870 section 6 makes size-value 1*20DIGIT, ASCII (RFC 5234).
+        aiosmtpd checks it with str.isdigit, which `²` passes, and then its
+        int() raised: the sender heard 451 and sent the same MAIL again for days.
+        """
+        result = super()._getparams(params)
+        size = result.get("SIZE") if result else None
+        if isinstance(size, str) and not (size.isascii() and size.isdigit()):
+            return None
+        return result
 
     @syntax("DATA")   # as aiosmtpd's own: HELP lists only commands that carry their syntax
     async def smtp_DATA(self, arg: str) -> None:
