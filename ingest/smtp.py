@@ -60,6 +60,10 @@ COMMIT_WAIT_SECONDS = 30.0
 # that follows a 250 to arrive and be answered 221 (or 421), rather than
 # crossing an unasked 421 on the wire.
 IDLE_LINGER_SECONDS = 2.0
+# How long a sender may stay quiet, awaited for its next command or the
+# rest of its mail, before its connection is closed: RFC 5321 section
+# 4.5.3.2.7 asks for at least 5 minutes.
+IDLE_TIMEOUT_SECONDS = 300.0
 
 
 def wire_limit(max_message_bytes: int) -> int:
@@ -321,6 +325,7 @@ class IntakeSMTP(SMTP):
         self.connections = connections
         self._receiving = self._storing = False   # inside DATA; its mail complete and being committed
         self.replied_at = 0.0   # loop time of our last reply (or of the connection)
+        self.heard_at = 0.0     # loop time of the last bytes from the sender
 
     @property
     def phase(self) -> Phase:
@@ -340,6 +345,24 @@ class IntakeSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self.connections.open.discard(self)
         super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        self.heard_at = self.loop.time()   # once per read from the socket, not per line
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        """Close the connection only once the sender has been quiet for the whole timeout.
+
+        aiosmtpd arms its timer at each command, so a mail still arriving
+        steadily was cut off that long after its DATA: a big mail on a slow
+        link, every retry alike, until its sender bounced it. RFC 5321
+        section 4.5.3.2 times each read, not the transfer.
+        """
+        quiet = self.loop.time() - max(self.heard_at, self.replied_at)
+        if quiet < self._timeout_duration:
+            self._reset_timeout(self._timeout_duration - quiet)
+        else:
+            super()._timeout_cb()
 
     async def _handle_client(self) -> None:
         # Opened while stopping: the listener stays open until the mail in
@@ -421,7 +444,7 @@ class _IntakeController(Controller):
 class Receiver:
     """Start and stop the SMTP receiver on the configured address."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, idle_timeout: float = IDLE_TIMEOUT_SECONDS) -> None:
         self.app = app
         self.handler = IntakeHandler(app)
         self.connections = Connections()
@@ -437,7 +460,7 @@ class Receiver:
             # left to the controller's default, which differs from the SMTP
             # class's. aiosmtpd then reads MAIL and RCPT arguments as UTF-8.
             decode_data=False, enable_SMTPUTF8=True,
-            ident="ticketd ESMTP", connections=self.connections,
+            ident="ticketd ESMTP", timeout=idle_timeout, connections=self.connections,
             line_length_limit=max_bytes + 1,   # one line of a mail at the limit, plus its stuffed dot
         )
 
