@@ -29,7 +29,7 @@ from outbound.send import header_address
 from ticketd.app import App
 from ticketd.domain.loops import auto_generated_reason, is_our_address
 from ticketd.domain.notices import AUTO_REPLIED, Notice
-from ticketd.domain.private_addresses import is_contact_card
+from ticketd.domain.private_addresses import is_private_file
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
 from ticketd.store.outbox import Thread, insert_outbox_row, notice_history, ticket_thread
@@ -310,12 +310,14 @@ def _files_for(conn: Connection, app: App, notice: Notice) -> list[Listed]:
 
 def _for_customers(app: App, files: list[Listed]) -> list[Listed]:
     """PRODUCT.md: customers never see agents' private addresses. An agent's contact card, which carries
-    their address and phone, stays on the ticket; an address in a file's name reads as the support address,
-    as in the reply's text (ticketd.domain.private_addresses)."""
+    their address and phone, stays on the ticket, as do the signature of their signed mail with the
+    certificate or key that names them and Outlook's winmail.dat of their whole mail, quotes and all; an
+    address in a file's name reads as the support address, as in the reply's text
+    (ticketd.domain.private_addresses)."""
     agents = [a.email for a in app.rules.agents]
     kept = []
     for listed in files:
-        if is_contact_card(listed.filename, listed.content_type):
+        if is_private_file(listed.filename, listed.content_type):
             continue
         kept.append(replace(listed, filename=_withheld_name(listed.filename, agents,
                                                             app.settings.support_address)))

@@ -46,7 +46,7 @@ from ticketd.domain.commands import (
 )
 from ticketd.domain.conversation import HISTORY_MESSAGES
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
-from ticketd.domain.private_addresses import is_contact_card, withhold_addresses
+from ticketd.domain.private_addresses import is_private_file, withhold_addresses
 from ticketd.domain.statuses import Status
 from ticketd.domain.tags import format_tag
 from ticketd.mail_proof import agent_proof
@@ -82,9 +82,10 @@ def agent_verdict(app: App, mail: IncomingMail, ticket_id: int) -> Verdict:
 
 def _files_to_send(mail: IncomingMail) -> list[dict]:
     """The files an agent's mail carries as content: not a signature's inline image (a logo is no
-    reply), nor a contact card, which never reaches a customer (outbound.outbox)."""
+    reply), nor a contact card, the mail's own signature or its winmail.dat, which never reach a
+    customer (outbound.outbox)."""
     return [a for a in mail.attachments
-            if not a.get("inline") and not is_contact_card(a["filename"], a["content_type"])]
+            if not a.get("inline") and not is_private_file(a["filename"], a["content_type"])]
 
 
 def _as_note_if_asked(mail: IncomingMail, ticket_id: int, reply: AgentReply, with_files: bool) -> AgentReply:
@@ -258,9 +259,10 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     if ">" in reply.body:   # an inline reply's questions: only those the customer has seen go
         reply = replace(reply, body=without_unseen_quotes(reply.body, store.public_texts(conn, ticket_id)))
     if not (reply.body or reply.commands or reply.unreadable or files):
-        # Nothing typed and nothing attached but a contact card or a signature's image (or only
-        # quotes of mail the customer never saw): kept in silence, it would look sent.
-        aside = " (a contact card or a signature's image is not sent on its own)" if mail.attachments else ""
+        # Nothing typed and nothing attached but a contact card, the mail's signature or a signature's
+        # image (or only quotes of mail the customer never saw): kept in silence, it would look sent.
+        aside = (" (a contact card, a signed mail's signature or a signature's image is not sent on its own)"
+                 if mail.attachments else "")
         return _reject(conn, app, mail, ticket, agent, Plan(errors=(
             f"the reply has no text of its own{aside}, so nothing was sent to the customer. "
             "Write the answer, or attach the file, and send it again.",)), now)
