@@ -15,6 +15,7 @@ from ticketd.domain.erase import (
     RETENTION_INTERVAL_SECONDS,
     TICKETS_PER_TRANSACTION,
     retention_cutoffs,
+    spellings,
 )
 from ticketd.store import erase as store
 from ticketd.store.db import admin_transaction, reading
@@ -112,11 +113,17 @@ def erase_ticket(engine: Engine, attachments_dir: Path, ticket_id: int, why: str
 def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry_run: bool = False) -> Erased:
     """Erase one person (lower-case `address`) in one transaction: their tickets, and their traces on others."""
     now = utcnow()
+    addresses = spellings(address)   # an internationalised domain is one mailbox in either form
 
     def work(conn: Connection, erased: Erased) -> None:
-        for ticket_id in store.tickets_requested_by(conn, address):
+        theirs = sorted({t for a in addresses for t in store.tickets_requested_by(conn, a)})
+        for ticket_id in theirs:
+            # Before any of theirs goes: another customer's ticket merged into one of them keeps its words.
+            store.return_merged(conn, ticket_id, set(addresses), now, why, erased)
+        for ticket_id in theirs:
             store.erase_ticket(conn, ticket_id, now, why, erased)
-        store.erase_traces(conn, address, now, why, erased)
+        for spelled in addresses:
+            store.erase_traces(conn, spelled, now, why, erased)
 
     erased = _in_transaction(engine, work, dry_run=dry_run)
     if not dry_run:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import idna
+
+from ingest.headers import a_label_domain
+
 # What erased words read, in messages kept for the rest of a conversation.
 ERASED_TEXT = "[erased]"
 
@@ -37,3 +41,37 @@ def retention_cutoffs(now: datetime, closed_tickets_days: int | None, raw_mail_d
         return None if days is None else now - timedelta(days=days)
 
     return RetentionCutoffs(closed_before=before(closed_tickets_days), processed_before=before(raw_mail_days))
+
+
+def spellings(address: str) -> list[str]:
+    """`address` (as ticketd keeps it) and the same mailbox with its domain in the other IDNA form, if any.
+
+    Mail keeps an address as its sender wrote it: `kunde@bücher.example`
+    from one mailer, `kunde@xn--bcher-kva.example` from another that has
+    no SMTPUTF8. Both are one mailbox (RFC 5890), and an erasure asked for
+    in one spelling must reach the other.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return [address]
+    found = [address]
+    for other in (_a_labels(domain), _u_labels(domain)):
+        if other and f"{local}@{other}" not in found:
+            found.append(f"{local}@{other}")
+    return found
+
+
+def _a_labels(domain: str) -> str | None:
+    try:
+        return a_label_domain(domain).lower()
+    except UnicodeError:
+        return None
+
+
+def _u_labels(domain: str) -> str | None:
+    if "xn--" not in domain:
+        return None
+    try:
+        return idna.decode(domain, uts46=True).lower()
+    except (idna.IDNAError, UnicodeError):
+        return None

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
-from sqlalchemy import Connection, ColumnElement, Table, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, or_, select, update
 
 from ingest.identity import HEAD_BYTES, identity
 from ingest.mentions import names_address
@@ -28,7 +28,7 @@ from ticketd.store.tables import (
     tickets,
     timers,
 )
-from ticketd.store.tickets import lock_ticket
+from ticketd.store.tickets import add_event, add_participant, lock_ticket, taken_off
 
 # States of raw mail an erasure may turn into a tombstone: not `processing`,
 # which a processor holds and finishes in its own transaction.
@@ -41,6 +41,7 @@ class Erased:
     tickets: list[int] = field(default_factory=list)
     messages: int = 0
     messages_blanked: int = 0
+    messages_returned: int = 0    # merged onto a forgotten person's ticket, back on the ticket they came from
     attachments: int = 0
     events: int = 0
     events_anonymised: int = 0
@@ -149,6 +150,95 @@ def tickets_requested_by(conn: Connection, address: str) -> list[int]:
     """Ids of the tickets whose requester is `address` (lower case), oldest first."""
     return list(conn.execute(select(tickets.c.id).where(func.lower(tickets.c.requester) == address)
                              .order_by(tickets.c.id)).scalars())
+
+
+def return_merged(conn: Connection, ticket_id: int, addresses: set[str], now: datetime, why: str,
+                  erased: Erased) -> None:
+    """Give the conversations merged into `ticket_id`, a ticket the person of `addresses` (lower case, each
+    spelling) opened, back to the other people's tickets they came from, in the caller's transaction.
+
+    Another customer's ticket merged into theirs is not theirs: erasing it
+    with their ticket would erase a person who asked for nothing, and leave
+    their ticket closed, empty, and pointing nowhere. Each source's own
+    history names its messages (a merge leaves events behind); they go to
+    the last ticket of its merge chain before the person's, with its
+    rating, reactions, files and raw mail, and its people (requester,
+    followers) join it again as the merge had them.
+    """
+    if conn.execute(select(tickets.c.merged_into).where(tickets.c.id == ticket_id)).scalar() is not None:
+        return   # merged itself: the conversation is on the ticket its chain ends at, which stays
+    sources = [s for s in _merged_sources(conn, ticket_id) if (s["requester"] or "").lower() not in addresses]
+    if not sources:
+        return
+    on_ticket = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
+    people = {p.email: p for p in conn.execute(select(participants).where(participants.c.ticket_id == ticket_id))}
+    by_id = {s["id"]: s for s in sources}
+    into: dict[int, list[int]] = {}
+    for source in sources:
+        into.setdefault(_end_before(source, by_id), []).append(source["id"])
+    # In id order, as a merge locks its pair: mail following a merge locks its way along the chain too.
+    for locked in sorted({ticket_id, *into}):
+        lock_ticket(conn, locked)
+    for destination, group in sorted(into.items()):
+        moved = list(conn.execute(select(events.c.message_id).where(
+            events.c.ticket_id.in_(group), events.c.message_id.in_(on_ticket)).distinct()).scalars())
+        if not moved:
+            continue
+        _move_messages(conn, ticket_id, destination, moved)
+        erased.messages_returned += len(moved)
+        _rejoin(conn, destination, [s for s in sources if s["id"] in group], people, now)
+        add_event(conn, destination, now, "admin:cli", "unmerged", from_value=f"[#{ticket_id}]",
+                  to_value=f"[#{destination}]",
+                  reason=f"[#{ticket_id}], which this ticket's conversation was merged into, was erased by {why}: "
+                         f"its conversation is back here (messages {len(moved)})")
+
+
+def _merged_sources(conn: Connection, ticket_id: int) -> list[dict]:
+    """Every ticket whose merge chain ends at `ticket_id`, with where it was merged and who opened it."""
+    found: dict[int, dict] = {}
+    frontier = [ticket_id]
+    while frontier:
+        step = conn.execute(select(tickets.c.id, tickets.c.merged_into, tickets.c.requester)
+                            .where(tickets.c.merged_into.in_(frontier))).mappings()
+        new = [dict(row) for row in step if row["id"] not in found and row["id"] != ticket_id]
+        found.update((row["id"], row) for row in new)
+        frontier = [row["id"] for row in new]
+    return [found[t] for t in sorted(found)]
+
+
+def _end_before(source: dict, others: dict[int, dict]) -> int:
+    """The last ticket on `source`'s merge chain that is another person's: its conversation lives on there."""
+    here = source
+    while here["merged_into"] in others:
+        here = others[here["merged_into"]]
+    return here["id"]
+
+
+def _move_messages(conn: Connection, from_ticket: int, to_ticket: int, moved: list[int]) -> None:
+    """Messages (their files and reactions hang on them), their rating and raw mail, onto `to_ticket`."""
+    conn.execute(update(messages).where(messages.c.id.in_(moved)).values(ticket_id=to_ticket))
+    conn.execute(update(ratings).where(ratings.c.ticket_id == from_ticket, ratings.c.message_id.in_(moved))
+                 .values(ticket_id=to_ticket))
+    conn.execute(update(raw_mail).where(raw_mail.c.id.in_(
+        select(messages.c.raw_mail_id).where(messages.c.id.in_(moved))), raw_mail.c.ticket_id == from_ticket)
+                 .values(ticket_id=to_ticket))
+
+
+def _rejoin(conn: Connection, destination: int, group: list[dict], people: dict, now: datetime) -> None:
+    """The requesters and followers of the tickets in `group` on `destination` again, as merging made them.
+
+    Only those still on the ticket being erased: someone taken off since stays off.
+    """
+    for source in sorted(group, key=lambda s: s["id"] != destination):
+        role = "requester" if source["id"] == destination else "follower"
+        requester = (source["requester"] or "").lower()   # a ticket may have no address to answer
+        if requester in people:
+            add_participant(conn, destination, requester, role, people[requester].name, now)
+        followers = conn.execute(select(events.c.to_value).where(
+            events.c.ticket_id == source["id"], events.c.kind == "follower_added")).scalars()
+        for follower in dict.fromkeys(f.lower() for f in followers if f):
+            if follower in people and taken_off(conn, source["id"], follower) is None:
+                add_participant(conn, destination, follower, "follower", people[follower].name, now)
 
 
 def erase_traces(conn: Connection, address: str, now: datetime, why: str, erased: Erased) -> None:
