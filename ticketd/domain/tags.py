@@ -38,7 +38,9 @@ def strip_prefixes(subject: str) -> str:
 def same_subject(first: str, other: str) -> bool:
     """Whether two subjects say the same, Re:/Fwd: and [bracketed] list or ticket tags aside."""
     def bare(subject: str) -> str:
-        return " ".join(re.sub(r"\[[^\]]*\]", " ", strip_prefixes(subject)).casefold().split())
+        # The tags go first: Mailman 3 puts its prefix before a reply's "Re:" ("[users] Re: x"), where
+        # the writer's own copy says "Re: x"; with the tag still in front, no prefix was stripped.
+        return " ".join(strip_prefixes(re.sub(r"\[[^\]]*\]", " ", subject or "")).casefold().split())
     return bare(first) == bare(other)
 
 
