@@ -36,9 +36,22 @@ def open_by_assignee(conn: Connection) -> dict[str | None, int]:
 
 def event_kinds_since(conn: Connection, since: datetime) -> dict[str, int]:
     """How many breach and reopen events the window holds, by kind."""
-    return dict(conn.execute(select(events.c.kind, func.count())
-                             .where(events.c.at >= since, events.c.kind.in_(BREACH_KINDS + REOPEN_KINDS))
-                             .group_by(events.c.kind)).all())
+    counted = dict(conn.execute(select(events.c.kind, func.count())
+                                .where(events.c.at >= since, events.c.kind.in_(BREACH_KINDS + REOPEN_KINDS))
+                                .group_by(events.c.kind)).all())
+    if by_agents := _reopened_by_agents(conn, since):
+        counted["reopened"] = counted.get("reopened", 0) + by_agents
+    return counted
+
+
+def _reopened_by_agents(conn: Connection, since: datetime) -> int:
+    """Closed tickets an agent's `#status` (or `#postpone`, `#dev`) opened again in the window.
+
+    A customer's mail reopening one is a `reopened` event; an agent's
+    command is a `status` one, leaving `closed`, and is a reopening all the same.
+    """
+    return conn.execute(select(func.count()).select_from(events).where(
+        events.c.at >= since, events.c.kind == "status", events.c.from_value == Status.CLOSED.value)).scalar_one()
 
 
 def ratings_since(conn: Connection, since: datetime) -> list[Rating]:
