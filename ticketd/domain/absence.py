@@ -87,8 +87,8 @@ def read_desk_mail(text: str, now: datetime, zone: str = "UTC") -> DeskRequest |
         return DeskRequest(command.name)
     if command.name != "away":
         return DeskRefusal(command.line, _NOT_HERE.format(name=command.name))
-    written = command.args.removeprefix("until ").strip() if command.args.lower().startswith("until ") else (
-        command.args)
+    # `Until` as a mail client capitalises it is `until`, as `#Away` is `#away`.
+    written = command.args[len("until "):].strip() if command.args.lower().startswith("until ") else command.args
     if not written:
         return DeskRequest("away")
     try:
