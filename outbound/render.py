@@ -15,7 +15,7 @@ from ingest.html_text import html_to_text
 
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 CANNED = "canned"                     # saved replies: <templates>/canned/<name>.txt
-_CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
+CANNED_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")   # a file name, never a path
 # Nesting (brackets, blocks) hundreds of levels deep, past jinja2's recursion: in no template a person writes.
 NESTED_TOO_DEEP = "nested too deep to read (hundreds of levels of brackets or blocks in one of its files)"
 
@@ -157,12 +157,12 @@ class Renderer:
     def canned_names(self) -> list[str]:
         """The saved replies there are (`#canned <name>`), admin's and shipped, sorted."""
         return sorted({p.stem for d in self.dirs for p in (d / CANNED).glob("*.txt")
-                       if _CANNED_NAME.fullmatch(p.stem)})
+                       if CANNED_NAME.fullmatch(p.stem)})
 
     def canned(self, name: str, context: dict) -> str | None:
         """The saved reply `name` rendered (the ticket's variables, as in any template); None if there is none."""
         name = name.strip().lower()
-        if not _CANNED_NAME.fullmatch(name) or name not in self.canned_names():
+        if not CANNED_NAME.fullmatch(name) or name not in self.canned_names():
             return None
         try:
             return self.text_env.get_template(f"{CANNED}/{name}.txt").render(context).strip()

@@ -12,7 +12,7 @@ import difflib
 from datetime import datetime
 from pathlib import Path
 
-from outbound.render import DEFAULT_TEMPLATES, Renderer, TemplateError
+from outbound.render import CANNED, CANNED_NAME, DEFAULT_TEMPLATES, Renderer, TemplateError
 
 _TICKET = dict(id=1042, subject="Printer on fire", status="open", priority="normal", type="bug",
                requester="cust@example.org", requester_name="Customer", assignee="alice@example.com",
@@ -147,12 +147,31 @@ def unused_overrides(override_dir: Path | None) -> list[str]:
     lines = []
     for path in sorted(p for p in override_dir.rglob("*") if p.is_file()):
         name = path.relative_to(override_dir).as_posix()
-        if name in shipped or name.startswith(("canned/", ".")) or "/." in name:   # saved replies are new names
+        if name.startswith(f"{CANNED}/") and "/." not in name:
+            lines += _unusable_saved_reply(name)
+            continue
+        if name in shipped or name.startswith(".") or "/." in name:
             continue
         close = difflib.get_close_matches(name, shipped, n=1)
         lines.append(f"{name}: overrides no shipped template, so no mail uses it"
                      + (f"; did you mean {close[0]}?" if close else ""))
     return lines
+
+
+def _unusable_saved_reply(name: str) -> list[str]:
+    """The line for a file under canned/ that `#canned` never finds (`canned/Refund.txt`); none for a saved reply.
+
+    Saved replies are new names, so no shipped one is near; but only a
+    `canned/<name>.txt` of lower-case letters, digits, `-` and `_` is offered,
+    and any other file there is passed over without a word to the agents.
+    """
+    path = Path(name).relative_to(CANNED)
+    if len(path.parts) == 1 and path.suffix == ".txt" and CANNED_NAME.fullmatch(path.stem):
+        return []
+    likely = "-".join(path.name.removesuffix(path.suffix).lower().split())
+    return [f"{name}: not a saved reply, so `#canned` never offers it (saved replies are {CANNED}/<name>.txt, the "
+            "name of lower-case letters, digits, - and _)"
+            + (f"; did you mean {CANNED}/{likely}.txt?" if CANNED_NAME.fullmatch(likely) else "")]
 
 
 def check_templates(override_dir: Path | None) -> tuple[list[str], int, int]:
