@@ -32,7 +32,7 @@ from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.private_addresses import is_private_file
 from ticketd.domain.tags import tagged_subject
 from ticketd.store import tickets as store
-from ticketd.store.outbox import Thread, insert_outbox_row, notice_history, ticket_thread
+from ticketd.store.outbox import Thread, insert_outbox_row, notice_history, sent_of_template, ticket_thread
 from ticketd.store.read_models import attachment_rows, sender_name
 
 if TYPE_CHECKING:
@@ -274,16 +274,35 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
         return "recipient address bounced"
     if notice.template == ACK_TEMPLATE and notice.ticket_id and history.template_sent:
         return "this ticket was already acknowledged"
-    # Agents are exempt from the cap: their notifications are their work. The cap stops mail loops
+    # Agents are exempt from the cap for their notifications, which are their work, but not for the answers
+    # to their own mail (_agent_answer_limit). The cap stops mail loops
     # (PRODUCT.md "caps automatic mail per recipient"): a person's command is none, nor is a wait's
     # warning and closing mail, at most two per wait and answering no mail; without them the close
     # timer closed the ticket with the customer never warned nor told. A cap of 0 still sends nothing.
+    limit = app.settings.auto_mails_per_recipient_per_hour
     if app.rules.agent(recipient) is None:
-        limit = app.settings.auto_mails_per_recipient_per_hour
         exempt = notice.by_person or notice.lifecycle
         if history.recent_automatic >= limit and not (exempt and limit > 0):
             return (f"rate limit: {history.recent_automatic} automatic mails to {recipient} in the last hour "
                     f"(limit {limit})")
+    elif notice.auto_submitted == AUTO_REPLIED and not notice.by_person:
+        return _agent_answer_limit(conn, notice, recipient, limit, now)
+    return None
+
+
+def _agent_answer_limit(conn: Connection, notice: Notice, recipient: str, limit: int, now: datetime) -> str | None:
+    """Why an automatic answer to an agent's own mail must not go: the cap, counted per kind of answer.
+
+    An answer is what a forwarding rule or auto-responder of their mailbox
+    answers again (RFC 3834 section 2: limit responses to one address in a
+    period). Counted apart from their notifications, which are their work;
+    at least one an hour, so a cap of 0 (for customers) leaves them told.
+    Asked only here: answers to agents' mail are rare on the hot path.
+    """
+    limit = max(limit, 1)
+    sent = sent_of_template(conn, list({recipient, notice.recipient}), notice.template, now - timedelta(hours=1))
+    if sent >= limit:
+        return f"rate limit: {sent} {notice.template} mails to {recipient} in the last hour (limit {limit})"
     return None
 
 

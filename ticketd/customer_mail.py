@@ -23,8 +23,8 @@ from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.store import tickets as store
 from ticketd.store.bounces import clear_bounced
-from ticketd.timers import start_response_clock
 from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message, written_from_our_address
+from ticketd.timers import start_response_clock
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -78,7 +78,7 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         # (`not_relayed`), leaves `updated_at` alone.
         store.add_event(conn, ticket_id, now, who, "automatic_mail", message_row_id=row_id,
                         reason=f"automatic mail ({mail.robot_reason}), changes nothing; {ref} by {mail.matched_by}")
-        assignee = _assignee_to_tell(app, ticket)
+        assignee = _assignee_to_tell(app, ticket, p.author)
         if assignee and written_from_our_address(mail):
             # A person in our shared mailbox (webmail) answered on the ticket, the customer in To: the
             # customer has read it, so the assignee must too, or answer them as if it had never been said.
@@ -221,17 +221,21 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     misled = _misled_agent(app, mail, verdict, role, ticket_id)
     if misled is not None:
         decision.notices.append(misled)
-    assignee = _assignee_to_tell(app, ticket)
+    assignee = _assignee_to_tell(app, ticket, p.author)
     if assignee and (misled is None or misled.recipient != assignee):
         decision.notices.append(assignee_told(assignee, ticket_id, mail, notify_text, row_id))
     return decision
 
 
-def _assignee_to_tell(app: App, ticket: dict) -> str | None:
-    """The ticket's assignee if they are still an agent of rules.yaml, else None."""
+def _assignee_to_tell(app: App, ticket: dict, author: str | None) -> str | None:
+    """The ticket's assignee if they are still an agent of rules.yaml and did not write the mail, else None."""
     # A closed ticket keeps a former agent for its history; their mailbox gets no customer's words (docs/rules.md).
     assignee = ticket["assignee"]
-    return assignee if assignee and app.rules.agent(assignee) is not None else None
+    if not assignee or app.rules.agent(assignee) is None:
+        return None
+    # An agent asking on their own ticket has their words already. Echoed back, a forwarding rule of their
+    # mailbox sent them to support again, each echoed again, for ever (PRODUCT.md "Loops and robots").
+    return None if author and author.lower() == assignee.lower() else assignee
 
 
 def _outsider_way(mail: IncomingMail) -> str | None:

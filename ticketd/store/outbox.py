@@ -63,6 +63,17 @@ def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id
     )).scalar_one()
 
 
+# Through the (recipient, created_at) index, as notice_history's count for the cap.
+_SENT_OF_TEMPLATE = select(func.count()).select_from(outbox).where(
+    outbox.c.recipient.in_(bindparam("addresses", expanding=True)), outbox.c.template == bindparam("template"),
+    outbox.c.created_at > bindparam("since"))
+
+
+def sent_of_template(conn: Connection, addresses: list[str], template: str, since: datetime) -> int:
+    """How many mails of `template` were queued to any of `addresses` after `since`."""
+    return conn.execute(_SENT_OF_TEMPLATE, dict(addresses=addresses, template=template, since=since)).scalar_one()
+
+
 def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, addresses: list[str],
                    template: str, since: datetime) -> NoticeHistory:
     """What loop protection needs to know about a notice's recipient (`addresses`: its spellings)."""
