@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, tex
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ticketd.store.locks import limit_waits
-from ticketd.store.migrations import LATEST, database_version, stamp, upgrade
+from ticketd.store.migrations import LATEST, SchemaChangeRefused, database_version, stamp, upgrade
 from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach, retry_while_locked
 
 log = logging.getLogger("ticketd.schema")
@@ -421,6 +421,30 @@ def _ping_if_idle(engine: Engine, dbapi_connection, record) -> None:
 # Any constant works; it only has to be the same in every ticketd process.
 _SCHEMA_LOCK = 0x7469636B  # "tick"
 
+# PostgreSQL's SQLSTATE for a statement the role may not run: "permission denied for schema public" (since
+# PostgreSQL 15 only the database's owner may create there), "must be owner of table tickets".
+_INSUFFICIENT_PRIVILEGE = "42501"
+# What the role lacks, and the statement a DBA runs to grant it, for each kind of schema change.
+_OWN_DATABASE = ("the role {role} needs to own the database (ALTER DATABASE {database} OWNER TO {role}) or to "
+                 "create in its schema (GRANT CREATE ON SCHEMA public TO {role})")
+_OWN_TABLES = ("the role {role} needs the privileges of the role that owns ticketd's tables: start this ticketd "
+               "once as that role, or make {role} the owner of the database and of each table (ALTER DATABASE "
+               "{database} OWNER TO {role}; ALTER TABLE ... OWNER TO {role})")
+
+
+@contextmanager
+def _privileges_needed(engine: Engine, doing: str, advice: str) -> Iterator[None]:
+    """A privilege the role lacks while `doing` becomes SchemaChangeRefused: `ticketd run` and `ticketd worker`
+    then end with one line saying what to grant, where the driver's error is a traceback of forty."""
+    try:
+        yield
+    except exc.ProgrammingError as error:
+        if getattr(error.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        said = str(error.orig).strip().splitlines()[0]
+        wanted = advice.format(role=engine.url.username or "<role>", database=engine.url.database)
+        raise SchemaChangeRefused(f"cannot {doing}: {said}; {wanted}") from None
+
 
 def ensure_schema(engine: Engine) -> bool:
     """Create the tables from schema.sql, or bring an older database up to them; True if it created them.
@@ -435,17 +459,22 @@ def ensure_schema(engine: Engine) -> bool:
     one of them creates or migrates the schema, and a failing step leaves
     the database as it was.
     """
+    shown = engine.url.render_as_string(hide_password=True)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK})")
-        version = database_version(conn)
+        with _privileges_needed(engine, f"read the schema version of the database {shown}", _OWN_TABLES):
+            version = database_version(conn)
         if version is None:
-            for stmt in schema_statements(engine.dialect.name):
-                conn.execute(text(stmt))
-            stamp(conn, LATEST, "created from schema.sql")
+            with _privileges_needed(engine, f"create ticketd's tables in the database {shown}", _OWN_DATABASE):
+                for stmt in schema_statements(engine.dialect.name):
+                    conn.execute(text(stmt))
+                stamp(conn, LATEST, "created from schema.sql")
             applied = []
         else:
-            applied = upgrade(conn, version)
+            with _privileges_needed(engine, f"upgrade the database {shown} from schema version {version} to "
+                                            f"{LATEST}", _OWN_TABLES):
+                applied = upgrade(conn, version)
     # Logged once committed: a step that failed to commit was not applied.
     for step in applied:
         log.info("schema: applied step %s: %s", step.version, step.description)

@@ -18,6 +18,14 @@ class SchemaVersionError(Exception):
     """The database's schema version is one this ticketd must not touch."""
 
 
+class SchemaChangeRefused(SchemaVersionError):
+    """The database refused ticketd's role the change its schema needs (PostgreSQL: a privilege the role lacks).
+
+    A SchemaVersionError, so that every command naming one on a line names this one too: no
+    ticketd can start on such a database until the role is granted what it needs.
+    """
+
+
 @dataclass(frozen=True)
 class Step:
     """One change to an existing database, DDL or a data fix, run in the migrating transaction."""
