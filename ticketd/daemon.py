@@ -186,6 +186,10 @@ def run(app: App) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
+    except OSError as exc:   # a read-only data_dir, or another user's: one line, not a traceback
+        log.error("cannot open the pid file %s (%s): ticketd run needs to write it under data_dir %s",
+                  exc.filename or pid_path(app.settings.data_dir), exc.strerror or exc, app.settings.data_dir)
+        return 1
     try:
         # The pid lock is per data_dir: a second daemon with its own data_dir
         # but this smtp.listen would otherwise run its back office (timers,
@@ -214,10 +218,17 @@ _LISTEN_ADVICE = {
 }
 
 
+_UNRESOLVED_ADVICE = ("the host is no name this machine resolves: write an address (127.0.0.1, 0.0.0.0 for all) "
+                      "or a name it resolves")
+
+
 def listen_error(settings: Settings, exc: OSError, environ: Mapping[str, str] = os.environ) -> str:
     """One line for an smtp.listen the receiver cannot bind: which setting (and the variable, when one set it),
     which address, why, what to do."""
-    advice = _LISTEN_ADVICE.get(exc.errno, "give this daemon an address it can listen on")
+    if isinstance(exc, socket.gaierror):   # its errno is a resolver's code, which may equal an errno's number
+        advice = _UNRESOLVED_ADVICE
+    else:
+        advice = _LISTEN_ADVICE.get(exc.errno, "give this daemon an address it can listen on")
     sources = environment_sources(dict(environ))   # any spelling the settings read: TICKETD_SMTP__listen, TICKETD_SMTP
     variable = sources.get("smtp.listen") or sources.get("smtp")
     by_variable = f" (set by {variable})" if variable else ""
@@ -235,8 +246,8 @@ def listen_taken(settings: Settings) -> str | None:
     host, port = settings.smtp.host_port
     try:
         found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError:
-        return None   # the receiver's own bind says what is wrong with the address
+    except OSError as exc:   # the receiver could not bind it either: said before any back office runs
+        return listen_error(settings, exc)
     for family, kind, proto, _, address in found:
         try:
             with socket.socket(family, kind, proto) as probe:
