@@ -60,12 +60,19 @@ def desk_keys(configured: str, data_dir: Path, engine: Engine | None, *, create:
     return DeskKeys(stored, (on_disk,) if on_disk and on_disk != stored else ())
 
 
+class KeyFileError(Exception):
+    """The key file an earlier version left under data_dir cannot be used: the message says what to do."""
+
+
 def _read(path: Path) -> str | None:
     """The key an earlier version kept at `path`, or None."""
     try:
         key = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path} is not the key ticketd wrote (bytes beyond ASCII): delete it, or set "
+                           "secret_key in ticketd.yaml") from None
     if not key:
-        raise RuntimeError(f"{path} is empty: delete it, or set secret_key in ticketd.yaml")
+        raise KeyFileError(f"{path} is empty: delete it, or set secret_key in ticketd.yaml")
     return key

@@ -162,6 +162,7 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
     """
     from ticketd.app import build_app
     from ticketd.rules_file import RulesError
+    from ticketd.signing_key import KeyFileError
     from ticketd.store.migrations import SchemaVersionError
 
     settings = read_settings(config)
@@ -211,7 +212,7 @@ def open_app(config: str | None, *, starts_daemon: bool = False, writes: bool = 
                  f"to mend); {_DAEMON_GOES_ON}")
         raise click.ClickException(f"{settings.rules_file} is not valid:\n" + "\n".join(exc.errors) + after) \
             from None
-    except SchemaVersionError as exc:
+    except (SchemaVersionError, KeyFileError) as exc:
         raise click.ClickException(str(exc)) from None
     if not starts_daemon:
         _refuse_rules_the_daemon_refused(app, writes=writes)
