@@ -285,10 +285,11 @@ _RATING_FIELD = {"usefulness": 0, "useful": 0, "speed": 1, "fast": 1, "politenes
 # A label of the whole rating, before the numbers: "Rating: 5 5 4", "My rating - 5 4 5", "Оценка: 5 5 5".
 _RATING_PREFIX = re.compile(r"^\s*(?i:(?:my\s)?(?:ratings?|scores?|bewertung|note|puntuaci[oó]n|calificaci[oó]n|"
                             r"valutazione|voto|оценка|оценки|评分|打分))\s*[:=\-\u2013\u2014]?")
-# Between the numbers: spaces, commas, slashes, bars or dashes ("5 4 5", "5,4,5", "5/4/5", "5-4-5", "5 – 4 – 5"),
+# Between the numbers: spaces, commas (Arabic "،" and ideographic "、" too), slashes, bars or dashes ("5 4 5",
+# "5,4,5", "5/4/5", "5-4-5", "5 – 4 – 5"),
 # perhaps with "and" before the last ("5, 5 and 4", "5, 5 y 4", "5, 5 и 4"). The word is optional once, between
 # two runs of separators: no run of them can be cut two ways.
-_SEP_RUN = r"[\s,;/|\-\u2013\u2014]+"
+_SEP_RUN = r"[\s,;/|\-\u2013\u2014\u060c\u3001]+"
 _SEP = rf"{_SEP_RUN}(?:(?:(?ai:and|und|et|y|e)|[иИ]){_SEP_RUN})?"
 _RATING = re.compile(rf"^\s*([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?(?:\s*[.!])?\s*$")
 # The same shape with any one- or two-digit numbers and scales: "10 10 10", "0 5 5", "8/10 9/10 10/10"
@@ -613,6 +614,17 @@ def _signature_line(line: str) -> str | None:
     return "contact" if "contact" in kinds else "name"
 
 
+def _ascii_digits(text: str) -> str:
+    """`text` with every decimal digit (Unicode Nd: Arabic-Indic, Persian, Devanagari, ...) as its ASCII one.
+
+    Regular expressions' \\d matches those digits and int() reads them, but [1-5] does not: read as they
+    are, "٥ ٤ ٥" would be "5 4 5" off the scale. PRODUCT.md asks for three numbers, in whatever digits.
+    """
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() and not c.isascii() else c for c in text)
+
+
 def _rating_of(text: str, shape: re.Pattern) -> tuple[int, ...] | None:
     """Three numbers of `shape` (1-5 for _RATING: usefulness, speed, politeness) and nothing else; labels allowed.
 
@@ -626,8 +638,8 @@ def _rating_of(text: str, shape: re.Pattern) -> tuple[int, ...] | None:
     gives them as written.
     """
     # NFKC: full-width digits and punctuation from CJK input ("５，４，５") are
-    # the ASCII ones; other scripts' digits stay unmatched by [1-5].
-    text = unicodedata.normalize("NFKC", text or "")
+    # the ASCII ones; other scripts' digits ("٥ ٤ ٥") are read by their value.
+    text = _ascii_digits(unicodedata.normalize("NFKC", text or ""))
     # Labels blanked to spaces of their own length keep the offsets of the numbers.
     text = _RATING_PREFIX.sub(lambda found: " " * len(found.group()), text, count=1)
     labels = list(_RATING_LABELS.finditer(text))
