@@ -71,6 +71,23 @@ _END_SCOPE = {"p": "button", "li": "list", "table": "table", **dict.fromkeys(_TA
 # An end tag reaches no further down than the nearest of these ("has an element in scope").
 _WALLS = {"applet", "caption", "html", "table", "td", "th", "marquee", "object", "template"}
 _RAW_END = {name: re.compile(r"</%s(?=[\s/>])[^>]*>?" % name, re.IGNORECASE) for name in _RAW_TEXT}
+# What a browser strips from an href before following it (URL standard, basic URL parser): C0 controls
+# and spaces at either end, tabs and newlines anywhere. Left in, " https://phish.example" hid its target.
+_URL_EDGES = "".join(map(chr, range(0x21)))
+_URL_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
+
+
+def _url_as_followed(href: str) -> str:
+    return href.strip(_URL_EDGES).translate(_URL_TAB_NEWLINE)
+
+
+def _list_start(attrs: str) -> int:
+    """The number an <ol>'s first item shows (its start attribute, 1 if none or not a number)."""
+    start = _attr(attrs, "start") if "start" in attrs else None
+    try:
+        return int(start or 1)
+    except ValueError:
+        return 1
 
 
 def _attr(attrs: str, name: str) -> str | None:
@@ -174,11 +191,17 @@ class _Writer:
         self.depth = 0
         self.pre = 0
         self.breaks = 0
+        self.bare_bullet = False   # the line holds a list item's bullet and nothing else yet
 
     def text(self, chunk: str) -> None:
         if not self.current:
             self.line_depth = self.depth
         self.current.append(chunk)
+        self.bare_bullet = self.bare_bullet and not chunk.strip()
+
+    def bullet(self, marker: str) -> None:
+        self.text(marker)
+        self.bare_bullet = True
 
     def mark(self) -> tuple[int, int]:
         """A place in the text, to take what is written after it."""
@@ -191,6 +214,7 @@ class _Writer:
 
     def newline(self, blank: bool = False) -> None:
         self.breaks += 1
+        self.bare_bullet = False
         self._row(self.line_depth if self.current else self.depth, "".join(self.current))
         self.current = []
         self.line_depth = self.depth
@@ -244,6 +268,7 @@ def html_to_text(markup: str) -> str:
     missing_ends: set[str] = set()    # raw text elements with no end tag further on
     link: list[tuple[str | None, tuple[int, int]]] = []  # the open <a>, if any: its href, where its text starts
     pre_styled: list[int] = []        # stack places of open elements styled white-space: pre and the like
+    numbers: dict[int, int] = {}      # stack place of each open <ol>: the number its next item shows
     pos = 0
 
     def end_pre_styled() -> None:
@@ -259,6 +284,7 @@ def html_to_text(markup: str) -> str:
         # Show where a link goes unless its text already says so. Text that
         # is an address of its own is no exception: "https://bank.example"
         # over a link to elsewhere is how phishing and trackers read.
+        href = _url_as_followed(href) if href else href
         if href and re.match(r"(?i)https?:|mailto:", href) and shown and \
                 href.split(":", 1)[1].strip("/").lower() not in shown.lower():
             # A bare mailto address reads as one; one with a query (?subject=) is a link only as a URI.
@@ -278,6 +304,15 @@ def html_to_text(markup: str) -> str:
                     writer.text("\x00pre" + piece)
         else:
             writer.text(_WHITESPACE.sub(" ", chunk))
+
+    def bullet() -> str:
+        """The marker of the item just opened: its number in the nearest open list if that is an <ol>."""
+        ordered, unordered = open_elements.last("ol"), open_elements.last("ul")
+        if ordered < 0 or ordered < unordered:
+            return "- "
+        number = numbers.get(ordered, 1)
+        numbers[ordered] = number + 1
+        return f"{number}. "
 
     while match := _TOKEN.search(markup, pos):
         if match.start() > pos:
@@ -336,13 +371,18 @@ def html_to_text(markup: str) -> str:
             if alt:
                 writer.text(f"[{alt}]")
             continue
+        if name == "ol" and not closing and not self_closing:
+            numbers[len(open_elements.stack) - 1] = _list_start(attrs)
+        # A block that opens a list item's content (<li><div>, <li><p>) starts on the bullet's line.
+        if writer.bare_bullet and not closing and name not in ("li", "br", "hr"):
+            continue
         if name in _PARAGRAPH:
             writer.newline(blank=True)
         elif name in _LINE:
             if name == "br" or writer.current:
                 writer.newline()
             if name == "li" and not closing:
-                writer.text("- ")
+                writer.bullet(bullet())
         elif name in _CELL and closing:
             writer.text(" ")
     emit(markup[pos:])
