@@ -537,6 +537,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 context={"text": stored_text, "agent_name": agent.name}, message_row_id=row_id,
                 attach_from=files,
             ))
+    colleague_told = None
     if assignee_before not in (None, actor) and app.rules.agent(assignee_before) and (
             public or plan.status is not None or plan.priority or plan.type or handed_to or plan.merge_into):
         # A colleague answering from an old notice, setting a status, or
@@ -545,7 +546,7 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         # answer), or not at all. A note goes to them above.
         changes = [c.line for c in reply.commands if c.name not in ("note", "history", "canned")]
         new_owner = app.rules.agent(handed_to) if handed_to else None
-        decision.notices.append(Notice(
+        colleague_told = Notice(
             template="agent/colleague_worked", recipient=assignee_before, ticket_id=ticket_id,
             auto_submitted=AUTO_GENERATED, agent_reply_to=assignee_before, from_name=agent.name,
             context={"agent_name": agent.name, "text": reply.body if public else "",
@@ -553,12 +554,18 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                      "handed_to": new_owner.name if new_owner else handed_to,
                      "taken": handed_to == actor},
             message_row_id=row_id,
-        ))
+        )
+    merge_told: list[Notice] = []
     if plan.merge_into is not None:
         # Last: the reply above went to this ticket's customers (they follow the other one from now on),
         # and the merge moves the message that carried it along with the rest.
-        decision.notices += _merged(conn, app, ticket_id, plan.merge_into, agent, row_id, now,
-                                    by=f"#merge by {actor}; {ref}")
+        merge_told = _merged(conn, app, ticket_id, plan.merge_into, agent, row_id, now,
+                             by=f"#merge by {actor}; {ref}")
+    if colleague_told is not None and colleague_told.recipient not in {n.recipient for n in merge_told}:
+        # The owner of both tickets reads of the merge on the one that stays, once: a second mail about the
+        # closed one said it "stays yours".
+        decision.notices.append(colleague_told)
+    decision.notices += merge_told
     if history is not None:
         decision.notices.append(Notice(
             template="agent/ticket_history", recipient=actor, ticket_id=ticket_id, auto_submitted=AUTO_REPLIED,
