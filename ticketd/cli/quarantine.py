@@ -17,6 +17,7 @@ from ticketd.cli.common import (
     open_engine,
     open_for_change,
     print_json,
+    wake_daemon,
     who_runs,
 )
 
@@ -105,7 +106,7 @@ def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) 
             return
     # In arrival order, whatever order they were named in: an original opens its ticket before its reply.
     ordered = sorted(set(wanted))
-    failed = 0
+    failed = processed = 0
     for n, raw_id in enumerate(ordered):
         if not requeue(app.engine, raw_id):
             click.echo(f"mail {raw_id} is not in quarantine", err=True)
@@ -119,6 +120,7 @@ def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) 
                        "mended" + (f"; not retried, still in quarantine: {' '.join(map(str, rest))}" if rest else ""),
                        err=True)
             sys.exit(1)
+        processed += outcome is not None and not outcome.quarantined
         if outcome is None:
             click.echo(f"mail {raw_id} was taken by the running daemon")
         elif outcome.quarantined:
@@ -131,5 +133,9 @@ def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) 
             click.echo(f"mail {raw_id} processed: no ticket ({outcome.matched_by})")
         else:
             click.echo(f"mail {raw_id} processed: ticket {outcome.ticket_id} ({outcome.matched_by})")
+    if processed:
+        # What the mail queued (an acknowledgement, a notice) and a new ticket's assignment are jobs this
+        # process cannot run: the daemon's sweep would take them only after its grace. Woken, it takes them now.
+        wake_daemon(app.settings.data_dir)
     if failed:
         sys.exit(1)
