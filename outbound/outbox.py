@@ -11,6 +11,7 @@ import binascii
 import email.utils
 import hashlib
 import re
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.generator import NLCRE, BytesGenerator
@@ -72,10 +73,25 @@ def renderer_for(app: App) -> Renderer:
     return _renderers[key]
 
 
+# Line breaks of every kind (controls, U+2028, U+2029) and lone surrogates, which no charset encodes.
+_BREAKING = frozenset({"Cc", "Zl", "Zp", "Cs"})
+# Bidirectional embeddings, overrides and isolates (Unicode UAX #9) turn text round for display
+# ("invoice \u202efdp.exe" shows as "invoice exe.pdf"); ingest drops them too (ingest/headers.py).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def _clean(value: str) -> str:
-    # Header injection: CR/LF (and other controls) from customer text never
-    # reach a header line (RFC 5322 section 2.2: a header is one logical line).
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
+    """`value` as one header line's text, with runs of white space as one space.
+
+    Header injection: CR/LF (and other controls) never reach a header line
+    (RFC 5322 section 2.2: a header is one logical line). Other format
+    characters are the customer's text and stay: a Persian word's zero width
+    non-joiner, an emoji's joiners, a flag's tag characters, right-to-left
+    marks; as are characters newer than our Unicode tables. Non-ASCII text
+    goes out RFC 2047-encoded, where none of them can break the line.
+    """
+    kept = (" " if unicodedata.category(ch) in _BREAKING else ch for ch in value if ch not in _BIDI_CONTROLS)
+    return " ".join("".join(kept).split())
 
 
 # Longer than this, a word cannot be folded onto a line of its own within
