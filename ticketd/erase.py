@@ -110,6 +110,23 @@ def erase_ticket(engine: Engine, attachments_dir: Path, ticket_id: int, why: str
     return erased
 
 
+def _one_snapshot(engine: Engine) -> Engine:
+    """The engine whose transactions see the database as it was at their first read (PostgreSQL).
+
+    `forget` reads which tickets are the person's, then takes their traces
+    off every other ticket. At READ COMMITTED each statement sees what
+    committed before it, so a ticket the daemon opened for them in between
+    lost its requester and their words while it stayed, naming them. One
+    snapshot leaves such a ticket whole, as if its mail came after; a row
+    changed since the snapshot that the erasure must touch fails it with a
+    serialization error, and admin_transaction runs it again. SQLite's
+    writers take turns (BEGIN IMMEDIATE): nothing commits in between there.
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    return engine.execution_options(isolation_level="REPEATABLE READ")
+
+
 def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry_run: bool = False) -> Erased:
     """Erase one person (lower-case `address`) in one transaction: their tickets, and their traces on others."""
     now = utcnow()
@@ -125,7 +142,7 @@ def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry
         for spelled in addresses:
             store.erase_traces(conn, spelled, now, why, erased)
 
-    erased = _in_transaction(engine, work, dry_run=dry_run)
+    erased = _in_transaction(_one_snapshot(engine), work, dry_run=dry_run)
     if not dry_run:
         _remove_files(engine, attachments_dir, erased)
         # The address itself is not logged: the log would keep what was erased.
