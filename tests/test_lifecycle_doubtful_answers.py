@@ -23,22 +23,22 @@ def desk(make_app, sqlite_url):
     yield from open_desk(make_app, sqlite_url)
 
 
-def _proposed(desk) -> int:
+def _agent_answered(desk, reply: str, status: str) -> int:
+    """A customer's new ticket, assigned to Alice, whose `reply` leaves it in `status`."""
     desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
     tid = desk.ticket()["id"]
     desk.assign(tid)
-    desk.reply_to(desk.last(ALICE), ALICE, "#propose\nRestart the printer.\n")
-    assert desk.ticket(tid)["status"] == "solution_proposed"
+    desk.reply_to(desk.last(ALICE), ALICE, reply)
+    assert desk.ticket(tid)["status"] == status
     return tid
+
+
+def _proposed(desk) -> int:
+    return _agent_answered(desk, "#propose\nRestart the printer.\n", "solution_proposed")
 
 
 def _closed(desk) -> int:
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    desk.assign(tid)
-    desk.reply_to(desk.last(ALICE), ALICE, "#close\nReplaced the fuser.\n")
-    assert desk.ticket(tid)["status"] == "closed"
-    return tid
+    return _agent_answered(desk, "#close\nReplaced the fuser.\n", "closed")
 
 
 @pytest.mark.parametrize("answer", ["Ok?\n", "Yes!?\n", "好的？\n", "ok 👎\n", "Ok :(\n", "Yes 😞\n"])

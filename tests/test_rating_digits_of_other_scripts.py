@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.desk import body_text, build_mail, open_desk
+from tests.desk import body_text, open_desk
+from tests.test_lifecycle_doubtful_answers import _closed
 
-CUSTOMER, AGENT = "cust@example.org", "alice@example.com"
+CUSTOMER = "cust@example.org"
 
 
 @pytest.fixture
 def desk(make_app, sqlite_url):
     yield from open_desk(make_app, sqlite_url)
-
-
-def _closed_by_agent(desk) -> int:
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    desk.assign(tid)
-    desk.reply_to(desk.last(AGENT), AGENT, "#close\nReplaced the fuser.\n")
-    assert desk.ticket(tid)["status"] == "closed"
-    return tid
 
 
 @pytest.mark.parametrize("reply", ["\u0665 \u0664 \u0665\n",          # Arabic-Indic: ٥ ٤ ٥
@@ -31,7 +23,7 @@ def test_a_rating_in_the_digits_of_another_script_is_stored(desk, reply):
     """PRODUCT.md: a reply with three numbers 1 to 5 is stored as the rating. These digits were read as
     5 4 5 and refused as off the scale: the requester was told "We could not count "5 4 5"", with
     "5 4 5" as the example of how to rate."""
-    tid = _closed_by_agent(desk)
+    tid = _closed(desk)
     asked = len(desk.inbox(CUSTOMER))
     desk.reply_to(desk.last(CUSTOMER), CUSTOMER, reply)
     assert [(r["usefulness"], r["speed"], r["politeness"]) for r in desk.ratings(tid)] == [(5, 4, 5)]
@@ -42,7 +34,7 @@ def test_a_rating_in_the_digits_of_another_script_is_stored(desk, reply):
 
 def test_digits_of_another_script_off_the_scale_are_refused_as_written(desk):
     """٩ ٩ ٩ is 9 9 9: not counted, and the requester is told how to rate; the ticket stays closed."""
-    tid = _closed_by_agent(desk)
+    tid = _closed(desk)
     desk.reply_to(desk.last(CUSTOMER), CUSTOMER, "\u0669 \u0669 \u0669\n")
     assert desk.ratings(tid) == [] and desk.ticket(tid)["status"] == "closed"
     assert desk.events(tid, "rating_not_counted")[-1]["to_value"] == "9 9 9"

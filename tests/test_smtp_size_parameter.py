@@ -8,16 +8,8 @@ import socket
 import pytest
 from sqlalchemy import select
 
+from tests.test_smtp_limits import _reply
 from ticketd.store.tables import raw_mail
-
-
-def _reply(f) -> bytes:
-    lines = []
-    while True:
-        line = f.readline()
-        lines.append(line)
-        if len(line) < 4 or line[3:4] != b"-":
-            return b"".join(lines)
 
 
 @pytest.mark.parametrize("size", ["²", "١٢٣", "12³"], ids=["superscript", "arabic-indic", "digits-then-superscript"])
