@@ -34,7 +34,7 @@ import threading
 import time
 
 from imapclient import IMAPClient
-from imapclient.exceptions import LoginError
+from imapclient.exceptions import IMAPClientReadOnlyError, LoginError
 from imapclient.imapclient import DELETED, SEEN, SocketTimeout
 
 from ingest.imap_auth import log_in
@@ -108,6 +108,7 @@ class Poller:
         self._database = Outage()   # the database out of reach: not the mailbox's failure (`_synced`)
         self._failing_with: str | None = None    # the mailbox's failure last said in the log (`_say_failure`)
         self._failing_since: float | None = None   # monotonic time that failure began; None: working
+        self._read_only: bool | None = None   # the folder as the last SELECT found it; None: not opened yet
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
     def start(self) -> None:
@@ -261,7 +262,7 @@ class Poller:
         return client
 
     def _open_folder(self, client: IMAPClient) -> None:
-        info = client.select_folder(self.box.folder)
+        info = self._select(client)
         uidvalidity = int(info[b"UIDVALIDITY"])
         if uidvalidity != self._uidvalidity:
             # RFC 3501 section 2.3.1.1: under a new UIDVALIDITY the UIDs name other messages.
@@ -284,6 +285,25 @@ class Poller:
         log.info("imap %s: first poll under UIDVALIDITY %s: of the mail up to UID %s, taking the %s unseen "
                  "message(s) and leaving the read ones as they are; every message from UID %s on is taken",
                  self.box.key, uidvalidity, top, len(owed), top + 1)
+
+    def _select(self, client: IMAPClient) -> dict:
+        """SELECT the folder; one the account may only read (the server answers [READ-ONLY], RFC 3501
+        section 6.3.1: a shared mailbox without write rights, files the server may not write) is opened
+        read-only instead and polled all the same: the cursor, not \\Seen, says what is new."""
+        try:
+            info, read_only = client.select_folder(self.box.folder), False
+        except IMAPClientReadOnlyError:   # imaplib refuses a SELECT answered READ-ONLY unless asked for one
+            info, read_only = client.select_folder(self.box.folder, readonly=True), True
+        if read_only and not self._read_only:
+            moved = f", not moved to {self.box.move_to}" if self.box.move_to else ""
+            log.warning("imap %s: the server opens %s read-only for this account: its mail is taken by UID and left "
+                        "as it is there (not flagged \\Seen%s); give the account write rights on the folder "
+                        "(RFC 4314: s, t, e) to have it marked", self.box.key, self.box.folder, moved)
+        elif self._read_only and not read_only:
+            log.info("imap %s: %s is writable again: mail taken from now on is marked", self.box.key,
+                     self.box.folder)
+        self._read_only = read_only
+        return info
 
     # -- one round -----------------------------------------------------------
 
@@ -429,8 +449,8 @@ class Poller:
         return stored
 
     def _mark_done(self, client: IMAPClient, uids: list[int]) -> None:
-        """Only called once the mail is committed: now it may be flagged or moved."""
-        if not uids:
+        """Only called once the mail is committed: now it may be flagged or moved (not in a read-only folder)."""
+        if not uids or self._read_only:
             return
         client.add_flags(uids, [SEEN], silent=True)
         target = self.box.move_to
