@@ -122,6 +122,8 @@ class ParsedMail:
     arc_headers: list[tuple[str, str]] = field(default_factory=list)
     # The text's start was made from HTML: the mail had no text/plain part there, or a blank one.
     text_from_html: bool = False
+    # Lower-case name -> every value of it, decoded, in order: a route's header.<Name> matches any of them.
+    header_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class _RawHeaders(Compat32):
@@ -823,11 +825,12 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         hints += (guess_charset(raw_8bit, hints)[0],)
 
     headers: dict[str, str] = {}
+    every: dict[str, list[str]] = {}
     arc_headers: list[tuple[str, str]] = []
     for name, value in msg.raw_items():
         key = decode_8bit(str(name), hints).strip().lower()
-        if key not in headers:
-            headers[key] = decode_header_value(value, None, hints)
+        every.setdefault(key, []).append(decode_header_value(value, None, hints))
+        headers.setdefault(key, every[key][0])
         if key in ("arc-seal", "arc-authentication-results"):
             arc_headers.append((key, str(value)))
 
@@ -887,6 +890,7 @@ def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> Pars
         recipient_names=_names(tos + ccs),
         arc_headers=arc_headers,
         text_from_html=from_html,
+        header_values={key: tuple(values) for key, values in every.items()},
     )
 
 

@@ -43,7 +43,7 @@ __all__ = ["Decision", "agent_verdict", "apply_followup", "mail_facts", "open_ti
 def mail_facts(mail: IncomingMail) -> MailFacts:
     p = mail.parsed
     return MailFacts(from_addr=p.author or "", to=", ".join(p.to), cc=", ".join(p.cc), subject=p.subject,
-                     body=p.text, headers=p.headers)
+                     body=p.text, headers=p.header_values)
 
 
 def _new_subject(subject: str) -> str:

@@ -102,7 +102,7 @@ def first_mail_facts(conn: Connection, app: App, ticket_id: int) -> MailFacts:
                         ticket_id, exc_info=True)
         else:
             return MailFacts(from_addr=p.author or "", to=", ".join(p.to), cc=", ".join(p.cc), subject=p.subject,
-                             body=p.text, headers=p.headers, **own)
+                             body=p.text, headers=p.header_values, **own)
     if row is None:
         return MailFacts(subject=ticket["subject"], **own)
     return MailFacts(from_addr=row["from_addr"] or "", to=", ".join(json.loads(row["to_addrs"] or "[]")),

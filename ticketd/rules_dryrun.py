@@ -118,7 +118,7 @@ def key_facts_of(parsed: ParsedMail) -> KeyFacts:
 def facts_of(parsed: ParsedMail, key_facts: KeyFacts | None = None) -> MailFacts:
     key_facts = key_facts_of(parsed) if key_facts is None else key_facts
     return MailFacts(from_addr=parsed.author or "", to=", ".join(parsed.to), cc=", ".join(parsed.cc),
-                     subject=parsed.subject, body=parsed.text, headers=parsed.headers,
+                     subject=parsed.subject, body=parsed.text, headers=parsed.header_values,
                      type=key_facts.values.get("type", ""))
 
 

@@ -8,7 +8,7 @@ loader with RE2 (linear time, issue 5), so matching customer text cannot hang.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Protocol
@@ -46,7 +46,9 @@ class MailFacts:
     cc: str = ""
     subject: str = ""
     body: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Lower-case name -> every value of that header, in the mail's order (a lone text: its one value). A name
+    # may come many times (Received, a label per X-Label line): a condition matches any of them.
+    headers: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     # The ticket's type and priority as a route sees them: what the new ticket
     # would get so far. A ticket without a `Type:` key fact has no type; every
     # ticket has a priority, `normal` unless a route sets another (schema.sql's
@@ -56,9 +58,17 @@ class MailFacts:
     priority: str = "normal"
 
     def value(self, name: str) -> str:
+        """The field's text; for a header, its first value ("" when the mail has none)."""
+        return self.texts(name)[0]
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        """The field's text; for a header, each of its values ("" alone when the mail has none)."""
         if name.startswith("header."):
-            return self.headers.get(name[len("header."):].lower(), "") or ""
-        return getattr(self, {"from": "from_addr"}.get(name, name), "") or ""
+            found = self.headers.get(name[len("header."):].lower())
+            if isinstance(found, str):
+                return (found,)
+            return tuple(text or "" for text in found) if found else ("",)
+        return (getattr(self, {"from": "from_addr"}.get(name, name), "") or "",)
 
 
 @dataclass(frozen=True)
@@ -71,13 +81,14 @@ class Condition:
 
     def explain(self, facts: MailFacts) -> str | None:
         """Why this condition holds (for `rules test`), or None if it does not."""
-        text = facts.value(self.field)
         if self.values:
+            text = facts.value(self.field)
             return f"{self.field} is {text}" if text in self.values else None
         for pattern in self.patterns:
-            found = pattern.search(text)
-            if found is not None:
-                return f"{self.field} matches /{pattern.pattern}/ at {found.group(0)[:60]!r}"
+            for text in facts.texts(self.field):
+                found = pattern.search(text)
+                if found is not None:
+                    return f"{self.field} matches /{pattern.pattern}/ at {found.group(0)[:60]!r}"
         return None
 
 
