@@ -518,6 +518,13 @@ def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     return f"no {kind} named {name!r}; known {kinds}: {listing}"
 
 
+# A `|` or `>` block ends its text with a line break, which the pattern then needs in the mail: never there in a
+# subject, an address or a header, so the route silently never applied.
+_LINE_BREAK_AT_END = ("{text!r} ends with a line break (a | or > block keeps one), which the mail must then have "
+                      "there, as no subject, address or header has; write |- (or >-), or the pattern on the key's "
+                      "own line")
+
+
 def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condition, ...]:
     """The route's `if:` entries as Conditions; each unknown field, value or pattern is an error."""
     conditions = []
@@ -545,10 +552,14 @@ def _build_conditions(route: RouteModel, i: int, errors: _Errors) -> tuple[Condi
             continue
         patterns = []
         for j, text in enumerate(values):
+            at = path if isinstance(raw, str) else path + (j,)
+            if text.endswith(("\n", "\r")):
+                errors.add(at, _LINE_BREAK_AT_END.format(text=text))
+                continue
             try:
                 patterns.append(compile_pattern(text, any_case=key in _ADDRESS_FIELDS))
             except ValueError as exc:
-                errors.add(path if isinstance(raw, str) else path + (j,), str(exc))
+                errors.add(at, str(exc))
         field = key if not key.startswith("header.") else "header." + key[len("header."):].lower()
         conditions.append(Condition(field=field, patterns=tuple(patterns)))
     return tuple(conditions)
@@ -805,6 +816,8 @@ def _warnings(model: _Parsed, agents: tuple[Agent, ...], routes: tuple[Route, ..
     """Located warnings for a valid file that leaves mail waiting for nobody (docs/rules.md, "Warnings")."""
     found = _Errors(errors.source, errors.marks, errors.texts)
     _warn_routes(model, agents, routes, found)
+    _warn_route_names(model, routes, found)
+    _warn_unreachable_routes(model, routes, found)
     _warn_agents(model, agents, found)
     _warn_timers(model, found)
     return found.sorted_lines()
@@ -856,6 +869,36 @@ def _warn_routes(model: _Parsed, agents: tuple[Agent, ...], routes: tuple[Route,
                             f"({', '.join(a.email for a in members)}), so mail this route sends there waits "
                             f"unassigned until one is back; set away: false on one, or add {route.group} to "
                             "another agent's groups:", kind="warning: ")
+
+
+def _warn_route_names(model: _Parsed, routes: tuple[Route, ...], found: _Errors) -> None:
+    """Two routes of one name (a route without one is `route N`): routing is the same, but the `routed` event
+    and `rules test` name the route that matched, and then name either."""
+    first: dict[str, int] = {}
+    for (i, _), route in zip(model.routes, routes):
+        key = " ".join(route.name.split())
+        if key not in first:
+            first[key] = i
+            continue
+        j = first[key]
+        found.add(("routes", i, "name"), f"{route.name!r} is also the name of routes[{j}] (line "
+                                         f"{found.line_of(('routes', j))}), so a ticket's history (its routed event) "
+                                         "cannot tell which of them matched; give each route a name of its own",
+                  kind="warning: ")
+
+
+def _warn_unreachable_routes(model: _Parsed, routes: tuple[Route, ...], found: _Errors) -> None:
+    """Routes below one that matches every mail and stops there: a route added at the end of the file, under
+    `everything else`, never applies."""
+    stop: tuple[int, Route] | None = None
+    for (i, _), route in zip(model.routes, routes):
+        if stop is not None:
+            j, catch_all = stop
+            found.add(("routes", i), f"{route.name!r} never applies: {catch_all.name!r} above it (line "
+                                     f"{found.line_of(('routes', j))}) has no conditions and no continue: true, "
+                                     "so every mail stops there; move this route above it", kind="warning: ")
+        elif not route.conditions and not route.continue_:
+            stop = (i, route)
 
 
 def _name_key(text: str) -> str:

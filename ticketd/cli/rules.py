@@ -89,6 +89,9 @@ def rules_test(file: str, mail: str, config: str | None) -> None:
         for line in exc.errors:
             click.echo(line, err=True)
         sys.exit(1)
+    # As `rules check` gives them (stderr, exit 0): an admin who only tries a mail is told of them too.
+    for line in loaded.warnings:
+        click.echo(line, err=True)
     engine = app = settings = None
     if settings_file(config) is not None:
         from ticketd.app import App

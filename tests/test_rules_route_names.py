@@ -1,0 +1,64 @@
+"""Two routes of one name: the file applies, and `rules check` warns that the history cannot tell them apart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+RULES = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support, billing]}
+groups:
+  support: {}
+  billing: {}
+routes:
+  - name: invoices
+    if: {subject: "(?i)invoice"}
+    then: {group: billing}
+  - name: invoices
+    if: {subject: "(?i)refund"}
+    then: {group: billing, priority: high}
+  - if: {from: "@partner\\\\.example$"}
+    then: {group: billing}
+  - name: route 3
+    if: {subject: "(?i)urgent"}
+    then: {group: support, priority: urgent}
+  - name: everything else
+    then: {group: support}
+"""
+
+
+def _check(path: Path) -> subprocess.CompletedProcess:
+    """The real `ticketd rules check FILE`, in a fresh interpreter."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    return subprocess.run([sys.executable, "-m", "ticketd.cli", "rules", "check", str(path)],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+
+
+def test_rules_check_warns_of_two_routes_of_one_name_and_exits_0(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES)
+    done = _check(path)
+    assert done.returncode == 0, done.stderr
+    warned = [line for line in done.stderr.splitlines() if ": warning: " in line]
+    assert warned == [
+        f"{path}:10:11: warning: routes[1].name: 'invoices' is also the name of routes[0] (line 7), so a "
+        "ticket's history (its routed event) cannot tell which of them matched; give each route a name of its own",
+        # The third route has no name, so it is called `route 3` where the fourth is named so.
+        f"{path}:15:11: warning: routes[3].name: 'route 3' is also the name of routes[2] (line 13), so a "
+        "ticket's history (its routed event) cannot tell which of them matched; give each route a name of its own",
+    ], done.stderr
+    assert "(2 warning(s))" in done.stdout
+
+
+def test_routes_of_names_of_their_own_give_no_warning(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.replace("  - name: invoices\n    if: {subject: \"(?i)refund\"}",
+                                  "  - name: refunds\n    if: {subject: \"(?i)refund\"}")
+                    .replace("name: route 3", "name: urgent"))
+    done = _check(path)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
