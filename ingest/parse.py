@@ -808,12 +808,19 @@ def _opened(msg: email.message.Message) -> email.message.Message:
     return msg if smime.may_be_signed(opened) else opened
 
 
+def mbox_separator_end(raw: bytes) -> int:
+    """Where the header block begins: after an mbox separator line (`From cust@example.org Mon ...`, a mail saved
+    from a mailbox file and sent on whole) that opens the mail, else 0."""
+    if raw.startswith(b"From ") and b"\n" in raw:
+        first = raw[:raw.index(b"\n")]
+        if b":" not in first.split(b" ", 1)[0]:
+            return len(first) + 1
+    return 0
+
+
 def parse_mail(raw: bytes, *, max_depth: int = 20, max_parts: int = 500) -> ParsedMail:
     """Parse raw bytes; raises MailTooComplex past the limits, nothing else by design."""
-    if raw.startswith(b"From ") and b"\n" in raw:
-        first, rest = raw.split(b"\n", 1)
-        if b":" not in first.split(b" ", 1)[0]:
-            raw = rest  # an mbox separator line, not a header
+    raw = raw[mbox_separator_end(raw):]
     msg = _opened(_message_from_bytes(raw))
     limits = _Limits(max_depth, max_parts)
     limits.walk(msg)

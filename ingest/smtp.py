@@ -13,12 +13,14 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
+from datetime import UTC, datetime
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from ingest.headers import ascii_domain
-from ingest.parse import dedupe_key
+from ingest.parse import dedupe_key, mbox_separator_end
+from ingest.trace import received_line
 from ticketd.app import App
 from ticketd.domain.loops import POSTMASTER
 from ticketd.outage import Outage, said
@@ -253,8 +255,9 @@ class IntakeHandler:
                      self.max_bytes)
             return TOO_BIG
         try:
+            # The key of the mail as the sender wrote it: a second delivery, with our line's other time, is the same.
             key, message_id = dedupe_key(raw)
-            mail = RawMail(raw, "smtp", key, message_id, envelope.mail_from,
+            mail = RawMail(_with_trace(server, session, envelope, raw), "smtp", key, message_id, envelope.mail_from,
                            [r.lower() for r in envelope.rcpt_tos])
             stored: Stored = await asyncio.wrap_future(self.committer.submit(mail))
             log.info("stored raw mail %s (Message-ID %s)%s", stored.raw_id, _printable(message_id or "none"),
@@ -281,6 +284,17 @@ class IntakeHandler:
         # aiosmtpd would answer 500 to an unhandled error; for us it is ours.
         log.exception("SMTP session error", exc_info=error)
         return TEMP_FAILURE
+
+
+def _with_trace(server: SMTP, session: Session, envelope: Envelope, raw: bytes) -> bytes:
+    """`raw` under our Received line (ingest/trace.py), in the mail's own line ending."""
+    first = raw.find(b"\n")
+    line_end = b"\r\n" if first > 0 and raw[first - 1:first] == b"\r" else b"\n"
+    smtputf8 = any(str(option).upper() == "SMTPUTF8" for option in envelope.mail_options)
+    line = received_line(helo=session.host_name, peer=session.peer, by=server.hostname, esmtp=session.extended_smtp,
+                         smtputf8=smtputf8, recipients=envelope.rcpt_tos, when=datetime.now(UTC), line_end=line_end)
+    head = mbox_separator_end(raw)   # under an mbox separator line the header block begins (ingest/parse.py)
+    return raw[:head] + line + raw[head:]
 
 
 class Phase(enum.Enum):

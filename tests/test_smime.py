@@ -24,6 +24,7 @@ from ingest.parse import parse_mail
 from tests.cli import cli_ok
 from tests.conftest import write_config
 from tests.desk import body_text, build_mail, open_desk
+from tests.received import as_sent
 from ticketd.pipeline import drain
 from ticketd.store.tables import attachments, raw_mail, tickets
 
@@ -165,7 +166,7 @@ def test_tickets_show_has_the_words_and_files_of_an_opaquely_signed_mail(receive
         ("smime.p7m", hashlib.sha256(ENCRYPTED_DER).hexdigest())]
     # The mail itself is kept as it came, signature and all.
     with app.engine.connect() as conn:
-        kept = [bytes(r) for r in conn.execute(raw_mail.select().with_only_columns(raw_mail.c.raw)
+        kept = [as_sent(bytes(r)) for r in conn.execute(raw_mail.select().with_only_columns(raw_mail.c.raw)
                                                .order_by(raw_mail.c.id)).scalars()]
     assert [k.replace(b"\r\n", b"\n").rstrip() for k in kept] == [m.replace(b"\r\n", b"\n").rstrip()
                                                                   for m in (SIGNED, ENCRYPTED)]

@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from ingest.smtp import Receiver, wire_limit
-from ticketd.store.tables import raw_mail
 from tests.conftest import free_port, write_config
 from tests.daemon import DaemonProcess
+from tests.received import as_sent
+from ticketd.store.tables import raw_mail
 
 MAX = 10_000
 
@@ -41,7 +42,8 @@ def _stuffed(mail: bytes) -> bytes:
 
 def _stored(engine) -> list[bytes]:
     with engine.connect() as conn:
-        return [bytes(raw) for raw in conn.execute(select(raw_mail.c.raw).order_by(raw_mail.c.id)).scalars()]
+        return [as_sent(bytes(raw)) for raw in conn.execute(select(raw_mail.c.raw).order_by(raw_mail.c.id))
+                .scalars()]
 
 
 def _reply(f) -> bytes:

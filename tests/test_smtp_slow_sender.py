@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from ingest.smtp import Receiver
+from tests.received import as_sent
 from ticketd.store.tables import raw_mail
 
 TIMEOUT = 1.5
@@ -25,7 +26,7 @@ def receiver(make_app, sqlite_url):
 
 def _stored(app) -> list[bytes]:
     with app.engine.connect() as conn:
-        return [bytes(raw) for raw in conn.execute(select(raw_mail.c.raw)).scalars()]
+        return [as_sent(bytes(raw)) for raw in conn.execute(select(raw_mail.c.raw)).scalars()]
 
 
 def _in_data(port: int) -> tuple[socket.socket, object]:
