@@ -35,7 +35,39 @@ _CELL = {"td", "th"}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed", "param"}
 _WHITESPACE = re.compile(r"\s+")
 _BLANKS = re.compile(r"[ \t\u00a0]+")
-_HIDDEN = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|mso-hide\s*:\s*all", re.IGNORECASE)
+# Attributes that may hide an element or its text; only then are they read one by one and its style's
+# declarations parsed. Zero is a number of zeros with or without a unit ("0", "0px", ".0em"); "0.75em" is not.
+_ZERO = r"[+-]?(?:0+\.?0*|\.0+)(?:[a-z]+|%)?"
+_MAY_HIDE = re.compile(r"display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|mso-hide\s*:\s*all"
+                       r"|(?:opacity|height)\s*:\s*{0}(?![\w.%])|(?<![\w-])font(?:-size)?\s*:[^;]*?(?<![\w.]){0}(?![\w.%])"
+                       r"|(?<![\w-])hidden(?![\w-])|/\*".format(_ZERO))
+_IS_ZERO = re.compile(_ZERO + r"\Z")
+# Why an element's text is unseen, as bits: visibility hidden, font size zero. Both are inherited and a
+# descendant can set them again, so its text shows once more.
+_NO_VISIBILITY, _NO_SIZE = 1, 2
+# font-size values relative to the parent's size: zero stays zero (CSS Fonts 4, font-size).
+_RELATIVE_SIZE = re.compile(r"[+-]?[\d.]+(?:em|ex|ch|%)\Z|smaller|larger|inherit|unset|revert", re.IGNORECASE)
+# Boxes max-height and height apply to (CSS 2.1 section 10.7): not inline boxes, and tables and their cells
+# grow to hold their content, so a height of zero clips only a block.
+_BLOCKS = {"div", "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dd", "dt", "li", "pre", "center",
+           "section", "article", "header", "footer", "address", "form", "fieldset", "figure", "figcaption", "main",
+           "nav", "aside", "blockquote", "details", "summary"}
+# An attribute as HTML's tokenizer reads one (before, in and after attribute name and value states): a quoted
+# value is one value, so "title='style=display:none'" is a title and no style.
+_ATTRIBUTE = re.compile(r"""([^\s/>=][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+_INTEGER = re.compile(r"[\t\n\f\r ]*([+-]?[0-9]+)")
+# Counter styles an ordered list can take: its type attribute (HTML section 15.3.8, Lists, case-sensitive)
+# or an inline list-style (CSS Counter Styles 3, section 6.1).
+_LIST_TYPES = {"1": "1", "a": "a", "A": "A", "i": "i", "I": "I"}
+_LIST_STYLE = re.compile(r"list-style(?:-type)?\s*:[^;]*?\b(decimal|lower-alpha|lower-latin|upper-alpha|upper-latin"
+                         r"|lower-roman|upper-roman)\b", re.IGNORECASE)
+_STYLE_TYPES = {"decimal": "1", "lower-alpha": "a", "lower-latin": "a", "upper-alpha": "A", "upper-latin": "A",
+                "lower-roman": "i", "upper-roman": "I"}
+_ROMAN = ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"), (50, "L"), (40, "XL"),
+          (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
+# A number not yet known when its item is written: a reversed list without start counts down from its
+# number of items (HTML, the ol element), known only at its end.
+_UNKNOWN_NUMBER = re.compile("\x00#([0-9]+):([0-9]+):(.)\x00")
 # Text laid out by its own line breaks, as in <pre> (CSS Text 3, white-space): ticketd's own HTML
 # templates show an agent's words so, and so do some mail clients.
 _PRE_STYLE = re.compile(r"white-space\s*:\s*(?:pre|pre-wrap|pre-line|break-spaces)\b", re.IGNORECASE)
@@ -81,20 +113,144 @@ def _url_as_followed(href: str) -> str:
     return href.strip(_URL_EDGES).translate(_URL_TAB_NEWLINE)
 
 
-def _list_start(attrs: str) -> int:
-    """The number an <ol>'s first item shows (its start attribute, 1 if none or not a number)."""
-    start = _attr(attrs, "start") if "start" in attrs else None
-    try:
-        return int(start or 1)
-    except ValueError:
-        return 1
+def _integer(value: str | None) -> int | None:
+    """An integer as HTML reads one (rules for parsing integers): spaces, a sign, digits; the rest ignored."""
+    match = _INTEGER.match(value) if value else None
+    return int(match.group(1)) if match else None
 
 
 def _attr(attrs: str, name: str) -> str | None:
-    match = re.search(r"""(?:^|\s)%s\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""" % name, attrs, re.IGNORECASE)
-    if not match:
-        return None
-    return html.unescape(next(g for g in match.groups() if g is not None))
+    """The value of the first attribute called `name` ("" if it has none); None if there is no such attribute."""
+    for match in _ATTRIBUTE.finditer(attrs):
+        if match.group(1).lower() == name:
+            value = next((g for g in match.groups()[1:] if g is not None), "")
+            return html.unescape(value) if "&" in value else value
+    return None
+
+
+def _declarations(style: str) -> dict[str, str]:
+    """An inline style's properties and their values in lower case: the last wins, an !important one over others."""
+    if "/*" in style:
+        style = re.sub(r"/\*.*?(?:\*/|\Z)", "", style, flags=re.DOTALL)
+    found: dict[str, str] = {}
+    important: set[str] = set()
+    for declaration in style.lower().split(";"):
+        name, colon, value = declaration.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not name:
+            continue
+        if value.endswith("important") and "!" in value:
+            value = value[:value.rindex("!")].strip()
+            important.add(name)
+        elif name in important:
+            continue
+        found[name] = value
+    return found
+
+
+def _font_size_zero(value: str, parent: bool) -> bool:
+    """Whether a font-size (or the size in a font shorthand) leaves text of no size; relative ones follow `parent`."""
+    for word in value.replace("/", " / ").split():
+        if word == "/":
+            break     # a line height follows the size
+        if _IS_ZERO.match(word):
+            return True
+        if _RELATIVE_SIZE.match(word):
+            return parent
+        if word[0] in "0123456789." and not word.isdigit() or word.endswith("-small") or word.endswith("-large") or \
+                word in ("small", "medium", "large", "initial", "math"):
+            return False   # an absolute size (a bare number is a font-weight)
+    return parent
+
+
+def _may_hide(lowered: str, invisible: int) -> bool:
+    """Whether attributes (in lower case) may hide an element or its text, or show again what an ancestor hid."""
+    if "&" in lowered:
+        lowered = html.unescape(lowered)   # "display&#58;none" is display:none
+    if invisible and ("visibility" in lowered or "font" in lowered):
+        return True
+    # Substrings first, being much cheaper than the expression: every tag of a mail comes here.
+    if "none" in lowered or "hidden" in lowered or "collapse" in lowered or "mso-hide" in lowered or \
+            "/*" in lowered or "0" in lowered and ("font" in lowered or "height" in lowered or "opacity" in lowered):
+        return bool(_MAY_HIDE.search(lowered))
+    return False
+
+
+def _style_hides(name: str, attrs: str, lowered: str, invisible: int) -> tuple[bool, int]:
+    """Whether an element is not rendered at all, and why its text is unseen (_NO_VISIBILITY, _NO_SIZE bits)."""
+    if not _may_hide(lowered, invisible):
+        return False, invisible
+    style = _attr(attrs, "style")
+    hidden_attribute = _attr(attrs, "hidden") is not None
+    found = _declarations(style or "")
+    display = found.get("display", "")
+    # The hidden attribute is display: none in the user agent's style sheet (HTML section 15.3.1, Hidden
+    # elements), which an inline display overrides; hidden=until-found hides the content all the same.
+    if display == "none" or hidden_attribute and not display or found.get("mso-hide") == "all" or \
+            _IS_ZERO.match(found.get("opacity", "1")):
+        return True, invisible
+    # Content clipped to a box of no height is not seen (CSS Overflow 3, overflow: hidden and clip).
+    clips = found.get("overflow", found.get("overflow-y", "")) in ("hidden", "clip")
+    if clips and (_IS_ZERO.match(found.get("max-height", "1")) or _IS_ZERO.match(found.get("height", "1"))):
+        if display in ("block", "inline-block", "flex", "grid", "list-item", "flow-root") or \
+                not display and name in _BLOCKS:
+            return True, invisible
+    # Both are inherited: a descendant that sets them again shows its text (CSS Display 3, visibility).
+    visibility = found.get("visibility")
+    if visibility in ("hidden", "collapse"):
+        invisible |= _NO_VISIBILITY
+    elif visibility == "visible":
+        invisible &= ~_NO_VISIBILITY
+    size = found.get("font-size", found.get("font"))
+    if size is not None:
+        zero = _font_size_zero(size, bool(invisible & _NO_SIZE))
+        invisible = invisible | _NO_SIZE if zero else invisible & ~_NO_SIZE
+    return False, invisible
+
+
+def _counter(number: int, kind: str) -> str:
+    """`number` as a list marker of counter style `kind`: 1, a, A, i or I, with decimal outside their range."""
+    if kind in "aA" and number > 0:
+        letters = ""
+        while number:
+            number, digit = divmod(number - 1, 26)
+            letters = chr(ord(kind) + digit) + letters
+        return letters
+    if kind in "iI" and 0 < number < 4000:
+        roman = ""
+        for value, numeral in _ROMAN:
+            count, number = divmod(number, value)
+            roman += numeral * count
+        return roman if kind == "I" else roman.lower()
+    return str(number)
+
+
+class _OrderedList:
+    """The numbering state of an open <ol>."""
+
+    __slots__ = ("next", "step", "kind", "items")
+
+    def __init__(self, attrs: str) -> None:
+        reversed_ = "reversed" in attrs.lower() and _attr(attrs, "reversed") is not None
+        self.step = -1 if reversed_ else 1
+        start = _integer(_attr(attrs, "start")) if "start" in attrs.lower() else None
+        self.next: int | None = start if start is not None else None if reversed_ else 1
+        self.kind = _list_type(attrs, "1")
+        self.items = 0
+
+
+def _list_type(attrs: str, kind: str) -> str:
+    """The counter style an <ol> or <li> asks for, else `kind`: an inline list-style wins over a type attribute."""
+    if not attrs:
+        return kind
+    lowered = attrs.lower()
+    if "list-style" in lowered:
+        found = _LIST_STYLE.search(_attr(attrs, "style") or "")
+        if found:
+            return _STYLE_TYPES[found.group(1).lower()]
+    if "type" in lowered:
+        return _LIST_TYPES.get((_attr(attrs, "type") or "").strip(), kind)
+    return kind
 
 
 def _raw_text_end(markup: str, pos: int, name: str, missing: set[str]) -> int:
@@ -115,8 +271,10 @@ class _OpenElements:
     """HTML's stack of open elements, kept just well enough to know where hidden content ends."""
 
     def __init__(self) -> None:
-        self.stack: list[tuple[str, bool]] = []   # (name, whether it or an ancestor is hidden)
+        # (name, whether it or an ancestor is hidden, why its text is unseen: _NO_VISIBILITY, _NO_SIZE bits)
+        self.stack: list[tuple[str, bool, int]] = []
         self.skipping = False                     # the innermost open element is hidden
+        self.invisible = 0                        # why the innermost open element's text is unseen, if it is
         self.at: defaultdict[str, list[int]] = defaultdict(list)  # each name's places in the stack, innermost last
         self.walls: list[int] = [-1]              # places of _WALLS elements, so a scope check takes constant time
 
@@ -140,13 +298,14 @@ class _OpenElements:
             floor = max(self.walls[-1], self.last("ol"), self.last("ul"))
         return place if place >= floor else -1
 
-    def push(self, name: str, hidden: bool) -> None:
+    def push(self, name: str, hidden: bool, invisible: int = 0) -> None:
         place = len(self.stack)
         self.at[name].append(place)
         if name in _WALLS:
             self.walls.append(place)
         self.skipping = hidden or self.skipping
-        self.stack.append((name, self.skipping))
+        self.invisible = invisible
+        self.stack.append((name, self.skipping, invisible))
 
     def pop_to(self, place: int) -> None:
         stack, at, walls = self.stack, self.at, self.walls
@@ -155,6 +314,7 @@ class _OpenElements:
             if walls[-1] == len(stack):
                 walls.pop()
         self.skipping = bool(stack) and stack[-1][1]
+        self.invisible = stack[-1][2] if stack else 0
 
     def start(self, name: str) -> None:
         """Ends what a start tag closes implicitly: <head> at body content, <p> at a block, a cell at a cell."""
@@ -263,12 +423,16 @@ class _Writer:
 
 def html_to_text(markup: str) -> str:
     """The visible text of an HTML document, with line structure and > quoting."""
+    if "\x00" in markup:
+        # Ignored in text, as in browsers ("in body" insertion mode); the text's own markers use it.
+        markup = markup.replace("\x00", "")
     writer = _Writer()
     open_elements = _OpenElements()
     missing_ends: set[str] = set()    # raw text elements with no end tag further on
     link: list[tuple[str | None, tuple[int, int]]] = []  # the open <a>, if any: its href, where its text starts
     pre_styled: list[int] = []        # stack places of open elements styled white-space: pre and the like
-    numbers: dict[int, int] = {}      # stack place of each open <ol>: the number its next item shows
+    numbers: dict[int, _OrderedList] = {}   # stack place of each open <ol>: how it numbers its items
+    counting_down: list[_OrderedList] = []   # reversed lists without start, whose first number is their size
     pos = 0
 
     def end_pre_styled() -> None:
@@ -293,7 +457,7 @@ def html_to_text(markup: str) -> str:
 
     def emit(chunk: str) -> None:
         open_elements.text(chunk)
-        if open_elements.skipping:
+        if open_elements.skipping or open_elements.invisible:
             return
         chunk = html.unescape(chunk)
         if writer.pre:
@@ -305,14 +469,29 @@ def html_to_text(markup: str) -> str:
         else:
             writer.text(_WHITESPACE.sub(" ", chunk))
 
-    def bullet() -> str:
+    def bullet(attrs: str) -> str:
         """The marker of the item just opened: its number in the nearest open list if that is an <ol>."""
         ordered, unordered = open_elements.last("ol"), open_elements.last("ul")
         if ordered < 0 or ordered < unordered:
             return "- "
-        number = numbers.get(ordered, 1)
-        numbers[ordered] = number + 1
-        return f"{number}. "
+        numbering = numbers.get(ordered) or numbers.setdefault(ordered, _OrderedList(""))
+        kind = _list_type(attrs, numbering.kind)
+        # An item's value sets its own number and so those after it (HTML section 4.4.8, ordinal value).
+        number = _integer(_attr(attrs, "value")) if "value" in attrs.lower() else None
+        if number is None and numbering.next is None:
+            if not numbering.items:
+                counting_down.append(numbering)
+            numbering.items += 1
+            return f"\x00#{len(counting_down) - 1}:{numbering.items - 1}:{kind}\x00. "
+        number = numbering.next if number is None else number
+        numbering.next = number + numbering.step
+        numbering.items += 1
+        return f"{_counter(number, kind)}. "
+
+    def count_down(found: re.Match[str]) -> str:
+        """The number of an item of a reversed list without start, now that the list's size is known."""
+        numbering = counting_down[int(found.group(1))]
+        return _counter(numbering.items - int(found.group(2)), found.group(3))
 
     while match := _TOKEN.search(markup, pos):
         if match.start() > pos:
@@ -340,13 +519,14 @@ def html_to_text(markup: str) -> str:
                 if not self_closing:
                     open_elements.push(name, True)
                 continue
-            hidden = name in _SKIP or "style" in attrs and not self_closing and \
-                bool(_HIDDEN.search(_attr(attrs, "style") or ""))
+            lowered = attrs.lower()
+            hidden, invisible = (name in _SKIP, open_elements.invisible) if name in _SKIP or not attrs else \
+                _style_hides(name, attrs, lowered, open_elements.invisible)
             if not self_closing:
-                open_elements.push(name, hidden)
+                open_elements.push(name, hidden, invisible)
             if hidden:
                 continue
-            if name != "pre" and not self_closing and "style" in attrs and \
+            if name != "pre" and not self_closing and "white-space" in lowered and \
                     _PRE_STYLE.search(_attr(attrs, "style") or ""):
                 pre_styled.append(len(open_elements.stack) - 1)
                 writer.newline()
@@ -368,11 +548,12 @@ def html_to_text(markup: str) -> str:
             continue
         if name == "img" and not closing:
             alt = (_attr(attrs, "alt") or "").strip()
-            if alt:
+            # A zero font size leaves an image its size; visibility: hidden hides it.
+            if alt and not invisible & _NO_VISIBILITY:
                 writer.text(f"[{alt}]")
             continue
         if name == "ol" and not closing and not self_closing:
-            numbers[len(open_elements.stack) - 1] = _list_start(attrs)
+            numbers[len(open_elements.stack) - 1] = _OrderedList(attrs)
         # A block that opens a list item's content (<li><div>, <li><p>) starts on the bullet's line.
         if writer.bare_bullet and not closing and name not in ("li", "br", "hr"):
             continue
@@ -382,8 +563,13 @@ def html_to_text(markup: str) -> str:
             if name == "br" or writer.current:
                 writer.newline()
             if name == "li" and not closing:
-                writer.bullet(bullet())
-        elif name in _CELL and closing:
+                marker = bullet(attrs)
+                # The marker takes the item's font size and visibility (CSS Lists 3, ::marker).
+                writer.bullet("" if open_elements.invisible else marker)
+        elif name in _CELL and (closing or writer.current):
+            # A cell's end tag may be left out (HTML section 13.1.2.4, optional tags): the next cell's
+            # start tag ends it, and its text must not run into the one before.
             writer.text(" ")
     emit(markup[pos:])
-    return writer.result()
+    text = writer.result()
+    return _UNKNOWN_NUMBER.sub(count_down, text) if counting_down else text

@@ -56,7 +56,7 @@ def test_commands_in_a_mail_of_only_html_are_still_refused(desk):
 def test_a_blank_plain_part_beside_the_html_is_no_plain_text(desk):
     """Some clients send an empty text/plain alternative: the text is the HTML's, and its commands are refused."""
     tid = desk.open_assigned(CUSTOMER, "The printer is on fire.\n", ALICE)
-    _agent_mail(desk, tid, "\n", '<div style="font-size:0;color:#fff">#close</div><p>Done.</p>')
+    _agent_mail(desk, tid, "\n", '<div>#close</div><p>Done.</p>')
     assert desk.ticket(tid)["status"] == "new"
     assert "plain-text part" in body_text(desk.last(ALICE))
 
