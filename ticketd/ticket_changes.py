@@ -11,7 +11,7 @@ from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
 from ticketd.domain.timers import DATE_OF_STATUS, dates_left_behind
 from ticketd.store import tickets as store
-from ticketd.timers import on_status_change
+from ticketd.timers import on_date_change, on_status_change
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -90,11 +90,13 @@ def set_status(conn, app: App, ticket: dict, to: Status, now, *, actor: str, kin
     store.update_ticket(conn, ticket["id"], now, status=to.value, **fields)
     store.add_event(conn, ticket["id"], now, actor, kind, from_value=ticket["status"], to_value=to.value,
                     reason=reason, message_row_id=row_id)
-    # A new wake-up or due date re-arms the timers even when the status
-    # stays (a second #postpone on a postponed ticket moves its wake-up).
+    # A new wake-up or due date moves that date's timers even when the status
+    # stays (a second #postpone on a postponed ticket moves its wake-up), and only those.
     retimed = any(ticket.get(key) != fields[key] for key in _TIMED_FIELDS if key in fields)
-    if ticket["status"] != to.value or retimed:
+    if ticket["status"] != to.value:
         on_status_change(conn, app, ticket["id"], to.value, now)
+    elif retimed:
+        on_date_change(conn, app, ticket["id"], to.value, now)
     ticket.update(status=to.value, **fields)
     return True
 

@@ -58,6 +58,23 @@ def on_status_change(conn: Connection, app: App, ticket_id: int, status: str, no
          respond=respond)
 
 
+def on_date_change(conn: Connection, app: App, ticket_id: int, status: str, now: datetime) -> None:
+    """A new wake-up or due date on a ticket that stays in its status: only the timers of that date move.
+
+    A second `#postpone` (or `#dev`) is no status change (PRODUCT.md: the
+    status stays, the date changes): a respond clock keeps its deadline, as
+    after any commands-only mail (docs/rules.md respond_within), and a clock
+    that ran out is not given back.
+    """
+    timer_rows.cancel_armed_of_kinds(conn, ticket_id, plan_of.DATED_KINDS, now)
+    ticket = store.get_ticket(conn, ticket_id)
+    planned = [p for p in plan_of.plan(status, app.rules.timer(status), now, postponed_until=ticket["postponed_until"],
+                                       dev_due=ticket["dev_due"], business_hours=app.rules.business_hours)
+               if p.kind in plan_of.DATED_KINDS]
+    if planned:
+        timer_rows.arm_timers(conn, ticket_id, status, [(p.kind, p.due_at) for p in planned], now)
+
+
 def on_ticket_opened(conn: Connection, app: App, ticket_id: int, now: datetime, *, awaits_answer: bool = True) -> None:
     """Arm the timers of `new` on a ticket just created: nothing to cancel, nothing postponed.
 
@@ -122,6 +139,15 @@ def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str
     timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, due, now)
 
 
+def stop_wait(conn: Connection, ticket_id: int, now: datetime) -> None:
+    """The customer side spoke on a waiting ticket that stays waiting: no reminder or close for silence.
+
+    They wait for the desk now (plan_of.wait_answered_aside); an agent's
+    next public reply starts the wait again (restart_wait).
+    """
+    timer_rows.cancel_armed_of_kinds(conn, ticket_id, (plan_of.WARN, plan_of.CLOSE), now)
+
+
 def answer_respond_clock(conn: Connection, ticket_id: int, now: datetime) -> None:
     """A public agent reply answered the customer: their respond clock stops, until they write again.
 
@@ -175,9 +201,13 @@ def fire_due_timers(app: App, limit: int = 200) -> int:
     """Fire every armed timer whose time has come; how many this process fired."""
     now = utcnow()
     with reading(app.engine) as conn:
-        due = timer_rows.due_armed(conn, now, limit)
+        due = timer_rows.due_armed_kinds(conn, now, limit)
+        # Read after the due timers: a mail taken in by their due time is in line by now, or processed.
+        in_line = timer_rows.oldest_mail_in_line(conn) if due else None
     fired = 0
-    for timer_id, ticket_id in due:
+    for timer_id, ticket_id, kind, due_at in due:
+        if plan_of.held_by_mail_in_line(kind, due_at, in_line):
+            continue   # its answer may be in line: the next sweep fires it if it still stands
         try:
             if _fire_one(app, timer_id, ticket_id):
                 fired += 1

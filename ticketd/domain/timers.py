@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ticketd.domain.lifecycle import parse_when
+from ticketd.domain.lifecycle import is_acceptance, is_only_courtesy, parse_when
 from ticketd.domain.rules import BusinessHours, TimerSpec
 from ticketd.domain.statuses import Status
 
@@ -31,6 +31,10 @@ def local_time(at: datetime, zone: str) -> str:
         return local.date().isoformat()
     return f"{local:%Y-%m-%d %H:%M} {zone}"
 
+
+# The timers that a timed status's own date sets (plan): a new `#postpone`
+# or `#dev` date replaces these and no other.
+DATED_KINDS = (WAKE, DUE)
 
 # The date on the ticket each timed status keeps (PRODUCT.md, "The lifecycle":
 # `postponed` with a wake-up time, `in_development` with a due date).
@@ -180,6 +184,39 @@ def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until:
             planned.append(PlannedTimer(DUE, dev_due - timedelta(seconds=before)))
         planned.append(PlannedTimer(DUE, dev_due))   # and on the day itself (docs/rules.md)
     return planned
+
+
+# The timers a mail can make moot: an agent's reply answers a respond clock,
+# a customer's reply ends the silence a warning or a close is about.
+ANSWERABLE = (RESPOND, WARN, CLOSE)
+
+
+def held_by_mail_in_line(kind: str, due_at: datetime, oldest_in_line: datetime | None) -> bool:
+    """Whether a due timer waits for mail taken in by its due time and not yet processed.
+
+    That mail may be the very answer the timer is about (PRODUCT.md: the
+    close is for a customer who is silent); it is processed in seconds, and
+    the timer fires at the next sweep if it still stands. Mail that came
+    after the due time holds nothing: a desk always receiving would
+    otherwise never warn or close.
+    """
+    return kind in ANSWERABLE and oldest_in_line is not None and oldest_in_line <= due_at
+
+
+def wait_answered_aside(status: str, text: str, has_files: bool, accept_words) -> bool:
+    """Whether a customer-side mail that leaves a waiting status as it is still ends the silence it counts.
+
+    A follower's words on a proposal (PRODUCT.md: only the requester accepts
+    or rejects it) wait for the desk's answer: warning the requester, then
+    closing for "no answer", over an objection nobody answered is wrong.
+    Thanks or an "ok" object to nothing, and a reply with no words of its
+    own says nothing: the wait goes on.
+    """
+    if status not in WAITING_STATUSES:
+        return False
+    if has_files:
+        return True
+    return bool((text or "").strip()) and not is_only_courtesy(text) and not is_acceptance(text, accept_words)
 
 
 def grace_after_warning(status: str, spec: TimerSpec | None) -> timedelta | None:

@@ -9,13 +9,19 @@ from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from ticketd.domain.statuses import Status
 from ticketd.store.db import insert_if_absent
-from ticketd.store.tables import events, messages, tickets, timer_rules, timers
+from ticketd.store.tables import events, messages, raw_mail, tickets, timer_rules, timers
 
 
 def cancel_armed(conn: Connection, ticket_id: int, now: datetime) -> None:
     """Cancel every armed timer of the ticket."""
     conn.execute(update(timers).where(timers.c.ticket_id == ticket_id, timers.c.state == "armed")
                  .values(state="cancelled", fired_at=now))
+
+
+def cancel_armed_of_kinds(conn: Connection, ticket_id: int, kinds: Iterable[str], now: datetime) -> None:
+    """Cancel the ticket's armed timers of `kinds`, leaving its others armed."""
+    conn.execute(update(timers).where(timers.c.ticket_id == ticket_id, timers.c.state == "armed",
+                                      timers.c.kind.in_(list(kinds))).values(state="cancelled", fired_at=now))
 
 
 # Built once, executed with parameters (see ticketd/store/tickets.py):
@@ -62,10 +68,26 @@ def armed(conn: Connection, ticket_id: int) -> list[dict]:
 
 def due_armed(conn: Connection, now: datetime, limit: int) -> list[tuple[int, int]]:
     """(timer id, ticket id) of armed timers due by `now`, soonest first."""
+    return [(timer_id, ticket_id) for timer_id, ticket_id, _, _ in due_armed_kinds(conn, now, limit)]
+
+
+def due_armed_kinds(conn: Connection, now: datetime, limit: int) -> list[tuple[int, int, str, datetime]]:
+    """(timer id, ticket id, kind, due_at) of armed timers due by `now`, soonest first."""
     return conn.execute(
-        select(timers.c.id, timers.c.ticket_id).where(timers.c.state == "armed", timers.c.due_at <= now)
+        select(timers.c.id, timers.c.ticket_id, timers.c.kind, timers.c.due_at)
+        .where(timers.c.state == "armed", timers.c.due_at <= now)
         .order_by(timers.c.due_at, timers.c.id).limit(limit)
     ).all()
+
+
+# Read by the sweep once a round, never per mail: the raw_mail_state index
+# (state, id) leaves only the few mails still in line to look at.
+_OLDEST_IN_LINE = select(func.min(raw_mail.c.received_at)).where(raw_mail.c.state == "received")
+
+
+def oldest_mail_in_line(conn: Connection) -> datetime | None:
+    """When the oldest mail taken in (SMTP's 250, read from IMAP) and not yet processed came; None if none waits."""
+    return conn.execute(_OLDEST_IN_LINE).scalar_one()
 
 
 def claim_timer(conn: Connection, timer_id: int, now: datetime) -> dict | None:
