@@ -61,13 +61,16 @@ SAMPLES: dict[str, dict] = {
                                    agent_name="Alice", as_note=True),
     "agent/command_unchanged": dict(reasons=["#close: ticket [#1042] is already closed"], text="#close",
                                     agent_name="Alice", as_note=True),
+    "agent/assign_waiting": dict(line="#assign billing", group="billing", text="#assign billing", agent_name="Alice",
+                                 why="carol@example.com is away; bob@example.com has 20 open tickets (max_open 20)",
+                                 as_note=False),
     "agent/mail_not_applied": dict(reason="it was sent to another person's reply address", text="#close",
                                    agent_name="Bob", opened=1043),
     "agent/delivery_failed": dict(failed_recipient="cust@example.org", failed_template="requester/agent_reply",
                                   reason="550 5.1.1 no such user"),
     "agent/internal_note": dict(text="Check the fuser.", agent_name="Alice", attachments=_FILES),
     "agent/colleague_worked": dict(text="Please restart it.", agent_name="Bob", changes=["#status waiting_customer"],
-                                   handed_to=None, taken=False),
+                                   handed_to=None, taken=False, note="The fuser is worn.", attachments=_FILES),
     "agent/ticket_history": dict(agent_name="Alice", conversation=_CONVERSATION, conversation_omitted=0,
                                  attachments=_FILES),
     "agent/daily_summary": dict(ticket={}, tag="", recipient="alice@example.com", agent_name="Alice",
@@ -93,6 +96,7 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
     "agent/internal_note": ("attachments",),
     "agent/ticket_history": ("attachments",),
     "agent/mail_not_applied": ("opened",),
+    "agent/colleague_worked": ("note", "attachments"),
 }
 _FILES_OF = ("subject", "txt", "html")   # <name>.<file>.j2
 CANNED_SAMPLE = dict(ticket=_TICKET, tag="[#1042]", agent_name="Alice", support_address="support@example.com")

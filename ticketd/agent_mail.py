@@ -27,7 +27,7 @@ from ingest.match import desk_address
 from ingest.quotes import is_closing
 from outbound.outbox import renderer_for
 from ticketd.app import App
-from ticketd.assignment import assign_in_tx, conversation_of, release_if_departed
+from ticketd.assignment import assign_in_tx, conversation_of, release_if_departed, why_nobody
 from ticketd.clock import iso
 from ticketd.customer_mail import add_followers
 from ticketd.domain.absence import assign_refusals
@@ -274,7 +274,7 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
     else:
         plan = plan_commands(reply, now=now, agents=[a.email for a in app.rules.agents],
                              groups=list(app.rules.groups), zone=app.rules.zone_of(actor),
-                             away=_away_refusals(conn, app, reply, actor, now),
+                             away=_assign_refusals(conn, app, reply, actor, now, ticket["assignee"]),
                              names={a.email: a.name for a in app.rules.agents},
                              followers=[email for email, role in people.items() if role == "follower"],
                              ours=lambda address: is_ours(app, address),
@@ -343,19 +343,43 @@ def _merged(conn, app: App, source_id: int, into_id: int, agent, row_id: int, no
     )]
 
 
-def _away_refusals(conn, app: App, reply, actor: str, now) -> dict[str, str]:
-    """The agents `#assign` may not name now (away by rules.yaml or their own word), each with what to write instead.
+def _waits_in_group(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, group: str, now) -> Notice:
+    """`#assign <group>` left the ticket with nobody: the agent who wrote is told it waits, and why.
+
+    Silence read as "a colleague has it" while it waited unseen; the group
+    change stands (docs/rules.md: a ticket waits in its group until someone
+    is available), so this is no refusal.
+    """
+    line = next(c.line for c in reply.commands if c.name == "assign")
+    as_note = _through_note(mail, ticket["id"])   # as in _answer_unchanged
+    return Notice(
+        template="agent/assign_waiting", recipient=agent.email, ticket_id=ticket["id"],
+        auto_submitted=AUTO_REPLIED, agent_reply_to=agent.email, in_reply_to=mail.parsed.message_id,
+        reply_as_note=as_note, context={"line": line, "group": group, "why": why_nobody(conn, app.rules, group, now),
+                                        "text": mail.text, "agent_name": agent.name, "as_note": as_note},
+    )
+
+
+def _assign_refusals(conn, app: App, reply, actor: str, now, holder: str | None) -> dict[str, str]:
+    """The agents `#assign` may not name now (away by rules.yaml or their own word, or at their max_open),
+    each with what to write instead; `holder` the ticket's agent.
 
     Read only for a mail that has an `#assign`: a ticket given to someone away
-    would wait unseen, where the agent asking meant it to be worked on.
+    would wait unseen, where the agent asking meant it to be worked on; one
+    at max_open takes no new tickets, as round robin and routes hold them to.
     """
     if not any(c.name == "assign" for c in reply.commands):
         return {}
     absent = absent_agents(conn, now)
-    if not absent and not any(a.away for a in app.rules.agents):
+    if not absent and not any(a.away or a.max_open is not None for a in app.rules.agents):
         return {}
     counts = open_counts(conn, [a.email for a in app.rules.agents])
-    return assign_refusals(app.rules, absent, counts, writer=actor, zone=app.rules.zone_of(actor))
+    refusals = assign_refusals(app.rules, absent, counts, writer=actor, zone=app.rules.zone_of(actor))
+    held_by = app.rules.agent(holder) if holder else None
+    if held_by is not None and not held_by.away and held_by.email not in absent:
+        # Their max_open counts this ticket already: naming them gives them nothing new (and changes nothing).
+        refusals.pop(held_by.email, None)
+    return refusals
 
 
 def _people(conn, reply, ticket_id: int) -> dict[str, str]:
@@ -458,6 +482,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
     if plan.assign_to is not None:
         decision.notices += assign_in_tx(conn, app, ticket_id, plan.assign_to, now, actor, row_id=row_id)
         ticket.update(store.get_ticket(conn, ticket_id))
+        if ticket["assignee"] is None:
+            decision.notices.append(_waits_in_group(conn, app, mail, ticket, agent, reply, plan.assign_to, now))
     if ticket["status"] != Status.CLOSED.value and release_if_departed(conn, app, ticket, now):
         # A colleague's `#status open` on a closed ticket of an agent since removed from rules.yaml:
         # it goes to the group's next agent, as a customer's reopening does (docs/rules.md).
@@ -521,6 +547,9 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                      "closed_by": "agent"}, by_person=True,
         ))
     handed_to = ticket["assignee"] if ticket["assignee"] != assignee_before else None
+    # The agent whose ticket a colleague changed hears of it in one mail, the note's words in it too.
+    owner_told = assignee_before not in (None, actor) and bool(app.rules.agent(assignee_before)) and (
+        public or plan.status is not None or plan.priority or plan.type or handed_to or plan.merge_into)
     if plan.internal:
         others = {pp["email"] for pp in store.participants_of(conn, ticket_id) if pp["role"] == "agent"}
         if ticket["assignee"]:
@@ -528,6 +557,8 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
         # Whom the note hands the ticket to reads it in the assignment mail's conversation; a second mail,
         # the note's own, sat on top of it, and their answer to that one became a note the customer never saw.
         others -= {actor, handed_to}
+        if owner_told and plan.merge_into is None:   # the merge's mail to them does not carry the note
+            others.discard(assignee_before)
         for email in sorted(others):
             if app.rules.agent(email) is None:
                 continue
@@ -538,21 +569,24 @@ def _apply_plan(conn, app: App, mail: IncomingMail, ticket: dict, agent, reply, 
                 attach_from=files,
             ))
     colleague_told = None
-    if assignee_before not in (None, actor) and app.rules.agent(assignee_before) and (
-            public or plan.status is not None or plan.priority or plan.type or handed_to or plan.merge_into):
+    if owner_told:
         # A colleague answering from an old notice, setting a status, or
         # taking the ticket away: the agent it belonged to would otherwise
         # learn of it from the customer (a "closed" ticket they still
-        # answer), or not at all. A note goes to them above.
+        # answer), or not at all. A note alone goes to them above; a note with
+        # a change goes in this mail, which then answers as the note's would.
         changes = [c.line for c in reply.commands if c.name not in ("note", "history", "canned")]
         new_owner = app.rules.agent(handed_to) if handed_to else None
         colleague_told = Notice(
             template="agent/colleague_worked", recipient=assignee_before, ticket_id=ticket_id,
             auto_submitted=AUTO_GENERATED, agent_reply_to=assignee_before, from_name=agent.name,
+            reply_as_note=plan.internal and plan.merge_into is None,
+            attach_from=files if plan.internal and plan.merge_into is None else (),
             context={"agent_name": agent.name, "text": reply.body if public else "",
                      "changes": changes or ["replied to the customer"],
                      "handed_to": new_owner.name if new_owner else handed_to,
-                     "taken": handed_to == actor},
+                     "taken": handed_to == actor,
+                     **({"note": stored_text} if plan.internal and plan.merge_into is None else {})},
             message_row_id=row_id,
         )
     merge_told: list[Notice] = []

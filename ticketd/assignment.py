@@ -74,6 +74,12 @@ def why_not_now(conn: Connection, rules: RuleSet, email: str, now: datetime) -> 
     return None if available(agent, counts) else why_unavailable([agent], counts, ())
 
 
+def why_nobody(conn: Connection, rules: RuleSet, group: str, now: datetime) -> str:
+    """Why nobody of the group can take a ticket now, one clause per member (away, at max_open)."""
+    members = rules_now(conn, rules, now).members(group)
+    return why_unavailable(members, open_counts(conn, (a.email for a in members)), ())
+
+
 def give(conn: Connection, app: App, ticket: dict, agent: Agent, now: datetime, actor: str, reason: str,
          *, template: str = "agent/ticket_assigned", context: dict | None = None,
          row_id: int | None = None) -> list[Notice]:

@@ -120,7 +120,8 @@ OFFERED_AGENTS = 5
 
 def assign_refusals(rules: RuleSet, absent: Mapping[str, tuple[datetime, datetime | None]],
                     open_counts: Mapping[str, int], *, writer: str, zone: str) -> dict[str, str]:
-    """Why `#assign` may not name each agent who is away, and what to write instead; {email: message}.
+    """Why `#assign` may not name each agent who is away or at their `max_open`, and what to write instead;
+    {email: message}.
 
     PRODUCT.md, "Agents by email": a command that cannot be applied leaves
     the ticket unchanged and the agent is told exactly what was wrong. A
@@ -129,7 +130,9 @@ def assign_refusals(rules: RuleSet, absent: Mapping[str, tuple[datetime, datetim
     away by their own word (since, until), until-times shown in `zone`, the
     writer's. The writer is never refused: taking a ticket oneself, away or
     not, puts it before someone who reads it. (`ticketd tickets assign`, an
-    admin's explicit choice, still gives a ticket to an away agent.)
+    admin's explicit choice, still gives a ticket to an away agent.) An
+    agent at `max_open` takes no new tickets (docs/rules.md), which a route
+    naming them respects too; `open_counts` are the agents' open tickets.
     """
     now_rules = with_absences(rules, absent)
     refusals = {}
@@ -142,6 +145,10 @@ def assign_refusals(rules: RuleSet, absent: Mapping[str, tuple[datetime, datetim
             else:
                 why = "until they write #back"
             refusals[agent.email] = (f"{agent.email} is away {why}, so the ticket would wait unseen with them. "
+                                     + _instead(now_rules, agent, open_counts, writer))
+        elif agent.email != writer and not available(agent, open_counts):
+            refusals[agent.email] = (f"{agent.email} has {open_counts.get(agent.email, 0)} open tickets, the "
+                                     f"max_open rules.yaml gives them, so they take no new ones. "
                                      + _instead(now_rules, agent, open_counts, writer))
     return refusals
 
