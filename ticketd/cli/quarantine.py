@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import click
 
@@ -122,7 +123,7 @@ def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) 
             sys.exit(1)
         processed += outcome is not None and not outcome.quarantined
         if outcome is None:
-            click.echo(f"mail {raw_id} was taken by the running daemon")
+            failed += not _said_what_the_daemon_did(app.engine, raw_id)
         elif outcome.quarantined:
             click.echo(f"mail {raw_id} failed again and stays in quarantine:\n{outcome.quarantined}", err=True)
             failed += 1
@@ -139,3 +140,39 @@ def quarantine_retry(raw_ids: tuple[int, ...], every: bool, config: str | None) 
         wake_daemon(app.settings.data_dir)
     if failed:
         sys.exit(1)
+
+
+# How long a retry beaten to its mail by the running daemon waits for the daemon to finish with it: one of its
+# processing batches, which commits within a second or two.
+DAEMON_FINISHES_SECONDS = 15.0
+
+
+def _said_what_the_daemon_did(engine, raw_id: int) -> bool:
+    """The running daemon took the mail back in line before this command could: say what became of it (the
+    admin asked for its outcome, not for "taken"), once the daemon is done; False if it failed again."""
+    from ticketd.store.db import reading
+    from ticketd.store.inbox import fate_of
+
+    taken = f"mail {raw_id} was taken by the running daemon first"
+    deadline = time.monotonic() + DAEMON_FINISHES_SECONDS
+    while True:
+        with reading(engine) as conn:
+            fate = fate_of(conn, raw_id)
+        state = fate["state"] if fate else None
+        if state not in ("received", "processing") or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if state == "done":
+        how = f" ({fate['matched_by']})" if fate["matched_by"] else ""
+        click.echo(f"{taken}, which processed it: " + (f"ticket {fate['ticket_id']}{how}"
+                                                        if fate["ticket_id"] is not None else "no ticket"))
+        return True
+    if state == "quarantined":
+        click.echo(f"{taken}, which failed it again: it stays in quarantine:\n{fate['reason']}", err=True)
+        return False
+    if state in ("received", "processing"):
+        click.echo(f"{taken}, which has not finished with it after {DAEMON_FINISHES_SECONDS:.0f} s: "
+                   "`ticketd quarantine list` and `ticketd tickets list` show what becomes of it")
+        return True
+    click.echo(f"{taken}, and it is {state or 'gone'} now")
+    return True

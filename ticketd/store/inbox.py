@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ingest.identity import HEAD_BYTES, candidate_keys, identity, same_mail
 from ticketd.clock import utcnow
 from ticketd.store.db import durably, reading
-from ticketd.store.tables import raw_mail
+from ticketd.store.tables import messages, raw_mail
 
 _WIDTH = 998   # of raw_mail.envelope_from and raw_mail.message_id (schema.sql)
 
@@ -239,3 +239,12 @@ def quarantine_of(conn: Connection, raw_id: int) -> dict | None:
                        .where(raw_mail.c.id == raw_id)).mappings().first()
     return None if row is None else dict(row)
 
+
+def fate_of(conn: Connection, raw_id: int) -> dict | None:
+    """What became of a mail: its state, quarantine reason, ticket, and how its message was threaded
+    (matched_by, None when no message of it was stored); None when there is no such mail."""
+    row = conn.execute(
+        select(raw_mail.c.state, raw_mail.c.reason, raw_mail.c.ticket_id, messages.c.matched_by)
+        .select_from(raw_mail.outerjoin(messages, messages.c.raw_mail_id == raw_mail.c.id))
+        .where(raw_mail.c.id == raw_id).order_by(messages.c.id).limit(1)).mappings().first()
+    return None if row is None else dict(row)
