@@ -122,7 +122,7 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
         raise click.UsageError("give one outbox ID or --all-failed")
     settings = read_settings(config)
     engine = open_engine(config, settings, writes=True)
-    requeued, reports_left = _requeue_failed(engine, None if all_failed else [outbox_id])
+    requeued, reports_left, bounced = _requeue_failed(engine, None if all_failed else [outbox_id])
     if outbox_id is not None and not requeued:
         from ticketd.store.db import reading
         from ticketd.store.outbox import state_of
@@ -139,24 +139,46 @@ def outbox_retry(outbox_id: int | None, all_failed: bool, config: str | None) ->
     reports = f"{reports_left} failed {DELIVERY_FAILED} mail{'' if reports_left == 1 else 's'}"
     if not requeued:
         # Only the agents' failure reports may be failed: they are not "no failed mail", and nothing was retried.
-        click.echo("no failed mail" if not reports_left else
-                   f"no failed mail to retry but {reports}, which --all-failed leaves failed (retry one by its ID "
-                   "to send it, or `ticketd outbox dismiss` it)")
+        if reports_left or not bounced:
+            click.echo("no failed mail" if not reports_left else
+                       f"no failed mail to retry but {reports}, which --all-failed leaves failed (retry one by its "
+                       "ID to send it, or `ticketd outbox dismiss` it)")
+        if bounced:
+            click.echo(_bounced_left(bounced))
         return
     if reports_left:
         click.echo(f"{reports} left failed: they report the failures just retried, and a mail that fails again is "
                    "reported anew (retry one by its ID to send it, or `ticketd outbox dismiss` it)")
+    if bounced:
+        click.echo(_bounced_left(bounced))
     click.echo(mail_goes(settings, "it" if len(requeued) == 1 else "them"))
 
 
+# How many of the rows --all-failed leaves for a bounced recipient are named, one by one.
+BOUNCED_NAMED = 10
 
-def _requeue_failed(engine, outbox_ids: list[int] | None) -> tuple[list[dict], int]:
-    """Failed rows queued anew, each retry an event on its ticket; (rows, reports left).
+
+def _bounced_left(rows: list[dict]) -> str:
+    """What --all-failed left failed for a recipient that bounced, and why: sent again, it bounces again."""
+    named = ", ".join(f"outbox {r['id']} to {r['recipient']}" + (f" (ticket [#{r['ticket_id']}])"
+                                                                 if r["ticket_id"] else "")
+                      for r in rows[:BOUNCED_NAMED]) + (", ..." if len(rows) > BOUNCED_NAMED else "")
+    one = len(rows) == 1
+    return (f"{len(rows)} failed mail{'' if one else 's'} to an address that bounced left failed: {named}. A "
+            f"delivery report proved {'that address' if one else 'those addresses'} undeliverable on "
+            f"{'its ticket' if one else 'their tickets'}, so sent again {'it' if one else 'they'} would bounce "
+            f"again (retry one by its ID to send it all the same, or `ticketd outbox dismiss` it)")
+
+
+def _requeue_failed(engine, outbox_ids: list[int] | None) -> tuple[list[dict], int, list[dict]]:
+    """Failed rows queued anew, each retry an event on its ticket; (rows, reports left, rows left for a
+    recipient that bounced).
 
     Every failed row but the agents' failure reports, whose news the retry
-    makes stale ("the customer has not seen it" as the mail goes out again);
-    one asked for by its ID is sent. One transaction per ticket, holding
-    its lock as every writer of its mail does (ticketd/store/outbox.py): the
+    makes stale ("the customer has not seen it" as the mail goes out again),
+    and but the mail to an address a delivery report proved bounced on its
+    ticket, which would only bounce again; one asked for by its ID is sent.
+    One transaction per ticket, holding its lock as every writer of its mail does (ticketd/store/outbox.py): the
     retried mail goes after what its line already holds, in the order the
     failed rows were queued.
     """
@@ -164,12 +186,14 @@ def _requeue_failed(engine, outbox_ids: list[int] | None) -> tuple[list[dict], i
 
     from ticketd.clock import utcnow
     from ticketd.store.db import reading
-    from ticketd.store.outbox import failed_count, failed_to_retry, requeue_failed
+    from ticketd.store.outbox import failed_count, failed_to_bounced, failed_to_retry, requeue_failed
     from ticketd.store.tickets import add_event, lock_ticket
 
-    except_templates = (DELIVERY_FAILED,) if outbox_ids is None else ()
+    every = outbox_ids is None
+    except_templates = (DELIVERY_FAILED,) if every else ()
     with reading(engine) as conn:
-        failed = failed_to_retry(conn, outbox_ids, except_templates)
+        failed = failed_to_retry(conn, outbox_ids, except_templates, except_bounced=every)
+        bounced = failed_to_bounced(conn, except_templates) if every else []
     requeued = []
     for ticket_id, rows in groupby(sorted(failed, key=lambda r: (r[1] is None, r[1] or 0, r[0])), lambda r: r[1]):
         with engine.begin() as conn:
@@ -185,6 +209,6 @@ def _requeue_failed(engine, outbox_ids: list[int] | None) -> tuple[list[dict], i
                               reason=f"{r['template']}: outbox {r['retried_id']} sent again as outbox {r['id']} "
                                      "by `ticketd outbox retry`")
     if not except_templates:
-        return sorted(requeued, key=lambda r: r["retried_id"]), 0
+        return sorted(requeued, key=lambda r: r["retried_id"]), 0, bounced
     with reading(engine) as conn:
-        return sorted(requeued, key=lambda r: r["retried_id"]), failed_count(conn, except_templates)
+        return sorted(requeued, key=lambda r: r["retried_id"]), failed_count(conn, except_templates), bounced

@@ -322,10 +322,17 @@ def state_of(conn: Connection, outbox_id: int) -> str | None:
     return conn.execute(select(outbox.c.state).where(outbox.c.id == outbox_id)).scalar_one_or_none()
 
 
+# The row's recipient is marked bounced on its ticket: a delivery report proved the address undeliverable
+# (outbound/bounces.py), as loop protection asks before every notice (_NOTICE_HISTORY).
+_TO_BOUNCED = exists().where(participants.c.ticket_id == outbox.c.ticket_id,
+                             participants.c.email == func.lower(outbox.c.recipient),
+                             participants.c.bounced_at.is_not(None))
+
+
 def failed_to_retry(conn: Connection, outbox_ids: Sequence[int] | None,
-                    except_templates: Sequence[str] = ()) -> list[tuple[int, int | None]]:
+                    except_templates: Sequence[str] = (), except_bounced: bool = False) -> list[tuple[int, int | None]]:
     """(id, ticket_id) of the failed rows (these, or every one not dismissed when None, but
-    `except_templates`), by id."""
+    `except_templates`, and but those to an address that bounced when `except_bounced`), by id."""
     stmt = select(outbox.c.id, outbox.c.ticket_id).where(outbox.c.state == "failed")
     if outbox_ids is not None:
         stmt = stmt.where(outbox.c.id.in_(list(outbox_ids)))
@@ -333,7 +340,19 @@ def failed_to_retry(conn: Connection, outbox_ids: Sequence[int] | None,
         stmt = stmt.where(outbox.c.dismissed_at.is_(None))
     if except_templates:
         stmt = stmt.where(outbox.c.template.not_in(list(except_templates)))
+    if except_bounced:
+        stmt = stmt.where(~_TO_BOUNCED)
     return [(i, t) for i, t in conn.execute(stmt.order_by(outbox.c.id)).all()]
+
+
+def failed_to_bounced(conn: Connection, except_templates: Sequence[str] = ()) -> list[dict]:
+    """The failed rows not dismissed (but `except_templates`) whose recipient bounced on their ticket, by id:
+    id, ticket_id, template, recipient."""
+    stmt = select(outbox.c.id, outbox.c.ticket_id, outbox.c.template, outbox.c.recipient).where(
+        outbox.c.state == "failed", outbox.c.dismissed_at.is_(None), _TO_BOUNCED)
+    if except_templates:
+        stmt = stmt.where(outbox.c.template.not_in(list(except_templates)))
+    return [dict(r) for r in conn.execute(stmt.order_by(outbox.c.id)).mappings()]
 
 
 _TAKE_FAILED = delete(outbox).where(outbox.c.id == bindparam("outbox_id"), outbox.c.state == "failed").returning(
