@@ -88,7 +88,11 @@ CREATE TABLE imap_health (
     -- as its last round found it: how many, and the largest one's size
     -- (NULL: none). Nobody can be told by mail, so status tells the admin.
     oversized       INTEGER NOT NULL DEFAULT 0,
-    oversized_largest BIGINT
+    oversized_largest BIGINT,
+    -- The UIDs, space-separated, of the messages the poller set aside because
+    -- the server refused to hand them out (NULL: none): they wait unread in
+    -- the mailbox while the rest of the mail flows, so status tells the admin.
+    set_aside       TEXT
 );
 
 CREATE TABLE tickets (

@@ -103,7 +103,10 @@ class Poller:
         self._oversized: dict[int, int] = {}   # UID -> size of the mail over max_message_bytes seen this round
         # What status shows of that mail, as the last whole round found it (count, largest), and as written.
         self._oversized_found: tuple[int, int | None] = (0, None)
-        self._oversized_noted: tuple[int, int | None] | None = None
+        # The UIDs set aside and still owed, as the last whole round found them: they wait unread in the
+        # mailbox while it polls well, so status tells of them as of the mail over the limit.
+        self._aside_found: tuple[int, ...] = ()
+        self._found_noted: tuple | None = None
         self._ok_noted_at: float | None = None   # monotonic time of the last good poll written; None: failing
         self._database = Outage()   # the database out of reach: not the mailbox's failure (`_synced`)
         self._failing_with: str | None = None    # the mailbox's failure last said in the log (`_say_failure`)
@@ -213,18 +216,18 @@ class Poller:
 
     def _note_ok(self) -> None:
         """A round went through: written at once after a failure, at start and when the mail left over the
-        size limit changed, else once a HEALTH_NOTE_SECONDS."""
+        size limit or set aside changed, else once a HEALTH_NOTE_SECONDS."""
         now = time.monotonic()
-        found = self._oversized_found
+        found = (self._oversized_found, self._aside_found)
         if (self._ok_noted_at is not None and now - self._ok_noted_at < HEALTH_NOTE_SECONDS
-                and found == self._oversized_noted):
+                and found == self._found_noted):
             return
         try:
-            record_poll_ok(self.app.engine, self.box.key, utcnow(), oversized=found)
+            record_poll_ok(self.app.engine, self.box.key, utcnow(), oversized=found[0], set_aside=found[1])
         except Exception as exc:   # the database's trouble: the poller's own writes will say so
             log.debug("imap %s: could not record the good poll for status: %s", self.box.key, exc)
             return
-        self._ok_noted_at, self._oversized_noted = now, found
+        self._ok_noted_at, self._found_noted = now, found
 
     def _note_failure(self, problem: str) -> None:
         self._ok_noted_at = None
@@ -337,6 +340,8 @@ class Poller:
             self._note_ok()
         # A whole round: every message over the limit is owed, so it was listed and sized again.
         self._oversized_found = (len(self._oversized), max(self._oversized.values(), default=None))
+        owed = set(self._owed)   # one expunged meanwhile is no longer owed: nothing waits
+        self._aside_found = tuple(sorted(uid for uid in self._aside if uid in owed))
 
     def _take(self, client: IMAPClient, listed: list[int]) -> list[int]:
         """Store the messages `listed` (at most FETCH_BATCH), then flag or move them; those left owed.

@@ -65,7 +65,8 @@ def test_a_wrong_password_is_a_failing_mailbox_in_status_until_a_poll_goes_throu
     key = app.settings.imap[0].key
     desk, text = _status(config)
     assert desk["imap"] == [{"mailbox": key, "state": "not polled yet", "last_ok_at": None, "error": None,
-                             "failing_since": None, "failures": 0, "oversized": 0, "oversized_largest_bytes": None}]
+                             "failing_since": None, "failures": 0, "oversized": 0, "oversized_largest_bytes": None,
+                             "set_aside": 0, "set_aside_uids": []}]
     assert _imap_lines(text) == [f"imap     {key}: not polled yet"]
 
     with _polling(app):

@@ -173,7 +173,22 @@ def _imap(boxes: list[dict]) -> list[tuple[int, dict]]:
             found.append(_problem("imap", WARNING, f"mailbox {box['mailbox']}: {oversized(box)} left on the server, "
                                                    f"not taken: raise its max_message_bytes in ticketd.yaml to take "
                                                    f"{them}, or handle {them} in the mailbox"))
+        # Mail the server refused to hand out, set aside so that the rest flows: the mailbox polls well, and
+        # the message waits there unread, asked for again hourly and at each start; only the admin can mend it.
+        if box.get("set_aside"):
+            n = box["set_aside"]
+            found.append(_problem("imap", WARNING, f"mailbox {box['mailbox']}: {set_aside(box)}, left unread on "
+                                                   f"the server: it refused to hand {'it' if n == 1 else 'them'} "
+                                                   "out (its log says why); mend or remove "
+                                                   f"{'it' if n == 1 else 'them'} there, and the poller takes "
+                                                   f"{'it' if n == 1 else 'them'} at its next try"))
     return found
+
+
+def set_aside(box: dict) -> str:
+    """"2 messages set aside (uid 7, 9)", for a mailbox's problem and status line."""
+    n, uids = box["set_aside"], box.get("set_aside_uids") or []
+    return f"{_n(n, 'message')} set aside (uid {', '.join(map(str, uids))})"
 
 
 def oversized(box: dict) -> str:

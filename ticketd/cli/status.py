@@ -193,9 +193,11 @@ def _workers_line(queue: dict) -> str:
 
 
 def _imap_line(box: dict) -> str:
-    from ticketd.health import oversized
+    from ticketd.health import oversized, set_aside
 
     too_big = f"; {oversized(box)} LEFT ON THE SERVER" if box.get("oversized") else ""
+    if box.get("set_aside"):   # mail the server refused to hand out: it waits there unread
+        too_big += "; " + set_aside(box).replace("set aside", "SET ASIDE", 1) + " UNREAD ON THE SERVER"
     if box["state"] == "failing":
         polled = f"last poll {box['last_ok_at']}" if box["last_ok_at"] else "never polled"
         return (f"{box['mailbox']}: FAILING since {box['failing_since']}, {box['failures']} failed "

@@ -20,12 +20,16 @@ class MailboxHealth:
     failures: int
     oversized: int = 0                    # mail left on the server over max_message_bytes
     oversized_largest: int | None = None  # the largest of it, in bytes
+    set_aside: tuple[int, ...] = ()       # UIDs of mail the server refused to hand out, left unread
 
 
-def record_poll_ok(engine: Engine, mailbox: str, now: datetime, oversized: tuple[int, int | None] = (0, None)) -> None:
-    """A poll went through: the mailbox is fine again, whatever failed before; `oversized` as it found it."""
+def record_poll_ok(engine: Engine, mailbox: str, now: datetime, oversized: tuple[int, int | None] = (0, None),
+                   set_aside: tuple[int, ...] = ()) -> None:
+    """A poll went through: the mailbox is fine again, whatever failed before; `oversized` and `set_aside` as it
+    found them."""
     values = dict(last_ok_at=now, error=None, failing_since=None, failures=0, updated_at=now,
-                  oversized=oversized[0], oversized_largest=oversized[1])
+                  oversized=oversized[0], oversized_largest=oversized[1],
+                  set_aside=" ".join(map(str, set_aside)) or None)
     with engine.begin() as conn:
         if not insert_if_absent(conn, imap_health, dict(mailbox=mailbox, **values), ["mailbox"]):
             conn.execute(update(imap_health).where(imap_health.c.mailbox == mailbox).values(**values))
@@ -46,5 +50,6 @@ def load_health(engine: Engine) -> dict[str, MailboxHealth]:
     with reading(engine) as conn:
         rows = conn.execute(select(imap_health)).all()
     return {row.mailbox: MailboxHealth(row.mailbox, row.last_ok_at, row.error, row.failing_since,
-                                       int(row.failures), int(row.oversized), row.oversized_largest)
+                                       int(row.failures), int(row.oversized), row.oversized_largest,
+                                       tuple(int(uid) for uid in (row.set_aside or "").split()))
             for row in rows}

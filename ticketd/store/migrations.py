@@ -136,6 +136,11 @@ def _add_imap_oversized(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE imap_health ADD COLUMN oversized_largest BIGINT"))
 
 
+def _add_imap_set_aside(conn: Connection) -> None:
+    """imap_health.set_aside, NULL: none known until each poller sets a message aside again."""
+    conn.execute(text("ALTER TABLE imap_health ADD COLUMN set_aside TEXT"))
+
+
 def _add_desk_secrets(conn: Connection) -> None:
     """desk_secrets, empty: the next process adopts the key it finds under its data_dir (ticketd/signing_key.py)."""
     conn.execute(text(
@@ -174,6 +179,8 @@ STEPS: tuple[Step, ...] = (
          _add_desk_secrets),
     Step(14, "outbox.claimed_by names the process sending a row, whose end the sweep sees at once",
          _add_outbox_claimed_by),
+    Step(15, "imap_health names the messages the server refused to hand out, set aside, for `ticketd status`",
+         _add_imap_set_aside),
 )
 LATEST = STEPS[-1].version
 

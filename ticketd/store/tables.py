@@ -81,6 +81,7 @@ imap_health = Table(
     Column("updated_at", DateTime, nullable=False),
     Column("oversized", Integer, nullable=False, server_default="0"),
     Column("oversized_largest", BigInteger),
+    Column("set_aside", Text),
 )
 
 tickets = Table(
