@@ -31,6 +31,14 @@ def run_cli(config, *args: str, stdin=None, timeout: float = CLI_TIMEOUT) -> sub
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT, stdin=stdin)
 
 
+
+def run_ticketd(*args: str, cwd: Path, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
+    """`ticketd ARGS` naming no config, in a new interpreter run in `cwd` as an admin runs it there (a
+    ticketd.yaml in `cwd` is read; the repository's own is not); TICKETD_* of the test run left out."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
+    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=cwd)
+
 class _Zygote:
     """The client of tests/cli_zygote.py: one per test process, started at its first command."""
 

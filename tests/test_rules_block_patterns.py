@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+from tests.cli import run_ticketd
 from tests.desk import build_mail
-
-ROOT = Path(__file__).resolve().parents[1]
 
 HEAD = """\
 agents:
@@ -36,17 +30,10 @@ BLOCK = HEAD + """\
 """
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    """The real `ticketd ARGS`, without a daemon config, in a fresh interpreter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args], capture_output=True, text=True,
-                          timeout=60, env=env, cwd=ROOT)
-
-
 def test_rules_check_refuses_a_pattern_ending_in_a_line_break_naming_its_line(tmp_path):
     rules = tmp_path / "rules.yaml"
     rules.write_text(BLOCK)
-    done = _cli("rules", "check", str(rules))
+    done = run_ticketd("rules", "check", str(rules), cwd=tmp_path)
     assert done.returncode == 1, done.stdout
     errors = done.stderr.splitlines()
     assert errors[0].startswith(f"{rules}:9:16: routes[0].if.subject: '(?i)invoice\\n' ends with a line break"), \
@@ -58,16 +45,16 @@ def test_rules_check_refuses_a_pattern_ending_in_a_line_break_naming_its_line(tm
     # `rules test` refuses the file as the daemon would, rather than show a route that never matches.
     mail = tmp_path / "mail.eml"
     mail.write_bytes(build_mail("cust@example.org", "Hello.\n", subject="Invoice 42").as_bytes())
-    tried = _cli("rules", "test", str(rules), str(mail))
+    tried = run_ticketd("rules", "test", str(rules), str(mail), cwd=tmp_path)
     assert tried.returncode == 1 and "routes[0].if.subject: '(?i)invoice\\n' ends with a line break" in tried.stderr
 
 
 def test_a_block_that_strips_its_line_break_is_a_pattern_like_any_other(tmp_path):
     rules, mail = tmp_path / "rules.yaml", tmp_path / "mail.eml"
     rules.write_text(BLOCK.replace("subject: |", "subject: |-").replace("- >", "- >-"))
-    assert _cli("rules", "check", str(rules)).returncode == 0
+    assert run_ticketd("rules", "check", str(rules), cwd=tmp_path).returncode == 0
     mail.write_bytes(build_mail("jo@bigcustomer.com", "Hello.\n", subject="Invoice 42").as_bytes())
-    tried = _cli("rules", "test", str(rules), str(mail))
+    tried = run_ticketd("rules", "test", str(rules), str(mail), cwd=tmp_path)
     assert tried.returncode == 0, tried.stderr
     assert "route: 'invoices' matched because subject matches /(?i)invoice/ at 'Invoice'; from matches " \
            "/@bigcustomer\\.com$/ at '@bigcustomer.com'" in tried.stdout.splitlines(), tried.stdout

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from sqlalchemy import select
 
 from ingest.parse import dedupe_key
+from tests.cli import run_ticketd
 from tests.desk import build_mail
 from ticketd.pipeline import process_raw
 from ticketd.rules_watch import reload
 from ticketd.store import tickets as store
 from ticketd.store.inbox import store_raw
 from ticketd.store.tables import events
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RULES = """\
 agents:
@@ -61,13 +55,6 @@ def _group(app, ticket_id: int) -> str | None:
         return store.get_ticket(conn, ticket_id)["group_name"]
 
 
-def _rules_test(rules: Path, mail: Path) -> subprocess.CompletedProcess:
-    """The real `ticketd rules test RULES MAIL`, without a daemon config, in a fresh interpreter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", "rules", "test", str(rules), str(mail)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
-
-
 def test_the_daemon_routes_by_a_label_in_the_second_of_two_headers(make_app, db_url):
     app = make_app(db_url, rules=RULES)
     second = _process(app, _mail(["urgent", "billing"]))
@@ -88,7 +75,7 @@ def test_the_daemon_routes_by_a_label_in_the_second_of_two_headers(make_app, db_
 def test_rules_test_says_which_of_the_repeated_headers_matched(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULES)
     (tmp_path / "mail.eml").write_bytes(_mail(["urgent", "billing"]))
-    done = _rules_test(tmp_path / "rules.yaml", tmp_path / "mail.eml")
+    done = run_ticketd("rules", "test", str(tmp_path / "rules.yaml"), str(tmp_path / "mail.eml"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "route: 'billing label' matched because header.x-label matches /^billing$/ at 'billing'" \
         in done.stdout.splitlines(), done.stdout

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli import run_ticketd
 
 RULES = """\
 agents:
@@ -32,17 +27,10 @@ routes:
 """
 
 
-def _check(path: Path) -> subprocess.CompletedProcess:
-    """The real `ticketd rules check FILE`, in a fresh interpreter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", "rules", "check", str(path)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
-
-
 def test_rules_check_warns_of_two_routes_of_one_name_and_exits_0(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text(RULES)
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if ": warning: " in line]
     assert warned == [
@@ -60,5 +48,5 @@ def test_routes_of_names_of_their_own_give_no_warning(tmp_path):
     path.write_text(RULES.replace("  - name: invoices\n    if: {subject: \"(?i)refund\"}",
                                   "  - name: refunds\n    if: {subject: \"(?i)refund\"}")
                     .replace("name: route 3", "name: urgent"))
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+from tests.cli import run_ticketd
 from tests.desk import build_mail
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # Billing's only agent is away: what the invoices route sends there waits for nobody.
 RULES = """\
@@ -28,24 +22,17 @@ routes:
 """
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    """The real `ticketd ARGS`, without a daemon config, in a fresh interpreter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", *args], capture_output=True, text=True,
-                          timeout=60, env=env, cwd=ROOT)
-
-
 def test_rules_test_prints_the_warnings_of_rules_check_and_still_exits_0(tmp_path):
     rules, mail = tmp_path / "rules.yaml", tmp_path / "mail.eml"
     rules.write_text(RULES)
     mail.write_bytes(build_mail("cust@example.org", "Hello,\nthe amount is wrong.\n", subject="Invoice 42").as_bytes())
-    check = _cli("rules", "check", str(rules))
+    check = run_ticketd("rules", "check", str(rules), cwd=tmp_path)
     assert check.returncode == 0, check.stderr
     warning = (f"{rules}:10:19: warning: routes[0].then.group: every agent of group 'billing' is away "
                "(carol@example.com), so mail this route sends there waits unassigned until one is back")
     assert warning in check.stderr
 
-    tried = _cli("rules", "test", str(rules), str(mail))
+    tried = run_ticketd("rules", "test", str(rules), str(mail), cwd=tmp_path)
     assert tried.returncode == 0, tried.stderr
     # The same lines on stderr, where `rules check` puts them; the dry run itself stays on stdout.
     warned = [line for line in tried.stderr.splitlines() if ": warning: " in line]
@@ -60,6 +47,6 @@ def test_rules_test_of_a_file_without_warnings_prints_none(tmp_path):
     rules, mail = tmp_path / "rules.yaml", tmp_path / "mail.eml"
     rules.write_text(RULES.replace("groups: [billing], away: true", "groups: [billing]"))
     mail.write_bytes(build_mail("cust@example.org", "Hello.\n", subject="Invoice 42").as_bytes())
-    tried = _cli("rules", "test", str(rules), str(mail))
+    tried = run_ticketd("rules", "test", str(rules), str(mail), cwd=tmp_path)
     assert tried.returncode == 0 and tried.stderr == "", tried.stderr
     assert "agent: carol@example.com" in tried.stdout

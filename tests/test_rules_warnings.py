@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
+from tests.cli import run_ticketd
 from tests.conftest import MINIMAL_RULES, write_config
 from tests.daemon import DaemonProcess
 from tests.waiting import eventually
-
-ROOT = Path(__file__).resolve().parents[1]
 
 RULES = """\
 agents:
@@ -40,17 +35,10 @@ routes:
 """
 
 
-def _check(path: Path) -> subprocess.CompletedProcess:
-    """The real `ticketd rules check FILE`, in a fresh interpreter."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKETD_")}
-    return subprocess.run([sys.executable, "-m", "ticketd.cli", "rules", "check", str(path)],
-                          capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
-
-
 def test_rules_check_warns_of_mail_that_would_wait_for_nobody_and_exits_0(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text(RULES)
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     said = done.stderr
     # Routes to a group nobody is in, or only away agents are in: each located at the route's group.
@@ -75,7 +63,7 @@ def test_rules_check_warns_of_a_route_naming_an_away_agent(tmp_path):
     path.write_text(MINIMAL_RULES.replace("routes:\n", "routes:\n  - {if: {subject: VIP}, then: {assignee: "
                                           "carol@example.com, group: support}}\n  - {if: {subject: CEO}, then: "
                                           "{assignee: carol@example.com}}\n"))
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     assert (f"{path}:9:43: warning: routes[0].then.assignee: carol@example.com is away, so support assigns "
             "what this route sends") in done.stderr
@@ -91,7 +79,7 @@ def test_rules_check_warns_of_timer_keys_that_change_nothing(tmp_path):
         "  waiting_customer: {warn_after: 3d, close_after: 4d, business_hours: true}\n"
         "  postponed: {on_breach: notify}\n  in_development: {business_hours: true}\n")
         + "business_hours: {timezone: UTC, week: {mon: '09:00-17:00'}}\n")
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     warned = [line.split(": warning: ", 1)[1] for line in done.stderr.splitlines()]
     assert warned == [
@@ -107,7 +95,7 @@ def test_rules_check_warns_of_a_file_without_routes(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text("agents:\n  - {email: alice@example.com, name: Alice, groups: [support]}\n"
                     "groups:\n  support: {}\n")
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0, done.stderr
     assert f"{path}:1:1: warning: routes: no routes, so every new ticket waits in no group, unassigned" \
            in done.stderr
@@ -117,7 +105,7 @@ def test_rules_check_warns_of_a_file_without_routes(tmp_path):
 def test_rules_check_of_a_sound_file_warns_of_nothing(tmp_path):
     path = tmp_path / "rules.yaml"
     path.write_text(MINIMAL_RULES)
-    done = _check(path)
+    done = run_ticketd("rules", "check", str(path), cwd=path.parent)
     assert done.returncode == 0 and "warning" not in done.stderr + done.stdout, done.stderr + done.stdout
 
 
