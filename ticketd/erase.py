@@ -17,10 +17,13 @@ from ticketd.domain.erase import (
     retention_cutoffs,
     spellings,
 )
+from ticketd.domain.statuses import Status
 from ticketd.store import erase as store
 from ticketd.store.db import admin_transaction, reading
 from ticketd.store.erase import Erased
 from ticketd.store.files import put_back, set_aside, set_aside_by_the_dead
+from ticketd.store.tickets import get_ticket
+from ticketd.ticket_changes import set_status
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -127,8 +130,13 @@ def _one_snapshot(engine: Engine) -> Engine:
     return engine.execution_options(isolation_level="REPEATABLE READ")
 
 
-def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry_run: bool = False) -> Erased:
-    """Erase one person (lower-case `address`) in one transaction: their tickets, and their traces on others."""
+def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry_run: bool = False,
+           app: App | None = None) -> Erased:
+    """Erase one person (lower-case `address`) in one transaction: their tickets, and their traces on others.
+
+    `app` (its rules) plans the timers of another customer's ticket given
+    back in the status it had before its merge; without it, that ticket stays closed.
+    """
     now = utcnow()
     addresses = spellings(address)   # an internationalised domain is one mailbox in either form
 
@@ -136,7 +144,9 @@ def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry
         theirs = sorted({t for a in addresses for t in store.tickets_requested_by(conn, a)})
         for ticket_id in theirs:
             # Before any of theirs goes: another customer's ticket merged into one of them keeps its words.
-            store.return_merged(conn, ticket_id, set(addresses), now, why, erased)
+            given_back = store.return_merged(conn, ticket_id, set(addresses), now, why, erased)
+            if app is not None:
+                _reopen_given_back(conn, app, ticket_id, given_back, now, why)
         for ticket_id in theirs:
             store.erase_ticket(conn, ticket_id, now, why, erased)
         for spelled in addresses:
@@ -149,6 +159,23 @@ def forget(engine: Engine, attachments_dir: Path, address: str, why: str, *, dry
         log.info("an address was forgotten by %s: tickets %s erased; %s", why,
                  ", ".join(map(str, erased.tickets)) or "none", summary(erased))
     return erased
+
+
+def _reopen_given_back(conn: Connection, app: App, erased_id: int, given_back: dict[int, str], now: datetime,
+                       why: str) -> None:
+    """Each ticket given back in the status it goes back to, with that status's timers (rules.yaml).
+
+    The merge closed it without an answer and cancelled its timers; left
+    closed, the customer who asked for nothing would never be answered,
+    reminded or told it closed (README "Erasure and retention").
+    """
+    for ticket_id, status in sorted(given_back.items()):
+        ticket = get_ticket(conn, ticket_id)
+        if status == ticket["status"]:
+            continue
+        set_status(conn, app, ticket, Status(status), now, actor="admin:cli", kind="status", row_id=None,
+                   reason=f"[#{erased_id}], which it was merged into, was erased by {why}: "
+                          f"back in the status it had before the merge")
 
 
 # ---------------------------------------------------------------- retention

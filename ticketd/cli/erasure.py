@@ -97,9 +97,9 @@ def forget(address: str, yes: bool, config: str | None, as_json: bool) -> None:
         raise click.ClickException(f"{address} is one of ticketd's own addresses")
     why = "`ticketd forget`"
     if not yes:
-        preview = forget_person(app.engine, app.settings.attachments_dir, address, why, dry_run=True)
+        preview = forget_person(app.engine, app.settings.attachments_dir, address, why, dry_run=True, app=app)
         _confirm_erasure(address, preview, as_json)
-    erased = forget_person(app.engine, app.settings.attachments_dir, address, why)
+    erased = forget_person(app.engine, app.settings.attachments_dir, address, why, app=app)
     if as_json:
         print_json({"address": address, "tickets_erased": erased.tickets, "erased": erased.counts()})
     else:

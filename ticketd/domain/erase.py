@@ -75,3 +75,20 @@ def _u_labels(domain: str) -> str | None:
         return idna.decode(domain, uts46=True).lower()
     except (idna.IDNAError, UnicodeError):
         return None
+
+
+def status_given_back(before_merge: str | None, merged_onto: str) -> str:
+    """The status of another customer's ticket given back from an erased one (README "Erasure and retention").
+
+    The merge closed it without an answer: it goes back to the status it
+    had before (`before_merge`, from its `merged_into` event), so it is
+    worked, warned and closed again as any ticket. It stays closed if it was
+    closed, or if the ticket it joined (`merged_onto`) was closed since: its
+    problem was solved there. A wake-up or due date left with the merge,
+    so a postponed or in-development ticket comes back open.
+    """
+    if before_merge is None or "closed" in (before_merge, merged_onto):
+        return "closed"
+    if before_merge in ("postponed", "in_development"):
+        return "open"
+    return before_merge

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, func, or_, sele
 from ingest.identity import HEAD_BYTES, identity
 from ingest.mentions import names_address
 from ticketd.clock import iso
-from ticketd.domain.erase import ERASED_TEXT
+from ticketd.domain.erase import ERASED_TEXT, status_given_back
 from ticketd.store.tables import (
     agent_absences,
     attachments,
@@ -104,9 +104,10 @@ def erase_ticket(conn: Connection, ticket_id: int, now: datetime, why: str, eras
     With `closed_before`, only a ticket still closed before then, and not
     merged into another since, is erased (retention: a reply may have
     reopened it since it was found due; closed_tickets_due). The
-    ticket is locked first, the order a status change and a timer take.
+    tickets merged into it are locked before it (lock_merged_first), which
+    their rows change below.
     """
-    ticket = lock_ticket(conn, ticket_id)
+    ticket = lock_merged_first(conn, ticket_id)
     if ticket is None:
         return False
     if closed_before is not None and not (
@@ -152,8 +153,30 @@ def tickets_requested_by(conn: Connection, address: str) -> list[int]:
                              .order_by(tickets.c.id)).scalars())
 
 
+def lock_merged_first(conn: Connection, ticket_id: int) -> dict | None:
+    """Lock every ticket merged into `ticket_id`, farthest along its chain first, then it; its row, or None.
+
+    Processing a mail to a merged ticket locks its way along the chain,
+    source before target (ticketd.store.merge.lock_final_ticket). Taking
+    them in that order too, the erasure waits for such a mail instead of
+    deadlocking with it on PostgreSQL (SQLite's writers take turns).
+    """
+    levels: list[list[int]] = []
+    seen = {ticket_id}
+    frontier = [ticket_id]
+    while frontier:
+        frontier = sorted(set(conn.execute(select(tickets.c.id).where(tickets.c.merged_into.in_(frontier)))
+                              .scalars()) - seen)
+        seen.update(frontier)
+        levels.append(frontier)
+    for level in reversed(levels):
+        for source in level:
+            lock_ticket(conn, source)
+    return lock_ticket(conn, ticket_id)
+
+
 def return_merged(conn: Connection, ticket_id: int, addresses: set[str], now: datetime, why: str,
-                  erased: Erased) -> None:
+                  erased: Erased) -> dict[int, str]:
     """Give the conversations merged into `ticket_id`, a ticket the person of `addresses` (lower case, each
     spelling) opened, back to the other people's tickets they came from, in the caller's transaction.
 
@@ -163,22 +186,23 @@ def return_merged(conn: Connection, ticket_id: int, addresses: set[str], now: da
     history names its messages (a merge leaves events behind); they go to
     the last ticket of its merge chain before the person's, with its
     rating, reactions, files and raw mail, and its people (requester,
-    followers) join it again as the merge had them.
+    followers, the agents who worked it) join it again as the merge had them,
+    and so do its tags. Returned: {ticket given back: the status it goes back
+    to} (status_given_back), for the caller to set with its timers.
     """
-    if conn.execute(select(tickets.c.merged_into).where(tickets.c.id == ticket_id)).scalar() is not None:
-        return   # merged itself: the conversation is on the ticket its chain ends at, which stays
+    ticket = lock_merged_first(conn, ticket_id)
+    if ticket is None or ticket["merged_into"] is not None:
+        return {}   # merged itself: the conversation is on the ticket its chain ends at, which stays
     sources = [s for s in _merged_sources(conn, ticket_id) if (s["requester"] or "").lower() not in addresses]
     if not sources:
-        return
+        return {}
     on_ticket = select(messages.c.id).where(messages.c.ticket_id == ticket_id)
     people = {p.email: p for p in conn.execute(select(participants).where(participants.c.ticket_id == ticket_id))}
     by_id = {s["id"]: s for s in sources}
     into: dict[int, list[int]] = {}
     for source in sources:
         into.setdefault(_end_before(source, by_id), []).append(source["id"])
-    # In id order, as a merge locks its pair: mail following a merge locks its way along the chain too.
-    for locked in sorted({ticket_id, *into}):
-        lock_ticket(conn, locked)
+    given_back: dict[int, str] = {}
     for destination, group in sorted(into.items()):
         moved = list(conn.execute(select(events.c.message_id).where(
             events.c.ticket_id.in_(group), events.c.message_id.in_(on_ticket)).distinct()).scalars())
@@ -187,10 +211,47 @@ def return_merged(conn: Connection, ticket_id: int, addresses: set[str], now: da
         _move_messages(conn, ticket_id, destination, moved)
         erased.messages_returned += len(moved)
         _rejoin(conn, destination, [s for s in sources if s["id"] in group], people, now)
+        _rejoin_agents(conn, destination, group, people, now)
+        _retag(conn, ticket_id, destination, group)
+        given_back[destination] = status_given_back(_status_before_merge(conn, destination), ticket["status"])
         add_event(conn, destination, now, "admin:cli", "unmerged", from_value=f"[#{ticket_id}]",
                   to_value=f"[#{destination}]",
                   reason=f"[#{ticket_id}], which this ticket's conversation was merged into, was erased by {why}: "
                          f"its conversation is back here (messages {len(moved)})")
+    return given_back
+
+
+def _status_before_merge(conn: Connection, ticket_id: int) -> str | None:
+    """The status the ticket had when it was merged (its latest `merged_into` event), None if unknown."""
+    return conn.execute(select(events.c.from_value).where(events.c.ticket_id == ticket_id,
+                                                          events.c.kind == "merged_into")
+                        .order_by(events.c.id.desc()).limit(1)).scalar()
+
+
+def _rejoin_agents(conn: Connection, destination: int, group: list[int], people: dict, now: datetime) -> None:
+    """The agents on the erased ticket who worked a ticket of `group` (its assignee, or in its history) on
+    `destination` again: the merge moved them over, and the answer they owe is theirs."""
+    worked = {a.lower() for a in conn.execute(select(tickets.c.assignee).where(tickets.c.id.in_(group))).scalars()
+              if a}
+    for actor, kind, to_value in conn.execute(select(events.c.actor, events.c.kind, events.c.to_value)
+                                              .where(events.c.ticket_id.in_(group))).all():
+        worked.add((actor or "").lower())
+        if kind == "assigned" and to_value:
+            worked.add(to_value.lower())
+    for email, person in sorted(people.items()):
+        if person.role == "agent" and email in worked:
+            add_participant(conn, destination, email, "agent", person.name, now)
+
+
+def _retag(conn: Connection, from_ticket: int, destination: int, group: list[int]) -> None:
+    """The tags routes gave the tickets of `group` (their `tags` events), back on `destination` while the
+    erased ticket still has them: the merge moved them there."""
+    given = {tag.strip() for value in conn.execute(select(events.c.to_value).where(
+        events.c.ticket_id.in_(group), events.c.kind == "tags")).scalars() for tag in (value or "").split(",")}
+    kept = set(conn.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == from_ticket)).scalars())
+    there = set(conn.execute(select(ticket_tags.c.tag).where(ticket_tags.c.ticket_id == destination)).scalars())
+    for tag in sorted((given & kept) - there):
+        conn.execute(ticket_tags.insert().values(ticket_id=destination, tag=tag))
 
 
 def _merged_sources(conn: Connection, ticket_id: int) -> list[dict]:
