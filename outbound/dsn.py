@@ -99,8 +99,8 @@ def _recipient(field_value: str) -> str:
 
 
 def read_report(raw: bytes) -> DeliveryReport | None:
-    """What a DSN reports (failures, and any other action: delayed, delivered, relayed, expanded), or None if
-    the mail is no delivery report."""
+    """What a DSN reports (failures, and any other action: delayed, delivered, relayed, expanded), or a read
+    receipt (no failure), or None if the mail is neither."""
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     if msg.get_content_type() != "multipart/report":
         return None
@@ -110,7 +110,14 @@ def read_report(raw: bytes) -> DeliveryReport | None:
     status = diagnostic = ""
     for part in msg.walk():
         ctype = part.get_content_type()
-        if ctype in ("message/delivery-status", "message/global-delivery-status"):
+        if ctype in ("message/disposition-notification", "message/global-disposition-notification"):
+            # A read receipt (RFC 8098, RFC 6533) names the mail it is about in Original-Message-ID
+            # (section 3.2.5), often alone: no threading field, a subject without our tag. It reports no
+            # failure; naming our mail, it joins that mail's ticket rather than open one of its own.
+            for block in _status_blocks(part):
+                reported = reported or "disposition" in block
+                ids += _ids(block.get("original-message-id"))
+        elif ctype in ("message/delivery-status", "message/global-delivery-status"):
             for block in _status_blocks(part):
                 action = block.get("action", "").strip().lower()
                 reported = reported or bool(action)
@@ -128,7 +135,7 @@ def read_report(raw: bytes) -> DeliveryReport | None:
             elif isinstance(payload, str):
                 ids += _ids(field(email.message_from_string(payload), "Message-ID"))
     if not reported:
-        return None   # a multipart/report of another kind (a read receipt, RFC 8098) or without its status
+        return None   # a multipart/report of another kind (a feedback report, RFC 5965) or without its status
     # Some reporters keep only In-Reply-To/References naming the original.
     ids += _ids(field(msg, "In-Reply-To")) + _ids(field(msg, "References"))
     return DeliveryReport(list(dict.fromkeys(ids)), list(dict.fromkeys(failed)), status, diagnostic)

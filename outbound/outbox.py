@@ -28,7 +28,7 @@ from outbound.attachments import Listed, choose, mixed_boundary, placeholder_par
 from outbound.render import Renderer
 from outbound.send import header_address
 from ticketd.app import App
-from ticketd.domain.loops import auto_generated_reason, is_our_address
+from ticketd.domain.loops import auto_generated_reason, cap_mailbox, is_our_address
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.private_addresses import is_private_file
 from ticketd.domain.tags import tagged_subject
@@ -273,7 +273,7 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
         return "recipient is our own address"
     history = notice_history(conn, ticket_id=notice.ticket_id, recipient=recipient,
                              addresses=list({recipient, notice.recipient}), template=notice.template,
-                             since=now - timedelta(hours=1))
+                             since=now - timedelta(hours=1), mailbox=_subaddressed(recipient))
     robot = auto_generated_reason({}, None, recipient)
     if robot:
         return f"recipient is a robot ({robot})"
@@ -304,6 +304,17 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     elif notice.auto_submitted == AUTO_REPLIED and not notice.by_person:
         return _agent_answer_limit(conn, notice, recipient, limit, now)
     return None
+
+
+def _subaddressed(recipient: str) -> tuple[str, str] | None:
+    """The mailbox of a subaddress (RFC 5233), whose cap counts the mailbox and all its subaddresses; else None.
+
+    Asked of a subaddress only, so the common recipient pays no second
+    look-up: mail to cust+1@, cust+2@, … counts cust@'s and every
+    subaddress's, while cust@ counts its own, at most the cap more an hour.
+    """
+    local, domain = cap_mailbox(recipient)
+    return (local, domain) if domain and f"{local}@{domain}" != recipient else None
 
 
 def _agent_answer_limit(conn: Connection, notice: Notice, recipient: str, limit: int, now: datetime) -> str | None:

@@ -13,7 +13,7 @@ from email.message import Message
 
 from ingest.headers import address_pairs
 from outbound.dsn import DeliveryReport, field
-from ticketd.domain.loops import POSTMASTER
+from ticketd.domain.loops import POSTMASTER, is_null_path
 
 # RFC 5321 section 4.5.5: a non-delivery notification goes out with the null
 # reverse-path; mail systems sign it MAILER-DAEMON or postmaster (RFC 5321
@@ -52,7 +52,7 @@ _LONGEST_LINE = 998
 
 def _from_mail_system(envelope_from: str | None, from_header: str | None) -> bool:
     """Whether a mail comes from a mail system: the null reverse-path, or From one by its address or name."""
-    if envelope_from is not None and envelope_from.strip("<> ") == "":
+    if is_null_path(envelope_from):
         return True
     name, address = (address_pairs(from_header or "") or [("", "")])[0]
     local = address.split("@", 1)[0].lower()

@@ -30,10 +30,10 @@ def auto_generated_reason(
     MAIL FROM or the Return-Path: "" (the null path, RFC 5321 section 4.5.5)
     marks a bounce; None means we do not know it.
     """
-    auto = headers.get("auto-submitted", "").split(";")[0].strip().lower()
+    auto = _auto_submitted(headers.get("auto-submitted", ""))
     if auto and auto != "no":
         return f"Auto-Submitted: {auto}"  # RFC 3834 section 5
-    if envelope_from is not None and envelope_from.strip("<> ") == "":
+    if is_null_path(envelope_from):
         return "null return path"
     precedence = headers.get("precedence", "").strip().lower()
     if precedence in ("bulk", "junk", "auto_reply"):
@@ -58,6 +58,30 @@ def auto_generated_reason(
     if local in _ROBOT_LOCALPARTS or local.startswith("mailer-daemon"):
         return f"robot sender {from_addr}"
     return None
+
+
+# RFC 5322 section 3.2.2: a comment, which RFC 3834 section 5 allows around the keyword ("no (by hand)").
+_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def _auto_submitted(value: str) -> str:
+    """The keyword of an Auto-Submitted field, lower case, without its parameters and comments."""
+    if "(" in value:
+        value = _COMMENT.sub(" ", value)
+    return value.split(";")[0].strip().lower()
+
+
+def is_null_path(path: str | None) -> bool:
+    """Whether a reverse-path (MAIL FROM, Return-Path) is the null one a bounce is sent with.
+
+    RFC 5321 section 4.5.5 writes it `<>`; sendmail and others deliver such
+    mail with `Return-Path: <MAILER-DAEMON>`, a name without a domain, which
+    no mailbox is. None: the path is unknown.
+    """
+    if path is None:
+        return False
+    bare = path.strip("<> \t")
+    return bare == "" or bare.lower() == "mailer-daemon"
 
 
 # The subjects out-of-office answers write when their mail carries no RFC 3834 field (Exchange's and
@@ -93,6 +117,22 @@ def is_our_address(address: str | None, support: str, extra: Iterable[str]) -> b
 
 def _a_labels(address: str) -> str:
     return ascii_domain(address.strip().lower()).lower()
+
+
+def cap_mailbox(address: str) -> tuple[str, str]:
+    """The mailbox the cap on automatic mail counts an address as: (local part without subaddress, domain).
+
+    RFC 5233: `cust+detail@domain` is delivered to cust's mailbox, so an
+    auto-responder answering from a new detail each time (cust+4711@,
+    cust+4712@) is one mailbox looping, and the hourly cap counts them
+    together. Only the cap does: each address stays a person of its own.
+    "+" is the separator RFC 5233 names and most servers use; a local part
+    that starts with it has no mailbox name before it, and is taken whole.
+    """
+    local, at, domain = address.strip().lower().rpartition("@")
+    if not at:
+        return domain, ""
+    return local.split("+", 1)[0] or local, domain
 
 
 def own_address_reason(address: str) -> str:

@@ -74,12 +74,40 @@ def sent_of_template(conn: Connection, addresses: list[str], template: str, sinc
     return conn.execute(_SENT_OF_TEMPLATE, dict(addresses=addresses, template=template, since=since)).scalar_one()
 
 
+# Automatic rows since a time to a mailbox's subaddresses (`local+…@domain`) but those in `counted`: a
+# range over the (recipient, created_at) index from "local+" up to "local," ("," follows "+"), and LIKE
+# keeps only the mailbox's own. The range is in the column's collation, as the index is: SQLite's BINARY
+# and PostgreSQL's C or C.UTF-8 order by code point and find every one; a language's collation (en_US)
+# may order punctuation otherwise and find fewer, counting as before. A COLLATE "C" range would find
+# them all there too, but no index serves it: 7 ms a notice on 100 000 rows, against 0.15.
+_SUBADDRESSES = select(func.count()).select_from(outbox).where(
+    outbox.c.recipient >= bindparam("low"), outbox.c.recipient < bindparam("high"),
+    outbox.c.recipient.like(bindparam("pattern"), escape="\\"),
+    outbox.c.recipient.not_in(bindparam("counted", expanding=True)),
+    outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("since"))
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, addresses: list[str],
-                   template: str, since: datetime) -> NoticeHistory:
-    """What loop protection needs to know about a notice's recipient (`addresses`: its spellings)."""
+                   template: str, since: datetime, mailbox: tuple[str, str] | None = None) -> NoticeHistory:
+    """What loop protection needs to know about a notice's recipient (`addresses`: its spellings).
+
+    `mailbox`: (local part, domain) of a subaddressed recipient (RFC 5233),
+    whose count for the cap takes in the mailbox and all its subaddresses;
+    bounces and acknowledgements stay the address's own.
+    """
+    counted = addresses if mailbox is None else list({*addresses, "@".join(mailbox)})
     bounced, sent, recent = conn.execute(_NOTICE_HISTORY, dict(
-        ticket_id=ticket_id, recipient=recipient, addresses=addresses, addresses_again=addresses,
+        ticket_id=ticket_id, recipient=recipient, addresses=addresses, addresses_again=counted,
         template=template, since=since)).one()
+    if mailbox is not None:
+        local, domain = mailbox
+        recent += conn.execute(_SUBADDRESSES, dict(
+            low=local + "+", high=local + ",", pattern=f"{_like_escaped(local)}+%@{_like_escaped(domain)}",
+            counted=counted, since=since)).scalar_one()
     return NoticeHistory(bool(bounced), bool(sent), int(recent))
 
 
