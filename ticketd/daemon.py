@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from ingest.imap import Poller
-from ingest.smtp import Receiver
+from ingest.smtp import COMMIT_WAIT_SECONDS, DATA_GRACE_SECONDS, Receiver
 from ticketd.app import App, build_app
 from ticketd.erase import RetentionKeeper, settle_interrupted_erasures
 from ticketd.logs import configure_logging
@@ -31,7 +31,7 @@ from ticketd.store.checkpoint import Checkpointer
 from ticketd.store.db import ping
 from ticketd.timer_replan import rules_timers_follow
 from workers.database_pause import PauseWhileAway
-from workers.runtime import WorkerPool, bind, make_broker, worker_components
+from workers.runtime import WorkerPool, bind, make_broker, send_in_hand_seconds, worker_components
 
 log = logging.getLogger("ticketd.daemon")
 _failures = RepeatingFailures(log)   # processing with the database down fails the same way at every wake-up
@@ -46,6 +46,8 @@ class Component(Protocol):
 # receiver committed in its last moments is processed before the processor
 # exits, for at most this long (what is left waits for the next start).
 LAST_PASS_SECONDS = 30
+# The processor's stop waits for that pass, and for a batch begun at its deadline.
+PROCESSOR_STOP_SECONDS = 2 * LAST_PASS_SECONDS
 
 
 class Processor:
@@ -106,7 +108,7 @@ class Processor:
     def stop(self) -> None:
         self._stop.set()
         self.app.mail_arrived.set()
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=PROCESSOR_STOP_SECONDS)
         if self.app.preparer is not None:
             self.app.preparer.close()
             self.app.preparer = None
@@ -155,15 +157,81 @@ def _stop_on_signals(reload=None, sweep=None, say=log.info) -> threading.Event:
 
 def _stop_all(components: list[Component]) -> None:
     for component in reversed(components):
-        try:
-            component.stop()
-        except Exception:
-            log.exception("stopping %s failed", type(component).__name__)
+        _stop_one(component)
 
 
-# How long `ticketd run` waits for its processing process to start, and to stop.
+def _stop_one(component: Component) -> None:
+    """Stop one component; a failure is logged, and the others are stopped all the same."""
+    try:
+        component.stop()
+    except Exception:
+        log.exception("stopping %s failed", type(component).__name__)
+
+
+def _stop_together(components: list[Component], deadline: float) -> None:
+    """Stop components at once, each in a thread, waiting for them until `deadline` (time.monotonic()).
+
+    Their waits overlap rather than add up, so the deadline bounds the
+    whole stop; one still stopping then is named and left (its threads are
+    daemon threads: the process ends all the same).
+    """
+    stopping = [threading.Thread(target=_stop_one, args=(c,), name=f"stop {type(c).__name__}", daemon=True)
+                for c in components]
+    for thread in stopping:
+        thread.start()
+    for component, thread in zip(components, stopping):
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.error("%s did not stop by the back office's stop deadline; left to end with the process",
+                      type(component).__name__)
+
+
+# How long `ticketd run` waits for its processing process to start.
 BACK_OFFICE_START_SECONDS = 120
-BACK_OFFICE_STOP_SECONDS = 90
+# The back office's stop: its components all at once against one deadline, then the final WAL checkpoint
+# (a PASSIVE one, which waits for nobody), then its interpreter's exit; `ticketd run` waits that long.
+FINAL_CHECKPOINT_SECONDS = 10
+BACK_OFFICE_EXIT_SECONDS = 10
+# The receiver's stop (Receiver.stop): mail arriving, then its commit, then closing the listener and the
+# committer, which have nothing left to wait for by then.
+RECEIVER_CLOSE_SECONDS = 10
+RECEIVER_STOP_SECONDS = DATA_GRACE_SECONDS + COMMIT_WAIT_SECONDS + RECEIVER_CLOSE_SECONDS
+
+
+def back_office_stop_seconds(app: App) -> float:
+    """The back office's one stop deadline: the longest wait not to cut (the last pass, the mail on the wire),
+    then the final checkpoint."""
+    return max(PROCESSOR_STOP_SECONDS, send_in_hand_seconds(app)) + FINAL_CHECKPOINT_SECONDS
+
+
+def back_office_wait_seconds(app: App) -> float:
+    """How long `ticketd run` waits for its back office to stop before it kills it: past its deadline."""
+    return back_office_stop_seconds(app) + BACK_OFFICE_EXIT_SECONDS
+
+
+def run_stop_seconds(app: App) -> float:
+    """The longest a stop of `ticketd run` takes: the receiver, then the back office; a service manager's
+    stop timeout must be above it (deploy/ticketd.service)."""
+    return RECEIVER_STOP_SECONDS + back_office_wait_seconds(app)
+
+
+# `ticketd worker`'s stop: the database watch first (it must not resume the consumers being stopped), then the
+# pool with the mail on the wire and the rules watcher together.
+WORKER_WATCH_STOP_SECONDS = 10
+
+
+def worker_stop_seconds(app: App) -> float:
+    """The longest a stop of `ticketd worker` takes; a service manager's stop timeout must be above it
+    (deploy/ticketd-worker@.service)."""
+    return WORKER_WATCH_STOP_SECONDS + send_in_hand_seconds(app) + BACK_OFFICE_EXIT_SECONDS
+
+
+def _stop_back_office(components: list[Component], app: App) -> None:
+    """Everything at once, the checkpointer last (it leaves a short WAL behind), within one deadline."""
+    deadline = time.monotonic() + back_office_stop_seconds(app)
+    last = [c for c in components if isinstance(c, Checkpointer)]
+    _stop_together([c for c in components if c not in last], deadline - FINAL_CHECKPOINT_SECONDS)
+    _stop_together(last, deadline)
 
 
 def run(app: App) -> int:
@@ -297,24 +365,43 @@ def _run_processes(app: App) -> int:
         log.info("ticketd running")
         if not _same_file(sys.stdout, sys.stderr):
             print("ticketd running", flush=True)   # for whoever waits on stdout; the log has it already
+        notify("READY=1")
         while not stop.wait(1):
             if not back_office.is_alive():
                 log.error("the back office exited (code %s); stopping", back_office.exitcode)
                 code = 1
                 break
     finally:
+        notify("STOPPING=1")
         # The receiver stops first (new mail gets 421, mail in flight is
         # committed), then the back office finishes its mail and stops.
         _stop_all(receiving)
         if back_office.is_alive():
             back_office.terminate()
-        back_office.join(BACK_OFFICE_STOP_SECONDS)
+        waited = back_office_wait_seconds(app)
+        back_office.join(waited)
         if back_office.is_alive():
-            log.error("the back office did not stop in %s s; killed", BACK_OFFICE_STOP_SECONDS)
+            log.error("the back office did not stop in %s s; killed", waited)
             back_office.kill()
             back_office.join()
     log.info("ticketd stopped")
     return code
+
+
+def notify(state: str, environ: Mapping[str, str] = os.environ) -> None:
+    """Tell a service manager that asked for it (NOTIFY_SOCKET: systemd's Type=notify, sd_notify(3)) how the
+    daemon is: READY=1 once it takes mail, STOPPING=1 as it stops. Without one, nothing."""
+    address = environ.get("NOTIFY_SOCKET", "")
+    if not address:
+        return
+    if address.startswith("@"):   # an abstract socket's name (Linux)
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(state.encode(), address)
+    except OSError as exc:   # the daemon runs on; the service manager times out and says so
+        log.warning("cannot tell the service manager %s at NOTIFY_SOCKET %s: %s", state, environ["NOTIFY_SOCKET"],
+                    exc.strerror or exc)
 
 
 def _same_file(one, other) -> bool:
@@ -390,7 +477,7 @@ def run_back_office(settings: Settings, mail_arrived, ready, parent_pid: int) ->
                 log.error("ticketd run (pid %s) is gone; the back office stops", parent_pid)
                 break
     finally:
-        _stop_all(started)
+        _stop_back_office(started, app)
     log.info("back office stopped")
 
 
@@ -407,17 +494,19 @@ def run_worker(app: App, threads: int = 4) -> int:
     stop = _stop_on_signals(reload=app.reload_rules)
     broker = make_broker(app)
     bind(app, broker)
-    pool = WorkerPool(broker, threads)
+    pool = WorkerPool(broker, threads, stop_seconds=send_in_hand_seconds(app))
     pause = PauseWhileAway(pool.worker, broker.database_health, lambda: ping(app.engine))
     watcher.start()
     pool.start()
     pause.start()
     print("ticketd worker running", flush=True)
+    notify("READY=1")
     try:
         while not stop.wait(1):
             pass
     finally:
-        pause.stop()
-        pool.stop()
-        watcher.stop()
+        notify("STOPPING=1")
+        deadline = time.monotonic() + WORKER_WATCH_STOP_SECONDS
+        _stop_together([pause], deadline)
+        _stop_together([pool, watcher], deadline + send_in_hand_seconds(app))
     return 0

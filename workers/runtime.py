@@ -16,6 +16,7 @@ from dramatiq.common import dq_name
 from dramatiq.errors import BrokerConnectionError
 from dramatiq.worker import CONSUMER_RESTART_DELAY
 
+from outbound.delivery import lease_seconds
 from ticketd.app import App
 from ticketd.backlog import HOLD_SECONDS, Backlog
 from workers.actors import QUEUE, declare_actors
@@ -197,17 +198,29 @@ class GiveWayToBacklog(dramatiq.Middleware):
         self.backlog.give_way(self.hold_seconds - (time.time() - message.message_timestamp / 1000))
 
 
-class WorkerPool:
-    """dramatiq worker threads inside this process."""
+def send_in_hand_seconds(app: App) -> float:
+    """How long a stopping worker waits for the mail on the wire: as long as outbound.delivery lets one send run.
 
-    def __init__(self, broker: dramatiq.Broker, threads: int = 4) -> None:
+    Half the claim's lease: a send begun then still ends before the sweep
+    may take its claim back. A smarthost slow to answer the final dot may
+    have taken the mail (outbound/send.py, DATA_END_TIMEOUTS); cut there,
+    the mail goes again at the next start, twice in the recipient's mailbox.
+    """
+    return lease_seconds(app) / 2
+
+
+class WorkerPool:
+    """dramatiq worker threads inside this process; a stop waits `stop_seconds` for the jobs in hand."""
+
+    def __init__(self, broker: dramatiq.Broker, threads: int = 4, *, stop_seconds: float = 30) -> None:
         self.worker = dramatiq.Worker(broker, queues={QUEUE}, worker_threads=threads, worker_timeout=200)
+        self.stop_seconds = stop_seconds
 
     def start(self) -> None:
         self.worker.start()
 
     def stop(self) -> None:
-        self.worker.stop(timeout=30_000)
+        self.worker.stop(timeout=int(self.stop_seconds * 1000))
 
 
 class Sweeper:
@@ -268,5 +281,5 @@ def worker_components(app: App, *, in_process: bool) -> list:
     components: list = [Sweeper(app)]
     if in_process:
         broker.add_middleware(GiveWayToBacklog(app.backlog))
-        components.insert(0, WorkerPool(broker, IN_PROCESS_THREADS))
+        components.insert(0, WorkerPool(broker, IN_PROCESS_THREADS, stop_seconds=send_in_hand_seconds(app)))
     return components
