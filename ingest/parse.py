@@ -183,6 +183,12 @@ def safe_filename(name: str | None, content_type: str, index: int = 0) -> str:
     return _sanitise(name) or generic_name(content_type, index)
 
 
+# Names Windows keeps for devices, with any extension ("NUL.txt", "con.tar.gz" are the device too): a file
+# sent or shown under one cannot be saved there ("Naming Files, Paths, and Namespaces", Microsoft).
+_WINDOWS_DEVICE = re.compile(r"(?:con|prn|aux|nul|conin\$|conout\$|(?:com|lpt)[0-9\u00b9\u00b2\u00b3])\s*",
+                             re.IGNORECASE)
+
+
 def _sanitise(name: str | None) -> str:
     name = unicodedata.normalize("NFC", name or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
@@ -190,6 +196,8 @@ def _sanitise(name: str | None) -> str:
     # OVERRIDE), which disguise "txt.exe" as "exe.txt".
     name = "".join(ch for ch in name if ch.isprintable() and ch not in '<>:"|?*')
     name = name.strip(" .")
+    if _WINDOWS_DEVICE.fullmatch(name.split(".", 1)[0]):
+        name = "_" + name
     if len(name.encode()) > 255:
         stem, dot, ext = name.rpartition(".")
         ext = ext[:16] if dot else ""
@@ -522,24 +530,34 @@ def uudecode(data: bytes) -> bytes:
     return bytes(out)
 
 
-# A file uuencoded into the text itself (Lotus Notes and other old clients).
-_INLINE_UUENCODE = re.compile(r"^begin [0-7]{3,4} (\S[^\n]*)\n(.*?)^end[ \t]*$", re.MULTILINE | re.DOTALL)
+# A file uuencoded into the text itself (Lotus Notes and other old clients): a `begin` line, the
+# encoded lines, an `end` line.
+_UU_BEGIN = re.compile(r"^begin [0-7]{3,4} (\S[^\n]*)\n", re.MULTILINE)
+_UU_END = re.compile(r"^end[ \t]*$", re.MULTILINE)
 
 
 def _inline_files(text: str) -> tuple[str, list[Attachment]]:
-    """Text with its inline uuencoded files taken out, and the files."""
+    """Text with its inline uuencoded files taken out, and the files.
+
+    Each `begin` is paired with the first `end` after it, looked for once:
+    when none follows, none follows a later `begin` either. One regular
+    expression spanning both lines looked again from every `begin`, and a
+    480 kB text of `begin` lines took over a minute (time growing with the
+    square of its size).
+    """
     if "begin " not in text:
         return text, []
     files: list[Attachment] = []
-
-    def take(match: re.Match) -> str:
-        name = _sanitise(match.group(1).strip())
-        data = uudecode(match.group(2).encode("utf-8", "surrogateescape"))
+    kept: list[str] = []
+    pos = 0
+    while (begin := _UU_BEGIN.search(text, pos)) and (end := _UU_END.search(text, begin.end())):
+        name = _sanitise(begin.group(1).strip())
+        data = uudecode(text[begin.end():end.start()].encode("utf-8", "surrogateescape"))
         files.append(Attachment(filename=name or generic_name("application/octet-stream"),
                                 content_type="application/octet-stream", data=data))
-        return f"[{name}]"
-
-    return _INLINE_UUENCODE.sub(take, text), files
+        kept += [text[pos:begin.start()], f"[{name}]"]
+        pos = end.end()
+    return "".join(kept) + text[pos:], files
 
 
 def _part_text(part: email.message.Message, hints: tuple[str, ...]) -> str:

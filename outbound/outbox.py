@@ -108,8 +108,15 @@ def _header_text(name: str, value: str) -> str | Header:
     Plain ASCII folds only between words: a pasted 1 200-character URL in a
     subject made a line longer than the 998 RFC 5322 section 2.1.1 allows,
     and smarthosts refused every mail of that ticket.
+
+    Text holding "=?" is encoded too: written as it is, a reader takes a
+    customer's literal "=?utf-8?q?=0D=0ABcc:...?=" (double-encoded, so
+    ingest's one decoding left it) for an encoded word (RFC 2047 section 6.1)
+    and shows the line breaks and direction overrides _clean keeps out.
+    Encoded, it reads back as the text it is, as the email package's own
+    folding does (email._header_value_parser, RFC 2047 section 5 (1)).
     """
-    if value.isascii() and all(len(word) <= _FOLDABLE_WORD for word in value.split()):
+    if value.isascii() and "=?" not in value and all(len(word) <= _FOLDABLE_WORD for word in value.split()):
         return value
     return Header(value, "utf-8", header_name=name)
 
