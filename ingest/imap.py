@@ -34,7 +34,7 @@ import threading
 import time
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientReadOnlyError, LoginError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, IMAPClientReadOnlyError, LoginError
 from imapclient.imapclient import DELETED, SEEN, SocketTimeout
 
 from ingest.imap_auth import log_in
@@ -45,7 +45,7 @@ from ticketd.outage import Outage, said
 from ticketd.settings import ImapSettings
 from ticketd.store.db import unreachable
 from ticketd.store.errors import StoreError
-from ticketd.store.imap_cursor import load_cursor, save_cursor
+from ticketd.store.imap_cursor import load_cursor, save_cursor, uid_set
 from ticketd.store.imap_health import record_poll_failure, record_poll_ok
 from ticketd.store.inbox import store_raw
 
@@ -72,16 +72,36 @@ FETCH_BATCH = 10
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
 TIMEOUTS = SocketTimeout(connect=10, read=60)
 # A message the server fails to hand out (a FETCH answered NO, or the session
-# ended with BYE, as Dovecot does when it cannot read the message's file):
+# ended with BYE, as Dovecot does when it cannot read the message's file, or
+# a FETCH answered OK without it while a UID SEARCH still finds it):
 # after a failed FETCH its messages are fetched one at a time, and one that
 # fails alone this many times is set aside, left on the server and owed, so
 # that it does not hold up every mail after it; it is asked for again this
 # much later, and at each start.
 FETCH_ATTEMPTS = 3
 SET_ASIDE_SECONDS = 3600.0
+# A SEARCH reply is one line, and imaplib refuses one over a megabyte
+# (imaplib._MAXLINE): some 90,000 UIDs of ten digits. The first look at a
+# bigger folder searches it this many messages at a time (`_search_by_span`).
+SEARCH_SPAN = 50_000
 # A poller that works says so in imap_health (for `ticketd status`) at most
 # this often; a failure, and the first good poll after one, at once.
 HEALTH_NOTE_SECONDS = 60.0
+
+
+class MessageWithheld(Exception):
+    """A UID FETCH answered OK without a message that is still in the folder."""
+
+
+class FolderUnavailable(Exception):
+    """The SELECT of the polled folder was refused: the folder named, and what to do."""
+
+    def __init__(self, folder: str, refused: Exception) -> None:
+        # RFC 3501 section 6.3.1: NO, no such mailbox or no access; the
+        # server's words need not name it (Exchange: "The specified folder
+        # could not be found in the store"), so this does.
+        super().__init__(f"cannot open the folder {folder} ({refused}): it was deleted or renamed, or the account "
+                         f"may no longer read it; create it again, or set imap[].folder to its new name")
 
 
 class Poller:
@@ -111,6 +131,7 @@ class Poller:
         self._database = Outage()   # the database out of reach: not the mailbox's failure (`_synced`)
         self._failing_with: str | None = None    # the mailbox's failure last said in the log (`_say_failure`)
         self._failing_since: float | None = None   # monotonic time that failure began; None: working
+        self._move_failing: str | None = None    # the refused move to move_to last said in the log (`_move`)
         self._read_only: bool | None = None   # the folder as the last SELECT found it; None: not opened yet
         self._thread = threading.Thread(target=self._run, name=f"imap {box.key}", daemon=True)
 
@@ -257,7 +278,7 @@ class Poller:
                 client.starttls(context)
             log_in(client, box)
             if box.move_to and not client.folder_exists(box.move_to):
-                client.create_folder(box.move_to)
+                _create_if_allowed(client, box.move_to)
         except Exception:
             _close(client)
             raise
@@ -282,7 +303,10 @@ class Poller:
             log.warning("imap %s: UIDVALIDITY changed from %s to %s; taking only the unseen mail already there",
                         self.box.key, cursor.uidvalidity, uidvalidity)
         top = _uid_next(client, info) - 1
-        owed = sorted(u for u in client.search(["UID", f"1:{top}", "UNSEEN"]) if u <= top) if top > 0 else []
+        owed: list[int] = []
+        if top > 0:
+            unseen = _search_by_span(client, ["UID", f"1:{top}", "UNSEEN"], int(info.get(b"EXISTS", 0)))
+            owed = sorted(u for u in unseen if u <= top)
         save_cursor(self.app.engine, self.box.key, uidvalidity, top, owed)
         self._last_uid, self._owed = top, owed
         log.info("imap %s: first poll under UIDVALIDITY %s: of the mail up to UID %s, taking the %s unseen "
@@ -294,9 +318,14 @@ class Poller:
         section 6.3.1: a shared mailbox without write rights, files the server may not write) is opened
         read-only instead and polled all the same: the cursor, not \\Seen, says what is new."""
         try:
-            info, read_only = client.select_folder(self.box.folder), False
-        except IMAPClientReadOnlyError:   # imaplib refuses a SELECT answered READ-ONLY unless asked for one
-            info, read_only = client.select_folder(self.box.folder, readonly=True), True
+            try:
+                info, read_only = client.select_folder(self.box.folder), False
+            except IMAPClientReadOnlyError:   # imaplib refuses a SELECT answered READ-ONLY unless asked for one
+                info, read_only = client.select_folder(self.box.folder, readonly=True), True
+        except IMAPClientError as exc:
+            if isinstance(exc, IMAPClientAbortError):
+                raise
+            raise FolderUnavailable(self.box.folder, exc) from exc
         if read_only and not self._read_only:
             moved = f", not moved to {self.box.move_to}" if self.box.move_to else ""
             log.warning("imap %s: the server opens %s read-only for this account: its mail is taken by UID and left "
@@ -358,17 +387,39 @@ class Poller:
             fetched = self._fetch(client, group, [b"RFC822.SIZE", b"FLAGS"])
             sizes.update((uid, data.get(b"RFC822.SIZE", 0)) for uid, data in fetched.items())
             seen.update(uid for uid, data in fetched.items() if SEEN in data.get(b"FLAGS", ()))
+        withheld: list[int] = []   # still there, but the FETCH left them out: owed
         for batch in fetch_batches(wanted, sizes, self.box.max_message_bytes, FETCH_BATCH_BYTES):
             for group in self._alone_if_suspect(batch):
-                stored = self._store_batch(client, group, seen)
+                stored, left_out = self._store_batch(client, group, seen)
                 self._mark_done(client, stored)
-        # A UID the FETCH did not answer for was expunged meanwhile: nothing is owed for it.
+                withheld += self._withheld(client, left_out)
+        # A UID the FETCH did not answer for and the SEARCH no longer finds was expunged meanwhile.
         too_big = [uid for uid in wanted if sizes.get(uid, 0) > self.box.max_message_bytes]
         self._warn_oversized(too_big, sizes)
         for uid in wanted:   # taken, expunged, or still too big
             self._oversized.pop(uid, None)
         self._oversized.update((uid, sizes[uid]) for uid in too_big)
-        return sorted(too_big + aside)
+        return sorted(too_big + aside + withheld)
+
+    def _withheld(self, client: IMAPClient, uids: list[int]) -> list[int]:
+        """Of `uids`, which a UID FETCH answered OK without, those still in the folder: a failed fetch of each.
+
+        RFC 3501 section 6.4.8 lets a UID FETCH leave out a UID that no
+        longer exists, without an error; Exchange under load, and Dovecot for
+        a message it fails to read, leave out one that does. Only a UID SEARCH
+        tells the two apart: the expunged one is no longer owed, the other
+        stays owed and counts toward FETCH_ATTEMPTS, as a FETCH answered NO.
+        """
+        if not uids:
+            return []
+        there = set(client.search(["UID", uid_set(uids)]))
+        withheld = [uid for uid in uids if uid in there]
+        self._fetched([uid for uid in uids if uid not in there])   # gone: nothing more to ask for
+        for uid in withheld:
+            self._suspects.add(uid)
+            self._fetch_failed(uid, MessageWithheld(f"the server answered the FETCH of uid {uid} without it, "
+                                                    "though it is still in the folder"))
+        return withheld
 
     def _alone_if_suspect(self, uids: list[int]) -> list[list[int]]:
         """`uids` in order, as one FETCH for those no FETCH failed on and one for each of the others."""
@@ -424,15 +475,17 @@ class Poller:
                         "as it is in %s and is taken once max_message_bytes allows it", self.box.key, uid,
                         sizes[uid], self.box.max_message_bytes, self.box.folder)
 
-    def _store_batch(self, client: IMAPClient, batch: list[int], seen: set[int]) -> list[int]:
+    def _store_batch(self, client: IMAPClient, batch: list[int], seen: set[int]) -> tuple[list[int], list[int]]:
+        """Fetch and commit `batch`: the UIDs stored, and those the FETCH left out (expunged, or withheld)."""
         fetched = self._fetch(client, batch, [b"BODY.PEEK[]"])
-        self._fetched(batch)
+        left_out = [uid for uid in batch if fetched.get(uid, {}).get(b"BODY[]") is None]
+        self._fetched([uid for uid in batch if uid not in left_out])
         stored: list[int] = []
         try:
             for uid in batch:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
-                if raw is None:  # expunged by someone else between SEARCH and FETCH
+                if uid in left_out:   # `_withheld` tells which are still there
                     continue
+                raw = fetched[uid][b"BODY[]"]
                 key, message_id = dedupe_key(raw)
                 result = store_raw(self.app.engine, raw, source="imap", dedupe_key=key,
                                    message_id=message_id, mailbox=self.box.key)
@@ -451,28 +504,58 @@ class Poller:
         finally:
             if stored:
                 self.app.mail_arrived.set()
-        return stored
+        return stored, left_out
 
     def _mark_done(self, client: IMAPClient, uids: list[int]) -> None:
         """Only called once the mail is committed: now it may be flagged or moved (not in a read-only folder)."""
         if not uids or self._read_only:
             return
         client.add_flags(uids, [SEEN], silent=True)
-        target = self.box.move_to
-        if not target:
+        if self.box.move_to:
+            self._move(client, uids)
+
+    def _move(self, client: IMAPClient, uids: list[int]) -> None:
+        """Move the flagged `uids` to move_to; one the server refuses leaves them flagged where they are.
+
+        Moving is tidying: a refusal (the account lost its rights on the
+        folder, RFC 4314) must not stop the mail after them, nor have them
+        fetched again at every round. It is said once, as `_say_failure` does.
+        """
+        try:
+            self._move_or_create(client, uids)
+        except IMAPClientError as exc:
+            if isinstance(exc, IMAPClientAbortError):   # the session ended: the round is retried
+                raise
+            problem = failure_text(exc)
+            if self._move_failing is None or not _same_failure(problem, self._move_failing):
+                log.warning("imap %s: cannot move taken mail to %s: %s; it stays flagged \\Seen in %s and the mail "
+                            "after it is taken all the same; create the folder, or give the account the rights "
+                            "to it (RFC 4314: i; k to create it), or change move_to; said again only if this "
+                            "changes, and once moving works again", self.box.key, self.box.move_to, problem,
+                            self.box.folder)
+            self._move_failing = problem
             return
-        if client.has_capability("MOVE"):  # RFC 6851
-            client.move(uids, target)
-            return
-        client.copy(uids, target)
-        client.add_flags(uids, [DELETED], silent=True)
-        if client.has_capability("UIDPLUS"):  # RFC 4315: expunge only these
-            client.uid_expunge(uids)
-        else:
-            # Plain EXPUNGE (RFC 3501 section 6.4.3) also removes whatever
-            # else in the folder carries \Deleted: the best a server without
-            # UIDPLUS allows.
-            client.expunge()
+        if self._move_failing is not None:
+            log.info("imap %s: taken mail is moved to %s again", self.box.key, self.box.move_to)
+            self._move_failing = None
+
+    def _move_or_create(self, client: IMAPClient, uids: list[int]) -> None:
+        """Move `uids`; a folder a person deleted or renamed meanwhile ([TRYCREATE], RFC 3501 section 6.4.7) is
+        created again, once, and the move tried again."""
+        try:
+            _move(client, uids, self.box.move_to)
+        except IMAPClientError as exc:
+            if isinstance(exc, IMAPClientAbortError) or "[TRYCREATE]" not in str(exc):
+                raise
+            try:
+                client.create_folder(self.box.move_to)
+            except IMAPClientError as refused:
+                if isinstance(refused, IMAPClientAbortError):
+                    raise
+                raise IMAPClientError(f"the folder is gone and could not be created: {refused}") from refused
+            log.warning("imap %s: the folder %s that move_to names was gone (deleted or renamed): created it again",
+                        self.box.key, self.box.move_to)
+            _move(client, uids, self.box.move_to)
 
     # -- between rounds ------------------------------------------------------
 
@@ -563,6 +646,51 @@ def fetch_batches(uids: list[int], sizes: dict[int, int], max_message: int, max_
     if current:
         batches.append(current)
     return batches
+
+
+def _move(client: IMAPClient, uids: list[int], target: str) -> None:
+    """MOVE `uids` to `target` (RFC 6851), or where the server lacks it COPY, flag \\Deleted and expunge."""
+    if client.has_capability("MOVE"):
+        client.move(uids, target)
+        return
+    client.copy(uids, target)
+    client.add_flags(uids, [DELETED], silent=True)
+    if client.has_capability("UIDPLUS"):  # RFC 4315: expunge only these
+        client.uid_expunge(uids)
+    else:
+        # Plain EXPUNGE (RFC 3501 section 6.4.3) also removes whatever
+        # else in the folder carries \Deleted: the best a server without
+        # UIDPLUS allows.
+        client.expunge()
+
+
+def _create_if_allowed(client: IMAPClient, folder: str) -> None:
+    """CREATE `folder`; one the server refuses is left to the first move, which says why once (`Poller._move`)
+    while the mail is taken all the same."""
+    try:
+        client.create_folder(folder)
+    except IMAPClientError as exc:
+        if isinstance(exc, IMAPClientAbortError):
+            raise
+        log.debug("could not create %s: %s", folder, exc)
+
+
+def _search_by_span(client: IMAPClient, criteria: list[str], exists: int) -> set[int]:
+    """UID SEARCH `criteria` in a folder of `exists` messages, SEARCH_SPAN message numbers at a time, the last first.
+
+    The message numbers name spans however sparse the UIDs (RFC 3501
+    section 6.4.8: UID SEARCH takes them unless the UID key is used). From
+    the last span down, an expunge meanwhile moves a message into a span
+    still to search, never out of it; `*` ends the first, so that it stays
+    a valid set when mail was expunged since `exists` was counted.
+    """
+    if exists <= SEARCH_SPAN:
+        return set(client.search(criteria))
+    found: set[int] = set()
+    for high in range(exists, 0, -SEARCH_SPAN):
+        low = max(1, high - SEARCH_SPAN + 1)
+        found.update(client.search([f"{low}:{'*' if high == exists else high}", *criteria]))
+    return found
 
 
 def _uid_next(client: IMAPClient, selected: dict) -> int:

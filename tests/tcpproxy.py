@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+from collections.abc import Callable
 
 from tests.conftest import free_port
 
@@ -83,3 +85,49 @@ class TcpProxy:
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._open.set()
         threading.Thread(target=self._accept, daemon=True).start()
+
+
+# An IMAP literal announced at the end of a line (RFC 3501 section 4.3; the `+` of LITERAL+, RFC 7888).
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+
+
+def read_imap_response(reader) -> bytes:
+    """One whole server response from a buffered reader: its line, with each literal and the line after it."""
+    response = line = reader.readline()
+    while line and (literal := _LITERAL.search(line)):
+        response += reader.read(int(literal.group(1)))
+        line = reader.readline()
+        response += line
+    return response
+
+
+class ImapReplyFilter(TcpProxy):
+    """A TcpProxy that reads the server's replies as IMAP responses and swallows those `drop` picks.
+
+    The rest of the protocol passes as it is: a FETCH answered OK, say,
+    but without one of the messages asked for, as Exchange does under load.
+    """
+
+    def __init__(self, target_host: str, target_port: int, drop: Callable[[bytes], bool]) -> None:
+        super().__init__(target_host, target_port)
+        self.drop = drop
+        self.dropped: list[bytes] = []
+
+    def _pump(self, src: socket.socket, dst: socket.socket, is_reply: bool) -> None:
+        if not is_reply:
+            return super()._pump(src, dst, is_reply)
+        reader = src.makefile("rb")
+        try:
+            while response := read_imap_response(reader):
+                if self.drop(response):
+                    self.dropped.append(response)
+                    continue
+                dst.sendall(response)
+        except (OSError, ValueError):
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
