@@ -57,6 +57,13 @@ BAD_RECIPIENT = "553 5.1.3 The recipient address is not UTF-8 (RFC 6531)"
 DATA_GRACE_SECONDS = 30.0
 # After that, how long a mail already received may take to be committed.
 COMMIT_WAIT_SECONDS = 30.0
+# Beyond both, for the event loop to hand back the drain's outcome.
+DRAIN_SLACK_SECONDS = 5.0
+# Then the committer's thread is joined: by then it has nothing left to commit but for a database that hangs.
+COMMITTER_CLOSE_SECONDS = 30.0
+# The longest Receiver.stop takes with its defaults: a service manager's stop timeout counts it
+# (ticketd/daemon.py run_stop_seconds, deploy/ticketd.service).
+STOP_SECONDS = DATA_GRACE_SECONDS + COMMIT_WAIT_SECONDS + DRAIN_SLACK_SECONDS + COMMITTER_CLOSE_SECONDS
 # On stop, a session with no transaction open is told 421 unasked once it
 # has been quiet this long since our last reply: time for the QUIT (or MAIL)
 # that follows a 250 to arrive and be answered 221 (or 421), rather than
@@ -204,7 +211,7 @@ class GroupCommitter:
 
     def close(self) -> None:
         self._queue.put(None)
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=COMMITTER_CLOSE_SECONDS)
 
 
 class IntakeHandler:
@@ -502,7 +509,7 @@ class Receiver:
         self.handler.accepting = False
         drained = asyncio.run_coroutine_threadsafe(self._drain(body_grace, timeout), self.controller.loop)
         try:
-            drained.result(body_grace + timeout + 5)
+            drained.result(body_grace + timeout + DRAIN_SLACK_SECONDS)
         except Exception:
             log.exception("SMTP receiver: stopping the sessions failed; closing anyway")
         self.controller.stop()

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from ingest.imap import Poller
-from ingest.smtp import COMMIT_WAIT_SECONDS, DATA_GRACE_SECONDS, Receiver
+from ingest.smtp import STOP_SECONDS as RECEIVER_STOP_SECONDS
+from ingest.smtp import Receiver
 from ticketd.app import App, build_app
 from ticketd.erase import RetentionKeeper, settle_interrupted_erasures
 from ticketd.logs import configure_logging
@@ -192,10 +193,6 @@ BACK_OFFICE_START_SECONDS = 120
 # (a PASSIVE one, which waits for nobody), then its interpreter's exit; `ticketd run` waits that long.
 FINAL_CHECKPOINT_SECONDS = 10
 BACK_OFFICE_EXIT_SECONDS = 10
-# The receiver's stop (Receiver.stop): mail arriving, then its commit, then closing the listener and the
-# committer, which have nothing left to wait for by then.
-RECEIVER_CLOSE_SECONDS = 10
-RECEIVER_STOP_SECONDS = DATA_GRACE_SECONDS + COMMIT_WAIT_SECONDS + RECEIVER_CLOSE_SECONDS
 
 
 def back_office_stop_seconds(app: App) -> float:
