@@ -24,8 +24,8 @@ from ticketd.app import App
 from ticketd.claimant import has_ended, this_process
 from ticketd.clock import utcnow
 from ticketd.domain.notices import delivery_failed_notice
-from ticketd.store import tickets as store
 from ticketd.store import outbox as outbox_store
+from ticketd.store import tickets as store
 from ticketd.store.db import is_transient, reading, unreachable
 from ticketd.store.erase import referenced_files
 
@@ -74,7 +74,10 @@ def deliver(app: App, outbox_id: int, stopping: threading.Event | None = None) -
 
 
 def _send_in_turn(app: App, rows: list[dict], stopping: threading.Event | None = None) -> dict[int, SendResult]:
-    """Send claimed rows one after another; stops at the first that must wait (the smarthost is in trouble).
+    """Send claimed rows one after another; stops at the first that must wait for the smarthost's sake.
+
+    A recipient greylisted or refused by the smarthost (RCPT answered 450
+    or 550) is that row's outcome alone: the next rows still go.
 
     It also stops at half the claim's lease, so that no row is still being
     sent when the sweep would take it back (`lease_seconds`), and when the
@@ -96,7 +99,7 @@ def _send_in_turn(app: App, rows: list[dict], stopping: threading.Event | None =
         results[row["id"]] = result
         if result.outcome == SENT:
             _record_sent(app, row, result)
-        elif result.outcome == RETRY:
+        elif result.outcome == RETRY and not result.mail_only:   # the smarthost's trouble, not one mailbox's
             break
     return results
 

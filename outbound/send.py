@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import smtplib
 import socket
@@ -16,11 +17,16 @@ from ticketd.settings import OutboundSettings
 
 SENT, RETRY, FAILED = "sent", "retry", "failed"
 
+log = logging.getLogger("ticketd.outbound")
+
 
 @dataclass(frozen=True)
 class SendResult:
     outcome: str          # sent | retry | failed
     reply: str            # the server's reply (or our connection error), for the record
+    # An answer about this mail alone (its recipient refused or greylisted, its size above the limit):
+    # the session is good and the smarthost takes other mail, so a batch goes on over the same connection.
+    mail_only: bool = False
 
 
 def _context(settings: OutboundSettings) -> ssl.SSLContext:
@@ -68,14 +74,31 @@ def _connect(settings: OutboundSettings) -> smtplib.SMTP:
     try:
         client.ehlo_or_helo_if_needed()
         if settings.starttls and not settings.ssl:
-            client.starttls(context=_context(settings))
-            client.ehlo()
+            _starttls(client, settings)
         if settings.username:
             _login(client, settings.username, settings.password or "")
     except BaseException:
         _close(client)
         raise
     return client
+
+
+class NoTls(smtplib.SMTPException):
+    """The smarthost gave no TLS though `outbound.starttls` asks for it: not offered, refused, or the handshake
+    or its certificate failed. Nothing of the mail was sent (RFC 3207 section 4: no mail in clear)."""
+
+
+def _starttls(client: smtplib.SMTP, settings: OutboundSettings) -> None:
+    """STARTTLS and EHLO again (RFC 3207 section 4.2); NoTls when there is no TLS, a timeout as it came."""
+    try:
+        client.starttls(context=_context(settings))
+    except (smtplib.SMTPException, OSError) as exc:   # ssl.SSLError is an OSError
+        if _timed_out(exc):
+            raise
+        reply = f"{exc.smtp_code} {_reply_text(exc)}" if isinstance(exc, smtplib.SMTPResponseException) else (
+            f"{type(exc).__name__}: {exc}")
+        raise NoTls(f"STARTTLS failed: {reply}") from exc
+    client.ehlo()
 
 
 def _login(client: smtplib.SMTP, username: str, password: str) -> None:
@@ -141,6 +164,90 @@ def _session(settings: OutboundSettings) -> _Kept:
     return _Kept(_key(settings), _connect(settings), 0.0, 0)
 
 
+# A smarthost that takes the connection and never answers (a full backlog, a firewall that drops) costs
+# each send outbound.timeout_seconds of a worker thread, and the in-process worker threads run the
+# assignment jobs too. After one such timeout, sends to it are held for HOLD_TIMEOUTS times the timeout:
+# each mail waits its retry at once, and one send looks again when the hold ends. Postfix does the same
+# with a destination that timed out ("delivery temporarily suspended").
+HOLD_TIMEOUTS = 2
+
+
+@dataclass
+class _Hold:
+    until: float      # time.monotonic() when one send may look again
+    reason: str       # what the last look found
+
+
+_holds: dict[tuple[str, int], _Hold] = {}
+_holds_lock = threading.Lock()
+
+
+def _held(settings: OutboundSettings) -> SendResult | None:
+    """A retry without connecting while sends to the smarthost are held; None when this send may go."""
+    where = (settings.host, settings.port)
+    with _holds_lock:
+        hold = _holds.get(where)
+        if hold is None:
+            return None
+        now = time.monotonic()
+        if now >= hold.until:
+            # This send looks again; the others stay held meanwhile, not all waiting out the timeout at once.
+            hold.until = now + HOLD_TIMEOUTS * settings.timeout_seconds
+            return None
+        reason = hold.reason
+    return SendResult(RETRY, f"not tried: sends to {_where(settings)} are held, it did not answer ({reason})")
+
+
+def _hold(settings: OutboundSettings, exc: BaseException) -> None:
+    """Hold sends to the smarthost after it timed out; said once per outage, not per mail."""
+    where, reason = (settings.host, settings.port), f"{type(exc).__name__}: {exc}"
+    with _holds_lock:
+        first = where not in _holds
+        _holds[where] = _Hold(time.monotonic() + HOLD_TIMEOUTS * settings.timeout_seconds, reason)
+    if first:
+        log.warning("the smarthost %s did not answer within %s s (%s): sends to it are held, each mail waiting "
+                    "its retry, and one send looks again every %s s until it answers", _where(settings),
+                    settings.timeout_seconds, reason, HOLD_TIMEOUTS * settings.timeout_seconds)
+
+
+_no_tls: set[tuple[str, int]] = set()   # smarthosts whose lack of TLS was said (once per outage)
+
+
+def _tls_failed(settings: OutboundSettings, exc: NoTls) -> None:
+    """Say once per outage, as an error, that the smarthost gives no TLS and mail waits for it."""
+    with _holds_lock:
+        first = (settings.host, settings.port) not in _no_tls
+        _no_tls.add((settings.host, settings.port))
+    if first:
+        log.error("the smarthost %s gives no TLS, which outbound.starttls asks for (%s): no mail is sent in clear, "
+                  "each waits its retry until TLS works again", _where(settings), exc)
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether `exc` is a timeout, or what smtplib raised for one (a disconnect in place of a reply)."""
+    while exc is not None:
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _answered(settings: OutboundSettings) -> None:
+    """The smarthost answered: sends to it are no longer held."""
+    with _holds_lock:
+        hold = _holds.pop((settings.host, settings.port), None)
+        tls_back = settings.starttls and (settings.host, settings.port) in _no_tls
+        _no_tls.discard((settings.host, settings.port))
+    if hold is not None:
+        log.warning("the smarthost %s answers again: sends to it are no longer held", _where(settings))
+    if tls_back:
+        log.warning("the smarthost %s gives TLS again: mail goes", _where(settings))
+
+
+def _where(settings: OutboundSettings) -> str:
+    return f"{settings.host}:{settings.port}"
+
+
 def _reply_text(exc: smtplib.SMTPResponseException) -> str:
     return exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
 
@@ -193,12 +300,8 @@ def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: byte
         # mail, and the mail waits for the admin's fix like any 4xx.
         return SendResult(RETRY, f"{code} {text.decode('utf-8', 'replace')}".strip())
     code, text = client.rcpt(ascii_domain(recipient))
-    if code == 552:
-        # RFC 5321 section 4.5.3.1.10: a 552 to RCPT (too many recipients, a full mailbox) is to be
-        # treated as temporary, as Postfix does; the mail waits and is tried again.
-        return SendResult(RETRY, f"{code} {text.decode('utf-8', 'replace')}".strip())
-    if code not in (250, 251):
-        return _classify(code, text.decode("utf-8", "replace"))
+    if not 200 <= code < 300:
+        return _refused_recipient(code, text.decode("utf-8", "replace"))
     # The reply to the final dot is waited for longer than any other: a smarthost that scans the mail
     # before it answers may have taken it, and giving up there sends it again later, a duplicate in the
     # recipient's mailbox (RFC 1047). RFC 5321 section 4.5.3.2.6 asks for 10 minutes; DATA_END_TIMEOUTS
@@ -210,7 +313,51 @@ def _transaction(client: smtplib.SMTP, mail_from: str, recipient: str, raw: byte
     finally:
         if client.sock is not None:
             client.sock.settimeout(client.timeout)
-    return _classify(code, text.decode("utf-8", "replace"))
+    result = _classify(code, text.decode("utf-8", "replace"))
+    if result.outcome == FAILED and _says_too_big(code, result.reply):
+        return SendResult(FAILED, f"{result.reply} ({_size_words(len(raw), _size_limit(client))})")
+    return result
+
+
+def _size_limit(client: smtplib.SMTP) -> int | None:
+    """The largest mail the smarthost takes, as its EHLO announced it (SIZE, RFC 1870); None if it named none."""
+    value = client.esmtp_features.get("size", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None   # "SIZE 0": no fixed limit
+
+
+def _size_words(size: int, limit: int | None) -> str:
+    """The mail's size against the smarthost's limit, as the agent told of the failure reads it."""
+    stated = f"at most {limit} bytes" if limit else "a smaller mail (it announces no limit)"
+    return f"the mail is {size} bytes, and the smarthost takes {stated}: fewer or smaller files may go"
+
+
+def _says_too_big(code: int, reply: str) -> bool:
+    """A refusal for the mail's size: 552 to its end (RFC 5321 section 4.2.2) or status X.3.4 (RFC 3463)."""
+    return code == 552 or re.match(r"\d{3}[ -][45]\.3\.4\b", reply) is not None
+
+
+def _above_size(client: smtplib.SMTP, raw: bytes) -> SendResult | None:
+    """Failed for good, before MAIL, when the mail exceeds the smarthost's announced SIZE; else None.
+
+    RFC 1870 section 6: a client should not send a mail larger than the
+    server's announced limit; it would be uploaded in full to be refused.
+    """
+    limit = _size_limit(client)
+    if limit is None or len(raw) <= limit:
+        return None
+    return SendResult(FAILED, f"not sent: {_size_words(len(raw), limit)} (its SIZE, RFC 1870)", mail_only=True)
+
+
+def _refused_recipient(code: int, text: str) -> SendResult:
+    """The answer to a refused RCPT: about this recipient alone unless the server is closing (421)."""
+    result = _classify(code, text)
+    if code == 552:
+        # RFC 5321 section 4.5.3.1.10: a 552 to RCPT (too many recipients, a full mailbox) is to be
+        # treated as temporary, as Postfix does; the mail waits and is tried again.
+        result = SendResult(RETRY, result.reply)
+    # A refused RCPT ends this mail's transaction, not the session (RFC 5321 section 4.1.1.5: the next
+    # use sends RSET); a 421 says the server closes the connection (RFC 5321 section 3.8).
+    return SendResult(result.outcome, result.reply, mail_only=code != 421)
 
 
 def _not_an_address(recipient: str) -> SendResult | None:
@@ -233,15 +380,25 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
     """One SMTP transaction for one recipient; never raises for network trouble."""
     if (refused := _not_an_address(recipient)) is not None:
         return refused
+    if (held := _held(settings)) is not None:
+        return held
     kept: _Kept | None = None
     try:
         try:
             kept = _session(settings)
+        except (smtplib.SMTPServerDisconnected, TimeoutError) as exc:
+            if _timed_out(exc):   # no greeting, or no answer to EHLO, STARTTLS or AUTH
+                _hold(settings, exc)
+            raise
+        except NoTls as exc:
+            _tls_failed(settings, exc)
+            return SendResult(RETRY, str(exc))
         except smtplib.SMTPResponseException as exc:
             # Refused at the greeting, STARTTLS or AUTH (a wrong password, 535):
             # nothing about this mail, so it is not failed for good; it is
             # retried with backoff until the admin fixes the smarthost setup.
             return SendResult(RETRY, f"{exc.smtp_code} {_reply_text(exc)}".strip())
+        _answered(settings)
         need = smtputf8_need(mail_from, recipient, raw)
         if need is not None and not kept.client.has_extn("smtputf8"):
             # RFC 6531 section 3.2: such a mail must not go to a server without
@@ -251,8 +408,11 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
             kept.idle_since = time.monotonic()
             _kept.session, kept = kept, None
             return SendResult(FAILED, f"the smarthost does not offer SMTPUTF8 (RFC 6531), needed for {need}")
-        result = _transaction(kept.client, mail_from, recipient, raw, ["SMTPUTF8"] if need else [])
-        if result.outcome == SENT:   # after a refusal the server may be closing: start afresh
+        result = _above_size(kept.client, raw) or _transaction(kept.client, mail_from, recipient, raw,
+                                                                ["SMTPUTF8"] if need else [])
+        # Kept after a 250, a refusal of the recipient alone, or a mail too big to start; after any
+        # other refusal the server may be closing: start afresh.
+        if result.outcome == SENT or result.mail_only:
             kept.idle_since, kept.mails = time.monotonic(), kept.mails + 1
             _kept.session, kept = kept, None
         return result
