@@ -20,7 +20,7 @@ from ticketd.store.tables import (
     tickets,
     timers,
 )
-from ticketd.store.tickets import add_event, lock_ticket, participants_of, update_ticket
+from ticketd.store.tickets import add_event, get_ticket, lock_ticket, participants_of, update_ticket
 from ticketd.store.timers import cancel_armed
 
 ACTOR = "admin:cli"
@@ -117,10 +117,7 @@ def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime,
     Raises MergeRefused, having changed nothing, when the merge may not happen.
     `actor` and `by` (what asked for it) go into both tickets' history.
     """
-    # Both locked in id order, as two merges of the same pair in opposite
-    # directions would otherwise deadlock on PostgreSQL.
-    locked = {t: lock_ticket(conn, t) for t in sorted({source_id, into_id})}
-    source, into = locked.get(source_id), locked.get(into_id)
+    source, into = _lock_pair(conn, source_id, into_id)
     into_end = final_ticket(conn, into_id) if into is not None and into["merged_into"] is not None else None
     why_not = refusal(source_id, into_id, source, into, into_end)
     if why_not is not None:
@@ -188,6 +185,29 @@ def merge_tickets(conn: Connection, source_id: int, into_id: int, now: datetime,
     add_event(conn, into_id, now, actor, "merged", from_value=f"[#{source_id}]", to_value=f"[#{into_id}]",
               reason=f"ticket [#{source_id}] merged into this one by {by}: {moved}")
     return merged
+
+
+def _lock_pair(conn: Connection, source_id: int, into_id: int) -> tuple[dict | None, dict | None]:
+    """SOURCE locked, then INTO when the merge may go on; INTO as read, unlocked, when it is refused anyway.
+
+    Tickets are locked a ticket before the one it is merged into, as
+    processing a mail follows a merge (lock_final_ticket) and erasure takes
+    merged tickets first (ticketd.store.erase.lock_merged_first); an
+    agent's `#merge` holds SOURCE from the start of its mail's processing.
+    Any other order meets one of them halfway, and PostgreSQL breaks the
+    deadlock by failing a side, possibly a mail's processing. A merged
+    SOURCE, or a missing or merged INTO (which a mail locks on its way
+    along the merge), is refused without locking INTO.
+    """
+    source = lock_ticket(conn, source_id)
+    if source_id == into_id:
+        return source, source
+    if source is None or source["merged_into"] is not None:
+        return source, get_ticket(conn, into_id)
+    into = get_ticket(conn, into_id)
+    if into is None or into["merged_into"] is not None:
+        return source, into
+    return source, lock_ticket(conn, into_id)
 
 
 def _count(conn: Connection, table, *where) -> int:
