@@ -9,7 +9,7 @@ from ticketd.app import App
 from ticketd.assignment import assign_in_tx
 from ticketd.clock import utcnow
 from ticketd.customer_mail import add_followers
-from ticketd.domain.commands import assign_target
+from ticketd.domain.commands import assign_target, closed_waits_for_nobody
 from ticketd.domain.following import already_on_ticket, follow_refusal
 from ticketd.domain.notices import Notice
 from ticketd.domain.statuses import Status
@@ -54,7 +54,8 @@ def assign(app: App, ticket_id: int, target: str) -> tuple[str | None, list[int]
     def work(conn) -> tuple[str | None, list[int]]:
         ticket = _open_ticket(conn, ticket_id)
         if ticket["status"] == Status.CLOSED.value:
-            raise AdminRefused(f"ticket [#{ticket_id}] is closed: it waits for nobody")
+            raise AdminRefused(f"{closed_waits_for_nobody(ticket_id)}; an agent's #status open reopens it, "
+                               "to be assigned then")
         now = utcnow()
         try:
             notices = assign_in_tx(conn, app, ticket_id, resolved, now, ACTOR)

@@ -39,6 +39,7 @@ from ticketd.domain.commands import (
     Command,
     Plan,
     Unchanged,
+    assign_refusal,
     plan_commands,
     read_agent_reply,
     unchanged_commands,
@@ -280,6 +281,8 @@ def apply_agent_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdict: 
                              ours=lambda address: is_ours(app, address),
                              desk=desk_address(app.signer, app.settings.support_address, actor),
                              with_files=files)
+    if plan.ok and (closed := assign_refusal(reply, plan, ticket)) is not None:
+        plan = Plan(errors=(closed + ".",))
     if plan.ok and plan.canned:
         reply, plan = _with_saved_reply(app, ticket, agent, reply, plan)
     # Files go where words go: the customer's, unless the mail is a note.

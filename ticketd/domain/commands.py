@@ -737,6 +737,30 @@ def _unchanged_reason(cmd: Command, plan: Plan, ticket: Mapping, status_event: M
     return None   # #note: not a change to the ticket's fields
 
 
+def closed_waits_for_nobody(ticket_id: int) -> str:
+    """Why a closed ticket is not given to anyone: the words of `#assign` and `ticketd tickets assign` alike."""
+    return f"ticket {format_tag(ticket_id)} is closed: it waits for nobody"
+
+
+def assign_refusal(reply: AgentReply, plan: Plan, ticket: Mapping) -> str | None:
+    """Why a checked plan's `#assign` may not apply to `ticket`, as `ticketd tickets assign` refuses it; or None.
+
+    A ticket that is closed after this mail, already or by its own
+    `#close`, has nothing for an agent to do: handed over, they were told it
+    was theirs, and a group with nobody available said it waited there.
+    """
+    if plan.assign_to is None:
+        return None
+    line = next(c.line for c in reply.commands if c.name == "assign")
+    if plan.status == Status.CLOSED:
+        return (f"{line}: {plan.status_command} closes the ticket, and a closed ticket waits for nobody. "
+                "Give one of the two")
+    if plan.status is None and ticket["status"] == Status.CLOSED.value:
+        return (f"{line}: {closed_waits_for_nobody(ticket['id'])}. To give it to someone, reopen it: write "
+                "#status open above the #assign")
+    return None
+
+
 def unchanged_commands(reply: AgentReply, plan: Plan, ticket: Mapping, *,
                        status_event: Mapping | None = None, people: Mapping[str, str] | None = None) -> Unchanged:
     """Which commands of a checked plan change nothing on `ticket`, and whether that is the whole mail.
