@@ -397,11 +397,14 @@ def _answering_people(notice: Notice, thread: Thread) -> Notice:
     return replace(notice, in_reply_to=thread.references[-1] if thread.references else None)
 
 
-def queue_notices(conn: Connection, app: App, notices: list[Notice], now: datetime) -> list[int]:
+def queue_notices(conn: Connection, app: App, notices: list[Notice], now: datetime,
+                  ticket_row: dict | None = None) -> list[int]:
     """Insert one outbox row per notice; returns their ids for enqueueing after commit.
 
     A notice that loop protection or the rate limit stops becomes a
     'mail_suppressed' event on its ticket instead: never silently dropped.
+    `ticket_row`: a ticket's row as this transaction holds it (Decision.ticket_row), used for the
+    notices about that ticket instead of reading it.
     """
     ids = []
     for notice in notices:
@@ -415,7 +418,10 @@ def queue_notices(conn: Connection, app: App, notices: list[Notice], now: dateti
         files = _files_for(conn, app, notice)
         if files:
             notice = replace(notice, context={**notice.context, "attachments": [f.as_context() for f in files]})
-        ticket = store.get_ticket(conn, notice.ticket_id) if notice.ticket_id else None
+        if ticket_row is not None and notice.ticket_id == ticket_row["id"]:
+            ticket = dict(ticket_row)   # a copy, as a read gives
+        else:
+            ticket = store.get_ticket(conn, notice.ticket_id) if notice.ticket_id else None
         thread = ticket_thread(conn, ticket["id"]) if ticket else Thread([], frozenset())
         notice = _answering_people(notice, thread)
         message_id = new_message_id(app.signer, app.settings.support_domain, notice.ticket_id)

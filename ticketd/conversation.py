@@ -74,7 +74,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         customer = written_to(p.to + p.cc, p.recipient_names, not_a_customer)
     requester = customer.address   # "": the mail named no address to answer (ticketd.domain.requester)
     actor = requester or "system:intake"
-    ticket_id = store.create_ticket(
+    opened = store.create_ticket_row(
         conn, subject=_new_subject(p.subject), status=Status.NEW.value,
         priority=route.priority or "normal", type=route.type or facts.values.get("type"),
         source=facts.values.get("source"), scale=facts.values.get("scale"),
@@ -82,49 +82,57 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
         requester_name=customer.name, group_name=route.group, assignee=None,
         suppress_ack=route.suppress_ack, created_at=now, updated_at=now,
     )
+    ticket_id = opened["id"]
     if requester:   # no address, no participant: nothing public is ever addressed to one
         store.add_participant(conn, ticket_id, requester, "requester", customer.name, now)
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
-    store.add_event(conn, ticket_id, now, actor, "created", to_value=Status.NEW.value,
-                    reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)
+    # The new ticket's events are written together, in this order (store.add_events): "created" and
+    # "routed" each took a round trip on PostgreSQL, two of the 14 statements a new mail took
+    # (tests/test_statements_per_mail.py; bench/drain.py counted 12.5 a mail).
+    history = [store.event_row(ticket_id, now, actor, "created", to_value=Status.NEW.value,
+                               reason=f"new conversation; {mail_ref(mail)}", message_row_id=row_id)]
     if ours:
-        store.add_event(conn, ticket_id, now, "system:intake", "requester", from_value=p.author,
-                        to_value=requester or None, message_row_id=row_id,
-                        reason=why_written_to(p.author, requester) + f"; {mail_ref(mail)}")
+        history.append(store.event_row(ticket_id, now, "system:intake", "requester", from_value=p.author,
+                                       to_value=requester or None, message_row_id=row_id,
+                                       reason=why_written_to(p.author, requester) + f"; {mail_ref(mail)}"))
     elif (why := customer.why()) is not None:
-        store.add_event(conn, ticket_id, now, "system:intake", "requester", from_value=p.author,
-                        to_value=requester or None, message_row_id=row_id, reason=f"{why}; {mail_ref(mail)}")
+        history.append(store.event_row(ticket_id, now, "system:intake", "requester", from_value=p.author,
+                                       to_value=requester or None, message_row_id=row_id,
+                                       reason=f"{why}; {mail_ref(mail)}"))
     if customer.from_reply_to:
-        store.add_event(conn, ticket_id, now, "system:rules", "requester", from_value=p.author,
-                        to_value=requester, message_row_id=row_id, rules_hash=app.rules.digest,
-                        reason="Reply-To of a contact form's mail (requester: reply_to), route "
-                        + ", ".join(repr(r) for r in route.routes))
+        history.append(store.event_row(ticket_id, now, "system:rules", "requester", from_value=p.author,
+                                       to_value=requester, message_row_id=row_id, rules_hash=app.rules.digest,
+                                       reason="Reply-To of a contact form's mail (requester: reply_to), route "
+                                       + ", ".join(repr(r) for r in route.routes)))
     # An auto-generated mail ("Loops and robots") is stored but brings in no
     # one, so a robot's Cc list never gets the ticket's public replies.
     if mail.robot_reason is None or ours:
-        _join_copied(conn, app, mail, ticket_id, requester, now, ours=ours, actor=actor, row_id=row_id)
+        _join_copied(conn, app, mail, ticket_id, requester, now, ours=ours, actor=actor, row_id=row_id,
+                     history=history)
     if facts.values or facts.ignored:
-        store.add_event(conn, ticket_id, now, actor, "key_facts", message_row_id=row_id,
-                        to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
-                        reason=f"key facts at the top of {mail_ref(mail)}" + (
-                            f"; not understood: {' | '.join(facts.ignored)}" if facts.ignored else ""))
+        history.append(store.event_row(
+            ticket_id, now, actor, "key_facts", message_row_id=row_id,
+            to_value="; ".join(f"{k}={v}" for k, v in facts.values.items()) or None,
+            reason=f"key facts at the top of {mail_ref(mail)}" + (
+                f"; not understood: {' | '.join(facts.ignored)}" if facts.ignored else "")))
     by_routes = "routes: " + ", ".join(route.routes)
     if route.routes:
-        store.add_event(conn, ticket_id, now, "system:rules", "routed", to_value=route.group,
-                        reason=by_routes, rules_hash=app.rules.digest)
+        history.append(store.event_row(ticket_id, now, "system:rules", "routed", to_value=route.group,
+                                       reason=by_routes, rules_hash=app.rules.digest))
         # PRODUCT.md: every change is an event, from what to what and by which
         # rule; what a route sets differs from what the mail alone would have.
         for name, value, unrouted in (("priority", route.priority, "normal"),
                                       ("type", route.type, facts.values.get("type"))):
             if value is not None and value != unrouted:
-                store.add_event(conn, ticket_id, now, "system:rules", name, from_value=unrouted, to_value=value,
-                                reason=by_routes, rules_hash=app.rules.digest)
+                history.append(store.event_row(ticket_id, now, "system:rules", name, from_value=unrouted,
+                                               to_value=value, reason=by_routes, rules_hash=app.rules.digest))
     if route.tags:
         store.add_tags(conn, ticket_id, route.tags)
-        store.add_event(conn, ticket_id, now, "system:rules", "tags", to_value=", ".join(route.tags),
-                        reason=by_routes, rules_hash=app.rules.digest)
+        history.append(store.event_row(ticket_id, now, "system:rules", "tags", to_value=", ".join(route.tags),
+                                       reason=by_routes, rules_hash=app.rules.digest))
     if mail.robot_reason:
-        store.add_event(conn, ticket_id, now, "system:loops", "not_answered", reason=mail.robot_reason)
+        history.append(store.event_row(ticket_id, now, "system:loops", "not_answered", reason=mail.robot_reason))
+    store.add_events(conn, history)   # before anything below writes an event of its own
     if route.close:
         # `then: {close: true}` (spam, notifications nobody answers): kept and
         # closed, never acknowledged (an answer to a forged sender is
@@ -138,7 +146,9 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
     # issue 5: timers of `new`; an auto-generated mail is stored as such (customer_waits) and waits for no answer
     on_ticket_opened(conn, app, ticket_id, now, awaits_answer=mail.robot_reason is None)
 
-    decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))])
+    # Nothing above changed the row (timers, events, participants): the acknowledgement is composed from it,
+    # not read again (a round trip on PostgreSQL, bench/README.md). An assignment below changes it.
+    decision = Decision(ticket_id, jobs=[("assign_ticket", (ticket_id,))], ticket_row=opened)
     # `then: {assignee: ...}`; otherwise the rule worker picks from the group. PRODUCT.md: away agents
     # and agents over max_open are skipped; a route's agent who is neither gets the ticket, and one who
     # is leaves it to the route's group (with no group to fall back on, it goes to them all the same).
@@ -148,6 +158,7 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
                         reason=f"{by_routes} names {route.assignee}, but {unable}: {route.group} assigns it",
                         rules_hash=app.rules.digest)
     elif route.assignee:
+        decision.ticket_row = None
         decision.notices.extend(assign_in_tx(conn, app, ticket_id, route.assignee, now, "system:rules"))
     if mail.robot_reason is None and not route.suppress_ack and requester:
         decision.notices.append(Notice(
@@ -158,8 +169,12 @@ def open_ticket(conn, app: App, mail: IncomingMail, now) -> Decision:
 
 
 def _join_copied(conn, app: App, mail: IncomingMail, ticket_id: int, requester: str, now, *, ours: bool,
-                 actor: str, row_id: int, not_following: list[str] = ()) -> None:
-    """PRODUCT.md: Cc of a customer's mail join as followers, each an event; not those in `not_following`."""
+                 actor: str, row_id: int, not_following: list[str] = (), history: list[dict] | None = None) -> None:
+    """PRODUCT.md: Cc of a customer's mail join as followers, each an event; not those in `not_following`.
+
+    `history`: the caller's events not written yet (store.event_row), written (and emptied) first when
+    anyone is to join, so that the history keeps its order.
+    """
     p = mail.parsed
 
     def joins(address: str) -> bool:
@@ -170,10 +185,14 @@ def _join_copied(conn, app: App, mail: IncomingMail, ticket_id: int, requester: 
 
     # Mail our address wrote for a customer: whom it was written to besides them follow as well.
     copied = [(cc, p.recipient_names.get(cc)) for cc in (p.to + p.cc if ours else p.cc) if joins(cc)]
+    co_authors = [(a, None) for a in p.co_authors if joins(a)]
+    if history and (copied or co_authors):
+        store.add_events(conn, history)
+        history.clear()
     add_followers(conn, ticket_id, copied, now, actor=actor, row_id=row_id, reason=f"in Cc of {mail_ref(mail)}",
                   limit=app.settings.max_followers)
     # Several From addresses (RFC 5322 3.6.2): the others wrote it too, and hear the answers.
-    add_followers(conn, ticket_id, [(a, None) for a in p.co_authors if joins(a)], now, actor=actor, row_id=row_id,
+    add_followers(conn, ticket_id, co_authors, now, actor=actor, row_id=row_id,
                   reason=f"in From of {mail_ref(mail)} beside {requester}", limit=app.settings.max_followers)
 
 

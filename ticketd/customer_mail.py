@@ -23,7 +23,7 @@ from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
 from ticketd.domain.timers import wait_answered_aside
 from ticketd.store import tickets as store
-from ticketd.store.bounces import clear_bounced
+from ticketd.store.bounces import unmark_bounced
 from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message, written_from_our_address
 from ticketd.timers import start_response_clock, stop_wait
 
@@ -68,7 +68,8 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
     claims_agent = app.rules.agent(p.author) is not None
     # Threaded by what anyone may know, From our mail server did not vouch for names no one: the
     # mail is kept as a stranger's (ticketd.customer_auth).
-    known_as = store.participant_role(conn, ticket_id, p.author) if p.author else None
+    # Their bounce mark comes with the role: one round trip, not two (bench/README.md, 0.3 ms each on PostgreSQL).
+    known_as, bounced_at = store.participant_standing(conn, ticket_id, p.author) if p.author else (None, None)
     role = known_as if mail.unvouched is None else None
     row_id = store_message(conn, app, mail, ticket_id, now, author_role="customer")
     who = p.author or "unknown"
@@ -102,9 +103,10 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
                                                            if claims_agent else ""))
     # PRODUCT.md: followers come from a customer's mail (never an automatic one: an auto-reply joining,
     # or pulling in its Cc, would get every public reply and answer it in turn).
-    if role is not None and (bounced_at := clear_bounced(conn, ticket_id, p.author)) is not None:
+    if role is not None and bounced_at is not None:
         # Their own mail shows the address works again (a full mailbox
         # emptied, a typo'd alias fixed): they get the ticket's mail again.
+        unmark_bounced(conn, ticket_id, p.author)
         store.add_event(conn, ticket_id, now, who, "bounce_cleared", to_value=p.author,
                         reason=f"bounced at {bounced_at:%Y-%m-%d %H:%M} UTC; then wrote {ref}",
                         message_row_id=row_id)

@@ -92,9 +92,15 @@ def find_thread(conn, app: App, parsed: ParsedMail, addresses: list[ReplyAddress
     names none.
     """
     redirected: dict[int, int] = {}
+    # A reply names its ticket by References and by tag alike: each ticket is followed once (a round trip on
+    # PostgreSQL, bench/README.md). Reads only here, so the second answer is the first; lock_final_ticket
+    # follows again under the lock.
+    finals: dict[int, int | None] = {}
 
     def resolved(ticket_id: int) -> int | None:
-        return _resolved(conn, redirected, ticket_id)
+        if ticket_id not in finals:
+            finals[ticket_id] = _resolved(conn, redirected, ticket_id)
+        return finals[ticket_id]
 
     reply = next((a for a in addresses if a.ticket_id is not None), None)
     reply_ticket = resolved(reply.ticket_id) if reply else None
@@ -243,7 +249,7 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
         decision = apply_followup(conn, app, mail, ticket, now)
     if bounce is not None and match.matched_by == "bounce":
         decision.notices.extend(assignee_told(conn, bounce, decision.ticket_id))
-    outbox_ids = queue_notices(conn, app, decision.notices, now)
+    outbox_ids = queue_notices(conn, app, decision.notices, now, decision.ticket_row)
     merged = sorted(named for named, final in redirected.items() if final == decision.ticket_id)
     if merged:   # the history says why a mail naming another ticket is here
         store.add_event(conn, decision.ticket_id, now, "system:threading", "merge_followed",

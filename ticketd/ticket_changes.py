@@ -24,6 +24,9 @@ class Decision:
     ticket_id: int
     notices: list[Notice] = field(default_factory=list)
     jobs: list[tuple[str, tuple]] = field(default_factory=list)
+    # The ticket's row as the transaction holds it, where the deciding code has it unchanged since it was
+    # written (a new ticket's, from its INSERT): queue_notices need not read it again.
+    ticket_row: dict | None = None
 
 
 def is_ours(app: App, address: str) -> bool:

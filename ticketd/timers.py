@@ -117,8 +117,8 @@ def _respond_due(app: App, status: str, now: datetime) -> datetime | None:
 
 def _unanswered_clock(conn: Connection, ticket_id: int) -> dict | None:
     """The ticket's armed respond clock that no public agent reply has answered yet, if any."""
-    running = timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)
-    if running is None or timer_rows.agent_replied_since(conn, ticket_id, running["created_at"]):
+    running = timer_rows.armed_of_kind_answered(conn, ticket_id, plan_of.RESPOND)
+    if running is None or running.pop("answered"):
         return None
     return running
 
@@ -130,12 +130,16 @@ def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str
     its deadline; otherwise the clock counts from this message (issue 5).
     """
     due = _respond_due(app, status, now)
-    if due is None or _unanswered_clock(conn, ticket_id) is not None:
+    if due is None:
+        return
+    # One read for both questions (the clock, and whether it was answered): a customer's every reply asks them.
+    running = timer_rows.armed_of_kind_answered(conn, ticket_id, plan_of.RESPOND)
+    if running is not None and not running["answered"]:
         return
     # PRODUCT.md respond-within: a public agent reply answered any clock still
     # armed (it would fire as "answered"), so this follow-up needs its own.
-    if (answered := timer_rows.armed_of_kind(conn, ticket_id, plan_of.RESPOND)) is not None:
-        timer_rows.cancel_timer(conn, answered["id"], now)
+    if running is not None:
+        timer_rows.cancel_timer(conn, running["id"], now)
     timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, due, now)
 
 

@@ -25,12 +25,8 @@ def mark_bounced(conn: Connection, ticket_id: int, address: str, now: datetime) 
         participants.c.bounced_at.is_(None)).values(bounced_at=now))
 
 
-def clear_bounced(conn: Connection, ticket_id: int, address: str) -> datetime | None:
-    """Take the participant's bounce mark off; when it had bounced (None if it had not)."""
-    marked = conn.execute(select(participants.c.bounced_at).where(
-        participants.c.ticket_id == ticket_id, participants.c.email == address)).scalar_one_or_none()
-    if marked is not None:
-        conn.execute(update(participants).where(
-            participants.c.ticket_id == ticket_id, participants.c.email == address).values(bounced_at=None))
-    return marked
+def unmark_bounced(conn: Connection, ticket_id: int, address: str) -> None:
+    """Take the participant's bounce mark off; processing reads it with their role (participant_standing)."""
+    conn.execute(update(participants).where(
+        participants.c.ticket_id == ticket_id, participants.c.email == address).values(bounced_at=None))
 

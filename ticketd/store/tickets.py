@@ -36,6 +36,8 @@ _TICKETS_BY_MESSAGE_IDS = select(messages.c.message_id, messages.c.ticket_id).wh
     messages.c.message_id.in_(bindparam("message_ids", expanding=True))).order_by(messages.c.id)
 _PARTICIPANT_ROLE = select(participants.c.role).where(
     participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
+_PARTICIPANT_STANDING = select(participants.c.role, participants.c.bounced_at).where(
+    participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
 def get_ticket(conn: Connection, ticket_id: int) -> dict | None:
     row = conn.execute(_TICKET, dict(ticket_id=ticket_id)).mappings().first()
     return dict(row) if row else None
@@ -103,6 +105,12 @@ def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str
     return conn.execute(_PARTICIPANT_ROLE, dict(ticket_id=ticket_id, email=email.lower())).scalar_one_or_none()
 
 
+def participant_standing(conn: Connection, ticket_id: int, email: str) -> tuple[str | None, datetime | None]:
+    """participant_role and when their address bounced (None if it did not), in one round trip."""
+    row = conn.execute(_PARTICIPANT_STANDING, dict(ticket_id=ticket_id, email=email.lower())).first()
+    return (row.role, row.bounced_at) if row is not None else (None, None)
+
+
 def was_addressed(conn: Connection, ticket_id: int, email: str, *, except_row: int | None = None) -> bool:
     """Whether a mail on the ticket that vouches for it named `email` in To or Cc (the lists as add_message
     wrote them): one we sent, or one a person of the ticket wrote (its requester, a follower, an agent),
@@ -164,6 +172,7 @@ def participants_of(conn: Connection, ticket_id: int) -> list[dict]:
 # up a new statement for every row. An UPDATE or INSERT executed without
 # `.values()` sets the columns its parameters name.
 _INSERT_TICKET = insert(tickets).returning(tickets.c.id)
+_INSERT_TICKET_ROW = insert(tickets).returning(*tickets.c)
 _INSERT_MESSAGE = insert(messages).returning(messages.c.id)
 _INSERT_EVENT = insert(events)
 _CLAIM_RAWS = (
@@ -182,6 +191,11 @@ _INSERT_ATTACHMENTS = insert(attachments)
 
 def create_ticket(conn: Connection, **values) -> int:
     return conn.execute(_INSERT_TICKET, values).scalar_one()
+
+
+def create_ticket_row(conn: Connection, **values) -> dict:
+    """create_ticket, giving the whole row as get_ticket reads it (RETURNING): no read after the insert."""
+    return dict(conn.execute(_INSERT_TICKET_ROW, values).mappings().one())
 
 
 def update_ticket(conn: Connection, ticket_id: int, now: datetime, **values) -> None:
@@ -234,13 +248,26 @@ def _attachment_columns(row: dict) -> dict:
     return dict(row, filename=filename, content_type=content_type, content_id=content_id)
 
 
+def event_row(ticket_id: int, at: datetime, actor: str, kind: str, *, from_value: str | None = None,
+              to_value: str | None = None, reason: str | None = None, message_row_id: int | None = None,
+              rules_hash: str | None = None) -> dict:
+    """An event's columns, for add_events."""
+    return dict(ticket_id=ticket_id, at=at, actor=actor, kind=kind, from_value=from_value, to_value=to_value,
+                reason=reason, message_id=message_row_id, rules_hash=rules_hash)
+
+
 def add_event(conn: Connection, ticket_id: int, at: datetime, actor: str, kind: str, *,
               from_value: str | None = None, to_value: str | None = None, reason: str | None = None,
               message_row_id: int | None = None, rules_hash: str | None = None) -> None:
-    conn.execute(_INSERT_EVENT, dict(
-        ticket_id=ticket_id, at=at, actor=actor, kind=kind, from_value=from_value, to_value=to_value,
-        reason=reason, message_id=message_row_id, rules_hash=rules_hash,
-    ))
+    """Insert one event."""
+    conn.execute(_INSERT_EVENT, event_row(ticket_id, at, actor, kind, from_value=from_value, to_value=to_value,
+                                          reason=reason, message_row_id=message_row_id, rules_hash=rules_hash))
+
+
+def add_events(conn: Connection, rows: list[dict]) -> None:
+    """Insert event_rows in their order, in one executemany: one round trip on PostgreSQL, not one each."""
+    if rows:
+        conn.execute(_INSERT_EVENT, rows)
 
 
 def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:

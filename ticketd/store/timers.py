@@ -128,6 +128,24 @@ def agent_replied_since(conn: Connection, ticket_id: int, since: datetime) -> bo
     return conn.execute(_AGENT_REPLIED_SINCE, {"ticket_id": ticket_id, "since": since}).first() is not None
 
 
+# armed_of_kind and agent_replied_since since the timer was armed, in one round trip: a customer's reply
+# asks both of its respond clock (ticketd/timers.py start_response_clock; 0.3 ms a statement on PostgreSQL,
+# bench/README.md).
+_ANSWERED_SINCE_ARMED = select(messages.c.id).where(
+    messages.c.ticket_id == timers.c.ticket_id, messages.c.author_role == "agent",
+    messages.c.internal.is_(False), messages.c.created_at >= timers.c.created_at).exists()
+_ARMED_OF_KIND_ANSWERED = select(timers.c.id, timers.c.created_at, timers.c.due_at,
+                                 _ANSWERED_SINCE_ARMED.label("answered")).where(
+    timers.c.ticket_id == bindparam("ticket_id"), timers.c.state == "armed", timers.c.kind == bindparam("kind")
+).order_by(timers.c.due_at, timers.c.id).limit(1)
+
+
+def armed_of_kind_answered(conn: Connection, ticket_id: int, kind: str) -> dict | None:
+    """armed_of_kind, with `answered`: whether agent_replied_since the timer's created_at."""
+    row = conn.execute(_ARMED_OF_KIND_ANSWERED, {"ticket_id": ticket_id, "kind": kind}).mappings().first()
+    return dict(row, answered=bool(row["answered"])) if row is not None else None
+
+
 # ---------------------------------------------------------------- re-planning after a reload
 
 def tickets_in(conn: Connection, statuses: Iterable[str]) -> list[int]:
