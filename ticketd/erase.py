@@ -73,6 +73,25 @@ def _remove_files(engine: Engine, attachments_dir: Path, erased: Erased) -> None
     erased.files_removed = _settle(engine, attachments_dir, aside)
 
 
+def remove_unnamed_files(engine: Engine, attachments_dir: Path, sha256s: set[str]) -> int:
+    """Unlink those of these attachment files no attachment row names; how many.
+
+    For the files of a mail whose processing failed: written before its
+    transaction, they are named by no row once it is quarantined, and no
+    erasure would ever find them (README "Erasure and retention"). A file
+    another message has is left in place; one that looks unnamed is set
+    aside and asked about again, as an erasure does (`_remove_files`), for
+    a mail being processed meanwhile with the same file.
+    """
+    if not sha256s:
+        return 0
+    with reading(engine) as conn:
+        unnamed = sha256s - store.referenced_files(conn, sha256s)
+    aside = {sha256: path for sha256 in sorted(unnamed)
+             if (path := set_aside(attachments_dir, sha256)) is not None}
+    return _settle(engine, attachments_dir, aside) if aside else 0
+
+
 def _settle(engine: Engine, attachments_dir: Path, aside: dict[str, Path]) -> int:
     """Put back the set-aside files a row names, unlink the others; how many were unlinked."""
     with reading(engine) as conn:

@@ -26,6 +26,7 @@ from ticketd.copies import kept_copy
 from ticketd.customer_auth import unvouched
 from ticketd.domain.pasted_notice import notice_start
 from ticketd.domain.tags import find_tags, same_subject
+from ticketd.erase import remove_unnamed_files
 from ticketd.prepare import (
     Deferred,
     InlinePreparer,
@@ -328,6 +329,7 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
     jobs: list[tuple[str, tuple]] = []
     written: list[Outcome] = []
     with_files: list[Prepared] = []
+    unnamed: set[str] = set()
     deferred: tuple[int, Deferred] | None = None
     done = 0
     with app.engine.begin() as conn:
@@ -354,6 +356,7 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
                         raise _OneFailed from exc
                     if is_transient(exc) or out_of_resources(exc):
                         raise   # the database's moment or room, not the mail: the next pass writes it again
+                    unnamed.update(a["sha256"] for a in prep.attachments)   # written by prepare, named by no row
                     prep = failure_reason(exc)
                 else:
                     written.append(outcome)
@@ -368,6 +371,7 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
         store.release_raws(conn, [raw_id for raw_id, _ in prepared[done:] if raw_id in taken])
 
     outcomes.extend(written)
+    remove_unnamed_files(app.engine, app.settings.attachments_dir, unnamed)
     for prep in with_files:
         if rewritten := write_missing_files(app.settings, prep):
             log.warning("raw mail %s: %d attachment file(s) erased meanwhile were written again", prep.raw_id,

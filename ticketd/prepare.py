@@ -107,14 +107,6 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
         # A person in the shared mailbox (webmail), or any of our addresses: never answered, and a
         # new ticket's customer is whom it was written to (ticketd.conversation).
         robot_reason = own_address_reason(parsed.author)
-    try:
-        for att in parsed.attachments:
-            store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
-    except OSError as exc:
-        # Files go by sha256 under our own directory: nothing the sender
-        # chose is in the path, so the trouble is the disk's (ENOSPC,
-        # EDQUOT, EROFS, EIO), and the mail must wait for it, not be shunted.
-        raise FilesUnwritable(f"its files cannot be written under {settings.attachments_dir}: {exc}") from exc
     envelope_to = json.loads(row["envelope_to"] or "[]")
     # Only a mail that can thread into a ticket is a reply worth stripping;
     # a mail with none of the three threading signals always opens a ticket.
@@ -123,6 +115,15 @@ def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:
         r.lower().startswith(local) for r in recipients(parsed, envelope_to)))
     own = own_reply(parsed.text) if may_follow_up else parsed.text.strip()
     html = clean_html(parsed.html, f"raw mail {row['id']} (Message-ID {parsed.message_id or 'none'})")
+    # Last: a mail that fails before here leaves no file that no row will name.
+    try:
+        for att in parsed.attachments:
+            store_blob(settings.attachments_dir, att.sha256, att.data)  # by content: idempotent
+    except OSError as exc:
+        # Files go by sha256 under our own directory: nothing the sender
+        # chose is in the path, so the trouble is the disk's (ENOSPC,
+        # EDQUOT, EROFS, EIO), and the mail must wait for it, not be shunted.
+        raise FilesUnwritable(f"its files cannot be written under {settings.attachments_dir}: {exc}") from exc
     return Prepared(raw_id=row["id"], raw=raw, parsed=parsed, envelope_to=envelope_to, robot_reason=robot_reason,
                     stripped=own or parsed.text.strip(), attachments=attachment_rows(parsed),
                     html=html, quoted_only=not own and bool(parsed.text.strip()),
