@@ -13,11 +13,11 @@ import logging
 import threading
 
 import pytest
-from sqlalchemy import text
 
 from tests.conftest import MINIMAL_RULES
 from tests.desk import build_mail, open_desk
 from tests.sink import wait_until
+from tests.test_erase_lock_order import _waiting_for_a_lock
 from ticketd.clock import utcnow
 from ticketd.merge import MergeRefused, merge
 from ticketd.store.merge import lock_final_ticket, merge_tickets
@@ -29,12 +29,6 @@ ANN, BOB = "ann@example.org", "bob@example.org"
 @pytest.fixture
 def desk(make_app, postgres_url):
     yield from open_desk(make_app, postgres_url, rules=MINIMAL_RULES)
-
-
-def _waiting_for_a_lock(app) -> int:
-    with app.engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND wait_event_type = 'Lock'")).scalar_one()
 
 
 def _two_tickets(desk) -> tuple[int, int]:
