@@ -198,9 +198,11 @@ def _record(app: App, rows: list[dict], results: dict[int, SendResult]) -> dict[
     for row in tried:
         reply, state = results[row["id"]].reply, states[row["id"]]
         if state == "pending" and row["id"] not in taken_back:
-            log.warning("outbox %s (Message-ID <%s>, ticket %s) to %s deferred %.1fs after attempt %s: %s",
-                        row["id"], row["message_id"], row["ticket_id"], row["recipient"],
-                        (due_again[row["id"]] - now).total_seconds(), row["attempts"], reply)
+            # An outage of the smarthost said once (outbound/send.py) covers the mails after the first.
+            log.log(logging.DEBUG if results[row["id"]].outage_said else logging.WARNING,
+                    "outbox %s (Message-ID <%s>, ticket %s) to %s deferred %.1fs after attempt %s: %s",
+                    row["id"], row["message_id"], row["ticket_id"], row["recipient"],
+                    (due_again[row["id"]] - now).total_seconds(), row["attempts"], reply)
         elif state == "failed":
             reason = reply if results[row["id"]].outcome == FAILED else (
                 f"gave up after {row['attempts']} attempts; last reply: {reply}")

@@ -27,6 +27,9 @@ class SendResult:
     # An answer about this mail alone (its recipient refused or greylisted, its size above the limit):
     # the session is good and the smarthost takes other mail, so a batch goes on over the same connection.
     mail_only: bool = False
+    # A retry covered by an outage of the smarthost already said in the log (sends held, no TLS): the
+    # mail's own "deferred" line need not say it again (outbound/delivery.py).
+    outage_said: bool = False
 
 
 def _context(settings: OutboundSettings) -> ssl.SSLContext:
@@ -65,10 +68,25 @@ class _Kept:
     mails: int
 
 
+class _ImplicitTls(smtplib.SMTP_SSL):
+    """SMTP over implicit TLS (RFC 8314 section 3.3): NoTls when the handshake fails, a timeout as it came."""
+
+    def _get_socket(self, host, port, timeout):
+        plain = socket.create_connection((host, port), timeout, self.source_address)
+        try:
+            return self.context.wrap_socket(plain, server_hostname=self._host)
+        except OSError as exc:   # ssl.SSLError (a certificate that does not verify, no TLS spoken) is one
+            plain.close()
+            if _timed_out(exc):
+                raise
+            # RFC 8314 section 3.3: no fallback to plain text on the implicit TLS port.
+            raise NoTls(f"TLS handshake failed: {type(exc).__name__}: {exc}") from exc
+
+
 def _connect(settings: OutboundSettings) -> smtplib.SMTP:
     if settings.ssl:
-        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
-                                                context=_context(settings))
+        client: smtplib.SMTP = _ImplicitTls(settings.host, settings.port, timeout=settings.timeout_seconds,
+                                            context=_context(settings))
     else:
         client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
     try:
@@ -84,8 +102,9 @@ def _connect(settings: OutboundSettings) -> smtplib.SMTP:
 
 
 class NoTls(smtplib.SMTPException):
-    """The smarthost gave no TLS though `outbound.starttls` asks for it: not offered, refused, or the handshake
-    or its certificate failed. Nothing of the mail was sent (RFC 3207 section 4: no mail in clear)."""
+    """The smarthost gave no TLS though `outbound.starttls` or `outbound.ssl` asks for it: not offered, refused,
+    or the handshake or its certificate failed. Nothing of the mail was sent (RFC 3207 section 4, RFC 8314
+    section 3.3: no mail in clear)."""
 
 
 def _starttls(client: smtplib.SMTP, settings: OutboundSettings) -> None:
@@ -166,9 +185,12 @@ def _session(settings: OutboundSettings) -> _Kept:
 
 # A smarthost that takes the connection and never answers (a full backlog, a firewall that drops) costs
 # each send outbound.timeout_seconds of a worker thread, and the in-process worker threads run the
-# assignment jobs too. After one such timeout, sends to it are held for HOLD_TIMEOUTS times the timeout:
-# each mail waits its retry at once, and one send looks again when the hold ends. Postfix does the same
-# with a destination that timed out ("delivery temporarily suspended").
+# assignment jobs too. The same holds for one that greets and then stops answering MAIL or RCPT
+# (RFC 5321 section 4.5.3.2): the connection is suspect, and nothing of the mail was taken before its
+# final dot. After the dot (its own longer wait, DATA_END_TIMEOUTS) the mail may have been taken: it waits
+# its own retry, never sent again by the hold. After one such timeout, sends to it are held for
+# HOLD_TIMEOUTS times the timeout: each mail waits its retry at once, and one send looks again when the
+# hold ends. Postfix does the same with a destination that timed out ("delivery temporarily suspended").
 HOLD_TIMEOUTS = 2
 
 
@@ -195,11 +217,12 @@ def _held(settings: OutboundSettings) -> SendResult | None:
             hold.until = now + HOLD_TIMEOUTS * settings.timeout_seconds
             return None
         reason = hold.reason
-    return SendResult(RETRY, f"not tried: sends to {_where(settings)} are held, it did not answer ({reason})")
+    return SendResult(RETRY, f"not tried: sends to {_where(settings)} are held, it did not answer ({reason})",
+                      outage_said=True)
 
 
-def _hold(settings: OutboundSettings, exc: BaseException) -> None:
-    """Hold sends to the smarthost after it timed out; said once per outage, not per mail."""
+def _hold(settings: OutboundSettings, exc: BaseException) -> bool:
+    """Hold sends to the smarthost after it timed out; said once per outage, not per mail. Whether said now."""
     where, reason = (settings.host, settings.port), f"{type(exc).__name__}: {exc}"
     with _holds_lock:
         first = where not in _holds
@@ -208,19 +231,22 @@ def _hold(settings: OutboundSettings, exc: BaseException) -> None:
         log.warning("the smarthost %s did not answer within %s s (%s): sends to it are held, each mail waiting "
                     "its retry, and one send looks again every %s s until it answers", _where(settings),
                     settings.timeout_seconds, reason, HOLD_TIMEOUTS * settings.timeout_seconds)
+    return first
 
 
 _no_tls: set[tuple[str, int]] = set()   # smarthosts whose lack of TLS was said (once per outage)
 
 
-def _tls_failed(settings: OutboundSettings, exc: NoTls) -> None:
-    """Say once per outage, as an error, that the smarthost gives no TLS and mail waits for it."""
+def _tls_failed(settings: OutboundSettings, exc: NoTls) -> SendResult:
+    """Say once per outage, as an error, that the smarthost gives no TLS and mail waits for it; the mail's retry."""
     with _holds_lock:
         first = (settings.host, settings.port) not in _no_tls
         _no_tls.add((settings.host, settings.port))
     if first:
-        log.error("the smarthost %s gives no TLS, which outbound.starttls asks for (%s): no mail is sent in clear, "
-                  "each waits its retry until TLS works again", _where(settings), exc)
+        log.error("the smarthost %s gives no TLS, which %s asks for (%s): no mail is sent in clear, "
+                  "each waits its retry until TLS works again", _where(settings),
+                  "outbound.ssl" if settings.ssl else "outbound.starttls", exc)
+    return SendResult(RETRY, str(exc), outage_said=not first)
 
 
 def _timed_out(exc: BaseException | None) -> bool:
@@ -232,16 +258,25 @@ def _timed_out(exc: BaseException | None) -> bool:
     return False
 
 
-def _answered(settings: OutboundSettings) -> None:
-    """The smarthost answered: sends to it are no longer held."""
+def _tls_works(settings: OutboundSettings) -> None:
+    """A session was made, in TLS where asked: an outage of TLS said is over."""
     with _holds_lock:
-        hold = _holds.pop((settings.host, settings.port), None)
-        tls_back = settings.starttls and (settings.host, settings.port) in _no_tls
+        tls_back = (settings.host, settings.port) in _no_tls
         _no_tls.discard((settings.host, settings.port))
-    if hold is not None:
-        log.warning("the smarthost %s answers again: sends to it are no longer held", _where(settings))
     if tls_back:
         log.warning("the smarthost %s gives TLS again: mail goes", _where(settings))
+
+
+def _answered(settings: OutboundSettings) -> None:
+    """The smarthost answered a mail's transaction: sends to it are no longer held.
+
+    Not its greeting alone: one that greets and then stops answering MAIL
+    would end and start its hold at every look, said each time.
+    """
+    with _holds_lock:
+        hold = _holds.pop((settings.host, settings.port), None)
+    if hold is not None:
+        log.warning("the smarthost %s answers again: sends to it are no longer held", _where(settings))
 
 
 def _where(settings: OutboundSettings) -> str:
@@ -386,19 +421,14 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
     try:
         try:
             kept = _session(settings)
-        except (smtplib.SMTPServerDisconnected, TimeoutError) as exc:
-            if _timed_out(exc):   # no greeting, or no answer to EHLO, STARTTLS or AUTH
-                _hold(settings, exc)
-            raise
         except NoTls as exc:
-            _tls_failed(settings, exc)
-            return SendResult(RETRY, str(exc))
+            return _tls_failed(settings, exc)
         except smtplib.SMTPResponseException as exc:
             # Refused at the greeting, STARTTLS or AUTH (a wrong password, 535):
             # nothing about this mail, so it is not failed for good; it is
             # retried with backoff until the admin fixes the smarthost setup.
             return SendResult(RETRY, f"{exc.smtp_code} {_reply_text(exc)}".strip())
-        _answered(settings)
+        _tls_works(settings)
         need = smtputf8_need(mail_from, recipient, raw)
         if need is not None and not kept.client.has_extn("smtputf8"):
             # RFC 6531 section 3.2: such a mail must not go to a server without
@@ -408,8 +438,10 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
             kept.idle_since = time.monotonic()
             _kept.session, kept = kept, None
             return SendResult(FAILED, f"the smarthost does not offer SMTPUTF8 (RFC 6531), needed for {need}")
-        result = _above_size(kept.client, raw) or _transaction(kept.client, mail_from, recipient, raw,
-                                                                ["SMTPUTF8"] if need else [])
+        result = _above_size(kept.client, raw)
+        if result is None:
+            result = _transaction(kept.client, mail_from, recipient, raw, ["SMTPUTF8"] if need else [])
+            _answered(settings)
         # Kept after a 250, a refusal of the recipient alone, or a mail too big to start; after any
         # other refusal the server may be closing: start afresh.
         if result.outcome == SENT or result.mail_only:
@@ -417,6 +449,7 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
             _kept.session, kept = kept, None
         return result
     except smtplib.SMTPResponseException as exc:      # e.g. a 5xx to DATA
+        _answered(settings)
         return _classify(exc.smtp_code, _reply_text(exc))
     except ssl.SSLError as exc:
         # An unverifiable certificate is a subclass of ValueError too; it is
@@ -426,8 +459,10 @@ def send_raw(settings: OutboundSettings, mail_from: str, recipient: str, raw: by
         # e.g. an address smtplib cannot write even with SMTPUTF8: retrying will not help.
         return SendResult(FAILED, f"{type(exc).__name__}: {exc}")
     except (smtplib.SMTPException, OSError, socket.timeout, ssl.SSLError) as exc:
-        # Refused, timed out, dropped, TLS trouble: the mail is still ours to retry.
-        return SendResult(RETRY, f"{type(exc).__name__}: {exc}")
+        # Refused, timed out, dropped, TLS trouble: the mail is still ours to retry. A timeout, from the
+        # greeting to the final dot, holds the sends to the smarthost (see HOLD_TIMEOUTS).
+        said_before = _timed_out(exc) and not _hold(settings, exc)
+        return SendResult(RETRY, f"{type(exc).__name__}: {exc}", outage_said=said_before)
     finally:
         if kept is not None:
             _close(kept.client)
