@@ -122,8 +122,8 @@ def build_back_office(app: App) -> list[Component]:
         components.append(Checkpointer(app.engine))
     components.extend(worker_components(app, in_process=app.settings.redis_url is None))
     components.append(Processor(app))
-    if app.settings.retention.enabled:   # off by default: then not even a query
-        components.append(RetentionKeeper(app))
+    # Also with retention off (its pass then runs no query): it sweeps files no row names, no one's data.
+    components.append(RetentionKeeper(app))
     if app.settings.imap:
         components.extend(Poller(app, box) for box in app.settings.imap)
     return components

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -11,9 +12,14 @@ from typing import TYPE_CHECKING
 
 from ticketd.clock import utcnow
 from ticketd.domain.erase import (
+    FILES_PER_BATCH,
     RAW_ROWS_PER_TRANSACTION,
     RETENTION_INTERVAL_SECONDS,
     TICKETS_PER_TRANSACTION,
+    is_stored_file_name,
+    is_temp_file_name,
+    orphan_grace_seconds,
+    outlived_grace,
     retention_cutoffs,
     spellings,
 )
@@ -21,7 +27,7 @@ from ticketd.domain.statuses import Status
 from ticketd.store import erase as store
 from ticketd.store.db import admin_transaction, reading
 from ticketd.store.erase import Erased
-from ticketd.store.files import put_back, set_aside, set_aside_by_the_dead
+from ticketd.store.files import OnDisk, files_on_disk, put_back, set_aside, set_aside_by_the_dead
 from ticketd.store.tickets import get_ticket
 from ticketd.ticket_changes import set_status
 
@@ -33,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ticketd.erase")
 
 __all__ = ["Erased", "RetentionKeeper", "erase_ticket", "forget", "retention_pass", "settle_interrupted_erasures",
-           "summary"]
+           "summary", "sweep_unnamed_files"]
 
 # Between two retention transactions: the processor and the workers, which
 # queue on the same write lock, get their turn.
@@ -70,7 +76,7 @@ def _remove_files(engine: Engine, attachments_dir: Path, erased: Erased) -> None
     settle_interrupted_erasures(engine, attachments_dir)
     aside = {sha256: path for sha256 in sorted(erased.files)
              if (path := set_aside(attachments_dir, sha256)) is not None}
-    erased.files_removed = _settle(engine, attachments_dir, aside)
+    erased.files_removed = len(_settle(engine, attachments_dir, aside))
 
 
 def remove_unnamed_files(engine: Engine, attachments_dir: Path, sha256s: set[str]) -> int:
@@ -89,11 +95,11 @@ def remove_unnamed_files(engine: Engine, attachments_dir: Path, sha256s: set[str
         unnamed = sha256s - store.referenced_files(conn, sha256s)
     aside = {sha256: path for sha256 in sorted(unnamed)
              if (path := set_aside(attachments_dir, sha256)) is not None}
-    return _settle(engine, attachments_dir, aside) if aside else 0
+    return len(_settle(engine, attachments_dir, aside)) if aside else 0
 
 
-def _settle(engine: Engine, attachments_dir: Path, aside: dict[str, Path]) -> int:
-    """Put back the set-aside files a row names, unlink the others; how many were unlinked."""
+def _settle(engine: Engine, attachments_dir: Path, aside: dict[str, Path]) -> set[str]:
+    """Put back the set-aside files a row names, unlink the others; the sha256s of those unlinked."""
     with reading(engine) as conn:
         kept = store.referenced_files(conn, set(aside))
     for sha256, path in aside.items():
@@ -101,14 +107,14 @@ def _settle(engine: Engine, attachments_dir: Path, aside: dict[str, Path]) -> in
             put_back(attachments_dir, sha256, path)
         else:
             path.unlink(missing_ok=True)
-    return len(aside) - len(kept)
+    return set(aside) - kept
 
 
 def settle_interrupted_erasures(engine: Engine, attachments_dir: Path) -> int:
     """At start: the files an erasure killed midway left set aside, put back or unlinked; how many there were."""
     aside = set_aside_by_the_dead(attachments_dir)
     if aside:
-        removed = _settle(engine, attachments_dir, aside)
+        removed = len(_settle(engine, attachments_dir, aside))
         log.warning("%d attachment file(s) left set aside by an interrupted erasure: %d put back, %d removed",
                     len(aside), len(aside) - removed, removed)
     return len(aside)
@@ -197,6 +203,57 @@ def _reopen_given_back(conn: Connection, app: App, erased_id: int, given_back: d
                           f"back in the status it had before the merge")
 
 
+# ---------------------------------------------------------------- files no row names
+
+
+def sweep_unnamed_files(app: App, now: float | None = None, *, stop: threading.Event | None = None,
+                        files_per_batch: int = FILES_PER_BATCH) -> tuple[int, int]:
+    """Remove the attachment files no row names, written longer ago than the grace; (how many, bytes).
+
+    Earlier versions left such files (a quarantined mail's, a processing
+    killed before its commit, mail to a desk address), and no erasure finds
+    them (README "Erasure and retention"). Read a sixteenth of data_dir at a
+    time, they go in batches as an erasure's files do (`_settle`): set
+    aside, the rows asked again, unlinked or put back. Nothing is written to
+    the database.
+    """
+    root = app.settings.attachments_dir
+    now = time.time() if now is None else now
+    grace = orphan_grace_seconds(app.settings.max_prepare_seconds)
+    files = total = 0
+    for first in "0123456789abcdef":
+        old = [f for f in files_on_disk(root, first) if outlived_grace(f.mtime, now, grace)]
+        for temp in (f for f in old if is_temp_file_name(f.name)):   # a write killed midway: nothing renames it
+            temp.path.unlink(missing_ok=True)
+            files, total = files + 1, total + temp.size
+        removed, size = _sweep_slice(app.engine, root, first, {f.name: f for f in old if is_stored_file_name(f.name)},
+                                     files_per_batch, stop)
+        files, total = files + removed, total + size
+        if stop is not None and stop.is_set():
+            break
+    if files:
+        log.info("attachment files no row names: %d removed, %d bytes", files, total)
+    return files, total
+
+
+def _sweep_slice(engine: Engine, root: Path, first: str, old: dict[str, OnDisk], files_per_batch: int,
+                 stop: threading.Event | None) -> tuple[int, int]:
+    """The sweep of the old files whose sha256 begins with `first`; (how many removed, bytes)."""
+    if not old:
+        return 0, 0
+    with reading(engine) as conn:
+        unnamed = sorted(set(old) - store.referenced_files_starting(conn, first))
+    files = total = 0
+    for start in range(0, len(unnamed), files_per_batch):
+        aside = {sha256: path for sha256 in unnamed[start:start + files_per_batch]
+                 if (path := set_aside(root, sha256)) is not None}
+        removed = _settle(engine, root, aside) if aside else set()
+        files, total = files + len(removed), total + sum(old[sha256].size for sha256 in removed)
+        if stop is not None and stop.wait(_PAUSE_SECONDS):
+            break
+    return files, total
+
+
 # ---------------------------------------------------------------- retention
 
 
@@ -255,7 +312,10 @@ def retention_pass(app: App, now: datetime | None = None, *, stop: threading.Eve
 
 
 class RetentionKeeper:
-    """`ticketd run`'s retention: a pass at start, then about hourly; built only when retention is on."""
+    """`ticketd run`'s keeping, at start and then about hourly: retention's pass, the sweep of files no row names.
+
+    Built also with retention off: files no row names are no one's data.
+    """
 
     def __init__(self, app: App, interval: float = RETENTION_INTERVAL_SECONDS) -> None:
         self.app = app
@@ -272,6 +332,10 @@ class RetentionKeeper:
                 retention_pass(self.app, stop=self._stop)
             except Exception:   # the database is down: the next pass catches up
                 log.exception("retention pass failed; trying again at the next one")
+            try:
+                sweep_unnamed_files(self.app, stop=self._stop)
+            except Exception:   # the database is down, or data_dir unreadable: the next pass catches up
+                log.exception("sweeping attachment files no row names failed; trying again at the next pass")
             self._stop.wait(self.interval)
 
     def stop(self) -> None:

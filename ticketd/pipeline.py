@@ -361,7 +361,9 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
                 else:
                     written.append(outcome)
                     jobs.extend(mail_jobs)
-                    if prep.attachments:
+                    if outcome.matched_by == "desk":   # about no ticket: stored as no message, its files in no row
+                        unnamed.update(a["sha256"] for a in prep.attachments)
+                    elif prep.attachments:
                         with_files.append(prep)
                     continue
             log.error("raw mail %s quarantined: %s", raw_id, prep.splitlines()[0])

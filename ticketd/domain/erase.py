@@ -20,6 +20,41 @@ RAW_ROWS_PER_TRANSACTION = 500
 # How often `ticketd run` looks for what retention has made due, after the first look at start.
 RETENTION_INTERVAL_SECONDS = 3600
 
+# The sweep of attachment files no row names removes at most this many per
+# batch: each batch asks the rows again after setting its files aside.
+FILES_PER_BATCH = 500
+
+# A file no row names may be a mail's that is being processed: prepare writes
+# it (or, preparing a mail again, touches it) before the mail's transaction
+# commits. That commit follows within twice max_prepare_seconds (an overrun is
+# killed and tried once more alone), the preparing of the batch ahead of it
+# and one write transaction (a batch, or an erasure of at most 50 tickets):
+# minutes. A day, or ten times max_prepare_seconds where that is set higher,
+# is many times that. Should a commit come later still, processing finds its
+# file gone after the commit and writes it again (ticketd.store.files).
+ORPHAN_GRACE_FLOOR_SECONDS = 24 * 3600
+ORPHAN_GRACE_PREPARATIONS = 10
+
+
+def orphan_grace_seconds(max_prepare_seconds: float) -> float:
+    """How long ago a file no row names must have been written for the sweep to remove it."""
+    return max(ORPHAN_GRACE_FLOOR_SECONDS, ORPHAN_GRACE_PREPARATIONS * max_prepare_seconds)
+
+
+def is_stored_file_name(name: str) -> bool:
+    """Whether a name under data_dir/attachments/xx/ is a stored file's: its sha256 in lower-case hex."""
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+def is_temp_file_name(name: str) -> bool:
+    """Whether it is a file being written (`ticketd.store.files.store_blob`), or left half-written by a kill."""
+    return name.startswith(".tmp-")
+
+
+def outlived_grace(mtime: float, now: float, grace: float) -> bool:
+    """Whether a file last written at `mtime` (epoch seconds) is past the grace at `now`."""
+    return mtime < now - grace
+
 
 @dataclass(frozen=True)
 class RetentionCutoffs:

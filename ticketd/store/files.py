@@ -4,11 +4,39 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 
 def attachment_path(root: Path, sha256: str) -> Path:
     return root / sha256[:2] / sha256
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """A file found under an attachment directory: its name, when it was last written, its size."""
+    path: Path
+    name: str
+    mtime: float
+    size: int
+
+
+def files_on_disk(root: Path, first: str) -> list[OnDisk]:
+    """The files in the attachment directories whose name begins with `first` (`a`: a0/ to af/)."""
+    found = []
+    for second in "0123456789abcdef":
+        try:
+            entries = list(os.scandir(root / f"{first}{second}"))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue   # removed meanwhile (an erasure set it aside)
+            if entry.is_file(follow_symlinks=False):
+                found.append(OnDisk(Path(entry.path), entry.name, st.st_mtime, st.st_size))
+    return found
 
 
 def store_blob(root: Path, sha256: str, data: bytes) -> Path:
@@ -19,7 +47,16 @@ def store_blob(root: Path, sha256: str, data: bytes) -> Path:
     """
     path = attachment_path(root, sha256)
     if path.exists():
-        return path
+        try:
+            # Written again now, in effect: the sweep of files no row names
+            # counts its grace from here, for a mail prepared again (one
+            # that waited, or whose processing was killed before its commit).
+            os.utime(path)
+            return path
+        except FileNotFoundError:
+            pass   # set aside meanwhile: written anew below
+        except OSError:
+            return path   # not ours to touch (restored by another user): it is there, which is what counts
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
