@@ -12,6 +12,7 @@ import email.utils
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.generator import NLCRE, BytesGenerator
@@ -398,14 +399,15 @@ def _answering_people(notice: Notice, thread: Thread) -> Notice:
 
 
 def queue_notices(conn: Connection, app: App, notices: list[Notice], now: datetime,
-                  ticket_row: dict | None = None) -> list[int]:
+                  ticket_row: dict | None = None, *, ticket_rows: Sequence[dict] = ()) -> list[int]:
     """Insert one outbox row per notice; returns their ids for enqueueing after commit.
 
     A notice that loop protection or the rate limit stops becomes a
     'mail_suppressed' event on its ticket instead: never silently dropped.
     `ticket_row`: a ticket's row as this transaction holds it (Decision.ticket_row), used for the
-    notices about that ticket instead of reading it.
+    notices about that ticket instead of reading it; `ticket_rows`: several (an assignment batch).
     """
+    held = {row["id"]: row for row in (*ticket_rows, *([ticket_row] if ticket_row is not None else []))}
     ids = []
     for notice in notices:
         reason = suppression_reason(conn, app, notice, now)
@@ -418,8 +420,8 @@ def queue_notices(conn: Connection, app: App, notices: list[Notice], now: dateti
         files = _files_for(conn, app, notice)
         if files:
             notice = replace(notice, context={**notice.context, "attachments": [f.as_context() for f in files]})
-        if ticket_row is not None and notice.ticket_id == ticket_row["id"]:
-            ticket = dict(ticket_row)   # a copy, as a read gives
+        if notice.ticket_id in held:
+            ticket = dict(held[notice.ticket_id])   # a copy, as a read gives
         else:
             ticket = store.get_ticket(conn, notice.ticket_id) if notice.ticket_id else None
         thread = ticket_thread(conn, ticket["id"]) if ticket else Thread([], frozenset())

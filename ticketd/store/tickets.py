@@ -186,6 +186,7 @@ _RELEASE_RAWS = (
     .values(state="received", attempts=raw_mail.c.attempts - 1))
 _FINISH_RAW = update(raw_mail).where(raw_mail.c.id == bindparam("raw_id")).values(state="done", reason=None)
 _UPDATE_TICKET = update(tickets).where(tickets.c.id == bindparam("ticket_id"))
+_UPDATE_TICKET_ROW = _UPDATE_TICKET.returning(*tickets.c)
 _INSERT_ATTACHMENTS = insert(attachments)
 
 
@@ -200,6 +201,12 @@ def create_ticket_row(conn: Connection, **values) -> dict:
 
 def update_ticket(conn: Connection, ticket_id: int, now: datetime, **values) -> None:
     conn.execute(_UPDATE_TICKET, dict(values, updated_at=now, ticket_id=ticket_id))
+
+
+def update_ticket_row(conn: Connection, ticket_id: int, now: datetime, **values) -> dict | None:
+    """update_ticket, giving the whole row as get_ticket then reads it (RETURNING): no read after the update."""
+    row = conn.execute(_UPDATE_TICKET_ROW, dict(values, updated_at=now, ticket_id=ticket_id)).mappings().first()
+    return dict(row) if row else None
 
 
 def add_participant(conn: Connection, ticket_id: int, email: str, role: str, name: str | None, now: datetime) -> bool:
