@@ -36,6 +36,7 @@ import time
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, IMAPClientReadOnlyError, LoginError
 from imapclient.imapclient import DELETED, SEEN, SocketTimeout
+from imapclient.response_parser import parse_message_list
 
 from ingest.imap_auth import log_in
 from ingest.parse import dedupe_key
@@ -80,9 +81,15 @@ TIMEOUTS = SocketTimeout(connect=10, read=60)
 # much later, and at each start.
 FETCH_ATTEMPTS = 3
 SET_ASIDE_SECONDS = 3600.0
+# Taking what a first look owes, the owed list is saved again once this share
+# of it was taken (at most this many UIDs written per UID taken), or once
+# this long has passed: never after every batch, which cost O(n^2).
+CURSOR_SAVE_SHARE = 16
+CURSOR_SAVE_SECONDS = 10.0
 # A SEARCH reply is one line, and imaplib refuses one over a megabyte
 # (imaplib._MAXLINE): some 90,000 UIDs of ten digits. The first look at a
-# bigger folder searches it this many messages at a time (`_search_by_span`).
+# bigger folder, and each round's search for new mail after an import, search it
+# this many messages at a time (`_search_by_span`, `_search_above`).
 SEARCH_SPAN = 50_000
 # A poller that works says so in imap_health (for `ticketd status`) at most
 # this often; a failure, and the first good poll after one, at once.
@@ -342,23 +349,17 @@ class Poller:
     def _sync(self, client: IMAPClient) -> None:
         """Store what the cursor owes and every message above it, whatever its flags, then flag or move it.
 
-        Between batches the cursor is saved and a stop is heeded: what was
-        stored but not yet saved as taken is fetched again and deduplicated.
+        Between batches a stop is heeded and the cursor is saved (the owed
+        list now and then, `_take_owed`): what was stored but not yet saved
+        as taken is fetched again and deduplicated.
         """
         _announced_new_mail(client)  # what is announced so far, this SEARCH sees
-        owed = list(self._owed)
-        kept: list[int] = []     # owed, and still there but over max_message_bytes
-        for start in range(0, len(owed), FETCH_BATCH):
-            if self._stop.is_set():
-                return
-            kept += self._take(client, owed[start:start + FETCH_BATCH])
-            self._owed = kept + owed[start + FETCH_BATCH:]
-            save_cursor(self.app.engine, self.box.key, self._uidvalidity, self._last_uid, self._owed)
-            self._note_ok()
+        if not self._take_owed(client):
+            return
         last = self._last_uid
         # `n:*` always names the highest UID even when it is below n
         # (RFC 3501 section 6.4.8), hence the filter.
-        uids = sorted(u for u in client.search(["UID", f"{last + 1}:*"]) if u > last)
+        uids = sorted(u for u in _search_above(client, last) if u > last)
         for start in range(0, len(uids), FETCH_BATCH):
             if self._stop.is_set():
                 return
@@ -371,6 +372,37 @@ class Poller:
         self._oversized_found = (len(self._oversized), max(self._oversized.values(), default=None))
         owed = set(self._owed)   # one expunged meanwhile is no longer owed: nothing waits
         self._aside_found = tuple(sorted(uid for uid in self._aside if uid in owed))
+
+    def _take_owed(self, client: IMAPClient) -> bool:
+        """Take what the cursor owes, saving it now and then (`_cursor_due`); False when stopped.
+
+        The owed list may be tens of thousands of UIDs, and writing it all
+        after every batch made taking it O(n^2). Between saves the saved
+        list still holds what was taken since: a crash or a dropped
+        connection fetches those again, and the dedupe key makes that harmless.
+        """
+        owed = self._owed
+        kept: list[int] = []     # owed, and still there but over max_message_bytes or set aside
+        done = saved_done = 0    # owed UIDs looked at: all of them, as of the last save
+        saved_at = time.monotonic()
+        try:
+            while done < len(owed):
+                if self._stop.is_set():
+                    break
+                kept += self._take(client, owed[done:done + FETCH_BATCH])
+                done = min(done + FETCH_BATCH, len(owed))
+                if done == len(owed) or _cursor_due(done - saved_done, len(owed) - done, saved_at):
+                    self._save_owed(kept + owed[done:])
+                    saved_done, saved_at = done, time.monotonic()
+                self._note_ok()
+        finally:
+            self._owed = kept + owed[done:]
+        if done > saved_done:   # stopped: a restart goes on from here
+            self._save_owed(self._owed)
+        return done == len(owed)
+
+    def _save_owed(self, owed: list[int]) -> None:
+        save_cursor(self.app.engine, self.box.key, self._uidvalidity, self._last_uid, owed)
 
     def _take(self, client: IMAPClient, listed: list[int]) -> list[int]:
         """Store the messages `listed` (at most FETCH_BATCH), then flag or move them; those left owed.
@@ -611,6 +643,16 @@ def failure_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _cursor_due(taken: int, left: int, saved_at: float) -> bool:
+    """Whether the owed list is saved again, `taken` UIDs and some time after the last save, `left` still owed.
+
+    Each save writes the `left` UIDs: once a CURSOR_SAVE_SHARE of them were
+    taken, that costs a bounded number of UIDs written per UID taken; and
+    at least every CURSOR_SAVE_SECONDS, so a crash fetches little again.
+    """
+    return taken * CURSOR_SAVE_SHARE >= left or time.monotonic() - saved_at >= CURSOR_SAVE_SECONDS
+
+
 def _server_failed(error: Exception) -> bool:
     """Whether the server answered the FETCH with a failure (NO, BAD, or BYE with its reason), rather than the
     connection breaking (a reset, a timeout, EOF): only the former says anything about the message, and a
@@ -693,12 +735,47 @@ def _search_by_span(client: IMAPClient, criteria: list[str], exists: int) -> set
     return found
 
 
+def _search_above(client: IMAPClient, last: int) -> set[int]:
+    """The UIDs above `last` (and, as `n:*` names it, the highest UID), SEARCH_SPAN messages at a time.
+
+    An import may bring more mail between two rounds than one SEARCH reply
+    holds. UIDs ascend with the message numbers (RFC 3501 section 2.3.1.1),
+    so the new mail is the folder's last messages: the spans are searched
+    from the last one down, and the first that finds none ends the search,
+    so a big folder with little new mail costs one or two searches.
+    """
+    exists = _message_count(client)
+    if exists <= SEARCH_SPAN:
+        return set(client.search(["UID", f"{last + 1}:*"]))
+    found: set[int] = set()
+    for high in range(exists, 0, -SEARCH_SPAN):
+        low = max(1, high - SEARCH_SPAN + 1)
+        span = client.search([f"{low}:{'*' if high == exists else high}", "UID", f"{last + 1}:*"])
+        found.update(span)
+        if not any(uid > last for uid in span):
+            break
+    return found
+
+
+def _message_count(client: IMAPClient) -> int:
+    """How many messages the selected folder holds: a SEARCH (by message number) for `*`, the last one.
+
+    RFC 3501 section 9: `*` is the largest number in use, for message
+    numbers the count; the reply is that one number, or none in an empty folder.
+    """
+    data = client._raw_command_untagged(b"SEARCH", [b"*"], uid=False)
+    return max(parse_message_list(data), default=0)
+
+
 def _uid_next(client: IMAPClient, selected: dict) -> int:
     """The UID the folder gives next, from the SELECT reply (RFC 3501 section 6.3.1)."""
     if b"UIDNEXT" in selected:
         return int(selected[b"UIDNEXT"])
-    # A server that leaves it out: one above the highest UID there is.
-    return max(client.search("ALL"), default=0) + 1
+    # A server that leaves it out: one above the highest UID there is. Not
+    # SEARCH ALL, whose one-line reply over a big folder is more than imaplib
+    # reads: a UID SEARCH of `*`, the last message (message numbers, RFC 3501
+    # section 6.4.8; `*` the largest in use, section 9), answers its UID alone.
+    return max(client.search(["*"]), default=0) + 1
 
 
 def _announced_new_mail(client: IMAPClient) -> bool:
