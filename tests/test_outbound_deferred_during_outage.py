@@ -12,10 +12,9 @@ import logging
 
 import pytest
 
-from outbound.delivery import deliver
-from tests.sink import customer_mail, outbox_rows, receive
+from tests.outbound_burst import capture_jobs, deliver_all, queue_burst
+from tests.sink import outbox_rows
 from tests.test_outbound import NO_AGENTS, outbound_yaml
-from tests.test_outbound_order import _queue, _reply
 from tests.test_outbound_recipient_answers import ScriptedSmarthost
 
 TIMEOUT = 0.5
@@ -36,15 +35,10 @@ def test_one_deferred_warning_per_outage_the_rest_debug(make_app, sqlite_url, ca
     app = make_app(sqlite_url, outbound_port=server.port, rules=NO_AGENTS,
                    extra=outbound_yaml(server.port, retry_base=30, timeout=TIMEOUT, max_attempts=3)
                    .replace("}\n", tls + "}\n"))
-    jobs: list[int] = []
-    app.enqueue = lambda name, args: jobs.append(args[0])
+    jobs = capture_jobs(app)
     try:
-        receive(app, customer_mail())
-        [ack] = outbox_rows(app)
-        jobs[:] = [ack["id"], *_queue(app, *(_reply(ack["ticket_id"], f"Words {n}.", f"p{n}@example.org")
-                                             for n in range(5)))]
-        while jobs:
-            deliver(app, jobs.pop(0))
+        ack = queue_burst(app, jobs, 5)
+        deliver_all(app, jobs)
         rows = outbox_rows(app)
         assert len(rows) == 6 and {(r["state"], r["attempts"]) for r in rows} == {("pending", 1)}
         [warned] = _deferred(caplog, logging.WARNING)

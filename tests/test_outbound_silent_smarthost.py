@@ -14,11 +14,10 @@ import logging
 import threading
 import time
 
-from outbound.delivery import deliver
 from outbound.send import RETRY, SENT, send_raw
-from tests.sink import customer_mail, outbox_rows, receive
+from tests.outbound_burst import capture_jobs, deliver_all, queue_burst
+from tests.sink import customer_mail, outbox_rows
 from tests.test_outbound import NO_AGENTS, outbound_yaml
-from tests.test_outbound_order import _queue, _reply
 from tests.test_outbound_recipient_answers import ScriptedSmarthost
 from ticketd.settings import OutboundSettings
 
@@ -82,16 +81,11 @@ def test_a_burst_of_mail_to_a_silent_smarthost_waits_its_retries_none_failed(mak
     server = ScriptedSmarthost(banner=None)
     app = make_app(sqlite_url, outbound_port=server.port, rules=NO_AGENTS,
                    extra=outbound_yaml(server.port, retry_base=30, timeout=TIMEOUT, max_attempts=3))
-    jobs: list[int] = []
-    app.enqueue = lambda name, args: jobs.append(args[0])
+    jobs = capture_jobs(app)
     try:
-        receive(app, customer_mail())
-        [ack] = outbox_rows(app)
-        jobs[:] = [ack["id"], *_queue(app, *(_reply(ack["ticket_id"], f"Words {n}.", f"p{n}@example.org")
-                                             for n in range(6)))]
+        queue_burst(app, jobs, 6)
         started = time.monotonic()
-        while jobs:   # each job, and each job for the rest of a batch handed back
-            deliver(app, jobs.pop(0))
+        deliver_all(app, jobs)
         assert time.monotonic() - started < 4 * TIMEOUT
         rows = outbox_rows(app)
         assert len(rows) == 7 and {(r["state"], r["attempts"]) for r in rows} == {("pending", 1)}

@@ -11,10 +11,9 @@ import logging
 
 import pytest
 
-from outbound.delivery import deliver
-from tests.sink import customer_mail, outbox_rows, receive
+from tests.outbound_burst import capture_jobs, deliver_all, queue_burst
+from tests.sink import outbox_rows
 from tests.test_outbound import NO_AGENTS, outbound_yaml
-from tests.test_outbound_order import _queue, _reply
 from tests.test_outbound_recipient_answers import STANDARD, ScriptedSmarthost
 
 NO_STARTTLS = ("250-mx.example.net", "250 8BITMIME")
@@ -37,15 +36,10 @@ def test_no_tls_no_mail_in_clear_each_retried_and_one_error(make_app, sqlite_url
     app = make_app(sqlite_url, outbound_port=server.port, rules=NO_AGENTS,
                    extra=(outbound_yaml(server.port, retry_base=30, timeout=2, max_attempts=3)
                           .replace("}\n", ", starttls: true}\n")))
-    jobs: list[int] = []
-    app.enqueue = lambda name, args: jobs.append(args[0])
+    jobs = capture_jobs(app)
     try:
-        receive(app, customer_mail())
-        [ack] = outbox_rows(app)
-        jobs[:] = [ack["id"], *_queue(app, *(_reply(ack["ticket_id"], f"Words {n}.", f"p{n}@example.org")
-                                             for n in range(4)))]
-        while jobs:
-            deliver(app, jobs.pop(0))
+        queue_burst(app, jobs, 4)
+        deliver_all(app, jobs)
         rows = outbox_rows(app)
         assert len(rows) == 5 and {(r["state"], r["attempts"]) for r in rows} == {("pending", 1)}
         assert server.connections == 5
