@@ -177,6 +177,9 @@ CREATE TABLE attachments (
     inline          BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX attachments_message ON attachments (message_id);
+-- Which rows name a stored file: asked of each file a mail sends, by every erasure, and by the
+-- sweep of files no row names (ticketd/erase.py); without it each question read the whole table.
+CREATE INDEX attachments_sha256 ON attachments (sha256);
 
 -- The ticket's history: who, when, from what to what, why.
 CREATE TABLE events (

@@ -226,7 +226,7 @@ def sweep_unnamed_files(app: App, now: float | None = None, *, stop: threading.E
         for temp in (f for f in old if is_temp_file_name(f.name)):   # a write killed midway: nothing renames it
             temp.path.unlink(missing_ok=True)
             files, total = files + 1, total + temp.size
-        removed, size = _sweep_slice(app.engine, root, first, {f.name: f for f in old if is_stored_file_name(f.name)},
+        removed, size = _sweep_slice(app.engine, root, {f.name: f for f in old if is_stored_file_name(f.name)},
                                      files_per_batch, stop)
         files, total = files + removed, total + size
         if stop is not None and stop.is_set():
@@ -236,13 +236,16 @@ def sweep_unnamed_files(app: App, now: float | None = None, *, stop: threading.E
     return files, total
 
 
-def _sweep_slice(engine: Engine, root: Path, first: str, old: dict[str, OnDisk], files_per_batch: int,
+def _sweep_slice(engine: Engine, root: Path, old: dict[str, OnDisk], files_per_batch: int,
                  stop: threading.Event | None) -> tuple[int, int]:
-    """The sweep of the old files whose sha256 begins with `first`; (how many removed, bytes)."""
+    """The sweep of `old`, files of one sixteenth of data_dir past the grace; (how many removed, bytes)."""
     if not old:
         return 0, 0
-    with reading(engine) as conn:
-        unnamed = sorted(set(old) - store.referenced_files_starting(conn, first))
+    names = sorted(old)
+    with reading(engine) as conn:   # by name, through attachments_sha256, a batch of names a query
+        named = set().union(*(store.referenced_files(conn, set(names[i:i + files_per_batch]))
+                              for i in range(0, len(names), files_per_batch)))
+    unnamed = [name for name in names if name not in named]
     files = total = 0
     for start in range(0, len(unnamed), files_per_batch):
         aside = {sha256: path for sha256 in unnamed[start:start + files_per_batch]

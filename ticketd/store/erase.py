@@ -497,17 +497,6 @@ def drop_raw_bytes(conn: Connection, raw_ids: list[int], processed_before: datet
 # ---------------------------------------------------------------- files
 
 
-def referenced_files_starting(conn: Connection, first: str) -> set[str]:
-    """Which attachment files whose sha256 begins with `first` some attachment row names.
-
-    No index serves attachments.sha256: one pass over the table answers for
-    a sixteenth of the files, where asking by name would pass over it for
-    every few hundred.
-    """
-    return set(conn.execute(select(attachments.c.sha256).where(attachments.c.sha256.startswith(first, autoescape=True))
-                            .distinct()).scalars())
-
-
 def referenced_files(conn: Connection, sha256s: set[str]) -> set[str]:
     """Which of these attachment files some attachment row still names."""
     if not sha256s:

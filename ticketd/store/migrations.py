@@ -155,6 +155,11 @@ def _add_outbox_claimed_by(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE outbox ADD COLUMN claimed_by VARCHAR(200)"))
 
 
+def _index_attachment_files(conn: Connection) -> None:
+    """attachments_sha256: which rows name a stored file, asked at each file a mail sends and by erasure."""
+    conn.execute(text("CREATE INDEX attachments_sha256 ON attachments (sha256)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -181,6 +186,7 @@ STEPS: tuple[Step, ...] = (
          _add_outbox_claimed_by),
     Step(15, "imap_health names the messages the server refused to hand out, set aside, for `ticketd status`",
          _add_imap_set_aside),
+    Step(16, "an index on attachments.sha256 answers which rows name a stored file", _index_attachment_files),
 )
 LATEST = STEPS[-1].version
 
