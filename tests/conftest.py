@@ -38,6 +38,35 @@ timers:
   open:             {respond_within: 1d, on_breach: reassign}
   waiting_customer: {warn_after: 3d, close_after: 4d}
 """
+# One support group by round robin that every ticket goes to: with Alice alone, with Alice and Bob, and with three
+# agents alike.
+ONE_AGENT = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - then: {group: support}
+"""
+TWO_AGENTS = """\
+agents:
+  - {email: alice@example.com, name: Alice, groups: [support]}
+  - {email: bob@example.com,   name: Bob,   groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - then: {group: support}
+"""
+THREE_AGENTS = """\
+agents:
+  - {email: a1@example.com, name: A1, groups: [support]}
+  - {email: a2@example.com, name: A2, groups: [support]}
+  - {email: a3@example.com, name: A3, groups: [support]}
+groups:
+  support: {assign: round_robin}
+routes:
+  - then: {group: support}
+"""
 
 
 @pytest.fixture

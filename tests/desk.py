@@ -13,6 +13,7 @@ import email.policy
 import email.utils
 import itertools
 import smtplib
+from datetime import timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import select
@@ -23,8 +24,9 @@ from outbound.delivery import deliver
 from tests.conftest import free_port
 from tests.sink import Sink
 from ticketd.assignment import assign
+from ticketd.clock import utcnow
 from ticketd.pipeline import drain
-from ticketd.store.tables import events, messages, outbox, ratings, reactions, tickets
+from ticketd.store.tables import events, messages, outbox, ratings, reactions, tickets, timers
 
 _ids = itertools.count(1)
 
@@ -157,6 +159,15 @@ def body_text(msg: EmailMessage) -> str:
 def all_text(msg: EmailMessage) -> str:
     """Everything a recipient can read: headers, every part."""
     return msg.as_string()
+
+
+def make_due(app, ticket_id: int, kind: str | None = None) -> None:
+    """Move the ticket's armed timers (of `kind` only, if given) to one second ago, as if their time had passed."""
+    armed = [timers.c.ticket_id == ticket_id, timers.c.state == "armed"]
+    if kind is not None:
+        armed.append(timers.c.kind == kind)
+    with app.engine.begin() as conn:
+        conn.execute(timers.update().where(*armed).values(due_at=utcnow() - timedelta(seconds=1)))
 
 
 def open_desk(make_app, db_url: str, *, outbound: str = "", **kw):

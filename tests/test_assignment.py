@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ingest.match import reply_address
 from ingest.parse import dedupe_key
 from tests.conftest import ROOT
+from tests.conftest import THREE_AGENTS as THREE
 from tests.desk import body_text, build_mail, open_desk
 from tests.waiting import eventually
 from ticketd.assignment import ASSIGN_BATCH, assign, assign_batch, assign_in_tx, release_departed, sweep_unassigned
@@ -30,17 +31,6 @@ from ticketd.store.assignment import open_counts
 from ticketd.store.inbox import store_raw
 from ticketd.store.tables import events, outbox, tickets
 from ticketd.timers import armed
-
-THREE = """\
-agents:
-  - {email: a1@example.com, name: A1, groups: [support]}
-  - {email: a2@example.com, name: A2, groups: [support]}
-  - {email: a3@example.com, name: A3, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
-"""
 
 
 def _tickets(app, n: int, group: str = "support") -> list[int]:

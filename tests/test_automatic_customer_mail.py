@@ -11,26 +11,17 @@ from __future__ import annotations
 
 import json
 import smtplib
-from datetime import timedelta
 
 from tests.cli import cli_ok
-from tests.conftest import free_port, write_config
+from tests.conftest import ONE_AGENT, free_port, write_config
 from tests.daemon import DaemonProcess
-from tests.desk import build_mail
+from tests.desk import build_mail, make_due
 from tests.sink import customer_mail, wait_until
 from ticketd.app import build_app
-from ticketd.clock import utcnow
 from ticketd.settings import load_settings
-from ticketd.store.tables import timers
 
 CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
-RULES = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
+RULES = ONE_AGENT + """\
 timers:
   waiting_customer: {warn_after: 1h, close_after: 2h}
 """
@@ -54,19 +45,13 @@ def test_an_out_of_office_answer_to_the_warning_changes_nothing_and_says_so(tmp_
     def shown() -> dict:
         return json.loads(cli_ok(config, "tickets", "show", "1", "--json"))
 
-    def fall_due(kind: str) -> None:
-        with app.engine.begin() as conn:
-            conn.execute(timers.update().where(timers.c.ticket_id == 1, timers.c.kind == kind,
-                                               timers.c.state == "armed")
-                         .values(due_at=utcnow() - timedelta(seconds=1)))
-
     try:
         mail(customer_mail(subject="Fax broken"))
         [notice] = wait_until(lambda: [m.message for m in sink.messages if ALICE in m.rcpt_tos], timeout=20)
         mail(build_mail(ALICE, "#status waiting_customer\nWhich fax model is it?\n", to=str(notice["Reply-To"]),
                         subject="Re: " + str(notice["Subject"]), in_reply_to=str(notice["Message-ID"])))
         wait_until(lambda: shown()["status"] == "waiting_customer", timeout=20)
-        fall_due("warn")
+        make_due(app, 1, "warn")
         [warning] = wait_until(lambda: to(CUSTOMER, "still waiting for your answer"), timeout=20)
         before = shown()
         told_alice = len([m for m in sink.messages if ALICE in m.rcpt_tos])
@@ -83,7 +68,7 @@ def test_an_out_of_office_answer_to_the_warning_changes_nothing_and_says_so(tmp_
         assert len(after["messages"]) == len(before["messages"]) + 1      # kept all the same
         assert after["messages"][-1]["auto_generated"] is True
 
-        fall_due("close")
+        make_due(app, 1, "close")
         wait_until(lambda: shown()["status"] == "closed", timeout=20)
         assert [e["kind"] for e in shown()["events"]][-2:] == ["automatic_mail", "auto_closed"]
         assert len([m for m in sink.messages if ALICE in m.rcpt_tos]) == told_alice   # no news for the assignee

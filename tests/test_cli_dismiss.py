@@ -15,8 +15,8 @@ import json
 from sqlalchemy import select
 
 from tests.cli import cli_ok, run_cli
+from tests.conftest import ONE_AGENT
 from tests.sink import customer_mail, outbox_rows, receive, running, ticket_events, wait_until
-from tests.test_cli_outbox import ONE_AGENT
 from tests.test_outbound import outbound_yaml
 from tests.test_status_checks import DEEP
 from ticketd.store.tables import raw_mail

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import free_port, write_config
+from tests.cli import cli_ok, run_cli
+from tests.conftest import ONE_AGENT, free_port, write_config
 from tests.daemon import DaemonProcess
 from tests.sink import customer_mail, outbox_rows, receive, running, submit, ticket_events, wait_until
 from tests.test_outbound import NO_AGENTS, outbound_yaml
-from tests.cli import cli_ok, run_cli
 from ticketd.clock import utcnow
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -204,16 +204,6 @@ def test_redis_mode_the_daemons_sweep_enqueues_the_retried_row_for_a_worker(tmp_
         for proc in reversed(processes):
             proc.stop()
         redis.stop()
-
-
-ONE_AGENT = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
-"""
 
 
 def test_all_failed_leaves_the_reports_of_the_failures_it_retries(tmp_path, make_app, sqlite_url, sink):

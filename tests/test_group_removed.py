@@ -6,13 +6,12 @@ import email
 import email.policy
 import json
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select
 
 from ingest.parse import dedupe_key
 from tests.cli import run_cli
-from tests.desk import body_text, build_mail
+from tests.desk import body_text, build_mail, make_due
 from tests.waiting import eventually
 from ticketd.assignment import assign
 from ticketd.clock import utcnow
@@ -20,7 +19,7 @@ from ticketd.pipeline import process_raw
 from ticketd.rules_watch import RulesWatcher, reload
 from ticketd.store import tickets as store
 from ticketd.store.inbox import store_raw
-from ticketd.store.tables import events, outbox, timers
+from ticketd.store.tables import events, outbox
 from ticketd.timers import fire_due_timers
 
 BEFORE = """\
@@ -112,12 +111,6 @@ def _last_mail(app, recipient: str) -> str:
     return body_text(email.message_from_bytes(bytes(raw), policy=email.policy.default))
 
 
-def _make_due(app, ticket_id: int) -> None:
-    with app.engine.begin() as conn:
-        conn.execute(timers.update().where(timers.c.ticket_id == ticket_id, timers.c.state == "armed")
-                     .values(due_at=utcnow() - timedelta(seconds=1)))
-
-
 def test_a_renamed_groups_waiting_tickets_are_routed_again_and_assigned(make_app, db_url, tmp_path, caplog):
     app = make_app(db_url, rules=_before(away=True))   # everyone away: the tickets wait in their groups
     plain = _mail_in(app, "Cannot log in")
@@ -165,7 +158,7 @@ def test_an_assigned_ticket_of_a_removed_group_keeps_its_agent_and_a_breach_reas
     # Only the group: the agent and the priority stay.
     assert (ticket["group_name"], ticket["assignee"], ticket["priority"]) == ("helpdesk", "a1@example.com", "high")
 
-    _make_due(app, ticket_id)
+    make_due(app, ticket_id)
     assert fire_due_timers(app) == 1
     assert _ticket(app, ticket_id)["assignee"] == "a2@example.com"
     assert "reassigned to A2 <a2@example.com>" in _last_mail(app, "a1@example.com")
@@ -201,7 +194,7 @@ def test_no_route_giving_a_group_leaves_the_ticket_in_none_and_status_warns(make
     assert desk["no_group"] == {"open": 1, "ids": [waiting]}
 
     # The assigned one's breach says why nobody else is picked, not that nobody is available.
-    _make_due(app, taken)
+    make_due(app, taken)
     assert fire_due_timers(app) >= 1
     text = _last_mail(app, "a1@example.com")
     assert "nobody else available" not in text
@@ -214,7 +207,7 @@ def test_a_breach_in_a_group_the_rules_lost_says_so(make_app, db_url, tmp_path):
     assert assign(app, ticket_id) == "a1@example.com"
     with app.engine.begin() as conn:   # as before any reload routed it again
         store.update_ticket(conn, ticket_id, utcnow(), group_name="gone")
-    _make_due(app, ticket_id)
+    make_due(app, ticket_id)
     assert fire_due_timers(app) == 1
     text = _last_mail(app, "a1@example.com")
     assert "nobody else available" not in text

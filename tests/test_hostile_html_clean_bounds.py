@@ -6,16 +6,11 @@ bytes a tag. Each case runs in a process of its own, so its peak memory can be r
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from ingest.html_clean import MAX_TAGS, clean_html
+from tests.bounds import run_alone
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 8_000_000
 MAX_GROWTH = 4     # times the markup: nh3's output and a copy, at most
 
@@ -25,33 +20,21 @@ _CASES = {
     "links": '<a href="https://example.org/">a</a>',
 }
 
-_RUN = """
-import json, resource, sys, time
-from ingest.html_clean import clean_html
-from tests.test_hostile_html_clean_bounds import SIZE, _CASES
-unit = _CASES[sys.argv[1]]
-markup = unit * (SIZE // len(unit))
-with open("/proc/self/statm") as f:
-    before = int(f.read().split()[1]) * resource.getpagesize()
-start = time.perf_counter()
-cleaned = clean_html(markup)
-seconds = time.perf_counter() - start
-# VmHWM, this image's own peak: ru_maxrss keeps the peak of the process before its exec.
-with open("/proc/self/status") as f:
-    peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
-print(json.dumps({"seconds": seconds, "growth": peak - before, "size": len(markup)}))
-"""
+
+def _work(case: str):
+    """Clean SIZE bytes of the case's markup (run by tests.bounds in a process of its own)."""
+    unit = _CASES[case]
+    markup = unit * (SIZE // len(unit))
+
+    def work() -> dict:
+        clean_html(markup)
+        return {"size": len(markup)}
+    return work
 
 
 @pytest.mark.parametrize("case", list(_CASES))
 def test_big_html_is_cleaned_or_left_out_in_bounded_memory(case):
-    try:
-        done = subprocess.run([sys.executable, "-c", _RUN, case], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case}: still cleaning after 60 s")
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_alone(__name__, case, timeout=60, doing="cleaning")
     assert result["seconds"] < 5, result
     assert result["growth"] < MAX_GROWTH * result["size"], result
 

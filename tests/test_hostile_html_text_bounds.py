@@ -6,16 +6,11 @@ tuple until the end. Each case runs in a process of its own, so its peak memory 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from ingest.html_text import html_to_text
+from tests.bounds import run_alone
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 4_000_000
 MAX_SECONDS = 8.0
 MAX_GROWTH = 4        # times the markup (one byte a character here): the text and a copy of it while joined
@@ -28,33 +23,21 @@ _CASES = {
     "list items": "<li>item",
 }
 
-_RUN = """
-import json, resource, sys, time
-from ingest.html_text import html_to_text
-from tests.test_hostile_html_text_bounds import SIZE, _CASES
-unit = _CASES[sys.argv[1]]
-markup = unit * (SIZE // len(unit))
-with open("/proc/self/statm") as f:
-    before = int(f.read().split()[1]) * resource.getpagesize()
-start = time.perf_counter()
-text = html_to_text(markup)
-seconds = time.perf_counter() - start
-# VmHWM, this image's own peak: ru_maxrss keeps the peak of the process before its exec.
-with open("/proc/self/status") as f:
-    peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
-print(json.dumps({"seconds": seconds, "growth": peak - before, "size": len(markup), "text": len(text)}))
-"""
+
+def _work(case: str):
+    """Make SIZE bytes of the case's markup into text (run by tests.bounds in a process of its own)."""
+    unit = _CASES[case]
+    markup = unit * (SIZE // len(unit))
+
+    def work() -> dict:
+        text = html_to_text(markup)
+        return {"size": len(markup), "text": len(text)}
+    return work
 
 
 @pytest.mark.parametrize("case", list(_CASES))
 def test_big_html_is_made_text_in_bounded_time_and_memory(case):
-    try:
-        done = subprocess.run([sys.executable, "-c", _RUN, case], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case}: still making text after 60 s")
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_alone(__name__, case, timeout=60, doing="making text")
     assert result["text"] > result["size"] // 20, result
     assert result["seconds"] < MAX_SECONDS, result
     assert result["growth"] < MAX_GROWTH * result["size"], result

@@ -6,16 +6,13 @@ over a minute. Each timed case runs in a process of its own, so a slow one fails
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
+from ingest.html_clean import clean_html
+from ingest.parse import parse_mail
 from ingest.quotes import HEAD_CHARS, HEAD_LINES, own_reply, strip_reply
+from tests.bounds import run_alone
 
-ROOT = Path(__file__).resolve().parents[1]
 MAX_MAIL = 26_214_400   # max_message_bytes
 
 _HEAD = b"From: Ann <ann@example.org>\r\nTo: support@example.com\r\nSubject: help\r\nIn-Reply-To: <x@example.org>\r\n"
@@ -29,36 +26,28 @@ _CASES = {
         "mail", lambda: _HEAD + b"Content-Type: text/plain\r\n\r\n" + b"a\r\n\r\n" * ((MAX_MAIL - 200) // 5), 20.0),
 }
 
-_RUN = """
-import json, sys, time
-from ingest.html_clean import clean_html
-from ingest.parse import parse_mail
-from ingest.quotes import own_reply
-from tests.test_hostile_quote_bounds import _CASES
-kind, build, _ = _CASES[sys.argv[1]]
-made = build()
-start = time.perf_counter()
-if kind == "mail":
-    parsed = parse_mail(made)
-    clean_html(parsed.html)
-    text = parsed.text
-else:
-    text = made
-reply = own_reply(text)
-print(json.dumps({"seconds": time.perf_counter() - start, "kept": len(reply), "text": len(text.strip())}))
-"""
+
+def _work(case: str):
+    """Strip the case's text, or prepare its mail and strip that (run by tests.bounds in a process of its own)."""
+    kind, build, _ = _CASES[case]
+    made = build()
+
+    def work() -> dict:
+        if kind == "mail":
+            parsed = parse_mail(made)
+            clean_html(parsed.html)
+            text = parsed.text
+        else:
+            text = made
+        reply = own_reply(text)
+        return {"kept": len(reply), "text": len(text.strip())}
+    return work
 
 
 @pytest.mark.parametrize("case", list(_CASES))
 def test_a_long_reply_is_stripped_in_bounded_time(case):
     limit = _CASES[case][2]
-    try:
-        done = subprocess.run([sys.executable, "-c", _RUN, case], cwd=ROOT, capture_output=True, text=True,
-                              timeout=30, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case}: still stripping after 30 s")
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = run_alone(__name__, case, timeout=30, doing="stripping")
     assert result["seconds"] < limit, result
     assert result["kept"] == result["text"], result   # nothing quoted in them: all of it is the reply
 

@@ -11,26 +11,18 @@ about their own ticket answers no mail and comes at most twice per wait.
 from __future__ import annotations
 
 import smtplib
-from datetime import timedelta
 
-from tests.conftest import free_port, write_config
+from tests.conftest import ONE_AGENT, free_port, write_config
 from tests.daemon import DaemonProcess
-from tests.desk import build_mail
+from tests.desk import build_mail, make_due
 from tests.sink import customer_mail, wait_until
 from ticketd.app import build_app
-from ticketd.clock import utcnow
 from ticketd.settings import load_settings
 from ticketd.store import tickets as store
-from ticketd.store.tables import events, timers
+from ticketd.store.tables import events
 
 CUSTOMER, ALICE = "cust@example.org", "alice@example.com"
-RULES = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
+RULES = ONE_AGENT + """\
 timers:
   waiting_customer:  {warn_after: 1h, close_after: 2h}
   solution_proposed: {warn_after: 1h, close_after: 2h}
@@ -63,12 +55,6 @@ def test_the_warning_and_the_closing_mail_reach_a_customer_over_the_cap(tmp_path
         with app.engine.connect() as conn:
             return store.get_ticket(conn, ticket_id)["status"]
 
-    def fall_due(ticket_id: int, kind: str) -> None:
-        with app.engine.begin() as conn:
-            conn.execute(timers.update().where(timers.c.ticket_id == ticket_id, timers.c.kind == kind,
-                                               timers.c.state == "armed")
-                         .values(due_at=utcnow() - timedelta(seconds=1)))
-
     try:
         for n, subject in enumerate(("Order 1 missing", "Order 2 missing", "Order 3 missing"), 1):
             mail(customer_mail(subject=subject))
@@ -84,11 +70,11 @@ def test_the_warning_and_the_closing_mail_reach_a_customer_over_the_cap(tmp_path
         wait_until(lambda: status(1) == "waiting_customer" and status(2) == "solution_proposed", timeout=20)
 
         for n in (1, 2):
-            fall_due(n, "warn")
+            make_due(app, n, "warn")
         wait_until(lambda: to(CUSTOMER, "[#1] Order 1", "still waiting for your answer"), timeout=20)
         wait_until(lambda: to(CUSTOMER, "[#2] Order 2", "we proposed a solution on ticket"), timeout=20)
         for n in (1, 2):
-            fall_due(n, "close")
+            make_due(app, n, "close")
         wait_until(lambda: status(1) == "closed" and status(2) == "closed", timeout=20)
         closed = wait_until(lambda: len(to(CUSTOMER, "[#", "three numbers")) == 2 and to(CUSTOMER, "[#",
                                                                                          "three numbers"), timeout=20)

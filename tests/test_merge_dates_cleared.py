@@ -14,25 +14,15 @@ import json
 import smtplib
 
 from tests.cli import cli_ok
-from tests.conftest import free_port, write_config
+from tests.conftest import TWO_AGENTS, free_port, write_config
 from tests.daemon import DaemonProcess
 from tests.desk import build_mail
 from tests.sink import customer_mail, wait_until
 
-RULES = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-  - {email: bob@example.com,   name: Bob,   groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
-"""
-
 
 def test_merging_a_postponed_and_an_in_development_ticket_clears_their_dates(tmp_path, sink, processes):
     port = free_port()
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'desk.db'}", rules=RULES, smtp_port=port,
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'desk.db'}", rules=TWO_AGENTS, smtp_port=port,
                           outbound_port=sink.port)
     processes.append(DaemonProcess(config).start())
 

@@ -22,6 +22,11 @@ from tests.test_outbound_order import _queue, _reply
 STANDARD = {"DATA": "354 go ahead", "DOT": "250 2.0.0 queued", "QUIT": "221 2.0.0 bye"}
 
 
+def usual_answer(verb: str) -> str:
+    """What a smarthost says to a command that goes well."""
+    return STANDARD.get(verb, "250 2.0.0 ok")
+
+
 class ScriptedSmarthost:
     """An SMTP server on a free port that answers each command by `answer(connection, mail, verb, line)`.
 
@@ -32,7 +37,7 @@ class ScriptedSmarthost:
 
     def __init__(self, answer=None, *, banner: str | None = "220 mx.example.net ESMTP",
                  ehlo: tuple[str, ...] = ("250-mx.example.net", "250 8BITMIME")) -> None:
-        self.answer = answer or (lambda connection, mail, verb, line: STANDARD.get(verb, "250 2.0.0 ok"))
+        self.answer = answer or (lambda connection, mail, verb, line: usual_answer(verb))
         self.banner, self.ehlo = banner, ehlo
         self.commands: list[tuple[int, str]] = []   # (connection number, command line)
         self.connections = 0
@@ -96,6 +101,22 @@ class ScriptedSmarthost:
 RECIPIENTS = ["first@example.org", "second@example.org", "third@example.org"]
 
 
+@pytest.fixture
+def smarthost():
+    """Start a smarthost that says `reply` (None: closes the connection) to the command `when(connection, mail,
+    verb, line)` picks, and the usual answer to the others; stopped after the test."""
+    started: list[ScriptedSmarthost] = []
+
+    def start(reply: str | None, when) -> ScriptedSmarthost:
+        started.append(ScriptedSmarthost(lambda n, mail, verb, line: reply if when(n, mail, verb, line)
+                                         else usual_answer(verb)))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 def _batch(make_app, sqlite_url, server: ScriptedSmarthost) -> tuple[object, list[int], list[tuple]]:
     """An app on `server` with one ticket, and three replies to three people queued: one delivery's batch."""
     app = make_app(sqlite_url, outbound_port=server.port, rules=NO_AGENTS,
@@ -105,7 +126,7 @@ def _batch(make_app, sqlite_url, server: ScriptedSmarthost) -> tuple[object, lis
     enqueued: list[tuple] = []
     app.enqueue = lambda name, args: enqueued.append(args)
     with_ack = server.answer
-    server.answer = lambda *a: STANDARD.get(a[2], "250 2.0.0 ok")
+    server.answer = lambda *a: usual_answer(a[2])
     assert deliver(app, ack["id"]) == "sent"
     server.answer = with_ack
     ids = _queue(app, *(_reply(ack["ticket_id"], f"Words for {r}.", r) for r in RECIPIENTS))
@@ -121,61 +142,48 @@ def _connections_with_mail(server: ScriptedSmarthost, recipient: str) -> set[int
     return {n for n, line in server.commands if line.upper().startswith("RCPT") and recipient in line}
 
 
-def test_an_unknown_recipient_fails_and_the_next_mail_goes_over_the_same_connection(make_app, sqlite_url):
-    server = ScriptedSmarthost(lambda n, mail, verb, line: "550 5.1.1 <second@example.org>: unknown user"
-                               if verb == "RCPT" and "second@" in line else STANDARD.get(verb, "250 2.0.0 ok"))
-    try:
-        app, ids, enqueued = _batch(make_app, sqlite_url, server)
-        assert deliver(app, ids[0]) == "sent"
-        assert _rows(app, ids) == [("sent", 1, ""), ("failed", 1, "550"), ("sent", 1, "")]
-        # One connection for the ack and the whole batch: the refusal did not end the session.
-        assert server.connections == 1
-        assert _connections_with_mail(server, "third@") == {1}
-    finally:
-        server.stop()
+def test_an_unknown_recipient_fails_and_the_next_mail_goes_over_the_same_connection(make_app, sqlite_url, smarthost):
+    server = smarthost("550 5.1.1 <second@example.org>: unknown user",
+                       lambda n, mail, verb, line: verb == "RCPT" and "second@" in line)
+    app, ids, enqueued = _batch(make_app, sqlite_url, server)
+    assert deliver(app, ids[0]) == "sent"
+    assert _rows(app, ids) == [("sent", 1, ""), ("failed", 1, "550"), ("sent", 1, "")]
+    # One connection for the ack and the whole batch: the refusal did not end the session.
+    assert server.connections == 1
+    assert _connections_with_mail(server, "third@") == {1}
 
 
-def test_a_greylisted_recipient_waits_and_the_rest_of_the_batch_goes_on(make_app, sqlite_url):
-    server = ScriptedSmarthost(lambda n, mail, verb, line: "450 4.2.0 <first@example.org>: greylisted, try later"
-                               if verb == "RCPT" and "first@" in line else STANDARD.get(verb, "250 2.0.0 ok"))
-    try:
-        app, ids, enqueued = _batch(make_app, sqlite_url, server)
-        assert deliver(app, ids[0]) == "pending"
-        # The greylisted mail waits its backoff; the others were not handed back to wait for new jobs.
-        assert _rows(app, ids) == [("pending", 1, "450"), ("sent", 1, ""), ("sent", 1, "")]
-        assert server.connections == 1
-        [due] = [r["next_attempt_at"] for r in outbox_rows(app) if r["id"] == ids[0]]
-        [claimed] = [r for r in outbox_rows(app) if r["id"] == ids[1]]
-        assert (due - claimed["sent_at"]).total_seconds() > 25   # retry_base_seconds 30, not at once
-    finally:
-        server.stop()
+def test_a_greylisted_recipient_waits_and_the_rest_of_the_batch_goes_on(make_app, sqlite_url, smarthost):
+    server = smarthost("450 4.2.0 <first@example.org>: greylisted, try later",
+                       lambda n, mail, verb, line: verb == "RCPT" and "first@" in line)
+    app, ids, enqueued = _batch(make_app, sqlite_url, server)
+    assert deliver(app, ids[0]) == "pending"
+    # The greylisted mail waits its backoff; the others were not handed back to wait for new jobs.
+    assert _rows(app, ids) == [("pending", 1, "450"), ("sent", 1, ""), ("sent", 1, "")]
+    assert server.connections == 1
+    [due] = [r["next_attempt_at"] for r in outbox_rows(app) if r["id"] == ids[0]]
+    [claimed] = [r for r in outbox_rows(app) if r["id"] == ids[1]]
+    assert (due - claimed["sent_at"]).total_seconds() > 25   # retry_base_seconds 30, not at once
 
 
-def test_a_421_to_the_second_mail_retries_it_hands_back_the_rest_and_drops_the_connection(make_app, sqlite_url):
-    server = ScriptedSmarthost(lambda n, mail, verb, line: "421 4.3.2 shutting down"
-                               if (n, mail, verb) == (1, 3, "MAIL") else STANDARD.get(verb, "250 2.0.0 ok"))
-    try:
-        app, ids, enqueued = _batch(make_app, sqlite_url, server)
-        assert deliver(app, ids[0]) == "sent"
-        assert _rows(app, ids) == [("sent", 1, ""), ("pending", 1, "421"), ("pending", 0, "")]
-        assert enqueued == [(ids[2],)]   # handed back untried, with a job of its own
-        assert deliver(app, ids[2]) == "sent"
-        assert _connections_with_mail(server, "third@") == {2}   # a new connection, not the one that said 421
-    finally:
-        server.stop()
+def test_a_421_to_the_second_mail_retries_it_hands_back_the_rest_and_drops_the_connection(make_app, sqlite_url,
+                                                                                          smarthost):
+    server = smarthost("421 4.3.2 shutting down", lambda n, mail, verb, line: (n, mail, verb) == (1, 3, "MAIL"))
+    app, ids, enqueued = _batch(make_app, sqlite_url, server)
+    assert deliver(app, ids[0]) == "sent"
+    assert _rows(app, ids) == [("sent", 1, ""), ("pending", 1, "421"), ("pending", 0, "")]
+    assert enqueued == [(ids[2],)]   # handed back untried, with a job of its own
+    assert deliver(app, ids[2]) == "sent"
+    assert _connections_with_mail(server, "third@") == {2}   # a new connection, not the one that said 421
 
 
 @pytest.mark.parametrize("drop", ["DATA", "DOT"])
-def test_a_connection_dropped_mid_data_or_after_the_dot_is_a_retry(make_app, sqlite_url, drop):
-    server = ScriptedSmarthost(lambda n, mail, verb, line: None
-                               if (n, mail, verb) == (1, 3, drop) else STANDARD.get(verb, "250 2.0.0 ok"))
-    try:
-        app, ids, enqueued = _batch(make_app, sqlite_url, server)
-        assert deliver(app, ids[0]) == "sent"
-        assert _rows(app, ids) == [("sent", 1, ""), ("pending", 1, "SMT"), ("pending", 0, "")]
-        [second] = [r for r in outbox_rows(app) if r["id"] == ids[1]]
-        assert "closed" in second["last_error"]     # SMTPServerDisconnected: Connection unexpectedly closed
-        assert deliver(app, ids[1]) is None          # waits its backoff: not sent again at once
-        assert deliver(app, ids[2]) == "sent" and server.connections == 2
-    finally:
-        server.stop()
+def test_a_connection_dropped_mid_data_or_after_the_dot_is_a_retry(make_app, sqlite_url, smarthost, drop):
+    server = smarthost(None, lambda n, mail, verb, line: (n, mail, verb) == (1, 3, drop))
+    app, ids, enqueued = _batch(make_app, sqlite_url, server)
+    assert deliver(app, ids[0]) == "sent"
+    assert _rows(app, ids) == [("sent", 1, ""), ("pending", 1, "SMT"), ("pending", 0, "")]
+    [second] = [r for r in outbox_rows(app) if r["id"] == ids[1]]
+    assert "closed" in second["last_error"]     # SMTPServerDisconnected: Connection unexpectedly closed
+    assert deliver(app, ids[1]) is None          # waits its backoff: not sent again at once
+    assert deliver(app, ids[2]) == "sent" and server.connections == 2

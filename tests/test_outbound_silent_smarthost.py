@@ -15,9 +15,8 @@ import threading
 import time
 
 from outbound.send import RETRY, SENT, send_raw
-from tests.outbound_burst import capture_jobs, deliver_all, queue_burst
-from tests.sink import customer_mail, outbox_rows
-from tests.test_outbound import NO_AGENTS, outbound_yaml
+from tests.outbound_burst import assert_burst_waits_its_retries
+from tests.sink import customer_mail
 from tests.test_outbound_recipient_answers import ScriptedSmarthost
 from ticketd.settings import OutboundSettings
 
@@ -79,16 +78,7 @@ def test_two_worker_threads_wait_out_one_timeout_not_one_each_per_mail(caplog):
 
 def test_a_burst_of_mail_to_a_silent_smarthost_waits_its_retries_none_failed(make_app, sqlite_url):
     server = ScriptedSmarthost(banner=None)
-    app = make_app(sqlite_url, outbound_port=server.port, rules=NO_AGENTS,
-                   extra=outbound_yaml(server.port, retry_base=30, timeout=TIMEOUT, max_attempts=3))
-    jobs = capture_jobs(app)
     try:
-        queue_burst(app, jobs, 6)
-        started = time.monotonic()
-        deliver_all(app, jobs)
-        assert time.monotonic() - started < 4 * TIMEOUT
-        rows = outbox_rows(app)
-        assert len(rows) == 7 and {(r["state"], r["attempts"]) for r in rows} == {("pending", 1)}
-        assert server.connections == 1
+        assert_burst_waits_its_retries(make_app, sqlite_url, server, TIMEOUT)
     finally:
         server.stop()

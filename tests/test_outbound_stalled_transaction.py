@@ -17,10 +17,9 @@ import time
 import pytest
 
 from outbound.send import DATA_END_TIMEOUTS, RETRY, SENT, send_raw
-from tests.outbound_burst import capture_jobs, deliver_all, queue_burst
-from tests.sink import customer_mail, outbox_rows
-from tests.test_outbound import NO_AGENTS, outbound_yaml
-from tests.test_outbound_recipient_answers import STANDARD, ScriptedSmarthost
+from tests.outbound_burst import assert_burst_waits_its_retries
+from tests.sink import customer_mail
+from tests.test_outbound_recipient_answers import ScriptedSmarthost, usual_answer
 from ticketd.settings import OutboundSettings
 
 TIMEOUT = 0.5
@@ -37,7 +36,7 @@ class Stalling:
         if verb == self.verb and self.stalled:
             self.released.wait(30)
             return None
-        return STANDARD.get(verb, "250 2.0.0 ok")
+        return usual_answer(verb)
 
 
 def _lines(caplog, port: int, words: str) -> list[str]:
@@ -99,17 +98,8 @@ def test_no_answer_to_the_final_dot_waits_its_longer_wait_then_holds_and_is_not_
 def test_a_burst_of_mail_to_a_smarthost_stalled_at_rcpt_waits_its_retries(make_app, sqlite_url):
     answer = Stalling("RCPT")
     server = ScriptedSmarthost(answer)
-    app = make_app(sqlite_url, outbound_port=server.port, rules=NO_AGENTS,
-                   extra=outbound_yaml(server.port, retry_base=30, timeout=TIMEOUT, max_attempts=3))
-    jobs = capture_jobs(app)
     try:
-        queue_burst(app, jobs, 6)
-        started = time.monotonic()
-        deliver_all(app, jobs)
-        assert time.monotonic() - started < 4 * TIMEOUT
-        rows = outbox_rows(app)
-        assert len(rows) == 7 and {(r["state"], r["attempts"]) for r in rows} == {("pending", 1)}
-        assert server.connections == 1
+        assert_burst_waits_its_retries(make_app, sqlite_url, server, TIMEOUT)
     finally:
         answer.released.set()
         server.stop()

@@ -14,9 +14,9 @@ from sqlalchemy import select
 
 from ingest.match import reply_address
 from tests.cli import cli_ok
+from tests.conftest import ONE_AGENT
 from tests.desk import build_mail
 from tests.sink import customer_mail, delivery_report, outbox_rows, receive, running, submit, wait_until
-from tests.test_cli_outbox import ONE_AGENT
 from tests.test_outbound import outbound_yaml
 from ticketd.assignment import assign
 from ticketd.store.tables import participants

@@ -17,7 +17,7 @@ from datetime import datetime
 import pytest
 
 from tests.cli import cli_ok
-from tests.conftest import free_port, write_config
+from tests.conftest import TWO_AGENTS, free_port, write_config
 from tests.daemon import DaemonProcess
 from tests.desk import build_mail
 from tests.sink import Sink, customer_mail, wait_until
@@ -25,15 +25,6 @@ from ticketd.app import build_app
 from ticketd.settings import load_settings
 from ticketd.store import tickets as store
 
-RULES = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-  - {email: bob@example.com,   name: Bob,   groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
-"""
 WHEN = datetime(2030, 6, 1, 12, 0)
 
 
@@ -59,7 +50,7 @@ def _json(config, ticket_id: int = 1) -> dict:
 def test_every_way_out_of_postponed_and_in_development_clears_its_date(tmp_path, sqlite_url):
     sink = Sink(free_port()).start()
     port = free_port()
-    config = write_config(tmp_path, sqlite_url, rules=RULES, smtp_port=port, outbound_port=sink.port)
+    config = write_config(tmp_path, sqlite_url, rules=TWO_AGENTS, smtp_port=port, outbound_port=sink.port)
     app = build_app(load_settings(config, environ={}))
     daemon = DaemonProcess(config).start()
 

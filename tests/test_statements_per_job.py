@@ -7,18 +7,10 @@ from collections.abc import Callable
 from sqlalchemy import event
 
 from outbound.delivery import deliver
+from tests.conftest import ONE_AGENT
 from tests.sink import customer_mail, outbox_rows, receive
 from tests.test_outbound import NO_AGENTS, outbound_yaml
 from ticketd.assignment import assign
-
-ONE_AGENT = """\
-agents:
-  - {email: alice@example.com, name: Alice, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
-"""
 
 # One claim takes both acknowledgements: the claim, and for each 250 its record and the look-up of the mail
 # waiting behind it in its line. The second one's own job found its row sent with a read of its own (`is_due`),

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.conftest import free_port, write_config
 from tests.daemon import DaemonProcess
+from tests.desk import make_due as _make_due
 from tests.sink import Sink, customer_mail, wait_until
 from ticketd.app import build_app
 from ticketd.assignment import assign
@@ -272,13 +273,6 @@ def test_a_proposed_solution_nobody_answers_is_reminded_then_closed_when_rules_s
     assert b"we proposed a solution on ticket" in raws["requester/waiting_reminder"]
     assert b"to keep it open" not in raws["requester/waiting_reminder"]   # any reply but "accept" rejects it
     assert b"no answer to the solution we proposed" in raws["requester/ticket_closed"].replace(b"=\r\n", b"")
-
-
-def _make_due(app, ticket_id):
-    """Move the ticket's armed timers to one second ago, as if their time had passed."""
-    with app.engine.begin() as conn:
-        conn.execute(timers.update().where(timers.c.ticket_id == ticket_id, timers.c.state == "armed")
-                     .values(due_at=utcnow() - timedelta(seconds=1)))
 
 
 def test_only_a_public_agent_reply_answers_the_respond_clock(make_app, db_url):

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from tests.conftest import free_port, write_config
+from tests.conftest import THREE_AGENTS, free_port, write_config
 from tests.daemon import DaemonProcess
-from tests.desk import body_text, build_mail, open_desk
+from tests.desk import body_text, build_mail, make_due, open_desk
 from tests.sink import Sink, customer_mail, wait_until
-from tests.test_timers import _make_due, _send, _to
+from tests.test_timers import _send, _to
 from ticketd.app import build_app
 from ticketd.settings import load_settings
 from ticketd.timers import armed, fire_due_timers
 
-RULES = """\
-agents:
-  - {email: a1@example.com, name: A1, groups: [support]}
-  - {email: a2@example.com, name: A2, groups: [support]}
-  - {email: a3@example.com, name: A3, groups: [support]}
-groups:
-  support: {assign: round_robin}
-routes:
-  - then: {group: support}
+RULES = THREE_AGENTS + """\
 timers:
   new:  {respond_within: %(new)s, on_breach: reassign}
   open: {respond_within: %(open)s, on_breach: reassign}
@@ -28,7 +20,7 @@ timers:
 
 def _breach(desk, tid: int) -> int:
     """The ticket's armed timers run out now and the sweep fires; how many fired."""
-    _make_due(desk.app, tid)
+    make_due(desk.app, tid)
     fired = fire_due_timers(desk.app)
     desk.flush()
     return fired

@@ -11,19 +11,9 @@ before (docs/rules.md: once everyone available missed it, it stays).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from tests.desk import build_mail, open_desk
+from tests.desk import build_mail, make_due, open_desk
 from tests.test_timers import rules
-from ticketd.clock import utcnow
-from ticketd.store.tables import timers
 from ticketd.timers import armed, fire_due_timers
-
-
-def _make_due(app, ticket_id: int) -> None:
-    with app.engine.begin() as conn:
-        conn.execute(timers.update().where(timers.c.ticket_id == ticket_id, timers.c.state == "armed")
-                     .values(due_at=utcnow() - timedelta(seconds=1)))
 
 
 def test_a_robots_ticket_is_not_handed_round_the_group_for_ever(make_app, db_url):
@@ -37,7 +27,7 @@ def test_a_robots_ticket_is_not_handed_round_the_group_for_ever(make_app, db_url
         with desk.app.engine.connect() as conn:
             assert [t["kind"] for t in armed(conn, tid)] == []
         for _ in range(3):   # whatever a clock would have done, no round of it
-            _make_due(desk.app, tid)
+            make_due(desk.app, tid)
             fire_due_timers(desk.app)
         assignments = [e["to_value"] for e in desk.events(tid, "assigned")]
         assert len(assignments) == 1, assignments
