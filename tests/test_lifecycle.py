@@ -173,9 +173,8 @@ def test_an_acceptance_without_numbers_is_asked_for_the_rating(desk):
 
 
 def test_only_the_requester_accepts_or_rejects_a_proposal(desk):
-    """PRODUCT.md: "Only the customer accepts a proposed solution", and the rejection is its other side:
-    a Cc'd colleague's reply (a reply-all adding someone, an objection) leaves the proposal standing
-    and reaches the assignee as such."""
+    """PRODUCT.md: "Only the customer accepts a proposed solution": a Cc'd colleague's "OK" leaves the
+    proposal standing and reaches the assignee as such; their objection opens the ticket again."""
     customer, colleague, agent = "cust@example.org", "boss@example.org", "alice@example.com"
     tid = _proposed(desk, customer, agent, cc=colleague)
     proposal = desk.inbox(colleague)[-1]
@@ -193,16 +192,18 @@ def test_only_the_requester_accepts_or_rejects_a_proposal(desk):
     assert "only the requester accepts or rejects a proposed solution" in body_text(told)
     assert "boss@example.org" in body_text(told)
 
-    for said in ("Adding George from IT.\n", "It is still burning here.\n"):
-        desk.reply_to(proposal, colleague, said, cc="george@example.org")
-        assert desk.ticket(tid)["status"] == "solution_proposed"
-        assert desk.events(tid, "rejected") == []
-        told = body_text(desk.last(agent))
-        assert "the proposed solution stands: only the requester accepts or rejects" in told
-        assert said.strip() in told
-        stands = desk.events(tid, "unchanged")[-1]
-        assert stands["actor"] == colleague and "only the requester" in stands["reason"]
+    stands = desk.events(tid, "unchanged")[-1]
+    assert stands["actor"] == colleague and "only the requester" in stands["reason"]
 
+    # PRODUCT.md "The lifecycle": their objection is a reply that is no acceptance: open again, not rejected.
+    desk.reply_to(proposal, colleague, "It is still burning here.\n", cc="george@example.org")
+    assert desk.ticket(tid)["status"] == "open"
+    assert desk.events(tid, "rejected") == []
+    told = body_text(desk.last(agent))
+    assert "only the requester accepts or rejects; the ticket is open again" in told
+    assert "It is still burning here." in told
+
+    desk.reply_to(desk.last(agent), agent, "#propose\nUnplug it, then restart it.\n")
     desk.reply_to(desk.last(customer), customer, "It is still burning.\n")
     assert desk.ticket(tid)["status"] == "open"
     assert desk.events(tid, "rejected")[-1]["actor"] == customer

@@ -220,9 +220,10 @@ def test_a_closed_ticket_stays_closed_for_thanks_or_no_words(text, kind):
     assert customer_reply_effect(Status.CLOSED, text, WORDS, has_files=True).kind == "reopened"
 
 
-@pytest.mark.parametrize("text", ["yes", "it still fails", "Adding George from IT.", "5 4 5"])
+@pytest.mark.parametrize("text", ["yes", "OK, thanks!", "Thanks!"])
 def test_only_the_requester_accepts_or_rejects(text):
-    """PRODUCT.md: "Only the customer accepts a proposed solution"; a follower's reply leaves it standing."""
+    """PRODUCT.md: "Only the customer accepts a proposed solution"; a follower's agreeing reply leaves it
+    standing (their objection opens the ticket: tests/test_lifecycle_follower_objection.py)."""
     effect = customer_reply_effect(Status.SOLUTION_PROPOSED, text, WORDS, by_requester=False)
     assert (effect.kind, effect.to_status) == ("none", None)
     assert effect.unchanged_because == "only the requester accepts or rejects a proposed solution"

@@ -1,12 +1,11 @@
-"""A follower's words on a proposed solution stop its reminder and auto-close until an agent answers.
+"""A follower's words on a proposed solution leave no ticket without a timer.
 
-PRODUCT.md: only the requester accepts or rejects a proposal, so a Cc'd
-colleague's "It is still burning here." leaves `solution_proposed` as it is.
-But the customer side has spoken and waits for the desk: closing the ticket
-days later for "no answer to the solution we proposed", over an objection
-nobody answered, is wrong. The wait starts again with the agent's next public
-reply (docs/rules.md: the silence counts from the agent's latest public
-words). Thanks or an "ok" from a colleague object to nothing: the wait goes on.
+PRODUCT.md "The lifecycle": a customer reply to `solution_proposed` that is
+not an acceptance moves it back to `open`, recording the reason; only the
+requester accepts. A Cc'd colleague's "It is still burning here." opens the
+ticket: the proposal's reminder and close ("no answer to the solution we
+proposed", over an objection) are cancelled, and open's respond clock runs.
+Thanks or an "ok" from a colleague object to nothing: the wait goes on.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import pytest
 
 from tests.desk import build_mail, open_desk
 from tests.test_timers import rules
-from ticketd.clock import utcnow
 from ticketd.store.tables import timers
 from ticketd.timers import armed, fire_due_timers
 
@@ -51,24 +49,18 @@ def _proposed(desk) -> tuple[int, str]:
     return tid, agent
 
 
-def test_an_objection_from_a_follower_holds_the_close_until_an_agent_answers(make_app, db_url):
+def test_an_objection_from_a_follower_opens_the_ticket_and_ends_the_wait(make_app, db_url):
     desk_gen = open_desk(make_app, db_url, rules=_rules())
     desk = next(desk_gen)
     try:
         tid, agent = _proposed(desk)
         desk.reply_to(desk.last(COLLEAGUE), COLLEAGUE, "It is still burning here.\n")
-        assert desk.ticket(tid)["status"] == "solution_proposed"   # the proposal stands
-        assert not {"warn", "close"} & _kinds(desk.app, tid)
+        assert desk.ticket(tid)["status"] == "open"
+        assert _kinds(desk.app, tid) == {"respond"}
         _age(desk.app, tid, 5)
         fire_due_timers(desk.app)
-        assert desk.ticket(tid)["status"] == "solution_proposed"
         assert desk.events(tid, "auto_closed") == [] and desk.events(tid, "waiting_reminder") == []
-
-        desk.reply_to(desk.last(agent), agent, "Pull the plug first, then restart it.\n")
-        with desk.app.engine.connect() as conn:
-            due = {t["kind"]: t["due_at"] for t in armed(conn, tid)}
-        assert due["warn"] > utcnow() + timedelta(days=2, hours=23)
-        assert due["close"] > utcnow() + timedelta(days=3, hours=23)
+        assert len(desk.events(tid, "timer_breached")) == 1   # the desk's clock, not the customer's silence
     finally:
         desk_gen.close()
 

@@ -21,11 +21,10 @@ from ticketd.domain.lifecycle import CustomerEffect, answer_line, customer_reply
 from ticketd.domain.loops import LIST_REASON
 from ticketd.domain.notices import AUTO_GENERATED, AUTO_REPLIED, Notice
 from ticketd.domain.statuses import Status
-from ticketd.domain.timers import wait_answered_aside
 from ticketd.store import tickets as store
 from ticketd.store.bounces import unmark_bounced
 from ticketd.ticket_changes import Decision, is_ours, mail_ref, set_status, store_message, written_from_our_address
-from ticketd.timers import start_response_clock, stop_wait
+from ticketd.timers import start_response_clock
 
 if TYPE_CHECKING:
     from ticketd.pipeline import IncomingMail
@@ -199,6 +198,13 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
         set_status(conn, app, ticket, Status.OPEN, now, actor=who, kind="rejected",
                    reason=f"proposed solution rejected: {said}; {ref}", row_id=row_id)
         notify_text = f"[rejected the proposed solution; the ticket is open again]\n\n{mail.text}"
+    elif effect.kind == "objected":
+        said = own_text.strip()[:1000] or f"(no text; {len(_files_sent(mail))} file(s))"
+        set_status(conn, app, ticket, Status.OPEN, now, actor=who, kind="status",
+                   reason=f"a follower replied to the proposed solution (only the requester accepts or rejects "
+                          f"it): {said}; {ref}", row_id=row_id)
+        notify_text = (f"[a follower replied to the proposed solution, which only the requester accepts or rejects; "
+                       f"the ticket is open again]\n\n{mail.text}")
     elif effect.kind == "reopened":
         if ticket["status"] == Status.CLOSED.value:
             notify_text = f"[the ticket was closed; this reply opened it again]\n\n{mail.text}"
@@ -217,9 +223,6 @@ def apply_customer_mail(conn, app: App, mail: IncomingMail, ticket: dict, verdic
             store.update_ticket(conn, ticket_id, now)
         if acts and ticket["status"] != Status.CLOSED.value:   # a new question: the respond clock runs again
             start_response_clock(conn, app, ticket_id, ticket["status"], now)
-            # A follower's objection to a proposal: the proposal stands, yet nobody is silent any more.
-            if wait_answered_aside(ticket["status"], own_text, bool(_files_sent(mail)), app.settings.accept_words):
-                stop_wait(conn, ticket_id, now)
     if ticket["status"] != Status.CLOSED.value and release_if_departed(conn, app, ticket, now):
         # A reopened (or rejected) ticket of an agent since removed from rules.yaml: the group's next
         # agent gets it now, as a new ticket's, and reads this mail in that notice (docs/rules.md).

@@ -143,15 +143,6 @@ def start_response_clock(conn: Connection, app: App, ticket_id: int, status: str
     timer_rows.arm_timer(conn, ticket_id, plan_of.RESPOND, status, due, now)
 
 
-def stop_wait(conn: Connection, ticket_id: int, now: datetime) -> None:
-    """The customer side spoke on a waiting ticket that stays waiting: no reminder or close for silence.
-
-    They wait for the desk now (plan_of.wait_answered_aside); an agent's
-    next public reply starts the wait again (restart_wait).
-    """
-    timer_rows.cancel_armed_of_kinds(conn, ticket_id, (plan_of.WARN, plan_of.CLOSE), now)
-
-
 def answer_respond_clock(conn: Connection, ticket_id: int, now: datetime) -> None:
     """A public agent reply answered the customer: their respond clock stops, until they write again.
 

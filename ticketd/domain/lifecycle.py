@@ -672,7 +672,9 @@ def _rating_of(text: str, shape: re.Pattern) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class CustomerEffect:
-    """What a customer-side reply does: kind is accepted | rejected | reopened | rated | none.
+    """What a customer-side reply does: kind is accepted | rejected | objected | reopened | rated | none.
+
+    `objected`: a follower's reply to a proposed solution that says something (only the requester rejects).
 
     `unchanged_because`: for the history and the assignee, why a reply left the ticket as it was
     (a proposal standing, a closed ticket staying closed). `rating`: the numbers of a rating (kind
@@ -695,14 +697,18 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
         # text is the reason"); a screenshot alone does.
         if not (text or "").strip() and not has_files:
             return CustomerEffect("none", unchanged_because="the reply has no text of its own")
-        # PRODUCT.md: "Only the customer accepts a proposed solution", and
-        # "any other reply rejects it" is that customer's other answer. A Cc'd
-        # colleague's "ok" does not close the requester's ticket, and their
-        # reply-all ("Adding George from IT.") is no reason to reject it: the
-        # proposal stands and the assignee reads them, told so.
+        # PRODUCT.md: "Only the customer accepts a proposed solution": a Cc'd
+        # colleague's "ok" or thanks do not close the requester's ticket, and
+        # object to nothing (the proposal and its wait stand). Anything else
+        # they say is "a customer reply ... that is not an acceptance", which
+        # "moves it back to open, recording the reason" ("The lifecycle"):
+        # left in solution_proposed with its wait stopped, an objection had
+        # no timer at all; open runs the desk's respond clock.
         if not by_requester:
-            return CustomerEffect("none", unchanged_because="only the requester accepts or rejects a proposed "
-                                  "solution")
+            if not has_files and (is_only_courtesy(text) or is_acceptance(text, accept_words)):
+                return CustomerEffect("none", unchanged_because="only the requester accepts or rejects a proposed "
+                                      "solution")
+            return CustomerEffect("objected", Status.OPEN)
         if is_acceptance(text, accept_words):
             # The numbers the closing mail would ask for, given with the acceptance ("Yes, thanks!" over
             # "5 5 4"): the rating, so the customer is thanked for it instead of asked for it again.

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from ticketd.domain.lifecycle import is_acceptance, is_only_courtesy, parse_when
+from ticketd.domain.lifecycle import parse_when
 from ticketd.domain.rules import BusinessHours, TimerSpec
 from ticketd.domain.statuses import Status
 
@@ -201,22 +201,6 @@ def held_by_mail_in_line(kind: str, due_at: datetime, oldest_in_line: datetime |
     otherwise never warn or close.
     """
     return kind in ANSWERABLE and oldest_in_line is not None and oldest_in_line <= due_at
-
-
-def wait_answered_aside(status: str, text: str, has_files: bool, accept_words) -> bool:
-    """Whether a customer-side mail that leaves a waiting status as it is still ends the silence it counts.
-
-    A follower's words on a proposal (PRODUCT.md: only the requester accepts
-    or rejects it) wait for the desk's answer: warning the requester, then
-    closing for "no answer", over an objection nobody answered is wrong.
-    Thanks or an "ok" object to nothing, and a reply with no words of its
-    own says nothing: the wait goes on.
-    """
-    if status not in WAITING_STATUSES:
-        return False
-    if has_files:
-        return True
-    return bool((text or "").strip()) and not is_only_courtesy(text) and not is_acceptance(text, accept_words)
 
 
 def grace_after_warning(status: str, spec: TimerSpec | None) -> timedelta | None:
