@@ -37,6 +37,7 @@ from ticketd.prepare import (
     recipients,
     write_missing_files,
 )
+from ticketd.quarantined_reply import note_quarantined_reply
 from ticketd.store import inbox
 from ticketd.store import tickets as store
 from ticketd.store.db import is_transient, out_of_resources, reading
@@ -368,6 +369,7 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
                     continue
             log.error("raw mail %s quarantined: %s", raw_id, prep.splitlines()[0])
             inbox.quarantine_in(conn, raw_id, prep, now)
+            jobs.extend(_held_reply(conn, app, raw_id, prep, now))
             written.append(Outcome(raw_id, None, None, quarantined=prep))
         store.finish_raws(conn, [(o.raw_id, o.ticket_id) for o in written if o.quarantined is None], now)
         store.release_raws(conn, [raw_id for raw_id, _ in prepared[done:] if raw_id in taken])
@@ -383,6 +385,23 @@ def _write_in_order(app: App, prepared: list[tuple[int, Preparation]], outcomes:
     if deferred is not None:
         raise ProcessingDeferred(deferred[0], deferred[1].reason)
     return done
+
+
+def _held_reply(conn, app: App, raw_id: int, reason: str, now) -> list[tuple[str, tuple]]:
+    """A quarantined customer's reply named on its ticket (ticketd.quarantined_reply); its send_mail jobs.
+
+    Only on this rare path, and in a savepoint: whatever fails here leaves
+    the mail quarantined all the same (shunt, don't drop).
+    """
+    try:
+        with conn.begin_nested():
+            notices = note_quarantined_reply(conn, app, raw_id, reason, now)
+            return [("send_mail", (i,)) for i in queue_notices(conn, app, notices, now)]
+    except Exception as exc:
+        if is_transient(exc) or out_of_resources(exc):
+            raise
+        log.exception("raw mail %s: its ticket could not be told of its quarantine", raw_id)
+        return []
 
 
 def process_raw(app: App, raw_id: int) -> Outcome | None:

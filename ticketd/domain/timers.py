@@ -189,6 +189,8 @@ def plan(status: str, spec: TimerSpec | None, now: datetime, *, postponed_until:
 # The timers a mail can make moot: an agent's reply answers a respond clock,
 # a customer's reply ends the silence a warning or a close is about.
 ANSWERABLE = (RESPOND, WARN, CLOSE)
+# The timers about the customer's silence alone, which only their reply can make moot.
+SILENCE_KINDS = (WARN, CLOSE)
 
 
 def held_by_mail_in_line(kind: str, due_at: datetime, oldest_in_line: datetime | None) -> bool:
