@@ -50,6 +50,10 @@ CREATE TABLE raw_mail (
 );
 CREATE UNIQUE INDEX raw_mail_dedupe ON raw_mail (dedupe_key);
 CREATE INDEX raw_mail_state ON raw_mail (state, id);
+-- The mail of one ticket: asked by a merge and an erasure, and by the timer sweep of each due
+-- warn or close (a quarantined reply holds them, ticketd/quarantined_reply.py); without it each
+-- question read the whole table.
+CREATE INDEX raw_mail_ticket ON raw_mail (ticket_id);
 
 -- What every process of the desk shares whatever host it runs on: the key
 -- that signs reply addresses and Message-IDs when ticketd.yaml sets none

@@ -160,6 +160,11 @@ def _index_attachment_files(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX attachments_sha256 ON attachments (sha256)"))
 
 
+def _index_raw_mail_ticket(conn: Connection) -> None:
+    """raw_mail_ticket: the mail of one ticket, asked by merges, erasures and the sweep of due timers."""
+    conn.execute(text("CREATE INDEX raw_mail_ticket ON raw_mail (ticket_id)"))
+
+
 # In order, numbered from BASELINE + 1 without gaps. A change to schema.sql
 # needs a step here making the same change to an existing database;
 # tests/test_schema_migrations.py fails until the two agree.
@@ -187,6 +192,8 @@ STEPS: tuple[Step, ...] = (
     Step(15, "imap_health names the messages the server refused to hand out, set aside, for `ticketd status`",
          _add_imap_set_aside),
     Step(16, "an index on attachments.sha256 answers which rows name a stored file", _index_attachment_files),
+    Step(17, "an index on raw_mail.ticket_id answers which mail a ticket has, quarantined replies included",
+         _index_raw_mail_ticket),
 )
 LATEST = STEPS[-1].version
 
