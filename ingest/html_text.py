@@ -14,6 +14,24 @@ import html
 import re
 from collections import defaultdict
 
+from ingest.html_style import (
+    BLACK,
+    DEFAULT_SIZE,
+    LINK,
+    PAGE,
+    Colour,
+    Look,
+    StyleSheet,
+    background,
+    cascade,
+    colour,
+    declarations,
+    font_size,
+    length_px,
+    looked,
+    shorthand_font_size,
+)
+
 # A tag ends at the first ">" outside quotes, and no unquoted "<" is inside it; the name and the
 # attributes are never given back (possessive): a "<" opening no tag ("<a" and a long word, many "<a"
 # without a ">") made every later character be tried again, time growing with the square of the mail.
@@ -35,23 +53,25 @@ _CELL = {"td", "th"}
 _VOID = {"br", "hr", "img", "meta", "link", "input", "col", "area", "base", "wbr", "source", "embed", "param"}
 _WHITESPACE = re.compile(r"\s+")
 _BLANKS = re.compile(r"[ \t\u00a0]+")
-# Attributes that may hide an element or its text; only then are they read one by one and its style's
-# declarations parsed. Zero is a number of zeros with or without a unit ("0", "0px", ".0em"); "0.75em" is not.
-_ZERO = r"[+-]?(?:0+\.?0*|\.0+)(?:[a-z]+|%)?"
-_MAY_HIDE = re.compile(r"display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|mso-hide\s*:\s*all"
-                       r"|(?:opacity|height)\s*:\s*{0}(?![\w.%])|(?<![\w-])font(?:-size)?\s*:[^;]*?(?<![\w.]){0}(?![\w.%])"
-                       r"|(?<![\w-])hidden(?![\w-])|/\*".format(_ZERO))
-_IS_ZERO = re.compile(_ZERO + r"\Z")
-# Why an element's text is unseen, as bits: visibility hidden, font size zero. Both are inherited and a
-# descendant can set them again, so its text shows once more.
-_NO_VISIBILITY, _NO_SIZE = 1, 2
-# font-size values relative to the parent's size: zero stays zero (CSS Fonts 4, font-size).
-_RELATIVE_SIZE = re.compile(r"[+-]?[\d.]+(?:em|ex|ch|%)\Z|smaller|larger|inherit|unset|revert", re.IGNORECASE)
+# Attributes that may hide an element, colour its text or show again what an ancestor hid; only then are they
+# read one by one and its style's declarations parsed. Most tags of a mail have none of these words.
+_MAY_HIDE_WORDS = ("none", "hidden", "collapse", "mso-hide", "/*", "\\", "font", "color", "background", "opacity",
+                   "height", "width", "indent", "position", "clip", "transform", "visibility", "text=")
 # Boxes max-height and height apply to (CSS 2.1 section 10.7): not inline boxes, and tables and their cells
 # grow to hold their content, so a height of zero clips only a block.
 _BLOCKS = {"div", "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "dd", "dt", "li", "pre", "center",
            "section", "article", "header", "footer", "address", "form", "fieldset", "figure", "figcaption", "main",
            "nav", "aside", "blockquote", "details", "summary"}
+_BLOCK_DISPLAYS = ("block", "inline-block", "flex", "grid", "list-item", "flow-root")
+# Mail is at most about 800 CSS pixels wide: a box moved this far left or up is off the page.
+_OFF_PAGE = -1000.0
+_CLIP_RECT = re.compile(r"rect\(([^)]*)\)")
+_INSET = re.compile(r"inset\(([^)]*)\)")
+_SCALE = re.compile(r"scale(x|y|3d)?\(([^)]*)\)")
+# Elements whose bgcolor or background attribute paints behind their content (HTML section 15.3.10, Tables).
+# At most this many elements' attributes are remembered with how they look, so memory stays bounded.
+_SEEN_STYLES = 4096
+_BGCOLOR = {"body", "table", "thead", "tbody", "tfoot", "tr", "td", "th"}
 # An attribute as HTML's tokenizer reads one (before, in and after attribute name and value states): a quoted
 # value is one value, so "title='style=display:none'" is a title and no style.
 _ATTRIBUTE = re.compile(r"""([^\s/>=][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
@@ -128,84 +148,167 @@ def _attr(attrs: str, name: str) -> str | None:
     return None
 
 
-def _declarations(style: str) -> dict[str, str]:
-    """An inline style's properties and their values in lower case: the last wins, an !important one over others."""
-    if "/*" in style:
-        style = re.sub(r"/\*.*?(?:\*/|\Z)", "", style, flags=re.DOTALL)
+def _attributes(attrs: str) -> dict[str, str]:
+    """Every attribute by its name in lower case, each the first of its name (HTML drops the others)."""
     found: dict[str, str] = {}
-    important: set[str] = set()
-    for declaration in style.lower().split(";"):
-        name, colon, value = declaration.partition(":")
-        name, value = name.strip(), value.strip()
-        if not colon or not name:
-            continue
-        if value.endswith("important") and "!" in value:
-            value = value[:value.rindex("!")].strip()
-            important.add(name)
-        elif name in important:
-            continue
-        found[name] = value
+    for match in _ATTRIBUTE.finditer(attrs):
+        name = match.group(1).lower()
+        if name not in found:
+            value = next((g for g in match.groups()[1:] if g is not None), "")
+            found[name] = html.unescape(value) if "&" in value else value
     return found
 
 
-def _font_size_zero(value: str, parent: bool) -> bool:
-    """Whether a font-size (or the size in a font shorthand) leaves text of no size; relative ones follow `parent`."""
-    for word in value.replace("/", " / ").split():
-        if word == "/":
-            break     # a line height follows the size
-        if _IS_ZERO.match(word):
-            return True
-        if _RELATIVE_SIZE.match(word):
-            return parent
-        if word[0] in "0123456789." and not word.isdigit() or word.endswith("-small") or word.endswith("-large") or \
-                word in ("small", "medium", "large", "initial", "math"):
-            return False   # an absolute size (a bare number is a font-weight)
-    return parent
-
-
-def _may_hide(lowered: str, invisible: int) -> bool:
-    """Whether attributes (in lower case) may hide an element or its text, or show again what an ancestor hid."""
+def _may_hide(name: str, lowered: str, look: Look, sheet: StyleSheet) -> bool:
+    """Whether attributes (in lower case) may hide an element, colour its text or show what an ancestor hid."""
     if "&" in lowered:
         lowered = html.unescape(lowered)   # "display&#58;none" is display:none
-    if invisible and ("visibility" in lowered or "font" in lowered):
+    # Substrings, being much cheaper than parsing: every tag of a mail comes here.
+    if any(word in lowered for word in _MAY_HIDE_WORDS):
         return True
-    # Substrings first, being much cheaper than the expression: every tag of a mail comes here.
-    if "none" in lowered or "hidden" in lowered or "collapse" in lowered or "mso-hide" in lowered or \
-            "/*" in lowered or "0" in lowered and ("font" in lowered or "height" in lowered or "opacity" in lowered):
-        return bool(_MAY_HIDE.search(lowered))
+    if name == "a" and look.colour != LINK and "href" in lowered:
+        return True
+    return bool(sheet) and (sheet.applies_to(name) or "class" in lowered or "id" in lowered)
+
+
+def _zero(value: str | None, size: float) -> bool:
+    """Whether a length is zero."""
+    return value is not None and length_px(value, size) == 0
+
+
+def _clipped_away(name: str, found: dict[str, str], size: float) -> bool:
+    """Whether a block's content is clipped to a box of no height or width (CSS Overflow 3, overflow: hidden)."""
+    overflow = found.get("overflow", "").split()
+    across = found.get("overflow-x", overflow[0] if overflow else "")
+    down = found.get("overflow-y", overflow[-1] if overflow else "")
+    clips_down, clips_across = down in ("hidden", "clip"), across in ("hidden", "clip")
+    if not (clips_down and (_zero(found.get("max-height"), size) or _zero(found.get("height"), size)) or
+            clips_across and (_zero(found.get("max-width"), size) or _zero(found.get("width"), size))):
+        return False
+    display = found.get("display", "")
+    return display in _BLOCK_DISPLAYS or not display and name in _BLOCKS
+
+
+def _off_page(found: dict[str, str], size: float) -> bool:
+    """Whether a box is moved or clipped out of sight: far left or up, clipped to nothing, or scaled to nothing."""
+    if not ("text-indent" in found or "position" in found or "clip-path" in found or "transform" in found):
+        return False
+    indent = length_px(found.get("text-indent", ""), size)
+    if indent is not None and indent <= _OFF_PAGE:
+        return True     # the classic image replacement: the first line, mostly all of it, starts off the page
+    position = found.get("position", "static")
+    if position in ("absolute", "fixed", "relative", "sticky"):
+        for side in ("left", "top"):
+            offset = length_px(found.get(side, ""), size)
+            if offset is not None and offset <= _OFF_PAGE:
+                return True
+    # clip applies to absolutely positioned boxes only (CSS Masking 1, section 6.1): rect(top right bottom left).
+    rect = _CLIP_RECT.search(found.get("clip", "")) if position in ("absolute", "fixed") else None
+    if rect:
+        edges = [length_px(edge, size) for edge in rect.group(1).replace(",", " ").split()]
+        if len(edges) == 4 and None not in edges:
+            top, right, bottom, left = edges   # type: ignore[misc]
+            if right - left <= 1 or bottom - top <= 1:
+                return True
+    inset = _INSET.search(found.get("clip-path", ""))
+    if inset and _inset_covers(inset.group(1)):
+        return True
+    for axis, arguments in _SCALE.findall(found.get("transform", "")):
+        factors = arguments.replace(",", " ").split()
+        if any(_zero(factor, size) for factor in (factors[:2] if axis == "3d" else factors)):
+            return True
     return False
 
 
-def _style_hides(name: str, attrs: str, lowered: str, invisible: int) -> tuple[bool, int]:
-    """Whether an element is not rendered at all, and why its text is unseen (_NO_VISIBILITY, _NO_SIZE bits)."""
-    if not _may_hide(lowered, invisible):
-        return False, invisible
-    style = _attr(attrs, "style")
-    hidden_attribute = _attr(attrs, "hidden") is not None
-    found = _declarations(style or "")
+def _inset_covers(arguments: str) -> bool:
+    """Whether clip-path: inset() takes in half or more from opposite sides (percentages only: size not known)."""
+    values = arguments.split(" round ")[0].split()
+    if not values or not all(v.endswith("%") or v == "0" for v in values):
+        return False
+    top, right, bottom, left = _four(values)
+    number = [float(v.rstrip("%")) for v in (top, right, bottom, left)]
+    return number[0] + number[2] >= 100 or number[1] + number[3] >= 100
+
+
+def _four(values: list[str]) -> list[str]:
+    """A shorthand's one to four values as top, right, bottom, left (CSS Backgrounds 3, margin-like)."""
+    top = values[0]
+    right = values[1] if len(values) > 1 else top
+    bottom = values[2] if len(values) > 2 else top
+    left = values[3] if len(values) > 3 else right
+    return [top, right, bottom, left]
+
+
+def _hints(name: str, attributes: dict[str, str], found: dict[str, str]) -> None:
+    """Adds the colours an element's attributes ask for where its CSS says none (HTML section 15.3, hints)."""
+    if name in _BGCOLOR:
+        if "bgcolor" in attributes and "background" not in found and "background-color" not in found:
+            found["background-color"] = attributes["bgcolor"].strip().lower() or "transparent"
+        if attributes.get("background") and "background-image" not in found:
+            found["background-image"] = "url()"
+    value = attributes.get("color") if name == "font" else attributes.get("text") if name == "body" else None
+    if value and "color" not in found:
+        found["color"] = value.strip().lower()
+
+
+def _opacity(value: str | None) -> float:
+    """An opacity as a number from 0 to 1; 1 if none or not known."""
+    if not value:
+        return 1.0
+    try:
+        number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        return 1.0
+    return min(max(number, 0.0), 1.0)
+
+
+def _text_colour(value: str | None, name: str, attributes: dict[str, str], parent: Look) -> Colour | None:
+    """An element's text colour: a link's own unless it sets one (CSS 2.1, appendix D), else its parent's."""
+    inherited = LINK if name == "a" and "href" in attributes else parent.colour
+    if value is None:
+        return inherited
+    if value in ("inherit", "currentcolor", "unset", "revert"):
+        return parent.colour
+    return BLACK if value == "initial" else colour(value)
+
+
+def _font_size(found: dict[str, str], parent: float) -> float:
+    """An element's font size in CSS pixels: its font-size, the size in its font shorthand, or its parent's."""
+    value = found.get("font-size")
+    if value is not None:
+        size = font_size(value, parent)
+    elif "font" in found:
+        size = shorthand_font_size(found["font"], parent)
+    else:
+        return parent
+    return DEFAULT_SIZE if size is None else size
+
+
+def _style_hides(name: str, attrs: str, lowered: str, look: Look, sheet: StyleSheet) -> tuple[bool, Look]:
+    """Whether an element is not rendered at all, and how its text looks (whether it is seen)."""
+    if not _may_hide(name, lowered, look, sheet):
+        return False, look
+    attributes = _attributes(attrs)
+    style = attributes.get("style")
+    inline = declarations(style) if style else []
+    ruled = sheet.matching(name, attributes.get("id"), attributes.get("class")) if sheet else []
+    found = cascade(ruled, inline) if ruled else cascade(inline)
     display = found.get("display", "")
     # The hidden attribute is display: none in the user agent's style sheet (HTML section 15.3.1, Hidden
     # elements), which an inline display overrides; hidden=until-found hides the content all the same.
-    if display == "none" or hidden_attribute and not display or found.get("mso-hide") == "all" or \
-            _IS_ZERO.match(found.get("opacity", "1")):
-        return True, invisible
-    # Content clipped to a box of no height is not seen (CSS Overflow 3, overflow: hidden and clip).
-    clips = found.get("overflow", found.get("overflow-y", "")) in ("hidden", "clip")
-    if clips and (_IS_ZERO.match(found.get("max-height", "1")) or _IS_ZERO.match(found.get("height", "1"))):
-        if display in ("block", "inline-block", "flex", "grid", "list-item", "flow-root") or \
-                not display and name in _BLOCKS:
-            return True, invisible
-    # Both are inherited: a descendant that sets them again shows its text (CSS Display 3, visibility).
+    if display == "none" or not display and "hidden" in attributes or \
+            found.get("mso-hide") == "all" or _opacity(found.get("opacity")) == 0:
+        return True, look
+    size = _font_size(found, look.size)
+    if _clipped_away(name, found, size) or _off_page(found, size):
+        return True, look
+    _hints(name, attributes, found)
+    # visibility is inherited: a descendant that sets it again shows its text (CSS Display 3, visibility).
     visibility = found.get("visibility")
-    if visibility in ("hidden", "collapse"):
-        invisible |= _NO_VISIBILITY
-    elif visibility == "visible":
-        invisible &= ~_NO_VISIBILITY
-    size = found.get("font-size", found.get("font"))
-    if size is not None:
-        zero = _font_size_zero(size, bool(invisible & _NO_SIZE))
-        invisible = invisible | _NO_SIZE if zero else invisible & ~_NO_SIZE
-    return False, invisible
+    invisible = visibility in ("hidden", "collapse") or look.invisible and visibility != "visible"
+    return False, looked(invisible, size, _text_colour(found.get("color"), name, attributes, look),
+                         look.opacity * _opacity(found.get("opacity")), background(found, look.background),
+                         not sheet.colours_not_known)
 
 
 def _counter(number: int, kind: str) -> str:
@@ -253,8 +356,8 @@ def _list_type(attrs: str, kind: str) -> str:
     return kind
 
 
-def _raw_text_end(markup: str, pos: int, name: str, missing: set[str]) -> int:
-    """Where the raw text content of `name` opened just before `pos`, and its end tag, stop."""
+def _raw_text_end(markup: str, pos: int, name: str, missing: set[str]) -> tuple[int, int]:
+    """Where the raw text content of `name` opened just before `pos` stops, and where its end tag stops."""
     found = None if name in missing else _RAW_END[name].search(markup, pos)
     if not found:
         missing.add(name)  # none further on either: searching again would make repeats quadratic
@@ -262,19 +365,34 @@ def _raw_text_end(markup: str, pos: int, name: str, missing: set[str]) -> int:
             # Browsers would make the rest of the document the title; a mail is better off losing
             # only the title, which never holds markup.
             end = markup.find("<", pos)
-            return len(markup) if end < 0 else end
-        return len(markup)
-    return found.end()
+            end = len(markup) if end < 0 else end
+            return end, end
+        return len(markup), len(markup)
+    return found.start(), found.end()
+
+
+def _read_style(sheet: StyleSheet, css: str, attrs: str, open_elements: _OpenElements) -> None:
+    """Adds a <style> element's rules to the mail's sheet, and what they say of the page to the open root."""
+    # A style sheet for some media only (HTML section 4.2.6, the media attribute) may or may not apply.
+    media = (_attr(attrs, "media") or "").strip().lower() if "media" in attrs.lower() else ""
+    sheet.add(css, conditional=media not in ("", "all", "screen"))
+    if sheet.applies_to("html") or sheet.applies_to("body"):
+        look = PAGE
+        for name in ("html", "body"):
+            hidden, seen = _style_hides(name, "", "", look, sheet)
+            look = look if hidden else seen
+        open_elements.restyle_root(look)
 
 
 class _OpenElements:
     """HTML's stack of open elements, kept just well enough to know where hidden content ends."""
 
     def __init__(self) -> None:
-        # (name, whether it or an ancestor is hidden, why its text is unseen: _NO_VISIBILITY, _NO_SIZE bits)
-        self.stack: list[tuple[str, bool, int]] = []
+        # (name, whether it or an ancestor is hidden, how its text looks)
+        self.stack: list[tuple[str, bool, Look]] = []
         self.skipping = False                     # the innermost open element is hidden
-        self.invisible = 0                        # why the innermost open element's text is unseen, if it is
+        self.root = PAGE                          # how text outside any element looks
+        self.look = PAGE                          # how the innermost open element's text looks
         self.at: defaultdict[str, list[int]] = defaultdict(list)  # each name's places in the stack, innermost last
         self.walls: list[int] = [-1]              # places of _WALLS elements, so a scope check takes constant time
 
@@ -298,14 +416,14 @@ class _OpenElements:
             floor = max(self.walls[-1], self.last("ol"), self.last("ul"))
         return place if place >= floor else -1
 
-    def push(self, name: str, hidden: bool, invisible: int = 0) -> None:
+    def push(self, name: str, hidden: bool, look: Look) -> None:
         place = len(self.stack)
         self.at[name].append(place)
         if name in _WALLS:
             self.walls.append(place)
         self.skipping = hidden or self.skipping
-        self.invisible = invisible
-        self.stack.append((name, self.skipping, invisible))
+        self.look = look
+        self.stack.append((name, self.skipping, look))
 
     def pop_to(self, place: int) -> None:
         stack, at, walls = self.stack, self.at, self.walls
@@ -314,7 +432,16 @@ class _OpenElements:
             if walls[-1] == len(stack):
                 walls.pop()
         self.skipping = bool(stack) and stack[-1][1]
-        self.invisible = stack[-1][2] if stack else 0
+        self.look = stack[-1][2] if stack else self.root
+
+    def restyle_root(self, look: Look) -> None:
+        """Gives the page and its open <html> and <head> the look a style sheet gives <html> and <body>."""
+        self.root = look
+        for place, (name, hidden, _) in enumerate(self.stack):
+            if name not in ("html", "head"):
+                break
+            self.stack[place] = (name, hidden, look)
+        self.look = self.stack[-1][2] if self.stack else look
 
     def start(self, name: str) -> None:
         """Ends what a start tag closes implicitly: <head> at body content, <p> at a block, a cell at a cell."""
@@ -475,6 +602,9 @@ def html_to_text(markup: str) -> str:
     writer = _Writer()
     open_elements = _OpenElements()
     missing_ends: set[str] = set()    # raw text elements with no end tag further on
+    sheet = StyleSheet()              # the rules of the mail's <style> elements read so far
+    # (name, attributes, the parent's look): whether that element is hidden, and how its text looks
+    seen_styles: dict[tuple[str, str, Look], tuple[bool, Look]] = {}
     link: list[tuple[str | None, tuple[int, int]]] = []  # the open <a>, if any: its href, where its text starts
     pre_styled: list[int] = []        # stack places of open elements styled white-space: pre and the like
     numbers: dict[int, _OrderedList] = {}   # stack place of each open <ol>: how it numbers its items
@@ -503,7 +633,7 @@ def html_to_text(markup: str) -> str:
 
     def emit(text: str) -> None:
         open_elements.text(text)
-        if open_elements.skipping or open_elements.invisible:
+        if open_elements.skipping or open_elements.look.unseen:
             return
         for piece in _pieces(text) if len(text) > _PIECE else (text,):
             emit_piece(piece)
@@ -563,17 +693,32 @@ def html_to_text(markup: str) -> str:
             open_elements.start(name)
             end_pre_styled()
             if name in _RAW_TEXT and not self_closing:
-                pos = _raw_text_end(markup, pos, name, missing_ends)
+                content_end, end = _raw_text_end(markup, pos, name, missing_ends)
+                # Mail clients apply a <style> wherever it stands (Gmail, Outlook and Apple Mail read them);
+                # a <template>'s content is never part of the page.
+                if name == "style" and not open_elements.at["template"]:
+                    _read_style(sheet, markup[pos:content_end], attrs, open_elements)
+                    seen_styles.clear()
+                pos = end
                 continue
             if open_elements.skipping:
                 if not self_closing:
-                    open_elements.push(name, True)
+                    open_elements.push(name, True, open_elements.look)
                 continue
             lowered = attrs.lower()
-            hidden, invisible = (name in _SKIP, open_elements.invisible) if name in _SKIP or not attrs else \
-                _style_hides(name, attrs, lowered, open_elements.invisible)
+            if name in _SKIP or not attrs and not sheet:
+                hidden, look = name in _SKIP, open_elements.look
+            else:
+                # Mail repeats the same attributes on element after element: each is worked out once.
+                key = (name, attrs, open_elements.look)
+                styled = seen_styles.get(key)
+                if styled is None:
+                    if len(seen_styles) >= _SEEN_STYLES:
+                        seen_styles.clear()
+                    styled = seen_styles[key] = _style_hides(name, attrs, lowered, open_elements.look, sheet)
+                hidden, look = styled
             if not self_closing:
-                open_elements.push(name, hidden, invisible)
+                open_elements.push(name, hidden, look)
             if hidden:
                 continue
             if name != "pre" and not self_closing and "white-space" in lowered and \
@@ -598,8 +743,8 @@ def html_to_text(markup: str) -> str:
             continue
         if name == "img" and not closing:
             alt = (_attr(attrs, "alt") or "").strip()
-            # A zero font size leaves an image its size; visibility: hidden hides it.
-            if alt and not invisible & _NO_VISIBILITY:
+            # A tiny font size or a text colour leaves an image as it is; visibility: hidden hides it.
+            if alt and not look.invisible:
                 writer.text(f"[{alt}]")
             continue
         if name == "ol" and not closing and not self_closing:
@@ -615,7 +760,7 @@ def html_to_text(markup: str) -> str:
             if name == "li" and not closing:
                 marker = bullet(attrs)
                 # The marker takes the item's font size and visibility (CSS Lists 3, ::marker).
-                writer.bullet("" if open_elements.invisible else marker)
+                writer.bullet("" if open_elements.look.unseen else marker)
         elif name in _CELL and (closing or writer.current):
             # A cell's end tag may be left out (HTML section 13.1.2.4, optional tags): the next cell's
             # start tag ends it, and its text must not run into the one before.

@@ -131,6 +131,7 @@ BODY = {
     "mail054.box": "an unindented line broke the header block: we repair it and find the body",
     "mail105.box": "multipart/mixed without a single boundary line: we show its text, Zammad nothing",
     "mail041.box": "S/MIME-encrypted (Apple Mail): our text says so and that it cannot be read, Zammad's is empty",
+    "mail022.box": "spam hiding words in 2px type and near-white: Zammad's copy of the HTML lost the type sizes",
 }
 
 
