@@ -336,5 +336,6 @@ def desk_status(engine: Engine, data_dir: Path) -> dict:
         # Open, unassigned and in no group (no route gave one, or the rules lost theirs): nobody takes them.
         "no_group": {"open": counts.no_group_open, "ids": counts.no_group_ids},
         "timers": {"armed": counts.timers_armed, "overdue": counts.timers_overdue,
+                   "held": counts.timers_held,
                    "next_due_at": iso(counts.next_timer_due)},
     }

@@ -143,7 +143,9 @@ def _print_status(desk: dict, verdict) -> None:
     click.echo(f"outbox   pending {outbox['pending']}{oldest(outbox['oldest_unsent_seconds'])}, sending "
                f"{outbox['sending']}, failed {outbox['failed']}, sent {outbox['sent']}")
     click.echo("tickets  " + ", ".join(f"{name} {n}" for name, n in desk["tickets"].items()))
-    click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}, "
+    # Due yet waiting on purpose (a quarantined reply holds them) is no sweep falling behind.
+    held = f", held by quarantined replies {timers['held']}" if timers["held"] else ""
+    click.echo(f"timers   armed {timers['armed']}, overdue {timers['overdue']}{held}, "
                f"next due {timers['next_due_at'] or '-'}")
     for disk in desk["disks"]:
         click.echo(f"disk     {_disk_line(disk)}")

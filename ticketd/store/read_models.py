@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Connection, RowMapping, Text, and_, bindparam, exists, func, or_, select
 
 from ticketd.store.tables import attachments, events, messages, outbox, participants, raw_mail, tickets, timers
-
+from ticketd.store.timers import HELD_BY_QUARANTINE
 
 # `assignee=UNASSIGNED` asks for tickets nobody has.
 UNASSIGNED = ""
@@ -189,7 +189,8 @@ class DeskCounts:
     no_group_open: int                        # of those, the ones with no group: nobody will take them
     no_group_ids: list[int]                   # the oldest few of them, for status to name
     timers_armed: int
-    timers_overdue: int
+    timers_overdue: int                       # due and not fired, none of them held
+    timers_held: int                          # due, held by a quarantined reply (ticketd/quarantined_reply.py)
     next_timer_due: datetime | None
 
 
@@ -215,7 +216,9 @@ def desk_counts(conn: Connection, now: datetime) -> DeskCounts:
                                        .limit(NO_GROUP_NAMED)).scalars()),
         timers_armed=conn.execute(select(func.count()).select_from(timers).where(armed)).scalar_one(),
         timers_overdue=conn.execute(select(func.count()).select_from(timers).where(
-            armed, timers.c.due_at <= now)).scalar_one(),
+            armed, timers.c.due_at <= now, ~HELD_BY_QUARANTINE)).scalar_one(),
+        timers_held=conn.execute(select(func.count()).select_from(timers).where(
+            armed, timers.c.due_at <= now, HELD_BY_QUARANTINE)).scalar_one(),
         next_timer_due=conn.execute(select(func.min(timers.c.due_at)).where(armed)).scalar_one(),
     )
 

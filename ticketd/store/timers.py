@@ -78,7 +78,7 @@ def due_armed(conn: Connection, now: datetime, limit: int) -> list[tuple[int, in
 # holds its ticket's warn and close (ticketd/quarantined_reply.py). Left out here, not skipped by the
 # sweep: held timers never fill its `limit` ahead of the others. Asked only of the few due timers; the
 # raw_mail_state index (state, id) leaves only the quarantined mail to look at.
-_HELD_BY_QUARANTINE = and_(timers.c.kind.in_(SILENCE_KINDS), select(raw_mail.c.id).where(
+HELD_BY_QUARANTINE = and_(timers.c.kind.in_(SILENCE_KINDS), select(raw_mail.c.id).where(
     raw_mail.c.state == "quarantined", raw_mail.c.dismissed_at.is_(None), raw_mail.c.ticket_id == timers.c.ticket_id,
     raw_mail.c.received_at >= timers.c.created_at).exists())
 
@@ -87,7 +87,7 @@ def due_armed_kinds(conn: Connection, now: datetime, limit: int) -> list[tuple[i
     """(timer id, ticket id, kind, due_at) of armed timers due by `now` and not held, soonest first."""
     return conn.execute(
         select(timers.c.id, timers.c.ticket_id, timers.c.kind, timers.c.due_at)
-        .where(timers.c.state == "armed", timers.c.due_at <= now, not_(_HELD_BY_QUARANTINE))
+        .where(timers.c.state == "armed", timers.c.due_at <= now, not_(HELD_BY_QUARANTINE))
         .order_by(timers.c.due_at, timers.c.id).limit(limit)
     ).all()
 
