@@ -15,9 +15,10 @@ fetched again and the dedupe key makes the second copy harmless.
 The first poll of a folder (no cursor yet), and the first poll after its
 UIDVALIDITY changed (RFC 3501 section 2.3.1.1: the old UIDs mean nothing),
 take only the unseen mail the folder already holds: the read mail there is
-the mailbox's history, years of it perhaps, and stays where it is. From the
-UID that folder gave next on, all mail is taken. The first look is saved
-at once, as the cursor with the unseen UIDs below it still owed, so a
+the mailbox's history, years of it perhaps, and stays where it is. Above
+the highest UID the folder held then (not its UIDNEXT, which a server may
+say wrong: `_highest_uid_selected`), all mail is taken. The first look is
+saved at once, as the cursor with the unseen UIDs below it still owed, so a
 restart goes on with it: mail a person reads meanwhile, or that arrives
 read, is taken all the same. Mail over max_message_bytes stays owed too,
 on the server, and is taken once the limit allows; so does a message the
@@ -309,7 +310,7 @@ class Poller:
             # What was already stored under the old UIDs is recognised by its dedupe key.
             log.warning("imap %s: UIDVALIDITY changed from %s to %s; taking only the unseen mail already there",
                         self.box.key, cursor.uidvalidity, uidvalidity)
-        top = _uid_next(client, info) - 1
+        top = _highest_uid_selected(client, info.get(b"EXISTS"))
         owed: list[int] = []
         if top > 0:
             unseen = _search_by_span(client, ["UID", f"1:{top}", "UNSEEN"], int(info.get(b"EXISTS", 0)))
@@ -774,15 +775,27 @@ def _message_count(client: IMAPClient) -> int:
     return max(parse_message_list(data), default=0)
 
 
-def _uid_next(client: IMAPClient, selected: dict) -> int:
-    """The UID the folder gives next, from the SELECT reply (RFC 3501 section 6.3.1)."""
-    if b"UIDNEXT" in selected:
-        return int(selected[b"UIDNEXT"])
-    # A server that leaves it out: one above the highest UID there is. Not
-    # SEARCH ALL, whose one-line reply over a big folder is more than imaplib
-    # reads: a UID SEARCH of `*`, the last message (message numbers, RFC 3501
-    # section 6.4.8; `*` the largest in use, section 9), answers its UID alone.
-    return max(client.search(["*"]), default=0) + 1
+def _highest_uid_selected(client: IMAPClient, exists: int | None) -> int:
+    """The UID of the last of the `exists` messages the SELECT reply counted; 0 in an empty folder.
+
+    Not UIDNEXT - 1: RFC 3501 section 2.3.1.1 calls UIDNEXT a prediction,
+    "not intended to provide any guarantee that any message will have this
+    unique identifier". A server saying more than it then assigns hid the
+    mail arriving after the first look below the cursor for good; one saying
+    less had the read mail above it taken as new. Only this holds: every
+    message added later gets a higher UID than those there (section 2.3.1.1).
+    A UID SEARCH by message number (section 6.4.8) answers one UID, where
+    SEARCH ALL over a big folder is more than imaplib reads on a line; and
+    the number is `exists`, not `*`, so mail that arrived since the SELECT,
+    read or not, stays above the cursor and is taken. Message numbers move
+    only with an EXPUNGE response, and none came between (section 7.4.1).
+    """
+    if exists is not None and int(exists) <= 0:
+        return 0
+    found = client.search([str(int(exists))]) if exists is not None else []
+    if not found:   # no count, or one the server does not know after all: the highest UID now, a little later
+        found = client.search(["*"])
+    return max(found, default=0)
 
 
 def _announced_new_mail(client: IMAPClient) -> bool:

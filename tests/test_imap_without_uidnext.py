@@ -1,6 +1,7 @@
 """The first look at a big folder of a server that leaves UIDNEXT out of its SELECT reply goes through.
 
-Without UIDNEXT the first look asks the server for its highest UID. A
+The first look asks the server for its highest UID (of any server: a
+UIDNEXT is a prediction, ingest/imap.py `_highest_uid_selected`). A
 SEARCH ALL for it brings every UID on one line, and imaplib refuses a line
 over a megabyte: some 90,000 UIDs of ten digits. The folder is a real
 Dovecot maildir of 95,000 messages from UID 1,000,000,000; the SELECT reply

@@ -54,8 +54,8 @@ def _forget_cursors_at_uid_zero(conn: Connection) -> None:
     # every UID above the cursor, read or not: that folder's whole read
     # history would become tickets. With no row, ingest/imap.py does what it
     # does for a new folder (and for a changed UIDVALIDITY): take the unseen
-    # mail already there, leave the read mail, and take everything from the
-    # UIDNEXT of that look on. Mail already stored is recognised by its
+    # mail already there, leave the read mail, and take everything above the
+    # highest UID there at that look. Mail already stored is recognised by its
     # dedupe key. A cursor above 0 is kept: the mail up to it was looked at.
     # The current poller saves 0 only for a folder that was empty at its
     # first look, so a second first look there leaves out at most mail that
