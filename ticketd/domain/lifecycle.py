@@ -291,13 +291,15 @@ _RATING_PREFIX = re.compile(r"^\s*(?i:(?:my\s)?(?:ratings?|scores?|bewertung|not
 # two runs of separators: no run of them can be cut two ways.
 _SEP_RUN = r"[\s,;/|\-\u2013\u2014\u060c\u3001]+"
 _SEP = rf"{_SEP_RUN}(?:(?:(?ai:and|und|et|y|e)|[иИ]){_SEP_RUN})?"
-_RATING = re.compile(rf"^\s*([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?(?:\s*[.!])?\s*$")
+# What may end the numbers: a full stop (a CJK input method's "。" too: "5，4，5。") or an exclamation mark.
+_END = r"(?:\s*[.!\u3002])?\s*$"
+_RATING = re.compile(rf"^\s*([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_SEP}([1-5])(?:\s*/\s*5)?{_END}")
 # The same shape with any one- or two-digit numbers and scales: "10 10 10", "0 5 5", "8/10 9/10 10/10"
 # is a rating the customer meant but did not write on ours (misread_rating), not what is still wrong.
 _RATING_SHAPE = re.compile(rf"^\s*(\d\d?)(?:\s*/\s*\d\d?)?{_SEP}(\d\d?)(?:\s*/\s*\d\d?)?{_SEP}(\d\d?)"
-                           rf"(?:\s*/\s*\d\d?)?(?:\s*[.!])?\s*$")
+                           rf"(?:\s*/\s*\d\d?)?{_END}")
 # One or two labelled numbers ("usefulness: 5"): a rating begun, not what is still wrong (misread_rating).
-_PARTIAL_SHAPE = re.compile(rf"^\s*(\d\d?)(?:\s*/\s*\d\d?)?(?:{_SEP}(\d\d?)(?:\s*/\s*\d\d?)?)?(?:\s*[.!])?\s*$")
+_PARTIAL_SHAPE = re.compile(rf"^\s*(\d\d?)(?:\s*/\s*\d\d?)?(?:{_SEP}(\d\d?)(?:\s*/\s*\d\d?)?)?{_END}")
 
 
 def parse_rating(text: str) -> tuple[int, int, int] | None:
@@ -369,6 +371,28 @@ def _without_emoji(line: str) -> str:
     return line[:end]
 
 
+# Han characters that say something is wrong, missing or asked for ("不行", "坏了", "退款", "没用"): a name
+# as short as `_caseless_name` allows holds none of them.
+_HAN_TROUBLE = frozenset("不没无未别非还仍又再坏错误败失慢卡死掉退差问题请要吗呢")
+
+
+def _caseless_name(line: str) -> bool:
+    """`line` may be a name in a script without capitals ("张伟", "김철수"): one or two short words of letters
+    that have no case, none of `_HAN_TROUBLE`. Its shape cannot tell it from words as capitals do
+    (`_name_like`): a rating signed so is read by a person too (`_read_by_a_person`)."""
+    words = line.split()
+    return (0 < len(words) <= 2 and 2 <= len(line) <= 12
+            and all(c.isalpha() and not c.isupper() and not c.islower() for word in words for c in word)
+            and not _HAN_TROUBLE & set(line))
+
+
+def _read_by_a_person(closing: list[str]) -> bool:
+    """The lines under a rating's numbers are more than a name, or a name only a person can tell from words
+    (`_caseless_name`): the assignee reads them, as the rating stands and the ticket stays closed."""
+    signature = _signature_lines(closing)
+    return len(signature) > 1 or any(map(_caseless_name, signature))
+
+
 def _signature_lines(closing: list[str]) -> list[str]:
     """The lines a sign-off has under it in a rating's closing (`_closing`): a name, or a signature."""
     if not closing or not _courteous_line(closing[0]):
@@ -398,11 +422,16 @@ def _without_trailing_thanks(text: str) -> str:
 
 
 # Courtesy around a rating, in the languages of the default accept words (and German, French).
-_GREETINGS = ("hi", "hello", "hey", "dear", "good morning", "good afternoon", "good evening", "hallo",
-              "guten tag", "moin", "bonjour", "salut", "hola", "buenos días", "buenas", "ciao", "buongiorno",
-              "salve", "привет", "здравствуйте", "добрый день", "你好", "您好")
+_GREETINGS = ("hi", "hello", "hey", "dear", "good morning", "good afternoon", "good evening", "good day",
+              "dear sir or madam", "dear sir/madam", "dear sirs", "hallo",
+              "guten tag", "moin", "bonjour", "salut", "hola", "buenos días", "buenas", "buenas tardes",
+              "buenas noches", "buen día", "estimados", "ciao", "buongiorno", "buon pomeriggio", "buonasera",
+              "buona sera", "salve", "привет", "здравствуйте", "добрый день", "доброе утро", "добрый вечер",
+              "你好", "您好", "大家好", "早上好", "下午好", "晚上好")
+# Whom a greeting names besides a person: "Hi team", "Hola a todos", "Ciao a tutti", "Добрый день, коллеги".
 _GREETING_ADDRESSEES = frozenset({"team", "all", "there", "support", "everyone", "folks", "guys", "zusammen",
-                                  "tous", "todos", "tutti", "всем"})
+                                  "tous", "a", "todos", "equipo", "tutti", "colleghi", "всем", "коллеги",
+                                  "команда"})
 _THANKS = ("thanks", "thank you", "many thanks", "thanks a lot", "thanks so much", "thank you very much",
            "thank you so much", "thx", "ty", "danke", "vielen dank", "danke schön", "danke sehr", "merci",
            "merci beaucoup", "gracias", "muchas gracias", "grazie", "grazie mille", "спасибо", "большое спасибо",
@@ -436,7 +465,23 @@ _CONFIRMATIONS = ("it works", "it works now", "works", "works now", "working now
                   "funciona", "ya funciona", "funciona bien", "ya funciona bien", "funciona perfectamente",
                   "todo bien", "todo bien ahora", "todo funciona", "funziona", "ora funziona", "tutto ok",
                   "работает", "всё работает", "все работает", "заработало", "всё хорошо", "все хорошо",
-                  "可以了", "好了", "解决了", "问题解决了", "问题已解决", "已解决", "已经解决了")
+                  "可以了", "好了", "解决了", "问题解决了", "问题已解决", "已解决", "已经解决了",
+                  # As many ways in each language of the default accept words (PRODUCT.md "Customers by
+                  # email"): "Да, помогло" and "Sí, funcionó" are "Yes, that helped" and "Yes, it worked".
+                  "that helped", "it helped", "this helped", "helped", "please close", "please close this ticket",
+                  "close this ticket", "you can close this ticket", "the ticket can be closed",
+                  "помогло", "всё помогло", "все помогло", "сработало", "решено", "проблема решена",
+                  "вопрос решён", "вопрос решен", "всё в порядке", "все в порядке", "всё отлично", "все отлично",
+                  "всё ок", "все ок", "можно закрывать", "можно закрыть", "закрывайте", "можно закрыть тикет",
+                  "можно закрыть заявку", "заявку можно закрыть",
+                  "funcionó", "ya funcionó", "ahora funciona", "resuelto", "problema resuelto", "solucionado",
+                  "problema solucionado", "me ayudó", "eso ayudó", "pueden cerrar el ticket",
+                  "puede cerrar el ticket", "pueden cerrarlo", "ya pueden cerrarlo", "por favor cierren el ticket",
+                  "por favor cierre el ticket", "cierren el ticket",
+                  "ha funzionato", "adesso funziona", "funziona ora", "risolto", "problema risolto", "tutto bene",
+                  "tutto a posto", "è tutto a posto", "potete chiudere", "potete chiudere il ticket",
+                  "può chiudere il ticket", "chiudete pure",
+                  "没问题了", "没问题", "成功了", "可以关闭了", "可以关闭", "请关闭", "可以关闭工单", "有帮助")
 # Agreeing words that only follow an accept word: "Yes please", "Sí, por favor".
 _AGREEING = ("please", "por favor", "per favore", "bitte", "пожалуйста")
 # Each pattern below that opens with a run (of spaces, of punctuation) opens where that run starts
@@ -520,7 +565,8 @@ def _closing(lines: list[str]) -> bool:
     if not lines:
         return True
     if not _courteous_line(lines[0]):   # a sign-off, or thanks and praise ("Great, thanks!", "Great service!")
-        return len(lines) == 1 and len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _a_name(lines[0].split())
+        return len(lines) == 1 and (_caseless_name(lines[0]) or (
+            len(lines[0]) <= 40 and len(lines[0].split()) <= 2 and _a_name(lines[0].split())))
     return _signed([line for line in lines[1:] if not _courtesy(line, _SIGN_OFFS)])
 
 
@@ -577,7 +623,8 @@ def _signed(lines: list[str]) -> bool:
         return True
     if _NEVER_NAMES & _folded_words(lines[0]) or any(_NOT_SIGNING & _folded_words(line) for line in lines[1:]):
         return False
-    if len(lines) <= 2 and all(len(line) <= 40 and _name_like(line.split()) for line in lines):
+    if len(lines) <= 2 and all(len(line) <= 40 and (_name_like(line.split()) or _caseless_name(line))
+                               for line in lines):
         return True
     kinds = [_signature_line(line) for line in lines]
     return (len(lines) <= _SIGNATURE_LINES and None not in kinds and kinds[0] == "name"
@@ -730,7 +777,7 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
                                       "ticket; this rating is not counted")
             # Lines read as a title, a company or an address are only read so by their shape: a person
             # reads them, as they read thanks on a closed ticket.
-            return CustomerEffect("rated", None, rating, signed_at_length=len(_signature_lines(closing)) > 1)
+            return CustomerEffect("rated", None, rating, signed_at_length=_read_by_a_person(closing))
         if (misread := misread_rating(text)) is not None:
             # "10 10 10" is delight, not what is still wrong: reopening would
             # put a solved ticket back in an agent's queue. The requester, who
@@ -760,6 +807,18 @@ def customer_reply_effect(status: Status, text: str, accept_words, *, by_request
 
 KEY_FACTS = ("type", "source", "scale", "reproducible")
 _FACT_LINE = re.compile(r"^\s*(" + "|".join(KEY_FACTS) + r")\s*:\s*(.*?)\s*$", re.IGNORECASE)
+# A CJK input method types the colon full-width ("Type：bug", U+FF1A), and perhaps the name too.
+_FACT_NAME = re.compile(r"^[^:\uff1a]{1,40}[:\uff1a]")
+
+
+def _fact(line: str) -> re.Match | None:
+    """`line` as a key fact: the name and colon read in NFKC (full-width forms as ASCII), the value as written."""
+    head = _FACT_NAME.match(line)
+    if head is None:
+        return None
+    return _FACT_LINE.match(unicodedata.normalize("NFKC", head.group()[:-1]) + ":" + line[head.end():])
+
+
 _TYPE_SYNONYMS = {"feature": "idea", "feature request": "idea", "suggestion": "idea", "defect": "bug",
                   "error": "bug", "problem": "bug", "question": "question", "idea": "idea", "bug": "bug"}
 
@@ -787,10 +846,10 @@ def parse_key_facts(text: str) -> KeyFacts:
     lines = [line for line in (text or "").splitlines() if line.strip()]
     # HTML mail written a paragraph per line (<p>Type: bug</p><p>Source: web</p>,
     # Outlook's MsoNormal) reads as facts with blank lines between them.
-    if lines and not _FACT_LINE.match(lines[0]) and _greets(unicodedata.normalize("NFKC", lines[0]).strip()):
+    if lines and not _fact(lines[0]) and _greets(unicodedata.normalize("NFKC", lines[0]).strip()):
         lines = lines[1:]
     for line in lines:
-        m = _FACT_LINE.match(line)
+        m = _fact(line)
         if not m:
             break
         key, value = m.group(1).lower(), m.group(2)
