@@ -253,6 +253,12 @@ def _likeliest(data: bytes, hints: tuple[str, ...]) -> tuple[str, str]:
     return best_name, best_text
 
 
+def ascii_reads_as_itself(charset: str | None) -> bool:
+    """Whether ASCII bytes labelled `charset` are read as the same characters: all but the 7-bit stateful
+    charsets (ISO-2022, UTF-7, HZ), whose escapes are ASCII."""
+    return not (lookup_codec(charset) or "").startswith(_SEVEN_BIT_STATEFUL)
+
+
 def decode_bytes(data: bytes, charset: str | None = None, hints: tuple[str, ...] = (), html: bool = False) -> str:
     """Text from bytes: the named charset if it fits, else UTF-8, else (HTML) its <meta> charset, else a guess.
 

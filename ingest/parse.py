@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import email
 import email.errors
+import email.feedparser
 import email.message
 import email.parser
 import email.utils
@@ -29,7 +30,7 @@ from email.policy import Compat32
 
 from ingest import smime
 from ingest.boundaries import recover_parts
-from ingest.charsets import decode_bytes, guess_charset, is_utf8
+from ingest.charsets import ascii_reads_as_itself, decode_bytes, guess_charset, is_utf8
 from ingest.email_params import MAX_FIELD_CHARS
 from ingest.headers import (
     MEDIA_TYPE,
@@ -477,7 +478,13 @@ def _part_bytes(part: email.message.Message, linesep: str = "\n") -> bytes:
     if cte in _UUENCODE and isinstance(payload, str):
         return uudecode(payload.encode("utf-8", "surrogateescape"))
     if cte == "base64" and isinstance(payload, str):
-        return b64decode(payload.encode("utf-8", "surrogateescape"))
+        return b64decode(payload)
+    # Quoted-printable as the stdlib reads the field (lower case, no more), which undid it so far.
+    if isinstance(payload, str) and str(part.get("content-transfer-encoding", "")).lower() == "quoted-printable":
+        try:
+            return qp_decode(payload)
+        except UnicodeEncodeError:  # characters no bytes were read as: the stdlib's way below
+            pass
     try:
         data = part.get_payload(decode=True)
     except Exception:  # a transfer encoding too broken to undo: keep it as sent
@@ -487,11 +494,16 @@ def _part_bytes(part: email.message.Message, linesep: str = "\n") -> bytes:
     return data
 
 
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/=]+")
+# Deleted by bytes.translate in one pass: a regular expression's substitution made an object per line.
+_NOT_BASE64 = bytes(sorted(set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")))
 _PADDING = re.compile(rb"=+")
+# Base64 and quoted-printable are undone this many characters at a time: a large part's
+# text, its bytes and what they decode to are not each held whole at once.
+_BASE64_PIECE = 1 << 20
+_QP_PIECE = 1 << 20
 
 
-def b64decode(data: bytes) -> bytes:
+def b64decode(data: bytes | str) -> bytes:
     """Base64 as much as it decodes (RFC 2045 section 6.8 says ignore what does not fit).
 
     Decoded four characters at a time, and padding ends a group of four:
@@ -500,13 +512,50 @@ def b64decode(data: bytes) -> bytes:
     dropping the `=` would shift every later byte. The stdlib gives up at the
     first padding or at a length off by one character; a truncated part should
     still give its bytes, so an incomplete last group is cut, never an error.
+    A str is the stored payload (8-bit bytes as surrogates), read as its bytes.
     """
-    out = []
-    for chunk in _PADDING.split(_NOT_BASE64.sub(b"", data)):
-        if len(chunk) % 4 == 1:
-            chunk = chunk[:-1]  # one lone character holds no whole byte
-        if chunk:
-            out.append(binascii.a2b_base64(chunk + b"=" * (-len(chunk) % 4)))
+    out: list[bytes] = []
+    group = b""   # characters of the current group of fours not decoded yet (the padding ends it)
+    for start in range(0, len(data), _BASE64_PIECE):
+        piece = data[start:start + _BASE64_PIECE]
+        if isinstance(piece, str):
+            piece = piece.encode("utf-8", "surrogateescape")
+        for i, chunk in enumerate(_PADDING.split(piece.translate(None, _NOT_BASE64))):
+            if i:  # a padding run came before this chunk
+                out.append(_last_quantum(group))
+                group = b""
+            group += chunk
+            whole = len(group) - len(group) % 4
+            if whole:
+                out.append(binascii.a2b_base64(group[:whole]))
+                group = group[whole:]
+    out.append(_last_quantum(group))
+    return b"".join(out)
+
+
+def _last_quantum(chars: bytes) -> bytes:
+    """The bytes of fewer than four base64 characters that end a group; one lone character holds none."""
+    if len(chars) % 4 == 1:
+        chars = chars[:-1]
+    return binascii.a2b_base64(chars + b"=" * (-len(chars) % 4)) if chars else b""
+
+
+def qp_decode(payload: str) -> bytes:
+    """Quoted-printable as the stdlib's get_payload(decode=True) undoes it, a run of whole lines at a time.
+
+    The stdlib encodes the whole payload to bytes, checks it for 8-bit
+    bytes with one more copy, and decodes into a buffer as large as the
+    input: four times a large body. Quoted-printable is undone line by line
+    (RFC 2045 section 6.7: a soft line break ends at its line's end), so
+    pieces that end after a line feed decode to the same bytes.
+    """
+    out: list[bytes] = []
+    start = 0
+    while start < len(payload):
+        end = payload.find("\n", start + _QP_PIECE)
+        end = len(payload) if end < 0 else end + 1
+        out.append(binascii.a2b_qp(payload[start:end].encode("ascii", "surrogateescape")))
+        start = end
     return b"".join(out)
 
 
@@ -561,14 +610,29 @@ def _inline_files(text: str) -> tuple[str, list[Attachment]]:
 
 
 def _part_text(part: email.message.Message, hints: tuple[str, ...]) -> str:
-    data = _part_bytes(part)
     ctype = part.get_content_type()
-    # An HTML part may name its charset in a <meta> where MIME names none.
-    text = decode_bytes(data, part.get_content_charset(), hints, html=ctype == "text/html")
+    charset = part.get_content_charset()
+    text = _stored_text(part, charset)
+    if text is None:
+        # An HTML part may name its charset in a <meta> where MIME names none. The bytes are
+        # not kept past their decoding: a large body is held as text alone from there.
+        text = decode_bytes(_part_bytes(part), charset, hints, html=ctype == "text/html")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if ctype == "text/plain" and str(part.get_param("format") or "").lower() == "flowed":
         text = unflow(text, str(part.get_param("delsp") or "").lower() == "yes")
     return text
+
+
+def _stored_text(part: email.message.Message, charset: str | None) -> str | None:
+    """The part's text when it is its stored payload: ASCII, sent without a transfer encoding, in a charset that
+    reads ASCII as itself. What decoding its bytes gives, without two more copies of a large body."""
+    payload = _payload(part)
+    if not isinstance(payload, str) or not payload.isascii() or not ascii_reads_as_itself(charset):
+        return None
+    # Neither _part_bytes nor the stdlib's get_payload(decode=True) undoes anything: the bytes are the ASCII.
+    if _cte(part) in _ENCODINGS or str(part.get("content-transfer-encoding", "")).lower() in _ENCODINGS:
+        return None
+    return payload
 
 
 def unflow(text: str, delsp: bool = False) -> str:
@@ -639,13 +703,58 @@ def _repair_head(raw: bytes) -> bytes | None:
     return nl.join(fixed) + sep + body
 
 
+# A Content-Type field that names a multipart or message type: no single entity, as far as a look tells.
+_COMPOUND_TYPE = re.compile(rb"^content-type:\s*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
+# What email.parser.Parser reads at a time: the pieces message_from_bytes fed the parser, so it reads alike.
+_FEED_CHUNK = 8192
+
+
+def _one_entity(raw: bytes) -> email.message.Message | None:
+    """The mail as the stdlib parses it, when it is one entity (no multipart, no message/*), else None.
+
+    The stdlib keeps such a body as a list of its lines until its end, one
+    object of some 80 bytes per line: a 25 MB text of short lines took three
+    times its size that way. The body is everything after the blank line
+    that ends the header (RFC 5322 section 2.1), which is what the stdlib
+    would join, so it is taken whole. Any doubt where the header ends (a
+    line in it that is no field, no field at all, a defect) leaves the mail
+    to the stdlib whole.
+    """
+    blank = _BLANK_LINE.search(raw)
+    if blank is None or _COMPOUND_TYPE.search(raw, 0, blank.start()):
+        return None   # (the stdlib would read the header again: most mail is multipart)
+    msg = _RAW_HEAD_PARSER.parsebytes(raw[:blank.end()], headersonly=True)
+    if msg.defects or _payload(msg) or not msg.keys() or msg.get_content_maintype() in ("multipart", "message"):
+        return None
+    # Decoded as BytesParser decodes (8-bit bytes kept as surrogates), from a view: no copy of the body's bytes.
+    msg.set_payload(str(memoryview(raw)[blank.end():], "ascii", "surrogateescape"))
+    return msg
+
+
+def _stdlib_parse(raw: bytes) -> email.message.Message:
+    """email.message_from_bytes(raw), without the copies of the whole mail it makes on the way.
+
+    BytesParser decodes the whole mail into one str and reads it through a
+    StringIO, which holds 4 bytes a character: five times a 25 MB mail's
+    size besides the parse. Fed the same pieces from the bytes, the parser gives
+    the same message.
+    """
+    msg = _one_entity(raw)
+    if msg is not None:
+        return msg
+    parser = email.feedparser.BytesFeedParser(policy=_POLICY)
+    for start in range(0, len(raw), _FEED_CHUNK):
+        parser.feed(raw[start:start + _FEED_CHUNK])
+    return parser.close()
+
+
 def _message_from_bytes(raw: bytes) -> email.message.Message:
     try:
-        msg = email.message_from_bytes(raw, policy=_POLICY)
+        msg = _stdlib_parse(raw)
         if any(isinstance(d, email.errors.MissingHeaderBodySeparatorDefect) for d in msg.defects) or not msg.keys():
             repaired = _repair_head(raw)
             if repaired is not None:
-                msg = email.message_from_bytes(repaired, policy=_POLICY)
+                msg = _stdlib_parse(repaired)
         recover_parts(msg, _POLICY)  # a multipart whose boundary is missing or wrong (ingest.boundaries)
         return msg
     except RecursionError as exc:  # the stdlib parser recurses once per nesting level

@@ -149,11 +149,11 @@ def strip_reply(text: str) -> str:
 def own_reply(text: str) -> str:
     """The visible reply, empty when the mail holds only quoted text (and perhaps a signature)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
+    if not text or text.isspace():   # what `not text.strip()` says, without a copy of a long text
         return ""
-    head, rest = _head(text)
+    head = _head(text)
     reply = _head_reply(head)
-    return _with_rest(head, reply, rest) if rest else reply
+    return _with_rest(text, head, reply) if len(head) < len(text) else reply
 
 
 # Quoted history is looked for in a text's first HEAD_LINES lines and HEAD_CHARS characters only; the rest is
@@ -165,8 +165,8 @@ HEAD_LINES = 2000
 HEAD_CHARS = 200_000
 
 
-def _head(text: str) -> tuple[str, str]:
-    """The text's head that is searched for history (whole lines where it can), and the rest."""
+def _head(text: str) -> str:
+    """The text's head that is searched for history (whole lines where it can)."""
     end = -1
     for _ in range(HEAD_LINES):
         end = text.find("\n", end + 1, HEAD_CHARS)
@@ -174,23 +174,27 @@ def _head(text: str) -> tuple[str, str]:
             break
     if end < 0:
         if len(text) <= HEAD_CHARS:
-            return text, ""
+            return text
         end = text.rfind("\n", 0, HEAD_CHARS)
         if end < 0:
             end = HEAD_CHARS - 1  # one line longer than the head: its start
-    return text[:end + 1], text[end + 1:]
+    return text[:end + 1]
 
 
-def _with_rest(head: str, reply: str, rest: str) -> str:
-    """The head's reply, and the rest of the text after it when the writer's text runs to the head's end."""
+def _with_rest(text: str, head: str, reply: str) -> str:
+    """The head's reply, and the rest of the text after it when the writer's text runs to the head's end.
+
+    Cut from `text` itself: the text without history is then that same
+    object, not one more copy of a mail's whole text.
+    """
     kept = head.strip("\n").rstrip()
     end = len(head) - len(head.lstrip("\n")) + len(kept)
     if kept.startswith(reply) and all(
             not line.strip() or _DELIMITER.match(line) for line in kept[len(reply):].split("\n")):
-        return (head + rest).strip("\n").rstrip()  # no history in the head
+        return text.strip("\n").rstrip()  # no history in the head
     last = kept[kept.rfind("\n") + 1:].strip()
     if reply and last and reply.endswith(last):
-        return (reply + head[end:] + rest).rstrip()  # an inline reply whose answers go on past the head
+        return (reply + text[end:]).rstrip()  # an inline reply whose answers go on past the head
     return reply
 
 
