@@ -93,8 +93,21 @@ def _results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
     return authserv, results
 
 
+# DMARC results that say From's domain refuses the mail as its own (RFC 7489 section 11.2; some MTAs
+# write the policy applied instead of "fail").
+_DMARC_REFUSED = frozenset({"fail", "quarantine", "reject"})
+
+
 def _passed_for(results: list[tuple[str, str, dict[str, str]]], from_domain: str) -> str | None:
-    """The method, DMARC or DKIM, that passed for From's domain, if one did."""
+    """The method, DMARC or DKIM, that passed for From's domain, if one did, and DMARC did not fail for it.
+
+    A DKIM pass our relaxed alignment reads as From's (a subdomain's signature) may still fail the
+    domain's own DMARC policy (strict alignment, `adkim=s`): our MTA's verdict on From then stands.
+    """
+    if any(method == "dmarc" and result in _DMARC_REFUSED and _aligned(props.get("header.from", from_domain),
+                                                                         from_domain)
+           for method, result, props in results):
+        return None
     for method, result, props in results:
         if result != "pass":
             continue
