@@ -23,7 +23,7 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ingest.match import desk_address
+from ingest.match import desk_address, read_reply_addresses
 from ingest.quotes import is_closing
 from outbound.outbox import renderer_for
 from ticketd.app import App
@@ -111,8 +111,25 @@ def _html_only(mail: IncomingMail) -> bool:
 
 
 def _withheld(app: App, text: str | None) -> str | None:
-    """Text for customers: agents' own addresses in it read as the support address."""
-    return text and withhold_addresses(text, (a.email for a in app.rules.agents), app.settings.support_address)
+    """Text for customers: agents' own addresses in it, and our signed ones, read as the support address.
+
+    An agent's signed reply address in their words (pasted, or in a signature) would hand the customer
+    the agent's authority but for From, which anyone writes (PRODUCT.md, "Agents by email").
+    """
+    if not text:
+        return text
+    support = app.settings.support_address
+    return withhold_addresses(text, [*(a.email for a in app.rules.agents), *_signed_addresses(app, text)], support)
+
+
+def _signed_addresses(app: App, text: str) -> list[str]:
+    """The addresses in `text` that carry a token we signed (`support+<token>@domain`, ingest.match)."""
+    local, _, domain = app.settings.support_address.partition("@")
+    if f"{local}+".lower() not in text.lower():
+        return []
+    spelled = re.findall(rf"(?<![\w.+\-]){re.escape(local)}\+[\w.\-]+@{re.escape(domain)}", text, re.IGNORECASE)
+    return [a for a in dict.fromkeys(spelled)
+            if read_reply_addresses(app.signer, app.settings.support_address, [a])]
 
 
 def _squash(text: str) -> str:
