@@ -44,7 +44,8 @@ _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 MAX_DURATION_DAYS = FURTHEST_AHEAD_DAYS
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FIELDS = ("from", "to", "cc", "subject", "body", "type", "priority")
-_HEADER_NAME = re.compile(r"^header\.[A-Za-z0-9-]+$")
+# RFC 5322 section 3.6.8: a field name is any printable US-ASCII but the colon (X_Spam_Flag, X.Label).
+_HEADER_NAME = re.compile(r"^header\.[!-9;-~]+$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
