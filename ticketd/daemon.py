@@ -169,19 +169,23 @@ def _stop_one(component: Component) -> None:
         log.exception("stopping %s failed", type(component).__name__)
 
 
-def _stop_together(components: list[Component], deadline: float) -> None:
+def _stop_together(components: list[Component], deadline: float, ask_time: bool = False) -> None:
     """Stop components at once, each in a thread, waiting for them until `deadline` (time.monotonic()).
 
     Their waits overlap rather than add up, so the deadline bounds the
     whole stop; one still stopping then is named and left (its threads are
-    daemon threads: the process ends all the same).
+    daemon threads: the process ends all the same). `ask_time`: the wait
+    asks the service manager for more time (the main process of a unit only).
     """
     stopping = [threading.Thread(target=_stop_one, args=(c,), name=f"stop {type(c).__name__}", daemon=True)
                 for c in components]
     for thread in stopping:
         thread.start()
     for component, thread in zip(components, stopping):
-        thread.join(max(0.0, deadline - time.monotonic()))
+        if ask_time:
+            _wait_asking_time(thread.join, thread.is_alive, deadline)
+        else:
+            thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
             log.error("%s did not stop by the back office's stop deadline; left to end with the process",
                       type(component).__name__)
@@ -376,7 +380,7 @@ def _run_processes(app: App) -> int:
         if back_office.is_alive():
             back_office.terminate()
         waited = back_office_wait_seconds(app)
-        back_office.join(waited)
+        _wait_asking_time(back_office.join, back_office.is_alive, time.monotonic() + waited)
         if back_office.is_alive():
             log.error("the back office did not stop in %s s; killed", waited)
             back_office.kill()
@@ -385,9 +389,32 @@ def _run_processes(app: App) -> int:
     return code
 
 
+# sd_notify(3) EXTEND_TIMEOUT_USEC (systemd 236+): while a stop waits, within the daemon's own budget, for a part
+# that is stopping (the back office finishing a send the smarthost has taken), `ticketd run` and `ticketd worker`
+# ask for this much more time every EXTEND_EVERY_SECONDS. The service manager's stop timeout (TimeoutStopSec)
+# then need not grow with outbound.timeout_seconds, and a stop that hangs past the budget, which no longer asks,
+# is still cut within EXTEND_SECONDS of it. Only the main process may ask (NotifyAccess=main).
+EXTEND_SECONDS = 20
+EXTEND_EVERY_SECONDS = 5
+
+
+def extend_timeout(seconds: float) -> str:
+    """The notification that asks the service manager for `seconds` more before it times the current state out."""
+    return f"EXTEND_TIMEOUT_USEC={round(seconds * 1_000_000)}"
+
+
+def _wait_asking_time(join, alive, deadline: float) -> None:
+    """Wait for a stopping thread or process (its join and is_alive) until `deadline` (time.monotonic()), asking
+    the service manager for more time as long as the wait goes on; past the deadline, no more is asked."""
+    while alive() and (left := deadline - time.monotonic()) > 0:
+        notify(extend_timeout(min(EXTEND_SECONDS, left + EXTEND_EVERY_SECONDS)))
+        join(min(EXTEND_EVERY_SECONDS, left))
+
+
 def notify(state: str, environ: Mapping[str, str] = os.environ) -> None:
     """Tell a service manager that asked for it (NOTIFY_SOCKET: systemd's Type=notify, sd_notify(3)) how the
-    daemon is: READY=1 once it takes mail, STOPPING=1 as it stops. Without one, nothing."""
+    daemon is: READY=1 once it takes mail, STOPPING=1 as it stops, EXTEND_TIMEOUT_USEC while its stop is within
+    its own budget. Without one, nothing."""
     address = environ.get("NOTIFY_SOCKET", "")
     if not address:
         return
@@ -504,6 +531,6 @@ def run_worker(app: App, threads: int = 4) -> int:
     finally:
         notify("STOPPING=1")
         deadline = time.monotonic() + WORKER_WATCH_STOP_SECONDS
-        _stop_together([pause], deadline)
-        _stop_together([pool, watcher], deadline + send_in_hand_seconds(app))
+        _stop_together([pause], deadline, ask_time=True)
+        _stop_together([pool, watcher], deadline + send_in_hand_seconds(app), ask_time=True)
     return 0
