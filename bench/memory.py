@@ -64,7 +64,7 @@ def main() -> None:
         db = args.db or f"sqlite:///{work}/bench.db"
         config = write_config(work, db, rules="agents: []\nroutes: []\n", smtp_port=free_port(),
                               outbound_port=sink.port, extra=f"outbound: {{host: 127.0.0.1, port: {sink.port}}}\n"
-                                                          "log_level: WARNING\n")
+                                                          "log_level: INFO\n")
         daemon = DaemonProcess(config).start()
         engine = sqlalchemy.create_engine(db)
         try:
