@@ -244,6 +244,25 @@ def unreadable(text: Colour | None, opacity: float, background: Colour | None) -
     return all(abs(alpha * t + (1 - alpha) * b - b) < _SAME_COLOUR for t, b in zip(text[:3], background[:3]))
 
 
+# The words of a background shorthand that are no colour (CSS Backgrounds 3, section 3.10: <bg-layer>), besides
+# lengths and percentages. Any other word may be a colour this module does not know ("darkblue", "currentcolor").
+_BACKGROUND_WORDS = frozenset({
+    "none", "repeat", "repeat-x", "repeat-y", "no-repeat", "space", "round", "scroll", "fixed", "local", "left",
+    "right", "top", "bottom", "center", "auto", "cover", "contain", "border-box", "padding-box", "content-box",
+    "text", "initial", "inherit", "unset", "revert", "revert-layer"})
+
+
+def _shorthand_colour(short: str) -> str | None:
+    """The colour a background shorthand paints ("transparent" when it names none); None when a word of it may be
+    a colour not known: read as no colour, white words on it were judged against the white behind."""
+    for word in _WORDS.findall(short):
+        if colour(word) is not None:
+            return word
+        if word not in _BACKGROUND_WORDS and word[0] not in "+-.0123456789":
+            return None
+    return "transparent"
+
+
 def background(found: dict[str, str], behind: Colour | None) -> Colour | None:
     """The colour painted behind an element's text: its own background if opaque, else what is behind it."""
     image = found.get("background-image", "none")
@@ -252,7 +271,9 @@ def background(found: dict[str, str], behind: Colour | None) -> Colour | None:
     if short is not None and value is None:
         if "url(" in short or "gradient" in short or "var(" in short or short == UNKNOWN:
             return None
-        value = next((w for w in _WORDS.findall(short) if colour(w) is not None), "transparent")
+        value = _shorthand_colour(short)
+        if value is None:
+            return None
     if image not in ("none", "initial") or value == UNKNOWN:
         return None
     if value is None:
