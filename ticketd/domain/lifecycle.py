@@ -174,16 +174,32 @@ _ASKING = frozenset({"why", "how", "what", "when", "where", "which", "who", "can
                      "is", "are", "do", "does", "did", "should", "warum", "wie", "pourquoi", "почему"})
 
 
+# Words that turn an answer round or name a trouble left in the other languages of the default accept words
+# (PRODUCT.md "Customers by email"), as `_NOT_SIGNING` does in English: "Сработало\nХотя иногда зависает",
+# "Risolto\nperò la stampante non stampa", "Funcionó\nluego volvió a fallar". None is a word of thanks.
+_TURNING = frozenset({
+    "однако", "хотя", "опять", "кроме", "нет", "перестал", "перестала", "перестало", "зависает", "зависло",
+    "сломалось", "сломался", "вылетает", "сбой",
+    "todavía", "todavia", "aún", "excepto", "salvo", "embargo", "aunque", "falla", "fallo", "falló", "fallar",
+    "fallando", "roto", "cuelga", "colgado", "bloqueado",
+    "non", "però", "tuttavia", "tranne", "eccetto", "bloccato", "bloccata", "blocca", "rotto", "errore",
+    "fallito", "guasto"})
+# The same in Chinese, written without spaces between words: looked for anywhere in a line ("但是...还是不工作").
+_TURNING_HAN = ("但", "可是", "不过", "却", "还是", "仍", "依然", "又", "不行", "不能", "无法", "坏", "错误", "失败",
+                "没用", "没解决", "没有解决", "不工作")
+
+
 def _untroubled(lines: list[str]) -> bool:
     """Lines under the accept word that go on to something else ("The toner order is attached.") and say
     nothing of a trouble left: no question, no word that turns the answer round ("but it still jams") or
-    names a trouble ("the tray jams", "same error")."""
+    names a trouble ("the tray jams", "same error"), in English or another language of the accept words."""
     if any("?" in line for line in lines):
         return False
     if any(line.split()[0].strip(_EDGE_PUNCT).casefold() in _ASKING for line in lines):
         return False   # a question without its mark ("Why does it need a restart every day")
     words = {w.strip(_EDGE_PUNCT).casefold() for line in lines for w in line.split()}
-    return not (words & _NOT_SIGNING or any(w.endswith(("n't", "n’t")) for w in words))
+    return not (words & _NOT_SIGNING or words & _TURNING or any(w.endswith(("n't", "n’t")) for w in words)
+                or any(mark in line for line in lines for mark in _TURNING_HAN))
 
 
 def _accepts(answer: str, accept_words) -> bool:
