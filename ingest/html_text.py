@@ -435,12 +435,18 @@ class _OpenElements:
         self.look = stack[-1][2] if stack else self.root
 
     def restyle_root(self, look: Look) -> None:
-        """Gives the page and its open <html> and <head> the look a style sheet gives <html> and <body>."""
+        """Gives the page and its open <html> and <head> the look a style sheet gives <html> and <body>.
+
+        A sheet met inside <body> (forwarded or embedded HTML) may paint the page behind elements already
+        open, whose looks were worked out before it: from then on their colours are not known, and colour
+        hides none of their text ("<body><style>body{background:#000}</style><p style=color:#fff>").
+        """
         self.root = look
-        for place, (name, hidden, _) in enumerate(self.stack):
-            if name not in ("html", "head"):
-                break
-            self.stack[place] = (name, hidden, look)
+        in_head = True
+        for place, (name, hidden, old) in enumerate(self.stack):
+            in_head = in_head and name in ("html", "head")
+            self.stack[place] = (name, hidden, look if in_head else looked(
+                old.invisible, old.size, None, old.opacity, None, colours_known=False))
         self.look = self.stack[-1][2] if self.stack else look
 
     def start(self, name: str) -> None:
