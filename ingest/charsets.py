@@ -254,8 +254,9 @@ def _likeliest(data: bytes, hints: tuple[str, ...]) -> tuple[str, str]:
 
 
 def ascii_reads_as_itself(charset: str | None) -> bool:
-    """Whether ASCII bytes labelled `charset` are read as the same characters: all but the 7-bit stateful
-    charsets (ISO-2022, UTF-7, HZ), whose escapes are ASCII."""
+    """Whether decode_bytes reads ASCII bytes labelled `charset` as the same characters: for all but the 7-bit
+    stateful charsets (ISO-2022, UTF-7, HZ), whose escapes are ASCII. (UTF-16, UTF-32 or EBCDIC would read
+    them otherwise, but a body of ASCII bytes labelled so is mislabelled, and decode_bytes reads it as ASCII.)"""
     return not (lookup_codec(charset) or "").startswith(_SEVEN_BIT_STATEFUL)
 
 

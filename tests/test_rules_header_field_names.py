@@ -40,8 +40,8 @@ def test_rules_check_takes_a_field_name_with_an_underscore(tmp_path):
 
 
 def test_a_field_name_with_a_colon_or_a_space_is_still_refused(tmp_path):
-    for name in ("X Spam", "X:Spam"):
-        (tmp_path / "rules.yaml").write_text(RULES.replace("X_Spam_Flag", name))
+    for name in ("X Spam", "X:Spam", "X_Spam_Flag\\n"):   # the last a quoted key ending in a line break
+        (tmp_path / "rules.yaml").write_text(RULES.replace("header.X_Spam_Flag", f'"header.{name}"'))
         done = run_ticketd("rules", "check", str(tmp_path / "rules.yaml"), cwd=tmp_path)
         assert done.returncode == 1, (name, done.stdout)
 

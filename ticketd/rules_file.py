@@ -45,7 +45,7 @@ MAX_DURATION_DAYS = FURTHEST_AHEAD_DAYS
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FIELDS = ("from", "to", "cc", "subject", "body", "type", "priority")
 # RFC 5322 section 3.6.8: a field name is any printable US-ASCII but the colon (X_Spam_Flag, X.Label).
-_HEADER_NAME = re.compile(r"^header\.[!-9;-~]+$")
+_HEADER_NAME = re.compile(r"header\.[!-9;-~]+\Z")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HOURS = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")

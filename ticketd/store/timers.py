@@ -76,8 +76,8 @@ def due_armed(conn: Connection, now: datetime, limit: int) -> list[tuple[int, in
 
 # A customer's reply set aside in quarantine since the wait began, that nobody has retried or dismissed,
 # holds its ticket's warn and close (ticketd/quarantined_reply.py). Left out here, not skipped by the
-# sweep: held timers never fill its `limit` ahead of the others. Asked only of the few due timers; the
-# raw_mail_state index (state, id) leaves only the quarantined mail to look at.
+# sweep: held timers never fill its `limit` ahead of the others. Asked only of the few due timers, each
+# through the raw_mail_ticket index (migration 17): the mail of that ticket alone is looked at.
 HELD_BY_QUARANTINE = and_(timers.c.kind.in_(SILENCE_KINDS), select(raw_mail.c.id).where(
     raw_mail.c.state == "quarantined", raw_mail.c.dismissed_at.is_(None), raw_mail.c.ticket_id == timers.c.ticket_id,
     raw_mail.c.received_at >= timers.c.created_at).exists())
