@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -68,6 +68,10 @@ def _envelope_text(address: str | None) -> str | None:
 
 # Built once, executed with parameters (see ticketd/store/tickets.py).
 _INSERT_RAW = insert(raw_mail).returning(raw_mail.c.id)
+# Several rows in one statement (SQLAlchemy's "insertmanyvalues"). Their ids come in no set order; each
+# names its key, distinct within the rows. (Asked to keep the rows' order, SQLAlchemy inserts one row per
+# statement on SQLite.)
+_INSERT_RAWS = insert(raw_mail).returning(raw_mail.c.dedupe_key, raw_mail.c.id)
 _KNOWN_KEYS = select(raw_mail.c.dedupe_key, raw_mail.c.id).where(
     raw_mail.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 # Only run when a key collides: the rows under a mail's candidate keys, with
@@ -95,6 +99,10 @@ def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
             # One query for the whole batch; a mail whose key is free costs
             # nothing more than its INSERT.
             known = dict(conn.execute(_KNOWN_KEYS, dict(keys=list(set(keys)))).all())
+            if not known and len(set(keys)) == len(keys):
+                # No key taken, none twice: every mail is new, and all go in one INSERT.
+                ids = dict(conn.execute(_INSERT_RAWS, [mail.row() for mail in mails]).all())
+                return [Stored(ids[key], False) for key in keys]
             results = []
             for mail in mails:
                 if mail.dedupe_key in known:
