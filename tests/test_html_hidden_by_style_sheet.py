@@ -93,7 +93,9 @@ def test_hostile_sheets_cost_time_in_proportion_to_the_mail(shape: str) -> None:
         return "<style>" + "".join(f".x.c{i}{{display:none}}" for i in range(n)) + "</style>" + \
             "<span class='x'>a</span>" * n
 
-    small, big = mail(5_000), mail(20_000)
+    small, big = mail(5_000), mail(40_000)
     ratio = min(_seconds(big) for _ in range(2)) / max(min(_seconds(small) for _ in range(2)), 1e-3)
-    assert ratio < 8   # four times the mail: about 4 if linear, 16 if quadratic
-    assert _seconds(big) < 5
+    # Eight times the mail: about 8 if linear, 64 if quadratic. Under a loaded machine a linear run measured
+    # up to about 2.3 times its ratio (a small run's fixed costs weigh more), so the bound leaves room for that.
+    assert ratio < 24
+    assert _seconds(big) < 10
