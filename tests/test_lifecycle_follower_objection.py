@@ -11,30 +11,14 @@ its respond clock like any customer reply waiting for the desk.
 
 from __future__ import annotations
 
-from tests.desk import build_mail, open_desk
+from tests.desk import open_desk
 from tests.test_timers import rules
-from ticketd.timers import armed
-
-CUSTOMER, COLLEAGUE = "cust@example.org", "boss@example.org"
+from tests.test_timers_follower_on_proposal import COLLEAGUE, _kinds, _proposed
 
 
 def _rules() -> str:
     return rules(respond="1d").replace("  in_development:", "  solution_proposed: {warn_after: 3d, close_after: 4d}\n"
                                                             "  in_development:")
-
-
-def _kinds(app, ticket_id: int) -> set[str]:
-    with app.engine.connect() as conn:
-        return {t["kind"] for t in armed(conn, ticket_id)}
-
-
-def _proposed(desk) -> tuple[int, str]:
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n", cc=COLLEAGUE))
-    tid = desk.ticket()["id"]
-    agent = desk.assign(tid)
-    desk.reply_to(desk.last(agent), agent, "#propose\nRestart the printer.\n")
-    assert desk.ticket(tid)["status"] == "solution_proposed"
-    return tid, agent
 
 
 def test_a_followers_objection_opens_the_ticket_with_its_reason_and_a_respond_clock(make_app, db_url):

@@ -18,25 +18,15 @@ from datetime import timedelta
 from tests.cli import cli_ok
 from tests.desk import build_mail, open_desk
 from tests.test_timers import rules
+from tests.test_timers_unprocessed_mail import CUSTOMER, _waiting
 from ticketd.clock import utcnow
 from ticketd.pipeline import drain
 from ticketd.store.tables import timers
 from ticketd.timers import armed, fire_due_timers
 from ticketd.views import list_quarantine
 
-CUSTOMER, STRANGER = "cust@example.org", "eve@example.net"
+STRANGER = "eve@example.net"
 LIMITS = "max_mime_depth: 3\n"
-
-
-def _waiting(desk) -> tuple[int, str]:
-    """A ticket an agent put in waiting_customer with a question."""
-    desk.send(build_mail(CUSTOMER, "The printer is on fire.\n"))
-    tid = desk.ticket()["id"]
-    agent = desk.assign(tid)
-    desk.send(build_mail(agent, "#status waiting_customer\nWhich model is it?\n", to=desk.agent_address(tid, agent),
-                         subject=f"Re: [#{tid}] Printer"))
-    assert desk.ticket(tid)["status"] == "waiting_customer"
-    return tid, agent
 
 
 def _too_deep(sender: str, subject: str, reply_to: str | None = None) -> bytes:
