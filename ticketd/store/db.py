@@ -15,6 +15,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ticketd.store.driver import Hot
 from ticketd.store.locks import limit_waits
 from ticketd.store.migrations import LATEST, SchemaChangeRefused, database_version, stamp, upgrade
 from ticketd.store.write_queue import BUSY_TIMEOUT_SECONDS, WriteQueue, attach, retry_while_locked
@@ -50,18 +51,17 @@ DURABLE = "ticketd_durable"
 
 
 @functools.cache
-def _insert_or_ignore(dialect_name: str, table: Table, key: tuple[str, ...]):
+def _insert_or_ignore(dialect_name: str, table: Table, key: tuple[str, ...]) -> Hot:
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    # SQLAlchemy fetches an INSERT's rowcount only when asked to: without
-    # preserve_rowcount it reads -1 on PostgreSQL, and "added" was never true.
-    return (dialect.insert(table).on_conflict_do_nothing(index_elements=list(key))
-            .execution_options(preserve_rowcount=True))
+    # On the driver's cursor (ticketd.store.driver): a new ticket's requester is added this way. Its
+    # rowcount is the driver's own, which SQLAlchemy's CursorResult reads as -1 on PostgreSQL unless
+    # asked (preserve_rowcount).
+    return Hot(dialect.insert(table).on_conflict_do_nothing(index_elements=list(key)))
 
 
 def insert_if_absent(conn: Connection, table: Table, values: dict, key: list[str]) -> bool:
     """INSERT ... ON CONFLICT (key) DO NOTHING, on either engine; True if a row was added."""
-    stmt = _insert_or_ignore(conn.dialect.name, table, tuple(key))
-    return conn.execute(stmt, values).rowcount == 1
+    return _insert_or_ignore(conn.dialect.name, table, tuple(key)).execute(conn, values).rowcount == 1
 
 
 def reading(engine: Engine) -> Connection:

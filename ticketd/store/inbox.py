@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from ingest.identity import HEAD_BYTES, candidate_keys, identity, same_mail
 from ticketd.clock import utcnow
 from ticketd.store.db import durably, reading
+from ticketd.store.driver import Hot
 from ticketd.store.tables import messages, raw_mail
 
 _WIDTH = 998   # of raw_mail.envelope_from and raw_mail.message_id (schema.sql)
@@ -80,8 +81,8 @@ _CANDIDATES = select(raw_mail.c.dedupe_key, raw_mail.c.id,
                      func.substr(raw_mail.c.raw, 1, HEAD_BYTES, type_=raw_mail.c.raw.type),
                      raw_mail.c.envelope_from).where(
     raw_mail.c.dedupe_key.in_(bindparam("keys", expanding=True)))
-_WAITING_ROWS = select(raw_mail).where(raw_mail.c.id.in_(bindparam("ids", expanding=True)),
-                                       raw_mail.c.state == "received")
+_WAITING_ROWS = Hot(select(raw_mail).where(raw_mail.c.id.in_(bindparam("ids", expanding=True)),
+                                           raw_mail.c.state == "received"))
 
 
 def store_raw_batch(engine: Engine, mails: list[RawMail]) -> list[Stored]:
@@ -201,7 +202,7 @@ def pending_ids(engine: Engine, limit: int = 500) -> list[int]:
 def load_raw(engine: Engine, raw_ids: list[int]) -> list[dict]:
     """Raw rows still waiting, in the order given."""
     with reading(engine) as conn:
-        rows = {r["id"]: dict(r) for r in conn.execute(_WAITING_ROWS, dict(ids=list(raw_ids))).mappings()}
+        rows = {r["id"]: r for r in _WAITING_ROWS.execute(conn, dict(ids=list(raw_ids))).mappings()}
     return [rows[i] for i in raw_ids if i in rows]
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from ticketd.domain.merge import follow_merges, joining, refusal
 from ticketd.domain.timers import dates_left_behind
+from ticketd.store.driver import Hot
 from ticketd.store.tables import (
     attachments,
     messages,
@@ -61,12 +62,12 @@ class Merged:
 
 # Built once, executed with parameters: processing follows merged tickets
 # for every mail that names one (see ticketd/store/tickets.py).
-_MERGED_INTO = select(tickets.c.id, tickets.c.merged_into).where(tickets.c.id == bindparam("ticket_id"))
+_MERGED_INTO = Hot(select(tickets.c.merged_into).where(tickets.c.id == bindparam("ticket_id")))
 
 
 def _merged_into(conn: Connection, ticket_id: int) -> tuple[bool, int | None]:
-    row = conn.execute(_MERGED_INTO, dict(ticket_id=ticket_id)).first()
-    return (row is not None, row.merged_into if row is not None else None)
+    rows = _MERGED_INTO.execute(conn, dict(ticket_id=ticket_id)).rows
+    return (bool(rows), rows[0][0] if rows else None)
 
 
 def final_ticket(conn: Connection, ticket_id: int) -> int | None:

@@ -21,16 +21,17 @@ from sqlalchemy import (
     update,
 )
 
+from ticketd.store.driver import Hot
 from ticketd.store.tables import messages, outbox, participants
 
-
 _INSERT_ROW = insert(outbox).returning(outbox.c.id)  # compiled once, executed with parameters
+_INSERT_ROW_HOT = Hot(_INSERT_ROW)   # processing's, on the driver's cursor (ticketd/store/driver.py)
 
 # What loop protection asks before every notice, in one round trip
 # (compiled once): has the address bounced on this ticket, has this ticket
 # already had this template to it, and how many automatic mails went to it
 # since a time. Both outbox look-ups go through the (recipient, ...) indexes.
-_NOTICE_HISTORY = select(
+_NOTICE_HISTORY = Hot(select(
     exists().where(participants.c.ticket_id == bindparam("ticket_id"),
                    participants.c.email == bindparam("recipient"), participants.c.bounced_at.is_not(None)),
     exists().where(outbox.c.recipient.in_(bindparam("addresses", expanding=True)),
@@ -38,7 +39,7 @@ _NOTICE_HISTORY = select(
     select(func.count()).select_from(outbox).where(
         outbox.c.recipient.in_(bindparam("addresses_again", expanding=True)), outbox.c.automatic.is_(True),
         outbox.c.created_at > bindparam("since")).scalar_subquery(),
-)
+))
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,11 @@ def insert_outbox_row(conn: Connection, *, ticket_id: int | None, message_row_id
     first write: on PostgreSQL that keeps a ticket's ids in commit order (the
     claim below relies on it).
     """
-    return conn.execute(_INSERT_ROW, dict(
+    return _INSERT_ROW_HOT.execute(conn, dict(
         ticket_id=ticket_id, message_row_id=message_row_id, template=template,
         recipient=recipient, message_id=message_id, automatic=automatic,
         raw=raw, state="pending", attempts=0, next_attempt_at=now, created_at=now,
-    )).scalar_one()
+    )).scalar()
 
 
 # Through the (recipient, created_at) index, as notice_history's count for the cap.
@@ -80,11 +81,11 @@ def sent_of_template(conn: Connection, addresses: list[str], template: str, sinc
 # and PostgreSQL's C or C.UTF-8 order by code point and find every one; a language's collation (en_US)
 # may order punctuation otherwise and find fewer, counting as before. A COLLATE "C" range would find
 # them all there too, but no index serves it: 7 ms a notice on 100 000 rows, against 0.15.
-_SUBADDRESSES = select(func.count()).select_from(outbox).where(
+_SUBADDRESSES = Hot(select(func.count()).select_from(outbox).where(
     outbox.c.recipient >= bindparam("low"), outbox.c.recipient < bindparam("high"),
     outbox.c.recipient.like(bindparam("pattern"), escape="\\"),
     outbox.c.recipient.not_in(bindparam("counted", expanding=True)),
-    outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("since"))
+    outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("since")))
 
 
 def _like_escaped(text: str) -> str:
@@ -100,14 +101,14 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
     bounces and acknowledgements stay the address's own.
     """
     counted = addresses if mailbox is None else list({*addresses, "@".join(mailbox)})
-    bounced, sent, recent = conn.execute(_NOTICE_HISTORY, dict(
+    bounced, sent, recent = _NOTICE_HISTORY.execute(conn, dict(
         ticket_id=ticket_id, recipient=recipient, addresses=addresses, addresses_again=counted,
-        template=template, since=since)).one()
+        template=template, since=since)).rows[0]
     if mailbox is not None:
         local, domain = mailbox
-        recent += conn.execute(_SUBADDRESSES, dict(
+        recent += _SUBADDRESSES.execute(conn, dict(
             low=local + "+", high=local + ",", pattern=f"{_like_escaped(local)}+%@{_like_escaped(domain)}",
-            counted=counted, since=since)).scalar_one()
+            counted=counted, since=since)).scalar()
     return NoticeHistory(bool(bounced), bool(sent), int(recent))
 
 
@@ -121,7 +122,7 @@ def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, a
 _FROM_CUSTOMER = func.lower(messages.c.from_addr).in_(
     select(participants.c.email).where(participants.c.ticket_id == bindparam("ticket_id"),
                                        participants.c.role.in_(("requester", "follower"))))
-_THREAD = (
+_THREAD = Hot(
     select(messages.c.message_id, messages.c.auto_generated, _FROM_CUSTOMER.label("from_customer"))
     .where(messages.c.ticket_id == bindparam("ticket_id"), messages.c.message_id.is_not(None),
            messages.c.internal.is_(False), messages.c.author_role != "agent")
@@ -143,7 +144,7 @@ def ticket_thread(conn: Connection, ticket_id: int, limit: int = 20) -> Thread:
     the customer's copy onto a mail they never had (a bounce of our own mail).
     Nor is the mail of anyone but the ticket's requester and followers (_FROM_CUSTOMER).
     """
-    rows = conn.execute(_THREAD, dict(ticket_id=ticket_id)).all()
+    rows = _THREAD.execute(conn, dict(ticket_id=ticket_id)).rows
     people = [message_id for message_id, robot, from_customer in rows if from_customer and not robot]
     return Thread(people[:1] + people[1:][-(limit - 1):], frozenset(m for m, robot, _ in rows if robot))
 
@@ -232,13 +233,16 @@ def _held(row: dict) -> dict:
     return dict(outbox_id=row["id"], held_by=row["claimed_by"], held_since=row["claimed_at"])
 
 
+# Read for every reply before its write transaction (ticketd.pipeline._without_pasted_mail).
+_SENT_RAWS = Hot(select(outbox.c.raw).where(outbox.c.message_id.in_(bindparam("message_ids", expanding=True)))
+                 .order_by(outbox.c.id.desc()).limit(bindparam("limit")))
+
+
 def sent_raws(conn: Connection, message_ids: Sequence[str], limit: int = 3) -> list[bytes]:
     """The bytes of our mails that carry these Message-IDs (a reply's In-Reply-To and References), newest first."""
     if not message_ids:
         return []
-    return [bytes(raw) for raw in conn.execute(
-        select(outbox.c.raw).where(outbox.c.message_id.in_(list(message_ids))).order_by(outbox.c.id.desc())
-        .limit(limit)).scalars()]
+    return [bytes(raw) for raw in _SENT_RAWS.execute(conn, dict(message_ids=list(message_ids), limit=limit)).scalars()]
 
 
 def is_due(conn: Connection, outbox_id: int, now: datetime) -> bool:

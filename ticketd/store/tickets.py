@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ticketd.store.db import insert_if_absent
+from ticketd.store.driver import Hot
 from ticketd.store.tables import (
     attachments,
     events,
@@ -22,32 +23,33 @@ from ticketd.store.tables import (
     tickets,
 )
 
-
 # ---------------------------------------------------------------- reads
 
 # The statements of processing, delivery and assignment (every mail) are
 # built once and executed with parameters: SQLAlchemy then reuses their
 # compiled form, where building one per call (`select(...).where(x == 5)`)
 # costs about 90 us to build and key it for the cache (bench/README.md,
-# change 20) against 50 us to execute it.
-_TICKET = select(tickets).where(tickets.c.id == bindparam("ticket_id"))
-_TICKET_FOR_UPDATE = _TICKET.with_for_update()
-_TICKETS_BY_MESSAGE_IDS = select(messages.c.message_id, messages.c.ticket_id).where(
-    messages.c.message_id.in_(bindparam("message_ids", expanding=True))).order_by(messages.c.id)
-_PARTICIPANT_ROLE = select(participants.c.role).where(
-    participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
-_PARTICIPANT_STANDING = select(participants.c.role, participants.c.bounced_at).where(
-    participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email"))
+# change 20) against 50 us to execute it. Those of processing go straight to
+# the driver's cursor (`Hot`, ticketd/store/driver.py): executed through
+# Core, the execution context cost several times what SQLite takes for them.
+_TICKET = Hot(select(tickets).where(tickets.c.id == bindparam("ticket_id")))
+_TICKET_FOR_UPDATE = Hot(_TICKET.statement.with_for_update())
+_TICKETS_BY_MESSAGE_IDS = Hot(select(messages.c.message_id, messages.c.ticket_id).where(
+    messages.c.message_id.in_(bindparam("message_ids", expanding=True))).order_by(messages.c.id))
+_PARTICIPANT_ROLE = Hot(select(participants.c.role).where(
+    participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email")))
+_PARTICIPANT_STANDING = Hot(select(participants.c.role, participants.c.bounced_at).where(
+    participants.c.ticket_id == bindparam("ticket_id"), participants.c.email == bindparam("email")))
+
+
 def get_ticket(conn: Connection, ticket_id: int) -> dict | None:
-    row = conn.execute(_TICKET, dict(ticket_id=ticket_id)).mappings().first()
-    return dict(row) if row else None
+    return _TICKET.execute(conn, dict(ticket_id=ticket_id)).first()
 
 
 def lock_ticket(conn: Connection, ticket_id: int) -> dict | None:
     """The ticket, locked for this transaction on PostgreSQL (SQLite locks the file)."""
     stmt = _TICKET_FOR_UPDATE if conn.dialect.name == "postgresql" else _TICKET
-    row = conn.execute(stmt, dict(ticket_id=ticket_id)).mappings().first()
-    return dict(row) if row else None
+    return stmt.execute(conn, dict(ticket_id=ticket_id)).first()
 
 
 def tickets_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list[int]:
@@ -60,17 +62,17 @@ def tickets_by_message_ids(conn: Connection, message_ids: Iterable[str]) -> list
     ids = [m for m in message_ids if m]
     if not ids:
         return []
-    rows = conn.execute(_TICKETS_BY_MESSAGE_IDS, dict(message_ids=ids)).all()
+    rows = _TICKETS_BY_MESSAGE_IDS.execute(conn, dict(message_ids=ids)).rows
     by_id: dict[str, int] = {}
     for mid, tid in rows:
         by_id.setdefault(mid, tid)
     return [by_id[m] for m in ids if m in by_id]
 
 
-_KEPT_COPIES = select(messages.c.id, messages.c.ticket_id, messages.c.subject, messages.c.full_text,
+_KEPT_COPIES = Hot(select(messages.c.id, messages.c.ticket_id, messages.c.subject, messages.c.full_text,
                       messages.c.html, messages.c.to_addrs, messages.c.cc_addrs, messages.c.raw_mail_id).where(
     messages.c.message_id == bindparam("message_id"), messages.c.from_addr == bindparam("from_addr"),
-    messages.c.direction == "in").order_by(messages.c.id)
+    messages.c.direction == "in").order_by(messages.c.id))
 _ATTACHMENT_FILES = select(attachments.c.filename, attachments.c.sha256).where(
     attachments.c.message_id == bindparam("message_row_id"))
 _RAW_BYTES = select(raw_mail.c.raw).where(raw_mail.c.id == bindparam("raw_id"))
@@ -81,7 +83,7 @@ def kept_copies(conn: Connection, message_id: str | None, from_addr: str | None)
     To and Cc (lists), raw mail."""
     if not message_id or not from_addr:
         return []
-    rows = conn.execute(_KEPT_COPIES, dict(message_id=message_id, from_addr=from_addr)).mappings()
+    rows = _KEPT_COPIES.execute(conn, dict(message_id=message_id, from_addr=from_addr)).mappings()
     return [dict(r, to_addrs=json.loads(r["to_addrs"] or "[]"), cc_addrs=json.loads(r["cc_addrs"] or "[]"))
             for r in rows]
 
@@ -102,13 +104,13 @@ def raw_bytes(conn: Connection, raw_id: int | None) -> bytes | None:
 def participant_role(conn: Connection, ticket_id: int, email: str | None) -> str | None:
     if not email:
         return None
-    return conn.execute(_PARTICIPANT_ROLE, dict(ticket_id=ticket_id, email=email.lower())).scalar_one_or_none()
+    return _PARTICIPANT_ROLE.execute(conn, dict(ticket_id=ticket_id, email=email.lower())).scalar()
 
 
 def participant_standing(conn: Connection, ticket_id: int, email: str) -> tuple[str | None, datetime | None]:
     """participant_role and when their address bounced (None if it did not), in one round trip."""
-    row = conn.execute(_PARTICIPANT_STANDING, dict(ticket_id=ticket_id, email=email.lower())).first()
-    return (row.role, row.bounced_at) if row is not None else (None, None)
+    rows = _PARTICIPANT_STANDING.execute(conn, dict(ticket_id=ticket_id, email=email.lower())).rows
+    return rows[0] if rows else (None, None)
 
 
 def was_addressed(conn: Connection, ticket_id: int, email: str, *, except_row: int | None = None) -> bool:
@@ -171,42 +173,41 @@ def participants_of(conn: Connection, ticket_id: int) -> list[dict]:
 # Writes, built once likewise: `.values(**row)` would build, key and look
 # up a new statement for every row. An UPDATE or INSERT executed without
 # `.values()` sets the columns its parameters name.
-_INSERT_TICKET = insert(tickets).returning(tickets.c.id)
-_INSERT_TICKET_ROW = insert(tickets).returning(*tickets.c)
-_INSERT_MESSAGE = insert(messages).returning(messages.c.id)
-_INSERT_EVENT = insert(events)
-_CLAIM_RAWS = (
+_INSERT_TICKET = Hot(insert(tickets).returning(tickets.c.id))
+_INSERT_TICKET_ROW = Hot(insert(tickets).returning(*tickets.c))
+_INSERT_MESSAGE = Hot(insert(messages).returning(messages.c.id))
+_INSERT_EVENT = Hot(insert(events))
+_CLAIM_RAWS = Hot(
     update(raw_mail)
     .where(raw_mail.c.id.in_(bindparam("raw_ids", expanding=True)), raw_mail.c.state == "received")
     .values(state="processing", attempts=raw_mail.c.attempts + 1)
     .returning(raw_mail.c.id))
-_RELEASE_RAWS = (
+_RELEASE_RAWS = Hot(
     update(raw_mail)
     .where(raw_mail.c.id.in_(bindparam("raw_ids", expanding=True)), raw_mail.c.state == "processing")
     .values(state="received", attempts=raw_mail.c.attempts - 1))
-_FINISH_RAW = update(raw_mail).where(raw_mail.c.id == bindparam("raw_id")).values(state="done", reason=None)
-_UPDATE_TICKET = update(tickets).where(tickets.c.id == bindparam("ticket_id"))
-_UPDATE_TICKET_ROW = _UPDATE_TICKET.returning(*tickets.c)
-_INSERT_ATTACHMENTS = insert(attachments)
+_FINISH_RAW = Hot(update(raw_mail).where(raw_mail.c.id == bindparam("raw_id")).values(state="done", reason=None))
+_UPDATE_TICKET = Hot(update(tickets).where(tickets.c.id == bindparam("ticket_id")))
+_UPDATE_TICKET_ROW = Hot(_UPDATE_TICKET.statement.returning(*tickets.c))
+_INSERT_ATTACHMENTS = Hot(insert(attachments))
 
 
 def create_ticket(conn: Connection, **values) -> int:
-    return conn.execute(_INSERT_TICKET, values).scalar_one()
+    return _INSERT_TICKET.execute(conn, values).scalar()
 
 
 def create_ticket_row(conn: Connection, **values) -> dict:
     """create_ticket, giving the whole row as get_ticket reads it (RETURNING): no read after the insert."""
-    return dict(conn.execute(_INSERT_TICKET_ROW, values).mappings().one())
+    return _INSERT_TICKET_ROW.execute(conn, values).first()
 
 
 def update_ticket(conn: Connection, ticket_id: int, now: datetime, **values) -> None:
-    conn.execute(_UPDATE_TICKET, dict(values, updated_at=now, ticket_id=ticket_id))
+    _UPDATE_TICKET.execute(conn, dict(values, updated_at=now, ticket_id=ticket_id))
 
 
 def update_ticket_row(conn: Connection, ticket_id: int, now: datetime, **values) -> dict | None:
     """update_ticket, giving the whole row as get_ticket then reads it (RETURNING): no read after the update."""
-    row = conn.execute(_UPDATE_TICKET_ROW, dict(values, updated_at=now, ticket_id=ticket_id)).mappings().first()
-    return dict(row) if row else None
+    return _UPDATE_TICKET_ROW.execute(conn, dict(values, updated_at=now, ticket_id=ticket_id)).first()
 
 
 def add_participant(conn: Connection, ticket_id: int, email: str, role: str, name: str | None, now: datetime) -> bool:
@@ -219,12 +220,13 @@ def add_message(conn: Connection, **values) -> int:
     for key in ("to_addrs", "cc_addrs"):
         if isinstance(values.get(key), list):
             values[key] = json.dumps(values[key])
-    return conn.execute(_INSERT_MESSAGE, values).scalar_one()
+    return _INSERT_MESSAGE.execute(conn, values).scalar()
 
 
 def add_attachments(conn: Connection, message_row_id: int, rows: list[dict]) -> None:
     if rows:
-        conn.execute(_INSERT_ATTACHMENTS, [dict(_attachment_columns(r), message_id=message_row_id) for r in rows])
+        _INSERT_ATTACHMENTS.executemany(conn, [dict(_attachment_columns(r), message_id=message_row_id)
+                                              for r in rows])
 
 
 # Attachment headers are taken from the MIME parts as written (ingest.parse),
@@ -267,14 +269,13 @@ def add_event(conn: Connection, ticket_id: int, at: datetime, actor: str, kind: 
               from_value: str | None = None, to_value: str | None = None, reason: str | None = None,
               message_row_id: int | None = None, rules_hash: str | None = None) -> None:
     """Insert one event."""
-    conn.execute(_INSERT_EVENT, event_row(ticket_id, at, actor, kind, from_value=from_value, to_value=to_value,
+    _INSERT_EVENT.execute(conn, event_row(ticket_id, at, actor, kind, from_value=from_value, to_value=to_value,
                                           reason=reason, message_row_id=message_row_id, rules_hash=rules_hash))
 
 
 def add_events(conn: Connection, rows: list[dict]) -> None:
     """Insert event_rows in their order, in one executemany: one round trip on PostgreSQL, not one each."""
-    if rows:
-        conn.execute(_INSERT_EVENT, rows)
+    _INSERT_EVENT.executemany(conn, rows)
 
 
 def add_tags(conn: Connection, ticket_id: int, tags: Iterable[str]) -> None:
@@ -372,17 +373,17 @@ def claim_raws(conn: Connection, raw_ids: list[int]) -> set[int]:
     trip). The transaction must end with each taken mail finished,
     quarantined or released.
     """
-    return set(conn.execute(_CLAIM_RAWS, dict(raw_ids=raw_ids)).scalars()) if raw_ids else set()
+    return set(_CLAIM_RAWS.execute(conn, dict(raw_ids=raw_ids)).scalars()) if raw_ids else set()
 
 
 def release_raws(conn: Connection, raw_ids: list[int]) -> None:
     """Give taken mails back, untouched, for a later transaction (as if never taken)."""
     if raw_ids:
-        conn.execute(_RELEASE_RAWS, dict(raw_ids=raw_ids))
+        _RELEASE_RAWS.execute(conn, dict(raw_ids=raw_ids))
 
 
 def finish_raws(conn: Connection, finished: list[tuple[int, int | None]], now: datetime) -> None:
     """Mark taken mails done, each with its ticket: (raw id, ticket id) pairs, in one executemany."""
     if finished:
-        conn.execute(_FINISH_RAW, [dict(raw_id=raw_id, ticket_id=ticket_id, processed_at=now)
-                                   for raw_id, ticket_id in finished])
+        _FINISH_RAW.executemany(conn, [dict(raw_id=raw_id, ticket_id=ticket_id, processed_at=now)
+                                       for raw_id, ticket_id in finished])

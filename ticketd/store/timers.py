@@ -12,6 +12,7 @@ from ingest.identity import HEAD_BYTES
 from ticketd.domain.statuses import Status
 from ticketd.domain.timers import SILENCE_KINDS
 from ticketd.store.db import insert_if_absent
+from ticketd.store.driver import Hot
 from ticketd.store.tables import events, messages, raw_mail, tickets, timer_rules, timers
 
 
@@ -29,7 +30,7 @@ def cancel_armed_of_kinds(conn: Connection, ticket_id: int, kinds: Iterable[str]
 
 # Built once, executed with parameters (see ticketd/store/tickets.py):
 # processing arms and reads timers for every mail.
-_INSERT_TIMER = insert(timers)
+_INSERT_TIMER = Hot(insert(timers))
 _ARMED_DUE_AT = select(timers.c.due_at).where(
     timers.c.ticket_id == bindparam("ticket_id"), timers.c.state == "armed", timers.c.kind == bindparam("kind"))
 _ARMED_OF_KIND = select(timers.c.id, timers.c.created_at, timers.c.due_at).where(
@@ -42,8 +43,8 @@ _CANCEL_TIMER = update(timers).where(timers.c.id == bindparam("timer_id"), timer
 def arm_timers(conn: Connection, ticket_id: int, status: str, planned: Iterable[tuple[str, datetime]],
                now: datetime) -> None:
     """Insert one armed timer per (kind, due_at)."""
-    conn.execute(_INSERT_TIMER, [{"ticket_id": ticket_id, "kind": kind, "status": status, "due_at": due_at,
-                                  "state": "armed", "created_at": now} for kind, due_at in planned])
+    _INSERT_TIMER.executemany(conn, [{"ticket_id": ticket_id, "kind": kind, "status": status, "due_at": due_at,
+                                      "state": "armed", "created_at": now} for kind, due_at in planned])
 
 
 def arm_timer(conn: Connection, ticket_id: int, kind: str, status: str, due_at: datetime, now: datetime) -> None:
@@ -166,15 +167,15 @@ def agent_replied_since(conn: Connection, ticket_id: int, since: datetime) -> bo
 _ANSWERED_SINCE_ARMED = select(messages.c.id).where(
     messages.c.ticket_id == timers.c.ticket_id, messages.c.author_role == "agent",
     messages.c.internal.is_(False), messages.c.created_at >= timers.c.created_at).exists()
-_ARMED_OF_KIND_ANSWERED = select(timers.c.id, timers.c.created_at, timers.c.due_at,
-                                 _ANSWERED_SINCE_ARMED.label("answered")).where(
+_ARMED_OF_KIND_ANSWERED = Hot(select(timers.c.id, timers.c.created_at, timers.c.due_at,
+                                     _ANSWERED_SINCE_ARMED.label("answered")).where(
     timers.c.ticket_id == bindparam("ticket_id"), timers.c.state == "armed", timers.c.kind == bindparam("kind")
-).order_by(timers.c.due_at, timers.c.id).limit(1)
+).order_by(timers.c.due_at, timers.c.id).limit(1))
 
 
 def armed_of_kind_answered(conn: Connection, ticket_id: int, kind: str) -> dict | None:
     """armed_of_kind, with `answered`: whether agent_replied_since the timer's created_at."""
-    row = conn.execute(_ARMED_OF_KIND_ANSWERED, {"ticket_id": ticket_id, "kind": kind}).mappings().first()
+    row = _ARMED_OF_KIND_ANSWERED.execute(conn, {"ticket_id": ticket_id, "kind": kind}).first()
     return dict(row, answered=bool(row["answered"])) if row is not None else None
 
 
