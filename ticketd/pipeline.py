@@ -188,7 +188,8 @@ def apply(conn, app: App, prep: Prepared, now) -> tuple[Outcome, list[tuple[str,
     settings = app.settings
     parsed = prep.parsed
     copies = store.kept_copies(conn, parsed.message_id, parsed.from_addr)
-    if (copy := kept_copy(conn, prep, copies)) is not None:
+    # Most mail has no kept copy: its words are not split for nothing then (ticketd.copies).
+    if copies and (copy := kept_copy(conn, prep, copies)) is not None:
         log.info("raw mail %s (Message-ID %s) is message %s of ticket %s again, its bytes changed on the way: "
                  "not added twice", prep.raw_id, parsed.message_id, copy.message_row_id, copy.ticket_id)
         own = IncomingMail(raw_id=prep.raw_id, parsed=parsed, text=prep.stripped, attachments=prep.attachments,
