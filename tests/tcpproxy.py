@@ -102,27 +102,29 @@ def read_imap_response(reader) -> bytes:
 
 
 class ImapReplyFilter(TcpProxy):
-    """A TcpProxy that reads the server's replies as IMAP responses and swallows those `drop` picks.
+    """A TcpProxy that reads the server's replies as IMAP responses, swallows those `drop` picks and passes the
+    others through `change(command, response)`, the bytes sent on in its place (`command`: the last the client
+    sent; imapclient sends a command in pieces, its CRLF alone).
 
     The rest of the protocol passes as it is: a FETCH answered OK, say,
     but without one of the messages asked for, as Exchange does under load.
     """
 
-    def __init__(self, target_host: str, target_port: int, drop: Callable[[bytes], bool]) -> None:
+    def __init__(self, target_host: str, target_port: int, drop: Callable[[bytes], bool] = lambda response: False,
+                 change: Callable[[bytes, bytes], bytes] | None = None) -> None:
         super().__init__(target_host, target_port)
-        self.drop = drop
+        self.drop, self.change = drop, change
         self.dropped: list[bytes] = []
+        self.command = b""
 
     def _pump(self, src: socket.socket, dst: socket.socket, is_reply: bool) -> None:
-        if not is_reply:
+        if not is_reply and self.change is None:
             return super()._pump(src, dst, is_reply)
-        reader = src.makefile("rb")
         try:
-            while response := read_imap_response(reader):
-                if self.drop(response):
-                    self.dropped.append(response)
-                    continue
-                dst.sendall(response)
+            if is_reply:
+                self._replies(src, dst)
+            else:
+                self._commands(src, dst)
         except (OSError, ValueError):
             pass
         finally:
@@ -131,3 +133,19 @@ class ImapReplyFilter(TcpProxy):
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+    def _commands(self, src: socket.socket, dst: socket.socket) -> None:
+        line = b""
+        while data := src.recv(65536):
+            line += data
+            if line.endswith(b"\r\n"):
+                self.command, line = line, b""
+            dst.sendall(data)
+
+    def _replies(self, src: socket.socket, dst: socket.socket) -> None:
+        reader = src.makefile("rb")
+        while response := read_imap_response(reader):
+            if self.drop(response):
+                self.dropped.append(response)
+                continue
+            dst.sendall(response if self.change is None else self.change(self.command, response))

@@ -15,7 +15,6 @@ its commands, is taken, read or not.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 from collections.abc import Callable
 
@@ -24,7 +23,7 @@ from sqlalchemy import select
 
 from tests import dovecot as servers
 from tests.dovecot import Dovecot
-from tests.tcpproxy import ImapReplyFilter, read_imap_response
+from tests.tcpproxy import ImapReplyFilter
 from tests.test_imap import _append, _flags, _mail, _polling, _raw_count
 from tests.waiting import eventually
 from ticketd.pipeline import drain
@@ -36,44 +35,6 @@ dovecot_factory = servers.dovecot_factory
 dovecot = servers.dovecot
 
 _UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
-
-
-class _ImapReplyRewriter(ImapReplyFilter):
-    """An ImapReplyFilter that passes each server response through `change(command, response)`: the bytes sent
-    on in its place; `command` is the last the client sent."""
-
-    def __init__(self, target_host: str, target_port: int, change: Callable[[bytes, bytes], bytes]) -> None:
-        super().__init__(target_host, target_port, drop=lambda response: False)
-        self.change = change
-        self.command = b""
-
-    def _pump(self, src: socket.socket, dst: socket.socket, is_reply: bool) -> None:
-        try:
-            if is_reply:
-                self._replies(src, dst)
-            else:
-                self._commands(src, dst)
-        except (OSError, ValueError):
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def _commands(self, src: socket.socket, dst: socket.socket) -> None:
-        line = b""
-        while data := src.recv(65536):
-            line += data
-            if line.endswith(b"\r\n"):   # imapclient sends a command in pieces, its CRLF alone
-                self.command, line = line, b""
-            dst.sendall(data)
-
-    def _replies(self, src: socket.socket, dst: socket.socket) -> None:
-        reader = src.makefile("rb")
-        while response := read_imap_response(reader):
-            dst.sendall(self.change(self.command, response))
 
 
 def _uidnext_off_by(shift: int, rewritten: list[bytes]) -> Callable[[bytes, bytes], bytes]:
@@ -104,7 +65,7 @@ def test_mail_arriving_after_a_first_look_at_a_server_saying_too_high_a_uidnext_
         make_app, sqlite_url, dovecot):
     _history(dovecot)
     rewritten: list[bytes] = []
-    proxy = _ImapReplyRewriter("127.0.0.1", dovecot.port, _uidnext_off_by(+6, rewritten)).start()
+    proxy = ImapReplyFilter("127.0.0.1", dovecot.port, change=_uidnext_off_by(+6, rewritten)).start()
     app = make_app(sqlite_url, extra=dovecot.settings_yaml(port=proxy.port, idle=True, poll_seconds=0.3))
     key = app.settings.imap[0].key
     with _polling(app):
@@ -123,7 +84,7 @@ def test_mail_arriving_after_a_first_look_at_a_server_saying_too_high_a_uidnext_
 def test_the_read_mail_a_server_saying_too_low_a_uidnext_holds_is_not_taken(make_app, sqlite_url, dovecot):
     _history(dovecot)
     rewritten: list[bytes] = []
-    proxy = _ImapReplyRewriter("127.0.0.1", dovecot.port, _uidnext_off_by(-3, rewritten)).start()
+    proxy = ImapReplyFilter("127.0.0.1", dovecot.port, change=_uidnext_off_by(-3, rewritten)).start()
     app = make_app(sqlite_url, extra=dovecot.settings_yaml(port=proxy.port, idle=False, poll_seconds=0.2))
     key = app.settings.imap[0].key
     with _polling(app):
@@ -166,7 +127,7 @@ def _unseen_listed(command: bytes, response: bytes) -> bool:
 def test_mail_delivered_during_the_first_look_is_taken_read_or_not(make_app, sqlite_url, dovecot, moment):
     _history(dovecot)
     deliver = _DeliverAt(dovecot, moment)
-    proxy = _ImapReplyRewriter("127.0.0.1", dovecot.port, deliver).start()
+    proxy = ImapReplyFilter("127.0.0.1", dovecot.port, change=deliver).start()
     app = make_app(sqlite_url, extra=dovecot.settings_yaml(port=proxy.port, idle=True, poll_seconds=0.3))
     key = app.settings.imap[0].key
     with _polling(app):
