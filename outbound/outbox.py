@@ -29,7 +29,7 @@ from outbound.attachments import Listed, choose, mixed_boundary, placeholder_par
 from outbound.render import Renderer
 from outbound.send import header_address
 from ticketd.app import App
-from ticketd.domain.loops import auto_generated_reason, cap_mailbox, is_our_address
+from ticketd.domain.loops import auto_generated_reason, cap_mailbox, is_our_address, mailbox_spellings
 from ticketd.domain.notices import AUTO_REPLIED, Notice
 from ticketd.domain.private_addresses import is_private_file
 from ticketd.domain.tags import tagged_subject
@@ -349,7 +349,7 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     if is_our_address(recipient, app.settings.support_address, app.settings.smtp.extra_addresses):
         return "recipient is our own address"
     history = notice_history(conn, ticket_id=notice.ticket_id, recipient=recipient,
-                             addresses=list({recipient, notice.recipient}), template=notice.template,
+                             addresses=_spellings(notice), template=notice.template,
                              since=now - timedelta(hours=1), mailbox=_subaddressed(recipient))
     robot = auto_generated_reason({}, None, recipient)
     if robot:
@@ -383,15 +383,24 @@ def suppression_reason(conn: Connection, app: App, notice: Notice, now: datetime
     return None
 
 
-def _subaddressed(recipient: str) -> tuple[str, str] | None:
-    """The mailbox of a subaddress (RFC 5233), whose cap counts the mailbox and all its subaddresses; else None.
+def _spellings(notice: Notice) -> list[str]:
+    """The spellings the outbox may hold the notice's recipient in: as given, in lower case, and with its
+    domain in either IDNA form (one mailbox, RFC 5890), so that both count towards one cap."""
+    return list({*mailbox_spellings(notice.recipient.strip().lower()), notice.recipient})
+
+
+def _subaddressed(recipient: str) -> tuple[str, list[str]] | None:
+    """The mailbox of a subaddress (RFC 5233), whose cap counts the mailbox and all its subaddresses, as its
+    local part and its domain's spellings (either IDNA form); else None.
 
     Asked of a subaddress only, so the common recipient pays no second
     look-up: mail to cust+1@, cust+2@, … counts cust@'s and every
     subaddress's, while cust@ counts its own, at most the cap more an hour.
     """
     local, domain = cap_mailbox(recipient)
-    return (local, domain) if domain and f"{local}@{domain}" != recipient else None
+    if not domain or f"{local}@{domain}" == recipient:
+        return None
+    return local, [address.rpartition("@")[2] for address in mailbox_spellings(f"{local}@{domain}")]
 
 
 def _agent_answer_limit(conn: Connection, notice: Notice, recipient: str, limit: int, now: datetime) -> str | None:
@@ -404,7 +413,7 @@ def _agent_answer_limit(conn: Connection, notice: Notice, recipient: str, limit:
     Asked only here: answers to agents' mail are rare on the hot path.
     """
     limit = max(limit, 1)
-    sent = sent_of_template(conn, list({recipient, notice.recipient}), notice.template, now - timedelta(hours=1))
+    sent = sent_of_template(conn, _spellings(notice), notice.template, now - timedelta(hours=1))
     if sent >= limit:
         return f"rate limit: {sent} {notice.template} mails to {recipient} in the last hour (limit {limit})"
     return None

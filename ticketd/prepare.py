@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,17 +79,18 @@ def attachment_rows(parsed: ParsedMail) -> list[dict]:
                  sha256=att.sha256, content_id=att.content_id, inline=att.inline) for att in parsed.attachments]
 
 
-def as_written(settings: Settings, parsed: ParsedMail) -> tuple[ParsedMail, dict[str, str]]:
-    """The mail with its writer in From again and the fields the robot checks read, when our own list (a
-    Google Group at the support address) relayed it (ticketd.domain.own_list); as it came otherwise."""
+def as_written(settings: Settings, parsed: ParsedMail) -> tuple[ParsedMail, Mapping[str, tuple[str, ...]]]:
+    """The mail with its writer in From again and the fields the robot checks read (every value of each: a
+    responder's marker may sit below a filter's field of the same name), when our own list (a Google Group at
+    the support address) relayed it (ticketd.domain.own_list); as it came otherwise."""
     extra = settings.smtp.extra_addresses
 
     def ours(address: str) -> bool:
         return is_our_address(address, settings.support_address, extra)
 
     if not is_own_list(parsed.headers, [settings.support_address, *extra], ours):
-        return parsed, parsed.headers
-    return writer_again(parsed, ours), robot_headers(parsed.headers)
+        return parsed, parsed.header_values
+    return writer_again(parsed, ours), robot_headers(parsed.header_values)
 
 
 def prepare(settings: Settings, signer: Signer, row: dict) -> Prepared:

@@ -201,7 +201,7 @@ def dry_run(rules: RuleSet, parsed: ParsedMail, now: datetime, engine: Engine | 
     (and, given its `raw` bytes, whether it is kept already); with `settings` (or `app`'s), which addresses
     are ours."""
     settings = settings or (app.settings if app is not None else None)
-    robot_fields = parsed.headers
+    robot_fields = parsed.header_values
     if settings is not None:   # as the daemon reads it: relayed by our own list, its writer in From
         parsed, robot_fields = as_written(settings, parsed)
     key_facts = key_facts_of(parsed)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from ingest.headers import ascii_domain
+from ticketd.domain.erase import spellings
 from ticketd.domain.tags import TAG_RE
 
 # The mailbox every mail server answers for (RFC 5321 section 4.5.1).
@@ -25,37 +26,43 @@ _ROBOT_LOCALPART = re.compile(
     rf"mailer-daemon.*|{POSTMASTER}|(?:no|do[-_.]?not)[-_.]?reply(?:[-_.].*)?")
 
 
+# A mail's fields by lower-case name: every value of a name (ParsedMail.header_values, top first), or one.
+Fields = Mapping[str, str | Sequence[str]]
+
+
 def auto_generated_reason(
-    headers: Mapping[str, str],
+    headers: Fields,
     envelope_from: str | None,
     from_addr: str | None,
     content_type: str = "",
 ) -> str | None:
     """Why this mail must not be answered, or None if a human may be waiting.
 
-    `headers` maps lower-case names to values. `envelope_from` is the SMTP
-    MAIL FROM or the Return-Path: "" (the null path, RFC 5321 section 4.5.5)
-    marks a bounce; None means we do not know it.
+    `headers` maps lower-case names to every value of the field (or to one).
+    A marker in any of them counts: a Sieve rule or list manager adds its
+    own `Auto-Submitted: no` or `X-Loop` on top of the responder's, which
+    stays below (RFC 5322 section 3.6 lets trace and optional fields repeat).
+    `envelope_from` is the SMTP MAIL FROM or the Return-Path: "" (the null
+    path, RFC 5321 section 4.5.5) marks a bounce; None means we do not know it.
     """
-    auto = _auto_submitted(headers.get("auto-submitted", ""))
-    if auto and auto != "no":
+    if auto := next((a for a in map(_auto_submitted, _values(headers, "auto-submitted")) if a and a != "no"), None):
         return f"Auto-Submitted: {auto}"  # RFC 3834 section 5
     if is_null_path(envelope_from):
         return "null return path"
-    precedence = headers.get("precedence", "").strip().lower()
-    if precedence in _BULK_PRECEDENCE:
-        return f"Precedence: {precedence}"
-    if precedence == "list" or headers.get("list-id"):
+    precedences = [value.strip().lower() for value in _values(headers, "precedence")]
+    if bulk := next((p for p in precedences if p in _BULK_PRECEDENCE), None):
+        return f"Precedence: {bulk}"
+    if "list" in precedences or _present(headers, "list-id"):
         return LIST_REASON
-    if headers.get("list-unsubscribe"):
+    if _present(headers, "list-unsubscribe"):
         return "bulk mail (List-Unsubscribe)"
-    if headers.get("x-auto-response-suppress"):
+    if _present(headers, "x-auto-response-suppress"):
         return "X-Auto-Response-Suppress"
     if reason := _responder_reason(headers):
         return reason
     if reason := _filter_reason(headers, from_addr):
         return reason
-    subject = headers.get("subject", "")
+    subject = next(iter(_values(headers, "subject")), "")   # the first, as the ticket shows it
     if (m := _AUTO_REPLY_SUBJECT.match(subject)) and TAG_RE.search(subject, m.end()):
         return f"an automatic reply's subject ({m.group(0).strip()})"
     if content_type.lower().startswith("multipart/report"):
@@ -65,6 +72,17 @@ def auto_generated_reason(
     if _ROBOT_LOCALPART.fullmatch(local):
         return f"robot sender {from_addr}"
     return None
+
+
+def _values(headers: Fields, name: str) -> Sequence[str]:
+    """Every value of field `name`, top first; none when the mail has no such field."""
+    values = headers.get(name, ())
+    return (values,) if isinstance(values, str) else values
+
+
+def _present(headers: Fields, name: str) -> bool:
+    """Whether any field `name` has a value."""
+    return any(_values(headers, name))
 
 
 # Fields auto-responders and mail systems write where RFC 3834's Auto-Submitted is missing, with the word
@@ -86,15 +104,16 @@ _RESPONDER_FIELDS: tuple[tuple[str, str, str | None], ...] = (
 )
 
 
-def _responder_reason(headers: Mapping[str, str]) -> str | None:
+def _responder_reason(headers: Fields) -> str | None:
     """An auto-responder's or mail system's own marker, written instead of RFC 3834's field."""
     for name, spelled, word in _RESPONDER_FIELDS:
-        value = headers.get(name, "").strip()
-        if value and (word is None or word in value.lower()):
-            return f"{spelled}: {value[:80]}"
-    x_precedence = headers.get("x-precedence", "").strip().lower()
-    if x_precedence in _BULK_PRECEDENCE:
-        return f"X-Precedence: {x_precedence}"
+        for value in _values(headers, name):
+            value = value.strip()
+            if value and (word is None or word in value.lower()):
+                return f"{spelled}: {value[:80]}"
+    for x_precedence in _values(headers, "x-precedence"):
+        if (x_precedence := x_precedence.strip().lower()) in _BULK_PRECEDENCE:
+            return f"X-Precedence: {x_precedence}"
     return None
 
 
@@ -173,6 +192,20 @@ def cap_mailbox(address: str) -> tuple[str, str]:
     return local.split("+", 1)[0] or local, domain
 
 
+def mailbox_spellings(address: str) -> list[str]:
+    """An address (lower case, as the cap looks it up) and the same mailbox with its domain in the other IDNA
+    form: `cust@bücher.example` and `cust@xn--bcher-kva.example` are one mailbox (RFC 5890 section 2.3.2.1).
+
+    The outbox keeps each recipient as the ticket knows it, in either form,
+    so the cap asks for both: an auto-responder answering from each got twice
+    the cap (PRODUCT.md "Loops and robots"). An ASCII domain that is no
+    A-label has one spelling, and the common recipient does no IDNA work.
+    """
+    if address.isascii() and "xn--" not in address:
+        return [address]
+    return spellings(address)
+
+
 def own_address_reason(address: str) -> str:
     """Why a person's mail From one of our addresses is not answered (PRODUCT.md: never answers its own mail)."""
     return f"from our own address {address}: ticketd never answers its own addresses"
@@ -183,7 +216,7 @@ def own_address_reason(address: str) -> str:
 _ADDRESS = re.compile(r"(?<![^\s<>,;\"])[^\s<>,;\"@]+@[^\s<>,;\"]+")
 
 
-def _filter_reason(headers: Mapping[str, str], from_addr: str | None) -> str | None:
+def _filter_reason(headers: Fields, from_addr: str | None) -> str | None:
     """A mail filter's or list's loop marker: its out-of-office answers carry no RFC 3834 field.
 
     X-Loop is what procmail recipes (formail -A "X-Loop: …", the vacation
@@ -202,14 +235,16 @@ def _filter_reason(headers: Mapping[str, str], from_addr: str | None) -> str | N
     mailbox whose rule acted. A redirect also adds the latter but keeps the
     author's From, so it marks the mail only when it names the sender.
     """
-    loop = headers.get("x-loop", "").strip()
-    named = {a.lower() for a in _ADDRESS.findall(loop)}
-    if loop and (not named or (from_addr or "").lower() in named):
-        return f"X-Loop: {loop[:80]}"
-    source = headers.get("x-ms-exchange-generated-message-source", "").strip()
-    if source.lower().startswith("mailbox rules agent"):
+    for loop in _values(headers, "x-loop"):
+        loop = loop.strip()
+        named = {a.lower() for a in _ADDRESS.findall(loop)}
+        if loop and (not named or (from_addr or "").lower() in named):
+            return f"X-Loop: {loop[:80]}"
+    sources = _values(headers, "x-ms-exchange-generated-message-source")
+    if any(source.strip().lower().startswith("mailbox rules agent") for source in sources):
         return "Exchange inbox rule (X-MS-Exchange-Generated-Message-Source: Mailbox Rules Agent)"
-    rule_owners = _ADDRESS.findall(headers.get("x-ms-exchange-inbox-rules-loop", ""))
-    if from_addr and from_addr.lower() in (owner.lower() for owner in rule_owners):
+    rule_owners = [owner.lower() for value in _values(headers, "x-ms-exchange-inbox-rules-loop")
+                   for owner in _ADDRESS.findall(value)]
+    if from_addr and from_addr.lower() in rule_owners:
         return f"Exchange inbox rule of {from_addr} (X-MS-Exchange-Inbox-Rules-Loop)"
     return None

@@ -61,11 +61,13 @@ def relaying_list(headers: Mapping[str, str], addresses: list[str]) -> list[str]
     return [a for a in addresses if a.lower() in posted or a.lower().replace("@", ".", 1) == list_id]
 
 
-def robot_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The mail's fields without those our own list added, for the robot checks."""
-    kept = {name: value for name, value in headers.items() if name not in _LIST_FIELDS}
-    if kept.get("precedence", "").strip().lower() == "list":
-        del kept["precedence"]
+def robot_headers(headers: Mapping[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """The mail's fields (every value of each) without those our own list added, for the robot checks."""
+    kept = {name: values for name, values in headers.items() if name not in _LIST_FIELDS}
+    # The list's Precedence: list goes; a writer's own Precedence: bulk beside it stays.
+    precedence = tuple(v for v in kept.pop("precedence", ()) if v.strip().lower() != "list")
+    if precedence:
+        kept["precedence"] = precedence
     return kept
 
 

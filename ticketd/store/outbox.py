@@ -77,13 +77,16 @@ def sent_of_template(conn: Connection, addresses: list[str], template: str, sinc
 
 # Automatic rows since a time to a mailbox's subaddresses (`local+…@domain`) but those in `counted`: a
 # range over the (recipient, created_at) index from "local+" up to "local," ("," follows "+"), and LIKE
-# keeps only the mailbox's own. The range is in the column's collation, as the index is: SQLite's BINARY
-# and PostgreSQL's C or C.UTF-8 order by code point and find every one; a language's collation (en_US)
-# may order punctuation otherwise and find fewer, counting as before. A COLLATE "C" range would find
-# them all there too, but no index serves it: 7 ms a notice on 100 000 rows, against 0.15.
+# keeps only the mailbox's own, its domain in either IDNA form (`pattern`, `other_pattern`: one mailbox,
+# RFC 5890; the same pattern twice for a domain with one spelling). The range is in the column's collation,
+# as the index is: SQLite's BINARY and PostgreSQL's C or C.UTF-8 order by code point and find every one; a
+# language's collation (en_US) may order punctuation otherwise and find fewer, counting as before. A
+# COLLATE "C" range would find them all there too, but no index serves it: 7 ms a notice on 100 000 rows,
+# against 0.15.
 _SUBADDRESSES = Hot(select(func.count()).select_from(outbox).where(
     outbox.c.recipient >= bindparam("low"), outbox.c.recipient < bindparam("high"),
-    outbox.c.recipient.like(bindparam("pattern"), escape="\\"),
+    or_(outbox.c.recipient.like(bindparam("pattern"), escape="\\"),
+        outbox.c.recipient.like(bindparam("other_pattern"), escape="\\")),
     outbox.c.recipient.not_in(bindparam("counted", expanding=True)),
     outbox.c.automatic.is_(True), outbox.c.created_at > bindparam("since")))
 
@@ -93,21 +96,24 @@ def _like_escaped(text: str) -> str:
 
 
 def notice_history(conn: Connection, *, ticket_id: int | None, recipient: str, addresses: list[str],
-                   template: str, since: datetime, mailbox: tuple[str, str] | None = None) -> NoticeHistory:
+                   template: str, since: datetime,
+                   mailbox: tuple[str, Sequence[str]] | None = None) -> NoticeHistory:
     """What loop protection needs to know about a notice's recipient (`addresses`: its spellings).
 
-    `mailbox`: (local part, domain) of a subaddressed recipient (RFC 5233),
-    whose count for the cap takes in the mailbox and all its subaddresses;
-    bounces and acknowledgements stay the address's own.
+    `mailbox`: (local part, its domain's spellings: the first and last are
+    asked for) of a subaddressed recipient (RFC 5233), whose count for the
+    cap takes in the mailbox and all its subaddresses; bounces and
+    acknowledgements stay the address's own.
     """
-    counted = addresses if mailbox is None else list({*addresses, "@".join(mailbox)})
+    counted = addresses if mailbox is None else list({*addresses, *(f"{mailbox[0]}@{d}" for d in mailbox[1])})
     bounced, sent, recent = _NOTICE_HISTORY.execute(conn, dict(
         ticket_id=ticket_id, recipient=recipient, addresses=addresses, addresses_again=counted,
         template=template, since=since)).rows[0]
     if mailbox is not None:
-        local, domain = mailbox
+        local, domains = mailbox
+        patterns = [f"{_like_escaped(local)}+%@{_like_escaped(domain)}" for domain in domains]
         recent += _SUBADDRESSES.execute(conn, dict(
-            low=local + "+", high=local + ",", pattern=f"{_like_escaped(local)}+%@{_like_escaped(domain)}",
+            low=local + "+", high=local + ",", pattern=patterns[0], other_pattern=patterns[-1],
             counted=counted, since=since)).scalar()
     return NoticeHistory(bool(bounced), bool(sent), int(recent))
 
