@@ -26,7 +26,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from email.policy import Compat32
+from email.policy import Compat32, compat32
 
 from ingest import smime
 from ingest.boundaries import recover_parts
@@ -1042,6 +1042,18 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _HASH_CHUNK = 1 << 20
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _crlf_to_lf(data: bytes) -> bytes:
+    """data with each CRLF made LF."""
+    if _LONE_CR.search(data):
+        return data.replace(b"\r\n", b"\n")
+    # Every CR ends a CRLF, so deleting them all is the same, and bytes.replace
+    # deletes one byte several times faster than it replaces two.
+    return data.replace(b"\r", b"")
+
+
 def _normalised_body_hash(raw: bytes, start: int, chunk: int = _HASH_CHUNK) -> str:
     """sha256 of raw[start:] with CRLF made LF and trailing whitespace cut, without copying the body.
 
@@ -1054,24 +1066,70 @@ def _normalised_body_hash(raw: bytes, start: int, chunk: int = _HASH_CHUNK) -> s
         end -= 1
     digest = hashlib.sha256()
     view = memoryview(raw)
+    if raw.find(b"\r", start, end) < 0:
+        # Nothing to make LF (a mail that came with LF line ends): hash the bytes where they lie.
+        digest.update(view[start:end])
+        return digest.hexdigest()
     carry = b""
     for offset in range(start, end, chunk):
         piece = carry + view[offset:min(offset + chunk, end)].tobytes()
         # A CR at the end of a piece may start a CRLF that the next piece ends.
         carry = b"\r" if piece.endswith(b"\r") else b""
-        digest.update((piece[:-1] if carry else piece).replace(b"\r\n", b"\n"))
+        digest.update(_crlf_to_lf(piece[:-1] if carry else piece))
     digest.update(carry)
     return digest.hexdigest()
 
 
 _HEAD_PARSER = email.parser.BytesParser()  # compat32, as email.message_from_bytes
+_COMPAT32 = compat32  # the policy _HEAD_PARSER reads with
+# A head of nothing but fields, each a name (printable ASCII but the colon,
+# RFC 5322 section 2.2, as the stdlib's headerRE) and a value, folded on
+# lines that open with a blank. Value characters leave out CR, which ends a
+# line to the stdlib's feedparser, and VT, FF, FS, GS, RS, which end one to
+# str.splitlines() (older feedparsers split by it): a head holding any of
+# them is read by the stdlib, so one matched here has the stdlib's lines.
+_VALUE_CHARS = r"[^\n\r\x0b\x0c\x1c\x1d\x1e]*"
+_PLAIN_FIELD = rf"[\x21-\x39\x3b-\x7e]+:{_VALUE_CHARS}(?:\n[ \t]{_VALUE_CHARS})*\n"
+_PLAIN_HEAD = re.compile(rf"(?:{_PLAIN_FIELD})+")
+# Name and value as compat32 stores them: blanks after the colon dropped, folds kept.
+_FIELD = re.compile(rf"([\x21-\x39\x3b-\x7e]+):[ \t]*({_VALUE_CHARS}(?:\n[ \t]{_VALUE_CHARS})*)\n")
 
 
-def _message_id_as_written(msg) -> str | None:
-    """The first Message-ID of a compat32 head, its raw 8-bit bytes decoded as UTF-8."""
-    value = next((v for k, v in msg.raw_items() if k.lower() == "message-id"), "")
-    if not isinstance(value, str):
+def _plain_head_fields(head: bytes) -> list[tuple[str, str]] | None:
+    """The (name, raw value) fields of an LF head that is nothing but fields, as compat32 reads them, else None.
+
+    The stdlib's header parsing is half of dedupe_key's time on an ordinary
+    mail; such a head needs none of its cases (an mbox `From ` line, a
+    first line folded, a line that is no field, odd line ends), and any
+    head with one of them goes to the stdlib instead.
+    """
+    text = head.decode("ascii", "surrogateescape") + "\n"
+    if not _PLAIN_HEAD.fullmatch(text):
         return None
+    return _FIELD.findall(text)
+
+
+def _head_fields(raw: bytes, head_end: int) -> tuple[list[tuple[str, str]], bool]:
+    """The head's fields as compat32 stores them (name, raw value), and whether lines that are no field came first.
+
+    Lines before the first blank one that are no header (a mail with no
+    header block at all, a block of bytes) are the mail's text.
+    """
+    head = raw[:head_end].replace(b"\r\n", b"\n")
+    fields = _plain_head_fields(head)
+    if fields is not None:
+        return fields, False
+    # Headers only: a multipart Content-Type would otherwise send the parser
+    # looking for its boundary, compiling a new regular expression per mail.
+    msg = _HEAD_PARSER.parsebytes(head + b"\n\n", headersonly=True)
+    # The stored payload, not get_payload(): that decodes 8-bit bytes by the Content-Type's charset
+    # parameter, and one holding a NUL raised ValueError.
+    stray = msg._payload  # noqa: SLF001
+    return list(msg.raw_items()), isinstance(stray, str) and bool(stray.strip())
+
+
+def _message_id_as_written(value: str) -> str | None:
+    """The first id of a raw compat32 Message-ID value, its raw 8-bit bytes decoded as UTF-8."""
     return (msgids(value.encode("ascii", "surrogateescape").decode("utf-8", "replace"))[:1] or [None])[0]
 
 
@@ -1100,28 +1158,21 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
 def _key_by_fields(raw: bytes) -> tuple[str, str | None]:
     blank = _BLANK_LINE.search(raw)
     head_end, body_start = (blank.start(), blank.end()) if blank else (len(raw), len(raw))
-    body_hash = _normalised_body_hash(raw, body_start)
-    # Headers only: a multipart Content-Type would otherwise send the parser
-    # looking for its boundary, compiling a new regular expression per mail.
-    msg = _HEAD_PARSER.parsebytes(raw[:head_end].replace(b"\r\n", b"\n") + b"\n\n", headersonly=True)
-    # The stored payload, not get_payload(): that decodes 8-bit bytes by the Content-Type's charset
-    # parameter, and one holding a NUL raised ValueError.
-    stray = msg._payload  # noqa: SLF001
-    if isinstance(stray, str) and stray.strip():
-        # Lines before the first blank one that are no header (a mail with
-        # no header block at all, a block of bytes): they are the mail's
-        # text, and without them every such mail would share one key.
-        body_hash = _normalised_body_hash(raw, 0)
-    message_id = (msgids(str(msg.get("message-id", "")))[:1] or [None])[0]
+    fields, stray = _head_fields(raw, head_end)
+    # Without the stray lines every mail without a head would share one key.
+    body_hash = _normalised_body_hash(raw, 0 if stray else body_start)
+    written = next(((k, v) for k, v in fields if k.lower() == "message-id"), None)
+    message_id = (msgids(str(_COMPAT32.header_fetch_parse(*written)) if written else "")[:1] or [None])[0]
     if message_id:
         # The key hashes the Message-ID as compat32 reads it (8-bit bytes as U+FFFD), as every key
         # stored so far was made; the Message-ID returned for the log and `quarantine list` is
         # its bytes read as UTF-8 (RFC 6532), as the parser reads it.
         key = f"mid:{hashlib.sha256(message_id.encode('utf-8', 'surrogateescape')).hexdigest()[:40]}:{body_hash[:24]}"
-        return key, _message_id_as_written(msg) or message_id
+        # An ASCII value reads the same both ways.
+        return key, message_id if written[1].isascii() else _message_id_as_written(written[1]) or message_id
     kept = [
-        f"{name.lower()}:{value}"
-        for name, value in msg.items()
+        f"{name.lower()}:{_COMPAT32.header_fetch_parse(name, value)}"
+        for name, value in fields
         if name.lower() not in _TRACE_HEADERS and not name.lower().startswith("x-")
     ]
     head_hash = hashlib.sha256("\n".join(kept).encode("utf-8", "surrogateescape")).hexdigest()
