@@ -53,7 +53,7 @@ def _reads(ticket_id: int, first: str, waiting: int, since, kind: str):
                                       addresses=["cust@example.org"], addresses_again=["cust@example.org", "c@x"],
                                       template="requester/ticket_opened", since=since)),
         (outbox._SUBADDRESSES, dict(low="cust+", high="cust,", pattern="cust+%@example.org",
-                                    counted=["cust@example.org"], since=since)),
+                                    other_pattern="cust+%@example.org", counted=["cust@example.org"], since=since)),
         (outbox._THREAD, dict(ticket_id=ticket_id)),
         (outbox._SENT_RAWS, dict(message_ids=["a@b", "c@d"], limit=3)),
         (timers._ARMED_OF_KIND_ANSWERED, dict(ticket_id=ticket_id, kind=kind)),
